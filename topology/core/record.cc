@@ -1,0 +1,46 @@
+#include "topology/core/record.h"
+
+namespace attune {
+
+std::string Envelope::dump() const {
+  Json j = {{"type", type}, {"id", id}, {"key", key}, {"ts", ts}, {"source", source},
+            {"payload", payload}};
+  return j.dump();
+}
+
+bool Envelope::parse(std::string_view value, Envelope& out, std::string& error) {
+  Json j = Json::parse(value, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) {
+    error = "record value is not a JSON object";
+    return false;
+  }
+  auto type = j.find("type");
+  if (type == j.end() || !type->is_string()) {
+    error = "record envelope has no string 'type'";
+    return false;
+  }
+  out.type = type->get<std::string>();
+  auto id = j.find("id");
+  out.id = (id != j.end() && id->is_number_integer()) ? id->get<int64_t>() : 0;
+  auto key = j.find("key");
+  out.key = (key != j.end() && key->is_string()) ? key->get<std::string>() : "";
+  auto ts = j.find("ts");
+  out.ts = (ts != j.end() && ts->is_number_integer()) ? ts->get<int64_t>() : 0;
+  auto src = j.find("source");
+  out.source = (src != j.end() && src->is_string()) ? src->get<std::string>() : "";
+  auto payload = j.find("payload");
+  out.payload = payload != j.end() ? std::move(*payload) : Json::object();
+  return true;
+}
+
+int32_t partition_for(std::string_view key, int32_t partitions) {
+  if (partitions <= 1) return 0;
+  uint32_t h = 2166136261u;
+  for (unsigned char c : key) {
+    h ^= c;
+    h *= 16777619u;
+  }
+  return static_cast<int32_t>(h % static_cast<uint32_t>(partitions));
+}
+
+}  // namespace attune
