@@ -1,0 +1,43 @@
+// ShellRunner: the `core.shell` runtime — pack script files and inline script text run by /bin/sh
+// with the parameter document on stdin or in a file (API.md §11.3, §11.4).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "runners/runner.h"
+
+namespace attune::runners {
+
+// prepare() builds:
+//  * a pack file (entrypoint names a regular file inside <pack_dir>/actions; symlinks and `..`
+//    may not lead outside it): argv = {file} if executable, else {"/bin/sh", file}; the working
+//    directory is <pack_dir>/actions.
+//  * inline script text otherwise: argv = {"/bin/sh", "/dev/fd/3"} and fd 3 carries a prelude
+//    that assigns each top-level parameter whose key is a shell identifier as a NON-exported
+//    variable (strings raw, other values as compact JSON), then the script. The working
+//    directory is pack_dir when set, else inherited.
+// The environment is PATH and HOME (from the worker's environment, with defaults), LANG=C.UTF-8,
+// then the caller's env_vars, then the ATTUNE_* variables, which env_vars cannot override.
+// Parameter values never appear in argv or the environment. With parameter_delivery "file" the
+// document is written to a 0400 file in `temp_dir` (listed in cleanup_paths); otherwise it is
+// the process's stdin. Thread-safe (const after construction).
+class ShellRunner final : public Runner {
+ public:
+  // `temp_dir`: where parameter files are created; empty = std::filesystem::temp_directory_path.
+  explicit ShellRunner(std::string temp_dir = "");
+
+  Result<ProcessSpec> prepare(const ActionInvocation& inv) const override;
+
+  // The environment prepare() gives the process (exposed for tests and other runners).
+  static std::vector<std::string> build_environment(const ActionInvocation& inv,
+                                                    const std::string& parameter_file);
+  // The fd 3 prelude for inline scripts: one assignment per eligible top-level key.
+  static std::string inline_prelude(const Json& parameters,
+                                    const std::map<std::string, std::string>& env_vars);
+
+ private:
+  std::string temp_dir_;
+};
+
+}  // namespace attune::runners
