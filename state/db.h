@@ -1,0 +1,156 @@
+// Key-value stores on RocksDB column families (the only module that includes RocksDB).
+//
+// A Db is one RocksDB instance; a Store is one column family in it, created on first use.
+// WriteBatch collects puts and deletes across stores; Db::write applies any number of batches
+// as ONE atomic RocksDB write, which is what lets a stage commit its state, its produced
+// records and its input offsets together (DESIGN.md §4).
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "topology/core/result.h"
+
+namespace attune::state {
+
+class Db;
+
+// Visitor for scans: return false to stop.
+using ScanFn = std::function<bool(std::string_view key, std::string_view value)>;
+
+// A named column family. Handles are owned by their Db and live as long as it. Thread-safe.
+class Store {
+ public:
+  const std::string& name() const { return name_; }
+  Result<std::optional<std::string>> get(std::string_view key) const;
+  // Visits keys starting with `prefix` in key order (reverse: descending). `start`, when not
+  // empty, is where to begin (inclusive) — a key inside the prefix range.
+  Status scan(std::string_view prefix, const ScanFn& fn, bool reverse = false,
+              std::string_view start = {}) const;
+
+ private:
+  friend class Db;
+  Store(Db* db, std::string name, void* handle) : db_(db), name_(std::move(name)), cf_(handle) {}
+  Db* db_;
+  std::string name_;
+  void* cf_;  // rocksdb::ColumnFamilyHandle*
+};
+
+// A list of writes to apply atomically. Not thread-safe; cheap to move.
+class WriteBatch {
+ public:
+  struct Op {
+    Store* store;
+    std::string key;
+    std::optional<std::string> value;  // nullopt: delete
+  };
+  void put(Store& store, std::string key, std::string value) {
+    bytes_ += key.size() + value.size();
+    ops_.push_back(Op{&store, std::move(key), std::move(value)});
+  }
+  void del(Store& store, std::string key) {
+    bytes_ += key.size();
+    ops_.push_back(Op{&store, std::move(key), std::nullopt});
+  }
+  bool empty() const { return ops_.empty(); }
+  size_t size() const { return ops_.size(); }
+  size_t bytes() const { return bytes_; }
+  const std::vector<Op>& ops() const { return ops_; }
+  void truncate(size_t n);  // drop ops after the first n (savepoint rollback)
+  void clear() {
+    ops_.clear();
+    bytes_ = 0;
+  }
+
+ private:
+  std::vector<Op> ops_;
+  size_t bytes_ = 0;
+};
+
+struct DbOptions {
+  bool sync = false;  // fsync the WAL on every write; off still survives a process crash (kill -9)
+  bool create_if_missing = true;
+  size_t block_cache_bytes = 64 << 20;
+};
+
+class Db {
+ public:
+  static Result<std::unique_ptr<Db>> open(const std::string& path, const DbOptions& options = {});
+  ~Db();
+  Db(const Db&) = delete;
+  Db& operator=(const Db&) = delete;
+
+  // The store named `name`, created if missing. Thread-safe; the pointer stays valid.
+  Result<Store*> store(std::string_view name);
+  // Applies all batches in one atomic write.
+  Status write(std::span<const WriteBatch* const> batches);
+  Status write(const WriteBatch& batch) {
+    const WriteBatch* one[] = {&batch};
+    return write(one);
+  }
+  const std::string& path() const { return path_; }
+  // Approximate on-disk size of live data, for metrics and tests.
+  uint64_t approximate_size() const;
+
+ private:
+  friend class Store;
+  struct Impl;
+  explicit Db(std::unique_ptr<Impl> impl, std::string path);
+  std::unique_ptr<Impl> impl_;
+  std::string path_;
+  mutable std::mutex mu_;
+  std::map<std::string, std::unique_ptr<Store>, std::less<>> stores_;
+};
+
+// A transactional view over stores: writes go to a WriteBatch, reads see this transaction's
+// own uncommitted writes first. Savepoints allow dropping the effects of one record that
+// failed to process while keeping the rest of the batch. Not thread-safe.
+class Txn {
+ public:
+  Result<std::optional<std::string>> get(Store& store, std::string_view key) const;
+  void put(Store& store, std::string key, std::string value);
+  void del(Store& store, std::string key);
+  // Prefix scan merging committed data with this transaction's writes.
+  Status scan(Store& store, std::string_view prefix, const ScanFn& fn, bool reverse = false) const;
+
+  struct Savepoint {
+    size_t ops;
+    size_t undo;
+  };
+  Savepoint savepoint() const { return {batch_.size(), undo_.size()}; }
+  void rollback(const Savepoint& sp);
+
+  const WriteBatch& batch() const { return batch_; }
+  bool empty() const { return batch_.empty(); }
+  void clear();
+
+ private:
+  using OverlayKey = std::pair<Store*, std::string>;
+  struct Undo {
+    OverlayKey key;
+    bool existed;
+    std::optional<std::string> previous;
+  };
+  void record(Store& store, std::string key, std::optional<std::string> value);
+
+  WriteBatch batch_;
+  std::map<OverlayKey, std::optional<std::string>, std::less<>> overlay_;
+  std::vector<Undo> undo_;
+};
+
+// Big-endian fixed-width encodings so numeric keys sort in numeric order.
+std::string encode_be64(uint64_t v);
+uint64_t decode_be64(std::string_view s);
+std::string encode_be32(uint32_t v);
+uint32_t decode_be32(std::string_view s);
+// The smallest key greater than every key with this prefix ("" if none exists).
+std::string prefix_successor(std::string_view prefix);
+
+}  // namespace attune::state

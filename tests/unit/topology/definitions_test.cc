@@ -1,0 +1,59 @@
+// Unit tests for DefinitionsTable: upserts, tombstones, id/trigger/webhook indexes, replay at
+// start and following new records, wait_applied.
+#include "tests/unit/topology/test_util.h"
+#include "topology/definitions_table.h"
+
+namespace attune {
+namespace {
+
+using testing::LogFixture;
+using namespace std::chrono_literals;
+
+class DefinitionsTest : public LogFixture {};
+
+TEST_F(DefinitionsTest, ReplaysThenFollows) {
+  ASSERT_TRUE(log_->produce({definition_record("action", {{"id", 1}, {"ref", "p.a"}}, 0, "t")}).ok());
+  DefinitionsTable table(*log_);
+  ASSERT_TRUE(table.start().ok());
+  ASSERT_NE(table.get("action", "p.a"), nullptr);  // replayed before start() returned
+  EXPECT_EQ((*table.resolve("action", "1"))["ref"], "p.a");
+  auto pos = log_->produce({definition_record(
+      "rule", {{"id", 2}, {"ref", "p.r"}, {"trigger_ref", "core.webhook"}}, 0, "t")});
+  ASSERT_TRUE(table.wait_applied((*pos)[0].offset, 5s));
+  ASSERT_EQ(table.rules_for_trigger("core.webhook").size(), 1u);
+  pos = log_->produce({definition_tombstone("rule", "p.r", 2, 0, "t")});
+  ASSERT_TRUE(table.wait_applied((*pos)[0].offset, 5s));
+  EXPECT_EQ(table.get("rule", "p.r"), nullptr);
+  EXPECT_EQ(table.get_by_id("rule", 2), nullptr);
+  EXPECT_TRUE(table.rules_for_trigger("core.webhook").empty());
+}
+
+TEST_F(DefinitionsTest, WebhookIndexFollowsKeyChanges) {
+  DefinitionsTable table(*log_);
+  ASSERT_TRUE(table.start().ok());
+  Json t = {{"id", 5}, {"ref", "p.t"}, {"webhook_key", "old"}};
+  auto pos = log_->produce({definition_record("trigger", t, 0, "t")});
+  ASSERT_TRUE(table.wait_applied((*pos)[0].offset, 5s));
+  EXPECT_NE(table.trigger_for_webhook("old"), nullptr);
+  t["webhook_key"] = "new";
+  pos = log_->produce({definition_record("trigger", t, 0, "t")});
+  ASSERT_TRUE(table.wait_applied((*pos)[0].offset, 5s));
+  EXPECT_EQ(table.trigger_for_webhook("old"), nullptr);
+  EXPECT_NE(table.trigger_for_webhook("new"), nullptr);
+}
+
+TEST_F(DefinitionsTest, MalformedRecordsAreSkipped) {
+  DefinitionsTable table(*log_);
+  Record r{std::string(topics::kDefinitions), 0, 0, 0, "action:x", "garbage"};
+  EXPECT_FALSE(table.apply(r));
+  EXPECT_EQ(table.applied(), 1);
+  EXPECT_EQ(table.get("action", "x"), nullptr);
+}
+
+TEST_F(DefinitionsTest, ResolveRejectsHugeIds) {
+  DefinitionsTable table(*log_);
+  EXPECT_EQ(table.resolve("action", "99999999999999999999999"), nullptr);
+}
+
+}  // namespace
+}  // namespace attune

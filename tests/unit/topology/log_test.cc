@@ -1,0 +1,144 @@
+// Unit tests for EmbeddedLog: produce/consume, partitioning, committed offsets across reopen,
+// group commit under concurrency, blocking polls woken by producers and by wakeup().
+#include <future>
+#include <set>
+#include <thread>
+
+#include "tests/unit/topology/test_util.h"
+
+namespace attune {
+namespace {
+
+using testing::LogFixture;
+using namespace std::chrono_literals;
+
+class EmbeddedLogTest : public LogFixture {};
+
+TEST_F(EmbeddedLogTest, ProducedRecordsAreConsumedInOrderPerPartition) {
+  std::vector<OutRecord> recs;
+  for (int i = 0; i < 30; ++i) {
+    recs.push_back({std::string(topics::kEvents), "k" + std::to_string(i % 5), std::to_string(i)});
+  }
+  auto pos = log_->produce(recs);
+  ASSERT_TRUE(pos.ok());
+  ASSERT_EQ(pos->size(), 30u);
+  auto c = log_->subscribe("g", {std::string(topics::kEvents)});
+  ASSERT_TRUE(c.ok());
+  std::vector<Record> got;
+  while (got.size() < 30) {
+    auto batch = (*c)->poll(7, 100ms);
+    ASSERT_FALSE(batch.empty());
+    got.insert(got.end(), batch.begin(), batch.end());
+  }
+  std::map<std::string, std::vector<int>> by_key;
+  for (const auto& r : got) {
+    EXPECT_EQ(r.partition, partition_for(r.key, 3));
+    by_key[r.key].push_back(std::stoi(r.value));
+  }
+  for (auto& [k, v] : by_key) EXPECT_TRUE(std::is_sorted(v.begin(), v.end())) << k;
+  EXPECT_TRUE((*c)->poll(10, 10ms).empty());
+}
+
+TEST_F(EmbeddedLogTest, CommittedOffsetsSurviveReopen) {
+  std::vector<OutRecord> recs;
+  for (int i = 0; i < 10; ++i) recs.push_back({std::string(topics::kCommands), "same", std::to_string(i)});
+  ASSERT_TRUE(log_->produce(recs).ok());
+  {
+    auto c = log_->subscribe("g", {std::string(topics::kCommands)});
+    auto batch = (*c)->poll(4, 100ms);
+    ASSERT_EQ(batch.size(), 4u);
+    Transaction t;
+    t.offsets = (*c)->positions();
+    ASSERT_TRUE(log_->commit(std::move(t)).ok());
+  }
+  reopen();
+  auto c = log_->subscribe("g", {std::string(topics::kCommands)});
+  auto batch = (*c)->poll(100, 100ms);
+  ASSERT_EQ(batch.size(), 6u);
+  EXPECT_EQ(batch.front().value, "4");
+  // Producing after reopen continues the offsets.
+  auto pos = log_->produce({{std::string(topics::kCommands), "same", "10"}});
+  ASSERT_TRUE(pos.ok());
+  EXPECT_EQ((*pos)[0].offset, 10);
+}
+
+TEST_F(EmbeddedLogTest, TransactionIsAtomicWithState) {
+  auto store = db_->store("stage.s");
+  ASSERT_TRUE(store.ok());
+  Transaction t;
+  t.state.put(**store, "k", "v");
+  t.records.push_back({std::string(topics::kEvents), "a", "x"});
+  t.offsets.push_back({"g", {std::string(topics::kCommands), 0}, 7});
+  ASSERT_TRUE(log_->commit(std::move(t)).ok());
+  EXPECT_EQ(**(*store)->get("k"), "v");
+  EXPECT_EQ(*log_->committed("g", {std::string(topics::kCommands), 0}), 7);
+}
+
+TEST_F(EmbeddedLogTest, UnknownTopicIsRejected) {
+  auto r = log_->produce({{"no.such.topic", "k", "v"}});
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("unknown topic"), std::string::npos);
+}
+
+TEST_F(EmbeddedLogTest, ConcurrentCommitsGetUniqueContiguousOffsets) {
+  constexpr int kThreads = 8, kEach = 300;
+  std::vector<std::thread> ts;
+  std::mutex mu;
+  std::set<int64_t> offsets;
+  for (int t = 0; t < kThreads; ++t) {
+    ts.emplace_back([&] {
+      for (int i = 0; i < kEach; ++i) {
+        auto pos = log_->produce({{std::string(topics::kDeadletter), "k", "v"}});
+        ASSERT_TRUE(pos.ok());
+        std::lock_guard lock(mu);
+        offsets.insert((*pos)[0].offset);
+      }
+    });
+  }
+  for (auto& t : ts) t.join();
+  ASSERT_EQ(offsets.size(), size_t{kThreads * kEach});
+  EXPECT_EQ(*offsets.begin(), 0);
+  EXPECT_EQ(*offsets.rbegin(), kThreads * kEach - 1);
+  EXPECT_EQ(log_->end_offset({std::string(topics::kDeadletter), 0}), kThreads * kEach);
+}
+
+TEST_F(EmbeddedLogTest, PollBlocksUntilProduced) {
+  auto c = log_->subscribe("g", {std::string(topics::kEvents)});
+  auto fut = std::async(std::launch::async, [&] { return (*c)->poll(10, 10s); });
+  // The poll is waiting; a produce must wake it long before its 10 s timeout.
+  ASSERT_EQ(fut.wait_for(50ms), std::future_status::timeout);
+  const auto start = std::chrono::steady_clock::now();
+  ASSERT_TRUE(log_->produce({{std::string(topics::kEvents), "k", "v"}}).ok());
+  auto got = fut.get();
+  EXPECT_EQ(got.size(), 1u);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);
+}
+
+TEST_F(EmbeddedLogTest, WakeupReturnsEmptyPoll) {
+  auto c = log_->subscribe("g", {std::string(topics::kEvents)});
+  auto fut = std::async(std::launch::async, [&] { return (*c)->poll(10, 10s); });
+  ASSERT_EQ(fut.wait_for(20ms), std::future_status::timeout);
+  (*c)->wakeup();
+  EXPECT_EQ(fut.wait_for(5s), std::future_status::ready);
+  EXPECT_TRUE(fut.get().empty());
+}
+
+TEST_F(EmbeddedLogTest, PartitionSubsetAndStartAtEnd) {
+  for (int i = 0; i < 20; ++i) {
+    ASSERT_TRUE(log_->produce({{std::string(topics::kEvents), std::to_string(i), "old"}}).ok());
+  }
+  auto c = log_->subscribe("late", {std::string(topics::kEvents)}, {1}, /*from_beginning=*/false);
+  EXPECT_TRUE((*c)->poll(100, 10ms).empty());
+  for (int i = 0; i < 20; ++i) {
+    ASSERT_TRUE(log_->produce({{std::string(topics::kEvents), std::to_string(i), "new"}}).ok());
+  }
+  auto got = (*c)->poll(100, 100ms);
+  ASSERT_FALSE(got.empty());
+  for (const auto& r : got) {
+    EXPECT_EQ(r.partition, 1);
+    EXPECT_EQ(r.value, "new");
+  }
+}
+
+}  // namespace
+}  // namespace attune

@@ -1,0 +1,158 @@
+// Unit tests for the stage Runtime: exactly-once commit of state + output + offsets, dead
+// letters with rollback, mailbox tasks, after-commit hooks, punctuation, AppliedOffsets.
+#include <future>
+#include <latch>
+
+#include "tests/unit/topology/test_util.h"
+#include "topology/runtime.h"
+
+namespace attune {
+namespace {
+
+using testing::LogFixture;
+using namespace std::chrono_literals;
+
+// Counts records per key in a store and forwards "<key>:<count>" to commands; throws on "bad".
+class CountingProcessor : public Processor {
+ public:
+  explicit CountingProcessor(std::function<void()> on_init = {}) : on_init_(std::move(on_init)) {}
+  void init(ProcessorContext& ctx) override {
+    store_ = &ctx.store("counts");
+    if (on_init_) on_init_();
+  }
+  void process(const Record& r, ProcessorContext& ctx) override {
+    auto v = ctx.get(*store_, r.key);
+    const int n = (v.ok() && v->has_value()) ? std::stoi(**v) + 1 : 1;
+    ctx.put(*store_, r.key, std::to_string(n));
+    ctx.forward(topics::kCommands, r.key, r.key + ":" + std::to_string(n));
+    if (r.value == "bad") throw ProcessingError("value is bad");
+  }
+
+ private:
+  state::Store* store_ = nullptr;
+  std::function<void()> on_init_;
+};
+
+class RuntimeTest : public LogFixture {
+ protected:
+  std::vector<Record> drain(const std::string& topic, size_t want) {
+    auto c = log_->reader({topic});
+    std::vector<Record> out;
+    const auto deadline = std::chrono::steady_clock::now() + 5s;
+    while (out.size() < want && std::chrono::steady_clock::now() < deadline) {
+      auto b = (*c)->poll(100, 100ms);
+      out.insert(out.end(), b.begin(), b.end());
+    }
+    return out;
+  }
+  IdGenerator ids_{0, SystemClock::instance()};
+};
+
+TEST_F(RuntimeTest, ProcessesCommitsAndDeadLetters) {
+  Topology topo;
+  topo.add({"counter", {std::string(topics::kEvents)}, {"counts"}, 2, 64,
+            [](int) { return std::make_unique<CountingProcessor>(); }});
+  std::atomic<int> dead{0};
+  RuntimeOptions opts;
+  opts.ids = &ids_;
+  opts.on_dead_letter = [&](const std::string&, const Record&, const std::string&) { ++dead; };
+  Runtime rt(*log_, topo, opts);
+  ASSERT_TRUE(rt.start().ok());
+  std::vector<RecordPosition> positions;
+  for (int i = 0; i < 20; ++i) {
+    auto p = log_->produce({{std::string(topics::kEvents), "k" + std::to_string(i % 4),
+                             i == 7 ? "bad" : "ok"}});
+    ASSERT_TRUE(p.ok());
+    positions.push_back((*p)[0]);
+  }
+  for (const auto& p : positions) ASSERT_TRUE(rt.applied().wait("counter", p.tp, p.offset, 5s));
+  auto out = drain(std::string(topics::kCommands), 19);
+  EXPECT_EQ(out.size(), 19u);  // the bad record's forward was rolled back
+  auto dl = drain(std::string(topics::kDeadletter), 1);
+  ASSERT_EQ(dl.size(), 1u);
+  auto j = Json::parse(dl[0].value);
+  EXPECT_EQ(j["reason"], "value is bad");
+  EXPECT_EQ(j["source_topic"], topics::kEvents);
+  EXPECT_EQ(dead.load(), 1);
+  rt.stop();
+  auto store = db_->store("counter.counts");
+  int total = 0;
+  for (int k = 0; k < 4; ++k) total += std::stoi(**(*store)->get("k" + std::to_string(k)));
+  EXPECT_EQ(total, 19);
+}
+
+TEST_F(RuntimeTest, RestartResumesFromCommittedOffsetsWithoutRepeats) {
+  Topology topo;
+  topo.add({"counter", {std::string(topics::kEvents)}, {"counts"}, 1, 64,
+            [](int) { return std::make_unique<CountingProcessor>(); }});
+  RuntimeOptions opts;
+  opts.ids = &ids_;
+  for (int round = 0; round < 3; ++round) {
+    Runtime rt(*log_, topo, opts);
+    ASSERT_TRUE(rt.start().ok());
+    RecordPosition last;
+    for (int i = 0; i < 10; ++i) {
+      last = (*log_->produce({{std::string(topics::kEvents), "k", "ok"}}))[0];
+    }
+    ASSERT_TRUE(rt.applied().wait("counter", last.tp, last.offset, 5s));
+    rt.stop();
+  }
+  EXPECT_EQ(**(*db_->store("counter.counts"))->get("k"), "30");
+  EXPECT_EQ(drain(std::string(topics::kCommands), 30).size(), 30u);
+}
+
+class HookProcessor : public Processor {
+ public:
+  explicit HookProcessor(std::promise<std::string>* done) : done_(done) {}
+  void init(ProcessorContext& ctx) override {
+    Mailbox* mb = &ctx.mailbox();
+    std::thread([mb, this] {
+      mb->post([this](ProcessorContext& c) {
+        c.forward(topics::kResults, "m", "from-mailbox");
+        c.after_commit([this] { done_->set_value("committed"); });
+      });
+    }).detach();
+  }
+  void process(const Record&, ProcessorContext&) override {}
+  std::optional<SystemTime> punctuate(SystemTime now, ProcessorContext& ctx) override {
+    if (++punctuations_ == 2) ctx.forward(topics::kResults, "p", "punctuated");
+    return punctuations_ < 2 ? std::optional(now + 10ms) : std::nullopt;
+  }
+
+ private:
+  std::promise<std::string>* done_;
+  int punctuations_ = 0;
+};
+
+TEST_F(RuntimeTest, MailboxAfterCommitAndPunctuate) {
+  std::promise<std::string> done;
+  Topology topo;
+  topo.add({"hooks", {std::string(topics::kEvents)}, {}, 1, 64,
+            [&](int) { return std::make_unique<HookProcessor>(&done); }});
+  RuntimeOptions opts;
+  opts.ids = &ids_;
+  Runtime rt(*log_, topo, opts);
+  ASSERT_TRUE(rt.start().ok());
+  auto fut = done.get_future();
+  ASSERT_EQ(fut.wait_for(5s), std::future_status::ready);
+  EXPECT_EQ(fut.get(), "committed");
+  auto out = drain(std::string(topics::kResults), 2);
+  std::set<std::string> values;
+  for (auto& r : out) values.insert(r.value);
+  EXPECT_TRUE(values.count("from-mailbox"));
+  EXPECT_TRUE(values.count("punctuated"));
+}
+
+TEST(AppliedOffsetsTest, WaitTimesOutAndWakes) {
+  AppliedOffsets a;
+  TopicPartition tp{"t", 0};
+  EXPECT_FALSE(a.wait("s", tp, 0, 10ms));
+  auto fut = std::async(std::launch::async, [&] { return a.wait("s", tp, 4, 5s); });
+  a.advance("s", tp, 5);
+  EXPECT_TRUE(fut.get());
+  a.advance("s", tp, 3);  // never goes backwards
+  EXPECT_EQ(a.applied("s", tp), 5);
+}
+
+}  // namespace
+}  // namespace attune

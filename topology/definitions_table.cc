@@ -1,0 +1,205 @@
+#include "topology/definitions_table.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cctype>
+
+namespace attune {
+
+namespace {
+
+bool all_digits(std::string_view s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+std::string str_field(const Json& o, const char* name) {
+  auto it = o.find(name);
+  return it != o.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+}  // namespace
+
+OutRecord definition_record(std::string_view kind, const Json& object, int64_t ts,
+                            std::string_view source) {
+  Envelope e;
+  e.type = std::string(kDefinitionUpsert);
+  e.id = object.value("id", int64_t{0});
+  e.key = std::string(kind) + ":" + object.value("ref", std::string());
+  e.ts = ts;
+  e.source = std::string(source);
+  e.payload = object;
+  return OutRecord{std::string(topics::kDefinitions), e.key, e.dump(), 0};
+}
+
+OutRecord definition_tombstone(std::string_view kind, std::string_view ref, int64_t id,
+                               int64_t ts, std::string_view source) {
+  Envelope e;
+  e.type = std::string(kDefinitionDelete);
+  e.id = id;
+  e.key = std::string(kind) + ":" + std::string(ref);
+  e.ts = ts;
+  e.source = std::string(source);
+  e.payload = Json{{"id", id}, {"ref", ref}};
+  return OutRecord{std::string(topics::kDefinitions), e.key, e.dump(), 0};
+}
+
+DefinitionsTable::DefinitionsTable(Log& log) : log_(log) {}
+
+DefinitionsTable::~DefinitionsTable() { stop(); }
+
+Status DefinitionsTable::start() {
+  auto c = log_.reader({std::string(topics::kDefinitions)});
+  if (!c.ok()) return c.error();
+  consumer_ = std::move(*c);
+  const int64_t end = log_.end_offset({std::string(topics::kDefinitions), 0});
+  while (applied_.load() < end) {
+    auto records = consumer_->poll(4096, std::chrono::milliseconds(100));
+    for (const auto& r : records) apply(r);
+  }
+  thread_ = std::thread([this] { follow(); });
+  return {};
+}
+
+void DefinitionsTable::stop() {
+  stopping_.store(true);
+  if (consumer_) consumer_->wakeup();
+  if (thread_.joinable()) thread_.join();
+}
+
+void DefinitionsTable::follow() {
+  while (!stopping_.load()) {
+    auto records = consumer_->poll(1024, std::chrono::milliseconds(1000));
+    for (const auto& r : records) apply(r);
+  }
+}
+
+bool DefinitionsTable::apply(const Record& record) {
+  Envelope e;
+  std::string error;
+  bool ok = Envelope::parse(record.value, e, error);
+  const auto colon = record.key.find(':');
+  if (ok && colon == std::string::npos) {
+    ok = false;
+    error = "definition key without kind";
+  }
+  if (ok) {
+    const std::string kind = record.key.substr(0, colon);
+    const std::string ref = record.key.substr(colon + 1);
+    std::unique_lock lock(mu_);
+    auto& refs = by_ref_[kind];
+    if (auto it = refs.find(ref); it != refs.end()) {
+      index_remove(kind, *it->second);
+      refs.erase(it);
+    }
+    if (e.type == kDefinitionUpsert && e.payload.is_object()) {
+      auto obj = std::make_shared<const Json>(std::move(e.payload));
+      index_add(kind, *obj);
+      refs.emplace(ref, std::move(obj));
+    }
+  } else {
+    spdlog::warn("definitions: skipping malformed record at offset {}: {}", record.offset, error);
+  }
+  version_.fetch_add(1);
+  {
+    std::lock_guard lock(wait_mu_);
+    applied_.store(record.offset + 1);
+  }
+  wait_cv_.notify_all();
+  return ok;
+}
+
+void DefinitionsTable::index_add(std::string_view kind, const Json& obj) {
+  const int64_t id = obj.value("id", int64_t{0});
+  const std::string ref = str_field(obj, "ref");
+  if (id) by_id_[std::string(kind)][id] = ref;
+  if (kind == "rule") rules_by_trigger_[str_field(obj, "trigger_ref")].insert(ref);
+  if (kind == "trigger") {
+    const std::string key = str_field(obj, "webhook_key");
+    if (!key.empty()) webhook_keys_[key] = ref;
+  }
+}
+
+void DefinitionsTable::index_remove(std::string_view kind, const Json& obj) {
+  const int64_t id = obj.value("id", int64_t{0});
+  const std::string ref = str_field(obj, "ref");
+  if (auto it = by_id_.find(kind); it != by_id_.end()) it->second.erase(id);
+  if (kind == "rule") {
+    auto it = rules_by_trigger_.find(str_field(obj, "trigger_ref"));
+    if (it != rules_by_trigger_.end()) it->second.erase(ref);
+  }
+  if (kind == "trigger") {
+    const std::string key = str_field(obj, "webhook_key");
+    if (!key.empty()) webhook_keys_.erase(key);
+  }
+}
+
+JsonPtr DefinitionsTable::get(std::string_view kind, std::string_view ref) const {
+  std::shared_lock lock(mu_);
+  auto k = by_ref_.find(kind);
+  if (k == by_ref_.end()) return nullptr;
+  auto it = k->second.find(ref);
+  return it == k->second.end() ? nullptr : it->second;
+}
+
+JsonPtr DefinitionsTable::get_by_id(std::string_view kind, int64_t id) const {
+  std::string ref;
+  {
+    std::shared_lock lock(mu_);
+    auto k = by_id_.find(kind);
+    if (k == by_id_.end()) return nullptr;
+    auto it = k->second.find(id);
+    if (it == k->second.end()) return nullptr;
+    ref = it->second;
+  }
+  return get(kind, ref);
+}
+
+JsonPtr DefinitionsTable::resolve(std::string_view kind, std::string_view ref_or_id) const {
+  if (all_digits(ref_or_id)) {
+    if (ref_or_id.size() > 16) return nullptr;
+    return get_by_id(kind, std::stoll(std::string(ref_or_id)));
+  }
+  return get(kind, ref_or_id);
+}
+
+std::vector<JsonPtr> DefinitionsTable::list(std::string_view kind) const {
+  std::vector<JsonPtr> out;
+  std::shared_lock lock(mu_);
+  auto k = by_ref_.find(kind);
+  if (k == by_ref_.end()) return out;
+  out.reserve(k->second.size());
+  for (const auto& [ref, obj] : k->second) out.push_back(obj);
+  return out;
+}
+
+std::vector<JsonPtr> DefinitionsTable::rules_for_trigger(std::string_view trigger_ref) const {
+  std::vector<JsonPtr> out;
+  std::shared_lock lock(mu_);
+  auto it = rules_by_trigger_.find(trigger_ref);
+  if (it == rules_by_trigger_.end()) return out;
+  auto k = by_ref_.find(std::string_view("rule"));
+  if (k == by_ref_.end()) return out;
+  for (const auto& ref : it->second) {
+    if (auto r = k->second.find(ref); r != k->second.end()) out.push_back(r->second);
+  }
+  return out;
+}
+
+JsonPtr DefinitionsTable::trigger_for_webhook(std::string_view webhook_key) const {
+  std::string ref;
+  {
+    std::shared_lock lock(mu_);
+    auto it = webhook_keys_.find(webhook_key);
+    if (it == webhook_keys_.end()) return nullptr;
+    ref = it->second;
+  }
+  return get("trigger", ref);
+}
+
+bool DefinitionsTable::wait_applied(int64_t offset, std::chrono::milliseconds timeout) const {
+  std::unique_lock lock(wait_mu_);
+  return wait_cv_.wait_for(lock, timeout, [&] { return applied_.load() > offset; });
+}
+
+}  // namespace attune

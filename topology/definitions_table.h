@@ -1,0 +1,88 @@
+// DefinitionsTable: an in-memory, always-current view of the compacted attune.definitions topic
+// (a "global table" in Kafka Streams terms) that every stage and the API read.
+//
+// Record key "<kind>:<ref>"; value an Envelope of type "definition.upsert" (payload = the full
+// object, with "id" and "ref") or "definition.delete" (a tombstone). The table replays the topic
+// from the beginning at start, then follows it on its own thread. Readers get immutable
+// snapshots (shared_ptr<const Json>), so lookups never copy and never block writers for long.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <shared_mutex>
+#include <thread>
+#include <unordered_map>
+
+#include "topology/log.h"
+
+namespace attune {
+
+using JsonPtr = std::shared_ptr<const Json>;
+
+inline constexpr std::string_view kDefinitionUpsert = "definition.upsert";
+inline constexpr std::string_view kDefinitionDelete = "definition.delete";
+
+// Builds the record that sets or deletes a definition.
+OutRecord definition_record(std::string_view kind, const Json& object, int64_t ts,
+                            std::string_view source);
+OutRecord definition_tombstone(std::string_view kind, std::string_view ref, int64_t id,
+                               int64_t ts, std::string_view source);
+
+class DefinitionsTable {
+ public:
+  explicit DefinitionsTable(Log& log);
+  ~DefinitionsTable();
+  // Replays everything already in the topic (so the table is complete when this returns), then
+  // follows new records on a thread.
+  Status start();
+  void stop();
+
+  JsonPtr get(std::string_view kind, std::string_view ref) const;
+  JsonPtr get_by_id(std::string_view kind, int64_t id) const;
+  // Ref or id (an all-digit segment is an id, API.md §2.4).
+  JsonPtr resolve(std::string_view kind, std::string_view ref_or_id) const;
+  std::vector<JsonPtr> list(std::string_view kind) const;
+  std::vector<JsonPtr> rules_for_trigger(std::string_view trigger_ref) const;
+  JsonPtr trigger_for_webhook(std::string_view webhook_key) const;
+
+  // Waits until the record at `offset` of attune.definitions has been applied.
+  bool wait_applied(int64_t offset, std::chrono::milliseconds timeout) const;
+  int64_t applied() const { return applied_.load(); }
+  // Increases on every applied change (cheap cache invalidation for derived views).
+  uint64_t version() const { return version_.load(); }
+
+  // Applies one record (exposed for tests and for replay); returns false if it was malformed.
+  bool apply(const Record& record);
+
+ private:
+  struct Entry {
+    JsonPtr object;
+  };
+  void follow();
+  void index_add(std::string_view kind, const Json& obj);
+  void index_remove(std::string_view kind, const Json& obj);
+
+  Log& log_;
+  std::unique_ptr<Consumer> consumer_;
+  std::thread thread_;
+  std::atomic<bool> stopping_{false};
+
+  mutable std::shared_mutex mu_;
+  std::map<std::string, std::map<std::string, JsonPtr, std::less<>>, std::less<>> by_ref_;
+  std::map<std::string, std::unordered_map<int64_t, std::string>, std::less<>> by_id_;
+  std::map<std::string, std::set<std::string>, std::less<>> rules_by_trigger_;
+  std::map<std::string, std::string, std::less<>> webhook_keys_;
+
+  std::atomic<int64_t> applied_{0};  // next offset to apply
+  std::atomic<uint64_t> version_{0};
+  mutable std::mutex wait_mu_;
+  mutable std::condition_variable wait_cv_;
+};
+
+}  // namespace attune

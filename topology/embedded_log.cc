@@ -1,0 +1,325 @@
+#include "topology/embedded_log.h"
+
+#include <chrono>
+
+namespace attune {
+
+namespace {
+
+using state::decode_be32;
+using state::decode_be64;
+using state::encode_be32;
+using state::encode_be64;
+
+std::string encode_record(int64_t ts, std::string_view key, std::string_view value) {
+  std::string out;
+  out.reserve(12 + key.size() + value.size());
+  out += encode_be64(static_cast<uint64_t>(ts));
+  out += encode_be32(static_cast<uint32_t>(key.size()));
+  out += key;
+  out += value;
+  return out;
+}
+
+std::string tp_prefix(const TopicPartition& tp) {
+  std::string k = tp.topic;
+  k.push_back('\0');
+  k += encode_be32(static_cast<uint32_t>(tp.partition));
+  return k;
+}
+
+std::string offset_key(const std::string& group, const TopicPartition& tp) {
+  std::string k = group;
+  k.push_back('\0');
+  k += tp_prefix(tp);
+  return k;
+}
+
+int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+class EmbeddedConsumer final : public Consumer {
+ public:
+  EmbeddedConsumer(EmbeddedLog& log, std::string group, std::map<TopicPartition, int64_t> positions)
+      : log_(log), group_(std::move(group)), positions_(std::move(positions)) {}
+
+  std::vector<Record> poll(size_t max_records, std::chrono::milliseconds timeout) override {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    std::vector<Record> out;
+    for (;;) {
+      for (auto& [tp, pos] : positions_) {
+        if (out.size() >= max_records) break;
+        const int64_t end = log_.end_offset(tp);
+        if (end <= pos) continue;
+        const size_t before = out.size();
+        auto st = log_.read(tp, pos, end, max_records - out.size(), out);
+        if (!st.ok()) return out;  // storage error: caller sees no progress and retries
+        if (out.size() > before) pos = out.back().offset + 1;
+      }
+      if (!out.empty()) return out;
+      if (woken_.exchange(false)) return out;
+      bool timed_out = false;
+      log_.wait_for_data(
+          [&] {
+            if (woken_.load()) return true;
+            for (const auto& [tp, pos] : positions_) {
+              if (log_.end_offset(tp) > pos) return true;
+            }
+            return false;
+          },
+          deadline);
+      if (std::chrono::steady_clock::now() >= deadline) timed_out = true;
+      if (timed_out) {
+        woken_.store(false);
+        // One last look so a record that arrived with the deadline is not delayed a round.
+        for (auto& [tp, pos] : positions_) {
+          const int64_t end = log_.end_offset(tp);
+          if (end <= pos || out.size() >= max_records) continue;
+          const size_t before = out.size();
+          if (!log_.read(tp, pos, end, max_records - out.size(), out).ok()) return out;
+          if (out.size() > before) pos = out.back().offset + 1;
+        }
+        return out;
+      }
+    }
+  }
+
+  void wakeup() override {
+    woken_.store(true);
+    log_.notify_consumers();
+  }
+
+  std::vector<OffsetCommit> positions() const override {
+    std::vector<OffsetCommit> out;
+    if (group_.empty()) return out;
+    out.reserve(positions_.size());
+    for (const auto& [tp, pos] : positions_) out.push_back(OffsetCommit{group_, tp, pos});
+    return out;
+  }
+
+  const std::string& group() const override { return group_; }
+
+ private:
+  EmbeddedLog& log_;
+  const std::string group_;
+  std::map<TopicPartition, int64_t> positions_;
+  std::atomic<bool> woken_{false};
+};
+
+}  // namespace
+
+std::vector<TopicConfig> default_topics(int32_t partitions) {
+  return {
+      {std::string(topics::kDefinitions), 1, true},
+      {std::string(topics::kWebhooks), partitions, false},
+      {std::string(topics::kEvents), partitions, false},
+      {std::string(topics::kEnforcements), partitions, false},
+      {std::string(topics::kCommands), partitions, false},
+      {std::string(topics::kExecutions), partitions, false},
+      {std::string(topics::kDispatch), partitions, false},
+      {std::string(topics::kResults), partitions, false},
+      {std::string(topics::kDeadletter), 1, false},
+  };
+}
+
+std::string EmbeddedLog::log_key(const TopicPartition& tp, int64_t offset) {
+  return tp_prefix(tp) + encode_be64(static_cast<uint64_t>(offset));
+}
+
+EmbeddedLog::EmbeddedLog(state::Db& db, state::Store* log, state::Store* offsets,
+                         state::Store* meta)
+    : db_(db), log_(log), offsets_(offsets), meta_(meta) {}
+
+Result<std::unique_ptr<EmbeddedLog>> EmbeddedLog::open(state::Db& db,
+                                                       std::vector<TopicConfig> topic_configs) {
+  auto log = db.store("__log");
+  if (!log.ok()) return log.error();
+  auto offsets = db.store("__offsets");
+  if (!offsets.ok()) return offsets.error();
+  auto meta = db.store("__meta");
+  if (!meta.ok()) return meta.error();
+  auto self = std::unique_ptr<EmbeddedLog>(new EmbeddedLog(db, *log, *offsets, *meta));
+
+  state::WriteBatch meta_batch;
+  for (auto& t : topic_configs) {
+    const std::string mk = "topic/" + t.name;
+    auto stored = (*meta)->get(mk);
+    if (!stored.ok()) return stored.error();
+    if (stored->has_value()) {
+      t.partitions = static_cast<int32_t>(decode_be32(**stored));
+    } else {
+      meta_batch.put(**meta, mk, encode_be32(static_cast<uint32_t>(t.partitions)));
+    }
+    for (int32_t p = 0; p < t.partitions; ++p) {
+      TopicPartition tp{t.name, p};
+      int64_t next = 0;
+      auto st = (*log)->scan(
+          tp_prefix(tp),
+          [&](std::string_view k, std::string_view) {
+            next = static_cast<int64_t>(decode_be64(k.substr(k.size() - 8))) + 1;
+            return false;
+          },
+          /*reverse=*/true);
+      if (!st.ok()) return st.error();
+      self->next_offset_[tp] = next;
+      self->end_offset_[tp] = next;
+    }
+    self->topics_.emplace(t.name, t);
+  }
+  if (!meta_batch.empty()) {
+    auto st = db.write(meta_batch);
+    if (!st.ok()) return st.error();
+  }
+  return self;
+}
+
+int32_t EmbeddedLog::partitions(std::string_view topic) const {
+  auto it = topics_.find(topic);
+  return it == topics_.end() ? 0 : it->second.partitions;
+}
+
+int64_t EmbeddedLog::end_offset(const TopicPartition& tp) const {
+  std::lock_guard lock(end_mu_);
+  auto it = end_offset_.find(tp);
+  return it == end_offset_.end() ? 0 : it->second;
+}
+
+Result<int64_t> EmbeddedLog::committed(const std::string& group, const TopicPartition& tp) const {
+  auto v = offsets_->get(offset_key(group, tp));
+  if (!v.ok()) return v.error();
+  if (!v->has_value()) return int64_t{-1};
+  return static_cast<int64_t>(decode_be64(**v));
+}
+
+Status EmbeddedLog::read(const TopicPartition& tp, int64_t offset, int64_t end, size_t max,
+                         std::vector<Record>& out) const {
+  const std::string prefix = tp_prefix(tp);
+  const std::string start = log_key(tp, offset);
+  size_t n = 0;
+  return log_->scan(
+      prefix,
+      [&](std::string_view k, std::string_view v) {
+        const auto off = static_cast<int64_t>(decode_be64(k.substr(k.size() - 8)));
+        if (off >= end || n >= max) return false;
+        if (v.size() < 12) return true;  // cannot happen: we write every record
+        Record r;
+        r.topic = tp.topic;
+        r.partition = tp.partition;
+        r.offset = off;
+        r.timestamp_ms = static_cast<int64_t>(decode_be64(v.substr(0, 8)));
+        const uint32_t klen = decode_be32(v.substr(8, 4));
+        r.key = std::string(v.substr(12, klen));
+        r.value = std::string(v.substr(12 + klen));
+        out.push_back(std::move(r));
+        ++n;
+        return true;
+      },
+      false, start);
+}
+
+Result<std::vector<RecordPosition>> EmbeddedLog::commit(Transaction txn) {
+  for (const auto& r : txn.records) {
+    auto it = topics_.find(r.topic);
+    if (it == topics_.end()) return make_error(Errc::kInternal, "unknown topic " + r.topic);
+    if (r.partition >= it->second.partitions) {
+      return make_error(Errc::kInternal, "partition out of range for " + r.topic);
+    }
+  }
+  Pending p{&txn, {}, {}, false};
+  std::unique_lock lock(commit_mu_);
+  queue_.push_back(&p);
+  while (!p.done) {
+    if (!leading_) {
+      lead(lock);
+    } else {
+      commit_cv_.wait(lock);
+    }
+  }
+  if (!p.status.ok()) return p.status.error();
+  return std::move(p.positions);
+}
+
+void EmbeddedLog::lead(std::unique_lock<std::mutex>& lock) {
+  leading_ = true;
+  std::deque<Pending*> group;
+  group.swap(queue_);
+  const auto saved = next_offset_;
+  const int64_t ts = now_ms();
+  state::WriteBatch log_batch;
+  std::vector<const state::WriteBatch*> batches;
+  batches.push_back(&log_batch);
+  for (Pending* p : group) {
+    for (const auto& r : p->txn->records) {
+      const int32_t n = topics_.find(r.topic)->second.partitions;
+      TopicPartition tp{r.topic, r.partition >= 0 ? r.partition : partition_for(r.key, n)};
+      const int64_t off = next_offset_[tp]++;
+      log_batch.put(*log_, log_key(tp, off), encode_record(ts, r.key, r.value));
+      p->positions.push_back(RecordPosition{std::move(tp), off});
+    }
+    for (const auto& o : p->txn->offsets) {
+      log_batch.put(*offsets_, offset_key(o.group, o.tp),
+                    encode_be64(static_cast<uint64_t>(o.next_offset)));
+    }
+    batches.push_back(&p->txn->state);
+  }
+  lock.unlock();
+  Status st = db_.write(batches);
+  lock.lock();
+  if (!st.ok()) {
+    next_offset_ = saved;
+  } else {
+    std::lock_guard end_lock(end_mu_);
+    for (const auto& [tp, next] : next_offset_) end_offset_[tp] = next;
+  }
+  for (Pending* p : group) {
+    p->status = st;
+    if (!st.ok()) p->positions.clear();
+    p->done = true;
+  }
+  leading_ = false;
+  commit_cv_.notify_all();
+  notify_consumers();
+}
+
+Result<std::unique_ptr<Consumer>> EmbeddedLog::subscribe(std::string group,
+                                                         std::vector<std::string> topic_names,
+                                                         std::vector<int32_t> parts,
+                                                         bool from_beginning) {
+  std::map<TopicPartition, int64_t> positions;
+  for (const auto& name : topic_names) {
+    const int32_t n = partitions(name);
+    if (n == 0) return make_error(Errc::kInternal, "unknown topic " + name);
+    std::vector<int32_t> assigned;
+    if (parts.empty()) {
+      for (int32_t p = 0; p < n; ++p) assigned.push_back(p);
+    } else {
+      for (int32_t p : parts) {
+        if (p < n) assigned.push_back(p);
+      }
+    }
+    for (int32_t p : assigned) {
+      TopicPartition tp{name, p};
+      auto c = committed(group, tp);
+      if (!c.ok()) return c.error();
+      positions[tp] = *c >= 0 ? *c : (from_beginning ? 0 : end_offset(tp));
+    }
+  }
+  return std::unique_ptr<Consumer>(
+      std::make_unique<EmbeddedConsumer>(*this, std::move(group), std::move(positions)));
+}
+
+Result<std::unique_ptr<Consumer>> EmbeddedLog::reader(std::vector<std::string> topic_names) {
+  std::map<TopicPartition, int64_t> positions;
+  for (const auto& name : topic_names) {
+    const int32_t n = partitions(name);
+    if (n == 0) return make_error(Errc::kInternal, "unknown topic " + name);
+    for (int32_t p = 0; p < n; ++p) positions[TopicPartition{name, p}] = 0;
+  }
+  return std::unique_ptr<Consumer>(
+      std::make_unique<EmbeddedConsumer>(*this, std::string(), std::move(positions)));
+}
+
+}  // namespace attune

@@ -1,0 +1,82 @@
+// EmbeddedLog: durable, partitioned topics inside the process's own RocksDB (the default).
+//
+// Records live in store "__log" under <topic>\0<partition BE32><offset BE64>; committed group
+// offsets in "__offsets". commit() group-commits: concurrent callers queue their transactions,
+// one of them (the leader) assigns offsets and writes everything in one RocksDB write, then wakes
+// the others and every consumer (condition variables; nobody polls with sleeps).
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <mutex>
+
+#include "topology/log.h"
+
+namespace attune {
+
+class EmbeddedLog final : public Log {
+ public:
+  // Opens the log on `db` (not owned; must outlive the log) with these topics. Topic partition
+  // counts are fixed on first use and kept in the database; a later, different count is ignored.
+  static Result<std::unique_ptr<EmbeddedLog>> open(state::Db& db, std::vector<TopicConfig> topics);
+
+  int32_t partitions(std::string_view topic) const override;
+  Result<std::vector<RecordPosition>> commit(Transaction txn) override;
+  Result<std::unique_ptr<Consumer>> subscribe(std::string group, std::vector<std::string> topics,
+                                              std::vector<int32_t> partitions = {},
+                                              bool from_beginning = true) override;
+  Result<std::unique_ptr<Consumer>> reader(std::vector<std::string> topic_names) override;
+  int64_t end_offset(const TopicPartition& tp) const override;
+  state::Db& db() override { return db_; }
+
+  // Reads up to `max` records of one partition from `offset` (inclusive) below `end`.
+  Status read(const TopicPartition& tp, int64_t offset, int64_t end, size_t max,
+              std::vector<Record>& out) const;
+  // Blocks until `tp` has a record at `offset` or beyond, `deadline` passes or `stop` is set.
+  template <class Pred>
+  void wait_for_data(Pred ready, std::chrono::steady_clock::time_point deadline) {
+    std::unique_lock lock(data_mu_);
+    data_cv_.wait_until(lock, deadline, ready);
+  }
+  void notify_consumers() {
+    { std::lock_guard lock(data_mu_); }
+    data_cv_.notify_all();
+  }
+  Result<int64_t> committed(const std::string& group, const TopicPartition& tp) const;
+
+  static std::string log_key(const TopicPartition& tp, int64_t offset);
+
+ private:
+  EmbeddedLog(state::Db& db, state::Store* log, state::Store* offsets, state::Store* meta);
+  struct Pending {
+    Transaction* txn;
+    std::vector<RecordPosition> positions;
+    Status status;
+    bool done = false;
+  };
+  void lead(std::unique_lock<std::mutex>& lock);
+
+  state::Db& db_;
+  state::Store* log_;
+  state::Store* offsets_;
+  state::Store* meta_;
+  std::map<std::string, TopicConfig, std::less<>> topics_;
+
+  // Group commit.
+  std::mutex commit_mu_;
+  std::condition_variable commit_cv_;
+  std::deque<Pending*> queue_;
+  bool leading_ = false;
+  std::map<TopicPartition, int64_t> next_offset_;  // guarded by commit_mu_ (leader only writes)
+
+  // Published end offsets, read by consumers without the commit lock.
+  mutable std::mutex end_mu_;
+  std::map<TopicPartition, int64_t> end_offset_;
+
+  std::mutex data_mu_;
+  std::condition_variable data_cv_;
+};
+
+}  // namespace attune

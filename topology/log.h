@@ -1,0 +1,111 @@
+// The Log: partitioned topics of records, consumer groups with committed offsets, and atomic
+// stage transactions (state writes + produced records + consumed offsets).
+//
+// Two implementations share this interface (DESIGN.md §1): EmbeddedLog (RocksDB, default) and
+// KafkaLog (librdkafka, distributed). Stage code sees only this header.
+#pragma once
+
+#include <chrono>
+#include <compare>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "state/db.h"
+#include "topology/core/record.h"
+#include "topology/core/result.h"
+
+namespace attune {
+
+// The topics of DESIGN.md §2.
+namespace topics {
+inline constexpr std::string_view kDefinitions = "attune.definitions";
+inline constexpr std::string_view kWebhooks = "attune.webhooks";
+inline constexpr std::string_view kEvents = "attune.events";
+inline constexpr std::string_view kEnforcements = "attune.enforcements";
+inline constexpr std::string_view kCommands = "attune.commands";
+inline constexpr std::string_view kExecutions = "attune.executions";
+inline constexpr std::string_view kDispatch = "attune.dispatch";
+inline constexpr std::string_view kResults = "attune.results";
+inline constexpr std::string_view kDeadletter = "attune.deadletter";
+}  // namespace topics
+
+struct TopicConfig {
+  std::string name;
+  int32_t partitions = 1;
+  bool compacted = false;
+};
+
+// The default topic set; `partitions` applies to the keyed work topics. Definitions have one
+// partition so that every reader sees one total order of changes.
+std::vector<TopicConfig> default_topics(int32_t partitions);
+
+struct TopicPartition {
+  std::string topic;
+  int32_t partition = 0;
+  auto operator<=>(const TopicPartition&) const = default;
+};
+
+struct OffsetCommit {
+  std::string group;
+  TopicPartition tp;
+  int64_t next_offset = 0;  // the first offset NOT yet processed
+};
+
+// Where a produced record landed.
+struct RecordPosition {
+  TopicPartition tp;
+  int64_t offset = 0;
+};
+
+// What a stage commits at once. On the embedded log all three parts are one atomic write.
+struct Transaction {
+  state::WriteBatch state;
+  std::vector<OutRecord> records;
+  std::vector<OffsetCommit> offsets;
+  bool empty() const { return state.empty() && records.empty() && offsets.empty(); }
+};
+
+class Consumer {
+ public:
+  virtual ~Consumer() = default;
+  // Returns up to `max_records` records past the current position, waiting up to `timeout`
+  // when none is available. Advances the position past what it returns. Returns early, maybe
+  // empty, after wakeup().
+  virtual std::vector<Record> poll(size_t max_records, std::chrono::milliseconds timeout) = 0;
+  // Makes a blocked or the next poll() return at once. Thread-safe.
+  virtual void wakeup() = 0;
+  // Current positions (next offset to read) of every assigned partition, as offsets to commit.
+  virtual std::vector<OffsetCommit> positions() const = 0;
+  virtual const std::string& group() const = 0;
+};
+
+class Log {
+ public:
+  virtual ~Log() = default;
+  virtual int32_t partitions(std::string_view topic) const = 0;
+  // Commits a transaction atomically and returns the positions of its records, in order.
+  // Thread-safe; concurrent commits are grouped into one write.
+  virtual Result<std::vector<RecordPosition>> commit(Transaction txn) = 0;
+  Result<std::vector<RecordPosition>> produce(std::vector<OutRecord> records) {
+    Transaction txn;
+    txn.records = std::move(records);
+    return commit(std::move(txn));
+  }
+  // A consumer in `group` over `topics`. `partitions` restricts the assignment (same indexes for
+  // every topic, taken modulo each topic's count); empty means all. Starts at the group's
+  // committed offsets, or at `from_beginning` ? 0 : end when the group has none.
+  virtual Result<std::unique_ptr<Consumer>> subscribe(std::string group,
+                                                      std::vector<std::string> topic_names,
+                                                      std::vector<int32_t> partitions = {},
+                                                      bool from_beginning = true) = 0;
+  // A consumer with no group: reads from offset 0, commits nothing (global tables).
+  virtual Result<std::unique_ptr<Consumer>> reader(std::vector<std::string> topic_names) = 0;
+  // The offset the next record produced to this partition will get.
+  virtual int64_t end_offset(const TopicPartition& tp) const = 0;
+  // The local state database (stage stores live here).
+  virtual state::Db& db() = 0;
+};
+
+}  // namespace attune

@@ -1,0 +1,285 @@
+#include "topology/runtime.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <deque>
+
+namespace attune {
+
+void AppliedOffsets::advance(const std::string& stage, const TopicPartition& tp,
+                             int64_t next_offset) {
+  {
+    std::lock_guard lock(mu_);
+    auto& v = next_[{stage, tp}];
+    if (next_offset <= v) return;
+    v = next_offset;
+  }
+  cv_.notify_all();
+}
+
+bool AppliedOffsets::wait(const std::string& stage, const TopicPartition& tp, int64_t offset,
+                          std::chrono::milliseconds timeout) {
+  std::unique_lock lock(mu_);
+  const auto key = std::make_pair(stage, tp);
+  return cv_.wait_for(lock, timeout, [&] {
+    auto it = next_.find(key);
+    return it != next_.end() && it->second > offset;
+  });
+}
+
+int64_t AppliedOffsets::applied(const std::string& stage, const TopicPartition& tp) const {
+  std::lock_guard lock(mu_);
+  auto it = next_.find({stage, tp});
+  return it == next_.end() ? 0 : it->second;
+}
+
+// One stage instance: a thread, a consumer, a processor, a mailbox.
+class Runtime::Instance final : public ProcessorContext, public Mailbox {
+ public:
+  Instance(Runtime& rt, const StageSpec& spec, int index)
+      : rt_(rt), spec_(spec), index_(index) {}
+
+  Status open() {
+    for (const auto& s : spec_.stores) {
+      auto store = rt_.log_.db().store(spec_.name + "." + s);
+      if (!store.ok()) return store.error();
+      stores_.emplace(s, *store);
+    }
+    std::vector<int32_t> parts;
+    if (spec_.instances > 1) {
+      int32_t max_parts = 0;
+      for (const auto& t : spec_.topics) max_parts = std::max(max_parts, rt_.log_.partitions(t));
+      for (int32_t p = index_; p < max_parts; p += spec_.instances) parts.push_back(p);
+      if (parts.empty()) parts.push_back(max_parts);  // more instances than partitions: idle
+    }
+    if (!spec_.topics.empty()) {
+      auto c = rt_.log_.subscribe(spec_.name, spec_.topics, parts, true);
+      if (!c.ok()) return c.error();
+      consumer_ = std::move(*c);
+    }
+    processor_ = spec_.factory(index_);
+    return {};
+  }
+
+  void start() { thread_ = std::thread([this] { run(); }); }
+
+  void request_stop() {
+    stopping_.store(true);
+    wake();
+  }
+
+  void join() {
+    if (thread_.joinable()) thread_.join();
+  }
+
+  // Mailbox
+  void post(Task task) override {
+    {
+      std::lock_guard lock(mailbox_mu_);
+      tasks_.push_back(std::move(task));
+    }
+    wake();
+  }
+
+  // ProcessorContext
+  state::Store& store(std::string_view name) override {
+    auto it = stores_.find(std::string(name));
+    if (it == stores_.end()) {
+      throw std::logic_error("stage " + spec_.name + " has no store " + std::string(name));
+    }
+    return *it->second;
+  }
+  Result<std::optional<std::string>> get(state::Store& s, std::string_view key) override {
+    return txn_.get(s, key);
+  }
+  void put(state::Store& s, std::string key, std::string value) override {
+    txn_.put(s, std::move(key), std::move(value));
+  }
+  void del(state::Store& s, std::string key) override { txn_.del(s, std::move(key)); }
+  Status scan(state::Store& s, std::string_view prefix, const state::ScanFn& fn,
+              bool reverse) override {
+    return txn_.scan(s, prefix, fn, reverse);
+  }
+  void forward(OutRecord record) override { out_.push_back(std::move(record)); }
+  void after_commit(std::function<void()> fn) override { hooks_.push_back(std::move(fn)); }
+  const Clock& clock() const override { return *rt_.options_.clock; }
+  IdGenerator& ids() override { return *rt_.options_.ids; }
+  Mailbox& mailbox() override { return *this; }
+  Log& log() override { return rt_.log_; }
+  const std::string& stage() const override { return spec_.name; }
+  int instance() const override { return index_; }
+
+ private:
+  void wake() {
+    if (consumer_) {
+      consumer_->wakeup();
+    } else {
+      std::lock_guard lock(mailbox_mu_);
+      idle_cv_.notify_all();
+    }
+  }
+
+  std::vector<Task> take_tasks() {
+    std::lock_guard lock(mailbox_mu_);
+    std::vector<Task> out(std::make_move_iterator(tasks_.begin()),
+                          std::make_move_iterator(tasks_.end()));
+    tasks_.clear();
+    return out;
+  }
+
+  // Runs fn with savepoint protection: on an exception its effects are rolled back.
+  template <class Fn>
+  bool guarded(Fn&& fn, std::string& reason) {
+    const auto sp = txn_.savepoint();
+    const size_t out_mark = out_.size();
+    const size_t hook_mark = hooks_.size();
+    try {
+      fn();
+      return true;
+    } catch (const std::exception& e) {
+      reason = e.what();
+    }
+    txn_.rollback(sp);
+    out_.resize(out_mark);
+    hooks_.resize(hook_mark);
+    return false;
+  }
+
+  void dead_letter(const Record& r, const std::string& reason) {
+    spdlog::warn("{}: dead-lettering {}[{}]@{}: {}", spec_.name, r.topic, r.partition, r.offset,
+                 reason);
+    Json v = {{"reason", reason},         {"stage", spec_.name},   {"source_topic", r.topic},
+              {"partition", r.partition}, {"offset", r.offset},    {"key", r.key},
+              {"received_at", clock().now_ms()}};
+    Json parsed = Json::parse(r.value, nullptr, false);
+    if (parsed.is_discarded()) {
+      v["original_value"] = r.value;  // dumped with replacement of invalid UTF-8 below
+    } else {
+      v["original_value"] = std::move(parsed);
+    }
+    out_.push_back(OutRecord{std::string(topics::kDeadletter), r.topic,
+                             v.dump(-1, ' ', false, Json::error_handler_t::replace)});
+    if (rt_.options_.on_dead_letter) rt_.options_.on_dead_letter(spec_.name, r, reason);
+  }
+
+  void run() {
+    std::string reason;
+    if (!guarded([&] { processor_->init(*this); }, reason)) {
+      spdlog::critical("{}[{}]: init failed: {}", spec_.name, index_, reason);
+      rt_.failed_.store(true);
+      return;
+    }
+    std::optional<SystemTime> next_punctuate = clock().now();
+    while (!stopping_.load()) {
+      auto timeout = std::chrono::milliseconds(1000);
+      if (next_punctuate) {
+        const auto until = std::chrono::duration_cast<std::chrono::milliseconds>(
+            *next_punctuate - clock().now());
+        timeout = std::clamp(until, std::chrono::milliseconds(0), timeout);
+      }
+      std::vector<Record> records;
+      if (consumer_) {
+        records = consumer_->poll(spec_.max_batch, timeout);
+      } else {
+        std::unique_lock lock(mailbox_mu_);
+        idle_cv_.wait_for(lock, timeout, [&] { return !tasks_.empty() || stopping_.load(); });
+      }
+      for (auto& task : take_tasks()) {
+        if (!guarded([&] { task(*this); }, reason)) {
+          spdlog::error("{}[{}]: task failed: {}", spec_.name, index_, reason);
+        }
+      }
+      for (const Record& r : records) {
+        if (!guarded([&] { processor_->process(r, *this); }, reason)) dead_letter(r, reason);
+      }
+      const auto now = clock().now();
+      if (next_punctuate && now >= *next_punctuate) {
+        std::optional<SystemTime> next;
+        if (!guarded([&] { next = processor_->punctuate(now, *this); }, reason)) {
+          spdlog::error("{}[{}]: punctuate failed: {}", spec_.name, index_, reason);
+        }
+        next_punctuate = next;
+      }
+      if (!commit(!records.empty())) return;
+    }
+    processor_->close();
+  }
+
+  bool commit(bool consumed) {
+    if (txn_.empty() && out_.empty() && !consumed) {
+      run_hooks();
+      return true;
+    }
+    Transaction t;
+    t.state = txn_.batch();
+    t.records = std::move(out_);
+    if (consumer_) t.offsets = consumer_->positions();
+    auto offsets = t.offsets;
+    auto res = rt_.log_.commit(std::move(t));
+    txn_.clear();
+    out_.clear();
+    if (!res.ok()) {
+      spdlog::critical("{}[{}]: commit failed, stopping: {}", spec_.name, index_,
+                       res.error().message);
+      rt_.failed_.store(true);
+      hooks_.clear();
+      return false;
+    }
+    for (const auto& o : offsets) rt_.applied_.advance(spec_.name, o.tp, o.next_offset);
+    run_hooks();
+    return true;
+  }
+
+  void run_hooks() {
+    auto hooks = std::move(hooks_);
+    hooks_.clear();
+    for (auto& h : hooks) h();
+  }
+
+  Runtime& rt_;
+  const StageSpec& spec_;
+  const int index_;
+  std::map<std::string, state::Store*> stores_;
+  std::unique_ptr<Consumer> consumer_;
+  std::unique_ptr<Processor> processor_;
+  std::thread thread_;
+  std::atomic<bool> stopping_{false};
+
+  state::Txn txn_;
+  std::vector<OutRecord> out_;
+  std::vector<std::function<void()>> hooks_;
+
+  std::mutex mailbox_mu_;
+  std::condition_variable idle_cv_;
+  std::deque<Task> tasks_;
+};
+
+Runtime::Runtime(Log& log, const Topology& topology, RuntimeOptions options)
+    : log_(log), topology_(topology), options_(std::move(options)) {}
+
+Runtime::~Runtime() { stop(); }
+
+Status Runtime::start() {
+  if (!options_.ids) return make_error(Errc::kInternal, "Runtime needs an IdGenerator");
+  std::vector<std::unique_ptr<Instance>> instances;
+  for (const auto& spec : topology_.stages()) {
+    for (int i = 0; i < spec.instances; ++i) {
+      auto inst = std::make_unique<Instance>(*this, spec, i);
+      auto st = inst->open();
+      if (!st.ok()) return make_error(st.error().code, spec.name + ": " + st.error().message);
+      instances.push_back(std::move(inst));
+    }
+  }
+  instances_ = std::move(instances);
+  for (auto& inst : instances_) inst->start();
+  return {};
+}
+
+void Runtime::stop() {
+  for (auto& inst : instances_) inst->request_stop();
+  for (auto& inst : instances_) inst->join();
+  instances_.clear();
+}
+
+}  // namespace attune

@@ -1,0 +1,63 @@
+// Runtime: runs every stage instance of a Topology on its own thread — consume, process,
+// commit — and reports how far each stage has applied each partition (for read-your-writes).
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include "topology/topology.h"
+
+namespace attune {
+
+// How far stages have durably applied each partition. Thread-safe; waits use a condition
+// variable (no polling).
+class AppliedOffsets {
+ public:
+  void advance(const std::string& stage, const TopicPartition& tp, int64_t next_offset);
+  // Waits until `stage` has applied `offset` of `tp`. False on timeout.
+  bool wait(const std::string& stage, const TopicPartition& tp, int64_t offset,
+            std::chrono::milliseconds timeout);
+  int64_t applied(const std::string& stage, const TopicPartition& tp) const;
+
+ private:
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::map<std::pair<std::string, TopicPartition>, int64_t> next_;
+};
+
+struct RuntimeOptions {
+  const Clock* clock = &SystemClock::instance();
+  IdGenerator* ids = nullptr;  // required
+  // Called for every dead-lettered record (metrics, logs); may be empty.
+  std::function<void(const std::string& stage, const Record&, const std::string& reason)>
+      on_dead_letter;
+};
+
+class Runtime {
+ public:
+  Runtime(Log& log, const Topology& topology, RuntimeOptions options);
+  ~Runtime();
+  // Opens stores and consumers and starts every stage instance. Fails without starting any
+  // thread if a store or consumer cannot be opened.
+  Status start();
+  // Asks every instance to finish its current transaction, closes processors, joins threads.
+  void stop();
+  AppliedOffsets& applied() { return applied_; }
+  // Set when a stage hit a fatal error (a commit failed) and stopped.
+  bool failed() const { return failed_.load(); }
+
+ private:
+  class Instance;
+  Log& log_;
+  const Topology& topology_;
+  RuntimeOptions options_;
+  AppliedOffsets applied_;
+  std::vector<std::unique_ptr<Instance>> instances_;
+  std::atomic<bool> failed_{false};
+};
+
+}  // namespace attune

@@ -1,0 +1,103 @@
+// Topology: named stages (Processors) wired to the topics they consume and the stores they own.
+// The framework (Runtime), not the processor, owns consumers, stores, commits and threads.
+//
+// A stage instance is single-threaded: process(), punctuate() and mailbox tasks all run on its
+// own thread, inside a transaction that commits the instance's store writes, its produced
+// records and its consumed offsets together (DESIGN.md §3, §4).
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "state/db.h"
+#include "topology/core/clock.h"
+#include "topology/core/ids.h"
+#include "topology/core/record.h"
+#include "topology/log.h"
+
+namespace attune {
+
+class ProcessorContext;
+
+// Something a stage instance should do on its own thread, e.g. report a finished process.
+using Task = std::function<void(ProcessorContext&)>;
+
+// Thread-safe handle to post Tasks to a stage instance; wakes its loop at once.
+class Mailbox {
+ public:
+  virtual ~Mailbox() = default;
+  virtual void post(Task task) = 0;
+};
+
+// Raised by a processor for a record it cannot process; the record goes to the dead letter
+// topic with `what()` as the reason and the stage continues. Any other std::exception is
+// treated the same way.
+class ProcessingError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+class ProcessorContext {
+ public:
+  virtual ~ProcessorContext() = default;
+  // A store of this stage. Reads through the context see this transaction's own writes.
+  virtual state::Store& store(std::string_view name) = 0;
+  virtual Result<std::optional<std::string>> get(state::Store& s, std::string_view key) = 0;
+  virtual void put(state::Store& s, std::string key, std::string value) = 0;
+  virtual void del(state::Store& s, std::string key) = 0;
+  virtual Status scan(state::Store& s, std::string_view prefix, const state::ScanFn& fn,
+                      bool reverse = false) = 0;
+  // Produces a record as part of this transaction.
+  virtual void forward(OutRecord record) = 0;
+  void forward(std::string_view topic, std::string key, std::string value) {
+    forward(OutRecord{std::string(topic), std::move(key), std::move(value)});
+  }
+  // Runs after this transaction is durable (e.g. start a process only once `running` is
+  // recorded). Not run if the commit fails.
+  virtual void after_commit(std::function<void()> fn) = 0;
+  virtual const Clock& clock() const = 0;
+  virtual IdGenerator& ids() = 0;
+  virtual Mailbox& mailbox() = 0;
+  virtual Log& log() = 0;
+  virtual const std::string& stage() const = 0;
+  virtual int instance() const = 0;
+};
+
+class Processor {
+ public:
+  virtual ~Processor() = default;
+  virtual void init(ProcessorContext& /*ctx*/) {}
+  // Handles one record. Throwing dead-letters the record (its effects are rolled back).
+  virtual void process(const Record& record, ProcessorContext& ctx) = 0;
+  // Called when the time it last asked for has come; returns the next time it wants, if any.
+  virtual std::optional<SystemTime> punctuate(SystemTime /*now*/, ProcessorContext& /*ctx*/) {
+    return std::nullopt;
+  }
+  virtual void close() {}
+};
+
+struct StageSpec {
+  std::string name;                 // also the consumer group and the store name prefix
+  std::vector<std::string> topics;  // consumed
+  std::vector<std::string> stores;  // owned; CF "<name>.<store>"
+  int instances = 1;                // threads; partitions are split among them
+  size_t max_batch = 512;           // records per transaction
+  std::function<std::unique_ptr<Processor>(int instance)> factory;
+};
+
+class Topology {
+ public:
+  Topology& add(StageSpec spec) {
+    stages_.push_back(std::move(spec));
+    return *this;
+  }
+  const std::vector<StageSpec>& stages() const { return stages_; }
+
+ private:
+  std::vector<StageSpec> stages_;
+};
+
+}  // namespace attune
