@@ -1,0 +1,203 @@
+// Pistache adapter: converts Pistache requests to HttpRequest, runs the Router, writes the
+// HttpResponse back. The only translation unit in the project that includes Pistache.
+#include "api/rest/server.h"
+
+#include <pistache/endpoint.h>
+#include <pistache/http.h>
+#include <pistache/http_header.h>
+#include <pistache/net.h>
+#include <pistache/peer.h>
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+
+#include <exception>
+#include <mutex>
+#include <sstream>
+
+namespace attune::rest {
+namespace {
+
+using namespace Pistache;  // NOLINT(google-build-using-namespace): confined to this file
+
+// Extra room over max_body_bytes for the request line and headers, so a body slightly over the
+// limit still reaches us and gets the JSON 400 rather than Pistache's plain-text 413.
+constexpr size_t kHeadRoomBytes = 64 * 1024;
+
+// A response header with a name chosen at run time. Pistache 0.0.5 silently drops
+// headers().addRaw() on responses, but serialises any Header subclass by name() + write().
+class RawHeader final : public Http::Header::Header {
+ public:
+  RawHeader(std::string name, std::string value)
+      : name_(std::move(name)), value_(std::move(value)) {}
+  const char* name() const override { return name_.c_str(); }
+  uint64_t hash() const override { return Http::Header::detail::hash(name_.c_str()); }
+  void write(std::ostream& os) const override { os << value_; }
+
+ private:
+  std::string name_;
+  std::string value_;
+};
+
+bool header_safe(std::string_view text) {
+  return text.find_first_of("\r\n") == std::string_view::npos;
+}
+
+// Collects request headers in a uniform (name, value) form: Pistache parses the headers it knows
+// into typed objects (re-serialised with write()) and keeps the rest raw.
+std::vector<std::pair<std::string, std::string>> collect_headers(const Http::Request& request) {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& typed : request.headers().list()) {
+    std::ostringstream value;
+    typed->write(value);
+    out.emplace_back(typed->name(), value.str());
+  }
+  for (const auto& [name, raw] : request.headers().rawList()) {
+    out.emplace_back(raw.name(), raw.value());
+  }
+  return out;
+}
+
+// Builds an HttpRequest; an Error (400) for undecodable paths or query strings.
+Result<HttpRequest> convert(const Http::Request& request) {
+  HttpRequest req;
+  req.method = Http::methodString(request.method());
+  auto path = percent_decode(request.resource(), /*plus_as_space=*/false);
+  if (!path) return make_error(Errc::kBadRequest, "Malformed percent-encoding in request path");
+  req.path = std::move(*path);
+  // Pistache splits the query but neither decodes it nor keeps repeated keys (first one wins).
+  const Http::Uri::Query& query = request.query();
+  for (auto it = query.parameters_begin(); it != query.parameters_end(); ++it) {
+    auto key = percent_decode(it->first, true);
+    if (!key) {
+      return make_error(Errc::kBadRequest,
+                        "Malformed percent-encoding in query parameter name '" + it->first + "'");
+    }
+    auto value = percent_decode(it->second, true);
+    if (!value) {
+      return make_error(Errc::kBadRequest,
+                        "Malformed percent-encoding in query parameter '" + *key + "'");
+    }
+    req.query.emplace(std::move(*key), std::move(*value));
+  }
+  req.headers = collect_headers(request);
+  req.body = request.body();
+  req.remote_ip = request.address().host();
+  return req;
+}
+
+class RequestHandler final : public Http::Handler {
+ public:
+  HTTP_PROTOTYPE(RequestHandler)
+
+  RequestHandler(const Router& router, size_t max_body_bytes)
+      : router_(&router), max_body_bytes_(max_body_bytes) {}
+
+  void onRequest(const Http::Request& request, Http::ResponseWriter writer) override {
+    HttpResponse response;
+    try {
+      response = handle(request);
+    } catch (const std::exception& e) {
+      spdlog::error("HTTP {} {} failed: {}", Http::methodString(request.method()),
+                    request.resource(), e.what());
+      response = HttpResponse::error(500, "INTERNAL_ERROR", "Internal server error");
+    }
+    send(request, std::move(writer), response);
+  }
+
+ private:
+  HttpResponse handle(const Http::Request& request) const {
+    if (request.body().size() > max_body_bytes_) {
+      return HttpResponse::error(400, "BAD_REQUEST",
+                                 "Payload too large: " + std::to_string(request.body().size()) +
+                                     " bytes exceeds limit " + std::to_string(max_body_bytes_));
+    }
+    auto req = convert(request);
+    if (!req.ok()) return HttpResponse::error(req.error());
+    return router_->dispatch(*req);
+  }
+
+  static void send(const Http::Request& request, Http::ResponseWriter writer,
+                   const HttpResponse& response) {
+    auto& headers = writer.headers();
+    // Pistache closes the connection unless the request asked for keep-alive explicitly; apply
+    // HTTP/1.1 semantics instead (persistent unless the client says close).
+    const auto connection = request.headers().tryGet<Http::Header::Connection>();
+    const bool keep_alive = connection
+                                ? connection->control() == Http::ConnectionControl::KeepAlive
+                                : request.version() == Http::Version::Http11;
+    headers.remove<Http::Header::Connection>();
+    headers.add<Http::Header::Connection>(keep_alive ? Http::ConnectionControl::KeepAlive
+                                                     : Http::ConnectionControl::Close);
+    headers.add(std::make_shared<RawHeader>("Content-Type", response.content_type));
+    for (const auto& [name, value] : response.headers) {
+      if (!header_safe(name) || !header_safe(value) || name.empty()) {
+        spdlog::warn("dropping response header with CR/LF or empty name: {}", name);
+        continue;
+      }
+      headers.add(std::make_shared<RawHeader>(name, value));
+    }
+    const std::shared_ptr<Tcp::Peer> peer = keep_alive ? nullptr : writer.peer();
+    auto sent = writer.send(static_cast<Http::Code>(response.status), response.body);
+    if (peer) {
+      // Pistache 0.0.5 announces "Connection: Close" but keeps the socket open. Once the response
+      // is fully written, shut the socket down; the reactor then sees EOF and closes it itself.
+      sent.then([peer](ssize_t) { ::shutdown(peer->fd(), SHUT_RDWR); }, Async::IgnoreException);
+    }
+  }
+
+  const Router* router_;
+  size_t max_body_bytes_;
+};
+
+}  // namespace
+
+class HttpServer::Impl {
+ public:
+  Impl(const Router& router, ServerOptions opts) : router_(router), opts_(std::move(opts)) {}
+  ~Impl() { stop(); }
+
+  Status start() {
+    if (endpoint_) return make_error(Errc::kConflict, "HTTP server already started");
+    const std::string where = opts_.host + ":" + std::to_string(opts_.port);
+    try {
+      auto endpoint = std::make_unique<Http::Endpoint>(Address(opts_.host, Port(opts_.port)));
+      auto options = Http::Endpoint::options()
+                         .threads(static_cast<int>(std::max<size_t>(opts_.threads, 1)))
+                         .flags(Tcp::Options::ReuseAddr)
+                         .maxRequestSize(opts_.max_body_bytes + kHeadRoomBytes);
+      endpoint->init(options);
+      endpoint->setHandler(Http::make_handler<RequestHandler>(router_, opts_.max_body_bytes));
+      endpoint->serveThreaded();
+      port_ = static_cast<uint16_t>(endpoint->getPort());
+      endpoint_ = std::move(endpoint);
+    } catch (const std::exception& e) {
+      return make_error(Errc::kUnavailable, "cannot listen on " + where + ": " + e.what());
+    }
+    spdlog::info("HTTP server listening on {}:{}", opts_.host, port_);
+    return {};
+  }
+
+  uint16_t port() const { return port_; }
+
+  void stop() {
+    if (!endpoint_) return;
+    endpoint_->shutdown();
+    endpoint_.reset();
+    port_ = 0;
+  }
+
+ private:
+  const Router& router_;
+  const ServerOptions opts_;
+  std::unique_ptr<Http::Endpoint> endpoint_;
+  uint16_t port_ = 0;
+};
+
+HttpServer::HttpServer(const Router& router, ServerOptions opts)
+    : impl_(std::make_unique<Impl>(router, std::move(opts))) {}
+HttpServer::~HttpServer() = default;
+Status HttpServer::start() { return impl_->start(); }
+uint16_t HttpServer::port() const { return impl_->port(); }
+void HttpServer::stop() { impl_->stop(); }
+
+}  // namespace attune::rest
