@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import pytest
 
 from attune_e2e import (ALL_STATUSES, PAGINATION_FIELDS, assert_list_envelope, assert_timestamps,
-                        expect, expect_error, is_id, now_mark, parse_ts, uid)
+                        expect_error, is_id, now_mark, parse_ts, uid)
 
 
 @pytest.fixture(scope="module")
