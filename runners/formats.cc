@@ -20,7 +20,8 @@ std::string compact(const Json& value) {
 void flatten_dotenv(const Json& value, const std::string& key,
                     std::map<std::string, std::string>& out) {
   if (value.is_object() && !value.empty()) {
-    for (const auto& [k, v] : value.items()) flatten_dotenv(v, key.empty() ? k : key + "." + k, out);
+    for (const auto& [k, v] : value.items())
+      flatten_dotenv(v, key.empty() ? k : key + "." + k, out);
     return;
   }
   if (value.is_null()) {

@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <system_error>
 #include <utility>
@@ -235,8 +236,8 @@ Result<int> ProcessSupervisor::spawn(ProcessSpec spec, OnExit on_exit) {
 
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
-                                      POSIX_SPAWN_SETSIGDEF);
+  posix_spawnattr_setflags(&attr,
+                           POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
   posix_spawnattr_setpgroup(&attr, 0);
   sigset_t empty_mask;
   sigemptyset(&empty_mask);
@@ -325,8 +326,8 @@ void ProcessSupervisor::run() {
   std::array<epoll_event, 128> events;
   while (true) {
     const int timeout_ms = next_wait_ms(std::chrono::steady_clock::now());
-    const int n = ::epoll_wait(epoll_fd_, events.data(), static_cast<int>(events.size()),
-                               timeout_ms);
+    const int n =
+        ::epoll_wait(epoll_fd_, events.data(), static_cast<int>(events.size()), timeout_ms);
     if (n < 0 && errno != EINTR) {
       throw std::system_error(errno, std::generic_category(), "epoll_wait");  // cannot happen
     }
@@ -397,7 +398,8 @@ void ProcessSupervisor::read_output(Child& child, int slot) {
   std::array<char, kReadChunk> buf;
   std::string& out = child.output[slot];
   // Four bytes beyond the cap let utf8_cut see the character that straddles the cut.
-  const size_t keep = child.max_output_bytes + 4;
+  const size_t cap = child.max_output_bytes;
+  const size_t keep = cap > SIZE_MAX - 4 ? SIZE_MAX : cap + 4;
   for (int i = 0; i < kMaxReadsPerEvent; ++i) {
     const ssize_t n = ::read(child.fds[slot], buf.data(), buf.size());
     if (n > 0) {
@@ -448,10 +450,15 @@ void ProcessSupervisor::reap(Child& child) {
   do {
     rc = ::waitid(static_cast<idtype_t>(P_PIDFD), child.fds[kPidfd], &info, WEXITED | WNOHANG);
   } while (rc != 0 && errno == EINTR);
-  if (rc != 0 || info.si_pid == 0) return;  // spurious wake-up: not exited yet
+  if (rc != 0 && errno != ECHILD) return;
+  if (rc == 0 && info.si_pid == 0) return;  // spurious wake-up: not exited yet
   child.reaped = true;
   child.exited_at = std::chrono::steady_clock::now();
-  if (info.si_code == CLD_EXITED) {
+  if (rc != 0) {
+    // ECHILD: someone else reaped it (SIGCHLD set to SIG_IGN, or a stray waitpid(-1)); the
+    // status is lost, report it as killed by an unknown signal rather than hang.
+    child.term_signal = 0;
+  } else if (info.si_code == CLD_EXITED) {
     child.exit_code = info.si_status;
   } else {
     child.term_signal = info.si_status;

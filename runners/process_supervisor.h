@@ -38,8 +38,8 @@ struct ProcessSpec {
 };
 
 struct ProcessResult {
-  std::optional<int> exit_code;  // nullopt if killed by a signal (or never started)
-  int term_signal = 0;           // the signal that killed the process, 0 otherwise
+  std::optional<int> exit_code;          // nullopt if killed by a signal (or never started)
+  int term_signal = 0;                   // the signal that killed the process, 0 otherwise
   std::string stdout_text, stderr_text;  // valid UTF-8 (invalid sequences become U+FFFD)
   bool stdout_truncated = false, stderr_truncated = false;
   int64_t duration_ms = 0;
@@ -127,7 +127,7 @@ class ProcessSupervisor {
   std::atomic<size_t> running_{0};
   std::atomic<uint64_t> next_id_{1};
 
-  std::mutex mu_;                  // guards commands_ and stopping_
+  std::mutex mu_;  // guards commands_ and stopping_
   std::deque<Command> commands_;
   bool stopping_ = false;
 

@@ -12,8 +12,8 @@ namespace {
 
 constexpr size_t kMinSecretLength = 4;
 constexpr std::array<std::string_view, 9> kResultFields = {
-    "stdout", "stderr", "exit_code", "duration_ms", "data", "output_parse_error", "error",
-    "stdout_truncated", "stderr_truncated"};
+    "stdout", "stderr",           "exit_code",       "duration_ms", "data", "output_parse_error",
+    "error",  "stdout_truncated", "stderr_truncated"};
 
 std::string format_seconds(std::chrono::milliseconds timeout) {
   const auto ms = timeout.count();

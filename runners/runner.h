@@ -21,10 +21,10 @@ struct ActionInvocation {
   int64_t execution_id = 0;
   std::string action_ref, pack_ref, rule_ref, trigger_ref;
   std::string runtime_ref = "core.shell";
-  std::string entrypoint;  // script text, or a file path relative to <pack_dir>/actions
-  std::string pack_dir;    // empty for actions created over the API
-  Json parameters = Json::object();        // the parameter document (already merged with secrets)
-  std::vector<std::string> secret_values;  // values to redact (>= 4 chars) from stdout/stderr
+  std::string entrypoint;            // script text, or a file path relative to <pack_dir>/actions
+  std::string pack_dir;              // empty for actions created over the API
+  Json parameters = Json::object();  // the parameter document (already merged with secrets)
+  std::vector<std::string> secret_values;       // values to redact (>= 4 chars) from stdout/stderr
   std::map<std::string, std::string> env_vars;  // caller env; never overrides ATTUNE_*
   std::string api_url;                          // without /api/v1
   std::optional<std::string> api_token;

@@ -37,8 +37,8 @@ bool is_shell_identifier(std::string_view s) {
 // runtime give meaning to.
 bool is_reserved_variable(std::string_view name) {
   static const std::set<std::string_view> kReserved = {
-      "PATH", "HOME", "LANG", "IFS", "PS1", "PS2", "PS4", "ENV", "CDPATH", "OPTIND", "OPTARG",
-      "PPID", "PWD", "OLDPWD", "SHELL", "LINENO"};
+      "PATH",   "HOME",   "LANG",   "IFS",  "PS1", "PS2",    "PS4",   "ENV",
+      "CDPATH", "OPTIND", "OPTARG", "PPID", "PWD", "OLDPWD", "SHELL", "LINENO"};
   return name.rfind("ATTUNE_", 0) == 0 || name.rfind("LC_", 0) == 0 || kReserved.count(name) > 0;
 }
 
@@ -66,7 +66,8 @@ Result<std::string> resolve_pack_file(const ActionInvocation& inv) {
   if (!fs::is_regular_file(candidate, ec)) return std::string();
   const fs::path resolved = fs::canonical(candidate, ec);
   if (ec) return std::string();
-  const auto [a, r] = std::mismatch(actions.begin(), actions.end(), resolved.begin(), resolved.end());
+  const auto [a, r] =
+      std::mismatch(actions.begin(), actions.end(), resolved.begin(), resolved.end());
   if (a != actions.end()) {
     return make_error(Errc::kBadRequest, "entrypoint '" + inv.entrypoint +
                                              "' is outside the pack's actions directory");
@@ -90,8 +91,8 @@ Result<std::string> write_parameter_file(const std::string& dir, int64_t executi
       const int err = errno;
       ::close(fd);
       ::unlink(path.c_str());
-      return make_error(Errc::kUnavailable, "cannot write parameter file: " +
-                                                std::string(std::strerror(err)));
+      return make_error(Errc::kUnavailable,
+                        "cannot write parameter file: " + std::string(std::strerror(err)));
     }
     written += static_cast<size_t>(n);
   }
@@ -119,7 +120,14 @@ std::vector<std::string> ShellRunner::build_environment(const ActionInvocation& 
   }
   env["ATTUNE_ACTION"] = inv.action_ref;
   env["ATTUNE_EXEC_ID"] = std::to_string(inv.execution_id);
-  env["ATTUNE_API_URL"] = inv.api_url;
+  std::string api_url = inv.api_url;  // §11.4: without /api/v1, whatever the caller passed
+  while (!api_url.empty() && api_url.back() == '/') api_url.pop_back();
+  constexpr std::string_view kApiPrefix = "/api/v1";
+  if (api_url.size() >= kApiPrefix.size() &&
+      api_url.compare(api_url.size() - kApiPrefix.size(), kApiPrefix.size(), kApiPrefix) == 0) {
+    api_url.resize(api_url.size() - kApiPrefix.size());
+  }
+  env["ATTUNE_API_URL"] = api_url;
   if (inv.api_token) env["ATTUNE_API_TOKEN"] = *inv.api_token;
   env["ATTUNE_PACK_REF"] = inv.pack_ref;
   env["ATTUNE_RULE"] = inv.rule_ref;
@@ -155,8 +163,8 @@ std::string ShellRunner::inline_prelude(const Json& parameters,
 
 Result<ProcessSpec> ShellRunner::prepare(const ActionInvocation& inv) const {
   if (inv.parameter_delivery != "stdin" && inv.parameter_delivery != "file") {
-    return make_error(Errc::kBadRequest, "unknown parameter_delivery '" + inv.parameter_delivery +
-                                             "' (stdin|file)");
+    return make_error(Errc::kBadRequest,
+                      "unknown parameter_delivery '" + inv.parameter_delivery + "' (stdin|file)");
   }
   auto document = render_parameters(inv.parameters, inv.parameter_format);
   if (!document.ok()) return document.error();

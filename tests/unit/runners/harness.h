@@ -2,8 +2,8 @@
 // for handshakes with running children (no sleeps).
 #pragma once
 
-#include <gtest/gtest.h>
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <poll.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -60,9 +60,8 @@ inline PendingRun start(ProcessSupervisor& sup, ProcessSpec spec) {
   auto promise = std::make_shared<std::promise<ProcessResult>>();
   PendingRun run;
   run.result = promise->get_future();
-  auto pid = sup.spawn(std::move(spec), [promise](ProcessResult r) {
-    promise->set_value(std::move(r));
-  });
+  auto pid =
+      sup.spawn(std::move(spec), [promise](ProcessResult r) { promise->set_value(std::move(r)); });
   if (!pid.ok()) {
     ADD_FAILURE() << "spawn failed: " << pid.error().message;
     ProcessResult r;

@@ -116,7 +116,9 @@ TEST_F(ProcessSupervisorTest, LargeOutputUnderTheCapIsComplete) {
 
 TEST_F(ProcessSupervisorTest, ReplacesInvalidUtf8) {
   ProcessResult r = run_to_end(sup_, sh("printf 'a\\377b\\303'"));
-  EXPECT_EQ(r.stdout_text, "a\xEF\xBF\xBD" "b\xEF\xBF\xBD");
+  EXPECT_EQ(r.stdout_text,
+            "a\xEF\xBF\xBD"
+            "b\xEF\xBF\xBD");
 }
 
 TEST_F(ProcessSupervisorTest, Runs200ProcessesConcurrently) {
@@ -257,9 +259,8 @@ TEST_F(ProcessSupervisorTest, DeliversAfterGraceWhenAGrandchildHoldsThePipes) {
 TEST_F(ProcessSupervisorTest, CallbackMaySpawnAgain) {
   std::promise<ProcessResult> second;
   auto pid = sup_.spawn(sh("echo first"), [&](ProcessResult) {
-    auto again = sup_.spawn(sh("echo second"), [&](ProcessResult r) {
-      second.set_value(std::move(r));
-    });
+    auto again =
+        sup_.spawn(sh("echo second"), [&](ProcessResult r) { second.set_value(std::move(r)); });
     EXPECT_TRUE(again.ok());
   });
   ASSERT_TRUE(pid.ok());

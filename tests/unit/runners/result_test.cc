@@ -24,7 +24,8 @@ ActionInvocation with_format(std::string format) {
 
 TEST(MakeResultTest, TextSuccess) {
   Json r = make_result(with_format("text"), exited(0, "hi\n", "warn\n"));
-  EXPECT_EQ(r, Json::parse(R"({"stdout":"hi\n","stderr":"warn\n","exit_code":0,"duration_ms":42})"));
+  EXPECT_EQ(r,
+            Json::parse(R"({"stdout":"hi\n","stderr":"warn\n","exit_code":0,"duration_ms":42})"));
 }
 
 TEST(MakeResultTest, NonZeroExitIsAFailureWithoutTimeoutWording) {

@@ -54,8 +54,7 @@ TEST_F(ShellRunnerTest, InlineScriptSeesParametersAsShellVariables) {
       Json::parse(R"({"message":"hello world","count":3,"obj":{"a":[1,2]},"nothing":null,
                       "quoted":"it's \"fine\" $HOME `x`","not-an-identifier":"skip"})")));
   EXPECT_EQ(r.exit_code, 0) << r.stderr_text;
-  EXPECT_EQ(r.stdout_text,
-            "hello world\n3\n{\"a\":[1,2]}\n[null]\nit's \"fine\" $HOME `x`\n");
+  EXPECT_EQ(r.stdout_text, "hello world\n3\n{\"a\":[1,2]}\n[null]\nit's \"fine\" $HOME `x`\n");
 }
 
 TEST_F(ShellRunnerTest, InlineVariablesAreNotExportedAndStdinStillHasTheDocument) {
@@ -87,14 +86,31 @@ TEST_F(ShellRunnerTest, EnvironmentHasAttuneVariablesThatCallersCannotOverride) 
   ProcessResult r = run(inv);
   const std::string& out = r.stdout_text;
   for (const std::string line :
-       {"ATTUNE_ACTION=demo.echo\n", "ATTUNE_EXEC_ID=77\n", "ATTUNE_API_URL=http://127.0.0.1:8080\n",
-        "ATTUNE_API_TOKEN=exec-token\n", "ATTUNE_PACK_REF=demo\n", "ATTUNE_RULE=demo.on_tick\n",
-        "ATTUNE_TRIGGER=core.timer\n", "ATTUNE_PARAMETER_DELIVERY=stdin\n",
-        "ATTUNE_PARAMETER_FORMAT=json\n", "FOO=bar\n", "LANG=C.UTF-8\n"}) {
+       {"ATTUNE_ACTION=demo.echo\n", "ATTUNE_EXEC_ID=77\n",
+        "ATTUNE_API_URL=http://127.0.0.1:8080\n", "ATTUNE_API_TOKEN=exec-token\n",
+        "ATTUNE_PACK_REF=demo\n", "ATTUNE_RULE=demo.on_tick\n", "ATTUNE_TRIGGER=core.timer\n",
+        "ATTUNE_PARAMETER_DELIVERY=stdin\n", "ATTUNE_PARAMETER_FORMAT=json\n", "FOO=bar\n",
+        "LANG=C.UTF-8\n"}) {
     EXPECT_NE(out.find(line), std::string::npos) << line << " missing in\n" << out;
   }
   EXPECT_EQ(out.find("evil.override"), std::string::npos);
   EXPECT_EQ(out.find("ATTUNE_PARAMETER_FILE"), std::string::npos);
+}
+
+TEST_F(ShellRunnerTest, ApiUrlNeverEndsWithTheApiPrefix) {
+  ActionInvocation inv = inline_action(R"(echo "$ATTUNE_API_URL")");
+  inv.api_url = "http://api:8080/api/v1/";
+  EXPECT_EQ(run(inv).stdout_text, "http://api:8080\n");
+}
+
+TEST_F(ShellRunnerTest, LargeInlineScriptAndParameters) {
+  // Prelude + script well beyond a pipe buffer: fd 3 is written as the shell reads it.
+  const std::string big(300000, 'z');
+  ActionInvocation inv = inline_action(R"(echo "${#big}"; wc -c)", Json{{"big", big}});
+  ProcessResult r = run(inv);
+  EXPECT_EQ(r.exit_code, 0) << r.stderr_text;
+  EXPECT_EQ(r.stdout_text,
+            "300000\n" + std::to_string(Json{{"big", big}}.dump().size() + 1) + "\n");
 }
 
 TEST_F(ShellRunnerTest, NoTokenVariableWithoutToken) {
@@ -111,9 +127,9 @@ TEST_F(ShellRunnerTest, ParameterWithTheNameOfACallerVariableIsNotExported) {
 }
 
 TEST_F(ShellRunnerTest, ReservedNamesAreNotAssigned) {
-  ProcessResult r = run(inline_action(
-      R"(echo "$ATTUNE_ACTION"; command -v cat >/dev/null && echo path-ok)",
-      Json::parse(R"({"ATTUNE_ACTION":"forged","PATH":"/nowhere"})")));
+  ProcessResult r =
+      run(inline_action(R"(echo "$ATTUNE_ACTION"; command -v cat >/dev/null && echo path-ok)",
+                        Json::parse(R"({"ATTUNE_ACTION":"forged","PATH":"/nowhere"})")));
   EXPECT_EQ(r.stdout_text, "demo.echo\npath-ok\n");
 }
 
@@ -138,7 +154,8 @@ TEST_F(ShellRunnerTest, DotenvAndYamlFormatsOnStdin) {
 
 TEST_F(ShellRunnerTest, FileDeliveryUsesA0400FileRemovedAfterwards) {
   ActionInvocation inv = inline_action(
-      R"(echo "$ATTUNE_PARAMETER_FILE"; stat -c %a "$ATTUNE_PARAMETER_FILE"; cat "$ATTUNE_PARAMETER_FILE"; echo "stdin=[$(cat)]")",
+      "f=$ATTUNE_PARAMETER_FILE\n"
+      R"(echo "$f"; stat -c %a "$f"; cat "$f"; echo "stdin=[$(cat)]")",
       Json::parse(R"({"k":"v"})"));
   inv.parameter_delivery = "file";
   inv.parameter_format = "dotenv";
@@ -157,9 +174,7 @@ TEST_F(ShellRunnerTest, PackFileEntrypoints) {
   const std::string pack = tmp_.file("pack");
   std::filesystem::create_directories(pack + "/actions/sub");
   { std::ofstream(pack + "/actions/sub/plain.sh") << "echo plain \"$(cat)\" \"$(pwd)\"\n"; }
-  {
-    std::ofstream(pack + "/actions/exec.sh") << "#!/bin/sh\necho direct $0\n";
-  }
+  { std::ofstream(pack + "/actions/exec.sh") << "#!/bin/sh\necho direct $0\n"; }
   ::chmod((pack + "/actions/exec.sh").c_str(), 0755);
   { std::ofstream(pack + "/outside.sh") << "echo escaped\n"; }
 
