@@ -1,0 +1,446 @@
+// Read side of the projections: index selection, ordered (merged) index scans, predicates,
+// counters, and the stage factory.
+#include "api/projections/projections.h"
+
+#include <algorithm>
+#include <cctype>
+
+#include "api/projections/projection_processor.h"
+#include "state/db.h"
+
+namespace attune::projections {
+namespace {
+
+// One filter on an index: the row matches when the index value is any of `values`.
+struct Condition {
+  const IndexDef* index;
+  std::vector<std::string> values;
+};
+
+struct Query {
+  Entity entity;
+  std::vector<Condition> conditions;
+  std::optional<int64_t> after;   // inclusive
+  std::optional<int64_t> before;  // exclusive
+  std::function<bool(const Json&)> row_filter;  // not backed by an index
+};
+
+void add_condition(Query& q, std::string_view index, std::vector<std::string> values) {
+  const IndexDef* def = find_index(q.entity, index);
+  q.conditions.push_back(Condition{def, std::move(values)});
+}
+
+Result<int64_t> read_counter(const state::Store& store, std::string_view prefix) {
+  int64_t total = 0;
+  auto st = store.scan(counter_prefix(prefix), [&](std::string_view, std::string_view v) {
+    total += static_cast<int64_t>(state::decode_be64(v));
+    return true;
+  });
+  if (!st.ok()) return st.error();
+  return total;
+}
+
+// Ordered, batched reads of one index prefix within [after, before) of created.
+class Cursor {
+ public:
+  Cursor(const state::Store& store, const std::string& prefix, const Query& q, bool descending)
+      : store_(store), prefix_("i/" + prefix), descending_(descending) {
+    if (q.after) lo_ = prefix_ + state::encode_be64(static_cast<uint64_t>(std::max<int64_t>(*q.after, 0)));
+    if (q.before) {
+      if (*q.before <= 0) {
+        exhausted_ = true;
+      } else {
+        hi_ = prefix_ + state::encode_be64(static_cast<uint64_t>(*q.before));
+      }
+    }
+    if (descending_) {
+      // The last possible key with created < before.
+      if (hi_) resume_ = prefix_ + state::encode_be64(static_cast<uint64_t>(*q.before - 1)) +
+                         std::string(8, '\xff');
+    } else if (lo_) {
+      resume_ = *lo_;
+    }
+  }
+
+  // Makes head() valid if any entry remains.
+  Status fill() {
+    if (pos_ < buf_.size() || exhausted_) return {};
+    buf_.clear();
+    pos_ = 0;
+    const std::string start = resume_;
+    bool stopped_early = false;
+    auto st = store_.scan(
+        prefix_,
+        [&](std::string_view k, std::string_view v) {
+          if (skip_resume_ && k == start) return true;
+          if (!descending_ && hi_ && k >= *hi_) return false;
+          if (descending_ && lo_ && k < *lo_) return false;
+          buf_.emplace_back(std::string(k), std::string(v));
+          if (buf_.size() >= batch_) {
+            stopped_early = true;
+            return false;
+          }
+          return true;
+        },
+        descending_, start);
+    if (!st.ok()) return st;
+    if (!stopped_early) exhausted_ = true;
+    if (!buf_.empty()) {
+      resume_ = buf_.back().first;
+      skip_resume_ = true;
+    }
+    batch_ = std::min<size_t>(batch_ * 4, 16384);
+    return {};
+  }
+  bool valid() const { return pos_ < buf_.size(); }
+  const std::pair<std::string, std::string>& head() const { return buf_[pos_]; }
+  void next() { ++pos_; }
+
+ private:
+  const state::Store& store_;
+  std::string prefix_;
+  bool descending_;
+  std::optional<std::string> lo_, hi_;
+  std::string resume_;
+  bool skip_resume_ = false;
+  bool exhausted_ = false;
+  std::vector<std::pair<std::string, std::string>> buf_;
+  size_t pos_ = 0;
+  size_t batch_ = 256;
+};
+
+// Visits index entries of all `prefixes` merged in (created, id) order; `fn` returns false to
+// stop. Entries of one row under several prefixes of one index cannot occur (one value each).
+using EntryFn = std::function<bool(int64_t id, std::string_view value)>;
+Status scan_merged(const state::Store& store, const std::vector<std::string>& prefixes,
+                   const Query& q, bool descending, const EntryFn& fn) {
+  std::vector<Cursor> cursors;
+  cursors.reserve(prefixes.size());
+  for (const auto& p : prefixes) cursors.emplace_back(store, p, q, descending);
+  for (;;) {
+    Cursor* best = nullptr;
+    std::string_view best_suffix;
+    for (auto& c : cursors) {
+      if (auto st = c.fill(); !st.ok()) return st;
+      if (!c.valid()) continue;
+      const std::string_view key = c.head().first;
+      const std::string_view suffix = key.substr(key.size() - 16);
+      if (!best || (descending ? suffix > best_suffix : suffix < best_suffix)) {
+        best = &c;
+        best_suffix = suffix;
+      }
+    }
+    if (!best) return {};
+    const auto& [key, value] = best->head();
+    const bool go_on = fn(index_key_id(key), value);
+    best->next();
+    if (!go_on) return {};
+  }
+}
+
+std::vector<std::string> prefixes_of(const Condition& c) {
+  std::vector<std::string> out;
+  for (const auto& v : c.values) out.push_back(index_prefix(c.index->name, v));
+  return out;
+}
+
+// The plan for a query: which prefixes to scan, what to check on each entry, and whether the
+// counters already give the total.
+struct Plan {
+  std::vector<std::string> prefixes;
+  int64_t count = 0;                  // entries under `prefixes`
+  std::vector<const Condition*> rest;  // conditions still to check
+  bool exact = false;                 // count == matches
+};
+
+Result<Plan> make_plan(const state::Store& store, const Query& q) {
+  Plan plan;
+  const Condition* chosen = nullptr;
+  for (const auto& c : q.conditions) {
+    int64_t n = 0;
+    for (const auto& p : prefixes_of(c)) {
+      auto r = read_counter(store, p);
+      if (!r.ok()) return r.error();
+      n += *r;
+    }
+    if (!chosen || n < plan.count) {
+      chosen = &c;
+      plan.count = n;
+    }
+  }
+  if (chosen) {
+    plan.prefixes = prefixes_of(*chosen);
+  } else {
+    plan.prefixes = {std::string(kByCreated)};
+    auto r = read_counter(store, kByCreated);
+    if (!r.ok()) return r.error();
+    plan.count = *r;
+  }
+  for (const auto& c : q.conditions) {
+    if (&c != chosen) plan.rest.push_back(&c);
+  }
+  plan.exact = plan.rest.empty() && !q.after && !q.before && !q.row_filter;
+  return plan;
+}
+
+bool matches_value(const Condition& c, std::string_view v) {
+  return std::find(c.values.begin(), c.values.end(), v) != c.values.end();
+}
+
+bool row_matches(const Condition& c, const Json& row) {
+  auto v = c.index->extract(row);
+  return v && matches_value(c, *v);
+}
+
+Result<std::optional<Json>> read_row(const state::Store& store, int64_t id) {
+  auto v = store.get(row_key(id));
+  if (!v.ok()) return v.error();
+  if (!v->has_value()) return std::optional<Json>();
+  Json row = Json::parse(**v, nullptr, false);
+  if (row.is_discarded()) return make_error(Errc::kInternal, "corrupt row in " + store.name());
+  return std::optional<Json>(std::move(row));
+}
+
+// Visits every entry matching `q` in order until `fn` returns false. `fn` gets the row when it
+// was read for a predicate (else null; the caller reads it if it needs it).
+using MatchFn = std::function<bool(int64_t id, std::string_view value, const Json* row)>;
+Status scan_matches(const state::Store& store, Entity entity, const Query& q, const Plan& plan,
+                    bool descending, const MatchFn& fn) {
+  // Status is in every index entry (executions, enforcements): check it without the row.
+  std::vector<const Condition*> on_entry, on_row;
+  for (const Condition* c : plan.rest) {
+    const bool status_in_entry = entity != Entity::kEvent && c->index->name == "by_status";
+    (status_in_entry ? on_entry : on_row).push_back(c);
+  }
+  const bool needs_row = !on_row.empty() || static_cast<bool>(q.row_filter);
+  Status error;
+  auto st = scan_merged(store, plan.prefixes, q, descending, [&](int64_t id, std::string_view v) {
+    for (const Condition* c : on_entry) {
+      if (!matches_value(*c, v)) return true;
+    }
+    if (!needs_row) return fn(id, v, nullptr);
+    auto row = read_row(store, id);
+    if (!row.ok()) {
+      error = row.error();
+      return false;
+    }
+    if (!row->has_value()) return true;
+    const Json& r = **row;
+    for (const Condition* c : on_row) {
+      if (!row_matches(*c, r)) return true;
+    }
+    if (q.row_filter && !q.row_filter(r)) return true;
+    return fn(id, v, &r);
+  });
+  if (!st.ok()) return st;
+  return error;
+}
+
+Result<ListResult> run_list(const state::Store& store, const Query& q, const Page& page) {
+  auto plan = make_plan(store, q);
+  if (!plan.ok()) return plan.error();
+  const int64_t offset = std::max<int64_t>(page.offset, 0);
+  const int64_t end = offset + std::max<int64_t>(page.limit, 0);
+  ListResult out;
+  int64_t matched = 0;
+  Status error;
+  if (end > 0 || !plan->exact) {
+    auto st = scan_matches(store, q.entity, q, *plan, page.descending,
+                           [&](int64_t id, std::string_view, const Json* row) {
+                             if (matched >= offset && matched < end) {
+                               if (row) {
+                                 out.items.push_back(*row);
+                               } else {
+                                 auto r = read_row(store, id);
+                                 if (!r.ok()) {
+                                   error = r.error();
+                                   return false;
+                                 }
+                                 if (r->has_value()) out.items.push_back(std::move(**r));
+                               }
+                             }
+                             ++matched;
+                             return matched < end || !plan->exact;
+                           });
+    if (!st.ok()) return st.error();
+    if (!error.ok()) return error.error();
+  }
+  out.total = plan->exact ? plan->count : matched;
+  if (q.entity == Entity::kEvent) {
+    for (auto& row : out.items) row = event_list_row(row);
+  }
+  return out;
+}
+
+bool all_digits(std::string_view s) {
+  return !s.empty() &&
+         std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isdigit(c) != 0; });
+}
+
+Query execution_query(const ExecutionFilter& f) {
+  Query q{Entity::kExecution, {}, f.created_after, f.created_before, {}};
+  if (!f.statuses.empty()) add_condition(q, "by_status", f.statuses);
+  if (f.action_ref) add_condition(q, "by_action", {*f.action_ref});
+  if (f.pack_ref) add_condition(q, "by_pack", {*f.pack_ref});
+  if (f.enforcement) add_condition(q, "by_enforcement", {std::to_string(*f.enforcement)});
+  if (f.parent) add_condition(q, "by_parent", {std::to_string(*f.parent)});
+  if (f.rule) add_condition(q, "by_rule_id", {std::to_string(*f.rule)});
+  if (f.rule_ref) add_condition(q, "by_rule", {*f.rule_ref});
+  if (f.trigger_ref) add_condition(q, "by_trigger", {*f.trigger_ref});
+  if (f.result_contains) {
+    q.row_filter = [needle = *f.result_contains](const Json& row) {
+      auto it = row.find("result");
+      if (it == row.end() || it->is_null()) return false;
+      return it->dump(-1, ' ', false, Json::error_handler_t::replace).find(needle) !=
+             std::string::npos;
+    };
+  }
+  return q;
+}
+
+}  // namespace
+
+Json ExecutionStats::to_json() const {
+  Json statuses = Json::object();
+  for (const auto& [status, n] : by_status) statuses[status] = n;
+  return Json{{"total", total}, {"active", active}, {"by_status", std::move(statuses)}};
+}
+
+Projections::Projections(const state::Store& events, const state::Store& enforcements,
+                         const state::Store& executions, AppliedOffsets& applied)
+    : events_(events), enforcements_(enforcements), executions_(executions), applied_(applied) {}
+
+Result<std::shared_ptr<Projections>> Projections::open(Log& log, AppliedOffsets& applied) {
+  const std::string stage(kStage);
+  auto events = log.db().store(stage + "." + std::string(kEventsStore));
+  if (!events.ok()) return events.error();
+  auto enforcements = log.db().store(stage + "." + std::string(kEnforcementsStore));
+  if (!enforcements.ok()) return enforcements.error();
+  auto executions = log.db().store(stage + "." + std::string(kExecutionsStore));
+  if (!executions.ok()) return executions.error();
+  return std::make_shared<Projections>(**events, **enforcements, **executions, applied);
+}
+
+const state::Store& Projections::store_of(Entity e) const {
+  switch (e) {
+    case Entity::kEvent:
+      return events_;
+    case Entity::kEnforcement:
+      return enforcements_;
+    case Entity::kExecution:
+      return executions_;
+  }
+  return events_;
+}
+
+Result<std::optional<Json>> Projections::get(Entity e, int64_t id) const {
+  return read_row(store_of(e), id);
+}
+
+Result<std::optional<Json>> Projections::get_event(int64_t id) const {
+  return get(Entity::kEvent, id);
+}
+Result<std::optional<Json>> Projections::get_enforcement(int64_t id) const {
+  return get(Entity::kEnforcement, id);
+}
+Result<std::optional<Json>> Projections::get_execution(int64_t id) const {
+  return get(Entity::kExecution, id);
+}
+
+Result<ListResult> Projections::list_events(const EventFilter& f, const Page& page) const {
+  Query q{Entity::kEvent, {}, f.created_after, std::nullopt, {}};
+  if (f.trigger) add_condition(q, "by_trigger_id", {std::to_string(*f.trigger)});
+  if (f.trigger_ref) add_condition(q, "by_trigger", {*f.trigger_ref});
+  if (f.source) add_condition(q, all_digits(*f.source) ? "by_source_id" : "by_source", {*f.source});
+  return run_list(events_, q, page);
+}
+
+Result<ListResult> Projections::list_enforcements(const EnforcementFilter& f,
+                                                  const Page& page) const {
+  Query q{Entity::kEnforcement, {}, f.created_after, std::nullopt, {}};
+  if (f.rule) add_condition(q, "by_rule_id", {std::to_string(*f.rule)});
+  if (f.rule_ref) add_condition(q, "by_rule", {*f.rule_ref});
+  if (f.event) add_condition(q, "by_event", {std::to_string(*f.event)});
+  if (f.status) add_condition(q, "by_status", {*f.status});
+  if (f.trigger_ref) add_condition(q, "by_trigger", {*f.trigger_ref});
+  return run_list(enforcements_, q, page);
+}
+
+Result<ListResult> Projections::list_executions(const ExecutionFilter& f,
+                                                const Page& page) const {
+  return run_list(executions_, execution_query(f), page);
+}
+
+Result<ExecutionStats> Projections::execution_stats(const ExecutionFilter& f) const {
+  ExecutionStats stats;
+  for (auto s : kExecutionStatuses) stats.by_status[std::string(s)] = 0;
+  const Query q = execution_query(f);
+  auto plan = make_plan(executions_, q);
+  if (!plan.ok()) return plan.error();
+  const bool only_statuses = plan->exact && (q.conditions.empty() ||
+                                             q.conditions.front().index->name == "by_status");
+  if (only_statuses) {
+    // Counters answer it: one per status.
+    for (auto& [status, n] : stats.by_status) {
+      if (!f.statuses.empty() &&
+          std::find(f.statuses.begin(), f.statuses.end(), status) == f.statuses.end()) {
+        continue;
+      }
+      auto r = read_counter(executions_, index_prefix("by_status", status));
+      if (!r.ok()) return r.error();
+      n = *r;
+    }
+    stats.total = plan->count;  // includes rows with a status outside the ten, if any
+  } else {
+    auto st = scan_matches(executions_, Entity::kExecution, q, *plan, true,
+                           [&](int64_t, std::string_view status, const Json*) {
+                             ++stats.total;
+                             auto it = stats.by_status.find(std::string(status));
+                             if (it != stats.by_status.end()) ++it->second;
+                             return true;
+                           });
+    if (!st.ok()) return st.error();
+  }
+  for (const auto& [status, n] : stats.by_status) {
+    if (!is_terminal_execution_status(status)) stats.active += n;
+  }
+  return stats;
+}
+
+bool Projections::wait_applied(const TopicPartition& tp, int64_t offset,
+                               std::chrono::milliseconds timeout) const {
+  return applied_.wait(std::string(kStage), tp, offset, timeout);
+}
+
+std::optional<Json> Projections::wait_for_execution(
+    int64_t id, std::chrono::milliseconds timeout,
+    const std::function<bool(const Json&)>& until) const {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    // Read the generation first: a change committed after it wakes the wait below.
+    const uint64_t seen = feed_->generation();
+    auto row = get_execution(id);
+    if (!row.ok()) return std::nullopt;
+    if (row->has_value() && (!until || until(**row))) return std::move(**row);
+    if (!feed_->wait_past(seen, deadline)) return std::nullopt;
+  }
+}
+
+Result<ProjectionStage> make_projection_stage(Log& log, AppliedOffsets& applied,
+                                              const ProjectionStageOptions& options) {
+  auto projections = Projections::open(log, applied);
+  if (!projections.ok()) return projections.error();
+  std::shared_ptr<ChangeFeed> feed = (*projections)->feed();
+  StageSpec spec;
+  spec.name = std::string(kStage);
+  spec.topics = {std::string(topics::kEvents), std::string(topics::kEnforcements),
+                 std::string(topics::kExecutions)};
+  spec.stores = {std::string(kEventsStore), std::string(kEnforcementsStore),
+                 std::string(kExecutionsStore)};
+  spec.instances = options.instances;
+  spec.max_batch = options.max_batch;
+  spec.factory = [feed](int) { return std::make_unique<ProjectionProcessor>(feed); };
+  return ProjectionStage{std::move(spec), std::move(*projections)};
+}
+
+}  // namespace attune::projections

@@ -1,0 +1,152 @@
+// Projections: the API's read side over the "api" stage's stores — get and list of events,
+// enforcements and executions by any filter, execution stats, read-your-writes waits and
+// change hooks — and make_projection_stage(), which wires the stage into a Topology.
+//
+// Wiring (the Runtime reads the Topology only in start(), so the stage can be added after the
+// Runtime exists and the read side can take its AppliedOffsets):
+//
+//   Topology topology;
+//   Runtime runtime(log, topology, options);
+//   auto stage = projections::make_projection_stage(log, runtime.applied());
+//   if (!stage.ok()) return stage.error();
+//   topology.add(std::move(stage->spec));
+//   std::shared_ptr<projections::Projections> views = stage->projections;
+//   views->add_change_hook(...);   // before start() to see every change
+//   runtime.start();
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "api/projections/change_feed.h"
+#include "api/projections/schema.h"
+#include "topology/runtime.h"
+
+namespace attune::projections {
+
+// Filters of API.md §6 and §11.2; absent fields do not filter. Times are epoch ms:
+// created_after is inclusive (created >= after), created_before exclusive (created < before).
+struct EventFilter {
+  std::optional<int64_t> trigger;            // trigger id
+  std::optional<std::string> trigger_ref;
+  std::optional<std::string> source;         // all digits: sensor id (`source`); else `source_ref`
+  std::optional<int64_t> created_after;
+};
+
+struct EnforcementFilter {
+  std::optional<int64_t> rule;               // rule id
+  std::optional<std::string> rule_ref;
+  std::optional<int64_t> event;
+  std::optional<std::string> status;
+  std::optional<std::string> trigger_ref;
+  std::optional<int64_t> created_after;
+};
+
+struct ExecutionFilter {
+  std::optional<std::string> action_ref;
+  std::optional<std::string> pack_ref;
+  std::vector<std::string> statuses;         // any of; empty: all
+  std::optional<int64_t> enforcement;
+  std::optional<int64_t> parent;
+  std::optional<int64_t> rule;               // rule id
+  std::optional<std::string> rule_ref;
+  std::optional<std::string> trigger_ref;
+  std::optional<int64_t> created_after;
+  std::optional<int64_t> created_before;
+  std::optional<std::string> result_contains;  // substring of the result's JSON text
+};
+
+// A page of rows: skip `offset` matches, return at most `limit`. Order is by (created, id),
+// newest first unless !descending (API.md §3).
+struct Page {
+  int64_t offset = 0;
+  int64_t limit = 50;
+  bool descending = true;
+};
+
+struct ListResult {
+  Json items = Json::array();  // API objects; event rows are list rows (has_payload)
+  int64_t total = 0;           // matches of the filter, regardless of the page
+};
+
+struct ExecutionStats {
+  int64_t total = 0;
+  int64_t active = 0;                       // not in a terminal status
+  std::map<std::string, int64_t> by_status;  // all ten statuses of API.md §11.1
+  Json to_json() const;                     // {total, active, by_status}
+};
+
+// Thread-safe; shared by REST handlers on many threads. Reads go straight to the stores (no
+// snapshot across one list: a row changing during a list may show its new state or be counted
+// by its old one). Cost: a list scans the most selective index among the filters given (by its
+// counter), bounded by created_after/before; other filters are checked on the index entry
+// (status) or on the row. A page with only that filter (or none) reads offset + limit index
+// entries and takes `total` from counters; otherwise `total` counts the scanned range.
+class Projections {
+ public:
+  // Opens the stores of the "api" stage on `log.db()`. `applied` is the Runtime's.
+  static Result<std::shared_ptr<Projections>> open(Log& log, AppliedOffsets& applied);
+
+  Result<std::optional<Json>> get_event(int64_t id) const;
+  Result<std::optional<Json>> get_enforcement(int64_t id) const;
+  Result<std::optional<Json>> get_execution(int64_t id) const;
+
+  Result<ListResult> list_events(const EventFilter& filter, const Page& page) const;
+  Result<ListResult> list_enforcements(const EnforcementFilter& filter, const Page& page) const;
+  Result<ListResult> list_executions(const ExecutionFilter& filter, const Page& page) const;
+  Result<ExecutionStats> execution_stats(const ExecutionFilter& filter) const;
+
+  // Read-your-writes: true once this stage has applied `offset` of `tp` (a position in a topic
+  // it consumes: events, enforcements, executions); false on timeout.
+  bool wait_applied(const TopicPartition& tp, int64_t offset,
+                    std::chrono::milliseconds timeout) const;
+  // The execution row once it exists (and satisfies `until`, when given), or nullopt on timeout
+  // or storage error. Blocks on the change feed; no polling.
+  std::optional<Json> wait_for_execution(int64_t id, std::chrono::milliseconds timeout,
+                                         const std::function<bool(const Json&)>& until = {}) const;
+
+  // Hooks see every change committed after registration (see ChangeFeed for threading).
+  ChangeFeed::Handle add_change_hook(ChangeHook hook) { return feed_->add_hook(std::move(hook)); }
+  void remove_change_hook(ChangeFeed::Handle handle) { feed_->remove_hook(handle); }
+
+  // The feed the stage's processors publish to (used by make_projection_stage).
+  const std::shared_ptr<ChangeFeed>& feed() const { return feed_; }
+
+  Projections(const state::Store& events, const state::Store& enforcements,
+              const state::Store& executions, AppliedOffsets& applied);
+
+ private:
+  const state::Store& store_of(Entity e) const;
+  Result<std::optional<Json>> get(Entity e, int64_t id) const;
+
+  const state::Store& events_;
+  const state::Store& enforcements_;
+  const state::Store& executions_;
+  AppliedOffsets& applied_;
+  std::shared_ptr<ChangeFeed> feed_ = std::make_shared<ChangeFeed>();
+};
+
+struct ProjectionStageOptions {
+  // Stage instances. Counters are kept per instance, so any number is correct; one is plenty
+  // for a single API process.
+  int instances = 1;
+  size_t max_batch = 512;
+};
+
+// The "api" stage spec (consumes events, enforcements, executions; owns the three stores) and
+// the read side over the same stores. Add `spec` to the Topology run by the Runtime whose
+// `applied()` was passed in.
+struct ProjectionStage {
+  StageSpec spec;
+  std::shared_ptr<Projections> projections;
+};
+Result<ProjectionStage> make_projection_stage(Log& log, AppliedOffsets& applied,
+                                              const ProjectionStageOptions& options = {});
+
+}  // namespace attune::projections

@@ -1,0 +1,182 @@
+// Key layout of the projection stores.
+#include "api/projections/schema.h"
+
+#include <algorithm>
+
+#include "state/db.h"
+#include "topology/core/time.h"
+
+namespace attune::projections {
+namespace {
+
+// A scalar field as an index value: strings as they are, integers in decimal; null, absent or
+// other types are not indexed.
+std::optional<std::string> scalar(const Json& row, const char* field) {
+  auto it = row.find(field);
+  if (it == row.end()) return std::nullopt;
+  if (it->is_string()) return it->get<std::string>();
+  if (it->is_number_integer()) return std::to_string(it->get<int64_t>());
+  return std::nullopt;
+}
+
+#define ATTUNE_FIELD(fn, field) \
+  std::optional<std::string> fn(const Json& row) { return scalar(row, field); }
+ATTUNE_FIELD(status_of, "status")
+ATTUNE_FIELD(action_ref_of, "action_ref")
+ATTUNE_FIELD(enforcement_of, "enforcement")
+ATTUNE_FIELD(parent_of, "parent")
+ATTUNE_FIELD(rule_of, "rule")
+ATTUNE_FIELD(rule_ref_of, "rule_ref")
+ATTUNE_FIELD(trigger_of, "trigger")
+ATTUNE_FIELD(trigger_ref_of, "trigger_ref")
+ATTUNE_FIELD(event_of, "event")
+ATTUNE_FIELD(source_of, "source")
+ATTUNE_FIELD(source_ref_of, "source_ref")
+#undef ATTUNE_FIELD
+
+// An execution's pack: `pack_ref` when the executor set it, else the action ref's pack part.
+std::optional<std::string> pack_ref_of(const Json& row) {
+  if (auto p = scalar(row, "pack_ref")) return p;
+  auto action = scalar(row, "action_ref");
+  if (!action) return std::nullopt;
+  const auto dot = action->find('.');
+  if (dot == std::string::npos || dot == 0) return std::nullopt;
+  return action->substr(0, dot);
+}
+
+}  // namespace
+
+const char* entity_name(Entity e) {
+  switch (e) {
+    case Entity::kEvent:
+      return "event";
+    case Entity::kEnforcement:
+      return "enforcement";
+    case Entity::kExecution:
+      return "execution";
+  }
+  return "";
+}
+
+int execution_status_rank(std::string_view status) {
+  const auto* begin = std::begin(kExecutionStatuses);
+  const auto* it = std::find(begin, std::end(kExecutionStatuses), status);
+  return it == std::end(kExecutionStatuses) ? -1 : static_cast<int>(it - begin);
+}
+
+bool is_terminal_execution_status(std::string_view status) {
+  return status == "completed" || status == "failed" || status == "timeout" ||
+         status == "cancelled" || status == "abandoned";
+}
+
+const std::vector<IndexDef>& index_defs(Entity e) {
+  static const std::vector<IndexDef> kEvents = {{"by_trigger", trigger_ref_of},
+                                                {"by_trigger_id", trigger_of},
+                                                {"by_source", source_ref_of},
+                                                {"by_source_id", source_of}};
+  static const std::vector<IndexDef> kEnforcements = {{"by_status", status_of},
+                                                      {"by_rule", rule_ref_of},
+                                                      {"by_rule_id", rule_of},
+                                                      {"by_event", event_of},
+                                                      {"by_trigger", trigger_ref_of}};
+  static const std::vector<IndexDef> kExecutions = {
+      {"by_status", status_of},       {"by_action", action_ref_of}, {"by_pack", pack_ref_of},
+      {"by_enforcement", enforcement_of}, {"by_parent", parent_of}, {"by_rule", rule_ref_of},
+      {"by_rule_id", rule_of},        {"by_trigger", trigger_ref_of}};
+  switch (e) {
+    case Entity::kEvent:
+      return kEvents;
+    case Entity::kEnforcement:
+      return kEnforcements;
+    case Entity::kExecution:
+      return kExecutions;
+  }
+  return kEvents;
+}
+
+const IndexDef* find_index(Entity e, std::string_view name) {
+  for (const auto& d : index_defs(e)) {
+    if (d.name == name) return &d;
+  }
+  return nullptr;
+}
+
+std::string escape_value(std::string_view value) {
+  std::string out;
+  out.reserve(value.size());
+  for (char c : value) {
+    if (c == '/') {
+      out += "%2F";
+    } else if (c == '%') {
+      out += "%25";
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+std::string index_prefix(std::string_view index, std::string_view raw_value) {
+  std::string p(index);
+  p += '/';
+  p += escape_value(raw_value);
+  p += '/';
+  return p;
+}
+
+std::string row_key(int64_t id) { return "r/" + state::encode_be64(static_cast<uint64_t>(id)); }
+
+std::string index_key(std::string_view prefix, int64_t created_ms, int64_t id) {
+  std::string k = "i/";
+  k += prefix;
+  k += state::encode_be64(static_cast<uint64_t>(std::max<int64_t>(created_ms, 0)));
+  k += state::encode_be64(static_cast<uint64_t>(id));
+  return k;
+}
+
+std::string counter_key(std::string_view prefix, int instance) {
+  return counter_prefix(prefix) + state::encode_be32(static_cast<uint32_t>(instance));
+}
+
+int64_t index_key_id(std::string_view key) {
+  return static_cast<int64_t>(state::decode_be64(key.substr(key.size() - 8)));
+}
+
+int64_t index_key_created(std::string_view key) {
+  return static_cast<int64_t>(state::decode_be64(key.substr(key.size() - 16, 8)));
+}
+
+int64_t created_ms(const Json& row) {
+  auto it = row.find("created");
+  if (it == row.end()) return 0;
+  if (it->is_number_integer()) return it->get<int64_t>();
+  if (it->is_string()) return parse_rfc3339_ms(it->get_ref<const std::string&>()).value_or(0);
+  return 0;
+}
+
+std::string index_entry_value(Entity e, const Json& row) {
+  if (e == Entity::kEvent) return {};
+  return status_of(row).value_or("");
+}
+
+std::vector<std::string> row_prefixes(Entity e, const Json& row) {
+  std::vector<std::string> out{std::string(kByCreated)};
+  for (const auto& d : index_defs(e)) {
+    if (auto v = d.extract(row)) out.push_back(index_prefix(d.name, *v));
+  }
+  return out;
+}
+
+Json event_list_row(const Json& row) {
+  Json out = row;
+  bool has_payload = false;
+  if (auto it = out.find("payload"); it != out.end()) {
+    has_payload = !it->is_null() && !((it->is_object() || it->is_array()) && it->empty());
+    out.erase(it);
+  }
+  out.erase("config");
+  out["has_payload"] = has_payload;
+  return out;
+}
+
+}  // namespace attune::projections

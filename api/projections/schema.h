@@ -1,0 +1,76 @@
+// Key layout of the projection stores, shared by the writer (ProjectionProcessor) and the
+// readers (Projections): rows, secondary indexes and per-index-prefix counters.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "topology/core/record.h"
+
+namespace attune::projections {
+
+// The stage that maintains the projections, and its stores (column families "api.<store>").
+inline constexpr std::string_view kStage = "api";
+inline constexpr std::string_view kEventsStore = "events";
+inline constexpr std::string_view kEnforcementsStore = "enforcements";
+inline constexpr std::string_view kExecutionsStore = "executions";
+
+enum class Entity { kEvent, kEnforcement, kExecution };
+
+const char* entity_name(Entity e);  // "event" | "enforcement" | "execution"
+
+// The ten execution statuses of API.md §11.1, in lifecycle order.
+inline constexpr std::string_view kExecutionStatuses[] = {
+    "requested", "scheduling", "scheduled", "running",   "canceling",
+    "completed", "failed",     "timeout",   "cancelled", "abandoned"};
+bool is_terminal_execution_status(std::string_view status);
+// Position in kExecutionStatuses; unknown statuses rank before every known one.
+int execution_status_rank(std::string_view status);
+
+// Layout of one entity store (every key is printable up to the fixed-width binary suffixes):
+//
+//   r/<BE64 id>                                      the row (API object, compact JSON)
+//   i/<index>/<value>/<BE64 created_ms><BE64 id>     index entry; value: the row's status
+//   i/by_created/<BE64 created_ms><BE64 id>           (executions, enforcements) or empty
+//   c/<index>/<value>/<BE32 instance>                 entries under that index prefix written
+//   c/by_created/<BE32 instance>                      by one stage instance (signed BE64)
+//
+// "Index prefix" below means "<index>/<value>/" (or "by_created/"): the unit of both a prefix
+// scan and a counter. Values are escaped so that '/' cannot occur inside them. Every index sorts
+// by (created, id) within its prefix, so each filter is one ordered range scan.
+inline constexpr std::string_view kByCreated = "by_created/";
+
+// One secondary index: its name and how a row maps to its value (nullopt: not indexed).
+struct IndexDef {
+  std::string_view name;  // e.g. "by_status"
+  std::optional<std::string> (*extract)(const Json& row);
+};
+
+// The indexes of an entity (by_created excluded; every row is in it).
+const std::vector<IndexDef>& index_defs(Entity e);
+const IndexDef* find_index(Entity e, std::string_view name);
+
+std::string escape_value(std::string_view value);
+std::string index_prefix(std::string_view index, std::string_view raw_value);  // escapes
+std::string row_key(int64_t id);
+std::string index_key(std::string_view prefix, int64_t created_ms, int64_t id);
+std::string counter_key(std::string_view prefix, int instance);
+inline std::string counter_prefix(std::string_view prefix) { return "c/" + std::string(prefix); }
+// Parses an index key: the id and created_ms in its 16-byte suffix.
+int64_t index_key_id(std::string_view key);
+int64_t index_key_created(std::string_view key);
+
+// Epoch ms of the row's `created` (RFC 3339 string or number); 0 when absent or invalid.
+int64_t created_ms(const Json& row);
+// The value stored in every index entry of this row (its status, or empty for events).
+std::string index_entry_value(Entity e, const Json& row);
+// Every index prefix the row belongs to, by_created first.
+std::vector<std::string> row_prefixes(Entity e, const Json& row);
+
+// An Event as shown in list rows (API.md §7): payload and config replaced by has_payload.
+Json event_list_row(const Json& row);
+
+}  // namespace attune::projections
