@@ -1,0 +1,243 @@
+// The executor's pure decision functions.
+#include "processors/executor/decisions.h"
+
+#include "topology/core/time.h"
+
+namespace attune::executor {
+namespace {
+
+constexpr std::string_view kSource = "executor";
+
+std::string str(const Json& o, const char* name) {
+  auto it = o.find(name);
+  return it != o.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+int64_t int_field(const Json& o, const char* name) {
+  auto it = o.find(name);
+  return it != o.end() && it->is_number_integer() ? it->get<int64_t>() : 0;
+}
+
+Error bad(std::string message) { return make_error(Errc::kValidation, std::move(message)); }
+
+OutRecord execution_updated(const ExecutionState& st, std::optional<ExecutionStatus> old,
+                            int64_t now_ms) {
+  const int64_t id = st.execution["id"].get<int64_t>();
+  Json payload = st.execution;
+  payload["old_status"] = old ? Json(to_string(*old)) : Json(nullptr);
+  Envelope e{"execution.updated", id, "execution:" + std::to_string(id), now_ms,
+             std::string(kSource), std::move(payload)};
+  return OutRecord{std::string(topics::kExecutions), std::to_string(st.root), e.dump()};
+}
+
+OutRecord enforcement_updated(const Json& execution, std::string_view status, int64_t now_ms) {
+  const int64_t id = execution["enforcement"].get<int64_t>();
+  const std::string now = format_rfc3339_ms(now_ms);
+  Envelope e{"enforcement.updated", id, "enforcement:" + std::to_string(id), now_ms,
+             std::string(kSource),
+             Json{{"id", id}, {"status", status}, {"resolved_at", now}, {"updated", now}}};
+  return OutRecord{std::string(topics::kEnforcements), str(execution, "rule_ref"), e.dump()};
+}
+
+// Applies `input` to the state: sets the status, bumps `updated` and emits the record. Returns
+// false (state untouched) when the transition table says the input does not apply.
+bool step(ExecutionState& st, ExecutionInput input, int64_t now_ms, Outcome& out) {
+  const ExecutionStatus old = st.status();
+  const auto next = transition(old, input);
+  if (!next) return false;
+  st.execution["status"] = to_string(*next);
+  st.execution["updated"] = format_rfc3339_ms(now_ms);
+  out.records.push_back(execution_updated(st, old, now_ms));
+  if (is_terminal(*next)) out.terminal.push_back(*next);
+  return true;
+}
+
+std::string ignored(const ExecutionState& st, ExecutionInput input) {
+  return "execution " + st.execution["id"].dump() + " is " + std::string(to_string(st.status())) +
+         "; " + std::string(to_string(input)) + " does not apply";
+}
+
+}  // namespace
+
+std::string ExecutionState::dump() const {
+  Json j = {{"execution", execution}, {"root", root}};
+  if (skipped) j["skipped"] = true;
+  return j.dump();
+}
+
+std::optional<ExecutionState> ExecutionState::parse(std::string_view text) {
+  Json j = Json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return std::nullopt;
+  ExecutionState st;
+  st.execution = j.value("execution", Json::object());
+  st.root = j.value("root", int64_t{0});
+  st.skipped = j.value("skipped", false);
+  return st;
+}
+
+ExecutionStatus ExecutionState::status() const {
+  return parse_status(str(execution, "status")).value_or(ExecutionStatus::kRequested);
+}
+
+int64_t ExecutionState::attempt() const { return int_field(execution, "attempt"); }
+
+std::string pack_of(std::string_view action_ref) {
+  const auto dot = action_ref.find('.');
+  return std::string(dot == std::string_view::npos ? action_ref : action_ref.substr(0, dot));
+}
+
+Result<Outcome> on_requested(const std::optional<ExecutionState>& state, const Json& request,
+                             int64_t root, const DefinitionLookup& lookup, int64_t now_ms) {
+  if (!request.is_object()) return bad("execution.requested has no execution object");
+  const int64_t id = int_field(request, "id");
+  if (id <= 0) return bad("execution.requested: execution has no positive id");
+  const std::string action_ref = str(request, "action_ref");
+  if (action_ref.empty()) return bad("execution.requested: execution has no action_ref");
+  const bool for_rule = request.contains("enforcement") && request["enforcement"].is_number_integer();
+
+  Outcome out;
+  if (state) {
+    out.ignored = "execution " + std::to_string(id) + " already requested";
+    return out;
+  }
+  if (root <= 0) root = id;
+
+  if (for_rule) {
+    const std::string rule_ref = str(request, "rule_ref");
+    JsonPtr rule = rule_ref.empty() ? nullptr : lookup("rule", rule_ref);
+    if (!rule || !rule->value("enabled", true)) {
+      ExecutionState skip{Json{{"id", id}}, root, true};
+      out.records.push_back(enforcement_updated(request, "disabled", now_ms));
+      out.state = std::move(skip);
+      out.ignored = "rule " + rule_ref + (rule ? " is disabled" : " was deleted") +
+                    "; enforcement disabled, no execution";
+      return out;
+    }
+  }
+
+  const std::string now = format_rfc3339_ms(now_ms);
+  ExecutionState st;
+  st.root = root;
+  st.execution = request;
+  Json& ex = st.execution;
+  for (const char* f : {"action", "parent", "enforcement", "executor", "worker", "rule",
+                        "timeout_seconds", "result", "retry_reason", "original_execution",
+                        "started_at", "workflow_task"}) {
+    if (!ex.contains(f)) ex[f] = nullptr;
+  }
+  if (!ex.contains("config") || ex["config"].is_null()) ex["config"] = Json::object();
+  if (!ex.contains("env_vars") || ex["env_vars"].is_null()) ex["env_vars"] = Json::object();
+  if (!ex.contains("permission_set_refs")) ex["permission_set_refs"] = Json::array();
+  if (!ex.contains("rule_ref")) ex["rule_ref"] = nullptr;
+  if (!ex.contains("trigger_ref")) ex["trigger_ref"] = nullptr;
+  if (!ex.contains("created")) ex["created"] = now;
+  ex["pack_ref"] = pack_of(action_ref);
+  ex["retry_count"] = 0;
+  ex["max_retries"] = 0;
+  ex["attempt"] = 1;
+  ex["status"] = to_string(ExecutionStatus::kRequested);
+  ex["updated"] = now;
+  out.records.push_back(execution_updated(st, std::nullopt, now_ms));
+  step(st, ExecutionInput::kSchedule, now_ms, out);
+
+  JsonPtr action = lookup("action", action_ref);
+  if (!action || !action->value("enabled", true)) {
+    ex["result"] = {{"error", action ? "Action '" + action_ref + "' is disabled"
+                                     : "Action '" + action_ref + "' not found"}};
+    step(st, ExecutionInput::kDispatchFailed, now_ms, out);
+  } else {
+    if (ex["action"].is_null() && action->contains("id")) ex["action"] = (*action)["id"];
+    step(st, ExecutionInput::kHandOff, now_ms, out);
+    Envelope d{"execution.dispatch", id, "dispatch:" + std::to_string(id) + ":1", now_ms,
+               std::string(kSource),
+               Json{{"execution", ex}, {"attempt", 1}, {"action", *action}, {"root", root}}};
+    out.records.push_back(
+        OutRecord{std::string(topics::kDispatch), std::to_string(id), d.dump()});
+  }
+  if (for_rule) out.records.push_back(enforcement_updated(ex, "processed", now_ms));
+  out.state = std::move(st);
+  return out;
+}
+
+Result<Outcome> on_running(const std::optional<ExecutionState>& state, const Json& report,
+                           int64_t now_ms) {
+  if (!report.is_object() || int_field(report, "id") <= 0) {
+    return bad("result.running has no positive id");
+  }
+  Outcome out;
+  if (!state || state->skipped) {
+    out.ignored = "result.running for unknown execution " + report["id"].dump();
+    return out;
+  }
+  if (int_field(report, "attempt") != state->attempt()) {
+    out.ignored = "result.running of stale attempt " + report.value("attempt", Json()).dump();
+    return out;
+  }
+  ExecutionState st = *state;
+  st.execution["worker"] = report.value("worker", Json(nullptr));
+  st.execution["started_at"] =
+      report.contains("started_at") && report["started_at"].is_string()
+          ? report["started_at"]
+          : Json(format_rfc3339_ms(now_ms));
+  if (!step(st, ExecutionInput::kRunning, now_ms, out)) {
+    out.ignored = ignored(*state, ExecutionInput::kRunning);
+    return out;
+  }
+  out.state = std::move(st);
+  return out;
+}
+
+Result<Outcome> on_finished(const std::optional<ExecutionState>& state, const Json& report,
+                            int64_t now_ms) {
+  if (!report.is_object() || int_field(report, "id") <= 0) {
+    return bad("result.finished has no positive id");
+  }
+  const auto input = parse_finished_status(str(report, "status"));
+  if (!input) return bad("result.finished has unknown status " + report.value("status", Json()).dump());
+  Outcome out;
+  if (!state || state->skipped) {
+    out.ignored = "result.finished for unknown execution " + report["id"].dump();
+    return out;
+  }
+  if (int_field(report, "attempt") != state->attempt()) {
+    out.ignored = "result.finished of stale attempt " + report.value("attempt", Json()).dump();
+    return out;
+  }
+  ExecutionState st = *state;
+  st.execution["result"] = report.value("result", Json(nullptr));
+  if (report.contains("worker") && !report["worker"].is_null()) {
+    st.execution["worker"] = report["worker"];
+  }
+  if (!step(st, *input, now_ms, out)) {
+    out.ignored = ignored(*state, *input);
+    return out;
+  }
+  out.state = std::move(st);
+  return out;
+}
+
+Result<Outcome> on_cancel(const std::optional<ExecutionState>& state, int64_t id,
+                          int64_t now_ms) {
+  if (id <= 0) return bad("execution.cancel has no positive id");
+  Outcome out;
+  if (!state || state->skipped) {
+    out.ignored = "cancel for unknown execution " + std::to_string(id);
+    return out;
+  }
+  ExecutionState st = *state;
+  const bool handed_off = is_handed_off(st.status());
+  if (!step(st, ExecutionInput::kCancel, now_ms, out)) {
+    out.ignored = ignored(*state, ExecutionInput::kCancel);
+    return out;
+  }
+  if (handed_off) {
+    Envelope c{"execution.cancel", id,
+               "cancel:" + std::to_string(id) + ":" + std::to_string(st.attempt()), now_ms,
+               std::string(kSource), Json{{"id", id}, {"attempt", st.attempt()}}};
+    out.records.push_back(OutRecord{std::string(topics::kDispatch), std::to_string(id), c.dump()});
+  }
+  out.state = std::move(st);
+  return out;
+}
+
+}  // namespace attune::executor

@@ -1,0 +1,90 @@
+// The executor stage: I/O around the pure decisions.
+#include "processors/executor/executor_processor.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+namespace attune::executor {
+namespace {
+
+std::string state_key(int64_t id) { return "x:" + std::to_string(id); }
+
+int64_t payload_id(const Envelope& e, const Json& object) {
+  auto it = object.is_object() ? object.find("id") : object.end();
+  if (object.is_object() && it != object.end() && it->is_number_integer()) {
+    return it->get<int64_t>();
+  }
+  return e.id;
+}
+
+// The root execution id of a commands/results record key (decimal), 0 if it is not one.
+int64_t root_of(const std::string& key) {
+  if (key.empty() || key.size() > 16 ||
+      !std::all_of(key.begin(), key.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    return 0;
+  }
+  return std::stoll(key);
+}
+
+}  // namespace
+
+ExecutorProcessor::ExecutorProcessor(const DefinitionsTable& table, ExecutorOptions options)
+    : table_(table), options_(std::move(options)) {}
+
+void ExecutorProcessor::init(ProcessorContext& ctx) { store_ = &ctx.store(kExecutionsStore); }
+
+std::optional<ExecutionState> ExecutorProcessor::load(ProcessorContext& ctx, int64_t id) {
+  auto v = ctx.get(*store_, state_key(id));
+  if (!v.ok()) throw ProcessingError("executor: store read failed: " + v.error().message);
+  if (!v->has_value()) return std::nullopt;
+  auto st = ExecutionState::parse(**v);
+  if (!st) throw std::logic_error("executor: corrupt state for execution " + std::to_string(id));
+  return st;
+}
+
+void ExecutorProcessor::apply(ProcessorContext& ctx, int64_t id, Result<Outcome> outcome) {
+  if (!outcome.ok()) throw ProcessingError(outcome.error().message);
+  if (!outcome->ignored.empty()) spdlog::info("executor: {}", outcome->ignored);
+  if (outcome->state) ctx.put(*store_, state_key(id), outcome->state->dump());
+  for (auto& r : outcome->records) ctx.forward(std::move(r));
+  if (options_.on_terminal && !outcome->terminal.empty()) {
+    ctx.after_commit([cb = options_.on_terminal, terminal = std::move(outcome->terminal)] {
+      for (ExecutionStatus s : terminal) cb(to_string(s));
+    });
+  }
+}
+
+void ExecutorProcessor::process(const Record& record, ProcessorContext& ctx) {
+  Envelope e;
+  std::string error;
+  if (!Envelope::parse(record.value, e, error)) throw ProcessingError(error);
+  const int64_t now = ctx.clock().now_ms();
+  if (e.type == "execution.requested") {
+    if (!e.payload.is_object() || !e.payload.contains("execution")) {
+      throw ProcessingError("execution.requested has no execution object");
+    }
+    const Json& request = e.payload["execution"];
+    const int64_t id = payload_id(e, request);
+    if (id <= 0) throw ProcessingError("execution.requested: execution has no positive id");
+    const DefinitionLookup lookup = [this](std::string_view kind, std::string_view ref) {
+      return table_.get(kind, ref);
+    };
+    apply(ctx, id, on_requested(load(ctx, id), request, root_of(record.key), lookup, now));
+  } else if (e.type == "execution.cancel") {
+    const int64_t id = payload_id(e, e.payload);
+    if (id <= 0) throw ProcessingError("execution.cancel has no positive id");
+    apply(ctx, id, on_cancel(load(ctx, id), id, now));
+  } else if (e.type == "result.running" || e.type == "result.finished") {
+    const int64_t id = payload_id(e, e.payload);
+    if (id <= 0) throw ProcessingError(e.type + " has no positive id");
+    auto state = load(ctx, id);
+    apply(ctx, id,
+          e.type == "result.running" ? on_running(state, e.payload, now)
+                                     : on_finished(state, e.payload, now));
+  } else {
+    spdlog::debug("executor: ignoring record type {} on {}", e.type, record.topic);
+  }
+}
+
+}  // namespace attune::executor

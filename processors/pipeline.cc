@@ -1,0 +1,46 @@
+// Wiring of the core stages.
+#include "processors/pipeline.h"
+
+#include <stdexcept>
+
+#include "processors/executor/executor_processor.h"
+#include "processors/rules/rules_processor.h"
+#include "processors/worker/worker_processor.h"
+
+namespace attune {
+
+void add_core_stages(Topology& topology, const PipelineOptions& options) {
+  if (options.definitions == nullptr) {
+    throw std::invalid_argument("add_core_stages: PipelineOptions::definitions is required");
+  }
+  DefinitionsTable* table = options.definitions;
+  topology.add({"rules",
+                {std::string(topics::kEvents)},
+                {std::string(rules::kDedupeStore)},
+                1,
+                512,
+                [table](int) { return std::make_unique<rules::RulesProcessor>(*table); }});
+  executor::ExecutorOptions exec_options{options.on_execution_terminal};
+  topology.add({"executor",
+                {std::string(topics::kCommands), std::string(topics::kResults)},
+                {std::string(executor::kExecutionsStore)},
+                2,
+                512,
+                [table, exec_options](int) {
+                  return std::make_unique<executor::ExecutorProcessor>(*table, exec_options);
+                }});
+  worker::WorkerOptions worker_options;
+  worker_options.name = options.worker_name;
+  worker_options.api_url = options.api_url;
+  worker_options.clock = options.clock;
+  topology.add({"worker",
+                {std::string(topics::kDispatch)},
+                {std::string(worker::kInFlightStore), std::string(worker::kSeenStore)},
+                1,
+                512,
+                [worker_options](int) {
+                  return std::make_unique<worker::WorkerProcessor>(worker_options);
+                }});
+}
+
+}  // namespace attune

@@ -1,0 +1,28 @@
+// The first automation loop as one call: the rules, executor and worker stages wired into a
+// Topology (for `attune serve` and tests).
+#pragma once
+
+#include <functional>
+#include <string>
+#include <string_view>
+
+#include "topology/definitions_table.h"
+#include "topology/topology.h"
+
+namespace attune {
+
+struct PipelineOptions {
+  DefinitionsTable* definitions = nullptr;  // required; started by the caller, outlives the run
+  std::string api_url;                      // ATTUNE_API_URL for actions (without /api/v1)
+  std::string worker_name;                  // empty ⇒ the host name
+  // Called once per execution reaching a terminal status, after it is durable (metrics).
+  std::function<void(std::string_view status)> on_execution_terminal;
+  const Clock* clock = &SystemClock::instance();  // process durations in the worker
+};
+
+// Adds stages "rules" (1 instance, store dedupe), "executor" (2 instances, store executions)
+// and "worker" (1 instance, stores inflight + seen). Their clocks and ids come from the
+// Runtime; `options.definitions` must be non-null.
+void add_core_stages(Topology& topology, const PipelineOptions& options);
+
+}  // namespace attune

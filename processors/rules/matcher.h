@@ -1,0 +1,87 @@
+// Rule matching (API.md §10): which rules an event selects, whether their conditions hold, and
+// the enforcement + execution request each match produces. Pure functions over JSON; the rules
+// stage (rules_processor.h) is the I/O shell around them.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "processors/expr/condition.h"
+#include "processors/expr/expr.h"
+#include "topology/definitions_table.h"
+
+namespace attune::rules {
+
+// Looks a definition up by kind and ref; nullptr when absent. Stage code binds it to the
+// DefinitionsTable, tests to a map.
+using DefinitionLookup = std::function<JsonPtr(std::string_view kind, std::string_view ref)>;
+
+// A validated `event.created` record.
+struct EventInput {
+  int64_t id = 0;
+  std::string trigger_ref;
+  std::string rule_ref;     // empty: every rule on the trigger
+  int64_t defs_offset = 0;  // end offset of attune.definitions when the event was produced
+  Json event;               // the Event object (API shape)
+};
+
+// Validates an `event.created` envelope. Errors are reasons for the dead letter topic.
+Result<EventInput> parse_event(const Envelope& envelope);
+
+// Rules an event selects (API.md §10.1): only `rule_ref` when set, else every rule on the
+// trigger. Disabled and deleted rules are included/absent as they are; decide() filters.
+std::vector<JsonPtr> candidate_rules(const EventInput& event, const DefinitionLookup& lookup,
+                                     const DefinitionsTable* table);
+
+// Compiled conditions and action_params per rule version, keyed by rule ref and invalidated
+// when the rule's `updated` changes. One per stage instance; not thread-safe.
+class RuleCache {
+ public:
+  struct Compiled {
+    std::string updated;
+    Result<expr::Condition> condition;
+    Result<expr::CompiledParams> params;
+  };
+  const Compiled& get(const Json& rule);
+
+ private:
+  std::map<std::string, std::shared_ptr<const Compiled>, std::less<>> by_ref_;
+};
+
+// One matching rule's output: the Enforcement and the Execution request (API shapes).
+struct Match {
+  std::string rule_ref;
+  Json enforcement;
+  Json execution;
+};
+
+struct Decision {
+  std::vector<Match> matches;
+  std::vector<std::string> skipped;  // "<rule>: <why>" for disabled/deduped/non-matching rules
+  std::vector<std::string> errors;   // "<rule>: <evaluation error>" (counted as no match)
+};
+
+// Decides what an event yields. `already_enforced(rule_ref)` says whether this (event, rule)
+// pair was handled before (a redelivered event), `next_id` gives new ids (enforcement, then
+// execution, per match). Conditions null/{}/[] always match; an evaluation or render error is
+// no match and is reported in `errors`.
+Decision decide(const EventInput& event, std::span<const JsonPtr> candidates,
+                const std::function<bool(std::string_view rule_ref)>& already_enforced,
+                RuleCache& cache, const DefinitionLookup& lookup,
+                const std::function<int64_t()>& next_id, int64_t now_ms);
+
+// The records of one match: `enforcement.created` on attune.enforcements (key rule ref) and
+// `execution.requested` on attune.commands (key execution id), per processors/RECORDS.md.
+std::vector<OutRecord> match_records(const Match& match, int64_t now_ms);
+
+// Store key that dedupes (event, rule) pairs.
+std::string dedupe_key(int64_t event_id, std::string_view rule_ref);
+
+}  // namespace attune::rules

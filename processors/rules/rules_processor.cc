@@ -1,0 +1,57 @@
+// The rules stage: I/O around the pure matcher.
+#include "processors/rules/rules_processor.h"
+
+#include <spdlog/spdlog.h>
+
+namespace attune::rules {
+
+RulesProcessor::RulesProcessor(const DefinitionsTable& table, RulesOptions options)
+    : table_(table), options_(options) {}
+
+void RulesProcessor::init(ProcessorContext& ctx) { dedupe_ = &ctx.store(kDedupeStore); }
+
+void RulesProcessor::process(const Record& record, ProcessorContext& ctx) {
+  Envelope envelope;
+  std::string error;
+  if (!Envelope::parse(record.value, envelope, error)) throw ProcessingError(error);
+  if (envelope.type != "event.created") {
+    spdlog::debug("rules: ignoring record type {} at {}@{}", envelope.type, record.topic,
+                  record.offset);
+    return;
+  }
+  auto event = parse_event(envelope);
+  if (!event.ok()) throw ProcessingError(event.error().message);
+
+  if (event->defs_offset > 0 &&
+      !table_.wait_applied(event->defs_offset - 1, options_.definitions_wait)) {
+    spdlog::warn("rules: definitions not caught up to offset {} after {} ms for event {}; "
+                 "evaluating with what is applied ({})",
+                 event->defs_offset, options_.definitions_wait.count(), event->id,
+                 table_.applied());
+  }
+
+  const DefinitionLookup lookup = [this](std::string_view kind, std::string_view ref) {
+    return table_.get(kind, ref);
+  };
+  const auto candidates = candidate_rules(*event, lookup, &table_);
+  const auto already_enforced = [&](std::string_view rule_ref) {
+    auto v = ctx.get(*dedupe_, dedupe_key(event->id, rule_ref));
+    if (!v.ok()) throw ProcessingError("rules: dedupe store read failed: " + v.error().message);
+    return v->has_value();
+  };
+  const int64_t now = ctx.clock().now_ms();
+  Decision d = decide(*event, candidates, already_enforced, cache_, lookup,
+                      [&] { return ctx.ids().next(); }, now);
+
+  for (const auto& e : d.errors) {
+    ++evaluation_errors_;
+    spdlog::warn("rules: event {}: rule {} (counted as no match)", event->id, e);
+  }
+  for (const auto& s : d.skipped) spdlog::debug("rules: event {}: rule {}", event->id, s);
+  for (const Match& m : d.matches) {
+    ctx.put(*dedupe_, dedupe_key(event->id, m.rule_ref), m.enforcement["id"].dump());
+    for (auto& r : match_records(m, now)) ctx.forward(std::move(r));
+  }
+}
+
+}  // namespace attune::rules

@@ -1,0 +1,179 @@
+// The worker stage: fenced process starts, result reports, abandoned attempts after restarts.
+#include "processors/worker/worker_processor.h"
+
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <vector>
+
+namespace attune::worker {
+namespace {
+
+constexpr std::string_view kAbandonedError = "worker restarted while the action was running";
+
+}  // namespace
+
+std::string default_worker_name() {
+  char buf[256] = {};
+  if (gethostname(buf, sizeof(buf) - 1) != 0 || buf[0] == '\0') return "worker";
+  return buf;
+}
+
+WorkerProcessor::WorkerProcessor(WorkerOptions options)
+    : options_(std::move(options)),
+      name_(options_.name.empty() ? default_worker_name() : options_.name),
+      shell_(options_.temp_dir) {}
+
+WorkerProcessor::~WorkerProcessor() { close(); }
+
+std::optional<InFlight> WorkerProcessor::load(ProcessorContext& ctx, const std::string& key) {
+  auto v = ctx.get(*inflight_, key);
+  if (!v.ok()) throw ProcessingError("worker: store read failed: " + v.error().message);
+  if (!v->has_value()) return std::nullopt;
+  return InFlight::parse(**v);
+}
+
+void WorkerProcessor::init(ProcessorContext& ctx) {
+  inflight_ = &ctx.store(kInFlightStore);
+  seen_ = &ctx.store(kSeenStore);
+  mailbox_ = &ctx.mailbox();
+
+  std::vector<std::pair<std::string, InFlight>> leftovers;
+  auto st = ctx.scan(*inflight_, "", [&](std::string_view key, std::string_view value) {
+    if (auto f = InFlight::parse(value)) leftovers.emplace_back(std::string(key), *f);
+    return true;
+  });
+  if (!st.ok()) throw std::runtime_error("worker: cannot scan in-flight attempts: " + st.error().message);
+  const int64_t now = ctx.clock().now_ms();
+  for (const auto& [key, f] : leftovers) {
+    // The child led its own process group; a group still alive is ours to end.
+    if (f.pid > 0 && ::kill(-f.pid, 0) == 0) ::kill(-f.pid, SIGKILL);
+    spdlog::warn("worker {}: execution {} attempt {} was running when the worker stopped; "
+                 "reporting it abandoned",
+                 name_, f.id, f.attempt);
+    ctx.forward(finished_record(f.id, f.attempt, f.root, name_, "abandoned",
+                                Json{{"error", kAbandonedError}}, now));
+    ctx.del(*inflight_, key);
+  }
+  supervisor_ = std::make_unique<runners::ProcessSupervisor>(*options_.clock, options_.supervisor);
+}
+
+void WorkerProcessor::close() {
+  supervisor_.reset();  // kills and reaps children; their callbacks are not invoked
+  pids_.clear();
+}
+
+void WorkerProcessor::process(const Record& record, ProcessorContext& ctx) {
+  Envelope e;
+  std::string error;
+  if (!Envelope::parse(record.value, e, error)) throw ProcessingError(error);
+  if (e.type == "execution.dispatch") {
+    on_dispatch(e, ctx);
+  } else if (e.type == "execution.cancel") {
+    on_cancel(e, ctx);
+  } else {
+    spdlog::debug("worker: ignoring record type {}", e.type);
+  }
+}
+
+void WorkerProcessor::on_dispatch(const Envelope& e, ProcessorContext& ctx) {
+  auto d = parse_dispatch(e.payload, e.id);
+  if (!d.ok()) throw ProcessingError(d.error().message);
+  const std::string key = attempt_key(d->id, d->attempt);
+  auto seen = ctx.get(*seen_, key);
+  if (!seen.ok()) throw ProcessingError("worker: store read failed: " + seen.error().message);
+  if (seen->has_value()) {
+    spdlog::info("worker: ignoring repeated dispatch of execution {} attempt {}", d->id,
+                 d->attempt);
+    return;
+  }
+  ctx.put(*seen_, key, "1");
+  const int64_t now = ctx.clock().now_ms();
+  runners::ActionInvocation inv = build_invocation(*d, options_.api_url);
+  if (!is_shell_runtime(inv.runtime_ref)) {
+    ctx.forward(finished_record(
+        d->id, d->attempt, d->root, name_, "failed",
+        Json{{"error", "runtime " + inv.runtime_ref + " is not supported by this worker"}}, now));
+    return;
+  }
+  inv.runtime_ref = "core.shell";
+  InFlight f{d->id, d->attempt, d->root, now, 0, false};
+  ctx.put(*inflight_, key, f.dump());
+  ctx.forward(running_record(f, name_, now));
+  ctx.after_commit([this, key, inv = std::move(inv)] { start(key, inv); });
+}
+
+void WorkerProcessor::on_cancel(const Envelope& e, ProcessorContext& ctx) {
+  const Json& p = e.payload;
+  if (!p.is_object() || !p.value("id", Json()).is_number_integer() ||
+      !p.value("attempt", Json()).is_number_integer()) {
+    throw ProcessingError("execution.cancel needs integer id and attempt");
+  }
+  const std::string key = attempt_key(p["id"].get<int64_t>(), p["attempt"].get<int64_t>());
+  auto f = load(ctx, key);
+  if (!f) {
+    spdlog::info("worker: cancel of {} ignored: not in flight here", key);
+    return;
+  }
+  f->cancel_requested = true;
+  ctx.put(*inflight_, key, f->dump());
+  if (auto it = pids_.find(key); it != pids_.end()) {
+    supervisor_->cancel(it->second);
+  } else {
+    cancel_before_start_.insert(key);  // the start hook has not run yet
+  }
+}
+
+void WorkerProcessor::start(const std::string& key, const runners::ActionInvocation& inv) {
+  if (!supervisor_) return;  // closed: the in-flight record is reported abandoned next start
+  Mailbox* mailbox = mailbox_;
+  auto report = [this, mailbox, key](std::string status, Json result) {
+    mailbox->post([this, key, status = std::move(status), result = std::move(result)](
+                      ProcessorContext& ctx) mutable {
+      finish(ctx, key, std::move(status), std::move(result));
+    });
+  };
+  if (cancel_before_start_.erase(key) > 0) {
+    report("cancelled", Json{{"error", "Execution was cancelled before it started"}});
+    return;
+  }
+  auto spec = shell_.prepare(inv);
+  runners::ProcessResult failed;
+  if (!spec.ok()) {
+    failed.launch_error = spec.error().message;
+    report(runners::execution_status_for(failed), runners::make_result(inv, failed));
+    return;
+  }
+  auto pid = supervisor_->spawn(std::move(*spec), [report, inv](runners::ProcessResult pr) {
+    report(runners::execution_status_for(pr), runners::make_result(inv, pr));
+  });
+  if (!pid.ok()) {
+    failed.launch_error = pid.error().message;
+    report(runners::execution_status_for(failed), runners::make_result(inv, failed));
+    return;
+  }
+  pids_[key] = *pid;
+  // Record the pid so a restart can kill the process group; skipped if it already finished.
+  mailbox->post([this, key, pid = *pid](ProcessorContext& ctx) {
+    auto f = load(ctx, key);
+    if (!f) return;
+    f->pid = pid;
+    ctx.put(*inflight_, key, f->dump());
+  });
+}
+
+void WorkerProcessor::finish(ProcessorContext& ctx, const std::string& key, std::string status,
+                             Json result) {
+  pids_.erase(key);
+  auto f = load(ctx, key);
+  if (!f) {
+    spdlog::warn("worker: finished report for {} has no in-flight record; dropped", key);
+    return;
+  }
+  ctx.forward(finished_record(f->id, f->attempt, f->root, name_, status, std::move(result),
+                              ctx.clock().now_ms()));
+  ctx.del(*inflight_, key);
+}
+
+}  // namespace attune::worker

@@ -1,0 +1,73 @@
+// The worker stage (DESIGN.md §3, §4): consumes attune.dispatch, runs each attempt through a
+// runner under a ProcessSupervisor and reports running/finished on attune.results.
+#pragma once
+
+#include <memory>
+#include <set>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include "processors/worker/invocation.h"
+#include "runners/process_supervisor.h"
+#include "runners/shell_runner.h"
+#include "topology/topology.h"
+
+namespace attune::worker {
+
+inline constexpr std::string_view kInFlightStore = "inflight";
+inline constexpr std::string_view kSeenStore = "seen";
+
+struct WorkerOptions {
+  std::string name;     // reported as `worker`; empty ⇒ the host name
+  std::string api_url;  // ATTUNE_API_URL for actions (without /api/v1)
+  const Clock* clock = &SystemClock::instance();  // stamps process durations; must outlive us
+  runners::SupervisorOptions supervisor;
+  std::string temp_dir;  // parameter files; empty ⇒ the system temp directory
+};
+
+// The host name, or "worker" when it cannot be read.
+std::string default_worker_name();
+
+// Fencing (DESIGN.md §4): a dispatch is recorded in-flight and `result.running` is produced in
+// one transaction; the process starts only in ctx.after_commit, once that is durable. The
+// process's end is posted to the stage's mailbox, which reports `result.finished` and removes
+// the in-flight record in one transaction. At init, in-flight records left by a previous run
+// (a crash or close()) are killed if still alive and reported `abandoned`.
+//
+// Dispatches are deduped by (id, attempt) in the `seen` store. A `execution.cancel` {id, attempt}
+// cancels the attempt's process (SIGINT, SIGTERM, SIGKILL); its finished report follows.
+// Everything runs on the stage thread except the supervisor's exit callbacks, which only post
+// to the mailbox.
+class WorkerProcessor final : public Processor {
+ public:
+  explicit WorkerProcessor(WorkerOptions options);
+  ~WorkerProcessor() override;
+
+  void init(ProcessorContext& ctx) override;
+  void process(const Record& record, ProcessorContext& ctx) override;
+  // Stops the supervisor, killing running children; their in-flight records stay for the next
+  // start to report abandoned.
+  void close() override;
+
+ private:
+  void on_dispatch(const Envelope& e, ProcessorContext& ctx);
+  void on_cancel(const Envelope& e, ProcessorContext& ctx);
+  void start(const std::string& key, const runners::ActionInvocation& inv);
+  // Mailbox task: report the end of an attempt and forget it.
+  void finish(ProcessorContext& ctx, const std::string& key, std::string status, Json result);
+  std::optional<InFlight> load(ProcessorContext& ctx, const std::string& key);
+
+  const WorkerOptions options_;
+  const std::string name_;
+  const runners::ShellRunner shell_;
+  std::unique_ptr<runners::ProcessSupervisor> supervisor_;
+  Mailbox* mailbox_ = nullptr;
+  state::Store* inflight_ = nullptr;
+  state::Store* seen_ = nullptr;
+  // Stage-thread only: pids of started attempts, and attempts cancelled before their start.
+  std::unordered_map<std::string, int> pids_;
+  std::set<std::string> cancel_before_start_;
+};
+
+}  // namespace attune::worker
