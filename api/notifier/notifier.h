@@ -1,0 +1,105 @@
+// Notifier WebSocket server (API.md §17): authenticated clients subscribe to filters and receive
+// notification frames that the platform publishes. websocketpp/asio stay inside notifier.cc.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "topology/core/clock.h"
+#include "topology/core/record.h"
+#include "topology/core/result.h"
+
+namespace attune::auth {
+class JwtCodec;
+}
+
+namespace attune::notifier {
+
+// One notification frame (API.md §17.4).
+struct Notification {
+  std::string notification_type;  // channel, e.g. "execution_status_changed"
+  std::string entity_type;        // execution, workflow_execution, event, enforcement, inquiry, rule
+  int64_t entity_id = 0;
+  Json payload;                   // already shaped per §17.4 by the caller
+  std::string trigger_ref;        // matched by trigger_ref:<ref> filters; "" if none
+  std::optional<int64_t> user_id; // set: addressed to this identity only (user:<id>)
+};
+
+struct NotifierOptions {
+  std::string host = "127.0.0.1";  // numeric IPv4/IPv6 address to bind
+  uint16_t port = 8081;            // 0 = ephemeral (see Notifier::port())
+  // A connection whose unsent frames exceed this many bytes is dropped (slow consumer).
+  size_t max_queued_bytes = size_t{8} << 20;
+  // Largest client message accepted; larger ones close the connection with 1009.
+  size_t max_message_bytes = size_t{64} << 10;
+};
+
+// Who a token belongs to, as decided at upgrade.
+struct TokenIdentity {
+  int64_t identity_id = 0;
+  int64_t exp = 0;  // token expiry, epoch seconds (JWT `exp`); 0 = never expires
+};
+
+// Decides whether an identity may see a notification (RBAC, §16). Called on the notifier thread
+// for every candidate delivery, so it must be thread-safe and cheap.
+using Visibility = std::function<bool(int64_t identity_id, const Notification&)>;
+
+// Returns who a token belongs to, or an error (the upgrade is then answered with 401). Called on
+// the notifier thread.
+using Authenticator = std::function<Result<TokenIdentity>(std::string_view token)>;
+
+// An Authenticator for platform JWTs (§4.2/§4.3): access, execution and sensor tokens with a valid
+// signature and unexpired `exp` (checked against `clock`), whose `sub` is an identity id that
+// `identity_active` accepts (exists and is not frozen). `codec` and `clock` must outlive the
+// returned function.
+Authenticator make_jwt_authenticator(const auth::JwtCodec& codec, const Clock& clock,
+                                     std::function<bool(int64_t identity_id)> identity_active);
+
+// Serves `ws://host:port/ws` and plain `GET /health` on one port.
+//
+// Threading: one internal thread runs the asio loop and owns every connection; the Authenticator,
+// Visibility and on_connections_changed callbacks run on it. publish(), connections() and port()
+// may be called from any thread; start()/stop() from one controlling thread.
+//
+// Delivery: publish() enqueues and returns; frames go out in publish order (hence in order per
+// entity). A frame addressed to a user (user_id set) reaches only that identity's connections.
+// A connection whose unsent backlog exceeds max_queued_bytes is dropped so that it cannot hold up
+// the others; frames published while not running are discarded.
+class Notifier {
+ public:
+  // `clock` stamps frames and measures token lifetimes; it must outlive the Notifier.
+  Notifier(NotifierOptions options, Authenticator authenticator, Visibility visibility,
+           const Clock& clock);
+  ~Notifier();  // stop()
+  Notifier(const Notifier&) = delete;
+  Notifier& operator=(const Notifier&) = delete;
+
+  // Binds and starts the loop thread. Errc::kUnavailable naming the address if it cannot listen
+  // (e.g. port taken); Errc::kBadRequest for an unparseable host; kConflict if already running.
+  Status start();
+  // The bound port (the ephemeral one when options.port was 0); 0 when not running.
+  uint16_t port() const;
+  // Closes every connection (1001 "server shutdown"), waits briefly for close handshakes, stops
+  // the loop and joins it. Idempotent; start() may be called again afterwards.
+  void stop();
+
+  // Thread-safe and non-blocking: queues the frame for the loop thread. Timestamped now.
+  void publish(Notification n);
+
+  // Open WebSocket connections (after welcome, before close).
+  size_t connections() const;
+  // `cb(count)` runs on the loop thread after every open/close, and once with 0 from stop() for
+  // connections that had not finished closing. Replaces any earlier callback.
+  void on_connections_changed(std::function<void(size_t)> cb);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace attune::notifier
