@@ -93,6 +93,12 @@ class Value {
     }
     return v;
   }
+  // Booleans point at shared constants: comparisons and logic never allocate or own JSON.
+  static Value boolean(bool b) {
+    static const Json kTrue(true);
+    static const Json kFalse(false);
+    return borrowed(b ? &kTrue : &kFalse);
+  }
   static Value owned(Json j) {
     Value v;
     v.kind_ = Kind::kOwned;

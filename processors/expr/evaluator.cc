@@ -181,11 +181,11 @@ class Evaluator {
         if (!eval(*n.kids[0], &v)) return false;
         bool t = truthy(v);
         if (t == (n.kind == NodeKind::kOr)) {
-          *out = Value::owned(Json(t));
+          *out = Value::boolean(t);
           return true;
         }
         if (!eval(*n.kids[1], &v)) return false;
-        *out = Value::owned(Json(truthy(v)));
+        *out = Value::boolean(truthy(v));
         return true;
       }
       case NodeKind::kCond: {
@@ -313,7 +313,7 @@ class Evaluator {
     Value v;
     if (!eval(*n.kids[0], &v)) return false;
     if (n.op == Op::kNot) {
-      *out = Value::owned(Json(!truthy(v)));
+      *out = Value::boolean(!truthy(v));
       return true;
     }
     Num num;
@@ -504,12 +504,12 @@ class Evaluator {
       bool r = false;
       if (!compare_one(n, n.ops[i], left, right, &r)) return false;
       if (!r) {
-        *out = Value::owned(Json(false));
+        *out = Value::boolean(false);
         return true;
       }
       left = std::move(right);
     }
-    *out = Value::owned(Json(true));
+    *out = Value::boolean(true);
     return true;
   }
 
@@ -539,7 +539,7 @@ class Evaluator {
         break;
       }
     }
-    *out = Value::owned(Json(r != n.negated));
+    *out = Value::boolean(r != n.negated);
     return true;
   }
 
@@ -736,7 +736,7 @@ class Evaluator {
         } else {
           r = truthy(v);
         }
-        *out = Value::owned(Json(r));
+        *out = Value::boolean(r);
         return true;
       }
       case Filter::kList: {
