@@ -1,0 +1,618 @@
+// Unit tests for the projections: the "api" stage run by the Runtime on a temp EmbeddedLog, and
+// every read path checked against a brute-force model of the same rows.
+#include "api/projections/projections.h"
+
+#include <algorithm>
+#include <future>
+
+#include "tests/unit/topology/test_util.h"
+#include "topology/core/time.h"
+
+namespace attune::projections {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr int64_t kT0 = 1767225600000;  // 2026-01-01
+
+std::string value_of(const std::string& type, int64_t id, const Json& payload) {
+  Envelope e{type, id, type + ":" + std::to_string(id), kT0, "test", payload};
+  return e.dump();
+}
+
+Json event_row(int64_t id, int64_t trigger, const std::string& trigger_ref, Json source,
+               const std::string& source_ref, int64_t created, Json payload) {
+  return {{"id", id},           {"trigger", trigger},   {"trigger_ref", trigger_ref},
+          {"config", {{"c", 1}}}, {"payload", payload}, {"source", source},
+          {"source_ref", source_ref}, {"rule", nullptr}, {"rule_ref", nullptr},
+          {"created", format_rfc3339_ms(created)}, {"updated", format_rfc3339_ms(created)}};
+}
+
+Json enforcement_row(int64_t id, int64_t rule, const std::string& rule_ref,
+                     const std::string& trigger_ref, int64_t event, int64_t created) {
+  return {{"id", id},         {"rule", rule},       {"rule_ref", rule_ref},
+          {"trigger_ref", trigger_ref}, {"event", event}, {"status", "created"},
+          {"config", {{"x", id}}}, {"payload", {{"p", 1}}}, {"condition", "all"},
+          {"conditions", Json::array()}, {"resolved_at", nullptr},
+          {"created", format_rfc3339_ms(created)}, {"updated", format_rfc3339_ms(created)}};
+}
+
+Json execution_row(int64_t id, const std::string& action_ref, const std::string& status,
+                   int64_t created, Json enforcement, Json parent, Json rule, Json rule_ref,
+                   Json trigger_ref, Json result, int64_t updated) {
+  return {{"id", id},
+          {"action", 100 + id % 3},
+          {"action_ref", action_ref},
+          {"pack_ref", action_ref.substr(0, action_ref.find('.'))},
+          {"config", Json::object()},
+          {"env_vars", Json::object()},
+          {"parent", parent},
+          {"enforcement", enforcement},
+          {"rule", rule},
+          {"rule_ref", rule_ref},
+          {"trigger_ref", trigger_ref},
+          {"executor", nullptr},
+          {"status", status},
+          {"result", result},
+          {"attempt", 1},
+          {"created", format_rfc3339_ms(created)},
+          {"updated", format_rfc3339_ms(updated)}};
+}
+
+std::vector<int64_t> ids_of(const Json& items) {
+  std::vector<int64_t> out;
+  for (const auto& r : items) out.push_back(r["id"].get<int64_t>());
+  return out;
+}
+
+// The reference: filter, order by (created, id), page.
+template <class Pred>
+std::pair<std::vector<int64_t>, int64_t> model_list(const std::map<int64_t, Json>& rows, Pred pred,
+                                                    const Page& page) {
+  std::vector<std::pair<int64_t, int64_t>> keys;
+  for (const auto& entry : rows) {
+    const Json& r = entry.second;
+    if (pred(r)) keys.emplace_back(*parse_rfc3339_ms(r["created"].get<std::string>()), entry.first);
+  }
+  std::sort(keys.begin(), keys.end());
+  if (page.descending) std::reverse(keys.begin(), keys.end());
+  std::vector<int64_t> ids;
+  for (int64_t i = page.offset; i < page.offset + page.limit && i < std::ssize(keys); ++i) {
+    ids.push_back(keys[i].second);
+  }
+  return {ids, static_cast<int64_t>(keys.size())};
+}
+
+bool model_match(const Json& r, const ExecutionFilter& f) {
+  const int64_t created = *parse_rfc3339_ms(r["created"].get<std::string>());
+  auto eq = [&](const char* field, const auto& want) { return r[field] == Json(want); };
+  if (!f.statuses.empty() && std::find(f.statuses.begin(), f.statuses.end(),
+                                       r["status"].get<std::string>()) == f.statuses.end()) {
+    return false;
+  }
+  if (f.action_ref && !eq("action_ref", *f.action_ref)) return false;
+  if (f.pack_ref && !eq("pack_ref", *f.pack_ref)) return false;
+  if (f.enforcement && !eq("enforcement", *f.enforcement)) return false;
+  if (f.parent && !eq("parent", *f.parent)) return false;
+  if (f.rule && !eq("rule", *f.rule)) return false;
+  if (f.rule_ref && !eq("rule_ref", *f.rule_ref)) return false;
+  if (f.trigger_ref && !eq("trigger_ref", *f.trigger_ref)) return false;
+  if (f.created_after && created < *f.created_after) return false;
+  if (f.created_before && created >= *f.created_before) return false;
+  if (f.result_contains &&
+      (r["result"].is_null() || r["result"].dump().find(*f.result_contains) == std::string::npos)) {
+    return false;
+  }
+  return true;
+}
+
+class ProjectionsTest : public testing::LogFixture {
+ protected:
+  void TearDown() override {
+    stop();
+    LogFixture::TearDown();
+  }
+
+  void start(int instances = 1) {
+    topology_ = std::make_unique<Topology>();
+    RuntimeOptions opts;
+    opts.ids = &ids_;
+    opts.on_dead_letter = [this](const std::string&, const Record&, const std::string&) {
+      ++dead_letters_;
+    };
+    runtime_ = std::make_unique<Runtime>(*log_, *topology_, opts);
+    auto stage = make_projection_stage(*log_, runtime_->applied(), {.instances = instances});
+    ASSERT_TRUE(stage.ok()) << stage.error().message;
+    topology_->add(std::move(stage->spec));
+    proj_ = stage->projections;
+    proj_->add_change_hook([this](const Change& c) {
+      {
+        std::lock_guard lock(changes_mu_);
+        changes_.push_back(c);
+      }
+      changes_cv_.notify_all();
+    });
+    ASSERT_TRUE(runtime_->start().ok());
+  }
+
+  void stop() {
+    if (runtime_) runtime_->stop();
+    runtime_.reset();
+    topology_.reset();
+    proj_.reset();
+  }
+
+  void produce(std::string_view topic, const std::string& key, const std::string& type,
+               int64_t id, const Json& payload) {
+    auto p = log_->produce({{std::string(topic), key, value_of(type, id, payload)}});
+    ASSERT_TRUE(p.ok()) << p.error().message;
+    auto& last = last_[(*p)[0].tp];
+    last = std::max(last, (*p)[0].offset);
+  }
+  void produce_raw(std::string_view topic, const std::string& key, const std::string& value) {
+    auto p = log_->produce({{std::string(topic), key, value}});
+    ASSERT_TRUE(p.ok());
+    auto& last = last_[(*p)[0].tp];
+    last = std::max(last, (*p)[0].offset);
+  }
+  // Waits until the stage has applied everything produced so far.
+  void sync() {
+    for (const auto& [tp, offset] : last_) ASSERT_TRUE(proj_->wait_applied(tp, offset, 10s));
+  }
+
+  void put_event(const Json& row) {
+    events_[row["id"]] = row;
+    Json payload = row;
+    payload["defs_offset"] = 7;
+    produce(topics::kEvents, row["trigger_ref"], "event.created", row["id"], payload);
+  }
+  void put_enforcement(const Json& row) {
+    enforcements_[row["id"]] = row;
+    produce(topics::kEnforcements, row["rule_ref"], "enforcement.created", row["id"], row);
+  }
+  void update_enforcement(int64_t id, const std::string& status, int64_t at) {
+    Json patch = {{"id", id},
+                  {"status", status},
+                  {"resolved_at", format_rfc3339_ms(at)},
+                  {"updated", format_rfc3339_ms(at)}};
+    Json& row = enforcements_[id];
+    for (auto& [k, v] : patch.items()) row[k] = v;
+    produce(topics::kEnforcements, row["rule_ref"], "enforcement.updated", id, patch);
+  }
+  void put_execution(const Json& row, Json old_status = nullptr) {
+    executions_[row["id"]] = row;
+    Json payload = row;
+    payload["old_status"] = old_status;
+    const Json& parent = row["parent"];
+    const std::string key = std::to_string(parent.is_null() ? row["id"].get<int64_t>()
+                                                            : parent.get<int64_t>());
+    produce(topics::kExecutions, key, "execution.updated", row["id"], payload);
+  }
+
+  void expect_executions(const ExecutionFilter& f, const Page& page, const std::string& what) {
+    auto got = proj_->list_executions(f, page);
+    ASSERT_TRUE(got.ok()) << got.error().message;
+    auto [ids, total] = model_list(executions_, [&](const Json& r) { return model_match(r, f); },
+                                   page);
+    EXPECT_EQ(ids_of(got->items), ids) << what;
+    EXPECT_EQ(got->total, total) << what;
+    for (const auto& item : got->items) EXPECT_EQ(item, executions_[item["id"]]) << what;
+  }
+
+  std::vector<Change> changes() {
+    std::lock_guard lock(changes_mu_);
+    return changes_;
+  }
+  // Hooks run after the applied offset advances, so tests about hooks wait for them.
+  void wait_changes(size_t n) {
+    std::unique_lock lock(changes_mu_);
+    ASSERT_TRUE(changes_cv_.wait_for(lock, 10s, [&] { return changes_.size() >= n; }))
+        << changes_.size() << " of " << n << " changes";
+  }
+  // A record whose change, once seen, proves every earlier record was applied and hooked.
+  void barrier(int64_t id) {
+    sync();  // everything before the barrier is committed, so its hooks run before the barrier's
+    put_execution(execution_row(id, "barrier.x", "requested", kT0, nullptr, nullptr, nullptr,
+                                nullptr, nullptr, nullptr, kT0));
+    sync();
+    std::unique_lock lock(changes_mu_);
+    ASSERT_TRUE(changes_cv_.wait_for(lock, 10s, [&] {
+      return !changes_.empty() && changes_.back().id == id;
+    })) << changes_.size() << " changes, last " << (changes_.empty() ? 0 : changes_.back().id);
+  }
+
+  // A mixed population of executions; some share a created ms so the id breaks ties.
+  void populate_executions(int n) {
+    const std::vector<std::string> actions = {"core.echo", "core.http", "ops.deploy"};
+    const std::vector<std::string> statuses = {"requested", "running", "completed", "failed",
+                                               "scheduled"};
+    for (int i = 1; i <= n; ++i) {
+      const int64_t id = 1000 + i;
+      const int64_t created = kT0 + (i / 2) * 1000;
+      Json enforcement = i % 4 == 0 ? Json(nullptr) : Json(500 + i % 5);
+      Json parent = i > 10 && i % 7 == 0 ? Json(1001 + i % 3) : Json(nullptr);
+      Json rule = enforcement.is_null() ? Json(nullptr) : Json(70 + i % 2);
+      Json rule_ref = enforcement.is_null() ? Json(nullptr) : Json(i % 2 ? "core.r1" : "ops.r0");
+      Json trigger_ref = enforcement.is_null() ? Json(nullptr) : Json("core.timer");
+      const std::string status = statuses[i % statuses.size()];
+      Json result = status == "completed" ? Json{{"stdout", "hello " + std::to_string(i % 3)}}
+                                          : Json(nullptr);
+      put_execution(execution_row(id, actions[i % actions.size()], status, created, enforcement,
+                                  parent, rule, rule_ref, trigger_ref, result, created));
+    }
+  }
+
+  IdGenerator ids_{0, SystemClock::instance()};
+  std::unique_ptr<Topology> topology_;
+  std::unique_ptr<Runtime> runtime_;
+  std::shared_ptr<Projections> proj_;
+  std::map<TopicPartition, int64_t> last_;
+  std::atomic<int> dead_letters_{0};
+  std::mutex changes_mu_;
+  std::condition_variable changes_cv_;
+  std::vector<Change> changes_;
+  std::map<int64_t, Json> events_, enforcements_, executions_;
+};
+
+TEST_F(ProjectionsTest, EventsGetAndEveryFilter) {
+  start();
+  for (int i = 1; i <= 30; ++i) {
+    const std::string trigger_ref = i % 3 == 0 ? "core.webhook" : "core.timer";
+    Json source = i % 5 == 0 ? Json(900 + i % 2) : Json(nullptr);
+    const std::string source_ref = i % 5 == 0 ? "mypack.sensor" : "webhook";
+    Json payload = i % 4 == 0 ? Json::object() : Json{{"n", i}};
+    put_event(event_row(i, i % 3 == 0 ? 11 : 12, trigger_ref, source, source_ref,
+                        kT0 + (i / 3) * 10, payload));
+  }
+  sync();
+
+  auto got = proj_->get_event(4);
+  ASSERT_TRUE(got.ok());
+  ASSERT_TRUE(got->has_value());
+  EXPECT_EQ(**got, events_[4]);  // full row, defs_offset dropped
+  EXPECT_FALSE(proj_->get_event(99)->has_value());
+
+  struct Case {
+    EventFilter f;
+    std::function<bool(const Json&)> pred;
+    std::string what;
+  };
+  auto created = [](const Json& r) { return *parse_rfc3339_ms(r["created"].get<std::string>()); };
+  const std::vector<Case> cases = {
+      {{}, [](const Json&) { return true; }, "all"},
+      {{.trigger = 11}, [](const Json& r) { return r["trigger"] == 11; }, "trigger id"},
+      {{.trigger_ref = "core.timer"}, [](const Json& r) { return r["trigger_ref"] == "core.timer"; },
+       "trigger_ref"},
+      {{.source = "901"}, [](const Json& r) { return r["source"] == 901; }, "source id"},
+      {{.source = "webhook"}, [](const Json& r) { return r["source_ref"] == "webhook"; },
+       "source_ref"},
+      {{.created_after = kT0 + 50}, [&](const Json& r) { return created(r) >= kT0 + 50; },
+       "created_after"},
+      {{.trigger_ref = "core.webhook", .source = "mypack.sensor", .created_after = kT0 + 20},
+       [&](const Json& r) {
+         return r["trigger_ref"] == "core.webhook" && r["source_ref"] == "mypack.sensor" &&
+                created(r) >= kT0 + 20;
+       },
+       "combined"},
+      {{.trigger = 12, .trigger_ref = "core.webhook"}, [](const Json&) { return false; },
+       "contradiction"},
+  };
+  for (const auto& c : cases) {
+    for (const Page page : {Page{0, 50, true}, Page{0, 50, false}, Page{3, 4, true},
+                            Page{2, 5, false}, Page{100, 10, true}, Page{0, 0, true}}) {
+      auto list = proj_->list_events(c.f, page);
+      ASSERT_TRUE(list.ok()) << list.error().message;
+      auto [ids, total] = model_list(events_, c.pred, page);
+      EXPECT_EQ(ids_of(list->items), ids) << c.what << " offset " << page.offset;
+      EXPECT_EQ(list->total, total) << c.what;
+      for (const auto& item : list->items) {
+        EXPECT_FALSE(item.contains("payload"));
+        EXPECT_FALSE(item.contains("config"));
+        const Json& full = events_[item["id"]];
+        EXPECT_EQ(item["has_payload"], !full["payload"].empty()) << item;
+        EXPECT_EQ(item["trigger_ref"], full["trigger_ref"]);
+      }
+    }
+  }
+}
+
+TEST_F(ProjectionsTest, EnforcementsMergeUpdatesAndFilter) {
+  start();
+  for (int i = 1; i <= 24; ++i) {
+    put_enforcement(enforcement_row(200 + i, 30 + i % 2, i % 2 ? "core.r1" : "ops.r0",
+                                    i % 3 ? "core.timer" : "core.webhook", 10 + i % 6,
+                                    kT0 + i * 100));
+  }
+  for (int i = 1; i <= 24; i += 3) update_enforcement(200 + i, i % 2 ? "processed" : "disabled",
+                                                      kT0 + 5000 + i);
+  sync();
+
+  auto row = proj_->get_enforcement(201);
+  ASSERT_TRUE(row.ok() && row->has_value());
+  EXPECT_EQ(**row, enforcements_[201]);
+  EXPECT_EQ((**row)["status"], "processed");
+  EXPECT_EQ((**row)["config"], Json({{"x", 201}}));  // untouched by the partial update
+
+  struct Case {
+    EnforcementFilter f;
+    std::function<bool(const Json&)> pred;
+    std::string what;
+  };
+  auto created = [](const Json& r) { return *parse_rfc3339_ms(r["created"].get<std::string>()); };
+  const std::vector<Case> cases = {
+      {{}, [](const Json&) { return true; }, "all"},
+      {{.rule = 31}, [](const Json& r) { return r["rule"] == 31; }, "rule id"},
+      {{.rule_ref = "ops.r0"}, [](const Json& r) { return r["rule_ref"] == "ops.r0"; }, "rule_ref"},
+      {{.event = 12}, [](const Json& r) { return r["event"] == 12; }, "event"},
+      {{.status = "created"}, [](const Json& r) { return r["status"] == "created"; }, "created"},
+      {{.status = "processed"}, [](const Json& r) { return r["status"] == "processed"; },
+       "processed"},
+      {{.trigger_ref = "core.webhook"},
+       [](const Json& r) { return r["trigger_ref"] == "core.webhook"; }, "trigger_ref"},
+      {{.created_after = kT0 + 1200}, [&](const Json& r) { return created(r) >= kT0 + 1200; },
+       "created_after"},
+      {{.rule_ref = "core.r1", .status = "created", .trigger_ref = "core.timer",
+        .created_after = kT0 + 300},
+       [&](const Json& r) {
+         return r["rule_ref"] == "core.r1" && r["status"] == "created" &&
+                r["trigger_ref"] == "core.timer" && created(r) >= kT0 + 300;
+       },
+       "combined"},
+  };
+  for (const auto& c : cases) {
+    for (const Page page : {Page{0, 50, true}, Page{0, 50, false}, Page{1, 3, true},
+                            Page{2, 2, false}}) {
+      auto list = proj_->list_enforcements(c.f, page);
+      ASSERT_TRUE(list.ok()) << list.error().message;
+      auto [ids, total] = model_list(enforcements_, c.pred, page);
+      EXPECT_EQ(ids_of(list->items), ids) << c.what;
+      EXPECT_EQ(list->total, total) << c.what;
+      for (const auto& item : list->items) EXPECT_EQ(item, enforcements_[item["id"]]);
+    }
+  }
+
+  // An update of an unknown enforcement is dead-lettered; the stage goes on.
+  produce(topics::kEnforcements, "core.r1", "enforcement.updated", 999,
+          {{"id", 999}, {"status", "processed"}});
+  produce_raw(topics::kEnforcements, "core.r1", "not json");
+  produce(topics::kEnforcements, "core.r1", "enforcement.something_new", 201, {{"id", 201}});
+  sync();
+  EXPECT_EQ(dead_letters_.load(), 2);
+  EXPECT_FALSE(proj_->get_enforcement(999)->has_value());
+  EXPECT_EQ(**proj_->get_enforcement(201), enforcements_[201]);
+}
+
+TEST_F(ProjectionsTest, ExecutionsEveryFilterAloneAndCombined) {
+  start();
+  populate_executions(90);
+  sync();
+  ASSERT_EQ(**proj_->get_execution(1005), executions_[1005]);
+  EXPECT_FALSE((**proj_->get_execution(1005)).contains("old_status"));
+
+  std::vector<std::pair<ExecutionFilter, std::string>> cases = {
+      {{}, "all"},
+      {{.action_ref = "core.echo"}, "action_ref"},
+      {{.pack_ref = "core"}, "pack_ref"},
+      {{.statuses = {"running"}}, "status"},
+      {{.statuses = {"running", "completed", "failed"}}, "statuses"},
+      {{.statuses = {"nonexistent"}}, "unknown status"},
+      {{.enforcement = 502}, "enforcement"},
+      {{.parent = 1002}, "parent"},
+      {{.rule = 71}, "rule id"},
+      {{.rule_ref = "ops.r0"}, "rule_ref"},
+      {{.trigger_ref = "core.timer"}, "trigger_ref"},
+      {{.created_after = kT0 + 20000}, "created_after"},
+      {{.created_before = kT0 + 7000}, "created_before"},
+      {{.created_after = kT0 + 5000, .created_before = kT0 + 9000}, "created range"},
+      {{.result_contains = "hello 1"}, "result_contains"},
+      {{.action_ref = "core.http", .statuses = {"completed", "requested"}}, "action+statuses"},
+      {{.pack_ref = "core", .rule_ref = "core.r1", .trigger_ref = "core.timer"}, "pack+rule"},
+      {{.statuses = {"completed"}, .created_after = kT0 + 10000, .result_contains = "hello"},
+       "status+range+result"},
+      {{.action_ref = "ops.deploy", .enforcement = 501, .rule = 71}, "action+enf+rule"},
+      {{.pack_ref = "ops", .parent = 1003, .created_before = kT0 + 40000}, "pack+parent+before"},
+  };
+  for (const auto& [f, what] : cases) {
+    for (const Page page : {Page{0, 100, true}, Page{0, 100, false}, Page{5, 7, true},
+                            Page{3, 4, false}, Page{200, 10, true}, Page{0, 0, false}}) {
+      expect_executions(f, page, what + " offset " + std::to_string(page.offset));
+    }
+  }
+}
+
+TEST_F(ProjectionsTest, StatusChangesMoveIndexEntriesAndStats) {
+  start();
+  populate_executions(40);
+  sync();
+  // Walk one execution through its lifecycle; every step moves it between status prefixes.
+  Json row = executions_[1001];
+  int64_t at = kT0 + 100000;
+  for (const char* status : {"scheduling", "scheduled", "running", "completed"}) {
+    const Json old_status = row["status"];
+    row["status"] = status;
+    row["updated"] = format_rfc3339_ms(++at);
+    put_execution(row, old_status);
+    sync();
+    for (auto s : kExecutionStatuses) {
+      expect_executions({.statuses = {std::string(s)}}, {0, 100, true}, std::string(s));
+    }
+  }
+
+  for (const ExecutionFilter& f : {ExecutionFilter{}, ExecutionFilter{.statuses = {"running"}},
+                                   ExecutionFilter{.action_ref = "core.echo"},
+                                   ExecutionFilter{.pack_ref = "core", .statuses = {"completed",
+                                                                                    "running"}},
+                                   ExecutionFilter{.created_after = kT0 + 10000}}) {
+    auto stats = proj_->execution_stats(f);
+    ASSERT_TRUE(stats.ok());
+    ExecutionStats want;
+    for (auto s : kExecutionStatuses) want.by_status[std::string(s)] = 0;
+    for (const auto& [id, r] : executions_) {
+      if (!model_match(r, f)) continue;
+      ++want.total;
+      ++want.by_status[r["status"].get<std::string>()];
+      if (!is_terminal_execution_status(r["status"].get<std::string>())) ++want.active;
+    }
+    EXPECT_EQ(stats->to_json(), want.to_json());
+    EXPECT_EQ(stats->by_status.size(), 10u);
+  }
+}
+
+TEST_F(ProjectionsTest, RedeliveryAndStaleReplaysChangeNothing) {
+  start();
+  populate_executions(20);
+  put_event(event_row(1, 11, "core.timer", nullptr, "timer", kT0, {{"a", 1}}));
+  put_enforcement(enforcement_row(201, 31, "core.r1", "core.timer", 1, kT0));
+  update_enforcement(201, "processed", kT0 + 10);
+  Json row = executions_[1001];
+  Json first = row;
+  row["status"] = "running";
+  row["updated"] = format_rfc3339_ms(kT0 + 99000);
+  put_execution(row, first["status"]);
+  sync();
+  wait_changes(24);
+  const size_t changes_before = changes().size();
+  auto before = proj_->list_executions({.created_after = kT0 + 1}, {0, 100, true});
+  auto stats_before = proj_->execution_stats({.created_after = kT0 + 1});
+
+  // Everything again with the same ids, plus an older state of 1001 (a replay).
+  const auto events = events_;
+  const auto executions = executions_;
+  for (const auto& [id, r] : events) put_event(r);
+  produce(topics::kEnforcements, "core.r1", "enforcement.created", 201,
+          enforcement_row(201, 31, "core.r1", "core.timer", 1, kT0));
+  update_enforcement(201, "processed", kT0 + 10);
+  for (const auto& [id, r] : executions) put_execution(r);
+  put_execution(first);
+  executions_[1001] = row;  // the model keeps the newer state
+  barrier(1);
+
+  EXPECT_EQ(changes().size(), changes_before + 1);
+  auto after = proj_->list_executions({.created_after = kT0 + 1}, {0, 100, true});
+  EXPECT_EQ(after->items, before->items);
+  EXPECT_EQ(after->total, 19);  // 1001 and the barrier were created at kT0
+  EXPECT_EQ(proj_->execution_stats({.created_after = kT0 + 1})->to_json(),
+            stats_before->to_json());
+  EXPECT_EQ(**proj_->get_execution(1001), row);
+  expect_executions({.statuses = {"running"}}, {0, 100, true}, "running");
+  expect_executions({.statuses = {std::string(first["status"])}}, {0, 100, true}, "old status");
+  EXPECT_EQ(proj_->list_events({}, {0, 10, true})->total, 1);
+  EXPECT_EQ(proj_->list_enforcements({.status = "processed"}, {0, 10, true})->total, 1);
+  EXPECT_EQ(proj_->list_enforcements({.status = "created"}, {0, 10, true})->total, 0);
+}
+
+TEST_F(ProjectionsTest, WaitForExecutionWakesOnCommit) {
+  start();
+  auto waiter = std::async(std::launch::async, [&] { return proj_->wait_for_execution(42, 10s); });
+  auto running = std::async(std::launch::async, [&] {
+    return proj_->wait_for_execution(42, 10s, [](const Json& r) { return r["status"] == "running"; });
+  });
+  EXPECT_EQ(waiter.wait_for(20ms), std::future_status::timeout);
+  Json row = execution_row(42, "core.echo", "requested", kT0, nullptr, nullptr, nullptr, nullptr,
+                           nullptr, nullptr, kT0);
+  put_execution(row);
+  auto got = waiter.get();
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ((*got)["status"], "requested");
+  EXPECT_EQ(running.wait_for(20ms), std::future_status::timeout);
+  row["status"] = "running";
+  row["updated"] = format_rfc3339_ms(kT0 + 1);
+  put_execution(row, "requested");
+  auto r = running.get();
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ((*r)["status"], "running");
+
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_FALSE(proj_->wait_for_execution(43, 50ms).has_value());
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, 50ms);
+}
+
+TEST_F(ProjectionsTest, HooksFireOncePerChangeInRecordOrder) {
+  start();
+  // One partition key for all so that record order is total.
+  auto exec = [](const std::string& status, int64_t updated) {
+    return execution_row(7, "core.echo", status, kT0, 201, nullptr, 31, "core.r1", "core.timer",
+                         nullptr, updated);
+  };
+  put_execution(exec("requested", kT0));
+  put_execution(exec("scheduled", kT0 + 1), "requested");
+  put_execution(exec("scheduled", kT0 + 1), "requested");  // duplicate: no change
+  put_execution(exec("running", kT0 + 2), "scheduled");
+  put_execution(exec("completed", kT0 + 3), "running");
+  sync();
+  put_event(event_row(1, 11, "core.timer", nullptr, "timer", kT0, {{"a", 1}}));
+  sync();
+  put_enforcement(enforcement_row(201, 31, "core.r1", "core.timer", 1, kT0));
+  update_enforcement(201, "processed", kT0 + 10);
+  sync();
+  wait_changes(7);
+
+  const auto got = changes();
+  std::vector<std::string> seen;
+  for (const auto& c : got) {
+    std::string old_status = c.old_row.is_null() ? "new" : c.old_row.value("status", "-");
+    seen.push_back(c.entity_type + ":" + std::to_string(c.id) + ":" + old_status + ">" +
+                   c.new_row.value("status", "-"));
+  }
+  EXPECT_EQ(seen, (std::vector<std::string>{
+                      "execution:7:new>requested", "execution:7:requested>scheduled",
+                      "execution:7:scheduled>running", "execution:7:running>completed",
+                      "event:1:new>-", "enforcement:201:new>created",
+                      "enforcement:201:created>processed"}));
+  EXPECT_EQ(got[4].new_row, events_[1]);  // hooks get full rows
+  // When a hook runs, the change is already visible to readers.
+  std::promise<Json> visible;
+  proj_->add_change_hook([&](const Change& c) {
+    if (c.id == 8) visible.set_value(**proj_->get_execution(8));
+  });
+  Json eight = exec("requested", kT0);
+  eight["id"] = 8;
+  put_execution(eight);
+  EXPECT_EQ(visible.get_future().get()["id"], 8);
+}
+
+TEST_F(ProjectionsTest, CloseReopenVerifyAndContinue) {
+  start();
+  populate_executions(30);
+  for (int i = 1; i <= 5; ++i) {
+    put_event(event_row(i, 11, "core.timer", nullptr, "timer", kT0 + i, {{"i", i}}));
+  }
+  put_enforcement(enforcement_row(201, 31, "core.r1", "core.timer", 1, kT0));
+  sync();
+  wait_changes(36);
+  stop();
+  reopen();
+  last_.clear();
+  changes_.clear();
+  start();
+  for (const ExecutionFilter& f :
+       {ExecutionFilter{}, ExecutionFilter{.action_ref = "core.echo"},
+        ExecutionFilter{.statuses = {"completed"}}, ExecutionFilter{.enforcement = 503}}) {
+    expect_executions(f, {0, 100, true}, "after reopen");
+  }
+  EXPECT_EQ(proj_->list_events({.trigger_ref = "core.timer"}, {0, 10, true})->total, 5);
+  EXPECT_EQ(**proj_->get_enforcement(201), enforcements_[201]);
+  EXPECT_TRUE(changes().empty());  // nothing was re-applied
+
+  // Counters keep counting from where they were.
+  populate_executions(35);  // 30 identical rows (no change) + 5 new
+  barrier(1);
+  expect_executions({}, {0, 10, true}, "continued");
+  expect_executions({.statuses = {"running"}}, {0, 10, false}, "continued status");
+  EXPECT_EQ(changes().size(), 6u);
+}
+
+TEST_F(ProjectionsTest, SeveralInstancesShareCountersCorrectly) {
+  start(/*instances=*/2);
+  populate_executions(60);
+  sync();
+  for (const ExecutionFilter& f :
+       {ExecutionFilter{}, ExecutionFilter{.pack_ref = "ops"},
+        ExecutionFilter{.statuses = {"failed", "scheduled"}}, ExecutionFilter{.rule = 70}}) {
+    expect_executions(f, {0, 100, true}, "two instances");
+    expect_executions(f, {4, 3, false}, "two instances paged");
+  }
+}
+
+}  // namespace
+}  // namespace attune::projections
