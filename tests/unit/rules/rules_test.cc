@@ -1,0 +1,170 @@
+// Unit tests of rule matching: candidate selection (trigger, rule_ref targeting), disabled and
+// deleted rules, conditions, rendered params, dedupe of redelivered events, malformed events.
+#include <gtest/gtest.h>
+
+#include <map>
+#include <set>
+
+#include "processors/rules/matcher.h"
+
+namespace attune::rules {
+namespace {
+
+constexpr int64_t kNow = 1767225600000;
+
+Json rule(const std::string& ref, bool enabled = true, Json conditions = nullptr,
+          Json params = Json::object()) {
+  return {{"id", std::hash<std::string>{}(ref) % 1000 + 1},
+          {"ref", ref},
+          {"pack_ref", "p"},
+          {"trigger_ref", "p.hook"},
+          {"action", 9},
+          {"action_ref", "p.act"},
+          {"enabled", enabled},
+          {"conditions", conditions},
+          {"action_params", params},
+          {"updated", "2026-01-01T00:00:00.000Z"}};
+}
+
+EventInput event(Json payload, std::string rule_ref = "") {
+  Envelope e{"event.created", 77, "k", kNow, "api",
+             {{"id", 77}, {"trigger", 3}, {"trigger_ref", "p.hook"}, {"payload", payload},
+              {"rule_ref", rule_ref.empty() ? Json(nullptr) : Json(rule_ref)},
+              {"created", "2026-01-01T00:00:00.000Z"}, {"defs_offset", 5}}};
+  auto in = parse_event(e);
+  EXPECT_TRUE(in.ok());
+  return *in;
+}
+
+struct Case {
+  std::string name;
+  std::vector<Json> rules;
+  Json payload;
+  std::string rule_ref;                 // event.rule_ref
+  std::set<std::string> done;           // already enforced
+  std::vector<std::string> want;        // matched rule refs, in order
+  size_t want_errors = 0;
+};
+
+TEST(Decide, TableOfCases) {
+  const Json eq = Json::array({{{"field", "a"}, {"operator", "equals"}, {"value", 1}}});
+  const std::vector<Case> cases = {
+      {"enabled rule, null conditions", {rule("p.r1")}, {{"a", 1}}, "", {}, {"p.r1"}},
+      {"{} and [] always match", {rule("p.r1", true, Json::object()), rule("p.r2", true, Json::array())},
+       {{"a", 1}}, "", {}, {"p.r1", "p.r2"}},
+      {"disabled rule skipped", {rule("p.r1", false), rule("p.r2")}, {{"a", 1}}, "", {}, {"p.r2"}},
+      {"no rules", {}, {{"a", 1}}, "", {}, {}},
+      {"criteria hold", {rule("p.r1", true, eq)}, {{"a", 1}}, "", {}, {"p.r1"}},
+      {"criteria fail", {rule("p.r1", true, eq)}, {{"a", 2}}, "", {}, {}},
+      {"expression true", {rule("p.r1", true, {{"expression", "event.payload.a > 0"}})},
+       {{"a", 1}}, "", {}, {"p.r1"}},
+      {"expression error is no match", {rule("p.r1", true, {{"expression", "event.payload.a < 'x'"}}),
+                                         rule("p.r2")},
+       {{"a", 1}}, "", {}, {"p.r2"}, 1},
+      {"bad condition is no match", {rule("p.r1", true, Json::array({{{"field", "a"}, {"operator", "nope"}}}))},
+       {{"a", 1}}, "", {}, {}, 1},
+      {"rule_ref targets one rule", {rule("p.r1"), rule("p.r2")}, {{"a", 1}}, "p.r2", {}, {"p.r2"}},
+      {"redelivered event yields nothing", {rule("p.r1"), rule("p.r2")}, {{"a", 1}}, "",
+       {"p.r1", "p.r2"}, {}},
+      {"partly redelivered", {rule("p.r1"), rule("p.r2")}, {{"a", 1}}, "", {"p.r1"}, {"p.r2"}},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    std::vector<JsonPtr> candidates;
+    for (const auto& r : c.rules) candidates.push_back(std::make_shared<const Json>(r));
+    RuleCache cache;
+    int64_t next = 100;
+    const DefinitionLookup lookup = [](std::string_view, std::string_view) { return nullptr; };
+    Decision d = decide(event(c.payload, c.rule_ref), candidates,
+                        [&](std::string_view r) { return c.done.count(std::string(r)) > 0; },
+                        cache, lookup, [&] { return next++; }, kNow);
+    std::vector<std::string> got;
+    for (const auto& m : d.matches) got.push_back(m.rule_ref);
+    EXPECT_EQ(got, c.want);
+    EXPECT_EQ(d.errors.size(), c.want_errors);
+  }
+}
+
+TEST(Decide, DeletedTargetRuleSelectsNothing) {
+  const DefinitionLookup lookup = [](std::string_view, std::string_view) { return nullptr; };
+  EXPECT_TRUE(candidate_rules(event({{"a", 1}}, "p.gone"), lookup, nullptr).empty());
+  auto r = std::make_shared<const Json>(rule("p.there"));
+  const DefinitionLookup found = [&](std::string_view kind, std::string_view ref) -> JsonPtr {
+    return kind == "rule" && ref == "p.there" ? r : nullptr;
+  };
+  auto c = candidate_rules(event({{"a", 1}}, "p.there"), found, nullptr);
+  ASSERT_EQ(c.size(), 1u);
+  EXPECT_EQ(c[0], r);
+}
+
+TEST(Decide, BuildsEnforcementAndRequestWithRenderedParams) {
+  auto r = std::make_shared<const Json>(
+      rule("p.r1", true, nullptr,
+           {{"n", "{{ event.payload.n }}"}, {"msg", "hi {{ event.payload.who }}"},
+            {"enf", "{{ system.enforcement.id }}"}, {"c", "{{ config.k }}"}, {"lit", 5}}));
+  auto pack = std::make_shared<const Json>(Json{{"ref", "p"}, {"config", {{"k", "v"}}}});
+  const DefinitionLookup lookup = [&](std::string_view kind, std::string_view) -> JsonPtr {
+    return kind == "pack" ? pack : nullptr;
+  };
+  RuleCache cache;
+  int64_t next = 100;
+  std::vector<JsonPtr> candidates = {r};
+  Decision d = decide(event({{"n", 3}, {"who", "bob"}}), candidates,
+                      [](std::string_view) { return false; }, cache, lookup,
+                      [&] { return next++; }, kNow);
+  ASSERT_EQ(d.matches.size(), 1u);
+  const Match& m = d.matches[0];
+  const Json config = {{"n", 3}, {"msg", "hi bob"}, {"enf", 100}, {"c", "v"}, {"lit", 5}};
+  EXPECT_EQ(m.enforcement["config"], config);
+  EXPECT_EQ(m.enforcement["id"], 100);
+  EXPECT_EQ(m.enforcement["event"], 77);
+  EXPECT_EQ(m.enforcement["status"], "created");
+  EXPECT_EQ(m.enforcement["condition"], "all");
+  EXPECT_EQ(m.enforcement["payload"], (Json{{"n", 3}, {"who", "bob"}}));
+  EXPECT_TRUE(m.enforcement["resolved_at"].is_null());
+  EXPECT_EQ(m.execution["id"], 101);
+  EXPECT_EQ(m.execution["enforcement"], 100);
+  EXPECT_EQ(m.execution["config"], config);
+  EXPECT_EQ(m.execution["action_ref"], "p.act");
+  EXPECT_EQ(m.execution["rule_ref"], "p.r1");
+  EXPECT_EQ(m.execution["status"], "requested");
+
+  auto records = match_records(m, kNow);
+  ASSERT_EQ(records.size(), 2u);
+  EXPECT_EQ(records[0].topic, topics::kEnforcements);
+  EXPECT_EQ(records[0].key, "p.r1");
+  EXPECT_EQ(records[1].topic, topics::kCommands);
+  EXPECT_EQ(records[1].key, "101");
+  Envelope e;
+  std::string err;
+  ASSERT_TRUE(Envelope::parse(records[1].value, e, err));
+  EXPECT_EQ(e.type, "execution.requested");
+  EXPECT_EQ(e.key, "execution:101");
+  EXPECT_EQ(e.payload["execution"], m.execution);
+}
+
+TEST(Decide, CacheFollowsRuleVersions) {
+  RuleCache cache;
+  Json r = rule("p.r1", true, {{"expression", "true"}});
+  EXPECT_TRUE(cache.get(r).condition.ok());
+  r["conditions"] = Json::array({{{"field", "a"}, {"operator", "bogus"}}});
+  EXPECT_TRUE(cache.get(r).condition.ok());  // same version: cached
+  r["updated"] = "2026-01-02T00:00:00.000Z";
+  EXPECT_FALSE(cache.get(r).condition.ok());
+}
+
+TEST(ParseEvent, RejectsMalformedEvents) {
+  auto make = [](Json payload) { return Envelope{"event.created", 0, "", 0, "api", payload}; };
+  EXPECT_FALSE(parse_event(make(Json::array())).ok());
+  EXPECT_FALSE(parse_event(make({{"trigger_ref", "p.hook"}})).ok());
+  EXPECT_FALSE(parse_event(make({{"id", 5}})).ok());
+  EXPECT_FALSE(parse_event(make({{"id", 5}, {"trigger_ref", "t"}, {"defs_offset", "x"}})).ok());
+  auto ok = parse_event(make({{"id", 5}, {"trigger_ref", "t"}}));
+  ASSERT_TRUE(ok.ok());
+  EXPECT_EQ(ok->defs_offset, 0);
+  EXPECT_TRUE(ok->event["payload"].is_null());
+  EXPECT_EQ(dedupe_key(5, "p.r"), "event:5:p.r");
+}
+
+}  // namespace
+}  // namespace attune::rules
