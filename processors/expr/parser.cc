@@ -930,11 +930,4 @@ Result<NodePtr> parse_expression(std::string_view source, size_t begin, bool in_
   return parsed;
 }
 
-const char* filter_name(Filter f) {
-  for (const auto& info : kFilters) {
-    if (info.filter == f) return info.name;
-  }
-  return "?";
-}
-
 }  // namespace attune::expr::internal

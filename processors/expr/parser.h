@@ -18,7 +18,4 @@ namespace attune::expr::internal {
 Result<NodePtr> parse_expression(std::string_view source, size_t begin, bool in_template,
                                  size_t* end);
 
-// Names accepted after `|` and `is`, for error messages and suggestions.
-const char* filter_name(Filter f);
-
 }  // namespace attune::expr::internal
