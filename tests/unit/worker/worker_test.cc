@@ -1,0 +1,222 @@
+// Worker stage tests with real /bin/sh actions through the Runtime on a temp EmbeddedLog:
+// completed with stdout, failed with exit code, unsupported runtime, repeated dispatch, cancel,
+// abandoned after a restart with a leftover in-flight record; and the invocation builder.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <random>
+
+#include "processors/worker/worker_processor.h"
+#include "topology/embedded_log.h"
+#include "topology/runtime.h"
+
+namespace attune::worker {
+namespace {
+
+using namespace std::chrono_literals;
+
+class WorkerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("attune-worker-" + std::to_string(std::random_device{}()));
+    auto db = state::Db::open(dir_.string());
+    ASSERT_TRUE(db.ok());
+    db_ = std::move(*db);
+    auto log = EmbeddedLog::open(*db_, default_topics(2));
+    ASSERT_TRUE(log.ok());
+    log_ = std::move(*log);
+    auto reader = log_->reader({std::string(topics::kResults)});
+    ASSERT_TRUE(reader.ok());
+    reader_ = std::move(*reader);
+  }
+  void TearDown() override {
+    runtime_.reset();
+    reader_.reset();
+    log_.reset();
+    db_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+  void start() {
+    topology_ = Topology();
+    WorkerOptions options;
+    options.name = "w1";
+    options.api_url = "http://api.test";
+    options.supervisor.cancel_step = 200ms;
+    topology_.add({"worker", {std::string(topics::kDispatch)},
+                   {std::string(kInFlightStore), std::string(kSeenStore)}, 1, 64,
+                   [options](int) { return std::make_unique<WorkerProcessor>(options); }});
+    RuntimeOptions ro;
+    ro.ids = &ids_;
+    runtime_ = std::make_unique<Runtime>(*log_, topology_, ro);
+    ASSERT_TRUE(runtime_->start().ok());
+  }
+  void dispatch(int64_t id, Json action, Json execution = Json::object(), int64_t attempt = 1) {
+    execution["id"] = id;
+    execution["action_ref"] = "p.act";
+    Envelope e{"execution.dispatch", id, "", 0, "executor",
+               {{"execution", execution}, {"attempt", attempt}, {"action", action}}};
+    ASSERT_TRUE(log_->produce({{std::string(topics::kDispatch), std::to_string(id), e.dump()}}).ok());
+  }
+  // Next result records until `n` arrived (or `wait` passed).
+  std::vector<Envelope> results(size_t n, std::chrono::milliseconds wait = 10s) {
+    std::vector<Envelope> out;
+    const auto deadline = std::chrono::steady_clock::now() + wait;
+    while (out.size() < n && std::chrono::steady_clock::now() < deadline) {
+      for (const Record& r : reader_->poll(n - out.size(), 200ms)) {
+        Envelope e;
+        std::string err;
+        EXPECT_TRUE(Envelope::parse(r.value, e, err));
+        out.push_back(std::move(e));
+      }
+    }
+    return out;
+  }
+  static Json shell(const std::string& script) {
+    return {{"ref", "p.act"}, {"runtime_ref", "core.shell"}, {"entrypoint", script}};
+  }
+
+  std::filesystem::path dir_;
+  std::unique_ptr<state::Db> db_;
+  std::unique_ptr<EmbeddedLog> log_;
+  std::unique_ptr<Consumer> reader_;
+  IdGenerator ids_{0, SystemClock::instance()};
+  Topology topology_;
+  std::unique_ptr<Runtime> runtime_;
+};
+
+TEST_F(WorkerTest, CompletedWithStdout) {
+  start();
+  dispatch(11, shell("echo \"hello $who\"; echo \"$ATTUNE_EXEC_ID $ATTUNE_API_URL\""),
+           {{"config", {{"who", "world"}}}});
+  auto r = results(2);
+  ASSERT_EQ(r.size(), 2u);
+  EXPECT_EQ(r[0].type, "result.running");
+  EXPECT_EQ(r[0].payload["id"], 11);
+  EXPECT_EQ(r[0].payload["attempt"], 1);
+  EXPECT_EQ(r[0].payload["worker"], "w1");
+  EXPECT_TRUE(r[0].payload["started_at"].is_string());
+  EXPECT_EQ(r[1].type, "result.finished");
+  EXPECT_EQ(r[1].payload["status"], "completed");
+  EXPECT_EQ(r[1].payload["result"]["stdout"], "hello world\n11 http://api.test\n");
+  EXPECT_EQ(r[1].payload["result"]["exit_code"], 0);
+}
+
+TEST_F(WorkerTest, FailedWithExitCodeAndRepeatedDispatchIgnored) {
+  start();
+  dispatch(12, shell("echo oops >&2; exit 3"));
+  dispatch(12, shell("echo oops >&2; exit 3"));  // redelivered: ignored
+  dispatch(13, {{"ref", "p.py"}, {"runtime_ref", "core.python"}, {"entrypoint", "x.py"}});
+  auto r = results(3);
+  ASSERT_EQ(r.size(), 3u);
+  std::map<int64_t, Envelope> finished;
+  for (auto& e : r) {
+    if (e.type == "result.finished") finished[e.id] = e;
+  }
+  ASSERT_EQ(finished.count(12), 1u);
+  EXPECT_EQ(finished[12].payload["status"], "failed");
+  EXPECT_EQ(finished[12].payload["result"]["exit_code"], 3);
+  EXPECT_EQ(finished[12].payload["result"]["stderr"], "oops\n");
+  EXPECT_EQ(finished[12].payload["result"]["error"], "Process exited with code 3");
+  ASSERT_EQ(finished.count(13), 1u);
+  EXPECT_EQ(finished[13].payload["status"], "failed");
+  EXPECT_NE(finished[13].payload["result"]["error"].get<std::string>().find(
+                "runtime core.python is not supported"),
+            std::string::npos);
+  EXPECT_TRUE(results(1, 300ms).empty());  // nothing more: the repeated dispatch did not run again
+}
+
+TEST_F(WorkerTest, CancelEndsTheProcess) {
+  start();
+  dispatch(14, shell("sleep 30"));
+  auto r = results(1);
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0].type, "result.running");
+  Envelope c{"execution.cancel", 14, "", 0, "executor", {{"id", 14}, {"attempt", 1}}};
+  ASSERT_TRUE(log_->produce({{std::string(topics::kDispatch), "14", c.dump()}}).ok());
+  r = results(1);
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0].type, "result.finished");
+  EXPECT_EQ(r[0].payload["status"], "cancelled");
+}
+
+TEST_F(WorkerTest, LeftoverInFlightAttemptIsReportedAbandoned) {
+  start();
+  dispatch(15, shell("sleep 30"));
+  auto r = results(1);
+  ASSERT_EQ(r.size(), 1u);
+  ASSERT_EQ(r[0].type, "result.running");
+  runtime_->stop();  // close(): kills the child, keeps the in-flight record
+  runtime_.reset();
+  auto store = db_->store("worker.inflight");
+  ASSERT_TRUE(store.ok());
+  EXPECT_TRUE((*store)->get(attempt_key(15, 1))->has_value());
+  // A leftover of an older crash, with a pid that is long gone.
+  state::WriteBatch b;
+  b.put(**store, attempt_key(16, 2), InFlight{16, 2, 16, 1, 0, false}.dump());
+  ASSERT_TRUE(db_->write(b).ok());
+
+  start();
+  r = results(2);
+  ASSERT_EQ(r.size(), 2u);
+  std::set<int64_t> ids;
+  for (const auto& e : r) {
+    EXPECT_EQ(e.type, "result.finished");
+    EXPECT_EQ(e.payload["status"], "abandoned");
+    EXPECT_EQ(e.payload["result"]["error"], "worker restarted while the action was running");
+    ids.insert(e.id);
+  }
+  EXPECT_EQ(ids, (std::set<int64_t>{15, 16}));
+  runtime_->stop();
+  EXPECT_FALSE((*store)->get(attempt_key(15, 1))->has_value());
+  EXPECT_FALSE((*store)->get(attempt_key(16, 2))->has_value());
+}
+
+TEST(Invocation, TimeoutPrecedenceAndFields) {
+  struct Case {
+    Json exec_timeout, action_timeout;
+    int64_t want_ms;
+  };
+  for (const Case& c : std::vector<Case>{{nullptr, nullptr, 300000},
+                                         {nullptr, 20, 20000},
+                                         {5, 20, 5000},
+                                         {0, 7, 7000},
+                                         {1.5, nullptr, 1500}}) {
+    Dispatch d;
+    d.id = 9;
+    d.attempt = 1;
+    d.execution = {{"id", 9},
+                   {"action_ref", "p.act"},
+                   {"timeout_seconds", c.exec_timeout},
+                   {"config", {{"a", 1}}},
+                   {"env_vars", {{"X", "y"}, {"N", 2}}},
+                   {"rule_ref", "p.r"},
+                   {"trigger_ref", "p.t"}};
+    d.action = {{"ref", "p.act"},
+                {"entrypoint", "true"},
+                {"timeout_seconds", c.action_timeout},
+                {"output_format", "json"},
+                {"parameter_format", "dotenv"},
+                {"max_output_bytes", 1000}};
+    auto inv = build_invocation(d, "http://x");
+    EXPECT_EQ(inv.timeout.count(), c.want_ms);
+    EXPECT_EQ(inv.runtime_ref, "core.shell");
+    EXPECT_EQ(inv.parameters, (Json{{"a", 1}}));
+    EXPECT_EQ(inv.env_vars.at("N"), "2");
+    EXPECT_EQ(inv.rule_ref, "p.r");
+    EXPECT_EQ(inv.trigger_ref, "p.t");
+    EXPECT_EQ(inv.output_format, "json");
+    EXPECT_EQ(inv.parameter_format, "dotenv");
+    EXPECT_EQ(inv.parameter_delivery, "stdin");
+    EXPECT_EQ(inv.max_output_bytes, 1000u);
+    EXPECT_EQ(inv.api_url, "http://x");
+  }
+  EXPECT_TRUE(is_shell_runtime("shell"));
+  EXPECT_TRUE(is_shell_runtime("core.action.shell"));
+  EXPECT_FALSE(is_shell_runtime("core.python"));
+  EXPECT_FALSE(parse_dispatch({{"execution", {{"id", 1}}}, {"action", Json::object()}}, 0).ok());
+  EXPECT_FALSE(parse_dispatch({{"attempt", 1}}, 0).ok());
+}
+
+}  // namespace
+}  // namespace attune::worker
