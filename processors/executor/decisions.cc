@@ -25,15 +25,19 @@ OutRecord execution_updated(const ExecutionState& st, std::optional<ExecutionSta
   const int64_t id = st.execution["id"].get<int64_t>();
   Json payload = st.execution;
   payload["old_status"] = old ? Json(to_string(*old)) : Json(nullptr);
-  Envelope e{"execution.updated", id, "execution:" + std::to_string(id), now_ms,
-             std::string(kSource), std::move(payload)};
+  Envelope e{
+      "execution.updated", id, "execution:" + std::to_string(id), now_ms, std::string(kSource),
+      std::move(payload)};
   return OutRecord{std::string(topics::kExecutions), std::to_string(st.root), e.dump()};
 }
 
 OutRecord enforcement_updated(const Json& execution, std::string_view status, int64_t now_ms) {
   const int64_t id = execution["enforcement"].get<int64_t>();
   const std::string now = format_rfc3339_ms(now_ms);
-  Envelope e{"enforcement.updated", id, "enforcement:" + std::to_string(id), now_ms,
+  Envelope e{"enforcement.updated",
+             id,
+             "enforcement:" + std::to_string(id),
+             now_ms,
              std::string(kSource),
              Json{{"id", id}, {"status", status}, {"resolved_at", now}, {"updated", now}}};
   return OutRecord{std::string(topics::kEnforcements), str(execution, "rule_ref"), e.dump()};
@@ -93,7 +97,8 @@ Result<Outcome> on_requested(const std::optional<ExecutionState>& state, const J
   if (id <= 0) return bad("execution.requested: execution has no positive id");
   const std::string action_ref = str(request, "action_ref");
   if (action_ref.empty()) return bad("execution.requested: execution has no action_ref");
-  const bool for_rule = request.contains("enforcement") && request["enforcement"].is_number_integer();
+  const bool for_rule =
+      request.contains("enforcement") && request["enforcement"].is_number_integer();
 
   Outcome out;
   if (state) {
@@ -120,9 +125,9 @@ Result<Outcome> on_requested(const std::optional<ExecutionState>& state, const J
   st.root = root;
   st.execution = request;
   Json& ex = st.execution;
-  for (const char* f : {"action", "parent", "enforcement", "executor", "worker", "rule",
-                        "timeout_seconds", "result", "retry_reason", "original_execution",
-                        "started_at", "workflow_task"}) {
+  for (const char* f :
+       {"action", "parent", "enforcement", "executor", "worker", "rule", "timeout_seconds",
+        "result", "retry_reason", "original_execution", "started_at", "workflow_task"}) {
     if (!ex.contains(f)) ex[f] = nullptr;
   }
   if (!ex.contains("config") || ex["config"].is_null()) ex["config"] = Json::object();
@@ -148,11 +153,13 @@ Result<Outcome> on_requested(const std::optional<ExecutionState>& state, const J
   } else {
     if (ex["action"].is_null() && action->contains("id")) ex["action"] = (*action)["id"];
     step(st, ExecutionInput::kHandOff, now_ms, out);
-    Envelope d{"execution.dispatch", id, "dispatch:" + std::to_string(id) + ":1", now_ms,
+    Envelope d{"execution.dispatch",
+               id,
+               "dispatch:" + std::to_string(id) + ":1",
+               now_ms,
                std::string(kSource),
                Json{{"execution", ex}, {"attempt", 1}, {"action", *action}, {"root", root}}};
-    out.records.push_back(
-        OutRecord{std::string(topics::kDispatch), std::to_string(id), d.dump()});
+    out.records.push_back(OutRecord{std::string(topics::kDispatch), std::to_string(id), d.dump()});
   }
   if (for_rule) out.records.push_back(enforcement_updated(ex, "processed", now_ms));
   out.state = std::move(st);
@@ -175,10 +182,9 @@ Result<Outcome> on_running(const std::optional<ExecutionState>& state, const Jso
   }
   ExecutionState st = *state;
   st.execution["worker"] = report.value("worker", Json(nullptr));
-  st.execution["started_at"] =
-      report.contains("started_at") && report["started_at"].is_string()
-          ? report["started_at"]
-          : Json(format_rfc3339_ms(now_ms));
+  st.execution["started_at"] = report.contains("started_at") && report["started_at"].is_string()
+                                   ? report["started_at"]
+                                   : Json(format_rfc3339_ms(now_ms));
   if (!step(st, ExecutionInput::kRunning, now_ms, out)) {
     out.ignored = ignored(*state, ExecutionInput::kRunning);
     return out;
@@ -193,7 +199,8 @@ Result<Outcome> on_finished(const std::optional<ExecutionState>& state, const Js
     return bad("result.finished has no positive id");
   }
   const auto input = parse_finished_status(str(report, "status"));
-  if (!input) return bad("result.finished has unknown status " + report.value("status", Json()).dump());
+  if (!input)
+    return bad("result.finished has unknown status " + report.value("status", Json()).dump());
   Outcome out;
   if (!state || state->skipped) {
     out.ignored = "result.finished for unknown execution " + report["id"].dump();
@@ -216,8 +223,7 @@ Result<Outcome> on_finished(const std::optional<ExecutionState>& state, const Js
   return out;
 }
 
-Result<Outcome> on_cancel(const std::optional<ExecutionState>& state, int64_t id,
-                          int64_t now_ms) {
+Result<Outcome> on_cancel(const std::optional<ExecutionState>& state, int64_t id, int64_t now_ms) {
   if (id <= 0) return bad("execution.cancel has no positive id");
   Outcome out;
   if (!state || state->skipped) {
@@ -231,9 +237,12 @@ Result<Outcome> on_cancel(const std::optional<ExecutionState>& state, int64_t id
     return out;
   }
   if (handed_off) {
-    Envelope c{"execution.cancel", id,
-               "cancel:" + std::to_string(id) + ":" + std::to_string(st.attempt()), now_ms,
-               std::string(kSource), Json{{"id", id}, {"attempt", st.attempt()}}};
+    Envelope c{"execution.cancel",
+               id,
+               "cancel:" + std::to_string(id) + ":" + std::to_string(st.attempt()),
+               now_ms,
+               std::string(kSource),
+               Json{{"id", id}, {"attempt", st.attempt()}}};
     out.records.push_back(OutRecord{std::string(topics::kDispatch), std::to_string(id), c.dump()});
   }
   out.state = std::move(st);

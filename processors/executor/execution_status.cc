@@ -5,32 +5,52 @@ namespace attune::executor {
 
 std::string_view to_string(ExecutionStatus s) {
   switch (s) {
-    case ExecutionStatus::kRequested: return "requested";
-    case ExecutionStatus::kScheduling: return "scheduling";
-    case ExecutionStatus::kScheduled: return "scheduled";
-    case ExecutionStatus::kRunning: return "running";
-    case ExecutionStatus::kCanceling: return "canceling";
-    case ExecutionStatus::kCompleted: return "completed";
-    case ExecutionStatus::kFailed: return "failed";
-    case ExecutionStatus::kTimeout: return "timeout";
-    case ExecutionStatus::kCancelled: return "cancelled";
-    case ExecutionStatus::kAbandoned: return "abandoned";
+    case ExecutionStatus::kRequested:
+      return "requested";
+    case ExecutionStatus::kScheduling:
+      return "scheduling";
+    case ExecutionStatus::kScheduled:
+      return "scheduled";
+    case ExecutionStatus::kRunning:
+      return "running";
+    case ExecutionStatus::kCanceling:
+      return "canceling";
+    case ExecutionStatus::kCompleted:
+      return "completed";
+    case ExecutionStatus::kFailed:
+      return "failed";
+    case ExecutionStatus::kTimeout:
+      return "timeout";
+    case ExecutionStatus::kCancelled:
+      return "cancelled";
+    case ExecutionStatus::kAbandoned:
+      return "abandoned";
   }
   return "unknown";
 }
 
 std::string_view to_string(ExecutionInput i) {
   switch (i) {
-    case ExecutionInput::kSchedule: return "schedule";
-    case ExecutionInput::kHandOff: return "hand_off";
-    case ExecutionInput::kDispatchFailed: return "dispatch_failed";
-    case ExecutionInput::kRunning: return "running";
-    case ExecutionInput::kCompleted: return "completed";
-    case ExecutionInput::kFailed: return "failed";
-    case ExecutionInput::kTimeout: return "timeout";
-    case ExecutionInput::kCancelled: return "cancelled";
-    case ExecutionInput::kAbandoned: return "abandoned";
-    case ExecutionInput::kCancel: return "cancel";
+    case ExecutionInput::kSchedule:
+      return "schedule";
+    case ExecutionInput::kHandOff:
+      return "hand_off";
+    case ExecutionInput::kDispatchFailed:
+      return "dispatch_failed";
+    case ExecutionInput::kRunning:
+      return "running";
+    case ExecutionInput::kCompleted:
+      return "completed";
+    case ExecutionInput::kFailed:
+      return "failed";
+    case ExecutionInput::kTimeout:
+      return "timeout";
+    case ExecutionInput::kCancelled:
+      return "cancelled";
+    case ExecutionInput::kAbandoned:
+      return "abandoned";
+    case ExecutionInput::kCancel:
+      return "cancel";
   }
   return "unknown";
 }
@@ -127,11 +147,16 @@ std::optional<ExecutionStatus> transition(ExecutionStatus status, ExecutionInput
       if (status == S::kScheduled) return S::kRunning;
       if (status == S::kCanceling) return S::kCanceling;  // records started_at, stays canceling
       return std::nullopt;
-    case ExecutionInput::kCompleted: return finished(status, S::kCompleted);
-    case ExecutionInput::kFailed: return finished(status, S::kFailed);
-    case ExecutionInput::kTimeout: return finished(status, S::kTimeout);
-    case ExecutionInput::kCancelled: return finished(status, S::kCancelled);
-    case ExecutionInput::kAbandoned: return finished(status, S::kAbandoned);
+    case ExecutionInput::kCompleted:
+      return finished(status, S::kCompleted);
+    case ExecutionInput::kFailed:
+      return finished(status, S::kFailed);
+    case ExecutionInput::kTimeout:
+      return finished(status, S::kTimeout);
+    case ExecutionInput::kCancelled:
+      return finished(status, S::kCancelled);
+    case ExecutionInput::kAbandoned:
+      return finished(status, S::kAbandoned);
     case ExecutionInput::kCancel:
       switch (status) {
         case S::kRequested:

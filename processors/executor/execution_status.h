@@ -1,10 +1,10 @@
 // Execution status (API.md §11.1) and its ONE transition table. Every switch over a status or an
 // input is exhaustive (no default), so a new status cannot be half-handled.
 //
-//   requested ─schedule→ scheduling ─hand_off→ scheduled ─running→ running ─finished→ terminal
-//       │                   │  └─dispatch_failed→ failed      │                │
-//       └──cancel→ cancelled ←─cancel┘              cancel→ canceling ←─cancel─┘
-//                                                   canceling ─finished(any)→ cancelled
+//   requested -schedule-> scheduling -hand_off-> scheduled -running-> running -finished-> terminal
+//   scheduling -dispatch_failed-> failed
+//   requested, scheduling -cancel-> cancelled     scheduled, running -cancel-> canceling
+//   canceling -running-> canceling                canceling -finished(any)-> cancelled
 #pragma once
 
 #include <optional>
@@ -46,9 +46,9 @@ enum class ExecutionInput {
 };
 
 inline constexpr ExecutionInput kAllInputs[] = {
-    ExecutionInput::kSchedule,  ExecutionInput::kHandOff,   ExecutionInput::kDispatchFailed,
-    ExecutionInput::kRunning,   ExecutionInput::kCompleted, ExecutionInput::kFailed,
-    ExecutionInput::kTimeout,   ExecutionInput::kCancelled, ExecutionInput::kAbandoned,
+    ExecutionInput::kSchedule, ExecutionInput::kHandOff,   ExecutionInput::kDispatchFailed,
+    ExecutionInput::kRunning,  ExecutionInput::kCompleted, ExecutionInput::kFailed,
+    ExecutionInput::kTimeout,  ExecutionInput::kCancelled, ExecutionInput::kAbandoned,
     ExecutionInput::kCancel};
 
 std::string_view to_string(ExecutionStatus s);

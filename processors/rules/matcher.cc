@@ -147,20 +147,20 @@ Decision decide(const EventInput& event, std::span<const JsonPtr> candidates,
     Json conditions = field_or_null(rule, "conditions");
     Match m;
     m.rule_ref = ref;
-    m.enforcement = {{"id", enforcement_id},
-                     {"rule", field_or_null(rule, "id")},
-                     {"rule_ref", ref},
-                     {"trigger_ref", event.trigger_ref.empty() ? str(rule, "trigger_ref")
-                                                               : event.trigger_ref},
-                     {"event", event.id},
-                     {"status", "created"},
-                     {"config", *config},
-                     {"payload", trigger_payload},
-                     {"condition", "all"},
-                     {"conditions", conditions},
-                     {"resolved_at", nullptr},
-                     {"created", now_text},
-                     {"updated", now_text}};
+    m.enforcement = {
+        {"id", enforcement_id},
+        {"rule", field_or_null(rule, "id")},
+        {"rule_ref", ref},
+        {"trigger_ref", event.trigger_ref.empty() ? str(rule, "trigger_ref") : event.trigger_ref},
+        {"event", event.id},
+        {"status", "created"},
+        {"config", *config},
+        {"payload", trigger_payload},
+        {"condition", "all"},
+        {"conditions", conditions},
+        {"resolved_at", nullptr},
+        {"created", now_text},
+        {"updated", now_text}};
     const std::string action_ref = str(rule, "action_ref");
     Json action_id = field_or_null(rule, "action");
     if (action_id.is_null()) {
@@ -194,10 +194,14 @@ std::vector<OutRecord> match_records(const Match& match, int64_t now_ms) {
   const int64_t execution_id = match.execution["id"].get<int64_t>();
   const int64_t event_id = match.enforcement["event"].get<int64_t>();
 
-  Envelope enforcement{"enforcement.created", enforcement_id,
-                       dedupe_key(event_id, match.rule_ref), now_ms, "rules", match.enforcement};
-  Envelope request{"execution.requested", execution_id,
-                   "execution:" + std::to_string(execution_id), now_ms, "rules",
+  Envelope enforcement{
+      "enforcement.created", enforcement_id, dedupe_key(event_id, match.rule_ref), now_ms, "rules",
+      match.enforcement};
+  Envelope request{"execution.requested",
+                   execution_id,
+                   "execution:" + std::to_string(execution_id),
+                   now_ms,
+                   "rules",
                    Json{{"execution", match.execution}}};
   return {OutRecord{std::string(topics::kEnforcements), match.rule_ref, enforcement.dump()},
           OutRecord{std::string(topics::kCommands), std::to_string(execution_id), request.dump()}};

@@ -24,10 +24,10 @@ void RulesProcessor::process(const Record& record, ProcessorContext& ctx) {
 
   if (event->defs_offset > 0 &&
       !table_.wait_applied(event->defs_offset - 1, options_.definitions_wait)) {
-    spdlog::warn("rules: definitions not caught up to offset {} after {} ms for event {}; "
-                 "evaluating with what is applied ({})",
-                 event->defs_offset, options_.definitions_wait.count(), event->id,
-                 table_.applied());
+    spdlog::warn(
+        "rules: definitions not caught up to offset {} after {} ms for event {}; "
+        "evaluating with what is applied ({})",
+        event->defs_offset, options_.definitions_wait.count(), event->id, table_.applied());
   }
 
   const DefinitionLookup lookup = [this](std::string_view kind, std::string_view ref) {
@@ -40,8 +40,8 @@ void RulesProcessor::process(const Record& record, ProcessorContext& ctx) {
     return v->has_value();
   };
   const int64_t now = ctx.clock().now_ms();
-  Decision d = decide(*event, candidates, already_enforced, cache_, lookup,
-                      [&] { return ctx.ids().next(); }, now);
+  Decision d = decide(
+      *event, candidates, already_enforced, cache_, lookup, [&] { return ctx.ids().next(); }, now);
 
   for (const auto& e : d.errors) {
     ++evaluation_errors_;

@@ -30,7 +30,8 @@ bool is_shell_runtime(std::string_view runtime_ref) {
 }
 
 Result<Dispatch> parse_dispatch(const Json& payload, int64_t fallback_id) {
-  if (!payload.is_object()) return make_error(Errc::kValidation, "dispatch payload is not an object");
+  if (!payload.is_object())
+    return make_error(Errc::kValidation, "dispatch payload is not an object");
   Dispatch d;
   d.execution = payload.value("execution", Json());
   d.action = payload.value("action", Json());
@@ -63,7 +64,8 @@ runners::ActionInvocation build_invocation(const Dispatch& d, const std::string&
   inv.entrypoint = str(action, "entrypoint");
   if (auto it = ex.find("config"); it != ex.end() && it->is_object()) inv.parameters = *it;
   if (auto it = ex.find("env_vars"); it != ex.end() && it->is_object()) {
-    for (const auto& [k, v] : it->items()) inv.env_vars[k] = v.is_string() ? v.get<std::string>() : v.dump();
+    for (const auto& [k, v] : it->items())
+      inv.env_vars[k] = v.is_string() ? v.get<std::string>() : v.dump();
   }
   inv.api_url = api_url;
   inv.parameter_delivery = str(action, "parameter_delivery", "stdin");
@@ -73,13 +75,15 @@ runners::ActionInvocation build_invocation(const Dispatch& d, const std::string&
                              .value_or(positive(action, "timeout_seconds")
                                            .value_or(static_cast<double>(kDefaultTimeoutSeconds)));
   inv.timeout = std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));
-  if (auto max = positive(action, "max_output_bytes")) inv.max_output_bytes = static_cast<size_t>(*max);
+  if (auto max = positive(action, "max_output_bytes"))
+    inv.max_output_bytes = static_cast<size_t>(*max);
   return inv;
 }
 
 std::string InFlight::dump() const {
-  return Json{{"id", id},       {"attempt", attempt}, {"root", root},
-              {"started_at", started_at_ms}, {"pid", pid}, {"cancel", cancel_requested}}
+  return Json{{"id", id},     {"attempt", attempt},
+              {"root", root}, {"started_at", started_at_ms},
+              {"pid", pid},   {"cancel", cancel_requested}}
       .dump();
 }
 
@@ -101,7 +105,11 @@ std::string attempt_key(int64_t id, int64_t attempt) {
 }
 
 OutRecord running_record(const InFlight& f, const std::string& worker, int64_t now_ms) {
-  Envelope e{"result.running", f.id, "running:" + attempt_key(f.id, f.attempt), now_ms, "worker",
+  Envelope e{"result.running",
+             f.id,
+             "running:" + attempt_key(f.id, f.attempt),
+             now_ms,
+             "worker",
              Json{{"id", f.id},
                   {"attempt", f.attempt},
                   {"worker", worker},
@@ -112,7 +120,11 @@ OutRecord running_record(const InFlight& f, const std::string& worker, int64_t n
 
 OutRecord finished_record(int64_t id, int64_t attempt, int64_t root, const std::string& worker,
                           std::string_view status, Json result, int64_t now_ms) {
-  Envelope e{"result.finished", id, "finished:" + attempt_key(id, attempt), now_ms, "worker",
+  Envelope e{"result.finished",
+             id,
+             "finished:" + attempt_key(id, attempt),
+             now_ms,
+             "worker",
              Json{{"id", id},
                   {"attempt", attempt},
                   {"worker", worker},

@@ -44,14 +44,16 @@ void WorkerProcessor::init(ProcessorContext& ctx) {
     if (auto f = InFlight::parse(value)) leftovers.emplace_back(std::string(key), *f);
     return true;
   });
-  if (!st.ok()) throw std::runtime_error("worker: cannot scan in-flight attempts: " + st.error().message);
+  if (!st.ok())
+    throw std::runtime_error("worker: cannot scan in-flight attempts: " + st.error().message);
   const int64_t now = ctx.clock().now_ms();
   for (const auto& [key, f] : leftovers) {
     // The child led its own process group; a group still alive is ours to end.
     if (f.pid > 0 && ::kill(-f.pid, 0) == 0) ::kill(-f.pid, SIGKILL);
-    spdlog::warn("worker {}: execution {} attempt {} was running when the worker stopped; "
-                 "reporting it abandoned",
-                 name_, f.id, f.attempt);
+    spdlog::warn(
+        "worker {}: execution {} attempt {} was running when the worker stopped; "
+        "reporting it abandoned",
+        name_, f.id, f.attempt);
     ctx.forward(finished_record(f.id, f.attempt, f.root, name_, "abandoned",
                                 Json{{"error", kAbandonedError}}, now));
     ctx.del(*inflight_, key);
@@ -129,8 +131,8 @@ void WorkerProcessor::start(const std::string& key, const runners::ActionInvocat
   if (!supervisor_) return;  // closed: the in-flight record is reported abandoned next start
   Mailbox* mailbox = mailbox_;
   auto report = [this, mailbox, key](std::string status, Json result) {
-    mailbox->post([this, key, status = std::move(status), result = std::move(result)](
-                      ProcessorContext& ctx) mutable {
+    mailbox->post([this, key, status = std::move(status),
+                   result = std::move(result)](ProcessorContext& ctx) mutable {
       finish(ctx, key, std::move(status), std::move(result));
     });
   };

@@ -19,8 +19,8 @@ inline constexpr std::string_view kInFlightStore = "inflight";
 inline constexpr std::string_view kSeenStore = "seen";
 
 struct WorkerOptions {
-  std::string name;     // reported as `worker`; empty ⇒ the host name
-  std::string api_url;  // ATTUNE_API_URL for actions (without /api/v1)
+  std::string name;                               // reported as `worker`; empty ⇒ the host name
+  std::string api_url;                            // ATTUNE_API_URL for actions (without /api/v1)
   const Clock* clock = &SystemClock::instance();  // stamps process durations; must outlive us
   runners::SupervisorOptions supervisor;
   std::string temp_dir;  // parameter files; empty ⇒ the system temp directory

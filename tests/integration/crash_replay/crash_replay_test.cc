@@ -83,8 +83,8 @@ void write_definitions(Log& log) {
   const int64_t ts = SystemClock::instance().now_ms();
   const std::string now = format_rfc3339_ms(ts);
   std::vector<OutRecord> defs = {
-      definition_record("pack", Json{{"id", 1}, {"ref", "crash"}, {"config", Json::object()}},
-                        ts, "test"),
+      definition_record("pack", Json{{"id", 1}, {"ref", "crash"}, {"config", Json::object()}}, ts,
+                        "test"),
       definition_record("action",
                         Json{{"id", 2},
                              {"ref", "crash.ok"},
@@ -117,7 +117,11 @@ void produce_events(Log& log, int first, int count) {
   for (int n = first; n < first + count; ++n) {
     const int64_t id = 1000 + n;
     const int64_t ts = SystemClock::instance().now_ms();
-    Envelope e{"event.created", id, "event:" + std::to_string(id), ts, "test",
+    Envelope e{"event.created",
+               id,
+               "event:" + std::to_string(id),
+               ts,
+               "test",
                Json{{"id", id},
                     {"trigger", 3},
                     {"trigger_ref", "crash.hook"},
@@ -139,8 +143,8 @@ TEST(CrashReplay, EveryEventYieldsExactlyOneEnforcementAndOneTerminalExecution) 
   const unsigned seed = std::random_device{}();
   std::printf("crash_replay seed=%u\n", seed);
   std::mt19937 rng(seed);
-  const auto dir = std::filesystem::temp_directory_path() /
-                   ("attune-crash-replay-" + std::to_string(seed));
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("attune-crash-replay-" + std::to_string(seed));
   std::filesystem::remove_all(dir);
 
   {
@@ -160,8 +164,8 @@ TEST(CrashReplay, EveryEventYieldsExactlyOneEnforcementAndOneTerminalExecution) 
     }
     const pid_t pid = spawn_node(dir.string(), "0");
     ASSERT_GT(pid, 0);
-    std::this_thread::sleep_for(std::chrono::milliseconds(
-        std::uniform_int_distribution<int>(20, 400)(rng)));
+    std::this_thread::sleep_for(
+        std::chrono::milliseconds(std::uniform_int_distribution<int>(20, 400)(rng)));
     ::kill(pid, SIGKILL);
     int status = 0;
     ASSERT_EQ(waitpid(pid, &status, 0), pid);
@@ -224,7 +228,8 @@ TEST(CrashReplay, EveryEventYieldsExactlyOneEnforcementAndOneTerminalExecution) 
   std::map<std::pair<int64_t, std::string>, int> steps;
   for (const auto& e : read_all(log, topics::kExecutions)) {
     const std::string s = e.payload["status"].get<std::string>();
-    EXPECT_EQ(++steps[std::make_pair(e.id, s)], 1) << "execution " << e.id << " entered " << s << " twice";
+    EXPECT_EQ(++steps[std::make_pair(e.id, s)], 1)
+        << "execution " << e.id << " entered " << s << " twice";
     final_status[e.id] = s;
   }
   EXPECT_EQ(final_status.size(), execution_ids.size());
@@ -235,8 +240,8 @@ TEST(CrashReplay, EveryEventYieldsExactlyOneEnforcementAndOneTerminalExecution) 
     ++by_status[s];
     EXPECT_TRUE(s == "completed" || s == "abandoned") << "execution " << id << " ended " << s;
   }
-  std::printf("crash_replay: %d kills, completed=%d abandoned=%d\n", kKills,
-              by_status["completed"], by_status["abandoned"]);
+  std::printf("crash_replay: %d kills, completed=%d abandoned=%d\n", kKills, by_status["completed"],
+              by_status["abandoned"]);
   for (int32_t p = 0; p < log.partitions(topics::kDeadletter); ++p) {
     EXPECT_EQ(log.end_offset({std::string(topics::kDeadletter), p}), 0) << "dead letters";
   }

@@ -46,8 +46,8 @@ TEST(TransitionTable, EveryStatusAndInput) {
       const auto got = transition(s, in);
       auto it = expected.find({s, in});
       if (it == expected.end()) {
-        EXPECT_FALSE(got.has_value()) << to_string(s) << " + " << to_string(in) << " → "
-                                      << to_string(*got);
+        EXPECT_FALSE(got.has_value())
+            << to_string(s) << " + " << to_string(in) << " → " << to_string(*got);
       } else {
         ASSERT_TRUE(got.has_value()) << to_string(s) << " + " << to_string(in);
         EXPECT_EQ(*got, it->second) << to_string(s) << " + " << to_string(in);
@@ -81,9 +81,14 @@ struct Defs {
 };
 
 Json request(int64_t id, bool for_rule = true) {
-  Json r = {{"id", id},          {"action", 2},        {"action_ref", "p.act"},
-            {"config", {{"x", 1}}}, {"env_vars", Json::object()}, {"parent", nullptr},
-            {"status", "requested"}, {"created", "2026-01-01T00:00:00.000Z"}};
+  Json r = {{"id", id},
+            {"action", 2},
+            {"action_ref", "p.act"},
+            {"config", {{"x", 1}}},
+            {"env_vars", Json::object()},
+            {"parent", nullptr},
+            {"status", "requested"},
+            {"created", "2026-01-01T00:00:00.000Z"}};
   if (for_rule) {
     r["enforcement"] = 50;
     r["rule"] = 4;
@@ -210,17 +215,19 @@ TEST_F(ExecutorDecisions, MissingOrDisabledActionFails) {
 
 TEST_F(ExecutorDecisions, MalformedRequestsAreErrors) {
   EXPECT_FALSE(on_requested(std::nullopt, Json("x"), 1, defs_.lookup(), kNow).ok());
-  EXPECT_FALSE(on_requested(std::nullopt, {{"id", 0}, {"action_ref", "a.b"}}, 1,
-                            defs_.lookup(), kNow).ok());
+  EXPECT_FALSE(
+      on_requested(std::nullopt, {{"id", 0}, {"action_ref", "a.b"}}, 1, defs_.lookup(), kNow).ok());
   EXPECT_FALSE(on_requested(std::nullopt, {{"id", 3}}, 1, defs_.lookup(), kNow).ok());
-  EXPECT_FALSE(on_finished(scheduled(), {{"id", 7}, {"attempt", 1}, {"status", "weird"}}, kNow).ok());
+  EXPECT_FALSE(
+      on_finished(scheduled(), {{"id", 7}, {"attempt", 1}, {"status", "weird"}}, kNow).ok());
   EXPECT_FALSE(on_running(scheduled(), Json::array(), kNow).ok());
 }
 
 TEST_F(ExecutorDecisions, ResultsRunningThenFinished) {
   auto st = scheduled();
-  auto running = on_running(st, {{"id", 7}, {"attempt", 1}, {"worker", "w1"},
-                                 {"started_at", "2026-01-01T00:00:01.000Z"}}, kNow + 1000);
+  auto running = on_running(
+      st, {{"id", 7}, {"attempt", 1}, {"worker", "w1"}, {"started_at", "2026-01-01T00:00:01.000Z"}},
+      kNow + 1000);
   ASSERT_TRUE(running.ok());
   ASSERT_EQ(running->records.size(), 1u);
   EXPECT_EQ(running->state->status(), S::kRunning);
@@ -231,7 +238,9 @@ TEST_F(ExecutorDecisions, ResultsRunningThenFinished) {
   EXPECT_TRUE(on_running(*running->state, {{"id", 7}, {"attempt", 1}}, kNow)->records.empty());
   EXPECT_TRUE(on_running(st, {{"id", 7}, {"attempt", 2}}, kNow)->records.empty());
 
-  const Json finished = {{"id", 7}, {"attempt", 1}, {"status", "completed"},
+  const Json finished = {{"id", 7},
+                         {"attempt", 1},
+                         {"status", "completed"},
                          {"result", {{"stdout", "hi\n"}, {"exit_code", 0}}}};
   auto done = on_finished(*running->state, finished, kNow + 2000);
   ASSERT_TRUE(done.ok());
@@ -286,9 +295,8 @@ TEST_F(ExecutorDecisions, CancelAfterHandOffGoesThroughTheWorker) {
   // The process started anyway, then ended: the execution ends cancelled.
   auto running = on_running(*out->state, {{"id", 7}, {"attempt", 1}, {"worker", "w"}}, kNow);
   EXPECT_EQ(running->state->status(), S::kCanceling);
-  auto done = on_finished(*running->state,
-                          {{"id", 7}, {"attempt", 1}, {"status", "completed"}, {"result", {}}},
-                          kNow);
+  auto done = on_finished(
+      *running->state, {{"id", 7}, {"attempt", 1}, {"status", "completed"}, {"result", {}}}, kNow);
   EXPECT_EQ(done->state->status(), S::kCancelled);
   ASSERT_EQ(done->terminal.size(), 1u);
   EXPECT_EQ(done->terminal[0], S::kCancelled);

@@ -27,10 +27,18 @@ Json rule(const std::string& ref, bool enabled = true, Json conditions = nullptr
 }
 
 EventInput event(Json payload, std::string rule_ref = "") {
-  Envelope e{"event.created", 77, "k", kNow, "api",
-             {{"id", 77}, {"trigger", 3}, {"trigger_ref", "p.hook"}, {"payload", payload},
+  Envelope e{"event.created",
+             77,
+             "k",
+             kNow,
+             "api",
+             {{"id", 77},
+              {"trigger", 3},
+              {"trigger_ref", "p.hook"},
+              {"payload", payload},
               {"rule_ref", rule_ref.empty() ? Json(nullptr) : Json(rule_ref)},
-              {"created", "2026-01-01T00:00:00.000Z"}, {"defs_offset", 5}}};
+              {"created", "2026-01-01T00:00:00.000Z"},
+              {"defs_offset", 5}}};
   auto in = parse_event(e);
   EXPECT_TRUE(in.ok());
   return *in;
@@ -40,9 +48,9 @@ struct Case {
   std::string name;
   std::vector<Json> rules;
   Json payload;
-  std::string rule_ref;                 // event.rule_ref
-  std::set<std::string> done;           // already enforced
-  std::vector<std::string> want;        // matched rule refs, in order
+  std::string rule_ref;           // event.rule_ref
+  std::set<std::string> done;     // already enforced
+  std::vector<std::string> want;  // matched rule refs, in order
   size_t want_errors = 0;
 };
 
@@ -50,22 +58,43 @@ TEST(Decide, TableOfCases) {
   const Json eq = Json::array({{{"field", "a"}, {"operator", "equals"}, {"value", 1}}});
   const std::vector<Case> cases = {
       {"enabled rule, null conditions", {rule("p.r1")}, {{"a", 1}}, "", {}, {"p.r1"}},
-      {"{} and [] always match", {rule("p.r1", true, Json::object()), rule("p.r2", true, Json::array())},
-       {{"a", 1}}, "", {}, {"p.r1", "p.r2"}},
+      {"{} and [] always match",
+       {rule("p.r1", true, Json::object()), rule("p.r2", true, Json::array())},
+       {{"a", 1}},
+       "",
+       {},
+       {"p.r1", "p.r2"}},
       {"disabled rule skipped", {rule("p.r1", false), rule("p.r2")}, {{"a", 1}}, "", {}, {"p.r2"}},
       {"no rules", {}, {{"a", 1}}, "", {}, {}},
       {"criteria hold", {rule("p.r1", true, eq)}, {{"a", 1}}, "", {}, {"p.r1"}},
       {"criteria fail", {rule("p.r1", true, eq)}, {{"a", 2}}, "", {}, {}},
-      {"expression true", {rule("p.r1", true, {{"expression", "event.payload.a > 0"}})},
-       {{"a", 1}}, "", {}, {"p.r1"}},
-      {"expression error is no match", {rule("p.r1", true, {{"expression", "event.payload.a < 'x'"}}),
-                                         rule("p.r2")},
-       {{"a", 1}}, "", {}, {"p.r2"}, 1},
-      {"bad condition is no match", {rule("p.r1", true, Json::array({{{"field", "a"}, {"operator", "nope"}}}))},
-       {{"a", 1}}, "", {}, {}, 1},
+      {"expression true",
+       {rule("p.r1", true, {{"expression", "event.payload.a > 0"}})},
+       {{"a", 1}},
+       "",
+       {},
+       {"p.r1"}},
+      {"expression error is no match",
+       {rule("p.r1", true, {{"expression", "event.payload.a < 'x'"}}), rule("p.r2")},
+       {{"a", 1}},
+       "",
+       {},
+       {"p.r2"},
+       1},
+      {"bad condition is no match",
+       {rule("p.r1", true, Json::array({{{"field", "a"}, {"operator", "nope"}}}))},
+       {{"a", 1}},
+       "",
+       {},
+       {},
+       1},
       {"rule_ref targets one rule", {rule("p.r1"), rule("p.r2")}, {{"a", 1}}, "p.r2", {}, {"p.r2"}},
-      {"redelivered event yields nothing", {rule("p.r1"), rule("p.r2")}, {{"a", 1}}, "",
-       {"p.r1", "p.r2"}, {}},
+      {"redelivered event yields nothing",
+       {rule("p.r1"), rule("p.r2")},
+       {{"a", 1}},
+       "",
+       {"p.r1", "p.r2"},
+       {}},
       {"partly redelivered", {rule("p.r1"), rule("p.r2")}, {{"a", 1}}, "", {"p.r1"}, {"p.r2"}},
   };
   for (const Case& c : cases) {
@@ -75,9 +104,10 @@ TEST(Decide, TableOfCases) {
     RuleCache cache;
     int64_t next = 100;
     const DefinitionLookup lookup = [](std::string_view, std::string_view) { return nullptr; };
-    Decision d = decide(event(c.payload, c.rule_ref), candidates,
-                        [&](std::string_view r) { return c.done.count(std::string(r)) > 0; },
-                        cache, lookup, [&] { return next++; }, kNow);
+    Decision d = decide(
+        event(c.payload, c.rule_ref), candidates,
+        [&](std::string_view r) { return c.done.count(std::string(r)) > 0; }, cache, lookup,
+        [&] { return next++; }, kNow);
     std::vector<std::string> got;
     for (const auto& m : d.matches) got.push_back(m.rule_ref);
     EXPECT_EQ(got, c.want);
@@ -98,10 +128,12 @@ TEST(Decide, DeletedTargetRuleSelectsNothing) {
 }
 
 TEST(Decide, BuildsEnforcementAndRequestWithRenderedParams) {
-  auto r = std::make_shared<const Json>(
-      rule("p.r1", true, nullptr,
-           {{"n", "{{ event.payload.n }}"}, {"msg", "hi {{ event.payload.who }}"},
-            {"enf", "{{ system.enforcement.id }}"}, {"c", "{{ config.k }}"}, {"lit", 5}}));
+  auto r = std::make_shared<const Json>(rule("p.r1", true, nullptr,
+                                             {{"n", "{{ event.payload.n }}"},
+                                              {"msg", "hi {{ event.payload.who }}"},
+                                              {"enf", "{{ system.enforcement.id }}"},
+                                              {"c", "{{ config.k }}"},
+                                              {"lit", 5}}));
   auto pack = std::make_shared<const Json>(Json{{"ref", "p"}, {"config", {{"k", "v"}}}});
   const DefinitionLookup lookup = [&](std::string_view kind, std::string_view) -> JsonPtr {
     return kind == "pack" ? pack : nullptr;
@@ -109,9 +141,9 @@ TEST(Decide, BuildsEnforcementAndRequestWithRenderedParams) {
   RuleCache cache;
   int64_t next = 100;
   std::vector<JsonPtr> candidates = {r};
-  Decision d = decide(event({{"n", 3}, {"who", "bob"}}), candidates,
-                      [](std::string_view) { return false; }, cache, lookup,
-                      [&] { return next++; }, kNow);
+  Decision d = decide(
+      event({{"n", 3}, {"who", "bob"}}), candidates, [](std::string_view) { return false; }, cache,
+      lookup, [&] { return next++; }, kNow);
   ASSERT_EQ(d.matches.size(), 1u);
   const Match& m = d.matches[0];
   const Json config = {{"n", 3}, {"msg", "hi bob"}, {"enf", 100}, {"c", "v"}, {"lit", 5}};

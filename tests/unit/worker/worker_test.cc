@@ -43,8 +43,11 @@ class WorkerTest : public ::testing::Test {
     options.name = "w1";
     options.api_url = "http://api.test";
     options.supervisor.cancel_step = 200ms;
-    topology_.add({"worker", {std::string(topics::kDispatch)},
-                   {std::string(kInFlightStore), std::string(kSeenStore)}, 1, 64,
+    topology_.add({"worker",
+                   {std::string(topics::kDispatch)},
+                   {std::string(kInFlightStore), std::string(kSeenStore)},
+                   1,
+                   64,
                    [options](int) { return std::make_unique<WorkerProcessor>(options); }});
     RuntimeOptions ro;
     ro.ids = &ids_;
@@ -54,9 +57,14 @@ class WorkerTest : public ::testing::Test {
   void dispatch(int64_t id, Json action, Json execution = Json::object(), int64_t attempt = 1) {
     execution["id"] = id;
     execution["action_ref"] = "p.act";
-    Envelope e{"execution.dispatch", id, "", 0, "executor",
+    Envelope e{"execution.dispatch",
+               id,
+               "",
+               0,
+               "executor",
                {{"execution", execution}, {"attempt", attempt}, {"action", action}}};
-    ASSERT_TRUE(log_->produce({{std::string(topics::kDispatch), std::to_string(id), e.dump()}}).ok());
+    ASSERT_TRUE(
+        log_->produce({{std::string(topics::kDispatch), std::to_string(id), e.dump()}}).ok());
   }
   // Next result records until `n` arrived (or `wait` passed).
   std::vector<Envelope> results(size_t n, std::chrono::milliseconds wait = 10s) {
