@@ -512,6 +512,14 @@ Status Notifier::start() {
   server->set_reuse_addr(true);
   server->set_max_message_size(im.options.max_message_bytes);
   server->set_close_handshake_timeout(kCloseHandshakeMs);
+  // Frames are small and latency matters more than packet count: no Nagle delay.
+  // (Set once the socket is accepted: the socket-init hook runs before it is open.)
+  server->set_tcp_post_init_handler([&im](Hdl h) {
+    websocketpp::lib::error_code lookup;
+    ConnectionPtr con = im.server->get_con_from_hdl(h, lookup);
+    asio::error_code ignored;
+    if (!lookup) con->get_socket().set_option(asio::ip::tcp::no_delay(true), ignored);
+  });
   server->set_validate_handler([&im](Hdl h) { return im.on_validate(std::move(h)); });
   server->set_open_handler([&im](Hdl h) { im.on_open(std::move(h)); });
   server->set_close_handler([&im](Hdl h) { im.on_close(std::move(h)); });
