@@ -226,8 +226,10 @@ class Runtime::Instance final : public ProcessorContext, public Mailbox {
       hooks_.clear();
       return false;
     }
-    for (const auto& o : offsets) rt_.applied_.advance(spec_.name, o.tp, o.next_offset);
+    // Hooks first (e.g. change notifications), then the applied offsets that release
+    // read-your-writes waiters: a notification is never later than a REST read (DESIGN.md §5).
     run_hooks();
+    for (const auto& o : offsets) rt_.applied_.advance(spec_.name, o.tp, o.next_offset);
     return true;
   }
 

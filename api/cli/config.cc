@@ -1,0 +1,80 @@
+#include "api/cli/config.h"
+
+#include <yaml-cpp/yaml.h>
+
+namespace attune::cli {
+
+Result<HostPort> parse_host_port(const std::string& text) {
+  std::string host;
+  std::string port;
+  if (!text.empty() && text[0] == '[') {
+    const auto close = text.find(']');
+    if (close == std::string::npos || close + 1 >= text.size() || text[close + 1] != ':') {
+      return make_error(Errc::kBadRequest, "invalid address '" + text + "': use [v6addr]:port");
+    }
+    host = text.substr(1, close - 1);
+    port = text.substr(close + 2);
+  } else {
+    const auto colon = text.rfind(':');
+    if (colon == std::string::npos) {
+      return make_error(Errc::kBadRequest, "invalid address '" + text + "': use host:port");
+    }
+    host = text.substr(0, colon);
+    port = text.substr(colon + 1);
+  }
+  if (host.empty()) host = "0.0.0.0";
+  if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
+      std::stoi(port) > 65535) {
+    return make_error(Errc::kBadRequest, "invalid port in '" + text + "'");
+  }
+  return HostPort{host, static_cast<uint16_t>(std::stoi(port))};
+}
+
+Status load_config_file(const std::string& path, ServeConfig& config) {
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(path);
+  } catch (const std::exception& e) {
+    return make_error(Errc::kBadRequest, "cannot read config file " + path + ": " + e.what());
+  }
+  if (!root.IsMap()) {
+    if (root.IsNull()) return {};
+    return make_error(Errc::kBadRequest, "config file " + path + " must be a YAML mapping");
+  }
+  try {
+    for (const auto& kv : root) {
+      const std::string key = kv.first.as<std::string>();
+      const YAML::Node& v = kv.second;
+      if (key == "data_dir") {
+        config.data_dir = v.as<std::string>();
+      } else if (key == "listen") {
+        config.listen = v.as<std::string>();
+      } else if (key == "ws_listen") {
+        config.ws_listen = v.as<std::string>();
+      } else if (key == "log_level") {
+        config.log_level = v.as<std::string>();
+      } else if (key == "api_url") {
+        config.advertised_url = v.as<std::string>();
+      } else if (key == "partitions") {
+        config.partitions = v.as<int>();
+      } else if (key == "node_id") {
+        config.node_id = v.as<int>();
+      } else if (key == "http_threads") {
+        config.http_threads = v.as<int>();
+      } else if (key == "max_body_bytes") {
+        config.max_body_bytes = v.as<size_t>();
+      } else if (key == "fsync") {
+        config.fsync = v.as<bool>();
+      } else if (key == "allow_self_registration") {
+        config.allow_self_registration = v.as<bool>();
+      } else {
+        return make_error(Errc::kBadRequest, "config file " + path + ": unknown key '" + key + "'");
+      }
+    }
+  } catch (const YAML::Exception& e) {
+    return make_error(Errc::kBadRequest, "config file " + path + ": " + e.what());
+  }
+  return {};
+}
+
+}  // namespace attune::cli

@@ -1,0 +1,38 @@
+// Configuration of `attune serve`: defaults < --config YAML file < ATTUNE_* environment <
+// command-line flags. Validation errors are reported with the offending option.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "topology/core/result.h"
+
+namespace attune::cli {
+
+struct ServeConfig {
+  std::string data_dir = "./attune-data";
+  std::string listen = "127.0.0.1:8080";
+  std::string ws_listen = "127.0.0.1:8081";
+  std::string log_level = "info";
+  std::string advertised_url;  // ATTUNE_API_URL for actions; default http://<listen>
+  int partitions = 4;
+  int node_id = 0;
+  int http_threads = 4;
+  size_t max_body_bytes = 1 << 20;
+  bool allow_self_registration = true;
+  bool fsync = false;
+};
+
+struct HostPort {
+  std::string host;
+  uint16_t port = 0;
+};
+
+// "host:port", "[v6]:port" or ":port"; port 0 is allowed (ephemeral).
+Result<HostPort> parse_host_port(const std::string& text);
+
+// Reads a YAML file of the same keys as ServeConfig (data_dir, listen, ws_listen, log_level,
+// partitions, node_id, http_threads, max_body_bytes, api_url, fsync) over `config`.
+Status load_config_file(const std::string& path, ServeConfig& config);
+
+}  // namespace attune::cli

@@ -1,0 +1,83 @@
+// The `attune` binary: `attune serve` runs the platform (api/cli/serve.cc).
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <cstdlib>
+
+#include "api/cli/config.h"
+#include "api/cli/serve.h"
+
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "Attune: event-driven automation. When this happens, run that.\n"
+      "Triggers fire events, rules match them and request executions, workers run actions."};
+  app.set_version_flag("--version", std::string("attune 0.1.0"));
+  app.require_subcommand(1);
+
+  attune::cli::ServeConfig config;
+  std::string config_file;
+  auto* serve = app.add_subcommand(
+      "serve",
+      "Run the platform on one machine (embedded log): REST API, notifier, sensor, rules, "
+      "executor and worker stages.");
+  auto* cfg = serve->add_option("--config", config_file,
+                                "YAML file with any of: data_dir, listen, ws_listen, log_level, "
+                                "api_url, partitions, node_id, http_threads, max_body_bytes, "
+                                "fsync, allow_self_registration")
+                  ->envname("ATTUNE_CONFIG");
+  (void)cfg;
+  std::optional<std::string> data_dir, listen, ws_listen, log_level, api_url;
+  std::optional<int> partitions, node_id, http_threads;
+  std::optional<bool> fsync;
+  serve->add_option("--data-dir", data_dir, "Data directory (default ./attune-data)")
+      ->envname("ATTUNE_DATA_DIR");
+  serve->add_option("--listen", listen, "REST API address host:port (default 127.0.0.1:8080; port 0 = any free port)")
+      ->envname("ATTUNE_LISTEN");
+  serve->add_option("--ws-listen", ws_listen,
+                    "Notifier WebSocket address host:port (default 127.0.0.1:8081; port 0 = any free port)")
+      ->envname("ATTUNE_WS_LISTEN");
+  serve->add_option("--log-level", log_level, "trace, debug, info (default), warn, error")
+      ->envname("ATTUNE_LOG_LEVEL")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
+  serve->add_option("--api-url", api_url,
+                    "Base URL actions use to call the API back (ATTUNE_API_URL; default from --listen)")
+      ->envname("ATTUNE_API_URL");
+  serve->add_option("--partitions", partitions, "Partitions per work topic on a new data directory (default 4)")
+      ->envname("ATTUNE_PARTITIONS")
+      ->check(CLI::Range(1, 64));
+  serve->add_option("--node-id", node_id, "Node id 0..15 for cluster-unique ids (default 0)")
+      ->envname("ATTUNE_NODE_ID")
+      ->check(CLI::Range(0, 15));
+  serve->add_option("--http-threads", http_threads, "REST request threads (default 4)")
+      ->envname("ATTUNE_HTTP_THREADS")
+      ->check(CLI::Range(1, 256));
+  serve->add_option("--fsync", fsync, "fsync every commit (survives power loss, slower; default false)")
+      ->envname("ATTUNE_FSYNC");
+
+  CLI11_PARSE(app, argc, argv);
+
+  if (serve->parsed()) {
+    if (!config_file.empty()) {
+      auto st = attune::cli::load_config_file(config_file, config);
+      if (!st.ok()) {
+        std::fprintf(stderr, "attune: %s\n", st.error().message.c_str());
+        return 2;
+      }
+    }
+    if (data_dir) config.data_dir = *data_dir;
+    if (listen) config.listen = *listen;
+    if (ws_listen) config.ws_listen = *ws_listen;
+    if (log_level) config.log_level = *log_level;
+    if (api_url) config.advertised_url = *api_url;
+    if (partitions) config.partitions = *partitions;
+    if (node_id) config.node_id = *node_id;
+    if (http_threads) config.http_threads = *http_threads;
+    if (fsync) config.fsync = *fsync;
+    if (const char* v = std::getenv("ATTUNE__SECURITY__ALLOW_SELF_REGISTRATION")) {
+      config.allow_self_registration = std::string(v) != "false" && std::string(v) != "0";
+    }
+    return attune::cli::run_serve(config);
+  }
+  return 0;
+}

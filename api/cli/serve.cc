@@ -1,0 +1,243 @@
+#include "api/cli/serve.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+
+#include "api/auth/jwt.h"
+#include "api/auth/secrets.h"
+#include "api/notifier/notifier.h"
+#include "api/projections/projections.h"
+#include "api/rest/router.h"
+#include "api/rest/server.h"
+#include "api/service/metrics.h"
+#include "api/service/service.h"
+#include "processors/pipeline.h"
+#include "topology/definitions_table.h"
+#include "topology/embedded_log.h"
+#include "topology/runtime.h"
+
+namespace attune::cli {
+
+namespace {
+
+int fail(const std::string& message) {
+  std::fprintf(stderr, "attune: %s\n", message.c_str());
+  spdlog::critical("{}", message);
+  return 1;
+}
+
+std::string env_or(const char* a, const char* b = nullptr) {
+  if (const char* v = std::getenv(a); v && *v) return v;
+  if (b) {
+    if (const char* v = std::getenv(b); v && *v) return v;
+  }
+  return {};
+}
+
+std::string url_host(const std::string& host) {
+  if (host == "0.0.0.0") return "127.0.0.1";
+  if (host == "::") return "[::1]";
+  return host.find(':') != std::string::npos ? "[" + host + "]" : host;
+}
+
+// API.md §17.4 payloads from projection changes. Payloads never carry results or secrets.
+std::optional<notifier::Notification> to_notification(const projections::Change& c) {
+  notifier::Notification n;
+  n.entity_type = c.entity_type;
+  n.entity_id = c.id;
+  const Json& row = c.new_row;
+  auto field = [&](const char* k) { return row.contains(k) ? row[k] : Json(nullptr); };
+  n.trigger_ref = row.value("trigger_ref", Json("")).is_string() ? row.value("trigger_ref", "") : "";
+  if (c.entity_type == "execution") {
+    const Json old_status = c.old_row.is_object() ? c.old_row.value("status", Json(nullptr))
+                                                  : Json(nullptr);
+    if (!c.old_row.is_null() && old_status == row.value("status", Json(nullptr))) {
+      return std::nullopt;  // no status change
+    }
+    n.notification_type = c.old_row.is_null() ? "execution_created" : "execution_status_changed";
+    n.payload = {{"entity_type", "execution"}, {"entity_id", c.id},
+                 {"id", c.id},                 {"action_id", field("action")},
+                 {"action_ref", field("action_ref")}, {"status", field("status")},
+                 {"old_status", old_status},   {"enforcement", field("enforcement")},
+                 {"rule_ref", field("rule_ref")}, {"trigger_ref", field("trigger_ref")},
+                 {"parent", field("parent")},  {"started_at", field("started_at")},
+                 {"workflow_task", field("workflow_task")}, {"created", field("created")},
+                 {"updated", field("updated")}, {"auth_mode", "full"}};
+    if (n.payload.dump().size() > 7000) {
+      n.payload.erase("workflow_task");
+      n.payload["auth_mode"] = "compact";
+    }
+    return n;
+  }
+  if (c.entity_type == "event") {
+    if (!c.old_row.is_null()) return std::nullopt;
+    n.notification_type = "event_created";
+    n.payload = {{"id", c.id},
+                 {"trigger", field("trigger")},
+                 {"trigger_ref", field("trigger_ref")},
+                 {"source_ref", field("source_ref")},
+                 {"rule", field("rule")},
+                 {"rule_ref", field("rule_ref")},
+                 {"created", field("created")}};
+    return n;
+  }
+  if (c.entity_type == "enforcement") {
+    const Json old_status = c.old_row.is_object() ? c.old_row.value("status", Json(nullptr))
+                                                  : Json(nullptr);
+    if (!c.old_row.is_null() && old_status == row.value("status", Json(nullptr))) {
+      return std::nullopt;
+    }
+    n.notification_type = c.old_row.is_null() ? "enforcement_created" : "enforcement_status_changed";
+    n.payload = {{"id", c.id},          {"rule", field("rule")},
+                 {"rule_ref", field("rule_ref")}, {"trigger_ref", field("trigger_ref")},
+                 {"event", field("event")}, {"status", field("status")},
+                 {"old_status", old_status}, {"created", field("created")}};
+    return n;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+int run_serve(const ServeConfig& cfg) {
+  // stdout carries only the ready line (and a generated admin password); logs go to stderr.
+  spdlog::set_default_logger(spdlog::stderr_color_mt("attune"));
+  spdlog::set_level(spdlog::level::from_str(cfg.log_level));
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ [%t] %v");
+  auto listen = parse_host_port(cfg.listen);
+  if (!listen.ok()) return fail("--listen: " + listen.error().message);
+  auto ws_listen = parse_host_port(cfg.ws_listen);
+  if (!ws_listen.ok()) return fail("--ws-listen: " + ws_listen.error().message);
+  if (cfg.max_body_bytes < 1024) return fail("max_body_bytes must be at least 1024");
+
+  const std::string enc_key = env_or("ATTUNE__SECURITY__ENCRYPTION_KEY");
+  if (!enc_key.empty() && enc_key.size() < 32) {
+    return fail("ATTUNE__SECURITY__ENCRYPTION_KEY must be at least 32 characters");
+  }
+
+  std::error_code ec;
+  std::filesystem::create_directories(cfg.data_dir, ec);
+  if (ec) return fail("cannot create data directory " + cfg.data_dir + ": " + ec.message());
+  const std::string data_dir = std::filesystem::absolute(cfg.data_dir).lexically_normal().string();
+
+  // Signals are handled by sigwait() on this thread only; block them before any thread starts.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  // Writes to a closed socket or pipe must be errors, not process death.
+  signal(SIGPIPE, SIG_IGN);
+
+  state::DbOptions db_options;
+  db_options.sync = cfg.fsync;
+  auto db = state::Db::open(data_dir + "/db", db_options);
+  if (!db.ok()) {
+    return fail(db.error().message + " (is another attune serve using " + data_dir + "?)");
+  }
+  auto log = EmbeddedLog::open(**db, default_topics(cfg.partitions));
+  if (!log.ok()) return fail("cannot open the log: " + log.error().message);
+
+  DefinitionsTable definitions(**log);
+  if (auto st = definitions.start(); !st.ok()) return fail("definitions: " + st.error().message);
+
+  std::string jwt_secret = env_or("ATTUNE__SECURITY__JWT_SECRET", "JWT_SECRET");
+  if (jwt_secret.empty()) {
+    auto s = auth::load_or_create_secret(data_dir + "/jwt-secret", 64);
+    if (!s.ok()) return fail("JWT secret: " + s.error().message);
+    jwt_secret = *s;
+  }
+  if (enc_key.empty()) {
+    auto s = auth::load_or_create_secret(data_dir + "/encryption-key", 64);
+    if (!s.ok()) return fail("encryption key: " + s.error().message);
+  }
+  auth::JwtCodec jwt(jwt_secret);
+  const Clock& clock = SystemClock::instance();
+  IdGenerator ids(static_cast<unsigned>(cfg.node_id), clock);
+  service::Metrics metrics;
+
+  Topology topology;
+  RuntimeOptions runtime_options;
+  runtime_options.ids = &ids;
+  runtime_options.clock = &clock;
+  runtime_options.on_dead_letter = [&metrics](const std::string& stage, const Record&,
+                                              const std::string&) { metrics.dead_letter(stage); };
+  Runtime runtime(**log, topology, runtime_options);
+  auto stage = projections::make_projection_stage(**log, runtime.applied());
+  if (!stage.ok()) return fail("projections: " + stage.error().message);
+  topology.add(std::move(stage->spec));
+  std::shared_ptr<projections::Projections> views = stage->projections;
+
+  service::ServiceOptions service_options;
+  service_options.allow_self_registration = cfg.allow_self_registration;
+  service::ApiService api(**log, definitions, *views, jwt, ids, clock, metrics, service_options);
+  service::BootstrapOptions bootstrap;
+  if (auto admin = env_or("ATTUNE_BOOTSTRAP_ADMIN"); !admin.empty()) bootstrap.admin = admin;
+  bootstrap.data_dir = data_dir;
+  if (auto st = api.bootstrap(bootstrap); !st.ok()) return fail("bootstrap: " + st.error().message);
+
+  rest::Router router;
+  api.register_routes(router);
+  rest::ServerOptions http_options;
+  http_options.host = listen->host;
+  http_options.port = listen->port;
+  http_options.threads = static_cast<size_t>(cfg.http_threads);
+  http_options.max_body_bytes = cfg.max_body_bytes;
+  rest::HttpServer http(router, http_options);
+  if (auto st = http.start(); !st.ok()) return fail("REST API: " + st.error().message);
+  const std::string api_url =
+      "http://" + url_host(listen->host) + ":" + std::to_string(http.port());
+
+  PipelineOptions pipeline;
+  pipeline.definitions = &definitions;
+  pipeline.api_url = cfg.advertised_url.empty() ? api_url : cfg.advertised_url;
+  pipeline.on_execution_terminal = [&metrics](std::string_view status) {
+    metrics.execution_finished(status);
+  };
+  pipeline.clock = &clock;
+  add_core_stages(topology, pipeline);
+
+  notifier::NotifierOptions ws_options;
+  ws_options.host = ws_listen->host;
+  ws_options.port = ws_listen->port;
+  notifier::Notifier notifier(
+      ws_options,
+      notifier::make_jwt_authenticator(jwt, clock,
+                                       [&definitions](int64_t id) {
+                                         auto identity = definitions.get_by_id("identity", id);
+                                         return identity && !identity->value("frozen", false);
+                                       }),
+      [](int64_t, const notifier::Notification&) { return true; }, clock);
+  notifier.on_connections_changed(
+      [&metrics](size_t n) { metrics.ws_connections_set(static_cast<double>(n)); });
+  views->add_change_hook([&notifier](const projections::Change& change) {
+    if (auto n = to_notification(change)) notifier.publish(std::move(*n));
+  });
+  if (auto st = notifier.start(); !st.ok()) return fail("notifier: " + st.error().message);
+
+  if (auto st = runtime.start(); !st.ok()) return fail("stages: " + st.error().message);
+
+  std::printf("attune: ready api=%s ws=ws://%s:%u\n", api_url.c_str(),
+              url_host(ws_listen->host).c_str(), static_cast<unsigned>(notifier.port()));
+  std::fflush(stdout);
+  spdlog::info("serving: api={} ws port={} data={}", api_url, notifier.port(), data_dir);
+
+  int sig = 0;
+  sigwait(&signals, &sig);
+  spdlog::info("received signal {}, shutting down", sig);
+  http.stop();
+  notifier.stop();
+  runtime.stop();
+  definitions.stop();
+  const bool failed = runtime.failed();
+  spdlog::info("stopped{}", failed ? " (a stage had failed)" : "");
+  return failed ? 1 : 0;
+}
+
+}  // namespace attune::cli

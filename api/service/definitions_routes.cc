@@ -1,0 +1,685 @@
+// Packs, actions, triggers (with webhooks), rules and runtimes (API.md §6–§10). Definitions are
+// records on attune.definitions; reads come from the DefinitionsTable.
+#include <algorithm>
+#include <regex>
+
+#include "api/auth/secrets.h"
+#include "api/rest/pagination.h"
+#include "api/service/core_pack.h"
+#include "api/service/fields.h"
+#include "api/service/rule_check.h"
+#include "api/service/service.h"
+
+namespace attune::service {
+
+using detail::data;
+using detail::deleted;
+using detail::error;
+using detail::validation;
+
+namespace {
+
+enum class F { kStr, kStrOrNull, kBool, kObj, kArr, kStrArr, kIntOrNull, kPosInt, kAny, kEnum };
+
+struct FieldSpec {
+  const char* name;
+  F type;
+  Json def;
+  std::vector<std::string> allowed = {};
+};
+
+const std::vector<std::string> kVisibility = {"public", "private", "restricted"};
+
+const std::vector<FieldSpec>& pack_fields() {
+  static const std::vector<FieldSpec> f = {
+      {"label", F::kStr, nullptr},          {"description", F::kStrOrNull, ""},
+      {"version", F::kStr, "0.1.0"},        {"conf_schema", F::kObj, Json::object()},
+      {"config", F::kObj, Json::object()},  {"meta", F::kObj, Json::object()},
+      {"tags", F::kStrArr, Json::array()},  {"runtime_deps", F::kArr, Json::array()},
+      {"dependencies", F::kArr, Json::array()}, {"is_standard", F::kBool, false},
+  };
+  return f;
+}
+
+const std::vector<FieldSpec>& action_fields() {
+  static const std::vector<FieldSpec> f = {
+      {"label", F::kStr, nullptr},
+      {"description", F::kStrOrNull, ""},
+      {"entrypoint", F::kStr, ""},
+      {"runtime_version_constraint", F::kStrOrNull, nullptr},
+      {"enabled", F::kBool, true},
+      {"param_schema", F::kObj, Json::object()},
+      {"out_schema", F::kObj, Json::object()},
+      {"is_adhoc", F::kBool, false},
+      {"default_execution_permission_set_refs", F::kStrArr, Json::array()},
+      {"reference_visibility", F::kEnum, "public", kVisibility},
+      {"reference_allowed_pack_refs", F::kStrArr, Json::array()},
+      {"timeout_seconds", F::kIntOrNull, nullptr},
+      {"parameter_delivery", F::kEnum, "stdin", {"stdin", "file"}},
+      {"parameter_format", F::kEnum, "json", {"json", "dotenv", "yaml"}},
+      {"output_format", F::kEnum, "text", {"text", "json", "yaml", "jsonl"}},
+      {"max_output_bytes", F::kPosInt, 1048576},
+  };
+  return f;
+}
+
+const std::vector<FieldSpec>& trigger_fields() {
+  static const std::vector<FieldSpec> f = {
+      {"label", F::kStr, nullptr},
+      {"description", F::kStrOrNull, ""},
+      {"enabled", F::kBool, true},
+      {"param_schema", F::kObj, Json::object()},
+      {"out_schema", F::kObj, Json::object()},
+      {"webhook_config", F::kObj, Json::object()},
+      {"is_adhoc", F::kBool, false},
+      {"reference_visibility", F::kEnum, "public", kVisibility},
+      {"reference_allowed_pack_refs", F::kStrArr, Json::array()},
+  };
+  return f;
+}
+
+const std::vector<FieldSpec>& rule_fields() {
+  static const std::vector<FieldSpec> f = {
+      {"label", F::kStr, nullptr},
+      {"description", F::kStrOrNull, ""},
+      {"conditions", F::kAny, nullptr},
+      {"action_params", F::kObj, Json::object()},
+      {"trigger_params", F::kObj, Json::object()},
+      {"enabled", F::kBool, true},
+      {"permission_set_refs", F::kStrArr, Json::array()},
+      {"is_adhoc", F::kBool, false},
+  };
+  return f;
+}
+
+// Copies the writable fields present in `body` into `obj` (type-checked); on create, absent
+// fields take their defaults.
+void apply_fields(FieldReader& f, const Json& body, const std::vector<FieldSpec>& specs, Json& obj,
+                  bool creating) {
+  for (const auto& s : specs) {
+    if (!body.contains(s.name)) {
+      if (creating && !obj.contains(s.name)) obj[s.name] = s.def;
+      continue;
+    }
+    std::optional<Json> v;
+    switch (s.type) {
+      case F::kStr:
+        if (auto x = f.str(s.name, true, 1)) v = *x;
+        break;
+      case F::kStrOrNull:
+        v = f.str_or_null(s.name);
+        break;
+      case F::kBool:
+        if (auto x = f.boolean(s.name)) v = *x;
+        if (body[s.name].is_null()) v = s.def;
+        break;
+      case F::kObj:
+        v = body[s.name].is_null() ? std::optional<Json>(s.def) : f.object(s.name);
+        break;
+      case F::kArr:
+        v = body[s.name].is_null() ? std::optional<Json>(s.def) : f.array(s.name);
+        break;
+      case F::kStrArr:
+        v = body[s.name].is_null() ? std::optional<Json>(s.def) : f.string_array(s.name);
+        break;
+      case F::kIntOrNull:
+        if (body[s.name].is_null()) {
+          v = Json(nullptr);
+        } else if (auto x = f.integer(s.name, 1, 7 * 24 * 3600)) {
+          v = *x;
+        }
+        break;
+      case F::kPosInt:
+        if (auto x = f.integer(s.name, 1, int64_t{1} << 40)) v = *x;
+        break;
+      case F::kAny:
+        v = body[s.name];
+        break;
+      case F::kEnum:
+        if (auto x = f.str(s.name, true)) {
+          if (std::find(s.allowed.begin(), s.allowed.end(), *x) == s.allowed.end()) {
+            Json allowed = s.allowed;
+            f.fail(s.name, "must be one of " + allowed.dump());
+          } else {
+            v = *x;
+          }
+        }
+        break;
+    }
+    if (v) obj[s.name] = std::move(*v);
+  }
+}
+
+const std::regex& pack_ref_re() {
+  static const std::regex re("^[a-z][a-z0-9_-]{0,127}$");
+  return re;
+}
+
+const std::regex& name_re() {
+  static const std::regex re("^[A-Za-z0-9_-]{1,255}$");
+  return re;
+}
+
+Json sorted_page(std::vector<JsonPtr> rows, const rest::PageRequest& page) {
+  std::sort(rows.begin(), rows.end(), [](const JsonPtr& a, const JsonPtr& b) {
+    const auto& ca = (*a)["created"];
+    const auto& cb = (*b)["created"];
+    if (ca != cb) return ca > cb;
+    return (*a)["id"] > (*b)["id"];
+  });
+  if (page.order == rest::SortOrder::kAsc) std::reverse(rows.begin(), rows.end());
+  Json items = Json::array();
+  for (size_t i = static_cast<size_t>(page.offset);
+       i < rows.size() && items.size() < static_cast<size_t>(page.page_size); ++i) {
+    items.push_back(*rows[i]);
+  }
+  return rest::list_envelope(std::move(items), page, static_cast<int64_t>(rows.size()));
+}
+
+}  // namespace
+
+// --- shared plumbing -------------------------------------------------------------------------
+
+namespace {
+
+// Resolves `pack_ref` and `ref` of a pack-scoped create body into the full ref.
+struct Scoped {
+  JsonPtr pack;
+  std::string ref;
+};
+
+std::optional<rest::HttpResponse> resolve_scoped(const DefinitionsTable& defs, const Json& body,
+                                                 Scoped& out) {
+  FieldReader f(body);
+  auto pack_ref = f.str("pack_ref", true, 1);
+  auto ref = f.str("ref", true, 1);
+  if (!f.ok()) return validation(f.errors());
+  std::string name = *ref;
+  if (ref->find('.') != std::string::npos) {
+    if (ref->rfind(*pack_ref + ".", 0) != 0) {
+      return validation(Json{{"ref", "must start with the pack ref '" + *pack_ref + ".'"}});
+    }
+    name = ref->substr(pack_ref->size() + 1);
+  }
+  if (!std::regex_match(name, name_re()) || detail::all_digits(name)) {
+    return validation(
+        Json{{"ref", "name must use letters, digits, '_' or '-' and not be all digits"}});
+  }
+  out.pack = defs.get("pack", *pack_ref);
+  if (!out.pack) return error(Errc::kNotFound, "Pack '" + *pack_ref + "' not found");
+  out.ref = *pack_ref + "." + name;
+  return std::nullopt;
+}
+
+}  // namespace
+
+// --- packs -------------------------------------------------------------------------------------
+
+rest::HttpResponse ApiService::list_packs(Req& req) {
+  auto page = rest::parse_page_request(req);
+  if (!page.ok()) return Resp::error(page.error());
+  return Resp::json(200, sorted_page(defs_.list("pack"), *page));
+}
+
+rest::HttpResponse ApiService::get_pack(Req& req) {
+  auto p = defs_.resolve("pack", req.params["ref"]);
+  if (!p) return error(Errc::kNotFound, "Pack '" + req.params["ref"] + "' not found");
+  return data(200, *p);
+}
+
+rest::HttpResponse ApiService::create_pack(Req& req) {
+  auto principal = authenticate(req);
+  auto body = rest::parse_json_body(req);
+  if (!body.ok()) return Resp::error(body.error());
+  FieldReader f(*body);
+  auto ref = f.str("ref", true, 1, 128);
+  if (ref && !std::regex_match(*ref, pack_ref_re())) {
+    f.fail("ref", "must match ^[a-z][a-z0-9_-]{0,127}$");
+  }
+  Json pack = Json::object();
+  apply_fields(f, *body, pack_fields(), pack, true);
+  if (!f.ok()) return validation(f.errors());
+  std::lock_guard lock(write_mu_);
+  if (defs_.get("pack", *ref)) return error(Errc::kConflict, "Pack '" + *ref + "' already exists");
+  const std::string now = now_str();
+  pack.update(Json{{"id", ids_.next()},
+                   {"ref", *ref},
+                   {"owner_identity", principal.ok() ? Json(principal->id) : Json(nullptr)},
+                   {"installation_method", "api"},
+                   {"storage_path", nullptr},
+                   {"installed_at", now},
+                   {"created", now},
+                   {"updated", now}});
+  if (pack["label"].is_null()) pack["label"] = *ref;
+  auto st = write_definitions({definition_record("pack", pack, now_ms(), "api")});
+  if (!st.ok()) return Resp::error(st.error());
+  return data(201, pack, "Pack created");
+}
+
+rest::HttpResponse ApiService::update_pack(Req& req) {
+  auto body = rest::parse_json_body(req);
+  if (!body.ok()) return Resp::error(body.error());
+  std::lock_guard lock(write_mu_);
+  auto existing = defs_.resolve("pack", req.params["ref"]);
+  if (!existing) return error(Errc::kNotFound, "Pack '" + req.params["ref"] + "' not found");
+  Json pack = *existing;
+  FieldReader f(*body);
+  apply_fields(f, *body, pack_fields(), pack, false);
+  if (!f.ok()) return validation(f.errors());
+  pack["updated"] = now_str();
+  auto st = write_definitions({definition_record("pack", pack, now_ms(), "api")});
+  if (!st.ok()) return Resp::error(st.error());
+  return data(200, pack, "Pack updated");
+}
+
+rest::HttpResponse ApiService::delete_pack(Req& req) {
+  std::lock_guard lock(write_mu_);
+  auto pack = defs_.resolve("pack", req.params["ref"]);
+  if (!pack) return error(Errc::kNotFound, "Pack '" + req.params["ref"] + "' not found");
+  const std::string ref = (*pack)["ref"];
+  if (ref == "core") return error(Errc::kBadRequest, "The core pack cannot be deleted");
+  // Remove every component of the pack, and rules elsewhere that point at its actions or
+  // triggers (they could never fire again). One produce call: atomic on the embedded log.
+  std::vector<OutRecord> records;
+  std::set<std::string> removed_rules;
+  const int64_t ts = now_ms();
+  auto remove = [&](const char* kind, const JsonPtr& obj) {
+    const std::string r = (*obj)["ref"];
+    if (std::string_view(kind) == "rule" && !removed_rules.insert(r).second) return;
+    records.push_back(definition_tombstone(kind, r, (*obj)["id"], ts, "api"));
+  };
+  for (const char* kind : {"action", "trigger", "rule"}) {
+    for (const auto& obj : defs_.list(kind)) {
+      if (obj->value("pack_ref", "") == ref) remove(kind, obj);
+    }
+  }
+  for (const auto& rule : defs_.list("rule")) {
+    const std::string a = rule->value("action_ref", ""), t = rule->value("trigger_ref", "");
+    if (a.rfind(ref + ".", 0) == 0 || t.rfind(ref + ".", 0) == 0) remove("rule", rule);
+  }
+  records.push_back(definition_tombstone("pack", ref, (*pack)["id"], ts, "api"));
+  auto st = write_definitions(std::move(records));
+  if (!st.ok()) return Resp::error(st.error());
+  return deleted("Pack '" + ref + "' deleted");
+}
+
+// --- actions -----------------------------------------------------------------------------------
+
+rest::HttpResponse ApiService::list_actions(Req& req) {
+  auto page = rest::parse_page_request(req);
+  if (!page.ok()) return Resp::error(page.error());
+  const auto pack_ref = req.query_param("pack_ref");
+  auto q = req.query_param("q");
+  std::string needle = q ? *q : "";
+  std::transform(needle.begin(), needle.end(), needle.begin(), ::tolower);
+  std::vector<JsonPtr> rows;
+  for (auto& a : defs_.list("action")) {
+    if (pack_ref && a->value("pack_ref", "") != *pack_ref) continue;
+    if (!needle.empty()) {
+      std::string hay = a->value("ref", "") + " " + a->value("label", "") + " " +
+                        ((*a)["description"].is_string() ? (*a)["description"].get<std::string>()
+                                                         : "");
+      std::transform(hay.begin(), hay.end(), hay.begin(), ::tolower);
+      if (hay.find(needle) == std::string::npos) continue;
+    }
+    rows.push_back(std::move(a));
+  }
+  return Resp::json(200, sorted_page(std::move(rows), *page));
+}
+
+rest::HttpResponse ApiService::get_action(Req& req) {
+  auto a = defs_.resolve("action", req.params["ref"]);
+  if (!a) return error(Errc::kNotFound, "Action '" + req.params["ref"] + "' not found");
+  return data(200, *a);
+}
+
+namespace {
+
+// Sets runtime/runtime_ref from `runtime` (id) or `runtime_ref` (name or alias).
+std::optional<rest::HttpResponse> resolve_runtime(const DefinitionsTable& defs, const Json& body,
+                                                  Json& action, bool creating) {
+  JsonPtr rt;
+  if (body.contains("runtime_ref") && !body["runtime_ref"].is_null()) {
+    if (!body["runtime_ref"].is_string()) {
+      return validation(Json{{"runtime_ref", "must be a string"}});
+    }
+    const std::string name = body["runtime_ref"];
+    rt = defs.get("runtime", canonical_runtime(name).empty() ? name : canonical_runtime(name));
+    if (!rt) return error(Errc::kNotFound, "Runtime '" + name + "' not found");
+  } else if (body.contains("runtime") && !body["runtime"].is_null()) {
+    if (!body["runtime"].is_number_integer()) {
+      return validation(Json{{"runtime", "must be a runtime id (integer)"}});
+    }
+    rt = defs.get_by_id("runtime", body["runtime"].get<int64_t>());
+    if (!rt) return error(Errc::kNotFound, "Runtime " + body["runtime"].dump() + " not found");
+  } else if (creating) {
+    rt = defs.get("runtime", "core.shell");
+  }
+  if (rt) {
+    action["runtime"] = (*rt)["id"];
+    action["runtime_ref"] = (*rt)["ref"];
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+rest::HttpResponse ApiService::create_action(Req& req) {
+  auto body = rest::parse_json_body(req);
+  if (!body.ok()) return Resp::error(body.error());
+  Scoped scoped;
+  if (auto err = resolve_scoped(defs_, *body, scoped)) return *err;
+  Json action = Json::object();
+  FieldReader f(*body);
+  apply_fields(f, *body, action_fields(), action, true);
+  if (!f.ok()) return validation(f.errors());
+  if (action["entrypoint"].get<std::string>().empty()) {
+    return validation(Json{{"entrypoint", "is required"}});
+  }
+  if (auto err = resolve_runtime(defs_, *body, action, true)) return *err;
+  std::lock_guard lock(write_mu_);
+  if (defs_.get("action", scoped.ref)) {
+    return error(Errc::kConflict, "Action '" + scoped.ref + "' already exists");
+  }
+  const std::string now = now_str();
+  action.update(Json{{"id", ids_.next()},
+                     {"ref", scoped.ref},
+                     {"pack", (*scoped.pack)["id"]},
+                     {"pack_ref", (*scoped.pack)["ref"]},
+                     {"workflow_def", nullptr},
+                     {"created", now},
+                     {"updated", now}});
+  if (action["label"].is_null()) action["label"] = scoped.ref.substr(scoped.ref.find('.') + 1);
+  auto st = write_definitions({definition_record("action", action, now_ms(), "api")});
+  if (!st.ok()) return Resp::error(st.error());
+  return data(201, action, "Action created");
+}
+
+rest::HttpResponse ApiService::update_action(Req& req) {
+  auto body = rest::parse_json_body(req);
+  if (!body.ok()) return Resp::error(body.error());
+  std::lock_guard lock(write_mu_);
+  auto existing = defs_.resolve("action", req.params["ref"]);
+  if (!existing) return error(Errc::kNotFound, "Action '" + req.params["ref"] + "' not found");
+  Json action = *existing;
+  FieldReader f(*body);
+  apply_fields(f, *body, action_fields(), action, false);
+  if (!f.ok()) return validation(f.errors());
+  if (auto err = resolve_runtime(defs_, *body, action, false)) return *err;
+  action["updated"] = now_str();
+  auto st = write_definitions({definition_record("action", action, now_ms(), "api")});
+  if (!st.ok()) return Resp::error(st.error());
+  return data(200, action, "Action updated");
+}
+
+rest::HttpResponse ApiService::delete_action(Req& req) {
+  std::lock_guard lock(write_mu_);
+  auto a = defs_.resolve("action", req.params["ref"]);
+  if (!a) return error(Errc::kNotFound, "Action '" + req.params["ref"] + "' not found");
+  const std::string ref = (*a)["ref"];
+  if (a->value("pack_ref", "") == "core") {
+    return error(Errc::kBadRequest, "Actions of the core pack cannot be deleted");
+  }
+  Json users = Json::array();
+  for (const auto& rule : defs_.list("rule")) {
+    if (rule->value("action_ref", "") == ref) users.push_back((*rule)["ref"]);
+  }
+  if (!users.empty()) {
+    return error(Errc::kConflict, "Action '" + ref + "' is used by rules " + users.dump(),
+                 Json{{"rules", users}});
+  }
+  auto st = write_definitions({definition_tombstone("action", ref, (*a)["id"], now_ms(), "api")});
+  if (!st.ok()) return Resp::error(st.error());
+  return deleted("Action '" + ref + "' deleted");
+}
+
+// --- triggers and webhooks ---------------------------------------------------------------------
+
+rest::HttpResponse ApiService::list_triggers(Req& req) {
+  auto page = rest::parse_page_request(req);
+  if (!page.ok()) return Resp::error(page.error());
+  const auto pack_ref = req.query_param("pack_ref");
+  std::vector<JsonPtr> rows;
+  for (auto& t : defs_.list("trigger")) {
+    if (pack_ref && t->value("pack_ref", "") != *pack_ref) continue;
+    rows.push_back(std::move(t));
+  }
+  return Resp::json(200, sorted_page(std::move(rows), *page));
+}
+
+rest::HttpResponse ApiService::get_trigger(Req& req) {
+  auto t = defs_.resolve("trigger", req.params["ref"]);
+  if (!t) return error(Errc::kNotFound, "Trigger '" + req.params["ref"] + "' not found");
+  return data(200, *t);
+}
+
+rest::HttpResponse ApiService::create_trigger(Req& req) {
+  auto body = rest::parse_json_body(req);
+  if (!body.ok()) return Resp::error(body.error());
+  Scoped scoped;
+  if (auto err = resolve_scoped(defs_, *body, scoped)) return *err;
+  Json trigger = Json::object();
+  FieldReader f(*body);
+  apply_fields(f, *body, trigger_fields(), trigger, true);
+  if (auto err = check_webhook_config(trigger["webhook_config"])) f.fail("webhook_config", *err);
+  if (!f.ok()) return validation(f.errors());
+  std::lock_guard lock(write_mu_);
+  if (defs_.get("trigger", scoped.ref)) {
+    return error(Errc::kConflict, "Trigger '" + scoped.ref + "' already exists");
+  }
+  const std::string now = now_str();
+  trigger.update(Json{{"id", ids_.next()},
+                      {"ref", scoped.ref},
+                      {"pack", (*scoped.pack)["id"]},
+                      {"pack_ref", (*scoped.pack)["ref"]},
+                      {"webhook_enabled", false},
+                      {"webhook_key", nullptr},
+                      {"sensor", nullptr},
+                      {"sensor_ref", nullptr},
+                      {"created", now},
+                      {"updated", now}});
+  if (trigger["label"].is_null()) trigger["label"] = scoped.ref.substr(scoped.ref.find('.') + 1);
+  auto st = write_definitions({definition_record("trigger", trigger, now_ms(), "api")});
+  if (!st.ok()) return Resp::error(st.error());
+  return data(201, trigger, "Trigger created");
+}
+
+rest::HttpResponse ApiService::update_trigger(Req& req) {
+  auto body = rest::parse_json_body(req);
+  if (!body.ok()) return Resp::error(body.error());
+  std::lock_guard lock(write_mu_);
+  auto existing = defs_.resolve("trigger", req.params["ref"]);
+  if (!existing) return error(Errc::kNotFound, "Trigger '" + req.params["ref"] + "' not found");
+  Json trigger = *existing;
+  FieldReader f(*body);
+  apply_fields(f, *body, trigger_fields(), trigger, false);
+  if (auto err = check_webhook_config(trigger["webhook_config"])) f.fail("webhook_config", *err);
+  if (!f.ok()) return validation(f.errors());
+  trigger["updated"] = now_str();
+  auto st = write_definitions({definition_record("trigger", trigger, now_ms(), "api")});
+  if (!st.ok()) return Resp::error(st.error());
+  return data(200, trigger, "Trigger updated");
+}
+
+rest::HttpResponse ApiService::delete_trigger(Req& req) {
+  std::lock_guard lock(write_mu_);
+  auto t = defs_.resolve("trigger", req.params["ref"]);
+  if (!t) return error(Errc::kNotFound, "Trigger '" + req.params["ref"] + "' not found");
+  const std::string ref = (*t)["ref"];
+  if (t->value("pack_ref", "") == "core") {
+    return error(Errc::kBadRequest, "Triggers of the core pack cannot be deleted");
+  }
+  Json users = Json::array();
+  for (const auto& rule : defs_.rules_for_trigger(ref)) users.push_back((*rule)["ref"]);
+  if (!users.empty()) {
+    return error(Errc::kConflict, "Trigger '" + ref + "' is used by rules " + users.dump(),
+                 Json{{"rules", users}});
+  }
+  auto st = write_definitions({definition_tombstone("trigger", ref, (*t)["id"], now_ms(), "api")});
+  if (!st.ok()) return Resp::error(st.error());
+  return deleted("Trigger '" + ref + "' deleted");
+}
+
+rest::HttpResponse ApiService::webhook_toggle(Req& req, std::string_view op) {
+  std::lock_guard lock(write_mu_);
+  auto existing = defs_.resolve("trigger", req.params["ref"]);
+  if (!existing) return error(Errc::kNotFound, "Trigger '" + req.params["ref"] + "' not found");
+  Json trigger = *existing;
+  if (op == "enable") {
+    trigger["webhook_enabled"] = true;
+    if (!trigger["webhook_key"].is_string()) trigger["webhook_key"] = auth::random_urlsafe(43);
+  } else if (op == "disable") {
+    trigger["webhook_enabled"] = false;
+  } else {
+    if (!trigger.value("webhook_enabled", false)) {
+      return error(Errc::kBadRequest, "Webhooks are not enabled for trigger '" +
+                                          trigger["ref"].get<std::string>() + "'");
+    }
+    trigger["webhook_key"] = auth::random_urlsafe(43);
+  }
+  trigger["updated"] = now_str();
+  auto st = write_definitions({definition_record("trigger", trigger, now_ms(), "api")});
+  if (!st.ok()) return Resp::error(st.error());
+  return data(200, trigger);
+}
+
+// --- rules -------------------------------------------------------------------------------------
+
+rest::HttpResponse ApiService::list_rules(Req& req) {
+  auto page = rest::parse_page_request(req);
+  if (!page.ok()) return Resp::error(page.error());
+  const auto pack_ref = req.query_param("pack_ref");
+  const auto trigger_ref = req.query_param("trigger_ref");
+  const auto action_ref = req.query_param("action_ref");
+  std::optional<bool> enabled;
+  if (auto e = req.query_param("enabled")) {
+    enabled = rest::parse_bool(*e);
+    if (!enabled) return error(Errc::kBadRequest, "Query parameter 'enabled' must be a boolean");
+  }
+  std::vector<JsonPtr> rows;
+  for (auto& r : defs_.list("rule")) {
+    if (pack_ref && r->value("pack_ref", "") != *pack_ref) continue;
+    if (trigger_ref && r->value("trigger_ref", "") != *trigger_ref) continue;
+    if (action_ref && r->value("action_ref", "") != *action_ref) continue;
+    if (enabled && r->value("enabled", true) != *enabled) continue;
+    rows.push_back(std::move(r));
+  }
+  return Resp::json(200, sorted_page(std::move(rows), *page));
+}
+
+rest::HttpResponse ApiService::get_rule(Req& req) {
+  auto r = defs_.resolve("rule", req.params["ref"]);
+  if (!r) return error(Errc::kNotFound, "Rule '" + req.params["ref"] + "' not found");
+  return data(200, *r);
+}
+
+rest::HttpResponse ApiService::create_rule(Req& req) {
+  auto principal = authenticate(req);
+  auto body = rest::parse_json_body(req);
+  if (!body.ok()) return Resp::error(body.error());
+  Scoped scoped;
+  if (auto err = resolve_scoped(defs_, *body, scoped)) return *err;
+  FieldReader f(*body);
+  auto trigger_ref = f.str("trigger_ref", true, 1);
+  auto action_ref = f.str("action_ref", true, 1);
+  Json rule = Json::object();
+  apply_fields(f, *body, rule_fields(), rule, true);
+  if (!f.ok()) return validation(f.errors());
+  auto trigger = defs_.resolve("trigger", *trigger_ref);
+  if (!trigger) return error(Errc::kNotFound, "Trigger '" + *trigger_ref + "' not found");
+  auto action = defs_.resolve("action", *action_ref);
+  if (!action) return error(Errc::kNotFound, "Action '" + *action_ref + "' not found");
+  Json errors = Json::object();
+  if (!check_rule(rule, *trigger, errors)) return validation(errors);
+  std::lock_guard lock(write_mu_);
+  if (defs_.get("rule", scoped.ref)) {
+    return error(Errc::kConflict, "Rule '" + scoped.ref + "' already exists");
+  }
+  const std::string now = now_str();
+  rule.update(Json{{"id", ids_.next()},
+                   {"ref", scoped.ref},
+                   {"pack", (*scoped.pack)["id"]},
+                   {"pack_ref", (*scoped.pack)["ref"]},
+                   {"trigger", (*trigger)["id"]},
+                   {"trigger_ref", (*trigger)["ref"]},
+                   {"action", (*action)["id"]},
+                   {"action_ref", (*action)["ref"]},
+                   {"owner_identity", principal.ok() ? Json(principal->id) : Json(nullptr)},
+                   {"created", now},
+                   {"updated", now}});
+  if (rule["label"].is_null()) rule["label"] = scoped.ref.substr(scoped.ref.find('.') + 1);
+  auto st = write_definitions({definition_record("rule", rule, now_ms(), "api")});
+  if (!st.ok()) return Resp::error(st.error());
+  return data(201, rule, "Rule created");
+}
+
+rest::HttpResponse ApiService::update_rule(Req& req) {
+  auto body = rest::parse_json_body(req);
+  if (!body.ok()) return Resp::error(body.error());
+  std::lock_guard lock(write_mu_);
+  auto existing = defs_.resolve("rule", req.params["ref"]);
+  if (!existing) return error(Errc::kNotFound, "Rule '" + req.params["ref"] + "' not found");
+  Json rule = *existing;
+  FieldReader f(*body);
+  apply_fields(f, *body, rule_fields(), rule, false);
+  auto trigger_ref = f.str("trigger_ref", false, 1);
+  auto action_ref = f.str("action_ref", false, 1);
+  if (!f.ok()) return validation(f.errors());
+  if (trigger_ref) {
+    auto t = defs_.resolve("trigger", *trigger_ref);
+    if (!t) return error(Errc::kNotFound, "Trigger '" + *trigger_ref + "' not found");
+    rule["trigger"] = (*t)["id"];
+    rule["trigger_ref"] = (*t)["ref"];
+  }
+  if (action_ref) {
+    auto a = defs_.resolve("action", *action_ref);
+    if (!a) return error(Errc::kNotFound, "Action '" + *action_ref + "' not found");
+    rule["action"] = (*a)["id"];
+    rule["action_ref"] = (*a)["ref"];
+  }
+  auto trigger = defs_.get("trigger", rule["trigger_ref"].get<std::string>());
+  Json errors = Json::object();
+  if (trigger && !check_rule(rule, *trigger, errors)) return validation(errors);
+  rule["updated"] = now_str();
+  auto st = write_definitions({definition_record("rule", rule, now_ms(), "api")});
+  if (!st.ok()) return Resp::error(st.error());
+  return data(200, rule, "Rule updated");
+}
+
+rest::HttpResponse ApiService::delete_rule(Req& req) {
+  std::lock_guard lock(write_mu_);
+  auto r = defs_.resolve("rule", req.params["ref"]);
+  if (!r) return error(Errc::kNotFound, "Rule '" + req.params["ref"] + "' not found");
+  const std::string ref = (*r)["ref"];
+  auto st = write_definitions({definition_tombstone("rule", ref, (*r)["id"], now_ms(), "api")});
+  if (!st.ok()) return Resp::error(st.error());
+  return deleted("Rule '" + ref + "' deleted");
+}
+
+rest::HttpResponse ApiService::set_rule_enabled(Req& req, bool enabled) {
+  std::lock_guard lock(write_mu_);
+  auto existing = defs_.resolve("rule", req.params["ref"]);
+  if (!existing) return error(Errc::kNotFound, "Rule '" + req.params["ref"] + "' not found");
+  Json rule = *existing;
+  rule["enabled"] = enabled;
+  rule["updated"] = now_str();
+  auto st = write_definitions({definition_record("rule", rule, now_ms(), "api")});
+  if (!st.ok()) return Resp::error(st.error());
+  return data(200, rule);
+}
+
+// --- runtimes ----------------------------------------------------------------------------------
+
+rest::HttpResponse ApiService::list_runtimes(Req& req) {
+  auto page = rest::parse_page_request(req);
+  if (!page.ok()) return Resp::error(page.error());
+  return Resp::json(200, sorted_page(defs_.list("runtime"), *page));
+}
+
+rest::HttpResponse ApiService::get_runtime(Req& req) {
+  auto r = defs_.resolve("runtime", req.params["ref"]);
+  if (!r) return error(Errc::kNotFound, "Runtime '" + req.params["ref"] + "' not found");
+  return data(200, *r);
+}
+
+}  // namespace attune::service

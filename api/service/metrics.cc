@@ -1,0 +1,84 @@
+#include "api/service/metrics.h"
+
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/registry.h>
+#include <prometheus/text_serializer.h>
+
+namespace attune::service {
+
+struct Metrics::Impl {
+  std::shared_ptr<prometheus::Registry> registry = std::make_shared<prometheus::Registry>();
+  prometheus::Family<prometheus::Counter>& http = prometheus::BuildCounter()
+                                                      .Name("attune_http_requests_total")
+                                                      .Help("HTTP requests by method and status")
+                                                      .Register(*registry);
+  prometheus::Family<prometheus::Counter>& executions =
+      prometheus::BuildCounter()
+          .Name("attune_executions_total")
+          .Help("Executions that reached a terminal status")
+          .Register(*registry);
+  prometheus::Family<prometheus::Counter>& webhooks = prometheus::BuildCounter()
+                                                          .Name("attune_webhook_requests_total")
+                                                          .Help("Webhook requests by outcome")
+                                                          .Register(*registry);
+  prometheus::Family<prometheus::Counter>& dead = prometheus::BuildCounter()
+                                                      .Name("attune_deadletter_records_total")
+                                                      .Help("Records sent to attune.deadletter")
+                                                      .Register(*registry);
+  prometheus::Family<prometheus::Counter>& rule_errors =
+      prometheus::BuildCounter()
+          .Name("attune_rule_evaluation_errors_total")
+          .Help("Rule conditions or templates that failed to evaluate (no match)")
+          .Register(*registry);
+  prometheus::Family<prometheus::Counter>& ingress =
+      prometheus::BuildCounter()
+          .Name("attune_kafka_ingress_records_total")
+          .Help("Kafka ingress records by topic and outcome")
+          .Register(*registry);
+  prometheus::Family<prometheus::Gauge>& ws = prometheus::BuildGauge()
+                                                  .Name("attune_ws_connections")
+                                                  .Help("Open notifier WebSocket connections")
+                                                  .Register(*registry);
+};
+
+Metrics::Metrics() : impl_(std::make_unique<Impl>()) {
+  impl_->ws.Add({});
+  impl_->rule_errors.Add({});
+  for (const char* s : {"completed", "failed", "timeout", "cancelled", "abandoned"}) {
+    impl_->executions.Add({{"status", s}});
+  }
+}
+
+Metrics::~Metrics() = default;
+
+void Metrics::http_request(std::string_view method, int status) {
+  impl_->http.Add({{"method", std::string(method)}, {"status", std::to_string(status)}}).Increment();
+}
+
+void Metrics::execution_finished(std::string_view status) {
+  impl_->executions.Add({{"status", std::string(status)}}).Increment();
+}
+
+void Metrics::webhook_request(std::string_view outcome) {
+  impl_->webhooks.Add({{"outcome", std::string(outcome)}}).Increment();
+}
+
+void Metrics::dead_letter(std::string_view stage) {
+  impl_->dead.Add({{"stage", std::string(stage)}}).Increment();
+}
+
+void Metrics::rule_evaluation_error() { impl_->rule_errors.Add({}).Increment(); }
+
+void Metrics::kafka_ingress(std::string_view topic, std::string_view outcome) {
+  impl_->ingress.Add({{"topic", std::string(topic)}, {"outcome", std::string(outcome)}}).Increment();
+}
+
+void Metrics::ws_connections_set(double n) { impl_->ws.Add({}).Set(n); }
+
+std::string Metrics::serialize() const {
+  prometheus::TextSerializer serializer;
+  return serializer.Serialize(impl_->registry->Collect());
+}
+
+}  // namespace attune::service

@@ -1,0 +1,30 @@
+// Metrics: the platform's Prometheus counters and gauges (API.md §5), behind a narrow facade so
+// prometheus-cpp headers stay inside this module. Thread-safe.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+namespace attune::service {
+
+class Metrics {
+ public:
+  Metrics();
+  ~Metrics();
+  void http_request(std::string_view method, int status);
+  void execution_finished(std::string_view status);
+  void webhook_request(std::string_view outcome);
+  void dead_letter(std::string_view stage);
+  void rule_evaluation_error();
+  void kafka_ingress(std::string_view topic, std::string_view outcome);
+  void ws_connections_set(double n);
+  // Prometheus text exposition format 0.0.4.
+  std::string serialize() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace attune::service

@@ -1,0 +1,93 @@
+#include "api/service/rule_check.h"
+
+#include "api/service/fields.h"
+
+namespace attune::service {
+
+namespace {
+
+std::optional<std::string> check_conditions(const Json& c) {
+  if (c.is_null()) return std::nullopt;
+  if (c.is_object()) {
+    if (c.empty()) return std::nullopt;
+    auto e = c.find("expression");
+    if (e == c.end() || !e->is_string() || e->get<std::string>().empty()) {
+      return "an object condition needs a non-empty string 'expression'";
+    }
+    return std::nullopt;
+  }
+  if (c.is_array()) {
+    for (size_t i = 0; i < c.size(); ++i) {
+      const Json& item = c[i];
+      const std::string at = "[" + std::to_string(i) + "] ";
+      if (!item.is_object()) return at + "must be an object {field, operator, value}";
+      if (!item.contains("field") || !item["field"].is_string()) {
+        return at + "needs a string 'field'";
+      }
+      if (!item.contains("operator") || !item["operator"].is_string()) {
+        return at + "needs a string 'operator'";
+      }
+    }
+    return std::nullopt;
+  }
+  return "must be null, an object with 'expression', or an array of {field, operator, value}";
+}
+
+}  // namespace
+
+bool check_rule(Json& rule, const Json& trigger, Json& errors) {
+  if (auto err = check_conditions(rule["conditions"])) errors["conditions"] = *err;
+  Json param_errors = Json::object();
+  auto params = validate_against_schema(trigger.value("param_schema", Json::object()),
+                                        rule["trigger_params"], param_errors);
+  if (!params) {
+    for (auto it = param_errors.begin(); it != param_errors.end(); ++it) {
+      errors["trigger_params." + it.key()] = it.value();
+    }
+  } else {
+    rule["trigger_params"] = std::move(*params);
+  }
+  return errors.empty();
+}
+
+std::optional<std::string> check_webhook_config(const Json& config) {
+  if (config.is_null()) return std::nullopt;
+  if (!config.is_object()) return "must be an object";
+  if (auto it = config.find("payload_size_limit_kb"); it != config.end() && !it->is_null()) {
+    if (!it->is_number_integer() || it->get<int64_t>() < 1) {
+      return "payload_size_limit_kb must be a positive integer";
+    }
+  }
+  if (auto it = config.find("rate_limit"); it != config.end() && !it->is_null()) {
+    if (!it->is_object()) return "rate_limit must be an object";
+    if (it->value("enabled", false)) {
+      auto r = it->find("requests");
+      auto w = it->find("window_seconds");
+      if (r == it->end() || !r->is_number_integer() || r->get<int64_t>() < 1 || w == it->end() ||
+          !w->is_number_integer() || w->get<int64_t>() < 1) {
+        return "rate_limit needs positive integers 'requests' and 'window_seconds'";
+      }
+    }
+  }
+  if (auto it = config.find("hmac"); it != config.end() && !it->is_null()) {
+    if (!it->is_object()) return "hmac must be an object";
+    if (it->value("enabled", false)) {
+      auto s = it->find("secret");
+      if (s == it->end() || !s->is_string() || s->get<std::string>().empty()) {
+        return "hmac needs a non-empty 'secret'";
+      }
+      const std::string alg = it->value("algorithm", "sha256");
+      if (alg != "sha256" && alg != "sha512") {
+        return "hmac algorithm must be sha256 or sha512";
+      }
+    }
+  }
+  if (auto it = config.find("ip_whitelist"); it != config.end() && !it->is_null()) {
+    if (!it->is_object()) return "ip_whitelist must be an object";
+    auto ips = it->find("ips");
+    if (ips != it->end() && !ips->is_array()) return "ip_whitelist.ips must be an array";
+  }
+  return std::nullopt;
+}
+
+}  // namespace attune::service

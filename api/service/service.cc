@@ -1,0 +1,274 @@
+#include "api/service/service.h"
+
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+
+#include <fstream>
+
+#include "api/auth/password.h"
+#include "api/auth/secrets.h"
+#include "api/service/core_pack.h"
+#include "topology/core/time.h"
+
+namespace attune::service {
+
+namespace detail {
+
+rest::HttpResponse data(int status, Json value, std::optional<std::string> message) {
+  Json body = {{"data", std::move(value)}};
+  if (message) body["message"] = *message;
+  return rest::HttpResponse::json(status, body);
+}
+
+rest::HttpResponse error(Errc code, std::string message, Json details) {
+  return rest::HttpResponse::error(make_error(code, std::move(message)), std::move(details));
+}
+
+rest::HttpResponse validation(Json fields) {
+  std::string first;
+  if (fields.is_object() && !fields.empty()) {
+    first = ": " + fields.begin().key() + " " + fields.begin().value().get<std::string>();
+  }
+  return error(Errc::kValidation, "Validation failed" + first, Json{{"fields", std::move(fields)}});
+}
+
+rest::HttpResponse deleted(std::string message) {
+  return rest::HttpResponse::json(200, Json{{"success", true}, {"message", std::move(message)}});
+}
+
+bool all_digits(std::string_view s) {
+  return !s.empty() && s.size() <= 16 &&
+         std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+}  // namespace detail
+
+ApiService::ApiService(Log& log, DefinitionsTable& defs, projections::Projections& views,
+                       const auth::JwtCodec& jwt, IdGenerator& ids, const Clock& clock,
+                       Metrics& metrics, ServiceOptions options)
+    : log_(log),
+      defs_(defs),
+      views_(views),
+      jwt_(jwt),
+      ids_(ids),
+      clock_(clock),
+      metrics_(metrics),
+      options_(std::move(options)) {}
+
+std::string ApiService::now_str() const { return format_rfc3339_ms(now_ms()); }
+
+Status ApiService::write_definitions(std::vector<OutRecord> records) {
+  auto pos = log_.produce(std::move(records));
+  if (!pos.ok()) return pos.error();
+  if (pos->empty()) return {};
+  if (!defs_.wait_applied(pos->back().offset, options_.write_timeout)) {
+    return make_error(Errc::kUnavailable, "Database operation temporarily unavailable; please retry");
+  }
+  return {};
+}
+
+Result<Principal> ApiService::authenticate(const rest::HttpRequest& req) const {
+  auto header = req.header("Authorization");
+  if (!header) return make_error(Errc::kUnauthorized, "Missing Authorization header");
+  constexpr std::string_view kBearer = "Bearer ";
+  if (header->size() <= kBearer.size() ||
+      !std::equal(kBearer.begin(), kBearer.end(), header->begin(),
+                  [](char a, char b) { return std::tolower(a) == std::tolower(b); })) {
+    return make_error(Errc::kUnauthorized, "Authorization header must be 'Bearer <token>'");
+  }
+  auto claims = jwt_.verify(std::string_view(*header).substr(kBearer.size()),
+                            {auth::kAccessToken, auth::kExecutionToken, auth::kSensorToken},
+                            clock_.now_ms() / 1000);
+  if (!claims.ok()) return claims.error();
+  if (!detail::all_digits(claims->sub)) {
+    return make_error(Errc::kUnauthorized, "Invalid token subject");
+  }
+  Principal p;
+  p.id = std::stoll(claims->sub);
+  p.token_type = claims->token_type;
+  p.identity = defs_.get_by_id("identity", p.id);
+  if (!p.identity) return make_error(Errc::kUnauthorized, "Identity no longer exists");
+  if (p.identity->value("frozen", false)) {
+    return make_error(Errc::kUnauthorized, "Identity is frozen");
+  }
+  p.login = p.identity->value("login", "");
+  if (p.token_type == auth::kAccessToken) {
+    for (const auto& s : p.identity->value("permission_set_refs", Json::array())) {
+      if (s == "core.admin") p.admin = true;
+    }
+  }
+  return p;
+}
+
+Status ApiService::bootstrap(const BootstrapOptions& options) {
+  std::lock_guard lock(write_mu_);
+  std::vector<OutRecord> records;
+  const int64_t ts = now_ms();
+  for (auto& [kind, obj] : core_pack_objects(ids_, now_str())) {
+    auto existing = defs_.get(kind, obj["ref"].get<std::string>());
+    if (existing) continue;  // keep ids stable across restarts
+    records.push_back(definition_record(kind, obj, ts, "api"));
+  }
+
+  std::string login, password;
+  bool generated = false;
+  if (options.admin) {
+    const auto colon = options.admin->find(':');
+    if (colon == std::string::npos || colon == 0 || colon + 1 == options.admin->size()) {
+      return make_error(Errc::kBadRequest,
+                        "ATTUNE_BOOTSTRAP_ADMIN must be 'login:password' with both parts set");
+    }
+    login = options.admin->substr(0, colon);
+    password = options.admin->substr(colon + 1);
+  } else if (defs_.list("identity").empty()) {
+    login = "admin";
+    password = auth::random_urlsafe(24);
+    generated = true;
+  }
+  if (!login.empty()) {
+    auto existing = defs_.get("identity", login);
+    if (!existing) {
+      Json identity = {{"id", ids_.next()},
+                       {"ref", login},
+                       {"login", login},
+                       {"display_name", login},
+                       {"password_hash", auth::hash_password(password)},
+                       {"attributes", Json::object()},
+                       {"frozen", false},
+                       {"roles", Json::array()},
+                       {"permission_set_refs", Json::array({"core.admin"})},
+                       {"created", now_str()},
+                       {"updated", now_str()}};
+      records.push_back(definition_record("identity", identity, ts, "api"));
+    } else {
+      Json identity = *existing;
+      auto& sets = identity["permission_set_refs"];
+      if (!sets.is_array()) sets = Json::array();
+      bool has = false;
+      for (const auto& s : sets) has = has || s == "core.admin";
+      if (!has) {
+        sets.push_back("core.admin");
+        identity["updated"] = now_str();
+        records.push_back(definition_record("identity", identity, ts, "api"));
+      }
+    }
+  }
+  auto st = write_definitions(std::move(records));
+  if (!st.ok()) return st;
+  if (generated) {
+    const std::string path = options.data_dir + "/admin-password";
+    {
+      std::ofstream out(path, std::ios::trunc);
+      out << login << ":" << password << "\n";
+    }
+    ::chmod(path.c_str(), 0600);
+    std::printf("attune: created administrator '%s' with password '%s' (also in %s)\n",
+                login.c_str(), password.c_str(), path.c_str());
+    std::fflush(stdout);
+  }
+  return {};
+}
+
+void ApiService::register_routes(rest::Router& r) {
+  using rest::HttpRequest;
+  using rest::HttpResponse;
+  auto bind = [this](HttpResponse (ApiService::*fn)(HttpRequest&)) {
+    return [this, fn](HttpRequest& req) { return (this->*fn)(req); };
+  };
+  // Authenticated routes check the token first; a failure answers 401 before any handler work.
+  auto authed = [this](rest::Handler h) {
+    return [this, h = std::move(h)](HttpRequest& req) {
+      auto p = authenticate(req);
+      if (!p.ok()) return HttpResponse::error(p.error());
+      return h(req);
+    };
+  };
+  auto a = [&](HttpResponse (ApiService::*fn)(HttpRequest&)) { return authed(bind(fn)); };
+
+  r.add("GET", "/health", [](HttpRequest&) {
+    return HttpResponse::json(200, Json{{"status", "ok"}});
+  });
+  r.add("GET", "/health/live", [](HttpRequest&) {
+    return HttpResponse::json(200, Json{{"status", "ok"}});
+  });
+  r.add("GET", "/health/ready", [this](HttpRequest&) {
+    auto probe = log_.db().store("__meta");
+    if (!probe.ok() || !(*probe)->get("probe").ok()) {
+      return HttpResponse::json(503, Json{{"status", "unavailable"}});
+    }
+    return HttpResponse::json(200, Json{{"status", "ok"}});
+  });
+  r.add("GET", "/health/detailed", [this](HttpRequest&) {
+    auto probe = log_.db().store("__meta");
+    const bool db_ok = probe.ok() && (*probe)->get("probe").ok();
+    return HttpResponse::json(200, Json{{"status", db_ok ? "ok" : "degraded"},
+                                        {"version", options_.version},
+                                        {"database", db_ok ? "ok" : "error"}});
+  });
+  r.add("GET", "/metrics", [this](HttpRequest&) {
+    HttpResponse resp;
+    resp.status = 200;
+    resp.content_type = "text/plain; version=0.0.4";
+    resp.body = metrics_.serialize();
+    return resp;
+  });
+
+  r.add("POST", "/auth/register", bind(&ApiService::register_identity));
+  r.add("POST", "/auth/login", bind(&ApiService::login));
+  r.add("POST", "/auth/refresh", bind(&ApiService::refresh));
+  r.add("GET", "/auth/me", bind(&ApiService::me));
+
+  const std::string v1 = "/api/v1";
+  r.add("GET", v1 + "/packs", a(&ApiService::list_packs));
+  r.add("POST", v1 + "/packs", a(&ApiService::create_pack));
+  r.add("GET", v1 + "/packs/{ref}", a(&ApiService::get_pack));
+  r.add("PUT", v1 + "/packs/{ref}", a(&ApiService::update_pack));
+  r.add("DELETE", v1 + "/packs/{ref}", a(&ApiService::delete_pack));
+
+  r.add("GET", v1 + "/actions", a(&ApiService::list_actions));
+  r.add("POST", v1 + "/actions", a(&ApiService::create_action));
+  r.add("GET", v1 + "/actions/{ref}", a(&ApiService::get_action));
+  r.add("PUT", v1 + "/actions/{ref}", a(&ApiService::update_action));
+  r.add("DELETE", v1 + "/actions/{ref}", a(&ApiService::delete_action));
+
+  r.add("GET", v1 + "/triggers", a(&ApiService::list_triggers));
+  r.add("POST", v1 + "/triggers", a(&ApiService::create_trigger));
+  r.add("GET", v1 + "/triggers/{ref}", a(&ApiService::get_trigger));
+  r.add("PUT", v1 + "/triggers/{ref}", a(&ApiService::update_trigger));
+  r.add("DELETE", v1 + "/triggers/{ref}", a(&ApiService::delete_trigger));
+  for (const char* op : {"enable", "disable", "regenerate"}) {
+    r.add("POST", v1 + "/triggers/{ref}/webhooks/" + op,
+          authed([this, op](HttpRequest& req) { return webhook_toggle(req, op); }));
+  }
+  r.add("POST", v1 + "/webhooks/{key}", bind(&ApiService::receive_webhook));
+
+  r.add("GET", v1 + "/rules", a(&ApiService::list_rules));
+  r.add("POST", v1 + "/rules", a(&ApiService::create_rule));
+  r.add("GET", v1 + "/rules/{ref}", a(&ApiService::get_rule));
+  r.add("PUT", v1 + "/rules/{ref}", a(&ApiService::update_rule));
+  r.add("DELETE", v1 + "/rules/{ref}", a(&ApiService::delete_rule));
+  r.add("POST", v1 + "/rules/{ref}/enable",
+        authed([this](HttpRequest& req) { return set_rule_enabled(req, true); }));
+  r.add("POST", v1 + "/rules/{ref}/disable",
+        authed([this](HttpRequest& req) { return set_rule_enabled(req, false); }));
+
+  r.add("GET", v1 + "/runtimes", a(&ApiService::list_runtimes));
+  r.add("GET", v1 + "/runtimes/{ref}", a(&ApiService::get_runtime));
+
+  r.add("GET", v1 + "/events", a(&ApiService::list_events));
+  r.add("POST", v1 + "/events", a(&ApiService::create_event));
+  r.add("GET", v1 + "/events/{id}", a(&ApiService::get_event));
+  r.add("GET", v1 + "/enforcements", a(&ApiService::list_enforcements));
+  r.add("GET", v1 + "/enforcements/{id}", a(&ApiService::get_enforcement));
+  r.add("GET", v1 + "/enforcements/{id}/executions", a(&ApiService::enforcement_executions));
+  r.add("GET", v1 + "/executions", authed([this](HttpRequest& req) { return list_executions(req); }));
+  r.add("POST", v1 + "/executions/execute", a(&ApiService::execute));
+  r.add("GET", v1 + "/executions/stats", a(&ApiService::execution_stats));
+  r.add("GET", v1 + "/executions/status/{status}", authed([this](HttpRequest& req) {
+          return list_executions(req, req.params["status"]);
+        }));
+  r.add("GET", v1 + "/executions/{id}", a(&ApiService::get_execution));
+  r.add("POST", v1 + "/executions/{id}/cancel", a(&ApiService::cancel_execution));
+}
+
+}  // namespace attune::service

@@ -1,0 +1,151 @@
+// ApiService: the REST handlers of API.md on top of the log (writes), the DefinitionsTable and
+// the projections (reads). Every write returns only once the API's own views show it
+// (read-your-writes, API.md §2.6). Thread-safe: handlers run on many HTTP threads.
+#pragma once
+
+#include <chrono>
+#include <deque>
+#include <map>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include "api/auth/jwt.h"
+#include "api/rest/http.h"
+#include "api/rest/router.h"
+#include "api/service/metrics.h"
+#include "topology/core/clock.h"
+#include "topology/core/ids.h"
+#include "topology/definitions_table.h"
+#include "topology/log.h"
+
+namespace attune::projections {
+class Projections;
+}
+
+namespace attune::service {
+
+struct ServiceOptions {
+  std::string api_url;  // advertised base URL, without /api/v1
+  bool allow_self_registration = true;
+  int64_t access_ttl_s = 3600;
+  int64_t refresh_ttl_s = 7 * 24 * 3600;
+  std::chrono::milliseconds write_timeout{10000};  // read-your-writes wait
+  std::string version = "0.1.0";
+};
+
+// Who is calling (from a verified JWT).
+struct Principal {
+  int64_t id = 0;
+  std::string login;
+  std::string token_type;
+  bool admin = false;
+  JsonPtr identity;  // null for tokens whose identity is synthetic
+};
+
+// What to do about the first administrator (API.md §1).
+struct BootstrapOptions {
+  std::optional<std::string> admin;  // "login:password" from ATTUNE_BOOTSTRAP_ADMIN
+  std::string data_dir;              // where a generated admin password is written (0600)
+};
+
+class ApiService {
+ public:
+  ApiService(Log& log, DefinitionsTable& defs, projections::Projections& views,
+             const auth::JwtCodec& jwt, IdGenerator& ids, const Clock& clock, Metrics& metrics,
+             ServiceOptions options);
+
+  // Creates the built-in core pack (actions, triggers, runtimes) and the first administrator.
+  // Idempotent; prints a generated admin password once to stdout.
+  Status bootstrap(const BootstrapOptions& options);
+  void register_routes(rest::Router& router);
+
+  // Exposed for the CLI and tests.
+  Result<Principal> authenticate(const rest::HttpRequest& req) const;
+
+ private:
+  using Req = rest::HttpRequest;
+  using Resp = rest::HttpResponse;
+
+  // auth_routes.cc
+  Resp register_identity(Req& req);
+  Resp login(Req& req);
+  Resp refresh(Req& req);
+  Resp me(Req& req);
+  Json token_response(const Json& identity) const;
+
+  // definitions_routes.cc
+  Resp list_packs(Req& req);
+  Resp get_pack(Req& req);
+  Resp create_pack(Req& req);
+  Resp update_pack(Req& req);
+  Resp delete_pack(Req& req);
+  Resp list_actions(Req& req);
+  Resp get_action(Req& req);
+  Resp create_action(Req& req);
+  Resp update_action(Req& req);
+  Resp delete_action(Req& req);
+  Resp list_triggers(Req& req);
+  Resp get_trigger(Req& req);
+  Resp create_trigger(Req& req);
+  Resp update_trigger(Req& req);
+  Resp delete_trigger(Req& req);
+  Resp webhook_toggle(Req& req, std::string_view op);
+  Resp list_rules(Req& req);
+  Resp get_rule(Req& req);
+  Resp create_rule(Req& req);
+  Resp update_rule(Req& req);
+  Resp delete_rule(Req& req);
+  Resp set_rule_enabled(Req& req, bool enabled);
+  Resp list_runtimes(Req& req);
+  Resp get_runtime(Req& req);
+
+  // runtime_routes.cc
+  Resp receive_webhook(Req& req);
+  Resp create_event(Req& req);
+  Resp list_events(Req& req);
+  Resp get_event(Req& req);
+  Resp list_enforcements(Req& req);
+  Resp get_enforcement(Req& req);
+  Resp enforcement_executions(Req& req);
+  Resp execute(Req& req);
+  Resp list_executions(Req& req, std::optional<std::string> status_override = std::nullopt);
+  Resp get_execution(Req& req);
+  Resp execution_stats(Req& req);
+  Resp cancel_execution(Req& req);
+
+  // Writes definition records (upserts and tombstones) and waits until the DefinitionsTable has
+  // applied them. Callers hold write_mu_ across check-then-write so refs stay unique.
+  Status write_definitions(std::vector<OutRecord> records);
+  Status produce_and_wait(OutRecord record, bool wait_projection);
+
+  std::string now_str() const;
+  int64_t now_ms() const { return clock_.now_ms(); }
+
+  Log& log_;
+  DefinitionsTable& defs_;
+  projections::Projections& views_;
+  const auth::JwtCodec& jwt_;
+  IdGenerator& ids_;
+  const Clock& clock_;
+  Metrics& metrics_;
+  const ServiceOptions options_;
+
+  // Serialises definition writes within this instance (unique refs, consistent cascades).
+  std::mutex write_mu_;
+  // Webhook rate limiting: per key, timestamps (ms) of accepted requests in the window.
+  std::mutex rate_mu_;
+  std::map<std::string, std::deque<int64_t>> rate_;
+};
+
+// Route helpers shared by the handler files.
+namespace detail {
+rest::HttpResponse data(int status, Json value, std::optional<std::string> message = {});
+rest::HttpResponse error(Errc code, std::string message, Json details = nullptr);
+rest::HttpResponse validation(Json fields);  // 422 with details.fields
+rest::HttpResponse deleted(std::string message);
+bool all_digits(std::string_view s);
+}  // namespace detail
+
+}  // namespace attune::service

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# One entry point for a fresh Debian 12 machine:
+#   bash cmake/dev.sh serve [attune serve flags...]  install what is missing, build, run the platform
+#   bash cmake/dev.sh test                           install what is missing, build, run every test
+#   bash cmake/dev.sh deps | build                   just those steps
+# Idempotent: installed packages and an up-to-date build are left alone.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BUILD="${ATTUNE_BUILD_DIR:-$ROOT/build}"
+
+PACKAGES=(
+  build-essential cmake ninja-build pkg-config git curl ca-certificates
+  librdkafka-dev librocksdb-dev libpistache-dev nlohmann-json3-dev libsodium-dev libspdlog-dev
+  libyaml-cpp-dev libwebsocketpp-dev libasio-dev libcurl4-openssl-dev libcli11-dev
+  libhowardhinnant-date-dev prometheus-cpp-dev libgtest-dev libgmock-dev
+  python3 python3-pytest python3-requests python3-websocket python3-websockets
+  python3-confluent-kafka python3-venv
+)
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+
+deps() {
+  local missing=()
+  for p in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if [ ${#missing[@]} -eq 0 ]; then
+    log "packages: all ${#PACKAGES[@]} present"
+    return
+  fi
+  log "installing ${#missing[@]} packages: ${missing[*]}"
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+
+build() {
+  log "building in $BUILD"
+  if [ ! -f "$BUILD/build.ninja" ]; then
+    cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
+  fi
+  cmake --build "$BUILD" -j "$(nproc)"
+}
+
+run_tests() {
+  log "unit and integration tests (ctest)"
+  ctest --test-dir "$BUILD" --output-on-failure -j 2 --timeout 300
+  log "end-to-end tests (pytest against the real attune serve)"
+  local rc=0
+  ATTUNE_BIN="$BUILD/api/cli/attune" /usr/bin/python3 -m pytest "$ROOT/tests/e2e" -q -p no:cacheprovider || rc=$?
+  if [ $rc -eq 5 ]; then
+    echo "pytest collected no tests: that is a failure" >&2
+    exit 1
+  fi
+  return $rc
+}
+
+cmd="${1:-}"
+shift || true
+case "$cmd" in
+  deps) deps ;;
+  build) deps; build ;;
+  serve) deps; build; exec "$BUILD/api/cli/attune" serve "$@" ;;
+  test) deps; build; run_tests ;;
+  *) echo "usage: bash cmake/dev.sh serve|test|deps|build" >&2; exit 2 ;;
+esac
