@@ -10,6 +10,7 @@
 #include <cctype>
 #include <charconv>
 #include <deque>
+#include <iterator>
 #include <mutex>
 #include <thread>
 #include <unordered_map>
@@ -33,6 +34,7 @@ constexpr size_t kMaxFiltersPerConnection = 256;
 constexpr long kCloseHandshakeMs = 1000;  // per connection, after we send a close frame
 constexpr long kStopGraceMs = 500;        // stop(): wait this long for clients to answer close
 constexpr uint16_t kCloseTokenExpired = 4401;
+constexpr size_t kDrainChunk = 64;  // notifications delivered per loop turn
 
 // One subscription (§17.3). Equality is on the parsed form, so "entity:rule:07" == "entity:rule:7".
 struct Filter {
@@ -83,8 +85,7 @@ bool starts_with(std::string_view s, std::string_view prefix) {
 // Parses a filter string; the error is the full client-facing message of §17.2.
 Result<Filter> parse_filter(std::string_view text) {
   auto invalid = [&](const std::string& reason) {
-    return make_error(Errc::kBadRequest,
-                      "Invalid filter '" + std::string(text) + "': " + reason);
+    return make_error(Errc::kBadRequest, "Invalid filter '" + std::string(text) + "': " + reason);
   };
   Filter f;
   if (text == "all") return f;
@@ -327,13 +328,13 @@ struct Notifier::Impl {
         close_expired(con);
         return;
       }
-      c.expiry_timer = server->set_timer(static_cast<long>(remaining_ms),
-                                         [this, hdl](const websocketpp::lib::error_code& ec) {
-                                           if (ec) return;  // cancelled: closed or stopping
-                                           websocketpp::lib::error_code lookup;
-                                           ConnectionPtr con = server->get_con_from_hdl(hdl, lookup);
-                                           if (!lookup) close_expired(con);
-                                         });
+      c.expiry_timer = server->set_timer(
+          static_cast<long>(remaining_ms), [this, hdl](const websocketpp::lib::error_code& ec) {
+            if (ec) return;  // cancelled: closed or stopping
+            websocketpp::lib::error_code lookup;
+            ConnectionPtr con = server->get_con_from_hdl(hdl, lookup);
+            if (!lookup) close_expired(con);
+          });
     }
   }
 
@@ -432,13 +433,19 @@ struct Notifier::Impl {
     con->set_body(http_error_body(Errc::kNotFound, "Not found"));
   }
 
-  // Runs on the loop thread: delivers everything queued so far, in publish order.
+  // Runs on the loop thread: delivers up to kDrainChunk queued notifications in publish order,
+  // then re-posts itself if more are waiting, so that socket writes, client messages and accepts
+  // interleave with a long burst (and a burst alone does not push fast clients over the bound).
   void drain() {
-    std::deque<Pending> batch;
+    std::vector<Pending> batch;
     {
       std::lock_guard<std::mutex> lock(queue_mu);
-      batch.swap(queue);
-      drain_posted = false;
+      const size_t n = std::min(queue.size(), kDrainChunk);
+      batch.assign(std::make_move_iterator(queue.begin()),
+                   std::make_move_iterator(queue.begin() + static_cast<std::ptrdiff_t>(n)));
+      queue.erase(queue.begin(), queue.begin() + static_cast<std::ptrdiff_t>(n));
+      drain_posted = !queue.empty();
+      if (drain_posted) asio::post(server->get_io_service(), [this] { drain(); });
     }
     std::vector<ConnectionPtr> targets;
     for (Pending& p : batch) {
@@ -479,9 +486,8 @@ struct Notifier::Impl {
       server->stop();
       return;
     }
-    server->set_timer(kStopGraceMs, [this](const websocketpp::lib::error_code&) {
-      server->stop();
-    });
+    server->set_timer(kStopGraceMs,
+                      [this](const websocketpp::lib::error_code&) { server->stop(); });
   }
 };
 
@@ -607,8 +613,8 @@ void Notifier::on_connections_changed(std::function<void(size_t)> cb) {
 
 Authenticator make_jwt_authenticator(const auth::JwtCodec& codec, const Clock& clock,
                                      std::function<bool(int64_t identity_id)> identity_active) {
-  return [&codec, &clock, active = std::move(identity_active)](
-             std::string_view token) -> Result<TokenIdentity> {
+  return [&codec, &clock,
+          active = std::move(identity_active)](std::string_view token) -> Result<TokenIdentity> {
     Result<auth::Claims> claims =
         codec.verify(token, {auth::kAccessToken, auth::kExecutionToken, auth::kSensorToken},
                      clock.now_ms() / 1000);

@@ -23,11 +23,11 @@ namespace attune::notifier {
 // One notification frame (API.md §17.4).
 struct Notification {
   std::string notification_type;  // channel, e.g. "execution_status_changed"
-  std::string entity_type;        // execution, workflow_execution, event, enforcement, inquiry, rule
+  std::string entity_type;  // execution, workflow_execution, event, enforcement, inquiry, rule
   int64_t entity_id = 0;
-  Json payload;                   // already shaped per §17.4 by the caller
-  std::string trigger_ref;        // matched by trigger_ref:<ref> filters; "" if none
-  std::optional<int64_t> user_id; // set: addressed to this identity only (user:<id>)
+  Json payload;                    // already shaped per §17.4 by the caller
+  std::string trigger_ref;         // matched by trigger_ref:<ref> filters; "" if none
+  std::optional<int64_t> user_id;  // set: addressed to this identity only (user:<id>)
 };
 
 struct NotifierOptions {
@@ -46,11 +46,11 @@ struct TokenIdentity {
 };
 
 // Decides whether an identity may see a notification (RBAC, §16). Called on the notifier thread
-// for every candidate delivery, so it must be thread-safe and cheap.
+// for every candidate delivery, so it must be cheap. Empty = every notification is visible.
 using Visibility = std::function<bool(int64_t identity_id, const Notification&)>;
 
 // Returns who a token belongs to, or an error (the upgrade is then answered with 401). Called on
-// the notifier thread.
+// the notifier thread; required (non-empty).
 using Authenticator = std::function<Result<TokenIdentity>(std::string_view token)>;
 
 // An Authenticator for platform JWTs (§4.2/§4.3): access, execution and sensor tokens with a valid

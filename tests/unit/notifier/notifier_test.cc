@@ -180,6 +180,22 @@ TEST_F(NotifierTest, SubscribeThenPublishDeliversInOrder) {
   }
 }
 
+// A burst spans several loop turns (the drain is chunked); order must hold across them.
+TEST_F(NotifierTest, BurstKeepsPerEntityOrder) {
+  auto c = connect("tok-7");
+  ASSERT_TRUE(c);
+  subscribe(*c, "entity_type:execution");
+  constexpr int kBurst = 1000;
+  for (int i = 0; i < kBurst; ++i) {
+    notifier_->publish(execution_status(1 + i % 3, "step-" + std::to_string(i)));
+  }
+  for (int i = 0; i < kBurst; ++i) {
+    Json f = c->read_json();
+    ASSERT_EQ(f["payload"].value("status", ""), "step-" + std::to_string(i));
+    ASSERT_EQ(f.value("entity_id", 0), 1 + i % 3);
+  }
+}
+
 TEST_F(NotifierTest, TimestampComesFromTheClock) {
   auto c = connect("tok-7");
   ASSERT_TRUE(c);
@@ -317,8 +333,7 @@ TEST_F(NotifierTest, BadMessagesAnswerErrorsAndKeepTheConnection) {
   EXPECT_EQ(error_for("{not json").rfind("Invalid message: ", 0), 0u);
   EXPECT_EQ(error_for("[1,2]"), "Invalid message: expected a JSON object");
   EXPECT_EQ(error_for(R"({"filter":"all"})"), "Invalid message: missing string field 'type'");
-  EXPECT_EQ(error_for(R"({"type":"subscribe"})"),
-            "Invalid message: missing string field 'filter'");
+  EXPECT_EQ(error_for(R"({"type":"subscribe"})"), "Invalid message: missing string field 'filter'");
   EXPECT_EQ(error_for(R"({"type":"bogus"})"), "Unknown message type 'bogus'");
   EXPECT_EQ(error_for(R"({"type":"subscribe","filter":"entity_type:widget"})"),
             "Invalid filter 'entity_type:widget': unknown entity type 'widget'");
@@ -330,8 +345,8 @@ TEST_F(NotifierTest, BadMessagesAnswerErrorsAndKeepTheConnection) {
             "Invalid filter 'trigger_ref:': empty trigger ref");
   EXPECT_EQ(error_for(R"({"type":"subscribe","filter":"colour:red"})"),
             "Invalid filter 'colour:red': unknown filter kind 'colour'");
-  EXPECT_EQ(error_for(R"({"type":"subscribe","filter":"everything"})").rfind(
-                "Invalid filter 'everything': expected all, ", 0),
+  EXPECT_EQ(error_for(R"({"type":"subscribe","filter":"everything"})")
+                .rfind("Invalid filter 'everything': expected all, ", 0),
             0u);
   ASSERT_TRUE(c->send_binary("\x01\x02"));
   EXPECT_EQ(c->read_json().value("message", ""), "Invalid message: expected a text frame");
@@ -459,8 +474,7 @@ TEST_F(NotifierTest, PortInUseIsAClearError) {
   Status s = second.start();
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.error().code, Errc::kUnavailable);
-  EXPECT_NE(s.error().message.find("127.0.0.1:" + std::to_string(options.port)),
-            std::string::npos);
+  EXPECT_NE(s.error().message.find("127.0.0.1:" + std::to_string(options.port)), std::string::npos);
   EXPECT_NE(s.error().message.find("in use"), std::string::npos) << s.error().message;
   EXPECT_EQ(notifier_->start().error().code, Errc::kConflict);
 }

@@ -133,8 +133,8 @@ class WsClient {
     for (;;) {
       buf_.clear();
       const int r = read_some(deadline);
-      if (r == 0) return true;   // EOF or error
-      if (r < 0) return false;   // timeout
+      if (r == 0) return true;  // EOF or error
+      if (r < 0) return false;  // timeout
     }
   }
 
@@ -161,7 +161,8 @@ class WsClient {
       f.push_back(static_cast<char>(payload.size() & 0xff));
     } else {
       f.push_back(static_cast<char>(0x80 | 127));
-      for (int i = 7; i >= 0; --i) f.push_back(static_cast<char>((payload.size() >> (8 * i)) & 0xff));
+      for (int i = 7; i >= 0; --i)
+        f.push_back(static_cast<char>((payload.size() >> (8 * i)) & 0xff));
     }
     const uint8_t mask[4] = {0x37, 0xfa, 0x21, 0x3d};
     f.append(reinterpret_cast<const char*>(mask), 4);
@@ -211,9 +212,8 @@ class WsClient {
     while (line_end != std::string::npos) {
       const size_t start = line_end + 2;
       line_end = head.find("\r\n", start);
-      const std::string line = head.substr(start, line_end == std::string::npos
-                                                      ? std::string::npos
-                                                      : line_end - start);
+      const std::string line =
+          head.substr(start, line_end == std::string::npos ? std::string::npos : line_end - start);
       const size_t colon = line.find(':');
       if (colon == std::string::npos) continue;
       std::string name = line.substr(0, colon);
