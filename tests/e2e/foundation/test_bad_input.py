@@ -160,8 +160,10 @@ def test_rule_unknown_trigger_or_action_404(api):
                  404, "NOT_FOUND")
     expect_error(api.post("/api/v1/rules", json={**base, "trigger_ref": trig["ref"], "action_ref": f"{p}.nope"}),
                  404, "NOT_FOUND")
-    expect_error(api.post("/api/v1/rules", json={**base, "trigger_ref": trig["ref"], "action_ref": act["ref"],
-                                                 "pack_ref": f"ghost_{uid()}"}), 404, "NOT_FOUND")
+    # Unknown pack (a bare ref, so that it is not also a ref/pack mismatch).
+    expect_error(api.post("/api/v1/rules", json={**base, "ref": "r", "trigger_ref": trig["ref"],
+                                                 "action_ref": act["ref"], "pack_ref": f"ghost_{uid()}"}),
+                 404, "NOT_FOUND")
     assert api.items("/api/v1/rules", pack_ref=p) == []
     expect_error(api.get(f"/api/v1/rules/{p}.r"), 404, "NOT_FOUND")
 
@@ -220,9 +222,10 @@ def test_duplicate_core_ref_409(api):
 
 # ------------------------------------------------------------------------------------ oversized body
 
-def test_oversized_body_400(api):
+@pytest.mark.parametrize("size", [1024 * 1024 + 1024, 4 * 1024 * 1024], ids=["1MiB+1KiB", "4MiB"])
+def test_oversized_body_400(api, size):
     ref = f"e2e_{uid()}"
-    big = "x" * (1024 * 1024 + 1024)
+    big = "x" * size
     resp = api.post("/api/v1/packs", json={"ref": ref, "label": "Big", "version": "1", "description": big})
     expect_error(resp, 400, "BAD_REQUEST", message_contains="Payload too large")
     expect_error(api.get(f"/api/v1/packs/{ref}"), 404, "NOT_FOUND")
@@ -234,10 +237,11 @@ def test_just_under_limit_accepted(api):
     assert len(api.get_data(f"/api/v1/packs/{pack['ref']}")["description"]) == 900 * 1024
 
 
-def test_oversized_webhook_400_nothing_written(api):
+@pytest.mark.parametrize("size", [1024 * 1024 + 100, 2 * 1024 * 1024], ids=["1MiB+100", "2MiB"])
+def test_oversized_webhook_400_nothing_written(api, size):
     flow = api.webhook_flow("true", action_params={})
     mark = now_mark()
-    resp = api.fire_webhook(flow.key, {"blob": "z" * (2 * 1024 * 1024)})
+    resp = api.fire_webhook(flow.key, {"blob": "z" * size})
     expect_error(resp, 400, "BAD_REQUEST", message_contains="Payload too large")
     assert api.items("/api/v1/events", trigger_ref=flow.trigger_ref) == []
     assert api.items("/api/v1/executions", created_after=mark, rule_ref=flow.rule_ref) == []
