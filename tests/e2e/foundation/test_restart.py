@@ -156,6 +156,8 @@ def test_kill9_during_webhook_burst(server_factory):
     assert len(enforcements) == len(event_ids), (len(enforcements), len(event_ids))
     assert len(executions) == len(event_ids), (len(executions), len(event_ids))
     statuses = {e["status"] for e in executions}
+    print(f"kill -9 burst: {len(ok)} acknowledged of {n}, {len(event_ids)} events, "
+          f"statuses {sorted((s, sum(1 for e in executions if e['status'] == s)) for s in statuses)}")
     assert statuses <= {"completed", "abandoned"}, f"unexpected statuses {statuses}"
     for e in executions:
         if e["status"] == "completed":
