@@ -84,14 +84,15 @@ class Notifier {
   Status start();
   // The bound port (the ephemeral one when options.port was 0); 0 when not running.
   uint16_t port() const;
-  // Closes every connection (1001 "server shutdown"), waits briefly for close handshakes, stops
-  // the loop and joins it. Idempotent; start() may be called again afterwards.
+  // Closes every connection (1001 "server shutdown"), waits up to 0.5 s for close handshakes,
+  // stops the loop and joins it. Idempotent; start() may be called again afterwards.
   void stop();
 
   // Thread-safe and non-blocking: queues the frame for the loop thread. Timestamped now.
   void publish(Notification n);
 
-  // Open WebSocket connections (after welcome, before close).
+  // Open WebSocket connections: counted from the open handshake (before the welcome frame) until
+  // the connection closes.
   size_t connections() const;
   // `cb(count)` runs on the loop thread after every open/close, and once with 0 from stop() for
   // connections that had not finished closing. Replaces any earlier callback.
