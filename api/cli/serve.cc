@@ -189,6 +189,9 @@ int run_serve(const ServeConfig& cfg) {
   http_options.port = listen->port;
   http_options.threads = static_cast<size_t>(cfg.http_threads);
   http_options.max_body_bytes = cfg.max_body_bytes;
+  http_options.on_response = [&metrics](std::string_view method, int status) {
+    metrics.http_request(method, status);
+  };
   rest::HttpServer http(router, http_options);
   if (auto st = http.start(); !st.ok()) return fail("REST API: " + st.error().message);
   const std::string api_url =

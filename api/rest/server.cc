@@ -19,9 +19,10 @@ namespace {
 
 using namespace Pistache;  // NOLINT(google-build-using-namespace): confined to this file
 
-// Extra room over max_body_bytes for the request line and headers, so a body slightly over the
-// limit still reaches us and gets the JSON 400 rather than Pistache's plain-text 413.
-constexpr size_t kHeadRoomBytes = 64 * 1024;
+// Extra room over max_body_bytes, so that bodies up to 16 MiB over the limit still reach us and
+// get the JSON 400 of API.md §3 rather than Pistache's plain-text 413 (only far larger requests
+// are cut off by Pistache itself).
+constexpr size_t kHeadRoomBytes = 16 * 1024 * 1024;
 
 // A response header with a name chosen at run time. Pistache 0.0.5 silently drops
 // headers().addRaw() on responses, but serialises any Header subclass by name() + write().
@@ -89,8 +90,8 @@ class RequestHandler final : public Http::Handler {
  public:
   HTTP_PROTOTYPE(RequestHandler)
 
-  RequestHandler(const Router& router, size_t max_body_bytes)
-      : router_(&router), max_body_bytes_(max_body_bytes) {}
+  RequestHandler(const Router& router, size_t max_body_bytes, ResponseObserver observer)
+      : router_(&router), max_body_bytes_(max_body_bytes), observer_(std::move(observer)) {}
 
   void onRequest(const Http::Request& request, Http::ResponseWriter writer) override {
     HttpResponse response;
@@ -101,6 +102,7 @@ class RequestHandler final : public Http::Handler {
                     request.resource(), e.what());
       response = HttpResponse::error(500, "INTERNAL_ERROR", "Internal server error");
     }
+    if (observer_) observer_(Http::methodString(request.method()), response.status);
     send(request, std::move(writer), response);
   }
 
@@ -147,6 +149,7 @@ class RequestHandler final : public Http::Handler {
 
   const Router* router_;
   size_t max_body_bytes_;
+  ResponseObserver observer_;
 };
 
 }  // namespace
@@ -166,7 +169,8 @@ class HttpServer::Impl {
                          .flags(Tcp::Options::ReuseAddr)
                          .maxRequestSize(opts_.max_body_bytes + kHeadRoomBytes);
       endpoint->init(options);
-      endpoint->setHandler(Http::make_handler<RequestHandler>(router_, opts_.max_body_bytes));
+      endpoint->setHandler(Http::make_handler<RequestHandler>(router_, opts_.max_body_bytes,
+                                                                 opts_.on_response));
       endpoint->serveThreaded();
       port_ = static_cast<uint16_t>(endpoint->getPort());
       endpoint_ = std::move(endpoint);

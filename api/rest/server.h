@@ -1,6 +1,9 @@
 // HttpServer: serves a Router over HTTP/1.1 (Pistache underneath; its headers stay in server.cc).
 #pragma once
 
+#include <functional>
+#include <string_view>
+
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -11,11 +14,15 @@
 
 namespace attune::rest {
 
+// Called for every response (any thread) with the request method and the status: metrics.
+using ResponseObserver = std::function<void(std::string_view method, int status)>;
+
 struct ServerOptions {
   std::string host = "127.0.0.1";
   uint16_t port = 8080;  // 0 = ephemeral; see HttpServer::port()
   size_t threads = 2;    // request-handling threads
   size_t max_body_bytes = 1 << 20;  // larger bodies ⇒ 400 BAD_REQUEST "Payload too large: ..."
+  ResponseObserver on_response;      // optional
 };
 
 // Lifecycle: construct → start() → ... → stop() (or destruction). The Router must outlive the

@@ -33,7 +33,7 @@ const std::vector<std::string> kVisibility = {"public", "private", "restricted"}
 const std::vector<FieldSpec>& pack_fields() {
   static const std::vector<FieldSpec> f = {
       {"label", F::kStr, nullptr},          {"description", F::kStrOrNull, ""},
-      {"version", F::kStr, "0.1.0"},        {"conf_schema", F::kObj, Json::object()},
+      {"version", F::kStr, nullptr},        {"conf_schema", F::kObj, Json::object()},
       {"config", F::kObj, Json::object()},  {"meta", F::kObj, Json::object()},
       {"tags", F::kStrArr, Json::array()},  {"runtime_deps", F::kArr, Json::array()},
       {"dependencies", F::kArr, Json::array()}, {"is_standard", F::kBool, false},
@@ -97,6 +97,10 @@ const std::vector<FieldSpec>& rule_fields() {
 void apply_fields(FieldReader& f, const Json& body, const std::vector<FieldSpec>& specs, Json& obj,
                   bool creating) {
   for (const auto& s : specs) {
+    if (!body.contains(s.name) && creating && s.def.is_null() && s.type == F::kStr) {
+      f.fail(s.name, "is required");  // required string fields have no default
+      continue;
+    }
     if (!body.contains(s.name)) {
       if (creating && !obj.contains(s.name)) obj[s.name] = s.def;
       continue;
@@ -250,7 +254,6 @@ rest::HttpResponse ApiService::create_pack(Req& req) {
                    {"installed_at", now},
                    {"created", now},
                    {"updated", now}});
-  if (pack["label"].is_null()) pack["label"] = *ref;
   auto st = write_definitions({definition_record("pack", pack, now_ms(), "api")});
   if (!st.ok()) return Resp::error(st.error());
   return data(201, pack, "Pack created");
@@ -389,7 +392,6 @@ rest::HttpResponse ApiService::create_action(Req& req) {
                      {"workflow_def", nullptr},
                      {"created", now},
                      {"updated", now}});
-  if (action["label"].is_null()) action["label"] = scoped.ref.substr(scoped.ref.find('.') + 1);
   auto st = write_definitions({definition_record("action", action, now_ms(), "api")});
   if (!st.ok()) return Resp::error(st.error());
   return data(201, action, "Action created");
@@ -478,7 +480,6 @@ rest::HttpResponse ApiService::create_trigger(Req& req) {
                       {"sensor_ref", nullptr},
                       {"created", now},
                       {"updated", now}});
-  if (trigger["label"].is_null()) trigger["label"] = scoped.ref.substr(scoped.ref.find('.') + 1);
   auto st = write_definitions({definition_record("trigger", trigger, now_ms(), "api")});
   if (!st.ok()) return Resp::error(st.error());
   return data(201, trigger, "Trigger created");
@@ -607,7 +608,6 @@ rest::HttpResponse ApiService::create_rule(Req& req) {
                    {"owner_identity", principal.ok() ? Json(principal->id) : Json(nullptr)},
                    {"created", now},
                    {"updated", now}});
-  if (rule["label"].is_null()) rule["label"] = scoped.ref.substr(scoped.ref.find('.') + 1);
   auto st = write_definitions({definition_record("rule", rule, now_ms(), "api")});
   if (!st.ok()) return Resp::error(st.error());
   return data(201, rule, "Rule created");

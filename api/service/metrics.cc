@@ -45,6 +45,8 @@ struct Metrics::Impl {
 Metrics::Metrics() : impl_(std::make_unique<Impl>()) {
   impl_->ws.Add({});
   impl_->rule_errors.Add({});
+  impl_->webhooks.Add({{"outcome", "accepted"}});
+  impl_->http.Add({{"method", "GET"}, {"status", "200"}});
   for (const char* s : {"completed", "failed", "timeout", "cancelled", "abandoned"}) {
     impl_->executions.Add({{"status", s}});
   }
