@@ -19,7 +19,7 @@ int main(int argc, char** argv) {
   std::string config_file;
   auto* serve = app.add_subcommand(
       "serve",
-      "Run the platform on one machine (embedded log): REST API, notifier, sensor, rules, "
+      "Run the platform on one machine (embedded log): REST API, WebSocket notifier, rules, "
       "executor and worker stages.");
   auto* cfg = serve->add_option("--config", config_file,
                                 "YAML file with any of: data_dir, listen, ws_listen, log_level, "
