@@ -11,16 +11,27 @@ std::string str(const Json& o, const char* name) {
   return it != o.end() && it->is_string() ? it->get<std::string>() : std::string();
 }
 
+// Like str() without a copy; valid while `o` is.
+std::string_view view(const Json& o, const char* name) {
+  auto it = o.find(name);
+  return it != o.end() && it->is_string() ? std::string_view(it->get_ref<const std::string&>())
+                                          : std::string_view();
+}
+
 Json field_or_null(const Json& o, const char* name) {
   auto it = o.find(name);
   return it != o.end() ? *it : Json(nullptr);
 }
 
-// The `updated` of a rule version as a comparable string (timestamps or numbers).
-std::string version_of(const Json& rule) {
-  auto it = rule.find("updated");
-  if (it == rule.end()) return {};
-  return it->is_string() ? it->get<std::string>() : it->dump();
+const Json& empty_object() {
+  static const Json kEmpty = Json::object();
+  return kEmpty;
+}
+
+// Bound as `pack` when the rule's pack is unknown, so `pack.config.x` is undefined, not an error.
+const Json& no_pack() {
+  static const Json kNoPack = {{"config", Json::object()}};
+  return kNoPack;
 }
 
 }  // namespace
@@ -62,19 +73,22 @@ std::vector<JsonPtr> candidate_rules(const EventInput& event, const DefinitionLo
   return table->rules_for_trigger(event.trigger_ref);
 }
 
-const RuleCache::Compiled& RuleCache::get(const Json& rule) {
-  const std::string ref = str(rule, "ref");
-  const std::string updated = version_of(rule);
-  auto it = by_ref_.find(ref);
-  if (it != by_ref_.end() && it->second->updated == updated) return *it->second;
-  const Json conditions = field_or_null(rule, "conditions");
-  Json params = field_or_null(rule, "action_params");
+const RuleCache::Compiled& RuleCache::get(const JsonPtr& rule) {
+  auto it = by_version_.find(rule.get());
+  if (it != by_version_.end()) return *it->second.compiled;
+  Json params = field_or_null(*rule, "action_params");
   if (params.is_null()) params = Json::object();
-  auto compiled = std::make_shared<const Compiled>(Compiled{
-      updated, expr::Condition::compile(conditions), expr::CompiledParams::compile(params)});
-  auto& slot = by_ref_[ref];
-  slot = std::move(compiled);
-  return *slot;
+  auto compiled = std::make_unique<const Compiled>(
+      Compiled{expr::Condition::compile(field_or_null(*rule, "conditions")),
+               expr::CompiledParams::compile(params)});
+  Entry& entry = by_version_[rule.get()];
+  entry.rule = rule;
+  entry.compiled = std::move(compiled);
+  return *entry.compiled;
+}
+
+void RuleCache::prune() {
+  std::erase_if(by_version_, [](const auto& kv) { return kv.second.rule.use_count() <= 1; });
 }
 
 Decision decide(const EventInput& event, std::span<const JsonPtr> candidates,
@@ -83,68 +97,85 @@ Decision decide(const EventInput& event, std::span<const JsonPtr> candidates,
                 const std::function<int64_t()>& next_id, int64_t now_ms) {
   Decision d;
   const std::string now_text = format_rfc3339_ms(now_ms);
+  const Json trigger_payload = field_or_null(event.event, "payload");
+
+  // One scope per event; per rule only `system.rule` and (when the pack differs) `config`/`pack`
+  // change, so the loop over many non-matching rules allocates almost nothing.
+  Json system = {{"timestamp", now_text},
+                 {"rule", {{"id", nullptr}, {"ref", ""}}},
+                 {"event", {{"id", event.id}}}};
+  Json& system_rule_id = system["rule"]["id"];
+  Json& system_rule_ref = system["rule"]["ref"];
+  expr::Scope scope;
+  scope.bind("event", &event.event);
+  scope.bind("trigger", &event.event);
+  scope.bind("system", &system);
+  JsonPtr pack;
+  std::string bound_pack_ref;
+  bool pack_bound = false;
+
   for (const JsonPtr& rule_ptr : candidates) {
     if (!rule_ptr || !rule_ptr->is_object()) continue;
     const Json& rule = *rule_ptr;
-    const std::string ref = str(rule, "ref");
+    const std::string_view ref = view(rule, "ref");
     if (ref.empty()) continue;
     if (!event.rule_ref.empty() && ref != event.rule_ref) continue;
-    if (event.rule_ref.empty() && str(rule, "trigger_ref") != event.trigger_ref) continue;
+    if (event.rule_ref.empty() && view(rule, "trigger_ref") != event.trigger_ref) continue;
     if (!rule.value("enabled", true)) {
-      d.skipped.push_back(ref + ": disabled");
+      d.skipped.push_back(std::string(ref) + ": disabled");
       continue;
     }
-    if (already_enforced(ref)) {
-      d.skipped.push_back(ref + ": already enforced for this event");
-      continue;
-    }
-    const RuleCache::Compiled& compiled = cache.get(rule);
+    const RuleCache::Compiled& compiled = cache.get(rule_ptr);
     if (!compiled.condition.ok()) {
-      d.errors.push_back(ref + ": conditions: " + compiled.condition.error().message);
+      d.errors.push_back(std::string(ref) + ": conditions: " + compiled.condition.error().message);
       continue;
     }
 
-    Json pack_config = Json::object();
-    if (JsonPtr pack = lookup("pack", str(rule, "pack_ref")); pack && pack->contains("config")) {
-      pack_config = (*pack)["config"];
+    const std::string_view pack_ref = view(rule, "pack_ref");
+    if (!pack_bound || pack_ref != bound_pack_ref) {
+      pack = lookup("pack", pack_ref);
+      const Json* config = &empty_object();
+      if (pack) {
+        auto it = pack->find("config");
+        if (it != pack->end() && !it->is_null()) config = &*it;
+      }
+      scope.bind("config", config);
+      scope.bind("pack", pack ? pack.get() : &no_pack());
+      bound_pack_ref = pack_ref;
+      pack_bound = true;
     }
-    const Json trigger_payload = field_or_null(event.event, "payload");
-    Json system = {{"timestamp", now_text},
-                   {"rule", {{"id", field_or_null(rule, "id")}, {"ref", ref}}},
-                   {"event", {{"id", event.id}}}};
-    Json pack_scope = {{"config", pack_config}};
-    expr::Scope scope;
-    scope.bind("event", &event.event);
-    scope.bind("trigger", &trigger_payload);
-    scope.bind("system", &system);
-    scope.bind("config", &pack_config);
-    scope.bind("pack", &pack_scope);
+    system_rule_id = field_or_null(rule, "id");
+    system_rule_ref = ref;
+    system.erase("enforcement");
 
     if (!compiled.condition->always()) {
       auto matched = compiled.condition->matches(scope);
       if (!matched.ok()) {
-        d.errors.push_back(ref + ": conditions: " + matched.error().message);
+        d.errors.push_back(std::string(ref) + ": conditions: " + matched.error().message);
         continue;
       }
       if (!*matched) {
-        d.skipped.push_back(ref + ": conditions do not match");
+        ++d.not_matched;
         continue;
       }
     }
+    if (already_enforced(ref)) {
+      d.skipped.push_back(std::string(ref) + ": already enforced for this event");
+      continue;
+    }
     if (!compiled.params.ok()) {
-      d.errors.push_back(ref + ": " + compiled.params.error().message);
+      d.errors.push_back(std::string(ref) + ": " + compiled.params.error().message);
       continue;
     }
     const int64_t enforcement_id = next_id();
     system["enforcement"] = {{"id", enforcement_id}};
     auto config = compiled.params->render(scope);
     if (!config.ok()) {
-      d.errors.push_back(ref + ": " + config.error().message);
+      d.errors.push_back(std::string(ref) + ": " + config.error().message);
       continue;
     }
     const int64_t execution_id = next_id();
 
-    Json conditions = field_or_null(rule, "conditions");
     Match m;
     m.rule_ref = ref;
     m.enforcement = {
@@ -157,7 +188,7 @@ Decision decide(const EventInput& event, std::span<const JsonPtr> candidates,
         {"config", *config},
         {"payload", trigger_payload},
         {"condition", "all"},
-        {"conditions", conditions},
+        {"conditions", field_or_null(rule, "conditions")},
         {"resolved_at", nullptr},
         {"created", now_text},
         {"updated", now_text}};
@@ -171,7 +202,7 @@ Decision decide(const EventInput& event, std::span<const JsonPtr> candidates,
     m.execution = {{"id", execution_id},
                    {"action", action_id},
                    {"action_ref", action_ref},
-                   {"config", *config},
+                   {"config", std::move(config).value()},
                    {"env_vars", Json::object()},
                    {"parent", nullptr},
                    {"enforcement", enforcement_id},

@@ -11,6 +11,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "processors/expr/condition.h"
@@ -40,19 +41,28 @@ Result<EventInput> parse_event(const Envelope& envelope);
 std::vector<JsonPtr> candidate_rules(const EventInput& event, const DefinitionLookup& lookup,
                                      const DefinitionsTable* table);
 
-// Compiled conditions and action_params per rule version, keyed by rule ref and invalidated
-// when the rule's `updated` changes. One per stage instance; not thread-safe.
+// Compiled conditions and action_params per rule version. A version is one immutable snapshot
+// from the DefinitionsTable (a JsonPtr): every upsert makes a new one, so an update takes effect
+// for the very next event even within the same millisecond. Lookups hash the pointer (no string
+// work on the hot path). One per stage instance; not thread-safe.
 class RuleCache {
  public:
   struct Compiled {
-    std::string updated;
     Result<expr::Condition> condition;
     Result<expr::CompiledParams> params;
   };
-  const Compiled& get(const Json& rule);
+  const Compiled& get(const JsonPtr& rule);
+  // Drops versions no longer held by anyone else (replaced or deleted rules). Call when the
+  // definitions change; cheap when nothing changed.
+  void prune();
+  size_t size() const { return by_version_.size(); }
 
  private:
-  std::map<std::string, std::shared_ptr<const Compiled>, std::less<>> by_ref_;
+  struct Entry {
+    JsonPtr rule;  // keeps the address unique while cached
+    std::unique_ptr<const Compiled> compiled;
+  };
+  std::unordered_map<const Json*, Entry> by_version_;
 };
 
 // One matching rule's output: the Enforcement and the Execution request (API shapes).
@@ -64,14 +74,22 @@ struct Match {
 
 struct Decision {
   std::vector<Match> matches;
-  std::vector<std::string> skipped;  // "<rule>: <why>" for disabled/deduped/non-matching rules
+  std::vector<std::string> skipped;  // "<rule>: <why>" for disabled and already enforced rules
   std::vector<std::string> errors;   // "<rule>: <evaluation error>" (counted as no match)
+  size_t not_matched = 0;            // enabled rules whose conditions were false
 };
 
 // Decides what an event yields. `already_enforced(rule_ref)` says whether this (event, rule)
-// pair was handled before (a redelivered event), `next_id` gives new ids (enforcement, then
-// execution, per match). Conditions null/{}/[] always match; an evaluation or render error is
-// no match and is reported in `errors`.
+// pair was handled before (a redelivered event); it is asked only for rules that match.
+// `next_id` gives new ids (enforcement, then execution, per match). Conditions null/{}/[] always
+// match; an evaluation or render error is no match and is reported in `errors`.
+//
+// Expression context (API.md §10.1–10.2), the same for conditions and action_params:
+//   event    the Event {id, trigger, trigger_ref, payload, config, created, ...}
+//   trigger  alias of event (`trigger.payload.level`)
+//   config   the rule's pack config ({} when none); pack = the rule's Pack (`pack.config.*`)
+//   system   {timestamp (RFC 3339 now), rule {id, ref}, event {id}, enforcement {id}} — the
+//            enforcement id is bound only while action_params are rendered
 Decision decide(const EventInput& event, std::span<const JsonPtr> candidates,
                 const std::function<bool(std::string_view rule_ref)>& already_enforced,
                 RuleCache& cache, const DefinitionLookup& lookup,

@@ -10,6 +10,31 @@ RulesProcessor::RulesProcessor(const DefinitionsTable& table, RulesOptions optio
 
 void RulesProcessor::init(ProcessorContext& ctx) { dedupe_ = &ctx.store(kDedupeStore); }
 
+const std::vector<JsonPtr>& RulesProcessor::candidates(const EventInput& event) {
+  const DefinitionLookup lookup = [this](std::string_view kind, std::string_view ref) {
+    return table_.get(kind, ref);
+  };
+  // Read the version before the rules: a change in between makes the next event refetch.
+  const uint64_t version = table_.version();
+  if (version != candidates_version_) {
+    candidates_by_trigger_.clear();
+    targeted_.clear();
+    cache_.prune();  // after dropping our own references to replaced versions
+    candidates_version_ = version;
+  }
+  if (!event.rule_ref.empty()) {
+    targeted_ = candidate_rules(event, lookup, &table_);
+    return targeted_;
+  }
+  auto it = candidates_by_trigger_.find(event.trigger_ref);
+  if (it == candidates_by_trigger_.end()) {
+    it = candidates_by_trigger_
+             .emplace(event.trigger_ref, candidate_rules(event, lookup, &table_))
+             .first;
+  }
+  return it->second;
+}
+
 void RulesProcessor::process(const Record& record, ProcessorContext& ctx) {
   Envelope envelope;
   std::string error;
@@ -33,7 +58,7 @@ void RulesProcessor::process(const Record& record, ProcessorContext& ctx) {
   const DefinitionLookup lookup = [this](std::string_view kind, std::string_view ref) {
     return table_.get(kind, ref);
   };
-  const auto candidates = candidate_rules(*event, lookup, &table_);
+  const std::vector<JsonPtr>& rules = candidates(*event);
   const auto already_enforced = [&](std::string_view rule_ref) {
     auto v = ctx.get(*dedupe_, dedupe_key(event->id, rule_ref));
     if (!v.ok()) throw ProcessingError("rules: dedupe store read failed: " + v.error().message);
@@ -41,13 +66,17 @@ void RulesProcessor::process(const Record& record, ProcessorContext& ctx) {
   };
   const int64_t now = ctx.clock().now_ms();
   Decision d = decide(
-      *event, candidates, already_enforced, cache_, lookup, [&] { return ctx.ids().next(); }, now);
+      *event, rules, already_enforced, cache_, lookup, [&] { return ctx.ids().next(); }, now);
 
   for (const auto& e : d.errors) {
     ++evaluation_errors_;
+    if (options_.on_evaluation_error) options_.on_evaluation_error();
     spdlog::warn("rules: event {}: rule {} (counted as no match)", event->id, e);
   }
   for (const auto& s : d.skipped) spdlog::debug("rules: event {}: rule {}", event->id, s);
+  if (d.not_matched > 0) {
+    spdlog::debug("rules: event {}: {} rule(s) did not match", event->id, d.not_matched);
+  }
   for (const Match& m : d.matches) {
     ctx.put(*dedupe_, dedupe_key(event->id, m.rule_ref), m.enforcement["id"].dump());
     for (auto& r : match_records(m, now)) ctx.forward(std::move(r));

@@ -4,6 +4,10 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
 
 #include "processors/rules/matcher.h"
 #include "topology/topology.h"
@@ -14,6 +18,9 @@ struct RulesOptions {
   // How long to wait for the DefinitionsTable to catch up with an event's defs_offset before
   // evaluating anyway (with a warning).
   std::chrono::milliseconds definitions_wait{10000};
+  // Called once per rule whose conditions or action_params failed to evaluate for an event
+  // (counted as no match), from the stage thread; e.g. the /metrics counter. May be empty.
+  std::function<void()> on_evaluation_error;
 };
 
 // Store names the stage needs (StageSpec::stores).
@@ -22,6 +29,9 @@ inline constexpr std::string_view kDedupeStore = "dedupe";
 // Thin I/O shell around decide(): waits for definitions, reads/writes the dedupe store, forwards
 // the match records. `table` is shared, must outlive the processor and be started. A malformed
 // event is dead-lettered (ProcessingError). Counters are per instance, for tests and logs.
+// The rules of a trigger are fetched from the table once per definitions version and the
+// dedupe store is read only for matching rules, so an event costs little more than evaluating
+// its rules' conditions.
 class RulesProcessor final : public Processor {
  public:
   RulesProcessor(const DefinitionsTable& table, RulesOptions options = {});
@@ -32,10 +42,16 @@ class RulesProcessor final : public Processor {
   uint64_t evaluation_errors() const { return evaluation_errors_; }
 
  private:
+  // The event's candidate rules; per trigger, valid while the table's version is unchanged.
+  const std::vector<JsonPtr>& candidates(const EventInput& event);
+
   const DefinitionsTable& table_;
   const RulesOptions options_;
   state::Store* dedupe_ = nullptr;
   RuleCache cache_;
+  uint64_t candidates_version_ = 0;
+  std::map<std::string, std::vector<JsonPtr>, std::less<>> candidates_by_trigger_;
+  std::vector<JsonPtr> targeted_;  // the event.rule_ref case (not cached)
   uint64_t evaluation_errors_ = 0;
 };
 

@@ -74,6 +74,20 @@ TEST(Decide, TableOfCases) {
        "",
        {},
        {"p.r1"}},
+      {"trigger is an alias of event",
+       {rule("p.r1", true, {{"expression", "{{ trigger.payload.a == 1 and trigger.id == 77 }}"}}),
+        rule("p.r2", true, {{"expression", "trigger.payload.a == 2"}})},
+       {{"a", 1}},
+       "",
+       {},
+       {"p.r1"}},
+      {"system.rule names the rule being evaluated",
+       {rule("p.r1", true, {{"expression", "system.rule.ref == 'p.r2'"}}),
+        rule("p.r2", true, {{"expression", "system.rule.ref == 'p.r2' and system.event.id == 77"}})},
+       {{"a", 1}},
+       "",
+       {},
+       {"p.r2"}},
       {"expression error is no match",
        {rule("p.r1", true, {{"expression", "event.payload.a < 'x'"}}), rule("p.r2")},
        {{"a", 1}},
@@ -178,11 +192,107 @@ TEST(Decide, BuildsEnforcementAndRequestWithRenderedParams) {
 TEST(Decide, CacheFollowsRuleVersions) {
   RuleCache cache;
   Json r = rule("p.r1", true, {{"expression", "true"}});
-  EXPECT_TRUE(cache.get(r).condition.ok());
+  auto v1 = std::make_shared<const Json>(r);
+  EXPECT_TRUE(cache.get(v1).condition.ok());
+  EXPECT_EQ(&cache.get(v1), &cache.get(v1));  // same version: compiled once
+  // A new version with the same `updated` (two writes in one millisecond) is still recompiled.
   r["conditions"] = Json::array({{{"field", "a"}, {"operator", "bogus"}}});
-  EXPECT_TRUE(cache.get(r).condition.ok());  // same version: cached
-  r["updated"] = "2026-01-02T00:00:00.000Z";
-  EXPECT_FALSE(cache.get(r).condition.ok());
+  auto v2 = std::make_shared<const Json>(r);
+  EXPECT_FALSE(cache.get(v2).condition.ok());
+  EXPECT_EQ(cache.size(), 2u);
+  v1.reset();  // replaced in the table: only the cache holds it
+  cache.prune();
+  EXPECT_EQ(cache.size(), 1u);
+  EXPECT_FALSE(cache.get(v2).condition.ok());
+}
+
+TEST(Decide, ContextForConditionsAndParams) {
+  auto r = std::make_shared<const Json>(
+      rule("p.r1", true, {{"expression", "config.level == 'high' and pack.config.level == 'high'"}},
+           {{"via_trigger", "{{ trigger.payload.user.name }}"},
+            {"payload", "{{ event.payload }}"},
+            {"trigger_ref", "{{ event.trigger_ref }}"},
+            {"rule", "{{ system.rule.ref }}:{{ system.rule.id }}"},
+            {"event", "{{ system.event.id }}"},
+            {"enforcement", "{{ system.enforcement.id }}"},
+            {"now", "{{ system.timestamp }}"},
+            {"missing", "{{ event.payload.nope }}"},
+            {"missing_default", "{{ event.payload.nope | default('x') | upper }}"},
+            {"pack_ref", "{{ pack.ref }}"}}));
+  auto pack = std::make_shared<const Json>(Json{{"ref", "p"}, {"config", {{"level", "high"}}}});
+  const DefinitionLookup lookup = [&](std::string_view kind, std::string_view ref) -> JsonPtr {
+    return kind == "pack" && ref == "p" ? pack : nullptr;
+  };
+  RuleCache cache;
+  int64_t next = 500;
+  std::vector<JsonPtr> candidates = {r};
+  const Json payload = {{"user", {{"name", "ann"}, {"tags", {"a", "b"}}}}, {"n", 2.5}};
+  Decision d = decide(
+      event(payload), candidates, [](std::string_view) { return false; }, cache, lookup,
+      [&] { return next++; }, kNow);
+  ASSERT_EQ(d.matches.size(), 1u) << (d.errors.empty() ? "" : d.errors[0]);
+  const Json& config = d.matches[0].enforcement["config"];
+  EXPECT_EQ(config["via_trigger"], "ann");
+  EXPECT_EQ(config["payload"], payload);
+  EXPECT_EQ(config["trigger_ref"], "p.hook");
+  EXPECT_EQ(config["rule"], "p.r1:" + (*r)["id"].dump());
+  EXPECT_EQ(config["event"], 77);
+  EXPECT_EQ(config["enforcement"], 500);
+  EXPECT_EQ(config["now"], "2026-01-01T00:00:00.000Z");
+  EXPECT_TRUE(config["missing"].is_null());
+  EXPECT_EQ(config["missing_default"], "X");
+  EXPECT_EQ(config["pack_ref"], "p");
+  EXPECT_EQ(d.matches[0].execution["config"], config);
+
+  // Without a pack (or its config) `config.*` is undefined: the condition is simply false.
+  const DefinitionLookup none = [](std::string_view, std::string_view) { return nullptr; };
+  d = decide(
+      event(payload), candidates, [](std::string_view) { return false; }, cache, none,
+      [&] { return next++; }, kNow);
+  EXPECT_TRUE(d.matches.empty());
+  EXPECT_TRUE(d.errors.empty());
+  EXPECT_EQ(d.not_matched, 1u);
+}
+
+TEST(Decide, DedupeStoreAskedOnlyForMatchingRules) {
+  std::vector<JsonPtr> candidates;
+  for (int i = 0; i < 50; ++i) {
+    candidates.push_back(std::make_shared<const Json>(
+        rule("p.r" + std::to_string(i), true, {{"expression", "event.payload.a == " + std::to_string(i)}})));
+  }
+  RuleCache cache;
+  int64_t next = 1;
+  std::vector<std::string> asked;
+  const DefinitionLookup lookup = [](std::string_view, std::string_view) { return nullptr; };
+  Decision d = decide(
+      event({{"a", 7}}), candidates,
+      [&](std::string_view r) {
+        asked.emplace_back(r);
+        return false;
+      },
+      cache, lookup, [&] { return next++; }, kNow);
+  ASSERT_EQ(d.matches.size(), 1u);
+  EXPECT_EQ(d.matches[0].rule_ref, "p.r7");
+  EXPECT_EQ(asked, std::vector<std::string>{"p.r7"});
+  EXPECT_EQ(d.not_matched, 49u);
+}
+
+TEST(Decide, EvaluationErrorsAreReportedWithTheRule) {
+  auto r = std::make_shared<const Json>(rule("p.bad", true, {{"expression", "event.payload.x > 5"}}));
+  auto t = std::make_shared<const Json>(
+      rule("p.tmpl", true, nullptr, {{"v", "{{ event.payload.x - 2 }}"}}));
+  std::vector<JsonPtr> candidates = {r, t};
+  RuleCache cache;
+  int64_t next = 1;
+  const DefinitionLookup lookup = [](std::string_view, std::string_view) { return nullptr; };
+  Decision d = decide(
+      event({{"x", "text"}}), candidates, [](std::string_view) { return false; }, cache, lookup,
+      [&] { return next++; }, kNow);
+  EXPECT_TRUE(d.matches.empty());
+  ASSERT_EQ(d.errors.size(), 2u);
+  EXPECT_EQ(d.errors[0].rfind("p.bad: conditions: ", 0), 0u) << d.errors[0];
+  EXPECT_NE(d.errors[0].find("at column"), std::string::npos) << d.errors[0];
+  EXPECT_EQ(d.errors[1].rfind("p.tmpl: action_params.v: ", 0), 0u) << d.errors[1];
 }
 
 TEST(ParseEvent, RejectsMalformedEvents) {
