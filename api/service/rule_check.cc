@@ -1,42 +1,36 @@
 #include "api/service/rule_check.h"
 
 #include "api/service/fields.h"
+#include "processors/expr/condition.h"
+#include "processors/expr/expr.h"
 
 namespace attune::service {
 
 namespace {
 
+// Compiles `conditions` (API.md §10.1) the way the rules stage will, so what it cannot run is
+// refused here with the compiler's message (the position included, e.g. "conditions.expression:
+// unexpected ')' at column 17").
 std::optional<std::string> check_conditions(const Json& c) {
-  if (c.is_null()) return std::nullopt;
-  if (c.is_object()) {
-    if (c.empty()) return std::nullopt;
-    auto e = c.find("expression");
-    if (e == c.end() || !e->is_string() || e->get<std::string>().empty()) {
-      return "an object condition needs a non-empty string 'expression'";
-    }
-    return std::nullopt;
-  }
-  if (c.is_array()) {
-    for (size_t i = 0; i < c.size(); ++i) {
-      const Json& item = c[i];
-      const std::string at = "[" + std::to_string(i) + "] ";
-      if (!item.is_object()) return at + "must be an object {field, operator, value}";
-      if (!item.contains("field") || !item["field"].is_string()) {
-        return at + "needs a string 'field'";
-      }
-      if (!item.contains("operator") || !item["operator"].is_string()) {
-        return at + "needs a string 'operator'";
-      }
-    }
-    return std::nullopt;
-  }
-  return "must be null, an object with 'expression', or an array of {field, operator, value}";
+  auto compiled = expr::Condition::compile(c);
+  if (!compiled.ok()) return compiled.error().message;
+  return std::nullopt;
+}
+
+// Compiles every template string of `action_params` (API.md §10.2); null means no parameters.
+std::optional<std::string> check_action_params(const Json& params) {
+  if (params.is_null()) return std::nullopt;
+  if (!params.is_object()) return "must be an object of action parameters";
+  auto compiled = expr::CompiledParams::compile(params, "action_params");
+  if (!compiled.ok()) return compiled.error().message;
+  return std::nullopt;
 }
 
 }  // namespace
 
 bool check_rule(Json& rule, const Json& trigger, Json& errors) {
   if (auto err = check_conditions(rule["conditions"])) errors["conditions"] = *err;
+  if (auto err = check_action_params(rule["action_params"])) errors["action_params"] = *err;
   Json param_errors = Json::object();
   auto params = validate_against_schema(trigger.value("param_schema", Json::object()),
                                         rule["trigger_params"], param_errors);
