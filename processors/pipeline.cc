@@ -14,12 +14,16 @@ void add_core_stages(Topology& topology, const PipelineOptions& options) {
     throw std::invalid_argument("add_core_stages: PipelineOptions::definitions is required");
   }
   DefinitionsTable* table = options.definitions;
+  rules::RulesOptions rules_options;
+  rules_options.on_evaluation_error = options.on_rule_evaluation_error;
   topology.add({"rules",
                 {std::string(topics::kEvents)},
                 {std::string(rules::kDedupeStore)},
                 1,
                 512,
-                [table](int) { return std::make_unique<rules::RulesProcessor>(*table); }});
+                [table, rules_options](int) {
+                  return std::make_unique<rules::RulesProcessor>(*table, rules_options);
+                }});
   executor::ExecutorOptions exec_options{options.on_execution_terminal};
   topology.add({"executor",
                 {std::string(topics::kCommands), std::string(topics::kResults)},

@@ -17,6 +17,9 @@ struct PipelineOptions {
   std::string worker_name;                  // empty ⇒ the host name
   // Called once per execution reaching a terminal status, after it is durable (metrics).
   std::function<void(std::string_view status)> on_execution_terminal;
+  // Called once per (event, rule) whose conditions or action_params failed to evaluate, which
+  // counts as no match (metrics: attune_rule_evaluation_errors_total). Rules stage thread.
+  std::function<void()> on_rule_evaluation_error;
   const Clock* clock = &SystemClock::instance();  // process durations in the worker
 };
 

@@ -203,6 +203,7 @@ int run_serve(const ServeConfig& cfg) {
   pipeline.on_execution_terminal = [&metrics](std::string_view status) {
     metrics.execution_finished(status);
   };
+  pipeline.on_rule_evaluation_error = [&metrics] { metrics.rule_evaluation_error(); };
   pipeline.clock = &clock;
   add_core_stages(topology, pipeline);
 
