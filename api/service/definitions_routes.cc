@@ -17,8 +17,7 @@ using detail::deleted;
 using detail::error;
 using detail::validation;
 
-namespace {
-
+// Field kinds of the writable definition fields (see apply_fields).
 enum class F { kStr, kStrOrNull, kBool, kObj, kArr, kStrArr, kIntOrNull, kPosInt, kAny, kEnum };
 
 struct FieldSpec {
@@ -27,6 +26,8 @@ struct FieldSpec {
   Json def;
   std::vector<std::string> allowed = {};
 };
+
+namespace {
 
 const std::vector<std::string> kVisibility = {"public", "private", "restricted"};
 
@@ -217,6 +218,39 @@ std::optional<rest::HttpResponse> resolve_scoped(const DefinitionsTable& defs, c
 
 }  // namespace
 
+// --- generic get and update ----------------------------------------------------------------
+
+rest::HttpResponse ApiService::get_definition(Req& req, std::string_view kind,
+                                              std::string_view label) {
+  auto obj = defs_.resolve(kind, req.params["ref"]);
+  if (!obj) return error(Errc::kNotFound, std::string(label) + " '" + req.params["ref"] + "' not found");
+  return data(200, *obj);
+}
+
+rest::HttpResponse ApiService::update_definition(Req& req, std::string_view kind,
+                                                 std::string_view label,
+                                                 const std::vector<FieldSpec>& fields,
+                                                 const UpdateCheck& check) {
+  auto body = rest::parse_json_body(req);
+  if (!body.ok()) return Resp::error(body.error());
+  std::lock_guard lock(write_mu_);
+  auto existing = defs_.resolve(kind, req.params["ref"]);
+  if (!existing) {
+    return error(Errc::kNotFound, std::string(label) + " '" + req.params["ref"] + "' not found");
+  }
+  Json obj = *existing;
+  FieldReader f(*body);
+  apply_fields(f, *body, fields, obj, false);
+  if (check) {
+    if (auto err = check(f, *body, obj)) return *err;
+  }
+  if (!f.ok()) return validation(f.errors());
+  obj["updated"] = now_str();
+  auto st = write_definitions({definition_record(kind, obj, now_ms(), "api")});
+  if (!st.ok()) return Resp::error(st.error());
+  return data(200, obj, std::string(label) + " updated");
+}
+
 // --- packs -------------------------------------------------------------------------------------
 
 rest::HttpResponse ApiService::list_packs(Req& req) {
@@ -225,11 +259,7 @@ rest::HttpResponse ApiService::list_packs(Req& req) {
   return Resp::json(200, sorted_page(defs_.list("pack"), *page));
 }
 
-rest::HttpResponse ApiService::get_pack(Req& req) {
-  auto p = defs_.resolve("pack", req.params["ref"]);
-  if (!p) return error(Errc::kNotFound, "Pack '" + req.params["ref"] + "' not found");
-  return data(200, *p);
-}
+rest::HttpResponse ApiService::get_pack(Req& req) { return get_definition(req, "pack", "Pack"); }
 
 rest::HttpResponse ApiService::create_pack(Req& req) {
   auto principal = authenticate(req);
@@ -260,19 +290,7 @@ rest::HttpResponse ApiService::create_pack(Req& req) {
 }
 
 rest::HttpResponse ApiService::update_pack(Req& req) {
-  auto body = rest::parse_json_body(req);
-  if (!body.ok()) return Resp::error(body.error());
-  std::lock_guard lock(write_mu_);
-  auto existing = defs_.resolve("pack", req.params["ref"]);
-  if (!existing) return error(Errc::kNotFound, "Pack '" + req.params["ref"] + "' not found");
-  Json pack = *existing;
-  FieldReader f(*body);
-  apply_fields(f, *body, pack_fields(), pack, false);
-  if (!f.ok()) return validation(f.errors());
-  pack["updated"] = now_str();
-  auto st = write_definitions({definition_record("pack", pack, now_ms(), "api")});
-  if (!st.ok()) return Resp::error(st.error());
-  return data(200, pack, "Pack updated");
+  return update_definition(req, "pack", "Pack", pack_fields(), {});
 }
 
 rest::HttpResponse ApiService::delete_pack(Req& req) {
@@ -331,9 +349,7 @@ rest::HttpResponse ApiService::list_actions(Req& req) {
 }
 
 rest::HttpResponse ApiService::get_action(Req& req) {
-  auto a = defs_.resolve("action", req.params["ref"]);
-  if (!a) return error(Errc::kNotFound, "Action '" + req.params["ref"] + "' not found");
-  return data(200, *a);
+  return get_definition(req, "action", "Action");
 }
 
 namespace {
@@ -398,20 +414,10 @@ rest::HttpResponse ApiService::create_action(Req& req) {
 }
 
 rest::HttpResponse ApiService::update_action(Req& req) {
-  auto body = rest::parse_json_body(req);
-  if (!body.ok()) return Resp::error(body.error());
-  std::lock_guard lock(write_mu_);
-  auto existing = defs_.resolve("action", req.params["ref"]);
-  if (!existing) return error(Errc::kNotFound, "Action '" + req.params["ref"] + "' not found");
-  Json action = *existing;
-  FieldReader f(*body);
-  apply_fields(f, *body, action_fields(), action, false);
-  if (!f.ok()) return validation(f.errors());
-  if (auto err = resolve_runtime(defs_, *body, action, false)) return *err;
-  action["updated"] = now_str();
-  auto st = write_definitions({definition_record("action", action, now_ms(), "api")});
-  if (!st.ok()) return Resp::error(st.error());
-  return data(200, action, "Action updated");
+  return update_definition(req, "action", "Action", action_fields(),
+                           [this](FieldReader&, const Json& body, Json& action) {
+                             return resolve_runtime(defs_, body, action, false);
+                           });
 }
 
 rest::HttpResponse ApiService::delete_action(Req& req) {
@@ -450,9 +456,7 @@ rest::HttpResponse ApiService::list_triggers(Req& req) {
 }
 
 rest::HttpResponse ApiService::get_trigger(Req& req) {
-  auto t = defs_.resolve("trigger", req.params["ref"]);
-  if (!t) return error(Errc::kNotFound, "Trigger '" + req.params["ref"] + "' not found");
-  return data(200, *t);
+  return get_definition(req, "trigger", "Trigger");
 }
 
 rest::HttpResponse ApiService::create_trigger(Req& req) {
@@ -486,20 +490,13 @@ rest::HttpResponse ApiService::create_trigger(Req& req) {
 }
 
 rest::HttpResponse ApiService::update_trigger(Req& req) {
-  auto body = rest::parse_json_body(req);
-  if (!body.ok()) return Resp::error(body.error());
-  std::lock_guard lock(write_mu_);
-  auto existing = defs_.resolve("trigger", req.params["ref"]);
-  if (!existing) return error(Errc::kNotFound, "Trigger '" + req.params["ref"] + "' not found");
-  Json trigger = *existing;
-  FieldReader f(*body);
-  apply_fields(f, *body, trigger_fields(), trigger, false);
-  if (auto err = check_webhook_config(trigger["webhook_config"])) f.fail("webhook_config", *err);
-  if (!f.ok()) return validation(f.errors());
-  trigger["updated"] = now_str();
-  auto st = write_definitions({definition_record("trigger", trigger, now_ms(), "api")});
-  if (!st.ok()) return Resp::error(st.error());
-  return data(200, trigger, "Trigger updated");
+  return update_definition(req, "trigger", "Trigger", trigger_fields(),
+                           [](FieldReader& f, const Json&, Json& trigger) -> std::optional<Resp> {
+                             if (auto err = check_webhook_config(trigger["webhook_config"])) {
+                               f.fail("webhook_config", *err);
+                             }
+                             return std::nullopt;
+                           });
 }
 
 rest::HttpResponse ApiService::delete_trigger(Req& req) {
@@ -568,11 +565,7 @@ rest::HttpResponse ApiService::list_rules(Req& req) {
   return Resp::json(200, sorted_page(std::move(rows), *page));
 }
 
-rest::HttpResponse ApiService::get_rule(Req& req) {
-  auto r = defs_.resolve("rule", req.params["ref"]);
-  if (!r) return error(Errc::kNotFound, "Rule '" + req.params["ref"] + "' not found");
-  return data(200, *r);
-}
+rest::HttpResponse ApiService::get_rule(Req& req) { return get_definition(req, "rule", "Rule"); }
 
 rest::HttpResponse ApiService::create_rule(Req& req) {
   auto principal = authenticate(req);
@@ -614,36 +607,29 @@ rest::HttpResponse ApiService::create_rule(Req& req) {
 }
 
 rest::HttpResponse ApiService::update_rule(Req& req) {
-  auto body = rest::parse_json_body(req);
-  if (!body.ok()) return Resp::error(body.error());
-  std::lock_guard lock(write_mu_);
-  auto existing = defs_.resolve("rule", req.params["ref"]);
-  if (!existing) return error(Errc::kNotFound, "Rule '" + req.params["ref"] + "' not found");
-  Json rule = *existing;
-  FieldReader f(*body);
-  apply_fields(f, *body, rule_fields(), rule, false);
-  auto trigger_ref = f.str("trigger_ref", false, 1);
-  auto action_ref = f.str("action_ref", false, 1);
-  if (!f.ok()) return validation(f.errors());
-  if (trigger_ref) {
-    auto t = defs_.resolve("trigger", *trigger_ref);
-    if (!t) return error(Errc::kNotFound, "Trigger '" + *trigger_ref + "' not found");
-    rule["trigger"] = (*t)["id"];
-    rule["trigger_ref"] = (*t)["ref"];
-  }
-  if (action_ref) {
-    auto a = defs_.resolve("action", *action_ref);
-    if (!a) return error(Errc::kNotFound, "Action '" + *action_ref + "' not found");
-    rule["action"] = (*a)["id"];
-    rule["action_ref"] = (*a)["ref"];
-  }
-  auto trigger = defs_.get("trigger", rule["trigger_ref"].get<std::string>());
-  Json errors = Json::object();
-  if (trigger && !check_rule(rule, *trigger, errors)) return validation(errors);
-  rule["updated"] = now_str();
-  auto st = write_definitions({definition_record("rule", rule, now_ms(), "api")});
-  if (!st.ok()) return Resp::error(st.error());
-  return data(200, rule, "Rule updated");
+  return update_definition(
+      req, "rule", "Rule", rule_fields(),
+      [this](FieldReader& f, const Json&, Json& rule) -> std::optional<Resp> {
+        auto trigger_ref = f.str("trigger_ref", false, 1);
+        auto action_ref = f.str("action_ref", false, 1);
+        if (!f.ok()) return validation(f.errors());
+        if (trigger_ref) {
+          auto t = defs_.resolve("trigger", *trigger_ref);
+          if (!t) return error(Errc::kNotFound, "Trigger '" + *trigger_ref + "' not found");
+          rule["trigger"] = (*t)["id"];
+          rule["trigger_ref"] = (*t)["ref"];
+        }
+        if (action_ref) {
+          auto a = defs_.resolve("action", *action_ref);
+          if (!a) return error(Errc::kNotFound, "Action '" + *action_ref + "' not found");
+          rule["action"] = (*a)["id"];
+          rule["action_ref"] = (*a)["ref"];
+        }
+        Json errors = Json::object();
+        auto trigger = defs_.get("trigger", rule["trigger_ref"].get<std::string>());
+        if (trigger && !check_rule(rule, *trigger, errors)) return validation(errors);
+        return std::nullopt;
+      });
 }
 
 rest::HttpResponse ApiService::delete_rule(Req& req) {
@@ -677,9 +663,7 @@ rest::HttpResponse ApiService::list_runtimes(Req& req) {
 }
 
 rest::HttpResponse ApiService::get_runtime(Req& req) {
-  auto r = defs_.resolve("runtime", req.params["ref"]);
-  if (!r) return error(Errc::kNotFound, "Runtime '" + req.params["ref"] + "' not found");
-  return data(200, *r);
+  return get_definition(req, "runtime", "Runtime");
 }
 
 }  // namespace attune::service

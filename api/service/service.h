@@ -26,6 +26,9 @@ class Projections;
 
 namespace attune::service {
 
+class FieldReader;
+struct FieldSpec;
+
 struct ServiceOptions {
   std::string api_url;  // advertised base URL, without /api/v1
   bool allow_self_registration = true;
@@ -76,6 +79,13 @@ class ApiService {
   Json token_response(const Json& identity) const;
 
   // definitions_routes.cc
+  using UpdateCheck =
+      std::function<std::optional<rest::HttpResponse>(FieldReader&, const Json& body, Json& obj)>;
+  Resp get_definition(Req& req, std::string_view kind, std::string_view label);
+  // PUT of a definition: applies the writable `fields` present in the body, then `check` (which
+  // may reject with a response or record field errors), bumps `updated`, writes and waits.
+  Resp update_definition(Req& req, std::string_view kind, std::string_view label,
+                         const std::vector<FieldSpec>& fields, const UpdateCheck& check);
   Resp list_packs(Req& req);
   Resp get_pack(Req& req);
   Resp create_pack(Req& req);
