@@ -87,7 +87,6 @@ def test_action_receives_parameters_on_stdin(api):
     assert json.loads(lines[0]) == params
 
 
-@pytest.mark.xfail(strict=False, reason="templates: issue 3")
 def test_action_params_template_from_payload(api):
     flow = api.webhook_flow(ECHO, action_params={"message": "{{ event.payload.x }}"})
     api.fire(flow.key, {"x": "templated-value"})
