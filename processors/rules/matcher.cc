@@ -11,13 +11,6 @@ std::string str(const Json& o, const char* name) {
   return it != o.end() && it->is_string() ? it->get<std::string>() : std::string();
 }
 
-// Like str() without a copy; valid while `o` is.
-std::string_view view(const Json& o, const char* name) {
-  auto it = o.find(name);
-  return it != o.end() && it->is_string() ? std::string_view(it->get_ref<const std::string&>())
-                                          : std::string_view();
-}
-
 Json field_or_null(const Json& o, const char* name) {
   auto it = o.find(name);
   return it != o.end() ? *it : Json(nullptr);
@@ -76,11 +69,17 @@ std::vector<JsonPtr> candidate_rules(const EventInput& event, const DefinitionLo
 const RuleCache::Compiled& RuleCache::get(const JsonPtr& rule) {
   auto it = by_version_.find(rule.get());
   if (it != by_version_.end()) return *it->second.compiled;
+  const Json conditions = field_or_null(*rule, "conditions");
   Json params = field_or_null(*rule, "action_params");
   if (params.is_null()) params = Json::object();
-  auto compiled = std::make_unique<const Compiled>(
-      Compiled{expr::Condition::compile(field_or_null(*rule, "conditions")),
-               expr::CompiledParams::compile(params)});
+  auto compiled = std::make_unique<Compiled>(
+      Compiled{expr::Condition::compile(conditions), expr::CompiledParams::compile(params)});
+  compiled->ref = str(*rule, "ref");
+  compiled->trigger_ref = str(*rule, "trigger_ref");
+  compiled->pack_ref = str(*rule, "pack_ref");
+  compiled->enabled = rule->value("enabled", true);
+  compiled->id = field_or_null(*rule, "id");
+  compiled->conditions_use_system = conditions.dump().find("system") != std::string::npos;
   Entry& entry = by_version_[rule.get()];
   entry.rule = rule;
   entry.compiled = std::move(compiled);
@@ -99,8 +98,9 @@ Decision decide(const EventInput& event, std::span<const JsonPtr> candidates,
   const std::string now_text = format_rfc3339_ms(now_ms);
   const Json trigger_payload = field_or_null(event.event, "payload");
 
-  // One scope per event; per rule only `system.rule` and (when the pack differs) `config`/`pack`
-  // change, so the loop over many non-matching rules allocates almost nothing.
+  // One scope per event. Per rule only `config`/`pack` (when the pack differs) and `system.rule`
+  // (when the conditions mention `system`, and before rendering a match) change, so the loop over
+  // many non-matching rules does no allocation and no JSON member lookup of its own.
   Json system = {{"timestamp", now_text},
                  {"rule", {{"id", nullptr}, {"ref", ""}}},
                  {"event", {{"id", event.id}}}};
@@ -117,23 +117,22 @@ Decision decide(const EventInput& event, std::span<const JsonPtr> candidates,
   for (const JsonPtr& rule_ptr : candidates) {
     if (!rule_ptr || !rule_ptr->is_object()) continue;
     const Json& rule = *rule_ptr;
-    const std::string_view ref = view(rule, "ref");
+    const RuleCache::Compiled& compiled = cache.get(rule_ptr);
+    const std::string_view ref = compiled.ref;
     if (ref.empty()) continue;
     if (!event.rule_ref.empty() && ref != event.rule_ref) continue;
-    if (event.rule_ref.empty() && view(rule, "trigger_ref") != event.trigger_ref) continue;
-    if (!rule.value("enabled", true)) {
+    if (event.rule_ref.empty() && compiled.trigger_ref != event.trigger_ref) continue;
+    if (!compiled.enabled) {
       d.skipped.push_back(std::string(ref) + ": disabled");
       continue;
     }
-    const RuleCache::Compiled& compiled = cache.get(rule_ptr);
     if (!compiled.condition.ok()) {
       d.errors.push_back(std::string(ref) + ": conditions: " + compiled.condition.error().message);
       continue;
     }
 
-    const std::string_view pack_ref = view(rule, "pack_ref");
-    if (!pack_bound || pack_ref != bound_pack_ref) {
-      pack = lookup("pack", pack_ref);
+    if (!pack_bound || compiled.pack_ref != bound_pack_ref) {
+      pack = lookup("pack", compiled.pack_ref);
       const Json* config = &empty_object();
       if (pack) {
         auto it = pack->find("config");
@@ -141,12 +140,17 @@ Decision decide(const EventInput& event, std::span<const JsonPtr> candidates,
       }
       scope.bind("config", config);
       scope.bind("pack", pack ? pack.get() : &no_pack());
-      bound_pack_ref = pack_ref;
+      bound_pack_ref = compiled.pack_ref;
       pack_bound = true;
     }
-    system_rule_id = field_or_null(rule, "id");
-    system_rule_ref = ref;
-    system.erase("enforcement");
+    bool system_set = false;
+    const auto set_system = [&] {
+      system_rule_id = compiled.id;
+      system_rule_ref = compiled.ref;
+      system.erase("enforcement");
+      system_set = true;
+    };
+    if (compiled.conditions_use_system) set_system();
 
     if (!compiled.condition->always()) {
       auto matched = compiled.condition->matches(scope);
@@ -167,6 +171,7 @@ Decision decide(const EventInput& event, std::span<const JsonPtr> candidates,
       d.errors.push_back(std::string(ref) + ": " + compiled.params.error().message);
       continue;
     }
+    if (!system_set) set_system();
     const int64_t enforcement_id = next_id();
     system["enforcement"] = {{"id", enforcement_id}};
     auto config = compiled.params->render(scope);

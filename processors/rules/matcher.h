@@ -50,6 +50,15 @@ class RuleCache {
   struct Compiled {
     Result<expr::Condition> condition;
     Result<expr::CompiledParams> params;
+    // Read once per version so the per-event loop does no JSON member lookups.
+    std::string ref;
+    std::string trigger_ref;
+    std::string pack_ref;
+    bool enabled = true;
+    Json id;
+    // Whether the conditions mention `system` at all: only then is `system.rule` set before
+    // they are evaluated (a root name can only be reached through its identifier).
+    bool conditions_use_system = false;
   };
   const Compiled& get(const JsonPtr& rule);
   // Drops versions no longer held by anyone else (replaced or deleted rules). Call when the
