@@ -47,6 +47,9 @@ Result<std::unique_ptr<Db>> Db::open(const std::string& path, const DbOptions& o
   opts.IncreaseParallelism(2);
   opts.max_background_jobs = 2;
   opts.write_buffer_size = 16 << 20;
+  // One budget for the memtables of all stores (there are a dozen or more column families), so
+  // resident memory stays bounded however many stores exist.
+  opts.db_write_buffer_size = 64 << 20;
   opts.max_total_wal_size = 128 << 20;
   opts.keep_log_file_num = 3;
   opts.info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;
@@ -91,8 +94,10 @@ Status Db::write(std::span<const WriteBatch* const> batches) {
   rocksdb::WriteBatch wb;
   for (const WriteBatch* b : batches) {
     for (const auto& op : b->ops()) {
-      rocksdb::Status s = op.value ? wb.Put(cf(op.store->cf_), slice(op.key), slice(*op.value))
-                                   : wb.Delete(cf(op.store->cf_), slice(op.key));
+      rocksdb::Status s =
+          op.range_end ? wb.DeleteRange(cf(op.store->cf_), slice(op.key), slice(*op.range_end))
+          : op.value   ? wb.Put(cf(op.store->cf_), slice(op.key), slice(*op.value))
+                       : wb.Delete(cf(op.store->cf_), slice(op.key));
       if (!s.ok()) return translate(s, "batch");
     }
   }
@@ -154,7 +159,8 @@ Status Store::scan(std::string_view prefix, const ScanFn& fn, bool reverse,
 void WriteBatch::truncate(size_t n) {
   while (ops_.size() > n) {
     const auto& op = ops_.back();
-    bytes_ -= op.key.size() + (op.value ? op.value->size() : 0);
+    bytes_ -= op.key.size() + (op.value ? op.value->size() : 0) +
+              (op.range_end ? op.range_end->size() : 0);
     ops_.pop_back();
   }
 }

@@ -50,6 +50,7 @@ class WriteBatch {
     Store* store;
     std::string key;
     std::optional<std::string> value;  // nullopt: delete
+    std::optional<std::string> range_end;  // set: delete every key in [key, range_end)
   };
   void put(Store& store, std::string key, std::string value) {
     bytes_ += key.size() + value.size();
@@ -58,6 +59,11 @@ class WriteBatch {
   void del(Store& store, std::string key) {
     bytes_ += key.size();
     ops_.push_back(Op{&store, std::move(key), std::nullopt});
+  }
+  // Deletes every key in [begin, end) of the store (cheap in RocksDB: one range tombstone).
+  void del_range(Store& store, std::string begin, std::string end) {
+    bytes_ += begin.size() + end.size();
+    ops_.push_back(Op{&store, std::move(begin), std::nullopt, std::move(end)});
   }
   bool empty() const { return ops_.empty(); }
   size_t size() const { return ops_.size(); }

@@ -194,6 +194,13 @@ Result<int64_t> EmbeddedLog::committed(const std::string& group, const TopicPart
   return static_cast<int64_t>(decode_be64(**v));
 }
 
+Status EmbeddedLog::trim(const TopicPartition& tp, int64_t offset) {
+  if (offset <= 0) return {};
+  state::WriteBatch batch;
+  batch.del_range(*log_, log_key(tp, 0), log_key(tp, offset));
+  return db_.write(batch);
+}
+
 Status EmbeddedLog::read(const TopicPartition& tp, int64_t offset, int64_t end, size_t max,
                          std::vector<Record>& out) const {
   const std::string prefix = tp_prefix(tp);

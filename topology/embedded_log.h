@@ -44,7 +44,8 @@ class EmbeddedLog final : public Log {
     { std::lock_guard lock(data_mu_); }
     data_cv_.notify_all();
   }
-  Result<int64_t> committed(const std::string& group, const TopicPartition& tp) const;
+  Result<int64_t> committed(const std::string& group, const TopicPartition& tp) const override;
+  Status trim(const TopicPartition& tp, int64_t offset) override;
 
   static std::string log_key(const TopicPartition& tp, int64_t offset);
 

@@ -106,6 +106,11 @@ class Log {
   virtual int64_t end_offset(const TopicPartition& tp) const = 0;
   // The local state database (stage stores live here).
   virtual state::Db& db() = 0;
+  // The committed position of `group` in `tp`, or -1 when it has none.
+  virtual Result<int64_t> committed(const std::string& group, const TopicPartition& tp) const = 0;
+  // Drops the records of `tp` below `offset` (retention). Logs with their own retention (Kafka)
+  // may ignore it. Offsets of later records do not change.
+  virtual Status trim(const TopicPartition& tp, int64_t offset) = 0;
 };
 
 }  // namespace attune

@@ -278,6 +278,33 @@ Status Runtime::start() {
   return {};
 }
 
+Result<int64_t> Runtime::trim_consumed(int64_t keep) {
+  std::map<std::string, std::vector<std::string>> readers;  // topic → groups
+  for (const auto& spec : topology_.stages()) {
+    for (const auto& t : spec.topics) readers[t].push_back(spec.name);
+  }
+  int64_t dropped = 0;
+  for (const auto& [topic, groups] : readers) {
+    if (topic == topics::kDefinitions) continue;  // compacted: every reader replays it
+    for (int32_t p = 0; p < log_.partitions(topic); ++p) {
+      const TopicPartition tp{topic, p};
+      int64_t low = log_.end_offset(tp);
+      for (const auto& g : groups) {
+        auto c = log_.committed(g, tp);
+        if (!c.ok()) return c.error();
+        low = std::min(low, std::max<int64_t>(*c, 0));
+      }
+      const int64_t below = low - keep;
+      auto& done = trimmed_[tp];
+      if (below <= done) continue;
+      if (auto st = log_.trim(tp, below); !st.ok()) return st.error();
+      dropped += below - done;
+      done = below;
+    }
+  }
+  return dropped;
+}
+
 void Runtime::stop() {
   for (auto& inst : instances_) inst->request_stop();
   for (auto& inst : instances_) inst->join();

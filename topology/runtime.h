@@ -47,6 +47,11 @@ class Runtime {
   // Asks every instance to finish its current transaction, closes processors, joins threads.
   void stop();
   AppliedOffsets& applied() { return applied_; }
+  // Retention: drops records of the consumed, non-compacted topics that every stage reading
+  // them has committed past, keeping the newest `keep` records of each partition for
+  // inspection. Topics nobody in this topology consumes are left alone. Returns how many
+  // records were dropped. Call from one thread at a time.
+  Result<int64_t> trim_consumed(int64_t keep);
   // Set when a stage hit a fatal error (a commit failed) and stopped.
   bool failed() const { return failed_.load(); }
 
@@ -58,6 +63,7 @@ class Runtime {
   AppliedOffsets applied_;
   std::vector<std::unique_ptr<Instance>> instances_;
   std::atomic<bool> failed_{false};
+  std::map<TopicPartition, int64_t> trimmed_;  // below this offset already dropped
 };
 
 }  // namespace attune

@@ -63,6 +63,8 @@ Status load_config_file(const std::string& path, ServeConfig& config) {
         config.http_threads = v.as<int>();
       } else if (key == "max_body_bytes") {
         config.max_body_bytes = v.as<size_t>();
+      } else if (key == "log_keep_records") {
+        config.log_keep_records = v.as<int64_t>();
       } else if (key == "fsync") {
         config.fsync = v.as<bool>();
       } else if (key == "allow_self_registration") {

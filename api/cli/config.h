@@ -21,6 +21,7 @@ struct ServeConfig {
   size_t max_body_bytes = 1 << 20;
   bool allow_self_registration = true;
   bool fsync = false;
+  int64_t log_keep_records = 10000;  // per partition, once every reader has consumed them
 };
 
 struct HostPort {

@@ -24,12 +24,13 @@ int main(int argc, char** argv) {
   auto* cfg = serve->add_option("--config", config_file,
                                 "YAML file with any of: data_dir, listen, ws_listen, log_level, "
                                 "api_url, partitions, node_id, http_threads, max_body_bytes, "
-                                "fsync, allow_self_registration")
+                                "fsync, allow_self_registration, log_keep_records")
                   ->envname("ATTUNE_CONFIG");
   (void)cfg;
   std::optional<std::string> data_dir, listen, ws_listen, log_level, api_url;
   std::optional<int> partitions, node_id, http_threads;
   std::optional<bool> fsync;
+  std::optional<int64_t> keep;
   serve->add_option("--data-dir", data_dir, "Data directory (default ./attune-data)")
       ->envname("ATTUNE_DATA_DIR");
   serve->add_option("--listen", listen, "REST API address host:port (default 127.0.0.1:8080; port 0 = any free port)")
@@ -55,6 +56,12 @@ int main(int argc, char** argv) {
   serve->add_option("--fsync", fsync, "fsync every commit (survives power loss, slower; default false)")
       ->envname("ATTUNE_FSYNC");
 
+  serve->add_option("--log-keep-records", keep,
+                    "Records kept per log partition after every stage has consumed them "
+                    "(default 10000; older ones are deleted)")
+      ->envname("ATTUNE_LOG_KEEP_RECORDS")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 40));
+
   CLI11_PARSE(app, argc, argv);
 
   if (serve->parsed()) {
@@ -74,6 +81,7 @@ int main(int argc, char** argv) {
     if (node_id) config.node_id = *node_id;
     if (http_threads) config.http_threads = *http_threads;
     if (fsync) config.fsync = *fsync;
+    if (keep) config.log_keep_records = *keep;
     if (const char* v = std::getenv("ATTUNE__SECURITY__ALLOW_SELF_REGISTRATION")) {
       config.allow_self_registration = std::string(v) != "false" && std::string(v) != "0";
     }

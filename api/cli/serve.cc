@@ -7,7 +7,10 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <condition_variable>
 #include <filesystem>
+#include <mutex>
+#include <thread>
 
 #include "api/auth/jwt.h"
 #include "api/auth/secrets.h"
@@ -232,9 +235,31 @@ int run_serve(const ServeConfig& cfg) {
   std::fflush(stdout);
   spdlog::info("serving: api={} ws port={} data={}", api_url, notifier.port(), data_dir);
 
+  // Log retention: once a minute, drop records every stage has consumed (keeping a tail).
+  std::mutex retention_mu;
+  std::condition_variable retention_cv;
+  bool stopping = false;
+  std::thread retention([&] {
+    std::unique_lock lock(retention_mu);
+    while (!retention_cv.wait_for(lock, std::chrono::seconds(60), [&] { return stopping; })) {
+      auto dropped = runtime.trim_consumed(cfg.log_keep_records);
+      if (!dropped.ok()) {
+        spdlog::warn("log retention: {}", dropped.error().message);
+      } else if (*dropped > 0) {
+        spdlog::debug("log retention: dropped {} consumed records", *dropped);
+      }
+    }
+  });
+
   int sig = 0;
   sigwait(&signals, &sig);
   spdlog::info("received signal {}, shutting down", sig);
+  {
+    std::lock_guard lock(retention_mu);
+    stopping = true;
+  }
+  retention_cv.notify_all();
+  retention.join();
   http.stop();
   notifier.stop();
   runtime.stop();

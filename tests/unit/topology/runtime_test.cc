@@ -143,6 +143,34 @@ TEST_F(RuntimeTest, MailboxAfterCommitAndPunctuate) {
   EXPECT_TRUE(values.count("punctuated"));
 }
 
+TEST_F(RuntimeTest, TrimDropsOnlyWhatEveryReaderConsumed) {
+  Topology topo;
+  topo.add({"counter", {std::string(topics::kEvents)}, {"counts"}, 1, 64,
+            [](int) { return std::make_unique<CountingProcessor>(); }});
+  RuntimeOptions opts;
+  opts.ids = &ids_;
+  Runtime rt(*log_, topo, opts);
+  ASSERT_TRUE(rt.start().ok());
+  RecordPosition last;
+  for (int i = 0; i < 100; ++i) {
+    last = (*log_->produce({{std::string(topics::kEvents), "k", "ok"}}))[0];
+  }
+  ASSERT_TRUE(rt.applied().wait("counter", last.tp, last.offset, 5s));
+  auto dropped = rt.trim_consumed(10);
+  ASSERT_TRUE(dropped.ok()) << dropped.error().message;
+  EXPECT_EQ(*dropped, 90);
+  EXPECT_EQ(*rt.trim_consumed(10), 0);  // nothing new consumed
+  // The tail is still readable; commands (consumed by nobody here) are untouched.
+  EXPECT_EQ(drain(std::string(topics::kEvents), 10).size(), 10u);
+  EXPECT_EQ(drain(std::string(topics::kCommands), 100).size(), 100u);
+  // Offsets keep counting and the stage keeps working after a trim.
+  auto next = (*log_->produce({{std::string(topics::kEvents), "k", "ok"}}))[0];
+  EXPECT_EQ(next.offset, 100);
+  ASSERT_TRUE(rt.applied().wait("counter", next.tp, next.offset, 5s));
+  rt.stop();
+  EXPECT_EQ(**(*db_->store("counter.counts"))->get("k"), "101");
+}
+
 TEST(AppliedOffsetsTest, WaitTimesOutAndWakes) {
   AppliedOffsets a;
   TopicPartition tp{"t", 0};
