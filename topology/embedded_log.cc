@@ -1,5 +1,6 @@
 #include "topology/embedded_log.h"
 
+#include <algorithm>
 #include <chrono>
 
 namespace attune {
@@ -44,7 +45,15 @@ int64_t now_ms() {
 class EmbeddedConsumer final : public Consumer {
  public:
   EmbeddedConsumer(EmbeddedLog& log, std::string group, std::map<TopicPartition, int64_t> positions)
-      : log_(log), group_(std::move(group)), positions_(std::move(positions)) {}
+      : log_(log), group_(std::move(group)), positions_(std::move(positions)) {
+    for (const auto& [tp, pos] : positions_) {
+      if (waiter_.topics.empty() || waiter_.topics.back() != tp.topic) {
+        waiter_.topics.push_back(tp.topic);
+      }
+    }
+    log_.add_waiter(&waiter_);
+  }
+  ~EmbeddedConsumer() override { log_.remove_waiter(&waiter_); }
 
   std::vector<Record> poll(size_t max_records, std::chrono::milliseconds timeout) override {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
@@ -62,15 +71,16 @@ class EmbeddedConsumer final : public Consumer {
       if (!out.empty()) return out;
       if (woken_.exchange(false)) return out;
       bool timed_out = false;
-      log_.wait_for_data(
-          [&] {
-            if (woken_.load()) return true;
-            for (const auto& [tp, pos] : positions_) {
-              if (log_.end_offset(tp) > pos) return true;
-            }
-            return false;
-          },
-          deadline);
+      {
+        std::unique_lock lock(waiter_.mu);
+        waiter_.cv.wait_until(lock, deadline, [&] {
+          if (woken_.load()) return true;
+          for (const auto& [tp, pos] : positions_) {
+            if (log_.end_offset(tp) > pos) return true;
+          }
+          return false;
+        });
+      }
       if (std::chrono::steady_clock::now() >= deadline) timed_out = true;
       if (timed_out) {
         woken_.store(false);
@@ -89,7 +99,7 @@ class EmbeddedConsumer final : public Consumer {
 
   void wakeup() override {
     woken_.store(true);
-    log_.notify_consumers();
+    EmbeddedLog::wake(&waiter_);
   }
 
   std::vector<OffsetCommit> positions() const override {
@@ -107,6 +117,7 @@ class EmbeddedConsumer final : public Consumer {
   const std::string group_;
   std::map<TopicPartition, int64_t> positions_;
   std::atomic<bool> woken_{false};
+  EmbeddedLog::Waiter waiter_;
 };
 
 }  // namespace
@@ -194,6 +205,16 @@ Result<int64_t> EmbeddedLog::committed(const std::string& group, const TopicPart
   return static_cast<int64_t>(decode_be64(**v));
 }
 
+void EmbeddedLog::add_waiter(Waiter* w) {
+  std::lock_guard lock(waiters_mu_);
+  waiters_.push_back(w);
+}
+
+void EmbeddedLog::remove_waiter(Waiter* w) {
+  std::lock_guard lock(waiters_mu_);
+  waiters_.erase(std::remove(waiters_.begin(), waiters_.end(), w), waiters_.end());
+}
+
 Status EmbeddedLog::trim(const TopicPartition& tp, int64_t offset) {
   if (offset <= 0) return {};
   state::WriteBatch batch;
@@ -256,6 +277,7 @@ void EmbeddedLog::lead(std::unique_lock<std::mutex>& lock) {
   const auto saved = next_offset_;
   const int64_t ts = now_ms();
   state::WriteBatch log_batch;
+  std::vector<std::string> written;  // topics with new records, to wake their consumers
   std::vector<const state::WriteBatch*> batches;
   batches.push_back(&log_batch);
   for (Pending* p : group) {
@@ -264,6 +286,9 @@ void EmbeddedLog::lead(std::unique_lock<std::mutex>& lock) {
       TopicPartition tp{r.topic, r.partition >= 0 ? r.partition : partition_for(r.key, n)};
       const int64_t off = next_offset_[tp]++;
       log_batch.put(*log_, log_key(tp, off), encode_record(ts, r.key, r.value));
+      if (std::find(written.begin(), written.end(), r.topic) == written.end()) {
+        written.push_back(r.topic);
+      }
       p->positions.push_back(RecordPosition{std::move(tp), off});
     }
     for (const auto& o : p->txn->offsets) {
@@ -288,7 +313,21 @@ void EmbeddedLog::lead(std::unique_lock<std::mutex>& lock) {
   }
   leading_ = false;
   commit_cv_.notify_all();
-  notify_consumers();
+  if (st.ok() && !written.empty()) {
+    lock.unlock();  // consumers may commit (and so take commit_mu_) as soon as they wake
+    {
+      std::lock_guard waiters_lock(waiters_mu_);
+      for (Waiter* w : waiters_) {
+        for (const auto& t : w->topics) {
+          if (std::find(written.begin(), written.end(), t) != written.end()) {
+            wake(w);
+            break;
+          }
+        }
+      }
+    }
+    lock.lock();
+  }
 }
 
 Result<std::unique_ptr<Consumer>> EmbeddedLog::subscribe(std::string group,

@@ -3,7 +3,7 @@
 // Records live in store "__log" under <topic>\0<partition BE32><offset BE64>; committed group
 // offsets in "__offsets". commit() group-commits: concurrent callers queue their transactions,
 // one of them (the leader) assigns offsets and writes everything in one RocksDB write, then wakes
-// the others and every consumer (condition variables; nobody polls with sleeps).
+// the others and the consumers of the topics it wrote (condition variables; no polling sleeps).
 #pragma once
 
 #include <atomic>
@@ -34,15 +34,19 @@ class EmbeddedLog final : public Log {
   // Reads up to `max` records of one partition from `offset` (inclusive) below `end`.
   Status read(const TopicPartition& tp, int64_t offset, int64_t end, size_t max,
               std::vector<Record>& out) const;
-  // Blocks until `tp` has a record at `offset` or beyond, `deadline` passes or `stop` is set.
-  template <class Pred>
-  void wait_for_data(Pred ready, std::chrono::steady_clock::time_point deadline) {
-    std::unique_lock lock(data_mu_);
-    data_cv_.wait_until(lock, deadline, ready);
-  }
-  void notify_consumers() {
-    { std::lock_guard lock(data_mu_); }
-    data_cv_.notify_all();
+  // A consumer's wait slot: consumers sleep on their own condition variable and are woken only
+  // by commits that wrote one of their topics (or by wakeup()), not by every commit.
+  struct Waiter {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::vector<std::string> topics;
+  };
+  void add_waiter(Waiter* w);
+  void remove_waiter(Waiter* w);
+  // Wakes `w` without losing a wakeup that races with its predicate check.
+  static void wake(Waiter* w) {
+    { std::lock_guard lock(w->mu); }
+    w->cv.notify_all();
   }
   Result<int64_t> committed(const std::string& group, const TopicPartition& tp) const override;
   Status trim(const TopicPartition& tp, int64_t offset) override;
@@ -76,8 +80,8 @@ class EmbeddedLog final : public Log {
   mutable std::mutex end_mu_;
   std::map<TopicPartition, int64_t> end_offset_;
 
-  std::mutex data_mu_;
-  std::condition_variable data_cv_;
+  std::mutex waiters_mu_;
+  std::vector<Waiter*> waiters_;
 };
 
 }  // namespace attune

@@ -50,7 +50,7 @@ std::string format_rfc3339_ms(int64_t epoch_ms) {
 
 std::optional<int64_t> parse_rfc3339_ms(std::string_view s) {
   size_t i = 0;
-  int y, mo, d, h, mi, se;
+  int y = 0, mo = 0, d = 0, h = 0, mi = 0, se = 0;
   if (!read_int(s, i, 4, y) || i >= s.size() || s[i++] != '-') return std::nullopt;
   if (!read_int(s, i, 2, mo) || i >= s.size() || s[i++] != '-') return std::nullopt;
   if (!read_int(s, i, 2, d)) return std::nullopt;
@@ -79,7 +79,7 @@ std::optional<int64_t> parse_rfc3339_ms(std::string_view s) {
   } else if (s[i] == '+' || s[i] == '-') {
     const int sign = s[i] == '-' ? -1 : 1;
     ++i;
-    int oh, om;
+    int oh = 0, om = 0;
     if (!read_int(s, i, 2, oh) || i >= s.size() || s[i++] != ':' || !read_int(s, i, 2, om)) {
       return std::nullopt;
     }
