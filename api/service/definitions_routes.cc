@@ -251,6 +251,24 @@ rest::HttpResponse ApiService::update_definition(Req& req, std::string_view kind
   return data(200, obj, std::string(label) + " updated");
 }
 
+rest::HttpResponse ApiService::insert_scoped(std::string_view kind, std::string_view label,
+                                             const Json& pack, const std::string& ref, Json obj) {
+  std::lock_guard lock(write_mu_);
+  if (defs_.get(kind, ref)) {
+    return error(Errc::kConflict, std::string(label) + " '" + ref + "' already exists");
+  }
+  const std::string now = now_str();
+  obj.update(Json{{"id", ids_.next()},
+                  {"ref", ref},
+                  {"pack", pack["id"]},
+                  {"pack_ref", pack["ref"]},
+                  {"created", now},
+                  {"updated", now}});
+  auto st = write_definitions({definition_record(kind, obj, now_ms(), "api")});
+  if (!st.ok()) return Resp::error(st.error());
+  return data(201, obj, std::string(label) + " created");
+}
+
 // --- packs -------------------------------------------------------------------------------------
 
 rest::HttpResponse ApiService::list_packs(Req& req) {
@@ -396,21 +414,8 @@ rest::HttpResponse ApiService::create_action(Req& req) {
     return validation(Json{{"entrypoint", "is required"}});
   }
   if (auto err = resolve_runtime(defs_, *body, action, true)) return *err;
-  std::lock_guard lock(write_mu_);
-  if (defs_.get("action", scoped.ref)) {
-    return error(Errc::kConflict, "Action '" + scoped.ref + "' already exists");
-  }
-  const std::string now = now_str();
-  action.update(Json{{"id", ids_.next()},
-                     {"ref", scoped.ref},
-                     {"pack", (*scoped.pack)["id"]},
-                     {"pack_ref", (*scoped.pack)["ref"]},
-                     {"workflow_def", nullptr},
-                     {"created", now},
-                     {"updated", now}});
-  auto st = write_definitions({definition_record("action", action, now_ms(), "api")});
-  if (!st.ok()) return Resp::error(st.error());
-  return data(201, action, "Action created");
+  action["workflow_def"] = nullptr;
+  return insert_scoped("action", "Action", *scoped.pack, scoped.ref, std::move(action));
 }
 
 rest::HttpResponse ApiService::update_action(Req& req) {
@@ -469,24 +474,11 @@ rest::HttpResponse ApiService::create_trigger(Req& req) {
   apply_fields(f, *body, trigger_fields(), trigger, true);
   if (auto err = check_webhook_config(trigger["webhook_config"])) f.fail("webhook_config", *err);
   if (!f.ok()) return validation(f.errors());
-  std::lock_guard lock(write_mu_);
-  if (defs_.get("trigger", scoped.ref)) {
-    return error(Errc::kConflict, "Trigger '" + scoped.ref + "' already exists");
-  }
-  const std::string now = now_str();
-  trigger.update(Json{{"id", ids_.next()},
-                      {"ref", scoped.ref},
-                      {"pack", (*scoped.pack)["id"]},
-                      {"pack_ref", (*scoped.pack)["ref"]},
-                      {"webhook_enabled", false},
+  trigger.update(Json{{"webhook_enabled", false},
                       {"webhook_key", nullptr},
                       {"sensor", nullptr},
-                      {"sensor_ref", nullptr},
-                      {"created", now},
-                      {"updated", now}});
-  auto st = write_definitions({definition_record("trigger", trigger, now_ms(), "api")});
-  if (!st.ok()) return Resp::error(st.error());
-  return data(201, trigger, "Trigger created");
+                      {"sensor_ref", nullptr}});
+  return insert_scoped("trigger", "Trigger", *scoped.pack, scoped.ref, std::move(trigger));
 }
 
 rest::HttpResponse ApiService::update_trigger(Req& req) {
@@ -585,25 +577,12 @@ rest::HttpResponse ApiService::create_rule(Req& req) {
   if (!action) return error(Errc::kNotFound, "Action '" + *action_ref + "' not found");
   Json errors = Json::object();
   if (!check_rule(rule, *trigger, errors)) return validation(errors);
-  std::lock_guard lock(write_mu_);
-  if (defs_.get("rule", scoped.ref)) {
-    return error(Errc::kConflict, "Rule '" + scoped.ref + "' already exists");
-  }
-  const std::string now = now_str();
-  rule.update(Json{{"id", ids_.next()},
-                   {"ref", scoped.ref},
-                   {"pack", (*scoped.pack)["id"]},
-                   {"pack_ref", (*scoped.pack)["ref"]},
-                   {"trigger", (*trigger)["id"]},
+  rule.update(Json{{"trigger", (*trigger)["id"]},
                    {"trigger_ref", (*trigger)["ref"]},
                    {"action", (*action)["id"]},
                    {"action_ref", (*action)["ref"]},
-                   {"owner_identity", principal.ok() ? Json(principal->id) : Json(nullptr)},
-                   {"created", now},
-                   {"updated", now}});
-  auto st = write_definitions({definition_record("rule", rule, now_ms(), "api")});
-  if (!st.ok()) return Resp::error(st.error());
-  return data(201, rule, "Rule created");
+                   {"owner_identity", principal.ok() ? Json(principal->id) : Json(nullptr)}});
+  return insert_scoped("rule", "Rule", *scoped.pack, scoped.ref, std::move(rule));
 }
 
 rest::HttpResponse ApiService::update_rule(Req& req) {

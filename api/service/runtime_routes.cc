@@ -54,6 +54,19 @@ std::optional<std::string> str_param(const rest::HttpRequest& req, const char* n
 
 }  // namespace
 
+// GET of an id-addressed row (API.md §2.4: events, enforcements, executions are ids only).
+rest::HttpResponse ApiService::get_row(
+    Req& req, std::string_view label,
+    const std::function<Result<std::optional<Json>>(int64_t)>& lookup) {
+  const std::string& id = req.params["id"];
+  const std::string missing = std::string(label) + " " + id + " not found";
+  if (!detail::all_digits(id)) return error(Errc::kNotFound, missing);
+  auto row = lookup(std::stoll(id));
+  if (!row.ok()) return Resp::error(row.error());
+  if (!row->has_value()) return error(Errc::kNotFound, missing);
+  return data(200, **row);
+}
+
 // --- webhooks and events -----------------------------------------------------------------------
 
 rest::HttpResponse ApiService::receive_webhook(Req& req) {
@@ -236,12 +249,7 @@ rest::HttpResponse ApiService::list_events(Req& req) {
 }
 
 rest::HttpResponse ApiService::get_event(Req& req) {
-  const std::string& id = req.params["id"];
-  if (!detail::all_digits(id)) return error(Errc::kNotFound, "Event '" + id + "' not found");
-  auto row = views_.get_event(std::stoll(id));
-  if (!row.ok()) return Resp::error(row.error());
-  if (!row->has_value()) return error(Errc::kNotFound, "Event " + id + " not found");
-  return data(200, **row);
+  return get_row(req, "Event", [this](int64_t id) { return views_.get_event(id); });
 }
 
 // --- enforcements ------------------------------------------------------------------------------
@@ -265,12 +273,7 @@ rest::HttpResponse ApiService::list_enforcements(Req& req) {
 }
 
 rest::HttpResponse ApiService::get_enforcement(Req& req) {
-  const std::string& id = req.params["id"];
-  if (!detail::all_digits(id)) return error(Errc::kNotFound, "Enforcement '" + id + "' not found");
-  auto row = views_.get_enforcement(std::stoll(id));
-  if (!row.ok()) return Resp::error(row.error());
-  if (!row->has_value()) return error(Errc::kNotFound, "Enforcement " + id + " not found");
-  return data(200, **row);
+  return get_row(req, "Enforcement", [this](int64_t id) { return views_.get_enforcement(id); });
 }
 
 rest::HttpResponse ApiService::enforcement_executions(Req& req) {
@@ -352,12 +355,7 @@ rest::HttpResponse ApiService::execution_stats(Req& req) {
 }
 
 rest::HttpResponse ApiService::get_execution(Req& req) {
-  const std::string& id = req.params["id"];
-  if (!detail::all_digits(id)) return error(Errc::kNotFound, "Execution '" + id + "' not found");
-  auto row = views_.get_execution(std::stoll(id));
-  if (!row.ok()) return Resp::error(row.error());
-  if (!row->has_value()) return error(Errc::kNotFound, "Execution " + id + " not found");
-  return data(200, **row);
+  return get_row(req, "Execution", [this](int64_t id) { return views_.get_execution(id); });
 }
 
 rest::HttpResponse ApiService::execute(Req& req) {

@@ -82,6 +82,10 @@ class ApiService {
   using UpdateCheck =
       std::function<std::optional<rest::HttpResponse>(FieldReader&, const Json& body, Json& obj)>;
   Resp get_definition(Req& req, std::string_view kind, std::string_view label);
+  // Creates a pack-scoped definition (action, trigger, rule): refuses a taken ref with 409,
+  // stamps id/ref/pack/created, writes and waits, answers 201.
+  Resp insert_scoped(std::string_view kind, std::string_view label, const Json& pack,
+                     const std::string& ref, Json obj);
   // PUT of a definition: applies the writable `fields` present in the body, then `check` (which
   // may reject with a response or record field errors), bumps `updated`, writes and waits.
   Resp update_definition(Req& req, std::string_view kind, std::string_view label,
@@ -112,6 +116,8 @@ class ApiService {
   Resp get_runtime(Req& req);
 
   // runtime_routes.cc
+  Resp get_row(Req& req, std::string_view label,
+               const std::function<Result<std::optional<Json>>(int64_t)>& lookup);
   Resp receive_webhook(Req& req);
   Resp create_event(Req& req);
   Resp list_events(Req& req);
