@@ -2,7 +2,9 @@
 // (a "global table" in Kafka Streams terms) that every stage and the API read.
 //
 // Record key "<kind>:<ref>"; value an Envelope of type "definition.upsert" (payload = the full
-// object, with "id" and "ref") or "definition.delete" (a tombstone). The table replays the topic
+// object, with "id" and "ref") or "definition.delete" (a tombstone). A tombstone whose payload
+// has `if_match: {field: value, ...}` deletes only if the current object still has those values
+// (conditional deletes, e.g. a key's TTL expiry racing an update: every reader decides alike). The table replays the topic
 // from the beginning at start, then follows it on its own thread. Readers get immutable
 // snapshots (shared_ptr<const Json>), so lookups never copy and never block writers for long.
 #pragma once
@@ -48,6 +50,8 @@ class DefinitionsTable {
   // Ref or id (an all-digit segment is an id, API.md §2.4).
   JsonPtr resolve(std::string_view kind, std::string_view ref_or_id) const;
   std::vector<JsonPtr> list(std::string_view kind) const;
+  // The definitions of `kind` whose ref starts with `prefix`, in ref order (a range scan).
+  std::vector<JsonPtr> list_prefix(std::string_view kind, std::string_view prefix) const;
   std::vector<JsonPtr> rules_for_trigger(std::string_view trigger_ref) const;
   JsonPtr trigger_for_webhook(std::string_view webhook_key) const;
 

@@ -7,7 +7,10 @@
 
 #include "api/auth/password.h"
 #include "api/auth/secrets.h"
+#include "api/projections/projections.h"
+#include "api/projections/schema.h"
 #include "api/service/core_pack.h"
+#include "processors/keystore/expiry.h"
 #include "topology/core/time.h"
 
 namespace attune::service {
@@ -53,7 +56,12 @@ ApiService::ApiService(Log& log, DefinitionsTable& defs, projections::Projection
       ids_(ids),
       clock_(clock),
       metrics_(metrics),
-      options_(std::move(options)) {}
+      options_(std::move(options)),
+      key_expiry_(std::make_unique<keystore::KeyExpiry>(log, defs, clock)) {}
+
+ApiService::~ApiService() { key_expiry_->stop(); }
+
+void ApiService::start_background() { key_expiry_->start(); }
 
 std::string ApiService::now_str() const { return format_rfc3339_ms(now_ms()); }
 
@@ -92,6 +100,29 @@ Result<Principal> ApiService::authenticate(const rest::HttpRequest& req) const {
     return make_error(Errc::kUnauthorized, "Identity is frozen");
   }
   p.login = p.identity->value("login", "");
+  if (p.token_type == auth::kExecutionToken) {
+    // Scoped to one execution and expiring with it (API.md §4.2): a token whose execution is
+    // unknown or finished is refused like an expired one.
+    const Json& meta = claims->metadata;
+    const Json id = meta.is_object() ? meta.value("execution_id", Json()) : Json();
+    if (!id.is_number_integer() || id.get<int64_t>() <= 0) {
+      return make_error(Errc::kUnauthorized, "Execution token has no execution_id");
+    }
+    auto row = views_.get_execution(id.get<int64_t>());
+    if (!row.ok()) return row.error();
+    if (!row->has_value()) {
+      return make_error(Errc::kUnauthorized, "Execution token names an unknown execution");
+    }
+    const std::string status = (**row).value("status", "");
+    if (projections::is_terminal_execution_status(status)) {
+      return make_error(Errc::kUnauthorized,
+                        "Execution token expired: the execution is " + status);
+    }
+    p.execution_id = id.get<int64_t>();
+    p.execution_action_ref = (**row).value("action_ref", "");
+    p.execution_pack_ref = (**row).value("pack_ref", "");
+    return p;
+  }
   if (p.token_type == auth::kAccessToken) {
     for (const auto& s : p.identity->value("permission_set_refs", Json::array())) {
       if (s == "core.admin") p.admin = true;
@@ -180,6 +211,18 @@ void ApiService::register_routes(rest::Router& r) {
     return [this, h = std::move(h)](HttpRequest& req) {
       auto p = authenticate(req);
       if (!p.ok()) return HttpResponse::error(p.error());
+      // Execution tokens reach the datastore (own routes) and their own execution, nothing
+      // else (API.md §16.2; permission sets will widen this).
+      if (p->execution_id != 0) {
+        const std::string own = "/api/v1/executions/" + std::to_string(p->execution_id);
+        if (req.method == "GET" && req.path == own) return h(req);
+        if (req.method == "GET" && req.path.rfind("/api/v1/executions/", 0) == 0) {
+          return detail::error(Errc::kNotFound, "Execution not found");
+        }
+        return detail::error(Errc::kForbidden,
+                             "Execution tokens may only use the datastore and read their own "
+                             "execution");
+      }
       return h(req);
     };
   };
@@ -269,6 +312,8 @@ void ApiService::register_routes(rest::Router& r) {
         }));
   r.add("GET", v1 + "/executions/{id}", a(&ApiService::get_execution));
   r.add("POST", v1 + "/executions/{id}/cancel", a(&ApiService::cancel_execution));
+
+  register_key_routes(r);
 }
 
 }  // namespace attune::service

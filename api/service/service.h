@@ -5,8 +5,9 @@
 
 #include <chrono>
 #include <deque>
-#include <map>
 #include <functional>
+#include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -23,6 +24,10 @@
 namespace attune::projections {
 class Projections;
 }
+namespace attune::keystore {
+class Cipher;
+class KeyExpiry;
+}  // namespace attune::keystore
 
 namespace attune::service {
 
@@ -36,6 +41,8 @@ struct ServiceOptions {
   int64_t refresh_ttl_s = 7 * 24 * 3600;
   std::chrono::milliseconds write_timeout{10000};  // read-your-writes wait
   std::string version = "0.1.0";
+  // Datastore encryption (API.md §14); required for the keys routes and secret parameters.
+  std::shared_ptr<const keystore::Cipher> cipher;
 };
 
 // Who is calling (from a verified JWT).
@@ -45,6 +52,11 @@ struct Principal {
   std::string token_type;
   bool admin = false;
   JsonPtr identity;  // null for tokens whose identity is synthetic
+  // Execution tokens (API.md §4.3, §16.2): the execution they are scoped to (0 otherwise), and
+  // its action and pack, read from the execution itself.
+  int64_t execution_id = 0;
+  std::string execution_action_ref;
+  std::string execution_pack_ref;
 };
 
 // What to do about the first administrator (API.md §1).
@@ -58,6 +70,10 @@ class ApiService {
   ApiService(Log& log, DefinitionsTable& defs, projections::Projections& views,
              const auth::JwtCodec& jwt, IdGenerator& ids, const Clock& clock, Metrics& metrics,
              ServiceOptions options);
+  ~ApiService();
+
+  // Starts background work: the datastore's TTL expiry (stopped by the destructor).
+  void start_background();
 
   // Creates the built-in core pack (actions, triggers, runtimes) and the first administrator.
   // Idempotent; prints a generated admin password once to stdout.
@@ -131,6 +147,21 @@ class ApiService {
   Resp execution_stats(Req& req);
   Resp cancel_execution(Req& req);
 
+  // keys_routes.cc (API.md §14)
+  void register_key_routes(rest::Router& router);
+  Resp list_keys(Req& req);
+  Resp get_key(Req& req);
+  Resp create_key(Req& req);
+  Resp update_key(Req& req);
+  Resp delete_key(Req& req);
+  // secret_view.cc (API.md §16.4): redaction of stored rows on the way out. `reveal` is the
+  // checked include_secret_values (an error response when the caller may not decrypt).
+  Result<bool> reveal_secrets(const Req& req, const Principal& p, std::string_view right) const;
+  void present_row(std::string_view entity, Json& row, bool reveal) const;
+  void present_list(std::string_view entity, Json& envelope) const;
+  // The execution row with secret parameters sealed (for POST /executions/execute).
+  Json seal_execution_config(Json execution, const Json& action) const;
+
   // Writes definition records (upserts and tombstones) and waits until the DefinitionsTable has
   // applied them. Callers hold write_mu_ across check-then-write so refs stay unique.
   Status write_definitions(std::vector<OutRecord> records);
@@ -150,6 +181,7 @@ class ApiService {
 
   // Serialises definition writes within this instance (unique refs, consistent cascades).
   std::mutex write_mu_;
+  std::unique_ptr<keystore::KeyExpiry> key_expiry_;
   // Webhook rate limiting: per key, timestamps (ms) of accepted requests in the window.
   std::mutex rate_mu_;
   std::map<std::string, std::deque<int64_t>> rate_;
