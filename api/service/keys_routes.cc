@@ -175,26 +175,25 @@ rest::HttpResponse ApiService::list_keys(Req& req) {
   if (!p.ok()) return Resp::error(p.error());
   auto page = rest::parse_page_request(req);
   if (!page.ok()) return Resp::error(page.error());
-  auto owner_type = req.query_param("owner_type");
-  if (owner_type && owner_type->empty()) owner_type.reset();
-  if (owner_type && !keystore::parse_owner_type(*owner_type)) {
+  // Empty = no filter.
+  const std::string owner_type = req.query_param("owner_type").value_or("");
+  const std::string owner = req.query_param("owner").value_or("");
+  if (!owner_type.empty() && !keystore::parse_owner_type(owner_type)) {
     return error(Errc::kBadRequest,
                  "Query parameter 'owner_type' must be one of system, identity, pack, action, "
                  "sensor");
   }
-  auto owner = req.query_param("owner");
-  if (owner && owner->empty()) owner.reset();
   const int64_t now = now_ms();
   // With an owner type (and owner) the refs share a prefix: a range scan, not a full one.
   std::string prefix;
-  if (owner_type) {
-    prefix = *owner_type + ".";
-    if (owner && *owner_type != "system") prefix += *owner + ".";
+  if (!owner_type.empty()) {
+    prefix = owner_type + ".";
+    if (!owner.empty() && owner_type != "system") prefix += owner + ".";
   }
   std::vector<JsonPtr> rows;
   for (auto& k : defs_.list_prefix(keystore::kKind, prefix)) {
     if (keystore::is_expired(*k, now) || !key_visible(defs_, *p, *k)) continue;
-    if (owner && str(*k, "owner") != *owner && !(owner_type && *owner_type == "system")) continue;
+    if (!owner.empty() && owner_type != "system" && str(*k, "owner") != owner) continue;
     rows.push_back(std::move(k));
   }
   std::sort(rows.begin(), rows.end(), [](const JsonPtr& a, const JsonPtr& b) {

@@ -157,9 +157,14 @@ Decision decide(const EventInput& event, std::span<const JsonPtr> candidates,
       system_set = true;
     };
     if (compiled.conditions_use_system) set_system();
-    keys = keystore::TemplateKeys{};
-    if (compiled.uses_keystore && secrets != nullptr && secrets->keys) keys = secrets->keys(rule);
-    scope.bind("keystore", &keys.root);
+    // Keys are read (and decrypted) only for rules that mention them.
+    keys.secrets.clear();
+    if (compiled.uses_keystore && secrets != nullptr && secrets->keys) {
+      keys = secrets->keys(rule);
+      scope.bind("keystore", &keys.root);
+    } else {
+      scope.bind("keystore", &empty_object());
+    }
 
     if (!compiled.condition->always()) {
       auto matched = compiled.condition->matches(scope);

@@ -13,6 +13,7 @@
 #include "processors/worker/invocation.h"
 #include "runners/process_supervisor.h"
 #include "runners/shell_runner.h"
+#include "topology/definitions_table.h"
 #include "topology/topology.h"
 
 namespace attune::worker {
