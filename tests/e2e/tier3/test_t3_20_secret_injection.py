@@ -84,11 +84,11 @@ def test_same_named_parameter_wins_and_file_delivery_leaves_nothing(server, api,
                                           "owner_pack_ref": p, "encrypted": False}), 201)
     expect(api.post("/api/v1/keys", json={"local_ref": "token", "value": "tok-" + uid(), "owner_type": "pack",
                                           "owner_pack_ref": p}), 201)
-    act = api.create_action(f"{p}.file", 'cat "$ATTUNE_PARAMETER_FILE"; echo; echo "file=$ATTUNE_PARAMETER_FILE"',
+    act = api.create_action(f"{p}.file", 'cat "$ATTUNE_PARAMETER_FILE"; echo "file=$ATTUNE_PARAMETER_FILE"',
                             parameter_delivery="file", output_format="text")
     ex = api.wait_execution(api.execute(act["ref"], {"region": "from-param"})["id"])
     assert ex["status"] == "completed", ex
-    doc_line, file_line = ex["result"]["stdout"].strip().split("\n")
+    doc_line, file_line = [l for l in ex["result"]["stdout"].splitlines() if l]
     doc = json.loads(doc_line)
     assert doc["region"] == "from-param", "a same-named parameter wins over a key"
     assert doc["token"] == "***", "the injected key is in the document and redacted in the output"
