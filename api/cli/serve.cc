@@ -304,6 +304,9 @@ int run_serve(const ServeConfig& cfg) {
   std::thread retention([&] {
     std::unique_lock lock(retention_mu);
     while (!retention_cv.wait_for(lock, std::chrono::seconds(60), [&] { return stopping; })) {
+      // Superseded definitions (old versions of keys, with their values) leave the log too.
+      auto compacted = (*log)->compact({std::string(topics::kDefinitions), 0});
+      if (!compacted.ok()) spdlog::warn("definitions compaction: {}", compacted.error().message);
       auto dropped = runtime.trim_consumed(cfg.log_keep_records);
       if (!dropped.ok()) {
         spdlog::warn("log retention: {}", dropped.error().message);

@@ -13,6 +13,17 @@ std::string str(const Json& o, const char* name) {
   return it != o.end() && it->is_string() ? it->get<std::string>() : std::string();
 }
 
+// An evaluation error may quote a value; decrypted keys must not reach the logs through it.
+std::string without_secrets(std::string text, const std::vector<std::string>& secrets) {
+  for (const auto& secret : secrets) {
+    if (secret.size() < 4) continue;
+    for (size_t pos = text.find(secret); pos != std::string::npos; pos = text.find(secret, pos)) {
+      text.replace(pos, secret.size(), "***");
+    }
+  }
+  return text;
+}
+
 Json field_or_null(const Json& o, const char* name) {
   auto it = o.find(name);
   return it != o.end() ? *it : Json(nullptr);
@@ -169,7 +180,8 @@ Decision decide(const EventInput& event, std::span<const JsonPtr> candidates,
     if (!compiled.condition->always()) {
       auto matched = compiled.condition->matches(scope);
       if (!matched.ok()) {
-        d.errors.push_back(std::string(ref) + ": conditions: " + matched.error().message);
+        d.errors.push_back(std::string(ref) + ": conditions: " +
+                           without_secrets(matched.error().message, keys.secrets));
         continue;
       }
       if (!*matched) {
@@ -190,7 +202,8 @@ Decision decide(const EventInput& event, std::span<const JsonPtr> candidates,
     system["enforcement"] = {{"id", enforcement_id}};
     auto config = compiled.params->render(scope);
     if (!config.ok()) {
-      d.errors.push_back(std::string(ref) + ": " + config.error().message);
+      d.errors.push_back(std::string(ref) + ": " +
+                         without_secrets(config.error().message, keys.secrets));
       continue;
     }
     const int64_t execution_id = next_id();

@@ -223,6 +223,37 @@ TEST_F(ExpiryTest, ExpiresAtTheDeadlineThroughALogRecord) {
   EXPECT_NE(table_->get(kKind, "system.forever"), nullptr);
 }
 
+TEST_F(ExpiryTest, CompactionRemovesExpiredAndSupersededValuesFromTheLog) {
+  put("gone", 1000, 1);
+  put("kept", std::nullopt, 2);
+  put("kept", std::nullopt, 3);  // supersedes rev 2
+  KeyExpiry expiry(*log_, *table_, clock_);
+  clock_.advance(1s);
+  ASSERT_TRUE(expiry.run_once().ok());
+  auto dropped = log_->compact({std::string(topics::kDefinitions), 0});
+  ASSERT_TRUE(dropped.ok());
+  EXPECT_EQ(*dropped, 2);  // the expired key's upsert and the superseded version
+  auto reader = log_->reader({std::string(topics::kDefinitions)});
+  ASSERT_TRUE(reader.ok());
+  std::vector<std::string> left;
+  for (const Record& r : (*reader)->poll(100, 100ms)) {
+    Envelope e;
+    std::string err;
+    ASSERT_TRUE(Envelope::parse(r.value, e, err));
+    left.push_back(r.key + " " + e.type);
+    EXPECT_EQ(r.value.find("v-gone"), std::string::npos);
+  }
+  EXPECT_EQ(left, (std::vector<std::string>{"key:system.kept definition.upsert",
+                                            "key:system.gone definition.delete"}));
+  EXPECT_EQ(*log_->compact({std::string(topics::kDefinitions), 0}), 0);
+  // The table rebuilt from the compacted log agrees.
+  close();
+  open();
+  EXPECT_EQ(table_->get(kKind, "system.gone"), nullptr);
+  ASSERT_NE(table_->get(kKind, "system.kept"), nullptr);
+  EXPECT_EQ((*table_->get(kKind, "system.kept"))["rev"], 3);
+}
+
 TEST_F(ExpiryTest, AnExpiryDecidedBeforeAnUpdateDoesNotDeleteTheNewVersion) {
   const Json old_version = put("k", 1000, 10);
   clock_.advance(2s);
