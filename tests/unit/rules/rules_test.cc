@@ -366,7 +366,9 @@ TEST(Decide, KeystoreTemplatesAndSealedSecrets) {
   // schema, not sealed).
   for (const auto& rec : match_records(m, kNow)) {
     EXPECT_EQ(rec.value.find("tok-secret-999"), std::string::npos);
-    if (rec.topic == topics::kCommands) EXPECT_EQ(rec.value.find("hunter22"), std::string::npos);
+    if (rec.topic == topics::kCommands) {
+      EXPECT_EQ(rec.value.find("hunter22"), std::string::npos);
+    }
   }
   auto open = keystore::unseal_config(m.execution["config"], m.execution["secret_config"].get<std::string>(), cipher,
                                       keystore::sealed_aad("execution", m.execution["id"].get<int64_t>()));
