@@ -4,7 +4,7 @@
 //
 // A key is a definition of kind "key" on attune.definitions (record key "key:<ref>"). Its stored
 // object is the API shape of §7 except that an encrypted key holds `value: null` and the sealed
-// ciphertext in `value_sealed` (AAD = the key ref), which never leaves the process in a response.
+// ciphertext of the value ('s' + a string's bytes, or 'c' + CBOR) in `value_sealed` (AAD = the key ref), which never leaves the process in a response.
 // Expiry is a conditional tombstone on the same topic (expiry_record), so every view agrees.
 // Everything here is a pure function of its arguments (time is passed in), and thread-safe.
 #pragma once
