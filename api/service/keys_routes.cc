@@ -84,19 +84,29 @@ bool may_decrypt(const DefinitionsTable& defs, const Principal& p, const Json& k
 }
 
 // The API shape: internal fields removed; `value` decrypted when allowed, else null for
-// encrypted keys. `with_value` false (lists) drops `value` altogether.
-Json present_key(const Json& key, bool decrypt, bool with_value, const keystore::Cipher& cipher) {
+// encrypted keys. `with_value` false (lists) drops `value` altogether. `known` is the plaintext
+// when the caller has it at hand (a write), which saves decrypting it again.
+Json present_key(const Json& key, bool decrypt, bool with_value, const keystore::Cipher& cipher,
+                 const Json* known = nullptr) {
   Json out = key;
   out.erase(keystore::kSealedField);
   out.erase("rev");
   out.erase("created_by");
+  // Stored sparsely (every record is parsed by every reader); the API shape has every link.
+  for (const char* link : {"owner", "owner_identity", "owner_pack", "owner_pack_ref",
+                           "owner_action", "owner_action_ref", "owner_sensor",
+                           "owner_sensor_ref", "expires_at"}) {
+    if (!out.contains(link)) out[link] = nullptr;
+  }
   if (!with_value) {
     out.erase("value");
     return out;
   }
   if (key.value("encrypted", false)) {
     out["value"] = nullptr;
-    if (decrypt) {
+    if (decrypt && known != nullptr) {
+      out["value"] = *known;
+    } else if (decrypt) {
       auto v = keystore::read_value(key, cipher);
       if (v.ok()) {
         out["value"] = std::move(*v);
@@ -112,12 +122,9 @@ Json present_key(const Json& key, bool decrypt, bool with_value, const keystore:
 // clears it, absence keeps it. False (with a field error) for anything else.
 bool apply_ttl(FieldReader& f, const Json& body, Json& key, int64_t now_ms) {
   auto it = body.find("ttl_seconds");
-  if (it == body.end()) {
-    if (!key.contains("expires_at")) key["expires_at"] = nullptr;
-    return true;
-  }
+  if (it == body.end()) return true;
   if (it->is_null()) {
-    key["expires_at"] = nullptr;
+    key.erase("expires_at");
     return true;
   }
   if (!it->is_number_integer() || it->get<int64_t>() < 1 || it->get<int64_t>() > kMaxTtlSeconds) {
@@ -253,7 +260,6 @@ rest::HttpResponse ApiService::create_key(Req& req) {
   std::string owner;
   switch (*type) {
     case OwnerType::kSystem:
-      key.update(Json{{"owner", nullptr}, {"owner_identity", nullptr}});
       break;
     case OwnerType::kIdentity: {
       if (p->execution_id != 0) {
@@ -276,8 +282,7 @@ rest::HttpResponse ApiService::create_key(Req& req) {
         return error(Errc::kNotFound, "Pack '" + *ref + "' not found");
       }
       owner = str(*pack, "ref");
-      key.update(Json{{"owner", owner}, {"owner_identity", nullptr},
-                      {"owner_pack", (*pack)["id"]}, {"owner_pack_ref", owner}});
+      key.update(Json{{"owner", owner}, {"owner_pack", (*pack)["id"]}, {"owner_pack_ref", owner}});
       break;
     }
     case OwnerType::kAction:
@@ -297,7 +302,6 @@ rest::HttpResponse ApiService::create_key(Req& req) {
       }
       owner = str(*obj, "ref");
       key.update(Json{{"owner", owner},
-                      {"owner_identity", nullptr},
                       {"owner_pack", pack ? (*pack)["id"] : Json(nullptr)},
                       {"owner_pack_ref", str(*obj, "pack_ref")},
                       {action ? "owner_action" : "owner_sensor", (*obj)["id"]},
@@ -310,10 +314,6 @@ rest::HttpResponse ApiService::create_key(Req& req) {
                   {"local_ref", *local},
                   {"owner_type", keystore::to_string(*type)},
                   {"name", name && !name->empty() ? *name : *local}});
-  for (const char* link : {"owner_pack", "owner_pack_ref", "owner_action", "owner_action_ref",
-                           "owner_sensor", "owner_sensor_ref"}) {
-    if (!key.contains(link)) key[link] = nullptr;
-  }
   if (p->execution_id != 0 && !in_execution_scope(*p, key)) {
     return error(Errc::kForbidden,
                  "Execution tokens may only write system keys and keys of their own pack");
@@ -322,7 +322,7 @@ rest::HttpResponse ApiService::create_key(Req& req) {
   if (!apply_ttl(f, *body, key, now)) return validation(f.errors());
   keystore::set_value(key, (*body)["value"], encrypted.value_or(true), *options_.cipher);
 
-  std::lock_guard lock(write_mu_);
+  std::lock_guard lock(key_lock(ref));
   if (auto existing = defs_.get(keystore::kKind, ref);
       existing && !keystore::is_expired(*existing, now)) {
     return error(Errc::kConflict, "Key '" + ref + "' already exists");
@@ -335,8 +335,10 @@ rest::HttpResponse ApiService::create_key(Req& req) {
                   {"updated", stamp}});
   auto st = write_definitions({definition_record(keystore::kKind, key, now, "api")});
   if (!st.ok()) return Resp::error(st.error());
-  if (!key["expires_at"].is_null()) key_expiry_->notify();
-  return data(201, present_key(key, may_decrypt(defs_, *p, key), true, *options_.cipher),
+  if (key.contains("expires_at")) key_expiry_->notify();
+  return data(201,
+              present_key(key, may_decrypt(defs_, *p, key), true, *options_.cipher,
+                          &(*body)["value"]),
               "Key created");
 }
 
@@ -350,9 +352,11 @@ rest::HttpResponse ApiService::update_key(Req& req) {
   auto encrypted = f.boolean("encrypted");
   if (!f.ok()) return validation(f.errors());
   const std::string& segment = req.params["ref"];
-  std::lock_guard lock(write_mu_);
+  auto found = find_key(defs_, *p, segment, now_ms());
+  if (!found) return error(Errc::kNotFound, "Key '" + segment + "' not found");
+  std::lock_guard lock(key_lock(str(*found, "ref")));
   const int64_t now = now_ms();
-  auto existing = find_key(defs_, *p, segment, now);
+  auto existing = find_key(defs_, *p, segment, now);  // again, under the key's lock
   if (!existing) return error(Errc::kNotFound, "Key '" + segment + "' not found");
   Json key = *existing;
   if (!apply_ttl(f, *body, key, now)) return validation(f.errors());
@@ -369,8 +373,9 @@ rest::HttpResponse ApiService::update_key(Req& req) {
   key["updated"] = format_rfc3339_ms(now);
   auto st = write_definitions({definition_record(keystore::kKind, key, now, "api")});
   if (!st.ok()) return Resp::error(st.error());
-  if (!key["expires_at"].is_null()) key_expiry_->notify();
-  return data(200, present_key(key, may_decrypt(defs_, *p, key), true, *options_.cipher),
+  if (key.contains("expires_at")) key_expiry_->notify();
+  const Json* known = body->contains("value") ? &(*body)["value"] : nullptr;
+  return data(200, present_key(key, may_decrypt(defs_, *p, key), true, *options_.cipher, known),
               "Key updated");
 }
 
@@ -378,7 +383,9 @@ rest::HttpResponse ApiService::delete_key(Req& req) {
   auto p = authenticate(req);
   if (!p.ok()) return Resp::error(p.error());
   const std::string& segment = req.params["ref"];
-  std::lock_guard lock(write_mu_);
+  auto found = find_key(defs_, *p, segment, now_ms());
+  if (!found) return error(Errc::kNotFound, "Key '" + segment + "' not found");
+  std::lock_guard lock(key_lock(str(*found, "ref")));
   auto key = find_key(defs_, *p, segment, now_ms());
   if (!key) return error(Errc::kNotFound, "Key '" + segment + "' not found");
   const std::string ref = str(*key, "ref");

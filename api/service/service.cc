@@ -84,10 +84,28 @@ Result<Principal> ApiService::authenticate(const rest::HttpRequest& req) const {
                   [](char a, char b) { return std::tolower(a) == std::tolower(b); })) {
     return make_error(Errc::kUnauthorized, "Authorization header must be 'Bearer <token>'");
   }
-  auto claims = jwt_.verify(std::string_view(*header).substr(kBearer.size()),
-                            {auth::kAccessToken, auth::kExecutionToken, auth::kSensorToken},
-                            clock_.now_ms() / 1000);
-  if (!claims.ok()) return claims.error();
+  const std::string_view token = std::string_view(*header).substr(kBearer.size());
+  const int64_t now_s = clock_.now_ms() / 1000;
+  Result<auth::Claims> claims = make_error(Errc::kUnauthorized, "Invalid token");
+  bool cached = false;
+  {
+    std::shared_lock lock(token_cache_mu_);
+    if (auto it = token_cache_.find(std::string(token)); it != token_cache_.end()) {
+      claims = it->second;
+      cached = true;
+    }
+  }
+  if (cached) {
+    if (now_s >= claims->exp) return make_error(Errc::kUnauthorized, "Token expired");
+  } else {
+    claims = jwt_.verify(token, {auth::kAccessToken, auth::kExecutionToken, auth::kSensorToken},
+                         now_s);
+    if (!claims.ok()) return claims.error();
+    constexpr size_t kTokenCacheSize = 4096;
+    std::unique_lock lock(token_cache_mu_);
+    if (token_cache_.size() >= kTokenCacheSize) token_cache_.clear();
+    token_cache_.emplace(std::string(token), *claims);
+  }
   if (!detail::all_digits(claims->sub)) {
     return make_error(Errc::kUnauthorized, "Invalid token subject");
   }

@@ -3,6 +3,7 @@
 // (read-your-writes, API.md §2.6). Thread-safe: handlers run on many HTTP threads.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <deque>
 #include <functional>
@@ -10,7 +11,9 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <shared_mutex>
 #include <string>
+#include <unordered_map>
 
 #include "api/auth/jwt.h"
 #include "api/rest/http.h"
@@ -179,9 +182,20 @@ class ApiService {
   Metrics& metrics_;
   const ServiceOptions options_;
 
+  // Verified token → claims. A signature's validity depends only on the token text and the
+  // (immutable) secret, so a verified token need not be verified again; `exp` is still checked on
+  // every use, and identity/execution checks always run. Cleared when it reaches its bound.
+  mutable std::shared_mutex token_cache_mu_;
+  mutable std::unordered_map<std::string, auth::Claims> token_cache_;
   // Serialises definition writes within this instance (unique refs, consistent cascades).
   std::mutex write_mu_;
   std::unique_ptr<keystore::KeyExpiry> key_expiry_;
+  // Key writes lock only their ref (check-then-write of one key), so writes of different keys
+  // commit concurrently (and group) instead of queueing behind write_mu_.
+  std::array<std::mutex, 64> key_mu_;
+  std::mutex& key_lock(std::string_view ref) {
+    return key_mu_[std::hash<std::string_view>{}(ref) % key_mu_.size()];
+  }
   // Webhook rate limiting: per key, timestamps (ms) of accepted requests in the window.
   std::mutex rate_mu_;
   std::map<std::string, std::deque<int64_t>> rate_;

@@ -124,7 +124,7 @@ OutRecord expiry_record(const Json& key, int64_t now_ms, std::string_view source
 void set_value(Json& key, const Json& value, bool encrypted, const Cipher& cipher) {
   key["encrypted"] = encrypted;
   if (encrypted) {
-    key["value"] = nullptr;
+    key.erase("value");  // stored sparsely; the API shape shows null
     // Plaintext: 's' + the raw bytes of a string value (decoding is a copy), else 'c' + CBOR
     // (much faster to decode than JSON text).
     std::string plain;

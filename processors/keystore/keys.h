@@ -3,8 +3,9 @@
 // injected into an action's parameter document and the `keystore.*` template context.
 //
 // A key is a definition of kind "key" on attune.definitions (record key "key:<ref>"). Its stored
-// object is the API shape of §7 except that an encrypted key holds `value: null` and the sealed
-// ciphertext of the value ('s' + a string's bytes, or 'c' + CBOR) in `value_sealed` (AAD = the key ref), which never leaves the process in a response.
+// object is the API shape of §7, stored sparsely (absent links are null), except that an encrypted
+// key holds no `value` but `value_sealed`: the sealed value ('s' + a string's bytes, or 'c' +
+// CBOR; AAD = the key ref), which never leaves the process in a response.
 // Expiry is a conditional tombstone on the same topic (expiry_record), so every view agrees.
 // Everything here is a pure function of its arguments (time is passed in), and thread-safe.
 #pragma once
@@ -67,7 +68,7 @@ OutRecord expiry_record(const Json& key, int64_t now_ms, std::string_view source
 
 // --- values ---------------------------------------------------------------------------------
 
-// Stores `value` into the key object: encrypted ⇒ value null + value_sealed; else the plain
+// Stores `value` into the key object: encrypted ⇒ no value, value_sealed set; else the plain
 // value and no value_sealed. The key's "ref" must be set (it is the associated data).
 void set_value(Json& key, const Json& value, bool encrypted, const Cipher& cipher);
 // The key's value as JSON: decrypted if sealed. Errors when the ciphertext does not open.

@@ -8,7 +8,9 @@ then drives it with wrk (2 client threads, keep-alive) for each workload:
   set   PUT /api/v1/keys/<random key> {"value"}  (encrypt + log write + wait until readable)
   mixed 50 % get, 50 % set
 
-at each connection count of --connections, and prints requests/s and latency. Non-2xx responses
+at each connection count of --connections, and prints requests/s, latency and the server's CPU time
+per request (utime+stime of the attune process over the run / requests) — the load-independent cost,
+with the rate two idle cores would allow at that cost. Non-2xx responses
 are counted and make the run fail. Target: >= 20,000 ops/s. Exits non-zero only on errors, never
 because a target is missed.
 
@@ -60,6 +62,12 @@ def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (all threads), in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_wrk(url: str, script: Path, connections: int, seconds: int) -> dict:
     out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url],
                          capture_output=True, text=True, timeout=seconds + 60)
@@ -100,18 +108,24 @@ def main() -> int:
             script = base / f"{mode}.lua"
             script.write_text(LUA % {"keys": args.keys, "token": api.token, "mode": mode})
             for c in (int(x) for x in args.connections.split(",")):
+                cpu0 = cpu_seconds(srv.proc.pid)
                 res = run_wrk(srv.api_url, script, c, args.seconds)
+                cpu = cpu_seconds(srv.proc.pid) - cpu0
+                res["cpu_us"] = cpu * 1e6 / max(1.0, res["rps"] * args.seconds)
+                # What two idle cores would allow at this CPU cost per request.
+                res["cpu_bound"] = 2e6 / res["cpu_us"] if res["cpu_us"] > 0 else float("inf")
                 if res["non2xx"]:
                     raise RuntimeError(f"{mode} c={c}: {res['non2xx']} non-2xx responses")
                 rows.append((mode, c, res))
                 log(f"{mode:5} c={c:<3} {res['rps']:>10.0f} req/s  p50 {res['p50']:>8}  p99 {res['p99']:>8}"
-                    f"  {res['socket_errors']}")
+                    f"  server CPU {res['cpu_us']:.0f} us/req  {res['socket_errors']}")
         print()
         print(f"load average before the runs: {load:.1f} (2 shared cores)")
-        print(f"{'workload':8} {'conns':>5} {'req/s':>10} {'p50':>9} {'p99':>9}  target {TARGET:.0f}")
+        print(f"{'workload':8} {'conns':>5} {'req/s':>10} {'p50':>9} {'p99':>9} {'CPU us/req':>10} "
+              f"{'2-core bound':>12}  target {TARGET:.0f}")
         for mode, c, res in rows:
-            print(f"{mode:8} {c:>5} {res['rps']:>10.0f} {res['p50']:>9} {res['p99']:>9}  "
-                  f"{'met' if res['rps'] >= TARGET else 'missed'}")
+            print(f"{mode:8} {c:>5} {res['rps']:>10.0f} {res['p50']:>9} {res['p99']:>9} {res['cpu_us']:>10.1f} "
+                  f"{res['cpu_bound']:>12.0f}  {'met' if res['rps'] >= TARGET else 'missed'}")
         return 0
     finally:
         srv.stop(grace=10)
