@@ -94,3 +94,27 @@ def test_same_named_parameter_wins_and_file_delivery_leaves_nothing(server, api,
     assert doc["token"] == "***", "the injected key is in the document and redacted in the output"
     path = file_line.split("=", 1)[1]
     assert not os.path.exists(path), "the parameter file is removed afterwards"
+
+
+def test_secret_payload_fields_are_redacted_in_events_and_enforcements(server, api):
+    """Payload fields the trigger's schema marks secret read as the marker; include_secret_values reveals
+    them on the event (decrypt right only), never on the enforcement's payload copy (API.md §16.4)."""
+    pack = api.create_pack()
+    p = pack["ref"]
+    token = secret_value("hook")
+    act = api.create_action(f"{p}.noop", "true")
+    trigger = api.create_trigger(f"{p}.hook_{uid(6)}", out_schema={"token": {"type": "string", "secret": True},
+                                                                 "n": {"type": "integer"}})
+    key = api.enable_webhook(trigger["ref"])
+    rule = api.create_rule(f"{p}.rule_{uid(6)}", trigger["ref"], act["ref"], action_params={"n": "{{ event.payload.n }}"})
+    event_id = api.fire(key, {"token": token, "n": 7})["event_id"]
+    event = api.get_data(f"/api/v1/events/{event_id}")
+    assert event["payload"] == {"token": MARKER, "n": 7}, event
+    assert token not in api.get("/api/v1/events", params={"trigger_ref": trigger["ref"]}).text
+    assert api.get_data(f"/api/v1/events/{event_id}", include_secret_values="true")["payload"]["token"] == token
+    expect_error(new_user(server).get(f"/api/v1/events/{event_id}", params={"include_secret_values": "1"}), 403)
+    (enf,) = api.wait_enforcements(rule["ref"], 1)
+    assert enf["payload"] == {"token": MARKER, "n": 7}, enf
+    full = api.get_data(f"/api/v1/enforcements/{enf['id']}", include_secret_values="true")
+    assert full["payload"]["token"] == MARKER and full["config"] == {"n": 7}
+    expect_error(api.get(f"/api/v1/events/{event_id}", params={"include_secret_values": "maybe"}), 400)
