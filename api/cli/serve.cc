@@ -221,9 +221,12 @@ int run_serve(const ServeConfig& cfg) {
                                          return identity && !identity->value("frozen", false);
                                        }),
       [](int64_t, const notifier::Notification&) { return true; }, clock);
+  // With no WebSocket client connected there is nobody to notify: skip building the payloads
+  // (a client that connects later could not have received these anyway).
   notifier.on_connections_changed(
       [&metrics](size_t n) { metrics.ws_connections_set(static_cast<double>(n)); });
   views->add_change_hook([&notifier](const projections::Change& change) {
+    if (notifier.connections() == 0) return;
     if (auto n = to_notification(change)) notifier.publish(std::move(*n));
   });
   if (auto st = notifier.start(); !st.ok()) return fail("notifier: " + st.error().message);

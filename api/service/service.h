@@ -135,6 +135,10 @@ class ApiService {
   // applied them. Callers hold write_mu_ across check-then-write so refs stay unique.
   Status write_definitions(std::vector<OutRecord> records);
   Status produce_and_wait(OutRecord record, bool wait_projection);
+  // Read-your-writes for events, which webhooks write without waiting for the projection: waits
+  // until the projection has applied everything attune.events held when the read began.
+  // kUnavailable when it lags by more than the write timeout.
+  Status events_caught_up();
 
   std::string now_str() const;
   int64_t now_ms() const { return clock_.now_ms(); }
