@@ -1,5 +1,6 @@
 #include "topology/runtime.h"
 
+#include <pthread.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -62,7 +63,14 @@ class Runtime::Instance final : public ProcessorContext, public Mailbox {
     return {};
   }
 
-  void start() { thread_ = std::thread([this] { run(); }); }
+  void start() {
+    thread_ = std::thread([this] {
+      // "<stage>/<instance>" in top -H, perf and /proc/<pid>/task/*/comm (15 chars at most).
+      const std::string name = (spec_.name + "/" + std::to_string(index_)).substr(0, 15);
+      pthread_setname_np(pthread_self(), name.c_str());
+      run();
+    });
+  }
 
   void request_stop() {
     stopping_.store(true);
