@@ -58,6 +58,10 @@ class Runtime::Instance final : public ProcessorContext, public Mailbox {
       auto c = rt_.log_.subscribe(spec_.name, spec_.topics, parts, true);
       if (!c.ok()) return c.error();
       consumer_ = std::move(*c);
+      // What a previous run committed is applied already: readers waiting for an offset
+      // below the starting position (read-your-writes after a restart) must not wait for a
+      // record that will never be processed again.
+      for (const auto& o : consumer_->positions()) rt_.applied_.advance(spec_.name, o.tp, o.next_offset);
     }
     processor_ = spec_.factory(index_);
     return {};
