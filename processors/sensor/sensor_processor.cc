@@ -233,4 +233,13 @@ std::optional<SystemTime> SensorProcessor::punctuate(SystemTime now, ProcessorCo
   return from_ms(next ? std::min(*next, cap) : cap);
 }
 
+void add_sensor_stage(Topology& topology, const SensorStageOptions& options) {
+  topology.add({"sensor",
+                {std::string(topics::kDefinitions)},
+                {std::string(kTimersStore)},
+                1,
+                512,
+                [options](int) { return std::make_unique<SensorProcessor>(options); }});
+}
+
 }  // namespace attune::sensor

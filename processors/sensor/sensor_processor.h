@@ -59,4 +59,7 @@ class SensorProcessor final : public Processor {
   std::unique_ptr<TimerScheduler> scheduler_;
 };
 
+// Adds the stage "sensor" (1 instance, consumes attune.definitions, store "timers").
+void add_sensor_stage(Topology& topology, const SensorStageOptions& options);
+
 }  // namespace attune::sensor
