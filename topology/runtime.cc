@@ -121,6 +121,9 @@ class Runtime::Instance final : public ProcessorContext, public Mailbox {
   Log& log() override { return rt_.log_; }
   const std::string& stage() const override { return spec_.name; }
   int instance() const override { return index_; }
+  void request_punctuate(SystemTime at) override {
+    if (!requested_punctuate_ || at < *requested_punctuate_) requested_punctuate_ = at;
+  }
 
  private:
   void wake() {
@@ -205,6 +208,12 @@ class Runtime::Instance final : public ProcessorContext, public Mailbox {
       for (const Record& r : records) {
         if (!guarded([&] { processor_->process(r, *this); }, reason)) dead_letter(r, reason);
       }
+      if (requested_punctuate_) {
+        if (!next_punctuate || *requested_punctuate_ < *next_punctuate) {
+          next_punctuate = requested_punctuate_;
+        }
+        requested_punctuate_.reset();
+      }
       const auto now = clock().now();
       if (next_punctuate && now >= *next_punctuate) {
         std::optional<SystemTime> next;
@@ -212,6 +221,12 @@ class Runtime::Instance final : public ProcessorContext, public Mailbox {
           spdlog::error("{}[{}]: punctuate failed: {}", spec_.name, index_, reason);
         }
         next_punctuate = next;
+        if (requested_punctuate_) {  // asked for during punctuate() itself
+          if (!next_punctuate || *requested_punctuate_ < *next_punctuate) {
+            next_punctuate = requested_punctuate_;
+          }
+          requested_punctuate_.reset();
+        }
       }
       if (!commit(!records.empty())) return;
     }
@@ -257,6 +272,7 @@ class Runtime::Instance final : public ProcessorContext, public Mailbox {
   std::map<std::string, state::Store*> stores_;
   std::unique_ptr<Consumer> consumer_;
   std::unique_ptr<Processor> processor_;
+  std::optional<SystemTime> requested_punctuate_;  // stage thread only
   std::thread thread_;
   std::atomic<bool> stopping_{false};
 

@@ -221,6 +221,20 @@ rest::HttpResponse ApiService::create_event(Req& req) {
   if (principal->token_type == auth::kAccessToken && !principal->admin) {
     return error(Errc::kForbidden, "Missing permission events:create");
   }
+  // A sensor token may fire the triggers its sensor serves (API.md §9.2), as that sensor.
+  JsonPtr sensor;
+  if (principal->token_type == auth::kSensorToken) {
+    bool allowed = false;
+    for (const auto& t : principal->trigger_types) allowed = allowed || t == ref;
+    if (!allowed) {
+      return error(Errc::kForbidden, "Sensor token may not fire trigger '" + ref + "'");
+    }
+    const auto& attrs = principal->identity ? principal->identity->value("attributes", Json::object())
+                                            : Json::object();
+    if (attrs.is_object() && attrs.value("sensor_ref", Json()).is_string()) {
+      sensor = defs_.get("sensor", attrs["sensor_ref"].get<std::string>());
+    }
+  }
   if (!trigger->value("enabled", true)) {
     return error(Errc::kBadRequest, "Trigger '" + ref + "' is disabled");
   }
@@ -236,8 +250,9 @@ rest::HttpResponse ApiService::create_event(Req& req) {
                 {"trigger_ref", ref},
                 {"config", config ? *config : Json(nullptr)},
                 {"payload", body->value("payload", Json(nullptr))},
-                {"source", nullptr},
-                {"source_ref", source_ref ? *source_ref : Json(nullptr)},
+                {"source", sensor ? (*sensor)["id"] : Json(nullptr)},
+                {"source_ref", sensor ? (*sensor)["ref"]
+                                      : (source_ref ? *source_ref : Json(nullptr))},
                 {"rule", rule ? (*rule)["id"] : Json(nullptr)},
                 {"rule_ref", rule ? (*rule)["ref"] : Json(nullptr)},
                 {"created", now},

@@ -23,6 +23,9 @@
 namespace attune::projections {
 class Projections;
 }
+namespace attune::sensor {
+class SensorManager;
+}
 
 namespace attune::service {
 
@@ -45,6 +48,7 @@ struct Principal {
   std::string token_type;
   bool admin = false;
   JsonPtr identity;  // null for tokens whose identity is synthetic
+  Json trigger_types = Json::array();  // sensor tokens: the triggers they may fire
 };
 
 // What to do about the first administrator (API.md §1).
@@ -66,6 +70,8 @@ class ApiService {
 
   // Exposed for the CLI and tests.
   Result<Principal> authenticate(const rest::HttpRequest& req) const;
+  // Where sensor status and logs come from (the sensor stage in this process); may stay unset.
+  void set_sensor_manager(const sensor::SensorManager* sensors);
 
  private:
   using Req = rest::HttpRequest;
@@ -131,6 +137,18 @@ class ApiService {
   Resp execution_stats(Req& req);
   Resp cancel_execution(Req& req);
 
+  // sensor_routes.cc
+  Resp list_sensors(Req& req);
+  Resp get_sensor(Req& req);
+  Resp create_sensor(Req& req);
+  Resp update_sensor(Req& req);
+  Resp delete_sensor(Req& req);
+  Resp sensor_logs(Req& req);
+  Json with_sensor_status(const Json& sensor) const;
+  std::optional<rest::HttpResponse> resolve_sensor_runtime(const Json& body, Json& sensor,
+                                                           bool creating);
+  std::vector<OutRecord> sensor_records(const Json& sensor, const Json& old);
+
   // Writes definition records (upserts and tombstones) and waits until the DefinitionsTable has
   // applied them. Callers hold write_mu_ across check-then-write so refs stay unique.
   Status write_definitions(std::vector<OutRecord> records);
@@ -152,6 +170,7 @@ class ApiService {
   Metrics& metrics_;
   const ServiceOptions options_;
 
+  const sensor::SensorManager* sensors_ = nullptr;
   // Serialises definition writes within this instance (unique refs, consistent cascades).
   std::mutex write_mu_;
   // Webhook rate limiting: per key, timestamps (ms) of accepted requests in the window.
