@@ -127,6 +127,7 @@ struct ProcessSupervisor::Child {
   std::array<std::string, 2> input;  // stdin data, fd 3 data
   std::array<size_t, 2> written{0, 0};
   size_t max_output_bytes = 0;
+  std::function<void(int stream, std::string_view chunk)> on_output;
   std::vector<std::string> cleanup_paths;
   OnExit on_exit;
 
@@ -294,6 +295,7 @@ Result<int> ProcessSupervisor::spawn(ProcessSpec spec, OnExit on_exit) {
   if (child->input[1].empty()) close_fd(child->fds[kFd3]);
   child->max_output_bytes = spec.max_output_bytes;
   child->cleanup_paths = std::move(spec.cleanup_paths);
+  child->on_output = std::move(spec.on_output);
   child->on_exit = std::move(on_exit);
   child->started_ms = started_ms;
   if (spec.timeout.count() > 0) child->deadline = started + spec.timeout;
@@ -404,6 +406,10 @@ void ProcessSupervisor::read_output(Child& child, int slot) {
     const ssize_t n = ::read(child.fds[slot], buf.data(), buf.size());
     if (n > 0) {
       const size_t got = static_cast<size_t>(n);
+      if (child.on_output) {
+        child.on_output(slot == kStdout ? 0 : 1, std::string_view(buf.data(), got));
+        continue;
+      }
       if (out.size() < keep) out.append(buf.data(), std::min(got, keep - out.size()));
       if (out.size() > child.max_output_bytes) child.truncated[slot] = true;
       continue;

@@ -12,6 +12,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -35,6 +36,10 @@ struct ProcessSpec {
   // Files the supervisor removes once the process has ended (or when spawn fails), e.g. a
   // parameter file written by Runner::prepare.
   std::vector<std::string> cleanup_paths;
+  // If set, output is streamed (long-lived processes such as sensors): every chunk read from
+  // stdout (stream 0) or stderr (stream 1) is passed here as it arrives, on the supervisor
+  // thread, and nothing is kept for ProcessResult. Must not block long and must not throw.
+  std::function<void(int stream, std::string_view chunk)> on_output;
 };
 
 struct ProcessResult {

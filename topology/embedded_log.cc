@@ -302,7 +302,9 @@ void EmbeddedLog::lead(std::unique_lock<std::mutex>& lock) {
   leading_ = true;
   std::deque<Pending*> group;
   group.swap(queue_);
-  const auto saved = next_offset_;
+  // The partitions this group appends to, with their next offset before it (to roll back on a
+  // failed write, and to publish only what moved).
+  std::vector<std::pair<TopicPartition, int64_t>> touched;
   const int64_t ts = now_ms();
   state::WriteBatch log_batch;
   std::vector<std::string> written;  // topics with new records, to wake their consumers
@@ -312,7 +314,12 @@ void EmbeddedLog::lead(std::unique_lock<std::mutex>& lock) {
     for (const auto& r : p->txn->records) {
       const int32_t n = topics_.find(r.topic)->second.partitions;
       TopicPartition tp{r.topic, r.partition >= 0 ? r.partition : partition_for(r.key, n)};
-      const int64_t off = next_offset_[tp]++;
+      int64_t& next = next_offset_[tp];
+      if (std::none_of(touched.begin(), touched.end(),
+                       [&](const auto& t) { return t.first == tp; })) {
+        touched.emplace_back(tp, next);
+      }
+      const int64_t off = next++;
       log_batch.put(*log_, log_key(tp, off), encode_record(ts, r.key, r.value));
       if (std::find(written.begin(), written.end(), r.topic) == written.end()) {
         written.push_back(r.topic);
@@ -329,10 +336,10 @@ void EmbeddedLog::lead(std::unique_lock<std::mutex>& lock) {
   Status st = db_.write(batches);
   lock.lock();
   if (!st.ok()) {
-    next_offset_ = saved;
+    for (const auto& [tp, before] : touched) next_offset_[tp] = before;
   } else {
     std::lock_guard end_lock(end_mu_);
-    for (const auto& [tp, next] : next_offset_) end_offset_[tp] = next;
+    for (const auto& [tp, before] : touched) end_offset_[tp] = next_offset_[tp];
   }
   for (Pending* p : group) {
     p->status = st;

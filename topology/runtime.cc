@@ -1,5 +1,6 @@
 #include "topology/runtime.h"
 
+#include <pthread.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -57,12 +58,23 @@ class Runtime::Instance final : public ProcessorContext, public Mailbox {
       auto c = rt_.log_.subscribe(spec_.name, spec_.topics, parts, true);
       if (!c.ok()) return c.error();
       consumer_ = std::move(*c);
+      // What a previous run committed is applied already: readers waiting for an offset
+      // below the starting position (read-your-writes after a restart) must not wait for a
+      // record that will never be processed again.
+      for (const auto& o : consumer_->positions()) rt_.applied_.advance(spec_.name, o.tp, o.next_offset);
     }
     processor_ = spec_.factory(index_);
     return {};
   }
 
-  void start() { thread_ = std::thread([this] { run(); }); }
+  void start() {
+    thread_ = std::thread([this] {
+      // "<stage>/<instance>" in top -H, perf and /proc/<pid>/task/*/comm (15 chars at most).
+      const std::string name = (spec_.name + "/" + std::to_string(index_)).substr(0, 15);
+      pthread_setname_np(pthread_self(), name.c_str());
+      run();
+    });
+  }
 
   void request_stop() {
     stopping_.store(true);
@@ -109,6 +121,9 @@ class Runtime::Instance final : public ProcessorContext, public Mailbox {
   Log& log() override { return rt_.log_; }
   const std::string& stage() const override { return spec_.name; }
   int instance() const override { return index_; }
+  void request_punctuate(SystemTime at) override {
+    if (!requested_punctuate_ || at < *requested_punctuate_) requested_punctuate_ = at;
+  }
 
  private:
   void wake() {
@@ -193,6 +208,12 @@ class Runtime::Instance final : public ProcessorContext, public Mailbox {
       for (const Record& r : records) {
         if (!guarded([&] { processor_->process(r, *this); }, reason)) dead_letter(r, reason);
       }
+      if (requested_punctuate_) {
+        if (!next_punctuate || *requested_punctuate_ < *next_punctuate) {
+          next_punctuate = requested_punctuate_;
+        }
+        requested_punctuate_.reset();
+      }
       const auto now = clock().now();
       if (next_punctuate && now >= *next_punctuate) {
         std::optional<SystemTime> next;
@@ -200,6 +221,12 @@ class Runtime::Instance final : public ProcessorContext, public Mailbox {
           spdlog::error("{}[{}]: punctuate failed: {}", spec_.name, index_, reason);
         }
         next_punctuate = next;
+        if (requested_punctuate_) {  // asked for during punctuate() itself
+          if (!next_punctuate || *requested_punctuate_ < *next_punctuate) {
+            next_punctuate = requested_punctuate_;
+          }
+          requested_punctuate_.reset();
+        }
       }
       if (!commit(!records.empty())) return;
     }
@@ -245,6 +272,7 @@ class Runtime::Instance final : public ProcessorContext, public Mailbox {
   std::map<std::string, state::Store*> stores_;
   std::unique_ptr<Consumer> consumer_;
   std::unique_ptr<Processor> processor_;
+  std::optional<SystemTime> requested_punctuate_;  // stage thread only
   std::thread thread_;
   std::atomic<bool> stopping_{false};
 

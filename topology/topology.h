@@ -64,6 +64,9 @@ class ProcessorContext {
   virtual Log& log() = 0;
   virtual const std::string& stage() const = 0;
   virtual int instance() const = 0;
+  // Asks for punctuate() no later than `at`, overriding a later time punctuate() returned (e.g.
+  // a record just scheduled an earlier timer). Takes effect when the current batch is done.
+  virtual void request_punctuate(SystemTime at) = 0;
 };
 
 class Processor {

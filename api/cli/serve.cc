@@ -22,6 +22,8 @@
 #include "api/service/service.h"
 #include "processors/keystore/cipher.h"
 #include "processors/pipeline.h"
+#include "processors/sensor/sensor_manager.h"
+#include "processors/sensor/sensor_processor.h"
 #include "topology/definitions_table.h"
 #include "topology/embedded_log.h"
 #include "topology/runtime.h"
@@ -282,12 +284,41 @@ int run_serve(const ServeConfig& cfg) {
                                          return identity && !identity->value("frozen", false);
                                        }),
       [](int64_t, const notifier::Notification&) { return true; }, clock);
+  // With no WebSocket client connected there is nobody to notify: skip building the payloads
+  // (a client that connects later could not have received these anyway).
   notifier.on_connections_changed(
       [&metrics](size_t n) { metrics.ws_connections_set(static_cast<double>(n)); });
   views->add_change_hook([&notifier](const projections::Change& change) {
+    if (notifier.connections() == 0) return;
     if (auto n = to_notification(change)) notifier.publish(std::move(*n));
   });
   if (auto st = notifier.start(); !st.ok()) return fail("notifier: " + st.error().message);
+
+  // Timers and custom sensors (README "Timers and sensors").
+  sensor::SensorManagerOptions sensor_options;
+  sensor_options.definitions = &definitions;
+  sensor_options.clock = &clock;
+  sensor_options.api_url = pipeline.api_url;
+  sensor_options.notifier_ws_url = "ws://" + url_host(ws_listen->host) + ":" +
+                                   std::to_string(notifier.port()) + "/ws";
+  sensor_options.mint_token = [&jwt, &clock](const Json& s, int64_t identity_id) {
+    auth::Claims c;
+    c.sub = std::to_string(identity_id);
+    c.login = sensor::sensor_identity_login(s.value("ref", ""));
+    c.token_type = std::string(auth::kSensorToken);
+    c.iat = clock.now_ms() / 1000;
+    c.exp = c.iat + 24 * 3600;
+    c.metadata = Json{{"sensor_id", s.value("id", Json(nullptr))},
+                      {"sensor_ref", s.value("ref", Json(nullptr))}};
+    c.extra = Json{{"trigger_types", s.value("trigger_types", Json::array())}};
+    return std::optional<std::string>(jwt.sign(c));
+  };
+  auto sensors = std::make_unique<sensor::SensorManager>(sensor_options);
+  api.set_sensor_manager(sensors.get());
+  sensor::SensorStageOptions sensor_stage;
+  sensor_stage.definitions = &definitions;
+  sensor_stage.sensors = sensors.get();
+  sensor::add_sensor_stage(topology, sensor_stage);
 
   if (auto st = runtime.start(); !st.ok()) return fail("stages: " + st.error().message);
   api.start_background();

@@ -115,6 +115,27 @@ std::vector<std::pair<std::string, Json>> core_pack_objects(IdGenerator& ids,
   }
 
   const Json tz = {{"type", "string"}, {"default", "UTC"}, {"description", "IANA time zone"}};
+  // Our extension (README "Timers and sensors"): what happens to ticks missed while down.
+  const Json catch_up = {{"type", "string"},
+                         {"enum", {"none", "last", "all"}},
+                         {"default", "last"},
+                         {"description", "Ticks missed while the platform was down: none, the last, all"}};
+  Json timer_sensor = base(ids, now, "core.timer_sensor");
+  timer_sensor.update(Json{{"pack", pack_id},
+                           {"pack_ref", "core"},
+                           {"label", "Timer sensor"},
+                           {"description", "Built-in: the sensor stage fires the core timers"},
+                           {"entrypoint", "builtin:timers"},
+                           {"runtime", runtime_ids["core.native"]},
+                           {"runtime_ref", "core.native"},
+                           {"enabled", true},
+                           {"builtin", true},
+                           {"param_schema", Json::object()},
+                           {"config", Json::object()},
+                           {"trigger_types", {"core.intervaltimer", "core.crontimer",
+                                              "core.datetimetimer", "core.rruletimer"}}});
+  const int64_t timer_sensor_id = timer_sensor["id"];
+  out.emplace_back("sensor", timer_sensor);
   struct TriggerDef {
     const char* name;
     const char* label;
@@ -126,13 +147,17 @@ std::vector<std::pair<std::string, Json>> core_pack_objects(IdGenerator& ids,
            TriggerDef{"intervaltimer", "Interval timer", "Fires every N units",
                       {{"unit", {{"type", "string"}, {"enum", {"seconds", "minutes", "hours"}},
                                  {"default", "seconds"}}},
-                       {"interval", {{"type", "integer"}, {"required", true}, {"minimum", 1}}}}},
+                       {"interval", {{"type", "integer"}, {"required", true}, {"minimum", 1}}},
+                       {"catch_up", catch_up}}},
            TriggerDef{"crontimer", "Cron timer", "Fires on a cron schedule (6 or 5 fields)",
-                      {{"expression", {{"type", "string"}, {"required", true}}}, {"timezone", tz}}},
+                      {{"expression", {{"type", "string"}, {"required", true}}}, {"timezone", tz},
+                       {"catch_up", catch_up}}},
            TriggerDef{"datetimetimer", "Date timer", "Fires once at a date and time",
-                      {{"fire_at", {{"type", "string"}, {"required", true}}}, {"timezone", tz}}},
+                      {{"fire_at", {{"type", "string"}, {"required", true}}}, {"timezone", tz},
+                       {"catch_up", catch_up}}},
            TriggerDef{"rruletimer", "Recurrence timer", "Fires on an RFC 5545 recurrence rule",
-                      {{"rrule", {{"type", "string"}, {"required", true}}}, {"timezone", tz}}},
+                      {{"rrule", {{"type", "string"}, {"required", true}}}, {"timezone", tz},
+                       {"catch_up", catch_up}}},
        }) {
     Json trig = base(ids, now, std::string("core.") + t.name);
     trig.update(Json{{"pack", pack_id},
@@ -145,7 +170,8 @@ std::vector<std::pair<std::string, Json>> core_pack_objects(IdGenerator& ids,
                      {"webhook_enabled", false},
                      {"webhook_key", nullptr},
                      {"webhook_config", Json::object()},
-                     {"sensor", nullptr},
+                     {"sensor", std::string(t.name) == "webhook" ? Json(nullptr)
+                                                                  : Json(timer_sensor_id)},
                      {"sensor_ref", std::string(t.name) == "webhook" ? Json(nullptr)
                                                                       : Json("core.timer_sensor")},
                      {"is_adhoc", false},

@@ -327,7 +327,7 @@ rest::HttpResponse ApiService::delete_pack(Req& req) {
     if (std::string_view(kind) == "rule" && !removed_rules.insert(r).second) return;
     records.push_back(definition_tombstone(kind, r, (*obj)["id"], ts, "api"));
   };
-  for (const char* kind : {"action", "trigger", "rule"}) {
+  for (const char* kind : {"action", "trigger", "rule", "sensor"}) {
     for (const auto& obj : defs_.list(kind)) {
       if (obj->value("pack_ref", "") == ref) remove(kind, obj);
     }

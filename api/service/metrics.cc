@@ -5,6 +5,12 @@
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
 
+#include <map>
+#include <mutex>
+#include <shared_mutex>
+#include <string>
+#include <unordered_map>
+
 namespace attune::service {
 
 struct Metrics::Impl {
@@ -40,6 +46,25 @@ struct Metrics::Impl {
                                                   .Name("attune_ws_connections")
                                                   .Help("Open notifier WebSocket connections")
                                                   .Register(*registry);
+
+  // Family::Add hashes a label map under the family's lock; the hot paths (every HTTP request
+  // and webhook) look their counter up here by a flat key instead. Counters are never removed,
+  // so the pointers stay valid.
+  std::shared_mutex cache_mu;
+  std::unordered_map<std::string, prometheus::Counter*> cache;
+
+  template <typename MakeLabels>
+  prometheus::Counter& counter(prometheus::Family<prometheus::Counter>& family,
+                               const std::string& key, MakeLabels make_labels) {
+    {
+      std::shared_lock lock(cache_mu);
+      if (auto it = cache.find(key); it != cache.end()) return *it->second;
+    }
+    prometheus::Counter& c = family.Add(make_labels());
+    std::unique_lock lock(cache_mu);
+    cache.emplace(key, &c);
+    return c;
+  }
 };
 
 Metrics::Metrics() : impl_(std::make_unique<Impl>()) {
@@ -55,7 +80,13 @@ Metrics::Metrics() : impl_(std::make_unique<Impl>()) {
 Metrics::~Metrics() = default;
 
 void Metrics::http_request(std::string_view method, int status) {
-  impl_->http.Add({{"method", std::string(method)}, {"status", std::to_string(status)}}).Increment();
+  const std::string code = std::to_string(status);
+  std::string key = "http|";
+  key.append(method).append("|").append(code);
+  impl_->counter(impl_->http, key, [&] {
+         return std::map<std::string, std::string>{{"method", std::string(method)},
+                                                   {"status", code}};
+       }).Increment();
 }
 
 void Metrics::execution_finished(std::string_view status) {
@@ -63,7 +94,11 @@ void Metrics::execution_finished(std::string_view status) {
 }
 
 void Metrics::webhook_request(std::string_view outcome) {
-  impl_->webhooks.Add({{"outcome", std::string(outcome)}}).Increment();
+  std::string key = "webhook|";
+  key.append(outcome);
+  impl_->counter(impl_->webhooks, key, [&] {
+         return std::map<std::string, std::string>{{"outcome", std::string(outcome)}};
+       }).Increment();
 }
 
 void Metrics::dead_letter(std::string_view stage) {

@@ -3,6 +3,8 @@
 #include "api/service/fields.h"
 #include "processors/expr/condition.h"
 #include "processors/expr/expr.h"
+#include "processors/sensor/schedule.h"
+#include "topology/core/clock.h"
 
 namespace attune::service {
 
@@ -40,6 +42,15 @@ bool check_rule(Json& rule, const Json& trigger, Json& errors) {
     }
   } else {
     rule["trigger_params"] = std::move(*params);
+    // Timer triggers: the schedule itself must be usable (cron syntax, time zone, ...).
+    const std::string trigger_ref = trigger.value("ref", "");
+    if (sensor::is_timer_trigger(trigger_ref)) {
+      const Json timer_errors = sensor::validate_timer_params(
+          trigger_ref, rule["trigger_params"], SystemClock::instance().now_ms());
+      for (auto it = timer_errors.begin(); it != timer_errors.end(); ++it) {
+        errors[it.key()] = it.value();
+      }
+    }
   }
   return errors.empty();
 }

@@ -160,7 +160,9 @@ rest::HttpResponse ApiService::receive_webhook(Req& req) {
                 {"updated", received},
                 {"defs_offset", log_.end_offset({std::string(topics::kDefinitions), 0})}};
   Envelope env{"event.created", id, "event:" + std::to_string(id), now_ms(), "api", event};
-  auto st = produce_and_wait(OutRecord{std::string(topics::kEvents), ref, env.dump()}, true);
+  // Durable in the log is enough to answer: event reads wait for the projection instead
+  // (events_caught_up), so a burst of webhooks never holds REST threads on the projection.
+  auto st = produce_and_wait(OutRecord{std::string(topics::kEvents), ref, env.dump()}, false);
   if (!st.ok()) {
     metrics_.webhook_request("error");
     return Resp::error(st.error());
@@ -178,6 +180,19 @@ Status ApiService::produce_and_wait(OutRecord record, bool wait_projection) {
   if (wait_projection && !views_.wait_applied((*pos)[0].tp, (*pos)[0].offset,
                                               options_.write_timeout)) {
     return make_error(Errc::kUnavailable, "Database operation temporarily unavailable; please retry");
+  }
+  return {};
+}
+
+Status ApiService::events_caught_up() {
+  const std::string topic(topics::kEvents);
+  for (int32_t p = 0; p < log_.partitions(topic); ++p) {
+    const TopicPartition tp{topic, p};
+    const int64_t end = log_.end_offset(tp);
+    if (end > 0 && !views_.wait_applied(tp, end - 1, options_.write_timeout)) {
+      return make_error(Errc::kUnavailable,
+                        "Database operation temporarily unavailable; please retry");
+    }
   }
   return {};
 }
@@ -206,6 +221,20 @@ rest::HttpResponse ApiService::create_event(Req& req) {
   if (principal->token_type == auth::kAccessToken && !principal->admin) {
     return error(Errc::kForbidden, "Missing permission events:create");
   }
+  // A sensor token may fire the triggers its sensor serves (API.md §9.2), as that sensor.
+  JsonPtr sensor;
+  if (principal->token_type == auth::kSensorToken) {
+    bool allowed = false;
+    for (const auto& t : principal->trigger_types) allowed = allowed || t == ref;
+    if (!allowed) {
+      return error(Errc::kForbidden, "Sensor token may not fire trigger '" + ref + "'");
+    }
+    const auto& attrs = principal->identity ? principal->identity->value("attributes", Json::object())
+                                            : Json::object();
+    if (attrs.is_object() && attrs.value("sensor_ref", Json()).is_string()) {
+      sensor = defs_.get("sensor", attrs["sensor_ref"].get<std::string>());
+    }
+  }
   if (!trigger->value("enabled", true)) {
     return error(Errc::kBadRequest, "Trigger '" + ref + "' is disabled");
   }
@@ -221,8 +250,9 @@ rest::HttpResponse ApiService::create_event(Req& req) {
                 {"trigger_ref", ref},
                 {"config", config ? *config : Json(nullptr)},
                 {"payload", body->value("payload", Json(nullptr))},
-                {"source", nullptr},
-                {"source_ref", source_ref ? *source_ref : Json(nullptr)},
+                {"source", sensor ? (*sensor)["id"] : Json(nullptr)},
+                {"source_ref", sensor ? (*sensor)["ref"]
+                                      : (source_ref ? *source_ref : Json(nullptr))},
                 {"rule", rule ? (*rule)["id"] : Json(nullptr)},
                 {"rule_ref", rule ? (*rule)["ref"] : Json(nullptr)},
                 {"created", now},
@@ -245,6 +275,7 @@ rest::HttpResponse ApiService::list_events(Req& req) {
   filter.trigger_ref = str_param(req, "trigger_ref");
   filter.source = str_param(req, "source");
   if (auto e = time_param(req, "created_after", filter.created_after)) return *e;
+  if (auto st = events_caught_up(); !st.ok()) return Resp::error(st.error());
   auto res = views_.list_events(filter, to_page(*page));
   if (!res.ok()) return Resp::error(res.error());
   Json body = rest::list_envelope(std::move(res->items), *page, res->total);
@@ -280,6 +311,7 @@ rest::HttpResponse get_presented(const std::function<Result<Principal>()>& auth,
 }  // namespace
 
 rest::HttpResponse ApiService::get_event(Req& req) {
+  if (auto st = events_caught_up(); !st.ok()) return Resp::error(st.error());
   return get_presented(
       [&] { return authenticate(req); },
       [&](const Principal& p) { return reveal_secrets(req, p, "events:decrypt"); },

@@ -141,6 +141,11 @@ Result<Principal> ApiService::authenticate(const rest::HttpRequest& req) const {
     p.execution_pack_ref = (**row).value("pack_ref", "");
     return p;
   }
+  if (p.token_type == auth::kSensorToken) {
+    const Json types = claims->extra.is_object() ? claims->extra.value("trigger_types", Json())
+                                                  : Json();
+    if (types.is_array()) p.trigger_types = types;
+  }
   if (p.token_type == auth::kAccessToken) {
     for (const auto& s : p.identity->value("permission_set_refs", Json::array())) {
       if (s == "core.admin") p.admin = true;
@@ -312,6 +317,13 @@ void ApiService::register_routes(rest::Router& r) {
         authed([this](HttpRequest& req) { return set_rule_enabled(req, true); }));
   r.add("POST", v1 + "/rules/{ref}/disable",
         authed([this](HttpRequest& req) { return set_rule_enabled(req, false); }));
+
+  r.add("GET", v1 + "/sensors", a(&ApiService::list_sensors));
+  r.add("POST", v1 + "/sensors", a(&ApiService::create_sensor));
+  r.add("GET", v1 + "/sensors/{ref}", a(&ApiService::get_sensor));
+  r.add("PUT", v1 + "/sensors/{ref}", a(&ApiService::update_sensor));
+  r.add("DELETE", v1 + "/sensors/{ref}", a(&ApiService::delete_sensor));
+  r.add("GET", v1 + "/sensors/{ref}/logs/{stream}", a(&ApiService::sensor_logs));
 
   r.add("GET", v1 + "/runtimes", a(&ApiService::list_runtimes));
   r.add("GET", v1 + "/runtimes/{ref}", a(&ApiService::get_runtime));

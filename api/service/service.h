@@ -31,6 +31,9 @@ namespace attune::keystore {
 class Cipher;
 class KeyExpiry;
 }  // namespace attune::keystore
+namespace attune::sensor {
+class SensorManager;
+}
 
 namespace attune::service {
 
@@ -60,6 +63,7 @@ struct Principal {
   int64_t execution_id = 0;
   std::string execution_action_ref;
   std::string execution_pack_ref;
+  Json trigger_types = Json::array();  // sensor tokens: the triggers they may fire
 };
 
 // What to do about the first administrator (API.md §1).
@@ -85,6 +89,8 @@ class ApiService {
 
   // Exposed for the CLI and tests.
   Result<Principal> authenticate(const rest::HttpRequest& req) const;
+  // Where sensor status and logs come from (the sensor stage in this process); may stay unset.
+  void set_sensor_manager(const sensor::SensorManager* sensors);
 
  private:
   using Req = rest::HttpRequest;
@@ -164,11 +170,26 @@ class ApiService {
   void present_list(std::string_view entity, Json& envelope) const;
   // The execution row with secret parameters sealed (for POST /executions/execute).
   Json seal_execution_config(Json execution, const Json& action) const;
+  // sensor_routes.cc
+  Resp list_sensors(Req& req);
+  Resp get_sensor(Req& req);
+  Resp create_sensor(Req& req);
+  Resp update_sensor(Req& req);
+  Resp delete_sensor(Req& req);
+  Resp sensor_logs(Req& req);
+  Json with_sensor_status(const Json& sensor) const;
+  std::optional<rest::HttpResponse> resolve_sensor_runtime(const Json& body, Json& sensor,
+                                                           bool creating);
+  std::vector<OutRecord> sensor_records(const Json& sensor, const Json& old);
 
   // Writes definition records (upserts and tombstones) and waits until the DefinitionsTable has
   // applied them. Callers hold write_mu_ across check-then-write so refs stay unique.
   Status write_definitions(std::vector<OutRecord> records);
   Status produce_and_wait(OutRecord record, bool wait_projection);
+  // Read-your-writes for events, which webhooks write without waiting for the projection: waits
+  // until the projection has applied everything attune.events held when the read began.
+  // kUnavailable when it lags by more than the write timeout.
+  Status events_caught_up();
 
   std::string now_str() const;
   int64_t now_ms() const { return clock_.now_ms(); }
@@ -187,6 +208,7 @@ class ApiService {
   // every use, and identity/execution checks always run. Cleared when it reaches its bound.
   mutable std::shared_mutex token_cache_mu_;
   mutable std::unordered_map<std::string, auth::Claims> token_cache_;
+  const sensor::SensorManager* sensors_ = nullptr;
   // Serialises definition writes within this instance (unique refs, consistent cascades).
   std::mutex write_mu_;
   std::unique_ptr<keystore::KeyExpiry> key_expiry_;

@@ -43,6 +43,11 @@ const Json& no_pack() {
 }  // namespace
 
 Result<EventInput> parse_event(const Envelope& envelope) {
+  Envelope copy = envelope;
+  return parse_event(std::move(copy));
+}
+
+Result<EventInput> parse_event(Envelope&& envelope) {
   const Json& p = envelope.payload;
   if (!p.is_object()) return make_error(Errc::kValidation, "event payload is not an object");
   EventInput in;
@@ -61,7 +66,7 @@ Result<EventInput> parse_event(const Envelope& envelope) {
     }
     in.defs_offset = offset->get<int64_t>();
   }
-  in.event = p;
+  in.event = std::move(envelope.payload);
   in.event.erase("defs_offset");
   in.event["id"] = in.id;
   if (!in.event.contains("payload")) in.event["payload"] = nullptr;
@@ -113,7 +118,6 @@ Decision decide(const EventInput& event, std::span<const JsonPtr> candidates,
   Decision d;
   keystore::TemplateKeys keys;  // bound as `keystore` for rules that mention it
   const std::string now_text = format_rfc3339_ms(now_ms);
-  const Json trigger_payload = field_or_null(event.event, "payload");
 
   // One scope per event. Per rule only `config`/`pack` (when the pack differs) and `system.rule`
   // (when the conditions mention `system`, and before rendering a match) change, so the loop over
@@ -237,7 +241,7 @@ Decision decide(const EventInput& event, std::span<const JsonPtr> candidates,
         {"event", event.id},
         {"status", "created"},
         {"config", std::move(enforcement_config)},
-        {"payload", trigger_payload},
+        {"payload", field_or_null(event.event, "payload")},
         {"condition", "all"},
         {"conditions", field_or_null(rule, "conditions")},
         {"resolved_at", nullptr},

@@ -36,7 +36,9 @@ struct EventInput {
 };
 
 // Validates an `event.created` envelope. Errors are reasons for the dead letter topic.
+// The rvalue form moves the payload instead of copying it (the rules stage's hot path).
 Result<EventInput> parse_event(const Envelope& envelope);
+Result<EventInput> parse_event(Envelope&& envelope);
 
 // Rules an event selects (API.md §10.1): only `rule_ref` when set, else every rule on the
 // trigger. Disabled and deleted rules are included/absent as they are; decide() filters.

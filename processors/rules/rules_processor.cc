@@ -44,7 +44,7 @@ void RulesProcessor::process(const Record& record, ProcessorContext& ctx) {
                   record.offset);
     return;
   }
-  auto event = parse_event(envelope);
+  auto event = parse_event(std::move(envelope));
   if (!event.ok()) throw ProcessingError(event.error().message);
 
   if (event->defs_offset > 0 &&

@@ -80,6 +80,12 @@ def run_wrk(url: str, args) -> dict:
     return json.loads(line[len("WRK_RESULT "):])
 
 
+def cpu_seconds(pid: int) -> float:
+    """user + system CPU time of a process (all its threads) so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rules", type=int, default=100)
@@ -107,6 +113,7 @@ def main() -> int:
               f"in {time.monotonic() - t0:.1f} s")
         url = api.url(f"/api/v1/webhooks/{cfg['key']}")
 
+        cpu0 = cpu_seconds(srv.proc.pid)
         start = time.monotonic()
         w = run_wrk(url, args)
         load_end = time.monotonic()
@@ -123,6 +130,7 @@ def main() -> int:
                 return 1
             time.sleep(0.02)
         evaluated_at = time.monotonic()
+        cpu = cpu_seconds(srv.proc.pid) - cpu0
 
         events = api.list("/api/v1/events", trigger_ref=cfg["trigger_ref"], page_size=1)["pagination"]["total_items"]
         enfs = api.list("/api/v1/enforcements", trigger_ref=cfg["trigger_ref"], page_size=10)
@@ -138,6 +146,9 @@ def main() -> int:
         print(f"drain after load:    {evaluated_at - load_end:10.2f} s until the sentinel enforcement was visible")
         print(f"accepted+evaluated:  {accepted / total_s:10.0f} events/s ({accepted} in {total_s:.2f} s, "
               f"{args.rules} rules each)")
+        print(f"server CPU:          {cpu * 1e6 / max(accepted, 1):10.1f} µs per event "
+              f"({cpu:.2f} CPU-s from the start of the load until evaluated; load average "
+              f"{os.getloadavg()[0]:.1f})")
         print(f"verify: {events} events on the trigger (>= {accepted} + 1 sentinel), "
               f"{enfs['pagination']['total_items']} enforcement(s) (only the sentinel's): {'OK' if ok else 'FAILED'}")
         return 0 if ok else 1

@@ -3,9 +3,21 @@
 namespace attune {
 
 std::string Envelope::dump() const {
-  Json j = {{"type", type}, {"id", id}, {"key", key}, {"ts", ts}, {"source", source},
-            {"payload", payload}};
-  return j.dump();
+  // Written field by field: wrapping the payload in a new Json object would deep-copy it.
+  std::string out = "{\"type\":";
+  out += Json(type).dump();
+  out += ",\"id\":";
+  out += std::to_string(id);
+  out += ",\"key\":";
+  out += Json(key).dump();
+  out += ",\"ts\":";
+  out += std::to_string(ts);
+  out += ",\"source\":";
+  out += Json(source).dump();
+  out += ",\"payload\":";
+  out += payload.dump();
+  out += '}';
+  return out;
 }
 
 bool Envelope::parse(std::string_view value, Envelope& out, std::string& error) {

@@ -1,0 +1,308 @@
+// Sensors (API.md §6 route map, §9.3): CRUD over attune.definitions plus the live status and the
+// kept stdout/stderr of sensor processes, which come from the sensor stage's SensorManager.
+#include <regex>
+
+#include "api/rest/pagination.h"
+#include "api/service/core_pack.h"
+#include "api/service/fields.h"
+#include "api/service/service.h"
+#include "processors/sensor/sensor_manager.h"
+
+namespace attune::service {
+
+using detail::data;
+using detail::deleted;
+using detail::error;
+using detail::validation;
+
+namespace {
+
+// The writable fields of a sensor with the pack-file aliases of `sensors/<name>.yaml`
+// (entry_point, runner_type, parameters) folded in. Records field errors into `f`.
+void read_sensor_fields(FieldReader& f, const Json& body, Json& sensor, bool creating) {
+  auto set_str = [&](const char* name, const char* alias, bool required) {
+    const char* key = body.contains(name) ? name : (alias && body.contains(alias) ? alias : name);
+    if (!body.contains(key)) {
+      if (required && creating) f.fail(name, "is required");
+      return;
+    }
+    if (auto v = f.str(key, false, required ? 1 : 0)) sensor[name] = *v;
+  };
+  set_str("label", nullptr, false);
+  set_str("description", nullptr, false);
+  set_str("entrypoint", "entry_point", true);
+  if (body.contains("enabled")) {
+    if (auto v = f.boolean("enabled")) sensor["enabled"] = *v;
+  }
+  const char* schema_key = body.contains("param_schema") ? "param_schema" : "parameters";
+  if (body.contains(schema_key)) {
+    if (auto v = f.object(schema_key)) sensor["param_schema"] = *v;
+  }
+  if (body.contains("config")) {
+    if (auto v = f.object("config")) sensor["config"] = *v;
+  }
+  if (body.contains("trigger_types")) {
+    auto v = f.string_array("trigger_types");
+    if (v && v->empty()) f.fail("trigger_types", "must name at least one trigger");
+    if (v) sensor["trigger_types"] = *v;
+  } else if (creating) {
+    f.fail("trigger_types", "is required");
+  }
+}
+
+}  // namespace
+
+void ApiService::set_sensor_manager(const sensor::SensorManager* sensors) { sensors_ = sensors; }
+
+Json ApiService::with_sensor_status(const Json& sensor) const {
+  Json out = sensor;
+  if (sensor::is_builtin_sensor(sensor)) {
+    out["status"] = Json{{"state", "running"}, {"builtin", true}};
+  } else if (sensors_) {
+    out["status"] = sensors_->status(sensor.value("ref", ""));
+  } else {
+    out["status"] = Json{{"state", "unknown"},
+                         {"reason", "the sensor stage does not run in this process"}};
+  }
+  return out;
+}
+
+// Resolves runtime / runtime_ref / runner_type into runtime + runtime_ref.
+std::optional<rest::HttpResponse> ApiService::resolve_sensor_runtime(const Json& body,
+                                                                     Json& sensor, bool creating) {
+  JsonPtr rt;
+  if (auto it = body.find("runtime"); it != body.end() && it->is_number_integer()) {
+    rt = defs_.get_by_id("runtime", it->get<int64_t>());
+    if (!rt) return error(Errc::kNotFound, "Runtime '" + it->dump() + "' not found");
+  } else {
+    std::string name;
+    for (const char* k : {"runtime_ref", "runner_type", "runtime"}) {
+      if (auto it2 = body.find(k); it2 != body.end() && it2->is_string()) {
+        name = it2->get<std::string>();
+        break;
+      }
+    }
+    if (name.empty()) {
+      if (!creating) return std::nullopt;
+      name = "core.shell";
+    }
+    const std::string canonical = canonical_runtime(name);
+    rt = defs_.get("runtime", canonical.empty() ? name : canonical);
+    if (!rt) {
+      return validation(Json{{"runtime_ref", "unknown runtime '" + name +
+                                                 "' (shell, python, nodejs or native)"}});
+    }
+  }
+  sensor["runtime"] = (*rt)["id"];
+  sensor["runtime_ref"] = (*rt)["ref"];
+  return std::nullopt;
+}
+
+// The records that make `sensor` (new or updated; `old` = previous version or null) take effect:
+// the sensor, its identity (for sensor tokens) and the sensor/sensor_ref links of its triggers.
+std::vector<OutRecord> ApiService::sensor_records(const Json& sensor, const Json& old) {
+  std::vector<OutRecord> records;
+  const int64_t ts = now_ms();
+  const std::string now = now_str();
+  const std::string ref = sensor["ref"];
+  records.push_back(definition_record("sensor", sensor, ts, "api"));
+  const std::string login = sensor::sensor_identity_login(ref);
+  if (!defs_.get("identity", login)) {
+    Json identity = {{"id", ids_.next()},
+                     {"ref", login},
+                     {"login", login},
+                     {"display_name", "Sensor " + ref},
+                     {"attributes", Json{{"sensor_ref", ref}}},
+                     {"is_sensor", true},
+                     {"frozen", false},
+                     {"roles", Json::array()},
+                     {"permission_set_refs", Json::array()},
+                     {"created", now},
+                     {"updated", now}};
+    records.push_back(definition_record("identity", identity, ts, "api"));
+  }
+  std::set<std::string> now_types, old_types;
+  for (const auto& t : sensor.value("trigger_types", Json::array())) now_types.insert(t.get<std::string>());
+  if (old.is_object()) {
+    for (const auto& t : old.value("trigger_types", Json::array())) {
+      if (t.is_string()) old_types.insert(t.get<std::string>());
+    }
+  }
+  for (const auto& t : now_types) {
+    JsonPtr trig = defs_.get("trigger", t);
+    if (!trig || (*trig).value("sensor_ref", Json(nullptr)) == Json(ref)) continue;
+    Json updated = *trig;
+    updated["sensor"] = sensor["id"];
+    updated["sensor_ref"] = ref;
+    updated["updated"] = now;
+    records.push_back(definition_record("trigger", updated, ts, "api"));
+  }
+  for (const auto& t : old_types) {
+    if (now_types.count(t)) continue;
+    JsonPtr trig = defs_.get("trigger", t);
+    if (!trig || (*trig).value("sensor_ref", Json(nullptr)) != Json(ref)) continue;
+    Json updated = *trig;
+    updated["sensor"] = nullptr;
+    updated["sensor_ref"] = nullptr;
+    updated["updated"] = now;
+    records.push_back(definition_record("trigger", updated, ts, "api"));
+  }
+  return records;
+}
+
+rest::HttpResponse ApiService::list_sensors(Req& req) {
+  auto page = rest::parse_page_request(req);
+  if (!page.ok()) return Resp::error(page.error());
+  const auto pack_ref = req.query_param("pack_ref");
+  std::vector<JsonPtr> rows;
+  for (auto& s : defs_.list("sensor")) {
+    if (pack_ref && s->value("pack_ref", "") != *pack_ref) continue;
+    rows.push_back(s);
+  }
+  std::sort(rows.begin(), rows.end(), [](const JsonPtr& a, const JsonPtr& b) {
+    if ((*a)["created"] != (*b)["created"]) return (*a)["created"] > (*b)["created"];
+    return (*a)["id"] > (*b)["id"];
+  });
+  if (page->order == rest::SortOrder::kAsc) std::reverse(rows.begin(), rows.end());
+  Json items = Json::array();
+  for (size_t i = static_cast<size_t>(page->offset);
+       i < rows.size() && items.size() < static_cast<size_t>(page->page_size); ++i) {
+    items.push_back(with_sensor_status(*rows[i]));
+  }
+  return Resp::json(200, rest::list_envelope(std::move(items), *page,
+                                             static_cast<int64_t>(rows.size())));
+}
+
+rest::HttpResponse ApiService::get_sensor(Req& req) {
+  auto obj = defs_.resolve("sensor", req.params["ref"]);
+  if (!obj) return error(Errc::kNotFound, "Sensor '" + req.params["ref"] + "' not found");
+  return data(200, with_sensor_status(*obj));
+}
+
+rest::HttpResponse ApiService::create_sensor(Req& req) {
+  auto body = rest::parse_json_body(req);
+  if (!body.ok()) return Resp::error(body.error());
+  FieldReader f(*body);
+  auto pack_ref = f.str("pack_ref", true, 1);
+  auto ref = f.str("ref", true, 1);
+  if (!f.ok()) return validation(f.errors());
+  std::string name = *ref;
+  if (ref->find('.') != std::string::npos) {
+    if (ref->rfind(*pack_ref + ".", 0) != 0) {
+      return validation(Json{{"ref", "must start with the pack ref '" + *pack_ref + ".'"}});
+    }
+    name = ref->substr(pack_ref->size() + 1);
+  }
+  static const std::regex name_re("^[A-Za-z0-9_-]{1,255}$");
+  if (!std::regex_match(name, name_re) || detail::all_digits(name)) {
+    return validation(
+        Json{{"ref", "name must use letters, digits, '_' or '-' and not be all digits"}});
+  }
+  JsonPtr pack = defs_.get("pack", *pack_ref);
+  if (!pack) return error(Errc::kNotFound, "Pack '" + *pack_ref + "' not found");
+  const std::string full_ref = *pack_ref + "." + name;
+  Json sensor = {{"label", name},         {"description", ""},
+                 {"enabled", true},       {"param_schema", Json::object()},
+                 {"config", Json::object()}};
+  read_sensor_fields(f, *body, sensor, true);
+  if (!f.ok()) return validation(f.errors());
+  if (auto err = resolve_sensor_runtime(*body, sensor, true)) return *err;
+  for (const auto& t : sensor["trigger_types"]) {
+    if (!defs_.get("trigger", t.get<std::string>())) {
+      return error(Errc::kNotFound, "Trigger '" + t.get<std::string>() + "' not found");
+    }
+  }
+  std::lock_guard lock(write_mu_);
+  if (defs_.get("sensor", full_ref)) {
+    return error(Errc::kConflict, "Sensor '" + full_ref + "' already exists");
+  }
+  if (auto who = defs_.get("identity", sensor::sensor_identity_login(full_ref));
+      who && !who->value("is_sensor", false)) {
+    return error(Errc::kConflict, "Login '" + sensor::sensor_identity_login(full_ref) +
+                                      "' is taken by another identity");
+  }
+  const std::string now = now_str();
+  sensor.update(Json{{"id", ids_.next()},
+                     {"ref", full_ref},
+                     {"pack", (*pack)["id"]},
+                     {"pack_ref", (*pack)["ref"]},
+                     {"created", now},
+                     {"updated", now}});
+  auto st = write_definitions(sensor_records(sensor, nullptr));
+  if (!st.ok()) return Resp::error(st.error());
+  return data(201, with_sensor_status(sensor), "Sensor created");
+}
+
+rest::HttpResponse ApiService::update_sensor(Req& req) {
+  auto body = rest::parse_json_body(req);
+  if (!body.ok()) return Resp::error(body.error());
+  std::lock_guard lock(write_mu_);
+  auto existing = defs_.resolve("sensor", req.params["ref"]);
+  if (!existing) return error(Errc::kNotFound, "Sensor '" + req.params["ref"] + "' not found");
+  if (sensor::is_builtin_sensor(*existing)) {
+    return error(Errc::kBadRequest, "The built-in sensor cannot be changed");
+  }
+  Json sensor = *existing;
+  FieldReader f(*body);
+  read_sensor_fields(f, *body, sensor, false);
+  if (!f.ok()) return validation(f.errors());
+  if (auto err = resolve_sensor_runtime(*body, sensor, false)) return *err;
+  for (const auto& t : sensor["trigger_types"]) {
+    if (!defs_.get("trigger", t.get<std::string>())) {
+      return error(Errc::kNotFound, "Trigger '" + t.get<std::string>() + "' not found");
+    }
+  }
+  sensor["updated"] = now_str();
+  auto st = write_definitions(sensor_records(sensor, *existing));
+  if (!st.ok()) return Resp::error(st.error());
+  return data(200, with_sensor_status(sensor), "Sensor updated");
+}
+
+rest::HttpResponse ApiService::delete_sensor(Req& req) {
+  std::lock_guard lock(write_mu_);
+  auto existing = defs_.resolve("sensor", req.params["ref"]);
+  if (!existing) return error(Errc::kNotFound, "Sensor '" + req.params["ref"] + "' not found");
+  if (sensor::is_builtin_sensor(*existing)) {
+    return error(Errc::kBadRequest, "The built-in sensor cannot be deleted");
+  }
+  const std::string ref = (*existing)["ref"];
+  const int64_t ts = now_ms();
+  std::vector<OutRecord> records;
+  for (const auto& t : existing->value("trigger_types", Json::array())) {
+    JsonPtr trig = defs_.get("trigger", t.get<std::string>());
+    if (!trig || trig->value("sensor_ref", Json(nullptr)) != Json(ref)) continue;
+    Json updated = *trig;
+    updated["sensor"] = nullptr;
+    updated["sensor_ref"] = nullptr;
+    updated["updated"] = now_str();
+    records.push_back(definition_record("trigger", updated, ts, "api"));
+  }
+  if (auto identity = defs_.get("identity", sensor::sensor_identity_login(ref));
+      identity && identity->value("is_sensor", false)) {
+    records.push_back(definition_tombstone("identity", (*identity)["ref"].get<std::string>(),
+                                           (*identity)["id"], ts, "api"));
+  }
+  records.push_back(definition_tombstone("sensor", ref, (*existing)["id"], ts, "api"));
+  auto st = write_definitions(std::move(records));
+  if (!st.ok()) return Resp::error(st.error());
+  return deleted("Sensor '" + ref + "' deleted");
+}
+
+rest::HttpResponse ApiService::sensor_logs(Req& req) {
+  auto obj = defs_.resolve("sensor", req.params["ref"]);
+  if (!obj) return error(Errc::kNotFound, "Sensor '" + req.params["ref"] + "' not found");
+  const std::string stream = req.params["stream"];
+  if (stream != "stdout" && stream != "stderr") {
+    return error(Errc::kNotFound, "Unknown log stream '" + stream + "' (stdout or stderr)");
+  }
+  Resp resp;
+  resp.status = 200;
+  resp.content_type = "text/plain; charset=utf-8";
+  if (sensors_) {
+    resp.body = sensors_->log((*obj)["ref"].get<std::string>(), stream == "stdout" ? 0 : 1)
+                    .value_or(std::string());
+  }
+  return resp;
+}
+
+}  // namespace attune::service

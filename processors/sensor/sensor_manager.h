@@ -1,0 +1,98 @@
+// SensorManager: runs the custom sensors of packs (API.md §9.3) as long-lived processes.
+//
+// A sensor runs while it is enabled and at least one enabled rule uses one of its trigger_types;
+// it is stopped (SIGINT, SIGTERM, SIGKILL `stop_grace` apart) when none does, and restarted when
+// its definition or the trigger params of its rules change (ATTUNE_SENSOR_TRIGGERS is read at
+// start). A process that exits while wanted is restarted after an exponential backoff
+// (`backoff_initial` doubling up to `backoff_max`; reset once a run lasted `stable_after`); a
+// process that cannot be started at all (missing interpreter or file) is reported in its status
+// as "failed" with the reason and retried on the same backoff — never at full speed.
+//
+// Stdout lines that are JSON objects are events ({"trigger_ref"?, "payload"?, ...}, the body of
+// POST /api/v1/events); other lines are just log output. The last `log_bytes` of stdout and of
+// stderr are kept per sensor for GET /api/v1/sensors/{ref}/logs/{stdout|stderr}.
+//
+// Threads: reconcile(), on_punctuate() and stop_all() run on the sensor stage's thread; output and
+// exit callbacks run on the ProcessSupervisor's thread and hand events and restarts to the stage
+// through its Mailbox; status() and log() may be called from any thread (API handlers).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "topology/definitions_table.h"
+#include "topology/topology.h"
+
+namespace attune::runners {
+class ProcessSupervisor;
+}
+
+namespace attune::sensor {
+
+struct SensorManagerOptions {
+  const DefinitionsTable* definitions = nullptr;  // required
+  const Clock* clock = &SystemClock::instance();
+  std::string api_url;          // ATTUNE_API_URL (without /api/v1)
+  std::string notifier_ws_url;  // ATTUNE_NOTIFIER_WS_URL
+  // Mints the ATTUNE_API_TOKEN of a sensor process (a `sensor` JWT for the sensor's identity
+  // with `trigger_types`); returns nullopt when it cannot. May be empty (no token).
+  std::function<std::optional<std::string>(const Json& sensor, int64_t identity_id)> mint_token;
+  size_t log_bytes = 64 * 1024;
+  std::chrono::milliseconds backoff_initial{1000};
+  std::chrono::milliseconds backoff_max{60000};
+  std::chrono::milliseconds stable_after{60000};
+  std::chrono::milliseconds stop_grace{2000};
+  // Sensor tokens live 24 h: a sensor is restarted with a fresh one after this long.
+  std::chrono::milliseconds token_refresh{std::chrono::hours(23)};
+};
+
+// The identity whose id sensor tokens carry as `sub` (created with the sensor by the API).
+std::string sensor_identity_login(std::string_view sensor_ref);
+// Builtin sensors (core.timer_sensor) are the stage itself, not processes.
+bool is_builtin_sensor(const Json& sensor);
+
+class SensorManager {
+ public:
+  explicit SensorManager(SensorManagerOptions options);
+  ~SensorManager();
+
+  // Stage thread.
+  void attach(Mailbox& mailbox);
+  void reconcile(int64_t now_ms);
+  std::optional<int64_t> on_punctuate(int64_t now_ms);  // restarts due; next wake-up wanted
+  void stop_all();
+
+  // Any thread. Status object of a sensor (state, pid, restarts, last_error, ...).
+  Json status(const std::string& ref) const;
+  // The kept tail of stream 0 (stdout) or 1 (stderr); nullopt if the sensor never ran here.
+  std::optional<std::string> log(const std::string& ref, int stream) const;
+
+  // Produces the event a stdout line of sensor `sensor_ref` asks for, on the stage thread;
+  // returns why it was rejected ("" when produced). Exposed for tests.
+  std::string produce(const std::string& sensor_ref, const Json& line, ProcessorContext& ctx);
+
+ private:
+  struct Proc;
+  void start(Proc& p, int64_t now_ms);      // mu_ held
+  void stop(Proc& p);                       // mu_ held
+  void schedule_retry(Proc& p, int64_t now_ms);  // mu_ held
+  void on_output(const std::shared_ptr<Proc>& p, uint64_t generation, int stream,
+                 std::string_view chunk);
+  void on_exit(const std::shared_ptr<Proc>& p, uint64_t generation, int exit_code, int signal,
+               const std::string& error);
+
+  const SensorManagerOptions options_;
+  std::unique_ptr<runners::ProcessSupervisor> supervisor_;
+  Mailbox* mailbox_ = nullptr;
+  mutable std::mutex mu_;
+  std::map<std::string, std::shared_ptr<Proc>, std::less<>> procs_;
+};
+
+}  // namespace attune::sensor

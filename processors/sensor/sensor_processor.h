@@ -1,0 +1,65 @@
+// The sensor stage (DESIGN.md §3): consumes attune.definitions and produces attune.events.
+//
+//  * Timers: every enabled rule on a core timer trigger owns a timer (API.md §9.4). The stage
+//    keeps each rule's TimerState in its store "timers"; the events of the ticks it fires and the
+//    new states are committed in ONE transaction together with its definitions offset, so a tick
+//    fires exactly once across crashes and restarts (the event id also derives from (rule,
+//    scheduled time), see timer_event_id). Definitions are consumed as a stage topic, so the
+//    store always matches the rules as of the committed offset.
+//  * Custom sensors: when a definitions record touches rules, sensors or triggers, the stage asks
+//    its SensorManager (if any) to reconcile the set of running sensor processes; events those
+//    processes print on stdout come back through the stage's mailbox and are produced here.
+//
+// One instance (attune.definitions has one partition). Stage thread only.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "processors/sensor/timer_scheduler.h"
+#include "topology/definitions_table.h"
+#include "topology/topology.h"
+
+namespace attune::sensor {
+
+class SensorManager;
+
+inline constexpr std::string_view kTimersStore = "timers";
+
+struct SensorStageOptions {
+  const DefinitionsTable* definitions = nullptr;  // required; started, outlives the stage
+  SensorManager* sensors = nullptr;               // custom sensors; null = timers only
+  int64_t misfire_grace_ms = 60'000;              // see timer_scheduler.h
+  size_t max_ticks_per_commit = 2048;
+};
+
+class SensorProcessor final : public Processor {
+ public:
+  explicit SensorProcessor(SensorStageOptions options);
+
+  void init(ProcessorContext& ctx) override;
+  void process(const Record& record, ProcessorContext& ctx) override;
+  std::optional<SystemTime> punctuate(SystemTime now, ProcessorContext& ctx) override;
+  void close() override;
+
+  const TimerScheduler& scheduler() const { return *scheduler_; }
+
+ private:
+  void on_rule(const Envelope& e, bool deleted, ProcessorContext& ctx);
+  Result<int64_t> allocate_slot(ProcessorContext& ctx);
+  void free_slot(int64_t slot, ProcessorContext& ctx);
+  void save(const TimerState& s, ProcessorContext& ctx);
+  std::optional<TimerState> load(int64_t rule_id, ProcessorContext& ctx);
+  void emit(const Tick& tick, const TimerState& s, int64_t now_ms, ProcessorContext& ctx);
+  void want_punctuate(ProcessorContext& ctx);
+
+  const SensorStageOptions options_;
+  state::Store* store_ = nullptr;
+  std::unique_ptr<TimerScheduler> scheduler_;
+};
+
+// Adds the stage "sensor" (1 instance, consumes attune.definitions, store "timers").
+void add_sensor_stage(Topology& topology, const SensorStageOptions& options);
+
+}  // namespace attune::sensor
