@@ -445,7 +445,14 @@ rest::HttpResponse ApiService::delete_action(Req& req) {
     return error(Errc::kConflict, "Action '" + ref + "' is used by rules " + users.dump(),
                  Json{{"rules", users}});
   }
-  auto st = write_definitions({definition_tombstone("action", ref, (*a)["id"], now_ms(), "api")});
+  std::vector<OutRecord> records;
+  // Keys the action owns go with it.
+  for (const auto& key : defs_.list_prefix("key", "action." + ref + ".")) {
+    records.push_back(definition_tombstone("key", key->value("ref", ""), key->value("id", int64_t{0}),
+                                           now_ms(), "api"));
+  }
+  records.push_back(definition_tombstone("action", ref, (*a)["id"], now_ms(), "api"));
+  auto st = write_definitions(std::move(records));
   if (!st.ok()) return Resp::error(st.error());
   return deleted("Action '" + ref + "' deleted");
 }

@@ -78,6 +78,14 @@ def test_multiple_values_and_lists(api):
     asc = [r["local_ref"] for r in api.items("/api/v1/keys", owner_type="pack", owner=pack["ref"], order="asc")]
     assert asc == list(reversed(desc))
     expect_error(api.get("/api/v1/keys", params={"owner_type": "team"}), 400, "BAD_REQUEST")
+    # Action keys: owned by an action of the pack, listed under it, deleted with the action.
+    act = api.create_action(f"{pack['ref']}.act", "true")
+    akey = create_key(api, "token", "t", owner_type="action", owner_action_ref=act["ref"], encrypted=False)
+    assert akey["ref"] == f"action.{act['ref']}.token"
+    assert akey["owner_action"] == act["id"] and akey["owner_pack_ref"] == pack["ref"]
+    assert [r["ref"] for r in api.items("/api/v1/keys", owner_type="action", owner=act["ref"])] == [akey["ref"]]
+    expect(api.delete(f"/api/v1/actions/{act['ref']}"), 200)
+    expect_error(api.get(f"/api/v1/keys/{akey['ref']}"), 404)
     # Deleting a pack removes its keys.
     expect(api.delete(f"/api/v1/packs/{pack['ref']}"), 200)
     expect_error(api.get(f"/api/v1/keys/pack.{pack['ref']}.{locals_[0]}"), 404)
