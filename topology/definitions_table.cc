@@ -74,10 +74,28 @@ void DefinitionsTable::follow() {
   }
 }
 
+void DefinitionsTable::hint(const OutRecord& record, JsonPtr object) {
+  constexpr size_t kMaxHints = 4096;
+  std::lock_guard lock(hints_mu_);
+  if (hints_.size() >= kMaxHints) hints_.clear();  // unused hints (failed produces) do not pile up
+  hints_[record.value] = std::move(object);
+}
+
 bool DefinitionsTable::apply(const Record& record) {
   Envelope e;
   std::string error;
-  bool ok = Envelope::parse(record.value, e, error);
+  JsonPtr hinted;
+  {
+    std::lock_guard lock(hints_mu_);
+    if (!hints_.empty()) {
+      if (auto it = hints_.find(record.value); it != hints_.end()) {
+        hinted = std::move(it->second);
+        hints_.erase(it);
+      }
+    }
+  }
+  bool ok = hinted != nullptr || Envelope::parse(record.value, e, error);
+  if (hinted) e.type = std::string(kDefinitionUpsert);
   const auto colon = record.key.find(':');
   if (ok && colon == std::string::npos) {
     ok = false;
@@ -106,8 +124,8 @@ bool DefinitionsTable::apply(const Record& record) {
       index_remove(kind, *it->second);
       refs.erase(it);
     }
-    if (e.type == kDefinitionUpsert && e.payload.is_object()) {
-      auto obj = std::make_shared<const Json>(std::move(e.payload));
+    if (e.type == kDefinitionUpsert && (hinted ? hinted->is_object() : e.payload.is_object())) {
+      auto obj = hinted ? std::move(hinted) : std::make_shared<const Json>(std::move(e.payload));
       index_add(kind, *obj);
       refs.emplace(ref, std::move(obj));
     }

@@ -64,6 +64,12 @@ class DefinitionsTable {
   // Applies one record (exposed for tests and for replay); returns false if it was malformed.
   bool apply(const Record& record);
 
+  // A writer in this process hands over the object of an upsert it is about to produce, so
+  // applying that record does not parse it again (a record whose value is byte-for-byte
+  // `record.value` takes `object`). Optional: without it the record is parsed as usual. Bounded;
+  // thread-safe.
+  void hint(const OutRecord& record, JsonPtr object);
+
  private:
   struct Entry {
     JsonPtr object;
@@ -82,6 +88,9 @@ class DefinitionsTable {
   std::map<std::string, std::unordered_map<int64_t, std::string>, std::less<>> by_id_;
   std::map<std::string, std::set<std::string>, std::less<>> rules_by_trigger_;
   std::map<std::string, std::string, std::less<>> webhook_keys_;
+
+  std::mutex hints_mu_;
+  std::unordered_map<std::string, JsonPtr> hints_;  // record value → its upsert payload
 
   std::atomic<int64_t> applied_{0};  // next offset to apply
   std::atomic<uint64_t> version_{0};

@@ -333,7 +333,9 @@ rest::HttpResponse ApiService::create_key(Req& req) {
                   {"created_by", p->id},
                   {"created", stamp},
                   {"updated", stamp}});
-  auto st = write_definitions({definition_record(keystore::kKind, key, now, "api")});
+  OutRecord record = definition_record(keystore::kKind, key, now, "api");
+  defs_.hint(record, std::make_shared<const Json>(key));  // applied without a re-parse
+  auto st = write_definitions({std::move(record)});
   if (!st.ok()) return Resp::error(st.error());
   if (key.contains("expires_at")) key_expiry_->notify();
   return data(201,
@@ -371,7 +373,9 @@ rest::HttpResponse ApiService::update_key(Req& req) {
   }
   key["rev"] = ids_.next();
   key["updated"] = format_rfc3339_ms(now);
-  auto st = write_definitions({definition_record(keystore::kKind, key, now, "api")});
+  OutRecord record = definition_record(keystore::kKind, key, now, "api");
+  defs_.hint(record, std::make_shared<const Json>(key));
+  auto st = write_definitions({std::move(record)});
   if (!st.ok()) return Resp::error(st.error());
   if (key.contains("expires_at")) key_expiry_->notify();
   const Json* known = body->contains("value") ? &(*body)["value"] : nullptr;
