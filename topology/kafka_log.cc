@@ -218,6 +218,34 @@ struct KafkaLog::Impl {
   rd_kafka_t* committer(const std::string& group) const;
 
   Status ensure_topics(const std::vector<TopicConfig>& wanted);
+  // Brokers without the Admin API (the mock cluster): ask for the topics in a metadata request,
+  // which auto-creates them where the broker allows it (broker-default partitions and policy).
+  template <class ReadFn, class MissingFn>
+  Status auto_create(const std::vector<TopicConfig>& todo, ReadFn& read_metadata,
+                     MissingFn& missing) {
+    for (const auto& t : todo) {
+      rd_kafka_topic_t* rkt = rd_kafka_topic_new(producer, t.name.c_str(), nullptr);
+      const rd_kafka_metadata_t* md = nullptr;
+      if (rd_kafka_metadata(producer, 0, rkt, &md, to_ms(self->options_.timeout)) ==
+          RD_KAFKA_RESP_ERR_NO_ERROR) {
+        rd_kafka_metadata_destroy(md);
+      }
+      rd_kafka_topic_destroy(rkt);
+    }
+    const auto deadline = std::chrono::steady_clock::now() + self->options_.timeout;
+    std::vector<TopicConfig> left;
+    for (;;) {
+      if (auto st = read_metadata(); !st.ok()) return st;
+      left = missing();
+      if (left.empty()) return {};
+      if (std::chrono::steady_clock::now() >= deadline) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));  // startup only
+    }
+    std::string names;
+    for (const auto& t : left) names += (names.empty() ? "" : ", ") + t.name;
+    return make_error(Errc::kUnavailable, "kafka topics missing and not creatable: " + names);
+  }
+  std::atomic<bool> admin_unavailable{false};
   Status restore_one(Changelog& cl);
 };
 
@@ -490,6 +518,7 @@ Status KafkaLog::Impl::ensure_topics(const std::vector<TopicConfig>& wanted) {
   auto todo = missing();
   if (todo.empty()) return {};
 
+  if (admin_unavailable.load()) return auto_create(todo, read_metadata, missing);
   // Admin API: create with the configured partition counts and cleanup policies.
   std::vector<rd_kafka_NewTopic_t*> news;
   char err[512];
@@ -505,13 +534,16 @@ Status KafkaLog::Impl::ensure_topics(const std::vector<TopicConfig>& wanted) {
   }
   rd_kafka_queue_t* q = rd_kafka_queue_new(producer);
   rd_kafka_AdminOptions_t* opts = rd_kafka_AdminOptions_new(producer, RD_KAFKA_ADMIN_OP_CREATETOPICS);
-  rd_kafka_AdminOptions_set_request_timeout(opts, to_ms(self->options_.timeout), err, sizeof(err));
+  rd_kafka_AdminOptions_set_request_timeout(opts, to_ms(std::min(self->options_.timeout,
+                                                                  std::chrono::milliseconds(5000))),
+                                            err, sizeof(err));
   rd_kafka_CreateTopics(producer, news.data(), news.size(), opts, q);
   rd_kafka_event_t* ev = rd_kafka_queue_poll(q, to_ms(self->options_.timeout) + 1000);
   if (ev) {
     if (rd_kafka_event_error(ev)) {
-      spdlog::warn("kafka: creating topics: {} (relying on existing or auto-created topics)",
+      spdlog::warn("kafka: creating topics with the Admin API: {} (falling back to auto-creation)",
                    rd_kafka_event_error_string(ev));
+      admin_unavailable.store(true);
     } else if (const auto* res = rd_kafka_event_CreateTopics_result(ev)) {
       size_t n = 0;
       const rd_kafka_topic_result_t** results = rd_kafka_CreateTopics_result_topics(res, &n);
@@ -531,6 +563,7 @@ Status KafkaLog::Impl::ensure_topics(const std::vector<TopicConfig>& wanted) {
   rd_kafka_queue_destroy(q);
   for (auto* n : news) rd_kafka_NewTopic_destroy(n);
 
+  if (admin_unavailable.load()) return auto_create(missing(), read_metadata, missing);
   // New topics take a moment to appear in metadata everywhere (startup only).
   const auto deadline = std::chrono::steady_clock::now() + self->options_.timeout;
   for (;;) {
@@ -987,7 +1020,7 @@ Result<std::unique_ptr<Consumer>> KafkaLog::subscribe(std::string group,
         TopicPartition tp{t, p};
         auto c = committed(group, tp);
         if (!c.ok()) return c.error();
-        start[tp] = *c >= 0 ? *c : (from_beginning ? RD_KAFKA_OFFSET_BEGINNING : RD_KAFKA_OFFSET_END);
+        start[tp] = *c >= 0 ? *c : (from_beginning ? RD_KAFKA_OFFSET_BEGINNING : end_offset(tp));
       }
     }
   }

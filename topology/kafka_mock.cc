@@ -3,6 +3,8 @@
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 
+#include <future>
+
 namespace attune {
 
 Result<std::unique_ptr<MockKafkaCluster>> MockKafkaCluster::start(int brokers) {
@@ -38,10 +40,20 @@ Status MockKafkaCluster::create_topic(const std::string& name, int32_t partition
 }
 
 Status MockKafkaCluster::create_topics(const std::vector<TopicConfig>& topics) {
+  // Each creation is a round trip to the mock's thread that waits for its next wake-up; issued
+  // together they share the wait.
+  std::vector<std::future<Status>> pending;
   for (const auto& t : topics) {
-    if (auto st = create_topic(t.name, t.partitions); !st.ok()) return st;
+    pending.push_back(std::async(std::launch::async, [this, t] {
+      return create_topic(t.name, t.partitions);
+    }));
   }
-  return {};
+  Status result;
+  for (auto& f : pending) {
+    auto st = f.get();
+    if (!st.ok() && result.ok()) result = st;
+  }
+  return result;
 }
 
 }  // namespace attune
