@@ -6,10 +6,10 @@
 namespace attune {
 namespace {
 
-using testing::LogFixture;
+using testing::BothLogsFixture;
 using namespace std::chrono_literals;
 
-class DefinitionsTest : public LogFixture {};
+class DefinitionsTest : public BothLogsFixture {};
 ATTUNE_BOTH_LOGS(DefinitionsTest);
 
 TEST_P(DefinitionsTest, ReplaysThenFollows) {

@@ -9,11 +9,11 @@
 namespace attune {
 namespace {
 
-using testing::LogFixture;
+using testing::BothLogsFixture;
 using testing::kWait;
 using namespace std::chrono_literals;
 
-class LogTest : public LogFixture {};
+class LogTest : public BothLogsFixture {};
 ATTUNE_BOTH_LOGS(LogTest);
 
 TEST_P(LogTest, ProducedRecordsAreConsumedInOrderPerPartition) {

@@ -9,7 +9,7 @@
 namespace attune {
 namespace {
 
-using testing::LogFixture;
+using testing::BothLogsFixture;
 using testing::kWait;
 using namespace std::chrono_literals;
 
@@ -34,7 +34,7 @@ class CountingProcessor : public Processor {
   std::function<void()> on_init_;
 };
 
-class RuntimeTest : public LogFixture {
+class RuntimeTest : public BothLogsFixture {
  protected:
   std::vector<Record> drain(const std::string& topic, size_t want) {
     auto c = log_->reader({topic});

@@ -7,6 +7,7 @@
 
 #include <filesystem>
 #include <random>
+#include <type_traits>
 
 #include "topology/embedded_log.h"
 #include "topology/kafka_log.h"
@@ -26,7 +27,9 @@ inline std::string log_kind_name(const ::testing::TestParamInfo<LogKind>& info) 
 // on the mock cluster takes ~3 s.
 inline constexpr auto kWait = 30s;
 
-class LogFixture : public ::testing::TestWithParam<LogKind> {
+// Base is ::testing::Test (embedded only, TEST_F) or ::testing::TestWithParam<LogKind> (TEST_P).
+template <class Base>
+class LogFixtureT : public Base {
  protected:
   void SetUp() override {
     dir_ = std::filesystem::temp_directory_path() /
@@ -48,7 +51,13 @@ class LogFixture : public ::testing::TestWithParam<LogKind> {
     cluster_.reset();
     std::filesystem::remove_all(dir_);
   }
-  bool kafka() const { return GetParam() == LogKind::kKafka; }
+  bool kafka() const {
+    if constexpr (std::is_same_v<Base, ::testing::Test>) {
+      return false;
+    } else {
+      return this->GetParam() == LogKind::kKafka;
+    }
+  }
   void reopen(int32_t partitions = 3) {
     log_.reset();
     db_.reset();
@@ -85,6 +94,11 @@ class LogFixture : public ::testing::TestWithParam<LogKind> {
   std::unique_ptr<state::Db> db_;
   std::unique_ptr<Log> log_;
 };
+
+// TEST_F fixtures on the embedded log.
+class LogFixture : public LogFixtureT<::testing::Test> {};
+// TEST_P fixtures instantiated for both logs with ATTUNE_BOTH_LOGS(suite).
+class BothLogsFixture : public LogFixtureT<::testing::TestWithParam<LogKind>> {};
 
 #define ATTUNE_BOTH_LOGS(suite)                                                            \
   INSTANTIATE_TEST_SUITE_P(Logs, suite,                                                    \
