@@ -1,6 +1,7 @@
 // Wiring of the core stages.
 #include "processors/pipeline.h"
 
+#include <algorithm>
 #include <stdexcept>
 
 #include "processors/executor/executor_processor.h"
@@ -14,9 +15,13 @@ void add_core_stages(Topology& topology, const PipelineOptions& options) {
     throw std::invalid_argument("add_core_stages: PipelineOptions::definitions is required");
   }
   DefinitionsTable* table = options.definitions;
+  auto wanted = [&](std::string_view stage) {
+    return options.stages.empty() ||
+           std::find(options.stages.begin(), options.stages.end(), stage) != options.stages.end();
+  };
   rules::RulesOptions rules_options;
   rules_options.on_evaluation_error = options.on_rule_evaluation_error;
-  topology.add({"rules",
+  if (wanted("rules")) topology.add({"rules",
                 {std::string(topics::kEvents)},
                 {std::string(rules::kDedupeStore)},
                 1,
@@ -25,7 +30,7 @@ void add_core_stages(Topology& topology, const PipelineOptions& options) {
                   return std::make_unique<rules::RulesProcessor>(*table, rules_options);
                 }});
   executor::ExecutorOptions exec_options{options.on_execution_terminal};
-  topology.add({"executor",
+  if (wanted("executor")) topology.add({"executor",
                 {std::string(topics::kCommands), std::string(topics::kResults)},
                 {std::string(executor::kExecutionsStore)},
                 2,
@@ -37,7 +42,7 @@ void add_core_stages(Topology& topology, const PipelineOptions& options) {
   worker_options.name = options.worker_name;
   worker_options.api_url = options.api_url;
   worker_options.clock = options.clock;
-  topology.add({"worker",
+  if (wanted("worker")) topology.add({"worker",
                 {std::string(topics::kDispatch)},
                 {std::string(worker::kInFlightStore), std::string(worker::kSeenStore)},
                 1,

@@ -5,6 +5,7 @@
 #include <functional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "topology/definitions_table.h"
 #include "topology/topology.h"
@@ -21,6 +22,8 @@ struct PipelineOptions {
   // counts as no match (metrics: attune_rule_evaluation_errors_total). Rules stage thread.
   std::function<void()> on_rule_evaluation_error;
   const Clock* clock = &SystemClock::instance();  // process durations in the worker
+  // Which of "rules", "executor", "worker" to add (distributed roles); empty ⇒ all three.
+  std::vector<std::string> stages;
 };
 
 // Adds stages "rules" (1 instance, store dedupe), "executor" (2 instances, store executions)
