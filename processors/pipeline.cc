@@ -1,6 +1,7 @@
 // Wiring of the core stages.
 #include "processors/pipeline.h"
 
+#include <algorithm>
 #include <stdexcept>
 
 #include "processors/executor/executor_processor.h"
@@ -14,10 +15,14 @@ void add_core_stages(Topology& topology, const PipelineOptions& options) {
     throw std::invalid_argument("add_core_stages: PipelineOptions::definitions is required");
   }
   DefinitionsTable* table = options.definitions;
+  auto wanted = [&](std::string_view stage) {
+    return options.stages.empty() ||
+           std::find(options.stages.begin(), options.stages.end(), stage) != options.stages.end();
+  };
   rules::RulesOptions rules_options;
   rules_options.on_evaluation_error = options.on_rule_evaluation_error;
   rules_options.cipher = options.cipher;
-  topology.add({"rules",
+  if (wanted("rules")) topology.add({"rules",
                 {std::string(topics::kEvents)},
                 {std::string(rules::kDedupeStore)},
                 1,
@@ -26,7 +31,7 @@ void add_core_stages(Topology& topology, const PipelineOptions& options) {
                   return std::make_unique<rules::RulesProcessor>(*table, rules_options);
                 }});
   executor::ExecutorOptions exec_options{options.on_execution_terminal};
-  topology.add({"executor",
+  if (wanted("executor")) topology.add({"executor",
                 {std::string(topics::kCommands), std::string(topics::kResults)},
                 {std::string(executor::kExecutionsStore)},
                 2,
@@ -41,7 +46,7 @@ void add_core_stages(Topology& topology, const PipelineOptions& options) {
   worker_options.definitions = table;
   worker_options.cipher = options.cipher;
   worker_options.mint_token = options.mint_token;
-  topology.add({"worker",
+  if (wanted("worker")) topology.add({"worker",
                 {std::string(topics::kDispatch)},
                 {std::string(worker::kInFlightStore), std::string(worker::kSeenStore)},
                 1,

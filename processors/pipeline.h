@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "processors/keystore/cipher.h"
 #include "topology/definitions_table.h"
@@ -28,6 +29,8 @@ struct PipelineOptions {
   std::shared_ptr<const keystore::Cipher> cipher;
   // Mints the ATTUNE_API_TOKEN of an execution (worker thread); may be empty.
   std::function<std::optional<std::string>(const Json& execution, const Json& action)> mint_token;
+  // Which of "rules", "executor", "worker" to add (distributed roles); empty ⇒ all three.
+  std::vector<std::string> stages;
 };
 
 // Adds stages "rules" (1 instance, store dedupe), "executor" (2 instances, store executions)

@@ -134,6 +134,8 @@ std::vector<TopicConfig> default_topics(int32_t partitions) {
       {std::string(topics::kDispatch), partitions, false},
       {std::string(topics::kResults), partitions, false},
       {std::string(topics::kDeadletter), 1, false},
+      {std::string(topics::kEventsIngress), partitions, false},
+      {std::string(topics::kWorkers), 1, true},
   };
 }
 

@@ -29,6 +29,9 @@ inline constexpr std::string_view kExecutions = "attune.executions";
 inline constexpr std::string_view kDispatch = "attune.dispatch";
 inline constexpr std::string_view kResults = "attune.results";
 inline constexpr std::string_view kDeadletter = "attune.deadletter";
+// Extensions: raw events from Kafka producers (API.md §18) and worker heartbeats (compacted).
+inline constexpr std::string_view kEventsIngress = "attune.events.ingress";
+inline constexpr std::string_view kWorkers = "attune.workers";
 }  // namespace topics
 
 struct TopicConfig {
@@ -111,6 +114,17 @@ class Log {
   // Drops the records of `tp` below `offset` (retention). Logs with their own retention (Kafka)
   // may ignore it. Offsets of later records do not change.
   virtual Status trim(const TopicPartition& tp, int64_t offset) = 0;
+  // The stores a stage (consumer group `group`) owns, by full name. KafkaLog keeps a compacted
+  // changelog topic per store and restores the stores before the group's consumers process a
+  // newly assigned partition. Logs whose state is local and atomic (EmbeddedLog) ignore it.
+  virtual Status attach_stores(const std::string& /*group*/,
+                               const std::vector<std::string>& /*stores*/) {
+    return {};
+  }
+  // True when the log itself balances a group's partitions among the group's consumers (Kafka
+  // consumer groups, across processes); the Runtime then lets every instance subscribe to every
+  // partition instead of splitting them.
+  virtual bool balances_groups() const { return false; }
 };
 
 }  // namespace attune

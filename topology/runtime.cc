@@ -47,8 +47,11 @@ class Runtime::Instance final : public ProcessorContext, public Mailbox {
       if (!store.ok()) return store.error();
       stores_.emplace(s, *store);
     }
+    std::vector<std::string> full_names;
+    for (const auto& s : spec_.stores) full_names.push_back(spec_.name + "." + s);
+    if (auto st = rt_.log_.attach_stores(spec_.name, full_names); !st.ok()) return st;
     std::vector<int32_t> parts;
-    if (spec_.instances > 1) {
+    if (spec_.instances > 1 && !rt_.log_.balances_groups()) {
       int32_t max_parts = 0;
       for (const auto& t : spec_.topics) max_parts = std::max(max_parts, rt_.log_.partitions(t));
       for (int32_t p = index_; p < max_parts; p += spec_.instances) parts.push_back(p);

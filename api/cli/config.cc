@@ -67,6 +67,18 @@ Status load_config_file(const std::string& path, ServeConfig& config) {
         config.log_keep_records = v.as<int64_t>();
       } else if (key == "fsync") {
         config.fsync = v.as<bool>();
+      } else if (key == "broker") {
+        config.broker = v.as<std::string>();
+      } else if (key == "kafka_config") {
+        for (const auto& item : v) config.kafka_config.push_back(item.as<std::string>());
+      } else if (key == "roles") {
+        config.roles = v.as<std::string>();
+      } else if (key == "worker_name") {
+        config.worker_name = v.as<std::string>();
+      } else if (key == "worker_heartbeat_ms") {
+        config.worker_heartbeat_ms = v.as<int64_t>();
+      } else if (key == "worker_timeout_ms") {
+        config.worker_timeout_ms = v.as<int64_t>();
       } else if (key == "allow_self_registration") {
         config.allow_self_registration = v.as<bool>();
       } else {

@@ -4,6 +4,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "topology/core/result.h"
 
@@ -22,6 +23,14 @@ struct ServeConfig {
   bool allow_self_registration = true;
   bool fsync = false;
   int64_t log_keep_records = 10000;  // per partition, once every reader has consumed them
+  // Distributed mode (README "Running distributed"): Kafka bootstrap servers; empty ⇒ the
+  // embedded log. Each --kafka-config is a librdkafka "key=value".
+  std::string broker;
+  std::vector<std::string> kafka_config;
+  std::string roles = "api,sensor,rules,executor,worker";
+  std::string worker_name;             // empty ⇒ host name (embedded) or <host>-<node id> (Kafka)
+  int64_t worker_heartbeat_ms = 1000;  // worker announcement interval
+  int64_t worker_timeout_ms = 10000;   // no heartbeat for this long ⇒ inactive, work abandoned
 };
 
 struct HostPort {

@@ -62,6 +62,30 @@ int main(int argc, char** argv) {
       ->envname("ATTUNE_LOG_KEEP_RECORDS")
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 40));
 
+  std::optional<std::string> broker, roles, worker_name;
+  std::vector<std::string> kafka_config;
+  std::optional<int64_t> heartbeat_ms, worker_timeout_ms;
+  serve->add_option("--broker", broker,
+                    "Kafka bootstrap servers host:port[,...]: run distributed on Kafka instead of "
+                    "the embedded log")
+      ->envname("ATTUNE__KAFKA__BROKERS");
+  serve->add_option("--kafka-config", kafka_config,
+                    "librdkafka property key=value for every Kafka client (repeatable; e.g. "
+                    "security.protocol=SASL_SSL)");
+  serve->add_option("--roles", roles,
+                    "Comma list of api,sensor,rules,executor,worker to run in this process "
+                    "(default all)")
+      ->envname("ATTUNE_ROLES");
+  serve->add_option("--worker-name", worker_name,
+                    "Name this worker reports (default: host name; on Kafka <host>-<node id>)")
+      ->envname("ATTUNE_WORKER_NAME");
+  serve->add_option("--worker-heartbeat-ms", heartbeat_ms, "Worker heartbeat interval (default 1000)")
+      ->check(CLI::Range(int64_t{50}, int64_t{600000}));
+  serve->add_option("--worker-timeout-ms", worker_timeout_ms,
+                    "A worker silent this long is inactive and its running executions are "
+                    "abandoned (default 10000)")
+      ->check(CLI::Range(int64_t{200}, int64_t{3600000}));
+
   CLI11_PARSE(app, argc, argv);
 
   if (serve->parsed()) {
@@ -82,6 +106,12 @@ int main(int argc, char** argv) {
     if (http_threads) config.http_threads = *http_threads;
     if (fsync) config.fsync = *fsync;
     if (keep) config.log_keep_records = *keep;
+    if (broker) config.broker = *broker;
+    if (!kafka_config.empty()) config.kafka_config = kafka_config;
+    if (roles) config.roles = *roles;
+    if (worker_name) config.worker_name = *worker_name;
+    if (heartbeat_ms) config.worker_heartbeat_ms = *heartbeat_ms;
+    if (worker_timeout_ms) config.worker_timeout_ms = *worker_timeout_ms;
     if (const char* v = std::getenv("ATTUNE__SECURITY__ALLOW_SELF_REGISTRATION")) {
       config.allow_self_registration = std::string(v) != "false" && std::string(v) != "0";
     }

@@ -10,7 +10,10 @@
 #include <condition_variable>
 #include <filesystem>
 #include <mutex>
+#include <set>
 #include <thread>
+#include <vector>
+#include <algorithm>
 
 #include "api/auth/jwt.h"
 #include "api/auth/secrets.h"
@@ -25,7 +28,12 @@
 #include "processors/sensor/sensor_manager.h"
 #include "processors/sensor/sensor_processor.h"
 #include "topology/definitions_table.h"
+#include "processors/monitor/monitor_processor.h"
+#include "processors/monitor/workers.h"
+#include "processors/worker/worker_processor.h"
+#include "api/service/distributed.h"
 #include "topology/embedded_log.h"
+#include "topology/kafka_log.h"
 #include "topology/runtime.h"
 
 namespace attune::cli {
@@ -163,6 +171,30 @@ std::optional<std::string> mint_execution_token(const auth::JwtCodec& jwt,
 
 }  // namespace
 
+// The roles of `attune serve --roles` (README "Running distributed").
+const std::vector<std::string> kRoles = {"api", "sensor", "rules", "executor", "worker"};
+
+Result<std::set<std::string>> parse_roles(const std::string& text) {
+  std::set<std::string> roles;
+  size_t start = 0;
+  while (start <= text.size()) {
+    const size_t comma = std::min(text.find(',', start), text.size());
+    std::string r = text.substr(start, comma - start);
+    r.erase(0, r.find_first_not_of(" \t"));
+    r.erase(r.find_last_not_of(" \t") + 1);
+    if (!r.empty()) {
+      if (std::find(kRoles.begin(), kRoles.end(), r) == kRoles.end()) {
+        return make_error(Errc::kBadRequest,
+                          "--roles: unknown role '" + r + "' (use api,sensor,rules,executor,worker)");
+      }
+      roles.insert(r);
+    }
+    start = comma + 1;
+  }
+  if (roles.empty()) return make_error(Errc::kBadRequest, "--roles: no role given");
+  return roles;
+}
+
 int run_serve(const ServeConfig& cfg) {
   // stdout carries only the ready line (and a generated admin password); logs go to stderr.
   spdlog::set_default_logger(spdlog::stderr_color_mt("attune"));
@@ -173,6 +205,14 @@ int run_serve(const ServeConfig& cfg) {
   auto ws_listen = parse_host_port(cfg.ws_listen);
   if (!ws_listen.ok()) return fail("--ws-listen: " + ws_listen.error().message);
   if (cfg.max_body_bytes < 1024) return fail("max_body_bytes must be at least 1024");
+  auto roles_or = parse_roles(cfg.roles);
+  if (!roles_or.ok()) return fail(roles_or.error().message);
+  const std::set<std::string> roles = *roles_or;
+  auto has = [&roles](const char* r) { return roles.count(r) > 0; };
+  const bool distributed = !cfg.broker.empty();
+  if (!distributed && roles.size() != kRoles.size()) {
+    return fail("--roles needs --broker: on the embedded log one process runs every role");
+  }
 
   const std::string enc_key = env_or("ATTUNE__SECURITY__ENCRYPTION_KEY");
   if (!enc_key.empty() && enc_key.size() < 32) {
@@ -199,10 +239,37 @@ int run_serve(const ServeConfig& cfg) {
   if (!db.ok()) {
     return fail(db.error().message + " (is another attune serve using " + data_dir + "?)");
   }
-  auto log = EmbeddedLog::open(**db, default_topics(cfg.partitions));
-  if (!log.ok()) return fail("cannot open the log: " + log.error().message);
+  service::Metrics metrics;
+  std::unique_ptr<Log> log;
+  if (distributed) {
+    KafkaOptions kafka;
+    kafka.brokers = cfg.broker;
+    for (const auto& kv : cfg.kafka_config) {
+      auto prop = parse_kafka_property(kv);
+      if (!prop.ok()) return fail(prop.error().message);
+      kafka.config.push_back(*prop);
+    }
+    kafka.topics = default_topics(cfg.partitions);
+    kafka.changelog_partitions = cfg.partitions;
+    kafka.local_groups = {std::string(projections::kStage)};  // every API keeps full views
+    kafka.local_store_groups = {"worker"};                     // a worker's own children
+    kafka.on_restore = [&metrics](const RestoreProgress& p) {
+      metrics.store_restore(p.store, static_cast<double>(p.restored), static_cast<double>(p.total));
+      if (!p.done && p.restored > 0) {
+        spdlog::info("restoring store {}: {}/{} records", p.store, p.restored, p.total);
+      }
+    };
+    auto k = KafkaLog::open(**db, std::move(kafka));
+    if (!k.ok()) return fail("cannot open the Kafka log on " + cfg.broker + ": " + k.error().message);
+    log = std::move(*k);
+    spdlog::info("distributed mode: Kafka {} roles {}", cfg.broker, cfg.roles);
+  } else {
+    auto e = EmbeddedLog::open(**db, default_topics(cfg.partitions));
+    if (!e.ok()) return fail("cannot open the log: " + e.error().message);
+    log = std::move(*e);
+  }
 
-  DefinitionsTable definitions(**log);
+  DefinitionsTable definitions(*log);
   if (auto st = definitions.start(); !st.ok()) return fail("definitions: " + st.error().message);
 
   std::string jwt_secret = env_or("ATTUNE__SECURITY__JWT_SECRET", "JWT_SECRET");
@@ -221,7 +288,6 @@ int run_serve(const ServeConfig& cfg) {
   auth::JwtCodec jwt(jwt_secret);
   const Clock& clock = SystemClock::instance();
   IdGenerator ids(static_cast<unsigned>(cfg.node_id), clock);
-  service::Metrics metrics;
 
   Topology topology;
   RuntimeOptions runtime_options;
@@ -229,8 +295,70 @@ int run_serve(const ServeConfig& cfg) {
   runtime_options.clock = &clock;
   runtime_options.on_dead_letter = [&metrics](const std::string& stage, const Record&,
                                               const std::string&) { metrics.dead_letter(stage); };
-  Runtime runtime(**log, topology, runtime_options);
-  auto stage = projections::make_projection_stage(**log, runtime.applied());
+  Runtime runtime(*log, topology, runtime_options);
+
+  // Worker liveness (GET /workers; abandoning the work of lost workers).
+  const std::string worker_name =
+      !cfg.worker_name.empty()
+          ? cfg.worker_name
+          : (distributed ? worker::default_worker_name() + "-" + std::to_string(cfg.node_id)
+                         : worker::default_worker_name());
+  monitor::WorkersView workers(*log, std::chrono::milliseconds(cfg.worker_timeout_ms), clock);
+  if (has("api") || has("executor")) {
+    if (auto st = workers.start(); !st.ok()) return fail("workers view: " + st.error().message);
+  }
+
+  if (has("sensor") && !has("api")) {
+    // Sensor processes get their tokens minted, and their status and logs served, by the API of
+    // the process that runs them.
+    return fail("--roles: the sensor role runs together with the api role (e.g. --roles api,sensor)");
+  }
+  if (!has("api")) {
+    // A process without the API: only stages (and a ready line for supervisors).
+    PipelineOptions pipeline;
+    pipeline.definitions = &definitions;
+    pipeline.api_url = cfg.advertised_url;
+    pipeline.worker_name = worker_name;
+    pipeline.on_execution_terminal = [&metrics](std::string_view status) {
+      metrics.execution_finished(status);
+    };
+    pipeline.on_rule_evaluation_error = [&metrics] { metrics.rule_evaluation_error(); };
+    pipeline.clock = &clock;
+    // Workers open sealed secrets and inject keys with the shared encryption key, and mint
+    // execution tokens with the shared JWT secret (both must match the API processes').
+    pipeline.cipher = cipher;
+    pipeline.mint_token = [&jwt, &definitions, &clock](const Json& execution, const Json& action) {
+      return mint_execution_token(jwt, definitions, clock, execution, action);
+    };
+    for (const char* r : {"rules", "executor", "worker"}) {
+      if (has(r)) pipeline.stages.emplace_back(r);
+    }
+    if (!pipeline.stages.empty()) add_core_stages(topology, pipeline);
+    if (has("executor")) monitor::add_monitor_stage(topology, monitor::MonitorOptions{&workers});
+    if (auto st = runtime.start(); !st.ok()) return fail("stages: " + st.error().message);
+    std::unique_ptr<monitor::Heartbeat> heartbeat;
+    if (has("worker")) {
+      heartbeat = std::make_unique<monitor::Heartbeat>(
+          *log, monitor::HeartbeatOptions{worker_name,
+                                          std::chrono::milliseconds(cfg.worker_heartbeat_ms)});
+      if (auto st = heartbeat->start(); !st.ok()) return fail("heartbeat: " + st.error().message);
+    }
+    std::printf("attune: ready roles=%s\n", cfg.roles.c_str());
+    std::fflush(stdout);
+    spdlog::info("serving roles {} (worker {})", cfg.roles, worker_name);
+    int sig = 0;
+    sigwait(&signals, &sig);
+    spdlog::info("received signal {}, shutting down", sig);
+    if (heartbeat) heartbeat->stop();
+    runtime.stop();
+    workers.stop();
+    definitions.stop();
+    const bool failed = runtime.failed();
+    spdlog::info("stopped{}", failed ? " (a stage had failed)" : "");
+    return failed ? 1 : 0;
+  }
+
+  auto stage = projections::make_projection_stage(*log, runtime.applied());
   if (!stage.ok()) return fail("projections: " + stage.error().message);
   topology.add(std::move(stage->spec));
   std::shared_ptr<projections::Projections> views = stage->projections;
@@ -238,7 +366,7 @@ int run_serve(const ServeConfig& cfg) {
   service::ServiceOptions service_options;
   service_options.allow_self_registration = cfg.allow_self_registration;
   service_options.cipher = cipher;
-  service::ApiService api(**log, definitions, *views, jwt, ids, clock, metrics, service_options);
+  service::ApiService api(*log, definitions, *views, jwt, ids, clock, metrics, service_options);
   service::BootstrapOptions bootstrap;
   if (auto admin = env_or("ATTUNE_BOOTSTRAP_ADMIN"); !admin.empty()) bootstrap.admin = admin;
   bootstrap.data_dir = data_dir;
@@ -246,6 +374,8 @@ int run_serve(const ServeConfig& cfg) {
 
   rest::Router router;
   api.register_routes(router);
+  service::register_worker_routes(router, api, workers);
+  if (distributed) service::add_ingress_stage(topology, router, metrics, cfg.max_body_bytes);
   rest::ServerOptions http_options;
   http_options.host = listen->host;
   http_options.port = listen->port;
@@ -271,7 +401,12 @@ int run_serve(const ServeConfig& cfg) {
   pipeline.mint_token = [&jwt, &definitions, &clock](const Json& execution, const Json& action) {
     return mint_execution_token(jwt, definitions, clock, execution, action);
   };
-  add_core_stages(topology, pipeline);
+  pipeline.worker_name = worker_name;
+  for (const char* r : {"rules", "executor", "worker"}) {
+    if (has(r)) pipeline.stages.emplace_back(r);
+  }
+  if (!pipeline.stages.empty()) add_core_stages(topology, pipeline);
+  if (has("executor")) monitor::add_monitor_stage(topology, monitor::MonitorOptions{&workers});
 
   notifier::NotifierOptions ws_options;
   ws_options.host = ws_listen->host;
@@ -314,14 +449,23 @@ int run_serve(const ServeConfig& cfg) {
     return std::optional<std::string>(jwt.sign(c));
   };
   auto sensors = std::make_unique<sensor::SensorManager>(sensor_options);
-  api.set_sensor_manager(sensors.get());
-  sensor::SensorStageOptions sensor_stage;
-  sensor_stage.definitions = &definitions;
-  sensor_stage.sensors = sensors.get();
-  sensor::add_sensor_stage(topology, sensor_stage);
+  if (has("sensor")) {
+    api.set_sensor_manager(sensors.get());
+    sensor::SensorStageOptions sensor_stage;
+    sensor_stage.definitions = &definitions;
+    sensor_stage.sensors = sensors.get();
+    sensor::add_sensor_stage(topology, sensor_stage);
+  }
 
   if (auto st = runtime.start(); !st.ok()) return fail("stages: " + st.error().message);
   api.start_background();
+  std::unique_ptr<monitor::Heartbeat> heartbeat;
+  if (has("worker")) {
+    heartbeat = std::make_unique<monitor::Heartbeat>(
+        *log, monitor::HeartbeatOptions{worker_name,
+                                        std::chrono::milliseconds(cfg.worker_heartbeat_ms)});
+    if (auto st = heartbeat->start(); !st.ok()) return fail("heartbeat: " + st.error().message);
+  }
 
   std::printf("attune: ready api=%s ws=ws://%s:%u\n", api_url.c_str(),
               url_host(ws_listen->host).c_str(), static_cast<unsigned>(notifier.port()));
@@ -335,9 +479,14 @@ int run_serve(const ServeConfig& cfg) {
   std::thread retention([&] {
     std::unique_lock lock(retention_mu);
     while (!retention_cv.wait_for(lock, std::chrono::seconds(60), [&] { return stopping; })) {
+      if (distributed) continue;  // Kafka applies its own retention
       // Superseded definitions (old versions of keys, with their values) leave the log too.
-      auto compacted = (*log)->compact({std::string(topics::kDefinitions), 0});
-      if (!compacted.ok()) spdlog::warn("definitions compaction: {}", compacted.error().message);
+      if (auto* embedded = dynamic_cast<EmbeddedLog*>(log.get())) {
+        auto compacted = embedded->compact({std::string(topics::kDefinitions), 0});
+        if (!compacted.ok()) {
+          spdlog::warn("definitions compaction: {}", compacted.error().message);
+        }
+      }
       auto dropped = runtime.trim_consumed(cfg.log_keep_records);
       if (!dropped.ok()) {
         spdlog::warn("log retention: {}", dropped.error().message);
@@ -358,7 +507,9 @@ int run_serve(const ServeConfig& cfg) {
   retention.join();
   http.stop();
   notifier.stop();
+  if (heartbeat) heartbeat->stop();
   runtime.stop();
+  workers.stop();
   definitions.stop();
   const bool failed = runtime.failed();
   spdlog::info("stopped{}", failed ? " (a stage had failed)" : "");

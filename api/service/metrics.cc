@@ -42,6 +42,15 @@ struct Metrics::Impl {
           .Name("attune_kafka_ingress_records_total")
           .Help("Kafka ingress records by topic and outcome")
           .Register(*registry);
+  prometheus::Family<prometheus::Gauge>& restored = prometheus::BuildGauge()
+                                                        .Name("attune_store_restore_records")
+                                                        .Help("Changelog records restored into a store by the last restore")
+                                                        .Register(*registry);
+  prometheus::Family<prometheus::Gauge>& restore_total =
+      prometheus::BuildGauge()
+          .Name("attune_store_restore_records_total_expected")
+          .Help("Changelog records the last restore of a store had to apply")
+          .Register(*registry);
   prometheus::Family<prometheus::Gauge>& ws = prometheus::BuildGauge()
                                                   .Name("attune_ws_connections")
                                                   .Help("Open notifier WebSocket connections")
@@ -106,6 +115,11 @@ void Metrics::dead_letter(std::string_view stage) {
 }
 
 void Metrics::rule_evaluation_error() { impl_->rule_errors.Add({}).Increment(); }
+
+void Metrics::store_restore(std::string_view store, double restored, double total) {
+  impl_->restored.Add({{"store", std::string(store)}}).Set(restored);
+  impl_->restore_total.Add({{"store", std::string(store)}}).Set(total);
+}
 
 void Metrics::kafka_ingress(std::string_view topic, std::string_view outcome) {
   impl_->ingress.Add({{"topic", std::string(topic)}, {"outcome", std::string(outcome)}}).Increment();

@@ -19,6 +19,8 @@ class Metrics {
   void rule_evaluation_error();
   void kafka_ingress(std::string_view topic, std::string_view outcome);
   void ws_connections_set(double n);
+  // Distributed mode: changelog restore progress of a stage store (records restored/to restore).
+  void store_restore(std::string_view store, double restored, double total);
   // Prometheus text exposition format 0.0.4.
   std::string serialize() const;
 

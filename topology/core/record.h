@@ -6,6 +6,8 @@
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 namespace attune {
 
@@ -19,6 +21,8 @@ struct Record {
   int64_t timestamp_ms = 0;
   std::string key;
   std::string value;
+  // Record headers (Kafka only; the embedded log does not keep them).
+  std::vector<std::pair<std::string, std::string>> headers;
 };
 
 // A record to be produced; its partition is derived from the key unless given.
@@ -27,6 +31,7 @@ struct OutRecord {
   std::string key;
   std::string value;
   int32_t partition = -1;  // -1: partition_for(key)
+  std::vector<std::pair<std::string, std::string>> headers;  // Kafka only
 };
 
 struct Envelope {

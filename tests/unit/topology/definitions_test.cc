@@ -6,12 +6,13 @@
 namespace attune {
 namespace {
 
-using testing::LogFixture;
+using testing::BothLogsFixture;
 using namespace std::chrono_literals;
 
-class DefinitionsTest : public LogFixture {};
+class DefinitionsTest : public BothLogsFixture {};
+ATTUNE_BOTH_LOGS(DefinitionsTest);
 
-TEST_F(DefinitionsTest, ReplaysThenFollows) {
+TEST_P(DefinitionsTest, ReplaysThenFollows) {
   ASSERT_TRUE(log_->produce({definition_record("action", {{"id", 1}, {"ref", "p.a"}}, 0, "t")}).ok());
   DefinitionsTable table(*log_);
   ASSERT_TRUE(table.start().ok());
@@ -28,7 +29,7 @@ TEST_F(DefinitionsTest, ReplaysThenFollows) {
   EXPECT_TRUE(table.rules_for_trigger("core.webhook").empty());
 }
 
-TEST_F(DefinitionsTest, HintedUpsertsAreAppliedWithoutAParseAndPrefixListsAndConditionalDeletes) {
+TEST_P(DefinitionsTest, HintedUpsertsAreAppliedWithoutAParseAndPrefixListsAndConditionalDeletes) {
   DefinitionsTable table(*log_);
   ASSERT_TRUE(table.start().ok());
   const Json obj = {{"id", 7}, {"ref", "system.a"}, {"rev", 1}};
@@ -62,7 +63,7 @@ TEST_F(DefinitionsTest, HintedUpsertsAreAppliedWithoutAParseAndPrefixListsAndCon
   EXPECT_EQ(table.get("key", "system.a"), nullptr);
 }
 
-TEST_F(DefinitionsTest, WebhookIndexFollowsKeyChanges) {
+TEST_P(DefinitionsTest, WebhookIndexFollowsKeyChanges) {
   DefinitionsTable table(*log_);
   ASSERT_TRUE(table.start().ok());
   Json t = {{"id", 5}, {"ref", "p.t"}, {"webhook_key", "old"}};
@@ -76,7 +77,7 @@ TEST_F(DefinitionsTest, WebhookIndexFollowsKeyChanges) {
   EXPECT_NE(table.trigger_for_webhook("new"), nullptr);
 }
 
-TEST_F(DefinitionsTest, MalformedRecordsAreSkipped) {
+TEST_P(DefinitionsTest, MalformedRecordsAreSkipped) {
   DefinitionsTable table(*log_);
   Record r{std::string(topics::kDefinitions), 0, 0, 0, "action:x", "garbage"};
   EXPECT_FALSE(table.apply(r));
@@ -84,7 +85,7 @@ TEST_F(DefinitionsTest, MalformedRecordsAreSkipped) {
   EXPECT_EQ(table.get("action", "x"), nullptr);
 }
 
-TEST_F(DefinitionsTest, ResolveRejectsHugeIds) {
+TEST_P(DefinitionsTest, ResolveRejectsHugeIds) {
   DefinitionsTable table(*log_);
   EXPECT_EQ(table.resolve("action", "99999999999999999999999"), nullptr);
 }

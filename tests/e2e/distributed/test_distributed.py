@@ -1,0 +1,159 @@
+"""Distributed mode on Kafka (issue 5): a mock-cluster broker process, separate api, rules,
+executor and two worker processes. Scenarios: T1.4 across processes, T3.12 worker crash
+recovery, kill -9 + restart of executor and rules mid-load, Kafka producers (SCENARIOS.md)."""
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import Counter
+
+import pytest
+
+from attune_e2e import TERMINAL, expect, wait_for
+from dist import Cluster
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    c = Cluster(tmp_path_factory.mktemp("dist")).start()
+    yield c
+    c.stop()
+
+
+@pytest.fixture(scope="module")
+def dapi(cluster):
+    return cluster.procs["api"].admin_client()
+
+
+def fire_all(api, key, n, tag):
+    return [api.fire(key, {"n": i, "tag": tag})["event_id"] for i in range(n)]
+
+
+def check_exactly_once(api, flow, event_ids, timeout=90):
+    """Every event: one enforcement, one execution, terminal — by natural keys."""
+    def done():
+        ex = api.items("/api/v1/executions", rule_ref=flow.rule_ref, page_size=100)
+        if len(ex) >= len(event_ids) and all(e["status"] in TERMINAL for e in ex):
+            return ex
+        return None
+    execs = wait_for(done, timeout=timeout, interval=0.25, desc="all executions terminal")
+    enfs = api.items("/api/v1/enforcements", rule_ref=flow.rule_ref, page_size=100)
+    per_event = Counter(e["event"] for e in enfs)
+    assert set(per_event) == set(event_ids), "an event has no enforcement"
+    assert max(per_event.values()) == 1, f"doubled enforcements: {per_event.most_common(3)}"
+    per_enf = Counter(e["enforcement"] for e in execs)
+    assert set(per_enf) == {e["id"] for e in enfs}, "an enforcement has no execution"
+    assert max(per_enf.values()) == 1, f"doubled executions: {per_enf.most_common(3)}"
+    return execs
+
+
+def test_t1_04_webhooks_complete_across_processes(cluster, dapi):
+    flow = dapi.webhook_flow('echo "$message"', action_params={"message": "{{ event.payload.tag }}"})
+    events = fire_all(dapi, flow.key, 12, "dist")
+    execs = check_exactly_once(dapi, flow, events, timeout=60)
+    assert all(e["status"] == "completed" for e in execs), [e["status"] for e in execs]
+    # Both workers announced themselves and are listed as active.
+    workers = wait_for(lambda: (lambda w: w if len(w) >= 2 else None)(
+        dapi.items("/api/v1/workers", status="active")), timeout=20, desc="two active workers")
+    names = {w["name"] for w in workers}
+    assert any(n.endswith("-4") for n in names) and any(n.endswith("-5") for n in names), names
+    for w in workers:
+        assert w["worker_role"] == "action" and w["last_heartbeat"], w
+        one = expect(dapi.get(f"/api/v1/workers/{w['id']}"), 200)["data"]
+        assert one["name"] == w["name"]
+    assert expect(dapi.get("/api/v1/workers/12345"), 404)
+
+
+def test_t3_12_killed_worker_executions_end_abandoned(cluster, dapi):
+    flow = dapi.webhook_flow("sleep 4; echo done")
+    events = fire_all(dapi, flow.key, 8, "crash")
+    victim = cluster.procs["worker-a"]
+    victim_name = None
+
+    def running_on_both():
+        ex = dapi.items("/api/v1/executions", rule_ref=flow.rule_ref, status="running")
+        return ex if ex else None
+    running = wait_for(running_on_both, timeout=40, interval=0.1, desc="running executions")
+    by_worker = Counter(e["worker"] for e in running)
+    victim_name = next((n for n in by_worker if n.endswith("-4")), None)
+    if victim_name is None:  # worker-a got nothing: kill worker-b instead
+        victim = cluster.procs["worker-b"]
+        victim_name = next(iter(by_worker))
+    victim.kill9()
+    # Everything ends within the worker timeout (4 s) plus group failover; nothing stuck.
+    execs = check_exactly_once(dapi, flow, events, timeout=60)
+    statuses = Counter(e["status"] for e in execs)
+    assert statuses["abandoned"] >= 1, statuses
+    for e in execs:
+        if e["status"] == "abandoned":
+            assert e["worker"] == victim_name, e
+        else:
+            assert e["status"] == "completed", e
+    # The victim is listed inactive; the survivor keeps going.
+    wait_for(lambda: any(w["name"] == victim_name and w["status"] == "inactive"
+                         for w in dapi.items("/api/v1/workers")), timeout=20, desc="victim inactive")
+    later = fire_all(dapi, flow.key, 3, "after")
+    wait_for(lambda: (lambda ex: ex if len(ex) >= 3 and all(e["status"] == "completed" for e in ex) else None)(
+        [e for e in dapi.items("/api/v1/executions", rule_ref=flow.rule_ref, page_size=100)
+         if e["created"] > max(x["created"] for x in execs)]), timeout=60, desc="survivor runs new work")
+    victim.start()  # back for the next tests
+
+
+def test_kill9_restart_executor_and_rules_mid_load(cluster, dapi):
+    flow = dapi.webhook_flow("echo ok")
+    events: list = []
+
+    def load():
+        for i in range(40):
+            events.append(dapi.fire(flow.key, {"n": i})["event_id"])
+            time.sleep(0.02)
+    t = threading.Thread(target=load)
+    t.start()
+    time.sleep(0.3)
+    cluster.procs["executor"].kill9()
+    cluster.procs["rules"].kill9()
+    time.sleep(0.5)
+    # The executor comes back on a NEW data directory: its store is restored from the changelog.
+    cluster.role("executor", "executor", 3).start()
+    cluster.procs["rules"].start()
+    t.join()
+    execs = check_exactly_once(dapi, flow, events, timeout=90)
+    assert all(e["status"] == "completed" for e in execs), Counter(e["status"] for e in execs)
+
+
+def test_kafka_producer_webhook_and_deadletter(cluster, dapi):
+    confluent_kafka = pytest.importorskip("confluent_kafka")  # Debian python3-confluent-kafka
+    flow = dapi.webhook_flow('echo "$message"', action_params={"message": "{{ event.payload.tag }}"})
+    p = confluent_kafka.Producer({"bootstrap.servers": cluster.broker.bootstrap})
+    p.produce("attune.webhooks", key=flow.key, value=json.dumps({"payload": {"tag": "from-kafka"}}))
+    p.produce("attune.webhooks", key=flow.key, value=b"{not json")
+    p.produce("attune.webhooks", key="no-such-key", value=json.dumps({"payload": {}}))
+    assert p.flush(10) == 0
+    ex = wait_for(lambda: (lambda it: it[0] if it and it[0]["status"] in TERMINAL else None)(
+        dapi.items("/api/v1/executions", rule_ref=flow.rule_ref)), timeout=60, desc="kafka execution")
+    assert ex["status"] == "completed", ex
+    assert "from-kafka" in json.dumps(ex["result"]), ex
+    events = dapi.items("/api/v1/events", trigger_ref=flow.trigger_ref)
+    assert len(events) == 1 and events[0]["source_ref"] == "webhook", events
+
+    c = confluent_kafka.Consumer({"bootstrap.servers": cluster.broker.bootstrap, "group.id": "e2e-dl",
+                                  "auto.offset.reset": "earliest"})
+    c.subscribe(["attune.deadletter"])
+    found = {}
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and len(found) < 2:
+        m = c.poll(0.5)
+        if m is None or m.error():
+            continue
+        v = json.loads(m.value())
+        if v.get("source_topic") == "attune.webhooks" and m.key() in (flow.key.encode(), b"no-such-key"):
+            found[v["reason_code"]] = v
+    c.close()
+    assert set(found) == {"invalid_json", "unknown_webhook_key"}, found
+    bad = found["invalid_json"]
+    assert bad["http_status"] == 400 and bad["original_value"] == "{not json", bad
+    assert bad["reason"].startswith("Invalid JSON payload"), bad
+    metrics = dapi.get("/metrics").text
+    assert 'attune_kafka_ingress_records_total{outcome="invalid_json",topic="attune.webhooks"}' in metrics \
+        or 'outcome="invalid_json"' in metrics, metrics
