@@ -57,7 +57,9 @@ ApiService::ApiService(Log& log, DefinitionsTable& defs, projections::Projection
       clock_(clock),
       metrics_(metrics),
       options_(std::move(options)),
-      key_expiry_(std::make_unique<keystore::KeyExpiry>(log, defs, clock)) {}
+      key_expiry_(std::make_unique<keystore::KeyExpiry>(
+          log, defs, clock, std::chrono::milliseconds(1000),
+          [this](std::string_view ref) -> std::mutex& { return key_lock(ref); })) {}
 
 ApiService::~ApiService() { key_expiry_->stop(); }
 

@@ -6,24 +6,27 @@
 namespace attune::keystore {
 
 KeyExpiry::KeyExpiry(Log& log, const DefinitionsTable& table, const Clock& clock,
-                     std::chrono::milliseconds max_wait)
-    : log_(log), table_(table), clock_(clock), max_wait_(max_wait) {}
+                     std::chrono::milliseconds max_wait, KeyLock lock)
+    : log_(log), table_(table), clock_(clock), max_wait_(max_wait), lock_(std::move(lock)) {}
 
 KeyExpiry::~KeyExpiry() { stop(); }
 
 Result<std::optional<int64_t>> KeyExpiry::run_once() {
   const int64_t now = clock_.now_ms();
   ExpiryScan scan = scan_expiry(table_.list(kKind), now);
-  if (!scan.due.empty()) {
-    std::vector<OutRecord> records;
-    records.reserve(scan.due.size());
-    for (const auto& k : scan.due) records.push_back(expiry_record(*k, now, "api"));
-    auto pos = log_.produce(std::move(records));
+  for (const auto& due : scan.due) {
+    const std::string ref = due->value("ref", "");
+    std::unique_lock<std::mutex> key_lock;
+    if (lock_) key_lock = std::unique_lock<std::mutex>(lock_(ref));
+    // Re-read under the lock: the key may have been updated (new deadline) or deleted meanwhile.
+    JsonPtr current = table_.get(kKind, ref);
+    if (!current || !is_expired(*current, now)) continue;
+    auto pos = log_.produce({expiry_record(*current, now, "api")});
     if (!pos.ok()) return pos.error();
-    // Wait for our own records so the next scan does not see these keys again.
+    // Applied before the lock is released, so the next writer of this ref sees it gone.
     if (!pos->empty()) table_.wait_applied(pos->back().offset, std::chrono::seconds(5));
     std::lock_guard lock(mu_);
-    expired_ += scan.due.size();
+    ++expired_;
   }
   return scan.next_deadline_ms;
 }

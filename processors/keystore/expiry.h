@@ -7,10 +7,18 @@
 // that sleeps until the earliest deadline, waking early on notify() (a key was written) and at
 // least every `max_wait` to notice keys written by other API instances. Several instances
 // expiring the same key write the same conditional tombstone twice: harmless.
+//
+// Each expiry is decided and written under the key's write lock, after re-reading the key: within
+// one API process an expiry record therefore always names the key's current `rev`, so it is never
+// a no-op — which matters for compaction, which keeps only the newest record of a key (a no-op
+// conditional tombstone kept as the newest record would hide the update it lost to). Several API
+// instances on Kafka do not share that lock: there a TTL deadline racing an update of the same key
+// on another instance can still leave such a record (a known limitation).
 #pragma once
 
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -23,8 +31,13 @@ namespace attune::keystore {
 
 class KeyExpiry {
  public:
+  // Serialises the expiry of one key with the writers of that key (the API's per-key lock), so
+  // an expiry never lands after an update it did not see. Without it (tests) nothing is locked.
+  using KeyLock = std::function<std::mutex&(std::string_view ref)>;
+
   KeyExpiry(Log& log, const DefinitionsTable& table, const Clock& clock,
-            std::chrono::milliseconds max_wait = std::chrono::milliseconds(1000));
+            std::chrono::milliseconds max_wait = std::chrono::milliseconds(1000),
+            KeyLock lock = {});
   ~KeyExpiry();
 
   // Writes an expiry record for every key whose deadline has come; returns the next deadline.
@@ -45,6 +58,7 @@ class KeyExpiry {
   const DefinitionsTable& table_;
   const Clock& clock_;
   const std::chrono::milliseconds max_wait_;
+  const KeyLock lock_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
   bool stopping_ = false;

@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <future>
+#include <mutex>
 #include <random>
 
 #include "processors/keystore/cipher.h"
@@ -270,6 +272,30 @@ TEST_F(ExpiryTest, AnExpiryDecidedBeforeAnUpdateDoesNotDeleteTheNewVersion) {
   ASSERT_TRUE(pos.ok());
   ASSERT_TRUE(table_->wait_applied(pos->back().offset, 5s));
   EXPECT_EQ(table_->get(kKind, "system.k"), nullptr);
+}
+
+TEST_F(ExpiryTest, AnExpiryWaitsForTheKeysWriterAndRereadsTheKey) {
+  put("k", 1000, 1);
+  clock_.advance(2s);  // due
+  std::mutex key_mu;
+  KeyExpiry expiry(*log_, *table_, clock_, 1000ms, [&](std::string_view) -> std::mutex& {
+    return key_mu;
+  });
+  // A writer holds the key's lock and removes the TTL while the expiry runs. Whichever of the
+  // two gets the lock first, the outcome is the same: the update wins and no expiry is written.
+  std::unique_lock writer(key_mu);
+  auto run = std::async(std::launch::async, [&] { return expiry.run_once(); });
+  put("k", std::nullopt, 2);
+  writer.unlock();
+  ASSERT_TRUE(run.get().ok());
+  EXPECT_EQ(expiry.expired(), 0u);
+  ASSERT_NE(table_->get(kKind, "system.k"), nullptr);
+  EXPECT_EQ((*table_->get(kKind, "system.k"))["rev"], 2);
+  // So compaction keeps the update, and a restart agrees.
+  ASSERT_TRUE(log_->compact({std::string(topics::kDefinitions), 0}).ok());
+  close();
+  open();
+  ASSERT_NE(table_->get(kKind, "system.k"), nullptr);
 }
 
 TEST_F(ExpiryTest, ActionAndTemplateViews) {
