@@ -21,6 +21,7 @@ void add_core_stages(Topology& topology, const PipelineOptions& options) {
   };
   rules::RulesOptions rules_options;
   rules_options.on_evaluation_error = options.on_rule_evaluation_error;
+  rules_options.cipher = options.cipher;
   if (wanted("rules")) topology.add({"rules",
                 {std::string(topics::kEvents)},
                 {std::string(rules::kDedupeStore)},
@@ -42,6 +43,9 @@ void add_core_stages(Topology& topology, const PipelineOptions& options) {
   worker_options.name = options.worker_name;
   worker_options.api_url = options.api_url;
   worker_options.clock = options.clock;
+  worker_options.definitions = table;
+  worker_options.cipher = options.cipher;
+  worker_options.mint_token = options.mint_token;
   if (wanted("worker")) topology.add({"worker",
                 {std::string(topics::kDispatch)},
                 {std::string(worker::kInFlightStore), std::string(worker::kSeenStore)},

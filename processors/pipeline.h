@@ -3,10 +3,13 @@
 #pragma once
 
 #include <functional>
+#include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "processors/keystore/cipher.h"
 #include "topology/definitions_table.h"
 #include "topology/topology.h"
 
@@ -22,6 +25,10 @@ struct PipelineOptions {
   // counts as no match (metrics: attune_rule_evaluation_errors_total). Rules stage thread.
   std::function<void()> on_rule_evaluation_error;
   const Clock* clock = &SystemClock::instance();  // process durations in the worker
+  // Datastore encryption (keystore templates, sealed secrets, key injection); may be null.
+  std::shared_ptr<const keystore::Cipher> cipher;
+  // Mints the ATTUNE_API_TOKEN of an execution (worker thread); may be empty.
+  std::function<std::optional<std::string>(const Json& execution, const Json& action)> mint_token;
   // Which of "rules", "executor", "worker" to add (distributed roles); empty ⇒ all three.
   std::vector<std::string> stages;
 };

@@ -74,10 +74,28 @@ void DefinitionsTable::follow() {
   }
 }
 
+void DefinitionsTable::hint(const OutRecord& record, JsonPtr object) {
+  constexpr size_t kMaxHints = 4096;
+  std::lock_guard lock(hints_mu_);
+  if (hints_.size() >= kMaxHints) hints_.clear();  // unused hints (failed produces) do not pile up
+  hints_[record.value] = std::move(object);
+}
+
 bool DefinitionsTable::apply(const Record& record) {
   Envelope e;
   std::string error;
-  bool ok = Envelope::parse(record.value, e, error);
+  JsonPtr hinted;
+  {
+    std::lock_guard lock(hints_mu_);
+    if (!hints_.empty()) {
+      if (auto it = hints_.find(record.value); it != hints_.end()) {
+        hinted = std::move(it->second);
+        hints_.erase(it);
+      }
+    }
+  }
+  bool ok = hinted != nullptr || Envelope::parse(record.value, e, error);
+  if (hinted) e.type = std::string(kDefinitionUpsert);
   const auto colon = record.key.find(':');
   if (ok && colon == std::string::npos) {
     ok = false;
@@ -88,12 +106,26 @@ bool DefinitionsTable::apply(const Record& record) {
     const std::string ref = record.key.substr(colon + 1);
     std::unique_lock lock(mu_);
     auto& refs = by_ref_[kind];
-    if (auto it = refs.find(ref); it != refs.end()) {
+    auto current = refs.find(ref);
+    if (e.type == kDefinitionDelete && current != refs.end() && e.payload.is_object()) {
+      const auto cond = e.payload.find("if_match");
+      bool holds = true;
+      if (cond != e.payload.end() && cond->is_object()) {
+        for (const auto& [field, expected] : cond->items()) {
+          holds = holds && current->second->value(field, Json(nullptr)) == expected;
+        }
+      }
+      if (!holds) {
+        current = refs.end();  // superseded since the delete was decided: keep the object
+        e.type.clear();
+      }
+    }
+    if (auto it = current; it != refs.end()) {
       index_remove(kind, *it->second);
       refs.erase(it);
     }
-    if (e.type == kDefinitionUpsert && e.payload.is_object()) {
-      auto obj = std::make_shared<const Json>(std::move(e.payload));
+    if (e.type == kDefinitionUpsert && (hinted ? hinted->is_object() : e.payload.is_object())) {
+      auto obj = hinted ? std::move(hinted) : std::make_shared<const Json>(std::move(e.payload));
       index_add(kind, *obj);
       refs.emplace(ref, std::move(obj));
     }
@@ -170,6 +202,20 @@ std::vector<JsonPtr> DefinitionsTable::list(std::string_view kind) const {
   if (k == by_ref_.end()) return out;
   out.reserve(k->second.size());
   for (const auto& [ref, obj] : k->second) out.push_back(obj);
+  return out;
+}
+
+std::vector<JsonPtr> DefinitionsTable::list_prefix(std::string_view kind,
+                                                   std::string_view prefix) const {
+  std::vector<JsonPtr> out;
+  std::shared_lock lock(mu_);
+  auto k = by_ref_.find(kind);
+  if (k == by_ref_.end()) return out;
+  for (auto it = k->second.lower_bound(prefix);
+       it != k->second.end() && std::string_view(it->first).substr(0, prefix.size()) == prefix;
+       ++it) {
+    out.push_back(it->second);
+  }
   return out;
 }
 

@@ -2,7 +2,9 @@
 // (a "global table" in Kafka Streams terms) that every stage and the API read.
 //
 // Record key "<kind>:<ref>"; value an Envelope of type "definition.upsert" (payload = the full
-// object, with "id" and "ref") or "definition.delete" (a tombstone). The table replays the topic
+// object, with "id" and "ref") or "definition.delete" (a tombstone). A tombstone whose payload
+// has `if_match: {field: value, ...}` deletes only if the current object still has those values
+// (conditional deletes, e.g. a key's TTL expiry racing an update: every reader decides alike). The table replays the topic
 // from the beginning at start, then follows it on its own thread. Readers get immutable
 // snapshots (shared_ptr<const Json>), so lookups never copy and never block writers for long.
 #pragma once
@@ -48,6 +50,8 @@ class DefinitionsTable {
   // Ref or id (an all-digit segment is an id, API.md §2.4).
   JsonPtr resolve(std::string_view kind, std::string_view ref_or_id) const;
   std::vector<JsonPtr> list(std::string_view kind) const;
+  // The definitions of `kind` whose ref starts with `prefix`, in ref order (a range scan).
+  std::vector<JsonPtr> list_prefix(std::string_view kind, std::string_view prefix) const;
   std::vector<JsonPtr> rules_for_trigger(std::string_view trigger_ref) const;
   JsonPtr trigger_for_webhook(std::string_view webhook_key) const;
 
@@ -59,6 +63,12 @@ class DefinitionsTable {
 
   // Applies one record (exposed for tests and for replay); returns false if it was malformed.
   bool apply(const Record& record);
+
+  // A writer in this process hands over the object of an upsert it is about to produce, so
+  // applying that record does not parse it again (a record whose value is byte-for-byte
+  // `record.value` takes `object`). Optional: without it the record is parsed as usual. Bounded;
+  // thread-safe.
+  void hint(const OutRecord& record, JsonPtr object);
 
  private:
   struct Entry {
@@ -78,6 +88,9 @@ class DefinitionsTable {
   std::map<std::string, std::unordered_map<int64_t, std::string>, std::less<>> by_id_;
   std::map<std::string, std::set<std::string>, std::less<>> rules_by_trigger_;
   std::map<std::string, std::string, std::less<>> webhook_keys_;
+
+  std::mutex hints_mu_;
+  std::unordered_map<std::string, JsonPtr> hints_;  // record value → its upsert payload
 
   std::atomic<int64_t> applied_{0};  // next offset to apply
   std::atomic<uint64_t> version_{0};

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <unordered_map>
 
 namespace attune {
 
@@ -222,6 +223,33 @@ Status EmbeddedLog::trim(const TopicPartition& tp, int64_t offset) {
   state::WriteBatch batch;
   batch.del_range(*log_, log_key(tp, 0), log_key(tp, offset));
   return db_.write(batch);
+}
+
+Result<int64_t> EmbeddedLog::compact(const TopicPartition& tp) {
+  const int64_t end = end_offset(tp);
+  std::unordered_map<std::string, int64_t> newest;  // record key → newest offset below `end`
+  std::vector<std::pair<std::string, int64_t>> seen;
+  auto st = log_->scan(tp_prefix(tp), [&](std::string_view k, std::string_view v) {
+    const auto off = static_cast<int64_t>(decode_be64(k.substr(k.size() - 8)));
+    if (off >= end) return false;
+    if (v.size() < 12) return true;
+    const uint32_t klen = decode_be32(v.substr(8, 4));
+    std::string key(v.substr(12, klen));
+    newest[key] = off;
+    seen.emplace_back(std::move(key), off);
+    return true;
+  });
+  if (!st.ok()) return st.error();
+  state::WriteBatch batch;
+  int64_t dropped = 0;
+  for (const auto& [key, off] : seen) {
+    if (newest[key] == off) continue;
+    batch.del(*log_, log_key(tp, off));
+    ++dropped;
+  }
+  if (dropped == 0) return int64_t{0};
+  if (auto w = db_.write(batch); !w.ok()) return w.error();
+  return dropped;
 }
 
 Status EmbeddedLog::read(const TopicPartition& tp, int64_t offset, int64_t end, size_t max,

@@ -50,6 +50,12 @@ class EmbeddedLog final : public Log {
   }
   Result<int64_t> committed(const std::string& group, const TopicPartition& tp) const override;
   Status trim(const TopicPartition& tp, int64_t offset) override;
+  // Compaction of a keyed topic (attune.definitions): deletes every record of `tp` that a later
+  // record with the same key supersedes, keeping the newest record per key (tombstones included,
+  // so a reader that applied an old upsert still sees its delete). Offsets of the kept records do
+  // not change; readers skip the gaps. Returns how many records were dropped. Safe to run while
+  // producers and readers are active (a record produced meanwhile is newer than any it drops).
+  Result<int64_t> compact(const TopicPartition& tp);
 
   static std::string log_key(const TopicPartition& tp, int64_t offset);
 

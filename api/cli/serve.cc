@@ -23,6 +23,7 @@
 #include "api/rest/server.h"
 #include "api/service/metrics.h"
 #include "api/service/service.h"
+#include "processors/keystore/cipher.h"
 #include "processors/pipeline.h"
 #include "processors/sensor/sensor_manager.h"
 #include "processors/sensor/sensor_processor.h"
@@ -114,6 +115,58 @@ std::optional<notifier::Notification> to_notification(const projections::Change&
     return n;
   }
   return std::nullopt;
+}
+
+// The execution token of API.md §4.3/§11.4: scoped to one execution (metadata.execution_id),
+// expiring with it (exp = timeout + 300 s; the API also refuses it once the execution is
+// terminal). `sub` is whoever caused the execution: its executor, else the rule's owner, else the
+// pack's owner; without any, no token is given.
+std::optional<std::string> mint_execution_token(const auth::JwtCodec& jwt,
+                                                const DefinitionsTable& defs, const Clock& clock,
+                                                const Json& execution, const Json& action) {
+  auto int_of = [](const Json& o, const char* f) -> int64_t {
+    auto it = o.find(f);
+    return it != o.end() && it->is_number_integer() ? it->get<int64_t>() : 0;
+  };
+  auto str_of = [](const Json& o, const char* f) -> std::string {
+    auto it = o.find(f);
+    return it != o.end() && it->is_string() ? it->get<std::string>() : std::string();
+  };
+  int64_t sub = int_of(execution, "executor");
+  if (sub == 0) {
+    if (auto rule = defs.get("rule", str_of(execution, "rule_ref"))) {
+      sub = int_of(*rule, "owner_identity");
+    }
+  }
+  const std::string pack_ref = str_of(action, "pack_ref");
+  if (sub == 0) {
+    if (auto pack = defs.get("pack", pack_ref)) sub = int_of(*pack, "owner_identity");
+  }
+  if (sub == 0) {
+    for (const auto& identity : defs.list("identity")) {
+      for (const auto& s : identity->value("permission_set_refs", Json::array())) {
+        if (s == "core.admin" && sub == 0) sub = int_of(*identity, "id");
+      }
+    }
+  }
+  if (sub == 0 || !defs.get_by_id("identity", sub)) return std::nullopt;
+  int64_t timeout = int_of(execution, "timeout_seconds");
+  if (timeout <= 0) timeout = int_of(action, "timeout_seconds");
+  if (timeout <= 0) timeout = 300;
+  const int64_t id = int_of(execution, "id");
+  const std::string action_ref = str_of(execution, "action_ref");
+  auth::Claims claims;
+  claims.sub = std::to_string(sub);
+  claims.login = "execution:" + std::to_string(id);
+  claims.token_type = std::string(auth::kExecutionToken);
+  claims.iat = clock.now_ms() / 1000;
+  claims.exp = claims.iat + timeout + 300;
+  claims.metadata = {{"execution_id", id},
+                     {"action_ref", action_ref},
+                     {"permission_set_refs", execution.value("permission_set_refs", Json::array())},
+                     {"standard_access_action_refs", Json::array({action_ref})},
+                     {"standard_access_pack_refs", Json::array({pack_ref})}};
+  return jwt.sign(claims);
 }
 
 }  // namespace
@@ -225,10 +278,13 @@ int run_serve(const ServeConfig& cfg) {
     if (!s.ok()) return fail("JWT secret: " + s.error().message);
     jwt_secret = *s;
   }
-  if (enc_key.empty()) {
+  std::string encryption_secret = enc_key;
+  if (encryption_secret.empty()) {
     auto s = auth::load_or_create_secret(data_dir + "/encryption-key", 64);
     if (!s.ok()) return fail("encryption key: " + s.error().message);
+    encryption_secret = *s;
   }
+  auto cipher = std::make_shared<const keystore::Cipher>(encryption_secret);
   auth::JwtCodec jwt(jwt_secret);
   const Clock& clock = SystemClock::instance();
   IdGenerator ids(static_cast<unsigned>(cfg.node_id), clock);
@@ -268,6 +324,12 @@ int run_serve(const ServeConfig& cfg) {
     };
     pipeline.on_rule_evaluation_error = [&metrics] { metrics.rule_evaluation_error(); };
     pipeline.clock = &clock;
+    // Workers open sealed secrets and inject keys with the shared encryption key, and mint
+    // execution tokens with the shared JWT secret (both must match the API processes').
+    pipeline.cipher = cipher;
+    pipeline.mint_token = [&jwt, &definitions, &clock](const Json& execution, const Json& action) {
+      return mint_execution_token(jwt, definitions, clock, execution, action);
+    };
     for (const char* r : {"rules", "executor", "worker"}) {
       if (has(r)) pipeline.stages.emplace_back(r);
     }
@@ -303,6 +365,7 @@ int run_serve(const ServeConfig& cfg) {
 
   service::ServiceOptions service_options;
   service_options.allow_self_registration = cfg.allow_self_registration;
+  service_options.cipher = cipher;
   service::ApiService api(*log, definitions, *views, jwt, ids, clock, metrics, service_options);
   service::BootstrapOptions bootstrap;
   if (auto admin = env_or("ATTUNE_BOOTSTRAP_ADMIN"); !admin.empty()) bootstrap.admin = admin;
@@ -334,6 +397,10 @@ int run_serve(const ServeConfig& cfg) {
   };
   pipeline.on_rule_evaluation_error = [&metrics] { metrics.rule_evaluation_error(); };
   pipeline.clock = &clock;
+  pipeline.cipher = cipher;
+  pipeline.mint_token = [&jwt, &definitions, &clock](const Json& execution, const Json& action) {
+    return mint_execution_token(jwt, definitions, clock, execution, action);
+  };
   pipeline.worker_name = worker_name;
   for (const char* r : {"rules", "executor", "worker"}) {
     if (has(r)) pipeline.stages.emplace_back(r);
@@ -391,6 +458,7 @@ int run_serve(const ServeConfig& cfg) {
   }
 
   if (auto st = runtime.start(); !st.ok()) return fail("stages: " + st.error().message);
+  api.start_background();
   std::unique_ptr<monitor::Heartbeat> heartbeat;
   if (has("worker")) {
     heartbeat = std::make_unique<monitor::Heartbeat>(
@@ -412,6 +480,13 @@ int run_serve(const ServeConfig& cfg) {
     std::unique_lock lock(retention_mu);
     while (!retention_cv.wait_for(lock, std::chrono::seconds(60), [&] { return stopping; })) {
       if (distributed) continue;  // Kafka applies its own retention
+      // Superseded definitions (old versions of keys, with their values) leave the log too.
+      if (auto* embedded = dynamic_cast<EmbeddedLog*>(log.get())) {
+        auto compacted = embedded->compact({std::string(topics::kDefinitions), 0});
+        if (!compacted.ok()) {
+          spdlog::warn("definitions compaction: {}", compacted.error().message);
+        }
+      }
       auto dropped = runtime.trim_consumed(cfg.log_keep_records);
       if (!dropped.ok()) {
         spdlog::warn("log retention: {}", dropped.error().message);

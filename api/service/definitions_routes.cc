@@ -336,6 +336,10 @@ rest::HttpResponse ApiService::delete_pack(Req& req) {
     const std::string a = rule->value("action_ref", ""), t = rule->value("trigger_ref", "");
     if (a.rfind(ref + ".", 0) == 0 || t.rfind(ref + ".", 0) == 0) remove("rule", rule);
   }
+  // Its datastore keys (pack-, action- and sensor-owned) go with it.
+  for (const auto& key : defs_.list("key")) {
+    if (key->value("owner_pack_ref", Json()) == ref) remove("key", key);
+  }
   records.push_back(definition_tombstone("pack", ref, (*pack)["id"], ts, "api"));
   auto st = write_definitions(std::move(records));
   if (!st.ok()) return Resp::error(st.error());
@@ -441,7 +445,14 @@ rest::HttpResponse ApiService::delete_action(Req& req) {
     return error(Errc::kConflict, "Action '" + ref + "' is used by rules " + users.dump(),
                  Json{{"rules", users}});
   }
-  auto st = write_definitions({definition_tombstone("action", ref, (*a)["id"], now_ms(), "api")});
+  std::vector<OutRecord> records;
+  // Keys the action owns go with it.
+  for (const auto& key : defs_.list_prefix("key", "action." + ref + ".")) {
+    records.push_back(definition_tombstone("key", key->value("ref", ""), key->value("id", int64_t{0}),
+                                           now_ms(), "api"));
+  }
+  records.push_back(definition_tombstone("action", ref, (*a)["id"], now_ms(), "api"));
+  auto st = write_definitions(std::move(records));
   if (!st.ok()) return Resp::error(st.error());
   return deleted("Action '" + ref + "' deleted");
 }

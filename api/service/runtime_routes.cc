@@ -262,7 +262,9 @@ rest::HttpResponse ApiService::create_event(Req& req) {
   auto st = produce_and_wait(OutRecord{std::string(topics::kEvents), ref, env.dump()}, true);
   if (!st.ok()) return Resp::error(st.error());
   auto row = views_.get_event(id);
-  return data(201, row.ok() && row->has_value() ? **row : event);
+  Json out = row.ok() && row->has_value() ? **row : event;
+  present_row("event", out, false);
+  return data(201, out);
 }
 
 rest::HttpResponse ApiService::list_events(Req& req) {
@@ -276,12 +278,46 @@ rest::HttpResponse ApiService::list_events(Req& req) {
   if (auto st = events_caught_up(); !st.ok()) return Resp::error(st.error());
   auto res = views_.list_events(filter, to_page(*page));
   if (!res.ok()) return Resp::error(res.error());
-  return Resp::json(200, rest::list_envelope(std::move(res->items), *page, res->total));
+  Json body = rest::list_envelope(std::move(res->items), *page, res->total);
+  present_list("event", body);
+  return Resp::json(200, body);
 }
+
+namespace {
+
+// A GET of an id-addressed row, redacted (API.md §16.4) unless include_secret_values is set and
+// allowed.
+using RowLookup = std::function<Result<std::optional<Json>>(int64_t)>;
+
+// Authenticates, checks include_secret_values (`reveal`), then answers `get_row` over `lookup`
+// with each found row passed through `present`.
+rest::HttpResponse get_presented(const std::function<Result<Principal>()>& auth,
+                                 const std::function<Result<bool>(const Principal&)>& reveal,
+                                 const RowLookup& lookup,
+                                 const std::function<void(Json&, bool)>& present,
+                                 const std::function<rest::HttpResponse(const RowLookup&)>& get_row) {
+  auto p = auth();
+  if (!p.ok()) return rest::HttpResponse::error(p.error());
+  auto show = reveal(*p);
+  if (!show.ok()) return rest::HttpResponse::error(show.error());
+  const bool on = *show;
+  return get_row([&](int64_t id) -> Result<std::optional<Json>> {
+    auto row = lookup(id);
+    if (row.ok() && row->has_value()) present(**row, on);
+    return row;
+  });
+}
+
+}  // namespace
 
 rest::HttpResponse ApiService::get_event(Req& req) {
   if (auto st = events_caught_up(); !st.ok()) return Resp::error(st.error());
-  return get_row(req, "Event", [this](int64_t id) { return views_.get_event(id); });
+  return get_presented(
+      [&] { return authenticate(req); },
+      [&](const Principal& p) { return reveal_secrets(req, p, "events:decrypt"); },
+      [this](int64_t id) { return views_.get_event(id); },
+      [this](Json& row, bool on) { present_row("event", row, on); },
+      [&](const RowLookup& lookup) { return get_row(req, "Event", lookup); });
 }
 
 // --- enforcements ------------------------------------------------------------------------------
@@ -301,11 +337,18 @@ rest::HttpResponse ApiService::list_enforcements(Req& req) {
   if (auto e = time_param(req, "created_after", filter.created_after)) return *e;
   auto res = views_.list_enforcements(filter, to_page(*page));
   if (!res.ok()) return Resp::error(res.error());
-  return Resp::json(200, rest::list_envelope(std::move(res->items), *page, res->total));
+  Json body = rest::list_envelope(std::move(res->items), *page, res->total);
+  present_list("enforcement", body);
+  return Resp::json(200, body);
 }
 
 rest::HttpResponse ApiService::get_enforcement(Req& req) {
-  return get_row(req, "Enforcement", [this](int64_t id) { return views_.get_enforcement(id); });
+  return get_presented(
+      [&] { return authenticate(req); },
+      [&](const Principal& p) { return reveal_secrets(req, p, "enforcements:decrypt"); },
+      [this](int64_t id) { return views_.get_enforcement(id); },
+      [this](Json& row, bool on) { present_row("enforcement", row, on); },
+      [&](const RowLookup& lookup) { return get_row(req, "Enforcement", lookup); });
 }
 
 rest::HttpResponse ApiService::enforcement_executions(Req& req) {
@@ -322,7 +365,9 @@ rest::HttpResponse ApiService::enforcement_executions(Req& req) {
   filter.enforcement = std::stoll(id);
   auto res = views_.list_executions(filter, to_page(*page));
   if (!res.ok()) return Resp::error(res.error());
-  return Resp::json(200, rest::list_envelope(std::move(res->items), *page, res->total));
+  Json body = rest::list_envelope(std::move(res->items), *page, res->total);
+  present_list("execution", body);
+  return Resp::json(200, body);
 }
 
 // --- executions --------------------------------------------------------------------------------
@@ -375,7 +420,9 @@ rest::HttpResponse ApiService::list_executions(Req& req,
   if (auto e = execution_filter(req, filter, std::move(status_override))) return *e;
   auto res = views_.list_executions(filter, to_page(*page));
   if (!res.ok()) return Resp::error(res.error());
-  return Resp::json(200, rest::list_envelope(std::move(res->items), *page, res->total));
+  Json body = rest::list_envelope(std::move(res->items), *page, res->total);
+  present_list("execution", body);
+  return Resp::json(200, body);
 }
 
 rest::HttpResponse ApiService::execution_stats(Req& req) {
@@ -387,7 +434,12 @@ rest::HttpResponse ApiService::execution_stats(Req& req) {
 }
 
 rest::HttpResponse ApiService::get_execution(Req& req) {
-  return get_row(req, "Execution", [this](int64_t id) { return views_.get_execution(id); });
+  return get_presented(
+      [&] { return authenticate(req); },
+      [&](const Principal& p) { return reveal_secrets(req, p, "executions:decrypt"); },
+      [this](int64_t id) { return views_.get_execution(id); },
+      [this](Json& row, bool on) { present_row("execution", row, on); },
+      [&](const RowLookup& lookup) { return get_row(req, "Execution", lookup); });
 }
 
 rest::HttpResponse ApiService::execute(Req& req) {
@@ -445,6 +497,7 @@ rest::HttpResponse ApiService::execute(Req& req) {
                     {"workflow_task", nullptr},
                     {"created", now},
                     {"updated", now}};
+  execution = seal_execution_config(std::move(execution), *action);
   Envelope env{"execution.requested", id, "execution:" + std::to_string(id), now_ms(), "api",
                Json{{"execution", execution}}};
   auto st = produce_and_wait(
@@ -454,6 +507,7 @@ rest::HttpResponse ApiService::execute(Req& req) {
   if (!row) {
     return error(Errc::kUnavailable, "Database operation temporarily unavailable; please retry");
   }
+  present_row("execution", *row, false);
   return data(201, *row);
 }
 
@@ -476,7 +530,9 @@ rest::HttpResponse ApiService::cancel_execution(Req& req) {
   if (!st.ok()) return Resp::error(st.error());
   auto changed = views_.wait_for_execution(
       id, options_.write_timeout, [&](const Json& r) { return r.value("status", "") != status; });
-  return data(200, changed ? *changed : row);
+  Json out = changed ? *changed : row;
+  present_row("execution", out, false);
+  return data(200, out);
 }
 
 }  // namespace attune::service

@@ -282,6 +282,10 @@ rest::HttpResponse ApiService::delete_sensor(Req& req) {
     records.push_back(definition_tombstone("identity", (*identity)["ref"].get<std::string>(),
                                            (*identity)["id"], ts, "api"));
   }
+  for (const auto& key : defs_.list_prefix("key", "sensor." + ref + ".")) {  // its keys
+    records.push_back(definition_tombstone("key", key->value("ref", ""), key->value("id", int64_t{0}),
+                                           ts, "api"));
+  }
   records.push_back(definition_tombstone("sensor", ref, (*existing)["id"], ts, "api"));
   auto st = write_definitions(std::move(records));
   if (!st.ok()) return Resp::error(st.error());

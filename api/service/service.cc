@@ -7,7 +7,10 @@
 
 #include "api/auth/password.h"
 #include "api/auth/secrets.h"
+#include "api/projections/projections.h"
+#include "api/projections/schema.h"
 #include "api/service/core_pack.h"
+#include "processors/keystore/expiry.h"
 #include "topology/core/time.h"
 
 namespace attune::service {
@@ -53,7 +56,14 @@ ApiService::ApiService(Log& log, DefinitionsTable& defs, projections::Projection
       ids_(ids),
       clock_(clock),
       metrics_(metrics),
-      options_(std::move(options)) {}
+      options_(std::move(options)),
+      key_expiry_(std::make_unique<keystore::KeyExpiry>(
+          log, defs, clock, std::chrono::milliseconds(1000),
+          [this](std::string_view ref) -> std::mutex& { return key_lock(ref); })) {}
+
+ApiService::~ApiService() { key_expiry_->stop(); }
+
+void ApiService::start_background() { key_expiry_->start(); }
 
 std::string ApiService::now_str() const { return format_rfc3339_ms(now_ms()); }
 
@@ -76,10 +86,28 @@ Result<Principal> ApiService::authenticate(const rest::HttpRequest& req) const {
                   [](char a, char b) { return std::tolower(a) == std::tolower(b); })) {
     return make_error(Errc::kUnauthorized, "Authorization header must be 'Bearer <token>'");
   }
-  auto claims = jwt_.verify(std::string_view(*header).substr(kBearer.size()),
-                            {auth::kAccessToken, auth::kExecutionToken, auth::kSensorToken},
-                            clock_.now_ms() / 1000);
-  if (!claims.ok()) return claims.error();
+  const std::string_view token = std::string_view(*header).substr(kBearer.size());
+  const int64_t now_s = clock_.now_ms() / 1000;
+  Result<auth::Claims> claims = make_error(Errc::kUnauthorized, "Invalid token");
+  bool cached = false;
+  {
+    std::shared_lock lock(token_cache_mu_);
+    if (auto it = token_cache_.find(std::string(token)); it != token_cache_.end()) {
+      claims = it->second;
+      cached = true;
+    }
+  }
+  if (cached) {
+    if (now_s >= claims->exp) return make_error(Errc::kUnauthorized, "Token expired");
+  } else {
+    claims = jwt_.verify(token, {auth::kAccessToken, auth::kExecutionToken, auth::kSensorToken},
+                         now_s);
+    if (!claims.ok()) return claims.error();
+    constexpr size_t kTokenCacheSize = 4096;
+    std::unique_lock lock(token_cache_mu_);
+    if (token_cache_.size() >= kTokenCacheSize) token_cache_.clear();
+    token_cache_.emplace(std::string(token), *claims);
+  }
   if (!detail::all_digits(claims->sub)) {
     return make_error(Errc::kUnauthorized, "Invalid token subject");
   }
@@ -92,6 +120,29 @@ Result<Principal> ApiService::authenticate(const rest::HttpRequest& req) const {
     return make_error(Errc::kUnauthorized, "Identity is frozen");
   }
   p.login = p.identity->value("login", "");
+  if (p.token_type == auth::kExecutionToken) {
+    // Scoped to one execution and expiring with it (API.md §4.2): a token whose execution is
+    // unknown or finished is refused like an expired one.
+    const Json& meta = claims->metadata;
+    const Json id = meta.is_object() ? meta.value("execution_id", Json()) : Json();
+    if (!id.is_number_integer() || id.get<int64_t>() <= 0) {
+      return make_error(Errc::kUnauthorized, "Execution token has no execution_id");
+    }
+    auto row = views_.get_execution(id.get<int64_t>());
+    if (!row.ok()) return row.error();
+    if (!row->has_value()) {
+      return make_error(Errc::kUnauthorized, "Execution token names an unknown execution");
+    }
+    const std::string status = (**row).value("status", "");
+    if (projections::is_terminal_execution_status(status)) {
+      return make_error(Errc::kUnauthorized,
+                        "Execution token expired: the execution is " + status);
+    }
+    p.execution_id = id.get<int64_t>();
+    p.execution_action_ref = (**row).value("action_ref", "");
+    p.execution_pack_ref = (**row).value("pack_ref", "");
+    return p;
+  }
   if (p.token_type == auth::kSensorToken) {
     const Json types = claims->extra.is_object() ? claims->extra.value("trigger_types", Json())
                                                   : Json();
@@ -185,6 +236,18 @@ void ApiService::register_routes(rest::Router& r) {
     return [this, h = std::move(h)](HttpRequest& req) {
       auto p = authenticate(req);
       if (!p.ok()) return HttpResponse::error(p.error());
+      // Execution tokens reach the datastore (own routes) and their own execution, nothing
+      // else (API.md §16.2; permission sets will widen this).
+      if (p->execution_id != 0) {
+        const std::string own = "/api/v1/executions/" + std::to_string(p->execution_id);
+        if (req.method == "GET" && req.path == own) return h(req);
+        if (req.method == "GET" && req.path.rfind("/api/v1/executions/", 0) == 0) {
+          return detail::error(Errc::kNotFound, "Execution not found");
+        }
+        return detail::error(Errc::kForbidden,
+                             "Execution tokens may only use the datastore and read their own "
+                             "execution");
+      }
       return h(req);
     };
   };
@@ -281,6 +344,8 @@ void ApiService::register_routes(rest::Router& r) {
         }));
   r.add("GET", v1 + "/executions/{id}", a(&ApiService::get_execution));
   r.add("POST", v1 + "/executions/{id}/cancel", a(&ApiService::cancel_execution));
+
+  register_key_routes(r);
 }
 
 }  // namespace attune::service

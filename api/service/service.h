@@ -3,13 +3,17 @@
 // (read-your-writes, API.md §2.6). Thread-safe: handlers run on many HTTP threads.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <deque>
-#include <map>
 #include <functional>
+#include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
+#include <shared_mutex>
 #include <string>
+#include <unordered_map>
 
 #include "api/auth/jwt.h"
 #include "api/rest/http.h"
@@ -23,6 +27,10 @@
 namespace attune::projections {
 class Projections;
 }
+namespace attune::keystore {
+class Cipher;
+class KeyExpiry;
+}  // namespace attune::keystore
 namespace attune::sensor {
 class SensorManager;
 }
@@ -39,6 +47,8 @@ struct ServiceOptions {
   int64_t refresh_ttl_s = 7 * 24 * 3600;
   std::chrono::milliseconds write_timeout{10000};  // read-your-writes wait
   std::string version = "0.1.0";
+  // Datastore encryption (API.md §14); required for the keys routes and secret parameters.
+  std::shared_ptr<const keystore::Cipher> cipher;
 };
 
 // Who is calling (from a verified JWT).
@@ -48,6 +58,11 @@ struct Principal {
   std::string token_type;
   bool admin = false;
   JsonPtr identity;  // null for tokens whose identity is synthetic
+  // Execution tokens (API.md §4.3, §16.2): the execution they are scoped to (0 otherwise), and
+  // its action and pack, read from the execution itself.
+  int64_t execution_id = 0;
+  std::string execution_action_ref;
+  std::string execution_pack_ref;
   Json trigger_types = Json::array();  // sensor tokens: the triggers they may fire
 };
 
@@ -62,6 +77,10 @@ class ApiService {
   ApiService(Log& log, DefinitionsTable& defs, projections::Projections& views,
              const auth::JwtCodec& jwt, IdGenerator& ids, const Clock& clock, Metrics& metrics,
              ServiceOptions options);
+  ~ApiService();
+
+  // Starts background work: the datastore's TTL expiry (stopped by the destructor).
+  void start_background();
 
   // Creates the built-in core pack (actions, triggers, runtimes) and the first administrator.
   // Idempotent; prints a generated admin password once to stdout.
@@ -137,6 +156,20 @@ class ApiService {
   Resp execution_stats(Req& req);
   Resp cancel_execution(Req& req);
 
+  // keys_routes.cc (API.md §14)
+  void register_key_routes(rest::Router& router);
+  Resp list_keys(Req& req);
+  Resp get_key(Req& req);
+  Resp create_key(Req& req);
+  Resp update_key(Req& req);
+  Resp delete_key(Req& req);
+  // secret_view.cc (API.md §16.4): redaction of stored rows on the way out. `reveal` is the
+  // checked include_secret_values (an error response when the caller may not decrypt).
+  Result<bool> reveal_secrets(const Req& req, const Principal& p, std::string_view right) const;
+  void present_row(std::string_view entity, Json& row, bool reveal) const;
+  void present_list(std::string_view entity, Json& envelope) const;
+  // The execution row with secret parameters sealed (for POST /executions/execute).
+  Json seal_execution_config(Json execution, const Json& action) const;
   // sensor_routes.cc
   Resp list_sensors(Req& req);
   Resp get_sensor(Req& req);
@@ -170,9 +203,21 @@ class ApiService {
   Metrics& metrics_;
   const ServiceOptions options_;
 
+  // Verified token → claims. A signature's validity depends only on the token text and the
+  // (immutable) secret, so a verified token need not be verified again; `exp` is still checked on
+  // every use, and identity/execution checks always run. Cleared when it reaches its bound.
+  mutable std::shared_mutex token_cache_mu_;
+  mutable std::unordered_map<std::string, auth::Claims> token_cache_;
   const sensor::SensorManager* sensors_ = nullptr;
   // Serialises definition writes within this instance (unique refs, consistent cascades).
   std::mutex write_mu_;
+  std::unique_ptr<keystore::KeyExpiry> key_expiry_;
+  // Key writes lock only their ref (check-then-write of one key), so writes of different keys
+  // commit concurrently (and group) instead of queueing behind write_mu_.
+  std::array<std::mutex, 64> key_mu_;
+  std::mutex& key_lock(std::string_view ref) {
+    return key_mu_[std::hash<std::string_view>{}(ref) % key_mu_.size()];
+  }
   // Webhook rate limiting: per key, timestamps (ms) of accepted requests in the window.
   std::mutex rate_mu_;
   std::map<std::string, std::deque<int64_t>> rate_;

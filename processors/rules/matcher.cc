@@ -1,6 +1,8 @@
 // Rule matching: pure decision logic of the rules stage.
 #include "processors/rules/matcher.h"
 
+#include "processors/keystore/sealed.h"
+
 #include "topology/core/time.h"
 
 namespace attune::rules {
@@ -9,6 +11,17 @@ namespace {
 std::string str(const Json& o, const char* name) {
   auto it = o.find(name);
   return it != o.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+// An evaluation error may quote a value; decrypted keys must not reach the logs through it.
+std::string without_secrets(std::string text, const std::vector<std::string>& secrets) {
+  for (const auto& secret : secrets) {
+    if (secret.size() < 4) continue;
+    for (size_t pos = text.find(secret); pos != std::string::npos; pos = text.find(secret, pos)) {
+      text.replace(pos, secret.size(), "***");
+    }
+  }
+  return text;
 }
 
 Json field_or_null(const Json& o, const char* name) {
@@ -85,6 +98,8 @@ const RuleCache::Compiled& RuleCache::get(const JsonPtr& rule) {
   compiled->enabled = rule->value("enabled", true);
   compiled->id = field_or_null(*rule, "id");
   compiled->conditions_use_system = conditions.dump().find("system") != std::string::npos;
+  compiled->uses_keystore = conditions.dump().find("keystore") != std::string::npos ||
+                            params.dump().find("keystore") != std::string::npos;
   Entry& entry = by_version_[rule.get()];
   entry.rule = rule;
   entry.compiled = std::move(compiled);
@@ -98,8 +113,10 @@ void RuleCache::prune() {
 Decision decide(const EventInput& event, std::span<const JsonPtr> candidates,
                 const std::function<bool(std::string_view rule_ref)>& already_enforced,
                 RuleCache& cache, const DefinitionLookup& lookup,
-                const std::function<int64_t()>& next_id, int64_t now_ms) {
+                const std::function<int64_t()>& next_id, int64_t now_ms,
+                const SecretContext* secrets) {
   Decision d;
+  keystore::TemplateKeys keys;  // bound as `keystore` for rules that mention it
   const std::string now_text = format_rfc3339_ms(now_ms);
 
   // One scope per event. Per rule only `config`/`pack` (when the pack differs) and `system.rule`
@@ -155,11 +172,20 @@ Decision decide(const EventInput& event, std::span<const JsonPtr> candidates,
       system_set = true;
     };
     if (compiled.conditions_use_system) set_system();
+    // Keys are read (and decrypted) only for rules that mention them.
+    keys.secrets.clear();
+    if (compiled.uses_keystore && secrets != nullptr && secrets->keys) {
+      keys = secrets->keys(rule);
+      scope.bind("keystore", &keys.root);
+    } else {
+      scope.bind("keystore", &empty_object());
+    }
 
     if (!compiled.condition->always()) {
       auto matched = compiled.condition->matches(scope);
       if (!matched.ok()) {
-        d.errors.push_back(std::string(ref) + ": conditions: " + matched.error().message);
+        d.errors.push_back(std::string(ref) + ": conditions: " +
+                           without_secrets(matched.error().message, keys.secrets));
         continue;
       }
       if (!*matched) {
@@ -180,10 +206,30 @@ Decision decide(const EventInput& event, std::span<const JsonPtr> candidates,
     system["enforcement"] = {{"id", enforcement_id}};
     auto config = compiled.params->render(scope);
     if (!config.ok()) {
-      d.errors.push_back(std::string(ref) + ": " + config.error().message);
+      d.errors.push_back(std::string(ref) + ": " +
+                         without_secrets(config.error().message, keys.secrets));
       continue;
     }
     const int64_t execution_id = next_id();
+    const std::string action_ref = str(rule, "action_ref");
+    JsonPtr action = lookup("action", action_ref);
+
+    // Secret parameters never sit in plaintext in stored records: seal them (one seal per
+    // record, each bound to its own id).
+    Json enforcement_config = *config;
+    std::optional<std::string> execution_sealed, enforcement_sealed;
+    if (secrets != nullptr && secrets->cipher != nullptr) {
+      const auto names = action ? keystore::secret_fields(action->value("param_schema", Json()))
+                                : std::set<std::string>();
+      auto ex = keystore::seal_config(*config, names, keys.secrets, *secrets->cipher,
+                                      keystore::sealed_aad("execution", execution_id));
+      auto en = keystore::seal_config(*config, names, keys.secrets, *secrets->cipher,
+                                      keystore::sealed_aad("enforcement", enforcement_id));
+      *config = std::move(ex.config);
+      execution_sealed = std::move(ex.sealed);
+      enforcement_config = std::move(en.config);
+      enforcement_sealed = std::move(en.sealed);
+    }
 
     Match m;
     m.rule_ref = ref;
@@ -194,18 +240,15 @@ Decision decide(const EventInput& event, std::span<const JsonPtr> candidates,
         {"trigger_ref", event.trigger_ref.empty() ? str(rule, "trigger_ref") : event.trigger_ref},
         {"event", event.id},
         {"status", "created"},
-        {"config", *config},
+        {"config", std::move(enforcement_config)},
         {"payload", field_or_null(event.event, "payload")},
         {"condition", "all"},
         {"conditions", field_or_null(rule, "conditions")},
         {"resolved_at", nullptr},
         {"created", now_text},
         {"updated", now_text}};
-    const std::string action_ref = str(rule, "action_ref");
     Json action_id = field_or_null(rule, "action");
-    if (action_id.is_null()) {
-      if (JsonPtr action = lookup("action", action_ref)) action_id = field_or_null(*action, "id");
-    }
+    if (action_id.is_null() && action) action_id = field_or_null(*action, "id");
     Json permission_sets = field_or_null(rule, "permission_set_refs");
     if (!permission_sets.is_array()) permission_sets = Json::array();
     m.execution = {{"id", execution_id},
@@ -224,6 +267,8 @@ Decision decide(const EventInput& event, std::span<const JsonPtr> candidates,
                    {"status", "requested"},
                    {"created", now_text},
                    {"updated", now_text}};
+    if (enforcement_sealed) m.enforcement[keystore::kSecretConfigField] = *enforcement_sealed;
+    if (execution_sealed) m.execution[keystore::kSecretConfigField] = *execution_sealed;
     d.matches.push_back(std::move(m));
   }
   return d;

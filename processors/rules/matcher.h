@@ -16,6 +16,8 @@
 
 #include "processors/expr/condition.h"
 #include "processors/expr/expr.h"
+#include "processors/keystore/cipher.h"
+#include "processors/keystore/keys.h"
 #include "topology/definitions_table.h"
 
 namespace attune::rules {
@@ -61,6 +63,8 @@ class RuleCache {
     // Whether the conditions mention `system` at all: only then is `system.rule` set before
     // they are evaluated (a root name can only be reached through its identifier).
     bool conditions_use_system = false;
+    // Whether conditions or action_params mention `keystore`: only then are keys read.
+    bool uses_keystore = false;
   };
   const Compiled& get(const JsonPtr& rule);
   // Drops versions no longer held by anyone else (replaced or deleted rules). Call when the
@@ -74,6 +78,15 @@ class RuleCache {
     std::unique_ptr<const Compiled> compiled;
   };
   std::unordered_map<const Json*, Entry> by_version_;
+};
+
+// Datastore access for templates and secret sealing (API.md §10.2, §11.4, §14). With `cipher`
+// set, a match's rendered parameters that the action's schema marks secret, or that contain a
+// decrypted key value, are sealed out of the stored config (processors/keystore/sealed.h).
+struct SecretContext {
+  const keystore::Cipher* cipher = nullptr;
+  // The `keystore` root for a rule (its pack's keys, its owner's, system keys). May be empty.
+  std::function<keystore::TemplateKeys(const Json& rule)> keys;
 };
 
 // One matching rule's output: the Enforcement and the Execution request (API shapes).
@@ -101,10 +114,12 @@ struct Decision {
 //   config   the rule's pack config ({} when none); pack = the rule's Pack (`pack.config.*`)
 //   system   {timestamp (RFC 3339 now), rule {id, ref}, event {id}, enforcement {id}} — the
 //            enforcement id is bound only while action_params are rendered
+//   keystore the rule's keys (SecretContext::keys), bound only when the rule mentions it
 Decision decide(const EventInput& event, std::span<const JsonPtr> candidates,
                 const std::function<bool(std::string_view rule_ref)>& already_enforced,
                 RuleCache& cache, const DefinitionLookup& lookup,
-                const std::function<int64_t()>& next_id, int64_t now_ms);
+                const std::function<int64_t()>& next_id, int64_t now_ms,
+                const SecretContext* secrets = nullptr);
 
 // The records of one match: `enforcement.created` on attune.enforcements (key rule ref) and
 // `execution.requested` on attune.commands (key execution id), per processors/RECORDS.md.

@@ -65,8 +65,23 @@ void RulesProcessor::process(const Record& record, ProcessorContext& ctx) {
     return v->has_value();
   };
   const int64_t now = ctx.clock().now_ms();
-  Decision d = decide(
-      *event, rules, already_enforced, cache_, lookup, [&] { return ctx.ids().next(); }, now);
+  SecretContext secrets;
+  if (options_.cipher) {
+    secrets.cipher = options_.cipher.get();
+    secrets.keys = [this, now](const Json& rule) {
+      std::string login;
+      const Json owner = rule.value("owner_identity", Json());
+      if (owner.is_number_integer()) {
+        if (auto identity = table_.get_by_id("identity", owner.get<int64_t>())) {
+          login = identity->value("login", "");
+        }
+      }
+      return keystore::template_context(table_, rule.value("pack_ref", ""), login, now,
+                                        *options_.cipher);
+    };
+  }
+  Decision d = decide(*event, rules, already_enforced, cache_, lookup,
+                      [&] { return ctx.ids().next(); }, now, &secrets);
 
   for (const auto& e : d.errors) {
     ++evaluation_errors_;

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,8 @@ struct RulesOptions {
   // Called once per rule whose conditions or action_params failed to evaluate for an event
   // (counted as no match), from the stage thread; e.g. the /metrics counter. May be empty.
   std::function<void()> on_evaluation_error;
+  // Datastore encryption: enables `keystore.*` in templates and sealing of secret parameters.
+  std::shared_ptr<const keystore::Cipher> cipher;
 };
 
 // Store names the stage needs (StageSpec::stores).

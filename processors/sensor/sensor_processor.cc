@@ -104,13 +104,16 @@ std::optional<TimerState> SensorProcessor::load(int64_t rule_id, ProcessorContex
 }
 
 void SensorProcessor::process(const Record& record, ProcessorContext& ctx) {
+  const std::string_view key = record.key;
+  const std::string_view kind = key.substr(0, key.find(':'));
+  // Only these kinds matter here; others (e.g. datastore keys, written at API rates) are not
+  // even parsed.
+  if (kind != "rule" && kind != "sensor" && kind != "trigger" && kind != "pack") return;
   Envelope e;
   std::string error;
   if (!Envelope::parse(record.value, e, error)) throw ProcessingError(error);
   const bool deleted = e.type == kDefinitionDelete;
   if (!deleted && e.type != kDefinitionUpsert) return;
-  const std::string_view key = record.key;
-  const std::string_view kind = key.substr(0, key.find(':'));
   if (kind == "rule") on_rule(e, deleted, ctx);
   if (options_.sensors && (kind == "rule" || kind == "sensor" || kind == "trigger" ||
                            kind == "pack")) {

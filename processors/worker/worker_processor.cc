@@ -7,12 +7,59 @@
 
 #include <vector>
 
+#include "processors/keystore/keys.h"
+#include "processors/keystore/sealed.h"
+
 namespace attune::worker {
 namespace {
 
 constexpr std::string_view kAbandonedError = "worker restarted while the action was running";
 
 }  // namespace
+
+Status add_secrets(runners::ActionInvocation& inv, const Dispatch& d, const WorkerOptions& options,
+                   int64_t now_ms) {
+  const auto names =
+      keystore::secret_fields(d.action.value("param_schema", Json::object()));
+  if (!inv.parameters.is_object()) inv.parameters = Json::object();
+  auto sealed = d.execution.find(keystore::kSecretConfigField);
+  if (sealed != d.execution.end() && sealed->is_string()) {
+    if (!options.cipher) {
+      return make_error(Errc::kUnavailable,
+                        "secret parameters are sealed but this worker has no encryption key");
+    }
+    auto open = keystore::unseal_config(inv.parameters, sealed->get<std::string>(),
+                                        *options.cipher, keystore::sealed_aad("execution", d.id));
+    if (!open.ok()) {
+      return make_error(Errc::kInternal,
+                        "cannot open the execution's secret parameters: " + open.error().message);
+    }
+    // Everything that was sealed is secret, whatever the schema says.
+    for (const auto& [k, v] : open->items()) {
+      if (keystore::is_marker(inv.parameters.value(k, Json()))) {
+        inv.secret_values.push_back(keystore::secret_text(v));
+      }
+    }
+    inv.parameters = std::move(*open);
+  }
+  for (const auto& n : names) {
+    if (auto it = inv.parameters.find(n); it != inv.parameters.end() && !it->is_null()) {
+      inv.secret_values.push_back(keystore::secret_text(*it));
+    }
+  }
+  if (options.definitions != nullptr && options.cipher) {
+    auto keys = keystore::keys_for_action(*options.definitions, inv.pack_ref, inv.action_ref,
+                                          now_ms, *options.cipher);
+    for (const auto& e : keys.errors) {
+      spdlog::error("worker: execution {}: key not injected: {}", d.id, e);
+    }
+    for (auto& [k, v] : keys.values.items()) {
+      if (!inv.parameters.contains(k)) inv.parameters[k] = std::move(v);
+    }
+    for (auto& s : keys.secrets) inv.secret_values.push_back(std::move(s));
+  }
+  return {};
+}
 
 std::string default_worker_name() {
   char buf[256] = {};
@@ -100,6 +147,12 @@ void WorkerProcessor::on_dispatch(const Envelope& e, ProcessorContext& ctx) {
     return;
   }
   inv.runtime_ref = "core.shell";
+  if (auto st = add_secrets(inv, *d, options_, now); !st.ok()) {
+    ctx.forward(finished_record(d->id, d->attempt, d->root, name_, "failed",
+                                Json{{"error", st.error().message}}, now));
+    return;
+  }
+  if (options_.mint_token) inv.api_token = options_.mint_token(d->execution, d->action);
   InFlight f{d->id, d->attempt, d->root, now, 0, false};
   ctx.put(*inflight_, key, f.dump());
   ctx.forward(running_record(f, name_, now));

@@ -2,15 +2,18 @@
 // runner under a ProcessSupervisor and reports running/finished on attune.results.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <set>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 
+#include "processors/keystore/cipher.h"
 #include "processors/worker/invocation.h"
 #include "runners/process_supervisor.h"
 #include "runners/shell_runner.h"
+#include "topology/definitions_table.h"
 #include "topology/topology.h"
 
 namespace attune::worker {
@@ -24,7 +27,20 @@ struct WorkerOptions {
   const Clock* clock = &SystemClock::instance();  // stamps process durations; must outlive us
   runners::SupervisorOptions supervisor;
   std::string temp_dir;  // parameter files; empty ⇒ the system temp directory
+  // Secrets (API.md §11.4). With both set, sealed secret parameters are opened and the keys of
+  // the action's pack and of the action are decrypted into the parameter document (a same-named
+  // parameter wins); all of them are redacted from the captured output.
+  const DefinitionsTable* definitions = nullptr;
+  std::shared_ptr<const keystore::Cipher> cipher;
+  // The execution token for ATTUNE_API_TOKEN (API.md §11.4, §4.3), or nullopt for none. Called on
+  // the stage thread with the execution and the action of a dispatch.
+  std::function<std::optional<std::string>(const Json& execution, const Json& action)> mint_token;
 };
+
+// Adds what only the worker may know to an invocation: opened sealed parameters, the action's
+// keys, the values to redact. An error (a seal that does not open) fails the attempt.
+Status add_secrets(runners::ActionInvocation& inv, const Dispatch& d, const WorkerOptions& options,
+                   int64_t now_ms);
 
 // The host name, or "worker" when it cannot be read.
 std::string default_worker_name();

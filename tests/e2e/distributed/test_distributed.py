@@ -65,6 +65,30 @@ def test_t1_04_webhooks_complete_across_processes(cluster, dapi):
     assert expect(dapi.get("/api/v1/workers/12345"), 404)
 
 
+def test_t3_20_secrets_and_execution_tokens_across_processes(cluster, dapi):
+    """Issue 6 across processes: the API seals a secret parameter, a separate worker process opens
+    it and injects the pack's encrypted key (shared encryption key), redacts both, and mints an
+    execution token (shared JWT secret) with which the action writes a key through the API."""
+    pack = dapi.create_pack()
+    p = pack["ref"]
+    expect(dapi.post("/api/v1/keys", json={"local_ref": "api_key", "value": "dist-key-4711",
+                                           "owner_type": "pack", "owner_pack_ref": p}), 201)
+    script = ('echo "pw=$password key=$api_key"; '
+              'printf \'{"local_ref":"dist_out","value":"%s","owner_type":"pack","owner_pack_ref":"%s"}\' '
+              '"$password" "$ATTUNE_PACK_REF" | curl -sS -o /dev/null -w "%{http_code}" '
+              '-H "Authorization: Bearer $ATTUNE_API_TOKEN" -H "Content-Type: application/json" '
+              '-X POST "$ATTUNE_API_URL/api/v1/keys" --data-binary @-')
+    act = dapi.create_action(f"{p}.dist_secret", script,
+                             param_schema={"password": {"type": "string", "secret": True}})
+    ex = dapi.execute(act["ref"], {"password": "dist-pw-0815"})
+    assert ex["config"]["password"] == {"$attune_secret": True, "redacted": True}
+    ex = wait_for(lambda: (lambda e: e if e["status"] in TERMINAL else None)(
+        dapi.get_data(f"/api/v1/executions/{ex['id']}")), timeout=60, desc="execution terminal")
+    assert ex["status"] == "completed", json.dumps(ex["result"])
+    assert ex["result"]["stdout"] == "pw=*** key=***\n201", ex["result"]
+    assert dapi.get_data(f"/api/v1/keys/pack.{p}.dist_out")["value"] == "dist-pw-0815"
+
+
 def test_t3_12_killed_worker_executions_end_abandoned(cluster, dapi):
     flow = dapi.webhook_flow("sleep 4; echo done")
     events = fire_all(dapi, flow.key, 8, "crash")

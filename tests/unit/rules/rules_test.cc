@@ -5,6 +5,7 @@
 #include <map>
 #include <set>
 
+#include "processors/keystore/sealed.h"
 #include "processors/rules/matcher.h"
 
 namespace attune::rules {
@@ -306,6 +307,87 @@ TEST(ParseEvent, RejectsMalformedEvents) {
   EXPECT_EQ(ok->defs_offset, 0);
   EXPECT_TRUE(ok->event["payload"].is_null());
   EXPECT_EQ(dedupe_key(5, "p.r"), "event:5:p.r");
+}
+
+}  // namespace
+}  // namespace attune::rules
+
+namespace attune::rules {
+namespace {
+
+// keystore.* in conditions and params (API.md §10.2, §14), and sealing of secret parameters:
+// the action's schema marks `password` secret, and `token` is rendered from an encrypted key, so
+// neither may sit in the stored config; both open again with the record's own id.
+TEST(Decide, KeystoreTemplatesAndSealedSecrets) {
+  const keystore::Cipher cipher("rules-test-secret-0123456789abcdef0123");
+  auto r = std::make_shared<const Json>(
+      rule("p.r1", true, Json{{"expression", "keystore.mode == 'on'"}},
+           {{"token", "{{ keystore.pack.p.api_token }}"},
+            {"url", "https://{{ keystore.host }}/x"},
+            {"password", "{{ event.payload.pw }}"},
+            {"missing", "{{ keystore.nope }}"}}));
+  auto action = std::make_shared<const Json>(
+      Json{{"ref", "p.act"}, {"param_schema", {{"password", {{"secret", true}}}}}});
+  const DefinitionLookup lookup = [&](std::string_view kind, std::string_view) -> JsonPtr {
+    return kind == "action" ? action : nullptr;
+  };
+  int calls = 0;
+  SecretContext secrets;
+  secrets.cipher = &cipher;
+  secrets.keys = [&](const Json& rule_obj) {
+    ++calls;
+    EXPECT_EQ(rule_obj["ref"], "p.r1");
+    keystore::TemplateKeys k;
+    k.root = {{"mode", "on"},
+              {"host", "example.org"},
+              {"system", {{"mode", "on"}, {"host", "example.org"}}},
+              {"pack", {{"p", {{"api_token", "tok-secret-999"}}}}}};
+    k.secrets = {"tok-secret-999"};
+    return k;
+  };
+  RuleCache cache;
+  int64_t next = 200;
+  std::vector<JsonPtr> candidates = {r};
+  Decision d = decide(
+      event({{"pw", "hunter22"}}), candidates, [](std::string_view) { return false; }, cache,
+      lookup, [&] { return next++; }, kNow, &secrets);
+  ASSERT_EQ(d.matches.size(), 1u) << (d.errors.empty() ? "" : d.errors[0]);
+  EXPECT_EQ(calls, 1);
+  const Match& m = d.matches[0];
+  const Json marker = keystore::redaction_marker();
+  const Json stored = {{"token", marker},
+                       {"url", "https://example.org/x"},
+                       {"password", marker},
+                       {"missing", nullptr}};
+  EXPECT_EQ(m.execution["config"], stored);
+  EXPECT_EQ(m.enforcement["config"], stored);
+  // The decrypted key appears in no record; the secret parameter not in the execution request
+  // (the enforcement's `payload` is the event's payload copy, redacted on read by the trigger's
+  // schema, not sealed).
+  for (const auto& rec : match_records(m, kNow)) {
+    EXPECT_EQ(rec.value.find("tok-secret-999"), std::string::npos);
+    if (rec.topic == topics::kCommands) {
+      EXPECT_EQ(rec.value.find("hunter22"), std::string::npos);
+    }
+  }
+  auto open = keystore::unseal_config(m.execution["config"], m.execution["secret_config"].get<std::string>(), cipher,
+                                      keystore::sealed_aad("execution", m.execution["id"].get<int64_t>()));
+  ASSERT_TRUE(open.ok());
+  EXPECT_EQ((*open)["token"], "tok-secret-999");
+  EXPECT_EQ((*open)["password"], "hunter22");
+  EXPECT_TRUE(keystore::unseal_config(m.enforcement["config"], m.enforcement["secret_config"].get<std::string>(),
+                                      cipher, keystore::sealed_aad("enforcement", m.enforcement["id"].get<int64_t>()))
+                  .ok());
+
+  // A rule that does not mention keystore never reads keys; without a cipher nothing is sealed.
+  auto plain = std::make_shared<const Json>(rule("p.r2", true, nullptr, {{"a", "{{ event.id }}"}}));
+  std::vector<JsonPtr> plain_candidates = {plain};
+  d = decide(
+      event({{"pw", "x"}}), plain_candidates, [](std::string_view) { return false; }, cache, lookup,
+      [&] { return next++; }, kNow, &secrets);
+  ASSERT_EQ(d.matches.size(), 1u);
+  EXPECT_EQ(calls, 1);
+  EXPECT_FALSE(d.matches[0].execution.contains("secret_config"));
 }
 
 }  // namespace

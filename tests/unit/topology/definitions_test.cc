@@ -29,6 +29,40 @@ TEST_P(DefinitionsTest, ReplaysThenFollows) {
   EXPECT_TRUE(table.rules_for_trigger("core.webhook").empty());
 }
 
+TEST_P(DefinitionsTest, HintedUpsertsAreAppliedWithoutAParseAndPrefixListsAndConditionalDeletes) {
+  DefinitionsTable table(*log_);
+  ASSERT_TRUE(table.start().ok());
+  const Json obj = {{"id", 7}, {"ref", "system.a"}, {"rev", 1}};
+  OutRecord rec = definition_record("key", obj, 0, "t");
+  auto hinted = std::make_shared<const Json>(obj);
+  table.hint(rec, hinted);
+  auto pos = log_->produce({rec, definition_record("key", {{"id", 8}, {"ref", "system.b"}}, 0, "t"),
+                            definition_record("key", {{"id", 9}, {"ref", "pack.p.c"}}, 0, "t")});
+  ASSERT_TRUE(pos.ok());
+  ASSERT_TRUE(table.wait_applied(pos->back().offset, 5s));
+  EXPECT_EQ(table.get("key", "system.a").get(), hinted.get());  // the writer's own object
+  EXPECT_EQ(*table.get("key", "system.b"), (Json{{"id", 8}, {"ref", "system.b"}}));  // parsed
+  ASSERT_EQ(table.list_prefix("key", "system.").size(), 2u);
+  EXPECT_EQ(table.list_prefix("key", "pack.p.").size(), 1u);
+  EXPECT_TRUE(table.list_prefix("key", "pack.q.").empty());
+  // A conditional tombstone deletes only while its condition holds.
+  auto conditional = [](int64_t rev) {
+    OutRecord r = definition_tombstone("key", "system.a", 7, 0, "t");
+    Envelope e;
+    std::string err;
+    EXPECT_TRUE(Envelope::parse(r.value, e, err));
+    e.payload["if_match"] = {{"rev", rev}};
+    r.value = e.dump();
+    return r;
+  };
+  pos = log_->produce({conditional(0)});
+  ASSERT_TRUE(table.wait_applied(pos->back().offset, 5s));
+  EXPECT_NE(table.get("key", "system.a"), nullptr);
+  pos = log_->produce({conditional(1)});
+  ASSERT_TRUE(table.wait_applied(pos->back().offset, 5s));
+  EXPECT_EQ(table.get("key", "system.a"), nullptr);
+}
+
 TEST_P(DefinitionsTest, WebhookIndexFollowsKeyChanges) {
   DefinitionsTable table(*log_);
   ASSERT_TRUE(table.start().ok());

@@ -6,6 +6,8 @@
 #include <filesystem>
 #include <random>
 
+#include "processors/keystore/keys.h"
+#include "processors/keystore/sealed.h"
 #include "processors/worker/worker_processor.h"
 #include "topology/embedded_log.h"
 #include "topology/runtime.h"
@@ -37,12 +39,13 @@ class WorkerTest : public ::testing::Test {
     db_.reset();
     std::filesystem::remove_all(dir_);
   }
-  void start() {
+  void start(const std::function<void(WorkerOptions&)>& tweak = {}) {
     topology_ = Topology();
     WorkerOptions options;
     options.name = "w1";
     options.api_url = "http://api.test";
     options.supervisor.cancel_step = 200ms;
+    if (tweak) tweak(options);
     topology_.add({"worker",
                    {std::string(topics::kDispatch)},
                    {std::string(kInFlightStore), std::string(kSeenStore)},
@@ -108,6 +111,63 @@ TEST_F(WorkerTest, CompletedWithStdout) {
   EXPECT_EQ(r[1].payload["status"], "completed");
   EXPECT_EQ(r[1].payload["result"]["stdout"], "hello world\n11 http://api.test\n");
   EXPECT_EQ(r[1].payload["result"]["exit_code"], 0);
+}
+
+TEST_F(WorkerTest, SecretsAreInjectedOnStdinAndRedactedFromTheResult) {
+  auto cipher = std::make_shared<const keystore::Cipher>("worker-test-secret-0123456789abcdef");
+  DefinitionsTable table(*log_);
+  ASSERT_TRUE(table.start().ok());
+  auto put_key = [&](const std::string& ref, const std::string& local, const Json& value) {
+    Json key = {{"ref", ref}, {"local_ref", local}, {"expires_at", nullptr}};
+    keystore::set_value(key, value, true, *cipher);
+    auto pos = log_->produce({definition_record(keystore::kKind, key, 0, "test")});
+    ASSERT_TRUE(pos.ok());
+    ASSERT_TRUE(table.wait_applied(pos->back().offset, 5s));
+  };
+  put_key("pack.p.api_key", "api_key", "sk-live-12345");
+  put_key("pack.p.message", "message", "from-the-key");  // a same-named parameter wins
+  put_key("pack.other.leak", "leak", "not-for-p");
+  start([&](WorkerOptions& o) {
+    o.definitions = &table;
+    o.cipher = cipher;
+    o.mint_token = [](const Json& ex, const Json&) {
+      return std::optional<std::string>("tok-for-" + ex["id"].dump());
+    };
+  });
+  auto sealed = keystore::seal_config(Json{{"message", "hi"}, {"password", "pw-98765"}},
+                                      {"password"}, {}, *cipher,
+                                      keystore::sealed_aad("execution", 21));
+  ASSERT_TRUE(sealed.sealed.has_value());
+  dispatch(21,
+           shell("echo \"$message $password $api_key [$leak]\"; printenv ATTUNE_API_TOKEN; "
+                 "printenv | grep -c -e pw-98765 -e sk-live || true; cat"),
+           {{"pack_ref", "p"},
+            {"config", sealed.config},
+            {keystore::kSecretConfigField, *sealed.sealed}});
+  // A seal that does not open (bound to another execution) fails the attempt, runs nothing.
+  dispatch(22, shell("echo ran"),
+           {{"pack_ref", "p"}, {"config", sealed.config}, {keystore::kSecretConfigField, *sealed.sealed}});
+  std::map<int64_t, Envelope> finished;
+  for (auto& e : results(3)) {
+    if (e.type == "result.finished") finished[e.id] = e;
+  }
+  ASSERT_EQ(finished.count(21), 1u);
+  const Json& result = finished[21].payload["result"];
+  EXPECT_EQ(finished[21].payload["status"], "completed") << result.dump();
+  const std::string out = result["stdout"];
+  EXPECT_EQ(out.substr(0, out.find('\n')), "hi *** *** []");
+  EXPECT_NE(out.find("\ntok-for-21\n0\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("\"api_key\":\"***\""), std::string::npos) << out;  // on stdin, redacted
+  EXPECT_NE(out.find("\"password\":\"***\""), std::string::npos) << out;
+  EXPECT_EQ(result.dump().find("pw-98765"), std::string::npos);
+  EXPECT_EQ(result.dump().find("sk-live"), std::string::npos);
+  ASSERT_EQ(finished.count(22), 1u);
+  EXPECT_EQ(finished[22].payload["status"], "failed");
+  EXPECT_NE(finished[22].payload["result"]["error"].get<std::string>().find(
+                "cannot open the execution's secret parameters"),
+            std::string::npos);
+  runtime_.reset();
+  table.stop();
 }
 
 TEST_F(WorkerTest, FailedWithExitCodeAndRepeatedDispatchIgnored) {

@@ -1,0 +1,402 @@
+// The datastore (API.md §14): keys with owners, encryption at rest, TTL. Keys are definitions of
+// kind "key" on attune.definitions (processors/keystore/keys.h); reads come from the
+// DefinitionsTable, with expired keys treated as absent until their expiry record lands.
+//
+// Rights (until permission sets exist, this is the one place that decides them):
+//   * visibility — system keys: every caller; identity keys: only their owner; pack, action and
+//     sensor keys: whoever sees the owning pack (core, ownerless, or owned by the caller; an
+//     administrator does not see another tenant's packs, §16.3). Invisible ⇒ 404.
+//   * writing — whoever sees the key (or, on create, its owner).
+//   * decrypting — administrators for what they see, owners for their identity keys and for the
+//     keys of packs they own. Without it an encrypted key reads `value: null`.
+//   * execution tokens — system keys, keys of the action's pack and of the action itself: read
+//     (decrypted), write, delete; everything else is invisible.
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include "api/rest/pagination.h"
+#include "api/service/fields.h"
+#include "api/service/service.h"
+#include "processors/keystore/expiry.h"
+#include "processors/keystore/keys.h"
+#include "topology/core/time.h"
+
+namespace attune::service {
+
+using detail::data;
+using detail::deleted;
+using detail::error;
+using detail::validation;
+using keystore::OwnerType;
+
+namespace {
+
+constexpr int64_t kMaxTtlSeconds = int64_t{10} * 365 * 24 * 3600;
+
+std::string str(const Json& o, const char* name) {
+  auto it = o.find(name);
+  return it != o.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+int64_t id_of(const Json& o, const char* name) {
+  auto it = o.find(name);
+  return it != o.end() && it->is_number_integer() ? it->get<int64_t>() : 0;
+}
+
+// §16.3 for packs, as far as this release models it.
+bool pack_visible(const Principal& p, const JsonPtr& pack) {
+  if (!pack) return false;
+  if (str(*pack, "ref") == "core") return true;
+  const int64_t owner = id_of(*pack, "owner_identity");
+  return owner == 0 || owner == p.id;
+}
+
+bool pack_owned(const Principal& p, const JsonPtr& pack) {
+  return pack && id_of(*pack, "owner_identity") == p.id && p.id != 0;
+}
+
+// The pack a key belongs to ("" for system and identity keys).
+std::string key_pack_ref(const Json& key) { return str(key, "owner_pack_ref"); }
+
+bool in_execution_scope(const Principal& p, const Json& key) {
+  const std::string type = str(key, "owner_type");
+  if (type == "system") return true;
+  if (type == "pack") return str(key, "owner") == p.execution_pack_ref;
+  if (type == "action") return str(key, "owner") == p.execution_action_ref;
+  return false;
+}
+
+bool key_visible(const DefinitionsTable& defs, const Principal& p, const Json& key) {
+  if (p.execution_id != 0) return in_execution_scope(p, key);
+  const std::string type = str(key, "owner_type");
+  if (type == "system") return true;
+  if (type == "identity") return id_of(key, "owner_identity") == p.id;
+  return pack_visible(p, defs.get("pack", key_pack_ref(key)));
+}
+
+bool may_decrypt(const DefinitionsTable& defs, const Principal& p, const Json& key) {
+  if (p.execution_id != 0) return in_execution_scope(p, key);
+  const std::string type = str(key, "owner_type");
+  if (type == "identity") return id_of(key, "owner_identity") == p.id;
+  if (p.admin) return true;
+  return type != "system" && pack_owned(p, defs.get("pack", key_pack_ref(key)));
+}
+
+// The API shape: internal fields removed; `value` decrypted when allowed, else null for
+// encrypted keys. `with_value` false (lists) drops `value` altogether. `known` is the plaintext
+// when the caller has it at hand (a write), which saves decrypting it again.
+Json present_key(const Json& key, bool decrypt, bool with_value, const keystore::Cipher& cipher,
+                 const Json* known = nullptr) {
+  Json out = key;
+  out.erase(keystore::kSealedField);
+  out.erase("rev");
+  out.erase("created_by");
+  // Stored sparsely (every record is parsed by every reader); the API shape has every link.
+  for (const char* link : {"owner", "owner_identity", "owner_pack", "owner_pack_ref",
+                           "owner_action", "owner_action_ref", "owner_sensor",
+                           "owner_sensor_ref", "expires_at"}) {
+    if (!out.contains(link)) out[link] = nullptr;
+  }
+  if (!with_value) {
+    out.erase("value");
+    return out;
+  }
+  if (key.value("encrypted", false)) {
+    out["value"] = nullptr;
+    if (decrypt && known != nullptr) {
+      out["value"] = *known;
+    } else if (decrypt) {
+      auto v = keystore::read_value(key, cipher);
+      if (v.ok()) {
+        out["value"] = std::move(*v);
+      } else {
+        spdlog::error("key {}: cannot decrypt: {}", str(key, "ref"), v.error().message);
+      }
+    }
+  }
+  return out;
+}
+
+// `ttl_seconds` of a create/update body into `expires_at`: a positive integer sets it, null
+// clears it, absence keeps it. False (with a field error) for anything else.
+bool apply_ttl(FieldReader& f, const Json& body, Json& key, int64_t now_ms) {
+  auto it = body.find("ttl_seconds");
+  if (it == body.end()) return true;
+  if (it->is_null()) {
+    key.erase("expires_at");
+    return true;
+  }
+  if (!it->is_number_integer() || it->get<int64_t>() < 1 || it->get<int64_t>() > kMaxTtlSeconds) {
+    f.fail("ttl_seconds", "must be a positive integer (at most " +
+                              std::to_string(kMaxTtlSeconds) + ")");
+    return false;
+  }
+  key["expires_at"] = format_rfc3339_ms(now_ms + it->get<int64_t>() * 1000);
+  return true;
+}
+
+}  // namespace
+
+void ApiService::register_key_routes(rest::Router& r) {
+  const std::string v1 = "/api/v1";
+  auto bind = [this](rest::HttpResponse (ApiService::*fn)(rest::HttpRequest&)) {
+    return [this, fn](rest::HttpRequest& req) { return (this->*fn)(req); };
+  };
+  // Handlers authenticate themselves (execution tokens are welcome here).
+  r.add("GET", v1 + "/keys", bind(&ApiService::list_keys));
+  r.add("POST", v1 + "/keys", bind(&ApiService::create_key));
+  r.add("GET", v1 + "/keys/{ref}", bind(&ApiService::get_key));
+  r.add("PUT", v1 + "/keys/{ref}", bind(&ApiService::update_key));
+  r.add("DELETE", v1 + "/keys/{ref}", bind(&ApiService::delete_key));
+}
+
+namespace {
+
+// The live, visible key a path segment names, or nullptr.
+JsonPtr find_key(const DefinitionsTable& defs, const Principal& p, const std::string& segment,
+                 int64_t now_ms) {
+  JsonPtr key;
+  if (detail::all_digits(segment)) {
+    key = defs.get_by_id(keystore::kKind, std::stoll(segment));
+  } else if (auto ref = keystore::parse_ref(segment)) {
+    key = defs.get(keystore::kKind, ref->ref);
+  }
+  if (!key || keystore::is_expired(*key, now_ms) || !key_visible(defs, p, *key)) return nullptr;
+  return key;
+}
+
+}  // namespace
+
+rest::HttpResponse ApiService::get_key(Req& req) {
+  auto p = authenticate(req);
+  if (!p.ok()) return Resp::error(p.error());
+  const std::string& segment = req.params["ref"];
+  auto key = find_key(defs_, *p, segment, now_ms());
+  if (!key) return error(Errc::kNotFound, "Key '" + segment + "' not found");
+  return data(200, present_key(*key, may_decrypt(defs_, *p, *key), true, *options_.cipher));
+}
+
+rest::HttpResponse ApiService::list_keys(Req& req) {
+  auto p = authenticate(req);
+  if (!p.ok()) return Resp::error(p.error());
+  auto page = rest::parse_page_request(req);
+  if (!page.ok()) return Resp::error(page.error());
+  // Empty = no filter.
+  const std::string owner_type = req.query_param("owner_type").value_or("");
+  const std::string owner = req.query_param("owner").value_or("");
+  if (!owner_type.empty() && !keystore::parse_owner_type(owner_type)) {
+    return error(Errc::kBadRequest,
+                 "Query parameter 'owner_type' must be one of system, identity, pack, action, "
+                 "sensor");
+  }
+  const int64_t now = now_ms();
+  // With an owner type (and owner) the refs share a prefix: a range scan, not a full one.
+  std::string prefix;
+  if (!owner_type.empty()) {
+    prefix = owner_type + ".";
+    if (!owner.empty() && owner_type != "system") prefix += owner + ".";
+  }
+  std::vector<JsonPtr> rows;
+  for (auto& k : defs_.list_prefix(keystore::kKind, prefix)) {
+    if (keystore::is_expired(*k, now) || !key_visible(defs_, *p, *k)) continue;
+    if (!owner.empty() && owner_type != "system" && str(*k, "owner") != owner) continue;
+    rows.push_back(std::move(k));
+  }
+  std::sort(rows.begin(), rows.end(), [](const JsonPtr& a, const JsonPtr& b) {
+    const auto& ca = (*a)["created"];
+    const auto& cb = (*b)["created"];
+    if (ca != cb) return ca > cb;
+    return (*a)["id"] > (*b)["id"];
+  });
+  if (page->order == rest::SortOrder::kAsc) std::reverse(rows.begin(), rows.end());
+  Json items = Json::array();
+  for (size_t i = static_cast<size_t>(page->offset);
+       i < rows.size() && items.size() < static_cast<size_t>(page->page_size); ++i) {
+    items.push_back(present_key(*rows[i], false, false, *options_.cipher));
+  }
+  return Resp::json(200,
+                    rest::list_envelope(std::move(items), *page, static_cast<int64_t>(rows.size())));
+}
+
+rest::HttpResponse ApiService::create_key(Req& req) {
+  auto p = authenticate(req);
+  if (!p.ok()) return Resp::error(p.error());
+  auto body = rest::parse_json_body(req);
+  if (!body.ok()) return Resp::error(body.error());
+  FieldReader f(*body);
+  // `local_ref` is the contract; a bare `ref` (or a canonical one) is read the same way.
+  std::optional<std::string> local = f.str("local_ref", false);
+  std::optional<keystore::KeyRef> given;
+  if (!local && body->contains("ref")) {
+    if (auto ref = f.str("ref", true, 1, 512)) {
+      given = keystore::parse_ref(*ref);
+      if (!given) f.fail("ref", "is not a key ref");
+      else local = given->local_ref;
+    }
+  }
+  if (!local && !body->contains("ref")) f.fail("local_ref", "is required");
+  if (local && !keystore::valid_local_ref(*local)) {
+    f.fail("local_ref", "must be 1-63 characters of [a-z0-9_-]");
+  }
+  if (!body->contains("value")) f.fail("value", "is required");
+  auto name = f.str("name", false, 0, 255);
+  auto encrypted = f.boolean("encrypted");
+  std::string type_text = given ? std::string(keystore::to_string(given->owner_type)) : "system";
+  if (auto t = f.str("owner_type", false)) type_text = *t;
+  auto type = keystore::parse_owner_type(type_text);
+  if (!type) f.fail("owner_type", "must be one of system, identity, pack, action, sensor");
+  if (!f.ok()) return validation(f.errors());
+
+  // Owner: from the body's owner field for the type, else the ref given, else (identity) the
+  // caller.
+  auto owner_field = [&](const char* field) -> std::optional<std::string> {
+    if (auto v = f.str(field, false, 1)) return v;
+    if (given && given->owner_type == *type && !given->owner.empty()) return given->owner;
+    if (auto v = f.str("owner", false, 1)) return v;
+    return std::nullopt;
+  };
+  Json key = Json::object();
+  std::string owner;
+  switch (*type) {
+    case OwnerType::kSystem:
+      break;
+    case OwnerType::kIdentity: {
+      if (p->execution_id != 0) {
+        return error(Errc::kForbidden, "Execution tokens cannot own identity keys");
+      }
+      owner = owner_field("owner_identity_login").value_or(p->login);
+      auto identity = defs_.get("identity", owner);
+      if (!identity) return error(Errc::kNotFound, "Identity '" + owner + "' not found");
+      if (id_of(*identity, "id") != p->id) {
+        return error(Errc::kForbidden, "Identity keys can only be created for yourself");
+      }
+      key.update(Json{{"owner", owner}, {"owner_identity", (*identity)["id"]}});
+      break;
+    }
+    case OwnerType::kPack: {
+      auto ref = owner_field("owner_pack_ref");
+      if (!ref) return validation(Json{{"owner_pack_ref", "is required for pack keys"}});
+      auto pack = defs_.resolve("pack", *ref);
+      if (!pack || (p->execution_id == 0 && !pack_visible(*p, pack))) {
+        return error(Errc::kNotFound, "Pack '" + *ref + "' not found");
+      }
+      owner = str(*pack, "ref");
+      key.update(Json{{"owner", owner}, {"owner_pack", (*pack)["id"]}, {"owner_pack_ref", owner}});
+      break;
+    }
+    case OwnerType::kAction:
+    case OwnerType::kSensor: {
+      const bool action = *type == OwnerType::kAction;
+      const char* kind = action ? "action" : "sensor";
+      auto ref = owner_field(action ? "owner_action_ref" : "owner_sensor_ref");
+      if (!ref) {
+        return validation(Json{{action ? "owner_action_ref" : "owner_sensor_ref",
+                                std::string("is required for ") + kind + " keys"}});
+      }
+      auto obj = defs_.resolve(kind, *ref);
+      auto pack = obj ? defs_.get("pack", str(*obj, "pack_ref")) : nullptr;
+      if (!obj || (p->execution_id == 0 && !pack_visible(*p, pack))) {
+        return error(Errc::kNotFound, std::string(action ? "Action" : "Sensor") + " '" + *ref +
+                                          "' not found");
+      }
+      owner = str(*obj, "ref");
+      key.update(Json{{"owner", owner},
+                      {"owner_pack", pack ? (*pack)["id"] : Json(nullptr)},
+                      {"owner_pack_ref", str(*obj, "pack_ref")},
+                      {action ? "owner_action" : "owner_sensor", (*obj)["id"]},
+                      {action ? "owner_action_ref" : "owner_sensor_ref", owner}});
+      break;
+    }
+  }
+  const std::string ref = keystore::canonical_ref(*type, owner, *local);
+  key.update(Json{{"ref", ref},
+                  {"local_ref", *local},
+                  {"owner_type", keystore::to_string(*type)},
+                  {"name", name && !name->empty() ? *name : *local}});
+  if (p->execution_id != 0 && !in_execution_scope(*p, key)) {
+    return error(Errc::kForbidden,
+                 "Execution tokens may only write system keys and keys of their own pack");
+  }
+  const int64_t now = now_ms();
+  if (!apply_ttl(f, *body, key, now)) return validation(f.errors());
+  keystore::set_value(key, (*body)["value"], encrypted.value_or(true), *options_.cipher);
+
+  std::lock_guard lock(key_lock(ref));
+  if (auto existing = defs_.get(keystore::kKind, ref);
+      existing && !keystore::is_expired(*existing, now)) {
+    return error(Errc::kConflict, "Key '" + ref + "' already exists");
+  }
+  const std::string stamp = format_rfc3339_ms(now);
+  key.update(Json{{"id", ids_.next()},
+                  {"rev", ids_.next()},
+                  {"created_by", p->id},
+                  {"created", stamp},
+                  {"updated", stamp}});
+  OutRecord record = definition_record(keystore::kKind, key, now, "api");
+  defs_.hint(record, std::make_shared<const Json>(key));  // applied without a re-parse
+  auto st = write_definitions({std::move(record)});
+  if (!st.ok()) return Resp::error(st.error());
+  if (key.contains("expires_at")) key_expiry_->notify();
+  return data(201,
+              present_key(key, may_decrypt(defs_, *p, key), true, *options_.cipher,
+                          &(*body)["value"]),
+              "Key created");
+}
+
+rest::HttpResponse ApiService::update_key(Req& req) {
+  auto p = authenticate(req);
+  if (!p.ok()) return Resp::error(p.error());
+  auto body = rest::parse_json_body(req);
+  if (!body.ok()) return Resp::error(body.error());
+  FieldReader f(*body);
+  auto name = f.str("name", false, 0, 255);
+  auto encrypted = f.boolean("encrypted");
+  if (!f.ok()) return validation(f.errors());
+  const std::string& segment = req.params["ref"];
+  auto found = find_key(defs_, *p, segment, now_ms());
+  if (!found) return error(Errc::kNotFound, "Key '" + segment + "' not found");
+  std::lock_guard lock(key_lock(str(*found, "ref")));
+  const int64_t now = now_ms();
+  auto existing = find_key(defs_, *p, segment, now);  // again, under the key's lock
+  if (!existing) return error(Errc::kNotFound, "Key '" + segment + "' not found");
+  Json key = *existing;
+  if (!apply_ttl(f, *body, key, now)) return validation(f.errors());
+  if (name && !name->empty()) key["name"] = *name;
+  const bool encrypt = encrypted.value_or(key.value("encrypted", false));
+  if (body->contains("value")) {
+    keystore::set_value(key, (*body)["value"], encrypt, *options_.cipher);
+  } else if (encrypt != key.value("encrypted", false)) {
+    auto v = keystore::read_value(key, *options_.cipher);
+    if (!v.ok()) return error(Errc::kInternal, "The key's value cannot be decrypted");
+    keystore::set_value(key, *v, encrypt, *options_.cipher);
+  }
+  key["rev"] = ids_.next();
+  key["updated"] = format_rfc3339_ms(now);
+  OutRecord record = definition_record(keystore::kKind, key, now, "api");
+  defs_.hint(record, std::make_shared<const Json>(key));
+  auto st = write_definitions({std::move(record)});
+  if (!st.ok()) return Resp::error(st.error());
+  if (key.contains("expires_at")) key_expiry_->notify();
+  const Json* known = body->contains("value") ? &(*body)["value"] : nullptr;
+  return data(200, present_key(key, may_decrypt(defs_, *p, key), true, *options_.cipher, known),
+              "Key updated");
+}
+
+rest::HttpResponse ApiService::delete_key(Req& req) {
+  auto p = authenticate(req);
+  if (!p.ok()) return Resp::error(p.error());
+  const std::string& segment = req.params["ref"];
+  auto found = find_key(defs_, *p, segment, now_ms());
+  if (!found) return error(Errc::kNotFound, "Key '" + segment + "' not found");
+  std::lock_guard lock(key_lock(str(*found, "ref")));
+  auto key = find_key(defs_, *p, segment, now_ms());
+  if (!key) return error(Errc::kNotFound, "Key '" + segment + "' not found");
+  const std::string ref = str(*key, "ref");
+  auto st = write_definitions(
+      {definition_tombstone(keystore::kKind, ref, id_of(*key, "id"), now_ms(), "api")});
+  if (!st.ok()) return Resp::error(st.error());
+  return deleted("Key '" + ref + "' deleted");
+}
+
+}  // namespace attune::service

@@ -1,0 +1,374 @@
+// Datastore core: XChaCha20-Poly1305 sealing (round trip, random nonces, AAD binding, wrong key,
+// tampering), key refs and owners, TTL expiry driven by a ManualClock through a real
+// DefinitionsTable on a temp EmbeddedLog (including an expiry racing an update, and a restart
+// replay), sealed parameters, and the action/template views.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <future>
+#include <mutex>
+#include <random>
+
+#include "processors/keystore/cipher.h"
+#include "processors/keystore/expiry.h"
+#include "processors/keystore/keys.h"
+#include "processors/keystore/sealed.h"
+#include "topology/core/time.h"
+#include "topology/embedded_log.h"
+
+namespace attune::keystore {
+namespace {
+
+using namespace std::chrono_literals;
+
+const Cipher& cipher() {
+  static const Cipher c("0123456789abcdef0123456789abcdef-test-secret");
+  return c;
+}
+
+TEST(Cipher, RoundTripWithFreshNoncePerValue) {
+  const std::string a = cipher().seal("hunter2-secret", "system.pw");
+  const std::string b = cipher().seal("hunter2-secret", "system.pw");
+  EXPECT_NE(a, b);  // a random nonce per write
+  EXPECT_TRUE(Cipher::looks_sealed(a));
+  EXPECT_EQ(a.find("hunter2"), std::string::npos);
+  auto open = cipher().open(a, "system.pw");
+  ASSERT_TRUE(open.ok()) << open.error().message;
+  EXPECT_EQ(*open, "hunter2-secret");
+  EXPECT_EQ(*cipher().open(cipher().seal("", "x"), "x"), "");
+}
+
+TEST(Cipher, AssociatedDataWrongKeyAndTamperingAreRefused) {
+  const std::string sealed = cipher().seal("value", "system.a");
+  EXPECT_EQ(cipher().open(sealed, "system.b").error().code, Errc::kUnauthorized);
+  const Cipher other("another-secret-of-at-least-32-characters");
+  EXPECT_EQ(other.open(sealed, "system.a").error().code, Errc::kUnauthorized);
+  std::string tampered = sealed;
+  tampered[tampered.size() - 3] = tampered[tampered.size() - 3] == 'A' ? 'B' : 'A';
+  EXPECT_FALSE(cipher().open(tampered, "system.a").ok());
+  EXPECT_EQ(cipher().open("plain", "system.a").error().code, Errc::kValidation);
+  EXPECT_EQ(cipher().open("v1:!!!", "system.a").error().code, Errc::kValidation);
+  EXPECT_EQ(cipher().open("v1:", "system.a").error().code, Errc::kValidation);
+}
+
+TEST(Keys, RefsAndOwners) {
+  EXPECT_TRUE(valid_local_ref("api_key-2"));
+  EXPECT_FALSE(valid_local_ref(""));
+  EXPECT_FALSE(valid_local_ref("Upper"));
+  EXPECT_FALSE(valid_local_ref("a.b"));
+  EXPECT_FALSE(valid_local_ref(std::string(64, 'a')));
+  EXPECT_TRUE(valid_local_ref(std::string(63, 'a')));
+
+  EXPECT_EQ(canonical_ref(OwnerType::kSystem, "", "x"), "system.x");
+  EXPECT_EQ(canonical_ref(OwnerType::kIdentity, "ada", "x"), "identity.ada.x");
+  EXPECT_EQ(canonical_ref(OwnerType::kAction, "p.act", "x"), "action.p.act.x");
+
+  struct Case {
+    const char* segment;
+    bool ok;
+    OwnerType type;
+    const char* owner;
+    const char* local;
+    const char* ref;
+  };
+  const Case cases[] = {
+      {"token", true, OwnerType::kSystem, "", "token", "system.token"},
+      {"system.token", true, OwnerType::kSystem, "", "token", "system.token"},
+      {"identity.ada.k", true, OwnerType::kIdentity, "ada", "k", "identity.ada.k"},
+      {"pack.my-pack.k", true, OwnerType::kPack, "my-pack", "k", "pack.my-pack.k"},
+      {"action.p.act.k", true, OwnerType::kAction, "p.act", "k", "action.p.act.k"},
+      {"sensor.p.s.k", true, OwnerType::kSensor, "p.s", "k", "sensor.p.s.k"},
+      {"system.a.b", false, {}, "", "", ""},
+      {"pack.k", false, {}, "", "", ""},
+      {"pack..k", false, {}, "", "", ""},
+      {"nobody.x.k", false, {}, "", "", ""},
+      {"Token", false, {}, "", "", ""},
+      {"", false, {}, "", "", ""},
+  };
+  for (const auto& c : cases) {
+    auto r = parse_ref(c.segment);
+    ASSERT_EQ(r.has_value(), c.ok) << c.segment;
+    if (!r) continue;
+    EXPECT_EQ(r->owner_type, c.type) << c.segment;
+    EXPECT_EQ(r->owner, c.owner) << c.segment;
+    EXPECT_EQ(r->local_ref, c.local) << c.segment;
+    EXPECT_EQ(r->ref, c.ref) << c.segment;
+  }
+  for (auto t : {OwnerType::kSystem, OwnerType::kIdentity, OwnerType::kPack, OwnerType::kAction,
+                 OwnerType::kSensor}) {
+    EXPECT_EQ(parse_owner_type(to_string(t)), t);
+  }
+  EXPECT_FALSE(parse_owner_type("team"));
+}
+
+TEST(Keys, ValuesAreSealedUnderTheirRef) {
+  Json key = {{"ref", "system.db"}};
+  const Json value = {{"user", "u"}, {"password", "p4ssw0rd!"}, {"ports", {1, 2}}};
+  set_value(key, value, true, cipher());
+  EXPECT_TRUE(key["value"].is_null());
+  EXPECT_EQ(key.dump().find("p4ssw0rd"), std::string::npos);
+  EXPECT_EQ(*read_value(key, cipher()), value);
+  // Moved to another ref, the ciphertext no longer opens.
+  Json moved = key;
+  moved["ref"] = "system.other";
+  EXPECT_FALSE(read_value(moved, cipher()).ok());
+  set_value(key, 42, false, cipher());
+  EXPECT_EQ(key["value"], 42);
+  EXPECT_FALSE(key.contains(kSealedField));
+  EXPECT_EQ(*read_value(key, cipher()), 42);
+}
+
+TEST(Keys, ExpiryDecisionsAreFunctionsOfTime) {
+  const int64_t now = 1767225600000;
+  auto key = [](const char* ref, std::optional<int64_t> at) {
+    return std::make_shared<const Json>(Json{
+        {"ref", ref}, {"expires_at", at ? Json(format_rfc3339_ms(*at)) : Json(nullptr)}});
+  };
+  std::vector<JsonPtr> keys = {key("system.a", now - 1), key("system.b", now),
+                               key("system.c", now + 500), key("system.d", now + 100),
+                               key("system.e", std::nullopt)};
+  EXPECT_TRUE(is_expired(*keys[1], now));  // the deadline itself counts
+  EXPECT_FALSE(is_expired(*keys[2], now));
+  EXPECT_FALSE(is_expired(*keys[4], now));
+  auto scan = scan_expiry(keys, now);
+  ASSERT_EQ(scan.due.size(), 2u);
+  EXPECT_EQ((*scan.due[0])["ref"], "system.a");
+  EXPECT_EQ((*scan.due[1])["ref"], "system.b");
+  EXPECT_EQ(scan.next_deadline_ms, now + 100);
+  EXPECT_FALSE(scan_expiry({keys[4]}, now).next_deadline_ms.has_value());
+}
+
+// TTL expiry through the log, with a ManualClock: nothing sleeps.
+class ExpiryTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("attune-keystore-" + std::to_string(std::random_device{}()));
+    open();
+  }
+  void TearDown() override {
+    close();
+    std::filesystem::remove_all(dir_);
+  }
+  void open() {
+    auto db = state::Db::open(dir_.string());
+    ASSERT_TRUE(db.ok());
+    db_ = std::move(*db);
+    auto log = EmbeddedLog::open(*db_, default_topics(1));
+    ASSERT_TRUE(log.ok());
+    log_ = std::move(*log);
+    table_ = std::make_unique<DefinitionsTable>(*log_);
+    ASSERT_TRUE(table_->start().ok());
+  }
+  void close() {
+    table_.reset();
+    log_.reset();
+    db_.reset();
+  }
+  // Writes a key (plaintext value) expiring `ttl_ms` after the clock's now; returns it.
+  Json put(const std::string& local, std::optional<int64_t> ttl_ms, int64_t rev) {
+    Json key = {{"id", rev},
+                {"ref", "system." + local},
+                {"local_ref", local},
+                {"owner_type", "system"},
+                {"rev", rev},
+                {"expires_at", ttl_ms ? Json(format_rfc3339_ms(clock_.now_ms() + *ttl_ms))
+                                      : Json(nullptr)}};
+    set_value(key, "v-" + local, false, cipher());
+    auto pos = log_->produce({definition_record(kKind, key, clock_.now_ms(), "test")});
+    EXPECT_TRUE(pos.ok());
+    EXPECT_TRUE(table_->wait_applied(pos->back().offset, 5s));
+    return key;
+  }
+
+  std::filesystem::path dir_;
+  std::unique_ptr<state::Db> db_;
+  std::unique_ptr<EmbeddedLog> log_;
+  std::unique_ptr<DefinitionsTable> table_;
+  ManualClock clock_;
+};
+
+TEST_F(ExpiryTest, ExpiresAtTheDeadlineThroughALogRecord) {
+  put("short", 1000, 1);
+  put("long", 5000, 2);
+  put("forever", std::nullopt, 3);
+  KeyExpiry expiry(*log_, *table_, clock_);
+
+  auto next = expiry.run_once();
+  ASSERT_TRUE(next.ok());
+  EXPECT_EQ(**next, clock_.now_ms() + 1000);
+  EXPECT_EQ(expiry.expired(), 0u);
+
+  clock_.advance(999ms);
+  EXPECT_TRUE(expiry.run_once().ok());
+  EXPECT_NE(table_->get(kKind, "system.short"), nullptr);
+
+  clock_.advance(1ms);
+  next = expiry.run_once();
+  ASSERT_TRUE(next.ok());
+  EXPECT_EQ(expiry.expired(), 1u);
+  EXPECT_EQ(table_->get(kKind, "system.short"), nullptr);  // removed from the table
+  EXPECT_NE(table_->get(kKind, "system.long"), nullptr);
+  EXPECT_EQ(**next, clock_.now_ms() + 4000);
+
+  clock_.advance(10s);
+  ASSERT_TRUE(expiry.run_once().ok());
+  EXPECT_EQ(table_->get(kKind, "system.long"), nullptr);
+  EXPECT_NE(table_->get(kKind, "system.forever"), nullptr);
+  EXPECT_EQ(expiry.expired(), 2u);
+
+  // A restart replays the log to the same state: the expiry records are in it.
+  close();
+  open();
+  EXPECT_EQ(table_->get(kKind, "system.short"), nullptr);
+  EXPECT_EQ(table_->get(kKind, "system.long"), nullptr);
+  EXPECT_NE(table_->get(kKind, "system.forever"), nullptr);
+}
+
+TEST_F(ExpiryTest, CompactionRemovesExpiredAndSupersededValuesFromTheLog) {
+  put("gone", 1000, 1);
+  put("kept", std::nullopt, 2);
+  put("kept", std::nullopt, 3);  // supersedes rev 2
+  KeyExpiry expiry(*log_, *table_, clock_);
+  clock_.advance(1s);
+  ASSERT_TRUE(expiry.run_once().ok());
+  auto dropped = log_->compact({std::string(topics::kDefinitions), 0});
+  ASSERT_TRUE(dropped.ok());
+  EXPECT_EQ(*dropped, 2);  // the expired key's upsert and the superseded version
+  auto reader = log_->reader({std::string(topics::kDefinitions)});
+  ASSERT_TRUE(reader.ok());
+  std::vector<std::string> left;
+  for (const Record& r : (*reader)->poll(100, 100ms)) {
+    Envelope e;
+    std::string err;
+    ASSERT_TRUE(Envelope::parse(r.value, e, err));
+    left.push_back(r.key + " " + e.type);
+    EXPECT_EQ(r.value.find("v-gone"), std::string::npos);
+  }
+  EXPECT_EQ(left, (std::vector<std::string>{"key:system.kept definition.upsert",
+                                            "key:system.gone definition.delete"}));
+  EXPECT_EQ(*log_->compact({std::string(topics::kDefinitions), 0}), 0);
+  // The table rebuilt from the compacted log agrees.
+  close();
+  open();
+  EXPECT_EQ(table_->get(kKind, "system.gone"), nullptr);
+  ASSERT_NE(table_->get(kKind, "system.kept"), nullptr);
+  EXPECT_EQ((*table_->get(kKind, "system.kept"))["rev"], 3);
+}
+
+TEST_F(ExpiryTest, AnExpiryDecidedBeforeAnUpdateDoesNotDeleteTheNewVersion) {
+  const Json old_version = put("k", 1000, 10);
+  clock_.advance(2s);
+  // The expiry was decided on the old version, but an update (new rev, no TTL) lands first.
+  put("k", std::nullopt, 11);
+  auto pos = log_->produce({expiry_record(old_version, clock_.now_ms(), "test")});
+  ASSERT_TRUE(pos.ok());
+  ASSERT_TRUE(table_->wait_applied(pos->back().offset, 5s));
+  auto live = table_->get(kKind, "system.k");
+  ASSERT_NE(live, nullptr);
+  EXPECT_EQ((*live)["rev"], 11);
+  // The same record for the current version deletes it.
+  pos = log_->produce({expiry_record(*live, clock_.now_ms(), "test")});
+  ASSERT_TRUE(pos.ok());
+  ASSERT_TRUE(table_->wait_applied(pos->back().offset, 5s));
+  EXPECT_EQ(table_->get(kKind, "system.k"), nullptr);
+}
+
+TEST_F(ExpiryTest, AnExpiryWaitsForTheKeysWriterAndRereadsTheKey) {
+  put("k", 1000, 1);
+  clock_.advance(2s);  // due
+  std::mutex key_mu;
+  KeyExpiry expiry(*log_, *table_, clock_, 1000ms, [&](std::string_view) -> std::mutex& {
+    return key_mu;
+  });
+  // A writer holds the key's lock and removes the TTL while the expiry runs. Whichever of the
+  // two gets the lock first, the outcome is the same: the update wins and no expiry is written.
+  std::unique_lock writer(key_mu);
+  auto run = std::async(std::launch::async, [&] { return expiry.run_once(); });
+  put("k", std::nullopt, 2);
+  writer.unlock();
+  ASSERT_TRUE(run.get().ok());
+  EXPECT_EQ(expiry.expired(), 0u);
+  ASSERT_NE(table_->get(kKind, "system.k"), nullptr);
+  EXPECT_EQ((*table_->get(kKind, "system.k"))["rev"], 2);
+  // So compaction keeps the update, and a restart agrees.
+  ASSERT_TRUE(log_->compact({std::string(topics::kDefinitions), 0}).ok());
+  close();
+  open();
+  ASSERT_NE(table_->get(kKind, "system.k"), nullptr);
+}
+
+TEST_F(ExpiryTest, ActionAndTemplateViews) {
+  auto write = [&](Json key, const Json& value, bool encrypted) {
+    set_value(key, value, encrypted, cipher());
+    auto pos = log_->produce({definition_record(kKind, key, clock_.now_ms(), "test")});
+    ASSERT_TRUE(pos.ok());
+    ASSERT_TRUE(table_->wait_applied(pos->back().offset, 5s));
+  };
+  write({{"ref", "pack.p.api_key"}, {"local_ref", "api_key"}, {"expires_at", nullptr}},
+        "sk-pack-secret", true);
+  write({{"ref", "pack.p.region"}, {"local_ref", "region"}}, "eu", false);
+  write({{"ref", "action.p.act.api_key"}, {"local_ref", "api_key"}}, "sk-action-secret", true);
+  write({{"ref", "pack.other.api_key"}, {"local_ref", "api_key"}}, "sk-other", true);
+  write({{"ref", "pack.p.gone"},
+         {"local_ref", "gone"},
+         {"expires_at", format_rfc3339_ms(clock_.now_ms())}},
+        "expired", false);
+  write({{"ref", "system.url"}, {"local_ref", "url"}}, "https://x", false);
+  write({{"ref", "identity.ada.token"}, {"local_ref", "token"}}, "ada-token", true);
+
+  auto keys = keys_for_action(*table_, "p", "p.act", clock_.now_ms(), cipher());
+  EXPECT_EQ(keys.values, (Json{{"api_key", "sk-action-secret"}, {"region", "eu"}}));
+  EXPECT_EQ(keys.secrets.size(), 2u);  // both encrypted keys, not the plain one
+  EXPECT_TRUE(keys.errors.empty());
+
+  auto ctx = template_context(*table_, "p", "ada", clock_.now_ms(), cipher());
+  EXPECT_EQ(ctx.root["system"]["url"], "https://x");
+  EXPECT_EQ(ctx.root["url"], "https://x");
+  EXPECT_EQ(ctx.root["pack"]["p"]["api_key"], "sk-pack-secret");
+  EXPECT_FALSE(ctx.root["pack"].contains("other"));
+  EXPECT_FALSE(ctx.root["pack"]["p"].contains("gone"));
+  EXPECT_EQ(ctx.root["identity"]["ada"]["token"], "ada-token");
+  EXPECT_EQ(ctx.secrets.size(), 2u);
+}
+
+TEST(Sealed, SecretParametersLeaveTheStoredConfig) {
+  const Json schema = {{"user", {{"type", "string"}}},
+                       {"password", {{"type", "string"}, {"secret", true}}}};
+  EXPECT_EQ(secret_fields(schema), (std::set<std::string>{"password"}));
+  EXPECT_EQ(secret_fields(Json{{"type", "object"},
+                               {"properties", {{"token", {{"secret", true}}}}}}),
+            (std::set<std::string>{"token"}));
+
+  const Json config = {{"user", "ada"},
+                       {"password", "p4ss-word"},
+                       {"url", "https://u:sk-from-key@host"},
+                       {"n", 3}};
+  auto sealed = seal_config(config, secret_fields(schema), {"sk-from-key", "abc"}, cipher(),
+                            sealed_aad("execution", 7));
+  ASSERT_TRUE(sealed.sealed.has_value());
+  EXPECT_EQ(sealed.config["user"], "ada");
+  EXPECT_TRUE(is_marker(sealed.config["password"]));
+  EXPECT_TRUE(is_marker(sealed.config["url"]));
+  EXPECT_EQ(sealed.config["n"], 3);
+  EXPECT_EQ(sealed.config.dump().find("p4ss"), std::string::npos);
+  EXPECT_EQ(sealed.sealed->find("p4ss"), std::string::npos);
+  EXPECT_EQ(redaction_marker(), (Json{{"$attune_secret", true}, {"redacted", true}}));
+
+  auto open = unseal_config(sealed.config, *sealed.sealed, cipher(), sealed_aad("execution", 7));
+  ASSERT_TRUE(open.ok());
+  EXPECT_EQ(*open, config);
+  // Bound to its record.
+  EXPECT_FALSE(unseal_config(sealed.config, *sealed.sealed, cipher(), sealed_aad("execution", 8))
+                   .ok());
+  // Nothing secret: nothing sealed.
+  EXPECT_FALSE(seal_config(Json{{"a", 1}}, {}, {}, cipher(), "x").sealed.has_value());
+
+  Json payload = {{"token", "t"}, {"other", 1}};
+  redact_fields(payload, {"token", "absent"});
+  EXPECT_TRUE(is_marker(payload["token"]));
+  EXPECT_FALSE(payload.contains("absent"));
+}
+
+}  // namespace
+}  // namespace attune::keystore
