@@ -308,16 +308,11 @@ int run_serve(const ServeConfig& cfg) {
     if (auto st = workers.start(); !st.ok()) return fail("workers view: " + st.error().message);
   }
 
-  if (has("sensor") && !has("api")) {
-    // Sensor processes get their tokens minted, and their status and logs served, by the API of
-    // the process that runs them.
-    return fail("--roles: the sensor role runs together with the api role (e.g. --roles api,sensor)");
-  }
-  if (!has("api")) {
-    // A process without the API: only stages (and a ready line for supervisors).
+  // The stages of the rules/executor/worker roles, the same with or without the API role.
+  auto add_work_stages = [&](std::string api_url) {
     PipelineOptions pipeline;
     pipeline.definitions = &definitions;
-    pipeline.api_url = cfg.advertised_url;
+    pipeline.api_url = std::move(api_url);
     pipeline.worker_name = worker_name;
     pipeline.on_execution_terminal = [&metrics](std::string_view status) {
       metrics.execution_finished(status);
@@ -335,14 +330,29 @@ int run_serve(const ServeConfig& cfg) {
     }
     if (!pipeline.stages.empty()) add_core_stages(topology, pipeline);
     if (has("executor")) monitor::add_monitor_stage(topology, monitor::MonitorOptions{&workers});
+  };
+  // Worker processes announce themselves and heartbeat (GET /workers); null without the role.
+  auto start_heartbeat = [&]() -> Result<std::unique_ptr<monitor::Heartbeat>> {
+    if (!has("worker")) return std::unique_ptr<monitor::Heartbeat>();
+    auto heartbeat = std::make_unique<monitor::Heartbeat>(
+        *log, monitor::HeartbeatOptions{worker_name,
+                                        std::chrono::milliseconds(cfg.worker_heartbeat_ms)});
+    if (auto st = heartbeat->start(); !st.ok()) return st.error();
+    return heartbeat;
+  };
+
+  if (has("sensor") && !has("api")) {
+    // Sensor processes get their tokens minted, and their status and logs served, by the API of
+    // the process that runs them.
+    return fail("--roles: the sensor role runs together with the api role (e.g. --roles api,sensor)");
+  }
+  if (!has("api")) {
+    // A process without the API: only stages (and a ready line for supervisors).
+    add_work_stages(cfg.advertised_url);
     if (auto st = runtime.start(); !st.ok()) return fail("stages: " + st.error().message);
-    std::unique_ptr<monitor::Heartbeat> heartbeat;
-    if (has("worker")) {
-      heartbeat = std::make_unique<monitor::Heartbeat>(
-          *log, monitor::HeartbeatOptions{worker_name,
-                                          std::chrono::milliseconds(cfg.worker_heartbeat_ms)});
-      if (auto st = heartbeat->start(); !st.ok()) return fail("heartbeat: " + st.error().message);
-    }
+    auto heartbeat_or = start_heartbeat();
+    if (!heartbeat_or.ok()) return fail("heartbeat: " + heartbeat_or.error().message);
+    std::unique_ptr<monitor::Heartbeat> heartbeat = std::move(*heartbeat_or);
     std::printf("attune: ready roles=%s\n", cfg.roles.c_str());
     std::fflush(stdout);
     spdlog::info("serving roles {} (worker {})", cfg.roles, worker_name);
@@ -389,24 +399,8 @@ int run_serve(const ServeConfig& cfg) {
   const std::string api_url =
       "http://" + url_host(listen->host) + ":" + std::to_string(http.port());
 
-  PipelineOptions pipeline;
-  pipeline.definitions = &definitions;
-  pipeline.api_url = cfg.advertised_url.empty() ? api_url : cfg.advertised_url;
-  pipeline.on_execution_terminal = [&metrics](std::string_view status) {
-    metrics.execution_finished(status);
-  };
-  pipeline.on_rule_evaluation_error = [&metrics] { metrics.rule_evaluation_error(); };
-  pipeline.clock = &clock;
-  pipeline.cipher = cipher;
-  pipeline.mint_token = [&jwt, &definitions, &clock](const Json& execution, const Json& action) {
-    return mint_execution_token(jwt, definitions, clock, execution, action);
-  };
-  pipeline.worker_name = worker_name;
-  for (const char* r : {"rules", "executor", "worker"}) {
-    if (has(r)) pipeline.stages.emplace_back(r);
-  }
-  if (!pipeline.stages.empty()) add_core_stages(topology, pipeline);
-  if (has("executor")) monitor::add_monitor_stage(topology, monitor::MonitorOptions{&workers});
+  const std::string advertised_url = cfg.advertised_url.empty() ? api_url : cfg.advertised_url;
+  add_work_stages(advertised_url);
 
   notifier::NotifierOptions ws_options;
   ws_options.host = ws_listen->host;
@@ -433,7 +427,7 @@ int run_serve(const ServeConfig& cfg) {
   sensor::SensorManagerOptions sensor_options;
   sensor_options.definitions = &definitions;
   sensor_options.clock = &clock;
-  sensor_options.api_url = pipeline.api_url;
+  sensor_options.api_url = advertised_url;
   sensor_options.notifier_ws_url = "ws://" + url_host(ws_listen->host) + ":" +
                                    std::to_string(notifier.port()) + "/ws";
   sensor_options.mint_token = [&jwt, &clock](const Json& s, int64_t identity_id) {
@@ -459,13 +453,9 @@ int run_serve(const ServeConfig& cfg) {
 
   if (auto st = runtime.start(); !st.ok()) return fail("stages: " + st.error().message);
   api.start_background();
-  std::unique_ptr<monitor::Heartbeat> heartbeat;
-  if (has("worker")) {
-    heartbeat = std::make_unique<monitor::Heartbeat>(
-        *log, monitor::HeartbeatOptions{worker_name,
-                                        std::chrono::milliseconds(cfg.worker_heartbeat_ms)});
-    if (auto st = heartbeat->start(); !st.ok()) return fail("heartbeat: " + st.error().message);
-  }
+  auto heartbeat_or = start_heartbeat();
+  if (!heartbeat_or.ok()) return fail("heartbeat: " + heartbeat_or.error().message);
+  std::unique_ptr<monitor::Heartbeat> heartbeat = std::move(*heartbeat_or);
 
   std::printf("attune: ready api=%s ws=ws://%s:%u\n", api_url.c_str(),
               url_host(ws_listen->host).c_str(), static_cast<unsigned>(notifier.port()));
