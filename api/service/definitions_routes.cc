@@ -16,6 +16,8 @@ using detail::data;
 using detail::deleted;
 using detail::error;
 using detail::validation;
+using detail::resolve_scoped;
+using detail::Scoped;
 
 // Field kinds of the writable definition fields (see apply_fields).
 enum class F { kStr, kStrOrNull, kBool, kObj, kArr, kStrArr, kIntOrNull, kPosInt, kAny, kEnum };
@@ -185,16 +187,8 @@ Json sorted_page(std::vector<JsonPtr> rows, const rest::PageRequest& page) {
 
 // --- shared plumbing -------------------------------------------------------------------------
 
-namespace {
-
-// Resolves `pack_ref` and `ref` of a pack-scoped create body into the full ref.
-struct Scoped {
-  JsonPtr pack;
-  std::string ref;
-};
-
-std::optional<rest::HttpResponse> resolve_scoped(const DefinitionsTable& defs, const Json& body,
-                                                 Scoped& out) {
+std::optional<rest::HttpResponse> detail::resolve_scoped(const DefinitionsTable& defs,
+                                                         const Json& body, Scoped& out) {
   FieldReader f(body);
   auto pack_ref = f.str("pack_ref", true, 1);
   auto ref = f.str("ref", true, 1);
@@ -213,10 +207,9 @@ std::optional<rest::HttpResponse> resolve_scoped(const DefinitionsTable& defs, c
   out.pack = defs.get("pack", *pack_ref);
   if (!out.pack) return error(Errc::kNotFound, "Pack '" + *pack_ref + "' not found");
   out.ref = *pack_ref + "." + name;
+  out.name = std::move(name);
   return std::nullopt;
 }
-
-}  // namespace
 
 // --- generic get and update ----------------------------------------------------------------
 

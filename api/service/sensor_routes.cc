@@ -182,25 +182,12 @@ rest::HttpResponse ApiService::get_sensor(Req& req) {
 rest::HttpResponse ApiService::create_sensor(Req& req) {
   auto body = rest::parse_json_body(req);
   if (!body.ok()) return Resp::error(body.error());
+  detail::Scoped scoped;
+  if (auto err = detail::resolve_scoped(defs_, *body, scoped)) return *err;
   FieldReader f(*body);
-  auto pack_ref = f.str("pack_ref", true, 1);
-  auto ref = f.str("ref", true, 1);
-  if (!f.ok()) return validation(f.errors());
-  std::string name = *ref;
-  if (ref->find('.') != std::string::npos) {
-    if (ref->rfind(*pack_ref + ".", 0) != 0) {
-      return validation(Json{{"ref", "must start with the pack ref '" + *pack_ref + ".'"}});
-    }
-    name = ref->substr(pack_ref->size() + 1);
-  }
-  static const std::regex name_re("^[A-Za-z0-9_-]{1,255}$");
-  if (!std::regex_match(name, name_re) || detail::all_digits(name)) {
-    return validation(
-        Json{{"ref", "name must use letters, digits, '_' or '-' and not be all digits"}});
-  }
-  JsonPtr pack = defs_.get("pack", *pack_ref);
-  if (!pack) return error(Errc::kNotFound, "Pack '" + *pack_ref + "' not found");
-  const std::string full_ref = *pack_ref + "." + name;
+  const JsonPtr& pack = scoped.pack;
+  const std::string& full_ref = scoped.ref;
+  const std::string& name = scoped.name;
   Json sensor = {{"label", name},         {"description", ""},
                  {"enabled", true},       {"param_schema", Json::object()},
                  {"config", Json::object()}};

@@ -230,6 +230,16 @@ rest::HttpResponse error(Errc code, std::string message, Json details = nullptr)
 rest::HttpResponse validation(Json fields);  // 422 with details.fields
 rest::HttpResponse deleted(std::string message);
 bool all_digits(std::string_view s);
+
+// `pack_ref` + `ref` of a pack-scoped create body (API.md §2.3: `ref` is the name or the full
+// `<pack>.<name>`): the pack and the full ref, or the 422/404 response to send.
+struct Scoped {
+  JsonPtr pack;
+  std::string ref;
+  std::string name;
+};
+std::optional<rest::HttpResponse> resolve_scoped(const DefinitionsTable& defs, const Json& body,
+                                                 Scoped& out);
 }  // namespace detail
 
 }  // namespace attune::service
