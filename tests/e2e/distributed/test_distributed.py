@@ -124,6 +124,36 @@ def test_t3_12_killed_worker_executions_end_abandoned(cluster, dapi):
     victim.start()  # back for the next tests
 
 
+def test_t3_12_killed_worker_executions_are_retried_by_policy(cluster, dapi):
+    """T3.12 with a retry policy: the action's max_retries lets the executions of a kill -9'd
+    worker run again as a new attempt on the surviving worker; all end completed, none stuck."""
+    flow = dapi.webhook_flow('sleep 3; echo "done $ATTUNE_EXEC_ID"', action_fields={"max_retries": 2})
+    assert flow.action["max_retries"] == 2, flow.action
+    events = fire_all(dapi, flow.key, 6, "retry")
+    running = wait_for(lambda: dapi.items("/api/v1/executions", rule_ref=flow.rule_ref,
+                                          status="running") or None,
+                       timeout=40, interval=0.1, desc="running executions")
+    victim_name = running[0]["worker"]
+    victim_key = next(k for k in ("worker-a", "worker-b")
+                      if victim_name.endswith("-" + str(cluster.procs[k].node_id)))
+    on_victim = {e["id"] for e in dapi.items("/api/v1/executions", rule_ref=flow.rule_ref,
+                                             status="running") if e["worker"] == victim_name}
+    assert on_victim
+    cluster.procs[victim_key].kill9()
+    execs = check_exactly_once(dapi, flow, events, timeout=90)
+    assert all(e["status"] == "completed" for e in execs), Counter(e["status"] for e in execs)
+    by_id = {e["id"]: dapi.get_data(f"/api/v1/executions/{e['id']}") for e in execs}
+    for eid in on_victim:
+        ex = by_id[eid]
+        assert ex["worker"] != victim_name, ex
+        assert ex["retry_count"] >= 1 and ex["max_retries"] == 2, ex
+        assert victim_name in ex["retry_reason"], ex
+        assert ex["result"]["stdout"] == f"done {eid}\n", ex
+    for ex in by_id.values():
+        assert ex["retry_count"] <= 2, ex
+    cluster.procs[victim_key].start()  # back for the next tests
+
+
 def test_kill9_restart_executor_and_rules_mid_load(cluster, dapi):
     flow = dapi.webhook_flow("echo ok")
     events: list = []
