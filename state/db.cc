@@ -81,6 +81,9 @@ Result<std::unique_ptr<Db>> Db::open(const std::string& path, const DbOptions& o
   opts.memtable_whole_key_filtering = true;
   opts.memtable_prefix_bloom_size_ratio = 0.02;
   opts.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  // Fresh data is rewritten soon by compaction: compress only from level 2 on, where it stays.
+  opts.compression_per_level = {rocksdb::kNoCompression, rocksdb::kNoCompression,
+                                rocksdb::kSnappyCompression};
 
   auto impl = std::make_unique<Impl>();
   impl->cf_options = rocksdb::ColumnFamilyOptions(opts);

@@ -259,7 +259,8 @@ Status EmbeddedLog::read(const TopicPartition& tp, int64_t offset, int64_t end, 
   const std::string prefix = tp_prefix(tp);
   const std::string start = log_key(tp, offset);
   size_t n = 0;
-  return log_->scan(
+  const size_t first = out.size();
+  auto st = log_->scan(
       prefix,
       [&](std::string_view k, std::string_view v) {
         const auto off = static_cast<int64_t>(decode_be64(k.substr(k.size() - 8)));
@@ -278,6 +279,18 @@ Status EmbeddedLog::read(const TopicPartition& tp, int64_t offset, int64_t end, 
         return true;
       },
       false, start);
+  if (!st.ok() || out.size() == first) return st;
+  std::lock_guard lock(recent_mu_);
+  auto it = recent_.find(tp);
+  if (it == recent_.end() || it->second.empty()) return st;
+  const auto& recent = it->second;
+  auto r = std::lower_bound(recent.begin(), recent.end(), out[first].offset,
+                            [](const auto& e, int64_t off) { return e.first < off; });
+  for (size_t i = first; i < out.size() && r != recent.end(); ++i) {
+    while (r != recent.end() && r->first < out[i].offset) ++r;
+    if (r != recent.end() && r->first == out[i].offset) out[i].parsed = r->second;
+  }
+  return st;
 }
 
 EmbeddedLog::~EmbeddedLog() {
@@ -399,6 +412,18 @@ void EmbeddedLog::lead(std::unique_lock<std::mutex>& lock) {
   if (!st.ok()) {
     for (const auto& [tp, before] : touched) next_offset_[tp] = before;
   } else {
+    {
+      std::lock_guard recent_lock(recent_mu_);
+      for (Pending* p : group) {
+        for (size_t i = 0; i < p->txn->records.size(); ++i) {
+          auto& parsed = p->txn->records[i].parsed;
+          if (!parsed) continue;
+          auto& recent = recent_[p->positions[i].tp];
+          recent.emplace_back(p->positions[i].offset, std::move(parsed));
+          if (recent.size() > kRecentParsed) recent.pop_front();
+        }
+      }
+    }
     std::lock_guard end_lock(end_mu_);
     for (const auto& [tp, before] : touched) end_offset_[tp] = next_offset_[tp];
   }

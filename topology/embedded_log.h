@@ -106,6 +106,13 @@ class EmbeddedLog final : public Log {
 
   std::mutex waiters_mu_;
   std::vector<Waiter*> waiters_;
+
+  // The most recent records produced with their parsed Envelope (OutRecord::parsed), per
+  // partition, so in-process consumers reading near the end skip parsing (Record::parsed).
+  static constexpr size_t kRecentParsed = 1024;
+  mutable std::mutex recent_mu_;
+  std::map<TopicPartition, std::deque<std::pair<int64_t, std::shared_ptr<const Envelope>>>>
+      recent_;
 };
 
 }  // namespace attune

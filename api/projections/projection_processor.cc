@@ -69,7 +69,7 @@ state::Store& ProjectionProcessor::store_of(Entity entity) {
 void ProjectionProcessor::process(const Record& record, ProcessorContext& ctx) {
   Envelope env;
   std::string error;
-  if (!Envelope::parse(record.value, env, error)) throw ProcessingError(error);
+  if (!envelope_of(record, env, error)) throw ProcessingError(error);
   const size_t pending_before = pending_.size();
 
   if (record.topic == topics::kEvents && env.type == "event.created") {

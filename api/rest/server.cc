@@ -48,8 +48,11 @@ bool header_safe(std::string_view text) {
 // into typed objects (re-serialised with write()) and keeps the rest raw.
 std::vector<std::pair<std::string, std::string>> collect_headers(const Http::Request& request) {
   std::vector<std::pair<std::string, std::string>> out;
+  // One stream per thread: constructing an ostringstream per header costs more than parsing it.
+  thread_local std::ostringstream value;
   for (const auto& typed : request.headers().list()) {
-    std::ostringstream value;
+    value.str(std::string());
+    value.clear();
     typed->write(value);
     out.emplace_back(typed->name(), value.str());
   }

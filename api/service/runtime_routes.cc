@@ -159,7 +159,8 @@ rest::HttpResponse ApiService::receive_webhook(Req& req) {
                 {"created", received},
                 {"updated", received},
                 {"defs_offset", log_.end_offset({std::string(topics::kDefinitions), 0})}};
-  Envelope env{"event.created", id, "event:" + std::to_string(id), now_ms(), "api", std::move(event)};
+  auto env = std::make_shared<const Envelope>(Envelope{
+      "event.created", id, "event:" + std::to_string(id), now_ms(), "api", std::move(event)});
   // Durable in the log is enough to answer: event reads wait for the projection instead
   // (events_caught_up). The answer is deferred rather than waited for, so REST threads keep
   // reading other requests meanwhile and a burst of webhooks shares few log writes.
@@ -169,7 +170,7 @@ rest::HttpResponse ApiService::receive_webhook(Req& req) {
                                  {"received_at", received},
                                  {"message", "Webhook received successfully"}});
   log_.produce_async(
-      {OutRecord{std::string(topics::kEvents), ref, env.dump()}},
+      {OutRecord{std::string(topics::kEvents), ref, env->dump(), -1, {}, env}},
       [this, answer, accepted = std::move(accepted)](
           Result<std::vector<RecordPosition>> pos) mutable {
         if (!pos.ok()) {

@@ -58,7 +58,7 @@ void ExecutorProcessor::apply(ProcessorContext& ctx, int64_t id, Result<Outcome>
 void ExecutorProcessor::process(const Record& record, ProcessorContext& ctx) {
   Envelope e;
   std::string error;
-  if (!Envelope::parse(record.value, e, error)) throw ProcessingError(error);
+  if (!envelope_of(record, e, error)) throw ProcessingError(error);
   const int64_t now = ctx.clock().now_ms();
   if (e.type == "execution.requested") {
     if (!e.payload.is_object() || !e.payload.contains("execution")) {

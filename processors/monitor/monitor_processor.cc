@@ -21,7 +21,7 @@ void MonitorProcessor::init(ProcessorContext& ctx) { running_ = &ctx.store(kRunn
 void MonitorProcessor::process(const Record& record, ProcessorContext& ctx) {
   Envelope e;
   std::string error;
-  if (!Envelope::parse(record.value, e, error)) return;  // the executor dead-letters it
+  if (!envelope_of(record, e, error)) return;  // the executor dead-letters it
   if (e.type != "result.running" && e.type != "result.finished") return;
   const Json& p = e.payload;
   if (!p.is_object() || !p.contains("worker") || !p["worker"].is_string()) return;

@@ -38,7 +38,7 @@ const std::vector<JsonPtr>& RulesProcessor::candidates(const EventInput& event) 
 void RulesProcessor::process(const Record& record, ProcessorContext& ctx) {
   Envelope envelope;
   std::string error;
-  if (!Envelope::parse(record.value, envelope, error)) throw ProcessingError(error);
+  if (!envelope_of(record, envelope, error)) throw ProcessingError(error);
   if (envelope.type != "event.created") {
     spdlog::debug("rules: ignoring record type {} at {}@{}", envelope.type, record.topic,
                   record.offset);

@@ -111,7 +111,7 @@ void SensorProcessor::process(const Record& record, ProcessorContext& ctx) {
   if (kind != "rule" && kind != "sensor" && kind != "trigger" && kind != "pack") return;
   Envelope e;
   std::string error;
-  if (!Envelope::parse(record.value, e, error)) throw ProcessingError(error);
+  if (!envelope_of(record, e, error)) throw ProcessingError(error);
   const bool deleted = e.type == kDefinitionDelete;
   if (!deleted && e.type != kDefinitionUpsert) return;
   if (kind == "rule") on_rule(e, deleted, ctx);

@@ -116,7 +116,7 @@ void WorkerProcessor::close() {
 void WorkerProcessor::process(const Record& record, ProcessorContext& ctx) {
   Envelope e;
   std::string error;
-  if (!Envelope::parse(record.value, e, error)) throw ProcessingError(error);
+  if (!envelope_of(record, e, error)) throw ProcessingError(error);
   if (e.type == "execution.dispatch") {
     on_dispatch(e, ctx);
   } else if (e.type == "execution.cancel") {

@@ -55,4 +55,12 @@ int32_t partition_for(std::string_view key, int32_t partitions) {
   return static_cast<int32_t>(h % static_cast<uint32_t>(partitions));
 }
 
+bool envelope_of(const Record& record, Envelope& out, std::string& error) {
+  if (record.parsed) {
+    out = *record.parsed;
+    return true;
+  }
+  return Envelope::parse(record.value, out, error);
+}
+
 }  // namespace attune

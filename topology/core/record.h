@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
@@ -12,27 +13,6 @@
 namespace attune {
 
 using Json = nlohmann::json;
-
-// A record as read from a topic partition.
-struct Record {
-  std::string topic;
-  int32_t partition = 0;
-  int64_t offset = 0;
-  int64_t timestamp_ms = 0;
-  std::string key;
-  std::string value;
-  // Record headers (Kafka only; the embedded log does not keep them).
-  std::vector<std::pair<std::string, std::string>> headers;
-};
-
-// A record to be produced; its partition is derived from the key unless given.
-struct OutRecord {
-  std::string topic;
-  std::string key;
-  std::string value;
-  int32_t partition = -1;  // -1: partition_for(key)
-  std::vector<std::pair<std::string, std::string>> headers;  // Kafka only
-};
 
 struct Envelope {
   std::string type;    // e.g. "event.created", "execution.requested"
@@ -46,6 +26,38 @@ struct Envelope {
   // Parses a record value; nullopt-style failure carries the reason in `error`.
   static bool parse(std::string_view value, Envelope& out, std::string& error);
 };
+
+struct Record;
+// The envelope of a record: a copy of Record::parsed when the log handed one over (no parsing),
+// else parsed from the value.
+bool envelope_of(const Record& record, Envelope& out, std::string& error);
+
+// A record as read from a topic partition.
+struct Record {
+  std::string topic;
+  int32_t partition = 0;
+  int64_t offset = 0;
+  int64_t timestamp_ms = 0;
+  std::string key;
+  std::string value;
+  // Record headers (Kafka only; the embedded log does not keep them).
+  std::vector<std::pair<std::string, std::string>> headers;
+  // `value` already parsed, when the record was produced in this process with its Envelope and
+  // is still in the embedded log's recent-records cache. Consumers may use it instead of parsing.
+  std::shared_ptr<const Envelope> parsed;
+};
+
+// A record to be produced; its partition is derived from the key unless given.
+struct OutRecord {
+  std::string topic;
+  std::string key;
+  std::string value;
+  int32_t partition = -1;  // -1: partition_for(key)
+  std::vector<std::pair<std::string, std::string>> headers;  // Kafka only
+  // Optional: the Envelope `value` was dumped from, handed to in-process consumers (Record::parsed).
+  std::shared_ptr<const Envelope> parsed;
+};
+
 
 // Stable key → partition mapping shared by every Log implementation (FNV-1a).
 int32_t partition_for(std::string_view key, int32_t partitions);

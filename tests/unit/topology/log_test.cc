@@ -204,3 +204,45 @@ TEST_P(LogTest, PartitionSubsetAndStartAtEnd) {
 
 }  // namespace
 }  // namespace attune
+
+namespace attune {
+namespace {
+
+class EmbeddedLogTest : public testing::LogFixture {};
+
+TEST_F(EmbeddedLogTest, RecentRecordsProducedWithTheirEnvelopeAreHandedOverParsed) {
+  const std::string topic(topics::kEvents);
+  auto env = std::make_shared<const Envelope>(
+      Envelope{"event.created", 7, "event:7", 1, "test", Json{{"x", 1}}});
+  OutRecord with{topic, "k", env->dump(), 0, {}, env};
+  OutRecord without{topic, "k", Envelope{"event.created", 8, "event:8", 1, "test", {}}.dump(), 0};
+  ASSERT_TRUE(log_->produce({with, without}).ok());
+  auto c = log_->subscribe("g", {topic});
+  ASSERT_TRUE(c.ok());
+  auto got = poll_n(**c, 2);
+  ASSERT_EQ(got.size(), 2u);
+  ASSERT_TRUE(got[0].parsed);
+  EXPECT_EQ(got[0].parsed.get(), env.get());
+  EXPECT_FALSE(got[1].parsed);
+  // Consumers get the same Envelope either way.
+  Envelope a, b;
+  std::string error;
+  ASSERT_TRUE(envelope_of(got[0], a, error));
+  ASSERT_TRUE(envelope_of(got[1], b, error));
+  EXPECT_EQ(a.payload, Json({{"x", 1}}));
+  EXPECT_EQ(b.id, 8);
+
+  // The cache is bounded: far older records are read (and parsed) from storage.
+  std::vector<OutRecord> many;
+  for (int i = 0; i < 1100; ++i) many.push_back(with);
+  ASSERT_TRUE(log_->produce(many).ok());
+  auto from_start = log_->subscribe("g2", {topic});
+  auto all = poll_n(**from_start, 1102, 2000);
+  ASSERT_EQ(all.size(), 1102u);
+  EXPECT_FALSE(all[0].parsed);
+  EXPECT_EQ(all[0].value, env->dump());
+  EXPECT_TRUE(all.back().parsed);
+}
+
+}  // namespace
+}  // namespace attune
