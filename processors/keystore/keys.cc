@@ -152,10 +152,14 @@ Result<Json> read_value(const Json& key, const Cipher& cipher) {
                                ? std::string_view(ref->get_ref<const std::string&>())
                                : std::string_view());
   if (!plain.ok()) return plain.error();
-  if (!plain->empty() && plain->front() == 's') return Json(plain->substr(1));
-  Json v = plain->empty() || plain->front() != 'c'
+  std::string& text = *plain;
+  if (!text.empty() && text.front() == 's') {
+    text.erase(0, 1);  // a move in place; the buffer becomes the JSON string without a copy
+    return Json(std::move(text));
+  }
+  Json v = text.empty() || text.front() != 'c'
                ? Json(Json::value_t::discarded)
-               : Json::from_cbor(plain->begin() + 1, plain->end(), true, false);
+               : Json::from_cbor(text.begin() + 1, text.end(), true, false);
   if (v.is_discarded()) return make_error(Errc::kInternal, "decrypted value is not readable");
   return v;
 }

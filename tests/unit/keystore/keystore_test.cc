@@ -9,6 +9,7 @@
 #include <mutex>
 #include <random>
 
+#include "processors/keystore/base64.h"
 #include "processors/keystore/cipher.h"
 #include "processors/keystore/expiry.h"
 #include "processors/keystore/keys.h"
@@ -49,6 +50,90 @@ TEST(Cipher, AssociatedDataWrongKeyAndTamperingAreRefused) {
   EXPECT_EQ(cipher().open("plain", "system.a").error().code, Errc::kValidation);
   EXPECT_EQ(cipher().open("v1:!!!", "system.a").error().code, Errc::kValidation);
   EXPECT_EQ(cipher().open("v1:", "system.a").error().code, Errc::kValidation);
+}
+
+// Values sealed before the decryption path was rewritten must still open: these were produced
+// independently of our code (libsodium's own XChaCha20-Poly1305 and base64, nonce 00..17) under
+// the test secret and AAD "system.kat".
+TEST(Cipher, OpensTheStoredFormatKnownAnswers) {
+  auto a = cipher().open(
+      "v1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXqLko/vMdSV7XQ7wfbNyppe4/2KDCgrVjCMHrZVc=", "system.kat");
+  ASSERT_TRUE(a.ok()) << a.error().message;
+  EXPECT_EQ(*a, "sknown answer");
+  auto b = cipher().open(
+      "v1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXqLkt+u8YAlTSW6ARddFp2NEqVTX0PpWI8P/TEHyuVSX0bZgeymsQh6+"
+      "W7/7TIdLh2I+WUij4zvrwvCZSn4cL8uwRq4uZ+iJ/EoyIxci+h7K609Y/yJrMj9fjcuYd3lqrqmNaZlCQukAvghsuP/"
+      "+rR300YNTj",
+      "system.kat");
+  ASSERT_TRUE(b.ok()) << b.error().message;
+  EXPECT_EQ(*b, "s" + std::string(100, 'k'));
+  EXPECT_EQ(cipher()
+                .open("v1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXqLko/vMdSV7XQ7wfbNyppe4/2KDCgrVjCMHrZVc=",
+                      "system.other")
+                .error()
+                .code,
+            Errc::kUnauthorized);
+}
+
+TEST(Cipher, LargeValuesRoundTripAndTruncationIsRefused) {
+  std::mt19937 rng(6);
+  for (size_t n : {size_t{0}, size_t{1}, size_t{31}, size_t{32}, size_t{33}, size_t{4095},
+                   size_t{4096}, size_t{65536} + 7}) {
+    std::string plain(n, '\0');
+    for (auto& c : plain) c = static_cast<char>(rng());
+    const std::string sealed = cipher().seal(plain, "system.big");
+    auto open = cipher().open(sealed, "system.big");
+    ASSERT_TRUE(open.ok()) << n << ": " << open.error().message;
+    EXPECT_EQ(*open, plain) << n;
+    // Dropping a base64 group, or the whole tag, never opens.
+    EXPECT_FALSE(cipher().open(sealed.substr(0, sealed.size() - 4), "system.big").ok()) << n;
+    EXPECT_FALSE(cipher().open(sealed.substr(0, 3 + 32), "system.big").ok()) << n;
+    EXPECT_FALSE(cipher().open(sealed.substr(0, 3 + 20), "system.big").ok()) << n;
+  }
+}
+
+// The AVX2 decoder and the scalar one accept exactly the same texts and produce the same bytes,
+// at every length around the 32-character vector step and with a bad character anywhere.
+TEST(Base64, VectorAndScalarDecodersAgree) {
+  std::mt19937 rng(42);
+  const bool avx2 = base64_decode_avx2_available();
+  if (!avx2) std::printf("note: no AVX2 on this CPU; only the scalar decoder is checked\n");
+  for (size_t n = 0; n <= 300; ++n) {
+    std::vector<unsigned char> raw(n);
+    for (auto& b : raw) b = static_cast<unsigned char>(rng());
+    std::string text;
+    base64_encode(raw.data(), raw.size(), text);
+    ASSERT_EQ(base64_decoded_size(text), n);
+    std::vector<unsigned char> a(n + 4, 0xaa), b(n + 4, 0xbb);  // room for altered padding
+    ASSERT_TRUE(base64_decode_scalar(text, a.data())) << n;
+    EXPECT_TRUE(std::equal(raw.begin(), raw.end(), a.begin())) << n;
+    EXPECT_EQ(a[n], 0xaa) << "wrote past the end at " << n;
+    if (avx2) {
+      ASSERT_TRUE(base64_decode_avx2(text, b.data())) << n;
+      EXPECT_TRUE(std::equal(raw.begin(), raw.end(), b.begin())) << n;
+      EXPECT_EQ(b[n], 0xbb) << "wrote past the end at " << n;
+    }
+    ASSERT_TRUE(base64_decode(text, b.data()));
+    EXPECT_TRUE(std::equal(raw.begin(), raw.end(), b.begin())) << n;
+    // A character outside the alphabet (or a '=' that is not trailing padding) at any position.
+    for (size_t pos = 0; pos < text.size(); pos += 1 + pos / 16) {
+      for (char bad : {'=', '-', '_', '\0', '\x80', '\xff', ' ', '@', '[', '`', '{'}) {
+        std::string t = text;
+        if (t[pos] == bad) continue;
+        if (bad == '=' && pos + 2 >= t.size()) continue;  // may form valid padding
+        t[pos] = bad;
+        EXPECT_FALSE(base64_decode_scalar(t, a.data())) << n << " @" << pos << " " << int(bad);
+        if (avx2) {
+          EXPECT_FALSE(base64_decode_avx2(t, b.data())) << n << " @" << pos << " " << int(bad);
+        }
+      }
+    }
+  }
+  EXPECT_EQ(base64_decoded_size("abc"), std::string_view::npos);
+  unsigned char out[4];
+  EXPECT_FALSE(base64_decode("abc", out));
+  EXPECT_FALSE(base64_decode("A=B=", out));
+  EXPECT_FALSE(base64_decode("AB=C", out));
 }
 
 TEST(Keys, RefsAndOwners) {
@@ -121,8 +206,8 @@ TEST(Keys, ValuesAreSealedUnderTheirRef) {
 TEST(Keys, ExpiryDecisionsAreFunctionsOfTime) {
   const int64_t now = 1767225600000;
   auto key = [](const char* ref, std::optional<int64_t> at) {
-    return std::make_shared<const Json>(Json{
-        {"ref", ref}, {"expires_at", at ? Json(format_rfc3339_ms(*at)) : Json(nullptr)}});
+    return std::make_shared<const Json>(
+        Json{{"ref", ref}, {"expires_at", at ? Json(format_rfc3339_ms(*at)) : Json(nullptr)}});
   };
   std::vector<JsonPtr> keys = {key("system.a", now - 1), key("system.b", now),
                                key("system.c", now + 500), key("system.d", now + 100),
@@ -172,8 +257,8 @@ class ExpiryTest : public ::testing::Test {
                 {"local_ref", local},
                 {"owner_type", "system"},
                 {"rev", rev},
-                {"expires_at", ttl_ms ? Json(format_rfc3339_ms(clock_.now_ms() + *ttl_ms))
-                                      : Json(nullptr)}};
+                {"expires_at",
+                 ttl_ms ? Json(format_rfc3339_ms(clock_.now_ms() + *ttl_ms)) : Json(nullptr)}};
     set_value(key, "v-" + local, false, cipher());
     auto pos = log_->produce({definition_record(kKind, key, clock_.now_ms(), "test")});
     EXPECT_TRUE(pos.ok());
@@ -278,9 +363,8 @@ TEST_F(ExpiryTest, AnExpiryWaitsForTheKeysWriterAndRereadsTheKey) {
   put("k", 1000, 1);
   clock_.advance(2s);  // due
   std::mutex key_mu;
-  KeyExpiry expiry(*log_, *table_, clock_, 1000ms, [&](std::string_view) -> std::mutex& {
-    return key_mu;
-  });
+  KeyExpiry expiry(*log_, *table_, clock_, 1000ms,
+                   [&](std::string_view) -> std::mutex& { return key_mu; });
   // A writer holds the key's lock and removes the TTL while the expiry runs. Whichever of the
   // two gets the lock first, the outcome is the same: the update wins and no expiry is written.
   std::unique_lock writer(key_mu);
@@ -336,14 +420,12 @@ TEST(Sealed, SecretParametersLeaveTheStoredConfig) {
   const Json schema = {{"user", {{"type", "string"}}},
                        {"password", {{"type", "string"}, {"secret", true}}}};
   EXPECT_EQ(secret_fields(schema), (std::set<std::string>{"password"}));
-  EXPECT_EQ(secret_fields(Json{{"type", "object"},
-                               {"properties", {{"token", {{"secret", true}}}}}}),
-            (std::set<std::string>{"token"}));
+  EXPECT_EQ(
+      secret_fields(Json{{"type", "object"}, {"properties", {{"token", {{"secret", true}}}}}}),
+      (std::set<std::string>{"token"}));
 
-  const Json config = {{"user", "ada"},
-                       {"password", "p4ss-word"},
-                       {"url", "https://u:sk-from-key@host"},
-                       {"n", 3}};
+  const Json config = {
+      {"user", "ada"}, {"password", "p4ss-word"}, {"url", "https://u:sk-from-key@host"}, {"n", 3}};
   auto sealed = seal_config(config, secret_fields(schema), {"sk-from-key", "abc"}, cipher(),
                             sealed_aad("execution", 7));
   ASSERT_TRUE(sealed.sealed.has_value());
@@ -359,8 +441,8 @@ TEST(Sealed, SecretParametersLeaveTheStoredConfig) {
   ASSERT_TRUE(open.ok());
   EXPECT_EQ(*open, config);
   // Bound to its record.
-  EXPECT_FALSE(unseal_config(sealed.config, *sealed.sealed, cipher(), sealed_aad("execution", 8))
-                   .ok());
+  EXPECT_FALSE(
+      unseal_config(sealed.config, *sealed.sealed, cipher(), sealed_aad("execution", 8)).ok());
   // Nothing secret: nothing sealed.
   EXPECT_FALSE(seal_config(Json{{"a", 1}}, {}, {}, cipher(), "x").sealed.has_value());
 
