@@ -93,21 +93,6 @@ bool is_expired(const Json& key, int64_t now_ms) {
   return at && *at <= now_ms;
 }
 
-ExpiryScan scan_expiry(const std::vector<JsonPtr>& keys, int64_t now_ms) {
-  ExpiryScan out;
-  for (const auto& k : keys) {
-    if (!k) continue;
-    auto at = expires_at_ms(*k);
-    if (!at) continue;
-    if (*at <= now_ms) {
-      out.due.push_back(k);
-    } else if (!out.next_deadline_ms || *at < *out.next_deadline_ms) {
-      out.next_deadline_ms = *at;
-    }
-  }
-  return out;
-}
-
 OutRecord expiry_record(const Json& key, int64_t now_ms, std::string_view source) {
   const std::string ref = str(key, "ref");
   OutRecord rec = definition_tombstone(kKind, ref, key.value("id", int64_t{0}), now_ms, source);

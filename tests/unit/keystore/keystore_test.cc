@@ -215,12 +215,8 @@ TEST(Keys, ExpiryDecisionsAreFunctionsOfTime) {
   EXPECT_TRUE(is_expired(*keys[1], now));  // the deadline itself counts
   EXPECT_FALSE(is_expired(*keys[2], now));
   EXPECT_FALSE(is_expired(*keys[4], now));
-  auto scan = scan_expiry(keys, now);
-  ASSERT_EQ(scan.due.size(), 2u);
-  EXPECT_EQ((*scan.due[0])["ref"], "system.a");
-  EXPECT_EQ((*scan.due[1])["ref"], "system.b");
-  EXPECT_EQ(scan.next_deadline_ms, now + 100);
-  EXPECT_FALSE(scan_expiry({keys[4]}, now).next_deadline_ms.has_value());
+  EXPECT_EQ(expires_at_ms(*keys[3]), now + 100);
+  EXPECT_FALSE(expires_at_ms(*keys[4]).has_value());
 }
 
 // TTL expiry through the log, with a ManualClock: nothing sleeps.
@@ -266,6 +262,26 @@ class ExpiryTest : public ::testing::Test {
     return key;
   }
 
+  // Writes `n` keys system.<prefix><i> in one batch; key i expires (i + 1) * step_ms from now, or
+  // never when step_ms is 0.
+  void put_many(const std::string& prefix, int n, int64_t step_ms) {
+    std::vector<OutRecord> records;
+    for (int i = 0; i < n; ++i) {
+      const std::string local = prefix + std::to_string(i);
+      Json key = {{"id", 1000 + i},
+                  {"ref", "system." + local},
+                  {"local_ref", local},
+                  {"owner_type", "system"},
+                  {"rev", 1000 + i}};
+      if (step_ms > 0) key["expires_at"] = format_rfc3339_ms(clock_.now_ms() + (i + 1) * step_ms);
+      set_value(key, i, false, cipher());
+      records.push_back(definition_record(kKind, key, clock_.now_ms(), "test"));
+    }
+    auto pos = log_->produce(std::move(records));
+    ASSERT_TRUE(pos.ok());
+    ASSERT_TRUE(table_->wait_applied(pos->back().offset, 5s));
+  }
+
   std::filesystem::path dir_;
   std::unique_ptr<state::Db> db_;
   std::unique_ptr<EmbeddedLog> log_;
@@ -308,6 +324,68 @@ TEST_F(ExpiryTest, ExpiresAtTheDeadlineThroughALogRecord) {
   EXPECT_EQ(table_->get(kKind, "system.short"), nullptr);
   EXPECT_EQ(table_->get(kKind, "system.long"), nullptr);
   EXPECT_NE(table_->get(kKind, "system.forever"), nullptr);
+}
+
+// A pass touches only the keys that are due, taken from the table's deadline index; an update of
+// the TTL moves a key's deadline, a delete removes it, and a restart rebuilds the index.
+TEST_F(ExpiryTest, APassVisitsOnlyTheDueKeys) {
+  const int64_t t0 = clock_.now_ms();
+  put_many("ttl", 1000, 10);   // ttl<i> expires at t0 + (i + 1) * 10 ms
+  put_many("plain", 2000, 0);  // never expire
+  KeyExpiry expiry(*log_, *table_, clock_);
+
+  auto next = expiry.run_once();
+  ASSERT_TRUE(next.ok());
+  EXPECT_EQ(**next, t0 + 10);
+  EXPECT_EQ(expiry.visited(), 0u);
+
+  clock_.advance(50ms);  // ttl0..ttl4 are due
+  next = expiry.run_once();
+  ASSERT_TRUE(next.ok());
+  EXPECT_EQ(expiry.visited(), 5u);
+  EXPECT_EQ(expiry.expired(), 5u);
+  EXPECT_EQ(**next, t0 + 60);
+  EXPECT_EQ(table_->get(kKind, "system.ttl4"), nullptr);
+  EXPECT_NE(table_->get(kKind, "system.ttl5"), nullptr);
+  EXPECT_EQ(table_->list(kKind).size(), 2995u);
+
+  // Nothing new is due: a pass visits nothing.
+  ASSERT_TRUE(expiry.run_once().ok());
+  EXPECT_EQ(expiry.visited(), 5u);
+
+  // ttl5 gets a longer TTL: its deadline moves; ttl6 is deleted: its deadline goes.
+  Json moved = *table_->get(kKind, "system.ttl5");
+  moved["rev"] = 5000;
+  moved["expires_at"] = format_rfc3339_ms(t0 + 100000);
+  auto pos =
+      log_->produce({definition_record(kKind, moved, clock_.now_ms(), "test"),
+                     definition_tombstone(kKind, "system.ttl6", 1006, clock_.now_ms(), "t")});
+  ASSERT_TRUE(pos.ok());
+  ASSERT_TRUE(table_->wait_applied(pos->back().offset, 5s));
+  EXPECT_EQ(table_->expiring(kKind, clock_.now_ms()).next_deadline_ms, t0 + 80);  // ttl7
+
+  clock_.advance(30ms);  // t0 + 80: ttl5 and ttl6 would have been due; only ttl7 is
+  ASSERT_TRUE(expiry.run_once().ok());
+  EXPECT_EQ(expiry.visited(), 6u);
+  EXPECT_EQ(expiry.expired(), 6u);
+  EXPECT_NE(table_->get(kKind, "system.ttl5"), nullptr);
+  EXPECT_EQ(table_->get(kKind, "system.ttl7"), nullptr);
+
+  // A restart replays the log and rebuilds the same index.
+  close();
+  open();
+  KeyExpiry after(*log_, *table_, clock_);
+  auto due = table_->expiring(kKind, clock_.now_ms());
+  EXPECT_TRUE(due.due.empty());
+  EXPECT_EQ(due.next_deadline_ms, t0 + 90);  // ttl8
+  clock_.advance(9920ms);  // t0 + 10000: ttl8 .. ttl999 are due (992 keys), ttl5 is not
+  ASSERT_TRUE(after.run_once().ok());
+  EXPECT_EQ(after.visited(), 992u);
+  EXPECT_EQ(after.expired(), 992u);
+  EXPECT_EQ(table_->list(kKind).size(), 2001u);  // the 2000 plain keys and ttl5
+  auto rest = table_->expiring(kKind, clock_.now_ms());
+  EXPECT_TRUE(rest.due.empty());
+  EXPECT_EQ(rest.next_deadline_ms, t0 + 100000);
 }
 
 TEST_F(ExpiryTest, CompactionRemovesExpiredAndSupersededValuesFromTheLog) {
