@@ -29,7 +29,9 @@ const Json& redaction_marker() {
   return kMarker;
 }
 
-bool is_marker(const Json& v) { return v.is_object() && v.value(kMarkerKey, false) == true; }
+bool is_marker(const Json& v) {
+  return v.is_object() && v.value(kMarkerKey, false) == true;
+}
 
 std::set<std::string> secret_fields(const Json& schema) {
   std::set<std::string> out;
