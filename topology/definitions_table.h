@@ -63,6 +63,7 @@ class DefinitionsTable {
     std::optional<int64_t> next_deadline_ms;  // the earliest deadline after now_ms
   };
   Expiring expiring(std::string_view kind, int64_t now_ms) const;
+
   JsonPtr trigger_for_webhook(std::string_view webhook_key) const;
 
   // Waits until the record at `offset` of attune.definitions has been applied.
