@@ -3,6 +3,7 @@
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/options.h>
+#include <rocksdb/slice_transform.h>
 #include <rocksdb/table.h>
 #include <rocksdb/utilities/options_util.h>
 #include <rocksdb/write_batch.h>
@@ -24,11 +25,28 @@ rocksdb::ColumnFamilyHandle* cf(void* h) { return static_cast<rocksdb::ColumnFam
 rocksdb::Slice slice(std::string_view s) { return {s.data(), s.size()}; }
 std::string_view view(const rocksdb::Slice& s) { return {s.data(), s.size()}; }
 
+// The group of an append-store key: all but its last 8 bytes.
+class AppendGroup final : public rocksdb::SliceTransform {
+ public:
+  const char* Name() const override { return "attune.AppendGroup"; }
+  rocksdb::Slice Transform(const rocksdb::Slice& key) const override {
+    return {key.data(), key.size() - 8};
+  }
+  bool InDomain(const rocksdb::Slice& key) const override { return key.size() > 8; }
+};
+
 }  // namespace
 
 struct Db::Impl {
   rocksdb::DB* db = nullptr;
   rocksdb::ColumnFamilyOptions cf_options;
+  rocksdb::ColumnFamilyOptions append_options;
+  std::vector<std::string> append_stores;
+  const rocksdb::ColumnFamilyOptions& options_for(std::string_view name) const {
+    return std::find(append_stores.begin(), append_stores.end(), name) != append_stores.end()
+               ? append_options
+               : cf_options;
+  }
   rocksdb::WriteOptions write_options;
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   ~Impl() {
@@ -66,13 +84,17 @@ Result<std::unique_ptr<Db>> Db::open(const std::string& path, const DbOptions& o
 
   auto impl = std::make_unique<Impl>();
   impl->cf_options = rocksdb::ColumnFamilyOptions(opts);
+  impl->append_options = impl->cf_options;
+  impl->append_options.memtable_insert_with_hint_prefix_extractor =
+      std::make_shared<AppendGroup>();
+  impl->append_stores = options.append_stores;
   impl->write_options.sync = options.sync;
 
   std::vector<std::string> names;
   rocksdb::Status s = rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(opts), path, &names);
   if (!s.ok() || names.empty()) names = {rocksdb::kDefaultColumnFamilyName};
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
-  for (const auto& n : names) descriptors.emplace_back(n, impl->cf_options);
+  for (const auto& n : names) descriptors.emplace_back(n, impl->options_for(n));
   s = rocksdb::DB::Open(rocksdb::DBOptions(opts), path, descriptors, &impl->handles, &impl->db);
   if (!s.ok()) return translate(s, "cannot open database at " + path);
 
@@ -88,7 +110,7 @@ Result<Store*> Db::store(std::string_view name) {
   std::lock_guard lock(mu_);
   if (auto it = stores_.find(name); it != stores_.end()) return it->second.get();
   rocksdb::ColumnFamilyHandle* handle = nullptr;
-  auto s = impl_->db->CreateColumnFamily(impl_->cf_options, std::string(name), &handle);
+  auto s = impl_->db->CreateColumnFamily(impl_->options_for(name), std::string(name), &handle);
   if (!s.ok()) return translate(s, "cannot create store " + std::string(name));
   impl_->handles.push_back(handle);
   auto store = std::unique_ptr<Store>(new Store(this, std::string(name), handle));
@@ -98,7 +120,9 @@ Result<Store*> Db::store(std::string_view name) {
 }
 
 Status Db::write(std::span<const WriteBatch* const> batches) {
-  rocksdb::WriteBatch wb;
+  size_t bytes = 0;
+  for (const WriteBatch* b : batches) bytes += b->bytes() + 16 * b->size();
+  rocksdb::WriteBatch wb(bytes + 64);
   for (const WriteBatch* b : batches) {
     for (const auto& op : b->ops()) {
       rocksdb::Status s =
@@ -192,17 +216,27 @@ void Txn::record(Store& store, std::string key, std::optional<std::string> value
 }
 
 void Txn::put(Store& store, std::string key, std::string value) {
-  batch_.put(store, key, value);
   record(store, std::move(key), std::move(value));
 }
 
-void Txn::del(Store& store, std::string key) {
-  batch_.del(store, key);
-  record(store, std::move(key), std::nullopt);
+void Txn::del(Store& store, std::string key) { record(store, std::move(key), std::nullopt); }
+
+WriteBatch Txn::take_batch() {
+  WriteBatch batch;
+  while (!overlay_.empty()) {
+    auto node = overlay_.extract(overlay_.begin());
+    Store& store = *node.key().first;
+    if (node.mapped()) {
+      batch.put(store, std::move(node.key().second), std::move(*node.mapped()));
+    } else {
+      batch.del(store, std::move(node.key().second));
+    }
+  }
+  undo_.clear();
+  return batch;
 }
 
 void Txn::rollback(const Savepoint& sp) {
-  batch_.truncate(sp.ops);
   while (undo_.size() > sp.undo) {
     Undo& u = undo_.back();
     if (u.existed) {
@@ -215,7 +249,6 @@ void Txn::rollback(const Savepoint& sp) {
 }
 
 void Txn::clear() {
-  batch_.clear();
   overlay_.clear();
   undo_.clear();
 }

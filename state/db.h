@@ -84,6 +84,10 @@ struct DbOptions {
   bool sync = false;  // fsync the WAL on every write; off still survives a process crash (kill -9)
   bool create_if_missing = true;
   size_t block_cache_bytes = 64 << 20;
+  // Stores whose keys are appended in order within groups that share everything but the last 8
+  // bytes (a log partition followed by a big-endian offset). Their memtable keeps an insert
+  // position per group, so an append costs no skip-list search. Only a speed hint: fixed at open.
+  std::vector<std::string> append_stores;
 };
 
 class Db {
@@ -115,9 +119,11 @@ class Db {
   std::map<std::string, std::unique_ptr<Store>, std::less<>> stores_;
 };
 
-// A transactional view over stores: writes go to a WriteBatch, reads see this transaction's
-// own uncommitted writes first. Savepoints allow dropping the effects of one record that
-// failed to process while keeping the rest of the batch. Not thread-safe.
+// A transactional view over stores: reads see this transaction's own uncommitted writes first.
+// Only the net effect is kept (one value or delete per key), so a key written many times in one
+// transaction — a counter bumped by every record of a batch — costs one write at commit.
+// Savepoints allow dropping the effects of one record that failed to process while keeping the
+// rest of the batch. Not thread-safe.
 class Txn {
  public:
   Result<std::optional<std::string>> get(Store& store, std::string_view key) const;
@@ -127,14 +133,15 @@ class Txn {
   Status scan(Store& store, std::string_view prefix, const ScanFn& fn, bool reverse = false) const;
 
   struct Savepoint {
-    size_t ops;
     size_t undo;
   };
-  Savepoint savepoint() const { return {batch_.size(), undo_.size()}; }
+  Savepoint savepoint() const { return {undo_.size()}; }
   void rollback(const Savepoint& sp);
 
-  const WriteBatch& batch() const { return batch_; }
-  bool empty() const { return batch_.empty(); }
+  bool empty() const { return overlay_.empty(); }
+  // Moves the net writes into a batch, one op per key in (store, key) order — sorted inserts are
+  // the cheap case for RocksDB's memtable — and leaves the transaction empty.
+  WriteBatch take_batch();
   void clear();
 
  private:
@@ -146,7 +153,6 @@ class Txn {
   };
   void record(Store& store, std::string key, std::optional<std::string> value);
 
-  WriteBatch batch_;
   std::map<OverlayKey, std::optional<std::string>, std::less<>> overlay_;
   std::vector<Undo> undo_;
 };

@@ -149,7 +149,7 @@ EmbeddedLog::EmbeddedLog(state::Db& db, state::Store* log, state::Store* offsets
 
 Result<std::unique_ptr<EmbeddedLog>> EmbeddedLog::open(state::Db& db,
                                                        std::vector<TopicConfig> topic_configs) {
-  auto log = db.store("__log");
+  auto log = db.store(kLogStore);
   if (!log.ok()) return log.error();
   auto offsets = db.store("__offsets");
   if (!offsets.ok()) return offsets.error();

@@ -21,6 +21,9 @@ class EmbeddedLog final : public Log {
   // Opens the log on `db` (not owned; must outlive the log) with these topics. Topic partition
   // counts are fixed on first use and kept in the database; a later, different count is ignored.
   static Result<std::unique_ptr<EmbeddedLog>> open(state::Db& db, std::vector<TopicConfig> topics);
+  // The store holding the records (keys: topic, partition, big-endian offset). List it in
+  // state::DbOptions::append_stores: appends then skip the memtable's search.
+  static constexpr std::string_view kLogStore = "__log";
 
   int32_t partitions(std::string_view topic) const override;
   Result<std::vector<RecordPosition>> commit(Transaction txn) override;

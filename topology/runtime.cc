@@ -242,7 +242,7 @@ class Runtime::Instance final : public ProcessorContext, public Mailbox {
       return true;
     }
     Transaction t;
-    t.state = txn_.batch();
+    t.state = txn_.take_batch();
     t.records = std::move(out_);
     if (consumer_) t.offsets = consumer_->positions();
     auto offsets = t.offsets;

@@ -245,6 +245,7 @@ int run_serve(const ServeConfig& cfg) {
 
   state::DbOptions db_options;
   db_options.sync = cfg.fsync;
+  db_options.append_stores = {std::string(EmbeddedLog::kLogStore)};
   auto db = state::Db::open(data_dir + "/db", db_options);
   if (!db.ok()) {
     return fail(db.error().message + " (is another attune serve using " + data_dir + "?)");

@@ -113,9 +113,30 @@ TEST_F(StateTest, TxnReadsOwnWritesAndRollsBackToSavepoint) {
   EXPECT_FALSE(t.get(store("s"), "b")->has_value());
   EXPECT_EQ(**t.get(store("s"), "c"), "committed");
   EXPECT_EQ(**t.get(store("s"), "a"), "mine");
-  EXPECT_EQ(t.batch().size(), 1u);
-  ASSERT_TRUE(db_->write(t.batch()).ok());
+  const WriteBatch batch = t.take_batch();
+  EXPECT_EQ(batch.size(), 1u);
+  EXPECT_TRUE(t.empty());
+  ASSERT_TRUE(db_->write(batch).ok());
   EXPECT_EQ(**store("s").get("a"), "mine");
+}
+
+TEST_F(StateTest, TxnKeepsOnlyTheNetWritePerKeyInKeyOrder) {
+  Txn t;
+  for (int i = 0; i < 5; ++i) t.put(store("s"), "counter", std::to_string(i));
+  t.put(store("s"), "z", "1");
+  t.put(store("s"), "gone", "1");
+  t.del(store("s"), "gone");
+  t.put(store("s"), "a", "1");
+  const WriteBatch batch = t.take_batch();
+  ASSERT_EQ(batch.size(), 4u);
+  std::vector<std::string> keys;
+  for (const auto& op : batch.ops()) keys.push_back(op.key);
+  EXPECT_EQ(keys, (std::vector<std::string>{"a", "counter", "gone", "z"}));
+  EXPECT_EQ(*batch.ops()[1].value, "4");
+  EXPECT_FALSE(batch.ops()[2].value.has_value());
+  ASSERT_TRUE(db_->write(batch).ok());
+  EXPECT_EQ(**store("s").get("counter"), "4");
+  EXPECT_FALSE(store("s").get("gone")->has_value());
 }
 
 TEST_F(StateTest, TxnScanMergesOverlay) {
