@@ -4,6 +4,8 @@
 #include <chrono>
 #include <unordered_map>
 
+#include <spdlog/spdlog.h>
+
 namespace attune {
 
 namespace {
@@ -278,7 +280,26 @@ Status EmbeddedLog::read(const TopicPartition& tp, int64_t offset, int64_t end, 
       false, start);
 }
 
-Result<std::vector<RecordPosition>> EmbeddedLog::commit(Transaction txn) {
+EmbeddedLog::~EmbeddedLog() {
+  std::unique_lock lock(commit_mu_);
+  stopping_ = true;
+  commit_cv_.notify_all();
+  if (async_leader_.joinable()) {
+    lock.unlock();
+    async_leader_.join();
+    lock.lock();
+  }
+  // Whatever is still queued is written now, so every callback runs exactly once.
+  while (!queue_.empty()) {
+    if (!leading_) {
+      lead(lock);
+    } else {
+      commit_cv_.wait(lock);
+    }
+  }
+}
+
+Status EmbeddedLog::validate(const Transaction& txn) const {
   for (const auto& r : txn.records) {
     auto it = topics_.find(r.topic);
     if (it == topics_.end()) return make_error(Errc::kInternal, "unknown topic " + r.topic);
@@ -286,6 +307,43 @@ Result<std::vector<RecordPosition>> EmbeddedLog::commit(Transaction txn) {
       return make_error(Errc::kInternal, "partition out of range for " + r.topic);
     }
   }
+  return {};
+}
+
+void EmbeddedLog::commit_async(Transaction txn, CommitCallback done) {
+  if (auto st = validate(txn); !st.ok()) {
+    done(st.error());
+    return;
+  }
+  auto* p = new Pending{};
+  p->owned = std::move(txn);
+  p->txn = &p->owned;
+  p->callback = std::move(done);
+  std::unique_lock lock(commit_mu_);
+  queue_.push_back(p);
+  ++async_queued_;
+  if (!leading_) {
+    lead(lock);
+    return;
+  }
+  // The leader is busy with an earlier group; the async leader writes this one unless a
+  // waiting committer takes the lead first.
+  if (!async_leader_.joinable() && !stopping_) {
+    async_leader_ = std::thread([this] { async_leader_loop(); });
+  }
+}
+
+void EmbeddedLog::async_leader_loop() {
+  std::unique_lock lock(commit_mu_);
+  for (;;) {
+    commit_cv_.wait(lock, [&] { return stopping_ || (!leading_ && async_queued_ > 0); });
+    if (stopping_) return;
+    lead(lock);
+  }
+}
+
+Result<std::vector<RecordPosition>> EmbeddedLog::commit(Transaction txn) {
+  if (auto st = validate(txn); !st.ok()) return st.error();
   Pending p{&txn, {}, {}, false};
   std::unique_lock lock(commit_mu_);
   queue_.push_back(&p);
@@ -304,6 +362,7 @@ void EmbeddedLog::lead(std::unique_lock<std::mutex>& lock) {
   leading_ = true;
   std::deque<Pending*> group;
   group.swap(queue_);
+  async_queued_ = 0;
   // The partitions this group appends to, with their next offset before it (to roll back on a
   // failed write, and to publish only what moved).
   std::vector<std::pair<TopicPartition, int64_t>> touched;
@@ -343,16 +402,18 @@ void EmbeddedLog::lead(std::unique_lock<std::mutex>& lock) {
     std::lock_guard end_lock(end_mu_);
     for (const auto& [tp, before] : touched) end_offset_[tp] = next_offset_[tp];
   }
+  std::vector<Pending*> finished_async;
   for (Pending* p : group) {
     p->status = st;
     if (!st.ok()) p->positions.clear();
     p->done = true;
+    if (p->callback) finished_async.push_back(p);
   }
   leading_ = false;
   commit_cv_.notify_all();
-  if (st.ok() && !written.empty()) {
+  if ((st.ok() && !written.empty()) || !finished_async.empty()) {
     lock.unlock();  // consumers may commit (and so take commit_mu_) as soon as they wake
-    {
+    if (st.ok() && !written.empty()) {
       std::lock_guard waiters_lock(waiters_mu_);
       for (Waiter* w : waiters_) {
         for (const auto& t : w->topics) {
@@ -362,6 +423,18 @@ void EmbeddedLog::lead(std::unique_lock<std::mutex>& lock) {
           }
         }
       }
+    }
+    for (Pending* p : finished_async) {
+      try {
+        if (p->status.ok()) {
+          p->callback(std::move(p->positions));
+        } else {
+          p->callback(p->status.error());
+        }
+      } catch (const std::exception& e) {
+        spdlog::error("log: commit callback failed: {}", e.what());
+      }
+      delete p;
     }
     lock.lock();
   }

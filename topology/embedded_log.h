@@ -4,6 +4,9 @@
 // offsets in "__offsets". commit() group-commits: concurrent callers queue their transactions,
 // one of them (the leader) assigns offsets and writes everything in one RocksDB write, then wakes
 // the others and the consumers of the topics it wrote (condition variables; no polling sleeps).
+// commit_async() joins the same groups without blocking its caller: it leads at once when no one
+// leads, otherwise the current leader's successor (a waiting committer, or the log's own async
+// leader thread) writes it, and its callback runs on the thread that wrote it.
 #pragma once
 
 #include <atomic>
@@ -11,6 +14,7 @@
 #include <deque>
 #include <map>
 #include <mutex>
+#include <thread>
 
 #include "topology/log.h"
 
@@ -25,8 +29,11 @@ class EmbeddedLog final : public Log {
   // state::DbOptions::append_stores: appends then skip the memtable's search.
   static constexpr std::string_view kLogStore = "__log";
 
+  ~EmbeddedLog() override;
+
   int32_t partitions(std::string_view topic) const override;
   Result<std::vector<RecordPosition>> commit(Transaction txn) override;
+  void commit_async(Transaction txn, CommitCallback done) override;
   Result<std::unique_ptr<Consumer>> subscribe(std::string group, std::vector<std::string> topics,
                                               std::vector<int32_t> partitions = {},
                                               bool from_beginning = true) override;
@@ -69,8 +76,13 @@ class EmbeddedLog final : public Log {
     std::vector<RecordPosition> positions;
     Status status;
     bool done = false;
+    // commit_async only: the pending owns its transaction and is deleted after `callback`.
+    Transaction owned;
+    CommitCallback callback;
   };
+  Status validate(const Transaction& txn) const;
   void lead(std::unique_lock<std::mutex>& lock);
+  void async_leader_loop();
 
   state::Db& db_;
   state::Store* log_;
@@ -83,6 +95,9 @@ class EmbeddedLog final : public Log {
   std::condition_variable commit_cv_;
   std::deque<Pending*> queue_;
   bool leading_ = false;
+  size_t async_queued_ = 0;    // commit_async pendings in queue_
+  bool stopping_ = false;
+  std::thread async_leader_;  // started by the first commit_async that finds a leader busy
   std::map<TopicPartition, int64_t> next_offset_;  // guarded by commit_mu_ (leader only writes)
 
   // Published end offsets, read by consumers without the commit lock.

@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <compare>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -95,6 +96,18 @@ class Log {
     Transaction txn;
     txn.records = std::move(records);
     return commit(std::move(txn));
+  }
+  using CommitCallback = std::function<void(Result<std::vector<RecordPosition>>)>;
+  // commit() without holding the caller: `done` runs exactly once, when the transaction is
+  // durable or has failed — on any thread, possibly before commit_async returns. It must be
+  // quick and must not block on the log. By default: commit(), then done().
+  virtual void commit_async(Transaction txn, CommitCallback done) {
+    done(commit(std::move(txn)));
+  }
+  void produce_async(std::vector<OutRecord> records, CommitCallback done) {
+    Transaction txn;
+    txn.records = std::move(records);
+    commit_async(std::move(txn), std::move(done));
   }
   // A consumer in `group` over `topics`. `partitions` restricts the assignment (same indexes for
   // every topic, taken modulo each topic's count); empty means all. Starts at the group's

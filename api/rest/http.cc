@@ -34,6 +34,63 @@ std::optional<std::string> HttpRequest::query_param(std::string_view name) const
   return it->second;
 }
 
+HttpResponse HttpResponse::later(std::shared_ptr<DeferredResponse> d) {
+  HttpResponse r;
+  r.deferred = std::move(d);
+  return r;
+}
+
+HttpResponse HttpResponse::resolve() && {
+  if (!deferred) return std::move(*this);
+  auto d = std::move(deferred);
+  return d->wait();
+}
+
+DeferredResponse::~DeferredResponse() {
+  if (fn_ && !delivered_) {
+    fn_(HttpResponse::error(500, "INTERNAL_ERROR", "Internal server error"));
+  }
+}
+
+void DeferredResponse::complete(HttpResponse response) {
+  std::function<void(HttpResponse)> fn;
+  {
+    std::lock_guard lock(mu_);
+    if (delivered_ || response_) return;
+    if (fn_) {
+      fn = std::move(fn_);
+      fn_ = nullptr;
+      delivered_ = true;
+    } else {
+      response_ = std::move(response);
+    }
+  }
+  if (fn) {
+    fn(std::move(response));
+  } else {
+    cv_.notify_all();
+  }
+}
+
+void DeferredResponse::on_complete(std::function<void(HttpResponse)> fn) {
+  std::unique_lock lock(mu_);
+  if (response_ && !delivered_) {
+    HttpResponse r = std::move(*response_);
+    delivered_ = true;
+    lock.unlock();
+    fn(std::move(r));
+    return;
+  }
+  fn_ = std::move(fn);
+}
+
+HttpResponse DeferredResponse::wait() {
+  std::unique_lock lock(mu_);
+  cv_.wait(lock, [&] { return response_.has_value(); });
+  delivered_ = true;
+  return std::move(*response_);
+}
+
 HttpResponse HttpResponse::json(int status, const Json& body) {
   HttpResponse r;
   r.status = status;

@@ -2,8 +2,11 @@
 // Nothing here depends on Pistache; handlers and their tests see only these types.
 #pragma once
 
+#include <condition_variable>
 #include <functional>
 #include <map>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -30,11 +33,21 @@ struct HttpRequest {
   std::optional<std::string> query_param(std::string_view name) const;
 };
 
+class DeferredResponse;
+
 struct HttpResponse {
   int status = 200;
   std::string body;
   std::string content_type = "application/json";
   std::vector<std::pair<std::string, std::string>> headers;  // extra headers, e.g. Retry-After
+  // Set when the handler answers later (e.g. once a log write is durable); the fields above are
+  // then unused. See later().
+  std::shared_ptr<DeferredResponse> deferred;
+
+  // A response the handler completes later, from any thread, through `d`.
+  static HttpResponse later(std::shared_ptr<DeferredResponse> d);
+  // This response, waiting for a deferred one to be completed (for in-process callers).
+  HttpResponse resolve() &&;
 
   static HttpResponse json(int status, const Json& body);
   // API.md §3 error body {"error": message, "code": errc_name, "details"?}; status from
@@ -42,6 +55,25 @@ struct HttpResponse {
   static HttpResponse error(const Error& e, Json details = nullptr);
   static HttpResponse error(int status, std::string code, std::string message,
                             Json details = nullptr);
+};
+
+// The answer to a request that a handler gives after returning: the server sends it as soon as
+// complete() is called, without holding a request thread meanwhile. Thread-safe; complete() must be
+// called exactly once (a DeferredResponse dropped without it answers 500).
+class DeferredResponse {
+ public:
+  ~DeferredResponse();
+  void complete(HttpResponse response);
+  // Runs `fn` once with the response: now if it is complete, else on the completing thread.
+  void on_complete(std::function<void(HttpResponse)> fn);
+  HttpResponse wait();
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::optional<HttpResponse> response_;
+  std::function<void(HttpResponse)> fn_;
+  bool delivered_ = false;
 };
 
 // Handlers may be called concurrently from several server threads.

@@ -12,6 +12,7 @@
 
 #include <exception>
 #include <mutex>
+#include <shared_mutex>
 #include <sstream>
 
 namespace attune::rest {
@@ -86,12 +87,23 @@ Result<HttpRequest> convert(const Http::Request& request) {
   return req;
 }
 
+// Closed by HttpServer::stop() before the endpoint goes away: a deferred response completed
+// after that is dropped instead of touching a dead transport.
+struct Gate {
+  std::shared_mutex mu;
+  bool open = true;
+};
+
 class RequestHandler final : public Http::Handler {
  public:
   HTTP_PROTOTYPE(RequestHandler)
 
-  RequestHandler(const Router& router, size_t max_body_bytes, ResponseObserver observer)
-      : router_(&router), max_body_bytes_(max_body_bytes), observer_(std::move(observer)) {}
+  RequestHandler(const Router& router, size_t max_body_bytes, ResponseObserver observer,
+                 std::shared_ptr<Gate> gate)
+      : router_(&router),
+        max_body_bytes_(max_body_bytes),
+        observer_(std::move(observer)),
+        gate_(std::move(gate)) {}
 
   void onRequest(const Http::Request& request, Http::ResponseWriter writer) override {
     HttpResponse response;
@@ -102,8 +114,32 @@ class RequestHandler final : public Http::Handler {
                     request.resource(), e.what());
       response = HttpResponse::error(500, "INTERNAL_ERROR", "Internal server error");
     }
-    if (observer_) observer_(Http::methodString(request.method()), response.status);
-    send(request, std::move(writer), response);
+    // HTTP/1.1 semantics: persistent unless the client says close (Pistache closes unless the
+    // request asked for keep-alive explicitly).
+    const auto connection = request.headers().tryGet<Http::Header::Connection>();
+    const bool keep_alive = connection
+                                ? connection->control() == Http::ConnectionControl::KeepAlive
+                                : request.version() == Http::Version::Http11;
+    const char* method = Http::methodString(request.method());
+    if (response.deferred) {
+      // Answered later from another thread: the request thread moves on to other connections.
+      auto held = std::make_shared<Http::ResponseWriter>(std::move(writer));
+      auto deferred = std::move(response.deferred);
+      deferred->on_complete([observer = observer_, gate = gate_, held, keep_alive,
+                             method](HttpResponse r) {
+        std::shared_lock lock(gate->mu);
+        if (!gate->open) return;
+        if (observer) observer(method, r.status);
+        try {
+          send(keep_alive, std::move(*held), r);
+        } catch (const std::exception& e) {
+          spdlog::debug("HTTP deferred response not sent: {}", e.what());
+        }
+      });
+      return;
+    }
+    if (observer_) observer_(method, response.status);
+    send(keep_alive, std::move(writer), response);
   }
 
  private:
@@ -118,15 +154,8 @@ class RequestHandler final : public Http::Handler {
     return router_->dispatch(*req);
   }
 
-  static void send(const Http::Request& request, Http::ResponseWriter writer,
-                   const HttpResponse& response) {
+  static void send(bool keep_alive, Http::ResponseWriter writer, const HttpResponse& response) {
     auto& headers = writer.headers();
-    // Pistache closes the connection unless the request asked for keep-alive explicitly; apply
-    // HTTP/1.1 semantics instead (persistent unless the client says close).
-    const auto connection = request.headers().tryGet<Http::Header::Connection>();
-    const bool keep_alive = connection
-                                ? connection->control() == Http::ConnectionControl::KeepAlive
-                                : request.version() == Http::Version::Http11;
     headers.remove<Http::Header::Connection>();
     headers.add<Http::Header::Connection>(keep_alive ? Http::ConnectionControl::KeepAlive
                                                      : Http::ConnectionControl::Close);
@@ -150,6 +179,7 @@ class RequestHandler final : public Http::Handler {
   const Router* router_;
   size_t max_body_bytes_;
   ResponseObserver observer_;
+  std::shared_ptr<Gate> gate_;
 };
 
 }  // namespace
@@ -161,6 +191,7 @@ class HttpServer::Impl {
 
   Status start() {
     if (endpoint_) return make_error(Errc::kConflict, "HTTP server already started");
+    gate_ = std::make_shared<Gate>();
     const std::string where = opts_.host + ":" + std::to_string(opts_.port);
     try {
       auto endpoint = std::make_unique<Http::Endpoint>(Address(opts_.host, Port(opts_.port)));
@@ -170,7 +201,7 @@ class HttpServer::Impl {
                          .maxRequestSize(opts_.max_body_bytes + kHeadRoomBytes);
       endpoint->init(options);
       endpoint->setHandler(Http::make_handler<RequestHandler>(router_, opts_.max_body_bytes,
-                                                                 opts_.on_response));
+                                                                 opts_.on_response, gate_));
       endpoint->serveThreaded();
       port_ = static_cast<uint16_t>(endpoint->getPort());
       endpoint_ = std::move(endpoint);
@@ -185,6 +216,10 @@ class HttpServer::Impl {
 
   void stop() {
     if (!endpoint_) return;
+    {
+      std::unique_lock lock(gate_->mu);
+      gate_->open = false;
+    }
     endpoint_->shutdown();
     endpoint_.reset();
     port_ = 0;
@@ -194,6 +229,7 @@ class HttpServer::Impl {
   const Router& router_;
   const ServerOptions opts_;
   std::unique_ptr<Http::Endpoint> endpoint_;
+  std::shared_ptr<Gate> gate_ = std::make_shared<Gate>();
   uint16_t port_ = 0;
 };
 

@@ -163,7 +163,7 @@ class IngressProcessor final : public Processor {
               std::to_string(max_body_) + " bytes");
       if (webhook) metrics_.webhook_request("payload_too_large");
     } else {
-      resp = router_.dispatch(req);
+      resp = router_.dispatch(req).resolve();
     }
     if (resp.status >= 200 && resp.status < 300) {
       metrics_.kafka_ingress(r.topic, "accepted");

@@ -151,7 +151,7 @@ rest::HttpResponse ApiService::receive_webhook(Req& req) {
                 {"trigger", (*trigger)["id"]},
                 {"trigger_ref", ref},
                 {"config", event_config},
-                {"payload", body["payload"]},
+                {"payload", std::move(body["payload"])},
                 {"source", nullptr},
                 {"source_ref", "webhook"},
                 {"rule", nullptr},
@@ -159,19 +159,28 @@ rest::HttpResponse ApiService::receive_webhook(Req& req) {
                 {"created", received},
                 {"updated", received},
                 {"defs_offset", log_.end_offset({std::string(topics::kDefinitions), 0})}};
-  Envelope env{"event.created", id, "event:" + std::to_string(id), now_ms(), "api", event};
+  Envelope env{"event.created", id, "event:" + std::to_string(id), now_ms(), "api", std::move(event)};
   // Durable in the log is enough to answer: event reads wait for the projection instead
-  // (events_caught_up), so a burst of webhooks never holds REST threads on the projection.
-  auto st = produce_and_wait(OutRecord{std::string(topics::kEvents), ref, env.dump()}, false);
-  if (!st.ok()) {
-    metrics_.webhook_request("error");
-    return Resp::error(st.error());
-  }
-  metrics_.webhook_request("accepted");
-  return data(200, Json{{"event_id", id},
-                        {"trigger_ref", ref},
-                        {"received_at", received},
-                        {"message", "Webhook received successfully"}});
+  // (events_caught_up). The answer is deferred rather than waited for, so REST threads keep
+  // reading other requests meanwhile and a burst of webhooks shares few log writes.
+  auto answer = std::make_shared<rest::DeferredResponse>();
+  auto accepted = data(200, Json{{"event_id", id},
+                                 {"trigger_ref", ref},
+                                 {"received_at", received},
+                                 {"message", "Webhook received successfully"}});
+  log_.produce_async(
+      {OutRecord{std::string(topics::kEvents), ref, env.dump()}},
+      [this, answer, accepted = std::move(accepted)](
+          Result<std::vector<RecordPosition>> pos) mutable {
+        if (!pos.ok()) {
+          metrics_.webhook_request("error");
+          answer->complete(Resp::error(pos.error()));
+          return;
+        }
+        metrics_.webhook_request("accepted");
+        answer->complete(std::move(accepted));
+      });
+  return Resp::later(std::move(answer));
 }
 
 Status ApiService::produce_and_wait(OutRecord record, bool wait_projection) {
