@@ -26,6 +26,10 @@ struct HttpRequest {
   std::string body;
   std::string remote_ip;
   std::map<std::string, std::string> params;  // path parameters, filled by the Router
+  // Set only by in-process callers that may process the same input twice (the Kafka ingress,
+  // API.md §18), never from the network: the id of the entity the request creates, derived from
+  // the input's position so that a replay recreates the same entity instead of a second one.
+  std::optional<int64_t> derived_id;
 
   // First header with this name, compared case-insensitively.
   std::optional<std::string> header(std::string_view name) const;

@@ -110,7 +110,8 @@ std::vector<std::pair<std::string, Json>> core_pack_objects(IdGenerator& ids,
                     {"parameter_delivery", "stdin"},
                     {"parameter_format", "json"},
                     {"output_format", "text"},
-                    {"max_output_bytes", 1048576}});
+                    {"max_output_bytes", 1048576},
+                    {"max_retries", 0}});
     out.emplace_back("action", act);
   }
 

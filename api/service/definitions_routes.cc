@@ -9,6 +9,7 @@
 #include "api/service/fields.h"
 #include "api/service/rule_check.h"
 #include "api/service/service.h"
+#include "processors/executor/decisions.h"
 
 namespace attune::service {
 
@@ -20,7 +21,7 @@ using detail::resolve_scoped;
 using detail::Scoped;
 
 // Field kinds of the writable definition fields (see apply_fields).
-enum class F { kStr, kStrOrNull, kBool, kObj, kArr, kStrArr, kIntOrNull, kPosInt, kAny, kEnum };
+enum class F { kStr, kStrOrNull, kBool, kObj, kArr, kStrArr, kIntOrNull, kPosInt, kRetries, kAny, kEnum };
 
 struct FieldSpec {
   const char* name;
@@ -62,6 +63,7 @@ const std::vector<FieldSpec>& action_fields() {
       {"parameter_format", F::kEnum, "json", {"json", "dotenv", "yaml"}},
       {"output_format", F::kEnum, "text", {"text", "json", "yaml", "jsonl"}},
       {"max_output_bytes", F::kPosInt, 1048576},
+      {"max_retries", F::kRetries, 0},
   };
   return f;
 }
@@ -138,6 +140,9 @@ void apply_fields(FieldReader& f, const Json& body, const std::vector<FieldSpec>
         break;
       case F::kPosInt:
         if (auto x = f.integer(s.name, 1, int64_t{1} << 40)) v = *x;
+        break;
+      case F::kRetries:
+        if (auto x = f.integer(s.name, 0, executor::kMaxRetries)) v = *x;
         break;
       case F::kAny:
         v = body[s.name];

@@ -138,6 +138,16 @@ class IngressProcessor final : public Processor {
     req.method = "POST";
     req.headers = r.headers;
     req.body = r.value;
+    // A record processed again (a crash or rebalance between the event write and the offset
+    // commit) recreates the same event id, which the projections and the rules stage ignore.
+    req.derived_id = ingress_event_id(webhook ? IngressSource::kWebhooks : IngressSource::kEvents,
+                                      r.partition, r.offset);
+    if (!req.derived_id) {
+      spdlog::warn(
+          "kafka ingress {}[{}]@{}: position outside the derivable range (partition < {}, offset "
+          "< 2^40); the event gets a minted id, so a replay of this record could repeat it",
+          r.topic, r.partition, r.offset, kMaxIngressPartitions);
+    }
     if (webhook) {
       req.path = "/api/v1/webhooks/" + r.key;
     } else {
@@ -213,15 +223,20 @@ class IngressProcessor final : public Processor {
 
 }  // namespace
 
+std::unique_ptr<Processor> make_ingress_processor(const rest::Router& router, Metrics& metrics,
+                                                  size_t max_body_bytes) {
+  return std::make_unique<IngressProcessor>(router, metrics, max_body_bytes);
+}
+
 void add_ingress_stage(Topology& topology, const rest::Router& router, Metrics& metrics,
                        size_t max_body_bytes) {
-  topology.add({"attune-ingress",
+  topology.add({std::string(kIngressStage),
                 {std::string(topics::kWebhooks), std::string(topics::kEventsIngress)},
                 {},
                 1,
                 64,
                 [&router, &metrics, max_body_bytes](int) {
-                  return std::make_unique<IngressProcessor>(router, metrics, max_body_bytes);
+                  return make_ingress_processor(router, metrics, max_body_bytes);
                 }});
 }
 

@@ -21,10 +21,16 @@ void register_worker_routes(rest::Router& router, const ApiService& api,
 // through the same route handler as its HTTP twin — same validation, limits, rate-limit
 // counters, events, notifications and metrics. A refused record is counted
 // (attune_kafka_ingress_records_total{topic,outcome}), logged without secrets and produced to
-// attune.deadletter with its key and headers and the reason (API.md §18). `router` must hold
-// the API routes and outlive the stage.
+// attune.deadletter with its key and headers and the reason (API.md §18). The event of a
+// record gets the id ingress_event_id(topic, partition, offset) (topology/core/ids.h), so
+// processing a record twice yields one event. `router` must hold the API routes and outlive
+// the stage.
+inline constexpr std::string_view kIngressStage = "attune-ingress";
 void add_ingress_stage(Topology& topology, const rest::Router& router, Metrics& metrics,
                        size_t max_body_bytes);
+// The stage's processor (for add_ingress_stage and tests that run it under another stage name).
+std::unique_ptr<Processor> make_ingress_processor(const rest::Router& router, Metrics& metrics,
+                                                  size_t max_body_bytes);
 
 // The API.md §18 reason_code of a refused webhook / event (exposed for tests).
 std::string webhook_reason_code(int status, const std::string& message);

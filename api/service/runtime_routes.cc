@@ -146,7 +146,7 @@ rest::HttpResponse ApiService::receive_webhook(Req& req) {
     event_config["source_ip"] = req.remote_ip;
   }
   if (hmac_verified) event_config["hmac_verified"] = true;
-  const int64_t id = ids_.next();
+  const int64_t id = req.derived_id ? *req.derived_id : ids_.next();
   Json event = {{"id", id},
                 {"trigger", (*trigger)["id"]},
                 {"trigger_ref", ref},
@@ -253,7 +253,7 @@ rest::HttpResponse ApiService::create_event(Req& req) {
     if (!rule) return error(Errc::kNotFound, "Rule '" + rule_ref->get<std::string>() + "' not found");
   }
   const std::string now = now_str();
-  const int64_t id = ids_.next();
+  const int64_t id = req.derived_id ? *req.derived_id : ids_.next();
   Json event = {{"id", id},
                 {"trigger", (*trigger)["id"]},
                 {"trigger_ref", ref},

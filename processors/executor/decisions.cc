@@ -1,6 +1,8 @@
 // The executor's pure decision functions.
 #include "processors/executor/decisions.h"
 
+#include <algorithm>
+
 #include "topology/core/time.h"
 
 namespace attune::executor {
@@ -61,7 +63,28 @@ std::string ignored(const ExecutionState& st, ExecutionInput input) {
          "; " + std::string(to_string(input)) + " does not apply";
 }
 
+OutRecord dispatch_record(const ExecutionState& st, const Json& action, int64_t now_ms) {
+  const int64_t id = st.execution["id"].get<int64_t>();
+  const int64_t attempt = st.attempt();
+  Envelope d{"execution.dispatch",
+             id,
+             "dispatch:" + std::to_string(id) + ":" + std::to_string(attempt),
+             now_ms,
+             std::string(kSource),
+             Json{{"execution", st.execution},
+                  {"attempt", attempt},
+                  {"action", action},
+                  {"root", st.root}}};
+  return OutRecord{std::string(topics::kDispatch), std::to_string(id), d.dump()};
+}
+
 }  // namespace
+
+int64_t max_retries_of(const Json& action) {
+  auto it = action.find("max_retries");
+  if (it == action.end() || !it->is_number_integer()) return 0;
+  return std::clamp<int64_t>(it->get<int64_t>(), 0, kMaxRetries);
+}
 
 std::string ExecutionState::dump() const {
   Json j = {{"execution", execution}, {"root", root}};
@@ -152,14 +175,9 @@ Result<Outcome> on_requested(const std::optional<ExecutionState>& state, const J
     step(st, ExecutionInput::kDispatchFailed, now_ms, out);
   } else {
     if (ex["action"].is_null() && action->contains("id")) ex["action"] = (*action)["id"];
+    ex["max_retries"] = max_retries_of(*action);
     step(st, ExecutionInput::kHandOff, now_ms, out);
-    Envelope d{"execution.dispatch",
-               id,
-               "dispatch:" + std::to_string(id) + ":1",
-               now_ms,
-               std::string(kSource),
-               Json{{"execution", ex}, {"attempt", 1}, {"action", *action}, {"root", root}}};
-    out.records.push_back(OutRecord{std::string(topics::kDispatch), std::to_string(id), d.dump()});
+    out.records.push_back(dispatch_record(st, *action, now_ms));
   }
   if (for_rule) out.records.push_back(enforcement_updated(ex, "processed", now_ms));
   out.state = std::move(st);
@@ -194,7 +212,7 @@ Result<Outcome> on_running(const std::optional<ExecutionState>& state, const Jso
 }
 
 Result<Outcome> on_finished(const std::optional<ExecutionState>& state, const Json& report,
-                            int64_t now_ms) {
+                            const DefinitionLookup& lookup, int64_t now_ms) {
   if (!report.is_object() || int_field(report, "id") <= 0) {
     return bad("result.finished has no positive id");
   }
@@ -211,6 +229,29 @@ Result<Outcome> on_finished(const std::optional<ExecutionState>& state, const Js
     return out;
   }
   ExecutionState st = *state;
+  const int64_t retries = int_field(st.execution, "retry_count");
+  if (*input == ExecutionInput::kAbandoned && retries < int_field(st.execution, "max_retries") &&
+      transition(st.status(), ExecutionInput::kRetry)) {
+    const JsonPtr action = lookup("action", str(st.execution, "action_ref"));
+    if (action && action->value("enabled", true)) {
+      const Json result = report.value("result", Json(nullptr));
+      const std::string why = result.is_object() && result.contains("error") &&
+                                      result["error"].is_string()
+                                  ? result["error"].get<std::string>()
+                                  : "worker lost";
+      st.execution["retry_count"] = retries + 1;
+      st.execution["retry_reason"] = "attempt " + std::to_string(st.attempt()) +
+                                     " abandoned: " + why;
+      st.execution["attempt"] = st.attempt() + 1;
+      st.execution["worker"] = nullptr;
+      st.execution["started_at"] = nullptr;
+      st.execution["result"] = nullptr;
+      step(st, ExecutionInput::kRetry, now_ms, out);
+      out.records.push_back(dispatch_record(st, *action, now_ms));
+      out.state = std::move(st);
+      return out;
+    }
+  }
   st.execution["result"] = report.value("result", Json(nullptr));
   if (report.contains("worker") && !report["worker"].is_null()) {
     st.execution["worker"] = report["worker"];

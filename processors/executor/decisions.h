@@ -51,9 +51,19 @@ Result<Outcome> on_running(const std::optional<ExecutionState>& state, const Jso
                            int64_t now_ms);
 
 // `result.finished` {id, attempt, worker, status, result, finished_at}. Stale attempts and
-// reports for executions already terminal are ignored.
+// reports for executions already terminal are ignored. An `abandoned` attempt (its worker was
+// lost: reported by the monitor, or by the restarted worker itself) of an execution with
+// retries left (`retry_count` < `max_retries`, copied from the action when requested) whose
+// action still exists and is enabled is retried instead: the same execution goes back to
+// `scheduled` with attempt + 1, retry_count + 1, `retry_reason` set, and is dispatched again
+// (reports of the old attempt are then stale). Otherwise it ends `abandoned`.
 Result<Outcome> on_finished(const std::optional<ExecutionState>& state, const Json& report,
-                            int64_t now_ms);
+                            const DefinitionLookup& lookup, int64_t now_ms);
+
+// The action's retry policy: its `max_retries` (API.md §7 Execution.max_retries; an action
+// field of ours), clamped to 0..kMaxRetries; 0 when absent or not an integer.
+inline constexpr int64_t kMaxRetries = 100;
+int64_t max_retries_of(const Json& action);
 
 // `execution.cancel` {id}: before hand-off ⇒ cancelled; after ⇒ canceling and an
 // `execution.cancel` {id, attempt} to the worker on attune.dispatch.

@@ -51,6 +51,8 @@ std::string_view to_string(ExecutionInput i) {
       return "abandoned";
     case ExecutionInput::kCancel:
       return "cancel";
+    case ExecutionInput::kRetry:
+      return "retry";
   }
   return "unknown";
 }
@@ -157,6 +159,9 @@ std::optional<ExecutionStatus> transition(ExecutionStatus status, ExecutionInput
       return finished(status, S::kCancelled);
     case ExecutionInput::kAbandoned:
       return finished(status, S::kAbandoned);
+    case ExecutionInput::kRetry:
+      if (status == S::kScheduled || status == S::kRunning) return S::kScheduled;
+      return std::nullopt;
     case ExecutionInput::kCancel:
       switch (status) {
         case S::kRequested:

@@ -5,6 +5,8 @@
 //   scheduling -dispatch_failed-> failed
 //   requested, scheduling -cancel-> cancelled     scheduled, running -cancel-> canceling
 //   canceling -running-> canceling                canceling -finished(any)-> cancelled
+//   scheduled, running -retry-> scheduled   (an abandoned attempt the action's max_retries allows
+//                                            to run again, as the next attempt)
 #pragma once
 
 #include <optional>
@@ -43,13 +45,14 @@ enum class ExecutionInput {
   kCancelled,
   kAbandoned,
   kCancel,  // a cancel request
+  kRetry,   // the attempt was abandoned and the retry policy dispatches the next attempt
 };
 
 inline constexpr ExecutionInput kAllInputs[] = {
     ExecutionInput::kSchedule, ExecutionInput::kHandOff,   ExecutionInput::kDispatchFailed,
     ExecutionInput::kRunning,  ExecutionInput::kCompleted, ExecutionInput::kFailed,
     ExecutionInput::kTimeout,  ExecutionInput::kCancelled, ExecutionInput::kAbandoned,
-    ExecutionInput::kCancel};
+    ExecutionInput::kCancel,   ExecutionInput::kRetry};
 
 std::string_view to_string(ExecutionStatus s);
 std::string_view to_string(ExecutionInput i);

@@ -79,9 +79,12 @@ void ExecutorProcessor::process(const Record& record, ProcessorContext& ctx) {
     const int64_t id = payload_id(e, e.payload);
     if (id <= 0) throw ProcessingError(e.type + " has no positive id");
     auto state = load(ctx, id);
+    const DefinitionLookup lookup = [this](std::string_view kind, std::string_view ref) {
+      return table_.get(kind, ref);
+    };
     apply(ctx, id,
           e.type == "result.running" ? on_running(state, e.payload, now)
-                                     : on_finished(state, e.payload, now));
+                                     : on_finished(state, e.payload, lookup, now));
   } else {
     spdlog::debug("executor: ignoring record type {} on {}", e.type, record.topic);
   }

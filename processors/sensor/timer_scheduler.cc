@@ -132,8 +132,8 @@ std::optional<int64_t> timer_event_id(int64_t slot, int64_t scheduled_ms) {
   const int64_t ms = scheduled_ms - kIdEpochMs;
   if (ms < 0) return std::nullopt;
   const int64_t second = ms / 1000;
-  if (second >= (int64_t{1} << 32)) return std::nullopt;
-  return (int64_t{1} << 52) | (second << 20) | slot;
+  if (second >= (int64_t{1} << 31)) return std::nullopt;  // bit 51 is the ingress ids' (ids.h)
+  return kNaturalIdBit | (second << 20) | slot;
 }
 
 }  // namespace attune::sensor

@@ -87,10 +87,10 @@ class TimerScheduler {
   std::set<std::pair<int64_t, int64_t>> queue_;  // (next tick, rule id)
 };
 
-// The event id of a tick, derived from (rule slot, scheduled second): bit 52 set (ids the
-// IdGenerator makes stay below 2^52 until 2059), then the scheduled second since 2025-01-01
-// (32 bits) and the rule's slot (20 bits, unique among the stage's timers). Two ticks of one
-// rule are ≥ 1 s apart, so ids never repeat. nullopt if the time is outside 2025..2161.
+// The event id of a tick, derived from (rule slot, scheduled second): a natural id
+// (topology/core/ids.h: bit 52 set, bit 51 clear), then the scheduled second since 2025-01-01
+// (31 bits) and the rule's slot (20 bits, unique among the stage's timers). Two ticks of one
+// rule are ≥ 1 s apart, so ids never repeat. nullopt if the time is outside 2025..2093.
 std::optional<int64_t> timer_event_id(int64_t slot, int64_t scheduled_ms);
 inline constexpr int64_t kMaxTimerSlots = int64_t{1} << 20;
 

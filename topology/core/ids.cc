@@ -26,4 +26,11 @@ int64_t IdGenerator::next() {
   return (last_ms_ << 12) | (static_cast<int64_t>(node_) << 8) | seq_;
 }
 
+std::optional<int64_t> ingress_event_id(IngressSource source, int32_t partition, int64_t offset) {
+  if (partition < 0 || partition >= kMaxIngressPartitions) return std::nullopt;
+  if (offset < 0 || offset > kMaxIngressOffset) return std::nullopt;
+  const int64_t s = source == IngressSource::kEvents ? 1 : 0;
+  return kNaturalIdBit | kIngressIdBit | (s << 50) | (int64_t{partition} << 40) | offset;
+}
+
 }  // namespace attune

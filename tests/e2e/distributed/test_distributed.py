@@ -124,6 +124,36 @@ def test_t3_12_killed_worker_executions_end_abandoned(cluster, dapi):
     victim.start()  # back for the next tests
 
 
+def test_t3_12_killed_worker_executions_are_retried_by_policy(cluster, dapi):
+    """T3.12 with a retry policy: the action's max_retries lets the executions of a kill -9'd
+    worker run again as a new attempt on the surviving worker; all end completed, none stuck."""
+    flow = dapi.webhook_flow('sleep 3; echo "done $ATTUNE_EXEC_ID"', action_fields={"max_retries": 2})
+    assert flow.action["max_retries"] == 2, flow.action
+    events = fire_all(dapi, flow.key, 6, "retry")
+    running = wait_for(lambda: dapi.items("/api/v1/executions", rule_ref=flow.rule_ref,
+                                          status="running") or None,
+                       timeout=40, interval=0.1, desc="running executions")
+    victim_name = running[0]["worker"]
+    victim_key = next(k for k in ("worker-a", "worker-b")
+                      if victim_name.endswith("-" + str(cluster.procs[k].node_id)))
+    on_victim = {e["id"] for e in dapi.items("/api/v1/executions", rule_ref=flow.rule_ref,
+                                             status="running") if e["worker"] == victim_name}
+    assert on_victim
+    cluster.procs[victim_key].kill9()
+    execs = check_exactly_once(dapi, flow, events, timeout=90)
+    assert all(e["status"] == "completed" for e in execs), Counter(e["status"] for e in execs)
+    by_id = {e["id"]: dapi.get_data(f"/api/v1/executions/{e['id']}") for e in execs}
+    for eid in on_victim:
+        ex = by_id[eid]
+        assert ex["worker"] != victim_name, ex
+        assert ex["retry_count"] >= 1 and ex["max_retries"] == 2, ex
+        assert victim_name in ex["retry_reason"], ex
+        assert ex["result"]["stdout"] == f"done {eid}\n", ex
+    for ex in by_id.values():
+        assert ex["retry_count"] <= 2, ex
+    cluster.procs[victim_key].start()  # back for the next tests
+
+
 def test_kill9_restart_executor_and_rules_mid_load(cluster, dapi):
     flow = dapi.webhook_flow("echo ok")
     events: list = []
@@ -181,3 +211,97 @@ def test_kafka_producer_webhook_and_deadletter(cluster, dapi):
     metrics = dapi.get("/metrics").text
     assert 'attune_kafka_ingress_records_total{outcome="invalid_json",topic="attune.webhooks"}' in metrics \
         or 'outcome="invalid_json"' in metrics, metrics
+
+
+def read_deadletters(cluster, keys: set, group: str, timeout: float = 30) -> dict:
+    """attune.deadletter records whose key is in `keys`, by key."""
+    import confluent_kafka
+    c = confluent_kafka.Consumer({"bootstrap.servers": cluster.broker.bootstrap, "group.id": group,
+                                  "auto.offset.reset": "earliest"})
+    c.subscribe(["attune.deadletter"])
+    found = {}
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and len(found) < len(keys):
+        m = c.poll(0.5)
+        if m is None or m.error():
+            continue
+        if m.key() is not None and m.key().decode() in keys:
+            found[m.key().decode()] = (json.loads(m.value()), dict(m.headers() or []))
+    c.close()
+    return found
+
+
+def ingress_event_id(source: int, partition: int, offset: int) -> int:
+    """API.md §18 / topology/core/ids.h: natural id of the record at (topic, partition, offset)."""
+    return (1 << 52) | (1 << 51) | (source << 50) | (partition << 40) | offset
+
+
+def test_kafka_producers_events_ingress_token_header_and_deadletter(cluster, dapi):
+    """Kafka producers on attune.events.ingress: `api_token` in the body or an `authorization`
+    header fire the trigger like POST /api/v1/events (the token is never stored); a bad token and a
+    malformed value are dead-lettered with reason codes unauthorized / invalid_json."""
+    confluent_kafka = pytest.importorskip("confluent_kafka")  # Debian python3-confluent-kafka
+    flow = dapi.webhook_flow('echo "tag=$message"', action_params={"message": "{{ event.payload.tag }}"})
+    token = dapi.token
+    u = flow.rule_ref.rsplit("_", 1)[-1]
+    delivered = {}
+
+    def on_delivery(err, msg):
+        assert err is None, err
+        delivered[msg.key().decode()] = (msg.partition(), msg.offset())
+
+    p = confluent_kafka.Producer({"bootstrap.servers": cluster.broker.bootstrap})
+    topic = "attune.events.ingress"
+    p.produce(topic, key=f"{u}-body", on_delivery=on_delivery,
+              value=json.dumps({"trigger_ref": flow.trigger_ref, "payload": {"tag": "body-token"},
+                                "api_token": token}))
+    p.produce(topic, key=f"{u}-header", on_delivery=on_delivery,
+              value=json.dumps({"trigger_ref": flow.trigger_ref, "payload": {"tag": "header-token"}}),
+              headers=[("authorization", f"Bearer {token}")])
+    p.produce(topic, key=f"{u}-badtoken", on_delivery=on_delivery,
+              value=json.dumps({"trigger_ref": flow.trigger_ref, "payload": {"tag": "bad"},
+                                "api_token": "not-a-valid-jwt"}))
+    p.produce(topic, key=f"{u}-badjson", on_delivery=on_delivery, value=b"{not json",
+              headers=[("authorization", f"Bearer {token}")])
+    assert p.flush(10) == 0
+    assert len(delivered) == 4, delivered
+
+    def two_done():
+        ex = dapi.items("/api/v1/executions", rule_ref=flow.rule_ref)
+        return ex if len(ex) >= 2 and all(e["status"] in TERMINAL for e in ex) else None
+    execs = wait_for(two_done, timeout=60, desc="two events.ingress executions")
+    assert len(execs) == 2, execs
+    assert all(e["status"] == "completed" for e in execs), execs
+    outputs = sorted(dapi.get_data(f"/api/v1/executions/{e['id']}")["result"]["stdout"] for e in execs)
+    assert outputs == ["tag=body-token\n", "tag=header-token\n"], outputs
+
+    events = dapi.items("/api/v1/events", trigger_ref=flow.trigger_ref)
+    assert len(events) == 2, events
+    # Each event's id is derived from its record's position (source bit 1 = attune.events.ingress).
+    expected_ids = {ingress_event_id(1, *delivered[f"{u}-body"]),
+                    ingress_event_id(1, *delivered[f"{u}-header"])}
+    assert {e["id"] for e in events} == expected_ids, (events, delivered)
+    for e in events:
+        full = dapi.get_data(f"/api/v1/events/{e['id']}")
+        text = json.dumps(full)
+        assert "api_token" not in text and token not in text, full
+        assert full["payload"]["tag"] in ("body-token", "header-token"), full
+    enfs = dapi.items("/api/v1/enforcements", rule_ref=flow.rule_ref)
+    assert sorted(e["event"] for e in enfs) == sorted(expected_ids), enfs
+
+    found = read_deadletters(cluster, {f"{u}-badtoken", f"{u}-badjson"}, group=f"e2e-dl-{u}")
+    assert set(found) == {f"{u}-badtoken", f"{u}-badjson"}, found
+    bad_token, _ = found[f"{u}-badtoken"]
+    assert bad_token["reason_code"] == "unauthorized" and bad_token["http_status"] == 401, bad_token
+    assert bad_token["source_topic"] == topic, bad_token
+    assert (bad_token["partition"], bad_token["offset"]) == delivered[f"{u}-badtoken"], bad_token
+    assert "api_token" not in bad_token["original_value"], bad_token
+    assert json.loads(bad_token["original_value"])["payload"] == {"tag": "bad"}, bad_token
+    bad_json, headers = found[f"{u}-badjson"]
+    assert bad_json["reason_code"] == "invalid_json" and bad_json["http_status"] == 400, bad_json
+    assert bad_json["original_value"] == "{not json", bad_json
+    assert not any(k.lower() == "authorization" for k in headers), headers
+    assert token not in json.dumps(bad_json), bad_json
+    metrics = dapi.get("/metrics").text
+    for outcome in ("accepted", "unauthorized", "invalid_json"):
+        assert f'outcome="{outcome}",topic="{topic}"' in metrics, outcome

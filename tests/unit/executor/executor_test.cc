@@ -39,6 +39,8 @@ TEST(TransitionTable, EveryStatusAndInput) {
       {{S::kCanceling, I::kTimeout}, S::kCancelled},
       {{S::kCanceling, I::kCancelled}, S::kCancelled},
       {{S::kCanceling, I::kAbandoned}, S::kCancelled},
+      {{S::kScheduled, I::kRetry}, S::kScheduled},
+      {{S::kRunning, I::kRetry}, S::kScheduled},
   };
   int checked = 0;
   for (S s : kAllStatuses) {
@@ -55,7 +57,7 @@ TEST(TransitionTable, EveryStatusAndInput) {
       ++checked;
     }
   }
-  EXPECT_EQ(checked, 100);
+  EXPECT_EQ(checked, 110);
   for (S s : kAllStatuses) {
     EXPECT_EQ(parse_status(to_string(s)), s);
     if (is_terminal(s)) {
@@ -186,7 +188,7 @@ TEST_F(ExecutorDecisions, DisabledOrDeletedRuleDisablesTheEnforcement) {
     // A redelivery is ignored, and results for it too.
     auto again = on_requested(out->state, request(7), 7, defs.lookup(), kNow);
     EXPECT_TRUE(again->records.empty());
-    auto res = on_finished(out->state, {{"id", 7}, {"attempt", 1}, {"status", "completed"}}, kNow);
+    auto res = on_finished(out->state, {{"id", 7}, {"attempt", 1}, {"status", "completed"}}, defs_.lookup(), kNow);
     EXPECT_TRUE(res->records.empty());
   }
 }
@@ -219,7 +221,7 @@ TEST_F(ExecutorDecisions, MalformedRequestsAreErrors) {
       on_requested(std::nullopt, {{"id", 0}, {"action_ref", "a.b"}}, 1, defs_.lookup(), kNow).ok());
   EXPECT_FALSE(on_requested(std::nullopt, {{"id", 3}}, 1, defs_.lookup(), kNow).ok());
   EXPECT_FALSE(
-      on_finished(scheduled(), {{"id", 7}, {"attempt", 1}, {"status", "weird"}}, kNow).ok());
+      on_finished(scheduled(), {{"id", 7}, {"attempt", 1}, {"status", "weird"}}, defs_.lookup(), kNow).ok());
   EXPECT_FALSE(on_running(scheduled(), Json::array(), kNow).ok());
 }
 
@@ -242,7 +244,7 @@ TEST_F(ExecutorDecisions, ResultsRunningThenFinished) {
                          {"attempt", 1},
                          {"status", "completed"},
                          {"result", {{"stdout", "hi\n"}, {"exit_code", 0}}}};
-  auto done = on_finished(*running->state, finished, kNow + 2000);
+  auto done = on_finished(*running->state, finished, defs_.lookup(), kNow + 2000);
   ASSERT_TRUE(done.ok());
   auto recs = parse(done->records);
   ASSERT_EQ(recs.size(), 1u);
@@ -253,13 +255,13 @@ TEST_F(ExecutorDecisions, ResultsRunningThenFinished) {
   ASSERT_EQ(done->terminal.size(), 1u);
 
   // Duplicate finished, and finished of a stale attempt: ignored.
-  auto dup = on_finished(*done->state, finished, kNow + 3000);
+  auto dup = on_finished(*done->state, finished, defs_.lookup(), kNow + 3000);
   EXPECT_TRUE(dup->records.empty());
   EXPECT_FALSE(dup->ignored.empty());
   Json stale = finished;
   stale["attempt"] = 0;
-  EXPECT_TRUE(on_finished(*running->state, stale, kNow)->records.empty());
-  EXPECT_TRUE(on_finished(std::nullopt, finished, kNow)->records.empty());
+  EXPECT_TRUE(on_finished(*running->state, stale, defs_.lookup(), kNow)->records.empty());
+  EXPECT_TRUE(on_finished(std::nullopt, finished, defs_.lookup(), kNow)->records.empty());
 }
 
 TEST_F(ExecutorDecisions, CancelBeforeHandOffIsImmediate) {
@@ -275,7 +277,7 @@ TEST_F(ExecutorDecisions, CancelBeforeHandOffIsImmediate) {
   EXPECT_EQ(out->state->status(), S::kCancelled);
   ASSERT_EQ(out->terminal.size(), 1u);
   // A late worker report cannot revive it; a second cancel is ignored.
-  EXPECT_TRUE(on_finished(*out->state, {{"id", 7}, {"attempt", 1}, {"status", "completed"}}, kNow)
+  EXPECT_TRUE(on_finished(*out->state, {{"id", 7}, {"attempt", 1}, {"status", "completed"}}, defs_.lookup(), kNow)
                   ->records.empty());
   EXPECT_TRUE(on_cancel(*out->state, 7, kNow)->records.empty());
 }
@@ -296,10 +298,89 @@ TEST_F(ExecutorDecisions, CancelAfterHandOffGoesThroughTheWorker) {
   auto running = on_running(*out->state, {{"id", 7}, {"attempt", 1}, {"worker", "w"}}, kNow);
   EXPECT_EQ(running->state->status(), S::kCanceling);
   auto done = on_finished(
-      *running->state, {{"id", 7}, {"attempt", 1}, {"status", "completed"}, {"result", {}}}, kNow);
+      *running->state, {{"id", 7}, {"attempt", 1}, {"status", "completed"}, {"result", {}}}, defs_.lookup(), kNow);
   EXPECT_EQ(done->state->status(), S::kCancelled);
   ASSERT_EQ(done->terminal.size(), 1u);
   EXPECT_EQ(done->terminal[0], S::kCancelled);
+}
+
+TEST_F(ExecutorDecisions, AbandonedAttemptIsRetriedWhileTheActionAllowsIt) {
+  defs_.put("action",
+            {{"ref", "p.act"}, {"id", 2}, {"enabled", true}, {"entrypoint", "true"},
+             {"max_retries", 1}});
+  auto st = scheduled();
+  EXPECT_EQ(st.execution["max_retries"], 1);
+  EXPECT_EQ(st.execution["retry_count"], 0);
+  auto running = on_running(st, {{"id", 7}, {"attempt", 1}, {"worker", "w1"}}, kNow);
+  const Json lost = {{"id", 7},
+                     {"attempt", 1},
+                     {"worker", "w1"},
+                     {"status", "abandoned"},
+                     {"result", {{"error", "worker 'w1' stopped heartbeating"}}}};
+  auto retried = on_finished(*running->state, lost, defs_.lookup(), kNow + 1000);
+  ASSERT_TRUE(retried.ok());
+  EXPECT_TRUE(retried->terminal.empty());
+  EXPECT_EQ(retried->state->status(), S::kScheduled);
+  EXPECT_EQ(retried->state->attempt(), 2);
+  auto recs = parse(retried->records);
+  ASSERT_EQ(recs.size(), 2u);
+  EXPECT_EQ(recs[0].payload["status"], "scheduled");
+  EXPECT_EQ(recs[0].payload["old_status"], "running");
+  EXPECT_EQ(recs[0].payload["retry_count"], 1);
+  EXPECT_EQ(recs[0].payload["retry_reason"],
+            "attempt 1 abandoned: worker 'w1' stopped heartbeating");
+  EXPECT_TRUE(recs[0].payload["worker"].is_null());
+  EXPECT_EQ(retried->records[1].topic, topics::kDispatch);
+  EXPECT_EQ(recs[1].type, "execution.dispatch");
+  EXPECT_EQ(recs[1].key, "dispatch:7:2");
+  EXPECT_EQ(recs[1].payload["attempt"], 2);
+  EXPECT_EQ(recs[1].payload["action"]["ref"], "p.act");
+
+  // The lost attempt's own late reports are stale now; a repeat of the abandonment too.
+  EXPECT_TRUE(on_finished(*retried->state, lost, defs_.lookup(), kNow)->records.empty());
+  EXPECT_TRUE(on_running(*retried->state, {{"id", 7}, {"attempt", 1}}, kNow)->records.empty());
+
+  // Retries used up: the second lost attempt ends abandoned.
+  auto again = on_running(*retried->state, {{"id", 7}, {"attempt", 2}, {"worker", "w2"}}, kNow);
+  Json lost2 = lost;
+  lost2["attempt"] = 2;
+  lost2["worker"] = "w2";
+  auto ended = on_finished(*again->state, lost2, defs_.lookup(), kNow + 2000);
+  EXPECT_EQ(ended->state->status(), S::kAbandoned);
+  ASSERT_EQ(ended->terminal.size(), 1u);
+  EXPECT_EQ(ended->state->execution["retry_count"], 1);
+  ASSERT_EQ(ended->records.size(), 1u);
+}
+
+TEST_F(ExecutorDecisions, AbandonedWithoutRetriesOrOnlyFailedIsNotRetried) {
+  // Default policy (no max_retries): abandoned.
+  auto running = on_running(scheduled(), {{"id", 7}, {"attempt", 1}, {"worker", "w1"}}, kNow);
+  const Json lost = {{"id", 7}, {"attempt", 1}, {"status", "abandoned"}, {"result", nullptr}};
+  EXPECT_EQ(on_finished(*running->state, lost, defs_.lookup(), kNow)->state->status(),
+            S::kAbandoned);
+
+  defs_.put("action",
+            {{"ref", "p.act"}, {"id", 2}, {"enabled", true}, {"max_retries", 3}});
+  running = on_running(scheduled(), {{"id", 7}, {"attempt", 1}, {"worker", "w1"}}, kNow);
+  // Only a lost worker is retried: a failed process is the action's own outcome.
+  Json failed = lost;
+  failed["status"] = "failed";
+  EXPECT_EQ(on_finished(*running->state, failed, defs_.lookup(), kNow)->state->status(),
+            S::kFailed);
+  // A cancel in progress is not retried.
+  auto canceling = on_cancel(*running->state, 7, kNow);
+  EXPECT_EQ(on_finished(*canceling->state, lost, defs_.lookup(), kNow)->state->status(),
+            S::kCancelled);
+  // The action was disabled (or deleted) meanwhile: abandoned.
+  defs_.put("action",
+            {{"ref", "p.act"}, {"id", 2}, {"enabled", false}, {"max_retries", 3}});
+  EXPECT_EQ(on_finished(*running->state, lost, defs_.lookup(), kNow)->state->status(),
+            S::kAbandoned);
+  // The policy is clamped and type-checked.
+  EXPECT_EQ(max_retries_of({{"max_retries", 1000}}), kMaxRetries);
+  EXPECT_EQ(max_retries_of({{"max_retries", -2}}), 0);
+  EXPECT_EQ(max_retries_of({{"max_retries", "3"}}), 0);
+  EXPECT_EQ(max_retries_of(Json::object()), 0);
 }
 
 TEST_F(ExecutorDecisions, StateRoundTrips) {

@@ -1,4 +1,5 @@
 // HttpRequest/HttpResponse helpers, JSON body parsing, query decoding, booleans.
+#include <thread>
 #include "api/rest/http.h"
 
 #include <gtest/gtest.h>
@@ -118,6 +119,57 @@ TEST(ParseBoolTest, Table) {
   EXPECT_EQ(parse_bool(""), std::nullopt);
   EXPECT_EQ(parse_bool("yes"), std::nullopt);
   EXPECT_EQ(parse_bool("10"), std::nullopt);
+}
+
+}  // namespace
+}  // namespace attune::rest
+
+namespace attune::rest {
+namespace {
+
+TEST(DeferredResponseTest, CompletedBeforeOrAfterTheServerAsksIsDeliveredOnce) {
+  {
+    auto d = std::make_shared<DeferredResponse>();
+    d->complete(HttpResponse::json(201, Json{{"a", 1}}));
+    int calls = 0;
+    d->on_complete([&](HttpResponse r) {
+      ++calls;
+      EXPECT_EQ(r.status, 201);
+    });
+    d->complete(HttpResponse::json(500, Json{}));  // ignored: answered already
+    EXPECT_EQ(calls, 1);
+  }
+  {
+    auto d = std::make_shared<DeferredResponse>();
+    int calls = 0;
+    d->on_complete([&](HttpResponse r) {
+      ++calls;
+      EXPECT_EQ(r.status, 202);
+    });
+    EXPECT_EQ(calls, 0);
+    std::thread([d] { d->complete(HttpResponse::json(202, Json{})); }).join();
+    EXPECT_EQ(calls, 1);
+  }
+}
+
+TEST(DeferredResponseTest, DroppedWithoutAnAnswerIs500AndResolveWaits) {
+  int status = 0;
+  {
+    auto d = std::make_shared<DeferredResponse>();
+    d->on_complete([&](HttpResponse r) { status = r.status; });
+  }
+  EXPECT_EQ(status, 500);
+
+  auto d = std::make_shared<DeferredResponse>();
+  std::thread later([d] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    d->complete(HttpResponse::json(200, Json{{"late", true}}));
+  });
+  HttpResponse r = HttpResponse::later(d).resolve();
+  later.join();
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(Json::parse(r.body)["late"], true);
+  EXPECT_FALSE(r.deferred);
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cctype>
+#include <mutex>
 #include <thread>
 
 namespace attune::rest {
@@ -119,6 +120,17 @@ class HttpServerTest : public ::testing::Test {
       r.body = "attune_http_requests_total 1\n";
       return r;
     });
+    // Answered from another thread after the handler returned (like a webhook answered once its
+    // log write is durable).
+    router_.add("POST", "/later/{name}", [this](HttpRequest& req) {
+      auto d = std::make_shared<DeferredResponse>();
+      std::lock_guard lock(later_mu_);
+      later_.emplace_back(std::thread([d, name = req.params.at("name")] {
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        d->complete(HttpResponse::json(202, Json{{"name", name}}));
+      }));
+      return HttpResponse::later(d);
+    });
     router_.add("GET", "/count", [this](HttpRequest&) {
       const int n = ++handled_;
       return HttpResponse::json(200, Json{{"n", n}});
@@ -132,9 +144,17 @@ class HttpServerTest : public ::testing::Test {
     ASSERT_NE(server_->port(), 0);
   }
 
-  void TearDown() override { server_.reset(); }
+  void TearDown() override {
+    {
+      std::lock_guard lock(later_mu_);
+      for (auto& t : later_) t.join();
+    }
+    server_.reset();
+  }
 
   Router router_;
+  std::mutex later_mu_;
+  std::vector<std::thread> later_;
   std::atomic<int> handled_{0};
   std::unique_ptr<HttpServer> server_;
 };
@@ -300,6 +320,28 @@ TEST_F(HttpServerTest, ConcurrentClientsFromFourThreads) {
   for (auto& t : threads) t.join();
   EXPECT_EQ(ok.load(), kThreads * kPerThread * 2);
   EXPECT_EQ(handled_.load(), kThreads * kPerThread);
+}
+
+TEST_F(HttpServerTest, DeferredResponsesReachTheirOwnClients) {
+  constexpr int kThreads = 4, kPerThread = 20;
+  std::atomic<int> ok{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      Client client(server_->port());
+      for (int i = 0; i < kPerThread; ++i) {
+        const std::string name = "d" + std::to_string(t) + "-" + std::to_string(i);
+        const Reply r = client.request("POST", "/later/" + name, "{}");
+        // One connection per client, kept alive across deferred answers.
+        if (r.status == 202 && Json::parse(r.body)["name"] == name &&
+            r.new_connections == (i == 0 ? 1 : 0)) {
+          ++ok;
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(ok.load(), kThreads * kPerThread);
 }
 
 TEST_F(HttpServerTest, PortInUseIsAClearErrorAndStopIsIdempotent) {

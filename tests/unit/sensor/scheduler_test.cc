@@ -171,6 +171,14 @@ TEST(SchedulerTest, EventIdsDeriveFromSlotAndSecond) {
   IdGenerator ids(15, clock);
   EXPECT_GT(*a, ids.next());
   EXPECT_FALSE(timer_event_id(kMaxTimerSlots, t));
+  // Disjoint from the Kafka-ingress ids (topology/core/ids.h): bit 51 stays clear until the
+  // last representable second; past it there is no derived id.
+  const int64_t last = kIdEpochMs + ((int64_t{1} << 31) - 1) * 1000;
+  auto z = timer_event_id(kMaxTimerSlots - 1, last);
+  ASSERT_TRUE(z);
+  EXPECT_EQ(*z & kIngressIdBit, 0);
+  EXPECT_LT(*z, *ingress_event_id(IngressSource::kWebhooks, 0, 0));
+  EXPECT_FALSE(timer_event_id(1, last + 1000));
 }
 
 }  // namespace

@@ -1,6 +1,8 @@
 // Unit tests for both Logs (embedded and Kafka on the mock cluster): produce/consume, partitioning, committed offsets across reopen,
 // group commit under concurrency, blocking polls woken by producers and by wakeup().
+#include <condition_variable>
 #include <future>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -99,6 +101,67 @@ TEST_P(LogTest, ConcurrentCommitsGetUniqueContiguousOffsets) {
   EXPECT_EQ(*offsets.begin(), 0);
   EXPECT_EQ(*offsets.rbegin(), kThreads * kEach - 1);
   EXPECT_EQ(log_->end_offset({std::string(topics::kDeadletter), 0}), kThreads * kEach);
+}
+
+TEST_P(LogTest, AsyncCommitsCallBackOnceEachAlongsideSyncCommits) {
+  // Async producers (each waits for nothing) race sync producers; every callback runs exactly
+  // once with its own position, and the offsets stay unique and contiguous.
+  constexpr int kAsyncThreads = 4, kSyncThreads = 2, kEach = 200;
+  std::mutex mu;
+  std::condition_variable cv;
+  std::set<int64_t> offsets;
+  int callbacks = 0, failures = 0;
+  std::vector<std::thread> ts;
+  for (int t = 0; t < kAsyncThreads; ++t) {
+    ts.emplace_back([&] {
+      for (int i = 0; i < kEach; ++i) {
+        log_->produce_async({{std::string(topics::kDeadletter), "k", "async"}},
+                            [&](Result<std::vector<RecordPosition>> pos) {
+                              std::lock_guard lock(mu);
+                              ++callbacks;
+                              if (!pos.ok() || pos->size() != 1) {
+                                ++failures;
+                              } else {
+                                offsets.insert((*pos)[0].offset);
+                              }
+                              cv.notify_all();
+                            });
+      }
+    });
+  }
+  for (int t = 0; t < kSyncThreads; ++t) {
+    ts.emplace_back([&] {
+      for (int i = 0; i < kEach; ++i) {
+        auto pos = log_->produce({{std::string(topics::kDeadletter), "k", "sync"}});
+        ASSERT_TRUE(pos.ok());
+        std::lock_guard lock(mu);
+        offsets.insert((*pos)[0].offset);
+      }
+    });
+  }
+  for (auto& t : ts) t.join();
+  std::unique_lock lock(mu);
+  ASSERT_TRUE(cv.wait_for(lock, kWait, [&] { return callbacks == kAsyncThreads * kEach; }))
+      << callbacks << " callbacks";
+  EXPECT_EQ(failures, 0);
+  constexpr int kTotal = (kAsyncThreads + kSyncThreads) * kEach;
+  ASSERT_EQ(offsets.size(), size_t{kTotal});
+  EXPECT_EQ(*offsets.begin(), 0);
+  EXPECT_EQ(*offsets.rbegin(), kTotal - 1);
+  lock.unlock();
+  std::this_thread::sleep_for(50ms);  // no late second call
+  lock.lock();
+  EXPECT_EQ(callbacks, kAsyncThreads * kEach);
+}
+
+TEST_P(LogTest, AsyncCommitOfUnknownTopicFailsThroughTheCallback) {
+  std::optional<Status> got;
+  log_->produce_async({{"no.such.topic", "k", "v"}},
+                      [&](Result<std::vector<RecordPosition>> pos) {
+                        got = pos.ok() ? Status{} : Status(pos.error());
+                      });
+  ASSERT_TRUE(got.has_value());
+  EXPECT_FALSE(got->ok());
 }
 
 TEST_P(LogTest, PollBlocksUntilProduced) {
