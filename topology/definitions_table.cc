@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cctype>
 
+#include "topology/core/time.h"
+
 namespace attune {
 
 namespace {
@@ -16,6 +18,13 @@ bool all_digits(std::string_view s) {
 std::string str_field(const Json& o, const char* name) {
   auto it = o.find(name);
   return it != o.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+// The object's `expires_at` in epoch ms, when it has a valid one.
+std::optional<int64_t> deadline_of(const Json& obj) {
+  auto it = obj.find("expires_at");
+  if (it == obj.end() || !it->is_string()) return std::nullopt;
+  return parse_rfc3339_ms(it->get_ref<const std::string&>());
 }
 
 }  // namespace
@@ -32,8 +41,8 @@ OutRecord definition_record(std::string_view kind, const Json& object, int64_t t
   return OutRecord{std::string(topics::kDefinitions), e.key, e.dump(), 0};
 }
 
-OutRecord definition_tombstone(std::string_view kind, std::string_view ref, int64_t id,
-                               int64_t ts, std::string_view source) {
+OutRecord definition_tombstone(std::string_view kind, std::string_view ref, int64_t id, int64_t ts,
+                               std::string_view source) {
   Envelope e;
   e.type = std::string(kDefinitionDelete);
   e.id = id;
@@ -150,6 +159,7 @@ void DefinitionsTable::index_add(std::string_view kind, const Json& obj) {
     const std::string key = str_field(obj, "webhook_key");
     if (!key.empty()) webhook_keys_[key] = ref;
   }
+  if (auto at = deadline_of(obj)) deadlines_[std::string(kind)].emplace(*at, ref);
 }
 
 void DefinitionsTable::index_remove(std::string_view kind, const Json& obj) {
@@ -163,6 +173,9 @@ void DefinitionsTable::index_remove(std::string_view kind, const Json& obj) {
   if (kind == "trigger") {
     const std::string key = str_field(obj, "webhook_key");
     if (!key.empty()) webhook_keys_.erase(key);
+  }
+  if (auto at = deadline_of(obj)) {
+    if (auto it = deadlines_.find(kind); it != deadlines_.end()) it->second.erase({*at, ref});
   }
 }
 
@@ -228,6 +241,22 @@ std::vector<JsonPtr> DefinitionsTable::rules_for_trigger(std::string_view trigge
   if (k == by_ref_.end()) return out;
   for (const auto& ref : it->second) {
     if (auto r = k->second.find(ref); r != k->second.end()) out.push_back(r->second);
+  }
+  return out;
+}
+
+DefinitionsTable::Expiring DefinitionsTable::expiring(std::string_view kind, int64_t now_ms) const {
+  Expiring out;
+  std::shared_lock lock(mu_);
+  auto d = deadlines_.find(kind);
+  auto k = by_ref_.find(kind);
+  if (d == deadlines_.end() || k == by_ref_.end()) return out;
+  for (const auto& [at, ref] : d->second) {
+    if (at > now_ms) {
+      out.next_deadline_ms = at;
+      break;
+    }
+    if (auto it = k->second.find(ref); it != k->second.end()) out.due.push_back(it->second);
   }
   return out;
 }

@@ -4,9 +4,10 @@
 // Record key "<kind>:<ref>"; value an Envelope of type "definition.upsert" (payload = the full
 // object, with "id" and "ref") or "definition.delete" (a tombstone). A tombstone whose payload
 // has `if_match: {field: value, ...}` deletes only if the current object still has those values
-// (conditional deletes, e.g. a key's TTL expiry racing an update: every reader decides alike). The table replays the topic
-// from the beginning at start, then follows it on its own thread. Readers get immutable
-// snapshots (shared_ptr<const Json>), so lookups never copy and never block writers for long.
+// (conditional deletes, e.g. a key's TTL expiry racing an update: every reader decides alike). The
+// table replays the topic from the beginning at start, then follows it on its own thread. Readers
+// get immutable snapshots (shared_ptr<const Json>), so lookups never copy and never block writers
+// for long.
 #pragma once
 
 #include <atomic>
@@ -33,8 +34,8 @@ inline constexpr std::string_view kDefinitionDelete = "definition.delete";
 // Builds the record that sets or deletes a definition.
 OutRecord definition_record(std::string_view kind, const Json& object, int64_t ts,
                             std::string_view source);
-OutRecord definition_tombstone(std::string_view kind, std::string_view ref, int64_t id,
-                               int64_t ts, std::string_view source);
+OutRecord definition_tombstone(std::string_view kind, std::string_view ref, int64_t id, int64_t ts,
+                               std::string_view source);
 
 class DefinitionsTable {
  public:
@@ -53,6 +54,16 @@ class DefinitionsTable {
   // The definitions of `kind` whose ref starts with `prefix`, in ref order (a range scan).
   std::vector<JsonPtr> list_prefix(std::string_view kind, std::string_view prefix) const;
   std::vector<JsonPtr> rules_for_trigger(std::string_view trigger_ref) const;
+
+  // Deadline index: every definition whose object has an `expires_at` (RFC 3339; a datastore
+  // key's TTL) is also kept ordered by that deadline, so finding the due ones costs
+  // O(log n + due), whatever the number of definitions. Rebuilt by the replay at start().
+  struct Expiring {
+    std::vector<JsonPtr> due;                 // deadline <= now_ms, earliest first
+    std::optional<int64_t> next_deadline_ms;  // the earliest deadline after now_ms
+  };
+  Expiring expiring(std::string_view kind, int64_t now_ms) const;
+
   JsonPtr trigger_for_webhook(std::string_view webhook_key) const;
 
   // Waits until the record at `offset` of attune.definitions has been applied.
@@ -88,6 +99,8 @@ class DefinitionsTable {
   std::map<std::string, std::unordered_map<int64_t, std::string>, std::less<>> by_id_;
   std::map<std::string, std::set<std::string>, std::less<>> rules_by_trigger_;
   std::map<std::string, std::string, std::less<>> webhook_keys_;
+  // kind → (deadline epoch ms, ref)
+  std::map<std::string, std::set<std::pair<int64_t, std::string>>, std::less<>> deadlines_;
 
   std::mutex hints_mu_;
   std::unordered_map<std::string, JsonPtr> hints_;  // record value → its upsert payload

@@ -60,6 +60,16 @@ std::string url_host(const std::string& host) {
   return host.find(':') != std::string::npos ? "[" + host + "]" : host;
 }
 
+// Whether this change moved an execution into a terminal status.
+bool finished_now(const projections::Change& c) {
+  const auto status = [](const Json& row) {
+    const auto it = row.is_object() ? row.find("status") : row.end();
+    return it != row.end() && it->is_string() ? it->get<std::string>() : std::string();
+  };
+  return projections::is_terminal_execution_status(status(c.new_row)) &&
+         !projections::is_terminal_execution_status(status(c.old_row));
+}
+
 // API.md §17.4 payloads from projection changes. Payloads never carry results or secrets.
 std::optional<notifier::Notification> to_notification(const projections::Change& c) {
   notifier::Notification n;
@@ -408,19 +418,28 @@ int run_serve(const ServeConfig& cfg) {
   ws_options.port = ws_listen->port;
   notifier::Notifier notifier(
       ws_options,
-      notifier::make_jwt_authenticator(jwt, clock,
-                                       [&definitions](int64_t id) {
-                                         auto identity = definitions.get_by_id("identity", id);
-                                         return identity && !identity->value("frozen", false);
-                                       }),
+      notifier::make_jwt_authenticator(
+          jwt, clock,
+          [&definitions](int64_t id) {
+            auto identity = definitions.get_by_id("identity", id);
+            return identity && !identity->value("frozen", false);
+          },
+          [&api](int64_t execution_id) { return api.token_execution(execution_id).ok(); }),
       [](int64_t, const notifier::Notification&) { return true; }, clock);
   // With no WebSocket client connected there is nobody to notify: skip building the payloads
   // (a client that connects later could not have received these anyway).
   notifier.on_connections_changed(
       [&metrics](size_t n) { metrics.ws_connections_set(static_cast<double>(n)); });
   views->add_change_hook([&notifier](const projections::Change& change) {
-    if (notifier.connections() == 0) return;
-    if (auto n = to_notification(change)) notifier.publish(std::move(*n));
+    if (notifier.connections() > 0) {
+      if (auto n = to_notification(change)) notifier.publish(std::move(*n));
+    }
+    // A finished execution's token has expired: close its connections (after the frame above).
+    // Not gated on connections(): one that is opening now re-checks the token once it is open,
+    // and only this marker or that check is guaranteed to see the change.
+    if (change.entity_type == "execution" && finished_now(change)) {
+      notifier.expire_execution(change.id);
+    }
   });
   if (auto st = notifier.start(); !st.ok()) return fail("notifier: " + st.error().message);
 

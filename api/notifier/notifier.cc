@@ -149,7 +149,9 @@ std::string error_frame(const std::string& message) {
 // lives exactly as long as the connection. Touched only on the loop thread.
 struct ClientState {
   int64_t identity_id = 0;
-  int64_t exp = 0;  // epoch seconds, 0 = never
+  int64_t exp = 0;           // epoch seconds, 0 = never
+  int64_t execution_id = 0;  // an execution token's execution: the only entity delivered
+  std::string token;         // an execution token, kept from upgrade to open for its re-check
   std::string client_id;
   std::vector<Filter> filters;
   std::shared_ptr<asio::steady_timer> expiry_timer;
@@ -197,7 +199,16 @@ std::string_view trim(std::string_view s) {
 struct Pending {
   Notification n;
   std::string timestamp;  // publish time per the injected Clock
+  // Non-zero: not a frame but expire_execution(id), closing the connections scoped to it.
+  int64_t expire_execution = 0;
 };
+
+// Whether a connection scoped to execution `id` may receive `n`: only frames about that
+// execution itself (API.md §16.2: an execution token reads its own execution and nothing else).
+bool about_execution(const Notification& n, int64_t id) {
+  return n.entity_id == id &&
+         (n.entity_type == "execution" || n.entity_type == "workflow_execution");
+}
 
 }  // namespace
 
@@ -309,6 +320,8 @@ struct Notifier::Impl {
     }
     con->attune_client.identity_id = who->identity_id;
     con->attune_client.exp = who->exp;
+    con->attune_client.execution_id = who->execution_id;
+    if (who->execution_id != 0) con->attune_client.token = std::move(token);
     return true;
   }
 
@@ -335,6 +348,13 @@ struct Notifier::Impl {
             ConnectionPtr con = server->get_con_from_hdl(hdl, lookup);
             if (!lookup) close_expired(con);
           });
+    }
+    if (c.execution_id != 0) {
+      // The execution may have finished between the upgrade and now, with its expire_execution
+      // drained before this connection was open: check again now that it is.
+      const bool still_valid = authenticate(c.token).ok();
+      c.token.clear();
+      if (!still_valid) close_expired(con);
     }
   }
 
@@ -450,8 +470,16 @@ struct Notifier::Impl {
     std::vector<ConnectionPtr> targets;
     for (Pending& p : batch) {
       targets.clear();
+      if (p.expire_execution != 0) {
+        for (const auto& [key, con] : open) {
+          if (con->attune_client.execution_id == p.expire_execution) targets.push_back(con);
+        }
+        for (const ConnectionPtr& con : targets) close_expired(con);
+        continue;
+      }
       for (const auto& [key, con] : open) {
         const ClientState& c = con->attune_client;
+        if (c.execution_id != 0 && !about_execution(p.n, c.execution_id)) continue;
         if (p.n.user_id && *p.n.user_id != c.identity_id) continue;  // addressed to someone else
         const bool wanted = std::any_of(c.filters.begin(), c.filters.end(),
                                         [&](const Filter& f) { return f.matches(p.n); });
@@ -604,6 +632,18 @@ void Notifier::publish(Notification n) {
   }
 }
 
+void Notifier::expire_execution(int64_t execution_id) {
+  Impl& im = *impl_;
+  Pending p{Notification{}, std::string(), execution_id};
+  std::lock_guard<std::mutex> lock(im.queue_mu);
+  if (!im.accepting) return;
+  im.queue.push_back(std::move(p));
+  if (!im.drain_posted) {
+    im.drain_posted = true;
+    asio::post(im.server->get_io_service(), [&im] { im.drain(); });
+  }
+}
+
 size_t Notifier::connections() const { return impl_->open_count.load(); }
 
 void Notifier::on_connections_changed(std::function<void(size_t)> cb) {
@@ -612,9 +652,10 @@ void Notifier::on_connections_changed(std::function<void(size_t)> cb) {
 }
 
 Authenticator make_jwt_authenticator(const auth::JwtCodec& codec, const Clock& clock,
-                                     std::function<bool(int64_t identity_id)> identity_active) {
-  return [&codec, &clock,
-          active = std::move(identity_active)](std::string_view token) -> Result<TokenIdentity> {
+                                     std::function<bool(int64_t identity_id)> identity_active,
+                                     std::function<bool(int64_t execution_id)> execution_live) {
+  return [&codec, &clock, active = std::move(identity_active),
+          live = std::move(execution_live)](std::string_view token) -> Result<TokenIdentity> {
     Result<auth::Claims> claims =
         codec.verify(token, {auth::kAccessToken, auth::kExecutionToken, auth::kSensorToken},
                      clock.now_ms() / 1000);
@@ -624,7 +665,20 @@ Authenticator make_jwt_authenticator(const auth::JwtCodec& codec, const Clock& c
     if (active && !active(*id)) {
       return make_error(Errc::kUnauthorized, "identity does not exist or is frozen");
     }
-    return TokenIdentity{*id, claims->exp};
+    TokenIdentity who{*id, claims->exp, 0};
+    if (claims->token_type == auth::kExecutionToken) {
+      const Json& meta = claims->metadata;
+      const Json exec = meta.is_object() ? meta.value("execution_id", Json()) : Json();
+      if (!exec.is_number_integer() || exec.get<int64_t>() <= 0) {
+        return make_error(Errc::kUnauthorized, "Execution token has no execution_id");
+      }
+      who.execution_id = exec.get<int64_t>();
+      if (!live || !live(who.execution_id)) {
+        return make_error(Errc::kUnauthorized,
+                          "Execution token expired: the execution is finished or unknown");
+      }
+    }
+    return who;
   };
 }
 

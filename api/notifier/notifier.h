@@ -43,6 +43,11 @@ struct NotifierOptions {
 struct TokenIdentity {
   int64_t identity_id = 0;
   int64_t exp = 0;  // token expiry, epoch seconds (JWT `exp`); 0 = never expires
+  // An execution token's execution (API.md §4.2, §16.2), 0 for any other token. Such a
+  // connection receives notifications about that execution only (entity `execution` or
+  // `workflow_execution` with that id), whatever its filters, and is closed like an expired token
+  // when the execution finishes (Notifier::expire_execution).
+  int64_t execution_id = 0;
 };
 
 // Decides whether an identity may see a notification (RBAC, §16). Called on the notifier thread
@@ -55,10 +60,14 @@ using Authenticator = std::function<Result<TokenIdentity>(std::string_view token
 
 // An Authenticator for platform JWTs (§4.2/§4.3): access, execution and sensor tokens with a valid
 // signature and unexpired `exp` (checked against `clock`), whose `sub` is an identity id that
-// `identity_active` accepts (exists and is not frozen). `codec` and `clock` must outlive the
+// `identity_active` accepts (exists and is not frozen). Refresh tokens are refused. An execution
+// token must name its execution in `metadata.execution_id` and is accepted only while
+// `execution_live` says that execution exists and has not finished — the REST API's rule, so a
+// token of a finished execution gets the same 401 on both. `codec` and `clock` must outlive the
 // returned function.
 Authenticator make_jwt_authenticator(const auth::JwtCodec& codec, const Clock& clock,
-                                     std::function<bool(int64_t identity_id)> identity_active);
+                                     std::function<bool(int64_t identity_id)> identity_active,
+                                     std::function<bool(int64_t execution_id)> execution_live);
 
 // Serves `ws://host:port/ws` and plain `GET /health` on one port.
 //
@@ -90,6 +99,12 @@ class Notifier {
 
   // Thread-safe and non-blocking: queues the frame for the loop thread. Timestamped now.
   void publish(Notification n);
+  // Thread-safe and non-blocking: the execution has finished, so the tokens scoped to it have
+  // expired. Queued behind the frames already published (its last status change is still
+  // delivered), then every connection authenticated by such a token is closed with 4401 "token
+  // expired". A connection that opens after this is refused or closed by its own check (the
+  // Authenticator runs again when the connection opens).
+  void expire_execution(int64_t execution_id);
 
   // Open WebSocket connections: counted from the open handshake (before the welcome frame) until
   // the connection closes.

@@ -88,20 +88,21 @@ bool may_decrypt(const DefinitionsTable& defs, const Principal& p, const Json& k
 // when the caller has it at hand (a write), which saves decrypting it again.
 Json present_key(const Json& key, bool decrypt, bool with_value, const keystore::Cipher& cipher,
                  const Json* known = nullptr) {
-  Json out = key;
-  out.erase(keystore::kSealedField);
-  out.erase("rev");
-  out.erase("created_by");
+  // Copies only what is shown: neither the sealed text (a third larger than the value) nor, for
+  // lists, the value.
+  Json out = Json::object();
+  for (const auto& [field, v] : key.items()) {
+    if (field == keystore::kSealedField || field == "rev" || field == "created_by") continue;
+    if (field == "value" && !with_value) continue;
+    out[field] = v;
+  }
   // Stored sparsely (every record is parsed by every reader); the API shape has every link.
   for (const char* link : {"owner", "owner_identity", "owner_pack", "owner_pack_ref",
                            "owner_action", "owner_action_ref", "owner_sensor",
                            "owner_sensor_ref", "expires_at"}) {
     if (!out.contains(link)) out[link] = nullptr;
   }
-  if (!with_value) {
-    out.erase("value");
-    return out;
-  }
+  if (!with_value) return out;
   if (key.value("encrypted", false)) {
     out["value"] = nullptr;
     if (decrypt && known != nullptr) {

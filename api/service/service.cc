@@ -128,19 +128,11 @@ Result<Principal> ApiService::authenticate(const rest::HttpRequest& req) const {
     if (!id.is_number_integer() || id.get<int64_t>() <= 0) {
       return make_error(Errc::kUnauthorized, "Execution token has no execution_id");
     }
-    auto row = views_.get_execution(id.get<int64_t>());
+    auto row = token_execution(id.get<int64_t>());
     if (!row.ok()) return row.error();
-    if (!row->has_value()) {
-      return make_error(Errc::kUnauthorized, "Execution token names an unknown execution");
-    }
-    const std::string status = (**row).value("status", "");
-    if (projections::is_terminal_execution_status(status)) {
-      return make_error(Errc::kUnauthorized,
-                        "Execution token expired: the execution is " + status);
-    }
     p.execution_id = id.get<int64_t>();
-    p.execution_action_ref = (**row).value("action_ref", "");
-    p.execution_pack_ref = (**row).value("pack_ref", "");
+    p.execution_action_ref = row->value("action_ref", "");
+    p.execution_pack_ref = row->value("pack_ref", "");
     return p;
   }
   if (p.token_type == auth::kSensorToken) {
@@ -154,6 +146,19 @@ Result<Principal> ApiService::authenticate(const rest::HttpRequest& req) const {
     }
   }
   return p;
+}
+
+Result<Json> ApiService::token_execution(int64_t execution_id) const {
+  auto row = views_.get_execution(execution_id);
+  if (!row.ok()) return row.error();
+  if (!row->has_value()) {
+    return make_error(Errc::kUnauthorized, "Execution token names an unknown execution");
+  }
+  const std::string status = (**row).value("status", "");
+  if (projections::is_terminal_execution_status(status)) {
+    return make_error(Errc::kUnauthorized, "Execution token expired: the execution is " + status);
+  }
+  return std::move(**row);
 }
 
 Status ApiService::bootstrap(const BootstrapOptions& options) {

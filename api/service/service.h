@@ -89,6 +89,10 @@ class ApiService {
 
   // Exposed for the CLI and tests.
   Result<Principal> authenticate(const rest::HttpRequest& req) const;
+  // The execution an execution token is scoped to, while that token is valid: the execution
+  // exists and has not finished (API.md §4.2: the token expires with it). Otherwise 401
+  // (kUnauthorized), or the storage error. The one rule for REST and the notifier.
+  Result<Json> token_execution(int64_t execution_id) const;
   // Where sensor status and logs come from (the sensor stage in this process); may stay unset.
   void set_sensor_manager(const sensor::SensorManager* sensors);
 

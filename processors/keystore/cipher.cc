@@ -5,9 +5,11 @@
 
 #include <array>
 #include <cstdint>
-#include <cstdlib>
 #include <cstdio>
+#include <cstdlib>
 #include <vector>
+
+#include "processors/keystore/base64.h"
 
 namespace attune::keystore {
 namespace {
@@ -28,71 +30,6 @@ void ensure_sodium() {
 
 const unsigned char* bytes(std::string_view s) {
   return reinterpret_cast<const unsigned char*>(s.data());
-}
-
-// Table-driven base64 (standard alphabet, padded). libsodium's codec is constant-time and an
-// order of magnitude slower; ciphertext is not secret, so timing does not matter here.
-constexpr char kB64Chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-void b64_encode(const unsigned char* in, size_t n, std::string& out) {
-  size_t i = 0;
-  for (; i + 3 <= n; i += 3) {
-    const uint32_t v = (uint32_t{in[i]} << 16) | (uint32_t{in[i + 1]} << 8) | in[i + 2];
-    out += kB64Chars[v >> 18];
-    out += kB64Chars[(v >> 12) & 63];
-    out += kB64Chars[(v >> 6) & 63];
-    out += kB64Chars[v & 63];
-  }
-  if (i + 1 == n) {
-    const uint32_t v = uint32_t{in[i]} << 16;
-    out += kB64Chars[v >> 18];
-    out += kB64Chars[(v >> 12) & 63];
-    out += "==";
-  } else if (i + 2 == n) {
-    const uint32_t v = (uint32_t{in[i]} << 16) | (uint32_t{in[i + 1]} << 8);
-    out += kB64Chars[v >> 18];
-    out += kB64Chars[(v >> 12) & 63];
-    out += kB64Chars[(v >> 6) & 63];
-    out += '=';
-  }
-}
-
-// False on a character outside the alphabet, bad padding or a length not a multiple of 4.
-bool b64_decode(std::string_view in, std::vector<unsigned char>& out) {
-  static const auto kTable = [] {
-    std::array<uint32_t, 256> t{};
-    t.fill(0xffffffffu);
-    for (uint32_t i = 0; i < 64; ++i) t[static_cast<unsigned char>(kB64Chars[i])] = i;
-    return t;
-  }();
-  if (in.empty()) {
-    out.clear();
-    return true;
-  }
-  if (in.size() % 4 != 0) return false;
-  const size_t pad = in.back() != '=' ? 0 : in[in.size() - 2] == '=' ? 2 : 1;
-  out.resize(in.size() / 4 * 3 - pad);
-  const auto* src = reinterpret_cast<const unsigned char*>(in.data());
-  unsigned char* dst = out.data();
-  const size_t groups = in.size() / 4 - 1;  // every group but the last, which may be padded
-  uint32_t bad = 0;
-  for (size_t g = 0; g < groups; ++g, src += 4, dst += 3) {
-    const uint32_t a = kTable[src[0]], b = kTable[src[1]], c = kTable[src[2]], d = kTable[src[3]];
-    bad |= a | b | c | d;
-    const uint32_t v = (a << 18) | (b << 12) | (c << 6) | d;
-    dst[0] = static_cast<unsigned char>(v >> 16);
-    dst[1] = static_cast<unsigned char>(v >> 8);
-    dst[2] = static_cast<unsigned char>(v);
-  }
-  if (bad & ~63u) return false;
-  const uint32_t a = kTable[src[0]], b = kTable[src[1]];
-  const uint32_t c = pad >= 2 ? 0 : kTable[src[2]], d = pad >= 1 ? 0 : kTable[src[3]];
-  if ((a | b | c | d) & ~63u) return false;
-  const uint32_t v = (a << 18) | (b << 12) | (c << 6) | d;
-  dst[0] = static_cast<unsigned char>(v >> 16);
-  if (pad < 2) dst[1] = static_cast<unsigned char>(v >> 8);
-  if (pad < 1) dst[2] = static_cast<unsigned char>(v);
-  return true;
 }
 
 }  // namespace
@@ -119,29 +56,40 @@ std::string Cipher::seal(std::string_view plaintext, std::string_view aad) const
   const size_t raw = kNonce + static_cast<size_t>(clen);
   std::string out(kPrefix);
   out.reserve(kPrefix.size() + (raw + 2) / 3 * 4);
-  b64_encode(buf.data(), raw, out);
+  base64_encode(buf.data(), raw, out);
   return out;
 }
 
 Result<std::string> Cipher::open(std::string_view sealed, std::string_view aad) const {
   constexpr size_t kNonce = crypto_aead_xchacha20poly1305_ietf_NPUBBYTES;
   constexpr size_t kTag = crypto_aead_xchacha20poly1305_ietf_ABYTES;
+  // base64(nonce || ciphertext || tag): the 24-byte nonce is exactly the first 32 characters, so
+  // the two parts decode separately — the nonce onto the stack, ciphertext and tag straight into
+  // the string that is returned, where they are authenticated and decrypted in place (detached
+  // tag). One allocation, one pass over the text, no intermediate copy.
+  constexpr size_t kNonceChars = kNonce / 3 * 4;
+  static_assert(kNonce % 3 == 0, "the nonce must end on a base64 group boundary");
   if (!looks_sealed(sealed)) return make_error(Errc::kValidation, "not a sealed value");
   const std::string_view b64 = sealed.substr(kPrefix.size());
-  std::vector<unsigned char> raw;
-  if (!b64_decode(b64, raw) || raw.size() < kNonce + kTag) {
-    return make_error(Errc::kValidation, "malformed sealed value");
+  auto malformed = [] { return make_error(Errc::kValidation, "malformed sealed value"); };
+  if (b64.size() < kNonceChars) return malformed();
+  const std::string_view body = b64.substr(kNonceChars);
+  const size_t body_len = base64_decoded_size(body);
+  if (body_len == std::string_view::npos || body_len < kTag) return malformed();
+  std::array<unsigned char, kNonce> nonce{};
+  std::string plain(body_len, '\0');
+  auto* buf = reinterpret_cast<unsigned char*>(plain.data());
+  if (!base64_decode(b64.substr(0, kNonceChars), nonce.data()) || !base64_decode(body, buf)) {
+    return malformed();
   }
-  const size_t raw_len = raw.size();
-  std::string plain(raw_len - kNonce - kTag, '\0');
-  unsigned long long plen = 0;
-  if (crypto_aead_xchacha20poly1305_ietf_decrypt(
-          reinterpret_cast<unsigned char*>(plain.data()), &plen, nullptr, raw.data() + kNonce,
-          raw_len - kNonce, bytes(aad), aad.size(), raw.data(), key_.data()) != 0) {
+  const size_t clen = body_len - kTag;
+  if (crypto_aead_xchacha20poly1305_ietf_decrypt_detached(buf, nullptr, buf, clen, buf + clen,
+                                                          bytes(aad), aad.size(), nonce.data(),
+                                                          key_.data()) != 0) {
     return make_error(Errc::kUnauthorized,
                       "sealed value does not authenticate (wrong encryption key or tampered)");
   }
-  plain.resize(static_cast<size_t>(plen));
+  plain.resize(clen);
   return plain;
 }
 

@@ -13,7 +13,12 @@ KeyExpiry::~KeyExpiry() { stop(); }
 
 Result<std::optional<int64_t>> KeyExpiry::run_once() {
   const int64_t now = clock_.now_ms();
-  ExpiryScan scan = scan_expiry(table_.list(kKind), now);
+  // Only the keys that are due: the table keeps them ordered by deadline.
+  DefinitionsTable::Expiring scan = table_.expiring(kKind, now);
+  {
+    std::lock_guard lock(mu_);
+    visited_ += scan.due.size();
+  }
   for (const auto& due : scan.due) {
     const std::string ref = due->value("ref", "");
     std::unique_lock<std::mutex> key_lock;
@@ -34,6 +39,11 @@ Result<std::optional<int64_t>> KeyExpiry::run_once() {
 uint64_t KeyExpiry::expired() const {
   std::lock_guard lock(mu_);
   return expired_;
+}
+
+uint64_t KeyExpiry::visited() const {
+  std::lock_guard lock(mu_);
+  return visited_;
 }
 
 void KeyExpiry::start() {

@@ -3,10 +3,12 @@
 // DefinitionsTable drops it from storage. Readers also treat a key past its deadline as absent
 // at once (keys.h is_expired), so the record only has to follow promptly.
 //
-// run_once() is the whole decision (testable with an injected clock); start() runs it on a thread
-// that sleeps until the earliest deadline, waking early on notify() (a key was written) and at
-// least every `max_wait` to notice keys written by other API instances. Several instances
-// expiring the same key write the same conditional tombstone twice: harmless.
+// run_once() is the whole decision (testable with an injected clock). It visits only the keys that
+// are due, taken from the DefinitionsTable's deadline index (ordered by `expires_at`), so a pass
+// costs O(log n + due) rather than a scan of every key. start() runs it on a thread that sleeps
+// until the earliest deadline, waking early on notify() (a key was written) and at least every
+// `max_wait` to notice keys written by other API instances (a cheap index lookup). Several
+// instances expiring the same key write the same conditional tombstone twice: harmless.
 //
 // Each expiry is decided and written under the key's write lock, after re-reading the key: within
 // one API process an expiry record therefore always names the key's current `rev`, so it is never
@@ -45,6 +47,8 @@ class KeyExpiry {
   Result<std::optional<int64_t>> run_once();
   // How many expiry records this instance has written.
   uint64_t expired() const;
+  // How many keys the passes have looked at (due per the index; each is re-read under its lock).
+  uint64_t visited() const;
 
   void start();
   void stop();
@@ -64,6 +68,7 @@ class KeyExpiry {
   bool stopping_ = false;
   bool notified_ = false;
   uint64_t expired_ = 0;
+  uint64_t visited_ = 0;
   std::thread thread_;
 };
 

@@ -93,21 +93,6 @@ bool is_expired(const Json& key, int64_t now_ms) {
   return at && *at <= now_ms;
 }
 
-ExpiryScan scan_expiry(const std::vector<JsonPtr>& keys, int64_t now_ms) {
-  ExpiryScan out;
-  for (const auto& k : keys) {
-    if (!k) continue;
-    auto at = expires_at_ms(*k);
-    if (!at) continue;
-    if (*at <= now_ms) {
-      out.due.push_back(k);
-    } else if (!out.next_deadline_ms || *at < *out.next_deadline_ms) {
-      out.next_deadline_ms = *at;
-    }
-  }
-  return out;
-}
-
 OutRecord expiry_record(const Json& key, int64_t now_ms, std::string_view source) {
   const std::string ref = str(key, "ref");
   OutRecord rec = definition_tombstone(kKind, ref, key.value("id", int64_t{0}), now_ms, source);
@@ -152,10 +137,14 @@ Result<Json> read_value(const Json& key, const Cipher& cipher) {
                                ? std::string_view(ref->get_ref<const std::string&>())
                                : std::string_view());
   if (!plain.ok()) return plain.error();
-  if (!plain->empty() && plain->front() == 's') return Json(plain->substr(1));
-  Json v = plain->empty() || plain->front() != 'c'
+  std::string& text = *plain;
+  if (!text.empty() && text.front() == 's') {
+    text.erase(0, 1);  // a move in place; the buffer becomes the JSON string without a copy
+    return Json(std::move(text));
+  }
+  Json v = text.empty() || text.front() != 'c'
                ? Json(Json::value_t::discarded)
-               : Json::from_cbor(plain->begin() + 1, plain->end(), true, false);
+               : Json::from_cbor(text.begin() + 1, text.end(), true, false);
   if (v.is_discarded()) return make_error(Errc::kInternal, "decrypted value is not readable");
   return v;
 }

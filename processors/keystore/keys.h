@@ -54,16 +54,12 @@ std::optional<int64_t> expires_at_ms(const Json& key);
 // A key whose deadline has come (deadline <= now) behaves as deleted (404, unlisted, not
 // injected, ref reusable) even before its expiry record is applied.
 bool is_expired(const Json& key, int64_t now_ms);
-// The keys whose deadline has come, and the earliest deadline still ahead (if any).
-struct ExpiryScan {
-  std::vector<JsonPtr> due;
-  std::optional<int64_t> next_deadline_ms;
-};
-ExpiryScan scan_expiry(const std::vector<JsonPtr>& keys, int64_t now_ms);
+// (Finding the keys that are due is the DefinitionsTable's deadline index: expiring().)
 // The `definition.delete` record that expires `key`: payload {id, ref, reason: "expired",
 // expires_at, if_match: {rev}}. Every write of a key stamps a new `rev` (an id); the table
-// applies the expiry only if the key's `rev` is unchanged, so an expiry racing an update (which may extend the TTL) never deletes the new
-// version, and expiries produced twice (several API instances) are harmless.
+// applies the expiry only if the key's `rev` is unchanged, so an expiry racing an update (which may
+// extend the TTL) never deletes the new version, and expiries produced twice (several API
+// instances) are harmless.
 OutRecord expiry_record(const Json& key, int64_t now_ms, std::string_view source);
 
 // --- values ---------------------------------------------------------------------------------

@@ -9,6 +9,7 @@
 #include <mutex>
 #include <random>
 
+#include "processors/keystore/base64.h"
 #include "processors/keystore/cipher.h"
 #include "processors/keystore/expiry.h"
 #include "processors/keystore/keys.h"
@@ -49,6 +50,90 @@ TEST(Cipher, AssociatedDataWrongKeyAndTamperingAreRefused) {
   EXPECT_EQ(cipher().open("plain", "system.a").error().code, Errc::kValidation);
   EXPECT_EQ(cipher().open("v1:!!!", "system.a").error().code, Errc::kValidation);
   EXPECT_EQ(cipher().open("v1:", "system.a").error().code, Errc::kValidation);
+}
+
+// Values sealed before the decryption path was rewritten must still open: these were produced
+// independently of our code (libsodium's own XChaCha20-Poly1305 and base64, nonce 00..17) under
+// the test secret and AAD "system.kat".
+TEST(Cipher, OpensTheStoredFormatKnownAnswers) {
+  auto a = cipher().open(
+      "v1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXqLko/vMdSV7XQ7wfbNyppe4/2KDCgrVjCMHrZVc=", "system.kat");
+  ASSERT_TRUE(a.ok()) << a.error().message;
+  EXPECT_EQ(*a, "sknown answer");
+  auto b = cipher().open(
+      "v1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXqLkt+u8YAlTSW6ARddFp2NEqVTX0PpWI8P/TEHyuVSX0bZgeymsQh6+"
+      "W7/7TIdLh2I+WUij4zvrwvCZSn4cL8uwRq4uZ+iJ/EoyIxci+h7K609Y/yJrMj9fjcuYd3lqrqmNaZlCQukAvghsuP/"
+      "+rR300YNTj",
+      "system.kat");
+  ASSERT_TRUE(b.ok()) << b.error().message;
+  EXPECT_EQ(*b, "s" + std::string(100, 'k'));
+  EXPECT_EQ(cipher()
+                .open("v1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXqLko/vMdSV7XQ7wfbNyppe4/2KDCgrVjCMHrZVc=",
+                      "system.other")
+                .error()
+                .code,
+            Errc::kUnauthorized);
+}
+
+TEST(Cipher, LargeValuesRoundTripAndTruncationIsRefused) {
+  std::mt19937 rng(6);
+  for (size_t n : {size_t{0}, size_t{1}, size_t{31}, size_t{32}, size_t{33}, size_t{4095},
+                   size_t{4096}, size_t{65536} + 7}) {
+    std::string plain(n, '\0');
+    for (auto& c : plain) c = static_cast<char>(rng());
+    const std::string sealed = cipher().seal(plain, "system.big");
+    auto open = cipher().open(sealed, "system.big");
+    ASSERT_TRUE(open.ok()) << n << ": " << open.error().message;
+    EXPECT_EQ(*open, plain) << n;
+    // Dropping a base64 group, or the whole tag, never opens.
+    EXPECT_FALSE(cipher().open(sealed.substr(0, sealed.size() - 4), "system.big").ok()) << n;
+    EXPECT_FALSE(cipher().open(sealed.substr(0, 3 + 32), "system.big").ok()) << n;
+    EXPECT_FALSE(cipher().open(sealed.substr(0, 3 + 20), "system.big").ok()) << n;
+  }
+}
+
+// The AVX2 decoder and the scalar one accept exactly the same texts and produce the same bytes,
+// at every length around the 32-character vector step and with a bad character anywhere.
+TEST(Base64, VectorAndScalarDecodersAgree) {
+  std::mt19937 rng(42);
+  const bool avx2 = base64_decode_avx2_available();
+  if (!avx2) std::printf("note: no AVX2 on this CPU; only the scalar decoder is checked\n");
+  for (size_t n = 0; n <= 300; ++n) {
+    std::vector<unsigned char> raw(n);
+    for (auto& b : raw) b = static_cast<unsigned char>(rng());
+    std::string text;
+    base64_encode(raw.data(), raw.size(), text);
+    ASSERT_EQ(base64_decoded_size(text), n);
+    std::vector<unsigned char> a(n + 4, 0xaa), b(n + 4, 0xbb);  // room for altered padding
+    ASSERT_TRUE(base64_decode_scalar(text, a.data())) << n;
+    EXPECT_TRUE(std::equal(raw.begin(), raw.end(), a.begin())) << n;
+    EXPECT_EQ(a[n], 0xaa) << "wrote past the end at " << n;
+    if (avx2) {
+      ASSERT_TRUE(base64_decode_avx2(text, b.data())) << n;
+      EXPECT_TRUE(std::equal(raw.begin(), raw.end(), b.begin())) << n;
+      EXPECT_EQ(b[n], 0xbb) << "wrote past the end at " << n;
+    }
+    ASSERT_TRUE(base64_decode(text, b.data()));
+    EXPECT_TRUE(std::equal(raw.begin(), raw.end(), b.begin())) << n;
+    // A character outside the alphabet (or a '=' that is not trailing padding) at any position.
+    for (size_t pos = 0; pos < text.size(); pos += 1 + pos / 16) {
+      for (char bad : {'=', '-', '_', '\0', '\x80', '\xff', ' ', '@', '[', '`', '{'}) {
+        std::string t = text;
+        if (t[pos] == bad) continue;
+        if (bad == '=' && pos + 2 >= t.size()) continue;  // may form valid padding
+        t[pos] = bad;
+        EXPECT_FALSE(base64_decode_scalar(t, a.data())) << n << " @" << pos << " " << int(bad);
+        if (avx2) {
+          EXPECT_FALSE(base64_decode_avx2(t, b.data())) << n << " @" << pos << " " << int(bad);
+        }
+      }
+    }
+  }
+  EXPECT_EQ(base64_decoded_size("abc"), std::string_view::npos);
+  unsigned char out[4];
+  EXPECT_FALSE(base64_decode("abc", out));
+  EXPECT_FALSE(base64_decode("A=B=", out));
+  EXPECT_FALSE(base64_decode("AB=C", out));
 }
 
 TEST(Keys, RefsAndOwners) {
@@ -121,8 +206,8 @@ TEST(Keys, ValuesAreSealedUnderTheirRef) {
 TEST(Keys, ExpiryDecisionsAreFunctionsOfTime) {
   const int64_t now = 1767225600000;
   auto key = [](const char* ref, std::optional<int64_t> at) {
-    return std::make_shared<const Json>(Json{
-        {"ref", ref}, {"expires_at", at ? Json(format_rfc3339_ms(*at)) : Json(nullptr)}});
+    return std::make_shared<const Json>(
+        Json{{"ref", ref}, {"expires_at", at ? Json(format_rfc3339_ms(*at)) : Json(nullptr)}});
   };
   std::vector<JsonPtr> keys = {key("system.a", now - 1), key("system.b", now),
                                key("system.c", now + 500), key("system.d", now + 100),
@@ -130,12 +215,8 @@ TEST(Keys, ExpiryDecisionsAreFunctionsOfTime) {
   EXPECT_TRUE(is_expired(*keys[1], now));  // the deadline itself counts
   EXPECT_FALSE(is_expired(*keys[2], now));
   EXPECT_FALSE(is_expired(*keys[4], now));
-  auto scan = scan_expiry(keys, now);
-  ASSERT_EQ(scan.due.size(), 2u);
-  EXPECT_EQ((*scan.due[0])["ref"], "system.a");
-  EXPECT_EQ((*scan.due[1])["ref"], "system.b");
-  EXPECT_EQ(scan.next_deadline_ms, now + 100);
-  EXPECT_FALSE(scan_expiry({keys[4]}, now).next_deadline_ms.has_value());
+  EXPECT_EQ(expires_at_ms(*keys[3]), now + 100);
+  EXPECT_FALSE(expires_at_ms(*keys[4]).has_value());
 }
 
 // TTL expiry through the log, with a ManualClock: nothing sleeps.
@@ -172,13 +253,33 @@ class ExpiryTest : public ::testing::Test {
                 {"local_ref", local},
                 {"owner_type", "system"},
                 {"rev", rev},
-                {"expires_at", ttl_ms ? Json(format_rfc3339_ms(clock_.now_ms() + *ttl_ms))
-                                      : Json(nullptr)}};
+                {"expires_at",
+                 ttl_ms ? Json(format_rfc3339_ms(clock_.now_ms() + *ttl_ms)) : Json(nullptr)}};
     set_value(key, "v-" + local, false, cipher());
     auto pos = log_->produce({definition_record(kKind, key, clock_.now_ms(), "test")});
     EXPECT_TRUE(pos.ok());
     EXPECT_TRUE(table_->wait_applied(pos->back().offset, 5s));
     return key;
+  }
+
+  // Writes `n` keys system.<prefix><i> in one batch; key i expires (i + 1) * step_ms from now, or
+  // never when step_ms is 0.
+  void put_many(const std::string& prefix, int n, int64_t step_ms) {
+    std::vector<OutRecord> records;
+    for (int i = 0; i < n; ++i) {
+      const std::string local = prefix + std::to_string(i);
+      Json key = {{"id", 1000 + i},
+                  {"ref", "system." + local},
+                  {"local_ref", local},
+                  {"owner_type", "system"},
+                  {"rev", 1000 + i}};
+      if (step_ms > 0) key["expires_at"] = format_rfc3339_ms(clock_.now_ms() + (i + 1) * step_ms);
+      set_value(key, i, false, cipher());
+      records.push_back(definition_record(kKind, key, clock_.now_ms(), "test"));
+    }
+    auto pos = log_->produce(std::move(records));
+    ASSERT_TRUE(pos.ok());
+    ASSERT_TRUE(table_->wait_applied(pos->back().offset, 5s));
   }
 
   std::filesystem::path dir_;
@@ -223,6 +324,68 @@ TEST_F(ExpiryTest, ExpiresAtTheDeadlineThroughALogRecord) {
   EXPECT_EQ(table_->get(kKind, "system.short"), nullptr);
   EXPECT_EQ(table_->get(kKind, "system.long"), nullptr);
   EXPECT_NE(table_->get(kKind, "system.forever"), nullptr);
+}
+
+// A pass touches only the keys that are due, taken from the table's deadline index; an update of
+// the TTL moves a key's deadline, a delete removes it, and a restart rebuilds the index.
+TEST_F(ExpiryTest, APassVisitsOnlyTheDueKeys) {
+  const int64_t t0 = clock_.now_ms();
+  put_many("ttl", 1000, 10);   // ttl<i> expires at t0 + (i + 1) * 10 ms
+  put_many("plain", 2000, 0);  // never expire
+  KeyExpiry expiry(*log_, *table_, clock_);
+
+  auto next = expiry.run_once();
+  ASSERT_TRUE(next.ok());
+  EXPECT_EQ(**next, t0 + 10);
+  EXPECT_EQ(expiry.visited(), 0u);
+
+  clock_.advance(50ms);  // ttl0..ttl4 are due
+  next = expiry.run_once();
+  ASSERT_TRUE(next.ok());
+  EXPECT_EQ(expiry.visited(), 5u);
+  EXPECT_EQ(expiry.expired(), 5u);
+  EXPECT_EQ(**next, t0 + 60);
+  EXPECT_EQ(table_->get(kKind, "system.ttl4"), nullptr);
+  EXPECT_NE(table_->get(kKind, "system.ttl5"), nullptr);
+  EXPECT_EQ(table_->list(kKind).size(), 2995u);
+
+  // Nothing new is due: a pass visits nothing.
+  ASSERT_TRUE(expiry.run_once().ok());
+  EXPECT_EQ(expiry.visited(), 5u);
+
+  // ttl5 gets a longer TTL: its deadline moves; ttl6 is deleted: its deadline goes.
+  Json moved = *table_->get(kKind, "system.ttl5");
+  moved["rev"] = 5000;
+  moved["expires_at"] = format_rfc3339_ms(t0 + 100000);
+  auto pos =
+      log_->produce({definition_record(kKind, moved, clock_.now_ms(), "test"),
+                     definition_tombstone(kKind, "system.ttl6", 1006, clock_.now_ms(), "t")});
+  ASSERT_TRUE(pos.ok());
+  ASSERT_TRUE(table_->wait_applied(pos->back().offset, 5s));
+  EXPECT_EQ(table_->expiring(kKind, clock_.now_ms()).next_deadline_ms, t0 + 80);  // ttl7
+
+  clock_.advance(30ms);  // t0 + 80: ttl5 and ttl6 would have been due; only ttl7 is
+  ASSERT_TRUE(expiry.run_once().ok());
+  EXPECT_EQ(expiry.visited(), 6u);
+  EXPECT_EQ(expiry.expired(), 6u);
+  EXPECT_NE(table_->get(kKind, "system.ttl5"), nullptr);
+  EXPECT_EQ(table_->get(kKind, "system.ttl7"), nullptr);
+
+  // A restart replays the log and rebuilds the same index.
+  close();
+  open();
+  KeyExpiry after(*log_, *table_, clock_);
+  auto due = table_->expiring(kKind, clock_.now_ms());
+  EXPECT_TRUE(due.due.empty());
+  EXPECT_EQ(due.next_deadline_ms, t0 + 90);  // ttl8
+  clock_.advance(9920ms);  // t0 + 10000: ttl8 .. ttl999 are due (992 keys), ttl5 is not
+  ASSERT_TRUE(after.run_once().ok());
+  EXPECT_EQ(after.visited(), 992u);
+  EXPECT_EQ(after.expired(), 992u);
+  EXPECT_EQ(table_->list(kKind).size(), 2001u);  // the 2000 plain keys and ttl5
+  auto rest = table_->expiring(kKind, clock_.now_ms());
+  EXPECT_TRUE(rest.due.empty());
+  EXPECT_EQ(rest.next_deadline_ms, t0 + 100000);
 }
 
 TEST_F(ExpiryTest, CompactionRemovesExpiredAndSupersededValuesFromTheLog) {
@@ -278,9 +441,8 @@ TEST_F(ExpiryTest, AnExpiryWaitsForTheKeysWriterAndRereadsTheKey) {
   put("k", 1000, 1);
   clock_.advance(2s);  // due
   std::mutex key_mu;
-  KeyExpiry expiry(*log_, *table_, clock_, 1000ms, [&](std::string_view) -> std::mutex& {
-    return key_mu;
-  });
+  KeyExpiry expiry(*log_, *table_, clock_, 1000ms,
+                   [&](std::string_view) -> std::mutex& { return key_mu; });
   // A writer holds the key's lock and removes the TTL while the expiry runs. Whichever of the
   // two gets the lock first, the outcome is the same: the update wins and no expiry is written.
   std::unique_lock writer(key_mu);
@@ -336,14 +498,12 @@ TEST(Sealed, SecretParametersLeaveTheStoredConfig) {
   const Json schema = {{"user", {{"type", "string"}}},
                        {"password", {{"type", "string"}, {"secret", true}}}};
   EXPECT_EQ(secret_fields(schema), (std::set<std::string>{"password"}));
-  EXPECT_EQ(secret_fields(Json{{"type", "object"},
-                               {"properties", {{"token", {{"secret", true}}}}}}),
-            (std::set<std::string>{"token"}));
+  EXPECT_EQ(
+      secret_fields(Json{{"type", "object"}, {"properties", {{"token", {{"secret", true}}}}}}),
+      (std::set<std::string>{"token"}));
 
-  const Json config = {{"user", "ada"},
-                       {"password", "p4ss-word"},
-                       {"url", "https://u:sk-from-key@host"},
-                       {"n", 3}};
+  const Json config = {
+      {"user", "ada"}, {"password", "p4ss-word"}, {"url", "https://u:sk-from-key@host"}, {"n", 3}};
   auto sealed = seal_config(config, secret_fields(schema), {"sk-from-key", "abc"}, cipher(),
                             sealed_aad("execution", 7));
   ASSERT_TRUE(sealed.sealed.has_value());
@@ -359,8 +519,8 @@ TEST(Sealed, SecretParametersLeaveTheStoredConfig) {
   ASSERT_TRUE(open.ok());
   EXPECT_EQ(*open, config);
   // Bound to its record.
-  EXPECT_FALSE(unseal_config(sealed.config, *sealed.sealed, cipher(), sealed_aad("execution", 8))
-                   .ok());
+  EXPECT_FALSE(
+      unseal_config(sealed.config, *sealed.sealed, cipher(), sealed_aad("execution", 8)).ok());
   // Nothing secret: nothing sealed.
   EXPECT_FALSE(seal_config(Json{{"a", 1}}, {}, {}, cipher(), "x").sealed.has_value());
 

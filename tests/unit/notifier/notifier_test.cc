@@ -9,6 +9,7 @@
 #include <condition_variable>
 #include <map>
 #include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -26,15 +27,46 @@ constexpr int64_t kStartMs = 1767225600000;  // 2026-01-01T00:00:00.000Z
 constexpr int64_t kShortExpS = 1767229200;   // exp of "short-<id>" tokens
 constexpr int64_t kHiddenEntity = 13;        // identity 7 may not see entity 13
 
-// Tokens: "tok-<id>" → identity <id>, no expiry; "short-<id>" → expires at kShortExpS.
-Result<TokenIdentity> test_authenticator(std::string_view token) {
-  auto id_after = [&](std::string_view prefix) -> int64_t {
-    return std::stoll(std::string(token.substr(prefix.size())));
-  };
-  if (token.substr(0, 4) == "tok-") return TokenIdentity{id_after("tok-"), 0};
-  if (token.substr(0, 6) == "short-") return TokenIdentity{id_after("short-"), kShortExpS};
-  return make_error(Errc::kUnauthorized, "unknown test token");
-}
+// Tokens: "tok-<id>" → identity <id>, no expiry; "short-<id>" → expires at kShortExpS;
+// "exec-<execution>" → identity 7 scoped to that execution (an execution token), refused once the
+// execution is in `finished`. Other tokens are refused.
+class TestTokens {
+ public:
+  Result<TokenIdentity> operator()(std::string_view token) {
+    auto id_after = [&](std::string_view prefix) -> int64_t {
+      return std::stoll(std::string(token.substr(prefix.size())));
+    };
+    if (token.substr(0, 4) == "tok-") return TokenIdentity{id_after("tok-"), 0, 0};
+    if (token.substr(0, 6) == "short-") return TokenIdentity{id_after("short-"), kShortExpS, 0};
+    if (token.substr(0, 5) == "exec-") {
+      const int64_t execution = id_after("exec-");
+      std::lock_guard<std::mutex> lock(mu_);
+      ++checks_[execution];
+      const auto after = finish_after_checks_.find(execution);
+      if (finished_.count(execution) > 0 ||
+          (after != finish_after_checks_.end() && checks_[execution] > after->second)) {
+        return make_error(Errc::kUnauthorized, "execution token expired");
+      }
+      return TokenIdentity{7, 0, execution};
+    }
+    return make_error(Errc::kUnauthorized, "unknown test token");
+  }
+  void finish(int64_t execution) {
+    std::lock_guard<std::mutex> lock(mu_);
+    finished_.insert(execution);
+  }
+  // The execution finishes right after the `n`th check of its token (by default never).
+  void finish_after(int64_t execution, int n) {
+    std::lock_guard<std::mutex> lock(mu_);
+    finish_after_checks_[execution] = n;
+  }
+
+ private:
+  std::mutex mu_;
+  std::set<int64_t> finished_;
+  std::map<int64_t, int> checks_;
+  std::map<int64_t, int> finish_after_checks_;
+};
 
 bool test_visibility(int64_t identity_id, const Notification& n) {
   return !(identity_id == 7 && n.entity_id == kHiddenEntity);
@@ -55,7 +87,8 @@ class NotifierTest : public ::testing::Test {
 
   Status start_with(NotifierOptions options) {
     options.port = 0;
-    notifier_ = std::make_unique<Notifier>(options, test_authenticator, test_visibility, clock_);
+    notifier_ = std::make_unique<Notifier>(
+        options, [this](std::string_view t) { return tokens_(t); }, test_visibility, clock_);
     notifier_->on_connections_changed([this](size_t n) {
       std::lock_guard<std::mutex> lock(mu_);
       counts_.push_back(n);
@@ -94,6 +127,7 @@ class NotifierTest : public ::testing::Test {
   }
 
   ManualClock clock_{kStartMs};
+  TestTokens tokens_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<size_t> counts_;  // guarded by mu_
@@ -377,6 +411,107 @@ TEST_F(NotifierTest, UnexpiredTokenStaysOpen) {
   EXPECT_EQ(c->read_json().value("entity_id", 0), 1);
 }
 
+// An execution token (API.md §16.2) receives notifications about its own execution only — not
+// other executions, not events or inquiries, not frames addressed to its identity — whatever its
+// filters; an access token of the same identity with the same filters receives them all.
+TEST_F(NotifierTest, ExecutionTokenReceivesOnlyItsOwnExecution) {
+  auto scoped = connect("exec-100");
+  auto access = connect("tok-7");
+  ASSERT_TRUE(scoped && access);
+  for (auto* c : {scoped.get(), access.get()}) {
+    subscribe(*c, "all");
+    subscribe(*c, "entity_type:execution");
+    subscribe(*c, "entity:execution:200");
+    subscribe(*c, "user:7");
+  }
+  Notification event;
+  event.notification_type = "event_created";
+  event.entity_type = "event";
+  event.entity_id = 100;  // same number, another entity
+  Notification inquiry = event;
+  inquiry.notification_type = "inquiry_created";
+  inquiry.entity_type = "inquiry";
+  Notification workflow = execution_status(100, "running");
+  workflow.notification_type = "workflow_execution_status_changed";
+  workflow.entity_type = "workflow_execution";
+  Notification addressed = execution_status(300, "running");
+  addressed.user_id = 7;
+  notifier_->publish(execution_status(200, "running"));
+  notifier_->publish(event);
+  notifier_->publish(execution_status(100, "running"));
+  notifier_->publish(inquiry);
+  notifier_->publish(addressed);
+  notifier_->publish(workflow);
+  notifier_->publish(execution_status(100, "completed"));  // the last frame: read up to it
+
+  auto read_until_last = [](WsClient& c) {
+    std::vector<std::string> seen;
+    for (;;) {
+      Json f = c.read_json();
+      if (f.is_null()) return seen;  // timed out: the test fails on the comparison
+      seen.push_back(f.value("entity_type", "") + ":" + std::to_string(f.value("entity_id", 0)) +
+                     ":" + f["payload"].value("status", ""));
+      if (seen.back() == "execution:100:completed") return seen;
+    }
+  };
+  EXPECT_EQ(read_until_last(*scoped),
+            (std::vector<std::string>{"execution:100:running", "workflow_execution:100:running",
+                                      "execution:100:completed"}));
+  EXPECT_EQ(
+      read_until_last(*access),
+      (std::vector<std::string>{"execution:200:running", "event:100:", "execution:100:running",
+                                "inquiry:100:", "execution:300:running",
+                                "workflow_execution:100:running", "execution:100:completed"}));
+}
+
+// When the execution finishes its token expires: frames published before are delivered, then the
+// connections scoped to it (and only those) close with 4401; a new upgrade is refused with 401.
+TEST_F(NotifierTest, FinishedExecutionClosesItsConnectionsAndRefusesNewOnes) {
+  auto a = connect("exec-100");
+  auto b = connect("exec-100");
+  auto other = connect("exec-101");
+  auto access = connect("tok-7");
+  ASSERT_TRUE(a && b && other && access);
+  for (auto* c : {a.get(), b.get(), other.get(), access.get()}) subscribe(*c, "all");
+  notifier_->publish(execution_status(100, "completed"));
+  tokens_.finish(100);
+  notifier_->expire_execution(100);
+  for (auto* c : {a.get(), b.get()}) {
+    EXPECT_EQ(c->read_json().value("entity_id", 0), 100);
+    auto f = c->read_frame();
+    ASSERT_TRUE(f);
+    EXPECT_EQ(f->opcode, 8);
+    EXPECT_EQ(f->close_code(), 4401);
+    EXPECT_EQ(f->close_reason(), "token expired");
+  }
+  EXPECT_EQ(access->read_json().value("entity_id", 0), 100);
+  // The others are still served.
+  notifier_->publish(execution_status(101, "running"));
+  EXPECT_EQ(other->read_json().value("entity_id", 0), 101);
+  EXPECT_EQ(access->read_json().value("entity_id", 0), 101);
+
+  auto again = WsClient::open(notifier_->port());
+  auto r = again->upgrade({"Authorization: Bearer exec-100"});
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 401);
+  EXPECT_NE(r->body.find("UNAUTHORIZED"), std::string::npos) << r->body;
+}
+
+// The execution finishes between the upgrade (token accepted) and the open, and its
+// expire_execution found no connection yet: the check at open closes it with 4401.
+TEST_F(NotifierTest, ExecutionFinishingDuringTheUpgradeIsCaughtAtOpen) {
+  tokens_.finish_after(100, 1);  // valid at the upgrade, finished by the time it is open
+  auto c = WsClient::open(notifier_->port());
+  auto r = c->upgrade({"Authorization: Bearer exec-100"});
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 101);
+  EXPECT_EQ(c->read_json().value("type", ""), "welcome");
+  auto f = c->read_frame();
+  ASSERT_TRUE(f);
+  EXPECT_EQ(f->opcode, 8);
+  EXPECT_EQ(f->close_code(), 4401);
+}
+
 TEST_F(NotifierTest, HealthOnTheSamePort) {
   auto c = WsClient::open(notifier_->port());
   auto r = c->http_get("/health");
@@ -470,7 +605,8 @@ TEST_F(NotifierTest, StopWithClientsConnectedReturnsPromptly) {
 TEST_F(NotifierTest, PortInUseIsAClearError) {
   NotifierOptions options;
   options.port = notifier_->port();
-  Notifier second(options, test_authenticator, test_visibility, clock_);
+  Notifier second(
+      options, [this](std::string_view t) { return tokens_(t); }, test_visibility, clock_);
   Status s = second.start();
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.error().code, Errc::kUnavailable);
@@ -482,34 +618,52 @@ TEST_F(NotifierTest, PortInUseIsAClearError) {
 TEST_F(NotifierTest, BadHostIsRejected) {
   NotifierOptions options;
   options.host = "not-an-address";
-  Notifier other(options, test_authenticator, test_visibility, clock_);
+  Notifier other(
+      options, [this](std::string_view t) { return tokens_(t); }, test_visibility, clock_);
   EXPECT_EQ(other.start().error().code, Errc::kBadRequest);
 }
 
 // make_jwt_authenticator with real HS256 tokens (§4.2): access/execution/sensor accepted;
-// refresh, expired, forged, non-numeric subjects and inactive identities refused.
+// refresh, expired, forged, non-numeric subjects and inactive identities refused; an execution
+// token only with its execution_id and while that execution is live (not finished, not unknown).
 TEST(JwtAuthenticatorTest, AcceptsPlatformTokensOnly) {
   ManualClock clock(kStartMs);
   const auth::JwtCodec codec("a-shared-secret-of-reasonable-length");
-  Authenticator authenticate =
-      make_jwt_authenticator(codec, clock, [](int64_t id) { return id != 99; });
-  auto token = [&](std::string type, std::string sub, int64_t exp) {
+  constexpr int64_t kRunning = 500, kFinished = 501;
+  Authenticator authenticate = make_jwt_authenticator(
+      codec, clock, [](int64_t id) { return id != 99; },
+      [](int64_t execution) { return execution == kRunning; });
+  auto token = [&](std::string type, std::string sub, int64_t exp, Json metadata = nullptr) {
     auth::Claims c;
     c.sub = std::move(sub);
     c.login = "alice";
     c.token_type = std::move(type);
     c.iat = kStartMs / 1000;
     c.exp = exp;
+    c.metadata = std::move(metadata);
     return codec.sign(c);
   };
   const int64_t later = kStartMs / 1000 + 3600;
-  for (const char* type : {"access", "execution", "sensor"}) {
+  for (const char* type : {"access", "sensor"}) {
     Result<TokenIdentity> r = authenticate(token(type, "42", later));
     ASSERT_TRUE(r.ok()) << type;
     EXPECT_EQ(r->identity_id, 42);
     EXPECT_EQ(r->exp, later);
+    EXPECT_EQ(r->execution_id, 0);
+  }
+  Result<TokenIdentity> exec =
+      authenticate(token("execution", "42", later, {{"execution_id", kRunning}}));
+  ASSERT_TRUE(exec.ok()) << exec.error().message;
+  EXPECT_EQ(exec->identity_id, 42);
+  EXPECT_EQ(exec->execution_id, kRunning);
+  for (const Json& meta : {Json{{"execution_id", kFinished}}, Json{{"execution_id", "500"}},
+                           Json::object(), Json(nullptr)}) {
+    Result<TokenIdentity> r = authenticate(token("execution", "42", later, meta));
+    ASSERT_FALSE(r.ok()) << meta;
+    EXPECT_EQ(r.error().code, Errc::kUnauthorized);
   }
   EXPECT_FALSE(authenticate(token("refresh", "42", later)).ok());
+  EXPECT_FALSE(authenticate(token("refresh", "42", later, {{"execution_id", kRunning}})).ok());
   EXPECT_FALSE(authenticate(token("access", "42", kStartMs / 1000)).ok());  // expired now
   EXPECT_FALSE(authenticate(token("access", "alice", later)).ok());
   EXPECT_FALSE(authenticate(token("access", "99", later)).ok());
@@ -527,7 +681,8 @@ TEST(JwtAuthenticatorTest, NotifierUpgradeWithJwt) {
   const auth::JwtCodec codec("a-shared-secret-of-reasonable-length");
   NotifierOptions options;
   options.port = 0;
-  Notifier notifier(options, make_jwt_authenticator(codec, clock, nullptr), nullptr, clock);
+  Notifier notifier(options, make_jwt_authenticator(codec, clock, nullptr, nullptr), nullptr,
+                    clock);
   ASSERT_TRUE(notifier.start().ok());
   auth::Claims c;
   c.sub = "5";
