@@ -117,20 +117,24 @@ Decision decide(const EventInput& event, std::span<const JsonPtr> candidates,
                 const SecretContext* secrets) {
   Decision d;
   keystore::TemplateKeys keys;  // bound as `keystore` for rules that mention it
-  const std::string now_text = format_rfc3339_ms(now_ms);
+  // Built on first use: most events match no rule and are evaluated by conditions that never
+  // read `system`, so neither the timestamp text nor the object is made for them.
+  std::optional<std::string> now_text_cache;
+  const auto now_text = [&]() -> const std::string& {
+    if (!now_text_cache) now_text_cache = format_rfc3339_ms(now_ms);
+    return *now_text_cache;
+  };
 
-  // One scope per event. Per rule only `config`/`pack` (when the pack differs) and `system.rule`
-  // (when the conditions mention `system`, and before rendering a match) change, so the loop over
-  // many non-matching rules does no allocation and no JSON member lookup of its own.
-  Json system = {{"timestamp", now_text},
-                 {"rule", {{"id", nullptr}, {"ref", ""}}},
-                 {"event", {{"id", event.id}}}};
-  Json& system_rule_id = system["rule"]["id"];
-  Json& system_rule_ref = system["rule"]["ref"];
+  // One scope per event. Per rule only `config`/`pack` (when the pack differs), `keystore` (for
+  // rules that read it) and `system.rule` (when the conditions mention `system`, and before
+  // rendering a match) change, so the loop over many non-matching rules does no allocation and
+  // no JSON member lookup of its own.
+  Json system;
   expr::Scope scope;
   scope.bind("event", &event.event);
   scope.bind("trigger", &event.event);
   scope.bind("system", &system);
+  const Json* keystore_bound = nullptr;
   JsonPtr pack;
   std::string bound_pack_ref;
   bool pack_bound = false;
@@ -166,8 +170,14 @@ Decision decide(const EventInput& event, std::span<const JsonPtr> candidates,
     }
     bool system_set = false;
     const auto set_system = [&] {
-      system_rule_id = compiled.id;
-      system_rule_ref = compiled.ref;
+      if (system.is_null()) {
+        system = {{"timestamp", now_text()},
+                  {"rule", {{"id", nullptr}, {"ref", ""}}},
+                  {"event", {{"id", event.id}}}};
+      }
+      Json& rule_of_system = system["rule"];
+      rule_of_system["id"] = compiled.id;
+      rule_of_system["ref"] = compiled.ref;
       system.erase("enforcement");
       system_set = true;
     };
@@ -177,8 +187,10 @@ Decision decide(const EventInput& event, std::span<const JsonPtr> candidates,
     if (compiled.uses_keystore && secrets != nullptr && secrets->keys) {
       keys = secrets->keys(rule);
       scope.bind("keystore", &keys.root);
-    } else {
+      keystore_bound = &keys.root;
+    } else if (keystore_bound != &empty_object()) {
       scope.bind("keystore", &empty_object());
+      keystore_bound = &empty_object();
     }
 
     if (!compiled.condition->always()) {
@@ -245,8 +257,8 @@ Decision decide(const EventInput& event, std::span<const JsonPtr> candidates,
         {"condition", "all"},
         {"conditions", field_or_null(rule, "conditions")},
         {"resolved_at", nullptr},
-        {"created", now_text},
-        {"updated", now_text}};
+        {"created", now_text()},
+        {"updated", now_text()}};
     Json action_id = field_or_null(rule, "action");
     if (action_id.is_null() && action) action_id = field_or_null(*action, "id");
     Json permission_sets = field_or_null(rule, "permission_set_refs");
@@ -265,8 +277,8 @@ Decision decide(const EventInput& event, std::span<const JsonPtr> candidates,
                    {"permission_set_refs", permission_sets},
                    {"timeout_seconds", nullptr},
                    {"status", "requested"},
-                   {"created", now_text},
-                   {"updated", now_text}};
+                   {"created", now_text()},
+                   {"updated", now_text()}};
     if (enforcement_sealed) m.enforcement[keystore::kSecretConfigField] = *enforcement_sealed;
     if (execution_sealed) m.execution[keystore::kSecretConfigField] = *execution_sealed;
     d.matches.push_back(std::move(m));
