@@ -224,7 +224,20 @@ Status EmbeddedLog::trim(const TopicPartition& tp, int64_t offset) {
   if (offset <= 0) return {};
   state::WriteBatch batch;
   batch.del_range(*log_, log_key(tp, 0), log_key(tp, offset));
-  return db_.write(batch);
+  auto st = db_.write(batch);
+  if (st.ok()) forget_recent(tp, offset);
+  return st;
+}
+
+void EmbeddedLog::forget_recent(const TopicPartition& tp, std::optional<int64_t> below) {
+  std::lock_guard lock(recent_mu_);
+  auto it = recent_.find(tp);
+  if (it == recent_.end()) return;
+  if (!below) {
+    it->second.clear();
+    return;
+  }
+  while (!it->second.empty() && it->second.front().offset < *below) it->second.pop_front();
 }
 
 Result<int64_t> EmbeddedLog::compact(const TopicPartition& tp) {
@@ -251,16 +264,37 @@ Result<int64_t> EmbeddedLog::compact(const TopicPartition& tp) {
   }
   if (dropped == 0) return int64_t{0};
   if (auto w = db_.write(batch); !w.ok()) return w.error();
+  forget_recent(tp, std::nullopt);  // the window holds only contiguous offsets: start it anew
   return dropped;
 }
 
 Status EmbeddedLog::read(const TopicPartition& tp, int64_t offset, int64_t end, size_t max,
                          std::vector<Record>& out) const {
+  {
+    std::lock_guard lock(recent_mu_);
+    auto it = recent_.find(tp);
+    if (it != recent_.end() && !it->second.empty() && it->second.front().offset <= offset) {
+      const auto& recent = it->second;
+      for (auto i = static_cast<size_t>(offset - recent.front().offset);
+           i < recent.size() && recent[i].offset < end && max > 0; ++i, --max) {
+        const Recent& e = recent[i];
+        Record r;
+        r.topic = tp.topic;
+        r.partition = tp.partition;
+        r.offset = e.offset;
+        r.timestamp_ms = e.timestamp_ms;
+        r.key = e.key;
+        r.value = e.value;
+        r.parsed = e.parsed;
+        out.push_back(std::move(r));
+      }
+      return {};
+    }
+  }
   const std::string prefix = tp_prefix(tp);
   const std::string start = log_key(tp, offset);
   size_t n = 0;
-  const size_t first = out.size();
-  auto st = log_->scan(
+  return log_->scan(
       prefix,
       [&](std::string_view k, std::string_view v) {
         const auto off = static_cast<int64_t>(decode_be64(k.substr(k.size() - 8)));
@@ -279,18 +313,6 @@ Status EmbeddedLog::read(const TopicPartition& tp, int64_t offset, int64_t end, 
         return true;
       },
       false, start);
-  if (!st.ok() || out.size() == first) return st;
-  std::lock_guard lock(recent_mu_);
-  auto it = recent_.find(tp);
-  if (it == recent_.end() || it->second.empty()) return st;
-  const auto& recent = it->second;
-  auto r = std::lower_bound(recent.begin(), recent.end(), out[first].offset,
-                            [](const auto& e, int64_t off) { return e.first < off; });
-  for (size_t i = first; i < out.size() && r != recent.end(); ++i) {
-    while (r != recent.end() && r->first < out[i].offset) ++r;
-    if (r != recent.end() && r->first == out[i].offset) out[i].parsed = r->second;
-  }
-  return st;
 }
 
 EmbeddedLog::~EmbeddedLog() {
@@ -416,11 +438,12 @@ void EmbeddedLog::lead(std::unique_lock<std::mutex>& lock) {
       std::lock_guard recent_lock(recent_mu_);
       for (Pending* p : group) {
         for (size_t i = 0; i < p->txn->records.size(); ++i) {
-          auto& parsed = p->txn->records[i].parsed;
-          if (!parsed) continue;
+          auto& r = p->txn->records[i];
           auto& recent = recent_[p->positions[i].tp];
-          recent.emplace_back(p->positions[i].offset, std::move(parsed));
-          if (recent.size() > kRecentParsed) recent.pop_front();
+          // The transaction is spent once written: its strings move into the window.
+          recent.push_back(Recent{p->positions[i].offset, ts, std::move(r.key),
+                                  std::move(r.value), std::move(r.parsed)});
+          if (recent.size() > kRecentRecords) recent.pop_front();
         }
       }
     }

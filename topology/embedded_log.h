@@ -14,6 +14,7 @@
 #include <deque>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "topology/log.h"
@@ -83,6 +84,8 @@ class EmbeddedLog final : public Log {
   Status validate(const Transaction& txn) const;
   void lead(std::unique_lock<std::mutex>& lock);
   void async_leader_loop();
+  // Drops the in-memory window of `tp` below `below`, or all of it.
+  void forget_recent(const TopicPartition& tp, std::optional<int64_t> below);
 
   state::Db& db_;
   state::Store* log_;
@@ -107,12 +110,20 @@ class EmbeddedLog final : public Log {
   std::mutex waiters_mu_;
   std::vector<Waiter*> waiters_;
 
-  // The most recent records produced with their parsed Envelope (OutRecord::parsed), per
-  // partition, so in-process consumers reading near the end skip parsing (Record::parsed).
-  static constexpr size_t kRecentParsed = 1024;
+  // The most recent records of each partition, in memory: consumers that keep up (every stage,
+  // most of the time) read them without a RocksDB iterator, and records produced with their
+  // parsed Envelope (OutRecord::parsed) are handed over parsed (Record::parsed). Offsets in a
+  // partition's window are contiguous: every appended record enters it, in order.
+  struct Recent {
+    int64_t offset;
+    int64_t timestamp_ms;
+    std::string key;
+    std::string value;
+    std::shared_ptr<const Envelope> parsed;
+  };
+  static constexpr size_t kRecentRecords = 512;
   mutable std::mutex recent_mu_;
-  std::map<TopicPartition, std::deque<std::pair<int64_t, std::shared_ptr<const Envelope>>>>
-      recent_;
+  std::map<TopicPartition, std::deque<Recent>> recent_;
 };
 
 }  // namespace attune
