@@ -80,7 +80,52 @@ void DefinitionsTable::follow() {
   while (!stopping_.load()) {
     auto records = consumer_->poll(1024, std::chrono::milliseconds(1000));
     for (const auto& r : records) apply(r);
+    run_waiting(/*expired_only=*/records.empty());
   }
+  // Nothing will be applied any more: whoever still waits learns it now.
+  std::multimap<int64_t, Waiting> left;
+  {
+    std::lock_guard lock(wait_mu_);
+    left.swap(waiting_);
+  }
+  for (auto& [offset, w] : left) w.fn(false);
+}
+
+void DefinitionsTable::when_applied(int64_t offset, std::chrono::milliseconds timeout,
+                                    std::function<void(bool)> fn) const {
+  {
+    std::lock_guard lock(wait_mu_);
+    if (applied_.load() <= offset) {
+      waiting_.emplace(offset, Waiting{std::chrono::steady_clock::now() + timeout, std::move(fn)});
+      return;
+    }
+  }
+  fn(true);
+}
+
+void DefinitionsTable::run_waiting(bool expired_only) {
+  std::vector<std::function<void(bool)>> applied, expired;
+  {
+    std::lock_guard lock(wait_mu_);
+    if (waiting_.empty()) return;
+    if (!expired_only) {
+      const int64_t done = applied_.load();
+      auto end = waiting_.lower_bound(done);
+      for (auto it = waiting_.begin(); it != end; ++it) applied.push_back(std::move(it->second.fn));
+      waiting_.erase(waiting_.begin(), end);
+    }
+    const auto now = std::chrono::steady_clock::now();
+    for (auto it = waiting_.begin(); it != waiting_.end();) {
+      if (it->second.deadline <= now) {
+        expired.push_back(std::move(it->second.fn));
+        it = waiting_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  for (auto& fn : applied) fn(true);
+  for (auto& fn : expired) fn(false);
 }
 
 void DefinitionsTable::hint(const OutRecord& record, JsonPtr object) {

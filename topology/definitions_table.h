@@ -68,6 +68,11 @@ class DefinitionsTable {
 
   // Waits until the record at `offset` of attune.definitions has been applied.
   bool wait_applied(int64_t offset, std::chrono::milliseconds timeout) const;
+  // Calls fn(true) once the record at `offset` is applied — now, or on the table's thread — or
+  // fn(false) once `timeout` has passed without it (checked at least every second). fn must be
+  // quick and must not wait on the table.
+  void when_applied(int64_t offset, std::chrono::milliseconds timeout,
+                    std::function<void(bool)> fn) const;
   int64_t applied() const { return applied_.load(); }
   // Increases on every applied change (cheap cache invalidation for derived views).
   uint64_t version() const { return version_.load(); }
@@ -109,6 +114,12 @@ class DefinitionsTable {
   std::atomic<uint64_t> version_{0};
   mutable std::mutex wait_mu_;
   mutable std::condition_variable wait_cv_;
+  struct Waiting {
+    std::chrono::steady_clock::time_point deadline;
+    std::function<void(bool)> fn;
+  };
+  void run_waiting(bool expired_only);
+  mutable std::multimap<int64_t, Waiting> waiting_;  // by offset; guarded by wait_mu_
 };
 
 }  // namespace attune

@@ -323,7 +323,7 @@ rest::HttpResponse ApiService::create_key(Req& req) {
   if (!apply_ttl(f, *body, key, now)) return validation(f.errors());
   keystore::set_value(key, (*body)["value"], encrypted.value_or(true), *options_.cipher);
 
-  std::lock_guard lock(key_lock(ref));
+  auto held = key_holds_.hold(ref);  // until the write is applied (or refused)
   if (auto existing = defs_.get(keystore::kKind, ref);
       existing && !keystore::is_expired(*existing, now)) {
     return error(Errc::kConflict, "Key '" + ref + "' already exists");
@@ -336,13 +336,13 @@ rest::HttpResponse ApiService::create_key(Req& req) {
                   {"updated", stamp}});
   OutRecord record = definition_record(keystore::kKind, key, now, "api");
   defs_.hint(record, std::make_shared<const Json>(key));  // applied without a re-parse
-  auto st = write_definitions({std::move(record)});
-  if (!st.ok()) return Resp::error(st.error());
-  if (key.contains("expires_at")) key_expiry_->notify();
-  return data(201,
-              present_key(key, may_decrypt(defs_, *p, key), true, *options_.cipher,
-                          &(*body)["value"]),
-              "Key created");
+  const bool reveal = may_decrypt(defs_, *p, key);
+  return write_definitions_then(
+      {std::move(record)}, std::move(held),
+      [this, key = std::move(key), reveal, value = std::move((*body)["value"])] {
+        if (key.contains("expires_at")) key_expiry_->notify();
+        return data(201, present_key(key, reveal, true, *options_.cipher, &value), "Key created");
+      });
 }
 
 rest::HttpResponse ApiService::update_key(Req& req) {
@@ -357,9 +357,9 @@ rest::HttpResponse ApiService::update_key(Req& req) {
   const std::string& segment = req.params["ref"];
   auto found = find_key(defs_, *p, segment, now_ms());
   if (!found) return error(Errc::kNotFound, "Key '" + segment + "' not found");
-  std::lock_guard lock(key_lock(str(*found, "ref")));
+  auto held = key_holds_.hold(str(*found, "ref"));  // until the write is applied (or refused)
   const int64_t now = now_ms();
-  auto existing = find_key(defs_, *p, segment, now);  // again, under the key's lock
+  auto existing = find_key(defs_, *p, segment, now);  // again, holding the key
   if (!existing) return error(Errc::kNotFound, "Key '" + segment + "' not found");
   Json key = *existing;
   if (!apply_ttl(f, *body, key, now)) return validation(f.errors());
@@ -376,12 +376,17 @@ rest::HttpResponse ApiService::update_key(Req& req) {
   key["updated"] = format_rfc3339_ms(now);
   OutRecord record = definition_record(keystore::kKind, key, now, "api");
   defs_.hint(record, std::make_shared<const Json>(key));
-  auto st = write_definitions({std::move(record)});
-  if (!st.ok()) return Resp::error(st.error());
-  if (key.contains("expires_at")) key_expiry_->notify();
-  const Json* known = body->contains("value") ? &(*body)["value"] : nullptr;
-  return data(200, present_key(key, may_decrypt(defs_, *p, key), true, *options_.cipher, known),
-              "Key updated");
+  const bool reveal = may_decrypt(defs_, *p, key);
+  std::optional<Json> known;
+  if (body->contains("value")) known = std::move((*body)["value"]);
+  return write_definitions_then(
+      {std::move(record)}, std::move(held),
+      [this, key = std::move(key), reveal, known = std::move(known)] {
+        if (key.contains("expires_at")) key_expiry_->notify();
+        return data(200,
+                    present_key(key, reveal, true, *options_.cipher, known ? &*known : nullptr),
+                    "Key updated");
+      });
 }
 
 rest::HttpResponse ApiService::delete_key(Req& req) {
@@ -390,14 +395,13 @@ rest::HttpResponse ApiService::delete_key(Req& req) {
   const std::string& segment = req.params["ref"];
   auto found = find_key(defs_, *p, segment, now_ms());
   if (!found) return error(Errc::kNotFound, "Key '" + segment + "' not found");
-  std::lock_guard lock(key_lock(str(*found, "ref")));
+  auto held = key_holds_.hold(str(*found, "ref"));  // until the delete is applied (or refused)
   auto key = find_key(defs_, *p, segment, now_ms());
   if (!key) return error(Errc::kNotFound, "Key '" + segment + "' not found");
   const std::string ref = str(*key, "ref");
-  auto st = write_definitions(
-      {definition_tombstone(keystore::kKind, ref, id_of(*key, "id"), now_ms(), "api")});
-  if (!st.ok()) return Resp::error(st.error());
-  return deleted("Key '" + ref + "' deleted");
+  return write_definitions_then(
+      {definition_tombstone(keystore::kKind, ref, id_of(*key, "id"), now_ms(), "api")},
+      std::move(held), [ref] { return deleted("Key '" + ref + "' deleted"); });
 }
 
 }  // namespace attune::service

@@ -171,14 +171,14 @@ rest::HttpResponse ApiService::receive_webhook(Req& req) {
                                  {"message", "Webhook received successfully"}});
   log_.produce_async(
       {OutRecord{std::string(topics::kEvents), ref, env->dump(), -1, {}, env}},
-      [this, answer, accepted = std::move(accepted)](
+      [&metrics = metrics_, answer, accepted = std::move(accepted)](
           Result<std::vector<RecordPosition>> pos) mutable {
         if (!pos.ok()) {
-          metrics_.webhook_request("error");
+          metrics.webhook_request("error");
           answer->complete(Resp::error(pos.error()));
           return;
         }
-        metrics_.webhook_request("accepted");
+        metrics.webhook_request("accepted");
         answer->complete(std::move(accepted));
       });
   return Resp::later(std::move(answer));

@@ -59,13 +59,46 @@ ApiService::ApiService(Log& log, DefinitionsTable& defs, projections::Projection
       options_(std::move(options)),
       key_expiry_(std::make_unique<keystore::KeyExpiry>(
           log, defs, clock, std::chrono::milliseconds(1000),
-          [this](std::string_view ref) -> std::mutex& { return key_lock(ref); })) {}
+          [this](std::string_view ref) { return key_holds_.hold(ref); })) {}
 
 ApiService::~ApiService() { key_expiry_->stop(); }
 
 void ApiService::start_background() { key_expiry_->start(); }
 
 std::string ApiService::now_str() const { return format_rfc3339_ms(now_ms()); }
+
+rest::HttpResponse ApiService::write_definitions_then(std::vector<OutRecord> records,
+                                                     std::shared_ptr<void> held,
+                                                     std::function<rest::HttpResponse()> respond) {
+  auto answer = std::make_shared<rest::DeferredResponse>();
+  const auto timeout = options_.write_timeout;
+  log_.produce_async(
+      std::move(records),
+      [&defs = defs_, answer, held = std::move(held), respond = std::move(respond),
+       timeout](Result<std::vector<RecordPosition>> pos) mutable {
+        if (!pos.ok()) {
+          answer->complete(Resp::error(pos.error()));
+          return;
+        }
+        if (pos->empty()) {
+          answer->complete(respond());
+          return;
+        }
+        defs.when_applied(pos->back().offset, timeout,
+                           [answer, held = std::move(held), respond = std::move(respond)](
+                               bool applied) mutable {
+                             if (!applied) {
+                               answer->complete(Resp::error(make_error(
+                                   Errc::kUnavailable,
+                                   "Database operation temporarily unavailable; please retry")));
+                               return;
+                             }
+                             held.reset();  // the next writer of the key sees this write
+                             answer->complete(respond());
+                           });
+      });
+  return Resp::later(std::move(answer));
+}
 
 Status ApiService::write_definitions(std::vector<OutRecord> records) {
   auto pos = log_.produce(std::move(records));

@@ -19,6 +19,7 @@
 #include "api/rest/http.h"
 #include "api/rest/router.h"
 #include "api/service/metrics.h"
+#include "processors/keystore/expiry.h"
 #include "topology/core/clock.h"
 #include "topology/core/ids.h"
 #include "topology/definitions_table.h"
@@ -189,6 +190,12 @@ class ApiService {
   // Writes definition records (upserts and tombstones) and waits until the DefinitionsTable has
   // applied them. Callers hold write_mu_ across check-then-write so refs stay unique.
   Status write_definitions(std::vector<OutRecord> records);
+  // Writes definition records without holding the request thread: the response is `respond()`,
+  // made once the definitions table has applied them (read-your-writes), or the error. `held`
+  // (e.g. a key hold) is released once they are applied.
+  rest::HttpResponse write_definitions_then(std::vector<OutRecord> records,
+                                            std::shared_ptr<void> held,
+                                            std::function<rest::HttpResponse()> respond);
   Status produce_and_wait(OutRecord record, bool wait_projection);
   // Read-your-writes for events, which webhooks write without waiting for the projection: waits
   // until the projection has applied everything attune.events held when the read began.
@@ -215,13 +222,11 @@ class ApiService {
   const sensor::SensorManager* sensors_ = nullptr;
   // Serialises definition writes within this instance (unique refs, consistent cascades).
   std::mutex write_mu_;
+  // Key writes hold only their ref (check-then-write of one key) until the write is applied, so
+  // writes of different keys commit concurrently (and group) instead of queueing behind
+  // write_mu_. Declared before key_expiry_, which uses it.
+  keystore::KeyHolds key_holds_;
   std::unique_ptr<keystore::KeyExpiry> key_expiry_;
-  // Key writes lock only their ref (check-then-write of one key), so writes of different keys
-  // commit concurrently (and group) instead of queueing behind write_mu_.
-  std::array<std::mutex, 64> key_mu_;
-  std::mutex& key_lock(std::string_view ref) {
-    return key_mu_[std::hash<std::string_view>{}(ref) % key_mu_.size()];
-  }
   // Webhook rate limiting: per key, timestamps (ms) of accepted requests in the window.
   std::mutex rate_mu_;
   std::map<std::string, std::deque<int64_t>> rate_;

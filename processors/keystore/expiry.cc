@@ -5,6 +5,24 @@
 
 namespace attune::keystore {
 
+KeyHolds::KeyHolds(size_t stripes) : state_(std::make_shared<State>()) {
+  state_->held.assign(stripes, 0);
+}
+
+std::shared_ptr<void> KeyHolds::hold(std::string_view ref) {
+  const size_t stripe = std::hash<std::string_view>{}(ref) % state_->held.size();
+  std::unique_lock lock(state_->mu);
+  state_->cv.wait(lock, [&] { return state_->held[stripe] == 0; });
+  state_->held[stripe] = 1;
+  return std::shared_ptr<void>(nullptr, [state = state_, stripe](void*) {
+    {
+      std::lock_guard release_lock(state->mu);
+      state->held[stripe] = 0;
+    }
+    state->cv.notify_all();
+  });
+}
+
 KeyExpiry::KeyExpiry(Log& log, const DefinitionsTable& table, const Clock& clock,
                      std::chrono::milliseconds max_wait, KeyLock lock)
     : log_(log), table_(table), clock_(clock), max_wait_(max_wait), lock_(std::move(lock)) {}
@@ -21,8 +39,8 @@ Result<std::optional<int64_t>> KeyExpiry::run_once() {
   }
   for (const auto& due : scan.due) {
     const std::string ref = due->value("ref", "");
-    std::unique_lock<std::mutex> key_lock;
-    if (lock_) key_lock = std::unique_lock<std::mutex>(lock_(ref));
+    std::shared_ptr<void> held;
+    if (lock_) held = lock_(ref);
     // Re-read under the lock: the key may have been updated (new deadline) or deleted meanwhile.
     JsonPtr current = table_.get(kKind, ref);
     if (!current || !is_expired(*current, now)) continue;

@@ -27,15 +27,37 @@
 
 #include "processors/keystore/keys.h"
 #include "topology/core/clock.h"
+#include <memory>
+#include <vector>
+
 #include "topology/log.h"
 
 namespace attune::keystore {
 
+// Per-key exclusion for check-then-write sequences that may finish on another thread (an API
+// write answered once the definitions table has applied it). Keys hash onto stripes; hold()
+// blocks while another holder of the stripe lives and returns a handle whose destruction, on any
+// thread, releases it.
+class KeyHolds {
+ public:
+  explicit KeyHolds(size_t stripes = 1024);
+  // Handles may outlive this object (a write finishing during shutdown): they share its state.
+  std::shared_ptr<void> hold(std::string_view ref);
+
+ private:
+  struct State {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::vector<char> held;
+  };
+  std::shared_ptr<State> state_;
+};
+
 class KeyExpiry {
  public:
-  // Serialises the expiry of one key with the writers of that key (the API's per-key lock), so
-  // an expiry never lands after an update it did not see. Without it (tests) nothing is locked.
-  using KeyLock = std::function<std::mutex&(std::string_view ref)>;
+  // Serialises the expiry of one key with the writers of that key (the API's KeyHolds), so an
+  // expiry never lands after an update it did not see. Without it (tests) nothing is held.
+  using KeyLock = std::function<std::shared_ptr<void>(std::string_view ref)>;
 
   KeyExpiry(Log& log, const DefinitionsTable& table, const Clock& clock,
             std::chrono::milliseconds max_wait = std::chrono::milliseconds(1000),

@@ -5,7 +5,9 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <atomic>
 #include <future>
+#include <thread>
 #include <mutex>
 #include <random>
 
@@ -440,15 +442,15 @@ TEST_F(ExpiryTest, AnExpiryDecidedBeforeAnUpdateDoesNotDeleteTheNewVersion) {
 TEST_F(ExpiryTest, AnExpiryWaitsForTheKeysWriterAndRereadsTheKey) {
   put("k", 1000, 1);
   clock_.advance(2s);  // due
-  std::mutex key_mu;
+  KeyHolds holds;
   KeyExpiry expiry(*log_, *table_, clock_, 1000ms,
-                   [&](std::string_view) -> std::mutex& { return key_mu; });
-  // A writer holds the key's lock and removes the TTL while the expiry runs. Whichever of the
-  // two gets the lock first, the outcome is the same: the update wins and no expiry is written.
-  std::unique_lock writer(key_mu);
+                   [&](std::string_view ref) { return holds.hold(ref); });
+  // A writer holds the key and removes the TTL while the expiry runs. Whichever of the two gets
+  // the key first, the outcome is the same: the update wins and no expiry is written.
+  auto writer = holds.hold("system.k");
   auto run = std::async(std::launch::async, [&] { return expiry.run_once(); });
   put("k", std::nullopt, 2);
-  writer.unlock();
+  std::thread([w = std::move(writer)]() mutable { w.reset(); }).join();  // released elsewhere
   ASSERT_TRUE(run.get().ok());
   EXPECT_EQ(expiry.expired(), 0u);
   ASSERT_NE(table_->get(kKind, "system.k"), nullptr);
@@ -458,6 +460,28 @@ TEST_F(ExpiryTest, AnExpiryWaitsForTheKeysWriterAndRereadsTheKey) {
   close();
   open();
   ASSERT_NE(table_->get(kKind, "system.k"), nullptr);
+}
+
+TEST(KeyHoldsTest, OneHolderPerKeyReleasedFromAnyThread) {
+  KeyHolds holds(8);
+  auto a = holds.hold("system.a");
+  std::atomic<bool> second{false};
+  std::thread waiter([&] {
+    auto again = holds.hold("system.a");
+    second.store(true);
+  });
+  std::this_thread::sleep_for(50ms);
+  EXPECT_FALSE(second.load());  // still held
+  std::thread([h = std::move(a)]() mutable { h.reset(); }).join();
+  waiter.join();
+  EXPECT_TRUE(second.load());
+  // A handle that outlives its KeyHolds releases harmlessly.
+  std::shared_ptr<void> late;
+  {
+    KeyHolds gone(4);
+    late = gone.hold("x");
+  }
+  late.reset();
 }
 
 TEST_F(ExpiryTest, ActionAndTemplateViews) {

@@ -1,5 +1,8 @@
 // Unit tests for DefinitionsTable: upserts, tombstones, id/trigger/webhook indexes, replay at
 // start and following new records, wait_applied.
+#include <condition_variable>
+#include <mutex>
+
 #include "tests/unit/topology/test_util.h"
 #include "topology/definitions_table.h"
 
@@ -27,6 +30,45 @@ TEST_P(DefinitionsTest, ReplaysThenFollows) {
   EXPECT_EQ(table.get("rule", "p.r"), nullptr);
   EXPECT_EQ(table.get_by_id("rule", 2), nullptr);
   EXPECT_TRUE(table.rules_for_trigger("core.webhook").empty());
+}
+
+TEST_P(DefinitionsTest, WhenAppliedCallsBackOnceAppliedOrTimedOutOrStopped) {
+  DefinitionsTable table(*log_);
+  ASSERT_TRUE(table.start().ok());
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<std::pair<std::string, bool>> calls;
+  auto note = [&](std::string what) {
+    return [&, what](bool applied) {
+      // By the time the callback runs, the record is visible.
+      if (applied && what == "before") {
+        EXPECT_NE(table.get("action", "p.w"), nullptr);
+      }
+      std::lock_guard lock(mu);
+      calls.emplace_back(what, applied);
+      cv.notify_all();
+    };
+  };
+  const int64_t next = log_->end_offset({std::string(topics::kDefinitions), 0});
+  table.when_applied(next, 5s, note("before"));  // registered before the record exists
+  auto pos = log_->produce({definition_record("action", {{"id", 3}, {"ref", "p.w"}}, 0, "t")});
+  ASSERT_TRUE(pos.ok());
+  ASSERT_EQ((*pos)[0].offset, next);
+  {
+    std::unique_lock lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, 5s, [&] { return calls.size() == 1; }));
+  }
+  table.when_applied(next, 5s, note("after"));  // already applied: at once, on this thread
+  table.when_applied(next + 100, 10ms, note("never"));  // times out within about a second
+  table.when_applied(next + 200, 60s, note("stopped"));
+  {
+    std::unique_lock lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, 5s, [&] { return calls.size() == 3; }));
+  }
+  table.stop();
+  std::lock_guard lock(mu);
+  EXPECT_EQ(calls, (std::vector<std::pair<std::string, bool>>{
+                       {"before", true}, {"after", true}, {"never", false}, {"stopped", false}}));
 }
 
 TEST_P(DefinitionsTest, HintedUpsertsAreAppliedWithoutAParseAndPrefixListsAndConditionalDeletes) {
