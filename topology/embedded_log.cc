@@ -319,6 +319,7 @@ EmbeddedLog::~EmbeddedLog() {
   std::unique_lock lock(commit_mu_);
   stopping_ = true;
   commit_cv_.notify_all();
+  async_cv_.notify_all();
   if (async_leader_.joinable()) {
     lock.unlock();
     async_leader_.join();
@@ -371,7 +372,7 @@ void EmbeddedLog::commit_async(Transaction txn, CommitCallback done) {
 void EmbeddedLog::async_leader_loop() {
   std::unique_lock lock(commit_mu_);
   for (;;) {
-    commit_cv_.wait(lock, [&] { return stopping_ || (!leading_ && async_queued_ > 0); });
+    async_cv_.wait(lock, [&] { return stopping_ || (!leading_ && async_queued_ > 0); });
     if (stopping_) return;
     lead(lock);
   }
@@ -459,6 +460,7 @@ void EmbeddedLog::lead(std::unique_lock<std::mutex>& lock) {
   }
   leading_ = false;
   commit_cv_.notify_all();
+  if (async_queued_ > 0) async_cv_.notify_one();
   if ((st.ok() && !written.empty()) || !finished_async.empty()) {
     lock.unlock();  // consumers may commit (and so take commit_mu_) as soon as they wake
     if (st.ok() && !written.empty()) {

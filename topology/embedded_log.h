@@ -99,6 +99,7 @@ class EmbeddedLog final : public Log {
   std::deque<Pending*> queue_;
   bool leading_ = false;
   size_t async_queued_ = 0;    // commit_async pendings in queue_
+  std::condition_variable async_cv_;  // the async leader's: woken only when it has work
   bool stopping_ = false;
   std::thread async_leader_;  // started by the first commit_async that finds a leader busy
   std::map<TopicPartition, int64_t> next_offset_;  // guarded by commit_mu_ (leader only writes)
