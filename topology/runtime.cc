@@ -196,6 +196,11 @@ class Runtime::Instance final : public ProcessorContext, public Mailbox {
             *next_punctuate - clock().now());
         timeout = std::clamp(until, std::chrono::milliseconds(0), timeout);
       }
+      if (offsets_pending_) {
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            last_commit_ + spec_.lazy_offsets - std::chrono::steady_clock::now());
+        timeout = std::clamp(left, std::chrono::milliseconds(0), timeout);
+      }
       std::vector<Record> records;
       if (consumer_) {
         records = consumer_->poll(spec_.max_batch, timeout);
@@ -233,14 +238,23 @@ class Runtime::Instance final : public ProcessorContext, public Mailbox {
       }
       if (!commit(!records.empty())) return;
     }
+    if (offsets_pending_) commit(false, /*force=*/true);  // a clean stop replays nothing
     processor_->close();
   }
 
-  bool commit(bool consumed) {
-    if (txn_.empty() && out_.empty() && !consumed) {
-      run_hooks();
-      return true;
+  bool commit(bool consumed, bool force = false) {
+    const auto now = std::chrono::steady_clock::now();
+    if (txn_.empty() && out_.empty()) {
+      const bool lazy = !force && spec_.lazy_offsets.count() > 0 &&
+                        now < last_commit_ + spec_.lazy_offsets;
+      if ((!consumed && !offsets_pending_) || ((consumed || offsets_pending_) && lazy)) {
+        offsets_pending_ = offsets_pending_ || consumed;
+        run_hooks();
+        return true;
+      }
     }
+    last_commit_ = now;
+    offsets_pending_ = false;
     Transaction t;
     t.state = txn_.take_batch();
     t.records = std::move(out_);
@@ -281,6 +295,9 @@ class Runtime::Instance final : public ProcessorContext, public Mailbox {
 
   state::Txn txn_;
   std::vector<OutRecord> out_;
+  // StageSpec::lazy_offsets: consumed offsets not committed yet, and when the last commit was.
+  bool offsets_pending_ = false;
+  std::chrono::steady_clock::time_point last_commit_{};
   std::vector<std::function<void()>> hooks_;
 
   std::mutex mailbox_mu_;

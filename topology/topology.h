@@ -6,6 +6,7 @@
 // records and its consumed offsets together (DESIGN.md §3, §4).
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -89,6 +90,11 @@ struct StageSpec {
   int instances = 1;                // threads; partitions are split among them
   size_t max_batch = 512;           // records per transaction
   std::function<std::unique_ptr<Processor>(int instance)> factory;
+  // When > 0: a batch that wrote no state and produced no record commits its offsets up to this
+  // much later (with the stage's next commit, or when the time is up) instead of at once. Only for
+  // stages that skip most records (the sensor stage reads every definition but acts on few) and
+  // for which processing such a record again after a crash does nothing.
+  std::chrono::milliseconds lazy_offsets{0};
 };
 
 class Topology {

@@ -242,7 +242,9 @@ void add_sensor_stage(Topology& topology, const SensorStageOptions& options) {
                 {std::string(kTimersStore)},
                 1,
                 512,
-                [options](int) { return std::make_unique<SensorProcessor>(options); }});
+                [options](int) { return std::make_unique<SensorProcessor>(options); },
+                // Most definitions (datastore keys above all) are skipped here unparsed.
+                std::chrono::milliseconds(200)});
 }
 
 }  // namespace attune::sensor

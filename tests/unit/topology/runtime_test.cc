@@ -2,6 +2,7 @@
 // letters with rollback, mailbox tasks, after-commit hooks, punctuation, AppliedOffsets.
 #include <future>
 #include <latch>
+#include <thread>
 
 #include "tests/unit/topology/test_util.h"
 #include "topology/runtime.h"
@@ -101,6 +102,52 @@ TEST_P(RuntimeTest, RestartResumesFromCommittedOffsetsWithoutRepeats) {
   }
   EXPECT_EQ(**(*db_->store("counter.counts"))->get("k"), "30");
   EXPECT_EQ(drain(std::string(topics::kCommands), 30).size(), 30u);
+}
+
+// Writes and produces nothing: the stage only consumes.
+class IgnoringProcessor : public Processor {
+ public:
+  explicit IgnoringProcessor(std::atomic<int64_t>* seen) : seen_(seen) {}
+  void process(const Record& r, ProcessorContext&) override { seen_->store(r.offset + 1); }
+
+ private:
+  std::atomic<int64_t>* seen_;
+};
+
+TEST_P(RuntimeTest, LazyOffsetsAreCommittedWithinTheirWindowAndOnStop) {
+  Topology topo;
+  std::atomic<int64_t> seen{0};
+  StageSpec spec{"skipper", {std::string(topics::kDeadletter)}, {}, 1, 64,
+                 [&](int) { return std::make_unique<IgnoringProcessor>(&seen); }};
+  spec.lazy_offsets = 300ms;
+  topo.add(spec);
+  RuntimeOptions opts;
+  opts.ids = &ids_;
+  const TopicPartition tp{std::string(topics::kDeadletter), 0};
+  auto committed = [&] { return *log_->committed("skipper", tp); };
+  {
+    Runtime rt(*log_, topo, opts);
+    ASSERT_TRUE(rt.start().ok());
+    RecordPosition last;
+    for (int i = 0; i < 5; ++i) {
+      last = (*log_->produce({{std::string(topics::kDeadletter), "k", "v"}}))[0];
+      std::this_thread::sleep_for(20ms);
+    }
+    // Committed within the window even though no further record arrives.
+    const auto deadline = std::chrono::steady_clock::now() + kWait;
+    while (committed() < last.offset + 1 && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(20ms);
+    }
+    EXPECT_EQ(committed(), last.offset + 1);
+    // A record consumed just before a clean stop is committed by the stop, not left behind.
+    last = (*log_->produce({{std::string(topics::kDeadletter), "k", "v"}}))[0];
+    while (seen.load() < last.offset + 1 && std::chrono::steady_clock::now() < deadline + kWait) {
+      std::this_thread::sleep_for(1ms);
+    }
+    ASSERT_EQ(seen.load(), last.offset + 1);
+    rt.stop();
+    EXPECT_EQ(committed(), last.offset + 1);
+  }
 }
 
 class HookProcessor : public Processor {
