@@ -620,9 +620,11 @@ void Notifier::stop() {
   if (had_open) im.notify_count();
 }
 
-void Notifier::publish(Notification n) {
-  Impl& im = *impl_;
-  Pending p{std::move(n), format_rfc3339_ms(im.clock.now_ms())};
+namespace {
+
+// Queues `p` for the server thread, posting one drain for however many are queued.
+template <class ImplT, class PendingT>
+void enqueue(ImplT& im, PendingT p) {
   std::lock_guard<std::mutex> lock(im.queue_mu);
   if (!im.accepting) return;
   im.queue.push_back(std::move(p));
@@ -632,16 +634,15 @@ void Notifier::publish(Notification n) {
   }
 }
 
-void Notifier::expire_execution(int64_t execution_id) {
+}  // namespace
+
+void Notifier::publish(Notification n) {
   Impl& im = *impl_;
-  Pending p{Notification{}, std::string(), execution_id};
-  std::lock_guard<std::mutex> lock(im.queue_mu);
-  if (!im.accepting) return;
-  im.queue.push_back(std::move(p));
-  if (!im.drain_posted) {
-    im.drain_posted = true;
-    asio::post(im.server->get_io_service(), [&im] { im.drain(); });
-  }
+  enqueue(im, Pending{std::move(n), format_rfc3339_ms(im.clock.now_ms())});
+}
+
+void Notifier::expire_execution(int64_t execution_id) {
+  enqueue(*impl_, Pending{Notification{}, std::string(), execution_id});
 }
 
 size_t Notifier::connections() const { return impl_->open_count.load(); }

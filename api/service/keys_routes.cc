@@ -335,13 +335,16 @@ rest::HttpResponse ApiService::create_key(Req& req) {
                   {"created", stamp},
                   {"updated", stamp}});
   OutRecord record = definition_record(keystore::kKind, key, now, "api");
-  defs_.hint(record, std::make_shared<const Json>(key));  // applied without a re-parse
   const bool reveal = may_decrypt(defs_, *p, key);
+  // One object for the table (applied without a re-parse) and the answer.
+  auto written = std::make_shared<const Json>(std::move(key));
+  defs_.hint(record, written);
   return write_definitions_then(
       {std::move(record)}, std::move(held),
-      [this, key = std::move(key), reveal, value = std::move((*body)["value"])] {
-        if (key.contains("expires_at")) key_expiry_->notify();
-        return data(201, present_key(key, reveal, true, *options_.cipher, &value), "Key created");
+      [this, written, reveal, value = std::move((*body)["value"])] {
+        if (written->contains("expires_at")) key_expiry_->notify();
+        return data(201, present_key(*written, reveal, true, *options_.cipher, &value),
+                    "Key created");
       });
 }
 
@@ -375,16 +378,18 @@ rest::HttpResponse ApiService::update_key(Req& req) {
   key["rev"] = ids_.next();
   key["updated"] = format_rfc3339_ms(now);
   OutRecord record = definition_record(keystore::kKind, key, now, "api");
-  defs_.hint(record, std::make_shared<const Json>(key));
   const bool reveal = may_decrypt(defs_, *p, key);
   std::optional<Json> known;
   if (body->contains("value")) known = std::move((*body)["value"]);
+  auto written = std::make_shared<const Json>(std::move(key));
+  defs_.hint(record, written);
   return write_definitions_then(
       {std::move(record)}, std::move(held),
-      [this, key = std::move(key), reveal, known = std::move(known)] {
-        if (key.contains("expires_at")) key_expiry_->notify();
+      [this, written, reveal, known = std::move(known)] {
+        if (written->contains("expires_at")) key_expiry_->notify();
         return data(200,
-                    present_key(key, reveal, true, *options_.cipher, known ? &*known : nullptr),
+                    present_key(*written, reveal, true, *options_.cipher,
+                                known ? &*known : nullptr),
                     "Key updated");
       });
 }
