@@ -233,11 +233,16 @@ void EmbeddedLog::forget_recent(const TopicPartition& tp, std::optional<int64_t>
   std::lock_guard lock(recent_mu_);
   auto it = recent_.find(tp);
   if (it == recent_.end()) return;
+  Window& w = it->second;
   if (!below) {
-    it->second.clear();
+    w.items.clear();
+    w.bytes = 0;
     return;
   }
-  while (!it->second.empty() && it->second.front().offset < *below) it->second.pop_front();
+  while (!w.items.empty() && w.items.front().offset < *below) {
+    w.bytes -= weight(w.items.front());
+    w.items.pop_front();
+  }
 }
 
 Result<int64_t> EmbeddedLog::compact(const TopicPartition& tp) {
@@ -273,8 +278,9 @@ Status EmbeddedLog::read(const TopicPartition& tp, int64_t offset, int64_t end, 
   {
     std::lock_guard lock(recent_mu_);
     auto it = recent_.find(tp);
-    if (it != recent_.end() && !it->second.empty() && it->second.front().offset <= offset) {
-      const auto& recent = it->second;
+    if (it != recent_.end() && !it->second.items.empty() &&
+        it->second.items.front().offset <= offset) {
+      const auto& recent = it->second.items;
       for (auto i = static_cast<size_t>(offset - recent.front().offset);
            i < recent.size() && recent[i].offset < end && max > 0; ++i, --max) {
         const Recent& e = recent[i];
@@ -440,11 +446,16 @@ void EmbeddedLog::lead(std::unique_lock<std::mutex>& lock) {
       for (Pending* p : group) {
         for (size_t i = 0; i < p->txn->records.size(); ++i) {
           auto& r = p->txn->records[i];
-          auto& recent = recent_[p->positions[i].tp];
+          Window& w = recent_[p->positions[i].tp];
           // The transaction is spent once written: its strings move into the window.
-          recent.push_back(Recent{p->positions[i].offset, ts, std::move(r.key),
-                                  std::move(r.value), std::move(r.parsed)});
-          if (recent.size() > kRecentRecords) recent.pop_front();
+          w.items.push_back(Recent{p->positions[i].offset, ts, std::move(r.key),
+                                   std::move(r.value), std::move(r.parsed)});
+          w.bytes += weight(w.items.back());
+          while (w.items.size() > kRecentRecords ||
+                 (w.bytes > kRecentBytes && !w.items.empty())) {
+            w.bytes -= weight(w.items.front());
+            w.items.pop_front();
+          }
         }
       }
     }

@@ -122,9 +122,18 @@ class EmbeddedLog final : public Log {
     std::string value;
     std::shared_ptr<const Envelope> parsed;
   };
+  struct Window {
+    std::deque<Recent> items;
+    size_t bytes = 0;  // keys + values (a value with its parsed envelope counted 3×)
+  };
+  // Bounds per partition: at most this many records, and this many bytes.
   static constexpr size_t kRecentRecords = 512;
+  static constexpr size_t kRecentBytes = 4 * 1024 * 1024;
+  static size_t weight(const Recent& r) {
+    return r.key.size() + r.value.size() * (r.parsed ? 3 : 1);
+  }
   mutable std::mutex recent_mu_;
-  std::map<TopicPartition, std::deque<Recent>> recent_;
+  std::map<TopicPartition, Window> recent_;
 };
 
 }  // namespace attune

@@ -245,5 +245,31 @@ TEST_F(EmbeddedLogTest, RecentRecordsProducedWithTheirEnvelopeAreHandedOverParse
   EXPECT_TRUE(all.back().parsed);
 }
 
+TEST_F(EmbeddedLogTest, TheInMemoryWindowIsBoundedInBytes) {
+  // Parsed 250 KB envelopes weigh ~750 KB each in the window: only the newest five fit in its
+  // 4 MiB; the others are read back from storage, byte for byte.
+  const std::string topic(topics::kEvents);
+  std::vector<OutRecord> big;
+  for (int i = 0; i < 10; ++i) {
+    auto env = std::make_shared<const Envelope>(Envelope{
+        "event.created", i + 1, "event", 1, "test", Json{{"blob", std::string(250000, 'a' + i)}}});
+    big.push_back(OutRecord{topic, "k", env->dump(), 0, {}, env});
+  }
+  std::vector<std::string> values;
+  for (const auto& r : big) values.push_back(r.value);
+  ASSERT_TRUE(log_->produce(big).ok());
+  auto c = log_->subscribe("g", {topic});
+  auto got = poll_n(**c, 10, 1);
+  ASSERT_EQ(got.size(), 10u);
+  int parsed = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    EXPECT_EQ(got[i].value, values[i]);
+    if (got[i].parsed) ++parsed;
+  }
+  EXPECT_EQ(parsed, 5);
+  EXPECT_TRUE(got.back().parsed);
+  EXPECT_FALSE(got.front().parsed);
+}
+
 }  // namespace
 }  // namespace attune
