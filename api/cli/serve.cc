@@ -351,6 +351,16 @@ int run_serve(const ServeConfig& cfg) {
     if (auto st = heartbeat->start(); !st.ok()) return st.error();
     return heartbeat;
   };
+  // The common end of both paths, once their own front ends (HTTP, notifier) have stopped.
+  auto stop_core = [&](std::unique_ptr<monitor::Heartbeat>& heartbeat) {
+    if (heartbeat) heartbeat->stop();
+    runtime.stop();
+    workers.stop();
+    definitions.stop();
+    const bool failed = runtime.failed();
+    spdlog::info("stopped{}", failed ? " (a stage had failed)" : "");
+    return failed ? 1 : 0;
+  };
 
   if (has("sensor") && !has("api")) {
     // Sensor processes get their tokens minted, and their status and logs served, by the API of
@@ -370,13 +380,7 @@ int run_serve(const ServeConfig& cfg) {
     int sig = 0;
     sigwait(&signals, &sig);
     spdlog::info("received signal {}, shutting down", sig);
-    if (heartbeat) heartbeat->stop();
-    runtime.stop();
-    workers.stop();
-    definitions.stop();
-    const bool failed = runtime.failed();
-    spdlog::info("stopped{}", failed ? " (a stage had failed)" : "");
-    return failed ? 1 : 0;
+    return stop_core(heartbeat);
   }
 
   auto stage = projections::make_projection_stage(*log, runtime.applied());
@@ -517,13 +521,7 @@ int run_serve(const ServeConfig& cfg) {
   retention.join();
   http.stop();
   notifier.stop();
-  if (heartbeat) heartbeat->stop();
-  runtime.stop();
-  workers.stop();
-  definitions.stop();
-  const bool failed = runtime.failed();
-  spdlog::info("stopped{}", failed ? " (a stage had failed)" : "");
-  return failed ? 1 : 0;
+  return stop_core(heartbeat);
 }
 
 }  // namespace attune::cli

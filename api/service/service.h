@@ -3,7 +3,6 @@
 // (read-your-writes, API.md §2.6). Thread-safe: handlers run on many HTTP threads.
 #pragma once
 
-#include <array>
 #include <chrono>
 #include <deque>
 #include <functional>

@@ -223,23 +223,18 @@ std::optional<int64_t> CronExpression::next_local(int64_t local, int horizon_yea
     ++d;
     h = mi = s = 0;
   };
-  while (y <= last_year) {
-    if (!((months_ >> mo) & 1)) {
-      if (++mo > 12) {
-        mo = 1;
-        ++y;
-      }
-      d = 1;
-      h = mi = s = 0;
-      continue;
+  auto next_month = [&] {
+    if (++mo > 12) {
+      mo = 1;
+      ++y;
     }
-    if (d > static_cast<int>(days_in_month(y, static_cast<unsigned>(mo)))) {
-      if (++mo > 12) {
-        mo = 1;
-        ++y;
-      }
-      d = 1;
-      h = mi = s = 0;
+    d = 1;
+    h = mi = s = 0;
+  };
+  while (y <= last_year) {
+    if (!((months_ >> mo) & 1) ||
+        d > static_cast<int>(days_in_month(y, static_cast<unsigned>(mo)))) {
+      next_month();
       continue;
     }
     Civil c;
