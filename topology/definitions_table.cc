@@ -61,8 +61,12 @@ Status DefinitionsTable::start() {
   auto c = log_.reader({std::string(topics::kDefinitions)});
   if (!c.ok()) return c.error();
   consumer_ = std::move(*c);
+  // Listening before the replay: a commit meanwhile is applied by whichever gets there first.
+  listener_ = log_.add_append_listener(topics::kDefinitions, [this] { catch_up(); });
+  listening_ = listener_ >= 0;
   const int64_t end = log_.end_offset({std::string(topics::kDefinitions), 0});
   while (applied_.load() < end) {
+    std::lock_guard lock(apply_mu_);
     auto records = consumer_->poll(4096, std::chrono::milliseconds(100));
     for (const auto& r : records) apply(r);
   }
@@ -71,16 +75,51 @@ Status DefinitionsTable::start() {
 }
 
 void DefinitionsTable::stop() {
-  stopping_.store(true);
+  if (listener_ >= 0) {
+    log_.remove_append_listener(listener_);
+    listener_ = -1;
+  }
+  {
+    std::lock_guard lock(idle_mu_);
+    stopping_.store(true);
+  }
+  idle_cv_.notify_all();
   if (consumer_) consumer_->wakeup();
   if (thread_.joinable()) thread_.join();
 }
 
+void DefinitionsTable::catch_up() {
+  bool any = false;
+  {
+    std::lock_guard lock(apply_mu_);
+    for (;;) {
+      auto records = consumer_->poll(1024, std::chrono::milliseconds(0));
+      for (const auto& r : records) apply(r);
+      any = any || !records.empty();
+      if (records.size() < 1024) break;
+    }
+  }
+  if (any) run_waiting(/*expired_only=*/false);
+}
+
 void DefinitionsTable::follow() {
-  while (!stopping_.load()) {
-    auto records = consumer_->poll(1024, std::chrono::milliseconds(1000));
-    for (const auto& r : records) apply(r);
-    run_waiting(/*expired_only=*/records.empty());
+  if (listening_) {
+    // Writers apply their records (catch_up() from the log's listener); this thread only fails
+    // waiters whose time is up, and catches up in case a listener call was missed.
+    while (!stopping_.load()) {
+      {
+        std::unique_lock lock(idle_mu_);
+        idle_cv_.wait_for(lock, std::chrono::seconds(1), [&] { return stopping_.load(); });
+      }
+      catch_up();
+      run_waiting(/*expired_only=*/true);
+    }
+  } else {
+    while (!stopping_.load()) {
+      auto records = consumer_->poll(1024, std::chrono::milliseconds(1000));
+      for (const auto& r : records) apply(r);
+      run_waiting(/*expired_only=*/records.empty());
+    }
   }
   // Nothing will be applied any more: whoever still waits learns it now.
   std::multimap<int64_t, Waiting> left;

@@ -5,7 +5,9 @@
 // object, with "id" and "ref") or "definition.delete" (a tombstone). A tombstone whose payload
 // has `if_match: {field: value, ...}` deletes only if the current object still has those values
 // (conditional deletes, e.g. a key's TTL expiry racing an update: every reader decides alike). The
-// table replays the topic from the beginning at start, then follows it on its own thread. Readers
+// table replays the topic from the beginning at start, then follows it: on the committing thread
+// when the log has append listeners (EmbeddedLog: a write is in the table before its producer
+// hears it is durable, with no thread hand-off), else on its own thread (KafkaLog). Readers
 // get immutable snapshots (shared_ptr<const Json>), so lookups never copy and never block writers
 // for long.
 #pragma once
@@ -91,6 +93,8 @@ class DefinitionsTable {
     JsonPtr object;
   };
   void follow();
+  // Applies every record the log has past the applied offset (listener mode).
+  void catch_up();
   void index_add(std::string_view kind, const Json& obj);
   void index_remove(std::string_view kind, const Json& obj);
 
@@ -98,6 +102,11 @@ class DefinitionsTable {
   std::unique_ptr<Consumer> consumer_;
   std::thread thread_;
   std::atomic<bool> stopping_{false};
+  int listener_ = -1;       // Log::add_append_listener id, when the log has listeners
+  bool listening_ = false;  // listener_ was taken at start()
+  std::mutex apply_mu_;     // listener mode: whoever uses consumer_
+  std::mutex idle_mu_;      // listener mode: the thread's sleep between checks of timeouts
+  std::condition_variable idle_cv_;
 
   mutable std::shared_mutex mu_;
   std::map<std::string, std::map<std::string, JsonPtr, std::less<>>, std::less<>> by_ref_;

@@ -66,10 +66,9 @@ class EmbeddedConsumer final : public Consumer {
         if (out.size() >= max_records) break;
         const int64_t end = log_.end_offset(tp);
         if (end <= pos) continue;
-        const size_t before = out.size();
-        auto st = log_.read(tp, pos, end, max_records - out.size(), out);
-        if (!st.ok()) return out;  // storage error: caller sees no progress and retries
-        if (out.size() > before) pos = out.back().offset + 1;
+        auto next = log_.read(tp, pos, end, max_records - out.size(), out, filter());
+        if (!next.ok()) return out;  // storage error: caller sees no progress and retries
+        pos = *next;
       }
       if (!out.empty()) return out;
       if (woken_.exchange(false)) return out;
@@ -91,9 +90,9 @@ class EmbeddedConsumer final : public Consumer {
         for (auto& [tp, pos] : positions_) {
           const int64_t end = log_.end_offset(tp);
           if (end <= pos || out.size() >= max_records) continue;
-          const size_t before = out.size();
-          if (!log_.read(tp, pos, end, max_records - out.size(), out).ok()) return out;
-          if (out.size() > before) pos = out.back().offset + 1;
+          auto next = log_.read(tp, pos, end, max_records - out.size(), out, filter());
+          if (!next.ok()) return out;
+          pos = *next;
         }
         return out;
       }
@@ -115,8 +114,16 @@ class EmbeddedConsumer final : public Consumer {
 
   const std::string& group() const override { return group_; }
 
+  void set_key_filter(KeyFilter filter) override {
+    filter_ = filter;
+    log_.set_waiter_filter(&waiter_, std::move(filter));
+  }
+
  private:
+  const KeyFilter* filter() const { return filter_ ? &filter_ : nullptr; }
+
   EmbeddedLog& log_;
+  KeyFilter filter_;  // the polling thread's copy
   const std::string group_;
   std::map<TopicPartition, int64_t> positions_;
   std::atomic<bool> woken_{false};
@@ -218,6 +225,29 @@ void EmbeddedLog::add_waiter(Waiter* w) {
 void EmbeddedLog::remove_waiter(Waiter* w) {
   std::lock_guard lock(waiters_mu_);
   waiters_.erase(std::remove(waiters_.begin(), waiters_.end(), w), waiters_.end());
+  filtered_waiters_ = std::any_of(waiters_.begin(), waiters_.end(),
+                                  [](const Waiter* x) { return static_cast<bool>(x->filter); });
+}
+
+void EmbeddedLog::set_waiter_filter(Waiter* w, KeyFilter filter) {
+  std::lock_guard lock(waiters_mu_);
+  w->filter = std::move(filter);
+  filtered_waiters_ = std::any_of(waiters_.begin(), waiters_.end(),
+                                  [](const Waiter* x) { return static_cast<bool>(x->filter); });
+}
+
+int EmbeddedLog::add_append_listener(std::string_view topic, std::function<void()> fn) {
+  std::unique_lock lock(listeners_mu_);
+  const int id = next_listener_id_++;
+  listeners_.push_back(Listener{id, std::string(topic), std::move(fn)});
+  return id;
+}
+
+void EmbeddedLog::remove_append_listener(int id) {
+  std::unique_lock lock(listeners_mu_);  // waits for a running call to end
+  listeners_.erase(std::remove_if(listeners_.begin(), listeners_.end(),
+                                  [&](const Listener& l) { return l.id == id; }),
+                   listeners_.end());
 }
 
 Status EmbeddedLog::trim(const TopicPartition& tp, int64_t offset) {
@@ -273,8 +303,10 @@ Result<int64_t> EmbeddedLog::compact(const TopicPartition& tp) {
   return dropped;
 }
 
-Status EmbeddedLog::read(const TopicPartition& tp, int64_t offset, int64_t end, size_t max,
-                         std::vector<Record>& out) const {
+Result<int64_t> EmbeddedLog::read(const TopicPartition& tp, int64_t offset, int64_t end,
+                                  size_t max, std::vector<Record>& out,
+                                  const KeyFilter* filter) const {
+  int64_t next = offset;
   {
     std::lock_guard lock(recent_mu_);
     auto it = recent_.find(tp);
@@ -284,6 +316,8 @@ Status EmbeddedLog::read(const TopicPartition& tp, int64_t offset, int64_t end, 
       for (auto i = static_cast<size_t>(offset - recent.front().offset);
            i < recent.size() && recent[i].offset < end && max > 0; ++i, --max) {
         const Recent& e = recent[i];
+        next = e.offset + 1;
+        if (filter && !(*filter)(e.key)) continue;
         Record r;
         r.topic = tp.topic;
         r.partition = tp.partition;
@@ -294,31 +328,42 @@ Status EmbeddedLog::read(const TopicPartition& tp, int64_t offset, int64_t end, 
         r.parsed = e.parsed;
         out.push_back(std::move(r));
       }
-      return {};
+      return next;
     }
   }
   const std::string prefix = tp_prefix(tp);
   const std::string start = log_key(tp, offset);
   size_t n = 0;
-  return log_->scan(
+  bool full = false;
+  auto st = log_->scan(
       prefix,
       [&](std::string_view k, std::string_view v) {
         const auto off = static_cast<int64_t>(decode_be64(k.substr(k.size() - 8)));
-        if (off >= end || n >= max) return false;
+        if (off >= end) return false;
+        if (n >= max) {
+          full = true;
+          return false;
+        }
+        ++n;
+        next = off + 1;
         if (v.size() < 12) return true;  // cannot happen: we write every record
+        const uint32_t klen = decode_be32(v.substr(8, 4));
+        const std::string_view key = v.substr(12, klen);
+        if (filter && !(*filter)(key)) return true;
         Record r;
         r.topic = tp.topic;
         r.partition = tp.partition;
         r.offset = off;
         r.timestamp_ms = static_cast<int64_t>(decode_be64(v.substr(0, 8)));
-        const uint32_t klen = decode_be32(v.substr(8, 4));
-        r.key = std::string(v.substr(12, klen));
+        r.key = std::string(key);
         r.value = std::string(v.substr(12 + klen));
         out.push_back(std::move(r));
-        ++n;
         return true;
       },
       false, start);
+  if (!st.ok()) return st.error();
+  // Everything below `end` was looked at: offsets missing there (compacted away) are done too.
+  return full ? next : std::max(next, end);
 }
 
 EmbeddedLog::~EmbeddedLog() {
@@ -365,14 +410,20 @@ void EmbeddedLog::commit_async(Transaction txn, CommitCallback done) {
   queue_.push_back(p);
   ++async_queued_;
   if (!leading_) {
-    lead(lock);
-    return;
+    // Commits queued meanwhile are written here too, a few groups at most, rather than by
+    // waking the async leader (a thread hand-off costs more than the write on small machines).
+    for (int groups = 0; groups < kInlineGroups; ++groups) {
+      lead(lock, /*hand_off=*/false);
+      if (leading_ || async_queued_ == 0) break;
+    }
+    if (leading_ || async_queued_ == 0) return;
   }
-  // The leader is busy with an earlier group; the async leader writes this one unless a
-  // waiting committer takes the lead first.
+  // The leader is busy with an earlier group (or this thread wrote enough): the async leader
+  // writes this one unless a waiting committer takes the lead first.
   if (!async_leader_.joinable() && !stopping_) {
     async_leader_ = std::thread([this] { async_leader_loop(); });
   }
+  if (!leading_) async_cv_.notify_one();
 }
 
 void EmbeddedLog::async_leader_loop() {
@@ -400,7 +451,7 @@ Result<std::vector<RecordPosition>> EmbeddedLog::commit(Transaction txn) {
   return std::move(p.positions);
 }
 
-void EmbeddedLog::lead(std::unique_lock<std::mutex>& lock) {
+void EmbeddedLog::lead(std::unique_lock<std::mutex>& lock, bool hand_off) {
   leading_ = true;
   std::deque<Pending*> group;
   group.swap(queue_);
@@ -435,6 +486,17 @@ void EmbeddedLog::lead(std::unique_lock<std::mutex>& lock) {
     }
     batches.push_back(&p->txn->state);
   }
+  // Filtered consumers (Consumer::set_key_filter) are woken only for records they take: their
+  // keys, noted before the records move into the window.
+  std::vector<std::pair<std::string_view, std::string>> keys;  // (topic, key)
+  {
+    std::lock_guard waiters_lock(waiters_mu_);
+    if (filtered_waiters_) {
+      for (Pending* p : group) {
+        for (const auto& r : p->txn->records) keys.emplace_back(topics_.find(r.topic)->first, r.key);
+      }
+    }
+  }
   lock.unlock();
   Status st = db_.write(batches);
   lock.lock();
@@ -459,8 +521,24 @@ void EmbeddedLog::lead(std::unique_lock<std::mutex>& lock) {
         }
       }
     }
-    std::lock_guard end_lock(end_mu_);
-    for (const auto& [tp, before] : touched) end_offset_[tp] = next_offset_[tp];
+    {
+      std::lock_guard end_lock(end_mu_);
+      for (const auto& [tp, before] : touched) end_offset_[tp] = next_offset_[tp];
+    }
+    // Still leading: listener calls are serial and in offset order.
+    lock.unlock();
+    {
+      std::shared_lock listeners_lock(listeners_mu_);
+      for (const Listener& l : listeners_) {
+        if (std::find(written.begin(), written.end(), l.topic) == written.end()) continue;
+        try {
+          l.fn();
+        } catch (const std::exception& e) {
+          spdlog::error("log: append listener of {} failed: {}", l.topic, e.what());
+        }
+      }
+    }
+    lock.lock();
   }
   std::vector<Pending*> finished_async;
   for (Pending* p : group) {
@@ -471,18 +549,19 @@ void EmbeddedLog::lead(std::unique_lock<std::mutex>& lock) {
   }
   leading_ = false;
   commit_cv_.notify_all();
-  if (async_queued_ > 0) async_cv_.notify_one();
+  if (hand_off && async_queued_ > 0) async_cv_.notify_one();
   if ((st.ok() && !written.empty()) || !finished_async.empty()) {
     lock.unlock();  // consumers may commit (and so take commit_mu_) as soon as they wake
     if (st.ok() && !written.empty()) {
       std::lock_guard waiters_lock(waiters_mu_);
       for (Waiter* w : waiters_) {
-        for (const auto& t : w->topics) {
-          if (std::find(written.begin(), written.end(), t) != written.end()) {
-            wake(w);
-            break;
-          }
-        }
+        const bool wanted = std::any_of(w->topics.begin(), w->topics.end(), [&](const auto& t) {
+          if (std::find(written.begin(), written.end(), t) == written.end()) return false;
+          return !w->filter || std::any_of(keys.begin(), keys.end(), [&](const auto& k) {
+                   return k.first == t && w->filter(k.second);
+                 });
+        });
+        if (wanted) wake(w);
       }
     }
     for (Pending* p : finished_async) {

@@ -15,6 +15,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <shared_mutex>
 #include <thread>
 
 #include "topology/log.h"
@@ -42,24 +43,30 @@ class EmbeddedLog final : public Log {
   int64_t end_offset(const TopicPartition& tp) const override;
   state::Db& db() override { return db_; }
 
-  // Reads up to `max` records of one partition from `offset` (inclusive) below `end`.
-  Status read(const TopicPartition& tp, int64_t offset, int64_t end, size_t max,
-              std::vector<Record>& out) const;
+  // Reads the records of one partition from `offset` (inclusive) below `end`, looking at up to
+  // `max` of them; those whose key `filter` (if any) rejects are skipped. Returns the offset after
+  // the last record looked at (`offset` when there was none).
+  Result<int64_t> read(const TopicPartition& tp, int64_t offset, int64_t end, size_t max,
+                       std::vector<Record>& out, const KeyFilter* filter = nullptr) const;
   // A consumer's wait slot: consumers sleep on their own condition variable and are woken only
   // by commits that wrote one of their topics (or by wakeup()), not by every commit.
   struct Waiter {
     std::mutex mu;
     std::condition_variable cv;
     std::vector<std::string> topics;
+    KeyFilter filter;  // Consumer::set_key_filter; guarded by the log's waiter list lock
   };
   void add_waiter(Waiter* w);
   void remove_waiter(Waiter* w);
+  void set_waiter_filter(Waiter* w, KeyFilter filter);
   // Wakes `w` without losing a wakeup that races with its predicate check.
   static void wake(Waiter* w) {
     { std::lock_guard lock(w->mu); }
     w->cv.notify_all();
   }
   Result<int64_t> committed(const std::string& group, const TopicPartition& tp) const override;
+  int add_append_listener(std::string_view topic, std::function<void()> fn) override;
+  void remove_append_listener(int id) override;
   Status trim(const TopicPartition& tp, int64_t offset) override;
   // Compaction of a keyed topic (attune.definitions): deletes every record of `tp` that a later
   // record with the same key supersedes, keeping the newest record per key (tombstones included,
@@ -82,7 +89,10 @@ class EmbeddedLog final : public Log {
     CommitCallback callback;
   };
   Status validate(const Transaction& txn) const;
-  void lead(std::unique_lock<std::mutex>& lock);
+  // Writes the queued group. With `hand_off`, wakes the async leader when commit_async calls
+  // queued meanwhile wait; without, the caller writes them itself or wakes it.
+  void lead(std::unique_lock<std::mutex>& lock, bool hand_off = true);
+  static constexpr int kInlineGroups = 4;
   void async_leader_loop();
   // Drops the in-memory window of `tp` below `below`, or all of it.
   void forget_recent(const TopicPartition& tp, std::optional<int64_t> below);
@@ -110,6 +120,16 @@ class EmbeddedLog final : public Log {
 
   std::mutex waiters_mu_;
   std::vector<Waiter*> waiters_;
+  bool filtered_waiters_ = false;  // some waiter has a key filter; guarded by waiters_mu_
+
+  struct Listener {
+    int id;
+    std::string topic;
+    std::function<void()> fn;
+  };
+  std::shared_mutex listeners_mu_;  // shared while the leader calls them
+  std::vector<Listener> listeners_;
+  int next_listener_id_ = 0;
 
   // The most recent records of each partition, in memory: consumers that keep up (every stage,
   // most of the time) read them without a RocksDB iterator, and records produced with their

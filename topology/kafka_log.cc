@@ -367,6 +367,8 @@ class KafkaConsumer final : public Consumer {
 
   const std::string& group() const override { return group_; }
 
+  void set_key_filter(KeyFilter filter) override { filter_ = std::move(filter); }
+
   bool owns(const TopicPartition& tp) const {
     std::lock_guard lock(mu_);
     return assigned_.count(tp) > 0;
@@ -396,6 +398,7 @@ class KafkaConsumer final : public Consumer {
       positions_[tp] = r.offset + 1;
     }
     impl_.note_end(tp, r.offset + 1);
+    if (filter_ && !filter_(r.key)) return;  // skipped: the position moved past it
     out.push_back(std::move(r));
   }
 
@@ -456,6 +459,7 @@ class KafkaConsumer final : public Consumer {
   const Mode mode_;
   const bool restore_on_assign_;
   std::atomic<bool> woken_{false};
+  KeyFilter filter_;  // set_key_filter; the polling thread's
   mutable std::mutex mu_;
   std::set<TopicPartition> assigned_;
   std::map<TopicPartition, int64_t> positions_;  // next offset to process, per partition

@@ -71,6 +71,9 @@ struct Transaction {
   bool empty() const { return state.empty() && records.empty() && offsets.empty(); }
 };
 
+// Which records a consumer wants, by record key.
+using KeyFilter = std::function<bool(std::string_view key)>;
+
 class Consumer {
  public:
   virtual ~Consumer() = default;
@@ -83,6 +86,13 @@ class Consumer {
   // Current positions (next offset to read) of every assigned partition, as offsets to commit.
   virtual std::vector<OffsetCommit> positions() const = 0;
   virtual const std::string& group() const = 0;
+  // From now on, poll() skips the records whose key `filter` rejects: it never returns them, but
+  // moves the positions past them (so committing positions() commits them as done). A log that
+  // can (EmbeddedLog) also stops waking this consumer for commits that wrote only such records;
+  // they are skipped when it next polls. For consumers that act on a few kinds of records of a
+  // busy topic (the sensor stage on attune.definitions, where datastore keys are written at API
+  // rates). Call before polling; an empty filter takes every record.
+  virtual void set_key_filter(KeyFilter filter) = 0;
 };
 
 class Log {
@@ -138,6 +148,20 @@ class Log {
   // consumer groups, across processes); the Runtime then lets every instance subscribe to every
   // partition instead of splitting them.
   virtual bool balances_groups() const { return false; }
+
+  // Append listeners (optional): `fn` runs on the committing thread after every commit that
+  // appended records to `topic`, once they are readable (end_offset() includes them), before that
+  // commit's callbacks (commit_async) run and before the next commit is written — so calls are
+  // serial, in offset order, and a reader of `topic` that catches up inside `fn` has seen every
+  // record of the commit by the time its producer learns that it is durable. `fn` must be quick
+  // and must not commit to the log. Returns an id for remove_append_listener(), or -1 when the log
+  // has no listeners (KafkaLog: records may come from other processes) — follow the topic with a
+  // consumer instead.
+  virtual int add_append_listener(std::string_view /*topic*/, std::function<void()> /*fn*/) {
+    return -1;
+  }
+  // Removes a listener; returns once no call of it is running. Not from inside the listener.
+  virtual void remove_append_listener(int /*id*/) {}
 };
 
 }  // namespace attune

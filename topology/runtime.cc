@@ -61,6 +61,7 @@ class Runtime::Instance final : public ProcessorContext, public Mailbox {
       auto c = rt_.log_.subscribe(spec_.name, spec_.topics, parts, true);
       if (!c.ok()) return c.error();
       consumer_ = std::move(*c);
+      if (spec_.key_filter) consumer_->set_key_filter(spec_.key_filter);
       // What a previous run committed is applied already: readers waiting for an offset
       // below the starting position (read-your-writes after a restart) must not wait for a
       // record that will never be processed again.
@@ -236,7 +237,7 @@ class Runtime::Instance final : public ProcessorContext, public Mailbox {
           requested_punctuate_.reset();
         }
       }
-      if (!commit(!records.empty())) return;
+      if (!commit(!records.empty() || skipped_records())) return;
     }
     if (offsets_pending_) commit(false, /*force=*/true);  // a clean stop replays nothing
     processor_->close();
@@ -277,6 +278,17 @@ class Runtime::Instance final : public ProcessorContext, public Mailbox {
     return true;
   }
 
+  // A filtered consumer (StageSpec::key_filter) moves past the records it skips without
+  // returning them: those count as consumed (their offsets are committed like any other).
+  bool skipped_records() {
+    if (!spec_.key_filter || !consumer_) return false;
+    std::vector<int64_t> now;
+    for (const auto& o : consumer_->positions()) now.push_back(o.next_offset);
+    if (now == polled_positions_) return false;
+    polled_positions_ = std::move(now);
+    return true;
+  }
+
   void run_hooks() {
     auto hooks = std::move(hooks_);
     hooks_.clear();
@@ -297,6 +309,7 @@ class Runtime::Instance final : public ProcessorContext, public Mailbox {
   std::vector<OutRecord> out_;
   // StageSpec::lazy_offsets: consumed offsets not committed yet, and when the last commit was.
   bool offsets_pending_ = false;
+  std::vector<int64_t> polled_positions_;  // skipped_records(): positions at the last look
   std::chrono::steady_clock::time_point last_commit_{};
   std::vector<std::function<void()>> hooks_;
 

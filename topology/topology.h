@@ -95,6 +95,10 @@ struct StageSpec {
   // stages that skip most records (the sensor stage reads every definition but acts on few) and
   // for which processing such a record again after a crash does nothing.
   std::chrono::milliseconds lazy_offsets{0};
+  // When set, the stage's consumer skips the records whose key this rejects
+  // (Consumer::set_key_filter): process() never sees them and, on the embedded log, commits that
+  // wrote only such records do not wake the stage.
+  KeyFilter key_filter;
 };
 
 class Topology {

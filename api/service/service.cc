@@ -18,7 +18,8 @@ namespace attune::service {
 namespace detail {
 
 rest::HttpResponse data(int status, Json value, std::optional<std::string> message) {
-  Json body = {{"data", std::move(value)}};
+  Json body = Json::object();  // (an initializer list would copy `value`)
+  body["data"] = std::move(value);
   if (message) body["message"] = *message;
   return rest::HttpResponse::json(status, body);
 }

@@ -3,6 +3,7 @@
 
 #include <sodium.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <cstdio>
@@ -32,6 +33,25 @@ const unsigned char* bytes(std::string_view s) {
   return reinterpret_cast<const unsigned char*>(s.data());
 }
 
+// Random nonces, fetched from the system CSPRNG 64 at a time per thread (one getrandom() call
+// instead of one per value sealed). Nonces are public; each is used once.
+void random_nonce(unsigned char* out, size_t n) {
+  constexpr size_t kBatch = 64 * crypto_aead_xchacha20poly1305_ietf_NPUBBYTES;
+  thread_local std::array<unsigned char, kBatch> pool;
+  thread_local size_t used = kBatch;
+  if (n > kBatch) {
+    randombytes_buf(out, n);
+    return;
+  }
+  if (kBatch - used < n) {
+    randombytes_buf(pool.data(), pool.size());
+    used = 0;
+  }
+  std::copy_n(pool.data() + used, n, out);
+  sodium_memzero(pool.data() + used, n);  // handed out once only
+  used += n;
+}
+
 }  // namespace
 
 Cipher::Cipher(std::string_view secret) {
@@ -48,7 +68,7 @@ std::string Cipher::seal(std::string_view plaintext, std::string_view aad) const
   constexpr size_t kNonce = crypto_aead_xchacha20poly1305_ietf_NPUBBYTES;
   constexpr size_t kTag = crypto_aead_xchacha20poly1305_ietf_ABYTES;
   std::vector<unsigned char> buf(kNonce + plaintext.size() + kTag);
-  randombytes_buf(buf.data(), kNonce);
+  random_nonce(buf.data(), kNonce);
   unsigned long long clen = 0;
   crypto_aead_xchacha20poly1305_ietf_encrypt(buf.data() + kNonce, &clen, bytes(plaintext),
                                              plaintext.size(), bytes(aad), aad.size(), nullptr,

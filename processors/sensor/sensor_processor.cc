@@ -103,12 +103,17 @@ std::optional<TimerState> SensorProcessor::load(int64_t rule_id, ProcessorContex
   return TimerState::from_json(Json::parse(**v, nullptr, false));
 }
 
+bool SensorProcessor::wants(std::string_view key) {
+  // Only these kinds matter here; others (e.g. datastore keys, written at API rates) are
+  // skipped by the consumer.
+  const std::string_view kind = key.substr(0, key.find(':'));
+  return kind == "rule" || kind == "sensor" || kind == "trigger" || kind == "pack";
+}
+
 void SensorProcessor::process(const Record& record, ProcessorContext& ctx) {
   const std::string_view key = record.key;
   const std::string_view kind = key.substr(0, key.find(':'));
-  // Only these kinds matter here; others (e.g. datastore keys, written at API rates) are not
-  // even parsed.
-  if (kind != "rule" && kind != "sensor" && kind != "trigger" && kind != "pack") return;
+  if (!wants(key)) return;
   Envelope e;
   std::string error;
   if (!envelope_of(record, e, error)) throw ProcessingError(error);
@@ -243,8 +248,9 @@ void add_sensor_stage(Topology& topology, const SensorStageOptions& options) {
                 1,
                 512,
                 [options](int) { return std::make_unique<SensorProcessor>(options); },
-                // Most definitions (datastore keys above all) are skipped here unparsed.
-                std::chrono::milliseconds(200)});
+                // Most definitions (datastore keys above all) are skipped without a wake-up.
+                std::chrono::milliseconds(200),
+                [](std::string_view key) { return SensorProcessor::wants(key); }});
 }
 
 }  // namespace attune::sensor

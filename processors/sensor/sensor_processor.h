@@ -39,6 +39,8 @@ class SensorProcessor final : public Processor {
   explicit SensorProcessor(SensorStageOptions options);
 
   void init(ProcessorContext& ctx) override;
+  // The definitions this stage acts on, by record key ("<kind>:<ref>"): its consumer's filter.
+  static bool wants(std::string_view key);
   void process(const Record& record, ProcessorContext& ctx) override;
   std::optional<SystemTime> punctuate(SystemTime now, ProcessorContext& ctx) override;
   void close() override;

@@ -32,6 +32,24 @@ TEST_P(DefinitionsTest, ReplaysThenFollows) {
   EXPECT_TRUE(table.rules_for_trigger("core.webhook").empty());
 }
 
+TEST_P(DefinitionsTest, OnTheEmbeddedLogAWriteIsAppliedBeforeItsCommitReturns) {
+  DefinitionsTable table(*log_);
+  ASSERT_TRUE(table.start().ok());
+  for (int i = 1; i <= 50; ++i) {
+    const std::string ref = "p.a" + std::to_string(i);
+    auto pos = log_->produce({definition_record("action", {{"id", i}, {"ref", ref}}, 0, "t")});
+    ASSERT_TRUE(pos.ok());
+    if (GetParam() == testing::LogKind::kEmbedded) {
+      // Applied by the committing thread (the log's append listener): no wait needed.
+      EXPECT_GT(table.applied(), (*pos)[0].offset);
+      EXPECT_NE(table.get("action", ref), nullptr);
+    } else {
+      ASSERT_TRUE(table.wait_applied((*pos)[0].offset, 5s));  // followed on the table's thread
+      EXPECT_NE(table.get("action", ref), nullptr);
+    }
+  }
+}
+
 TEST_P(DefinitionsTest, WhenAppliedCallsBackOnceAppliedOrTimedOutOrStopped) {
   DefinitionsTable table(*log_);
   ASSERT_TRUE(table.start().ok());

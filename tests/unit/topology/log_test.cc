@@ -202,6 +202,42 @@ TEST_P(LogTest, PartitionSubsetAndStartAtEnd) {
   }
 }
 
+TEST_P(LogTest, KeyFilterSkipsRecordsButMovesPastThem) {
+  const std::string topic(topics::kDeadletter);  // one partition
+  ASSERT_TRUE(log_->produce({{topic, "key:a", "1"}, {topic, "rule:r", "2"}, {topic, "key:b", "3"},
+                             {topic, "rule:s", "4"}, {topic, "key:c", "5"}})
+                  .ok());
+  auto c = log_->subscribe("g", {topic});
+  ASSERT_TRUE(c.ok());
+  (*c)->set_key_filter([](std::string_view key) { return key.rfind("rule:", 0) == 0; });
+  std::vector<Record> got = poll_n(**c, 2, 100);
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[0].value, "2");
+  EXPECT_EQ(got[1].value, "4");
+  // Positions include the skipped records, also those after the last one taken.
+  const auto deadline = std::chrono::steady_clock::now() + kWait;
+  while ((*c)->positions()[0].next_offset < 5 && std::chrono::steady_clock::now() < deadline) {
+    EXPECT_TRUE((*c)->poll(10, 50ms).empty());
+  }
+  EXPECT_EQ((*c)->positions()[0].next_offset, 5);
+  // Only skipped records: the poll waits out its timeout and returns nothing, positions moved.
+  ASSERT_TRUE(log_->produce({{topic, "key:d", "6"}}).ok());
+  const auto until = std::chrono::steady_clock::now() + kWait;
+  while ((*c)->positions()[0].next_offset < 6 && std::chrono::steady_clock::now() < until) {
+    EXPECT_TRUE((*c)->poll(10, 50ms).empty());
+  }
+  EXPECT_EQ((*c)->positions()[0].next_offset, 6);
+  // A wanted record still wakes a blocked poll.
+  auto later = std::async(std::launch::async, [&] {
+    std::this_thread::sleep_for(50ms);
+    return log_->produce({{topic, "key:e", "7"}, {topic, "rule:t", "8"}}).ok();
+  });
+  auto woken = poll_n(**c, 1, 10);
+  ASSERT_TRUE(later.get());
+  ASSERT_EQ(woken.size(), 1u);
+  EXPECT_EQ(woken[0].value, "8");
+}
+
 }  // namespace
 }  // namespace attune
 
@@ -209,6 +245,62 @@ namespace attune {
 namespace {
 
 class EmbeddedLogTest : public testing::LogFixture {};
+
+TEST_F(EmbeddedLogTest, AppendListenersRunOnceReadableInOrderBeforeCallbacks) {
+  const std::string topic(topics::kEvents);
+  std::mutex mu;
+  std::vector<std::string> seen;  // what the listener and the callbacks saw, in order
+  auto reader = log_->reader({topic});
+  ASSERT_TRUE(reader.ok());
+  const int id = log_->add_append_listener(topic, [&] {
+    // Called serially: the reader is used by this listener only.
+    for (const Record& r : (*reader)->poll(100, 0ms)) {
+      std::lock_guard lock(mu);
+      seen.push_back("listener " + r.value);
+    }
+  });
+  ASSERT_GE(id, 0);
+  int other_calls = 0;
+  const int other = log_->add_append_listener(topics::kCommands, [&] { ++other_calls; });
+  std::atomic<int> pending{0};
+  std::vector<std::thread> writers;
+  for (int w = 0; w < 4; ++w) {
+    writers.emplace_back([&, w] {
+      for (int i = 0; i < 50; ++i) {
+        const std::string v = std::to_string(w) + "." + std::to_string(i);
+        ++pending;
+        log_->produce_async({{topic, "k", v, 0}}, [&, v](Result<std::vector<RecordPosition>> pos) {
+          EXPECT_TRUE(pos.ok());
+          std::lock_guard lock(mu);
+          seen.push_back("callback " + v);
+          --pending;
+        });
+      }
+    });
+  }
+  for (auto& t : writers) t.join();
+  const auto deadline = std::chrono::steady_clock::now() + kWait;
+  while (pending.load() > 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(1ms);
+  }
+  ASSERT_EQ(pending.load(), 0);
+  log_->remove_append_listener(id);
+  log_->remove_append_listener(other);
+  ASSERT_TRUE(log_->produce({{topic, "k", "after"}}).ok());  // no listener any more
+  std::lock_guard lock(mu);
+  EXPECT_EQ(other_calls, 0);  // nothing was written to its topic
+  ASSERT_EQ(seen.size(), 400u);
+  // Every record reached the listener before its producer's callback.
+  for (size_t i = 0; i < seen.size(); ++i) {
+    if (seen[i].rfind("callback ", 0) != 0) continue;
+    const std::string v = seen[i].substr(9);
+    auto at = std::find(seen.begin(), seen.end(), "listener " + v);
+    EXPECT_LT(at - seen.begin(), static_cast<std::ptrdiff_t>(i)) << v;
+  }
+  EXPECT_EQ(std::count_if(seen.begin(), seen.end(),
+                          [](const std::string& s) { return s.rfind("listener ", 0) == 0; }),
+            200);
+}
 
 TEST_F(EmbeddedLogTest, RecentRecordsProducedWithTheirEnvelopeAreHandedOverParsed) {
   const std::string topic(topics::kEvents);

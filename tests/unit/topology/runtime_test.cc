@@ -150,6 +150,47 @@ TEST_P(RuntimeTest, LazyOffsetsAreCommittedWithinTheirWindowAndOnStop) {
   }
 }
 
+TEST_P(RuntimeTest, KeyFilteredStagesSeeOnlyWantedRecordsAndCommitPastTheRest) {
+  Topology topo;
+  std::atomic<int64_t> seen{0};
+  std::atomic<int> processed{0};
+  class Counting : public Processor {
+   public:
+    Counting(std::atomic<int64_t>* seen, std::atomic<int>* n) : seen_(seen), n_(n) {}
+    void process(const Record& r, ProcessorContext&) override {
+      EXPECT_EQ(r.key.rfind("rule:", 0), 0u) << r.key;
+      seen_->store(r.offset + 1);
+      ++*n_;
+    }
+
+   private:
+    std::atomic<int64_t>* seen_;
+    std::atomic<int>* n_;
+  };
+  StageSpec spec{"filtered", {std::string(topics::kDeadletter)}, {}, 1, 64,
+                 [&](int) { return std::make_unique<Counting>(&seen, &processed); }};
+  spec.lazy_offsets = 100ms;
+  spec.key_filter = [](std::string_view key) { return key.rfind("rule:", 0) == 0; };
+  topo.add(spec);
+  RuntimeOptions opts;
+  opts.ids = &ids_;
+  const TopicPartition tp{std::string(topics::kDeadletter), 0};
+  Runtime rt(*log_, topo, opts);
+  ASSERT_TRUE(rt.start().ok());
+  ASSERT_TRUE(log_->produce({{tp.topic, "key:a", "v"}, {tp.topic, "rule:r", "v"}}).ok());
+  RecordPosition last;
+  for (int i = 0; i < 20; ++i) last = (*log_->produce({{tp.topic, "key:x", "v"}}))[0];
+  // The skipped records after the last wanted one are committed as consumed too.
+  const auto deadline = std::chrono::steady_clock::now() + kWait;
+  while (*log_->committed("filtered", tp) < last.offset + 1 &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_EQ(*log_->committed("filtered", tp), last.offset + 1);
+  EXPECT_EQ(processed.load(), 1);
+  rt.stop();
+}
+
 class HookProcessor : public Processor {
  public:
   explicit HookProcessor(std::promise<std::string>* done) : done_(done) {}
