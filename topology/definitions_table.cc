@@ -41,6 +41,21 @@ OutRecord definition_record(std::string_view kind, const Json& object, int64_t t
   return OutRecord{std::string(topics::kDefinitions), e.key, e.dump(), 0};
 }
 
+OutRecord shared_definition_record(std::string_view kind, Json object, int64_t ts,
+                                   std::string_view source, JsonPtr* stored) {
+  auto e = std::make_shared<Envelope>();
+  e->type = std::string(kDefinitionUpsert);
+  e->id = object.value("id", int64_t{0});
+  e->key = std::string(kind) + ":" + object.value("ref", std::string());
+  e->ts = ts;
+  e->source = std::string(source);
+  e->payload = std::move(object);
+  if (stored) *stored = JsonPtr(e, &e->payload);  // shares the envelope's ownership
+  OutRecord r{std::string(topics::kDefinitions), e->key, e->dump(), 0};
+  r.parsed = std::move(e);
+  return r;
+}
+
 OutRecord definition_tombstone(std::string_view kind, std::string_view ref, int64_t id, int64_t ts,
                                std::string_view source) {
   Envelope e;
@@ -167,33 +182,23 @@ void DefinitionsTable::run_waiting(bool expired_only) {
   for (auto& fn : expired) fn(false);
 }
 
-void DefinitionsTable::hint(const OutRecord& record, JsonPtr object) {
-  constexpr size_t kMaxHints = 4096;
-  std::lock_guard lock(hints_mu_);
-  if (hints_.size() >= kMaxHints) hints_.clear();  // unused hints (failed produces) do not pile up
-  hints_[record.value] = std::move(object);
-}
-
 bool DefinitionsTable::apply(const Record& record) {
   Envelope e;
   std::string error;
+  // An upsert produced in this process with its envelope (shared_definition_record, still in the
+  // embedded log's window): the table keeps that object, unparsed and uncopied.
   JsonPtr hinted;
-  {
-    std::lock_guard lock(hints_mu_);
-    if (!hints_.empty()) {
-      if (auto it = hints_.find(record.value); it != hints_.end()) {
-        hinted = std::move(it->second);
-        hints_.erase(it);
-      }
-    }
+  if (record.parsed && record.parsed->type == kDefinitionUpsert) {
+    hinted = JsonPtr(record.parsed, &record.parsed->payload);
   }
-  bool ok = hinted != nullptr || Envelope::parse(record.value, e, error);
+  bool ok = hinted != nullptr || envelope_of(record, e, error);
   if (hinted) e.type = std::string(kDefinitionUpsert);
   const auto colon = record.key.find(':');
   if (ok && colon == std::string::npos) {
     ok = false;
     error = "definition key without kind";
   }
+  JsonPtr replaced;  // released after the table's lock: freeing a large object takes a while
   if (ok) {
     const std::string kind = record.key.substr(0, colon);
     const std::string ref = record.key.substr(colon + 1);
@@ -215,6 +220,7 @@ bool DefinitionsTable::apply(const Record& record) {
     }
     if (auto it = current; it != refs.end()) {
       index_remove(kind, *it->second);
+      replaced = std::move(it->second);
       refs.erase(it);
     }
     if (e.type == kDefinitionUpsert && (hinted ? hinted->is_object() : e.payload.is_object())) {

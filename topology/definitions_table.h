@@ -36,6 +36,11 @@ inline constexpr std::string_view kDefinitionDelete = "definition.delete";
 // Builds the record that sets or deletes a definition.
 OutRecord definition_record(std::string_view kind, const Json& object, int64_t ts,
                             std::string_view source);
+// The same record, built around `object` (moved into its parsed Envelope, OutRecord::parsed): a
+// DefinitionsTable in this process then applies it without parsing and keeps that very object,
+// which `stored` (if given) receives — a writer can answer with it without copying.
+OutRecord shared_definition_record(std::string_view kind, Json object, int64_t ts,
+                                   std::string_view source, JsonPtr* stored = nullptr);
 OutRecord definition_tombstone(std::string_view kind, std::string_view ref, int64_t id, int64_t ts,
                                std::string_view source);
 
@@ -82,11 +87,6 @@ class DefinitionsTable {
   // Applies one record (exposed for tests and for replay); returns false if it was malformed.
   bool apply(const Record& record);
 
-  // A writer in this process hands over the object of an upsert it is about to produce, so
-  // applying that record does not parse it again (a record whose value is byte-for-byte
-  // `record.value` takes `object`). Optional: without it the record is parsed as usual. Bounded;
-  // thread-safe.
-  void hint(const OutRecord& record, JsonPtr object);
 
  private:
   struct Entry {
@@ -116,8 +116,6 @@ class DefinitionsTable {
   // kind → (deadline epoch ms, ref)
   std::map<std::string, std::set<std::pair<int64_t, std::string>>, std::less<>> deadlines_;
 
-  std::mutex hints_mu_;
-  std::unordered_map<std::string, JsonPtr> hints_;  // record value → its upsert payload
 
   std::atomic<int64_t> applied_{0};  // next offset to apply
   std::atomic<uint64_t> version_{0};

@@ -14,6 +14,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <array>
 
 #include "api/rest/pagination.h"
 #include "api/service/fields.h"
@@ -24,7 +25,6 @@
 
 namespace attune::service {
 
-using detail::data;
 using detail::deleted;
 using detail::error;
 using detail::validation;
@@ -83,40 +83,92 @@ bool may_decrypt(const DefinitionsTable& defs, const Principal& p, const Json& k
   return type != "system" && pack_owned(p, defs.get("pack", key_pack_ref(key)));
 }
 
-// The API shape: internal fields removed; `value` decrypted when allowed, else null for
-// encrypted keys. `with_value` false (lists) drops `value` altogether. `known` is the plaintext
-// when the caller has it at hand (a write), which saves decrypting it again.
-Json present_key(const Json& key, bool decrypt, bool with_value, const keystore::Cipher& cipher,
-                 const Json* known = nullptr) {
-  // Copies only what is shown: neither the sealed text (a third larger than the value) nor, for
-  // lists, the value.
+// Stored sparsely (every record is parsed by every reader); the API shape has every link.
+constexpr std::array<std::string_view, 9> kLinks = {
+    "owner",        "owner_identity",   "owner_pack",   "owner_pack_ref",  "owner_action",
+    "owner_action_ref", "owner_sensor", "owner_sensor_ref", "expires_at"};
+
+// The API shape of a key in a list: internal fields and the value removed (API.md §14: lists
+// carry no values), every owner link present.
+Json present_listed_key(const Json& key) {
+  // Copies only what is shown: neither the sealed text (a third larger than the value) nor the
+  // value.
   Json out = Json::object();
   for (const auto& [field, v] : key.items()) {
     if (field == keystore::kSealedField || field == "rev" || field == "created_by") continue;
-    if (field == "value" && !with_value) continue;
+    if (field == "value") continue;
     out[field] = v;
   }
-  // Stored sparsely (every record is parsed by every reader); the API shape has every link.
-  for (const char* link : {"owner", "owner_identity", "owner_pack", "owner_pack_ref",
-                           "owner_action", "owner_action_ref", "owner_sensor",
-                           "owner_sensor_ref", "expires_at"}) {
-    if (!out.contains(link)) out[link] = nullptr;
+  for (std::string_view link : kLinks) {
+    if (!out.contains(link)) out[std::string(link)] = nullptr;
   }
-  if (!with_value) return out;
+  return out;
+}
+
+// The API shape of one key, with its value (decrypted when `decrypt`, else null for encrypted
+// keys; `known` is the plaintext when the caller has it at hand, which saves decrypting it), as
+// the response body {"data": key, "message"?}. Written straight to JSON text: the fields in the
+// order nlohmann would print them (sorted), without copying the key into new objects first (a key
+// read or written is answered this way at API rates).
+rest::HttpResponse key_response(int status, const Json& key, bool decrypt,
+                                const keystore::Cipher& cipher, const Json* known = nullptr,
+                                std::optional<std::string_view> message = std::nullopt) {
+  static const Json kNull = nullptr;
+  std::vector<std::pair<std::string_view, const Json*>> fields;
+  fields.reserve(key.size() + kLinks.size());
+  for (auto it = key.begin(); it != key.end(); ++it) {
+    const std::string& field = it.key();
+    if (field == keystore::kSealedField || field == "rev" || field == "created_by") continue;
+    fields.emplace_back(field, &*it);
+  }
+  for (std::string_view link : kLinks) {
+    if (!key.contains(link)) fields.emplace_back(link, &kNull);
+  }
+  Json decrypted;
   if (key.value("encrypted", false)) {
-    out["value"] = nullptr;
+    const Json* value = &kNull;
     if (decrypt && known != nullptr) {
-      out["value"] = *known;
+      value = known;
     } else if (decrypt) {
       auto v = keystore::read_value(key, cipher);
       if (v.ok()) {
-        out["value"] = std::move(*v);
+        decrypted = std::move(*v);
+        value = &decrypted;
       } else {
         spdlog::error("key {}: cannot decrypt: {}", str(key, "ref"), v.error().message);
       }
     }
+    auto at = std::find_if(fields.begin(), fields.end(),
+                           [](const auto& f) { return f.first == "value"; });
+    if (at != fields.end()) {
+      at->second = value;
+    } else {
+      fields.emplace_back("value", value);
+    }
   }
-  return out;
+  std::sort(fields.begin(), fields.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  rest::HttpResponse r;
+  r.status = status;
+  std::string& out = r.body;
+  out.reserve(512);
+  nlohmann::detail::serializer<Json> json(
+      nlohmann::detail::output_adapter<char, std::string>(out), ' ',
+      Json::error_handler_t::replace);
+  out += "{\"data\":{";
+  for (size_t i = 0; i < fields.size(); ++i) {
+    if (i > 0) out += ',';
+    json.dump(Json(fields[i].first), false, false, 0);
+    out += ':';
+    json.dump(*fields[i].second, false, false, 0);
+  }
+  out += '}';
+  if (message) {
+    out += ",\"message\":";
+    json.dump(Json(*message), false, false, 0);
+  }
+  out += '}';
+  return r;
 }
 
 // `ttl_seconds` of a create/update body into `expires_at`: a positive integer sets it, null
@@ -175,7 +227,7 @@ rest::HttpResponse ApiService::get_key(Req& req) {
   const std::string& segment = req.params["ref"];
   auto key = find_key(defs_, *p, segment, now_ms());
   if (!key) return error(Errc::kNotFound, "Key '" + segment + "' not found");
-  return data(200, present_key(*key, may_decrypt(defs_, *p, *key), true, *options_.cipher));
+  return key_response(200, *key, may_decrypt(defs_, *p, *key), *options_.cipher);
 }
 
 rest::HttpResponse ApiService::list_keys(Req& req) {
@@ -214,7 +266,7 @@ rest::HttpResponse ApiService::list_keys(Req& req) {
   Json items = Json::array();
   for (size_t i = static_cast<size_t>(page->offset);
        i < rows.size() && items.size() < static_cast<size_t>(page->page_size); ++i) {
-    items.push_back(present_key(*rows[i], false, false, *options_.cipher));
+    items.push_back(present_listed_key(*rows[i]));
   }
   return Resp::json(200,
                     rest::list_envelope(std::move(items), *page, static_cast<int64_t>(rows.size())));
@@ -334,17 +386,16 @@ rest::HttpResponse ApiService::create_key(Req& req) {
                   {"created_by", p->id},
                   {"created", stamp},
                   {"updated", stamp}});
-  OutRecord record = definition_record(keystore::kKind, key, now, "api");
   const bool reveal = may_decrypt(defs_, *p, key);
   // One object for the table (applied without a re-parse) and the answer.
-  auto written = std::make_shared<const Json>(std::move(key));
-  defs_.hint(record, written);
+  JsonPtr written;
+  OutRecord record =
+      shared_definition_record(keystore::kKind, std::move(key), now, "api", &written);
   return write_definitions_then(
       {std::move(record)}, std::move(held),
       [this, written, reveal, value = std::move((*body)["value"])] {
         if (written->contains("expires_at")) key_expiry_->notify();
-        return data(201, present_key(*written, reveal, true, *options_.cipher, &value),
-                    "Key created");
+        return key_response(201, *written, reveal, *options_.cipher, &value, "Key created");
       });
 }
 
@@ -377,20 +428,18 @@ rest::HttpResponse ApiService::update_key(Req& req) {
   }
   key["rev"] = ids_.next();
   key["updated"] = format_rfc3339_ms(now);
-  OutRecord record = definition_record(keystore::kKind, key, now, "api");
   const bool reveal = may_decrypt(defs_, *p, key);
   std::optional<Json> known;
   if (body->contains("value")) known = std::move((*body)["value"]);
-  auto written = std::make_shared<const Json>(std::move(key));
-  defs_.hint(record, written);
+  JsonPtr written;
+  OutRecord record =
+      shared_definition_record(keystore::kKind, std::move(key), now, "api", &written);
   return write_definitions_then(
       {std::move(record)}, std::move(held),
       [this, written, reveal, known = std::move(known)] {
         if (written->contains("expires_at")) key_expiry_->notify();
-        return data(200,
-                    present_key(*written, reveal, true, *options_.cipher,
-                                known ? &*known : nullptr),
-                    "Key updated");
+        return key_response(200, *written, reveal, *options_.cipher, known ? &*known : nullptr,
+                            "Key updated");
       });
 }
 

@@ -122,25 +122,22 @@ Result<Principal> ApiService::authenticate(const rest::HttpRequest& req) const {
   }
   const std::string_view token = std::string_view(*header).substr(kBearer.size());
   const int64_t now_s = clock_.now_ms() / 1000;
-  Result<auth::Claims> claims = make_error(Errc::kUnauthorized, "Invalid token");
-  bool cached = false;
+  std::shared_ptr<const auth::Claims> claims;
   {
     std::shared_lock lock(token_cache_mu_);
-    if (auto it = token_cache_.find(std::string(token)); it != token_cache_.end()) {
-      claims = it->second;
-      cached = true;
-    }
+    if (auto it = token_cache_.find(token); it != token_cache_.end()) claims = it->second;
   }
-  if (cached) {
+  if (claims) {
     if (now_s >= claims->exp) return make_error(Errc::kUnauthorized, "Token expired");
   } else {
-    claims = jwt_.verify(token, {auth::kAccessToken, auth::kExecutionToken, auth::kSensorToken},
-                         now_s);
-    if (!claims.ok()) return claims.error();
+    auto verified = jwt_.verify(
+        token, {auth::kAccessToken, auth::kExecutionToken, auth::kSensorToken}, now_s);
+    if (!verified.ok()) return verified.error();
+    claims = std::make_shared<const auth::Claims>(std::move(*verified));
     constexpr size_t kTokenCacheSize = 4096;
     std::unique_lock lock(token_cache_mu_);
     if (token_cache_.size() >= kTokenCacheSize) token_cache_.clear();
-    token_cache_.emplace(std::string(token), *claims);
+    token_cache_.emplace(std::string(token), claims);
   }
   if (!detail::all_digits(claims->sub)) {
     return make_error(Errc::kUnauthorized, "Invalid token subject");
@@ -175,8 +172,11 @@ Result<Principal> ApiService::authenticate(const rest::HttpRequest& req) const {
     if (types.is_array()) p.trigger_types = types;
   }
   if (p.token_type == auth::kAccessToken) {
-    for (const auto& s : p.identity->value("permission_set_refs", Json::array())) {
-      if (s == "core.admin") p.admin = true;
+    if (auto sets = p.identity->find("permission_set_refs");
+        sets != p.identity->end() && sets->is_array()) {
+      for (const auto& s : *sets) {
+        if (s == "core.admin") p.admin = true;
+      }
     }
   }
   return p;

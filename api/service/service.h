@@ -217,7 +217,14 @@ class ApiService {
   // (immutable) secret, so a verified token need not be verified again; `exp` is still checked on
   // every use, and identity/execution checks always run. Cleared when it reaches its bound.
   mutable std::shared_mutex token_cache_mu_;
-  mutable std::unordered_map<std::string, auth::Claims> token_cache_;
+  // Verified tokens (looked up by the token's text without copying it).
+  struct TextHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  mutable std::unordered_map<std::string, std::shared_ptr<const auth::Claims>, TextHash,
+                             std::equal_to<>>
+      token_cache_;
   const sensor::SensorManager* sensors_ = nullptr;
   // Serialises definition writes within this instance (unique refs, consistent cascades).
   std::mutex write_mu_;

@@ -2,20 +2,33 @@
 
 namespace attune {
 
+namespace {
+
+// Appends `j` serialised to `out` (no intermediate string).
+void dump_into(std::string& out, const Json& j) {
+  nlohmann::detail::serializer<Json> s(nlohmann::detail::output_adapter<char, std::string>(out),
+                                       ' ');
+  s.dump(j, false, false, 0);
+}
+
+}  // namespace
+
 std::string Envelope::dump() const {
   // Written field by field: wrapping the payload in a new Json object would deep-copy it.
-  std::string out = "{\"type\":";
-  out += Json(type).dump();
+  std::string out;
+  out.reserve(256);
+  out += "{\"type\":";
+  dump_into(out, Json(type));
   out += ",\"id\":";
   out += std::to_string(id);
   out += ",\"key\":";
-  out += Json(key).dump();
+  dump_into(out, Json(key));
   out += ",\"ts\":";
   out += std::to_string(ts);
   out += ",\"source\":";
-  out += Json(source).dump();
+  dump_into(out, Json(source));
   out += ",\"payload\":";
-  out += payload.dump();
+  dump_into(out, payload);
   out += '}';
   return out;
 }
