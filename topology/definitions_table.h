@@ -77,7 +77,8 @@ class DefinitionsTable {
   bool wait_applied(int64_t offset, std::chrono::milliseconds timeout) const;
   // Calls fn(true) once the record at `offset` is applied — now, or on the table's thread — or
   // fn(false) once `timeout` has passed without it (checked at least every second). fn must be
-  // quick and must not wait on the table.
+  // quick, must not wait on the table and must not commit to the log synchronously (it may run on
+  // the log's committing thread, inside its append listener).
   void when_applied(int64_t offset, std::chrono::milliseconds timeout,
                     std::function<void(bool)> fn) const;
   int64_t applied() const { return applied_.load(); }
