@@ -20,6 +20,11 @@ std::string str_field(const Json& o, const char* name) {
   return it != o.end() && it->is_string() ? it->get<std::string>() : std::string();
 }
 
+int64_t id_field(const Json& o) {
+  auto it = o.find("id");
+  return it != o.end() && it->is_number_integer() ? it->get<int64_t>() : 0;
+}
+
 // The object's `expires_at` in epoch ms, when it has a valid one.
 std::optional<int64_t> deadline_of(const Json& obj) {
   auto it = obj.find("expires_at");
@@ -183,6 +188,23 @@ void DefinitionsTable::run_waiting(bool expired_only) {
 }
 
 bool DefinitionsTable::apply(const Record& record) {
+  bool ok = false;
+  try {
+    ok = apply_one(record);
+  } catch (const std::exception& e) {
+    // Skipped like a malformed record: it must not stop the records after it from applying.
+    spdlog::warn("definitions: skipping record at offset {}: {}", record.offset, e.what());
+  }
+  version_.fetch_add(1);
+  {
+    std::lock_guard lock(wait_mu_);
+    applied_.store(record.offset + 1);
+  }
+  wait_cv_.notify_all();
+  return ok;
+}
+
+bool DefinitionsTable::apply_one(const Record& record) {
   Envelope e;
   std::string error;
   // An upsert produced in this process with its envelope (shared_definition_record, still in the
@@ -231,17 +253,11 @@ bool DefinitionsTable::apply(const Record& record) {
   } else {
     spdlog::warn("definitions: skipping malformed record at offset {}: {}", record.offset, error);
   }
-  version_.fetch_add(1);
-  {
-    std::lock_guard lock(wait_mu_);
-    applied_.store(record.offset + 1);
-  }
-  wait_cv_.notify_all();
   return ok;
 }
 
 void DefinitionsTable::index_add(std::string_view kind, const Json& obj) {
-  const int64_t id = obj.value("id", int64_t{0});
+  const int64_t id = id_field(obj);
   const std::string ref = str_field(obj, "ref");
   if (id) by_id_[std::string(kind)][id] = ref;
   if (kind == "rule") rules_by_trigger_[str_field(obj, "trigger_ref")].insert(ref);
@@ -253,7 +269,7 @@ void DefinitionsTable::index_add(std::string_view kind, const Json& obj) {
 }
 
 void DefinitionsTable::index_remove(std::string_view kind, const Json& obj) {
-  const int64_t id = obj.value("id", int64_t{0});
+  const int64_t id = id_field(obj);
   const std::string ref = str_field(obj, "ref");
   if (auto it = by_id_.find(kind); it != by_id_.end()) it->second.erase(id);
   if (kind == "rule") {

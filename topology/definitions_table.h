@@ -94,6 +94,7 @@ class DefinitionsTable {
     JsonPtr object;
   };
   void follow();
+  bool apply_one(const Record& record);  // apply() without the bookkeeping
   // Applies every record the log has past the applied offset (listener mode).
   void catch_up();
   void index_add(std::string_view kind, const Json& obj);

@@ -290,15 +290,24 @@ Result<int64_t> EmbeddedLog::compact(const TopicPartition& tp) {
     return true;
   });
   if (!st.ok()) return st.error();
+  // Deleted in small batches: one write of every superseded record (hundreds of thousands after
+  // a burst of datastore writes) would hold up the log's own writes behind it for a long while.
+  constexpr size_t kDeletesPerWrite = 1024;
   state::WriteBatch batch;
   int64_t dropped = 0;
   for (const auto& [key, off] : seen) {
     if (newest[key] == off) continue;
     batch.del(*log_, log_key(tp, off));
     ++dropped;
+    if (batch.size() >= kDeletesPerWrite) {
+      if (auto w = db_.write(batch); !w.ok()) return w.error();
+      batch = state::WriteBatch();
+    }
   }
   if (dropped == 0) return int64_t{0};
-  if (auto w = db_.write(batch); !w.ok()) return w.error();
+  if (!batch.empty()) {
+    if (auto w = db_.write(batch); !w.ok()) return w.error();
+  }
   forget_recent(tp, std::nullopt);  // the window holds only contiguous offsets: start it anew
   return dropped;
 }
@@ -311,7 +320,7 @@ Result<int64_t> EmbeddedLog::read(const TopicPartition& tp, int64_t offset, int6
     std::lock_guard lock(recent_mu_);
     auto it = recent_.find(tp);
     if (it != recent_.end() && !it->second.items.empty() &&
-        it->second.items.front().offset <= offset) {
+        it->second.items.front().offset <= offset && offset <= it->second.items.back().offset) {
       const auto& recent = it->second.items;
       for (auto i = static_cast<size_t>(offset - recent.front().offset);
            i < recent.size() && recent[i].offset < end && max > 0; ++i, --max) {
@@ -333,6 +342,7 @@ Result<int64_t> EmbeddedLog::read(const TopicPartition& tp, int64_t offset, int6
   }
   const std::string prefix = tp_prefix(tp);
   const std::string start = log_key(tp, offset);
+  const size_t before = out.size();
   size_t n = 0;
   bool full = false;
   auto st = log_->scan(
@@ -361,7 +371,10 @@ Result<int64_t> EmbeddedLog::read(const TopicPartition& tp, int64_t offset, int6
         return true;
       },
       false, start);
-  if (!st.ok()) return st.error();
+  if (!st.ok()) {
+    out.resize(before);  // nothing read: the position does not move, so nothing is read twice
+    return st.error();
+  }
   // Everything below `end` was looked at: offsets missing there (compacted away) are done too.
   return full ? next : std::max(next, end);
 }
@@ -489,9 +502,11 @@ void EmbeddedLog::lead(std::unique_lock<std::mutex>& lock, bool hand_off) {
   // Filtered consumers (Consumer::set_key_filter) are woken only for records they take: their
   // keys, noted before the records move into the window.
   std::vector<std::pair<std::string_view, std::string>> keys;  // (topic, key)
+  bool have_keys = false;  // else a filter set meanwhile cannot be checked: such waiters are woken
   {
     std::lock_guard waiters_lock(waiters_mu_);
     if (filtered_waiters_) {
+      have_keys = true;
       for (Pending* p : group) {
         for (const auto& r : p->txn->records) keys.emplace_back(topics_.find(r.topic)->first, r.key);
       }
@@ -535,6 +550,8 @@ void EmbeddedLog::lead(std::unique_lock<std::mutex>& lock, bool hand_off) {
           l.fn();
         } catch (const std::exception& e) {
           spdlog::error("log: append listener of {} failed: {}", l.topic, e.what());
+        } catch (...) {
+          spdlog::error("log: append listener of {} failed", l.topic);
         }
       }
     }
@@ -557,7 +574,7 @@ void EmbeddedLog::lead(std::unique_lock<std::mutex>& lock, bool hand_off) {
       for (Waiter* w : waiters_) {
         const bool wanted = std::any_of(w->topics.begin(), w->topics.end(), [&](const auto& t) {
           if (std::find(written.begin(), written.end(), t) == written.end()) return false;
-          return !w->filter || std::any_of(keys.begin(), keys.end(), [&](const auto& k) {
+          return !w->filter || !have_keys || std::any_of(keys.begin(), keys.end(), [&](const auto& k) {
                    return k.first == t && w->filter(k.second);
                  });
         });
@@ -573,6 +590,8 @@ void EmbeddedLog::lead(std::unique_lock<std::mutex>& lock, bool hand_off) {
         }
       } catch (const std::exception& e) {
         spdlog::error("log: commit callback failed: {}", e.what());
+      } catch (...) {
+        spdlog::error("log: commit callback failed");
       }
       delete p;
     }
