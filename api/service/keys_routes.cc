@@ -411,10 +411,15 @@ rest::HttpResponse ApiService::update_key(Req& req) {
   const std::string& segment = req.params["ref"];
   auto found = find_key(defs_, *p, segment, now_ms());
   if (!found) return error(Errc::kNotFound, "Key '" + segment + "' not found");
-  auto held = key_holds_.hold(str(*found, "ref"));  // until the write is applied (or refused)
+  const std::string ref = str(*found, "ref");
+  auto held = key_holds_.hold(ref);  // until the write is applied (or refused)
   const int64_t now = now_ms();
-  auto existing = find_key(defs_, *p, segment, now);  // again, holding the key
-  if (!existing) return error(Errc::kNotFound, "Key '" + segment + "' not found");
+  // Again, holding the key: unchanged since (the usual case) it needs no second check.
+  JsonPtr existing = defs_.get(keystore::kKind, ref);
+  if (existing != found) existing = find_key(defs_, *p, segment, now);
+  if (!existing || keystore::is_expired(*existing, now)) {
+    return error(Errc::kNotFound, "Key '" + segment + "' not found");
+  }
   Json key = *existing;
   if (!apply_ttl(f, *body, key, now)) return validation(f.errors());
   if (name && !name->empty()) key["name"] = *name;
