@@ -15,6 +15,7 @@ are counted and make the run fail. Target: >= 20,000 ops/s. Exits non-zero only 
 because a target is missed.
 
     /usr/bin/python3 tests/bench/keys_bench.py [--keys 1000] [--seconds 10] [--connections 2,16]
+        [--binaries old/attune,build/api/cli/attune]   # side by side, workload by workload
 
 Needs wrk (Debian package `wrk`) and /usr/bin/python3 with python3-requests.
 """
@@ -87,48 +88,64 @@ def main() -> int:
     ap.add_argument("--keys", type=int, default=1000)
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--connections", default="2,16")
+    ap.add_argument("--binaries", default="",
+                    help="comma-separated attune binaries to compare side by side (default: the one "
+                         "ATTUNE_BIN or the build names); each workload runs on each in turn")
     args = ap.parse_args()
     if not shutil.which("wrk"):
         print("wrk is required (apt-get install wrk)", file=sys.stderr)
         return 2
+    binaries = [Path(b) for b in args.binaries.split(",") if b] or [attune_bin()]
     base = Path(tempfile.mkdtemp(prefix="attune-keys-bench-"))
-    srv = Server(attune_bin(), base / "data", base / "attune.log")
-    srv.start(timeout=60)
+    servers = []
     try:
-        api = srv.admin_client()
-        log(f"server {srv.api_url}; creating {args.keys} encrypted keys")
-        t0 = time.time()
-        for i in range(1, args.keys + 1):
-            r = api.post("/api/v1/keys", json={"local_ref": f"bk{i}", "value": {"n": i, "secret": f"s3cr3t-{i}"}})
-            assert r.status_code == 201, r.text
-        log(f"created in {time.time() - t0:.1f} s (one client, no keep-alive tuning)")
+        for i, binary in enumerate(binaries):
+            srv = Server(binary, base / f"data{i}", base / f"attune{i}.log")
+            srv.start(timeout=60)
+            servers.append(srv)
+            api = srv.admin_client()
+            log(f"{binary}: server {srv.api_url}; creating {args.keys} encrypted keys")
+            t0 = time.time()
+            for k in range(1, args.keys + 1):
+                r = api.post("/api/v1/keys", json={"local_ref": f"bk{k}", "value": {"n": k, "secret": f"s3cr3t-{k}"}})
+                assert r.status_code == 201, r.text
+            log(f"created in {time.time() - t0:.1f} s (one client, no keep-alive tuning)")
+            srv.token = api.token
         load = os.getloadavg()[0]
         rows = []
         for mode in ("get", "set", "mixed"):
-            script = base / f"{mode}.lua"
-            script.write_text(LUA % {"keys": args.keys, "token": api.token, "mode": mode})
             for c in (int(x) for x in args.connections.split(",")):
-                cpu0 = cpu_seconds(srv.proc.pid)
-                res = run_wrk(srv.api_url, script, c, args.seconds)
-                cpu = cpu_seconds(srv.proc.pid) - cpu0
-                res["cpu_us"] = cpu * 1e6 / max(1.0, res["rps"] * args.seconds)
-                # What two idle cores would allow at this CPU cost per request.
-                res["cpu_bound"] = 2e6 / res["cpu_us"] if res["cpu_us"] > 0 else float("inf")
-                if res["non2xx"]:
-                    raise RuntimeError(f"{mode} c={c}: {res['non2xx']} non-2xx responses")
-                rows.append((mode, c, res))
-                log(f"{mode:5} c={c:<3} {res['rps']:>10.0f} req/s  p50 {res['p50']:>8}  p99 {res['p99']:>8}"
-                    f"  server CPU {res['cpu_us']:.0f} us/req  {res['socket_errors']}")
+                for i, srv in enumerate(servers):
+                    script = base / f"{mode}{i}.lua"
+                    script.write_text(LUA % {"keys": args.keys, "token": srv.token, "mode": mode})
+                    cpu0 = cpu_seconds(srv.proc.pid)
+                    res = run_wrk(srv.api_url, script, c, args.seconds)
+                    cpu = cpu_seconds(srv.proc.pid) - cpu0
+                    res["cpu_us"] = cpu * 1e6 / max(1.0, res["rps"] * args.seconds)
+                    # What two idle cores would allow at this CPU cost per request.
+                    res["cpu_bound"] = 2e6 / res["cpu_us"] if res["cpu_us"] > 0 else float("inf")
+                    if res["non2xx"]:
+                        raise RuntimeError(f"{mode} c={c}: {res['non2xx']} non-2xx responses")
+                    rows.append((mode, c, i, res))
+                    log(f"{mode:5} c={c:<3} #{i} {res['rps']:>10.0f} req/s  p50 {res['p50']:>8}  p99 {res['p99']:>8}"
+                        f"  server CPU {res['cpu_us']:.0f} us/req  {res['socket_errors']}")
         print()
         print(f"load average before the runs: {load:.1f} (2 shared cores)")
-        print(f"{'workload':8} {'conns':>5} {'req/s':>10} {'p50':>9} {'p99':>9} {'CPU us/req':>10} "
-              f"{'2-core bound':>12}  target {TARGET:.0f}")
-        for mode, c, res in rows:
-            print(f"{mode:8} {c:>5} {res['rps']:>10.0f} {res['p50']:>9} {res['p99']:>9} {res['cpu_us']:>10.1f} "
-                  f"{res['cpu_bound']:>12.0f}  {'met' if res['rps'] >= TARGET else 'missed'}")
+        for i, binary in enumerate(binaries):
+            print(f"#{i}: {binary}")
+        print(f"{'workload':8} {'conns':>5} {'#':>2} {'req/s':>10} {'p50':>9} {'p99':>9} {'CPU us/req':>10} "
+              f"{'2-core bound':>12}  target {TARGET:.0f}" + ("  req/s vs #0" if len(servers) > 1 else ""))
+        first = {}
+        for mode, c, i, res in rows:
+            if i == 0:
+                first[(mode, c)] = res["rps"]
+            ratio = f"  {res['rps'] / first[(mode, c)]:.2f}x" if len(servers) > 1 else ""
+            print(f"{mode:8} {c:>5} {i:>2} {res['rps']:>10.0f} {res['p50']:>9} {res['p99']:>9} {res['cpu_us']:>10.1f} "
+                  f"{res['cpu_bound']:>12.0f}  {'met' if res['rps'] >= TARGET else 'missed'}{ratio}")
         return 0
     finally:
-        srv.stop(grace=10)
+        for srv in servers:
+            srv.stop(grace=10)
         shutil.rmtree(base, ignore_errors=True)
 
 
