@@ -276,40 +276,51 @@ void EmbeddedLog::forget_recent(const TopicPartition& tp, std::optional<int64_t>
 }
 
 Result<int64_t> EmbeddedLog::compact(const TopicPartition& tp) {
+  std::lock_guard lock(compact_mu_);
+  Compaction& c = compaction_[tp];
   const int64_t end = end_offset(tp);
-  std::unordered_map<std::string, int64_t> newest;  // record key → newest offset below `end`
-  std::vector<std::pair<std::string, int64_t>> seen;
-  auto st = log_->scan(tp_prefix(tp), [&](std::string_view k, std::string_view v) {
-    const auto off = static_cast<int64_t>(decode_be64(k.substr(k.size() - 8)));
-    if (off >= end) return false;
-    if (v.size() < 12) return true;
-    const uint32_t klen = decode_be32(v.substr(8, 4));
-    std::string key(v.substr(12, klen));
-    newest[key] = off;
-    seen.emplace_back(std::move(key), off);
-    return true;
-  });
-  if (!st.ok()) return st.error();
+  // Incremental: only the records appended since the last compaction are read (the first one
+  // after opening reads everything); each supersedes the newest earlier record of its key.
+  std::vector<int64_t> superseded;
+  auto st = log_->scan(
+      tp_prefix(tp),
+      [&](std::string_view k, std::string_view v) {
+        const auto off = static_cast<int64_t>(decode_be64(k.substr(k.size() - 8)));
+        if (off >= end) return false;
+        if (v.size() < 12) return true;
+        const uint32_t klen = decode_be32(v.substr(8, 4));
+        const std::string_view key = v.substr(12, klen);
+        if (auto it = c.newest.find(key); it != c.newest.end()) {
+          superseded.push_back(it->second);
+          it->second = off;
+        } else {
+          c.newest.emplace(std::string(key), off);
+        }
+        return true;
+      },
+      false, log_key(tp, c.scanned));
+  if (!st.ok()) {
+    compaction_.erase(tp);  // start over next time
+    return st.error();
+  }
+  c.scanned = end;
   // Deleted in small batches: one write of every superseded record (hundreds of thousands after
   // a burst of datastore writes) would hold up the log's own writes behind it for a long while.
   constexpr size_t kDeletesPerWrite = 1024;
   state::WriteBatch batch;
-  int64_t dropped = 0;
-  for (const auto& [key, off] : seen) {
-    if (newest[key] == off) continue;
-    batch.del(*log_, log_key(tp, off));
-    ++dropped;
-    if (batch.size() >= kDeletesPerWrite) {
-      if (auto w = db_.write(batch); !w.ok()) return w.error();
+  for (size_t i = 0; i < superseded.size(); ++i) {
+    batch.del(*log_, log_key(tp, superseded[i]));
+    if (batch.size() >= kDeletesPerWrite || i + 1 == superseded.size()) {
+      if (auto w = db_.write(batch); !w.ok()) {
+        compaction_.erase(tp);  // the rest is found again by a full pass
+        return w.error();
+      }
       batch = state::WriteBatch();
     }
   }
-  if (dropped == 0) return int64_t{0};
-  if (!batch.empty()) {
-    if (auto w = db_.write(batch); !w.ok()) return w.error();
-  }
+  if (superseded.empty()) return int64_t{0};
   forget_recent(tp, std::nullopt);  // the window holds only contiguous offsets: start it anew
-  return dropped;
+  return static_cast<int64_t>(superseded.size());
 }
 
 Result<int64_t> EmbeddedLog::read(const TopicPartition& tp, int64_t offset, int64_t end,

@@ -17,6 +17,7 @@
 #include <optional>
 #include <shared_mutex>
 #include <thread>
+#include <unordered_map>
 
 #include "topology/log.h"
 
@@ -73,6 +74,9 @@ class EmbeddedLog final : public Log {
   // so a reader that applied an old upsert still sees its delete). Offsets of the kept records do
   // not change; readers skip the gaps. Returns how many records were dropped. Safe to run while
   // producers and readers are active (a record produced meanwhile is newer than any it drops).
+  // Incremental: each call reads only the records appended since the previous one (the first
+  // after opening reads them all) and deletes in small batches, so a busy datastore's log is
+  // compacted without a full scan or one huge write per pass.
   Result<int64_t> compact(const TopicPartition& tp);
 
   static std::string log_key(const TopicPartition& tp, int64_t offset);
@@ -117,6 +121,19 @@ class EmbeddedLog final : public Log {
   // Published end offsets, read by consumers without the commit lock.
   mutable std::mutex end_mu_;
   std::map<TopicPartition, int64_t> end_offset_;
+
+  // compact() is incremental: what it has read of each partition, and the newest offset of each
+  // record key there.
+  struct TextHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  struct Compaction {
+    int64_t scanned = 0;
+    std::unordered_map<std::string, int64_t, TextHash, std::equal_to<>> newest;
+  };
+  std::mutex compact_mu_;
+  std::map<TopicPartition, Compaction> compaction_;  // guarded by compact_mu_
 
   std::mutex waiters_mu_;
   std::vector<Waiter*> waiters_;
