@@ -225,15 +225,28 @@ void EmbeddedLog::add_waiter(Waiter* w) {
 void EmbeddedLog::remove_waiter(Waiter* w) {
   std::lock_guard lock(waiters_mu_);
   waiters_.erase(std::remove(waiters_.begin(), waiters_.end(), w), waiters_.end());
-  filtered_waiters_ = std::any_of(waiters_.begin(), waiters_.end(),
-                                  [](const Waiter* x) { return static_cast<bool>(x->filter); });
+  note_filtered_topics();
+}
+
+void EmbeddedLog::note_filtered_topics() {
+  filtered_topics_.clear();
+  for (const Waiter* x : waiters_) {
+    if (!x->filter) continue;
+    for (const auto& t : x->topics) {
+      auto known = topics_.find(t);
+      if (known == topics_.end()) continue;
+      if (std::find(filtered_topics_.begin(), filtered_topics_.end(), known->first) ==
+          filtered_topics_.end()) {
+        filtered_topics_.push_back(known->first);  // a view of the (stable) topic map's key
+      }
+    }
+  }
 }
 
 void EmbeddedLog::set_waiter_filter(Waiter* w, KeyFilter filter) {
   std::lock_guard lock(waiters_mu_);
   w->filter = std::move(filter);
-  filtered_waiters_ = std::any_of(waiters_.begin(), waiters_.end(),
-                                  [](const Waiter* x) { return static_cast<bool>(x->filter); });
+  note_filtered_topics();
 }
 
 int EmbeddedLog::add_append_listener(std::string_view topic, std::function<void()> fn) {
@@ -513,13 +526,21 @@ void EmbeddedLog::lead(std::unique_lock<std::mutex>& lock, bool hand_off) {
   // Filtered consumers (Consumer::set_key_filter) are woken only for records they take: their
   // keys, noted before the records move into the window.
   std::vector<std::pair<std::string_view, std::string>> keys;  // (topic, key)
-  bool have_keys = false;  // else a filter set meanwhile cannot be checked: such waiters are woken
+  // The topics whose keys were noted: a filter set meanwhile on another topic cannot be checked,
+  // so its waiter is woken.
+  std::vector<std::string_view> keyed_topics;
   {
     std::lock_guard waiters_lock(waiters_mu_);
-    if (filtered_waiters_) {
-      have_keys = true;
+    if (!filtered_topics_.empty()) {
+      keyed_topics = filtered_topics_;
       for (Pending* p : group) {
-        for (const auto& r : p->txn->records) keys.emplace_back(topics_.find(r.topic)->first, r.key);
+        for (const auto& r : p->txn->records) {
+          if (std::find(filtered_topics_.begin(), filtered_topics_.end(), r.topic) ==
+              filtered_topics_.end()) {
+            continue;  // no filtered consumer reads this topic
+          }
+          keys.emplace_back(topics_.find(r.topic)->first, r.key);
+        }
       }
     }
   }
@@ -585,7 +606,9 @@ void EmbeddedLog::lead(std::unique_lock<std::mutex>& lock, bool hand_off) {
       for (Waiter* w : waiters_) {
         const bool wanted = std::any_of(w->topics.begin(), w->topics.end(), [&](const auto& t) {
           if (std::find(written.begin(), written.end(), t) == written.end()) return false;
-          return !w->filter || !have_keys || std::any_of(keys.begin(), keys.end(), [&](const auto& k) {
+          const bool keyed =
+              std::find(keyed_topics.begin(), keyed_topics.end(), t) != keyed_topics.end();
+          return !w->filter || !keyed || std::any_of(keys.begin(), keys.end(), [&](const auto& k) {
                    return k.first == t && w->filter(k.second);
                  });
         });

@@ -137,7 +137,9 @@ class EmbeddedLog final : public Log {
 
   std::mutex waiters_mu_;
   std::vector<Waiter*> waiters_;
-  bool filtered_waiters_ = false;  // some waiter has a key filter; guarded by waiters_mu_
+  // The topics some waiter with a key filter reads; guarded by waiters_mu_.
+  std::vector<std::string_view> filtered_topics_;
+  void note_filtered_topics();  // recomputes it; with waiters_mu_ held
 
   struct Listener {
     int id;
