@@ -35,6 +35,7 @@ std::optional<std::string> HttpRequest::query_param(std::string_view name) const
 }
 
 HttpResponse HttpResponse::later(std::shared_ptr<DeferredResponse> d) {
+  if (auto done = d->take_if_complete()) return std::move(*done);
   HttpResponse r;
   r.deferred = std::move(d);
   return r;
@@ -82,6 +83,15 @@ void DeferredResponse::on_complete(std::function<void(HttpResponse)> fn) {
     return;
   }
   fn_ = std::move(fn);
+}
+
+std::optional<HttpResponse> DeferredResponse::take_if_complete() {
+  std::lock_guard lock(mu_);
+  if (!response_ || delivered_) return std::nullopt;
+  delivered_ = true;
+  std::optional<HttpResponse> out = std::move(response_);
+  response_.reset();
+  return out;
 }
 
 HttpResponse DeferredResponse::wait() {

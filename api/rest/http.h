@@ -48,7 +48,9 @@ struct HttpResponse {
   // then unused. See later().
   std::shared_ptr<DeferredResponse> deferred;
 
-  // A response the handler completes later, from any thread, through `d`.
+  // A response the handler completes later, from any thread, through `d` — or `d`'s response
+  // itself when it was completed already (e.g. a write made durable on the calling thread): the
+  // server then sends it like any other.
   static HttpResponse later(std::shared_ptr<DeferredResponse> d);
   // This response, waiting for a deferred one to be completed (for in-process callers).
   HttpResponse resolve() &&;
@@ -71,6 +73,8 @@ class DeferredResponse {
   // Runs `fn` once with the response: now if it is complete, else on the completing thread.
   void on_complete(std::function<void(HttpResponse)> fn);
   HttpResponse wait();
+  // The response, if complete() was called and nothing took it yet (it is then taken).
+  std::optional<HttpResponse> take_if_complete();
 
  private:
   std::mutex mu_;

@@ -121,6 +121,18 @@ TEST(ParseBoolTest, Table) {
   EXPECT_EQ(parse_bool("10"), std::nullopt);
 }
 
+TEST(DeferredResponseTest, AnAnswerCompleteBeforeLaterIsSentAsIs) {
+  auto d = std::make_shared<DeferredResponse>();
+  d->complete(HttpResponse::json(201, Json{{"now", true}}));
+  HttpResponse r = HttpResponse::later(d);
+  EXPECT_FALSE(r.deferred);
+  EXPECT_EQ(r.status, 201);
+  EXPECT_EQ(Json::parse(r.body)["now"], true);
+  EXPECT_FALSE(d->take_if_complete());  // taken once
+  d->complete(HttpResponse::json(500, Json{}));  // ignored: answered already
+  EXPECT_FALSE(d->take_if_complete());
+}
+
 }  // namespace
 }  // namespace attune::rest
 
