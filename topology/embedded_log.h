@@ -19,6 +19,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "topology/core/hash.h"
 #include "topology/log.h"
 
 namespace attune {
@@ -124,10 +125,6 @@ class EmbeddedLog final : public Log {
 
   // compact() is incremental: what it has read of each partition, and the newest offset of each
   // record key there.
-  struct TextHash {
-    using is_transparent = void;
-    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
-  };
   struct Compaction {
     int64_t scanned = 0;
     std::unordered_map<std::string, int64_t, TextHash, std::equal_to<>> newest;

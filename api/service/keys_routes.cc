@@ -88,6 +88,11 @@ constexpr std::array<std::string_view, 9> kLinks = {
     "owner",        "owner_identity",   "owner_pack",   "owner_pack_ref",  "owner_action",
     "owner_action_ref", "owner_sensor", "owner_sensor_ref", "expires_at"};
 
+// Stored fields the API does not show: the sealed text, the revision, the creator.
+bool internal_field(std::string_view field) {
+  return field == keystore::kSealedField || field == "rev" || field == "created_by";
+}
+
 // The API shape of a key in a list: internal fields and the value removed (API.md §14: lists
 // carry no values), every owner link present.
 Json present_listed_key(const Json& key) {
@@ -95,8 +100,7 @@ Json present_listed_key(const Json& key) {
   // value.
   Json out = Json::object();
   for (const auto& [field, v] : key.items()) {
-    if (field == keystore::kSealedField || field == "rev" || field == "created_by") continue;
-    if (field == "value") continue;
+    if (internal_field(field) || field == "value") continue;
     out[field] = v;
   }
   for (std::string_view link : kLinks) {
@@ -118,7 +122,7 @@ rest::HttpResponse key_response(int status, const Json& key, bool decrypt,
   fields.reserve(key.size() + kLinks.size());
   for (auto it = key.begin(); it != key.end(); ++it) {
     const std::string& field = it.key();
-    if (field == keystore::kSealedField || field == "rev" || field == "created_by") continue;
+    if (internal_field(field)) continue;
     fields.emplace_back(field, &*it);
   }
   for (std::string_view link : kLinks) {

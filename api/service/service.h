@@ -20,6 +20,7 @@
 #include "api/service/metrics.h"
 #include "processors/keystore/expiry.h"
 #include "topology/core/clock.h"
+#include "topology/core/hash.h"
 #include "topology/core/ids.h"
 #include "topology/definitions_table.h"
 #include "topology/log.h"
@@ -218,10 +219,6 @@ class ApiService {
   // every use, and identity/execution checks always run. Cleared when it reaches its bound.
   mutable std::shared_mutex token_cache_mu_;
   // Verified tokens (looked up by the token's text without copying it).
-  struct TextHash {
-    using is_transparent = void;
-    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
-  };
   mutable std::unordered_map<std::string, std::shared_ptr<const auth::Claims>, TextHash,
                              std::equal_to<>>
       token_cache_;
