@@ -3,7 +3,6 @@
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/options.h>
-#include <rocksdb/slice_transform.h>
 #include <rocksdb/table.h>
 #include <rocksdb/utilities/options_util.h>
 #include <rocksdb/write_batch.h>
@@ -24,16 +23,6 @@ rocksdb::ColumnFamilyHandle* cf(void* h) { return static_cast<rocksdb::ColumnFam
 
 rocksdb::Slice slice(std::string_view s) { return {s.data(), s.size()}; }
 std::string_view view(const rocksdb::Slice& s) { return {s.data(), s.size()}; }
-
-// The group of an append-store key: all but its last 8 bytes.
-class AppendGroup final : public rocksdb::SliceTransform {
- public:
-  const char* Name() const override { return "attune.AppendGroup"; }
-  rocksdb::Slice Transform(const rocksdb::Slice& key) const override {
-    return {key.data(), key.size() - 8};
-  }
-  bool InDomain(const rocksdb::Slice& key) const override { return key.size() > 8; }
-};
 
 }  // namespace
 
@@ -73,7 +62,8 @@ Result<std::unique_ptr<Db>> Db::open(const std::string& path, const DbOptions& o
   opts.keep_log_file_num = 3;
   opts.info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;
   rocksdb::BlockBasedTableOptions table;
-  table.block_cache = rocksdb::NewLRUCache(options.block_cache_bytes);
+  auto block_cache = rocksdb::NewLRUCache(options.block_cache_bytes);
+  table.block_cache = block_cache;
   // Most point reads ask for keys that do not exist (a new id, a dedupe key never written): bloom
   // filters answer those without touching data blocks, in SST files and in the memtable.
   table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10, false));
@@ -87,9 +77,14 @@ Result<std::unique_ptr<Db>> Db::open(const std::string& path, const DbOptions& o
 
   auto impl = std::make_unique<Impl>();
   impl->cf_options = rocksdb::ColumnFamilyOptions(opts);
+  // Append stores are read by scans only: bloom filters (memtable and SST) would be built for
+  // every record and never asked. No memtable insert hint either, see DbOptions::append_stores.
   impl->append_options = impl->cf_options;
-  impl->append_options.memtable_insert_with_hint_prefix_extractor =
-      std::make_shared<AppendGroup>();
+  impl->append_options.memtable_prefix_bloom_size_ratio = 0;
+  impl->append_options.memtable_whole_key_filtering = false;
+  rocksdb::BlockBasedTableOptions append_table;
+  append_table.block_cache = block_cache;
+  impl->append_options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(append_table));
   impl->append_stores = options.append_stores;
   impl->write_options.sync = options.sync;
 

@@ -84,9 +84,17 @@ struct DbOptions {
   bool sync = false;  // fsync the WAL on every write; off still survives a process crash (kill -9)
   bool create_if_missing = true;
   size_t block_cache_bytes = 64 << 20;
-  // Stores whose keys are appended in order within groups that share everything but the last 8
-  // bytes (a log partition followed by a big-endian offset). Their memtable keeps an insert
-  // position per group, so an append costs no skip-list search. Only a speed hint: fixed at open.
+  // Stores read only by scans (the log's records): no bloom filters are built for them. Only a
+  // speed setting: a store opens with or without it.
+  //
+  // They deliberately do NOT use RocksDB's memtable insert hint
+  // (memtable_insert_with_hint_prefix_extractor), although their keys are appended in order:
+  // RocksDB before 9.2 (Debian ships 7.8.3) keeps one hint map for a memtable's point-key list
+  // and its range-deletion list (facebook/rocksdb#5118, fixed by #12558). A DeleteRange whose
+  // begin key shares a hint group with appended keys — log retention trimming a partition — makes
+  // later appends follow a position in the other list: the memtable is corrupted, and the same
+  // happens again when the write-ahead log is replayed at the next open (issue 12). Tests:
+  // tests/unit/state (the raw pattern) and tests/unit/topology (trim under appends, reopen).
   std::vector<std::string> append_stores;
 };
 

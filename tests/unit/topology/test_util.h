@@ -61,7 +61,9 @@ class LogFixtureT : public Base {
   void reopen(int32_t partitions = 3) {
     log_.reset();
     db_.reset();
-    auto db = state::Db::open(dir_.string());
+    state::DbOptions db_options;  // as attune serve opens its database
+    db_options.append_stores = {std::string(EmbeddedLog::kLogStore)};
+    auto db = state::Db::open(dir_.string(), db_options);
     ASSERT_TRUE(db.ok()) << db.error().message;
     db_ = std::move(*db);
     if (kafka()) {
