@@ -49,10 +49,11 @@ class EmbeddedConsumer final : public Consumer {
  public:
   EmbeddedConsumer(EmbeddedLog& log, std::string group, std::map<TopicPartition, int64_t> positions)
       : log_(log), group_(std::move(group)), positions_(std::move(positions)) {
-    for (const auto& [tp, pos] : positions_) {
-      if (waiter_.topics.empty() || waiter_.topics.back() != tp.topic) {
-        waiter_.topics.push_back(tp.topic);
+    for (auto it = positions_.begin(); it != positions_.end(); ++it) {
+      if (waiter_.topics.empty() || waiter_.topics.back() != it->first.topic) {
+        waiter_.topics.push_back(it->first.topic);
       }
+      turns_.push_back(it);
     }
     log_.add_waiter(&waiter_);
   }
@@ -62,14 +63,7 @@ class EmbeddedConsumer final : public Consumer {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     std::vector<Record> out;
     for (;;) {
-      for (auto& [tp, pos] : positions_) {
-        if (out.size() >= max_records) break;
-        const int64_t end = log_.end_offset(tp);
-        if (end <= pos) continue;
-        auto next = log_.read(tp, pos, end, max_records - out.size(), out, filter());
-        if (!next.ok()) return out;  // storage error: caller sees no progress and retries
-        pos = *next;
-      }
+      if (!read_fairly(max_records, out)) return out;
       if (!out.empty()) return out;
       if (woken_.exchange(false)) return out;
       bool timed_out = false;
@@ -87,13 +81,7 @@ class EmbeddedConsumer final : public Consumer {
       if (timed_out) {
         woken_.store(false);
         // One last look so a record that arrived with the deadline is not delayed a round.
-        for (auto& [tp, pos] : positions_) {
-          const int64_t end = log_.end_offset(tp);
-          if (end <= pos || out.size() >= max_records) continue;
-          auto next = log_.read(tp, pos, end, max_records - out.size(), out, filter());
-          if (!next.ok()) return out;
-          pos = *next;
-        }
+        read_fairly(max_records, out);
         return out;
       }
     }
@@ -122,10 +110,38 @@ class EmbeddedConsumer final : public Consumer {
  private:
   const KeyFilter* filter() const { return filter_ ? &filter_ : nullptr; }
 
+  // Reads up to `max` records into `out`, the partitions taking turns: each call starts one
+  // partition further than the previous one, and every partition first gets at most an equal
+  // share of `max`; what the others leave goes to those that have more. So a flooded topic cannot
+  // starve the other topics and partitions of the same consumer (issue 12: the projection stage
+  // read a flood of events first and execution changes only once the flood ended). False on a
+  // storage error (the position of that partition does not move; the caller retries).
+  bool read_fairly(size_t max, std::vector<Record>& out) {
+    if (turns_.empty()) return true;
+    const size_t n = turns_.size();
+    const size_t first = next_turn_;
+    next_turn_ = (next_turn_ + 1) % n;
+    const size_t share = std::max<size_t>(1, max / n);
+    for (size_t limit : {share, max}) {
+      for (size_t i = 0; i < n && out.size() < max; ++i) {
+        auto& [tp, pos] = *turns_[(first + i) % n];
+        const int64_t end = log_.end_offset(tp);
+        if (end <= pos) continue;
+        auto next = log_.read(tp, pos, end, std::min(limit, max - out.size()), out, filter());
+        if (!next.ok()) return false;
+        pos = *next;
+      }
+      if (out.size() >= max) break;
+    }
+    return true;
+  }
+
   EmbeddedLog& log_;
   KeyFilter filter_;  // the polling thread's copy
   const std::string group_;
   std::map<TopicPartition, int64_t> positions_;
+  std::vector<std::map<TopicPartition, int64_t>::iterator> turns_;  // positions_, in turn order
+  size_t next_turn_ = 0;
   std::atomic<bool> woken_{false};
   EmbeddedLog::Waiter waiter_;
 };

@@ -397,5 +397,88 @@ TEST_F(EmbeddedLogTest, TheInMemoryWindowIsBoundedInBytes) {
   EXPECT_FALSE(got.front().parsed);
 }
 
+
+TEST_F(EmbeddedLogTest, RetentionWhileProducingKeepsEveryRecordThroughReopen) {
+  // Issue 12: the server's write pattern under load — producers appending to every partition
+  // while retention trims each one right behind its consumer — on the database options of attune
+  // serve. It aborted in RocksDB's memtable (insert hint shared with range deletions), while
+  // writing or when the write-ahead log was replayed at the next open.
+  const std::string topic(topics::kEvents);
+  constexpr int kProducers = 3, kPerProducer = 2000, kKeep = 25;
+  std::vector<std::thread> producers;
+  for (int t = 0; t < kProducers; ++t) {
+    producers.emplace_back([&, t] {
+      for (int i = 0; i < kPerProducer; ++i) {
+        const std::string key = "k" + std::to_string((t * kPerProducer + i) % 7);
+        ASSERT_TRUE(log_->produce({{topic, key, std::to_string(t) + ":" + std::to_string(i)}}).ok());
+      }
+    });
+  }
+  auto c = log_->subscribe("g", {topic});
+  ASSERT_TRUE(c.ok());
+  size_t consumed = 0;
+  const auto deadline = std::chrono::steady_clock::now() + kWait;
+  while (consumed < kProducers * kPerProducer && std::chrono::steady_clock::now() < deadline) {
+    consumed += (*c)->poll(64, 100ms).size();
+    for (const auto& o : (*c)->positions()) {
+      ASSERT_TRUE(log_->trim(o.tp, o.next_offset - kKeep).ok());
+    }
+  }
+  for (auto& p : producers) p.join();
+  ASSERT_EQ(consumed, static_cast<size_t>(kProducers * kPerProducer));
+  std::map<int32_t, int64_t> ends;
+  for (int32_t p = 0; p < log_->partitions(topic); ++p) ends[p] = log_->end_offset({topic, p});
+
+  reopen();  // replays the write-ahead log: the same inserts again
+  auto fresh = log_->subscribe("after-reopen", {topic});
+  ASSERT_TRUE(fresh.ok());
+  size_t expected = 0;
+  for (const auto& [p, end] : ends) expected += static_cast<size_t>(std::min<int64_t>(end, kKeep));
+  auto kept = poll_n(**fresh, expected);
+  ASSERT_EQ(kept.size(), expected);
+  std::map<int32_t, std::vector<int64_t>> offsets;
+  for (const auto& r : kept) offsets[r.partition].push_back(r.offset);
+  for (const auto& [p, end] : ends) {
+    std::vector<int64_t> want;
+    for (int64_t o = std::max<int64_t>(0, end - kKeep); o < end; ++o) want.push_back(o);
+    EXPECT_EQ(offsets[p], want) << "partition " << p;
+    EXPECT_EQ(log_->end_offset({topic, p}), end);
+  }
+  EXPECT_TRUE((*fresh)->poll(10, 50ms).empty());
+}
+
+
+TEST_F(EmbeddedLogTest, ABusyTopicDoesNotStarveTheOtherTopicsOfAConsumer) {
+  // Issue 12: the projection stage reads events, enforcements and executions. During a webhook
+  // flood the events topic always had a full batch waiting, and execution changes were read only
+  // after the flood: every poll must give each partition with records its turn.
+  std::vector<OutRecord> flood;
+  for (int i = 0; i < 3000; ++i) {
+    flood.push_back({std::string(topics::kEvents), "e" + std::to_string(i), std::to_string(i)});
+  }
+  ASSERT_TRUE(log_->produce(flood).ok());
+  ASSERT_TRUE(log_->produce({{std::string(topics::kExecutions), "x", "done"}}).ok());
+  auto c = log_->subscribe("g", {std::string(topics::kEvents), std::string(topics::kExecutions)});
+  ASSERT_TRUE(c.ok());
+  auto first = (*c)->poll(64, 100ms);
+  EXPECT_EQ(first.size(), 64u);
+  EXPECT_TRUE(std::any_of(first.begin(), first.end(),
+                          [](const Record& r) { return r.topic == topics::kExecutions; }))
+      << "the execution record waited behind the events";
+  // Every partition of the busy topic gets its turn as well, and nothing is read twice.
+  std::set<std::pair<int32_t, int64_t>> seen;
+  std::set<int32_t> partitions_in_first;
+  for (const auto& r : first) {
+    if (r.topic == topics::kEvents) partitions_in_first.insert(r.partition);
+    seen.emplace(r.topic == topics::kEvents ? r.partition : -1, r.offset);
+  }
+  EXPECT_EQ(partitions_in_first.size(), 3u);
+  auto rest = poll_n(**c, 3001 - first.size());
+  for (const auto& r : rest) {
+    EXPECT_TRUE(seen.emplace(r.topic == topics::kEvents ? r.partition : -1, r.offset).second);
+  }
+  EXPECT_EQ(seen.size(), 3001u);
+}
+
 }  // namespace
 }  // namespace attune
