@@ -34,6 +34,10 @@ constexpr size_t kMaxFiltersPerConnection = 256;
 constexpr long kCloseHandshakeMs = 1000;  // per connection, after we send a close frame
 constexpr long kStopGraceMs = 500;        // stop(): wait this long for clients to answer close
 constexpr uint16_t kCloseTokenExpired = 4401;
+// A subscriber that does not read its notifications in time (RFC 6455 1008, policy violation).
+constexpr uint16_t kCloseTooSlow = 1008;
+// How long a subscriber closed as too slow has to read what was queued before the close frame.
+constexpr long kTooSlowCloseMs = 10000;
 constexpr size_t kDrainChunk = 64;  // notifications delivered per loop turn
 
 // One subscription (§17.3). Equality is on the parsed form, so "entity:rule:07" == "entity:rule:7".
@@ -252,15 +256,12 @@ struct Notifier::Impl {
   }
 
   // Queues `msg` on `con` unless its backlog is already over the bound, in which case the
-  // connection is terminated (a slow consumer must not grow memory or delay anyone else).
+  // connection is closed as too slow (a slow consumer must not grow memory or delay anyone else).
   // One prepared message may be queued on many connections (server frames are unmasked).
   void send(const ConnectionPtr& con, const Server::message_ptr& msg) {
     const size_t backlog = con->get_buffered_amount();
     if (backlog + msg->get_payload().size() > options.max_queued_bytes) {
-      spdlog::warn("notifier: dropping {} (identity {}): {} bytes unsent exceed the {} byte bound",
-                   con->attune_client.client_id, con->attune_client.identity_id, backlog,
-                   options.max_queued_bytes);
-      con->terminate(websocketpp::error::make_error_code(websocketpp::error::send_queue_full));
+      drop_too_slow(con, backlog);
       return;
     }
     if (const websocketpp::lib::error_code ec = con->send(msg)) {
@@ -356,6 +357,28 @@ struct Notifier::Impl {
       c.token.clear();
       if (!still_valid) close_expired(con);
     }
+  }
+
+  // Closes a subscriber whose unsent frames exceed the bound: no frame is queued for it any more
+  // and it stops counting as open at once; the close frame (1008, with the reason) follows the
+  // frames already queued, so a client that reads them all learns why it was disconnected. One
+  // that does not read within kTooSlowCloseMs is cut off.
+  void drop_too_slow(const ConnectionPtr& con, size_t backlog) {
+    ClientState& c = con->attune_client;
+    spdlog::warn("notifier: closing {} (identity {}) as too slow: {} bytes unsent exceed the {} "
+                 "byte bound",
+                 c.client_id, c.identity_id, backlog, options.max_queued_bytes);
+    if (c.expiry_timer) c.expiry_timer->cancel();
+    websocketpp::lib::error_code ec;
+    con->set_close_handshake_timeout(kTooSlowCloseMs);
+    con->close(kCloseTooSlow,
+               "subscriber too slow: more than " + std::to_string(options.max_queued_bytes) +
+                   " bytes of notifications unread",
+               ec);
+    if (ec) con->terminate(ec);
+    if (open.erase(con.get()) == 0) return;
+    open_count.store(open.size());
+    notify_count();
   }
 
   void close_expired(const ConnectionPtr& con) {

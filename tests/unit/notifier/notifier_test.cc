@@ -547,7 +547,7 @@ TEST_F(NotifierTest, FiftyClientsAtOnce) {
   EXPECT_EQ(notifier_->connections(), 0u);
 }
 
-TEST_F(NotifierTest, SlowClientIsDroppedWithoutHoldingUpOthers) {
+TEST_F(NotifierTest, SlowClientIsClosedWithAReasonWithoutHoldingUpOthers) {
   notifier_.reset();
   NotifierOptions options;
   options.max_queued_bytes = 256 << 10;
@@ -573,6 +573,25 @@ TEST_F(NotifierTest, SlowClientIsDroppedWithoutHoldingUpOthers) {
   EXPECT_TRUE(wait_for_count(1));
   notifier_->publish(execution_status(++sent, "completed"));
   EXPECT_EQ(fast->read_json().value("entity_id", 0), sent);
+
+  // The slow client, reading at last, gets the frames queued before it was closed, in order,
+  // then a close frame that says why — never the frames published after.
+  std::optional<testing::Frame> f;
+  int last = 0;
+  for (int frames = 0; frames <= sent; ++frames) {
+    f = slow->read_frame();
+    ASSERT_TRUE(f) << "no close frame after " << frames << " frames";
+    if (f->opcode != 1) break;
+    const int id = Json::parse(f->payload).value("entity_id", 0);
+    if (id == 0) continue;  // the welcome frame
+    EXPECT_EQ(id, last + 1 == kHiddenEntity ? last + 2 : last + 1);  // identity 7 sees no 13
+    last = id;
+  }
+  ASSERT_EQ(f->opcode, 8);
+  EXPECT_EQ(f->close_code(), 1008);
+  EXPECT_NE(f->close_reason().find("too slow"), std::string::npos) << f->close_reason();
+  EXPECT_LT(last, sent - 1);
+  EXPECT_TRUE(slow->wait_closed());
 }
 
 TEST_F(NotifierTest, StopWithClientsConnectedReturnsPromptly) {
