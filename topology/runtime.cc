@@ -204,7 +204,7 @@ class Runtime::Instance final : public ProcessorContext, public Mailbox {
       }
       std::vector<Record> records;
       if (consumer_) {
-        records = consumer_->poll(spec_.max_batch, timeout);
+        records = consumer_->poll(batch_limit_, timeout);
       } else {
         std::unique_lock lock(mailbox_mu_);
         idle_cv_.wait_for(lock, timeout, [&] { return !tasks_.empty() || stopping_.load(); });
@@ -214,6 +214,7 @@ class Runtime::Instance final : public ProcessorContext, public Mailbox {
           spdlog::error("{}[{}]: task failed: {}", spec_.name, index_, reason);
         }
       }
+      const auto batch_start = std::chrono::steady_clock::now();
       for (const Record& r : records) {
         if (!guarded([&] { processor_->process(r, *this); }, reason)) dead_letter(r, reason);
       }
@@ -238,6 +239,7 @@ class Runtime::Instance final : public ProcessorContext, public Mailbox {
         }
       }
       if (!commit(!records.empty() || skipped_records())) return;
+      if (!records.empty()) adapt_batch(records.size(), std::chrono::steady_clock::now() - batch_start);
     }
     if (offsets_pending_) commit(false, /*force=*/true);  // a clean stop replays nothing
     processor_->close();
@@ -278,6 +280,17 @@ class Runtime::Instance final : public ProcessorContext, public Mailbox {
     return true;
   }
 
+  // StageSpec::batch_time: the next poll takes fewer records after a transaction that took too
+  // long, more after a full one that was quick.
+  void adapt_batch(size_t taken, std::chrono::steady_clock::duration took) {
+    if (spec_.batch_time.count() <= 0) return;
+    if (took > spec_.batch_time) {
+      batch_limit_ = std::max(StageSpec::kMinBatch, batch_limit_ / 2);
+    } else if (taken >= batch_limit_ && took < spec_.batch_time / 2) {
+      batch_limit_ = std::min(spec_.max_batch, batch_limit_ * 2);
+    }
+  }
+
   // A filtered consumer (StageSpec::key_filter) moves past the records it skips without
   // returning them: those count as consumed (their offsets are committed like any other).
   bool skipped_records() {
@@ -301,6 +314,7 @@ class Runtime::Instance final : public ProcessorContext, public Mailbox {
   std::map<std::string, state::Store*> stores_;
   std::unique_ptr<Consumer> consumer_;
   std::unique_ptr<Processor> processor_;
+  size_t batch_limit_ = spec_.max_batch;           // StageSpec::batch_time; stage thread only
   std::optional<SystemTime> requested_punctuate_;  // stage thread only
   std::thread thread_;
   std::atomic<bool> stopping_{false};
@@ -336,6 +350,7 @@ Status Runtime::start() {
   }
   instances_ = std::move(instances);
   for (auto& inst : instances_) inst->start();
+  started_.store(true);
   return {};
 }
 
@@ -364,6 +379,22 @@ Result<int64_t> Runtime::trim_consumed(int64_t keep) {
     }
   }
   return dropped;
+}
+
+std::vector<std::pair<std::string, int64_t>> Runtime::backlog() const {
+  std::vector<std::pair<std::string, int64_t>> out;
+  if (!started_.load()) return out;  // the topology may still be growing
+  for (const auto& spec : topology_.stages()) {
+    int64_t behind = 0;
+    for (const auto& t : spec.topics) {
+      for (int32_t p = 0; p < log_.partitions(t); ++p) {
+        const TopicPartition tp{t, p};
+        behind += std::max<int64_t>(0, log_.end_offset(tp) - applied_.applied(spec.name, tp));
+      }
+    }
+    out.emplace_back(spec.name, behind);
+  }
+  return out;
 }
 
 void Runtime::stop() {

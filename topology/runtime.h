@@ -52,6 +52,9 @@ class Runtime {
   // inspection. Topics nobody in this topology consumes are left alone. Returns how many
   // records were dropped. Call from one thread at a time.
   Result<int64_t> trim_consumed(int64_t keep);
+  // Per stage: records of its topics (all partitions) that it has not applied yet — what a flood
+  // leaves to do. Thread-safe; from offsets kept in memory.
+  std::vector<std::pair<std::string, int64_t>> backlog() const;
   // Set when a stage hit a fatal error (a commit failed) and stopped.
   bool failed() const { return failed_.load(); }
 
@@ -63,6 +66,7 @@ class Runtime {
   AppliedOffsets applied_;
   std::vector<std::unique_ptr<Instance>> instances_;
   std::atomic<bool> failed_{false};
+  std::atomic<bool> started_{false};
   std::map<TopicPartition, int64_t> trimmed_;  // below this offset already dropped
 };
 

@@ -88,7 +88,7 @@ struct StageSpec {
   std::vector<std::string> topics;  // consumed
   std::vector<std::string> stores;  // owned; CF "<name>.<store>"
   int instances = 1;                // threads; partitions are split among them
-  size_t max_batch = 512;           // records per transaction
+  size_t max_batch = 512;           // records per transaction, at most
   std::function<std::unique_ptr<Processor>(int instance)> factory;
   // When > 0: a batch that wrote no state and produced no record commits its offsets up to this
   // much later (with the stage's next commit, or when the time is up) instead of at once. Only for
@@ -99,6 +99,13 @@ struct StageSpec {
   // (Consumer::set_key_filter): process() never sees them and, on the embedded log, commits that
   // wrote only such records do not wake the stage.
   KeyFilter key_filter;
+  // Latency bound: how many records a transaction takes adapts so that processing and committing
+  // one takes about this long — halved after a slower one, doubled after a full one that took
+  // less than half of it, between kMinBatch and max_batch. Under a flood a stage then commits (and
+  // its changes become visible to readers and notified) every few milliseconds rather than once
+  // per max_batch records; a stage that keeps up is unaffected. Zero: always max_batch.
+  std::chrono::microseconds batch_time{10'000};
+  static constexpr size_t kMinBatch = 16;
 };
 
 class Topology {

@@ -65,6 +65,12 @@ Status load_config_file(const std::string& path, ServeConfig& config) {
         config.max_body_bytes = v.as<size_t>();
       } else if (key == "log_keep_records") {
         config.log_keep_records = v.as<int64_t>();
+      } else if (key == "log_retention_interval") {
+        config.log_retention_interval_s = v.as<int64_t>();
+        if (config.log_retention_interval_s < 1 || config.log_retention_interval_s > 86400) {
+          return make_error(Errc::kBadRequest,
+                            "config file " + path + ": log_retention_interval must be 1..86400");
+        }
       } else if (key == "fsync") {
         config.fsync = v.as<bool>();
       } else if (key == "broker") {

@@ -23,6 +23,7 @@ struct ServeConfig {
   bool allow_self_registration = true;
   bool fsync = false;
   int64_t log_keep_records = 10000;  // per partition, once every reader has consumed them
+  int64_t log_retention_interval_s = 60;  // seconds between retention passes
   // Distributed mode (README "Running distributed"): Kafka bootstrap servers; empty ⇒ the
   // embedded log. Each --kafka-config is a librdkafka "key=value".
   std::string broker;

@@ -24,13 +24,14 @@ int main(int argc, char** argv) {
   auto* cfg = serve->add_option("--config", config_file,
                                 "YAML file with any of: data_dir, listen, ws_listen, log_level, "
                                 "api_url, partitions, node_id, http_threads, max_body_bytes, "
-                                "fsync, allow_self_registration, log_keep_records")
+                                "fsync, allow_self_registration, log_keep_records, "
+                                "log_retention_interval")
                   ->envname("ATTUNE_CONFIG");
   (void)cfg;
   std::optional<std::string> data_dir, listen, ws_listen, log_level, api_url;
   std::optional<int> partitions, node_id, http_threads;
   std::optional<bool> fsync;
-  std::optional<int64_t> keep;
+  std::optional<int64_t> keep, retention_interval;
   serve->add_option("--data-dir", data_dir, "Data directory (default ./attune-data)")
       ->envname("ATTUNE_DATA_DIR");
   serve->add_option("--listen", listen, "REST API address host:port (default 127.0.0.1:8080; port 0 = any free port)")
@@ -61,6 +62,10 @@ int main(int argc, char** argv) {
                     "(default 10000; older ones are deleted)")
       ->envname("ATTUNE_LOG_KEEP_RECORDS")
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 40));
+  serve->add_option("--log-retention-interval", retention_interval,
+                    "Seconds between log retention passes (default 60)")
+      ->envname("ATTUNE_LOG_RETENTION_INTERVAL")
+      ->check(CLI::Range(int64_t{1}, int64_t{86400}));
 
   std::optional<std::string> broker, roles, worker_name;
   std::vector<std::string> kafka_config;
@@ -106,6 +111,7 @@ int main(int argc, char** argv) {
     if (http_threads) config.http_threads = *http_threads;
     if (fsync) config.fsync = *fsync;
     if (keep) config.log_keep_records = *keep;
+    if (retention_interval) config.log_retention_interval_s = *retention_interval;
     if (broker) config.broker = *broker;
     if (!kafka_config.empty()) config.kafka_config = kafka_config;
     if (roles) config.roles = *roles;

@@ -307,6 +307,7 @@ int run_serve(const ServeConfig& cfg) {
   runtime_options.on_dead_letter = [&metrics](const std::string& stage, const Record&,
                                               const std::string&) { metrics.dead_letter(stage); };
   Runtime runtime(*log, topology, runtime_options);
+  metrics.set_backlog_source([&runtime] { return runtime.backlog(); });
 
   // Worker liveness (GET /workers; abandoning the work of lost workers).
   const std::string worker_name =
@@ -486,13 +487,15 @@ int run_serve(const ServeConfig& cfg) {
   std::fflush(stdout);
   spdlog::info("serving: api={} ws port={} data={}", api_url, notifier.port(), data_dir);
 
-  // Log retention: once a minute, drop records every stage has consumed (keeping a tail).
+  // Log retention: every --log-retention-interval (a minute by default), drop records every stage
+  // has consumed (keeping a tail).
   std::mutex retention_mu;
   std::condition_variable retention_cv;
   bool stopping = false;
   std::thread retention([&] {
     std::unique_lock lock(retention_mu);
-    while (!retention_cv.wait_for(lock, std::chrono::seconds(60), [&] { return stopping; })) {
+    const std::chrono::seconds interval(cfg.log_retention_interval_s);
+    while (!retention_cv.wait_for(lock, interval, [&] { return stopping; })) {
       if (distributed) continue;  // Kafka applies its own retention
       // Superseded definitions (old versions of keys, with their values) leave the log too.
       if (auto* embedded = dynamic_cast<EmbeddedLog*>(log.get())) {
@@ -505,6 +508,7 @@ int run_serve(const ServeConfig& cfg) {
       if (!dropped.ok()) {
         spdlog::warn("log retention: {}", dropped.error().message);
       } else if (*dropped > 0) {
+        metrics.log_trimmed(static_cast<double>(*dropped));
         spdlog::debug("log retention: dropped {} consumed records", *dropped);
       }
     }

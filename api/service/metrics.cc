@@ -51,6 +51,18 @@ struct Metrics::Impl {
           .Name("attune_store_restore_records_total_expected")
           .Help("Changelog records the last restore of a store had to apply")
           .Register(*registry);
+  prometheus::Family<prometheus::Counter>& trimmed =
+      prometheus::BuildCounter()
+          .Name("attune_log_records_trimmed_total")
+          .Help("Consumed log records dropped by retention")
+          .Register(*registry);
+  prometheus::Family<prometheus::Gauge>& backlog =
+      prometheus::BuildGauge()
+          .Name("attune_stage_backlog_records")
+          .Help("Records of a stage's topics that it has not applied yet")
+          .Register(*registry);
+  std::mutex backlog_mu;
+  BacklogSource backlog_source;  // guarded by backlog_mu
   prometheus::Family<prometheus::Gauge>& ws = prometheus::BuildGauge()
                                                   .Name("attune_ws_connections")
                                                   .Help("Open notifier WebSocket connections")
@@ -79,6 +91,7 @@ struct Metrics::Impl {
 Metrics::Metrics() : impl_(std::make_unique<Impl>()) {
   impl_->ws.Add({});
   impl_->rule_errors.Add({});
+  impl_->trimmed.Add({});
   impl_->webhooks.Add({{"outcome", "accepted"}});
   impl_->http.Add({{"method", "GET"}, {"status", "200"}});
   for (const char* s : {"completed", "failed", "timeout", "cancelled", "abandoned"}) {
@@ -127,7 +140,22 @@ void Metrics::kafka_ingress(std::string_view topic, std::string_view outcome) {
 
 void Metrics::ws_connections_set(double n) { impl_->ws.Add({}).Set(n); }
 
+void Metrics::log_trimmed(double records) { impl_->trimmed.Add({}).Increment(records); }
+
+void Metrics::set_backlog_source(BacklogSource source) {
+  std::lock_guard lock(impl_->backlog_mu);
+  impl_->backlog_source = std::move(source);
+}
+
 std::string Metrics::serialize() const {
+  {
+    std::lock_guard lock(impl_->backlog_mu);
+    if (impl_->backlog_source) {
+      for (const auto& [stage, records] : impl_->backlog_source()) {
+        impl_->backlog.Add({{"stage", stage}}).Set(static_cast<double>(records));
+      }
+    }
+  }
   prometheus::TextSerializer serializer;
   return serializer.Serialize(impl_->registry->Collect());
 }

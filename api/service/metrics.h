@@ -2,9 +2,13 @@
 // prometheus-cpp headers stay inside this module. Thread-safe.
 #pragma once
 
+#include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 namespace attune::service {
 
@@ -21,6 +25,13 @@ class Metrics {
   void ws_connections_set(double n);
   // Distributed mode: changelog restore progress of a stage store (records restored/to restore).
   void store_restore(std::string_view store, double restored, double total);
+  // Log retention dropped this many consumed records.
+  void log_trimmed(double records);
+  // Where `attune_stage_backlog_records{stage}` comes from: records of each stage's topics not yet
+  // applied by it, asked at every serialize() (cheap: offsets kept in memory). Overload shows here
+  // as a backlog that grows and then drains.
+  using BacklogSource = std::function<std::vector<std::pair<std::string, int64_t>>()>;
+  void set_backlog_source(BacklogSource source);
   // Prometheus text exposition format 0.0.4.
   std::string serialize() const;
 
