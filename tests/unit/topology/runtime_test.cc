@@ -2,6 +2,7 @@
 // letters with rollback, mailbox tasks, after-commit hooks, punctuation, AppliedOffsets.
 #include <future>
 #include <latch>
+#include <mutex>
 #include <thread>
 
 #include "tests/unit/topology/test_util.h"
@@ -271,6 +272,66 @@ TEST(AppliedOffsetsTest, WaitTimesOutAndWakes) {
   EXPECT_TRUE(fut.get());
   a.advance("s", tp, 3);  // never goes backwards
   EXPECT_EQ(a.applied("s", tp), 5);
+}
+
+
+// Records each transaction's size (after-commit hooks run once the batch is durable) and takes
+// `cost` of wall time per record.
+class SlowBatchProcessor : public Processor {
+ public:
+  SlowBatchProcessor(std::chrono::microseconds cost, std::vector<size_t>& sizes, std::mutex& mu)
+      : cost_(cost), sizes_(sizes), mu_(mu) {}
+  void process(const Record&, ProcessorContext& ctx) override {
+    const auto until = std::chrono::steady_clock::now() + cost_;
+    while (std::chrono::steady_clock::now() < until) {
+    }
+    if (current_++ == 0) {
+      ctx.after_commit([this] {
+        std::lock_guard lock(mu_);
+        sizes_.push_back(current_);
+        current_ = 0;
+      });
+    }
+  }
+
+ private:
+  std::chrono::microseconds cost_;
+  size_t current_ = 0;
+  std::vector<size_t>& sizes_;
+  std::mutex& mu_;
+};
+
+TEST_P(RuntimeTest, SlowTransactionsShrinkTheBatchToTheTimeBound) {
+  // A backlog of records that cost 100 µs each, with a 2 ms bound per transaction: the first
+  // batch takes max_batch (512, ~51 ms), then each slow one halves the next, down to kMinBatch —
+  // so a stage under a flood commits (and its readers see its changes) every few milliseconds.
+  std::vector<OutRecord> backlog;
+  for (int i = 0; i < 1200; ++i) backlog.push_back({std::string(topics::kEvents), "k", "v"});
+  auto positions = log_->produce(backlog);
+  ASSERT_TRUE(positions.ok());
+  std::vector<size_t> sizes;
+  std::mutex mu;
+  StageSpec spec{"slow", {std::string(topics::kEvents)}, {}, 1, 512, [&](int) {
+                   return std::make_unique<SlowBatchProcessor>(100us, sizes, mu);
+                 }};
+  spec.batch_time = 2ms;
+  Topology topo;
+  topo.add(spec);
+  RuntimeOptions opts;
+  opts.ids = &ids_;
+  Runtime rt(*log_, topo, opts);
+  ASSERT_TRUE(rt.start().ok());
+  for (const auto& p : *positions) ASSERT_TRUE(rt.applied().wait("slow", p.tp, p.offset, kWait));
+  rt.stop();
+  std::lock_guard lock(mu);
+  ASSERT_GE(sizes.size(), 6u);
+  size_t total = 0;
+  for (size_t n : sizes) total += n;
+  EXPECT_EQ(total, 1200u);
+  EXPECT_GT(*std::max_element(sizes.begin(), sizes.end()), 64u);  // before the bound was hit
+  // Once shrunk, the batches stay small: 16 records take at least 1.6 ms, never under half the
+  // bound, so they never grow back while the backlog lasts.
+  for (size_t i = sizes.size() - 3; i < sizes.size() - 1; ++i) EXPECT_LE(sizes[i], 32u) << i;
 }
 
 }  // namespace
