@@ -36,6 +36,8 @@ constexpr long kStopGraceMs = 500;        // stop(): wait this long for clients 
 constexpr uint16_t kCloseTokenExpired = 4401;
 // A subscriber that does not read its notifications in time (RFC 6455 1008, policy violation).
 constexpr uint16_t kCloseTooSlow = 1008;
+// Every subscriber, when the notifier itself falls too far behind (RFC 6455 1013, try again later).
+constexpr uint16_t kCloseOverloaded = 1013;
 // How long a subscriber closed as too slow has to read what was queued before the close frame.
 constexpr long kTooSlowCloseMs = 10000;
 constexpr size_t kDrainChunk = 64;  // notifications delivered per loop turn
@@ -381,6 +383,25 @@ struct Notifier::Impl {
     notify_count();
   }
 
+  // Loop thread: the publish queue overflowed and was dropped (enqueue). Every subscriber has
+  // missed notifications, so each is closed with the reason; their clients reconnect and re-read.
+  void close_all_overloaded(size_t dropped) {
+    spdlog::warn("notifier: {} undelivered notifications dropped (more than {} pending); closing "
+                 "{} connections with 1013",
+                 dropped, options.max_pending, open.size());
+    std::vector<ConnectionPtr> all;
+    for (const auto& [key, con] : open) all.push_back(con);
+    for (const ConnectionPtr& con : all) {
+      if (con->attune_client.expiry_timer) con->attune_client.expiry_timer->cancel();
+      websocketpp::lib::error_code ec;
+      con->close(kCloseOverloaded, "notifier overloaded: notifications were dropped; reconnect",
+                 ec);
+      open.erase(con.get());
+    }
+    open_count.store(open.size());
+    notify_count();
+  }
+
   void close_expired(const ConnectionPtr& con) {
     if (con->get_state() != websocketpp::session::state::open) return;
     websocketpp::lib::error_code ec;
@@ -650,6 +671,14 @@ template <class ImplT, class PendingT>
 void enqueue(ImplT& im, PendingT p) {
   std::lock_guard<std::mutex> lock(im.queue_mu);
   if (!im.accepting) return;
+  if (im.queue.size() >= im.options.max_pending) {
+    // Dropped whole, expiry markers included: every connection is closed below, and one that
+    // opens later checks its token itself.
+    const size_t dropped = im.queue.size() + 1;
+    im.queue.clear();
+    asio::post(im.server->get_io_service(), [&im, dropped] { im.close_all_overloaded(dropped); });
+    return;
+  }
   im.queue.push_back(std::move(p));
   if (!im.drain_posted) {
     im.drain_posted = true;

@@ -35,6 +35,10 @@ struct NotifierOptions {
   uint16_t port = 8081;            // 0 = ephemeral (see Notifier::port())
   // A connection whose unsent frames exceed this many bytes is dropped (slow consumer).
   size_t max_queued_bytes = size_t{8} << 20;
+  // Notifications published but not yet delivered (the loop thread falls behind the platform).
+  // Past this many the backlog is dropped and every connection is closed with 1013 "notifier
+  // overloaded" (clients reconnect and re-read over REST) instead of memory growing without bound.
+  size_t max_pending = 200'000;
   // Largest client message accepted; larger ones close the connection with 1009.
   size_t max_message_bytes = size_t{64} << 10;
 };
@@ -77,8 +81,9 @@ Authenticator make_jwt_authenticator(const auth::JwtCodec& codec, const Clock& c
 //
 // Delivery: publish() enqueues and returns; frames go out in publish order (hence in order per
 // entity). A frame addressed to a user (user_id set) reaches only that identity's connections.
-// A connection whose unsent backlog exceeds max_queued_bytes is dropped so that it cannot hold up
-// the others; frames published while not running are discarded.
+// A connection whose unsent backlog exceeds max_queued_bytes is closed (1008) so that it cannot
+// hold up the others; past max_pending undelivered notifications all are closed (1013); frames
+// published while not running are discarded.
 class Notifier {
  public:
   // `clock` stamps frames and measures token lifetimes; it must outlive the Notifier.

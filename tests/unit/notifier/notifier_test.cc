@@ -594,6 +594,38 @@ TEST_F(NotifierTest, SlowClientIsClosedWithAReasonWithoutHoldingUpOthers) {
   EXPECT_TRUE(slow->wait_closed());
 }
 
+TEST_F(NotifierTest, APublishBacklogPastTheBoundClosesEveryoneWithAReason) {
+  // The loop thread cannot keep up (here: a tiny bound and a publisher in a tight loop): the
+  // backlog is dropped rather than kept, and subscribers learn that they missed notifications.
+  notifier_.reset();
+  NotifierOptions options;
+  options.max_pending = 4;
+  ASSERT_TRUE(start_with(options).ok());
+  auto client = connect("tok-7");
+  ASSERT_TRUE(client);
+  subscribe(*client, "all");
+  ASSERT_TRUE(wait_for_count(1));
+  for (int i = 1; i <= 1'000'000 && notifier_->connections() == 1; ++i) {
+    notifier_->publish(execution_status(i, "running"));
+  }
+  ASSERT_TRUE(wait_for_count(0));
+  std::optional<testing::Frame> f;
+  for (int frames = 0; frames < 1'000'000; ++frames) {
+    f = client->read_frame();
+    if (!f || f->opcode != 1) break;
+  }
+  ASSERT_TRUE(f);
+  EXPECT_EQ(f->opcode, 8);
+  EXPECT_EQ(f->close_code(), 1013);
+  EXPECT_NE(f->close_reason().find("overloaded"), std::string::npos) << f->close_reason();
+  // The notifier goes on serving new subscribers.
+  auto later = connect("tok-8");
+  ASSERT_TRUE(later);
+  subscribe(*later, "all");
+  notifier_->publish(execution_status(42, "completed"));
+  EXPECT_EQ(later->read_json().value("entity_id", 0), 42);
+}
+
 TEST_F(NotifierTest, StopWithClientsConnectedReturnsPromptly) {
   std::vector<std::unique_ptr<WsClient>> clients;
   for (int i = 0; i < 5; ++i) clients.push_back(connect("tok-7"));
