@@ -46,6 +46,7 @@ void add_core_stages(Topology& topology, const PipelineOptions& options) {
   worker_options.definitions = table;
   worker_options.cipher = options.cipher;
   worker_options.mint_token = options.mint_token;
+  worker_options.max_running = options.worker_max_running;
   if (wanted("worker")) topology.add({"worker",
                 {std::string(topics::kDispatch)},
                 {std::string(worker::kInFlightStore), std::string(worker::kSeenStore)},

@@ -19,6 +19,7 @@ struct PipelineOptions {
   DefinitionsTable* definitions = nullptr;  // required; started by the caller, outlives the run
   std::string api_url;                      // ATTUNE_API_URL for actions (without /api/v1)
   std::string worker_name;                  // empty ⇒ the host name
+  size_t worker_max_running = 64;           // WorkerOptions::max_running
   // Called once per execution reaching a terminal status, after it is durable (metrics).
   std::function<void(std::string_view status)> on_execution_terminal;
   // Called once per (event, rule) whose conditions or action_params failed to evaluate, which

@@ -128,15 +128,13 @@ class Runtime::Instance final : public ProcessorContext, public Mailbox {
   void request_punctuate(SystemTime at) override {
     if (!requested_punctuate_ || at < *requested_punctuate_) requested_punctuate_ = at;
   }
+  void pause_input(bool paused) override { input_paused_ = paused; }
 
  private:
   void wake() {
-    if (consumer_) {
-      consumer_->wakeup();
-    } else {
-      std::lock_guard lock(mailbox_mu_);
-      idle_cv_.notify_all();
-    }
+    if (consumer_) consumer_->wakeup();
+    std::lock_guard lock(mailbox_mu_);  // a paused stage waits here rather than in poll()
+    idle_cv_.notify_all();
   }
 
   std::vector<Task> take_tasks() {
@@ -203,7 +201,7 @@ class Runtime::Instance final : public ProcessorContext, public Mailbox {
         timeout = std::clamp(left, std::chrono::milliseconds(0), timeout);
       }
       std::vector<Record> records;
-      if (consumer_) {
+      if (consumer_ && !input_paused_) {
         records = consumer_->poll(batch_limit_, timeout);
       } else {
         std::unique_lock lock(mailbox_mu_);
@@ -315,6 +313,7 @@ class Runtime::Instance final : public ProcessorContext, public Mailbox {
   std::unique_ptr<Consumer> consumer_;
   std::unique_ptr<Processor> processor_;
   size_t batch_limit_ = spec_.max_batch;           // StageSpec::batch_time; stage thread only
+  bool input_paused_ = false;                      // pause_input(); stage thread only
   std::optional<SystemTime> requested_punctuate_;  // stage thread only
   std::thread thread_;
   std::atomic<bool> stopping_{false};

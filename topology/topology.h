@@ -68,6 +68,10 @@ class ProcessorContext {
   // Asks for punctuate() no later than `at`, overriding a later time punctuate() returned (e.g.
   // a record just scheduled an earlier timer). Takes effect when the current batch is done.
   virtual void request_punctuate(SystemTime at) = 0;
+  // Backpressure: while paused the stage reads no records (they wait, durable, in the log) but
+  // still runs mailbox tasks and punctuation — a worker with every slot taken stops taking work
+  // until a process ends. Takes effect from the next poll.
+  virtual void pause_input(bool paused) = 0;
 };
 
 class Processor {

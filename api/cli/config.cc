@@ -85,6 +85,12 @@ Status load_config_file(const std::string& path, ServeConfig& config) {
         config.worker_heartbeat_ms = v.as<int64_t>();
       } else if (key == "worker_timeout_ms") {
         config.worker_timeout_ms = v.as<int64_t>();
+      } else if (key == "worker_max_running") {
+        config.worker_max_running = v.as<int64_t>();
+        if (config.worker_max_running < 1 || config.worker_max_running > 100000) {
+          return make_error(Errc::kBadRequest,
+                            "config file " + path + ": worker_max_running must be 1..100000");
+        }
       } else if (key == "allow_self_registration") {
         config.allow_self_registration = v.as<bool>();
       } else {

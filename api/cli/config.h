@@ -32,6 +32,7 @@ struct ServeConfig {
   std::string worker_name;             // empty ⇒ host name (embedded) or <host>-<node id> (Kafka)
   int64_t worker_heartbeat_ms = 1000;  // worker announcement interval
   int64_t worker_timeout_ms = 10000;   // no heartbeat for this long ⇒ inactive, work abandoned
+  int64_t worker_max_running = 64;     // action processes at once per worker
 };
 
 struct HostPort {

@@ -25,7 +25,7 @@ int main(int argc, char** argv) {
                                 "YAML file with any of: data_dir, listen, ws_listen, log_level, "
                                 "api_url, partitions, node_id, http_threads, max_body_bytes, "
                                 "fsync, allow_self_registration, log_keep_records, "
-                                "log_retention_interval")
+                                "log_retention_interval, worker_max_running")
                   ->envname("ATTUNE_CONFIG");
   (void)cfg;
   std::optional<std::string> data_dir, listen, ws_listen, log_level, api_url;
@@ -69,7 +69,7 @@ int main(int argc, char** argv) {
 
   std::optional<std::string> broker, roles, worker_name;
   std::vector<std::string> kafka_config;
-  std::optional<int64_t> heartbeat_ms, worker_timeout_ms;
+  std::optional<int64_t> heartbeat_ms, worker_timeout_ms, worker_max_running;
   serve->add_option("--broker", broker,
                     "Kafka bootstrap servers host:port[,...]: run distributed on Kafka instead of "
                     "the embedded log")
@@ -90,6 +90,11 @@ int main(int argc, char** argv) {
                     "A worker silent this long is inactive and its running executions are "
                     "abandoned (default 10000)")
       ->check(CLI::Range(int64_t{200}, int64_t{3600000}));
+  serve->add_option("--worker-max-running", worker_max_running,
+                    "Action processes a worker runs at once; later dispatches wait their turn "
+                    "(default 64)")
+      ->envname("ATTUNE_WORKER_MAX_RUNNING")
+      ->check(CLI::Range(int64_t{1}, int64_t{100000}));
 
   CLI11_PARSE(app, argc, argv);
 
@@ -118,6 +123,7 @@ int main(int argc, char** argv) {
     if (worker_name) config.worker_name = *worker_name;
     if (heartbeat_ms) config.worker_heartbeat_ms = *heartbeat_ms;
     if (worker_timeout_ms) config.worker_timeout_ms = *worker_timeout_ms;
+    if (worker_max_running) config.worker_max_running = *worker_max_running;
     if (const char* v = std::getenv("ATTUNE__SECURITY__ALLOW_SELF_REGISTRATION")) {
       config.allow_self_registration = std::string(v) != "false" && std::string(v) != "0";
     }

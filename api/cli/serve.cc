@@ -326,6 +326,7 @@ int run_serve(const ServeConfig& cfg) {
     pipeline.definitions = &definitions;
     pipeline.api_url = std::move(api_url);
     pipeline.worker_name = worker_name;
+    pipeline.worker_max_running = static_cast<size_t>(cfg.worker_max_running);
     pipeline.on_execution_terminal = [&metrics](std::string_view status) {
       metrics.execution_finished(status);
     };

@@ -85,6 +85,7 @@ void WorkerProcessor::init(ProcessorContext& ctx) {
   inflight_ = &ctx.store(kInFlightStore);
   seen_ = &ctx.store(kSeenStore);
   mailbox_ = &ctx.mailbox();
+  ctx_ = &ctx;
 
   std::vector<std::pair<std::string, InFlight>> leftovers;
   auto st = ctx.scan(*inflight_, "", [&](std::string_view key, std::string_view value) {
@@ -156,7 +157,16 @@ void WorkerProcessor::on_dispatch(const Envelope& e, ProcessorContext& ctx) {
   InFlight f{d->id, d->attempt, d->root, now, 0, false};
   ctx.put(*inflight_, key, f.dump());
   ctx.forward(running_record(f, name_, now));
-  ctx.after_commit([this, key, inv = std::move(inv)] { start(key, inv); });
+  ctx.after_commit([this, key, inv = std::move(inv)]() mutable { admit(key, std::move(inv)); });
+}
+
+void WorkerProcessor::admit(const std::string& key, runners::ActionInvocation inv) {
+  if (running_ < std::max<size_t>(1, options_.max_running) && waiting_.empty()) {
+    start(key, inv);
+    return;
+  }
+  waiting_.emplace_back(key, std::move(inv));
+  if (waiting_.size() >= options_.max_waiting) ctx_->pause_input(true);
 }
 
 void WorkerProcessor::on_cancel(const Envelope& e, ProcessorContext& ctx) {
@@ -183,6 +193,7 @@ void WorkerProcessor::on_cancel(const Envelope& e, ProcessorContext& ctx) {
 void WorkerProcessor::start(const std::string& key, const runners::ActionInvocation& inv) {
   if (!supervisor_) return;  // closed: the in-flight record is reported abandoned next start
   Mailbox* mailbox = mailbox_;
+  ++running_;  // every path below ends in exactly one finish()
   auto report = [this, mailbox, key](std::string status, Json result) {
     mailbox->post([this, key, status = std::move(status),
                    result = std::move(result)](ProcessorContext& ctx) mutable {
@@ -221,6 +232,16 @@ void WorkerProcessor::start(const std::string& key, const runners::ActionInvocat
 void WorkerProcessor::finish(ProcessorContext& ctx, const std::string& key, std::string status,
                              Json result) {
   pids_.erase(key);
+  if (running_ > 0) --running_;
+  // A slot is free: the oldest waiting attempt starts (after this transaction, like any start).
+  if (!waiting_.empty()) {
+    auto next = std::move(waiting_.front());
+    waiting_.pop_front();
+    ctx.after_commit([this, next = std::move(next)]() mutable {
+      start(next.first, next.second);
+      if (waiting_.size() < options_.max_waiting) ctx_->pause_input(false);
+    });
+  }
   auto f = load(ctx, key);
   if (!f) {
     spdlog::warn("worker: finished report for {} has no in-flight record; dropped", key);

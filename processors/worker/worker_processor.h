@@ -4,6 +4,7 @@
 
 #include <functional>
 #include <memory>
+#include <deque>
 #include <set>
 #include <string>
 #include <string_view>
@@ -35,6 +36,13 @@ struct WorkerOptions {
   // The execution token for ATTUNE_API_TOKEN (API.md §11.4, §4.3), or nullopt for none. Called on
   // the stage thread with the execution and the action of a dispatch.
   std::function<std::optional<std::string>(const Json& execution, const Json& action)> mint_token;
+  // At most this many action processes at once. Further dispatches wait in order in the worker
+  // (already recorded in flight and reported running, so a crash reports them abandoned). Once
+  // max_waiting wait, the worker reads no more of its dispatch topic until one starts: a flood of
+  // long actions leaves its backlog in the log instead of starting thousands of processes or
+  // queueing without bound. (Cancels share that topic: below max_waiting they are read at once.)
+  size_t max_running = 64;
+  size_t max_waiting = 1024;
 };
 
 // Adds what only the worker may know to an invocation: opened sealed parameters, the action's
@@ -69,6 +77,8 @@ class WorkerProcessor final : public Processor {
  private:
   void on_dispatch(const Envelope& e, ProcessorContext& ctx);
   void on_cancel(const Envelope& e, ProcessorContext& ctx);
+  // Starts the attempt now if a slot is free, else queues it (and pauses the stage's input).
+  void admit(const std::string& key, runners::ActionInvocation inv);
   void start(const std::string& key, const runners::ActionInvocation& inv);
   // Mailbox task: report the end of an attempt and forget it.
   void finish(ProcessorContext& ctx, const std::string& key, std::string status, Json result);
@@ -84,6 +94,10 @@ class WorkerProcessor final : public Processor {
   // Stage-thread only: pids of started attempts, and attempts cancelled before their start.
   std::unordered_map<std::string, int> pids_;
   std::set<std::string> cancel_before_start_;
+  // Stage-thread only: attempts started and not yet finished, and those waiting for a slot.
+  size_t running_ = 0;
+  std::deque<std::pair<std::string, runners::ActionInvocation>> waiting_;
+  ProcessorContext* ctx_ = nullptr;
 };
 
 }  // namespace attune::worker

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <set>
 #include <random>
 
 #include "processors/keystore/keys.h"
@@ -192,6 +193,34 @@ TEST_F(WorkerTest, FailedWithExitCodeAndRepeatedDispatchIgnored) {
                 "runtime core.python is not supported"),
             std::string::npos);
   EXPECT_TRUE(results(1, 300ms).empty());  // nothing more: the repeated dispatch did not run again
+}
+
+TEST_F(WorkerTest, AtMostMaxRunningProcessesAtOnceTheRestWaitTheirTurn) {
+  // Each action counts the markers of those running beside it. With two slots and a queue of
+  // two, six dispatches run two at a time; the worker stops reading dispatches while the queue
+  // is full and every one of them still completes.
+  const auto marks = dir_ / "running";
+  std::filesystem::create_directories(marks);
+  start([](WorkerOptions& o) {
+    o.max_running = 2;
+    o.max_waiting = 2;
+  });
+  for (int64_t id = 21; id <= 26; ++id) {
+    dispatch(id, shell("touch " + marks.string() + "/$ATTUNE_EXEC_ID; ls " + marks.string() +
+                       " | wc -l; sleep 0.2; rm " + marks.string() + "/$ATTUNE_EXEC_ID"));
+  }
+  auto r = results(12, 20s);
+  ASSERT_EQ(r.size(), 12u);
+  std::set<int64_t> finished;
+  for (const auto& e : r) {
+    if (e.type != "result.finished") continue;
+    EXPECT_EQ(e.payload["status"], "completed") << e.payload.dump();
+    const int beside = std::stoi(e.payload["result"]["stdout"].get<std::string>());
+    EXPECT_GE(beside, 1);
+    EXPECT_LE(beside, 2) << "more than max_running processes at once";
+    finished.insert(e.payload["id"].get<int64_t>());
+  }
+  EXPECT_EQ(finished.size(), 6u);
 }
 
 TEST_F(WorkerTest, CancelEndsTheProcess) {
