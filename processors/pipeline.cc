@@ -22,14 +22,18 @@ void add_core_stages(Topology& topology, const PipelineOptions& options) {
   rules::RulesOptions rules_options;
   rules_options.on_evaluation_error = options.on_rule_evaluation_error;
   rules_options.cipher = options.cipher;
-  if (wanted("rules")) topology.add({"rules",
-                {std::string(topics::kEvents)},
-                {std::string(rules::kDedupeStore)},
-                1,
-                512,
-                [table, rules_options](int) {
-                  return std::make_unique<rules::RulesProcessor>(*table, rules_options);
-                }});
+  if (wanted("rules")) {
+    StageSpec rules_stage{"rules",
+                          {std::string(topics::kEvents)},
+                          {std::string(rules::kDedupeStore)},
+                          1,
+                          512,
+                          [table, rules_options](int) {
+                            return std::make_unique<rules::RulesProcessor>(*table, rules_options);
+                          }};
+    rules_stage.hold = options.hold_rules;
+    topology.add(std::move(rules_stage));
+  }
   executor::ExecutorOptions exec_options{options.on_execution_terminal};
   if (wanted("executor")) topology.add({"executor",
                 {std::string(topics::kCommands), std::string(topics::kResults)},

@@ -30,6 +30,8 @@ struct PipelineOptions {
   std::shared_ptr<const keystore::Cipher> cipher;
   // Mints the ATTUNE_API_TOKEN of an execution (worker thread); may be empty.
   std::function<std::optional<std::string>(const Json& execution, const Json& action)> mint_token;
+  // StageSpec::hold of the rules stage (admission control); may be empty.
+  std::function<bool()> hold_rules;
   // Which of "rules", "executor", "worker" to add (distributed roles); empty ⇒ all three.
   std::vector<std::string> stages;
 };

@@ -201,7 +201,9 @@ class Runtime::Instance final : public ProcessorContext, public Mailbox {
         timeout = std::clamp(left, std::chrono::milliseconds(0), timeout);
       }
       std::vector<Record> records;
-      if (consumer_ && !input_paused_) {
+      const bool held = spec_.hold && spec_.hold();
+      if (held) timeout = std::min(timeout, std::chrono::milliseconds(StageSpec::kHoldRecheck));
+      if (consumer_ && !input_paused_ && !held) {
         records = consumer_->poll(batch_limit_, timeout);
       } else {
         std::unique_lock lock(mailbox_mu_);
@@ -380,10 +382,10 @@ Result<int64_t> Runtime::trim_consumed(int64_t keep) {
   return dropped;
 }
 
-std::vector<std::pair<std::string, int64_t>> Runtime::backlog() const {
-  std::vector<std::pair<std::string, int64_t>> out;
-  if (!started_.load()) return out;  // the topology may still be growing
+int64_t Runtime::backlog(const std::string& stage) const {
+  if (!started_.load()) return 0;
   for (const auto& spec : topology_.stages()) {
+    if (spec.name != stage) continue;
     int64_t behind = 0;
     for (const auto& t : spec.topics) {
       for (int32_t p = 0; p < log_.partitions(t); ++p) {
@@ -391,8 +393,15 @@ std::vector<std::pair<std::string, int64_t>> Runtime::backlog() const {
         behind += std::max<int64_t>(0, log_.end_offset(tp) - applied_.applied(spec.name, tp));
       }
     }
-    out.emplace_back(spec.name, behind);
+    return behind;
   }
+  return 0;
+}
+
+std::vector<std::pair<std::string, int64_t>> Runtime::backlog() const {
+  std::vector<std::pair<std::string, int64_t>> out;
+  if (!started_.load()) return out;  // the topology may still be growing
+  for (const auto& spec : topology_.stages()) out.emplace_back(spec.name, backlog(spec.name));
   return out;
 }
 

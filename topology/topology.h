@@ -110,6 +110,12 @@ struct StageSpec {
   // per max_batch records; a stage that keeps up is unaffected. Zero: always max_batch.
   std::chrono::microseconds batch_time{10'000};
   static constexpr size_t kMinBatch = 16;
+  // Admission control: while this returns true the stage reads nothing (its input waits, durable,
+  // in the log) and looks again every kHoldRecheck; mailbox tasks and punctuation still run. The
+  // rules stage holds while the stages after it are far behind, so that under a flood the backlog
+  // stays one event per webhook in attune.events instead of becoming executions that all wait.
+  std::function<bool()> hold;
+  static constexpr std::chrono::milliseconds kHoldRecheck{20};
 };
 
 class Topology {

@@ -40,6 +40,9 @@ namespace attune::cli {
 
 namespace {
 
+// Records the worker and the projections may have left to apply before the rules stage holds.
+constexpr int64_t kAdmissionBacklog = 4096;
+
 int fail(const std::string& message) {
   std::fprintf(stderr, "attune: %s\n", message.c_str());
   spdlog::critical("{}", message);
@@ -340,6 +343,17 @@ int run_serve(const ServeConfig& cfg) {
     };
     for (const char* r : {"rules", "executor", "worker"}) {
       if (has(r)) pipeline.stages.emplace_back(r);
+    }
+    // Admission control on one machine (issue 12): once the worker and the projections are far
+    // behind, the rules stage stops turning events into executions until they catch up. A flood
+    // then waits as events (one record each, durable) rather than as thousands of executions the
+    // projections must write and notify five times over while they wait for the worker. On Kafka
+    // the other stages' progress is not known here.
+    if (!distributed) {
+      pipeline.hold_rules = [&runtime] {
+        return runtime.backlog("worker") + runtime.backlog(std::string(projections::kStage)) >
+               kAdmissionBacklog;
+      };
     }
     if (!pipeline.stages.empty()) add_core_stages(topology, pipeline);
     if (has("executor")) monitor::add_monitor_stage(topology, monitor::MonitorOptions{&workers});

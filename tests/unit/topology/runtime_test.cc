@@ -334,5 +334,44 @@ TEST_P(RuntimeTest, SlowTransactionsShrinkTheBatchToTheTimeBound) {
   for (size_t i = sizes.size() - 3; i < sizes.size() - 1; ++i) EXPECT_LE(sizes[i], 32u) << i;
 }
 
+
+TEST_P(RuntimeTest, AHeldStageReadsNothingUntilItsHoldIsLifted) {
+  // Admission control (StageSpec::hold): the records wait in the log, durable, and are processed
+  // once the stages after it have caught up.
+  std::atomic<bool> hold{true};
+  std::atomic<int> asked{0};
+  StageSpec spec{"held", {std::string(topics::kEvents)}, {"counts"}, 1, 64,
+                 [](int) { return std::make_unique<CountingProcessor>(); }};
+  spec.hold = [&] {
+    ++asked;
+    return hold.load();
+  };
+  Topology topo;
+  topo.add(spec);
+  RuntimeOptions opts;
+  opts.ids = &ids_;
+  Runtime rt(*log_, topo, opts);
+  ASSERT_TRUE(rt.start().ok());
+  std::vector<RecordPosition> positions;
+  for (int i = 0; i < 10; ++i) {
+    auto p = log_->produce({{std::string(topics::kEvents), "k" + std::to_string(i), "ok"}});
+    ASSERT_TRUE(p.ok());
+    positions.push_back((*p)[0]);
+  }
+  // Re-asked every few milliseconds while held, and nothing is applied meanwhile.
+  const auto deadline = std::chrono::steady_clock::now() + kWait;
+  while (asked.load() < 10 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::yield();
+  }
+  ASSERT_GE(asked.load(), 10);
+  EXPECT_EQ(rt.backlog("held"), 10);
+  for (const auto& p : positions) EXPECT_FALSE(rt.applied().wait("held", p.tp, p.offset, 0ms));
+  hold.store(false);
+  for (const auto& p : positions) ASSERT_TRUE(rt.applied().wait("held", p.tp, p.offset, kWait));
+  EXPECT_EQ(rt.backlog("held"), 0);
+  EXPECT_EQ(drain(std::string(topics::kCommands), 10).size(), 10u);
+  rt.stop();
+}
+
 }  // namespace
 }  // namespace attune
