@@ -523,3 +523,44 @@ def assert_timestamps(obj: dict, fields: Iterable[str] = ("created", "updated"))
         assert f in obj, f"{f!r} missing from {obj}"
         v = obj[f]
         assert isinstance(v, str) and TIMESTAMP_RE.match(v), f"{f}={v!r} is not RFC 3339 UTC with ms and Z"
+
+
+class Flood:
+    """`clients` threads, each posting the next webhook to `url` as soon as the previous one is answered
+    (a closed-loop overload, as in issue 12). start(), then finish() to stop and join."""
+
+    def __init__(self, url: str, clients: int = 8):
+        self.url = url
+        self.accepted: list[int] = []  # event ids of 200 answers
+        self.failed: list[str] = []    # answers other than 200
+        self.errors: list[str] = []    # no answer (connection refused or reset)
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self.threads = [threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(clients)]
+
+    def _run(self, client: int) -> None:
+        session = requests.Session()
+        n = 0
+        while not self.stop.is_set():
+            n += 1
+            try:
+                r = session.post(self.url, json={"payload": {"client": client, "n": n}}, timeout=30)
+            except requests.RequestException as e:
+                with self.lock:
+                    self.errors.append(repr(e))
+                return
+            with self.lock:
+                if r.status_code == 200:
+                    self.accepted.append(r.json()["data"]["event_id"])
+                else:
+                    self.failed.append(f"{r.status_code} {r.text[:200]}")
+
+    def start(self) -> "Flood":
+        for t in self.threads:
+            t.start()
+        return self
+
+    def finish(self) -> None:
+        self.stop.set()
+        for t in self.threads:
+            t.join(timeout=40)

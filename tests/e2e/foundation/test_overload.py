@@ -15,53 +15,12 @@ import pytest
 import requests
 import websocket
 
-from attune_e2e import NON_TERMINAL, TERMINAL, wait_for
+from attune_e2e import NON_TERMINAL, TERMINAL, Flood, wait_for
 
 pytestmark = pytest.mark.restart
 
 # Retention every second keeping 20 records per partition: trims interleave with appends all the time.
 RETENTION = {"ATTUNE_LOG_RETENTION_INTERVAL": "1", "ATTUNE_LOG_KEEP_RECORDS": "20"}
-CLIENTS = 8
-
-
-class Flood:
-    """CLIENTS threads, each posting the next webhook as soon as the previous one is answered."""
-
-    def __init__(self, url: str):
-        self.url = url
-        self.accepted: list[int] = []  # event ids of 200 answers
-        self.failed: list[str] = []    # answers other than 200
-        self.errors: list[str] = []    # no answer (connection refused or reset)
-        self.stop = threading.Event()
-        self.lock = threading.Lock()
-        self.threads = [threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(CLIENTS)]
-
-    def _run(self, client: int) -> None:
-        session = requests.Session()
-        n = 0
-        while not self.stop.is_set():
-            n += 1
-            try:
-                r = session.post(self.url, json={"payload": {"client": client, "n": n}}, timeout=30)
-            except requests.RequestException as e:
-                with self.lock:
-                    self.errors.append(repr(e))
-                return
-            with self.lock:
-                if r.status_code == 200:
-                    self.accepted.append(r.json()["data"]["event_id"])
-                else:
-                    self.failed.append(f"{r.status_code} {r.text[:200]}")
-
-    def start(self) -> "Flood":
-        for t in self.threads:
-            t.start()
-        return self
-
-    def finish(self) -> None:
-        self.stop.set()
-        for t in self.threads:
-            t.join(timeout=40)
 
 
 class Subscriber:
