@@ -48,7 +48,18 @@ class RuntimeTest : public BothLogsFixture {
     }
     return out;
   }
+  // A started Runtime of one stage (the topology lives in the fixture).
+  std::unique_ptr<Runtime> start_stage(StageSpec spec) {
+    topology_ = Topology();
+    topology_.add(std::move(spec));
+    RuntimeOptions opts;
+    opts.ids = &ids_;
+    auto rt = std::make_unique<Runtime>(*log_, topology_, opts);
+    EXPECT_TRUE(rt->start().ok());
+    return rt;
+  }
   IdGenerator ids_{0, SystemClock::instance()};
+  Topology topology_;
 };
 ATTUNE_BOTH_LOGS(RuntimeTest);
 
@@ -315,14 +326,9 @@ TEST_P(RuntimeTest, SlowTransactionsShrinkTheBatchToTheTimeBound) {
                    return std::make_unique<SlowBatchProcessor>(100us, sizes, mu);
                  }};
   spec.batch_time = 2ms;
-  Topology topo;
-  topo.add(spec);
-  RuntimeOptions opts;
-  opts.ids = &ids_;
-  Runtime rt(*log_, topo, opts);
-  ASSERT_TRUE(rt.start().ok());
-  for (const auto& p : *positions) ASSERT_TRUE(rt.applied().wait("slow", p.tp, p.offset, kWait));
-  rt.stop();
+  auto rt = start_stage(spec);
+  for (const auto& p : *positions) ASSERT_TRUE(rt->applied().wait("slow", p.tp, p.offset, kWait));
+  rt->stop();
   std::lock_guard lock(mu);
   ASSERT_GE(sizes.size(), 6u);
   size_t total = 0;
@@ -333,7 +339,6 @@ TEST_P(RuntimeTest, SlowTransactionsShrinkTheBatchToTheTimeBound) {
   // bound, so they never grow back while the backlog lasts.
   for (size_t i = sizes.size() - 3; i < sizes.size() - 1; ++i) EXPECT_LE(sizes[i], 32u) << i;
 }
-
 
 TEST_P(RuntimeTest, AHeldStageReadsNothingUntilItsHoldIsLifted) {
   // Admission control (StageSpec::hold): the records wait in the log, durable, and are processed
@@ -346,12 +351,7 @@ TEST_P(RuntimeTest, AHeldStageReadsNothingUntilItsHoldIsLifted) {
     ++asked;
     return hold.load();
   };
-  Topology topo;
-  topo.add(spec);
-  RuntimeOptions opts;
-  opts.ids = &ids_;
-  Runtime rt(*log_, topo, opts);
-  ASSERT_TRUE(rt.start().ok());
+  auto rt = start_stage(spec);
   std::vector<RecordPosition> positions;
   for (int i = 0; i < 10; ++i) {
     auto p = log_->produce({{std::string(topics::kEvents), "k" + std::to_string(i), "ok"}});
@@ -364,13 +364,13 @@ TEST_P(RuntimeTest, AHeldStageReadsNothingUntilItsHoldIsLifted) {
     std::this_thread::yield();
   }
   ASSERT_GE(asked.load(), 10);
-  EXPECT_EQ(rt.backlog("held"), 10);
-  for (const auto& p : positions) EXPECT_FALSE(rt.applied().wait("held", p.tp, p.offset, 0ms));
+  EXPECT_EQ(rt->backlog("held"), 10);
+  for (const auto& p : positions) EXPECT_FALSE(rt->applied().wait("held", p.tp, p.offset, 0ms));
   hold.store(false);
-  for (const auto& p : positions) ASSERT_TRUE(rt.applied().wait("held", p.tp, p.offset, kWait));
-  EXPECT_EQ(rt.backlog("held"), 0);
+  for (const auto& p : positions) ASSERT_TRUE(rt->applied().wait("held", p.tp, p.offset, kWait));
+  EXPECT_EQ(rt->backlog("held"), 0);
   EXPECT_EQ(drain(std::string(topics::kCommands), 10).size(), 10u);
-  rt.stop();
+  rt->stop();
 }
 
 }  // namespace
