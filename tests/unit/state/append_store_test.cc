@@ -60,11 +60,13 @@ void expect_newest_records(Store& log) {
   const uint64_t end = static_cast<uint64_t>(kRounds) * kPerRound;
   for (int p = 0; p < kPartitions; ++p) {
     std::vector<uint64_t> offsets;
-    ASSERT_TRUE(log.scan(partition_prefix(p), [&](std::string_view k, std::string_view v) {
-                     offsets.push_back(decode_be64(k.substr(k.size() - 8)));
-                     EXPECT_EQ(v, std::string(64, 'a' + p));
-                     return true;
-                   }).ok());
+    ASSERT_TRUE(log.scan(partition_prefix(p),
+                         [&](std::string_view k, std::string_view v) {
+                           offsets.push_back(decode_be64(k.substr(k.size() - 8)));
+                           EXPECT_EQ(v, std::string(64, 'a' + p));
+                           return true;
+                         })
+                    .ok());
     std::vector<uint64_t> want;
     for (uint64_t o = end - kKeep; o < end; ++o) want.push_back(o);
     EXPECT_EQ(offsets, want) << "partition " << p;
@@ -117,7 +119,8 @@ TEST_F(AppendStoreTest, ConcurrentWritersAndTrimsKeepEveryRecord) {
       const uint64_t upto = written[w].load() > 10 ? written[w].load() - 10 : 0;
       if (upto <= trimmed[w]) continue;
       WriteBatch t;
-      t.del_range(log, partition_prefix(w) + encode_be64(0), partition_prefix(w) + encode_be64(upto));
+      t.del_range(log, partition_prefix(w) + encode_be64(0),
+                  partition_prefix(w) + encode_be64(upto));
       ASSERT_TRUE((*db)->write(t).ok());
       trimmed[w] = upto;
     }
@@ -125,12 +128,14 @@ TEST_F(AppendStoreTest, ConcurrentWritersAndTrimsKeepEveryRecord) {
   for (auto& t : threads) t.join();
   for (int w = 0; w < kWriters; ++w) {
     uint64_t expect = trimmed[w], n = 0;
-    ASSERT_TRUE(log.scan(partition_prefix(w), [&](std::string_view k, std::string_view) {
-                     EXPECT_EQ(decode_be64(k.substr(k.size() - 8)), expect);
-                     ++expect;
-                     ++n;
-                     return true;
-                   }).ok());
+    ASSERT_TRUE(log.scan(partition_prefix(w),
+                         [&](std::string_view k, std::string_view) {
+                           EXPECT_EQ(decode_be64(k.substr(k.size() - 8)), expect);
+                           ++expect;
+                           ++n;
+                           return true;
+                         })
+                    .ok());
     EXPECT_EQ(expect, static_cast<uint64_t>(kPerWriter)) << "partition " << w << " saw " << n;
   }
 }
@@ -150,8 +155,9 @@ TEST_F(AppendStoreTest, DirectoryLeftByACrashDuringThePatternRecoversEveryRecord
   int status = 0;
   ASSERT_EQ(waitpid(child, &status, 0), child);
   ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
-      << "the writer died: " << (WIFSIGNALED(status) ? "signal " + std::to_string(WTERMSIG(status))
-                                                     : "exit " + std::to_string(WEXITSTATUS(status)));
+      << "the writer died: "
+      << (WIFSIGNALED(status) ? "signal " + std::to_string(WTERMSIG(status))
+                              : "exit " + std::to_string(WEXITSTATUS(status)));
   for (int reopen = 0; reopen < 2; ++reopen) {  // replayed once, then from its flushed state
     auto db = Db::open(dir_.string(), log_options());
     ASSERT_TRUE(db.ok()) << db.error().message;
