@@ -239,7 +239,8 @@ class Runtime::Instance final : public ProcessorContext, public Mailbox {
         }
       }
       if (!commit(!records.empty() || skipped_records())) return;
-      if (!records.empty()) adapt_batch(records.size(), std::chrono::steady_clock::now() - batch_start);
+      if (!records.empty())
+        adapt_batch(records.size(), std::chrono::steady_clock::now() - batch_start);
     }
     if (offsets_pending_) commit(false, /*force=*/true);  // a clean stop replays nothing
     processor_->close();

@@ -367,9 +367,10 @@ struct Notifier::Impl {
   // that does not read within kTooSlowCloseMs is cut off.
   void drop_too_slow(const ConnectionPtr& con, size_t backlog) {
     ClientState& c = con->attune_client;
-    spdlog::warn("notifier: closing {} (identity {}) as too slow: {} bytes unsent exceed the {} "
-                 "byte bound",
-                 c.client_id, c.identity_id, backlog, options.max_queued_bytes);
+    spdlog::warn(
+        "notifier: closing {} (identity {}) as too slow: {} bytes unsent exceed the {} "
+        "byte bound",
+        c.client_id, c.identity_id, backlog, options.max_queued_bytes);
     if (c.expiry_timer) c.expiry_timer->cancel();
     websocketpp::lib::error_code ec;
     con->set_close_handshake_timeout(kTooSlowCloseMs);
@@ -386,9 +387,10 @@ struct Notifier::Impl {
   // Loop thread: the publish queue overflowed and was dropped (enqueue). Every subscriber has
   // missed notifications, so each is closed with the reason; their clients reconnect and re-read.
   void close_all_overloaded(size_t dropped) {
-    spdlog::warn("notifier: {} undelivered notifications dropped (more than {} pending); closing "
-                 "{} connections with 1013",
-                 dropped, options.max_pending, open.size());
+    spdlog::warn(
+        "notifier: {} undelivered notifications dropped (more than {} pending); closing "
+        "{} connections with 1013",
+        dropped, options.max_pending, open.size());
     std::vector<ConnectionPtr> all;
     for (const auto& [key, con] : open) all.push_back(con);
     for (const ConnectionPtr& con : all) {

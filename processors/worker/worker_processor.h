@@ -2,9 +2,9 @@
 // runner under a ProcessSupervisor and reports running/finished on attune.results.
 #pragma once
 
+#include <deque>
 #include <functional>
 #include <memory>
-#include <deque>
 #include <set>
 #include <string>
 #include <string_view>

@@ -583,7 +583,7 @@ TEST_F(NotifierTest, SlowClientIsClosedWithAReasonWithoutHoldingUpOthers) {
     ASSERT_TRUE(f) << "no close frame after " << frames << " frames";
     if (f->opcode != 1) break;
     const int id = Json::parse(f->payload).value("entity_id", 0);
-    if (id == 0) continue;  // the welcome frame
+    if (id == 0) continue;                                           // the welcome frame
     EXPECT_EQ(id, last + 1 == kHiddenEntity ? last + 2 : last + 1);  // identity 7 sees no 13
     last = id;
   }

@@ -397,7 +397,6 @@ TEST_F(EmbeddedLogTest, TheInMemoryWindowIsBoundedInBytes) {
   EXPECT_FALSE(got.front().parsed);
 }
 
-
 TEST_F(EmbeddedLogTest, RetentionWhileProducingKeepsEveryRecordThroughReopen) {
   // Issue 12: the server's write pattern under load — producers appending to every partition
   // while retention trims each one right behind its consumer — on the database options of attune
@@ -410,7 +409,8 @@ TEST_F(EmbeddedLogTest, RetentionWhileProducingKeepsEveryRecordThroughReopen) {
     producers.emplace_back([&, t] {
       for (int i = 0; i < kPerProducer; ++i) {
         const std::string key = "k" + std::to_string((t * kPerProducer + i) % 7);
-        ASSERT_TRUE(log_->produce({{topic, key, std::to_string(t) + ":" + std::to_string(i)}}).ok());
+        ASSERT_TRUE(
+            log_->produce({{topic, key, std::to_string(t) + ":" + std::to_string(i)}}).ok());
       }
     });
   }
@@ -447,7 +447,6 @@ TEST_F(EmbeddedLogTest, RetentionWhileProducingKeepsEveryRecordThroughReopen) {
   EXPECT_TRUE((*fresh)->poll(10, 50ms).empty());
 }
 
-
 TEST_F(EmbeddedLogTest, ABusyTopicDoesNotStarveTheOtherTopicsOfAConsumer) {
   // Issue 12: the projection stage reads events, enforcements and executions. During a webhook
   // flood the events topic always had a full batch waiting, and execution changes were read only
@@ -462,9 +461,9 @@ TEST_F(EmbeddedLogTest, ABusyTopicDoesNotStarveTheOtherTopicsOfAConsumer) {
   ASSERT_TRUE(c.ok());
   auto first = (*c)->poll(64, 100ms);
   EXPECT_EQ(first.size(), 64u);
-  EXPECT_TRUE(std::any_of(first.begin(), first.end(),
-                          [](const Record& r) { return r.topic == topics::kExecutions; }))
-      << "the execution record waited behind the events";
+  EXPECT_TRUE(std::any_of(first.begin(), first.end(), [](const Record& r) {
+    return r.topic == topics::kExecutions;
+  })) << "the execution record waited behind the events";
   // Every partition of the busy topic gets its turn as well, and nothing is read twice.
   std::set<std::pair<int32_t, int64_t>> seen;
   std::set<int32_t> partitions_in_first;

@@ -1,12 +1,13 @@
 // Unit tests for the stage Runtime: exactly-once commit of state + output + offsets, dead
 // letters with rollback, mailbox tasks, after-commit hooks, punctuation, AppliedOffsets.
+#include "topology/runtime.h"
+
 #include <future>
 #include <latch>
 #include <mutex>
 #include <thread>
 
 #include "tests/unit/topology/test_util.h"
-#include "topology/runtime.h"
 
 namespace attune {
 namespace {
@@ -285,7 +286,6 @@ TEST(AppliedOffsetsTest, WaitTimesOutAndWakes) {
   EXPECT_EQ(a.applied("s", tp), 5);
 }
 
-
 // Records each transaction's size (after-commit hooks run once the batch is durable) and takes
 // `cost` of wall time per record.
 class SlowBatchProcessor : public Processor {
@@ -322,9 +322,11 @@ TEST_P(RuntimeTest, SlowTransactionsShrinkTheBatchToTheTimeBound) {
   ASSERT_TRUE(positions.ok());
   std::vector<size_t> sizes;
   std::mutex mu;
-  StageSpec spec{"slow", {std::string(topics::kEvents)}, {}, 1, 512, [&](int) {
-                   return std::make_unique<SlowBatchProcessor>(100us, sizes, mu);
-                 }};
+  StageSpec spec{
+      "slow", {std::string(topics::kEvents)},
+      {},     1,
+      512,    [&](int) {
+                   return std::make_unique<SlowBatchProcessor>(100us, sizes, mu); }};
   spec.batch_time = 2ms;
   auto rt = start_stage(spec);
   for (const auto& p : *positions) ASSERT_TRUE(rt->applied().wait("slow", p.tp, p.offset, kWait));
@@ -345,8 +347,9 @@ TEST_P(RuntimeTest, AHeldStageReadsNothingUntilItsHoldIsLifted) {
   // once the stages after it have caught up.
   std::atomic<bool> hold{true};
   std::atomic<int> asked{0};
-  StageSpec spec{"held", {std::string(topics::kEvents)}, {"counts"}, 1, 64,
-                 [](int) { return std::make_unique<CountingProcessor>(); }};
+  StageSpec spec{"held",     {std::string(topics::kEvents)},
+                 {"counts"}, 1,
+                 64,         [](int) { return std::make_unique<CountingProcessor>(); }};
   spec.hold = [&] {
     ++asked;
     return hold.load();

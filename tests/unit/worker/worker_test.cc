@@ -4,8 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
-#include <set>
 #include <random>
+#include <set>
 
 #include "processors/keystore/keys.h"
 #include "processors/keystore/sealed.h"
