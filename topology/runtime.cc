@@ -218,6 +218,8 @@ class Runtime::Instance final : public ProcessorContext, public Mailbox {
       for (const Record& r : records) {
         if (!guarded([&] { processor_->process(r, *this); }, reason)) dead_letter(r, reason);
       }
+      // Only processing counts: a commit's fixed cost (an fsync) must not shrink every batch.
+      if (!records.empty()) adapt_batch(records.size(), std::chrono::steady_clock::now() - batch_start);
       if (requested_punctuate_) {
         if (!next_punctuate || *requested_punctuate_ < *next_punctuate) {
           next_punctuate = requested_punctuate_;
@@ -239,8 +241,6 @@ class Runtime::Instance final : public ProcessorContext, public Mailbox {
         }
       }
       if (!commit(!records.empty() || skipped_records())) return;
-      if (!records.empty())
-        adapt_batch(records.size(), std::chrono::steady_clock::now() - batch_start);
     }
     if (offsets_pending_) commit(false, /*force=*/true);  // a clean stop replays nothing
     processor_->close();
@@ -281,12 +281,12 @@ class Runtime::Instance final : public ProcessorContext, public Mailbox {
     return true;
   }
 
-  // StageSpec::batch_time: the next poll takes fewer records after a transaction that took too
-  // long, more after a full one that was quick.
+  // StageSpec::batch_time: the next poll takes fewer records after a batch whose processing
+  // took too long, more after a full one that was quick.
   void adapt_batch(size_t taken, std::chrono::steady_clock::duration took) {
     if (spec_.batch_time.count() <= 0) return;
     if (took > spec_.batch_time) {
-      batch_limit_ = std::max(StageSpec::kMinBatch, batch_limit_ / 2);
+      batch_limit_ = std::max(std::min(StageSpec::kMinBatch, spec_.max_batch), batch_limit_ / 2);
     } else if (taken >= batch_limit_ && took < spec_.batch_time / 2) {
       batch_limit_ = std::min(spec_.max_batch, batch_limit_ * 2);
     }
@@ -383,12 +383,13 @@ Result<int64_t> Runtime::trim_consumed(int64_t keep) {
   return dropped;
 }
 
-int64_t Runtime::backlog(const std::string& stage) const {
+int64_t Runtime::backlog(const std::string& stage, std::string_view topic) const {
   if (!started_.load()) return 0;
   for (const auto& spec : topology_.stages()) {
     if (spec.name != stage) continue;
     int64_t behind = 0;
     for (const auto& t : spec.topics) {
+      if (!topic.empty() && t != topic) continue;
       for (int32_t p = 0; p < log_.partitions(t); ++p) {
         const TopicPartition tp{t, p};
         behind += std::max<int64_t>(0, log_.end_offset(tp) - applied_.applied(spec.name, tp));

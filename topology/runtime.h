@@ -55,7 +55,8 @@ class Runtime {
   // Per stage: records of its topics (all partitions) that it has not applied yet — what a flood
   // leaves to do. Thread-safe; from offsets kept in memory.
   std::vector<std::pair<std::string, int64_t>> backlog() const;
-  int64_t backlog(const std::string& stage) const;  // one stage's; 0 if unknown
+  // One stage's, in all its topics or in `topic` only; 0 if unknown.
+  int64_t backlog(const std::string& stage, std::string_view topic = {}) const;
   // Set when a stage hit a fatal error (a commit failed) and stopped.
   bool failed() const { return failed_.load(); }
 

@@ -103,9 +103,9 @@ struct StageSpec {
   // (Consumer::set_key_filter): process() never sees them and, on the embedded log, commits that
   // wrote only such records do not wake the stage.
   KeyFilter key_filter;
-  // Latency bound: how many records a transaction takes adapts so that processing and committing
-  // one takes about this long — halved after a slower one, doubled after a full one that took
-  // less than half of it, between kMinBatch and max_batch. Under a flood a stage then commits (and
+  // Latency bound: how many records a transaction takes adapts so that processing them takes
+  // about this long — halved after a slower batch, doubled after a full one that took less than
+  // half of it, between kMinBatch and max_batch (a commit's own cost, e.g. an fsync, not counted). Under a flood a stage then commits (and
   // its changes become visible to readers and notified) every few milliseconds rather than once
   // per max_batch records; a stage that keeps up is unaffected. Zero: always max_batch.
   std::chrono::microseconds batch_time{10'000};

@@ -310,7 +310,9 @@ int run_serve(const ServeConfig& cfg) {
   runtime_options.on_dead_letter = [&metrics](const std::string& stage, const Record&,
                                               const std::string&) { metrics.dead_letter(stage); };
   Runtime runtime(*log, topology, runtime_options);
-  metrics.set_backlog_source([&runtime] { return runtime.backlog(); });
+  // On one machine only: on Kafka, partitions other members own have nothing applied here, and
+  // each end offset would be a broker round trip per scrape.
+  if (!distributed) metrics.set_backlog_source([&runtime] { return runtime.backlog(); });
 
   // Worker liveness (GET /workers; abandoning the work of lost workers).
   const std::string worker_name =
@@ -350,8 +352,12 @@ int run_serve(const ServeConfig& cfg) {
     // projections must write and notify five times over while they wait for the worker. On Kafka
     // the other stages' progress is not known here.
     if (!distributed) {
+      // Only what the rules stage feeds counts: events the projections have not applied yet do
+      // not shrink while rules holds, so they must not hold it.
       pipeline.hold_rules = [&runtime] {
-        return runtime.backlog("worker") + runtime.backlog(std::string(projections::kStage)) >
+        const std::string api(projections::kStage);
+        return runtime.backlog("worker") + runtime.backlog(api, topics::kEnforcements) +
+                   runtime.backlog(api, topics::kExecutions) >
                kAdmissionBacklog;
       };
     }
@@ -403,7 +409,7 @@ int run_serve(const ServeConfig& cfg) {
   // One projection thread per partition on the embedded log: under a flood the projections and
   // notifications keep up (issue 12: one thread fell ~10 s behind at ~1,000 webhooks/s, where four
   // stayed within ~0.3 s; tests/bench/README.md). On Kafka the API's consumer group decides.
-  projection_options.instances = distributed ? 1 : cfg.partitions;
+  projection_options.instances = distributed ? 1 : log->partitions(topics::kExecutions);
   auto stage = projections::make_projection_stage(*log, runtime.applied(), projection_options);
   if (!stage.ok()) return fail("projections: " + stage.error().message);
   topology.add(std::move(stage->spec));

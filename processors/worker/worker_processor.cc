@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <vector>
 
 #include "processors/keystore/keys.h"
@@ -181,6 +182,18 @@ void WorkerProcessor::on_cancel(const Envelope& e, ProcessorContext& ctx) {
     spdlog::info("worker: cancel of {} ignored: not in flight here", key);
     return;
   }
+  // Still waiting for a slot: it never starts, and its end is reported now.
+  const auto waiting = std::find_if(waiting_.begin(), waiting_.end(),
+                                    [&](const auto& w) { return w.first == key; });
+  if (waiting != waiting_.end()) {
+    waiting_.erase(waiting);
+    ctx.forward(finished_record(f->id, f->attempt, f->root, name_, "cancelled",
+                                Json{{"error", "Execution was cancelled before it started"}},
+                                ctx.clock().now_ms()));
+    ctx.del(*inflight_, key);
+    if (waiting_.size() < options_.max_waiting) ctx.pause_input(false);
+    return;
+  }
   f->cancel_requested = true;
   ctx.put(*inflight_, key, f->dump());
   if (auto it = pids_.find(key); it != pids_.end()) {
@@ -233,6 +246,14 @@ void WorkerProcessor::finish(ProcessorContext& ctx, const std::string& key, std:
                              Json result) {
   pids_.erase(key);
   if (running_ > 0) --running_;
+  auto f = load(ctx, key);  // may throw: nothing below has happened then
+  if (!f) {
+    spdlog::warn("worker: finished report for {} has no in-flight record; dropped", key);
+  } else {
+    ctx.forward(finished_record(f->id, f->attempt, f->root, name_, status, std::move(result),
+                                ctx.clock().now_ms()));
+    ctx.del(*inflight_, key);
+  }
   // A slot is free: the oldest waiting attempt starts (after this transaction, like any start).
   if (!waiting_.empty()) {
     auto next = std::move(waiting_.front());
@@ -242,14 +263,6 @@ void WorkerProcessor::finish(ProcessorContext& ctx, const std::string& key, std:
       if (waiting_.size() < options_.max_waiting) ctx_->pause_input(false);
     });
   }
-  auto f = load(ctx, key);
-  if (!f) {
-    spdlog::warn("worker: finished report for {} has no in-flight record; dropped", key);
-    return;
-  }
-  ctx.forward(finished_record(f->id, f->attempt, f->root, name_, status, std::move(result),
-                              ctx.clock().now_ms()));
-  ctx.del(*inflight_, key);
 }
 
 }  // namespace attune::worker

@@ -223,6 +223,28 @@ TEST_F(WorkerTest, AtMostMaxRunningProcessesAtOnceTheRestWaitTheirTurn) {
   EXPECT_EQ(finished.size(), 6u);
 }
 
+TEST_F(WorkerTest, ACancelledWaitingAttemptEndsAtOnceWithoutRunning) {
+  start([](WorkerOptions& o) { o.max_running = 1; });
+  dispatch(31, shell("sleep 30"));
+  dispatch(32, shell("echo should-not-run"));
+  auto r = results(2);  // both recorded in flight (running)
+  ASSERT_EQ(r.size(), 2u);
+  Envelope c{"execution.cancel", 32, "", 0, "executor", {{"id", 32}, {"attempt", 1}}};
+  ASSERT_TRUE(log_->produce({{std::string(topics::kDispatch), "32", c.dump()}}).ok());
+  r = results(1, 5s);  // long before 31's 30 s are up
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0].type, "result.finished");
+  EXPECT_EQ(r[0].payload["id"], 32);
+  EXPECT_EQ(r[0].payload["status"], "cancelled");
+  Envelope c31{"execution.cancel", 31, "", 0, "executor", {{"id", 31}, {"attempt", 1}}};
+  ASSERT_TRUE(log_->produce({{std::string(topics::kDispatch), "31", c31.dump()}}).ok());
+  r = results(1);
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0].payload["id"], 31);
+  EXPECT_EQ(r[0].payload["status"], "cancelled");
+  EXPECT_TRUE(results(1, 300ms).empty());  // 32 never ran
+}
+
 TEST_F(WorkerTest, CancelEndsTheProcess) {
   start();
   dispatch(14, shell("sleep 30"));
