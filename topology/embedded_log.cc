@@ -131,7 +131,7 @@ class EmbeddedConsumer final : public Consumer {
         if (!next.ok()) return false;
         pos = *next;
       }
-      if (out.size() >= max) break;
+      if (out.size() >= max || share >= max) break;  // one partition: one pass is all
     }
     return true;
   }

@@ -219,7 +219,9 @@ class Runtime::Instance final : public ProcessorContext, public Mailbox {
         if (!guarded([&] { processor_->process(r, *this); }, reason)) dead_letter(r, reason);
       }
       // Only processing counts: a commit's fixed cost (an fsync) must not shrink every batch.
-      if (!records.empty()) adapt_batch(records.size(), std::chrono::steady_clock::now() - batch_start);
+      if (!records.empty()) {
+        adapt_batch(records.size(), std::chrono::steady_clock::now() - batch_start);
+      }
       if (requested_punctuate_) {
         if (!next_punctuate || *requested_punctuate_ < *next_punctuate) {
           next_punctuate = requested_punctuate_;

@@ -105,9 +105,10 @@ struct StageSpec {
   KeyFilter key_filter;
   // Latency bound: how many records a transaction takes adapts so that processing them takes
   // about this long — halved after a slower batch, doubled after a full one that took less than
-  // half of it, between kMinBatch and max_batch (a commit's own cost, e.g. an fsync, not counted). Under a flood a stage then commits (and
-  // its changes become visible to readers and notified) every few milliseconds rather than once
-  // per max_batch records; a stage that keeps up is unaffected. Zero: always max_batch.
+  // half of it, between kMinBatch and max_batch (a commit's own cost, e.g. an fsync, is not
+  // counted). Under a flood a stage then commits (and its changes become visible to readers and
+  // notified) every few milliseconds rather than once per max_batch records; a stage that keeps
+  // up is unaffected. Zero: always max_batch.
   std::chrono::microseconds batch_time{10'000};
   static constexpr size_t kMinBatch = 16;
   // Admission control: while this returns true the stage reads nothing (its input waits, durable,
