@@ -207,6 +207,32 @@ bool DefinitionsTable::apply(const Record& record) {
 bool DefinitionsTable::apply_one(const Record& record) {
   Envelope e;
   std::string error;
+  if (record.key.rfind(kClaimKeyPrefix, 0) == 0) {
+    if (!envelope_of(record, e, error) || !e.payload.is_object()) {
+      spdlog::warn("definitions: skipping malformed claim at offset {}: {}", record.offset, error);
+      return false;
+    }
+    const std::string target = record.key.substr(kClaimKeyPrefix.size());
+    const std::string claimant = e.payload.value("claimant", "");
+    std::unique_lock lock(mu_);
+    auto held = claims_.find(target);
+    if (e.type == kDefinitionRelease) {
+      if (held != claims_.end() && held->second.claimant == claimant) claims_.erase(held);
+      return true;
+    }
+    if (e.type != kDefinitionClaim || claimant.empty()) return true;
+    const bool taken = held != claims_.end() && held->second.claimant != claimant &&
+                       e.ts - held->second.ts <= kClaimTtlMs;
+    bool exists = false;
+    if (e.payload.value("absent", false)) {
+      const auto colon = target.find(':');
+      auto kind = by_ref_.find(std::string_view(target).substr(0, colon));
+      exists = colon != std::string::npos && kind != by_ref_.end() &&
+               kind->second.count(std::string_view(target).substr(colon + 1)) > 0;
+    }
+    if (!taken && !exists) claims_[target] = Claim{claimant, e.ts};
+    return true;
+  }
   // An upsert produced in this process with its envelope (shared_definition_record, still in the
   // embedded log's window): the table keeps that object, unparsed and uncopied.
   JsonPtr hinted;
@@ -365,6 +391,31 @@ DefinitionsTable::Expiring DefinitionsTable::expiring(std::string_view kind, int
     if (auto it = k->second.find(ref); it != k->second.end()) out.due.push_back(it->second);
   }
   return out;
+}
+
+std::string DefinitionsTable::claim_holder(std::string_view kind, std::string_view ref) const {
+  std::string target(kind);
+  target.push_back(':');
+  target.append(ref);
+  std::shared_lock lock(mu_);
+  auto it = claims_.find(target);
+  return it == claims_.end() ? std::string() : it->second.claimant;
+}
+
+OutRecord claim_record(std::string_view kind, std::string_view ref, std::string_view claimant,
+                       bool absent, int64_t ts, std::string_view source) {
+  std::string key = std::string(kClaimKeyPrefix) + std::string(kind) + ":" + std::string(ref);
+  Envelope e{std::string(kDefinitionClaim), 0, key, ts, std::string(source),
+             Json{{"claimant", claimant}, {"absent", absent}}};
+  return OutRecord{std::string(topics::kDefinitions), std::move(key), e.dump(), 0};
+}
+
+OutRecord release_record(std::string_view kind, std::string_view ref, std::string_view claimant,
+                         int64_t ts, std::string_view source) {
+  std::string key = std::string(kClaimKeyPrefix) + std::string(kind) + ":" + std::string(ref);
+  Envelope e{std::string(kDefinitionRelease), 0, key, ts, std::string(source),
+             Json{{"claimant", claimant}}};
+  return OutRecord{std::string(topics::kDefinitions), std::move(key), e.dump(), 0};
 }
 
 JsonPtr DefinitionsTable::trigger_for_webhook(std::string_view webhook_key) const {

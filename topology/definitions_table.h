@@ -44,6 +44,25 @@ OutRecord shared_definition_record(std::string_view kind, Json object, int64_t t
 OutRecord definition_tombstone(std::string_view kind, std::string_view ref, int64_t id, int64_t ts,
                                std::string_view source);
 
+// Claims: deciding a race between API instances by the topic's total order (issue 13). Two
+// instances creating the same ref at once each write a claim (key "claim:<kind>:<ref>") and
+// wait until their table has applied it; every reader applies claims alike, so exactly one
+// claimant holds the ref. The holder writes the definition together with its release; the
+// others answer 409. The definition's own key is written only by the winner, so log compaction
+// (which keeps the last record of a key) cannot bring a loser's object back.
+//   definition.claim    {claimant, absent}  held by `claimant` if nobody else holds it (a claim
+//                       older than kClaimTtlMs by the records' own times no longer counts), and,
+//                       when `absent`, only if the definition does not exist
+//   definition.release  {claimant}          ends the claim if `claimant` holds it
+inline constexpr std::string_view kDefinitionClaim = "definition.claim";
+inline constexpr std::string_view kDefinitionRelease = "definition.release";
+inline constexpr std::string_view kClaimKeyPrefix = "claim:";
+inline constexpr int64_t kClaimTtlMs = 15'000;
+OutRecord claim_record(std::string_view kind, std::string_view ref, std::string_view claimant,
+                       bool absent, int64_t ts, std::string_view source);
+OutRecord release_record(std::string_view kind, std::string_view ref, std::string_view claimant,
+                         int64_t ts, std::string_view source);
+
 class DefinitionsTable {
  public:
   explicit DefinitionsTable(Log& log);
@@ -72,6 +91,8 @@ class DefinitionsTable {
   Expiring expiring(std::string_view kind, int64_t now_ms) const;
 
   JsonPtr trigger_for_webhook(std::string_view webhook_key) const;
+  // Who holds the claim on <kind>:<ref> ("" = nobody), as of the applied records.
+  std::string claim_holder(std::string_view kind, std::string_view ref) const;
 
   // Waits until the record at `offset` of attune.definitions has been applied.
   bool wait_applied(int64_t offset, std::chrono::milliseconds timeout) const;
@@ -115,6 +136,11 @@ class DefinitionsTable {
   std::map<std::string, std::unordered_map<int64_t, std::string>, std::less<>> by_id_;
   std::map<std::string, std::set<std::string>, std::less<>> rules_by_trigger_;
   std::map<std::string, std::string, std::less<>> webhook_keys_;
+  struct Claim {
+    std::string claimant;
+    int64_t ts = 0;
+  };
+  std::map<std::string, Claim, std::less<>> claims_;  // "<kind>:<ref>" → holder
   // kind → (deadline epoch ms, ref)
   std::map<std::string, std::set<std::pair<int64_t, std::string>>, std::less<>> deadlines_;
 

@@ -35,6 +35,16 @@ int64_t AppliedOffsets::applied(const std::string& stage, const TopicPartition& 
   return it == next_.end() ? 0 : it->second;
 }
 
+std::vector<std::pair<TopicPartition, int64_t>> AppliedOffsets::of(const std::string& stage) const {
+  std::vector<std::pair<TopicPartition, int64_t>> out;
+  std::lock_guard lock(mu_);
+  for (auto it = next_.lower_bound({stage, TopicPartition{}});
+       it != next_.end() && it->first.first == stage; ++it) {
+    out.emplace_back(it->first.second, it->second);
+  }
+  return out;
+}
+
 // One stage instance: a thread, a consumer, a processor, a mailbox.
 class Runtime::Instance final : public ProcessorContext, public Mailbox {
  public:

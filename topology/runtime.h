@@ -22,6 +22,8 @@ class AppliedOffsets {
   bool wait(const std::string& stage, const TopicPartition& tp, int64_t offset,
             std::chrono::milliseconds timeout);
   int64_t applied(const std::string& stage, const TopicPartition& tp) const;
+  // Every partition `stage` has applied something of, with its next offset (one lock).
+  std::vector<std::pair<TopicPartition, int64_t>> of(const std::string& stage) const;
 
  private:
   mutable std::mutex mu_;

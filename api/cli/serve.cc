@@ -21,6 +21,7 @@
 #include "api/projections/projections.h"
 #include "api/rest/router.h"
 #include "api/rest/server.h"
+#include "api/service/consistency.h"
 #include "api/service/metrics.h"
 #include "api/service/service.h"
 #include "processors/keystore/cipher.h"
@@ -29,6 +30,7 @@
 #include "processors/sensor/sensor_processor.h"
 #include "topology/definitions_table.h"
 #include "processors/monitor/monitor_processor.h"
+#include "processors/monitor/node_claim.h"
 #include "processors/monitor/workers.h"
 #include "processors/worker/worker_processor.h"
 #include "api/service/distributed.h"
@@ -303,6 +305,22 @@ int run_serve(const ServeConfig& cfg) {
   const Clock& clock = SystemClock::instance();
   IdGenerator ids(static_cast<unsigned>(cfg.node_id), clock);
 
+  // On Kafka, a process that mints ids holds its node id (processors/monitor/node_claim.h):
+  // a second live process with the same --node-id refuses to start.
+  const std::string instance = monitor::new_instance_suffix();  // this process start
+  std::unique_ptr<monitor::NodeClaim> node_claim;
+  if (distributed && (has("api") || has("rules") || has("executor") || has("sensor"))) {
+    node_claim = std::make_unique<monitor::NodeClaim>(
+        *log, monitor::NodeClaimOptions{static_cast<unsigned>(cfg.node_id),
+                                        instance,
+                                        worker::default_worker_name(),
+                                        cfg.roles,
+                                        std::chrono::milliseconds(cfg.worker_heartbeat_ms),
+                                        std::chrono::milliseconds(cfg.worker_timeout_ms),
+                                        &clock});
+    if (auto st = node_claim->start(); !st.ok()) return fail(st.error().message);
+  }
+
   Topology topology;
   RuntimeOptions runtime_options;
   runtime_options.ids = &ids;
@@ -314,12 +332,17 @@ int run_serve(const ServeConfig& cfg) {
   // each end offset would be a broker round trip per scrape.
   if (!distributed) metrics.set_backlog_source([&runtime] { return runtime.backlog(); });
 
-  // Worker liveness (GET /workers; abandoning the work of lost workers).
-  const std::string worker_name =
+  // Worker liveness (GET /workers; abandoning the work of lost workers). On Kafka every worker
+  // process start is its own identity: the name says host and node id (or --worker-name) plus a
+  // random instance suffix, so two workers started alike on one host, or a restarted one, never
+  // share a name — liveness, and the running attempts the monitor abandons, are per identity.
+  const std::string worker_base =
       !cfg.worker_name.empty()
           ? cfg.worker_name
           : (distributed ? worker::default_worker_name() + "-" + std::to_string(cfg.node_id)
                          : worker::default_worker_name());
+  const std::string worker_name =
+      distributed ? worker_base + "-" + instance : worker_base;
   monitor::WorkersView workers(*log, std::chrono::milliseconds(cfg.worker_timeout_ms), clock);
   if (has("api") || has("executor")) {
     if (auto st = workers.start(); !st.ok()) return fail("workers view: " + st.error().message);
@@ -369,7 +392,12 @@ int run_serve(const ServeConfig& cfg) {
     if (!has("worker")) return std::unique_ptr<monitor::Heartbeat>();
     auto heartbeat = std::make_unique<monitor::Heartbeat>(
         *log, monitor::HeartbeatOptions{worker_name,
-                                        std::chrono::milliseconds(cfg.worker_heartbeat_ms)});
+                                        std::chrono::milliseconds(cfg.worker_heartbeat_ms),
+                                        "action",
+                                        &clock,
+                                        Json{{"node_id", cfg.node_id},
+                                             {"base_name", worker_base},
+                                             {"max_running", cfg.worker_max_running}}});
     if (auto st = heartbeat->start(); !st.ok()) return st.error();
     return heartbeat;
   };
@@ -379,6 +407,7 @@ int run_serve(const ServeConfig& cfg) {
     runtime.stop();
     workers.stop();
     definitions.stop();
+    if (node_claim) node_claim->stop();
     const bool failed = runtime.failed();
     spdlog::info("stopped{}", failed ? " (a stage had failed)" : "");
     return failed ? 1 : 0;
@@ -418,6 +447,8 @@ int run_serve(const ServeConfig& cfg) {
   service::ServiceOptions service_options;
   service_options.allow_self_registration = cfg.allow_self_registration;
   service_options.cipher = cipher;
+  service_options.claim_creates = distributed;
+  service_options.instance = worker::default_worker_name() + "-" + instance;
   service::ApiService api(*log, definitions, *views, jwt, ids, clock, metrics, service_options);
   service::BootstrapOptions bootstrap;
   if (auto admin = env_or("ATTUNE_BOOTSTRAP_ADMIN"); !admin.empty()) bootstrap.admin = admin;
@@ -429,6 +460,36 @@ int run_serve(const ServeConfig& cfg) {
   service::register_worker_routes(router, api, workers);
   if (distributed) service::add_ingress_stage(topology, router, metrics, cfg.max_body_bytes);
   rest::ServerOptions http_options;
+  // Consistency tokens (api/service/consistency.h): a request carrying one waits until this
+  // instance has applied it; on Kafka every response carries this instance's position.
+  service::Consistency consistency(*log, definitions, *views);
+  http_options.before = [&consistency](const rest::HttpRequest& req)
+      -> std::optional<rest::HttpResponse> {
+    auto token = req.header(service::kConsistencyHeader);
+    if (!token || token->empty()) return std::nullopt;
+    auto wanted = service::decode_positions(*token);
+    if (!wanted.ok()) return rest::HttpResponse::error(wanted.error());
+    auto st = consistency.wait(*wanted, std::chrono::seconds(5));
+    if (st.ok()) return std::nullopt;
+    auto refused = rest::HttpResponse::error(st.error());
+    if (st.error().code == Errc::kUnavailable) refused.headers.emplace_back("Retry-After", "1");
+    return refused;
+  };
+  if (distributed) {
+    http_options.decorate = [&consistency](rest::HttpResponse& r) {
+      service::Positions at = consistency.applied();
+      for (auto& [name, value] : r.headers) {
+        if (name != service::kConsistencyHeader) continue;
+        if (auto written = service::decode_positions(value); written.ok()) {
+          service::merge_positions(at, *written);
+        }
+        value = service::encode_positions(at);
+        return;
+      }
+      r.headers.emplace_back(std::string(service::kConsistencyHeader),
+                             service::encode_positions(at));
+    };
+  }
   http_options.host = listen->host;
   http_options.port = listen->port;
   http_options.threads = static_cast<size_t>(cfg.http_threads);
@@ -524,10 +585,13 @@ int run_serve(const ServeConfig& cfg) {
     while (!retention_cv.wait_for(lock, interval, [&] { return stopping; })) {
       if (distributed) continue;  // Kafka applies its own retention
       // Superseded definitions (old versions of keys, with their values) leave the log too.
+      // So do old heartbeats (one record per worker is all GET /workers needs).
       if (auto* embedded = dynamic_cast<EmbeddedLog*>(log.get())) {
-        auto compacted = embedded->compact({std::string(topics::kDefinitions), 0});
-        if (!compacted.ok()) {
-          spdlog::warn("definitions compaction: {}", compacted.error().message);
+        for (auto topic : {topics::kDefinitions, topics::kWorkers}) {
+          auto compacted = embedded->compact({std::string(topic), 0});
+          if (!compacted.ok()) {
+            spdlog::warn("{} compaction: {}", topic, compacted.error().message);
+          }
         }
       }
       auto dropped = runtime.trim_consumed(cfg.log_keep_records);

@@ -412,6 +412,10 @@ bool Projections::wait_applied(const TopicPartition& tp, int64_t offset,
   return applied_.wait(std::string(kStage), tp, offset, timeout);
 }
 
+std::vector<std::pair<TopicPartition, int64_t>> Projections::applied() const {
+  return applied_.of(std::string(kStage));
+}
+
 std::optional<Json> Projections::wait_for_execution(
     int64_t id, std::chrono::milliseconds timeout,
     const std::function<bool(const Json&)>& until) const {

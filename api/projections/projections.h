@@ -106,6 +106,8 @@ class Projections {
   // it consumes: events, enforcements, executions); false on timeout.
   bool wait_applied(const TopicPartition& tp, int64_t offset,
                     std::chrono::milliseconds timeout) const;
+  // What this stage has applied: every partition with its next offset.
+  std::vector<std::pair<TopicPartition, int64_t>> applied() const;
   // The execution row once it exists (and satisfies `until`, when given), or nullopt on timeout
   // or storage error. Blocks on the change feed; no polling.
   std::optional<Json> wait_for_execution(int64_t id, std::chrono::milliseconds timeout,

@@ -101,11 +101,12 @@ class RequestHandler final : public Http::Handler {
  public:
   HTTP_PROTOTYPE(RequestHandler)
 
-  RequestHandler(const Router& router, size_t max_body_bytes, ResponseObserver observer,
-                 std::shared_ptr<Gate> gate)
+  RequestHandler(const Router& router, const ServerOptions& options, std::shared_ptr<Gate> gate)
       : router_(&router),
-        max_body_bytes_(max_body_bytes),
-        observer_(std::move(observer)),
+        max_body_bytes_(options.max_body_bytes),
+        observer_(options.on_response),
+        before_(options.before),
+        decorate_(options.decorate),
         gate_(std::move(gate)) {}
 
   void onRequest(const Http::Request& request, Http::ResponseWriter writer) override {
@@ -128,10 +129,11 @@ class RequestHandler final : public Http::Handler {
       // Answered later from another thread: the request thread moves on to other connections.
       auto held = std::make_shared<Http::ResponseWriter>(std::move(writer));
       auto deferred = std::move(response.deferred);
-      deferred->on_complete([observer = observer_, gate = gate_, held, keep_alive,
-                             method](HttpResponse r) {
+      deferred->on_complete([observer = observer_, decorate = decorate_, gate = gate_, held,
+                             keep_alive, method](HttpResponse r) {
         std::shared_lock lock(gate->mu);
         if (!gate->open) return;
+        if (decorate) decorate(r);
         if (observer) observer(method, r.status);
         try {
           send(keep_alive, std::move(*held), r);
@@ -141,6 +143,7 @@ class RequestHandler final : public Http::Handler {
       });
       return;
     }
+    if (decorate_) decorate_(response);
     if (observer_) observer_(method, response.status);
     send(keep_alive, std::move(writer), response);
   }
@@ -154,6 +157,9 @@ class RequestHandler final : public Http::Handler {
     }
     auto req = convert(request);
     if (!req.ok()) return HttpResponse::error(req.error());
+    if (before_) {
+      if (auto answered = before_(*req)) return std::move(*answered);
+    }
     return router_->dispatch(*req);
   }
 
@@ -182,6 +188,8 @@ class RequestHandler final : public Http::Handler {
   const Router* router_;
   size_t max_body_bytes_;
   ResponseObserver observer_;
+  std::function<std::optional<HttpResponse>(const HttpRequest&)> before_;
+  std::function<void(HttpResponse&)> decorate_;
   std::shared_ptr<Gate> gate_;
 };
 
@@ -203,8 +211,7 @@ class HttpServer::Impl {
                          .flags(Tcp::Options::ReuseAddr)
                          .maxRequestSize(opts_.max_body_bytes + kHeadRoomBytes);
       endpoint->init(options);
-      endpoint->setHandler(Http::make_handler<RequestHandler>(router_, opts_.max_body_bytes,
-                                                                 opts_.on_response, gate_));
+      endpoint->setHandler(Http::make_handler<RequestHandler>(router_, opts_, gate_));
       endpoint->serveThreaded();
       port_ = static_cast<uint16_t>(endpoint->getPort());
       endpoint_ = std::move(endpoint);

@@ -23,6 +23,11 @@ struct ServerOptions {
   size_t threads = 2;    // request-handling threads
   size_t max_body_bytes = 1 << 20;  // larger bodies ⇒ 400 BAD_REQUEST "Payload too large: ..."
   ResponseObserver on_response;      // optional
+  // Optional: may answer a request before it is routed (nullopt lets it through), on the
+  // request thread — e.g. waiting for a consistency token.
+  std::function<std::optional<HttpResponse>(const HttpRequest&)> before;
+  // Optional: adjusts every response (immediate or deferred) right before it is sent.
+  std::function<void(HttpResponse&)> decorate;
 };
 
 // Lifecycle: construct → start() → ... → stop() (or destruction). The Router must outlive the

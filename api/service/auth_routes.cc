@@ -54,9 +54,10 @@ rest::HttpResponse ApiService::register_identity(Req& req) {
   Json identity;
   {
     std::lock_guard lock(write_mu_);
-    if (defs_.get("identity", *login)) {
-      return error(Errc::kConflict, "Login '" + *login + "' is already taken");
-    }
+    const std::string taken = "Login '" + *login + "' is already taken";
+    if (defs_.get("identity", *login)) return error(Errc::kConflict, taken);
+    auto claimant = claim("identity", *login, true);
+    if (!claimant.ok()) return claim_failed(claimant.error(), taken);
     identity = {{"id", ids_.next()},
                 {"ref", *login},
                 {"login", *login},
@@ -68,7 +69,9 @@ rest::HttpResponse ApiService::register_identity(Req& req) {
                 {"permission_set_refs", Json::array()},
                 {"created", now_str()},
                 {"updated", now_str()}};
-    auto st = write_definitions({definition_record("identity", identity, now_ms(), "api")});
+    std::vector<OutRecord> records{definition_record("identity", identity, now_ms(), "api")};
+    claim_release(records, "identity", *login, *claimant);
+    auto st = write_definitions(std::move(records));
     if (!st.ok()) return Resp::error(st.error());
   }
   return data(201, token_response(identity));

@@ -252,9 +252,10 @@ rest::HttpResponse ApiService::update_definition(Req& req, std::string_view kind
 rest::HttpResponse ApiService::insert_scoped(std::string_view kind, std::string_view label,
                                              const Json& pack, const std::string& ref, Json obj) {
   std::lock_guard lock(write_mu_);
-  if (defs_.get(kind, ref)) {
-    return error(Errc::kConflict, std::string(label) + " '" + ref + "' already exists");
-  }
+  const std::string exists = std::string(label) + " '" + ref + "' already exists";
+  if (defs_.get(kind, ref)) return error(Errc::kConflict, exists);
+  auto claimant = claim(kind, ref, true);
+  if (!claimant.ok()) return claim_failed(claimant.error(), exists);
   const std::string now = now_str();
   obj.update(Json{{"id", ids_.next()},
                   {"ref", ref},
@@ -262,7 +263,9 @@ rest::HttpResponse ApiService::insert_scoped(std::string_view kind, std::string_
                   {"pack_ref", pack["ref"]},
                   {"created", now},
                   {"updated", now}});
-  auto st = write_definitions({definition_record(kind, obj, now_ms(), "api")});
+  std::vector<OutRecord> records{definition_record(kind, obj, now_ms(), "api")};
+  claim_release(records, kind, ref, *claimant);
+  auto st = write_definitions(std::move(records));
   if (!st.ok()) return Resp::error(st.error());
   return data(201, obj, std::string(label) + " created");
 }
@@ -290,7 +293,10 @@ rest::HttpResponse ApiService::create_pack(Req& req) {
   apply_fields(f, *body, pack_fields(), pack, true);
   if (!f.ok()) return validation(f.errors());
   std::lock_guard lock(write_mu_);
-  if (defs_.get("pack", *ref)) return error(Errc::kConflict, "Pack '" + *ref + "' already exists");
+  const std::string exists = "Pack '" + *ref + "' already exists";
+  if (defs_.get("pack", *ref)) return error(Errc::kConflict, exists);
+  auto claimant = claim("pack", *ref, true);
+  if (!claimant.ok()) return claim_failed(claimant.error(), exists);
   const std::string now = now_str();
   pack.update(Json{{"id", ids_.next()},
                    {"ref", *ref},
@@ -300,7 +306,9 @@ rest::HttpResponse ApiService::create_pack(Req& req) {
                    {"installed_at", now},
                    {"created", now},
                    {"updated", now}});
-  auto st = write_definitions({definition_record("pack", pack, now_ms(), "api")});
+  std::vector<OutRecord> records{definition_record("pack", pack, now_ms(), "api")};
+  claim_release(records, "pack", *ref, *claimant);
+  auto st = write_definitions(std::move(records));
   if (!st.ok()) return Resp::error(st.error());
   return data(201, pack, "Pack created");
 }

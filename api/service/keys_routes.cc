@@ -384,6 +384,9 @@ rest::HttpResponse ApiService::create_key(Req& req) {
       existing && !keystore::is_expired(*existing, now)) {
     return error(Errc::kConflict, "Key '" + ref + "' already exists");
   }
+  // An expired key may be replaced: the claim then only needs nobody else creating it now.
+  auto claimant = claim(keystore::kKind, ref, !defs_.get(keystore::kKind, ref));
+  if (!claimant.ok()) return claim_failed(claimant.error(), "Key '" + ref + "' already exists");
   const std::string stamp = format_rfc3339_ms(now);
   key.update(Json{{"id", ids_.next()},
                   {"rev", ids_.next()},
@@ -393,10 +396,11 @@ rest::HttpResponse ApiService::create_key(Req& req) {
   const bool reveal = may_decrypt(defs_, *p, key);
   // One object for the table (applied without a re-parse) and the answer.
   JsonPtr written;
-  OutRecord record =
-      shared_definition_record(keystore::kKind, std::move(key), now, "api", &written);
+  std::vector<OutRecord> records{
+      shared_definition_record(keystore::kKind, std::move(key), now, "api", &written)};
+  claim_release(records, keystore::kKind, ref, *claimant);
   return write_definitions_then(
-      {std::move(record)}, std::move(held),
+      std::move(records), std::move(held),
       [this, written, reveal, value = std::move((*body)["value"])] {
         if (written->contains("expires_at")) key_expiry_->notify();
         return key_response(201, *written, reveal, *options_.cipher, &value, "Key created");

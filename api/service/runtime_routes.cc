@@ -6,6 +6,7 @@
 #include "api/rest/pagination.h"
 #include "api/service/fields.h"
 #include "api/service/service.h"
+#include "api/service/consistency.h"
 #include "api/service/webhook_checks.h"
 #include "topology/core/time.h"
 
@@ -179,6 +180,12 @@ rest::HttpResponse ApiService::receive_webhook(Req& req) {
           return;
         }
         metrics.webhook_request("accepted");
+        if (!pos->empty()) {
+          // Answered once durable, not once applied: the token names the event itself.
+          const auto& at = pos->front();
+          accepted.headers.emplace_back(std::string(kConsistencyHeader),
+                                        encode_positions({{at.tp, at.offset + 1}}));
+        }
         answer->complete(std::move(accepted));
       });
   return Resp::later(std::move(answer));

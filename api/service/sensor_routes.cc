@@ -208,6 +208,10 @@ rest::HttpResponse ApiService::create_sensor(Req& req) {
     return error(Errc::kConflict, "Login '" + sensor::sensor_identity_login(full_ref) +
                                       "' is taken by another identity");
   }
+  auto claimant = claim("sensor", full_ref, true);
+  if (!claimant.ok()) {
+    return claim_failed(claimant.error(), "Sensor '" + full_ref + "' already exists");
+  }
   const std::string now = now_str();
   sensor.update(Json{{"id", ids_.next()},
                      {"ref", full_ref},
@@ -215,7 +219,9 @@ rest::HttpResponse ApiService::create_sensor(Req& req) {
                      {"pack_ref", (*pack)["ref"]},
                      {"created", now},
                      {"updated", now}});
-  auto st = write_definitions(sensor_records(sensor, nullptr));
+  auto records = sensor_records(sensor, nullptr);
+  claim_release(records, "sensor", full_ref, *claimant);
+  auto st = write_definitions(std::move(records));
   if (!st.ok()) return Resp::error(st.error());
   return data(201, with_sensor_status(sensor), "Sensor created");
 }

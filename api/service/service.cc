@@ -101,6 +101,32 @@ rest::HttpResponse ApiService::write_definitions_then(std::vector<OutRecord> rec
   return Resp::later(std::move(answer));
 }
 
+Result<std::string> ApiService::claim(std::string_view kind, std::string_view ref, bool absent) {
+  if (!options_.claim_creates) return std::string();
+  const std::string claimant =
+      options_.instance + "/" + std::to_string(claims_made_.fetch_add(1) + 1);
+  auto pos = log_.produce({claim_record(kind, ref, claimant, absent, now_ms(), "api")});
+  if (!pos.ok()) return pos.error();
+  if (pos->empty() || !defs_.wait_applied(pos->back().offset, options_.write_timeout)) {
+    return make_error(Errc::kUnavailable, "Database operation temporarily unavailable; please retry");
+  }
+  if (defs_.claim_holder(kind, ref) != claimant) {
+    return make_error(Errc::kConflict, "another request holds " + std::string(kind) + " '" +
+                                           std::string(ref) + "'");
+  }
+  return claimant;
+}
+
+void ApiService::claim_release(std::vector<OutRecord>& records, std::string_view kind,
+                               std::string_view ref, const std::string& claimant) const {
+  if (!claimant.empty()) records.push_back(release_record(kind, ref, claimant, now_ms(), "api"));
+}
+
+rest::HttpResponse ApiService::claim_failed(const Error& e, std::string conflict) {
+  if (e.code == Errc::kConflict) return Resp::error(make_error(Errc::kConflict, std::move(conflict)));
+  return Resp::error(e);
+}
+
 Status ApiService::write_definitions(std::vector<OutRecord> records) {
   auto pos = log_.produce(std::move(records));
   if (!pos.ok()) return pos.error();

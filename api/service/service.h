@@ -3,6 +3,7 @@
 // (read-your-writes, API.md §2.6). Thread-safe: handlers run on many HTTP threads.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <deque>
 #include <functional>
@@ -50,6 +51,11 @@ struct ServiceOptions {
   std::string version = "0.1.0";
   // Datastore encryption (API.md §14); required for the keys routes and secret parameters.
   std::shared_ptr<const keystore::Cipher> cipher;
+  // Many API instances (Kafka): creates decide ref races by claims on attune.definitions
+  // (topology/definitions_table.h), so exactly one instance answers 201. `instance` names this
+  // process start in its claims. Off on the embedded log, where write_mu_ decides.
+  bool claim_creates = false;
+  std::string instance;
 };
 
 // Who is calling (from a verified JWT).
@@ -196,6 +202,16 @@ class ApiService {
   rest::HttpResponse write_definitions_then(std::vector<OutRecord> records,
                                             std::shared_ptr<void> held,
                                             std::function<rest::HttpResponse()> respond);
+  // Across API instances: claims <kind>:<ref> (with `absent`, only while it does not exist) and
+  // waits until this instance's table has applied the claim. Returns the claimant to release
+  // with the write (claim_release), "" when claims are off, kConflict when another instance won.
+  Result<std::string> claim(std::string_view kind, std::string_view ref, bool absent);
+  // Appends the release of a won claim to the records that complete it (nothing for "").
+  void claim_release(std::vector<OutRecord>& records, std::string_view kind, std::string_view ref,
+                     const std::string& claimant) const;
+  // The answer to a lost claim: 409 with `conflict` (what the local check would have said), or
+  // the error that kept the claim from being decided.
+  static rest::HttpResponse claim_failed(const Error& e, std::string conflict);
   Status produce_and_wait(OutRecord record, bool wait_projection);
   // Read-your-writes for events, which webhooks write without waiting for the projection: waits
   // until the projection has applied everything attune.events held when the read began.
@@ -225,6 +241,7 @@ class ApiService {
   const sensor::SensorManager* sensors_ = nullptr;
   // Serialises definition writes within this instance (unique refs, consistent cascades).
   std::mutex write_mu_;
+  std::atomic<uint64_t> claims_made_{0};
   // Key writes hold only their ref (check-then-write of one key) until the write is applied, so
   // writes of different keys commit concurrently (and group) instead of queueing behind
   // write_mu_. Declared before key_expiry_, which uses it.

@@ -68,6 +68,14 @@ std::optional<SystemTime> MonitorProcessor::punctuate(SystemTime now, ProcessorC
     ctx.forward(std::move(rec));
     ctx.del(*running_, key);
   }
+  for (const auto& name : options_.workers->forgettable(options_.forget_after)) {
+    if (forgotten_.count(name) > 0) continue;  // written already; the view has yet to apply it
+    forgotten_.insert(name);
+    const int64_t ms = ctx.clock().now_ms();
+    Envelope e{std::string(kForgotten), worker_id(name), name, ms, "monitor",
+               Json{{"name", name}}};
+    ctx.forward(OutRecord{std::string(topics::kWorkers), name, e.dump()});
+  }
   return now + options_.check_interval;
 }
 

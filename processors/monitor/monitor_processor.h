@@ -8,6 +8,8 @@
 #pragma once
 
 #include <chrono>
+#include <set>
+#include <string>
 
 #include "processors/monitor/workers.h"
 #include "topology/topology.h"
@@ -19,6 +21,9 @@ inline constexpr std::string_view kRunningStore = "running";
 struct MonitorOptions {
   const WorkersView* workers = nullptr;  // required; started; outlives the stage
   std::chrono::milliseconds check_interval{500};
+  // A worker inactive this long leaves GET /workers (a `worker.forgotten` record), so the list
+  // and the compacted attune.workers topic do not grow with every restart of a worker.
+  std::chrono::milliseconds forget_after{std::chrono::hours(24)};
 };
 
 class MonitorProcessor final : public Processor {
@@ -31,6 +36,7 @@ class MonitorProcessor final : public Processor {
  private:
   const MonitorOptions options_;
   state::Store* running_ = nullptr;
+  std::set<std::string> forgotten_;  // workers this instance wrote worker.forgotten for
 };
 
 // Adds the "monitor" stage (1 instance, store "running") to a topology.

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <random>
 
 #include "processors/worker/worker_processor.h"
 #include "topology/core/time.h"
@@ -18,6 +19,18 @@ int64_t worker_id(std::string_view name) {
   }
   const int64_t id = static_cast<int64_t>(h & ((uint64_t{1} << 53) - 1));
   return id == 0 ? 1 : id;
+}
+
+std::string new_instance_suffix() {
+  static constexpr char kDigits[] = "0123456789abcdefghijklmnopqrstuvwxyz";
+  std::random_device rd;  // getrandom(2) on Linux
+  uint64_t bits = (static_cast<uint64_t>(rd()) << 32) ^ rd();
+  std::string s;
+  for (int i = 0; i < 8; ++i) {
+    s.push_back(kDigits[bits % 36]);
+    bits /= 36;
+  }
+  return s;
 }
 
 Heartbeat::Heartbeat(Log& log, HeartbeatOptions options)
@@ -42,6 +55,7 @@ Status Heartbeat::beat(std::string_view type) {
             {"last_heartbeat", format_rfc3339_ms(now)},
             {"created", format_rfc3339_ms(started_ms_)},
             {"updated", format_rfc3339_ms(now)}};
+  if (options_.meta.is_object()) w["meta"].update(options_.meta);
   Envelope e{std::string(type), worker_id(options_.name), options_.name, now, "worker",
              std::move(w)};
   auto pos = log_.produce({OutRecord{std::string(topics::kWorkers), options_.name, e.dump()}});
@@ -111,6 +125,11 @@ void WorkersView::follow() {
         spdlog::warn("workers: skipping malformed record {}@{}: {}", r.key, r.offset, error);
         continue;
       }
+      if (e.type != kHeartbeat && e.type != kStopped && e.type != kForgotten) continue;
+      if (e.type == kForgotten) {
+        workers_.erase(r.key);
+        continue;
+      }
       auto& entry = workers_[r.key];
       entry.worker = std::move(e.payload);
       entry.stopped = e.type == kStopped;
@@ -147,6 +166,17 @@ std::optional<Json> WorkersView::get(int64_t id) const {
     if (e.worker.value("id", int64_t{0}) == id) return with_status(e.worker, e.stopped, e.seen_ms);
   }
   return std::nullopt;
+}
+
+std::vector<std::string> WorkersView::forgettable(std::chrono::milliseconds after) const {
+  const int64_t now = clock_.now_ms();
+  std::vector<std::string> out;
+  std::lock_guard lock(mu_);
+  for (const auto& [name, e] : workers_) {
+    // Silent since seen_ms (or stopped then): inactive for at least now - seen_ms.
+    if (now - e.seen_ms > std::max(after.count(), timeout_.count())) out.push_back(name);
+  }
+  return out;
 }
 
 bool WorkersView::dead(const std::string& name) const {

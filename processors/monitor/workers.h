@@ -1,6 +1,8 @@
 // Worker liveness records on attune.workers (compacted, key = worker name):
 //   worker.heartbeat  payload = the Worker object of API.md §7 as last announced
 //   worker.stopped    payload = the same object with status "inactive" (clean shutdown)
+//   worker.forgotten  payload = {"name"}: a worker inactive for long; it leaves GET /workers
+//                     (written by the monitor stage; on a compacted topic, the key's last record)
 // A worker process runs a Heartbeat; every API and monitor keeps a WorkersView.
 #pragma once
 
@@ -21,6 +23,10 @@ namespace attune::monitor {
 
 inline constexpr std::string_view kHeartbeat = "worker.heartbeat";
 inline constexpr std::string_view kStopped = "worker.stopped";
+inline constexpr std::string_view kForgotten = "worker.forgotten";
+
+// A random suffix (8 characters of [0-9a-z], ~41 bits) naming one process start of a worker.
+std::string new_instance_suffix();
 
 // A stable, positive, 53-bit id for a worker name (so GET /workers/{id} survives restarts).
 int64_t worker_id(std::string_view name);
@@ -30,6 +36,7 @@ struct HeartbeatOptions {
   std::chrono::milliseconds interval{1000};
   std::string role = "action";
   const Clock* clock = &SystemClock::instance();
+  Json meta = Json::object();  // merged into the announced object's `meta`
 };
 
 // Announces the worker at start(), then every `interval`, and `worker.stopped` at stop(). Its
@@ -67,6 +74,8 @@ class WorkersView {
   // the timeout (its heartbeats would have arrived).
   bool dead(const std::string& name) const;
   std::chrono::milliseconds timeout() const { return timeout_; }
+  // Workers inactive (stopped or silent) for longer than `after`: to be forgotten.
+  std::vector<std::string> forgettable(std::chrono::milliseconds after) const;
 
  private:
   Json with_status(const Json& w, bool stopped, int64_t seen_ms) const;

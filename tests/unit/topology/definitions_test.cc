@@ -157,3 +157,61 @@ TEST_P(DefinitionsTest, ResolveRejectsHugeIds) {
 
 }  // namespace
 }  // namespace attune
+
+namespace attune {
+namespace {
+
+// Claims decide create races between API instances by the topic's order (issue 13).
+class ClaimsTest : public testing::BothLogsFixture {
+ protected:
+  // Writes the records and returns once the table has applied them.
+  void write(DefinitionsTable& table, std::vector<OutRecord> records) {
+    auto pos = log_->produce(std::move(records));
+    ASSERT_TRUE(pos.ok());
+    ASSERT_TRUE(table.wait_applied(pos->back().offset, std::chrono::seconds(5)));
+  }
+};
+ATTUNE_BOTH_LOGS(ClaimsTest);
+
+TEST_P(ClaimsTest, TheFirstClaimInTheLogWinsAndOnlyItsReleaseEndsIt) {
+  DefinitionsTable table(*log_);
+  ASSERT_TRUE(table.start().ok());
+  const int64_t t = 1'000'000;
+  // Two instances claim pack "p" at once: both records land, the first one decides.
+  write(table, {claim_record("pack", "p", "a/1", true, t, "api"),
+                claim_record("pack", "p", "b/1", true, t + 1, "api")});
+  EXPECT_EQ(table.claim_holder("pack", "p"), "a/1");
+  // The loser's release changes nothing; the winner writes the pack with its release.
+  write(table, {release_record("pack", "p", "b/1", t + 2, "api")});
+  EXPECT_EQ(table.claim_holder("pack", "p"), "a/1");
+  write(table, {definition_record("pack", {{"id", 7}, {"ref", "p"}}, t + 3, "api"),
+                release_record("pack", "p", "a/1", t + 3, "api")});
+  EXPECT_EQ(table.claim_holder("pack", "p"), "");
+  EXPECT_NE(table.get("pack", "p"), nullptr);
+  EXPECT_EQ(table.get("claim", "pack:p"), nullptr);  // claims are not definitions
+  // A late create claim of an existing ref loses; a claim without `absent` (a change) wins.
+  write(table, {claim_record("pack", "p", "b/2", true, t + 4, "api")});
+  EXPECT_EQ(table.claim_holder("pack", "p"), "");
+  write(table, {claim_record("pack", "p", "b/3", false, t + 5, "api")});
+  EXPECT_EQ(table.claim_holder("pack", "p"), "b/3");
+}
+
+TEST_P(ClaimsTest, AnAbandonedClaimExpiresByTheRecordsOwnTimes) {
+  {
+    DefinitionsTable table(*log_);
+    ASSERT_TRUE(table.start().ok());
+    const int64_t t = 5'000'000;
+    write(table, {claim_record("rule", "p.r", "dead/1", true, t, "api")});
+    write(table, {claim_record("rule", "p.r", "live/1", true, t + kClaimTtlMs, "api")});
+    EXPECT_EQ(table.claim_holder("rule", "p.r"), "dead/1");  // still within the TTL
+    write(table, {claim_record("rule", "p.r", "live/2", true, t + kClaimTtlMs + 1, "api")});
+    EXPECT_EQ(table.claim_holder("rule", "p.r"), "live/2");
+  }
+  // Every reader decides alike: a table replaying the topic reaches the same holder.
+  DefinitionsTable replayed(*log_);
+  ASSERT_TRUE(replayed.start().ok());
+  EXPECT_EQ(replayed.claim_holder("rule", "p.r"), "live/2");
+}
+
+}  // namespace
+}  // namespace attune

@@ -1,0 +1,155 @@
+// Node-id claims (issue 13): a second live process with the same node id refuses to start; a
+// released or silent claim is free; a worker inactive for long is forgotten.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <random>
+
+#include "processors/monitor/node_claim.h"
+#include "processors/monitor/workers.h"
+#include "topology/embedded_log.h"
+
+namespace attune::monitor {
+namespace {
+
+using namespace std::chrono_literals;
+
+Envelope claim(std::string type, unsigned node, std::string instance, int64_t ts,
+               std::string host = "h", int64_t pid = 1) {
+  return Envelope{std::move(type), 0, "node:" + std::to_string(node), ts, "node",
+                  Json{{"node", node}, {"instance", instance}, {"host", host}, {"pid", pid}}};
+}
+
+TEST(NodeClaimHolderTest, TheLastClaimOfAnotherInstanceHoldsUntilItIsReleased) {
+  std::vector<Envelope> log = {claim("node.claim", 3, "a", 10), claim("node.claim", 4, "b", 11),
+                               claim("node.claim", 3, "me", 12)};
+  auto h = holder_before(log, 3, "me");
+  ASSERT_TRUE(h.has_value());
+  EXPECT_EQ(h->instance, "a");
+  EXPECT_EQ(h->ts, 10);
+  EXPECT_FALSE(holder_before(log, 5, "me").has_value());
+  log.push_back(claim("node.released", 3, "a", 13));
+  EXPECT_FALSE(holder_before(log, 3, "me").has_value());
+  log.push_back(claim("node.released", 4, "x", 14));  // another instance's release: no effect
+  EXPECT_EQ(holder_before(log, 4, "me")->instance, "b");
+}
+
+class NodeClaimTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("attune-nodeclaim-" + std::to_string(std::random_device{}()));
+    auto db = state::Db::open(dir_.string());
+    ASSERT_TRUE(db.ok());
+    db_ = std::move(*db);
+    auto log = EmbeddedLog::open(*db_, default_topics(1));
+    ASSERT_TRUE(log.ok());
+    log_ = std::move(*log);
+  }
+  void TearDown() override {
+    log_.reset();
+    db_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+  NodeClaimOptions options(std::string instance, std::string host = "host-a") {
+    NodeClaimOptions o;
+    o.node = 7;
+    o.instance = std::move(instance);
+    o.host = std::move(host);
+    o.roles = "executor";
+    o.interval = 50ms;
+    o.timeout = 400ms;
+    return o;
+  }
+  std::filesystem::path dir_;
+  std::unique_ptr<state::Db> db_;
+  std::unique_ptr<EmbeddedLog> log_;
+};
+
+TEST_F(NodeClaimTest, ASecondLiveProcessWithTheSameNodeIdRefusesToStart) {
+  NodeClaim first(*log_, options("one"));
+  ASSERT_TRUE(first.start().ok());
+  // Same node id on another host while the first keeps beating: refused, naming the holder.
+  NodeClaim second(*log_, options("two", "host-b"));
+  const auto t0 = std::chrono::steady_clock::now();
+  auto st = second.start();
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.error().code, Errc::kConflict);
+  EXPECT_NE(st.error().message.find("node id 7 is in use"), std::string::npos) << st.error().message;
+  EXPECT_NE(st.error().message.find("host-a"), std::string::npos);
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, 400ms);  // it waited for the holder first
+  // Another node id is free; after a clean stop, so is this one.
+  NodeClaimOptions other = options("three", "host-b");
+  other.node = 8;
+  NodeClaim third(*log_, other);
+  EXPECT_TRUE(third.start().ok());
+  first.stop();
+  NodeClaim fourth(*log_, options("four", "host-b"));
+  EXPECT_TRUE(fourth.start().ok());
+}
+
+TEST_F(NodeClaimTest, AClaimOfAProcessGoneFromThisHostIsFreeAtOnce) {
+  // A claim as a process killed with -9 leaves it: this host, a pid that no longer exists.
+  const pid_t gone = [] {
+    pid_t p = fork();
+    if (p == 0) _exit(0);
+    waitpid(p, nullptr, 0);
+    return p;
+  }();
+  Envelope e = claim("node.claim", 7, "killed", SystemClock::instance().now_ms(), "host-a", gone);
+  ASSERT_TRUE(log_->produce({OutRecord{std::string(topics::kWorkers), "node:7", e.dump()}}).ok());
+  NodeClaim restarted(*log_, options("restarted"));
+  const auto t0 = std::chrono::steady_clock::now();
+  ASSERT_TRUE(restarted.start().ok());
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 300ms);
+  // On another host the same claim is only free once it is older than the timeout.
+  Envelope remote = claim("node.claim", 7, "elsewhere", SystemClock::instance().now_ms(), "host-z",
+                          gone);
+  restarted.stop();
+  ASSERT_TRUE(
+      log_->produce({OutRecord{std::string(topics::kWorkers), "node:7", remote.dump()}}).ok());
+  NodeClaim next(*log_, options("next"));
+  const auto t1 = std::chrono::steady_clock::now();
+  ASSERT_TRUE(next.start().ok());
+  EXPECT_GE(std::chrono::steady_clock::now() - t1, 350ms);
+}
+
+TEST_F(NodeClaimTest, WorkersInactiveForLongAreForgottenAndClaimsAreNotWorkers) {
+  WorkersView view(*log_, 100ms, SystemClock::instance());
+  ASSERT_TRUE(view.start().ok());
+  NodeClaim claim_(*log_, options("c"));
+  ASSERT_TRUE(claim_.start().ok());
+  Heartbeat w(*log_, HeartbeatOptions{"w1-abc", 50ms, "action", &SystemClock::instance(),
+                                      Json{{"node_id", 3}}});
+  ASSERT_TRUE(w.start().ok());
+  auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (view.list().empty() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(10ms);
+  }
+  ASSERT_EQ(view.list().size(), 1u);  // the node claim is not a worker
+  EXPECT_EQ(view.list()[0]["meta"]["node_id"], 3);
+  EXPECT_TRUE(view.forgettable(200ms).empty());
+  w.stop();
+  std::this_thread::sleep_for(300ms);
+  ASSERT_EQ(view.forgettable(200ms), std::vector<std::string>{"w1-abc"});
+  Envelope f{std::string(kForgotten), worker_id("w1-abc"), "w1-abc", 0, "monitor",
+             Json{{"name", "w1-abc"}}};
+  ASSERT_TRUE(log_->produce({OutRecord{std::string(topics::kWorkers), "w1-abc", f.dump()}}).ok());
+  deadline = std::chrono::steady_clock::now() + 5s;
+  while (!view.list().empty() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_TRUE(view.list().empty());
+  view.stop();
+}
+
+TEST(InstanceSuffixTest, EightBase36CharactersThatDiffer) {
+  const std::string a = new_instance_suffix(), b = new_instance_suffix();
+  EXPECT_EQ(a.size(), 8u);
+  EXPECT_NE(a, b);
+  EXPECT_EQ(a.find_first_not_of("0123456789abcdefghijklmnopqrstuvwxyz"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace attune::monitor
