@@ -19,6 +19,13 @@ void AppliedOffsets::advance(const std::string& stage, const TopicPartition& tp,
   cv_.notify_all();
 }
 
+void AppliedOffsets::committed(const std::string& stage, const TopicPartition& tp,
+                               int64_t next_offset) {
+  std::lock_guard lock(mu_);
+  auto& v = committed_[{stage, tp}];
+  v = std::max(v, next_offset);
+}
+
 bool AppliedOffsets::wait(const std::string& stage, const TopicPartition& tp, int64_t offset,
                           std::chrono::milliseconds timeout) {
   std::unique_lock lock(mu_);
@@ -38,8 +45,8 @@ int64_t AppliedOffsets::applied(const std::string& stage, const TopicPartition& 
 std::vector<std::pair<TopicPartition, int64_t>> AppliedOffsets::of(const std::string& stage) const {
   std::vector<std::pair<TopicPartition, int64_t>> out;
   std::lock_guard lock(mu_);
-  for (auto it = next_.lower_bound({stage, TopicPartition{}});
-       it != next_.end() && it->first.first == stage; ++it) {
+  for (auto it = committed_.lower_bound({stage, TopicPartition{}});
+       it != committed_.end() && it->first.first == stage; ++it) {
     out.emplace_back(it->first.second, it->second);
   }
   return out;
@@ -75,7 +82,10 @@ class Runtime::Instance final : public ProcessorContext, public Mailbox {
       // What a previous run committed is applied already: readers waiting for an offset
       // below the starting position (read-your-writes after a restart) must not wait for a
       // record that will never be processed again.
-      for (const auto& o : consumer_->positions()) rt_.applied_.advance(spec_.name, o.tp, o.next_offset);
+      for (const auto& o : consumer_->positions()) {
+        rt_.applied_.committed(spec_.name, o.tp, o.next_offset);
+        rt_.applied_.advance(spec_.name, o.tp, o.next_offset);
+      }
     }
     processor_ = spec_.factory(index_);
     return {};
@@ -288,6 +298,7 @@ class Runtime::Instance final : public ProcessorContext, public Mailbox {
     }
     // Hooks first (e.g. change notifications), then the applied offsets that release
     // read-your-writes waiters: a notification is never later than a REST read (DESIGN.md §5).
+    for (const auto& o : offsets) rt_.applied_.committed(spec_.name, o.tp, o.next_offset);
     run_hooks();
     for (const auto& o : offsets) rt_.applied_.advance(spec_.name, o.tp, o.next_offset);
     return true;

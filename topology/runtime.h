@@ -22,13 +22,17 @@ class AppliedOffsets {
   bool wait(const std::string& stage, const TopicPartition& tp, int64_t offset,
             std::chrono::milliseconds timeout);
   int64_t applied(const std::string& stage, const TopicPartition& tp) const;
-  // Every partition `stage` has applied something of, with its next offset (one lock).
+  // Durable and readable in the stage's stores, before the commit's hooks ran and advance()
+  // released the waiters: what a reader of the stores can see (consistency tokens). No wakeups.
+  void committed(const std::string& stage, const TopicPartition& tp, int64_t next_offset);
+  // Every partition `stage` has committed something of, with its next offset (one lock).
   std::vector<std::pair<TopicPartition, int64_t>> of(const std::string& stage) const;
 
  private:
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::map<std::pair<std::string, TopicPartition>, int64_t> next_;
+  std::map<std::pair<std::string, TopicPartition>, int64_t> committed_;
 };
 
 struct RuntimeOptions {

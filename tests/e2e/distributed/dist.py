@@ -46,7 +46,7 @@ class MockBroker:
 class RoleServer(Server):
     """`attune serve --broker B --roles R` on its own data directory."""
 
-    def __init__(self, binary: Path, base: Path, broker: str, roles: str, node_id: int,
+    def __init__(self, binary: Path, base: Path, broker: str, roles: str, node_id: Optional[int],
                  jwt_secret: str, admin_password: str, extra_args: Optional[list] = None):
         base.mkdir(parents=True, exist_ok=True)
         super().__init__(binary, base / "data", base / "attune.log", admin_password=admin_password,
@@ -60,8 +60,10 @@ class RoleServer(Server):
     def command(self) -> list[str]:
         cmd = [str(self.binary), "serve", "--data-dir", str(self.data_dir),
                "--listen", "127.0.0.1:0", "--ws-listen", "127.0.0.1:0",
-               "--broker", self.broker, "--roles", self.roles, "--node-id", str(self.node_id),
+               "--broker", self.broker, "--roles", self.roles,
                "--worker-timeout-ms", "4000", "--worker-heartbeat-ms", "500"]
+        if self.node_id is not None:  # None: the default, as a user who gives none
+            cmd += ["--node-id", str(self.node_id)]
         for kv in KAFKA_TEST_CONFIG:
             cmd += ["--kafka-config", kv]
         return cmd + self.extra_args
@@ -109,7 +111,7 @@ class Cluster:
         self.procs: dict[str, RoleServer] = {}
         self._serial = 0
 
-    def role(self, name: str, roles: str, node_id: int) -> RoleServer:
+    def role(self, name: str, roles: str, node_id: Optional[int]) -> RoleServer:
         self._serial += 1
         # Workers tell actions where the API is (ATTUNE_API_URL, README "Running distributed").
         api = self.procs.get("api")

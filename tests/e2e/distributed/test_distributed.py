@@ -4,6 +4,7 @@ recovery, kill -9 + restart of executor and rules mid-load, Kafka producers (SCE
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections import Counter
@@ -57,7 +58,10 @@ def test_t1_04_webhooks_complete_across_processes(cluster, dapi):
     workers = wait_for(lambda: (lambda w: w if len(w) >= 2 else None)(
         dapi.items("/api/v1/workers", status="active")), timeout=20, desc="two active workers")
     names = {w["name"] for w in workers}
-    assert any(n.endswith("-4") for n in names) and any(n.endswith("-5") for n in names), names
+    # <host>-<node id>-<instance>: one identity per process start (issue 13).
+    assert any(re.search(r"-4-[0-9a-z]{8}$", n) for n in names), names
+    assert any(re.search(r"-5-[0-9a-z]{8}$", n) for n in names), names
+    assert {w["meta"]["node_id"] for w in workers} >= {4, 5}, workers
     for w in workers:
         assert w["worker_role"] == "action" and w["last_heartbeat"], w
         one = expect(dapi.get(f"/api/v1/workers/{w['id']}"), 200)["data"]
@@ -100,7 +104,7 @@ def test_t3_12_killed_worker_executions_end_abandoned(cluster, dapi):
         return ex if ex else None
     running = wait_for(running_on_both, timeout=40, interval=0.1, desc="running executions")
     by_worker = Counter(e["worker"] for e in running)
-    victim_name = next((n for n in by_worker if n.endswith("-4")), None)
+    victim_name = next((n for n in by_worker if re.search(r"-4-[0-9a-z]{8}$", n)), None)
     if victim_name is None:  # worker-a got nothing: kill worker-b instead
         victim = cluster.procs["worker-b"]
         victim_name = next(iter(by_worker))
@@ -135,7 +139,7 @@ def test_t3_12_killed_worker_executions_are_retried_by_policy(cluster, dapi):
                        timeout=40, interval=0.1, desc="running executions")
     victim_name = running[0]["worker"]
     victim_key = next(k for k in ("worker-a", "worker-b")
-                      if victim_name.endswith("-" + str(cluster.procs[k].node_id)))
+                      if re.search(f"-{cluster.procs[k].node_id}-[0-9a-z]{{8}}$", victim_name))
     on_victim = {e["id"] for e in dapi.items("/api/v1/executions", rule_ref=flow.rule_ref,
                                              status="running") if e["worker"] == victim_name}
     assert on_victim
