@@ -299,6 +299,7 @@ class KafkaConsumer final : public Consumer {
         }
       }
     }
+    for (auto* m : held_) rd_kafka_message_destroy(m);
     rd_kafka_queue_destroy(queue_);
     rd_kafka_consumer_close(rk_);
     rd_kafka_destroy(rk_);
@@ -335,6 +336,18 @@ class KafkaConsumer final : public Consumer {
 
   std::vector<Record> poll(size_t max_records, std::chrono::milliseconds timeout) override {
     std::vector<Record> out;
+    if (paused_) {
+      paused_ = false;
+      if (auto* parts = assignment()) {
+        rd_kafka_resume_partitions(rk_, parts);
+        rd_kafka_topic_partition_list_destroy(parts);
+      }
+    }
+    if (!held_.empty()) {  // taken while paused (a partition assigned meanwhile)
+      for (auto* m : held_) take(m, out);
+      held_.clear();
+      return out;
+    }
     if (woken_.exchange(false)) return out;
     rd_kafka_message_t* first = rd_kafka_consumer_poll(rk_, to_ms(timeout));
     if (first) take(first, out);
@@ -353,6 +366,18 @@ class KafkaConsumer final : public Consumer {
   void wakeup() override {
     woken_.store(true);
     rd_kafka_queue_yield(queue_);
+  }
+
+  void keep_alive() override {
+    // Paused partitions fetch nothing; what was fetched and not handed out is fetched again
+    // from the consumed position on resume. A partition assigned since is paused on the next
+    // call; a message it delivered meanwhile is kept for the next poll().
+    if (auto* parts = assignment()) {
+      if (parts->cnt > 0) rd_kafka_pause_partitions(rk_, parts);
+      rd_kafka_topic_partition_list_destroy(parts);
+    }
+    paused_ = true;
+    while (rd_kafka_message_t* m = rd_kafka_consumer_poll(rk_, 0)) held_.push_back(m);
   }
 
   std::vector<OffsetCommit> positions() const override {
@@ -452,9 +477,18 @@ class KafkaConsumer final : public Consumer {
     }
   }
 
+  // The current assignment (caller destroys), or null.
+  rd_kafka_topic_partition_list_t* assignment() const {
+    rd_kafka_topic_partition_list_t* parts = nullptr;
+    if (rd_kafka_assignment(rk_, &parts) != RD_KAFKA_RESP_ERR_NO_ERROR) return nullptr;
+    return parts;
+  }
+
   KafkaLog::Impl& impl_;
   rd_kafka_t* rk_ = nullptr;
   rd_kafka_queue_t* queue_ = nullptr;
+  bool paused_ = false;                     // keep_alive() paused the assignment; polling thread's
+  std::vector<rd_kafka_message_t*> held_;   // delivered during keep_alive(); polling thread's
   const std::string group_;
   const Mode mode_;
   const bool restore_on_assign_;
@@ -533,7 +567,12 @@ Status KafkaLog::Impl::ensure_topics(const std::vector<TopicConfig>& wanted) {
       for (auto* n : news) rd_kafka_NewTopic_destroy(n);
       return make_error(Errc::kInternal, "topic " + t.name + ": " + err);
     }
-    if (t.compacted) rd_kafka_NewTopic_set_config(nt, "cleanup.policy", "compact");
+    if (t.compacted) {
+      rd_kafka_NewTopic_set_config(nt, "cleanup.policy", "compact");
+      // Heartbeats and node claims rewrite a few keys every second: roll segments often so the
+      // cleaner (which skips the active segment) keeps the topic, and every start's replay, small.
+      if (t.name == topics::kWorkers) rd_kafka_NewTopic_set_config(nt, "segment.ms", "600000");
+    }
     news.push_back(nt);
   }
   rd_kafka_queue_t* q = rd_kafka_queue_new(producer);

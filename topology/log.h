@@ -93,6 +93,11 @@ class Consumer {
   // busy topic (the sensor stage on attune.definitions, where datastore keys are written at API
   // rates). Call before polling; an empty filter takes every record.
   virtual void set_key_filter(KeyFilter filter) = 0;
+  // Called instead of poll() while the stage reads nothing (Processor pause_input, admission
+  // hold), at least every second: a group member keeps its membership without taking records
+  // (KafkaLog pauses its partitions and serves the group protocol; a member that does not poll
+  // within max.poll.interval.ms would be expelled). The next poll() resumes. Default: nothing.
+  virtual void keep_alive() {}
 };
 
 class Log {

@@ -226,6 +226,7 @@ class Runtime::Instance final : public ProcessorContext, public Mailbox {
       if (consumer_ && !input_paused_ && !held) {
         records = consumer_->poll(batch_limit_, timeout);
       } else {
+        if (consumer_) consumer_->keep_alive();
         std::unique_lock lock(mailbox_mu_);
         idle_cv_.wait_for(lock, timeout, [&] { return !tasks_.empty() || stopping_.load(); });
       }

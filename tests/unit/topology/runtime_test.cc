@@ -5,6 +5,10 @@
 #include <future>
 #include <latch>
 #include <mutex>
+#include <spdlog/sinks/ringbuffer_sink.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
 #include <thread>
 
 #include "tests/unit/topology/test_util.h"
@@ -373,6 +377,47 @@ TEST_P(RuntimeTest, AHeldStageReadsNothingUntilItsHoldIsLifted) {
   for (const auto& p : positions) ASSERT_TRUE(rt->applied().wait("held", p.tp, p.offset, kWait));
   EXPECT_EQ(rt->backlog("held"), 0);
   EXPECT_EQ(drain(std::string(topics::kCommands), 10).size(), 10u);
+  rt->stop();
+}
+
+TEST_P(RuntimeTest, AStageHeldLongerThanMaxPollIntervalKeepsItsPartitions) {
+  // A held (or paused) stage does not poll for records; on Kafka it must still take part in its
+  // group (keep_alive), or the group expels it after max.poll.interval.ms and its partitions
+  // move away (a worker whose waiting queue is full behind long actions).
+  auto sink = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(512);
+  spdlog::default_logger()->sinks().push_back(sink);
+  if (kafka()) {
+    kafka_config_ = {{"max.poll.interval.ms", "3000"}};
+    reopen();
+  }
+  std::atomic<bool> hold{false};
+  StageSpec spec{"held",     {std::string(topics::kEvents)},
+                 {"counts"}, 1,
+                 64,         [](int) { return std::make_unique<CountingProcessor>(); }};
+  spec.hold = [&] { return hold.load(); };
+  auto rt = start_stage(spec);
+  auto first = log_->produce({{std::string(topics::kEvents), "k0", "ok"}});
+  ASSERT_TRUE(first.ok());
+  ASSERT_TRUE(rt->applied().wait("held", (*first)[0].tp, (*first)[0].offset, kWait));
+  hold.store(true);
+  std::this_thread::sleep_for(1500ms);  // the poll under way when the hold began has ended
+  std::vector<RecordPosition> positions;
+  for (int i = 1; i <= 5; ++i) {
+    auto p = log_->produce({{std::string(topics::kEvents), "k" + std::to_string(i), "ok"}});
+    ASSERT_TRUE(p.ok());
+    positions.push_back((*p)[0]);
+  }
+  std::this_thread::sleep_for(kafka() ? 5s : 200ms);  // longer than max.poll.interval.ms
+  for (const auto& p : positions) EXPECT_FALSE(rt->applied().wait("held", p.tp, p.offset, 0ms));
+  hold.store(false);
+  for (const auto& p : positions) ASSERT_TRUE(rt->applied().wait("held", p.tp, p.offset, kWait));
+  EXPECT_EQ(drain(std::string(topics::kCommands), 6).size(), 6u);  // each once
+  auto& sinks = spdlog::default_logger()->sinks();
+  sinks.erase(std::remove(sinks.begin(), sinks.end(), sink), sinks.end());
+  for (const auto& line : sink->last_formatted()) {  // before stop(), which revokes
+    EXPECT_EQ(line.find("poll interval"), std::string::npos) << line;
+    EXPECT_EQ(line.find("revoked"), std::string::npos) << line;
+  }
   rt->stop();
 }
 

@@ -72,6 +72,7 @@ class LogFixtureT : public Base {
       o.topics = default_topics(partitions);
       o.changelog_partitions = partitions;
       o.config = {{"log_level", "3"}, {"session.timeout.ms", "3000"}, {"heartbeat.interval.ms", "500"}};
+      o.config.insert(o.config.end(), kafka_config_.begin(), kafka_config_.end());
       auto log = KafkaLog::open(*db_, o);
       ASSERT_TRUE(log.ok()) << log.error().message;
       log_ = std::move(*log);
@@ -91,6 +92,7 @@ class LogFixtureT : public Base {
     }
     return got;
   }
+  std::vector<std::pair<std::string, std::string>> kafka_config_;  // added by reopen()
   std::filesystem::path dir_;
   std::unique_ptr<MockKafkaCluster> cluster_;
   std::unique_ptr<state::Db> db_;
