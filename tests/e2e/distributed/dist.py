@@ -125,8 +125,13 @@ class Cluster:
         self.broker.start()
         # API first: it bootstraps the core pack and the admin.
         self.role("api", "api", 1).start()
-        starters = [self.role("rules", "rules", 2), self.role("executor", "executor", 3),
-                    self.role("worker-a", "worker", 4), self.role("worker-b", "worker", 5)]
+        self.start_all([self.role("rules", "rules", 2), self.role("executor", "executor", 3),
+                        self.role("worker-a", "worker", 4), self.role("worker-b", "worker", 5)])
+        return self
+
+    @staticmethod
+    def start_all(starters: list) -> None:
+        """Starts role processes at once (joining consumer groups takes seconds each)."""
         threads = [threading.Thread(target=s.start) for s in starters]
         for t in threads:
             t.start()
@@ -134,7 +139,6 @@ class Cluster:
             t.join()
         for s in starters:
             assert s.running(), s.log_tail()
-        return self
 
     def stop(self) -> None:
         for srv in self.procs.values():

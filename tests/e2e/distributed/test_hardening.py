@@ -24,16 +24,9 @@ class HardeningCluster(Cluster):
         self.broker.start()
         self.role("api", "api", 1).start()
         self.role("api2", "api", 2).start()
-        starters = [self.role("rules", "rules", 3), self.role("executor", "executor", 4),
-                    # Default flags: same (default) node id, no --worker-name, same host.
-                    self.role("worker-a", "worker", None), self.role("worker-b", "worker", None)]
-        threads = [threading.Thread(target=s.start) for s in starters]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        for s in starters:
-            assert s.running(), s.log_tail()
+        self.start_all([self.role("rules", "rules", 3), self.role("executor", "executor", 4),
+                        # Default flags: same (default) node id, no --worker-name, same host.
+                        self.role("worker-a", "worker", None), self.role("worker-b", "worker", None)])
         return self
 
 
