@@ -423,10 +423,13 @@ int run_serve(const ServeConfig& cfg) {
   // History retention (issue 13): every API process prunes its own projections.
   projection_options.retention.keep = *projections::parse_history_keep(cfg.history_keep);
   projection_options.retention.references_applied = [&runtime] {
+    bool known = false;  // nothing is known before every stage has started
     for (const auto& l : runtime.lag()) {
-      if (l.stage == projections::kStage && l.topic != topics::kEvents && l.records > 0) return false;
+      if (l.stage != projections::kStage || l.topic == topics::kEvents) continue;
+      if (l.records > 0) return false;
+      known = true;
     }
-    return true;
+    return known;
   };
   if (projection_options.retention.keep.enabled()) {
     spdlog::info("history: keeping {} terminal executions", projection_options.retention.keep.describe());

@@ -54,14 +54,20 @@ def run_wrk(url: str, seconds: int, connections: int, script: str) -> dict:
     return json.loads(line[len("WRK_RESULT "):])
 
 
+def metrics_text(api) -> str:
+    r = api.get("/metrics")
+    assert r.status_code == 200, r.status_code
+    return r.text
+
+
 def executions_total(api) -> int:
-    text = expect(api.get("/metrics"), 200).text
+    text = metrics_text(api)
     return int(sum(float(m.group(1)) for m in
                    re.finditer(r'^attune_executions_total\{status="[a-z]+"\} (\S+)$', text, re.M)))
 
 
 def webhooks_accepted(api) -> int:
-    text = expect(api.get("/metrics"), 200).text
+    text = metrics_text(api)
     m = re.search(r'^attune_webhook_requests_total\{outcome="accepted"\} (\S+)$', text, re.M)
     return int(float(m.group(1))) if m else 0
 

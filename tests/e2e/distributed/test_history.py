@@ -9,6 +9,12 @@ from attune_e2e import TERMINAL, expect, wait_for
 from dist import Cluster
 
 
+def metrics_text(api) -> str:
+    r = api.get("/metrics")
+    assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/plain"), r.status_code
+    return r.text
+
+
 @pytest.fixture(scope="module")
 def small_cluster(tmp_path_factory):
     c = Cluster(tmp_path_factory.mktemp("dist-history"))
@@ -60,7 +66,7 @@ def test_a_history_limit_prunes_old_executions_from_lists_and_totals(small_clust
     assert len(gone) == 7, gone
 
     # The API process reports its own stages' consumer lag (Kafka: cached watermarks).
-    text = expect(api.get("/metrics"), 200).text
+    text = metrics_text(api)
     for topic in ("attune.events", "attune.enforcements", "attune.executions"):
         for metric in ("attune_stage_lag_records", "attune_stage_lag_seconds"):
             prefix = f'{metric}{{stage="api",topic="{topic}"}} '

@@ -11,6 +11,12 @@ import subprocess
 from attune_e2e import TERMINAL, attune_bin, expect, wait_for
 
 
+def metrics_text(api) -> str:
+    r = api.get("/metrics")
+    assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/plain"), r.status_code
+    return r.text
+
+
 def total(api, path, **params):
     body = expect(api.get(path, params={"page_size": 100, **params}), 200)
     return body["pagination"]["total_items"], body["items"]
@@ -132,7 +138,7 @@ def test_stage_lag_on_metrics(server_factory):
     api = srv.admin_client()
     flow = api.webhook_flow("true")
     fire_in_order(api, flow, 3)
-    text = expect(api.get("/metrics"), 200).text
+    text = metrics_text(api)
     lines = text.splitlines()
     for stage, topic in (("rules", "attune.events"), ("executor", "attune.commands"),
                          ("executor", "attune.results"), ("worker", "attune.dispatch"),
