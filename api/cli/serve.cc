@@ -353,9 +353,9 @@ int run_serve(const ServeConfig& cfg) {
       if (has(r)) pipeline.stages.emplace_back(r);
     }
     // Bounded stores (issue 13): an embedded commit is atomic, so no committed record comes back
-    // and minutes are a margin; Kafka redelivers after a crash or a rebalance: an hour.
+    // and a minute is a margin; Kafka redelivers after a crash or a rebalance: an hour.
     pipeline.state_retention = distributed ? std::chrono::milliseconds(std::chrono::hours(1))
-                                           : std::chrono::milliseconds(std::chrono::minutes(5));
+                                           : std::chrono::milliseconds(std::chrono::minutes(1));
     // Admission control on one machine (issue 12): once the worker and the projections are far
     // behind, the rules stage stops turning events into executions until they catch up. A flood
     // then waits as events (one record each, durable) rather than as thousands of executions the

@@ -80,12 +80,24 @@ void ExecutorProcessor::apply(ProcessorContext& ctx, int64_t id, Result<Outcome>
   if (!outcome.ok()) throw ProcessingError(outcome.error().message);
   if (!outcome->ignored.empty()) spdlog::info("executor: {}", outcome->ignored);
   if (outcome->state) {
-    // Ended (or skipped) now: from here on only a repeated request could need the entry.
+    // Ended (or skipped) now: from here on only a repeated request could need the entry, and
+    // every later input reads no more than its status and attempt (a result or cancel is then
+    // ignored; a repeated request sees that it exists) — so what stays until it expires is that.
     if (!outcome->terminal.empty() || outcome->state->skipped) {
       expiry::schedule(ctx, *store_, state_key(id),
                        ctx.clock().now_ms() + options_.terminal_retention.count());
     }
-    ctx.put(*store_, state_key(id), outcome->state->dump());
+    if (!outcome->terminal.empty()) {
+      ExecutionState ended = *outcome->state;
+      Json marker = Json::object();
+      for (const char* f : {"id", "status", "attempt", "updated"}) {
+        if (ended.execution.contains(f)) marker[f] = ended.execution[f];
+      }
+      ended.execution = std::move(marker);
+      ctx.put(*store_, state_key(id), ended.dump());
+    } else {
+      ctx.put(*store_, state_key(id), outcome->state->dump());
+    }
   }
   for (auto& r : outcome->records) ctx.forward(std::move(r));
   if (options_.on_terminal && !outcome->terminal.empty()) {
