@@ -252,7 +252,9 @@ bool ProjectionProcessor::prune_enforcements(ProcessorContext& ctx, int64_t now_
     if (excess == 0) return false;
     want = std::min<size_t>(want, static_cast<size_t>(excess));
   }
-  // Oldest first; entries still referenced are passed over (at most 4 × budget per pass).
+  // Oldest first; entries still referenced are passed over (at most 4 × budget per pass: with
+  // more old rows than that still referenced, e.g. that many old running executions, the rows
+  // behind them wait until they are released).
   std::vector<int64_t> victims;
   size_t scanned = 0;
   bool more = false;
@@ -261,10 +263,9 @@ bool ProjectionProcessor::prune_enforcements(ProcessorContext& ctx, int64_t now_
                        const int64_t created = index_key_created(key);
                        if (cutoff && created >= *cutoff) return false;
                        if (created > now_ms - retention_.settle.count()) return false;
-                       if (++scanned > 4 * retention_.budget) {
-                         more = true;
-                         return false;
-                       }
+                       // Rows still referenced are passed over; past this many, wait for the
+                       // next regular pass (no prompt re-pass that would find the same ones).
+                       if (++scanned > 4 * retention_.budget) return false;
                        const int64_t id = index_key_id(key);
                        const bool left = has_index_entry(
                            ctx, *executions_, index_scan_prefix("by_enforcement", std::to_string(id)));
@@ -300,10 +301,9 @@ bool ProjectionProcessor::prune_events(ProcessorContext& ctx, int64_t now_ms) {
                        const int64_t created = index_key_created(key);
                        if (cutoff && created >= *cutoff) return false;
                        if (created > now_ms - retention_.settle.count()) return false;
-                       if (++scanned > 4 * retention_.budget) {
-                         more = true;
-                         return false;
-                       }
+                       // Rows still referenced are passed over; past this many, wait for the
+                       // next regular pass (no prompt re-pass that would find the same ones).
+                       if (++scanned > 4 * retention_.budget) return false;
                        const int64_t id = index_key_id(key);
                        const bool left = has_index_entry(
                            ctx, *enforcements_, index_scan_prefix("by_event", std::to_string(id)));
