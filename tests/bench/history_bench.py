@@ -157,7 +157,8 @@ def main() -> int:
         listed = expect(api.get("/api/v1/executions", params={"page_size": 1}), 200)["pagination"]["total_items"]
         print(f"# after 65 s idle: data {dir_bytes(base / 'data') / 2**20:.1f} MiB, "
               f"RSS {proc_kib(pid, 'VmRSS') / 1024:.1f} MiB (HWM {proc_kib(pid, 'VmHWM') / 1024:.1f}), "
-              f"listed {listed}, executions {executions_total(api)}, webhooks accepted {sent}")
+              f"listed {listed}, executions {executions_total(api)}, webhooks accepted "
+              f"{webhooks_accepted(api)}")
         rc = srv.stop()
         print(f"# data directory after a clean stop: {dir_bytes(base / 'data') / 2**20:.1f} MiB (exit {rc})")
     finally:
