@@ -12,6 +12,8 @@
 #include "processors/rules/rules_processor.h"
 #include "processors/worker/worker_processor.h"
 #include "topology/core/time.h"
+#include "topology/definitions_table.h"
+#include "topology/embedded_log.h"
 
 namespace attune::expiry {
 namespace {
@@ -23,7 +25,13 @@ class TxnContext final : public ProcessorContext, public Mailbox {
  public:
   TxnContext(state::Db& db, state::Store& store, const Clock& clock)
       : db_(db), store_(store), clock_(clock), ids_(0, clock) {}
-  state::Store& store(std::string_view) override { return store_; }
+  // The test's store by default; a stage's own stores ("stage.<name>") when it names them.
+  state::Store& store(std::string_view name) override {
+    if (name.empty()) return store_;
+    auto s = db_.store("stage." + std::string(name));
+    if (!s.ok()) throw std::runtime_error(s.error().message);
+    return **s;
+  }
   Result<std::optional<std::string>> get(state::Store& s, std::string_view key) override {
     return txn_.get(s, key);
   }
@@ -35,7 +43,7 @@ class TxnContext final : public ProcessorContext, public Mailbox {
               bool reverse) override {
     return txn_.scan(s, prefix, fn, reverse);
   }
-  void forward(OutRecord) override {}
+  void forward(OutRecord r) override { forwarded.push_back(std::move(r)); }
   void after_commit(std::function<void()>) override {}
   const Clock& clock() const override { return clock_; }
   IdGenerator& ids() override { return ids_; }
@@ -46,6 +54,8 @@ class TxnContext final : public ProcessorContext, public Mailbox {
   int instance() const override { return 0; }
   void request_punctuate(SystemTime) override {}
   void pause_input(bool) override {}
+
+  std::vector<OutRecord> forwarded;
 
   void commit() {
     const state::WriteBatch batch = txn_.take_batch();
@@ -254,6 +264,103 @@ TEST(LegacyDue, RulesDedupeWorkerSeenAndExecutorState) {
   }
   EXPECT_EQ(executor::legacy_state_due(key, state("requested", true), 1h), minted + 3600000);
   EXPECT_EQ(executor::legacy_state_due(key, "not json", 1h), 0);
+}
+
+// The stages themselves, through their punctuate(): an entry stays while it can matter and for
+// the retention after that, then goes with its expiry entry.
+std::vector<std::string> store_keys(state::Db& db, const std::string& name) {
+  std::vector<std::string> out;
+  auto store = db.store(name);
+  EXPECT_TRUE(store.ok());
+  EXPECT_TRUE((*store)->scan("", [&](std::string_view k, std::string_view) {
+                        out.emplace_back(k);
+                        return true;
+                      }).ok());
+  return out;
+}
+
+Record record_of(std::string_view topic, const std::string& key, const Envelope& e) {
+  Record r;
+  r.topic = std::string(topic);
+  r.key = key;
+  r.value = e.dump();
+  return r;
+}
+
+TEST_F(StoreExpiryTest, ExecutorKeepsAMarkerOfAnEndedExecutionForTheRetentionThenDropsIt) {
+  auto log = EmbeddedLog::open(*db_, default_topics(1));
+  ASSERT_TRUE(log.ok());
+  DefinitionsTable table(**log);  // empty: the action is missing, so the request fails at once
+  executor::ExecutorOptions options;
+  options.terminal_retention = 60s;
+  options.prune.hold = 30s;
+  executor::ExecutorProcessor executor(table, options);
+  executor.init(*ctx_);
+  const int64_t id = ctx_->ids().next();
+  const Record request = record_of(
+      topics::kCommands, std::to_string(id),
+      Envelope{"execution.requested", id, "execution:" + std::to_string(id), clock_.now_ms(), "test",
+               Json{{"execution", {{"id", id}, {"action_ref", "nope.missing"}, {"config", {{"x", 1}}}}}}});
+  executor.process(request, *ctx_);
+  ctx_->commit();
+  const std::string key = "x:" + std::to_string(id);
+  auto stored = db_->store("stage.executions");
+  auto value = (*stored)->get(key);
+  ASSERT_TRUE(value.ok() && value->has_value());
+  const Json state = Json::parse(**value);
+  EXPECT_EQ(state["execution"]["status"], "failed");
+  EXPECT_FALSE(state["execution"].contains("config")) << "only a marker of an ended execution";
+  EXPECT_EQ(state["root"], id);
+  EXPECT_EQ(store_keys(*db_, "stage.executions").size(), 2u);  // the marker and its expiry
+
+  // A repeat within the retention is recognized: nothing happens.
+  const size_t records = ctx_->forwarded.size();
+  executor.process(request, *ctx_);
+  EXPECT_EQ(ctx_->forwarded.size(), records);
+  // Not during the hold after start, not before the retention is over...
+  clock_.advance(31s);
+  executor.punctuate(clock_.now(), *ctx_);
+  ctx_->commit();
+  EXPECT_TRUE((*stored)->get(key)->has_value());
+  // ...then it goes with its expiry entry (the sweep's marker stays).
+  clock_.advance(30s);
+  executor.punctuate(clock_.now(), *ctx_);
+  ctx_->commit();
+  EXPECT_EQ(store_keys(*db_, "stage.executions"), std::vector<std::string>{std::string(kSweptKey)});
+}
+
+TEST_F(StoreExpiryTest, WorkerForgetsADispatchAfterTheRetention) {
+  worker::WorkerOptions options;
+  options.name = "w";
+  options.seen_retention = 60s;
+  options.prune.hold = 0s;
+  worker::WorkerProcessor worker(options);
+  worker.init(*ctx_);
+  const int64_t id = ctx_->ids().next();
+  // A runtime this worker does not run: it reports the attempt failed without a process.
+  const Record dispatch = record_of(
+      topics::kDispatch, std::to_string(id),
+      Envelope{"execution.dispatch", id, "dispatch:" + std::to_string(id) + ":1", clock_.now_ms(),
+               "test",
+               Json{{"execution", {{"id", id}, {"action_ref", "p.a"}}},
+                    {"attempt", 1},
+                    {"root", id},
+                    {"action", {{"ref", "p.a"}, {"runtime_ref", "core.elsewhere"}}}}});
+  worker.process(dispatch, *ctx_);
+  ctx_->commit();
+  ASSERT_EQ(ctx_->forwarded.size(), 1u);
+  worker.process(dispatch, *ctx_);  // a repeat: ignored
+  EXPECT_EQ(ctx_->forwarded.size(), 1u);
+  EXPECT_EQ(store_keys(*db_, "stage.seen").size(), 2u);
+  clock_.advance(59s);
+  worker.punctuate(clock_.now(), *ctx_);
+  ctx_->commit();
+  EXPECT_EQ(store_keys(*db_, "stage.seen").size(), 3u);  // + the sweep's marker
+  clock_.advance(2s);
+  worker.punctuate(clock_.now(), *ctx_);
+  ctx_->commit();
+  EXPECT_EQ(store_keys(*db_, "stage.seen"), std::vector<std::string>{std::string(kSweptKey)});
+  worker.close();
 }
 
 }  // namespace
