@@ -133,7 +133,8 @@ int main(int argc, char** argv) {
     if (worker_max_running) config.worker_max_running = *worker_max_running;
     if (history_keep) config.history_keep = *history_keep;
     if (auto keep = attune::projections::parse_history_keep(config.history_keep); !keep.ok()) {
-      std::fprintf(stderr, "attune: --history-keep: %s\n", keep.error().message.c_str());
+      std::fprintf(stderr, "attune: --history-keep (ATTUNE_HISTORY_KEEP, history_keep): %s\n",
+                   keep.error().message.c_str());
       return 2;
     }
     if (const char* v = std::getenv("ATTUNE__SECURITY__ALLOW_SELF_REGISTRATION")) {
