@@ -22,6 +22,8 @@ void add_core_stages(Topology& topology, const PipelineOptions& options) {
   rules::RulesOptions rules_options;
   rules_options.on_evaluation_error = options.on_rule_evaluation_error;
   rules_options.cipher = options.cipher;
+  rules_options.dedupe_retention = options.state_retention;
+  rules_options.prune = options.prune;
   if (wanted("rules")) {
     StageSpec rules_stage{"rules",
                           {std::string(topics::kEvents)},
@@ -35,6 +37,8 @@ void add_core_stages(Topology& topology, const PipelineOptions& options) {
     topology.add(std::move(rules_stage));
   }
   executor::ExecutorOptions exec_options{options.on_execution_terminal};
+  exec_options.terminal_retention = options.state_retention;
+  exec_options.prune = options.prune;
   if (wanted("executor")) topology.add({"executor",
                 {std::string(topics::kCommands), std::string(topics::kResults)},
                 {std::string(executor::kExecutionsStore)},
@@ -51,6 +55,8 @@ void add_core_stages(Topology& topology, const PipelineOptions& options) {
   worker_options.cipher = options.cipher;
   worker_options.mint_token = options.mint_token;
   worker_options.max_running = options.worker_max_running;
+  worker_options.seen_retention = options.state_retention;
+  worker_options.prune = options.prune;
   if (wanted("worker")) topology.add({"worker",
                 {std::string(topics::kDispatch)},
                 {std::string(worker::kInFlightStore), std::string(worker::kSeenStore)},

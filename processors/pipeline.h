@@ -2,6 +2,7 @@
 // Topology (for `attune serve` and tests).
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -11,6 +12,7 @@
 
 #include "processors/keystore/cipher.h"
 #include "topology/definitions_table.h"
+#include "topology/store_expiry.h"
 #include "topology/topology.h"
 
 namespace attune {
@@ -32,6 +34,11 @@ struct PipelineOptions {
   std::function<std::optional<std::string>(const Json& execution, const Json& action)> mint_token;
   // StageSpec::hold of the rules stage (admission control); may be empty.
   std::function<bool()> hold_rules;
+  // Bounded stores (issue 13): how long the rules stage's dedupe entries, the worker's `seen`
+  // entries and the executor's state of ended executions are kept once written (ended) — the
+  // time within which a repeat of their input could still arrive (see each stage's options).
+  std::chrono::milliseconds state_retention{std::chrono::hours(1)};
+  expiry::PruneSchedule prune;  // when those stages prune (tests make it aggressive)
   // Which of "rules", "executor", "worker" to add (distributed roles); empty ⇒ all three.
   std::vector<std::string> stages;
 };

@@ -252,30 +252,53 @@ void Txn::clear() {
 }
 
 Status Txn::scan(Store& store, std::string_view prefix, const ScanFn& fn, bool reverse) const {
-  // Collect this transaction's writes within the prefix, then merge them with the committed
-  // keys in order. Overlay entries shadow committed ones; deletes hide them.
-  std::map<std::string, std::optional<std::string>> mine;
+  // This transaction's writes within the prefix, merged in order with the committed keys as the
+  // store's iterator yields them (overlay entries shadow committed ones; deletes hide them). The
+  // merge streams, so a visitor that stops early (a page, an expiry pass over a due prefix) reads
+  // only what it visits, whatever the transaction wrote under the prefix.
+  std::vector<std::pair<std::string, std::optional<std::string>>> mine;
   for (auto it = overlay_.lower_bound(OverlayKey{&store, std::string(prefix)});
        it != overlay_.end() && it->first.first == &store &&
        std::string_view(it->first.second).starts_with(prefix);
        ++it) {
-    mine.emplace(it->first.second, it->second);
+    mine.emplace_back(it->first.second, it->second);
   }
   if (mine.empty()) return store.scan(prefix, fn, reverse);
+  if (reverse) std::reverse(mine.begin(), mine.end());
 
-  std::vector<std::pair<std::string, std::string>> merged;
-  auto st = store.scan(prefix, [&](std::string_view k, std::string_view v) {
-    if (!mine.count(std::string(k))) merged.emplace_back(std::string(k), std::string(v));
-    return true;
-  });
+  auto next = mine.begin();
+  bool stopped = false;
+  const auto before = [reverse](std::string_view a, std::string_view b) {
+    return reverse ? a > b : a < b;
+  };
+  auto st = store.scan(
+      prefix,
+      [&](std::string_view k, std::string_view v) {
+        for (; next != mine.end() && before(next->first, k); ++next) {
+          if (next->second && !fn(next->first, *next->second)) {
+            stopped = true;
+            return false;
+          }
+        }
+        if (next != mine.end() && next->first == k) {  // shadowed by this transaction
+          const auto& mine_value = next->second;
+          ++next;
+          if (mine_value && !fn(k, *mine_value)) {
+            stopped = true;
+            return false;
+          }
+          return true;
+        }
+        if (!fn(k, v)) {
+          stopped = true;
+          return false;
+        }
+        return true;
+      },
+      reverse);
   if (!st.ok()) return st;
-  for (auto& [k, v] : mine) {
-    if (v) merged.emplace_back(k, *v);
-  }
-  std::sort(merged.begin(), merged.end());
-  if (reverse) std::reverse(merged.begin(), merged.end());
-  for (const auto& [k, v] : merged) {
-    if (!fn(k, v)) break;
+  for (; !stopped && next != mine.end(); ++next) {
+    if (next->second && !fn(next->first, *next->second)) break;
   }
   return {};
 }

@@ -683,6 +683,28 @@ int64_t KafkaLog::end_offset(const TopicPartition& tp) const {
   return hi;
 }
 
+std::optional<int64_t> KafkaLog::cached_end_offset(const std::string& group,
+                                                   const TopicPartition& tp) const {
+  int64_t lo = -1, hi = -1;
+  {
+    std::lock_guard lock(impl_->consumers_mu);
+    auto range = impl_->consumers.equal_range(group);
+    auto it = range.first;
+    for (; it != range.second && !it->second->owns(tp); ++it) {
+    }
+    if (it == range.second) return std::nullopt;
+    if (rd_kafka_get_watermark_offsets(it->second->handle(), tp.topic.c_str(), tp.partition, &lo,
+                                       &hi) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      hi = -1;
+    }
+  }
+  std::lock_guard lock(impl_->known_mu);
+  auto known = impl_->known_end.find(tp);
+  if (known != impl_->known_end.end()) hi = std::max(hi, known->second);
+  if (hi < 0) return std::nullopt;  // nothing fetched from it yet
+  return hi;
+}
+
 Result<int64_t> KafkaLog::committed(const std::string& group, const TopicPartition& tp) const {
   if (options_.local_groups.count(group)) {
     auto v = impl_->offsets->get(local_offset_key(group, tp));

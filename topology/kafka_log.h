@@ -72,6 +72,11 @@ class KafkaLog final : public Log {
                                               bool from_beginning = true) override;
   Result<std::unique_ptr<Consumer>> reader(std::vector<std::string> topic_names) override;
   int64_t end_offset(const TopicPartition& tp) const override;
+  // The high watermark librdkafka cached from the last fetch of the consumer of `group` that owns
+  // `tp` (rd_kafka_get_watermark_offsets: no broker round trip), or what this process last
+  // produced there if that is newer; nullopt when no consumer of the group here owns `tp`.
+  std::optional<int64_t> cached_end_offset(const std::string& group,
+                                           const TopicPartition& tp) const override;
   state::Db& db() override { return db_; }
   Result<int64_t> committed(const std::string& group, const TopicPartition& tp) const override;
   // Kafka applies its own retention (retention.ms / compaction); nothing to do here.

@@ -9,6 +9,7 @@
 #include <compare>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -135,6 +136,14 @@ class Log {
   virtual Result<std::unique_ptr<Consumer>> reader(std::vector<std::string> topic_names) = 0;
   // The offset the next record produced to this partition will get.
   virtual int64_t end_offset(const TopicPartition& tp) const = 0;
+  // The end offset of `tp` as far as this process knows it without asking anybody — for metrics
+  // (consumer lag), read at every scrape. nullopt when `group` (a stage's consumer group) has no
+  // consumer of `tp` in this process: on Kafka another member owns it and the lag is that
+  // member's to report. By default end_offset(), which the embedded log keeps in memory.
+  virtual std::optional<int64_t> cached_end_offset(const std::string& /*group*/,
+                                                   const TopicPartition& tp) const {
+    return end_offset(tp);
+  }
   // The local state database (stage stores live here).
   virtual state::Db& db() = 0;
   // The committed position of `group` in `tp`, or -1 when it has none.

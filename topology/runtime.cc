@@ -236,8 +236,14 @@ class Runtime::Instance final : public ProcessorContext, public Mailbox {
         }
       }
       const auto batch_start = std::chrono::steady_clock::now();
-      for (const Record& r : records) {
+      for (size_t i = 0; i < records.size(); ++i) {
+        const Record& r = records[i];
         if (!guarded([&] { processor_->process(r, *this); }, reason)) dead_letter(r, reason);
+        // The timestamp of the last record of each run of one partition (Runtime::lag).
+        if (i + 1 == records.size() || records[i + 1].partition != r.partition ||
+            records[i + 1].topic != r.topic) {
+          last_ts_[TopicPartition{r.topic, r.partition}] = r.timestamp_ms;
+        }
       }
       // Only processing counts: a commit's fixed cost (an fsync) must not shrink every batch.
       if (!records.empty()) {
@@ -264,6 +270,13 @@ class Runtime::Instance final : public ProcessorContext, public Mailbox {
         }
       }
       if (!commit(!records.empty() || skipped_records())) return;
+      // Nothing in flight: the positions are applied. This makes a partition that was just
+      // assigned (Kafka) and has nothing new count as caught up rather than as behind by all of it.
+      if (records.empty() && !offsets_pending_ && consumer_) {
+        for (const auto& o : consumer_->positions()) {
+          rt_.applied_.advance(spec_.name, o.tp, o.next_offset);
+        }
+      }
     }
     if (offsets_pending_) commit(false, /*force=*/true);  // a clean stop replays nothing
     processor_->close();
@@ -302,6 +315,8 @@ class Runtime::Instance final : public ProcessorContext, public Mailbox {
     for (const auto& o : offsets) rt_.applied_.committed(spec_.name, o.tp, o.next_offset);
     run_hooks();
     for (const auto& o : offsets) rt_.applied_.advance(spec_.name, o.tp, o.next_offset);
+    for (const auto& [tp, ts] : last_ts_) rt_.note_applied_ts(spec_.name, tp, ts);
+    last_ts_.clear();
     return true;
   }
 
@@ -352,6 +367,7 @@ class Runtime::Instance final : public ProcessorContext, public Mailbox {
   std::vector<int64_t> polled_positions_;  // skipped_records(): positions at the last look
   std::chrono::steady_clock::time_point last_commit_{};
   std::vector<std::function<void()>> hooks_;
+  std::map<TopicPartition, int64_t> last_ts_;  // of the records processed since the last commit
 
   std::mutex mailbox_mu_;
   std::condition_variable idle_cv_;
@@ -375,6 +391,7 @@ Status Runtime::start() {
     }
   }
   instances_ = std::move(instances);
+  started_ms_ = options_.clock->now_ms();
   for (auto& inst : instances_) inst->start();
   started_.store(true);
   return {};
@@ -428,6 +445,40 @@ std::vector<std::pair<std::string, int64_t>> Runtime::backlog() const {
   std::vector<std::pair<std::string, int64_t>> out;
   if (!started_.load()) return out;  // the topology may still be growing
   for (const auto& spec : topology_.stages()) out.emplace_back(spec.name, backlog(spec.name));
+  return out;
+}
+
+void Runtime::note_applied_ts(const std::string& stage, const TopicPartition& tp, int64_t ts_ms) {
+  std::lock_guard lock(applied_ts_mu_);
+  auto& v = applied_ts_[{stage, tp}];
+  v = std::max(v, ts_ms);
+}
+
+std::vector<Runtime::Lag> Runtime::lag() const {
+  std::vector<Lag> out;
+  if (!started_.load()) return out;
+  const int64_t now = options_.clock->now_ms();
+  for (const auto& spec : topology_.stages()) {
+    for (const auto& t : spec.topics) {
+      Lag lag{spec.name, t, 0, 0};
+      for (int32_t p = 0; p < log_.partitions(t); ++p) {
+        const TopicPartition tp{t, p};
+        const auto end = log_.cached_end_offset(spec.name, tp);
+        if (!end) continue;
+        const int64_t behind = std::max<int64_t>(0, *end - applied_.applied(spec.name, tp));
+        if (behind == 0) continue;
+        lag.records += behind;
+        int64_t since = started_ms_;
+        {
+          std::lock_guard lock(applied_ts_mu_);
+          auto it = applied_ts_.find({spec.name, tp});
+          if (it != applied_ts_.end() && it->second > 0) since = it->second;
+        }
+        lag.seconds = std::max(lag.seconds, std::max<int64_t>(0, now - since) / 1000.0);
+      }
+      out.push_back(std::move(lag));
+    }
+  }
   return out;
 }
 

@@ -63,6 +63,21 @@ class Runtime {
   std::vector<std::pair<std::string, int64_t>> backlog() const;
   // One stage's, in all its topics or in `topic` only; 0 if unknown.
   int64_t backlog(const std::string& stage, std::string_view topic = {}) const;
+  // Consumer lag of one stage in one topic, over the partitions this process consumes
+  // (Log::cached_end_offset: on Kafka, the partitions its consumers own).
+  //   records  end offset − applied offset, summed over the partitions
+  //   seconds  over the partitions that are behind, the largest (now − timestamp of the last
+  //            record the stage applied there) — how old the records it is working on are; while
+  //            a partition that is behind has had nothing applied since start, the time since
+  //            the start. 0 when caught up.
+  struct Lag {
+    std::string stage;
+    std::string topic;
+    int64_t records = 0;
+    double seconds = 0;
+  };
+  // Every stage × topic. Thread-safe; no I/O (offsets and timestamps kept in memory).
+  std::vector<Lag> lag() const;
   // Set when a stage hit a fatal error (a commit failed) and stopped.
   bool failed() const { return failed_.load(); }
 
@@ -76,6 +91,11 @@ class Runtime {
   std::atomic<bool> failed_{false};
   std::atomic<bool> started_{false};
   std::map<TopicPartition, int64_t> trimmed_;  // below this offset already dropped
+  // Timestamp of the last record each stage applied per partition (Lag::seconds).
+  void note_applied_ts(const std::string& stage, const TopicPartition& tp, int64_t ts_ms);
+  mutable std::mutex applied_ts_mu_;
+  std::map<std::pair<std::string, TopicPartition>, int64_t> applied_ts_;
+  int64_t started_ms_ = 0;
 };
 
 }  // namespace attune

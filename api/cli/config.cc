@@ -91,6 +91,8 @@ Status load_config_file(const std::string& path, ServeConfig& config) {
           return make_error(Errc::kBadRequest,
                             "config file " + path + ": worker_max_running must be 1..100000");
         }
+      } else if (key == "history_keep") {
+        config.history_keep = v.as<std::string>();
       } else if (key == "allow_self_registration") {
         config.allow_self_registration = v.as<bool>();
       } else {

@@ -33,6 +33,8 @@ struct ServeConfig {
   int64_t worker_heartbeat_ms = 1000;  // worker announcement interval
   int64_t worker_timeout_ms = 10000;   // no heartbeat for this long ⇒ inactive, work abandoned
   int64_t worker_max_running = 64;     // action processes at once per worker
+  // History retention (issue 13, api/projections/retention.h): "all", a count or an age.
+  std::string history_keep = "all";
 };
 
 struct HostPort {

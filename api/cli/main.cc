@@ -6,6 +6,7 @@
 
 #include "api/cli/config.h"
 #include "api/cli/serve.h"
+#include "api/projections/retention.h"
 
 
 int main(int argc, char** argv) {
@@ -25,7 +26,7 @@ int main(int argc, char** argv) {
                                 "YAML file with any of: data_dir, listen, ws_listen, log_level, "
                                 "api_url, partitions, node_id, http_threads, max_body_bytes, "
                                 "fsync, allow_self_registration, log_keep_records, "
-                                "log_retention_interval, worker_max_running")
+                                "log_retention_interval, worker_max_running, history_keep")
                   ->envname("ATTUNE_CONFIG");
   (void)cfg;
   std::optional<std::string> data_dir, listen, ws_listen, log_level, api_url;
@@ -96,6 +97,12 @@ int main(int argc, char** argv) {
       ->envname("ATTUNE_WORKER_MAX_RUNNING")
       ->check(CLI::Range(int64_t{1}, int64_t{100000}));
 
+  std::optional<std::string> history_keep;
+  serve->add_option("--history-keep", history_keep,
+                    "Execution history kept: all (default), the newest N terminal executions "
+                    "(e.g. 1000), or an age (30s, 15m, 12h, 7d); events and enforcements follow")
+      ->envname("ATTUNE_HISTORY_KEEP");
+
   CLI11_PARSE(app, argc, argv);
 
   if (serve->parsed()) {
@@ -124,6 +131,12 @@ int main(int argc, char** argv) {
     if (heartbeat_ms) config.worker_heartbeat_ms = *heartbeat_ms;
     if (worker_timeout_ms) config.worker_timeout_ms = *worker_timeout_ms;
     if (worker_max_running) config.worker_max_running = *worker_max_running;
+    if (history_keep) config.history_keep = *history_keep;
+    if (auto keep = attune::projections::parse_history_keep(config.history_keep); !keep.ok()) {
+      std::fprintf(stderr, "attune: --history-keep (ATTUNE_HISTORY_KEEP, history_keep): %s\n",
+                   keep.error().message.c_str());
+      return 2;
+    }
     if (const char* v = std::getenv("ATTUNE__SECURITY__ALLOW_SELF_REGISTRATION")) {
       config.allow_self_registration = std::string(v) != "false" && std::string(v) != "0";
     }

@@ -328,9 +328,15 @@ int run_serve(const ServeConfig& cfg) {
   runtime_options.on_dead_letter = [&metrics](const std::string& stage, const Record&,
                                               const std::string&) { metrics.dead_letter(stage); };
   Runtime runtime(*log, topology, runtime_options);
-  // On one machine only: on Kafka, partitions other members own have nothing applied here, and
-  // each end offset would be a broker round trip per scrape.
-  if (!distributed) metrics.set_backlog_source([&runtime] { return runtime.backlog(); });
+  // Consumer lag per stage and topic on both logs (issue 13): offsets and timestamps kept in
+  // memory and, on Kafka, the watermarks librdkafka cached from its fetches — no I/O per scrape.
+  metrics.set_lag_source([&runtime] {
+    std::vector<service::Metrics::StageLag> out;
+    for (auto& l : runtime.lag()) {
+      out.push_back({std::move(l.stage), std::move(l.topic), l.records, l.seconds});
+    }
+    return out;
+  });
 
   // Worker liveness (GET /workers; abandoning the work of lost workers). On Kafka every worker
   // process start is its own identity: the name says host and node id (or --worker-name) plus a
@@ -369,6 +375,10 @@ int run_serve(const ServeConfig& cfg) {
     for (const char* r : {"rules", "executor", "worker"}) {
       if (has(r)) pipeline.stages.emplace_back(r);
     }
+    // Bounded stores (issue 13): an embedded commit is atomic, so no committed record comes back
+    // and a minute is a margin; Kafka redelivers after a crash or a rebalance: an hour.
+    pipeline.state_retention = distributed ? std::chrono::milliseconds(std::chrono::hours(1))
+                                           : std::chrono::milliseconds(std::chrono::minutes(1));
     // Admission control on one machine (issue 12): once the worker and the projections are far
     // behind, the rules stage stops turning events into executions until they catch up. A flood
     // then waits as events (one record each, durable) rather than as thousands of executions the
@@ -439,6 +449,20 @@ int run_serve(const ServeConfig& cfg) {
   // notifications keep up (issue 12: one thread fell ~10 s behind at ~1,000 webhooks/s, where four
   // stayed within ~0.3 s; tests/bench/README.md). On Kafka the API's consumer group decides.
   projection_options.instances = distributed ? 1 : log->partitions(topics::kExecutions);
+  // History retention (issue 13): every API process prunes its own projections.
+  projection_options.retention.keep = *projections::parse_history_keep(cfg.history_keep);
+  projection_options.retention.references_applied = [&runtime] {
+    bool known = false;  // nothing is known before every stage has started
+    for (const auto& l : runtime.lag()) {
+      if (l.stage != projections::kStage || l.topic == topics::kEvents) continue;
+      if (l.records > 0) return false;
+      known = true;
+    }
+    return known;
+  };
+  if (projection_options.retention.keep.enabled()) {
+    spdlog::info("history: keeping {} terminal executions", projection_options.retention.keep.describe());
+  }
   auto stage = projections::make_projection_stage(*log, runtime.applied(), projection_options);
   if (!stage.ok()) return fail("projections: " + stage.error().message);
   topology.add(std::move(stage->spec));

@@ -3,6 +3,9 @@
 #include "api/projections/projection_processor.h"
 
 #include <algorithm>
+#include <chrono>
+
+#include "topology/store_expiry.h"
 
 #include "topology/core/time.h"
 
@@ -43,10 +46,20 @@ bool contains(const std::vector<std::string>& v, const std::string& s) {
   return std::find(v.begin(), v.end(), s) != v.end();
 }
 
+// A pruned row's marker: "t/<BE64 id>" (expired by a store_expiry entry).
+std::string tombstone_key(int64_t id) {
+  return "t/" + state::encode_be64(static_cast<uint64_t>(id));
+}
+
+std::string index_scan_prefix(std::string_view index, std::string_view raw_value) {
+  return "i/" + index_prefix(index, raw_value);
+}
+
 }  // namespace
 
-ProjectionProcessor::ProjectionProcessor(std::shared_ptr<ChangeFeed> feed)
-    : feed_(std::move(feed)) {}
+ProjectionProcessor::ProjectionProcessor(std::shared_ptr<ChangeFeed> feed,
+                                         RetentionOptions retention)
+    : feed_(std::move(feed)), retention_(retention) {}
 
 void ProjectionProcessor::init(ProcessorContext& ctx) {
   events_ = &ctx.store(kEventsStore);
@@ -75,17 +88,20 @@ void ProjectionProcessor::process(const Record& record, ProcessorContext& ctx) {
   if (record.topic == topics::kEvents && env.type == "event.created") {
     const int64_t id = entity_id(env);
     if (load(ctx, *events_, id)) return;  // events are immutable: a repeat changes nothing
+    if (tombstoned(ctx, Entity::kEvent, id)) return;  // pruned: a repeat does not revive it
     Json row = std::move(env.payload);
     row.erase("defs_offset");
     apply(ctx, Entity::kEvent, id, std::nullopt, std::move(row));
   } else if (record.topic == topics::kEnforcements && env.type == "enforcement.created") {
     const int64_t id = entity_id(env);
     if (load(ctx, *enforcements_, id)) return;
+    if (tombstoned(ctx, Entity::kEnforcement, id)) return;
     apply(ctx, Entity::kEnforcement, id, std::nullopt, std::move(env.payload));
   } else if (record.topic == topics::kEnforcements && env.type == "enforcement.updated") {
     const int64_t id = entity_id(env);
     auto old_row = load(ctx, *enforcements_, id);
     if (!old_row) {
+      if (tombstoned(ctx, Entity::kEnforcement, id)) return;
       throw ProcessingError("enforcement.updated for unknown enforcement " + std::to_string(id));
     }
     Json row = *old_row;
@@ -98,6 +114,7 @@ void ProjectionProcessor::process(const Record& record, ProcessorContext& ctx) {
     row.erase("old_status");
     auto old_row = load(ctx, *executions_, id);
     if (old_row && (*old_row == row || is_stale_execution(row, *old_row))) return;
+    if (!old_row && tombstoned(ctx, Entity::kExecution, id)) return;
     apply(ctx, Entity::kExecution, id, old_row, std::move(row));
   } else {
     return;  // not a projected record type
@@ -162,6 +179,192 @@ void ProjectionProcessor::bump(ProcessorContext& ctx, state::Store& store,
   if (!v.ok()) throw std::runtime_error("projections: " + v.error().message);
   const int64_t n = v->has_value() ? static_cast<int64_t>(state::decode_be64(**v)) : 0;
   ctx.put(store, key, state::encode_be64(static_cast<uint64_t>(n + delta)));
+}
+
+// --- History retention --------------------------------------------------------------------
+
+std::optional<SystemTime> ProjectionProcessor::punctuate(SystemTime now, ProcessorContext& ctx) {
+  if (!retention_.keep.enabled() || ctx.instance() != 0) return std::nullopt;
+  const int64_t now_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
+  // Executions first: their removal is what frees enforcements, whose removal frees events.
+  bool more = prune_executions(ctx, now_ms);
+  if (!retention_.references_applied || retention_.references_applied()) {
+    more = prune_enforcements(ctx, now_ms) || more;
+    more = prune_events(ctx, now_ms) || more;
+  }
+  for (state::Store* store : {executions_, enforcements_, events_}) {
+    more = expiry::expire_due(ctx, *store, now_ms, retention_.budget).more || more;
+  }
+  return now + (more ? std::chrono::milliseconds(10) : retention_.interval);
+}
+
+bool ProjectionProcessor::prune_executions(ProcessorContext& ctx, int64_t now_ms) {
+  const HistoryKeep& keep = retention_.keep;
+  const std::optional<int64_t> cutoff = age_cutoff_ms(keep, now_ms);
+  std::vector<std::string> prefixes;
+  for (std::string_view status : kExecutionStatuses) {
+    if (execution_prunable(status)) prefixes.push_back(index_scan_prefix("by_status", status));
+  }
+  size_t want = retention_.budget;
+  bool more = false;
+  if (keep.mode == HistoryKeep::Mode::kCount) {
+    int64_t total = 0;
+    for (const auto& p : prefixes) total += counter_sum(ctx, *executions_, p.substr(2));
+    const int64_t excess = excess_over(total, keep);
+    if (excess == 0) return false;
+    more = excess > static_cast<int64_t>(want);
+    want = std::min<size_t>(want, static_cast<size_t>(excess));
+  }
+  // The `want` oldest terminal executions: each status index is ordered by (created, id), so
+  // the oldest of the union are among the first `want` of each.
+  std::vector<std::pair<std::string, int64_t>> oldest;  // (created ‖ id as BE64s, id)
+  for (const auto& p : prefixes) {
+    size_t taken = 0;
+    auto st = ctx.scan(*executions_, p, [&](std::string_view key, std::string_view) {
+      if (cutoff && index_key_created(key) >= *cutoff) return false;
+      if (taken == want) {
+        more = more || cutoff.has_value();
+        return false;
+      }
+      ++taken;
+      oldest.emplace_back(std::string(key.substr(key.size() - 16)), index_key_id(key));
+      return true;
+    });
+    if (!st.ok()) throw std::runtime_error("projections: " + st.error().message);
+  }
+  std::sort(oldest.begin(), oldest.end());
+  if (oldest.size() > want) {
+    oldest.resize(want);
+    more = true;
+  }
+  for (const auto& [order, id] : oldest) remove(ctx, Entity::kExecution, id, now_ms);
+  return more;
+}
+
+bool ProjectionProcessor::prune_enforcements(ProcessorContext& ctx, int64_t now_ms) {
+  const HistoryKeep& keep = retention_.keep;
+  const std::optional<int64_t> cutoff = age_cutoff_ms(keep, now_ms);
+  size_t want = retention_.budget;
+  int64_t excess = 0;
+  if (keep.mode == HistoryKeep::Mode::kCount) {
+    excess = excess_over(counter_sum(ctx, *enforcements_, std::string(kByCreated)), keep);
+    if (excess == 0) return false;
+    want = std::min<size_t>(want, static_cast<size_t>(excess));
+  }
+  // Oldest first; entries still referenced are passed over (at most 4 × budget per pass: with
+  // more old rows than that still referenced, e.g. that many old running executions, the rows
+  // behind them wait until they are released).
+  std::vector<int64_t> victims;
+  size_t scanned = 0;
+  bool more = false;
+  auto st = ctx.scan(*enforcements_, "i/" + std::string(kByCreated),
+                     [&](std::string_view key, std::string_view status) {
+                       const int64_t created = index_key_created(key);
+                       if (cutoff && created >= *cutoff) return false;
+                       if (created > now_ms - retention_.settle.count()) return false;
+                       // Rows still referenced are passed over; past this many, wait for the
+                       // next regular pass (no prompt re-pass that would find the same ones).
+                       if (++scanned > 4 * retention_.budget) return false;
+                       const int64_t id = index_key_id(key);
+                       const bool left = has_index_entry(
+                           ctx, *executions_, index_scan_prefix("by_enforcement", std::to_string(id)));
+                       if (enforcement_prunable(status, left, created, now_ms, retention_.settle)) {
+                         victims.push_back(id);
+                       }
+                       if (victims.size() == want) {
+                         more = cutoff.has_value() || excess > static_cast<int64_t>(want);
+                         return false;
+                       }
+                       return true;
+                     });
+  if (!st.ok()) throw std::runtime_error("projections: " + st.error().message);
+  for (int64_t id : victims) remove(ctx, Entity::kEnforcement, id, now_ms);
+  return more;
+}
+
+bool ProjectionProcessor::prune_events(ProcessorContext& ctx, int64_t now_ms) {
+  const HistoryKeep& keep = retention_.keep;
+  const std::optional<int64_t> cutoff = age_cutoff_ms(keep, now_ms);
+  size_t want = retention_.budget;
+  int64_t excess = 0;
+  if (keep.mode == HistoryKeep::Mode::kCount) {
+    excess = excess_over(counter_sum(ctx, *events_, std::string(kByCreated)), keep);
+    if (excess == 0) return false;
+    want = std::min<size_t>(want, static_cast<size_t>(excess));
+  }
+  std::vector<int64_t> victims;
+  size_t scanned = 0;
+  bool more = false;
+  auto st = ctx.scan(*events_, "i/" + std::string(kByCreated),
+                     [&](std::string_view key, std::string_view) {
+                       const int64_t created = index_key_created(key);
+                       if (cutoff && created >= *cutoff) return false;
+                       if (created > now_ms - retention_.settle.count()) return false;
+                       // Rows still referenced are passed over; past this many, wait for the
+                       // next regular pass (no prompt re-pass that would find the same ones).
+                       if (++scanned > 4 * retention_.budget) return false;
+                       const int64_t id = index_key_id(key);
+                       const bool left = has_index_entry(
+                           ctx, *enforcements_, index_scan_prefix("by_event", std::to_string(id)));
+                       if (event_prunable(left, created, now_ms, retention_.settle)) {
+                         victims.push_back(id);
+                       }
+                       if (victims.size() == want) {
+                         more = cutoff.has_value() || excess > static_cast<int64_t>(want);
+                         return false;
+                       }
+                       return true;
+                     });
+  if (!st.ok()) throw std::runtime_error("projections: " + st.error().message);
+  for (int64_t id : victims) remove(ctx, Entity::kEvent, id, now_ms);
+  return more;
+}
+
+void ProjectionProcessor::remove(ProcessorContext& ctx, Entity entity, int64_t id,
+                                 int64_t now_ms) {
+  state::Store& store = store_of(entity);
+  const auto row = load(ctx, store, id);
+  if (!row) return;
+  const int64_t created = created_ms(*row);
+  for (const auto& p : row_prefixes(entity, *row)) {
+    ctx.del(store, index_key(p, created, id));
+    bump(ctx, store, p, -1);
+  }
+  ctx.del(store, row_key(id));
+  std::string tombstone = tombstone_key(id);
+  expiry::schedule(ctx, store, tombstone, now_ms + retention_.tombstone_retention.count());
+  ctx.put(store, std::move(tombstone), std::string());
+  ++pruned_;
+}
+
+bool ProjectionProcessor::tombstoned(ProcessorContext& ctx, Entity entity, int64_t id) {
+  if (!retention_.keep.enabled()) return false;  // nothing is pruned, so nothing to revive
+  auto v = ctx.get(store_of(entity), tombstone_key(id));
+  if (!v.ok()) throw std::runtime_error("projections: " + v.error().message);
+  return v->has_value();
+}
+
+int64_t ProjectionProcessor::counter_sum(ProcessorContext& ctx, state::Store& store,
+                                         const std::string& prefix) {
+  int64_t total = 0;
+  auto st = ctx.scan(store, counter_prefix(prefix), [&](std::string_view, std::string_view v) {
+    total += static_cast<int64_t>(state::decode_be64(v));
+    return true;
+  });
+  if (!st.ok()) throw std::runtime_error("projections: " + st.error().message);
+  return total;
+}
+
+bool ProjectionProcessor::has_index_entry(ProcessorContext& ctx, state::Store& store,
+                                          const std::string& prefix) {
+  bool found = false;
+  auto st = ctx.scan(store, prefix, [&](std::string_view, std::string_view) {
+    found = true;
+    return false;
+  });
+  if (!st.ok()) throw std::runtime_error("projections: " + st.error().message);
+  return found;
 }
 
 }  // namespace attune::projections

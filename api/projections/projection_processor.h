@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "api/projections/change_feed.h"
+#include "api/projections/retention.h"
 #include "api/projections/schema.h"
 #include "topology/topology.h"
 
@@ -25,11 +26,22 @@ namespace attune::projections {
 //
 // Other record types on these topics are skipped. Changes are published to the ChangeFeed
 // after commit, in record order. Single-threaded, like every Processor.
+//
+// History retention (retention.h, `--history-keep`): instance 0 prunes the rows outside the
+// bound from punctuate() every `retention.interval` — the row, all its index entries and its
+// counters in one stage transaction, so lists, filters and totals never disagree. The instances
+// share the stores; one pruning is enough, and it counts its deletions on its own counters, so
+// the sums stay exact. A pruned row leaves a tombstone (t/<BE64 id>, expiring after
+// `retention.tombstone_retention`) so that a redelivered record of it is ignored instead of
+// bringing it back; pruned rows are not notified.
 class ProjectionProcessor final : public Processor {
  public:
-  explicit ProjectionProcessor(std::shared_ptr<ChangeFeed> feed);
+  explicit ProjectionProcessor(std::shared_ptr<ChangeFeed> feed, RetentionOptions retention = {});
   void init(ProcessorContext& ctx) override;
   void process(const Record& record, ProcessorContext& ctx) override;
+  std::optional<SystemTime> punctuate(SystemTime now, ProcessorContext& ctx) override;
+  // Rows pruned by this instance since it started (tests, logs).
+  uint64_t pruned() const { return pruned_; }
 
  private:
   std::optional<Json> load(ProcessorContext& ctx, state::Store& store, int64_t id);
@@ -38,8 +50,19 @@ class ProjectionProcessor final : public Processor {
              Json row);
   void bump(ProcessorContext& ctx, state::Store& store, const std::string& prefix, int64_t delta);
   state::Store& store_of(Entity entity);
+  // History retention (see the class comment). Each returns true when its budget stopped it.
+  bool prune_executions(ProcessorContext& ctx, int64_t now_ms);
+  bool prune_enforcements(ProcessorContext& ctx, int64_t now_ms);
+  bool prune_events(ProcessorContext& ctx, int64_t now_ms);
+  // Removes a row, its index entries and counters, and leaves its tombstone.
+  void remove(ProcessorContext& ctx, Entity entity, int64_t id, int64_t now_ms);
+  bool tombstoned(ProcessorContext& ctx, Entity entity, int64_t id);
+  int64_t counter_sum(ProcessorContext& ctx, state::Store& store, const std::string& prefix);
+  bool has_index_entry(ProcessorContext& ctx, state::Store& store, const std::string& prefix);
 
   std::shared_ptr<ChangeFeed> feed_;
+  const RetentionOptions retention_;
+  uint64_t pruned_ = 0;
   state::Store* events_ = nullptr;
   state::Store* enforcements_ = nullptr;
   state::Store* executions_ = nullptr;

@@ -443,7 +443,9 @@ Result<ProjectionStage> make_projection_stage(Log& log, AppliedOffsets& applied,
                  std::string(kExecutionsStore)};
   spec.instances = options.instances;
   spec.max_batch = options.max_batch;
-  spec.factory = [feed](int) { return std::make_unique<ProjectionProcessor>(feed); };
+  spec.factory = [feed, retention = options.retention](int) {
+    return std::make_unique<ProjectionProcessor>(feed, retention);
+  };
   return ProjectionStage{std::move(spec), std::move(*projections)};
 }
 

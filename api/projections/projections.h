@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "api/projections/change_feed.h"
+#include "api/projections/retention.h"
 #include "api/projections/schema.h"
 #include "topology/runtime.h"
 
@@ -139,6 +140,8 @@ struct ProjectionStageOptions {
   // for a single API process.
   int instances = 1;
   size_t max_batch = 512;
+  // History retention (`--history-keep`); by default everything is kept.
+  RetentionOptions retention;
 };
 
 // The "api" stage spec (consumes events, enforcements, executions; owns the three stores) and

@@ -61,8 +61,21 @@ struct Metrics::Impl {
           .Name("attune_stage_backlog_records")
           .Help("Records of a stage's topics that it has not applied yet")
           .Register(*registry);
+  prometheus::Family<prometheus::Gauge>& lag_records =
+      prometheus::BuildGauge()
+          .Name("attune_stage_lag_records")
+          .Help("Records of a topic a stage has not applied yet (end offset - applied offset, "
+                "over the partitions this process consumes)")
+          .Register(*registry);
+  prometheus::Family<prometheus::Gauge>& lag_seconds =
+      prometheus::BuildGauge()
+          .Name("attune_stage_lag_seconds")
+          .Help("While a stage is behind in a topic: now - timestamp of the last record it "
+                "applied there (0 when caught up)")
+          .Register(*registry);
   std::mutex backlog_mu;
   BacklogSource backlog_source;  // guarded by backlog_mu
+  LagSource lag_source;          // guarded by backlog_mu
   prometheus::Family<prometheus::Gauge>& ws = prometheus::BuildGauge()
                                                   .Name("attune_ws_connections")
                                                   .Help("Open notifier WebSocket connections")
@@ -147,10 +160,26 @@ void Metrics::set_backlog_source(BacklogSource source) {
   impl_->backlog_source = std::move(source);
 }
 
+void Metrics::set_lag_source(LagSource source) {
+  std::lock_guard lock(impl_->backlog_mu);
+  impl_->lag_source = std::move(source);
+}
+
 std::string Metrics::serialize() const {
   {
     std::lock_guard lock(impl_->backlog_mu);
-    if (impl_->backlog_source) {
+    if (impl_->lag_source) {
+      std::map<std::string, int64_t> by_stage;
+      for (const auto& l : impl_->lag_source()) {
+        const std::map<std::string, std::string> labels{{"stage", l.stage}, {"topic", l.topic}};
+        impl_->lag_records.Add(labels).Set(static_cast<double>(l.records));
+        impl_->lag_seconds.Add(labels).Set(l.seconds);
+        by_stage[l.stage] += l.records;
+      }
+      for (const auto& [stage, records] : by_stage) {
+        impl_->backlog.Add({{"stage", stage}}).Set(static_cast<double>(records));
+      }
+    } else if (impl_->backlog_source) {
       for (const auto& [stage, records] : impl_->backlog_source()) {
         impl_->backlog.Add({{"stage", stage}}).Set(static_cast<double>(records));
       }

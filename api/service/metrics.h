@@ -32,6 +32,19 @@ class Metrics {
   // as a backlog that grows and then drains.
   using BacklogSource = std::function<std::vector<std::pair<std::string, int64_t>>()>;
   void set_backlog_source(BacklogSource source);
+  // Per-stage consumer lag (issue 13), asked at every serialize(); must not do I/O (Runtime::lag:
+  // offsets and timestamps kept in memory; on Kafka the watermarks librdkafka cached from its
+  // fetches). Exported as attune_stage_lag_records{stage,topic}, attune_stage_lag_seconds{stage,
+  // topic}, and attune_stage_backlog_records{stage} = the records summed over the topics (it
+  // replaces a backlog source).
+  struct StageLag {
+    std::string stage;
+    std::string topic;
+    int64_t records = 0;
+    double seconds = 0;
+  };
+  using LagSource = std::function<std::vector<StageLag>()>;
+  void set_lag_source(LagSource source);
   // Prometheus text exposition format 0.0.4.
   std::string serialize() const;
 

@@ -4,6 +4,9 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <charconv>
+
+#include "topology/core/time.h"
 
 namespace attune::executor {
 namespace {
@@ -29,10 +32,40 @@ int64_t root_of(const std::string& key) {
 
 }  // namespace
 
-ExecutorProcessor::ExecutorProcessor(const DefinitionsTable& table, ExecutorOptions options)
-    : table_(table), options_(std::move(options)) {}
+std::optional<int64_t> legacy_state_due(std::string_view key, std::string_view value,
+                                        std::chrono::milliseconds retention) {
+  auto st = ExecutionState::parse(value);
+  if (!st) return 0;  // unreadable: nothing can use it
+  if (st->skipped) {
+    int64_t id = 0;
+    if (key.size() > 2) std::from_chars(key.data() + 2, key.data() + key.size(), id);
+    return (id > 0 ? IdGenerator::timestamp_ms(id) : 0) + retention.count();
+  }
+  if (!is_terminal(st->status())) return std::nullopt;
+  const Json& updated = st->execution.contains("updated") ? st->execution["updated"] : Json();
+  const int64_t ended =
+      updated.is_string() ? parse_rfc3339_ms(updated.get<std::string>()).value_or(0) : 0;
+  return ended + retention.count();
+}
 
-void ExecutorProcessor::init(ProcessorContext& ctx) { store_ = &ctx.store(kExecutionsStore); }
+ExecutorProcessor::ExecutorProcessor(const DefinitionsTable& table, ExecutorOptions options)
+    : table_(table),
+      options_(std::move(options)),
+      pruner_(options_.prune, [retention = options_.terminal_retention](std::string_view key,
+                                                                         std::string_view value) {
+        return legacy_state_due(key, value, retention);
+      }) {}
+
+void ExecutorProcessor::init(ProcessorContext& ctx) {
+  store_ = &ctx.store(kExecutionsStore);
+  pruner_.start(ctx);
+}
+
+std::optional<SystemTime> ExecutorProcessor::punctuate(SystemTime now, ProcessorContext& ctx) {
+  // The instances share one store: one of them prunes it.
+  if (ctx.instance() != 0) return std::nullopt;
+  return pruner_.run(ctx, *store_, now);
+}
 
 std::optional<ExecutionState> ExecutorProcessor::load(ProcessorContext& ctx, int64_t id) {
   auto v = ctx.get(*store_, state_key(id));
@@ -46,7 +79,26 @@ std::optional<ExecutionState> ExecutorProcessor::load(ProcessorContext& ctx, int
 void ExecutorProcessor::apply(ProcessorContext& ctx, int64_t id, Result<Outcome> outcome) {
   if (!outcome.ok()) throw ProcessingError(outcome.error().message);
   if (!outcome->ignored.empty()) spdlog::info("executor: {}", outcome->ignored);
-  if (outcome->state) ctx.put(*store_, state_key(id), outcome->state->dump());
+  if (outcome->state) {
+    // Ended (or skipped) now: from here on only a repeated request could need the entry, and
+    // every later input reads no more than its status and attempt (a result or cancel is then
+    // ignored; a repeated request sees that it exists) — so what stays until it expires is that.
+    if (!outcome->terminal.empty() || outcome->state->skipped) {
+      expiry::schedule(ctx, *store_, state_key(id),
+                       ctx.clock().now_ms() + options_.terminal_retention.count());
+    }
+    if (!outcome->terminal.empty()) {
+      ExecutionState ended = *outcome->state;
+      Json marker = Json::object();
+      for (const char* f : {"id", "status", "attempt", "updated"}) {
+        if (ended.execution.contains(f)) marker[f] = ended.execution[f];
+      }
+      ended.execution = std::move(marker);
+      ctx.put(*store_, state_key(id), ended.dump());
+    } else {
+      ctx.put(*store_, state_key(id), outcome->state->dump());
+    }
+  }
   for (auto& r : outcome->records) ctx.forward(std::move(r));
   if (options_.on_terminal && !outcome->terminal.empty()) {
     ctx.after_commit([cb = options_.on_terminal, terminal = std::move(outcome->terminal)] {

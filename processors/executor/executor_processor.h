@@ -2,10 +2,13 @@
 // state machine of every execution in its store, and is the only writer of attune.executions.
 #pragma once
 
+#include <chrono>
 #include <functional>
+#include <optional>
 #include <string_view>
 
 #include "processors/executor/decisions.h"
+#include "topology/store_expiry.h"
 #include "topology/topology.h"
 
 namespace attune::executor {
@@ -16,7 +19,21 @@ struct ExecutorOptions {
   // Called once per execution that reaches a terminal status, after the change is durable
   // (for `attune_executions_total{status}`). Runs on the stage thread; may be empty.
   std::function<void(std::string_view status)> on_terminal;
+  // Bounded store (issue 13). The state of a terminal execution (and the marker of a request that
+  // created none) matters only against a repeat of its `execution.requested`, which would
+  // otherwise start it again: a record redelivered after a crash (Kafka; the embedded log never
+  // redelivers a committed record). Late results and cancels of an unknown execution are
+  // ignored just as they are for a terminal one. So the entry is deleted this long after the
+  // execution ended (or the request was skipped), by instance 0's punctuate() in its own
+  // transaction. Non-terminal executions are never pruned.
+  std::chrono::milliseconds terminal_retention{std::chrono::hours(1)};
+  expiry::PruneSchedule prune;
 };
+
+// The due time of an entry written by a build without expiry entries (see ExecutorOptions):
+// nullopt while the execution is not terminal.
+std::optional<int64_t> legacy_state_due(std::string_view key, std::string_view value,
+                                        std::chrono::milliseconds retention);
 
 // Thin I/O shell around decisions.h: loads the execution state, applies the decision, stores
 // the new state and forwards its records. `table` is shared, must outlive the processor and be
@@ -27,6 +44,7 @@ class ExecutorProcessor final : public Processor {
 
   void init(ProcessorContext& ctx) override;
   void process(const Record& record, ProcessorContext& ctx) override;
+  std::optional<SystemTime> punctuate(SystemTime now, ProcessorContext& ctx) override;
 
  private:
   std::optional<ExecutionState> load(ProcessorContext& ctx, int64_t id);
@@ -35,6 +53,7 @@ class ExecutorProcessor final : public Processor {
   const DefinitionsTable& table_;
   const ExecutorOptions options_;
   state::Store* store_ = nullptr;
+  expiry::Pruner pruner_;
 };
 
 }  // namespace attune::executor

@@ -3,12 +3,35 @@
 
 #include <spdlog/spdlog.h>
 
+#include <charconv>
+
 namespace attune::rules {
 
-RulesProcessor::RulesProcessor(const DefinitionsTable& table, RulesOptions options)
-    : table_(table), options_(options) {}
+std::optional<int64_t> legacy_dedupe_due(std::string_view value,
+                                         std::chrono::milliseconds retention) {
+  int64_t id = 0;
+  const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), id);
+  // Unreadable: nothing can use it, so it is due at once.
+  const int64_t written = (ec == std::errc() && id > 0) ? IdGenerator::timestamp_ms(id) : 0;
+  return written + retention.count();
+}
 
-void RulesProcessor::init(ProcessorContext& ctx) { dedupe_ = &ctx.store(kDedupeStore); }
+RulesProcessor::RulesProcessor(const DefinitionsTable& table, RulesOptions options)
+    : table_(table),
+      options_(options),
+      pruner_(options_.prune, [retention = options_.dedupe_retention](std::string_view,
+                                                                       std::string_view value) {
+        return legacy_dedupe_due(value, retention);
+      }) {}
+
+void RulesProcessor::init(ProcessorContext& ctx) {
+  dedupe_ = &ctx.store(kDedupeStore);
+  pruner_.start(ctx);
+}
+
+std::optional<SystemTime> RulesProcessor::punctuate(SystemTime now, ProcessorContext& ctx) {
+  return pruner_.run(ctx, *dedupe_, now);
+}
 
 const std::vector<JsonPtr>& RulesProcessor::candidates(const EventInput& event) {
   const DefinitionLookup lookup = [this](std::string_view kind, std::string_view ref) {
@@ -93,7 +116,9 @@ void RulesProcessor::process(const Record& record, ProcessorContext& ctx) {
     spdlog::debug("rules: event {}: {} rule(s) did not match", event->id, d.not_matched);
   }
   for (const Match& m : d.matches) {
-    ctx.put(*dedupe_, dedupe_key(event->id, m.rule_ref), m.enforcement["id"].dump());
+    std::string key = dedupe_key(event->id, m.rule_ref);
+    expiry::schedule(ctx, *dedupe_, key, now + options_.dedupe_retention.count());
+    ctx.put(*dedupe_, std::move(key), m.enforcement["id"].dump());
     for (auto& r : match_records(m, now)) ctx.forward(std::move(r));
   }
 }

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "processors/rules/matcher.h"
+#include "topology/store_expiry.h"
 #include "topology/topology.h"
 
 namespace attune::rules {
@@ -24,7 +25,19 @@ struct RulesOptions {
   std::function<void()> on_evaluation_error;
   // Datastore encryption: enables `keystore.*` in templates and sealing of secret parameters.
   std::shared_ptr<const keystore::Cipher> cipher;
+  // Bounded dedupe store (issue 13). An (event, rule) entry matters only while the same event
+  // can reach the stage again: a record redelivered after a crash (Kafka: from the group's last
+  // committed offset; the embedded log never redelivers a committed record) or an event id that
+  // an upstream replay produces again (timer ticks, Kafka ingress). Both happen within moments of
+  // the first delivery, right after a restart, so an entry is deleted this long after it was
+  // written — by the stage's punctuate(), in its own transaction (topology/store_expiry.h).
+  std::chrono::milliseconds dedupe_retention{std::chrono::hours(1)};
+  expiry::PruneSchedule prune;
 };
+
+// The due time of a dedupe entry written by a build without expiry entries: its value is the
+// enforcement id, minted when the entry was written.
+std::optional<int64_t> legacy_dedupe_due(std::string_view value, std::chrono::milliseconds retention);
 
 // Store names the stage needs (StageSpec::stores).
 inline constexpr std::string_view kDedupeStore = "dedupe";
@@ -41,6 +54,7 @@ class RulesProcessor final : public Processor {
 
   void init(ProcessorContext& ctx) override;
   void process(const Record& record, ProcessorContext& ctx) override;
+  std::optional<SystemTime> punctuate(SystemTime now, ProcessorContext& ctx) override;
 
   uint64_t evaluation_errors() const { return evaluation_errors_; }
 
@@ -56,6 +70,7 @@ class RulesProcessor final : public Processor {
   std::map<std::string, std::vector<JsonPtr>, std::less<>> candidates_by_trigger_;
   std::vector<JsonPtr> targeted_;  // the event.rule_ref case (not cached)
   uint64_t evaluation_errors_ = 0;
+  expiry::Pruner pruner_;
 };
 
 }  // namespace attune::rules

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
 #include <vector>
 
 #include "processors/keystore/keys.h"
@@ -68,10 +69,24 @@ std::string default_worker_name() {
   return buf;
 }
 
+std::optional<int64_t> legacy_seen_due(std::string_view key, std::chrono::milliseconds retention) {
+  int64_t id = 0;
+  std::from_chars(key.data(), key.data() + key.size(), id);
+  return (id > 0 ? IdGenerator::timestamp_ms(id) : 0) + retention.count();
+}
+
 WorkerProcessor::WorkerProcessor(WorkerOptions options)
     : options_(std::move(options)),
       name_(options_.name.empty() ? default_worker_name() : options_.name),
-      shell_(options_.temp_dir) {}
+      shell_(options_.temp_dir),
+      pruner_(options_.prune, [retention = options_.seen_retention](std::string_view key,
+                                                                     std::string_view) {
+        return legacy_seen_due(key, retention);
+      }) {}
+
+std::optional<SystemTime> WorkerProcessor::punctuate(SystemTime now, ProcessorContext& ctx) {
+  return pruner_.run(ctx, *seen_, now);
+}
 
 WorkerProcessor::~WorkerProcessor() { close(); }
 
@@ -85,6 +100,7 @@ std::optional<InFlight> WorkerProcessor::load(ProcessorContext& ctx, const std::
 void WorkerProcessor::init(ProcessorContext& ctx) {
   inflight_ = &ctx.store(kInFlightStore);
   seen_ = &ctx.store(kSeenStore);
+  pruner_.start(ctx);
   mailbox_ = &ctx.mailbox();
   ctx_ = &ctx;
 
@@ -139,8 +155,9 @@ void WorkerProcessor::on_dispatch(const Envelope& e, ProcessorContext& ctx) {
                  d->attempt);
     return;
   }
-  ctx.put(*seen_, key, "1");
   const int64_t now = ctx.clock().now_ms();
+  expiry::schedule(ctx, *seen_, key, now + options_.seen_retention.count());
+  ctx.put(*seen_, key, "1");
   runners::ActionInvocation inv = build_invocation(*d, options_.api_url);
   if (!is_shell_runtime(inv.runtime_ref)) {
     ctx.forward(finished_record(

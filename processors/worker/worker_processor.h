@@ -2,6 +2,7 @@
 // runner under a ProcessSupervisor and reports running/finished on attune.results.
 #pragma once
 
+#include <chrono>
 #include <deque>
 #include <functional>
 #include <memory>
@@ -15,6 +16,7 @@
 #include "runners/process_supervisor.h"
 #include "runners/shell_runner.h"
 #include "topology/definitions_table.h"
+#include "topology/store_expiry.h"
 #include "topology/topology.h"
 
 namespace attune::worker {
@@ -43,7 +45,19 @@ struct WorkerOptions {
   // queueing without bound. (Cancels share that topic: below max_waiting they are read at once.)
   size_t max_running = 64;
   size_t max_waiting = 1024;
+  // Bounded `seen` store (issue 13). An (execution, attempt) entry matters only against a repeat
+  // of the same dispatch record: one redelivered after a crash (Kafka; the embedded log never
+  // redelivers a committed record), which comes right after a restart. A new attempt of the same
+  // execution is a new key. So the entry is deleted this long after the dispatch was taken, by
+  // the stage's punctuate() in its own transaction. (`inflight` needs no pruning: its entries
+  // are deleted when the attempt's end is reported.)
+  std::chrono::milliseconds seen_retention{std::chrono::hours(1)};
+  expiry::PruneSchedule prune;
 };
+
+// The due time of a `seen` entry written by a build without expiry entries: the execution id
+// in its key (<id>/<attempt>) was minted just before the dispatch.
+std::optional<int64_t> legacy_seen_due(std::string_view key, std::chrono::milliseconds retention);
 
 // Adds what only the worker may know to an invocation: opened sealed parameters, the action's
 // keys, the values to redact. An error (a seal that does not open) fails the attempt.
@@ -70,6 +84,7 @@ class WorkerProcessor final : public Processor {
 
   void init(ProcessorContext& ctx) override;
   void process(const Record& record, ProcessorContext& ctx) override;
+  std::optional<SystemTime> punctuate(SystemTime now, ProcessorContext& ctx) override;
   // Stops the supervisor, killing running children; their in-flight records stay for the next
   // start to report abandoned.
   void close() override;
@@ -98,6 +113,7 @@ class WorkerProcessor final : public Processor {
   size_t running_ = 0;
   std::deque<std::pair<std::string, runners::ActionInvocation>> waiting_;
   ProcessorContext* ctx_ = nullptr;
+  expiry::Pruner pruner_;
 };
 
 }  // namespace attune::worker

@@ -80,6 +80,12 @@ int main(int argc, char** argv) {
   options.definitions = &table;
   options.api_url = "http://127.0.0.1:0";
   options.worker_name = "crash-replay";
+  // Bounded stores (issue 13) at their most aggressive: entries go 100 ms after they stop being
+  // needed in normal flow, no hold after a start. The embedded log never redelivers a committed
+  // record, so the exactly-once checks must hold all the same.
+  options.state_retention = std::chrono::milliseconds(100);
+  options.prune.hold = std::chrono::milliseconds(0);
+  options.prune.interval = std::chrono::milliseconds(50);
   add_core_stages(topology, options);
   RuntimeOptions rt_options;
   rt_options.ids = &ids;

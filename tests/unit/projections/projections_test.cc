@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <future>
+#include <thread>
 
 #include "tests/unit/topology/test_util.h"
 #include "topology/core/time.h"
@@ -113,7 +114,7 @@ class ProjectionsTest : public testing::LogFixture {
     LogFixture::TearDown();
   }
 
-  void start(int instances = 1) {
+  void start(int instances = 1, RetentionOptions retention = {}) {
     topology_ = std::make_unique<Topology>();
     RuntimeOptions opts;
     opts.ids = &ids_;
@@ -121,7 +122,19 @@ class ProjectionsTest : public testing::LogFixture {
       ++dead_letters_;
     };
     runtime_ = std::make_unique<Runtime>(*log_, *topology_, opts);
-    auto stage = make_projection_stage(*log_, runtime_->applied(), {.instances = instances});
+    if (retention.keep.enabled() && !retention.references_applied) {
+      retention.references_applied = [rt = runtime_.get()] {  // as attune serve wires it
+        bool known = false;
+        for (const auto& l : rt->lag()) {
+          if (l.stage != kStage || l.topic == topics::kEvents) continue;
+          if (l.records > 0) return false;
+          known = true;
+        }
+        return known;
+      };
+    }
+    auto stage = make_projection_stage(*log_, runtime_->applied(),
+                                       {.instances = instances, .retention = retention});
     ASSERT_TRUE(stage.ok()) << stage.error().message;
     topology_->add(std::move(stage->spec));
     proj_ = stage->projections;
@@ -612,6 +625,222 @@ TEST_F(ProjectionsTest, SeveralInstancesShareCountersCorrectly) {
     expect_executions(f, {0, 100, true}, "two instances");
     expect_executions(f, {4, 3, false}, "two instances paged");
   }
+}
+
+// --- History retention (issue 13) -------------------------------------------------------------
+
+TEST(HistoryKeepParse, AcceptedFormsAndErrors) {
+  auto keep = parse_history_keep("all");
+  ASSERT_TRUE(keep.ok());
+  EXPECT_FALSE(keep->enabled());
+  struct Case {
+    const char* text;
+    HistoryKeep::Mode mode;
+    int64_t count;
+    int64_t age_ms;
+  };
+  for (const Case& c : {Case{"5", HistoryKeep::Mode::kCount, 5, 0},
+                        Case{"1000000", HistoryKeep::Mode::kCount, 1000000, 0},
+                        Case{"30s", HistoryKeep::Mode::kAge, 0, 30000},
+                        Case{"15m", HistoryKeep::Mode::kAge, 0, 900000},
+                        Case{"12h", HistoryKeep::Mode::kAge, 0, 43200000},
+                        Case{"7d", HistoryKeep::Mode::kAge, 0, 604800000}}) {
+    auto k = parse_history_keep(c.text);
+    ASSERT_TRUE(k.ok()) << c.text << ": " << k.error().message;
+    EXPECT_EQ(k->mode, c.mode) << c.text;
+    EXPECT_EQ(k->count, c.count) << c.text;
+    EXPECT_EQ(k->age.count(), c.age_ms) << c.text;
+    EXPECT_TRUE(k->enabled());
+  }
+  EXPECT_EQ(parse_history_keep("7d")->describe(), "7d");
+  EXPECT_EQ(parse_history_keep("90s")->describe(), "90s");
+  EXPECT_EQ(parse_history_keep("120m")->describe(), "2h");
+  EXPECT_EQ(parse_history_keep("5")->describe(), "5 newest");
+  for (const char* bad : {"", "7x", "0", "0s", "-1", "1.5h", "d", "s", "5 ", " 5", "5ms", "7D",
+                          "99999999999999999999", "2000000000000", "40000d", "ALL", "1e3"}) {
+    auto k = parse_history_keep(bad);
+    ASSERT_FALSE(k.ok()) << "'" << bad << "' was accepted";
+    EXPECT_NE(k.error().message.find("invalid history keep"), std::string::npos);
+    EXPECT_NE(k.error().message.find("7d"), std::string::npos) << "names the accepted forms";
+  }
+}
+
+TEST(HistoryKeepDecisions, BoundsAndEligibility) {
+  const HistoryKeep five = *parse_history_keep("5");
+  const HistoryKeep hour = *parse_history_keep("1h");
+  const HistoryKeep all;
+  EXPECT_EQ(excess_over(20, five), 15);
+  EXPECT_EQ(excess_over(5, five), 0);
+  EXPECT_EQ(excess_over(3, five), 0);
+  EXPECT_EQ(excess_over(20, hour), 0);
+  EXPECT_EQ(excess_over(20, all), 0);
+  EXPECT_EQ(age_cutoff_ms(hour, 10'000'000), 10'000'000 - 3'600'000);
+  EXPECT_FALSE(age_cutoff_ms(five, 10'000'000).has_value());
+  EXPECT_FALSE(age_cutoff_ms(all, 10'000'000).has_value());
+
+  for (std::string_view s : kExecutionStatuses) {
+    EXPECT_EQ(execution_prunable(s), is_terminal_execution_status(s)) << s;
+  }
+  EXPECT_FALSE(execution_prunable("running"));
+  EXPECT_FALSE(execution_prunable("canceling"));
+
+  const auto settle = std::chrono::milliseconds(10000);
+  const int64_t now = 1'000'000;
+  EXPECT_TRUE(enforcement_prunable("processed", false, now - 10000, now, settle));
+  EXPECT_TRUE(enforcement_prunable("disabled", false, now - 20000, now, settle));
+  EXPECT_FALSE(enforcement_prunable("created", false, now - 20000, now, settle)) << "unresolved";
+  EXPECT_FALSE(enforcement_prunable("processed", true, now - 20000, now, settle)) << "referenced";
+  EXPECT_FALSE(enforcement_prunable("processed", false, now - 9999, now, settle)) << "too young";
+  EXPECT_TRUE(event_prunable(false, now - 10000, now, settle));
+  EXPECT_FALSE(event_prunable(true, now - 20000, now, settle));
+  EXPECT_FALSE(event_prunable(false, now - 1, now, settle));
+}
+
+class HistoryRetentionTest : public ProjectionsTest {
+ protected:
+  // Waits (bounded) for the pruning passes to bring the lists to the model's totals.
+  void wait_totals(size_t events, size_t enforcements, size_t executions) {
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    for (;;) {
+      auto ev = proj_->list_events({}, {0, 1, true});
+      auto en = proj_->list_enforcements({}, {0, 1, true});
+      auto ex = proj_->list_executions({}, {0, 1, true});
+      ASSERT_TRUE(ev.ok() && en.ok() && ex.ok());
+      if (ev->total == std::ssize(events_) && en->total == std::ssize(enforcements_) &&
+          ex->total == std::ssize(executions_)) {
+        return;
+      }
+      ASSERT_LT(std::chrono::steady_clock::now(), deadline)
+          << "totals " << ev->total << "/" << en->total << "/" << ex->total << ", want "
+          << events << "/" << enforcements << "/" << executions;
+      std::this_thread::sleep_for(10ms);
+    }
+  }
+  // One event → one enforcement (processed) → one execution in `status`, created at `at`.
+  void flow(int i, int64_t at, const std::string& status) {
+    put_event(event_row(100 + i, 9, "core.webhook", nullptr, "webhook", at, {{"i", i}}));
+    put_enforcement(enforcement_row(200 + i, 70, "core.r1", "core.webhook", 100 + i, at + 1));
+    update_enforcement(200 + i, "processed", at + 2);
+    put_execution(execution_row(300 + i, "core.echo", status, at + 2, 200 + i, nullptr, 70,
+                                "core.r1", "core.webhook", nullptr, at + 3));
+  }
+  void forget(int i) {
+    events_.erase(100 + i);
+    enforcements_.erase(200 + i);
+    executions_.erase(300 + i);
+  }
+  void expect_lists(const std::string& what) {
+    for (const ExecutionFilter& f :
+         {ExecutionFilter{}, ExecutionFilter{.statuses = {"completed"}},
+          ExecutionFilter{.statuses = {"running", "failed"}}, ExecutionFilter{.rule_ref = "core.r1"},
+          ExecutionFilter{.enforcement = 201}, ExecutionFilter{.enforcement = 220},
+          ExecutionFilter{.action_ref = "core.echo", .statuses = {"failed"}},
+          ExecutionFilter{.created_after = kT0}}) {
+      expect_executions(f, {0, 100, true}, what);
+      expect_executions(f, {2, 3, false}, what + " paged");
+    }
+    auto en = proj_->list_enforcements({.rule_ref = "core.r1"}, {0, 100, false});
+    ASSERT_TRUE(en.ok());
+    std::vector<int64_t> want;
+    for (const auto& [id, row] : enforcements_) want.push_back(id);
+    EXPECT_EQ(ids_of(en->items), want) << what;
+    EXPECT_EQ(en->total, std::ssize(want)) << what;
+    auto ev = proj_->list_events({.trigger_ref = "core.webhook"}, {0, 100, false});
+    ASSERT_TRUE(ev.ok());
+    want.clear();
+    for (const auto& [id, row] : events_) want.push_back(id);
+    EXPECT_EQ(ids_of(ev->items), want) << what;
+    EXPECT_EQ(ev->total, std::ssize(want)) << what;
+    auto stats = proj_->execution_stats({});
+    ASSERT_TRUE(stats.ok());
+    EXPECT_EQ(stats->total, std::ssize(executions_)) << what;
+    for (const auto& [id, row] : executions_) {
+      EXPECT_TRUE(proj_->get_execution(id)->has_value()) << id;
+    }
+  }
+};
+
+TEST_F(HistoryRetentionTest, KeepNewestNTerminalExecutionsAndWhatNothingReferences) {
+  RetentionOptions retention;
+  retention.keep = *parse_history_keep("5");
+  retention.interval = 20ms;
+  retention.settle = 0ms;
+  // 20 flows; every third execution still runs. Terminal: 14; the newest 5 of them stay.
+  std::vector<int> terminal;
+  for (int i = 1; i <= 20; ++i) {
+    const bool running = i % 3 == 0;
+    flow(i, kT0 + i * 1000, running ? "running" : (i % 2 ? "completed" : "failed"));
+    if (!running) terminal.push_back(i);
+  }
+  start(/*instances=*/2, retention);
+  sync();
+  for (size_t k = 0; k + 5 < terminal.size(); ++k) forget(terminal[k]);
+  wait_totals(11, 11, 11);
+  expect_lists("after pruning");
+  for (int i : {1, 2, 4, 13}) {
+    EXPECT_FALSE(proj_->get_execution(300 + i)->has_value()) << i;
+    EXPECT_FALSE(proj_->get_enforcement(200 + i)->has_value()) << i;
+    EXPECT_FALSE(proj_->get_event(100 + i)->has_value()) << i;
+  }
+
+  // Redelivered records of pruned rows (Kafka) do not bring them back, nor dead-letter.
+  Json stale = execution_row(301, "core.echo", "running", kT0 + 1002, 201, nullptr, 70, "core.r1",
+                             "core.webhook", nullptr, kT0 + 1003);
+  produce(topics::kExecutions, "301", "execution.updated", 301, stale);
+  produce(topics::kEnforcements, "core.r1", "enforcement.updated", 201,
+          {{"id", 201}, {"status", "processed"}});
+  produce(topics::kEvents, "core.webhook", "event.created", 101,
+          event_row(101, 9, "core.webhook", nullptr, "webhook", kT0 + 1000, nullptr));
+  sync();
+  EXPECT_EQ(dead_letters_.load(), 0);
+  expect_lists("after redelivery");
+
+  // "Newest" is by creation: a long-running execution that ends now is older than the five kept
+  // ones, so it goes at once (and with it its enforcement and event).
+  Json done = executions_[303];
+  done["status"] = "completed";
+  done["updated"] = format_rfc3339_ms(kT0 + 99000);
+  put_execution(done, "running");
+  forget(3);
+  wait_totals(10, 10, 10);
+  expect_lists("after one more ended");
+
+  // Close, reopen, verify: the counters behind the totals were committed with the deletions.
+  stop();
+  start(/*instances=*/2, retention);
+  expect_lists("reopened");
+}
+
+TEST_F(HistoryRetentionTest, KeepByAgeNeverPrunesRunningExecutions) {
+  RetentionOptions retention;
+  retention.keep = *parse_history_keep("1h");
+  retention.interval = 20ms;
+  retention.settle = 0ms;
+  const int64_t now = SystemClock::instance().now_ms();
+  const int64_t old = now - 2 * 3600 * 1000;
+  flow(1, old, "completed");
+  flow(2, old + 10, "failed");
+  flow(3, old + 20, "running");   // old but running: kept, with its enforcement and event
+  flow(4, old + 30, "canceling");
+  flow(5, now - 60000, "completed");  // within the hour
+  flow(6, now, "timeout");
+  start(/*instances=*/1, retention);
+  sync();
+  forget(1);
+  forget(2);
+  wait_totals(4, 4, 4);
+  expect_lists("age");
+  EXPECT_TRUE(proj_->get_execution(303)->has_value());
+  EXPECT_TRUE(proj_->get_enforcement(203)->has_value());
+  EXPECT_TRUE(proj_->get_event(103)->has_value());
+}
+
+TEST_F(HistoryRetentionTest, DefaultKeepsEverything) {
+  start(/*instances=*/1, RetentionOptions{});
+  for (int i = 1; i <= 10; ++i) flow(i, kT0 + i * 1000, "completed");
+  sync();
+  expect_lists("keep all");
+  EXPECT_EQ(executions_.size(), 10u);
 }
 
 }  // namespace

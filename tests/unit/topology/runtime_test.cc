@@ -421,5 +421,56 @@ TEST_P(RuntimeTest, AStageHeldLongerThanMaxPollIntervalKeepsItsPartitions) {
   rt->stop();
 }
 
+// Consumer lag (issue 13): records behind and the age of what the stage last applied, per
+// stage and topic, from memory (Kafka: librdkafka's cached watermarks).
+TEST_P(RuntimeTest, LagCountsUnappliedRecordsAndTheirAge) {
+  std::promise<void> gate;
+  std::shared_future<void> open = gate.get_future().share();
+  class Gated : public Processor {
+   public:
+    explicit Gated(std::shared_future<void> open) : open_(std::move(open)) {}
+    void process(const Record& r, ProcessorContext&) override {
+      if (r.key == "gate") open_.wait();
+    }
+
+   private:
+    std::shared_future<void> open_;
+  };
+  StageSpec spec{"lagging", {std::string(topics::kEvents)}, {}, 1, 64,
+                 [open](int) { return std::make_unique<Gated>(open); }};
+  auto rt = start_stage(spec);
+  auto lag_of = [&] {
+    for (const auto& l : rt->lag()) {
+      if (l.stage == "lagging" && l.topic == topics::kEvents) return l;
+    }
+    return Runtime::Lag{};
+  };
+  // Caught up once it applied a first record.
+  auto warm = log_->produce({{std::string(topics::kEvents), "warm", "x"}});
+  ASSERT_TRUE(warm.ok());
+  ASSERT_TRUE(rt->applied().wait("lagging", (*warm)[0].tp, (*warm)[0].offset, kWait));
+  // Everything in the gate's partition after the gate waits, and so does the gate.
+  auto first = log_->produce({{std::string(topics::kEvents), "gate", "x", (*warm)[0].tp.partition}});
+  ASSERT_TRUE(first.ok());
+  for (int i = 0; i < 9; ++i) {
+    ASSERT_TRUE(log_->produce({{std::string(topics::kEvents), "k", "x", (*warm)[0].tp.partition}}).ok());
+  }
+  const auto deadline = std::chrono::steady_clock::now() + kWait;
+  while (lag_of().records != 10 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_EQ(lag_of().records, 10);
+  std::this_thread::sleep_for(1100ms);
+  EXPECT_GE(lag_of().seconds, 1.0) << "the last applied record is over a second old";
+  gate.set_value();
+  while ((lag_of().records != 0 || lag_of().seconds != 0) &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_EQ(lag_of().records, 0);
+  EXPECT_EQ(lag_of().seconds, 0);
+  rt->stop();
+}
+
 }  // namespace
 }  // namespace attune
