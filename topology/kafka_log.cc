@@ -198,9 +198,12 @@ struct KafkaLog::Impl {
                                    void (*rebalance)(rd_kafka_t*, rd_kafka_resp_err_t,
                                                      rd_kafka_topic_partition_list_t*,
                                                      void*) = nullptr) const {
-    auto conf = make_conf(self->options_, ClientKind::kConsumer,
-                          {{"group.id", group_id},
-                           {"auto.offset.reset", from_beginning ? "earliest" : "latest"}});
+    std::vector<std::pair<std::string, std::string>> extra = {
+        {"group.id", group_id}, {"auto.offset.reset", from_beginning ? "earliest" : "latest"}};
+    if (auto g = self->options_.group_config.find(group_id); g != self->options_.group_config.end()) {
+      extra.insert(extra.end(), g->second.begin(), g->second.end());
+    }
+    auto conf = make_conf(self->options_, ClientKind::kConsumer, extra);
     if (!conf.ok()) return conf.error();
     if (opaque) rd_kafka_conf_set_opaque(*conf, opaque);
     if (rebalance) rd_kafka_conf_set_rebalance_cb(*conf, rebalance);
@@ -369,6 +372,12 @@ class KafkaConsumer final : public Consumer {
 
   void set_key_filter(KeyFilter filter) override { filter_ = std::move(filter); }
 
+  uint64_t assignment_generation() const override { return generation_.load(); }
+  std::vector<TopicPartition> assignment() const override {
+    std::lock_guard lock(mu_);
+    return {assigned_.begin(), assigned_.end()};
+  }
+
   bool owns(const TopicPartition& tp) const {
     std::lock_guard lock(mu_);
     return assigned_.count(tp) > 0;
@@ -403,6 +412,13 @@ class KafkaConsumer final : public Consumer {
   }
 
   void rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts) {
+    on_rebalance(rk, err, parts);
+    // The stage learns of the new assignment (Processor::assigned) as soon as poll() returns.
+    generation_.fetch_add(1);
+    rd_kafka_yield(rk);
+  }
+
+  void on_rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts) {
     const bool cooperative = std::strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
       {
@@ -459,6 +475,7 @@ class KafkaConsumer final : public Consumer {
   const Mode mode_;
   const bool restore_on_assign_;
   std::atomic<bool> woken_{false};
+  std::atomic<uint64_t> generation_{0};  // rebalances seen (assignment_generation)
   KeyFilter filter_;  // set_key_filter; the polling thread's
   mutable std::mutex mu_;
   std::set<TopicPartition> assigned_;

@@ -93,6 +93,11 @@ class Consumer {
   // busy topic (the sensor stage on attune.definitions, where datastore keys are written at API
   // rates). Call before polling; an empty filter takes every record.
   virtual void set_key_filter(KeyFilter filter) = 0;
+  // Logs that balance groups (Log::balances_groups) move partitions between processes: a
+  // counter that changes whenever this consumer's assignment changed (during a poll()), and the
+  // partitions it owns now. Consumers with a fixed assignment keep generation 0.
+  virtual uint64_t assignment_generation() const { return 0; }
+  virtual std::vector<TopicPartition> assignment() const { return {}; }
 };
 
 class Log {

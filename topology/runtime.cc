@@ -209,6 +209,14 @@ class Runtime::Instance final : public ProcessorContext, public Mailbox {
         std::unique_lock lock(mailbox_mu_);
         idle_cv_.wait_for(lock, timeout, [&] { return !tasks_.empty() || stopping_.load(); });
       }
+      if (consumer_ && consumer_->assignment_generation() != assignment_generation_) {
+        // Partitions moved (Kafka rebalance, inside poll()): before any record of them.
+        assignment_generation_ = consumer_->assignment_generation();
+        const std::vector<TopicPartition> owned = consumer_->assignment();
+        if (!guarded([&] { processor_->assigned(owned, *this); }, reason)) {
+          spdlog::error("{}[{}]: assignment change failed: {}", spec_.name, index_, reason);
+        }
+      }
       for (auto& task : take_tasks()) {
         if (!guarded([&] { task(*this); }, reason)) {
           spdlog::error("{}[{}]: task failed: {}", spec_.name, index_, reason);
@@ -319,6 +327,7 @@ class Runtime::Instance final : public ProcessorContext, public Mailbox {
   std::unique_ptr<Processor> processor_;
   size_t batch_limit_ = spec_.max_batch;           // StageSpec::batch_time; stage thread only
   bool input_paused_ = false;                      // pause_input(); stage thread only
+  uint64_t assignment_generation_ = 0;             // last one Processor::assigned() saw
   std::optional<SystemTime> requested_punctuate_;  // stage thread only
   std::thread thread_;
   std::atomic<bool> stopping_{false};
