@@ -228,6 +228,10 @@ int run_serve(const ServeConfig& cfg) {
   if (!distributed && roles.size() != kRoles.size()) {
     return fail("--roles needs --broker: on the embedded log one process runs every role");
   }
+  if (has("sensor") && !has("api") && cfg.advertised_url.empty()) {
+    return fail("--roles " + cfg.roles + " without api needs --api-url (ATTUNE_API_URL): the API "
+                "instance (or load balancer) that sensors post their events to");
+  }
 
   const std::string enc_key = env_or("ATTUNE__SECURITY__ENCRYPTION_KEY");
   if (!enc_key.empty() && enc_key.size() < 32) {
@@ -445,10 +449,6 @@ int run_serve(const ServeConfig& cfg) {
   if (!has("api")) {
     // A process without the API: only stages (and a ready line for supervisors).
     if (has("sensor")) {
-      if (cfg.advertised_url.empty()) {
-        return fail("--roles " + cfg.roles + " without api needs --api-url (ATTUNE_API_URL): "
-                    "the API instance (or load balancer) sensors post their events to");
-      }
       if (cfg.notifier_url.empty()) {
         spdlog::warn("no --notifier-url: sensors get an empty ATTUNE_NOTIFIER_WS_URL");
       }

@@ -133,11 +133,20 @@ Status SensorStatusPublisher::round(bool heartbeat) {
   if (owner) {
     for (auto& s : sensors_.snapshot()) {
       Published& last = published_[s.ref];
-      std::string status = s.status.dump();
+      // A change of state goes out at once; counters and log tails (a chatty sensor changes them
+      // all the time) at most once per interval.
+      Json state = s.status;
+      state.erase("events_emitted");
+      state.erase("events_rejected");
+      std::string status = state.dump();
       const bool status_changed = status != last.status;
-      const bool logs_changed = s.out_total != last.out_total || s.err_total != last.err_total;
-      const bool logs_due = logs_changed && now - last.logs_at >= options_.interval.count();
-      if (!status_changed && !logs_due) continue;
+      const bool minor_changed = s.out_total != last.out_total || s.err_total != last.err_total ||
+                                 s.status.value("events_emitted", Json(0)) != last.emitted ||
+                                 s.status.value("events_rejected", Json(0)) != last.rejected;
+      const bool minor_due = minor_changed && now - last.logs_at >= options_.interval.count();
+      if (!status_changed && !minor_due) continue;
+      last.emitted = s.status.value("events_emitted", Json(0));
+      last.rejected = s.status.value("events_rejected", Json(0));
       Json payload = {{"ref", s.ref},
                       {"process", options_.name},
                       {"status", std::move(s.status)},

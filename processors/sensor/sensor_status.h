@@ -11,8 +11,8 @@
 //   process:<name>  sensor.process  {name, host, pid, owner, interval_ms, started}  every interval,
 //                                   and at once when ownership changes; `stopped: true` at exit
 //   sensor:<ref>    sensor.status   {ref, process, status, stdout, stderr}  from the owner only: at
-//                                   once when the status changes, at most once per interval when
-//                                   only the log tails grew
+//                                   once when the state changes, at most once per interval when
+//                                   only event counters or log tails changed
 //
 // The view derives liveness at read time: a status whose process has not been heard from for
 // `timeout`, or that no longer owns the sensor stage, is not reported as running.
@@ -90,7 +90,8 @@ class SensorStatusPublisher {
   bool owner_changed_ = false;
   // Publishing thread only: what was last published per sensor, and when logs last went out.
   struct Published {
-    std::string status;
+    std::string status;  // without the event counters
+    Json emitted, rejected;
     size_t out_total = 0, err_total = 0;
     int64_t logs_at = 0;
   };
