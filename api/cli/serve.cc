@@ -387,8 +387,8 @@ int run_serve(const ServeConfig& cfg) {
   // Timers and custom sensors (README "Timers and sensors"), with or without the API role. On
   // Kafka the process owning the sensor stage publishes its sensors' status and logs on
   // attune.sensors for every API instance; sensor tokens are minted with the shared JWT secret.
-  std::unique_ptr<sensor::SensorStatusPublisher> sensor_publisher;
   std::unique_ptr<sensor::SensorManager> sensors;
+  std::unique_ptr<sensor::SensorStatusPublisher> sensor_publisher;  // reads `sensors`: dies first
   auto add_sensor_role = [&](const std::string& api_url, const std::string& ws_url) -> Status {
     sensor::SensorManagerOptions sensor_options;
     sensor_options.definitions = &definitions;
@@ -413,9 +413,6 @@ int run_serve(const ServeConfig& cfg) {
       if (sensor_options.argv_prefix.empty()) {
         spdlog::warn("setpriv not found: sensors of a killed process outlive it");
       }
-      sensor_options.on_change = [&sensor_publisher] {
-        if (sensor_publisher) sensor_publisher->notify();
-      };
     }
     sensors = std::make_unique<sensor::SensorManager>(sensor_options);
     sensor::SensorStageOptions sensor_stage;

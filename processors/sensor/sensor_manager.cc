@@ -334,7 +334,12 @@ void SensorManager::start(Proc& p, int64_t now_ms) {
 }
 
 void SensorManager::changed() const {
-  if (options_.on_change) options_.on_change();
+  if (on_change_) on_change_();
+}
+
+void SensorManager::set_on_change(std::function<void()> fn) {
+  std::lock_guard lock(mu_);
+  on_change_ = std::move(fn);
 }
 
 void SensorManager::stop(Proc& p) {

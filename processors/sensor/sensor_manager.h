@@ -53,9 +53,6 @@ struct SensorManagerOptions {
   std::chrono::milliseconds stop_grace{2000};
   // Sensor tokens live 24 h: a sensor is restarted with a fresh one after this long.
   std::chrono::milliseconds token_refresh{std::chrono::hours(23)};
-  // Called (from any thread, maybe with internal locks held: it must only signal) whenever a
-  // status or a log tail changed — the SensorStatusPublisher's wake-up. May be empty.
-  std::function<void()> on_change;
   // Prefix of every sensor's argv (e.g. {"/usr/bin/setpriv", "--pdeathsig", "KILL", "--"}), so
   // that a sensor dies with this process even after kill -9 and never runs twice for long
   // once another process has taken the sensors over. Empty: none.
@@ -98,6 +95,10 @@ class SensorManager final : public SensorStatusSource {
   std::optional<std::string> log(const std::string& ref, int stream) const override;
   // Every sensor known here (any thread).
   std::vector<SensorSnapshot> snapshot() const;
+  // Called whenever a status or a log tail changed (the SensorStatusPublisher's wake-up), with
+  // this manager's lock held: it must only signal, and must not call back into the manager.
+  // Once set_on_change returns, the previous function is not running and will not be called.
+  void set_on_change(std::function<void()> fn);
 
   // Produces the event a stdout line of sensor `sensor_ref` asks for, on the stage thread;
   // returns why it was rejected ("" when produced). Exposed for tests.
@@ -121,6 +122,7 @@ class SensorManager final : public SensorStatusSource {
   Mailbox* mailbox_ = nullptr;
   mutable std::mutex mu_;
   std::map<std::string, std::shared_ptr<Proc>, std::less<>> procs_;
+  std::function<void()> on_change_;  // guarded by mu_
 };
 
 }  // namespace attune::sensor

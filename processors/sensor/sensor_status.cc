@@ -34,7 +34,7 @@ Json not_started_status() {
 
 // --- publisher ------------------------------------------------------------------------------
 
-SensorStatusPublisher::SensorStatusPublisher(Log& log, const SensorManager& sensors,
+SensorStatusPublisher::SensorStatusPublisher(Log& log, SensorManager& sensors,
                                              PublisherOptions options)
     : log_(log),
       sensors_(sensors),
@@ -45,11 +45,13 @@ SensorStatusPublisher::~SensorStatusPublisher() { stop(); }
 
 Status SensorStatusPublisher::start() {
   if (auto st = round(true); !st.ok()) return st;
+  sensors_.set_on_change([this] { notify(); });
   thread_ = std::thread([this] { run(); });
   return {};
 }
 
 void SensorStatusPublisher::stop() {
+  sensors_.set_on_change(nullptr);
   {
     std::lock_guard lock(mu_);
     if (stopping_) return;

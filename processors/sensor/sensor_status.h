@@ -66,7 +66,8 @@ struct PublisherOptions {
 // set_owner() and notify() are thread-safe.
 class SensorStatusPublisher {
  public:
-  SensorStatusPublisher(Log& log, const SensorManager& sensors, PublisherOptions options);
+  // Registers with `sensors` for change notifications until stop(); `sensors` must outlive it.
+  SensorStatusPublisher(Log& log, SensorManager& sensors, PublisherOptions options);
   ~SensorStatusPublisher();
   Status start();  // the first heartbeat is durable when this returns
   void stop();     // a last heartbeat with `stopped: true`
@@ -78,7 +79,7 @@ class SensorStatusPublisher {
   void run();
   Status round(bool heartbeat);
   Log& log_;
-  const SensorManager& sensors_;
+  SensorManager& sensors_;
   const PublisherOptions options_;
   const int64_t started_ms_;
   std::thread thread_;
