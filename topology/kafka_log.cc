@@ -303,6 +303,7 @@ class KafkaConsumer final : public Consumer {
       }
     }
     rd_kafka_queue_destroy(queue_);
+    closing_.store(true);
     rd_kafka_consumer_close(rk_);
     rd_kafka_destroy(rk_);
   }
@@ -415,7 +416,7 @@ class KafkaConsumer final : public Consumer {
     on_rebalance(rk, err, parts);
     // The stage learns of the new assignment (Processor::assigned) as soon as poll() returns.
     generation_.fetch_add(1);
-    rd_kafka_yield(rk);
+    if (!closing_.load()) rd_kafka_yield(rk);
   }
 
   void on_rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts) {
@@ -476,6 +477,7 @@ class KafkaConsumer final : public Consumer {
   const bool restore_on_assign_;
   std::atomic<bool> woken_{false};
   std::atomic<uint64_t> generation_{0};  // rebalances seen (assignment_generation)
+  std::atomic<bool> closing_{false};       // the final revocation needs no wake-up
   KeyFilter filter_;  // set_key_filter; the polling thread's
   mutable std::mutex mu_;
   std::set<TopicPartition> assigned_;
