@@ -374,6 +374,7 @@ class KafkaConsumer final : public Consumer {
   void set_key_filter(KeyFilter filter) override { filter_ = std::move(filter); }
 
   uint64_t assignment_generation() const override { return generation_.load(); }
+  void set_return_on_rebalance(bool on) override { return_on_rebalance_.store(on); }
   std::vector<TopicPartition> assignment() const override {
     std::lock_guard lock(mu_);
     return {assigned_.begin(), assigned_.end()};
@@ -416,7 +417,7 @@ class KafkaConsumer final : public Consumer {
     on_rebalance(rk, err, parts);
     // The stage learns of the new assignment (Processor::assigned) as soon as poll() returns.
     generation_.fetch_add(1);
-    if (!closing_.load()) rd_kafka_yield(rk);
+    if (return_on_rebalance_.load() && !closing_.load()) rd_kafka_yield(rk);
   }
 
   void on_rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts) {
@@ -478,6 +479,7 @@ class KafkaConsumer final : public Consumer {
   std::atomic<bool> woken_{false};
   std::atomic<uint64_t> generation_{0};  // rebalances seen (assignment_generation)
   std::atomic<bool> closing_{false};       // the final revocation needs no wake-up
+  std::atomic<bool> return_on_rebalance_{false};
   KeyFilter filter_;  // set_key_filter; the polling thread's
   mutable std::mutex mu_;
   std::set<TopicPartition> assigned_;

@@ -98,6 +98,9 @@ class Consumer {
   // partitions it owns now. Consumers with a fixed assignment keep generation 0.
   virtual uint64_t assignment_generation() const { return 0; }
   virtual std::vector<TopicPartition> assignment() const { return {}; }
+  // With `on`, a poll() during which the assignment changed returns at once (maybe empty), so
+  // that the caller acts on the new assignment without waiting out its timeout. Off by default.
+  virtual void set_return_on_rebalance(bool /*on*/) {}
 };
 
 class Log {

@@ -62,6 +62,7 @@ class Runtime::Instance final : public ProcessorContext, public Mailbox {
       if (!c.ok()) return c.error();
       consumer_ = std::move(*c);
       if (spec_.key_filter) consumer_->set_key_filter(spec_.key_filter);
+      consumer_->set_return_on_rebalance(true);  // Processor::assigned() without delay
       // What a previous run committed is applied already: readers waiting for an offset
       // below the starting position (read-your-writes after a restart) must not wait for a
       // record that will never be processed again.
