@@ -19,7 +19,7 @@ from timer_rig import scheduled_ms, ticks
 
 # With the test's session.timeout.ms=3000 (dist.KAFKA_TEST_CONFIG): the session timeout, the mock
 # coordinator's 1 s session check and its rejoin wait (session timeout - 1 s), then ~0.15 s of
-# restore and takeover. Measured 5.94-5.99 s (README "Timers and sensors").
+# restore and takeover. Measured 4.76-5.99 s (README "Timers and sensors").
 TAKEOVER_BOUND_S = 9.0
 
 SENSOR_SCRIPT = r'''
