@@ -46,8 +46,8 @@ int main(int argc, char** argv) {
                     "Base URL actions use to call the API back (ATTUNE_API_URL; default from --listen)")
       ->envname("ATTUNE_API_URL");
   serve->add_option("--notifier-url", notifier_url,
-                    "Notifier WebSocket URL sensors follow rule changes on (ATTUNE_NOTIFIER_WS_URL; "
-                    "default from --ws-listen)")
+                    "Notifier WebSocket URL sensors follow rule changes on "
+                    "(ATTUNE_NOTIFIER_WS_URL; default from --ws-listen)")
       ->envname("ATTUNE_NOTIFIER_URL");
   serve->add_option("--partitions", partitions, "Partitions per work topic on a new data directory (default 4)")
       ->envname("ATTUNE_PARTITIONS")

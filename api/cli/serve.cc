@@ -551,7 +551,9 @@ int run_serve(const ServeConfig& cfg) {
   if (distributed) {
     sensor_view = std::make_unique<sensor::SensorStatusView>(*log, clock,
                                                              std::chrono::milliseconds(5000));
-    if (auto st = sensor_view->start(); !st.ok()) return fail("sensor status: " + st.error().message);
+    if (auto st = sensor_view->start(); !st.ok()) {
+      return fail("sensor status: " + st.error().message);
+    }
     api.set_sensor_status(sensor_view.get());
   } else if (sensors) {
     api.set_sensor_status(sensors.get());

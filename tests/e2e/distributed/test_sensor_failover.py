@@ -146,7 +146,8 @@ def test_kill9_owner_timer_ticks_exactly_once_and_sensor_moves(scluster, sapi):
                               s["process"]["pid"] == survivor_pid else None)(
         api.get_data(f"/api/v1/sensors/{ref}")["status"]), timeout=20, desc="sensor on survivor")
     assert moved["pid"] != old_sensor_pid
-    wait_for(lambda: not alive(old_sensor_pid), timeout=5, desc="the old sensor died with its owner")
+    wait_for(lambda: not alive(old_sensor_pid), timeout=5,
+             desc="the old sensor died with its owner")
     new_pid = moved["pid"]
 
     def sensor_event_from_survivor():

@@ -1,7 +1,8 @@
 // Sensor stage failover on Kafka, in one process: members A and B of the consumer group "sensor",
 // each with its own database and KafkaLog on one mock cluster. Only the member assigned
 // attune.definitions (one partition) fires timers; when it leaves, the other restores the timer
-// states from the changelog and goes on — every tick of a 1 s interval timer exactly once, no gap.
+// states from the changelog and goes on: every tick of a 1 s interval timer exactly once, no
+// gap.
 #include <gtest/gtest.h>
 #include <spdlog/spdlog.h>
 

@@ -45,7 +45,8 @@ bool eventually(Pred pred) {
 class SensorManagerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("attune-sensor-mgr-" + std::to_string(std::random_device{}()));
+    dir_ = fs::temp_directory_path() /
+           ("attune-sensor-mgr-" + std::to_string(std::random_device{}()));
     auto db = state::Db::open(dir_.string(), state::DbOptions{});
     ASSERT_TRUE(db.ok()) << db.error().message;
     db_ = std::move(*db);
