@@ -198,9 +198,12 @@ struct KafkaLog::Impl {
                                    void (*rebalance)(rd_kafka_t*, rd_kafka_resp_err_t,
                                                      rd_kafka_topic_partition_list_t*,
                                                      void*) = nullptr) const {
-    auto conf = make_conf(self->options_, ClientKind::kConsumer,
-                          {{"group.id", group_id},
-                           {"auto.offset.reset", from_beginning ? "earliest" : "latest"}});
+    std::vector<std::pair<std::string, std::string>> extra = {
+        {"group.id", group_id}, {"auto.offset.reset", from_beginning ? "earliest" : "latest"}};
+    if (auto g = self->options_.group_config.find(group_id); g != self->options_.group_config.end()) {
+      extra.insert(extra.end(), g->second.begin(), g->second.end());
+    }
+    auto conf = make_conf(self->options_, ClientKind::kConsumer, extra);
     if (!conf.ok()) return conf.error();
     if (opaque) rd_kafka_conf_set_opaque(*conf, opaque);
     if (rebalance) rd_kafka_conf_set_rebalance_cb(*conf, rebalance);
@@ -301,6 +304,7 @@ class KafkaConsumer final : public Consumer {
     }
     for (auto* m : held_) rd_kafka_message_destroy(m);
     rd_kafka_queue_destroy(queue_);
+    closing_.store(true);
     rd_kafka_consumer_close(rk_);
     rd_kafka_destroy(rk_);
   }
@@ -338,7 +342,7 @@ class KafkaConsumer final : public Consumer {
     std::vector<Record> out;
     if (paused_) {
       paused_ = false;
-      if (auto* parts = assignment()) {
+      if (auto* parts = rd_assignment()) {
         rd_kafka_resume_partitions(rk_, parts);
         rd_kafka_topic_partition_list_destroy(parts);
       }
@@ -372,7 +376,7 @@ class KafkaConsumer final : public Consumer {
     // Paused partitions fetch nothing; what was fetched and not handed out is fetched again
     // from the consumed position on resume. A partition assigned since is paused on the next
     // call; a message it delivered meanwhile is kept for the next poll().
-    if (auto* parts = assignment()) {
+    if (auto* parts = rd_assignment()) {
       if (parts->cnt > 0) rd_kafka_pause_partitions(rk_, parts);
       rd_kafka_topic_partition_list_destroy(parts);
     }
@@ -393,6 +397,13 @@ class KafkaConsumer final : public Consumer {
   const std::string& group() const override { return group_; }
 
   void set_key_filter(KeyFilter filter) override { filter_ = std::move(filter); }
+
+  uint64_t assignment_generation() const override { return generation_.load(); }
+  void set_return_on_rebalance(bool on) override { return_on_rebalance_.store(on); }
+  std::vector<TopicPartition> assignment() const override {
+    std::lock_guard lock(mu_);
+    return {assigned_.begin(), assigned_.end()};
+  }
 
   bool owns(const TopicPartition& tp) const {
     std::lock_guard lock(mu_);
@@ -428,6 +439,13 @@ class KafkaConsumer final : public Consumer {
   }
 
   void rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts) {
+    on_rebalance(rk, err, parts);
+    // The stage learns of the new assignment (Processor::assigned) as soon as poll() returns.
+    generation_.fetch_add(1);
+    if (return_on_rebalance_.load() && !closing_.load()) rd_kafka_yield(rk);
+  }
+
+  void on_rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts) {
     const bool cooperative = std::strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
       {
@@ -478,7 +496,7 @@ class KafkaConsumer final : public Consumer {
   }
 
   // The current assignment (caller destroys), or null.
-  rd_kafka_topic_partition_list_t* assignment() const {
+  rd_kafka_topic_partition_list_t* rd_assignment() const {
     rd_kafka_topic_partition_list_t* parts = nullptr;
     if (rd_kafka_assignment(rk_, &parts) != RD_KAFKA_RESP_ERR_NO_ERROR) return nullptr;
     return parts;
@@ -493,6 +511,9 @@ class KafkaConsumer final : public Consumer {
   const Mode mode_;
   const bool restore_on_assign_;
   std::atomic<bool> woken_{false};
+  std::atomic<uint64_t> generation_{0};  // rebalances seen (assignment_generation)
+  std::atomic<bool> closing_{false};       // the final revocation needs no wake-up
+  std::atomic<bool> return_on_rebalance_{false};
   KeyFilter filter_;  // set_key_filter; the polling thread's
   mutable std::mutex mu_;
   std::set<TopicPartition> assigned_;

@@ -54,6 +54,10 @@ struct KafkaOptions {
   int16_t replication_factor = -1;  // -1: the broker's default
   std::set<std::string> local_groups;
   std::set<std::string> local_store_groups;
+  // Per consumer group: librdkafka properties over our defaults for that group's clients (e.g.
+  // a shorter session timeout for the sensor stage, whose failover it bounds); `config` still
+  // wins.
+  std::map<std::string, std::vector<std::pair<std::string, std::string>>> group_config;
   std::function<void(const RestoreProgress&)> on_restore;  // may be empty
   std::chrono::milliseconds timeout{15000};  // metadata, acks, offset commits, restores
 };

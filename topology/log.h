@@ -99,6 +99,14 @@ class Consumer {
   // (KafkaLog pauses its partitions and serves the group protocol; a member that does not poll
   // within max.poll.interval.ms would be expelled). The next poll() resumes. Default: nothing.
   virtual void keep_alive() {}
+  // Logs that balance groups (Log::balances_groups) move partitions between processes: a
+  // counter that changes whenever this consumer's assignment changed (during a poll()), and the
+  // partitions it owns now. Consumers with a fixed assignment keep generation 0.
+  virtual uint64_t assignment_generation() const { return 0; }
+  virtual std::vector<TopicPartition> assignment() const { return {}; }
+  // With `on`, a poll() during which the assignment changed returns at once (maybe empty), so
+  // that the caller acts on the new assignment without waiting out its timeout. Off by default.
+  virtual void set_return_on_rebalance(bool /*on*/) {}
 };
 
 class Log {

@@ -79,6 +79,7 @@ class Runtime::Instance final : public ProcessorContext, public Mailbox {
       if (!c.ok()) return c.error();
       consumer_ = std::move(*c);
       if (spec_.key_filter) consumer_->set_key_filter(spec_.key_filter);
+      consumer_->set_return_on_rebalance(true);  // Processor::assigned() without delay
       // What a previous run committed is applied already: readers waiting for an offset
       // below the starting position (read-your-writes after a restart) must not wait for a
       // record that will never be processed again.
@@ -230,6 +231,14 @@ class Runtime::Instance final : public ProcessorContext, public Mailbox {
         std::unique_lock lock(mailbox_mu_);
         idle_cv_.wait_for(lock, timeout, [&] { return !tasks_.empty() || stopping_.load(); });
       }
+      if (consumer_ && consumer_->assignment_generation() != assignment_generation_) {
+        // Partitions moved (Kafka rebalance, inside poll()): before any record of them.
+        assignment_generation_ = consumer_->assignment_generation();
+        const std::vector<TopicPartition> owned = consumer_->assignment();
+        if (!guarded([&] { processor_->assigned(owned, *this); }, reason)) {
+          spdlog::error("{}[{}]: assignment change failed: {}", spec_.name, index_, reason);
+        }
+      }
       for (auto& task : take_tasks()) {
         if (!guarded([&] { task(*this); }, reason)) {
           spdlog::error("{}[{}]: task failed: {}", spec_.name, index_, reason);
@@ -356,6 +365,7 @@ class Runtime::Instance final : public ProcessorContext, public Mailbox {
   std::unique_ptr<Processor> processor_;
   size_t batch_limit_ = spec_.max_batch;           // StageSpec::batch_time; stage thread only
   bool input_paused_ = false;                      // pause_input(); stage thread only
+  uint64_t assignment_generation_ = 0;             // last one Processor::assigned() saw
   std::optional<SystemTime> requested_punctuate_;  // stage thread only
   std::thread thread_;
   std::atomic<bool> stopping_{false};

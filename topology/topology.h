@@ -85,6 +85,12 @@ class Processor {
     return std::nullopt;
   }
   virtual void close() {}
+  // Logs that balance groups (Kafka): the partitions this instance owns changed — called on the
+  // stage thread after the poll() that moved them, before any record of a new partition is
+  // processed, with the stage's stores already restored from their changelogs; `owned` is all
+  // it owns now (empty once everything was revoked). Never called on logs with a fixed
+  // assignment (the embedded log), where an instance owns its partitions from init().
+  virtual void assigned(const std::vector<TopicPartition>& /*owned*/, ProcessorContext& /*ctx*/) {}
 };
 
 struct StageSpec {

@@ -55,6 +55,8 @@ Status load_config_file(const std::string& path, ServeConfig& config) {
         config.log_level = v.as<std::string>();
       } else if (key == "api_url") {
         config.advertised_url = v.as<std::string>();
+      } else if (key == "notifier_url") {
+        config.notifier_url = v.as<std::string>();
       } else if (key == "partitions") {
         config.partitions = v.as<int>();
       } else if (key == "node_id") {

@@ -16,6 +16,7 @@ struct ServeConfig {
   std::string ws_listen = "127.0.0.1:8081";
   std::string log_level = "info";
   std::string advertised_url;  // ATTUNE_API_URL for actions; default http://<listen>
+  std::string notifier_url;    // ATTUNE_NOTIFIER_WS_URL for sensors; default ws://<ws-listen>/ws
   int partitions = 4;
   int node_id = 0;
   int http_threads = 4;

@@ -29,7 +29,7 @@ int main(int argc, char** argv) {
                                 "log_retention_interval, worker_max_running, history_keep")
                   ->envname("ATTUNE_CONFIG");
   (void)cfg;
-  std::optional<std::string> data_dir, listen, ws_listen, log_level, api_url;
+  std::optional<std::string> data_dir, listen, ws_listen, log_level, api_url, notifier_url;
   std::optional<int> partitions, node_id, http_threads;
   std::optional<bool> fsync;
   std::optional<int64_t> keep, retention_interval;
@@ -46,6 +46,10 @@ int main(int argc, char** argv) {
   serve->add_option("--api-url", api_url,
                     "Base URL actions use to call the API back (ATTUNE_API_URL; default from --listen)")
       ->envname("ATTUNE_API_URL");
+  serve->add_option("--notifier-url", notifier_url,
+                    "Notifier WebSocket URL sensors follow rule changes on "
+                    "(ATTUNE_NOTIFIER_WS_URL; default from --ws-listen)")
+      ->envname("ATTUNE_NOTIFIER_URL");
   serve->add_option("--partitions", partitions, "Partitions per work topic on a new data directory (default 4)")
       ->envname("ATTUNE_PARTITIONS")
       ->check(CLI::Range(1, 64));
@@ -118,6 +122,7 @@ int main(int argc, char** argv) {
     if (ws_listen) config.ws_listen = *ws_listen;
     if (log_level) config.log_level = *log_level;
     if (api_url) config.advertised_url = *api_url;
+    if (notifier_url) config.notifier_url = *notifier_url;
     if (partitions) config.partitions = *partitions;
     if (node_id) config.node_id = *node_id;
     if (http_threads) config.http_threads = *http_threads;

@@ -1,6 +1,7 @@
 #include "api/cli/serve.h"
 
 #include <pthread.h>
+#include <unistd.h>
 #include <signal.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
@@ -28,6 +29,7 @@
 #include "processors/pipeline.h"
 #include "processors/sensor/sensor_manager.h"
 #include "processors/sensor/sensor_processor.h"
+#include "processors/sensor/sensor_status.h"
 #include "topology/definitions_table.h"
 #include "processors/monitor/monitor_processor.h"
 #include "processors/monitor/node_claim.h"
@@ -228,6 +230,10 @@ int run_serve(const ServeConfig& cfg) {
   if (!distributed && roles.size() != kRoles.size()) {
     return fail("--roles needs --broker: on the embedded log one process runs every role");
   }
+  if (has("sensor") && !has("api") && cfg.advertised_url.empty()) {
+    return fail("--roles " + cfg.roles + " without api needs --api-url (ATTUNE_API_URL): the API "
+                "instance (or load balancer) that sensors post their events to");
+  }
 
   const std::string enc_key = env_or("ATTUNE__SECURITY__ENCRYPTION_KEY");
   if (!enc_key.empty() && enc_key.size() < 32) {
@@ -266,6 +272,11 @@ int run_serve(const ServeConfig& cfg) {
       kafka.config.push_back(*prop);
     }
     kafka.topics = default_topics(cfg.partitions);
+    kafka.topics.push_back(sensor::sensors_topic());
+    // The sensor stage's failover takes its group's session timeout: the lowest a broker allows
+    // by default (group.min.session.timeout.ms = 6000); --kafka-config still wins.
+    kafka.group_config["sensor"] = {{"session.timeout.ms", "6000"},
+                                    {"heartbeat.interval.ms", "500"}};
     kafka.changelog_partitions = cfg.partitions;
     kafka.local_groups = {std::string(projections::kStage)};  // every API keeps full views
     kafka.local_store_groups = {"worker"};                     // a worker's own children
@@ -411,10 +422,58 @@ int run_serve(const ServeConfig& cfg) {
     if (auto st = heartbeat->start(); !st.ok()) return st.error();
     return heartbeat;
   };
+  // Timers and custom sensors (README "Timers and sensors"), with or without the API role. On
+  // Kafka the process owning the sensor stage publishes its sensors' status and logs on
+  // attune.sensors for every API instance; sensor tokens are minted with the shared JWT secret.
+  std::unique_ptr<sensor::SensorManager> sensors;
+  std::unique_ptr<sensor::SensorStatusPublisher> sensor_publisher;  // reads `sensors`: dies first
+  auto add_sensor_role = [&](const std::string& api_url, const std::string& ws_url) -> Status {
+    sensor::SensorManagerOptions sensor_options;
+    sensor_options.definitions = &definitions;
+    sensor_options.clock = &clock;
+    sensor_options.api_url = api_url;
+    sensor_options.notifier_ws_url = ws_url;
+    sensor_options.mint_token = [&jwt, &clock](const Json& s, int64_t identity_id) {
+      auth::Claims c;
+      c.sub = std::to_string(identity_id);
+      c.login = sensor::sensor_identity_login(s.value("ref", ""));
+      c.token_type = std::string(auth::kSensorToken);
+      c.iat = clock.now_ms() / 1000;
+      c.exp = c.iat + 24 * 3600;
+      c.metadata = Json{{"sensor_id", s.value("id", Json(nullptr))},
+                        {"sensor_ref", s.value("ref", Json(nullptr))}};
+      c.extra = Json{{"trigger_types", s.value("trigger_types", Json::array())}};
+      return std::optional<std::string>(jwt.sign(c));
+    };
+    if (distributed) {
+      // A sensor dies with its process (kill -9 included): the survivor that takes over starts it.
+      sensor_options.argv_prefix = sensor::default_argv_prefix();
+      if (sensor_options.argv_prefix.empty()) {
+        spdlog::warn("setpriv not found: sensors of a killed process outlive it");
+      }
+    }
+    sensors = std::make_unique<sensor::SensorManager>(sensor_options);
+    sensor::SensorStageOptions sensor_stage;
+    sensor_stage.definitions = &definitions;
+    sensor_stage.sensors = sensors.get();
+    if (distributed) {
+      sensor_publisher = std::make_unique<sensor::SensorStatusPublisher>(
+          *log, *sensors,
+          sensor::PublisherOptions{worker::default_worker_name() + "-" +
+                                   std::to_string(cfg.node_id) + "-" +
+                                   std::to_string(static_cast<int64_t>(::getpid()))});
+      if (auto st = sensor_publisher->start(); !st.ok()) return st;
+      sensor_stage.publisher = sensor_publisher.get();
+    }
+    sensor::add_sensor_stage(topology, sensor_stage);
+    return {};
+  };
+
   // The common end of both paths, once their own front ends (HTTP, notifier) have stopped.
   auto stop_core = [&](std::unique_ptr<monitor::Heartbeat>& heartbeat) {
     if (heartbeat) heartbeat->stop();
     runtime.stop();
+    if (sensor_publisher) sensor_publisher->stop();
     workers.stop();
     definitions.stop();
     if (node_claim) node_claim->stop();
@@ -423,13 +482,16 @@ int run_serve(const ServeConfig& cfg) {
     return failed ? 1 : 0;
   };
 
-  if (has("sensor") && !has("api")) {
-    // Sensor processes get their tokens minted, and their status and logs served, by the API of
-    // the process that runs them.
-    return fail("--roles: the sensor role runs together with the api role (e.g. --roles api,sensor)");
-  }
   if (!has("api")) {
     // A process without the API: only stages (and a ready line for supervisors).
+    if (has("sensor")) {
+      if (cfg.notifier_url.empty()) {
+        spdlog::warn("no --notifier-url: sensors get an empty ATTUNE_NOTIFIER_WS_URL");
+      }
+      if (auto st = add_sensor_role(cfg.advertised_url, cfg.notifier_url); !st.ok()) {
+        return fail("sensor status: " + st.error().message);
+      }
+    }
     add_work_stages(cfg.advertised_url);
     if (auto st = runtime.start(); !st.ok()) return fail("stages: " + st.error().message);
     auto heartbeat_or = start_heartbeat();
@@ -559,32 +621,27 @@ int run_serve(const ServeConfig& cfg) {
   });
   if (auto st = notifier.start(); !st.ok()) return fail("notifier: " + st.error().message);
 
-  // Timers and custom sensors (README "Timers and sensors").
-  sensor::SensorManagerOptions sensor_options;
-  sensor_options.definitions = &definitions;
-  sensor_options.clock = &clock;
-  sensor_options.api_url = advertised_url;
-  sensor_options.notifier_ws_url = "ws://" + url_host(ws_listen->host) + ":" +
-                                   std::to_string(notifier.port()) + "/ws";
-  sensor_options.mint_token = [&jwt, &clock](const Json& s, int64_t identity_id) {
-    auth::Claims c;
-    c.sub = std::to_string(identity_id);
-    c.login = sensor::sensor_identity_login(s.value("ref", ""));
-    c.token_type = std::string(auth::kSensorToken);
-    c.iat = clock.now_ms() / 1000;
-    c.exp = c.iat + 24 * 3600;
-    c.metadata = Json{{"sensor_id", s.value("id", Json(nullptr))},
-                      {"sensor_ref", s.value("ref", Json(nullptr))}};
-    c.extra = Json{{"trigger_types", s.value("trigger_types", Json::array())}};
-    return std::optional<std::string>(jwt.sign(c));
-  };
-  auto sensors = std::make_unique<sensor::SensorManager>(sensor_options);
   if (has("sensor")) {
-    api.set_sensor_manager(sensors.get());
-    sensor::SensorStageOptions sensor_stage;
-    sensor_stage.definitions = &definitions;
-    sensor_stage.sensors = sensors.get();
-    sensor::add_sensor_stage(topology, sensor_stage);
+    const std::string ws_url = !cfg.notifier_url.empty()
+                                   ? cfg.notifier_url
+                                   : "ws://" + url_host(ws_listen->host) + ":" +
+                                         std::to_string(notifier.port()) + "/ws";
+    if (auto st = add_sensor_role(advertised_url, ws_url); !st.ok()) {
+      return fail("sensor status: " + st.error().message);
+    }
+  }
+  // Sensor status and logs: this process's sensor stage on one machine; on Kafka the sensors run
+  // in whichever sensor process owns the stage, so every API instance follows attune.sensors.
+  std::unique_ptr<sensor::SensorStatusView> sensor_view;
+  if (distributed) {
+    sensor_view = std::make_unique<sensor::SensorStatusView>(*log, clock,
+                                                             std::chrono::milliseconds(5000));
+    if (auto st = sensor_view->start(); !st.ok()) {
+      return fail("sensor status: " + st.error().message);
+    }
+    api.set_sensor_status(sensor_view.get());
+  } else if (sensors) {
+    api.set_sensor_status(sensors.get());
   }
 
   if (auto st = runtime.start(); !st.ok()) return fail("stages: " + st.error().message);
@@ -639,7 +696,9 @@ int run_serve(const ServeConfig& cfg) {
   retention.join();
   http.stop();
   notifier.stop();
-  return stop_core(heartbeat);
+  const int code = stop_core(heartbeat);
+  if (sensor_view) sensor_view->stop();
+  return code;
 }
 
 }  // namespace attune::cli

@@ -1,5 +1,6 @@
 // Sensors (API.md §6 route map, §9.3): CRUD over attune.definitions plus the live status and the
-// kept stdout/stderr of sensor processes, which come from the sensor stage's SensorManager.
+// kept stdout/stderr of sensor processes, from a SensorStatusSource (the sensor stage's
+// SensorManager on one machine, the attune.sensors view on Kafka).
 #include <regex>
 
 #include "api/rest/pagination.h"
@@ -7,6 +8,7 @@
 #include "api/service/fields.h"
 #include "api/service/service.h"
 #include "processors/sensor/sensor_manager.h"
+#include "processors/sensor/sensor_status.h"
 
 namespace attune::service {
 
@@ -52,7 +54,9 @@ void read_sensor_fields(FieldReader& f, const Json& body, Json& sensor, bool cre
 
 }  // namespace
 
-void ApiService::set_sensor_manager(const sensor::SensorManager* sensors) { sensors_ = sensors; }
+void ApiService::set_sensor_status(const sensor::SensorStatusSource* sensors) {
+  sensors_ = sensors;
+}
 
 Json ApiService::with_sensor_status(const Json& sensor) const {
   Json out = sensor;

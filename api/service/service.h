@@ -34,7 +34,7 @@ class Cipher;
 class KeyExpiry;
 }  // namespace attune::keystore
 namespace attune::sensor {
-class SensorManager;
+class SensorStatusSource;
 }
 
 namespace attune::service {
@@ -100,8 +100,9 @@ class ApiService {
   // exists and has not finished (API.md §4.2: the token expires with it). Otherwise 401
   // (kUnauthorized), or the storage error. The one rule for REST and the notifier.
   Result<Json> token_execution(int64_t execution_id) const;
-  // Where sensor status and logs come from (the sensor stage in this process); may stay unset.
-  void set_sensor_manager(const sensor::SensorManager* sensors);
+  // Where sensor status and logs come from (this process's sensor stage on one machine, the
+  // attune.sensors view on Kafka); may stay unset.
+  void set_sensor_status(const sensor::SensorStatusSource* sensors);
 
  private:
   using Req = rest::HttpRequest;
@@ -238,7 +239,7 @@ class ApiService {
   mutable std::unordered_map<std::string, std::shared_ptr<const auth::Claims>, TextHash,
                              std::equal_to<>>
       token_cache_;
-  const sensor::SensorManager* sensors_ = nullptr;
+  const sensor::SensorStatusSource* sensors_ = nullptr;
   // Serialises definition writes within this instance (unique refs, consistent cascades).
   std::mutex write_mu_;
   std::atomic<uint64_t> claims_made_{0};

@@ -51,19 +51,36 @@ std::string env_key(std::string_view key) {
   return out;
 }
 
+// Whether posix_spawn would find `program` (a path, or a name on this process's PATH).
+bool findable(const std::string& program) {
+  if (program.find('/') != std::string::npos) return ::access(program.c_str(), X_OK) == 0;
+  const std::string path = env_or("PATH", "/usr/local/bin:/usr/bin:/bin");
+  size_t start = 0;
+  while (start <= path.size()) {
+    const size_t colon = std::min(path.find(':', start), path.size());
+    const std::string dir = colon > start ? path.substr(start, colon - start) : ".";
+    if (::access((dir + "/" + program).c_str(), X_OK) == 0) return true;
+    start = colon + 1;
+  }
+  return false;
+}
+
 class Ring {
  public:
   explicit Ring(size_t cap = 0) : cap_(cap) {}
   void append(std::string_view s) {
+    total_ += s.size();
     data_.append(s);
     if (data_.size() > cap_ + cap_ / 2) data_.erase(0, data_.size() - cap_);
   }
   std::string tail() const {
     return data_.size() > cap_ ? data_.substr(data_.size() - cap_) : data_;
   }
+  size_t total() const { return total_; }
 
  private:
   size_t cap_;
+  size_t total_ = 0;
   std::string data_;
 };
 
@@ -71,6 +88,12 @@ class Ring {
 
 std::string sensor_identity_login(std::string_view sensor_ref) {
   return "sensor:" + std::string(sensor_ref);
+}
+
+std::vector<std::string> default_argv_prefix() {
+  constexpr const char* kSetpriv = "/usr/bin/setpriv";
+  if (::access(kSetpriv, X_OK) != 0) return {};
+  return {kSetpriv, "--pdeathsig", "KILL", "--"};
 }
 
 bool is_builtin_sensor(const Json& sensor) {
@@ -101,13 +124,17 @@ struct SensorManager::Proc {
   std::string partial;  // stdout bytes after the last newline
 };
 
+runners::SupervisorOptions SensorManager::supervisor_options() const {
+  runners::SupervisorOptions sup;
+  sup.cancel_step = options_.stop_grace;
+  return sup;
+}
+
 SensorManager::SensorManager(SensorManagerOptions options) : options_(std::move(options)) {
   if (options_.definitions == nullptr) {
     throw std::invalid_argument("SensorManager needs a DefinitionsTable");
   }
-  runners::SupervisorOptions sup;
-  sup.cancel_step = options_.stop_grace;
-  supervisor_ = std::make_unique<runners::ProcessSupervisor>(*options_.clock, sup);
+  supervisor_ = std::make_unique<runners::ProcessSupervisor>(*options_.clock, supervisor_options());
 }
 
 SensorManager::~SensorManager() { supervisor_.reset(); }
@@ -173,6 +200,7 @@ void SensorManager::reconcile(int64_t now_ms) {
     if (p->pid != 0) stop(*p);
     if (p->pid == 0) p->state = "stopped";
   }
+  changed();
 }
 
 void SensorManager::start(Proc& p, int64_t now_ms) {
@@ -232,9 +260,23 @@ void SensorManager::start(Proc& p, int64_t now_ms) {
     p.state = "failed";
     spdlog::warn("sensor {} cannot start: {}", p.ref, p.last_error);
     schedule_retry(p, now_ms);
+    changed();
     return;
   }
   if (!file.empty()) spec.working_dir = fs::path(file).parent_path().string();
+  // Behind a prefix a missing program would be the prefix's exit code: report it as a launch
+  // failure, as without one.
+  if (!options_.argv_prefix.empty()) {
+    if (!findable(spec.argv[0])) {
+      p.state = "failed";
+      p.last_error = "cannot start: program '" + spec.argv[0] + "' not found in PATH";
+      spdlog::warn("sensor {} {}", p.ref, p.last_error);
+      schedule_retry(p, now_ms);
+      changed();
+      return;
+    }
+    spec.argv.insert(spec.argv.begin(), options_.argv_prefix.begin(), options_.argv_prefix.end());
+  }
 
   std::map<std::string, std::string> env = {
       {"PATH", env_or("PATH", "/usr/local/bin:/usr/bin:/bin")},
@@ -280,6 +322,7 @@ void SensorManager::start(Proc& p, int64_t now_ms) {
     p.last_error = "cannot start: " + pid.error().message;
     spdlog::warn("sensor {} cannot start: {}", p.ref, pid.error().message);
     schedule_retry(p, now_ms);
+    changed();
     return;
   }
   p.pid = *pid;
@@ -287,12 +330,23 @@ void SensorManager::start(Proc& p, int64_t now_ms) {
   p.started_at = now_ms;
   p.partial.clear();
   spdlog::info("sensor {} started (pid {}, {} rule(s))", p.ref, p.pid, p.triggers.size());
+  changed();
+}
+
+void SensorManager::changed() const {
+  if (on_change_) on_change_();
+}
+
+void SensorManager::set_on_change(std::function<void()> fn) {
+  std::lock_guard lock(mu_);
+  on_change_ = std::move(fn);
 }
 
 void SensorManager::stop(Proc& p) {
   if (p.pid == 0) return;
   p.state = "stopping";
   supervisor_->cancel(p.pid);
+  changed();
 }
 
 void SensorManager::schedule_retry(Proc& p, int64_t now_ms) {
@@ -314,6 +368,7 @@ void SensorManager::on_output(const std::shared_ptr<Proc>& p, uint64_t generatio
     std::lock_guard lock(mu_);
     if (p->generation != generation) return;
     (stream == 0 ? p->out : p->err).append(chunk);
+    changed();
     if (stream != 0) return;
     p->partial.append(chunk);
     size_t start = 0;
@@ -350,6 +405,7 @@ void SensorManager::on_exit(const std::shared_ptr<Proc>& p, uint64_t generation,
   std::lock_guard lock(mu_);
   if (p->generation != generation) return;
   const int64_t now = options_.clock->now_ms();
+  changed();
   p->pid = 0;
   p->last_exit_code = signal == 0 ? std::optional<int>(exit_code) : std::nullopt;
   p->last_signal = signal;
@@ -406,6 +462,17 @@ std::optional<int64_t> SensorManager::on_punctuate(int64_t now_ms) {
   return next;
 }
 
+void SensorManager::release() {
+  std::lock_guard lock(mu_);
+  for (auto& [ref, p] : procs_) {
+    p->desired = false;
+    p->idle_reason = "this process no longer owns the sensor stage";
+    p->next_restart_at = 0;
+    if (p->pid != 0) stop(*p);
+  }
+  changed();
+}
+
 void SensorManager::stop_all() {
   {
     std::lock_guard lock(mu_);
@@ -420,17 +487,17 @@ void SensorManager::stop_all() {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));  // shutdown only
   }
   supervisor_.reset();
-  supervisor_ = std::make_unique<runners::ProcessSupervisor>(*options_.clock);
+  supervisor_ = std::make_unique<runners::ProcessSupervisor>(*options_.clock, supervisor_options());
 }
 
 Json SensorManager::status(const std::string& ref) const {
   std::lock_guard lock(mu_);
   auto it = procs_.find(ref);
-  if (it == procs_.end()) {
-    return Json{{"state", "stopped"}, {"pid", nullptr}, {"restarts", 0},
-                {"last_error", nullptr}, {"reason", "not started yet"}};
-  }
-  const Proc& p = *it->second;
+  if (it == procs_.end()) return not_started_status();
+  return status_of(*it->second);
+}
+
+Json SensorManager::status_of(const Proc& p) const {
   Json s = {{"state", p.state},
             {"pid", p.pid != 0 ? Json(p.pid) : Json(nullptr)},
             {"started_at", p.started_at != 0 && p.pid != 0 ? Json(format_rfc3339_ms(p.started_at))
@@ -448,6 +515,17 @@ Json SensorManager::status(const std::string& ref) const {
             {"rules", p.triggers.size()}};
   if (!p.desired) s["reason"] = p.idle_reason;
   return s;
+}
+
+std::vector<SensorSnapshot> SensorManager::snapshot() const {
+  std::lock_guard lock(mu_);
+  std::vector<SensorSnapshot> out;
+  out.reserve(procs_.size());
+  for (const auto& [ref, p] : procs_) {
+    out.push_back(SensorSnapshot{ref, status_of(*p), p->out.tail(), p->err.tail(), p->out.total(),
+                                 p->err.total()});
+  }
+  return out;
 }
 
 std::optional<std::string> SensorManager::log(const std::string& ref, int stream) const {

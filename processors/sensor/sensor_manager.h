@@ -27,11 +27,13 @@
 #include <string>
 #include <vector>
 
+#include "processors/sensor/sensor_status.h"
 #include "topology/definitions_table.h"
 #include "topology/topology.h"
 
 namespace attune::runners {
 class ProcessSupervisor;
+struct SupervisorOptions;
 }
 
 namespace attune::sensor {
@@ -51,28 +53,52 @@ struct SensorManagerOptions {
   std::chrono::milliseconds stop_grace{2000};
   // Sensor tokens live 24 h: a sensor is restarted with a fresh one after this long.
   std::chrono::milliseconds token_refresh{std::chrono::hours(23)};
+  // Prefix of every sensor's argv (e.g. {"/usr/bin/setpriv", "--pdeathsig", "KILL", "--"}), so
+  // that a sensor dies with this process even after kill -9 and never runs twice for long
+  // once another process has taken the sensors over. Empty: none.
+  std::vector<std::string> argv_prefix;
 };
+
+// What a SensorStatusPublisher publishes of one sensor.
+struct SensorSnapshot {
+  std::string ref;
+  Json status;
+  std::string out, err;              // kept tails
+  size_t out_total = 0, err_total = 0;  // bytes ever appended (tells a change)
+};
+
+// {"/usr/bin/setpriv", "--pdeathsig", "KILL", "--"} where util-linux's setpriv exists, else {}.
+std::vector<std::string> default_argv_prefix();
 
 // The identity whose id sensor tokens carry as `sub` (created with the sensor by the API).
 std::string sensor_identity_login(std::string_view sensor_ref);
 // Builtin sensors (core.timer_sensor) are the stage itself, not processes.
 bool is_builtin_sensor(const Json& sensor);
 
-class SensorManager {
+class SensorManager final : public SensorStatusSource {
  public:
   explicit SensorManager(SensorManagerOptions options);
-  ~SensorManager();
+  ~SensorManager() override;
 
   // Stage thread.
   void attach(Mailbox& mailbox);
   void reconcile(int64_t now_ms);
   std::optional<int64_t> on_punctuate(int64_t now_ms);  // restarts due; next wake-up wanted
   void stop_all();
+  // Stops every sensor without waiting (the supervisor escalates SIGINT, SIGTERM, SIGKILL
+  // `stop_grace` apart): this process no longer owns the sensor stage.
+  void release();
 
   // Any thread. Status object of a sensor (state, pid, restarts, last_error, ...).
-  Json status(const std::string& ref) const;
+  Json status(const std::string& ref) const override;
   // The kept tail of stream 0 (stdout) or 1 (stderr); nullopt if the sensor never ran here.
-  std::optional<std::string> log(const std::string& ref, int stream) const;
+  std::optional<std::string> log(const std::string& ref, int stream) const override;
+  // Every sensor known here (any thread).
+  std::vector<SensorSnapshot> snapshot() const;
+  // Called whenever a status or a log tail changed (the SensorStatusPublisher's wake-up), with
+  // this manager's lock held: it must only signal, and must not call back into the manager.
+  // Once set_on_change returns, the previous function is not running and will not be called.
+  void set_on_change(std::function<void()> fn);
 
   // Produces the event a stdout line of sensor `sensor_ref` asks for, on the stage thread;
   // returns why it was rejected ("" when produced). Exposed for tests.
@@ -83,6 +109,9 @@ class SensorManager {
   void start(Proc& p, int64_t now_ms);      // mu_ held
   void stop(Proc& p);                       // mu_ held
   void schedule_retry(Proc& p, int64_t now_ms);  // mu_ held
+  Json status_of(const Proc& p) const;           // mu_ held
+  runners::SupervisorOptions supervisor_options() const;
+  void changed() const;
   void on_output(const std::shared_ptr<Proc>& p, uint64_t generation, int stream,
                  std::string_view chunk);
   void on_exit(const std::shared_ptr<Proc>& p, uint64_t generation, int exit_code, int signal,
@@ -93,6 +122,7 @@ class SensorManager {
   Mailbox* mailbox_ = nullptr;
   mutable std::mutex mu_;
   std::map<std::string, std::shared_ptr<Proc>, std::less<>> procs_;
+  std::function<void()> on_change_;  // guarded by mu_
 };
 
 }  // namespace attune::sensor

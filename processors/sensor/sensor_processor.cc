@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include "processors/sensor/sensor_manager.h"
+#include "processors/sensor/sensor_status.h"
 #include "topology/core/time.h"
 
 namespace attune::sensor {
@@ -33,6 +34,37 @@ SensorProcessor::SensorProcessor(SensorStageOptions options) : options_(options)
 void SensorProcessor::init(ProcessorContext& ctx) {
   store_ = &ctx.store(kTimersStore);
   scheduler_ = std::make_unique<TimerScheduler>(ctx.clock().now_ms(), options_.misfire_grace_ms);
+  if (options_.sensors) options_.sensors->attach(ctx.mailbox());
+  if (!ctx.log().balances_groups()) {
+    take_over(ctx, false);
+    return;
+  }
+  spdlog::info("sensor: standby until this process is assigned {}", topics::kDefinitions);
+}
+
+void SensorProcessor::assigned(const std::vector<TopicPartition>& owned, ProcessorContext& ctx) {
+  bool owns = false;
+  for (const auto& tp : owned) owns = owns || tp.topic == topics::kDefinitions;
+  if (owns && !owner_) {
+    take_over(ctx, true);
+  } else if (!owns && owner_) {
+    give_up();
+  }
+}
+
+void SensorProcessor::give_up() {
+  owner_ = false;
+  scheduler_ = std::make_unique<TimerScheduler>(0, options_.misfire_grace_ms);
+  if (options_.sensors) options_.sensors->release();
+  if (options_.publisher) options_.publisher->set_owner(false);
+  spdlog::info("sensor: {} revoked: timers and custom sensors stopped here", topics::kDefinitions);
+}
+
+void SensorProcessor::take_over(ProcessorContext& ctx, bool handover) {
+  const int64_t now = ctx.clock().now_ms();
+  scheduler_ = std::make_unique<TimerScheduler>(handover ? now - options_.misfire_grace_ms : now,
+                                                options_.misfire_grace_ms);
+  owner_ = true;
   size_t loaded = 0, bad = 0;
   std::vector<TimerState> states;
   auto st = ctx.scan(*store_, kTimerPrefix, [&](std::string_view, std::string_view value) {
@@ -54,10 +86,13 @@ void SensorProcessor::init(ProcessorContext& ctx) {
     }
     ++loaded;
   }
-  spdlog::info("sensor: {} timers restored ({} unreadable)", loaded, bad);
-  if (options_.sensors) options_.sensors->attach(ctx.mailbox());
+  spdlog::info("sensor: {} timers {} ({} unreadable)", loaded, handover ? "taken over" : "restored",
+               bad);
+  if (options_.publisher) options_.publisher->set_owner(true);
   if (options_.sensors) options_.sensors->reconcile(ctx.clock().now_ms());
   want_punctuate(ctx);
+  // At once: ticks missed during a handover are due now.
+  if (handover) ctx.request_punctuate(from_ms(now));
 }
 
 void SensorProcessor::close() {
@@ -111,6 +146,7 @@ bool SensorProcessor::wants(std::string_view key) {
 }
 
 void SensorProcessor::process(const Record& record, ProcessorContext& ctx) {
+  if (!owner_) return;  // not reached: records come from owned partitions only
   const std::string_view key = record.key;
   const std::string_view kind = key.substr(0, key.find(':'));
   if (!wants(key)) return;

@@ -11,6 +11,20 @@
 //    processes print on stdout come back through the stage's mailbox and are produced here.
 //
 // One instance (attune.definitions has one partition). Stage thread only.
+//
+// Ownership. On one machine the instance owns the timers and the sensors from init(). On Kafka
+// every sensor process runs an instance in the consumer group "sensor", and only the member that
+// is assigned attune.definitions (one partition) owns them: it loads the timers from its store
+// (restored from the changelog before the assignment) when it is assigned the partition, and
+// starts the custom sensors; a member losing the partition drops its timers and stops its sensors
+// at once. A member taking over after its predecessor died fires every tick that came due in
+// the gap (at most misfire_grace_ms overdue, late, each once: the predecessor committed the
+// ticks it fired with its timer states); older ones follow the rule's catch_up. A tick whose
+// commit the predecessor did not finish is fired again with the same event id (derived from
+// rule slot and scheduled time), which the projections and the rules stage ignore.
+//
+//   init ──(embedded log)──────────────► owner
+//   init ──(Kafka)──► standby ──assigned(definitions)──► owner ──revoked/lost──► standby
 #pragma once
 
 #include <cstdint>
@@ -24,12 +38,14 @@
 namespace attune::sensor {
 
 class SensorManager;
+class SensorStatusPublisher;
 
 inline constexpr std::string_view kTimersStore = "timers";
 
 struct SensorStageOptions {
   const DefinitionsTable* definitions = nullptr;  // required; started, outlives the stage
   SensorManager* sensors = nullptr;               // custom sensors; null = timers only
+  SensorStatusPublisher* publisher = nullptr;     // Kafka: told when ownership changes; may be null
   int64_t misfire_grace_ms = 60'000;              // see timer_scheduler.h
   size_t max_ticks_per_commit = 2048;
 };
@@ -44,10 +60,16 @@ class SensorProcessor final : public Processor {
   void process(const Record& record, ProcessorContext& ctx) override;
   std::optional<SystemTime> punctuate(SystemTime now, ProcessorContext& ctx) override;
   void close() override;
+  void assigned(const std::vector<TopicPartition>& owned, ProcessorContext& ctx) override;
 
   const TimerScheduler& scheduler() const { return *scheduler_; }
+  bool owner() const { return owner_; }
 
  private:
+  // Loads the timers from the store and starts the custom sensors. `handover`: the stage ran
+  // elsewhere until now, so ticks within the misfire grace are late, not missed.
+  void take_over(ProcessorContext& ctx, bool handover);
+  void give_up();
   void on_rule(const Envelope& e, bool deleted, ProcessorContext& ctx);
   Result<int64_t> allocate_slot(ProcessorContext& ctx);
   void free_slot(int64_t slot, ProcessorContext& ctx);
@@ -59,6 +81,7 @@ class SensorProcessor final : public Processor {
   const SensorStageOptions options_;
   state::Store* store_ = nullptr;
   std::unique_ptr<TimerScheduler> scheduler_;
+  bool owner_ = false;
 };
 
 // Adds the stage "sensor" (1 instance, consumes attune.definitions, store "timers").

@@ -113,9 +113,11 @@ class Cluster:
 
     def role(self, name: str, roles: str, node_id: Optional[int]) -> RoleServer:
         self._serial += 1
-        # Workers tell actions where the API is (ATTUNE_API_URL, README "Running distributed").
+        # Workers tell actions, sensor processes their sensors, where the API is (ATTUNE_API_URL,
+        # README "Running distributed").
         api = self.procs.get("api")
-        extra = ["--api-url", api.api_url] if "worker" in roles.split(",") and api and api.api_url else []
+        calls_api = {"worker", "sensor"} & set(roles.split(","))
+        extra = ["--api-url", api.api_url] if calls_api and api and api.api_url else []
         srv = RoleServer(attune_bin(), self.base / f"{name}-{self._serial}", self.broker.bootstrap,
                          roles, node_id, self.jwt, self.password, extra_args=extra)
         self.procs[name] = srv
