@@ -24,9 +24,11 @@ int main(int argc, char** argv) {
       "executor and worker stages.");
   auto* cfg = serve->add_option("--config", config_file,
                                 "YAML file with any of: data_dir, listen, ws_listen, log_level, "
-                                "api_url, partitions, node_id, http_threads, max_body_bytes, "
-                                "fsync, allow_self_registration, log_keep_records, "
-                                "log_retention_interval, worker_max_running, history_keep")
+                                "api_url, notifier_url, partitions, node_id, http_threads, "
+                                "max_body_bytes, fsync, allow_self_registration, "
+                                "log_keep_records, log_retention_interval, broker, "
+                                "kafka_config, roles, worker_name, worker_heartbeat_ms, "
+                                "worker_timeout_ms, worker_max_running, history_keep")
                   ->envname("ATTUNE_CONFIG");
   (void)cfg;
   std::optional<std::string> data_dir, listen, ws_listen, log_level, api_url, notifier_url;
