@@ -97,6 +97,10 @@ Status NodeClaim::start() {
     if (free) break;
     // A holder that beat recently: wait for it to fall silent, unless it keeps beating.
     if (std::chrono::steady_clock::now() - started > options_.timeout + options_.interval * 2) {
+      // Our own claims written while waiting must not make the next starter wait for us.
+      if (auto st = write(kNodeReleased, nullptr); !st.ok()) {
+        spdlog::warn("node id {}: release failed: {}", options_.node, st.error().message);
+      }
       return make_error(Errc::kConflict,
                         "node id " + std::to_string(options_.node) + " is in use by a live process (" +
                             holder->roles + " on " + holder->host + ", pid " +
