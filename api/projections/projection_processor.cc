@@ -242,13 +242,16 @@ bool ProjectionProcessor::prune_executions(ProcessorContext& ctx, int64_t now_ms
   return more;
 }
 
-bool ProjectionProcessor::prune_enforcements(ProcessorContext& ctx, int64_t now_ms) {
+bool ProjectionProcessor::prune_referenced(
+    ProcessorContext& ctx, Entity entity, int64_t now_ms,
+    const std::function<bool(int64_t id, std::string_view status, int64_t created)>& prunable) {
   const HistoryKeep& keep = retention_.keep;
   const std::optional<int64_t> cutoff = age_cutoff_ms(keep, now_ms);
+  state::Store& store = store_of(entity);
   size_t want = retention_.budget;
   int64_t excess = 0;
   if (keep.mode == HistoryKeep::Mode::kCount) {
-    excess = excess_over(counter_sum(ctx, *enforcements_, std::string(kByCreated)), keep);
+    excess = excess_over(counter_sum(ctx, store, std::string(kByCreated)), keep);
     if (excess == 0) return false;
     want = std::min<size_t>(want, static_cast<size_t>(excess));
   }
@@ -258,20 +261,16 @@ bool ProjectionProcessor::prune_enforcements(ProcessorContext& ctx, int64_t now_
   std::vector<int64_t> victims;
   size_t scanned = 0;
   bool more = false;
-  auto st = ctx.scan(*enforcements_, "i/" + std::string(kByCreated),
+  auto st = ctx.scan(store, "i/" + std::string(kByCreated),
                      [&](std::string_view key, std::string_view status) {
                        const int64_t created = index_key_created(key);
                        if (cutoff && created >= *cutoff) return false;
                        if (created > now_ms - retention_.settle.count()) return false;
-                       // Rows still referenced are passed over; past this many, wait for the
-                       // next regular pass (no prompt re-pass that would find the same ones).
+                       // Past this many, wait for the next regular pass (no prompt re-pass that
+                       // would find the same ones).
                        if (++scanned > 4 * retention_.budget) return false;
                        const int64_t id = index_key_id(key);
-                       const bool left = has_index_entry(
-                           ctx, *executions_, index_scan_prefix("by_enforcement", std::to_string(id)));
-                       if (enforcement_prunable(status, left, created, now_ms, retention_.settle)) {
-                         victims.push_back(id);
-                       }
+                       if (prunable(id, status, created)) victims.push_back(id);
                        if (victims.size() == want) {
                          more = cutoff.has_value() || excess > static_cast<int64_t>(want);
                          return false;
@@ -279,46 +278,29 @@ bool ProjectionProcessor::prune_enforcements(ProcessorContext& ctx, int64_t now_
                        return true;
                      });
   if (!st.ok()) throw std::runtime_error("projections: " + st.error().message);
-  for (int64_t id : victims) remove(ctx, Entity::kEnforcement, id, now_ms);
+  for (int64_t id : victims) remove(ctx, entity, id, now_ms);
   return more;
 }
 
+bool ProjectionProcessor::prune_enforcements(ProcessorContext& ctx, int64_t now_ms) {
+  return prune_referenced(ctx, Entity::kEnforcement, now_ms,
+                          [&](int64_t id, std::string_view status, int64_t created) {
+                            const bool left = has_index_entry(
+                                ctx, *executions_,
+                                index_scan_prefix("by_enforcement", std::to_string(id)));
+                            return enforcement_prunable(status, left, created, now_ms,
+                                                        retention_.settle);
+                          });
+}
+
 bool ProjectionProcessor::prune_events(ProcessorContext& ctx, int64_t now_ms) {
-  const HistoryKeep& keep = retention_.keep;
-  const std::optional<int64_t> cutoff = age_cutoff_ms(keep, now_ms);
-  size_t want = retention_.budget;
-  int64_t excess = 0;
-  if (keep.mode == HistoryKeep::Mode::kCount) {
-    excess = excess_over(counter_sum(ctx, *events_, std::string(kByCreated)), keep);
-    if (excess == 0) return false;
-    want = std::min<size_t>(want, static_cast<size_t>(excess));
-  }
-  std::vector<int64_t> victims;
-  size_t scanned = 0;
-  bool more = false;
-  auto st = ctx.scan(*events_, "i/" + std::string(kByCreated),
-                     [&](std::string_view key, std::string_view) {
-                       const int64_t created = index_key_created(key);
-                       if (cutoff && created >= *cutoff) return false;
-                       if (created > now_ms - retention_.settle.count()) return false;
-                       // Rows still referenced are passed over; past this many, wait for the
-                       // next regular pass (no prompt re-pass that would find the same ones).
-                       if (++scanned > 4 * retention_.budget) return false;
-                       const int64_t id = index_key_id(key);
-                       const bool left = has_index_entry(
-                           ctx, *enforcements_, index_scan_prefix("by_event", std::to_string(id)));
-                       if (event_prunable(left, created, now_ms, retention_.settle)) {
-                         victims.push_back(id);
-                       }
-                       if (victims.size() == want) {
-                         more = cutoff.has_value() || excess > static_cast<int64_t>(want);
-                         return false;
-                       }
-                       return true;
-                     });
-  if (!st.ok()) throw std::runtime_error("projections: " + st.error().message);
-  for (int64_t id : victims) remove(ctx, Entity::kEvent, id, now_ms);
-  return more;
+  return prune_referenced(ctx, Entity::kEvent, now_ms,
+                          [&](int64_t id, std::string_view, int64_t created) {
+                            const bool left = has_index_entry(
+                                ctx, *enforcements_,
+                                index_scan_prefix("by_event", std::to_string(id)));
+                            return event_prunable(left, created, now_ms, retention_.settle);
+                          });
 }
 
 void ProjectionProcessor::remove(ProcessorContext& ctx, Entity entity, int64_t id,

@@ -2,6 +2,8 @@
 // attune.executions into query rows with secondary indexes and counters (DESIGN.md §5).
 #pragma once
 
+#include <functional>
+
 #include <memory>
 #include <optional>
 #include <vector>
@@ -52,6 +54,11 @@ class ProjectionProcessor final : public Processor {
   state::Store& store_of(Entity entity);
   // History retention (see the class comment). Each returns true when its budget stopped it.
   bool prune_executions(ProcessorContext& ctx, int64_t now_ms);
+  // Removes the oldest rows of `entity` beyond the history bound that `prunable` accepts (the
+  // status is the by_created index entry's value); true when more may be due.
+  bool prune_referenced(
+      ProcessorContext& ctx, Entity entity, int64_t now_ms,
+      const std::function<bool(int64_t id, std::string_view status, int64_t created)>& prunable);
   bool prune_enforcements(ProcessorContext& ctx, int64_t now_ms);
   bool prune_events(ProcessorContext& ctx, int64_t now_ms);
   // Removes a row, its index entries and counters, and leaves its tombstone.

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import threading
 import time
 
 import pytest
@@ -38,15 +37,8 @@ def scluster(tmp_path_factory):
     c = Cluster(tmp_path_factory.mktemp("sensors"))
     c.broker.start()
     c.role("api", "api", 1).start()
-    starters = [c.role("work", "rules,executor,worker", 2), c.role("sensor-a", "sensor", 3),
-                c.role("sensor-b", "sensor", 4)]
-    threads = [threading.Thread(target=s.start) for s in starters]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    for s in starters:
-        assert s.running(), s.log_tail()
+    c.start_all([c.role("work", "rules,executor,worker", 2), c.role("sensor-a", "sensor", 3),
+                 c.role("sensor-b", "sensor", 4)])
     yield c
     c.stop()
 
