@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <deque>
 
 namespace attune::monitor {
 namespace {
@@ -55,39 +56,56 @@ Status NodeClaim::write(std::string_view type, int64_t* offset) {
   return {};
 }
 
-Result<std::vector<Envelope>> NodeClaim::read_through(int64_t through) {
-  auto c = log_.reader({std::string(topics::kWorkers)});
-  if (!c.ok()) return c.error();
-  std::vector<Envelope> out;
+Status NodeClaim::read_through(int64_t through, std::vector<Envelope>& seen) {
+  if (!reader_) {
+    auto c = log_.reader({std::string(topics::kWorkers)});
+    if (!c.ok()) return c.error();
+    reader_ = std::move(*c);
+  }
+  // Continues where the previous call stopped: a wait reads only what was written since.
+  // Records past `through` (read in the same batch) wait in ahead_ for a later call.
+  std::deque<std::pair<int64_t, Envelope>> pending = std::move(ahead_);
+  ahead_.clear();
+  auto take = [&](int64_t offset, Envelope e) {
+    if (offset > through) {
+      ahead_.emplace_back(offset, std::move(e));
+      return false;
+    }
+    seen.push_back(std::move(e));
+    return offset < through;
+  };
+  bool more = true;
+  while (!pending.empty()) {
+    more = take(pending.front().first, std::move(pending.front().second)) && more;
+    pending.pop_front();
+  }
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  for (;;) {
-    auto records = (*c)->poll(4096, std::chrono::milliseconds(200));
-    for (const auto& r : records) {
-      if (r.offset > through) return out;
+  while (more) {
+    for (const auto& r : reader_->poll(4096, std::chrono::milliseconds(200))) {
       Envelope e;
       std::string error;
-      if (Envelope::parse(r.value, e, error)) {
-        e.key = r.key;  // the record key decides, whatever the envelope says
-        out.push_back(std::move(e));
-      }
-      if (r.offset == through) return out;
+      if (!Envelope::parse(r.value, e, error)) e = Envelope{};  // keeps the offset's place
+      e.key = r.key;  // the record key decides, whatever the envelope says
+      more = take(r.offset, std::move(e)) && more;
     }
+    if (!more) break;
     if (std::chrono::steady_clock::now() > deadline) {
       return make_error(Errc::kUnavailable, "cannot read attune.workers up to offset " +
                                                 std::to_string(through));
     }
   }
+  return {};
 }
 
 Status NodeClaim::start() {
   const auto started = std::chrono::steady_clock::now();
+  std::vector<Envelope> seen;  // attune.workers up to our latest claim, in order
   for (;;) {
     int64_t offset = -1;
     if (auto st = write(kNodeClaim, &offset); !st.ok()) return st;
-    auto records = read_through(offset);
-    if (!records.ok()) return records.error();
-    if (!records->empty()) records->pop_back();  // our own claim
-    auto holder = holder_before(*records, options_.node, options_.instance);
+    if (auto st = read_through(offset, seen); !st.ok()) return st;
+    // Records of other instances after our claim are not read: the one that came first decides.
+    auto holder = holder_before(seen, options_.node, options_.instance);
     const int64_t now = options_.clock->now_ms();
     bool free = !holder || now - holder->ts > options_.timeout.count();
     if (!free && holder->host == options_.host &&
@@ -114,6 +132,8 @@ Status NodeClaim::start() {
     if (stopping_) return make_error(Errc::kUnavailable, "stopped while claiming the node id");
   }
   claimed_ = true;
+  reader_.reset();
+  ahead_.clear();
   thread_ = std::thread([this] {
     std::unique_lock lock(mu_);
     while (!cv_.wait_for(lock, options_.interval, [&] { return stopping_; })) {

@@ -16,6 +16,8 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <deque>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -61,10 +63,12 @@ class NodeClaim {
 
  private:
   Status write(std::string_view type, int64_t* offset);
-  // The records of attune.workers with offset <= `through`, in order.
-  Result<std::vector<Envelope>> read_through(int64_t through);
+  // Appends the records of attune.workers up to offset `through` to `seen`, in order.
+  Status read_through(int64_t through, std::vector<Envelope>& seen);
   Log& log_;
   const NodeClaimOptions options_;
+  std::unique_ptr<Consumer> reader_;                 // start() only
+  std::deque<std::pair<int64_t, Envelope>> ahead_;   // read past the last `through`
   std::thread thread_;
   std::mutex mu_;
   std::condition_variable cv_;

@@ -39,14 +39,19 @@ def fire_in_order(api, flow, n):
     return events
 
 
-def test_history_keep_count_prunes_old_executions_from_lists_and_totals(server_factory):
-    srv = server_factory.start_new(extra_env={"ATTUNE_HISTORY_KEEP": "5"})
-    api = srv.admin_client()
-    # A running execution, older than everything else: never pruned.
+def start_sleeper(api) -> dict:
+    """A running execution (a 120 s sleep): history retention never prunes it."""
     pack = api.create_pack()
     sleeper = api.create_action(f"{pack['ref']}.sleeper", "sleep 120")
     running = api.execute(sleeper["ref"])
     api.wait_execution(running["id"], {"running"})
+    return running
+
+
+def test_history_keep_count_prunes_old_executions_from_lists_and_totals(server_factory):
+    srv = server_factory.start_new(extra_env={"ATTUNE_HISTORY_KEEP": "5"})
+    api = srv.admin_client()
+    running = start_sleeper(api)  # older than everything else: never pruned
 
     flow = api.webhook_flow("true")
     events = fire_in_order(api, flow, 20)
@@ -98,10 +103,7 @@ def test_history_keep_by_age_from_yaml(server_factory, tmp_path):
     config.write_text("history_keep: 4s\n")
     srv = server_factory.start_new(extra_env={"ATTUNE_CONFIG": str(config)})
     api = srv.admin_client()
-    pack = api.create_pack()
-    sleeper = api.create_action(f"{pack['ref']}.sleeper", "sleep 120")
-    running = api.execute(sleeper["ref"])
-    api.wait_execution(running["id"], {"running"})
+    running = start_sleeper(api)
     flow = api.webhook_flow("true")
     fire_in_order(api, flow, 5)
     done = [e["id"] for e in api.items("/api/v1/executions", rule_ref=flow.rule_ref)]

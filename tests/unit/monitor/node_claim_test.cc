@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <random>
+#include <thread>
 
 #include "processors/monitor/node_claim.h"
 #include "processors/monitor/workers.h"
@@ -87,6 +88,19 @@ TEST_F(NodeClaimTest, ASecondLiveProcessWithTheSameNodeIdRefusesToStart) {
   first.stop();
   NodeClaim fourth(*log_, options("four", "host-b"));
   EXPECT_TRUE(fourth.start().ok());
+}
+
+TEST_F(NodeClaimTest, TwoProcessesStartingAtOnceWithOneNodeIdOneStarts) {
+  NodeClaim a(*log_, options("a", "host-a")), b(*log_, options("b", "host-b"));
+  Status sa, sb;
+  std::thread ta([&] { sa = a.start(); }), tb([&] { sb = b.start(); });
+  ta.join();
+  tb.join();
+  EXPECT_NE(sa.ok(), sb.ok()) << (sa.ok() ? "" : sa.error().message) << " / "
+                              << (sb.ok() ? "" : sb.error().message);
+  const Status& refused = sa.ok() ? sb : sa;
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code, Errc::kConflict);
 }
 
 TEST_F(NodeClaimTest, AClaimOfAProcessGoneFromThisHostIsFreeAtOnce) {
