@@ -534,6 +534,7 @@ int run_serve(const ServeConfig& cfg) {
   service_options.allow_self_registration = cfg.allow_self_registration;
   service_options.cipher = cipher;
   service_options.claim_creates = distributed;
+  service_options.consistency_tokens = distributed;
   service_options.instance = worker::default_worker_name() + "-" + instance;
   service::ApiService api(*log, definitions, *views, jwt, ids, clock, metrics, service_options);
   service::BootstrapOptions bootstrap;
@@ -561,7 +562,7 @@ int run_serve(const ServeConfig& cfg) {
     if (st.error().code == Errc::kUnavailable) refused.headers.emplace_back("Retry-After", "1");
     return refused;
   };
-  if (distributed) {
+  if (service_options.consistency_tokens) {
     http_options.decorate = [&consistency](rest::HttpResponse& r) {
       service::Positions at = consistency.applied();
       for (auto& [name, value] : r.headers) {

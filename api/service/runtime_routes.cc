@@ -172,7 +172,8 @@ rest::HttpResponse ApiService::receive_webhook(Req& req) {
                                  {"message", "Webhook received successfully"}});
   log_.produce_async(
       {OutRecord{std::string(topics::kEvents), ref, env->dump(), -1, {}, env}},
-      [&metrics = metrics_, answer, accepted = std::move(accepted)](
+      [&metrics = metrics_, answer, accepted = std::move(accepted),
+       tokens = options_.consistency_tokens](
           Result<std::vector<RecordPosition>> pos) mutable {
         if (!pos.ok()) {
           metrics.webhook_request("error");
@@ -180,7 +181,7 @@ rest::HttpResponse ApiService::receive_webhook(Req& req) {
           return;
         }
         metrics.webhook_request("accepted");
-        if (!pos->empty()) {
+        if (tokens && !pos->empty()) {
           // Answered once durable, not once applied: the token names the event itself.
           const auto& at = pos->front();
           accepted.headers.emplace_back(std::string(kConsistencyHeader),

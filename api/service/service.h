@@ -56,6 +56,9 @@ struct ServiceOptions {
   // process start in its claims. Off on the embedded log, where write_mu_ decides.
   bool claim_creates = false;
   std::string instance;
+  // Answers carry X-Attune-Consistency (api/service/consistency.h): on Kafka only, where several
+  // instances can answer one client.
+  bool consistency_tokens = false;
 };
 
 // Who is calling (from a verified JWT).
