@@ -55,6 +55,7 @@ void add_core_stages(Topology& topology, const PipelineOptions& options) {
   worker_options.cipher = options.cipher;
   worker_options.mint_token = options.mint_token;
   worker_options.max_running = options.worker_max_running;
+  worker_options.runners = options.runners;
   worker_options.seen_retention = options.state_retention;
   worker_options.prune = options.prune;
   if (wanted("worker")) topology.add({"worker",

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "processors/keystore/cipher.h"
+#include "runners/runner.h"
 #include "topology/definitions_table.h"
 #include "topology/store_expiry.h"
 #include "topology/topology.h"
@@ -22,6 +23,8 @@ struct PipelineOptions {
   std::string api_url;                      // ATTUNE_API_URL for actions (without /api/v1)
   std::string worker_name;                  // empty ⇒ the host name
   size_t worker_max_running = 64;           // WorkerOptions::max_running
+  // The worker's runners by runtime (WorkerOptions::runners); null ⇒ core.shell only.
+  std::shared_ptr<const runners::RunnerSet> runners;
   // Called once per execution reaching a terminal status, after it is durable (metrics).
   std::function<void(std::string_view status)> on_execution_terminal;
   // Called once per (event, rule) whose conditions or action_params failed to evaluate, which

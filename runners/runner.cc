@@ -138,4 +138,32 @@ std::string execution_status_for(const ProcessResult& pr) {
   return pr.exit_code && *pr.exit_code == 0 ? "completed" : "failed";
 }
 
+void RunnerSet::add(std::string runtime_ref, std::shared_ptr<const Runner> runner) {
+  runners_[std::move(runtime_ref)] = std::move(runner);
+}
+
+const Runner* RunnerSet::find(std::string_view runtime_ref) const {
+  auto it = runners_.find(canonical_runtime(runtime_ref));
+  return it == runners_.end() ? nullptr : it->second.get();
+}
+
+std::string canonical_runtime(std::string_view name) {
+  if (name.empty() || name == "core.shell" || name == "shell" || name == "core.action.shell" ||
+      name == "sh" || name == "bash") {
+    return "core.shell";
+  }
+  if (name == "core.python" || name == "python" || name == "python3" ||
+      name == "core.action.python3") {
+    return "core.python";
+  }
+  if (name == "core.nodejs" || name == "nodejs" || name == "node" ||
+      name == "core.action.nodejs") {
+    return "core.nodejs";
+  }
+  if (name == "core.native" || name == "native") return "core.native";
+  if (name == "core.http" || name == "http") return "core.http";
+  if (name == "core.container" || name == "container") return "core.container";
+  return "";
+}
+
 }  // namespace attune::runners

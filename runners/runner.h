@@ -5,6 +5,8 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <map>
 #include <optional>
 #include <string>
@@ -33,6 +35,7 @@ struct ActionInvocation {
   std::string output_format = "text";        // text | json | yaml | jsonl
   std::chrono::milliseconds timeout{300000};
   size_t max_output_bytes = 1 << 20;
+  Json action = Json::object();  // the action definition (runner-specific fields: image, ...)
 };
 
 // One implementation per runtime. prepare() may create files (e.g. a parameter file); they are
@@ -41,9 +44,33 @@ struct ActionInvocation {
 // Implementations are immutable after construction and thread-safe.
 class Runner {
  public:
+  using ReadyFn = std::function<void(Status)>;
   virtual ~Runner() = default;
+  // Calls `ready` exactly once, on any thread (possibly before returning), when `inv` can be
+  // prepared — e.g. once the pack's environment is built — or with the error that keeps it from
+  // running (its message becomes the execution's error). Default: at once.
+  virtual void when_ready(const ActionInvocation& inv, ReadyFn ready) const {
+    (void)inv;
+    ready(Status{});
+  }
   virtual Result<ProcessSpec> prepare(const ActionInvocation& inv) const = 0;
 };
+
+// The runners of a worker by canonical runtime ref (core.shell, core.python, ...). Immutable
+// once built and shared by every worker instance of a process.
+class RunnerSet {
+ public:
+  void add(std::string runtime_ref, std::shared_ptr<const Runner> runner);
+  // The runner of a runtime ref or alias (canonical_runtime), or null.
+  const Runner* find(std::string_view runtime_ref) const;
+
+ private:
+  std::map<std::string, std::shared_ptr<const Runner>, std::less<>> runners_;
+};
+
+// Runtime ref for a runtime name or alias (API.md §11.4): core.shell, core.python, core.nodejs,
+// core.native, core.http, core.container; "" if unknown. An empty name is core.shell.
+std::string canonical_runtime(std::string_view name);
 
 // The execution result object of API.md §11.5: stdout/stderr (secrets redacted), exit_code,
 // duration_ms, data/top-level keys/output_parse_error per inv.output_format, error, and the

@@ -1,5 +1,7 @@
 #include "api/service/core_pack.h"
 
+#include "runners/runner.h"
+
 namespace attune::service {
 
 namespace {
@@ -11,20 +13,7 @@ Json base(IdGenerator& ids, const std::string& now, const std::string& ref) {
 }  // namespace
 
 std::string canonical_runtime(std::string_view name) {
-  if (name == "core.shell" || name == "shell" || name == "core.action.shell" || name == "sh" ||
-      name == "bash") {
-    return "core.shell";
-  }
-  if (name == "core.python" || name == "python" || name == "python3" ||
-      name == "core.action.python3") {
-    return "core.python";
-  }
-  if (name == "core.nodejs" || name == "nodejs" || name == "node" ||
-      name == "core.action.nodejs") {
-    return "core.nodejs";
-  }
-  if (name == "core.native" || name == "native") return "core.native";
-  return "";
+  return runners::canonical_runtime(name);
 }
 
 std::vector<std::pair<std::string, Json>> core_pack_objects(IdGenerator& ids,

@@ -62,6 +62,7 @@ runners::ActionInvocation build_invocation(const Dispatch& d, const std::string&
   inv.trigger_ref = str(ex, "trigger_ref");
   inv.runtime_ref = str(action, "runtime_ref", "core.shell");
   inv.entrypoint = str(action, "entrypoint");
+  inv.action = action;
   if (auto it = ex.find("config"); it != ex.end() && it->is_object()) inv.parameters = *it;
   if (auto it = ex.find("env_vars"); it != ex.end() && it->is_object()) {
     for (const auto& [k, v] : it->items())

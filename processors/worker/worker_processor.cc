@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <mutex>
 #include <vector>
 
 #include "processors/keystore/keys.h"
@@ -78,7 +79,11 @@ std::optional<int64_t> legacy_seen_due(std::string_view key, std::chrono::millis
 WorkerProcessor::WorkerProcessor(WorkerOptions options)
     : options_(std::move(options)),
       name_(options_.name.empty() ? default_worker_name() : options_.name),
-      shell_(options_.temp_dir),
+      runners_(options_.runners ? options_.runners : [&] {
+        auto set = std::make_shared<runners::RunnerSet>();
+        set->add("core.shell", std::make_shared<runners::ShellRunner>(options_.temp_dir));
+        return std::shared_ptr<const runners::RunnerSet>(std::move(set));
+      }()),
       pruner_(options_.prune, [retention = options_.seen_retention](std::string_view key,
                                                                      std::string_view) {
         return legacy_seen_due(key, retention);
@@ -159,13 +164,21 @@ void WorkerProcessor::on_dispatch(const Envelope& e, ProcessorContext& ctx) {
   expiry::schedule(ctx, *seen_, key, now + options_.seen_retention.count());
   ctx.put(*seen_, key, "1");
   runners::ActionInvocation inv = build_invocation(*d, options_.api_url);
-  if (!is_shell_runtime(inv.runtime_ref)) {
+  if (runners_->find(inv.runtime_ref) == nullptr) {
     ctx.forward(finished_record(
         d->id, d->attempt, d->root, name_, "failed",
         Json{{"error", "runtime " + inv.runtime_ref + " is not supported by this worker"}}, now));
     return;
   }
-  inv.runtime_ref = "core.shell";
+  inv.runtime_ref = runners::canonical_runtime(inv.runtime_ref);
+  if (options_.definitions != nullptr && !inv.pack_ref.empty()) {
+    // Pack files run from the pack's installed directory (API.md §8).
+    if (JsonPtr pack = options_.definitions->get("pack", inv.pack_ref)) {
+      if (auto sp = pack->find("storage_path"); sp != pack->end() && sp->is_string()) {
+        inv.pack_dir = sp->get<std::string>();
+      }
+    }
+  }
   if (auto st = add_secrets(inv, *d, options_, now); !st.ok()) {
     ctx.forward(finished_record(d->id, d->attempt, d->root, name_, "failed",
                                 Json{{"error", st.error().message}}, now));
@@ -223,19 +236,57 @@ void WorkerProcessor::on_cancel(const Envelope& e, ProcessorContext& ctx) {
 void WorkerProcessor::start(const std::string& key, const runners::ActionInvocation& inv) {
   if (!supervisor_) return;  // closed: the in-flight record is reported abandoned next start
   Mailbox* mailbox = mailbox_;
-  ++running_;  // every path below ends in exactly one finish()
+  ++running_;  // every path of launch() ends in exactly one finish()
+  // A runner that is ready at once (shell, native, ...) launches on this thread; one that answers
+  // later (an environment being built) launches from the mailbox.
+  struct Gate {
+    std::mutex mu;
+    bool returned = false;
+    std::optional<Status> early;
+  };
+  auto gate = std::make_shared<Gate>();
+  runners_->find(inv.runtime_ref)->when_ready(inv, [this, mailbox, key, inv, gate](Status ready) {
+    {
+      std::lock_guard lock(gate->mu);
+      if (!gate->returned) {
+        gate->early = std::move(ready);
+        return;
+      }
+    }
+    mailbox->post([this, key, inv, ready = std::move(ready)](ProcessorContext&) {
+      launch(key, inv, ready);
+    });
+  });
+  std::optional<Status> early;
+  {
+    std::lock_guard lock(gate->mu);
+    gate->returned = true;
+    early = std::move(gate->early);
+  }
+  if (early) launch(key, inv, *early);
+}
+
+void WorkerProcessor::launch(const std::string& key, const runners::ActionInvocation& inv,
+                             const Status& ready) {
+  Mailbox* mailbox = mailbox_;
   auto report = [this, mailbox, key](std::string status, Json result) {
     mailbox->post([this, key, status = std::move(status),
                    result = std::move(result)](ProcessorContext& ctx) mutable {
       finish(ctx, key, std::move(status), std::move(result));
     });
   };
+  runners::ProcessResult failed;
+  if (!supervisor_) return;  // closed: the in-flight record is reported abandoned next start
   if (cancel_before_start_.erase(key) > 0) {
     report("cancelled", Json{{"error", "Execution was cancelled before it started"}});
     return;
   }
-  auto spec = shell_.prepare(inv);
-  runners::ProcessResult failed;
+  if (!ready.ok()) {
+    failed.launch_error = ready.error().message;
+    report(runners::execution_status_for(failed), runners::make_result(inv, failed));
+    return;
+  }
+  auto spec = runners_->find(inv.runtime_ref)->prepare(inv);
   if (!spec.ok()) {
     failed.launch_error = spec.error().message;
     report(runners::execution_status_for(failed), runners::make_result(inv, failed));

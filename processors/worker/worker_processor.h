@@ -30,6 +30,9 @@ struct WorkerOptions {
   const Clock* clock = &SystemClock::instance();  // stamps process durations; must outlive us
   runners::SupervisorOptions supervisor;
   std::string temp_dir;  // parameter files; empty ⇒ the system temp directory
+  // The runners by runtime; null ⇒ core.shell only (a ShellRunner on temp_dir). Dispatches of a
+  // runtime without a runner fail at once with "runtime X is not supported by this worker".
+  std::shared_ptr<const runners::RunnerSet> runners;
   // Secrets (API.md §11.4). With both set, sealed secret parameters are opened and the keys of
   // the action's pack and of the action are decrypted into the parameter document (a same-named
   // parameter wins); all of them are redacted from the captured output.
@@ -95,13 +98,15 @@ class WorkerProcessor final : public Processor {
   // Starts the attempt now if a slot is free, else queues it (and pauses the stage's input).
   void admit(const std::string& key, runners::ActionInvocation inv);
   void start(const std::string& key, const runners::ActionInvocation& inv);
+  // Mailbox task: the runner is ready (or failed to get ready); spawn the process.
+  void launch(const std::string& key, const runners::ActionInvocation& inv, const Status& ready);
   // Mailbox task: report the end of an attempt and forget it.
   void finish(ProcessorContext& ctx, const std::string& key, std::string status, Json result);
   std::optional<InFlight> load(ProcessorContext& ctx, const std::string& key);
 
   const WorkerOptions options_;
   const std::string name_;
-  const runners::ShellRunner shell_;
+  const std::shared_ptr<const runners::RunnerSet> runners_;
   std::unique_ptr<runners::ProcessSupervisor> supervisor_;
   Mailbox* mailbox_ = nullptr;
   state::Store* inflight_ = nullptr;
