@@ -95,6 +95,31 @@ Status load_config_file(const std::string& path, ServeConfig& config) {
         }
       } else if (key == "history_keep") {
         config.history_keep = v.as<std::string>();
+      } else if (key == "packs_dirs" || key == "packs_dir") {
+        if (v.IsSequence()) {
+          for (const auto& item : v) config.packs_dirs.push_back(item.as<std::string>());
+        } else {
+          config.packs_dirs.push_back(v.as<std::string>());
+        }
+      } else if (key == "pack_max_upload_bytes") {
+        config.pack_max_upload_bytes = v.as<int64_t>();
+      } else if (key == "pack_max_unpacked_bytes") {
+        config.pack_max_unpacked_bytes = v.as<int64_t>();
+      } else if (key == "pip_index_url") {
+        config.pip_index_url = v.as<std::string>();
+      } else if (key == "pip_find_links" || key == "pip_extra_args" || key == "npm_extra_args" ||
+                 key == "container_extra_args") {
+        auto& list = key == "pip_find_links"   ? config.pip_find_links
+                     : key == "pip_extra_args" ? config.pip_extra_args
+                     : key == "npm_extra_args" ? config.npm_extra_args
+                                               : config.container_extra_args;
+        if (v.IsSequence()) {
+          for (const auto& item : v) list.push_back(item.as<std::string>());
+        } else {
+          list.push_back(v.as<std::string>());
+        }
+      } else if (key == "container_engine") {
+        config.container_engine = v.as<std::string>();
       } else if (key == "allow_self_registration") {
         config.allow_self_registration = v.as<bool>();
       } else {

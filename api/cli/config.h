@@ -36,6 +36,19 @@ struct ServeConfig {
   int64_t worker_max_running = 64;     // action processes at once per worker
   // History retention (issue 13, api/projections/retention.h): "all", a count or an age.
   std::string history_keep = "all";
+  // Packs (issue 14, README "Packs"): directories POST /packs/register may load from; upload
+  // limits (archive size, and what it may expand to).
+  std::vector<std::string> packs_dirs;
+  int64_t pack_max_upload_bytes = 64LL << 20;
+  int64_t pack_max_unpacked_bytes = 512LL << 20;
+  // Runners (README "Runners"): pip settings for python environments, npm arguments for node
+  // ones, the container engine.
+  std::string pip_index_url;
+  std::vector<std::string> pip_find_links;
+  std::vector<std::string> pip_extra_args;
+  std::vector<std::string> npm_extra_args;
+  std::string container_engine = "podman";
+  std::vector<std::string> container_extra_args;
 };
 
 struct HostPort {

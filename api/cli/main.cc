@@ -28,7 +28,10 @@ int main(int argc, char** argv) {
                                 "max_body_bytes, fsync, allow_self_registration, "
                                 "log_keep_records, log_retention_interval, broker, "
                                 "kafka_config, roles, worker_name, worker_heartbeat_ms, "
-                                "worker_timeout_ms, worker_max_running, history_keep")
+                                "worker_timeout_ms, worker_max_running, history_keep, packs_dirs, "
+                                "pack_max_upload_bytes, pack_max_unpacked_bytes, pip_index_url, "
+                                "pip_find_links, pip_extra_args, npm_extra_args, "
+                                "container_engine, container_extra_args")
                   ->envname("ATTUNE_CONFIG");
   (void)cfg;
   std::optional<std::string> data_dir, listen, ws_listen, log_level, api_url, notifier_url;
@@ -109,6 +112,42 @@ int main(int argc, char** argv) {
                     "(e.g. 1000), or an age (30s, 15m, 12h, 7d); events and enforcements follow")
       ->envname("ATTUNE_HISTORY_KEEP");
 
+  std::vector<std::string> packs_dirs, pip_find_links, pip_extra_args, npm_extra_args,
+      container_extra_args;
+  std::optional<int64_t> pack_max_upload, pack_max_unpacked;
+  std::optional<std::string> pip_index_url, container_engine;
+  serve->add_option("--packs-dir", packs_dirs,
+                    "Directory POST /api/v1/packs/register may load packs from (repeatable; "
+                    "ATTUNE_PACKS_DIR: colon-separated)")
+      ->envname("ATTUNE_PACKS_DIR")
+      ->delimiter(':');
+  serve->add_option("--pack-max-upload-bytes", pack_max_upload,
+                    "Largest pack archive POST /packs/upload accepts (default 64 MiB)")
+      ->envname("ATTUNE_PACK_MAX_UPLOAD_BYTES")
+      ->check(CLI::Range(int64_t{1024}, int64_t{1} << 40));
+  serve->add_option("--pack-max-unpacked-bytes", pack_max_unpacked,
+                    "Most bytes a pack archive may expand to (default 512 MiB)")
+      ->envname("ATTUNE_PACK_MAX_UNPACKED_BYTES")
+      ->check(CLI::Range(int64_t{1024}, int64_t{1} << 42));
+  serve->add_option("--pip-index-url", pip_index_url,
+                    "pip --index-url for python pack environments")
+      ->envname("ATTUNE_PIP_INDEX_URL");
+  serve->add_option("--pip-find-links", pip_find_links,
+                    "pip --find-links for python pack environments (repeatable)")
+      ->envname("ATTUNE_PIP_FIND_LINKS");
+  serve->add_option("--pip-extra-arg", pip_extra_args,
+                    "Extra argument for pip install (repeatable, e.g. --no-index)")
+      ->envname("ATTUNE_PIP_EXTRA_ARGS");
+  serve->add_option("--npm-extra-arg", npm_extra_args,
+                    "Extra argument for npm install/ci (repeatable, e.g. --offline)")
+      ->envname("ATTUNE_NPM_EXTRA_ARGS");
+  serve->add_option("--container-engine", container_engine,
+                    "Container engine for container actions (default podman)")
+      ->envname("ATTUNE_CONTAINER_ENGINE");
+  serve->add_option("--container-extra-arg", container_extra_args,
+                    "Extra argument for every container run (repeatable)")
+      ->envname("ATTUNE_CONTAINER_EXTRA_ARGS");
+
   CLI11_PARSE(app, argc, argv);
 
   if (serve->parsed()) {
@@ -139,6 +178,15 @@ int main(int argc, char** argv) {
     if (worker_timeout_ms) config.worker_timeout_ms = *worker_timeout_ms;
     if (worker_max_running) config.worker_max_running = *worker_max_running;
     if (history_keep) config.history_keep = *history_keep;
+    if (!packs_dirs.empty()) config.packs_dirs = packs_dirs;
+    if (pack_max_upload) config.pack_max_upload_bytes = *pack_max_upload;
+    if (pack_max_unpacked) config.pack_max_unpacked_bytes = *pack_max_unpacked;
+    if (pip_index_url) config.pip_index_url = *pip_index_url;
+    if (!pip_find_links.empty()) config.pip_find_links = pip_find_links;
+    if (!pip_extra_args.empty()) config.pip_extra_args = pip_extra_args;
+    if (!npm_extra_args.empty()) config.npm_extra_args = npm_extra_args;
+    if (container_engine) config.container_engine = *container_engine;
+    if (!container_extra_args.empty()) config.container_extra_args = container_extra_args;
     if (auto keep = attune::projections::parse_history_keep(config.history_keep); !keep.ok()) {
       std::fprintf(stderr, "attune: --history-keep (ATTUNE_HISTORY_KEEP, history_keep): %s\n",
                    keep.error().message.c_str());

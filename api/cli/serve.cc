@@ -27,6 +27,7 @@
 #include "api/service/service.h"
 #include "processors/keystore/cipher.h"
 #include "processors/pipeline.h"
+#include "runners/runner_set.h"
 #include "processors/sensor/sensor_manager.h"
 #include "processors/sensor/sensor_processor.h"
 #include "processors/sensor/sensor_status.h"
@@ -365,6 +366,23 @@ int run_serve(const ServeConfig& cfg) {
     if (auto st = workers.start(); !st.ok()) return fail("workers view: " + st.error().message);
   }
 
+  // Runners and per-pack environments (issue 14), shared by the worker and the pack installer.
+  runners::EnvironmentOptions env_options;
+  env_options.envs_dir = data_dir + "/envs";
+  env_options.pip_index_url = cfg.pip_index_url;
+  env_options.pip_find_links = cfg.pip_find_links;
+  env_options.pip_extra_args = cfg.pip_extra_args;
+  env_options.npm_extra_args = cfg.npm_extra_args;
+  auto environments = std::make_shared<runners::PackEnvironments>(env_options);
+  runners::RunnerConfig runner_config;
+  {
+    std::error_code exe_ec;
+    runner_config.self_exe = std::filesystem::read_symlink("/proc/self/exe", exe_ec).string();
+  }
+  runner_config.container_engine = cfg.container_engine;
+  runner_config.container_extra_args = cfg.container_extra_args;
+  const auto runner_set = runners::make_runner_set(runner_config, environments);
+
   // The stages of the rules/executor/worker roles, the same with or without the API role.
   auto add_work_stages = [&](std::string api_url) {
     PipelineOptions pipeline;
@@ -372,6 +390,7 @@ int run_serve(const ServeConfig& cfg) {
     pipeline.api_url = std::move(api_url);
     pipeline.worker_name = worker_name;
     pipeline.worker_max_running = static_cast<size_t>(cfg.worker_max_running);
+    pipeline.runners = runner_set;
     pipeline.on_execution_terminal = [&metrics](std::string_view status) {
       metrics.execution_finished(status);
     };
@@ -536,6 +555,15 @@ int run_serve(const ServeConfig& cfg) {
   service_options.claim_creates = distributed;
   service_options.consistency_tokens = distributed;
   service_options.instance = worker::default_worker_name() + "-" + instance;
+  service_options.packs_root = data_dir + "/packs";
+  for (const auto& dir : cfg.packs_dirs) {
+    std::error_code pd_ec;
+    service_options.packs_dirs.push_back(
+        std::filesystem::weakly_canonical(std::filesystem::absolute(dir), pd_ec).string());
+  }
+  service_options.pack_max_upload_bytes = cfg.pack_max_upload_bytes;
+  service_options.pack_max_unpacked_bytes = cfg.pack_max_unpacked_bytes;
+  service_options.environments = environments;
   service::ApiService api(*log, definitions, *views, jwt, ids, clock, metrics, service_options);
   service::BootstrapOptions bootstrap;
   if (auto admin = env_or("ATTUNE_BOOTSTRAP_ADMIN"); !admin.empty()) bootstrap.admin = admin;

@@ -36,6 +36,9 @@ class KeyExpiry;
 namespace attune::sensor {
 class SensorStatusSource;
 }
+namespace attune::runners {
+class PackEnvironments;
+}
 
 namespace attune::service {
 
@@ -59,6 +62,14 @@ struct ServiceOptions {
   // Answers carry X-Attune-Consistency (api/service/consistency.h): on Kafka only, where several
   // instances can answer one client.
   bool consistency_tokens = false;
+  // Packs (API.md §8): installed pack files live under packs_root (<data dir>/packs), one
+  // directory per installed version; POST /packs/register reads only inside packs_dirs.
+  std::string packs_root;
+  std::vector<std::string> packs_dirs;
+  int64_t pack_max_upload_bytes = 64LL << 20;
+  int64_t pack_max_unpacked_bytes = 512LL << 20;
+  // Builds python/node environments after an install (state on the pack); may be null.
+  std::shared_ptr<runners::PackEnvironments> environments;
 };
 
 // Who is calling (from a verified JWT).
