@@ -550,7 +550,9 @@ void ApiService::set_pack_environment(const std::string& ref, const std::string&
 }
 
 Status ApiService::install_core_pack() {
-  if (options_.packs_root.empty()) return {};
+  if (options_.packs_root.empty()) {
+    return make_error(Errc::kInternal, "no pack directory configured (ServiceOptions::packs_root)");
+  }
   JsonPtr core = defs_.get("pack", "core");
   const std::string hash = packs::core_files_hash();
   if (core && core->value("meta", Json::object()).value("content_hash", "") == hash &&
