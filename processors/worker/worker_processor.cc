@@ -192,6 +192,17 @@ void WorkerProcessor::on_dispatch(const Envelope& e, ProcessorContext& ctx) {
     if (JsonPtr pack = options_.definitions->get("pack", inv.pack_ref)) {
       if (auto sp = pack->find("storage_path"); sp != pack->end() && sp->is_string()) {
         inv.pack_dir = sp->get<std::string>();
+        std::error_code ec;
+        if (!std::filesystem::is_directory(inv.pack_dir, ec)) {
+          ctx.forward(finished_record(
+              d->id, d->attempt, d->root, name_, "failed",
+              Json{{"error", "the files of pack '" + inv.pack_ref + "' are not at " + inv.pack_dir +
+                                 " on worker " + name_ +
+                                 " (distributed mode: API and worker hosts share the pack files "
+                                 "directory, --pack-files-dir)"}},
+              now));
+          return;
+        }
       }
     }
   }
