@@ -46,7 +46,9 @@ std::vector<std::pair<std::string, Json>> core_pack_objects(IdGenerator& ids,
   for (const auto& rt : {RuntimeDef{"core.shell", "Shell", {"shell", "core.action.shell"}},
                          RuntimeDef{"core.python", "Python", {"python3", "core.action.python3"}},
                          RuntimeDef{"core.nodejs", "Node.js", {"nodejs", "core.action.nodejs"}},
-                         RuntimeDef{"core.native", "Native", {"native"}}}) {
+                         RuntimeDef{"core.native", "Native", {"native"}},
+                         RuntimeDef{"core.http", "HTTP", {"http"}},
+                         RuntimeDef{"core.container", "Container", {"container"}}}) {
     Json r = base(ids, now, rt.ref);
     r.update(Json{{"pack_ref", "core"},
                   {"name", rt.name},
