@@ -50,6 +50,22 @@ Status add_secrets(runners::ActionInvocation& inv, const Dispatch& d, const Work
       inv.secret_values.push_back(keystore::secret_text(*it));
     }
   }
+  // The pack's config (API.md §8) under `pack_config`, unless a parameter has that name; its
+  // secret fields (conf_schema `secret: true`) are redacted from the output like other secrets.
+  if (options.definitions != nullptr && !inv.pack_ref.empty() &&
+      !inv.parameters.contains("pack_config")) {
+    if (JsonPtr pack = options.definitions->get("pack", inv.pack_ref)) {
+      const Json config = pack->value("config", Json::object());
+      if (config.is_object() && !config.empty()) {
+        for (const auto& n : keystore::secret_fields(pack->value("conf_schema", Json::object()))) {
+          if (auto it = config.find(n); it != config.end() && !it->is_null()) {
+            inv.secret_values.push_back(keystore::secret_text(*it));
+          }
+        }
+        inv.parameters["pack_config"] = config;
+      }
+    }
+  }
   if (options.definitions != nullptr && options.cipher) {
     auto keys = keystore::keys_for_action(*options.definitions, inv.pack_ref, inv.action_ref,
                                           now_ms, *options.cipher);
