@@ -299,7 +299,7 @@ class Loader {
     Json body = Json::object();
     body["ref"] = name;
     body["runtime_ref"] = runtime;
-    body["entrypoint"] = entry;
+    if (!entry.empty()) body["entrypoint"] = entry;  // http (and container with command): none
     body["param_schema"] = doc.contains("parameters") ? mapping_field(doc, file, "parameters")
                                                       : mapping_field(doc, file, "param_schema");
     Json out = Json::object();
