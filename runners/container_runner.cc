@@ -204,14 +204,17 @@ void note_signal(int) { g_signalled = 1; }
     ::dup2(null_fd, 1);
     ::dup2(null_fd, 2);
   }
-  // Keep nothing of the action's pipes (the supervisor waits for their EOF).
-  for (int fd = 3; fd < 1024; ++fd) {
-    if (fd != pipe_fd) ::close(fd);
+  // Keep nothing of the action's pipes (the supervisor waits for their EOF): only the guard's
+  // pipe survives, as fd 3.
+  if (pipe_fd != 3) {
+    ::dup2(pipe_fd, 3);
+    ::close(pipe_fd);
   }
+  ::close_range(4, ~0U, 0);
   char byte = 0;
   ssize_t n;
   do {
-    n = ::read(pipe_fd, &byte, 1);
+    n = ::read(3, &byte, 1);
   } while (n < 0 && errno == EINTR);
   if (n == 1 && byte == kCleanExit) ::_exit(0);
   // Two tries: the engine may briefly hold its lock while the client that was killed lets go.
