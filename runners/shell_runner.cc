@@ -52,8 +52,8 @@ std::string env_or(const char* name, const char* fallback) {
   return v != nullptr && *v != '\0' ? v : fallback;
 }
 
-// The pack file the entrypoint names, "" if it names none (⇒ inline script), or an error if it
-// names an existing file outside <pack_dir>/actions.
+}  // namespace
+
 Result<std::string> resolve_pack_file(const ActionInvocation& inv) {
   if (inv.pack_dir.empty() || inv.entrypoint.empty() ||
       inv.entrypoint.find_first_of("\n\r") != std::string::npos || inv.entrypoint.size() > 4096) {
@@ -100,8 +100,6 @@ Result<std::string> write_parameter_file(const std::string& dir, int64_t executi
   ::close(fd);
   return path;
 }
-
-}  // namespace
 
 ShellRunner::ShellRunner(std::string temp_dir) : temp_dir_(std::move(temp_dir)) {
   if (temp_dir_.empty()) temp_dir_ = fs::temp_directory_path().string();
