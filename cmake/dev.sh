@@ -13,7 +13,7 @@ PACKAGES=(
   build-essential cmake ninja-build pkg-config git curl ca-certificates
   librdkafka-dev librocksdb-dev libpistache-dev nlohmann-json3-dev libsodium-dev libspdlog-dev
   libyaml-cpp-dev libwebsocketpp-dev libasio-dev libcurl4-openssl-dev libcli11-dev
-  libhowardhinnant-date-dev tzdata prometheus-cpp-dev libjemalloc-dev libgtest-dev libgmock-dev
+  libhowardhinnant-date-dev tzdata prometheus-cpp-dev libjemalloc-dev libgtest-dev libgmock-dev libarchive-dev
   python3 python3-pytest python3-requests python3-websocket python3-websockets
   python3-confluent-kafka python3-venv
 )

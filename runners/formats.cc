@@ -151,10 +151,11 @@ Result<std::string> render_parameters(const Json& document, std::string_view for
                     "unknown parameter_format '" + std::string(format) + "' (json|dotenv|yaml)");
 }
 
-Result<Json> parse_yaml(std::string_view text) {
+Result<Json> parse_yaml(std::string_view text, int* error_line) {
   try {
     return yaml_to_json(YAML::Load(std::string(text)));
   } catch (const YAML::Exception& e) {
+    if (error_line != nullptr) *error_line = e.mark.is_null() ? 0 : e.mark.line + 1;
     return make_error(Errc::kBadRequest, std::string("invalid YAML: ") + e.what());
   }
 }

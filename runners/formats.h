@@ -23,6 +23,7 @@ std::string shell_quote(std::string_view raw);
 
 // Parses one YAML document into JSON. Plain scalars resolve per the YAML 1.2 core schema
 // (null, bool, int, float, else string); quoted scalars stay strings. An empty document is null.
-Result<Json> parse_yaml(std::string_view text);
+// On a parse error, `error_line` (if given) receives its 1-based line (0 when unknown).
+Result<Json> parse_yaml(std::string_view text, int* error_line = nullptr);
 
 }  // namespace attune::runners

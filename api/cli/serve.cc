@@ -609,6 +609,9 @@ int run_serve(const ServeConfig& cfg) {
   http_options.port = listen->port;
   http_options.threads = static_cast<size_t>(cfg.http_threads);
   http_options.max_body_bytes = cfg.max_body_bytes;
+  // Pack archives may be larger than JSON bodies; their multipart envelope needs a little room.
+  http_options.large_body_paths["/api/v1/packs/upload"] =
+      static_cast<size_t>(cfg.pack_max_upload_bytes) + 64 * 1024;
   http_options.on_response = [&metrics](std::string_view method, int status) {
     metrics.http_request(method, status);
   };

@@ -104,6 +104,7 @@ class RequestHandler final : public Http::Handler {
   RequestHandler(const Router& router, const ServerOptions& options, std::shared_ptr<Gate> gate)
       : router_(&router),
         max_body_bytes_(options.max_body_bytes),
+        large_body_paths_(options.large_body_paths),
         observer_(options.on_response),
         before_(options.before),
         decorate_(options.decorate),
@@ -150,7 +151,13 @@ class RequestHandler final : public Http::Handler {
 
  private:
   HttpResponse handle(const Http::Request& request) const {
-    if (request.body().size() > max_body_bytes_) {
+    if (auto large = large_body_paths_.find(request.resource()); large != large_body_paths_.end()) {
+      if (request.body().size() > large->second) {
+        return HttpResponse::error(413, "PAYLOAD_TOO_LARGE",
+                                   "Payload too large: " + std::to_string(request.body().size()) +
+                                       " bytes exceeds limit " + std::to_string(large->second));
+      }
+    } else if (request.body().size() > max_body_bytes_) {
       return HttpResponse::error(400, "BAD_REQUEST",
                                  "Payload too large: " + std::to_string(request.body().size()) +
                                      " bytes exceeds limit " + std::to_string(max_body_bytes_));
@@ -187,6 +194,7 @@ class RequestHandler final : public Http::Handler {
 
   const Router* router_;
   size_t max_body_bytes_;
+  std::map<std::string, size_t> large_body_paths_;
   ResponseObserver observer_;
   std::function<std::optional<HttpResponse>(const HttpRequest&)> before_;
   std::function<void(HttpResponse&)> decorate_;
@@ -197,6 +205,12 @@ class RequestHandler final : public Http::Handler {
 
 class HttpServer::Impl {
  public:
+  size_t largest_body() const {
+    size_t largest = opts_.max_body_bytes;
+    for (const auto& [path, limit] : opts_.large_body_paths) largest = std::max(largest, limit);
+    return largest;
+  }
+
   Impl(const Router& router, ServerOptions opts) : router_(router), opts_(std::move(opts)) {}
   ~Impl() { stop(); }
 
@@ -209,7 +223,7 @@ class HttpServer::Impl {
       auto options = Http::Endpoint::options()
                          .threads(static_cast<int>(std::max<size_t>(opts_.threads, 1)))
                          .flags(Tcp::Options::ReuseAddr)
-                         .maxRequestSize(opts_.max_body_bytes + kHeadRoomBytes);
+                         .maxRequestSize(largest_body() + kHeadRoomBytes);
       endpoint->init(options);
       endpoint->setHandler(Http::make_handler<RequestHandler>(router_, opts_, gate_));
       endpoint->serveThreaded();

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <string_view>
 
 #include <cstddef>
@@ -22,6 +23,8 @@ struct ServerOptions {
   uint16_t port = 8080;  // 0 = ephemeral; see HttpServer::port()
   size_t threads = 2;    // request-handling threads
   size_t max_body_bytes = 1 << 20;  // larger bodies ⇒ 400 BAD_REQUEST "Payload too large: ..."
+  // Paths (exact) with their own body limit, e.g. pack uploads; larger ⇒ 413 PAYLOAD_TOO_LARGE.
+  std::map<std::string, size_t> large_body_paths;
   ResponseObserver on_response;      // optional
   // Optional: may answer a request before it is routed (nullopt lets it through), on the
   // request thread — e.g. waiting for a consistency token.

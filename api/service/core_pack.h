@@ -1,5 +1,5 @@
-// The built-in `core` pack (API.md §9.4, §11.4): runtimes, the standard actions and the
-// webhook/timer trigger types, visible to every identity.
+// Runtime names (API.md §11.4). The built-in `core` pack itself is a pack directory,
+// api/packs/core/, installed at start (pack_routes.cc).
 #pragma once
 
 #include <string>
@@ -10,10 +10,6 @@
 #include "topology/core/record.h"
 
 namespace attune::service {
-
-// (kind, object) pairs, packs first. Ids are fresh; callers keep existing objects' ids.
-std::vector<std::pair<std::string, Json>> core_pack_objects(IdGenerator& ids,
-                                                            const std::string& now);
 
 // Runtime ref for a runtime name or alias (API.md §11.4), or "" if unknown.
 std::string canonical_runtime(std::string_view name);

@@ -6,6 +6,7 @@
 #include "api/auth/secrets.h"
 #include "api/rest/pagination.h"
 #include "api/service/core_pack.h"
+#include "api/service/definition_fields.h"
 #include "api/service/fields.h"
 #include "api/service/rule_check.h"
 #include "api/service/service.h"
@@ -20,19 +21,9 @@ using detail::validation;
 using detail::resolve_scoped;
 using detail::Scoped;
 
-// Field kinds of the writable definition fields (see apply_fields).
-enum class F { kStr, kStrOrNull, kBool, kObj, kArr, kStrArr, kIntOrNull, kPosInt, kRetries, kAny, kEnum };
-
-struct FieldSpec {
-  const char* name;
-  F type;
-  Json def;
-  std::vector<std::string> allowed = {};
-};
-
 namespace {
-
 const std::vector<std::string> kVisibility = {"public", "private", "restricted"};
+}  // namespace
 
 const std::vector<FieldSpec>& pack_fields() {
   static const std::vector<FieldSpec> f = {
@@ -161,6 +152,8 @@ void apply_fields(FieldReader& f, const Json& body, const std::vector<FieldSpec>
     if (v) obj[s.name] = std::move(*v);
   }
 }
+
+namespace {
 
 const std::regex& pack_ref_re() {
   static const std::regex re("^[a-z][a-z0-9_-]{0,127}$");
@@ -349,6 +342,10 @@ rest::HttpResponse ApiService::delete_pack(Req& req) {
   records.push_back(definition_tombstone("pack", ref, (*pack)["id"], ts, "api"));
   auto st = write_definitions(std::move(records));
   if (!st.ok()) return Resp::error(st.error());
+  // Its installed files go once nothing refers to them (a crash before this: the start's sweep).
+  if (auto sp = pack->value("storage_path", Json(nullptr)); sp.is_string()) {
+    remove_pack_files(sp.get<std::string>());
+  }
   return deleted("Pack '" + ref + "' deleted");
 }
 
@@ -380,8 +377,6 @@ rest::HttpResponse ApiService::get_action(Req& req) {
   return get_definition(req, "action", "Action");
 }
 
-namespace {
-
 // Sets runtime/runtime_ref from `runtime` (id) or `runtime_ref` (name or alias).
 std::optional<rest::HttpResponse> resolve_runtime(const DefinitionsTable& defs, const Json& body,
                                                   Json& action, bool creating) {
@@ -409,7 +404,6 @@ std::optional<rest::HttpResponse> resolve_runtime(const DefinitionsTable& defs, 
   return std::nullopt;
 }
 
-}  // namespace
 
 rest::HttpResponse ApiService::create_action(Req& req) {
   auto body = rest::parse_json_body(req);

@@ -6,6 +6,7 @@
 #include "api/rest/pagination.h"
 #include "api/service/core_pack.h"
 #include "api/service/fields.h"
+#include "api/service/definition_fields.h"
 #include "api/service/service.h"
 #include "processors/sensor/sensor_manager.h"
 #include "processors/sensor/sensor_status.h"
@@ -16,8 +17,6 @@ using detail::data;
 using detail::deleted;
 using detail::error;
 using detail::validation;
-
-namespace {
 
 // The writable fields of a sensor with the pack-file aliases of `sensors/<name>.yaml`
 // (entry_point, runner_type, parameters) folded in. Records field errors into `f`.
@@ -52,7 +51,6 @@ void read_sensor_fields(FieldReader& f, const Json& body, Json& sensor, bool cre
   }
 }
 
-}  // namespace
 
 void ApiService::set_sensor_status(const sensor::SensorStatusSource* sensors) {
   sensors_ = sensors;

@@ -60,9 +60,14 @@ ApiService::ApiService(Log& log, DefinitionsTable& defs, projections::Projection
       options_(std::move(options)),
       key_expiry_(std::make_unique<keystore::KeyExpiry>(
           log, defs, clock, std::chrono::milliseconds(1000),
-          [this](std::string_view ref) { return key_holds_.hold(ref); })) {}
+          [this](std::string_view ref) { return key_holds_.hold(ref); })),
+      life_(std::make_shared<Life>()) {}
 
-ApiService::~ApiService() { key_expiry_->stop(); }
+ApiService::~ApiService() {
+  key_expiry_->stop();
+  std::lock_guard lock(life_->mu);
+  life_->alive = false;
+}
 
 void ApiService::start_background() { key_expiry_->start(); }
 
@@ -222,14 +227,11 @@ Result<Json> ApiService::token_execution(int64_t execution_id) const {
 }
 
 Status ApiService::bootstrap(const BootstrapOptions& options) {
+  sweep_pack_dirs();
+  if (auto st = install_core_pack(); !st.ok()) return st;
   std::lock_guard lock(write_mu_);
   std::vector<OutRecord> records;
   const int64_t ts = now_ms();
-  for (auto& [kind, obj] : core_pack_objects(ids_, now_str())) {
-    auto existing = defs_.get(kind, obj["ref"].get<std::string>());
-    if (existing) continue;  // keep ids stable across restarts
-    records.push_back(definition_record(kind, obj, ts, "api"));
-  }
 
   std::string login, password;
   bool generated = false;
@@ -357,6 +359,8 @@ void ApiService::register_routes(rest::Router& r) {
   r.add("GET", v1 + "/packs/{ref}", a(&ApiService::get_pack));
   r.add("PUT", v1 + "/packs/{ref}", a(&ApiService::update_pack));
   r.add("DELETE", v1 + "/packs/{ref}", a(&ApiService::delete_pack));
+  r.add("POST", v1 + "/packs/upload", a(&ApiService::upload_pack));
+  r.add("POST", v1 + "/packs/register", a(&ApiService::register_pack));
 
   r.add("GET", v1 + "/actions", a(&ApiService::list_actions));
   r.add("POST", v1 + "/actions", a(&ApiService::create_action));

@@ -196,6 +196,27 @@ class ApiService {
   void present_list(std::string_view entity, Json& envelope) const;
   // The execution row with secret parameters sealed (for POST /executions/execute).
   Json seal_execution_config(Json execution, const Json& action) const;
+  // pack_routes.cc (API.md §8)
+  // Lifetime guard for environment builds that finish after the service is gone.
+  struct Life {
+    std::mutex mu;
+    bool alive = true;
+  };
+  Resp upload_pack(Req& req);
+  Resp register_pack(Req& req);
+  // Installs the pack at `root` (inside `staging`, which is removed afterwards): validates all of
+  // it, moves its files to their version directory, writes every definition in one batch.
+  Resp install_pack(const std::string& staging, const std::string& root, const std::string& method,
+                    bool force, Json owner);
+  std::string new_staging_dir();
+  // Removes an installed version's directory (only below packs_root).
+  void remove_pack_files(const std::string& storage_path);
+  // Startup: removes staging leftovers and version directories no pack points at.
+  void sweep_pack_dirs();
+  Status install_core_pack();
+  void build_environment(const std::string& ref, const std::string& storage_path);
+  void set_pack_environment(const std::string& ref, const std::string& storage_path,
+                            Json environment);
   // sensor_routes.cc
   Resp list_sensors(Req& req);
   Resp get_sensor(Req& req);
@@ -265,6 +286,8 @@ class ApiService {
   // Webhook rate limiting: per key, timestamps (ms) of accepted requests in the window.
   std::mutex rate_mu_;
   std::map<std::string, std::deque<int64_t>> rate_;
+  // Environment builds report through this guard; the destructor closes it.
+  std::shared_ptr<Life> life_;
 };
 
 // Route helpers shared by the handler files.
