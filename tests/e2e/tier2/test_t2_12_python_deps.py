@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from attune_e2e import uid
+from attune_e2e import uid, wait_for
 from pack_util import (PackServer, build_wheel, environment, register, run_action, upload, wait_environment,
                        write_pack)
 
@@ -164,3 +164,43 @@ def test_registered_pack_directory_gets_its_environment(pyserver, pyapi):
     assert ex["status"] == "completed", ex
     assert ex["result"]["data"]["greeting"] == "attune_t212_alpha 1.0 greets registered"
     assert json.loads(ex["result"]["stdout"])["versions"] == {"attune_t212_alpha": "1.0"}
+
+
+SENSOR = """
+import json, os, sys, time
+import attune_t212_alpha  # only in the pack's virtualenv
+trigger = json.loads(os.environ["ATTUNE_SENSOR_TRIGGERS"])[0]["trigger_ref"]
+while True:
+    print(json.dumps({"trigger_ref": trigger, "payload": {"who": "sensor " + attune_t212_alpha.VERSION,
+                                                          "prefix": sys.prefix}}), flush=True)
+    time.sleep(1)
+"""
+
+
+def test_python_sensor_of_the_pack_uses_its_environment(pyserver, pyapi, tmp_path):
+    ref = f"t212s_{uid(6)}"
+    root = python_pack(tmp_path, ref, "attune_t212_alpha==1.0\n")
+    (root / "triggers").mkdir()
+    (root / "triggers" / "custom.yaml").write_text("ref: custom\nlabel: Custom\n")
+    (root / "sensors").mkdir()
+    (root / "sensors" / "watcher.py").write_text(SENSOR)
+    (root / "sensors" / "watcher.yaml").write_text(
+        f"ref: watcher\nlabel: Watcher\nrunner_type: python\nentry_point: watcher.py\n"
+        f"trigger_types: [{ref}.custom]\n")
+    (root / "rules").mkdir()
+    (root / "rules" / "on_custom.yaml").write_text(
+        f"ref: on_custom\nlabel: On custom\ntrigger_ref: {ref}.custom\naction_ref: {ref}.use_deps\n"
+        "action_params:\n  who: '{{ event.payload.who }}'\n")
+    data = upload(pyapi, root)
+    assert data["components"].get("sensors") == 1 and data["components"].get("rules") == 1, data
+    execs = wait_for(lambda: (lambda it: it if it else None)(
+        [e for e in pyapi.items("/api/v1/executions", rule_ref=f"{ref}.on_custom") if e["status"] == "completed"]),
+        timeout=100, interval=0.3, desc="an execution fired by the python sensor")
+    ex = pyapi.get_data(f"/api/v1/executions/{execs[0]['id']}")
+    assert ex["result"]["data"]["greeting"] == "attune_t212_alpha 1.0 greets sensor 1.0", ex["result"]
+    event = pyapi.items("/api/v1/events", trigger_ref=f"{ref}.custom")[0]
+    event = pyapi.get_data(f"/api/v1/events/{event['id']}")
+    envs = (pyserver.data_dir / "envs" / ref).resolve()
+    assert Path(event["payload"]["prefix"]).parent == envs, event["payload"]
+    status = pyapi.get_data(f"/api/v1/sensors/{ref}.watcher")["status"]
+    assert status["state"] == "running", status
