@@ -11,6 +11,7 @@
 
 #include <array>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <string_view>
 
@@ -21,7 +22,7 @@ namespace {
 // env} with the child's descriptors (stdin, stdout, stderr[, fd 3]) as SCM_RIGHTS; reply = one
 // JSON message {pid} or {error}. EOF ⇒ exit.
 constexpr std::string_view kServerCode = R"PY(
-import atexit, ctypes, json, os, platform, runpy, signal, socket, sys, traceback, types
+import atexit, ctypes, gc, io, json, os, platform, signal, socket, sys, traceback, types
 import base64, collections, datetime, functools, itertools, pathlib, re, subprocess, time, typing
 import urllib.parse  # warm imports: actions commonly use these
 
@@ -77,17 +78,22 @@ def _child(sock, req, fds):
                                            closefd=False, buffering=1)
         script = req.get("script") or ""
         try:
+            # As `python FILE` / `python -c CODE`: a fresh __main__ module runs the code.
+            main = types.ModuleType("__main__")
+            main.__builtins__ = __builtins__
+            sys.modules["__main__"] = main
             if script:
                 sys.argv = [script]
                 sys.path[0] = os.path.dirname(script)
-                runpy.run_path(script, run_name="__main__")
+                main.__file__ = script
+                with io.open_code(script) as f:
+                    source = f.read()
+                code_obj = compile(source, script, "exec")
             else:
                 sys.argv = ["-c"]
                 sys.path[0] = ""
-                main = types.ModuleType("__main__")
-                main.__builtins__ = __builtins__
-                sys.modules["__main__"] = main
-                exec(compile(req.get("code", ""), "<string>", "exec"), main.__dict__)
+                code_obj = compile(req.get("code", ""), "<string>", "exec")
+            exec(code_obj, main.__dict__)
             code = 0
         except SystemExit as e:
             code = _exit_code(e)
@@ -134,6 +140,10 @@ def _spawn(sock, req, fds):
 def _main():
     sock = socket.socket(fileno=os.dup(3))
     os.close(3)
+    # Everything imported so far is shared copy-on-write with the children: keep the collector
+    # from touching (and so copying) it in each of them.
+    gc.collect()
+    gc.freeze()
     while True:
         try:
             msg, fds, _, _ = socket.recv_fds(sock, 1 << 20, 4)
@@ -214,12 +224,14 @@ Status ForkServer::start_locked() {
   posix_spawnattr_setsigdefault(&attr, &defaults);
 
   std::string code(kServerCode);
-  std::array<std::string, 5> args = {python_, "-s", "-c", code, ""};
-  std::array<char*, 5> argv = {args[0].data(), args[1].data(), args[2].data(), args[3].data(),
-                               nullptr};
+  std::array<std::string, 3> args = {python_, "-c", code};
+  std::array<char*, 4> argv = {args[0].data(), args[1].data(), args[2].data(), nullptr};
+  // What a cold start's interpreter configuration also depends on (HOME: the user site).
+  const char* home = std::getenv("HOME");
   std::string path = "PATH=/usr/local/bin:/usr/bin:/bin";
   std::string lang = "LANG=C.UTF-8";
-  std::array<char*, 3> envp = {path.data(), lang.data(), nullptr};
+  std::string home_kv = std::string("HOME=") + (home != nullptr && *home != '\0' ? home : "/");
+  std::array<char*, 4> envp = {path.data(), lang.data(), home_kv.data(), nullptr};
   pid_t pid = 0;
   const int rc = ::posix_spawn(&pid, python_.c_str(), &actions, &attr, argv.data(), envp.data());
   posix_spawn_file_actions_destroy(&actions);
@@ -280,11 +292,13 @@ Result<int> ForkServer::launch(const ForkRequest& request, const LaunchFds& fds)
       n = ::recv(socket_, reply.data(), reply.size(), 0);
     } while (n < 0 && errno == EINTR);
     if (n <= 0) {
-      // Dead, or no answer in time. A child it may have made without telling us is a child of
-      // this process in its own group: killing the server does not orphan it; it ends on its
-      // own (its stdin is closed with our pipe ends) and stays an unreaped zombie until then.
+      // Dead (EOF, or ECONNRESET when it died with our request unread: retried once with a new
+      // server), or no answer in time (an error). A child it may have made without telling us
+      // is a child of this process in its own group: killing the server does not orphan it; it
+      // ends on its own (its stdin closes with our pipe ends) and stays an unreaped zombie.
+      const bool timed_out = n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
       stop_locked();
-      if (n < 0) {
+      if (timed_out) {
         return make_error(Errc::kUnavailable, "fork server: no answer within " +
                                                   std::to_string(reply_timeout_.count()) + " ms");
       }

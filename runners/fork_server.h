@@ -28,11 +28,13 @@ struct ForkRequest {
 // nothing with other executions but the pre-initialised, copy-on-write memory. The child makes
 // itself a process-group leader, takes the received descriptors as 0-3, closes everything of
 // the server, replaces os.environ and the cwd, reseeds what Python reseeds after fork(), runs
-// the file with runpy (or the code with exec) as __main__, runs atexit handlers and exits with
+// the file (or the code) in a fresh __main__ module as `python FILE` does, runs atexit handlers and exits with
 // Python's exit status (an uncaught exception → traceback, 1; SIGINT's KeyboardInterrupt → dies
 // of SIGINT). Differences from a cold start: PYTHON* variables of the execution's environment
-// do not reconfigure the interpreter (the runner starts cold when there are any), and hash
-// randomisation uses the server's seed.
+// do not reconfigure the interpreter (the runner starts cold when there are any), hash
+// randomisation uses the server's seed, and /proc/<pid>/environ shows the server's start-up
+// environment (PATH, LANG, HOME) while os.environ — and what the action starts — has the
+// execution's.
 //
 // The server exits when the socket closes (this process exited or crashed) and lives in its own
 // process group, so cancels and timeouts of actions never reach it. A server that dies or stops

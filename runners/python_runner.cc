@@ -32,11 +32,21 @@ void PythonRunner::when_ready(const ActionInvocation& inv, ReadyFn ready) const 
   environments_->when_ready(inv.pack_ref, inv.pack_dir, "core.python", std::move(ready));
 }
 
-ForkServer& PythonRunner::fork_server(const std::string& python) const {
+std::shared_ptr<ForkServer> PythonRunner::fork_server(const std::string& python) const {
   std::lock_guard lock(mu_);
-  auto& server = servers_[python];
-  if (!server) server = std::make_unique<ForkServer>(python);
-  return *server;
+  Server& entry = servers_[python];
+  entry.last_used = ++uses_;
+  if (!entry.server) {
+    entry.server = std::make_shared<ForkServer>(python);
+    if (servers_.size() > kMaxServers) {
+      auto lru = servers_.begin();
+      for (auto it = servers_.begin(); it != servers_.end(); ++it) {
+        if (it->second.last_used < lru->second.last_used) lru = it;
+      }
+      servers_.erase(lru);
+    }
+  }
+  return entry.server;
 }
 
 Result<ProcessSpec> PythonRunner::prepare(const ActionInvocation& inv) const {
@@ -104,7 +114,7 @@ Result<ProcessSpec> PythonRunner::prepare(const ActionInvocation& inv) const {
   }
   if (warm) {
     // Inline code reaches the server in the request, not on fd 3.
-    ForkServer* server = &fork_server(env.python);
+    std::shared_ptr<ForkServer> server = fork_server(env.python);
     request.env = spec.env;
     spec.launch = [server, request = std::move(request)](const LaunchFds& fds) {
       LaunchFds passed = fds;

@@ -44,14 +44,24 @@ class PythonRunner final : public Runner {
   void when_ready(const ActionInvocation& inv, ReadyFn ready) const override;
   Result<ProcessSpec> prepare(const ActionInvocation& inv) const override;
 
-  // The fork server of an interpreter, created on first use (tests).
-  ForkServer& fork_server(const std::string& python) const;
+  // The fork server of an interpreter, created on first use. At most kMaxServers are kept: the
+  // least recently used one beyond that is dropped (its server stops once no launch uses it;
+  // the processes it forked are the worker's children and are not affected) — e.g. servers of
+  // virtualenvs replaced by a re-install.
+  std::shared_ptr<ForkServer> fork_server(const std::string& python) const;
+
+  static constexpr size_t kMaxServers = 16;
 
  private:
+  struct Server {
+    std::shared_ptr<ForkServer> server;
+    uint64_t last_used = 0;
+  };
   std::shared_ptr<PackEnvironments> environments_;
   PythonRunnerOptions options_;
   mutable std::mutex mu_;
-  mutable std::map<std::string, std::unique_ptr<ForkServer>> servers_;
+  mutable std::map<std::string, Server> servers_;
+  mutable uint64_t uses_ = 0;
 };
 
 }  // namespace attune::runners
