@@ -23,8 +23,8 @@ namespace {
 // JSON message {pid} or {error}. EOF ⇒ exit.
 constexpr std::string_view kServerCode = R"PY(
 import atexit, ctypes, gc, io, json, os, platform, signal, socket, sys, traceback, types
-import base64, collections, datetime, functools, itertools, pathlib, re, subprocess, time, typing
-import urllib.parse  # warm imports: actions commonly use these
+import base64, collections, datetime, functools, itertools, re, time
+# warm imports (above): small modules actions commonly use; big ones would make every fork dearer
 
 _SYS_CLONE = {"x86_64": 56, "aarch64": 220}.get(platform.machine())
 _CLONE_PARENT = 0x00008000
