@@ -94,10 +94,10 @@ def run_batch(api, action_ref: str, n: int, clients: int, env_vars: dict | None 
         list(pool.map(submit, range(n)))
     submitted = time.monotonic() - t0
 
-    def all_done():
+    def all_done():  # stats are per action over all batches: done when nothing is left in flight
         stats = api.get_data("/api/v1/executions/stats", action_ref=action_ref)
         finished = sum(stats["by_status"][s] for s in TERMINAL)
-        return stats if finished >= n else None
+        return stats if finished == stats["total"] else None
 
     stats = wait_for(all_done, timeout=600, interval=0.05, desc=f"{n} executions of {action_ref}")
     elapsed = time.monotonic() - t0
