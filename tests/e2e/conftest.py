@@ -61,7 +61,14 @@ def attune_binary() -> Path:
 def server(attune_binary, tmp_path_factory):
     """The shared server for the session (temp data dir, ephemeral ports)."""
     base = tmp_path_factory.mktemp("attune-session")
-    srv = Server(attune_binary, base / "data", base / "attune.log")
+    # Pack directories POST /packs/register may read (fixture `packs_dir`), and where python
+    # packages for pack environments come from (fixture `wheels_dir`; no index is reachable).
+    (base / "packs-src").mkdir()
+    (base / "wheels").mkdir()
+    srv = Server(attune_binary, base / "data", base / "attune.log",
+                 extra_env={"ATTUNE_PACKS_DIR": str(base / "packs-src"),
+                            "ATTUNE_PIP_FIND_LINKS": str(base / "wheels"),
+                            "ATTUNE_PIP_EXTRA_ARGS": "--no-index"})
     srv.start(timeout=60)
     _SESSION_SERVER.append(srv)
     yield srv
@@ -125,6 +132,18 @@ def api(server, admin_session) -> Client:
     c.refresh_token = admin_session["refresh_token"]
     c.user = admin_session["user"]
     return c
+
+
+@pytest.fixture
+def packs_dir(server) -> Path:
+    """The session server's --packs-dir: write pack directories here, then /packs/register."""
+    return Path(server.extra_env["ATTUNE_PACKS_DIR"])
+
+
+@pytest.fixture
+def wheels_dir(server) -> Path:
+    """The session server's --pip-find-links directory (with --no-index): put wheels here."""
+    return Path(server.extra_env["ATTUNE_PIP_FIND_LINKS"])
 
 
 @pytest.fixture

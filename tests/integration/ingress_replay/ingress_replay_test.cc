@@ -53,8 +53,10 @@ class IngressReplayTest : public ::testing::Test {
     topology_.add(std::move(stage->spec));
     views_ = stage->projections;
 
+    ServiceOptions service_options;
+    service_options.packs_root = (dir_ / "packs").string();
     api_ = std::make_unique<ApiService>(*log_, *defs_, *views_, jwt_, ids_,
-                                        SystemClock::instance(), metrics_, ServiceOptions{});
+                                        SystemClock::instance(), metrics_, service_options);
     BootstrapOptions bootstrap;
     bootstrap.admin = "admin:" + kPassword;
     bootstrap.data_dir = dir_.string();
