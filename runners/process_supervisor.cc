@@ -272,7 +272,7 @@ Result<int> ProcessSupervisor::spawn(ProcessSpec spec, OnExit on_exit) {
   bool launched = false;
   if (spec.launch) {
     auto launched_pid = spec.launch(
-        LaunchFds{in_pipe[0], out_pipe[1], err_pipe[1], spec.fd3_data ? fd3_pipe[0] : -1});
+        spec, LaunchFds{in_pipe[0], out_pipe[1], err_pipe[1], spec.fd3_data ? fd3_pipe[0] : -1});
     if (launched_pid.ok()) {
       pid = *launched_pid;
       ::setpgid(pid, pid);  // the child does the same; whichever runs first wins the race

@@ -89,7 +89,6 @@ Result<ProcessSpec> PythonRunner::prepare(const ActionInvocation& inv) const {
     spec.working_dir = inv.pack_dir;
     request.code = inv.entrypoint;
   }
-  request.cwd = spec.working_dir;
 
   std::string parameter_file;
   if (inv.parameter_delivery == "file") {
@@ -113,13 +112,17 @@ Result<ProcessSpec> PythonRunner::prepare(const ActionInvocation& inv) const {
     if (k.rfind("PYTHON", 0) == 0) warm = false;
   }
   if (warm) {
-    // Inline code reaches the server in the request, not on fd 3.
+    // The request is completed at launch from the spec as it is then (the worker may add to its
+    // environment after prepare). Inline code travels in the request, not on fd 3.
     std::shared_ptr<ForkServer> server = fork_server(env.python);
-    request.env = spec.env;
-    spec.launch = [server, request = std::move(request)](const LaunchFds& fds) {
+    spec.launch = [server, request = std::move(request)](const ProcessSpec& launched,
+                                                         const LaunchFds& fds) {
+      ForkRequest r = request;
+      r.env = launched.env;
+      r.cwd = launched.working_dir;
       LaunchFds passed = fds;
       passed.fd3 = -1;
-      return server->launch(request, passed);
+      return server->launch(r, passed);
     };
   }
   return spec;

@@ -100,6 +100,19 @@ print(json.dumps({"msg": p["message"], "n": p["n"] + 1, "exec": os.environ["ATTU
   }
 }
 
+TEST_P(PythonRunnerTest, EnvironmentAddedAfterPrepareReachesTheAction) {
+  // The worker adds ATTUNE_PACK_CONFIG_FILE to a prepared spec: a warm start must see it too.
+  write("actions/env.py", "import os\nprint(os.environ.get('ATTUNE_PACK_CONFIG_FILE'), os.getcwd())\n");
+  auto spec = runner_.prepare(action("env.py"));
+  ASSERT_TRUE(spec.ok());
+  spec->env.push_back("ATTUNE_PACK_CONFIG_FILE=/tmp/cfg-1");
+  spec->working_dir = tmp_.path();
+  ProcessResult pr = run_to_end(sup_, std::move(*spec));
+  EXPECT_EQ(pr.stdout_text,
+            "/tmp/cfg-1 " + std::filesystem::canonical(tmp_.path()).string() + "\n")
+      << pr.stderr_text;
+}
+
 TEST_P(PythonRunnerTest, SecretsReachStdinOnlyNeverTheEnvironmentOrArgv) {
   const std::string secret = "sk-py-7c1e99ab";
   write("actions/leak.py", R"(import os, sys
