@@ -30,8 +30,8 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 sys.path.insert(0, str(REPO / "tests" / "e2e"))
 
-from attune_e2e import TERMINAL, attune_bin, uid, wait_for  # noqa: E402
-from pack_util import PackServer, upload, wait_environment, write_pack  # noqa: E402
+from attune_e2e import TERMINAL, Server, attune_bin, uid, wait_for  # noqa: E402
+from pack_util import upload, wait_environment, write_pack  # noqa: E402
 
 
 def log(msg: str) -> None:
@@ -123,8 +123,9 @@ def main() -> int:
         base = Path(tmp)
         (base / "packs").mkdir()
         (base / "wheels").mkdir()
-        srv = PackServer(attune_bin(), base / "data", base / "attune.log", packs_dir=base / "packs",
-                         wheels_dir=base / "wheels")
+        srv = Server(attune_bin(), base / "data", base / "attune.log",
+                     extra_env={"ATTUNE_PACKS_DIR": str(base / "packs"),
+                                "ATTUNE_PIP_FIND_LINKS": str(base / "wheels"), "ATTUNE_PIP_EXTRA_ARGS": "--no-index"})
         srv.start(timeout=60)
         try:
             api = srv.admin_client()
@@ -141,7 +142,7 @@ def main() -> int:
                 "package.json": f'{{"name": "{ref}", "version": "1.0.0"}}\n'})
             upload(api, base / ref)
             env = wait_environment(api, ref, timeout=300)
-            assert env["status"] == "ready", env
+            assert env and env["status"] == "ready", env
             rows = []
             pid = srv.proc.pid
             for label, action, env_vars in (

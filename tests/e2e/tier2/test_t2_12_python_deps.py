@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 
 from attune_e2e import uid, wait_for
-from pack_util import (PackServer, build_wheel, environment, register, run_action, upload, wait_environment,
-                       write_pack)
+from pack_util import build_wheel, environment, register, run_action, upload, wait_environment, write_pack
 
 # Prints what it imported and from where, as JSON.
 USE_DEPS = """
@@ -31,29 +30,23 @@ def module_body(dist: str, version: str) -> str:
     return f"VERSION = {version!r}\n\ndef greet(who):\n    return '{dist} {version} greets ' + who\n"
 
 
-@pytest.fixture(scope="module")
-def wheels(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("wheels")
+@pytest.fixture
+def wheels(wheels_dir) -> Path:
+    """The session server's --pip-find-links directory (--no-index), with this module's wheels."""
     for dist, version in (("attune_t212_alpha", "1.0"), ("attune_t212_beta", "3.1")):
-        build_wheel(out, dist, version, module_body(dist, version))
-    return out
+        if not list(wheels_dir.glob(f"{dist}-{version}-*.whl")):
+            build_wheel(wheels_dir, dist, version, module_body(dist, version))
+    return wheels_dir
 
 
-@pytest.fixture(scope="module")
-def pyserver(attune_binary, tmp_path_factory, wheels):
-    base = tmp_path_factory.mktemp("t212")
-    (base / "packs").mkdir()
-    srv = PackServer(attune_binary, base / "data", base / "attune.log", packs_dir=base / "packs",
-                     wheels_dir=wheels)
-    srv.start(timeout=60)
-    yield srv
-    rc = srv.stop(grace=10)
-    assert rc == 0 and not srv.last_stop_needed_kill, f"attune serve stop: code {rc}\n{srv.log_tail()}"
+@pytest.fixture
+def pyserver(server, wheels):
+    return server
 
 
-@pytest.fixture(scope="module")
-def pyapi(pyserver):
-    return pyserver.admin_client()
+@pytest.fixture
+def pyapi(api, wheels):
+    return api
 
 
 def python_pack(tmp_path: Path, ref: str, requirements: str | None, modules=("attune_t212_alpha",), script=None):
@@ -113,7 +106,7 @@ def test_missing_dependency_is_reported_on_the_pack_and_on_executions(pyapi, tmp
     data = upload(pyapi, python_pack(tmp_path, ref, "attune_t212_alpha\nattune-t212-not-published==9.9\n"))
     assert data["pack"]["ref"] == ref  # the install itself succeeds; the environment is built after
     env = wait_environment(pyapi, ref)
-    assert env["status"] == "failed", env
+    assert env and env["status"] == "failed", env
     assert "attune-t212-not-published" in env["message"], env
     assert "No matching distribution" in env["message"] or "Could not find a version" in env["message"], env
     ex = run_action(pyapi, f"{ref}.use_deps")
@@ -135,7 +128,7 @@ def test_environment_is_reused_on_reinstall_and_rebuilt_when_requirements_change
     # Same requirements, changed action: a forced re-install reuses the environment as it is.
     (root / "actions" / "use_deps.py").write_text(use_deps_script("attune_t212_alpha").replace('"prefix"', '"v": 2, "prefix"'))
     upload(pyapi, root, force=True)
-    assert wait_environment(pyapi, ref, timeout=30)["status"] == "ready"
+    assert wait_environment(pyapi, ref, timeout=60)["status"] == "ready"
     again = run_action(pyapi, f"{ref}.use_deps")
     assert again["status"] == "completed", again
     assert again["result"]["data"]["v"] == 2, again["result"]
@@ -152,9 +145,9 @@ def test_environment_is_reused_on_reinstall_and_rebuilt_when_requirements_change
     assert changed["result"]["data"]["versions"]["attune_t212_beta"] == "3.1"
 
 
-def test_registered_pack_directory_gets_its_environment(pyserver, pyapi):
+def test_registered_pack_directory_gets_its_environment(pyapi, packs_dir):
     ref = f"t212h_{uid(6)}"
-    root = pyserver.packs_dir / ref
+    root = packs_dir / ref
     write_pack(root, ref, {"use_deps": {"runner_type": "python", "entry_point": "use_deps.py",
                                         "script": use_deps_script("attune_t212_alpha")}},
                {"requirements.txt": "attune_t212_alpha\n"})

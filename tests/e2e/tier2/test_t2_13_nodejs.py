@@ -9,25 +9,17 @@ from pathlib import Path
 import pytest
 
 from attune_e2e import uid
-from pack_util import PackServer, npm_tarball, run_action, upload, wait_environment, write_pack
+from pack_util import npm_tarball, run_action, upload, wait_environment, write_pack
 
 
-@pytest.fixture(scope="module")
-def nodeserver(attune_binary, tmp_path_factory):
-    base = tmp_path_factory.mktemp("t213")
-    (base / "packs").mkdir()
-    (base / "wheels").mkdir()
-    srv = PackServer(attune_binary, base / "data", base / "attune.log", packs_dir=base / "packs",
-                     wheels_dir=base / "wheels")
-    srv.start(timeout=60)
-    yield srv
-    rc = srv.stop(grace=10)
-    assert rc == 0 and not srv.last_stop_needed_kill, f"attune serve stop: code {rc}\n{srv.log_tail()}"
+@pytest.fixture
+def nodeserver(server):
+    return server
 
 
-@pytest.fixture(scope="module")
-def nodeapi(nodeserver):
-    return nodeserver.admin_client()
+@pytest.fixture
+def nodeapi(api):
+    return api
 
 
 def node_action(entry: str, script: str, **extra) -> dict:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from attune_e2e import TERMINAL, uid
-from pack_util import PackServer, build_wheel, npm_tarball, upload, wait_environment, write_pack
+from pack_util import build_wheel, npm_tarball, upload, wait_environment, write_pack
 
 PY_SCRIPT = """
 import json, sys, attune_t319_shared
@@ -21,28 +21,16 @@ module.exports = async () => ({ version: shared.version, file: require.resolve('
 """
 
 
-@pytest.fixture(scope="module")
-def wheels(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("wheels319")
+@pytest.fixture
+def wheels(wheels_dir) -> Path:
+    """Both versions of one distribution in the session server's --pip-find-links directory."""
     for version in ("1.0", "2.0"):
-        build_wheel(out, "attune_t319_shared", version, f"VERSION = {version!r}\n")
-    return out
+        if not list(wheels_dir.glob(f"attune_t319_shared-{version}-*.whl")):
+            build_wheel(wheels_dir, "attune_t319_shared", version, f"VERSION = {version!r}\n")
+    return wheels_dir
 
 
-@pytest.fixture(scope="module")
-def isoserver(attune_binary, tmp_path_factory, wheels):
-    base = tmp_path_factory.mktemp("t319")
-    (base / "packs").mkdir()
-    srv = PackServer(attune_binary, base / "data", base / "attune.log", packs_dir=base / "packs",
-                     wheels_dir=wheels)
-    srv.start(timeout=60)
-    yield srv
-    rc = srv.stop(grace=10)
-    assert rc == 0 and not srv.last_stop_needed_kill, f"attune serve stop: code {rc}\n{srv.log_tail()}"
-
-
-def test_two_packs_two_versions_of_one_library(isoserver, tmp_path):
-    api = isoserver.admin_client()
+def test_two_packs_two_versions_of_one_library(server, api, wheels, tmp_path):
     packs = {}
     for version in ("1.0", "2.0"):
         ref = f"t319py{version[0]}_{uid(6)}"
@@ -72,6 +60,6 @@ def test_two_packs_two_versions_of_one_library(isoserver, tmp_path):
         assert ex["status"] == "completed", ex
         assert ex["result"]["data"]["version"] == packs[ref], (ref, ex["result"])
         f = Path(ex["result"]["data"]["file"]).resolve()
-        assert f.is_relative_to((isoserver.data_dir / "envs" / ref).resolve()), (ref, f)
+        assert f.is_relative_to((server.data_dir / "envs" / ref).resolve()), (ref, f)
         files.setdefault(ref, set()).add(f)
     assert len({next(iter(s)) for s in files.values()}) == len(packs), "each pack has its own copy"
