@@ -31,7 +31,7 @@ REPO = HERE.parents[1]
 sys.path.insert(0, str(REPO / "tests" / "e2e"))
 
 from attune_e2e import TERMINAL, Server, attune_bin, uid, wait_for  # noqa: E402
-from pack_util import upload, wait_environment, write_pack  # noqa: E402
+from runner_packs import upload, wait_environment, write_pack  # noqa: E402
 
 
 def log(msg: str) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from attune_e2e import uid, wait_for
-from pack_util import build_wheel, environment, register, run_action, upload, wait_environment, write_pack
+from runner_packs import build_wheel, environment, register, run_action, upload, wait_environment, write_pack
 
 # Prints what it imported and from where, as JSON.
 USE_DEPS = """

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from attune_e2e import uid
-from pack_util import npm_tarball, run_action, upload, wait_environment, write_pack
+from runner_packs import npm_tarball, run_action, upload, wait_environment, write_pack
 
 
 @pytest.fixture

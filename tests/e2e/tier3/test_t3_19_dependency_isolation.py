@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from attune_e2e import TERMINAL, uid
-from pack_util import build_wheel, npm_tarball, upload, wait_environment, write_pack
+from runner_packs import build_wheel, npm_tarball, upload, wait_environment, write_pack
 
 PY_SCRIPT = """
 import json, sys, attune_t319_shared
