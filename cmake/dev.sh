@@ -16,6 +16,7 @@ PACKAGES=(
   libhowardhinnant-date-dev tzdata prometheus-cpp-dev libjemalloc-dev libgtest-dev libgmock-dev libarchive-dev
   python3 python3-pytest python3-requests python3-websocket python3-websockets
   python3-confluent-kafka python3-venv
+  podman runc catatonit busybox-static  # container actions: engine, runtime, --init, test image
 )
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*"; }

@@ -138,6 +138,10 @@ std::string execution_status_for(const ProcessResult& pr) {
   return pr.exit_code && *pr.exit_code == 0 ? "completed" : "failed";
 }
 
+Outcome Runner::finish(const ActionInvocation& inv, const ProcessResult& pr) const {
+  return Outcome{execution_status_for(pr), make_result(inv, pr)};
+}
+
 void RunnerSet::add(std::string runtime_ref, std::shared_ptr<const Runner> runner) {
   runners_[std::move(runtime_ref)] = std::move(runner);
 }

@@ -21,6 +21,7 @@ namespace attune::runners {
 // Everything a runner needs to start one attempt of an execution.
 struct ActionInvocation {
   int64_t execution_id = 0;
+  int64_t attempt = 1;  // the dispatch attempt (names per-attempt resources, e.g. containers)
   std::string action_ref, pack_ref, rule_ref, trigger_ref;
   std::string runtime_ref = "core.shell";
   std::string entrypoint;            // script text, or a file path relative to <pack_dir>/actions
@@ -41,6 +42,13 @@ struct ActionInvocation {
   Json pack_config = nullptr;
 };
 
+// What a finished attempt reports: the execution status (completed|failed|timeout|cancelled)
+// and its result object (API.md §11.5).
+struct Outcome {
+  std::string status;
+  Json result;
+};
+
 // One implementation per runtime. prepare() may create files (e.g. a parameter file); they are
 // listed in ProcessSpec::cleanup_paths, which ProcessSupervisor removes when the process ends or
 // fails to start — a caller that does not spawn the spec must remove them itself.
@@ -57,6 +65,10 @@ class Runner {
     ready(Status{});
   }
   virtual Result<ProcessSpec> prepare(const ActionInvocation& inv) const = 0;
+  // The status and result of an attempt whose process ended, or that never started (then
+  // `pr.launch_error` is set and nothing else). Default: execution_status_for + make_result;
+  // runners whose process speaks a protocol of its own (http) build their own result.
+  virtual Outcome finish(const ActionInvocation& inv, const ProcessResult& pr) const;
 };
 
 // The runners of a worker by canonical runtime ref (core.shell, core.python, ...). Immutable

@@ -1,6 +1,9 @@
 // make_runner_set (see runner_set.h).
 #include "runners/runner_set.h"
 
+#include "runners/container_runner.h"
+#include "runners/http_runner.h"
+#include "runners/native_runner.h"
 #include "runners/nodejs_runner.h"
 #include "runners/python_runner.h"
 #include "runners/shell_runner.h"
@@ -15,6 +18,11 @@ std::shared_ptr<const RunnerSet> make_runner_set(const RunnerConfig& config,
                               environments, PythonRunnerOptions{config.temp_dir, config.python_warm}));
   set->add("core.nodejs",
            std::make_shared<NodeRunner>(environments, NodeRunnerOptions{config.temp_dir}));
+  set->add("core.native", std::make_shared<NativeRunner>(config.temp_dir));
+  set->add("core.http", std::make_shared<HttpRunner>(config.self_exe));
+  set->add("core.container",
+           std::make_shared<ContainerRunner>(ContainerOptions{
+               config.container_engine, config.container_extra_args, config.self_exe}));
   return set;
 }
 

@@ -7,9 +7,12 @@
 #include "api/cli/config.h"
 #include "api/cli/serve.h"
 #include "api/projections/retention.h"
+#include "runners/subcommands.h"
 
 
 int main(int argc, char** argv) {
+  // Child processes of the worker's runners (runners/subcommands.h), hidden from --help.
+  if (auto rc = attune::runners::run_hidden_subcommand(argc, argv)) return *rc;
   CLI::App app{
       "Attune: event-driven automation. When this happens, run that.\n"
       "Triggers fire events, rules match them and request executions, workers run actions."};

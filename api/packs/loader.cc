@@ -327,7 +327,7 @@ class Loader {
     Json body = Json::object();
     body["ref"] = name;
     body["runtime_ref"] = runtime;
-    body["entrypoint"] = entry;
+    if (!entry.empty()) body["entrypoint"] = entry;  // http (and container with command): none
     body["param_schema"] = schema_field(doc, file, {"parameters", "param_schema"});
     body["out_schema"] = schema_field(doc, file, {"output", "output_schema", "out_schema"});
     copy(doc, body, {"label", "description", "enabled", "parameter_delivery", "parameter_format",

@@ -13,7 +13,11 @@
 namespace attune::service {
 
 // Field kinds of the writable definition fields (see apply_fields).
-enum class F { kStr, kStrOrNull, kBool, kObj, kArr, kStrArr, kIntOrNull, kPosInt, kRetries, kAny, kEnum };
+enum class F {
+  kStr, kStrOrNull, kBool, kObj, kArr, kStrArr, kIntOrNull, kPosInt, kRetries, kAny, kEnum,
+  kCommand,  // a container command: null, a non-empty string, or a non-empty array of strings
+  kNetwork,  // a container network: null, true, false, "none" or "bridge"
+};
 
 struct FieldSpec {
   const char* name;

@@ -55,6 +55,10 @@ const std::vector<FieldSpec>& action_fields() {
       {"output_format", F::kEnum, "text", {"text", "json", "yaml", "jsonl"}},
       {"max_output_bytes", F::kPosInt, 1048576},
       {"max_retries", F::kRetries, 0},
+      // core.container (README "Runners"): the image, an optional command, network access.
+      {"image", F::kStrOrNull, nullptr},
+      {"command", F::kCommand, nullptr},
+      {"network", F::kNetwork, nullptr},
   };
   return f;
 }
@@ -138,6 +142,26 @@ void apply_fields(FieldReader& f, const Json& body, const std::vector<FieldSpec>
       case F::kAny:
         v = body[s.name];
         break;
+      case F::kCommand: {
+        const Json& c = body[s.name];
+        const bool strings = c.is_array() && !c.empty() &&
+                             std::all_of(c.begin(), c.end(), [](const Json& x) { return x.is_string(); });
+        if (c.is_null() || (c.is_string() && !c.get<std::string>().empty()) || strings) {
+          v = c;
+        } else {
+          f.fail(s.name, "must be a non-empty string or a non-empty array of strings");
+        }
+        break;
+      }
+      case F::kNetwork: {
+        const Json& n = body[s.name];
+        if (n.is_null() || n.is_boolean() || n == "none" || n == "bridge") {
+          v = n;
+        } else {
+          f.fail(s.name, "must be true, false, \"none\" or \"bridge\"");
+        }
+        break;
+      }
       case F::kEnum:
         if (auto x = f.str(s.name, true)) {
           if (std::find(s.allowed.begin(), s.allowed.end(), *x) == s.allowed.end()) {
@@ -414,10 +438,18 @@ rest::HttpResponse ApiService::create_action(Req& req) {
   FieldReader f(*body);
   apply_fields(f, *body, action_fields(), action, true);
   if (!f.ok()) return validation(f.errors());
-  if (action["entrypoint"].get<std::string>().empty()) {
+  if (auto err = resolve_runtime(defs_, *body, action, true)) return *err;
+  // http actions have no file; container actions run `command` when they have one.
+  const std::string runtime = action.value("runtime_ref", "");
+  const bool needs_entrypoint =
+      runtime != "core.http" && !(runtime == "core.container" && !action["command"].is_null());
+  if (needs_entrypoint && action["entrypoint"].get<std::string>().empty()) {
     return validation(Json{{"entrypoint", "is required"}});
   }
-  if (auto err = resolve_runtime(defs_, *body, action, true)) return *err;
+  if (runtime == "core.container" &&
+      (!action["image"].is_string() || action["image"].get<std::string>().empty())) {
+    return validation(Json{{"image", "is required for core.container actions"}});
+  }
   action["workflow_def"] = nullptr;
   return insert_scoped("action", "Action", *scoped.pack, scoped.ref, std::move(action));
 }

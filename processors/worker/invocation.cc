@@ -56,6 +56,7 @@ runners::ActionInvocation build_invocation(const Dispatch& d, const std::string&
   const Json& ex = d.execution;
   const Json& action = d.action;
   inv.execution_id = d.id;
+  inv.attempt = d.attempt;
   inv.action_ref = str(ex, "action_ref", str(action, "ref"));
   inv.pack_ref = str(ex, "pack_ref", str(action, "pack_ref"));
   inv.rule_ref = str(ex, "rule_ref");

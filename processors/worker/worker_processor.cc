@@ -302,18 +302,23 @@ void WorkerProcessor::launch(const std::string& key, const runners::ActionInvoca
       finish(ctx, key, std::move(status), std::move(result));
     });
   };
-  runners::ProcessResult failed;
   if (!supervisor_) return;  // closed: the in-flight record is reported abandoned next start
   if (cancel_before_start_.erase(key) > 0) {
     report("cancelled", Json{{"error", "Execution was cancelled before it started"}});
     return;
   }
+  const runners::Runner* runner = runners_->find(inv.runtime_ref);
+  auto launch_failed = [&](const std::string& message) {
+    runners::ProcessResult failed;
+    failed.launch_error = message;
+    auto outcome = runner->finish(inv, failed);
+    report(std::move(outcome.status), std::move(outcome.result));
+  };
   if (!ready.ok()) {
-    failed.launch_error = ready.error().message;
-    report(runners::execution_status_for(failed), runners::make_result(inv, failed));
+    launch_failed(ready.error().message);
     return;
   }
-  auto spec = runners_->find(inv.runtime_ref)->prepare(inv);
+  auto spec = runner->prepare(inv);
   if (spec.ok() && inv.pack_config.is_object()) {
     auto file = runners::write_private_file(
         options_.temp_dir.empty() ? std::filesystem::temp_directory_path().string()
@@ -328,16 +333,15 @@ void WorkerProcessor::launch(const std::string& key, const runners::ActionInvoca
     }
   }
   if (!spec.ok()) {
-    failed.launch_error = spec.error().message;
-    report(runners::execution_status_for(failed), runners::make_result(inv, failed));
+    launch_failed(spec.error().message);
     return;
   }
-  auto pid = supervisor_->spawn(std::move(*spec), [report, inv](runners::ProcessResult pr) {
-    report(runners::execution_status_for(pr), runners::make_result(inv, pr));
+  auto pid = supervisor_->spawn(std::move(*spec), [report, runner, inv](runners::ProcessResult pr) {
+    auto outcome = runner->finish(inv, pr);
+    report(std::move(outcome.status), std::move(outcome.result));
   });
   if (!pid.ok()) {
-    failed.launch_error = pid.error().message;
-    report(runners::execution_status_for(failed), runners::make_result(inv, failed));
+    launch_failed(pid.error().message);
     return;
   }
   pids_[key] = *pid;
