@@ -116,6 +116,52 @@ void consume_sigpipe() {
   }
 }
 
+// posix_spawn of spec.argv with the given descriptors as 0, 1, 2 (and 3 when spec.fd3_data),
+// leading its own process group with default signal dispositions.
+Result<int> posix_spawn_child(ProcessSpec& spec, int in_fd, int out_fd, int err_fd,
+                              int fd3_fd) {
+  auto program = resolve_program(spec.argv[0], spec.env);
+  if (!program.ok()) return program.error();
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, in_fd, 0);
+  posix_spawn_file_actions_adddup2(&actions, out_fd, 1);
+  posix_spawn_file_actions_adddup2(&actions, err_fd, 2);
+  if (spec.fd3_data) posix_spawn_file_actions_adddup2(&actions, fd3_fd, 3);
+  if (!spec.working_dir.empty()) {
+    posix_spawn_file_actions_addchdir_np(&actions, spec.working_dir.c_str());
+  }
+
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  posix_spawnattr_setflags(&attr,
+                           POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  posix_spawnattr_setpgroup(&attr, 0);
+  sigset_t empty_mask;
+  sigemptyset(&empty_mask);
+  posix_spawnattr_setsigmask(&attr, &empty_mask);
+  sigset_t default_signals;
+  sigemptyset(&default_signals);
+  for (int sig : {SIGPIPE, SIGINT, SIGTERM}) sigaddset(&default_signals, sig);
+  posix_spawnattr_setsigdefault(&attr, &default_signals);
+
+  std::vector<char*> argv = c_strings(spec.argv);
+  std::vector<char*> envp = c_strings(spec.env);
+  pid_t pid = 0;
+  const int rc = ::posix_spawn(&pid, program->c_str(), &actions, &attr, argv.data(), envp.data());
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
+  if (rc != 0) {
+    std::string what = "cannot start '" + spec.argv[0] + "': " + errno_text(rc);
+    if (rc == ENOENT && !spec.working_dir.empty()) {
+      what += " (program or working_dir '" + spec.working_dir + "')";
+    }
+    return make_error(rc == EAGAIN || rc == ENOMEM ? Errc::kUnavailable : Errc::kBadRequest,
+                      std::move(what));
+  }
+  return static_cast<int>(pid);
+}
+
 }  // namespace
 
 struct ProcessSupervisor::Child {
@@ -198,14 +244,9 @@ ProcessSupervisor::~ProcessSupervisor() {
 }
 
 Result<int> ProcessSupervisor::spawn(ProcessSpec spec, OnExit on_exit) {
-  if (spec.argv.empty()) {
+  if (spec.argv.empty() && !spec.launch) {
     remove_paths(spec.cleanup_paths);
     return make_error(Errc::kBadRequest, "empty argv");
-  }
-  auto program = resolve_program(spec.argv[0], spec.env);
-  if (!program.ok()) {
-    remove_paths(spec.cleanup_paths);
-    return program.error();
   }
 
   // Pipes: [0] read end, [1] write end. The child gets out/err write ends, in/fd3 read ends.
@@ -225,46 +266,31 @@ Result<int> ProcessSupervisor::spawn(ProcessSpec spec, OnExit on_exit) {
     return make_error(Errc::kUnavailable, "cannot create pipes: " + errno_text(err));
   }
 
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, in_pipe[0], 0);
-  posix_spawn_file_actions_adddup2(&actions, out_pipe[1], 1);
-  posix_spawn_file_actions_adddup2(&actions, err_pipe[1], 2);
-  if (spec.fd3_data) posix_spawn_file_actions_adddup2(&actions, fd3_pipe[0], 3);
-  if (!spec.working_dir.empty()) {
-    posix_spawn_file_actions_addchdir_np(&actions, spec.working_dir.c_str());
-  }
-
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  posix_spawnattr_setflags(&attr,
-                           POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-  posix_spawnattr_setpgroup(&attr, 0);
-  sigset_t empty_mask;
-  sigemptyset(&empty_mask);
-  posix_spawnattr_setsigmask(&attr, &empty_mask);
-  sigset_t default_signals;
-  sigemptyset(&default_signals);
-  for (int sig : {SIGPIPE, SIGINT, SIGTERM}) sigaddset(&default_signals, sig);
-  posix_spawnattr_setsigdefault(&attr, &default_signals);
-
-  std::vector<char*> argv = c_strings(spec.argv);
-  std::vector<char*> envp = c_strings(spec.env);
   pid_t pid = 0;
   const int64_t started_ms = clock_.now_ms();
   const auto started = std::chrono::steady_clock::now();
-  const int rc = ::posix_spawn(&pid, program->c_str(), &actions, &attr, argv.data(), envp.data());
-  posix_spawn_file_actions_destroy(&actions);
-  posix_spawnattr_destroy(&attr);
-  if (rc != 0) {
-    close_all();
-    remove_paths(spec.cleanup_paths);
-    std::string what = "cannot start '" + spec.argv[0] + "': " + errno_text(rc);
-    if (rc == ENOENT && !spec.working_dir.empty()) {
-      what += " (program or working_dir '" + spec.working_dir + "')";
+  bool launched = false;
+  if (spec.launch) {
+    auto launched_pid = spec.launch(
+        spec, LaunchFds{in_pipe[0], out_pipe[1], err_pipe[1], spec.fd3_data ? fd3_pipe[0] : -1});
+    if (launched_pid.ok()) {
+      pid = *launched_pid;
+      ::setpgid(pid, pid);  // the child does the same; whichever runs first wins the race
+      launched = true;
+    } else if (spec.argv.empty()) {
+      close_all();
+      remove_paths(spec.cleanup_paths);
+      return launched_pid.error();
     }
-    return make_error(rc == EAGAIN || rc == ENOMEM ? Errc::kUnavailable : Errc::kBadRequest,
-                      std::move(what));
+  }
+  if (!launched) {
+    auto spawned = posix_spawn_child(spec, in_pipe[0], out_pipe[1], err_pipe[1], fd3_pipe[0]);
+    if (!spawned.ok()) {
+      close_all();
+      remove_paths(spec.cleanup_paths);
+      return spawned.error();
+    }
+    pid = *spawned;
   }
 
   const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));

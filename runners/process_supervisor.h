@@ -22,6 +22,12 @@
 
 namespace attune::runners {
 
+// The child's ends of its pipes, for ProcessSpec::launch.
+struct LaunchFds {
+  int stdin_fd = -1, stdout_fd = -1, stderr_fd = -1;
+  int fd3 = -1;  // -1 unless ProcessSpec::fd3_data is set
+};
+
 // What to run. Nothing here is interpreted by a shell: argv and env go to posix_spawn as they are.
 struct ProcessSpec {
   std::vector<std::string> argv;  // argv[0]: absolute path, or looked up in the PATH of `env`
@@ -40,6 +46,15 @@ struct ProcessSpec {
   // stdout (stream 0) or stderr (stream 1) is passed here as it arrives, on the supervisor
   // thread, and nothing is kept for ProcessResult. Must not block long and must not throw.
   std::function<void(int stream, std::string_view chunk)> on_output;
+  // Optional alternative to posix_spawn (a warm interpreter's fork server). Called once, on the
+  // thread calling spawn(), with this spec as it is then (env, working_dir: whatever was changed
+  // after the runner's prepare()) and the child's ends of its pipes. It must start a process that is
+  // a child of THIS process (so it is reaped here), has the LaunchFds as its fds 0, 1, 2 (and 3),
+  // has not exec'd, and return its pid; it must not keep the fds. The supervisor then makes the
+  // process its own process-group leader (setpgid from the parent side, so a signal to the group
+  // cannot miss it) and supervises it like a spawned one. If it fails, the supervisor falls back
+  // to posix_spawn of argv (or returns the error when argv is empty).
+  std::function<Result<int>(const ProcessSpec& spec, const LaunchFds& fds)> launch;
 };
 
 struct ProcessResult {

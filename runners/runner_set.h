@@ -15,6 +15,7 @@ struct RunnerConfig {
   std::string self_exe;  // this binary (runners that run a subcommand of it)
   std::string container_engine = "podman";
   std::vector<std::string> container_extra_args;
+  bool python_warm = true;  // core.python: fork server per interpreter (python_runner.h)
 };
 
 // core.shell, core.python, core.nodejs, core.native, core.http, core.container.

@@ -52,8 +52,8 @@ std::string env_or(const char* name, const char* fallback) {
   return v != nullptr && *v != '\0' ? v : fallback;
 }
 
-// The pack file the entrypoint names, "" if it names none (⇒ inline script), or an error if it
-// names an existing file outside <pack_dir>/actions.
+}  // namespace
+
 Result<std::string> resolve_pack_file(const ActionInvocation& inv) {
   if (inv.pack_dir.empty() || inv.entrypoint.empty() ||
       inv.entrypoint.find_first_of("\n\r") != std::string::npos || inv.entrypoint.size() > 4096) {
@@ -74,8 +74,6 @@ Result<std::string> resolve_pack_file(const ActionInvocation& inv) {
   }
   return resolved.string();
 }
-
-}  // namespace
 
 Result<std::string> write_private_file(const std::string& dir, const std::string& prefix,
                                        const std::string& content) {
@@ -103,14 +101,10 @@ Result<std::string> write_private_file(const std::string& dir, const std::string
   return path;
 }
 
-namespace {
-
 Result<std::string> write_parameter_file(const std::string& dir, int64_t execution_id,
                                          const std::string& content) {
   return write_private_file(dir, "attune-params-" + std::to_string(execution_id), content);
 }
-
-}  // namespace
 
 ShellRunner::ShellRunner(std::string temp_dir) : temp_dir_(std::move(temp_dir)) {
   if (temp_dir_.empty()) temp_dir_ = fs::temp_directory_path().string();

@@ -22,6 +22,16 @@ namespace attune::runners {
 // Parameter values never appear in argv or the environment. With parameter_delivery "file" the
 // document is written to a 0400 file in `temp_dir` (listed in cleanup_paths); otherwise it is
 // the process's stdin. Thread-safe (const after construction).
+// Shared by the runners of pack files (shell, python, node.js):
+// The pack file the entrypoint names (canonical path), "" if it names none (⇒ inline code: no
+// pack_dir, not a regular file under <pack_dir>/actions), or an error if it names an existing
+// file outside <pack_dir>/actions (through `..` or symlinks).
+Result<std::string> resolve_pack_file(const ActionInvocation& inv);
+// Writes `content` to a new 0400 file in `dir` (the caller removes it); for
+// parameter_delivery "file".
+Result<std::string> write_parameter_file(const std::string& dir, int64_t execution_id,
+                                         const std::string& content);
+
 class ShellRunner final : public Runner {
  public:
   // `temp_dir`: where parameter files are created; empty = std::filesystem::temp_directory_path.

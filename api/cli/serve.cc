@@ -452,6 +452,7 @@ int run_serve(const ServeConfig& cfg) {
     sensor_options.clock = &clock;
     sensor_options.api_url = api_url;
     sensor_options.notifier_ws_url = ws_url;
+    sensor_options.environments = environments;
     sensor_options.mint_token = [&jwt, &clock](const Json& s, int64_t identity_id) {
       auth::Claims c;
       c.sub = std::to_string(identity_id);

@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "runners/environments.h"
 #include "runners/process_supervisor.h"
 #include "topology/core/time.h"
 
@@ -217,9 +218,11 @@ void SensorManager::start(Proc& p, int64_t now_ms) {
   }
   // A pack file (under the pack's sensors/ directory) or inline code.
   std::string file;
+  std::string pack_dir;
   const std::string pack_ref = def.value("pack_ref", "");
   if (JsonPtr pack = table.get("pack", pack_ref)) {
     const Json sp = pack->value("storage_path", Json(nullptr));
+    if (sp.is_string()) pack_dir = sp.get<std::string>();
     if (sp.is_string() && !sp.get<std::string>().empty() && entry.find('\n') == std::string::npos) {
       std::error_code ec;
       for (const fs::path& cand : {fs::path(sp.get<std::string>()) / "sensors" / entry,
@@ -255,6 +258,36 @@ void SensorManager::start(Proc& p, int64_t now_ms) {
     }
   } else {
     p.last_error = "unsupported sensor runtime '" + runtime + "'";
+  }
+  // The pack's environment (python virtualenv / node_modules), when it has one.
+  std::map<std::string, std::string> pack_env;
+  if (options_.environments && !pack_dir.empty() && !spec.argv.empty() &&
+      (runtime == "python" || runtime == "nodejs")) {
+    const std::string runtime_ref = runtime == "python" ? "core.python" : "core.nodejs";
+    auto resolved = options_.environments->resolve(pack_ref, pack_dir, runtime_ref);
+    if (!resolved.ok()) {
+      p.last_error = resolved.error().message;
+      if (resolved.error().code == Errc::kNotFound) {
+        // Not built yet: start (or join) the build and look again soon.
+        options_.environments->when_ready(pack_ref, pack_dir, runtime_ref, [](Status) {});
+        p.state = "backoff";
+        p.next_restart_at = now_ms + options_.environment_retry.count();
+        if (mailbox_) {
+          const int64_t at = p.next_restart_at;
+          mailbox_->post([at](ProcessorContext& ctx) { ctx.request_punctuate(from_ms(at)); });
+        }
+        spdlog::info("sensor {} waits for the environment of pack {}", p.ref, pack_ref);
+        changed();
+        return;
+      }
+      spec.argv.clear();
+    } else if (runtime == "python" && !resolved->dir.empty()) {
+      spec.argv[0] = resolved->python;
+      pack_env["VIRTUAL_ENV"] = resolved->dir;
+      pack_env["PATH"] = resolved->dir + "/bin:" + env_or("PATH", "/usr/local/bin:/usr/bin:/bin");
+    } else if (runtime == "nodejs" && !resolved->node_modules.empty()) {
+      pack_env["NODE_PATH"] = resolved->node_modules;
+    }
   }
   if (spec.argv.empty()) {
     p.state = "failed";
@@ -296,6 +329,7 @@ void SensorManager::start(Proc& p, int64_t now_ms) {
   env["ATTUNE_SENSOR_REF"] = p.ref;
   env["ATTUNE_SENSOR_ID"] = std::to_string(def.value("id", int64_t{0}));
   env["ATTUNE_SENSOR_TRIGGERS"] = p.triggers.dump();
+  for (const auto& [k, v] : pack_env) env[k] = v;
   if (options_.mint_token) {
     JsonPtr identity = table.get("identity", sensor_identity_login(p.ref));
     std::optional<std::string> token;

@@ -32,6 +32,7 @@
 #include "topology/topology.h"
 
 namespace attune::runners {
+class PackEnvironments;
 class ProcessSupervisor;
 struct SupervisorOptions;
 }
@@ -57,6 +58,13 @@ struct SensorManagerOptions {
   // that a sensor dies with this process even after kill -9 and never runs twice for long
   // once another process has taken the sensors over. Empty: none.
   std::vector<std::string> argv_prefix;
+  // Per-pack environments: python sensors of a pack run with its virtualenv's interpreter,
+  // node.js sensors with its node_modules on NODE_PATH. A sensor whose environment is not built
+  // yet starts the build and retries every `environment_retry` (without counting failures); one
+  // whose build failed is "failed" with the build's message, retried on the backoff. Null: the
+  // interpreters on PATH.
+  std::shared_ptr<runners::PackEnvironments> environments;
+  std::chrono::milliseconds environment_retry{1000};
 };
 
 // What a SensorStatusPublisher publishes of one sensor.

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "processors/sensor/sensor_manager.h"
+#include "runners/environments.h"
 #include "topology/embedded_log.h"
 
 namespace attune::sensor {
@@ -151,6 +152,56 @@ TEST_F(SensorManagerTest, BehindThePrefixAMissingProgramIsALaunchFailure) {
   const Json s = m.status("p.s");
   EXPECT_EQ(s["state"], "failed") << s.dump();
   EXPECT_EQ(s["last_error"], "cannot start: program 'node' not found in PATH") << s.dump();
+  m.stop_all();
+}
+
+
+TEST_F(SensorManagerTest, PythonSensorWaitsForAndRunsWithItsPacksVirtualenv) {
+  // A pack with requirements.txt (no packages: a plain virtualenv, built offline) and a python
+  // sensor that reports the interpreter it runs under.
+  const fs::path pack = dir_ / "pack";
+  fs::create_directories(pack / "sensors");
+  std::ofstream(pack / "requirements.txt") << "# nothing to install\n";
+  std::ofstream(pack / "sensors" / "watch.py")
+      << "import sys, time\nprint(sys.prefix, file=sys.stderr, flush=True)\ntime.sleep(60)\n";
+  const int64_t ts = SystemClock::instance().now_ms();
+  ASSERT_TRUE(log_->produce({
+      definition_record("pack", Json{{"id", 9}, {"ref", "p"}, {"storage_path", pack.string()}},
+                        ts, "test"),
+      definition_record("sensor", Json{{"id", 2}, {"ref", "p.s"}, {"pack_ref", "p"},
+                                       {"runtime_ref", "core.python"}, {"enabled", true},
+                                       {"entrypoint", "watch.py"}, {"trigger_types", {"p.t"}}},
+                        ts, "test")}).ok());
+  ASSERT_TRUE(eventually([&] {
+    auto sensor = defs_->get("sensor", "p.s");
+    return defs_->get("pack", "p") && sensor && sensor->value("runtime_ref", "") == "core.python";
+  }));
+  runners::EnvironmentOptions eo;
+  eo.envs_dir = (dir_ / "envs").string();
+  auto envs = std::make_shared<runners::PackEnvironments>(eo);
+  SensorManagerOptions o;
+  o.definitions = defs_.get();
+  o.environments = envs;
+  o.environment_retry = std::chrono::milliseconds(100);
+  SensorManager m(o);
+
+  // Not built yet: the sensor waits (and its build starts) instead of running without it.
+  m.reconcile(SystemClock::instance().now_ms());
+  Json s = m.status("p.s");
+  EXPECT_EQ(s["state"], "backoff") << s.dump();
+  EXPECT_NE(s["last_error"].get<std::string>().find("not built yet"), std::string::npos);
+  // Without a mailbox nothing punctuates: drive the retries as the stage would.
+  bool running = false;
+  for (int i = 0; i < 1200 && !running; ++i) {  // the build takes seconds on a loaded machine
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));  // test only
+    m.on_punctuate(SystemClock::instance().now_ms());
+    running = m.status("p.s")["state"] == "running";
+  }
+  ASSERT_TRUE(running) << m.status("p.s").dump();
+  auto env = envs->resolve("p", pack.string(), "core.python");
+  ASSERT_TRUE(env.ok()) << env.error().message;
+  EXPECT_TRUE(eventually([&] { return m.snapshot()[0].err == env->dir + "\n"; }))
+      << m.snapshot()[0].err << " vs " << env->dir;
   m.stop_all();
 }
 
