@@ -37,6 +37,9 @@ struct ActionInvocation {
   std::chrono::milliseconds timeout{300000};
   size_t max_output_bytes = 1 << 20;
   Json action = Json::object();  // the action definition (runner-specific fields: image, ...)
+  // The pack's config (API.md §8), given to the action as a 0400 file named by
+  // ATTUNE_PACK_CONFIG_FILE (never in the environment or the parameter document); null = none.
+  Json pack_config = nullptr;
 };
 
 // What a finished attempt reports: the execution status (completed|failed|timeout|cancelled)
@@ -79,6 +82,10 @@ class RunnerSet {
  private:
   std::map<std::string, std::shared_ptr<const Runner>, std::less<>> runners_;
 };
+
+// Writes `content` to a new file `<dir>/<prefix>-XXXXXX` with mode 0400 and returns its path.
+Result<std::string> write_private_file(const std::string& dir, const std::string& prefix,
+                                       const std::string& content);
 
 // Runtime ref for a runtime name or alias (API.md §11.4): core.shell, core.python, core.nodejs,
 // core.native, core.http, core.container; "" if unknown. An empty name is core.shell.

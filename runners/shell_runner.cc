@@ -75,9 +75,11 @@ Result<std::string> resolve_pack_file(const ActionInvocation& inv) {
   return resolved.string();
 }
 
-Result<std::string> write_parameter_file(const std::string& dir, int64_t execution_id,
-                                         const std::string& content) {
-  std::string path = dir + "/attune-params-" + std::to_string(execution_id) + "-XXXXXX";
+}  // namespace
+
+Result<std::string> write_private_file(const std::string& dir, const std::string& prefix,
+                                       const std::string& content) {
+  std::string path = dir + "/" + prefix + "-XXXXXX";
   const int fd = ::mkostemp(path.data(), O_CLOEXEC);
   if (fd < 0) {
     return make_error(Errc::kUnavailable,
@@ -99,6 +101,13 @@ Result<std::string> write_parameter_file(const std::string& dir, int64_t executi
   ::fchmod(fd, 0400);
   ::close(fd);
   return path;
+}
+
+namespace {
+
+Result<std::string> write_parameter_file(const std::string& dir, int64_t execution_id,
+                                         const std::string& content) {
+  return write_private_file(dir, "attune-params-" + std::to_string(execution_id), content);
 }
 
 }  // namespace

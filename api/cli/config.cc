@@ -101,6 +101,8 @@ Status load_config_file(const std::string& path, ServeConfig& config) {
         } else {
           config.packs_dirs.push_back(v.as<std::string>());
         }
+      } else if (key == "pack_files_dir") {
+        config.pack_files_dir = v.as<std::string>();
       } else if (key == "pack_max_upload_bytes") {
         config.pack_max_upload_bytes = v.as<int64_t>();
       } else if (key == "pack_max_unpacked_bytes") {

@@ -39,6 +39,7 @@ struct ServeConfig {
   // Packs (issue 14, README "Packs"): directories POST /packs/register may load from; upload
   // limits (archive size, and what it may expand to).
   std::vector<std::string> packs_dirs;
+  std::string pack_files_dir;  // installed pack files; empty ⇒ <data dir>/packs
   int64_t pack_max_upload_bytes = 64LL << 20;
   int64_t pack_max_unpacked_bytes = 512LL << 20;
   // Runners (README "Runners"): pip settings for python environments, npm arguments for node

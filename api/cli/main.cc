@@ -31,7 +31,7 @@ int main(int argc, char** argv) {
                                 "max_body_bytes, fsync, allow_self_registration, "
                                 "log_keep_records, log_retention_interval, broker, "
                                 "kafka_config, roles, worker_name, worker_heartbeat_ms, "
-                                "worker_timeout_ms, worker_max_running, history_keep, packs_dirs, "
+                                "worker_timeout_ms, worker_max_running, history_keep, packs_dirs, pack_files_dir, "
                                 "pack_max_upload_bytes, pack_max_unpacked_bytes, pip_index_url, "
                                 "pip_find_links, pip_extra_args, npm_extra_args, "
                                 "container_engine, container_extra_args")
@@ -118,7 +118,11 @@ int main(int argc, char** argv) {
   std::vector<std::string> packs_dirs, pip_find_links, pip_extra_args, npm_extra_args,
       container_extra_args;
   std::optional<int64_t> pack_max_upload, pack_max_unpacked;
-  std::optional<std::string> pip_index_url, container_engine;
+  std::optional<std::string> pip_index_url, container_engine, pack_files_dir;
+  serve->add_option("--pack-files-dir", pack_files_dir,
+                    "Where installed pack files live (default <data dir>/packs; distributed: a "
+                    "volume shared by API and worker hosts at the same path)")
+      ->envname("ATTUNE_PACK_FILES_DIR");
   serve->add_option("--packs-dir", packs_dirs,
                     "Directory POST /api/v1/packs/register may load packs from (repeatable; "
                     "ATTUNE_PACKS_DIR: colon-separated)")
@@ -182,6 +186,7 @@ int main(int argc, char** argv) {
     if (worker_max_running) config.worker_max_running = *worker_max_running;
     if (history_keep) config.history_keep = *history_keep;
     if (!packs_dirs.empty()) config.packs_dirs = packs_dirs;
+    if (pack_files_dir) config.pack_files_dir = *pack_files_dir;
     if (pack_max_upload) config.pack_max_upload_bytes = *pack_max_upload;
     if (pack_max_unpacked) config.pack_max_unpacked_bytes = *pack_max_unpacked;
     if (pip_index_url) config.pip_index_url = *pip_index_url;

@@ -555,7 +555,11 @@ int run_serve(const ServeConfig& cfg) {
   service_options.claim_creates = distributed;
   service_options.consistency_tokens = distributed;
   service_options.instance = worker::default_worker_name() + "-" + instance;
-  service_options.packs_root = data_dir + "/packs";
+  service_options.packs_root =
+      cfg.pack_files_dir.empty()
+          ? data_dir + "/packs"
+          : std::filesystem::absolute(cfg.pack_files_dir).lexically_normal().string();
+  service_options.shared_pack_files = !cfg.pack_files_dir.empty();
   for (const auto& dir : cfg.packs_dirs) {
     std::error_code pd_ec;
     service_options.packs_dirs.push_back(

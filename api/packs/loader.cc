@@ -148,6 +148,16 @@ class Loader {
     return *it;
   }
 
+  // The mapping under the first of `keys` present in `doc` (pack files use `parameters`/`output`
+  // for the API's `param_schema`/`out_schema`), or {}.
+  Json schema_field(const Json& doc, const std::string& file,
+                    std::initializer_list<const char*> keys) {
+    for (const char* k : keys) {
+      if (doc.contains(k)) return mapping_field(doc, file, k);
+    }
+    return Json::object();
+  }
+
   // Copies the listed keys present in `doc` into `body` unchanged (the service type-checks).
   static void copy(const Json& doc, Json& body, std::initializer_list<const char*> keys) {
     for (const char* k : keys) {
@@ -179,10 +189,28 @@ class Loader {
     return "validated; permission sets are stored once RBAC exists";
   }
 
+  // Files of an engine that does not exist yet: parsed and their shape checked (what their
+  // engine will need first: a name, tasks, grants), then only counted.
   void count_only(const std::string& dir, const std::string& what) {
     size_t n = 0;
     for (const auto& f : yaml_files(root_, dir)) {
-      read_mapping(root_, f);  // parse + shape check
+      const Json doc = read_mapping(root_, f);
+      if (what == "workflows") {
+        auto tasks = doc.find("tasks");
+        if (tasks == doc.end() || !(tasks->is_object() || tasks->is_array())) {
+          refuse(f, "tasks", "a workflow needs `tasks` (a mapping or a list)");
+        }
+      } else {
+        std::string name = string_field(doc, f, "ref");
+        if (name.empty()) name = string_field(doc, f, "name");
+        if (name.empty()) name = stem(f);
+        if (name.find('.') == std::string::npos && !valid_component_name(name)) {
+          refuse(f, "name", "'" + name + "' is not a valid name");
+        }
+        if (what == "permission_sets" && doc.contains("grants") && !doc["grants"].is_array()) {
+          refuse(f, "grants", "must be a list");
+        }
+      }
       ++n;
     }
     if (n > 0) add_skipped(what, n);
@@ -300,13 +328,8 @@ class Loader {
     body["ref"] = name;
     body["runtime_ref"] = runtime;
     if (!entry.empty()) body["entrypoint"] = entry;  // http (and container with command): none
-    body["param_schema"] = doc.contains("parameters") ? mapping_field(doc, file, "parameters")
-                                                      : mapping_field(doc, file, "param_schema");
-    Json out = Json::object();
-    for (const char* k : {"output", "output_schema", "out_schema"}) {
-      if (doc.contains(k)) out = mapping_field(doc, file, k);
-    }
-    body["out_schema"] = out;
+    body["param_schema"] = schema_field(doc, file, {"parameters", "param_schema"});
+    body["out_schema"] = schema_field(doc, file, {"output", "output_schema", "out_schema"});
     copy(doc, body, {"label", "description", "enabled", "parameter_delivery", "parameter_format",
                      "output_format", "max_output_bytes", "timeout_seconds",
                      "default_execution_permission_set_refs", "reference_visibility",
@@ -323,13 +346,8 @@ class Loader {
     const Json doc = read_mapping(root_, file);
     Json body = Json::object();
     body["ref"] = component_name(doc, file);
-    body["param_schema"] = doc.contains("parameters") ? mapping_field(doc, file, "parameters")
-                                                      : mapping_field(doc, file, "param_schema");
-    Json out = Json::object();
-    for (const char* k : {"output", "payload_schema", "out_schema"}) {
-      if (doc.contains(k)) out = mapping_field(doc, file, k);
-    }
-    body["out_schema"] = out;
+    body["param_schema"] = schema_field(doc, file, {"parameters", "param_schema"});
+    body["out_schema"] = schema_field(doc, file, {"output", "payload_schema", "out_schema"});
     copy(doc, body, {"label", "description", "enabled", "webhook_config", "reference_visibility",
                      "reference_allowed_pack_refs"});
     if (!body.contains("label")) body["label"] = body["ref"];
@@ -384,8 +402,7 @@ class Loader {
       }
     }
     body["trigger_types"] = types;
-    body["param_schema"] = doc.contains("parameters") ? mapping_field(doc, file, "parameters")
-                                                      : mapping_field(doc, file, "param_schema");
+    body["param_schema"] = schema_field(doc, file, {"parameters", "param_schema"});
     copy(doc, body, {"label", "description", "enabled", "config"});
     if (!body.contains("label")) body["label"] = body["ref"];
     add("sensor", file, std::move(body));

@@ -11,6 +11,7 @@
 // version's directory is removed once the new definitions are applied.
 #include <spdlog/spdlog.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -504,9 +505,21 @@ void ApiService::remove_pack_files(const std::string& storage_path) {
 
 void ApiService::sweep_pack_dirs() {
   if (options_.packs_root.empty()) return;
+  // Only what is older than a few minutes: with a pack files directory shared by several API
+  // instances, another instance may be in the middle of an install.
+  const auto cutoff = fs::file_time_type::clock::now() -
+                      (options_.shared_pack_files ? std::chrono::minutes(10) : std::chrono::minutes(0));
+  auto old_enough = [&](const fs::path& p) {
+    std::error_code ec;
+    const auto t = fs::last_write_time(p, ec);
+    return !ec && t <= cutoff;
+  };
   std::error_code ec;
   const fs::path root(options_.packs_root);
-  fs::remove_all(root / ".staging", ec);
+  for (const auto& staged : fs::directory_iterator(root / ".staging", ec)) {
+    std::error_code ec2;
+    if (old_enough(staged.path())) fs::remove_all(staged.path(), ec2);
+  }
   std::set<std::string> live;
   for (const auto& p : defs_.list("pack")) {
     const Json sp = p->value("storage_path", Json(nullptr));
@@ -517,7 +530,7 @@ void ApiService::sweep_pack_dirs() {
     std::error_code ec2;
     for (const auto& version_dir : fs::directory_iterator(pack_dir.path(), ec2)) {
       const std::string path = fs::weakly_canonical(version_dir.path(), ec2).string();
-      if (live.count(path)) continue;
+      if (live.count(path) || !old_enough(version_dir.path())) continue;
       spdlog::info("removing files of a pack version no longer installed: {}", path);
       fs::remove_all(version_dir.path(), ec2);
     }

@@ -65,6 +65,7 @@ struct ServiceOptions {
   // Packs (API.md §8): installed pack files live under packs_root (<data dir>/packs), one
   // directory per installed version; POST /packs/register reads only inside packs_dirs.
   std::string packs_root;
+  bool shared_pack_files = false;  // packs_root may be shared with other API instances
   std::vector<std::string> packs_dirs;
   int64_t pack_max_upload_bytes = 64LL << 20;
   int64_t pack_max_unpacked_bytes = 512LL << 20;

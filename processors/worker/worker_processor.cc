@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <filesystem>
 #include <mutex>
 #include <vector>
 
@@ -50,10 +51,9 @@ Status add_secrets(runners::ActionInvocation& inv, const Dispatch& d, const Work
       inv.secret_values.push_back(keystore::secret_text(*it));
     }
   }
-  // The pack's config (API.md §8) under `pack_config`, unless a parameter has that name; its
-  // secret fields (conf_schema `secret: true`) are redacted from the output like other secrets.
-  if (options.definitions != nullptr && !inv.pack_ref.empty() &&
-      !inv.parameters.contains("pack_config")) {
+  // The pack's config (API.md §8), delivered as a file at launch; its secret fields (conf_schema
+  // `secret: true`) are redacted from the output like other secrets.
+  if (options.definitions != nullptr && !inv.pack_ref.empty()) {
     if (JsonPtr pack = options.definitions->get("pack", inv.pack_ref)) {
       const Json config = pack->value("config", Json::object());
       if (config.is_object() && !config.empty()) {
@@ -62,7 +62,7 @@ Status add_secrets(runners::ActionInvocation& inv, const Dispatch& d, const Work
             inv.secret_values.push_back(keystore::secret_text(*it));
           }
         }
-        inv.parameters["pack_config"] = config;
+        inv.pack_config = config;
       }
     }
   }
@@ -192,6 +192,17 @@ void WorkerProcessor::on_dispatch(const Envelope& e, ProcessorContext& ctx) {
     if (JsonPtr pack = options_.definitions->get("pack", inv.pack_ref)) {
       if (auto sp = pack->find("storage_path"); sp != pack->end() && sp->is_string()) {
         inv.pack_dir = sp->get<std::string>();
+        std::error_code ec;
+        if (!std::filesystem::is_directory(inv.pack_dir, ec)) {
+          ctx.forward(finished_record(
+              d->id, d->attempt, d->root, name_, "failed",
+              Json{{"error", "the files of pack '" + inv.pack_ref + "' are not at " + inv.pack_dir +
+                                 " on worker " + name_ +
+                                 " (distributed mode: API and worker hosts share the pack files "
+                                 "directory, --pack-files-dir)"}},
+              now));
+          return;
+        }
       }
     }
   }
@@ -308,6 +319,19 @@ void WorkerProcessor::launch(const std::string& key, const runners::ActionInvoca
     return;
   }
   auto spec = runner->prepare(inv);
+  if (spec.ok() && inv.pack_config.is_object()) {
+    auto file = runners::write_private_file(
+        options_.temp_dir.empty() ? std::filesystem::temp_directory_path().string()
+                                  : options_.temp_dir,
+        "attune-pack-config-" + std::to_string(inv.execution_id), inv.pack_config.dump() + "\n");
+    if (!file.ok()) {
+      for (const auto& p : spec->cleanup_paths) ::unlink(p.c_str());
+      spec = file.error();
+    } else {
+      spec->cleanup_paths.push_back(*file);
+      spec->env.push_back("ATTUNE_PACK_CONFIG_FILE=" + *file);
+    }
+  }
   if (!spec.ok()) {
     launch_failed(spec.error().message);
     return;

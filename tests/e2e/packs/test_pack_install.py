@@ -23,7 +23,9 @@ def demo_files(ref: str, version: str = "1.0.0", greeting: str = "hello", extra_
                      "__internal: ignored\n",
         "actions/greet.yaml": "name: greet\nrunner_type: shell\nentry_point: greet.sh\n"
                               "description: Greets\nparameters:\n  name: {type: string, required: true}\n",
-        "actions/greet.sh": "#!/bin/sh\nread doc\necho \"file action: $doc\"\n",
+        "actions/greet.sh": "#!/bin/sh\nread doc\necho \"file action: $doc\"\n"
+                            "echo \"config: $(cat \"$ATTUNE_PACK_CONFIG_FILE\")\"\n"
+                            "printenv | grep -c sk-very-secret-key; exit 0\n",
         "triggers/incoming.yaml": "name: incoming\ndescription: test trigger\n",
         "rules/on_incoming.yaml": "name: on_incoming\ntrigger: incoming\n"
                                   "action: {ref: greet, parameters: {name: '{{ config.greeting }}'}}\n",
@@ -68,16 +70,18 @@ def test_upload_every_archive_layout_installs_and_runs(api, layout):
     assert rule["is_adhoc"] is False
 
     # The rule fires and the action runs its file from the installed pack, with the pack config
-    # in templates and in the parameter document (its secret field redacted from the output).
+    # in templates and in a file named by ATTUNE_PACK_CONFIG_FILE (its secret field redacted from
+    # the output, never in the environment).
     key = api.enable_webhook(f"{ref}.incoming")
     api.fire(key, {"x": 1})
     (ex,) = api.wait_rule_executions(f"{ref}.on_incoming", 1)
     assert ex["status"] == "completed", ex
     assert ex["config"] == {"name": "hello"}
-    out = ex["result"]["stdout"]
-    assert out.startswith("file action: "), out
-    assert '"name":"hello"' in out and '"greeting":"hello"' in out, out
-    assert "sk-very-secret-key" not in out, out
+    out = ex["result"]["stdout"].splitlines()
+    assert out[0] == 'file action: {"name":"hello"}', out
+    assert out[1].startswith("config: ") and '"greeting":"hello"' in out[1], out
+    assert '"api_key":"***"' in out[1], out
+    assert out[2] == "0", out  # printenv shows no secret
 
 
 def test_register_from_a_packs_dir_and_refusals(api, packs_dir):

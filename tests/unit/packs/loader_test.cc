@@ -108,6 +108,14 @@ TEST_F(LoaderTest, DirectoriesWithoutAnEngineAreValidatedAndReportedSkipped) {
   write("policies/bad.yaml", "name: [unclosed\n");
   EXPECT_FALSE(load().ok());
   EXPECT_EQ(error_.file, "policies/bad.yaml");
+  fs::remove(root_ / "policies/bad.yaml");
+  write("permission_sets/bad.yaml", "ref: bad\ngrants: {a: 1}\n");
+  EXPECT_FALSE(load().ok());
+  EXPECT_EQ(error_.field, "grants");
+  fs::remove(root_ / "permission_sets/bad.yaml");
+  write("actions/workflows/bad.workflow.yaml", "version: 1\n");
+  EXPECT_FALSE(load().ok());
+  EXPECT_EQ(error_.field, "tasks");
 }
 
 TEST_F(LoaderTest, RefusalsNameTheFileLineAndField) {
