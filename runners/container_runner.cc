@@ -47,7 +47,8 @@ Result<std::string> network_mode(const Json& action) {
   if (it == action.end() || it->is_null()) return std::string("none");
   if (it->is_boolean()) return std::string(it->get<bool>() ? "bridge" : "none");
   if (it->is_string() && (*it == "none" || *it == "bridge")) return it->get<std::string>();
-  return make_error(Errc::kBadRequest, "action field 'network' must be true, false, \"none\" or \"bridge\"");
+  return make_error(Errc::kBadRequest,
+                    "action field 'network' must be true, false, \"none\" or \"bridge\"");
 }
 
 }  // namespace
@@ -64,8 +65,9 @@ Result<std::string> ContainerRunner::find_engine(const std::string& engine,
                                                  const std::string& path_env) {
   const std::string hint = " (install podman, or set --container-engine)";
   if (engine.find('/') != std::string::npos) {
-    struct stat st{};
-    if (::stat(engine.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(engine.c_str(), X_OK) == 0) {
+    struct stat st {};
+    if (::stat(engine.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
+        ::access(engine.c_str(), X_OK) == 0) {
       return engine;
     }
     return make_error(Errc::kUnavailable, "container engine '" + engine + "' not found" + hint);
@@ -76,14 +78,15 @@ Result<std::string> ContainerRunner::find_engine(const std::string& engine,
     if (end == std::string::npos) end = path_env.size();
     const std::string dir = end > begin ? path_env.substr(begin, end - begin) : ".";
     const std::string candidate = dir + "/" + engine;
-    struct stat st{};
+    struct stat st {};
     if (::stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
         ::access(candidate.c_str(), X_OK) == 0) {
       return candidate;
     }
     begin = end + 1;
   }
-  return make_error(Errc::kUnavailable, "container engine '" + engine + "' not found on PATH" + hint);
+  return make_error(Errc::kUnavailable,
+                    "container engine '" + engine + "' not found on PATH" + hint);
 }
 
 Result<std::vector<std::string>> ContainerRunner::run_argv(const ActionInvocation& inv) const {
@@ -108,13 +111,14 @@ Result<std::vector<std::string>> ContainerRunner::run_argv(const ActionInvocatio
   } else if (cmd != action.end() && cmd->is_array() && !cmd->empty()) {
     for (const auto& part : *cmd) {
       if (!part.is_string()) {
-        return make_error(Errc::kBadRequest, "action field 'command' must be a string or an array of strings");
+        return make_error(Errc::kBadRequest,
+                          "action field 'command' must be a string or an array of strings");
       }
       command.push_back(part.get<std::string>());
     }
-  } else if (cmd != action.end() && !cmd->is_null() &&
-             !(cmd->is_string() || cmd->is_array())) {
-    return make_error(Errc::kBadRequest, "action field 'command' must be a string or an array of strings");
+  } else if (cmd != action.end() && !cmd->is_null() && !(cmd->is_string() || cmd->is_array())) {
+    return make_error(Errc::kBadRequest,
+                      "action field 'command' must be a string or an array of strings");
   } else {
     auto file = resolve_action_file(inv);
     if (!file.ok()) {
@@ -131,14 +135,22 @@ Result<std::vector<std::string>> ContainerRunner::run_argv(const ActionInvocatio
   }
 
   const std::string name = container_name(inv);
-  std::vector<std::string> argv = {options_.engine, "run", "--rm", "-i", "--init", "--name", name,
-                                   "--label", "attune.execution=" + std::to_string(inv.execution_id),
+  std::vector<std::string> argv = {options_.engine,
+                                   "run",
+                                   "--rm",
+                                   "-i",
+                                   "--init",
+                                   "--name",
+                                   name,
+                                   "--label",
+                                   "attune.execution=" + std::to_string(inv.execution_id),
                                    "--network=" + *network};
   argv.insert(argv.end(), options_.extra_args.begin(), options_.extra_args.end());
   if (!inv.pack_dir.empty()) {
     const std::string pack = fs::absolute(inv.pack_dir).lexically_normal().string();
     if (pack.find(':') != std::string::npos) {
-      return make_error(Errc::kBadRequest, "the pack directory '" + pack + "' cannot be mounted (it contains ':')");
+      return make_error(Errc::kBadRequest,
+                        "the pack directory '" + pack + "' cannot be mounted (it contains ':')");
     }
     argv.insert(argv.end(), {"-v", pack + ":" + std::string(kPackMount) + ":ro", "-w",
                              std::string(kPackMount) + "/actions"});
@@ -162,7 +174,8 @@ Result<ProcessSpec> ContainerRunner::prepare(const ActionInvocation& inv) const 
   auto run = run_argv(inv);
   if (!run.ok()) return run.error();
   const char* path = std::getenv("PATH");
-  auto engine = find_engine(options_.engine, path != nullptr ? path : "/usr/local/bin:/usr/bin:/bin");
+  auto engine =
+      find_engine(options_.engine, path != nullptr ? path : "/usr/local/bin:/usr/bin:/bin");
   if (!engine.ok()) return engine.error();
   if (options_.self_exe.empty()) {
     return make_error(Errc::kUnavailable, "the container runner needs the attune binary's path");
@@ -171,8 +184,8 @@ Result<ProcessSpec> ContainerRunner::prepare(const ActionInvocation& inv) const 
   if (!document.ok()) return document.error();
 
   ProcessSpec spec;
-  spec.argv = {options_.self_exe, "container-run", "--engine", *engine, "--name",
-               container_name(inv), "--"};
+  spec.argv = {options_.self_exe, "container-run",     "--engine", *engine,
+               "--name",          container_name(inv), "--"};
   (*run)[0] = *engine;
   spec.argv.insert(spec.argv.end(), run->begin(), run->end());
   for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
@@ -226,7 +239,8 @@ void note_signal(int) { g_signalled = 1; }
       ::_exit(127);
     }
     int status = 0;
-    if (pid > 0 && ::waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+    if (pid > 0 && ::waitpid(pid, &status, 0) == pid && WIFEXITED(status) &&
+        WEXITSTATUS(status) == 0) {
       ::_exit(0);
     }
     ::sleep(1);
@@ -262,7 +276,7 @@ int container_run_main(int argc, char** argv) {
   // Handlers (not SIG_IGN, which the client would inherit across exec) so the guard outlives the
   // signals the supervisor sends the group; the client forwards them into the container. Set
   // before anything is started, so no signal can end the guard while a container may exist.
-  struct sigaction sa{};
+  struct sigaction sa {};
   sa.sa_handler = note_signal;
   sigemptyset(&sa.sa_mask);
   for (int sig : kGuardedSignals) ::sigaction(sig, &sa, nullptr);
@@ -290,7 +304,8 @@ int container_run_main(int argc, char** argv) {
   }
   if (client == 0) {
     ::execv(argv[i], argv + i);
-    std::fprintf(stderr, "attune container-run: cannot run %s: %s\n", argv[i], std::strerror(errno));
+    std::fprintf(stderr, "attune container-run: cannot run %s: %s\n", argv[i],
+                 std::strerror(errno));
     ::_exit(127);
   }
   int status = 0;

@@ -11,9 +11,9 @@
 namespace attune::runners {
 
 struct ContainerOptions {
-  std::string engine = "podman";          // program name (looked up in PATH) or path
-  std::vector<std::string> extra_args;    // added to every `run` after Attune's own options
-  std::string self_exe;                   // this binary: runs the `container-run` guard
+  std::string engine = "podman";        // program name (looked up in PATH) or path
+  std::vector<std::string> extra_args;  // added to every `run` after Attune's own options
+  std::string self_exe;                 // this binary: runs the `container-run` guard
 };
 
 // prepare() builds (action fields: image (required), command (array of strings, or a string run

@@ -59,6 +59,7 @@ TEST_F(ContainerRunnerTest, RunArgvWithTheEntryPointFromTheMountedPack) {
   auto argv = runner_.run_argv(invocation(Json{{"image", "localhost/box:1"}}));
   ASSERT_TRUE(argv.ok()) << argv.error().message;
   const std::string pack = fs::absolute(pack_dir()).lexically_normal().string();
+  // clang-format off
   const std::vector<std::string> expected = {
       "podman", "run", "--rm", "-i", "--init", "--name", "attune-exec-123-2", "--label",
       "attune.execution=123", "--network=none", "--runtime", "runc",
@@ -68,6 +69,7 @@ TEST_F(ContainerRunnerTest, RunArgvWithTheEntryPointFromTheMountedPack) {
       "-e", "ATTUNE_PARAMETER_DELIVERY=stdin", "-e", "ATTUNE_PARAMETER_FORMAT=json",
       "-e", "ATTUNE_RULE=", "-e", "ATTUNE_TRIGGER=", "-e", "COLOR=blue",
       "localhost/box:1", "/pack/actions/run.sh"};
+  // clang-format on
   EXPECT_EQ(*argv, expected);
 }
 
@@ -91,15 +93,15 @@ TEST_F(ContainerRunnerTest, SecretsNeverReachArgvOrEnvironment) {
 }
 
 TEST_F(ContainerRunnerTest, CommandAndNetworkFields) {
-  auto str = runner_.run_argv(invocation(Json{{"image", "box"}, {"command", "echo $X"},
-                                              {"network", true}}));
+  auto str = runner_.run_argv(
+      invocation(Json{{"image", "box"}, {"command", "echo $X"}, {"network", true}}));
   ASSERT_TRUE(str.ok());
   EXPECT_EQ(std::vector<std::string>(str->end() - 4, str->end()),
             (std::vector<std::string>{"box", "/bin/sh", "-c", "echo $X"}));
   EXPECT_NE(std::find(str->begin(), str->end(), "--network=bridge"), str->end());
 
-  auto arr = runner_.run_argv(invocation(Json{{"image", "box"}, {"command", {"cat", "-"}},
-                                              {"network", "none"}}));
+  auto arr = runner_.run_argv(
+      invocation(Json{{"image", "box"}, {"command", {"cat", "-"}}, {"network", "none"}}));
   ASSERT_TRUE(arr.ok());
   EXPECT_EQ(std::vector<std::string>(arr->end() - 3, arr->end()),
             (std::vector<std::string>{"box", "cat", "-"}));
@@ -163,17 +165,31 @@ class ContainerGuardTest : public ::testing::Test {
     ready_ = tmp_.fifo("ready");
     engine_ = tmp_.file("fake-engine");
     std::ofstream(engine_) << "#!/bin/sh\n"
-                              "if [ \"$1\" = rm ]; then shift; echo \"rm $*\" > " + removals_ + "; exit 0; fi\n"
-                              "last=\"\"; for a in \"$@\"; do last=\"$a\"; done\n"
-                              "if [ \"$last\" = hang ]; then trap '' TERM INT; echo started; "
-                              "echo started > " + ready_ + "; while :; do sleep 1; done; fi\n"
-                              "cat; echo; echo \"last=$last\"; exit 3\n";
+                              "if [ \"$1\" = rm ]; then shift; echo \"rm $*\" > " +
+                                  removals_ +
+                                  "; exit 0; fi\n"
+                                  "last=\"\"; for a in \"$@\"; do last=\"$a\"; done\n"
+                                  "if [ \"$last\" = hang ]; then trap '' TERM INT; echo started; "
+                                  "echo started > " +
+                                  ready_ +
+                                  "; while :; do sleep 1; done; fi\n"
+                                  "cat; echo; echo \"last=$last\"; exit 3\n";
     fs::permissions(engine_, fs::perms::owner_all);
   }
   ProcessSpec guard(const std::string& last_arg) {
     ProcessSpec spec;
-    spec.argv = {ATTUNE_RUNNER_TOOL, "container-run", "--engine", engine_, "--name", "attune-exec-1-1",
-                 "--", engine_, "run", "--rm", "-i", last_arg};
+    spec.argv = {ATTUNE_RUNNER_TOOL,
+                 "container-run",
+                 "--engine",
+                 engine_,
+                 "--name",
+                 "attune-exec-1-1",
+                 "--",
+                 engine_,
+                 "run",
+                 "--rm",
+                 "-i",
+                 last_arg};
     spec.env = {"PATH=/usr/bin:/bin"};
     spec.stdin_data = "{\"a\":1}";
     return spec;
@@ -211,7 +227,8 @@ TEST_F(ContainerGuardTest, CancelRemovesTheContainer) {
 
 TEST_F(ContainerGuardTest, UsageErrors) {
   ProcessSpec spec;
-  spec.argv = {ATTUNE_RUNNER_TOOL, "container-run", "--engine", "podman", "--name", "x", "--", "true"};
+  spec.argv = {
+      ATTUNE_RUNNER_TOOL, "container-run", "--engine", "podman", "--name", "x", "--", "true"};
   ProcessResult pr = run_to_end(sup_, std::move(spec));
   EXPECT_EQ(pr.exit_code, 2);  // the engine must be a resolved path
 }
