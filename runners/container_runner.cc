@@ -207,6 +207,23 @@ volatile sig_atomic_t g_signalled = 0;
 
 void note_signal(int) { g_signalled = 1; }
 
+// Runs `engine verb [flag] name` and waits; true if it exited 0.
+bool run_engine(const char* engine, const char* verb, const char* flag, const char* name) {
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    const char* argv[] = {engine, verb, flag != nullptr ? flag : name,
+                          flag != nullptr ? name : nullptr, nullptr};
+    ::execv(engine, const_cast<char* const*>(argv));
+    ::_exit(127);
+  }
+  int status = 0;
+  if (pid < 0) return false;
+  while (::waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR) return false;
+  }
+  return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
 // The reaper: waits until the guard says "clean" or goes away, then removes the container.
 [[noreturn]] void reap(int pipe_fd, const char* engine, const char* name) {
   ::setsid();  // out of the action's process group: group signals do not reach it
@@ -230,19 +247,13 @@ void note_signal(int) { g_signalled = 1; }
     n = ::read(3, &byte, 1);
   } while (n < 0 && errno == EINTR);
   if (n == 1 && byte == kCleanExit) ::_exit(0);
-  // Two tries: the engine may briefly hold its lock while the client that was killed lets go.
+  // `kill` (SIGKILL, at once) then `rm -f`: both engines understand them, and neither waits for a
+  // stop timeout (podman's bare `rm -f` would wait 10 s for an action that ignores SIGTERM). A
+  // container that is already gone makes them fail harmlessly. Two tries: the engine may briefly
+  // hold its lock while the killed client lets go.
   for (int attempt = 0; attempt < 2; ++attempt) {
-    const pid_t pid = ::fork();
-    if (pid == 0) {
-      const char* argv[] = {engine, "rm", "-f", "-t", "0", "--ignore", name, nullptr};
-      ::execv(engine, const_cast<char* const*>(argv));
-      ::_exit(127);
-    }
-    int status = 0;
-    if (pid > 0 && ::waitpid(pid, &status, 0) == pid && WIFEXITED(status) &&
-        WEXITSTATUS(status) == 0) {
-      ::_exit(0);
-    }
+    run_engine(engine, "kill", nullptr, name);
+    if (run_engine(engine, "rm", "-f", name)) ::_exit(0);
     ::sleep(1);
   }
   ::_exit(1);

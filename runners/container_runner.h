@@ -60,7 +60,7 @@ class ContainerRunner final : public Runner {
 // so the supervisor's SIGINT/SIGTERM reach the client, which forwards them into the container.
 // The guard survives those signals and exits with the client's status. When the guard ends for
 // any reason — including SIGKILL after a timeout or cancel, or the worker dying — the pipe closes
-// and the reaper runs `E rm -f -t 0 --ignore N`; only a client that ended by itself with a status
+// and the reaper runs `E kill N` and `E rm -f N`; only a client that ended by itself with a status
 // below 125 (the container ran, and --rm removed it) is told to skip that. The reaper keeps no
 // descriptor of the action's pipes, so it never delays the result.
 int container_run_main(int argc, char** argv);

@@ -157,23 +157,29 @@ TEST_F(ContainerRunnerTest, MissingEngineIsNamed) {
 }
 
 // The guard with a fake engine: `run` plays the container (reads stdin, echoes it, or hangs
-// ignoring SIGTERM/SIGINT like a stubborn action), `rm` reports its arguments on a FIFO.
+// ignoring SIGTERM/SIGINT like a stubborn action), `kill` logs to a file and `rm` reports its
+// arguments on a FIFO.
 class ContainerGuardTest : public ::testing::Test {
  protected:
   void SetUp() override {
     removals_ = tmp_.fifo("removals");
     ready_ = tmp_.fifo("ready");
     engine_ = tmp_.file("fake-engine");
-    std::ofstream(engine_) << "#!/bin/sh\n"
-                              "if [ \"$1\" = rm ]; then shift; echo \"rm $*\" > " +
-                                  removals_ +
-                                  "; exit 0; fi\n"
-                                  "last=\"\"; for a in \"$@\"; do last=\"$a\"; done\n"
-                                  "if [ \"$last\" = hang ]; then trap '' TERM INT; echo started; "
-                                  "echo started > " +
-                                  ready_ +
-                                  "; while :; do sleep 1; done; fi\n"
-                                  "cat; echo; echo \"last=$last\"; exit 3\n";
+    kills_ = tmp_.file("kills");
+    const std::string script =
+        "#!/bin/sh\n"
+        "if [ \"$1\" = kill ]; then echo \"$*\" >> " +
+        kills_ +
+        "; exit 0; fi\n"
+        "if [ \"$1\" = rm ]; then echo \"$*\" > " +
+        removals_ +
+        "; exit 0; fi\n"
+        "last=\"\"; for a in \"$@\"; do last=\"$a\"; done\n"
+        "if [ \"$last\" = hang ]; then trap '' TERM INT; echo started; echo started > " +
+        ready_ +
+        "; while :; do sleep 1; done; fi\n"
+        "cat; echo; echo \"last=$last\"; exit 3\n";
+    std::ofstream(engine_) << script;
     fs::permissions(engine_, fs::perms::owner_all);
   }
   ProcessSpec guard(const std::string& last_arg) {
@@ -196,7 +202,7 @@ class ContainerGuardTest : public ::testing::Test {
   }
 
   TempDir tmp_;
-  std::string removals_, ready_, engine_;
+  std::string removals_, ready_, kills_, engine_;
   ProcessSupervisor sup_{SystemClock::instance(), fast_options()};
 };
 
@@ -213,7 +219,8 @@ TEST_F(ContainerGuardTest, TimeoutKillRemovesTheContainer) {
   EXPECT_TRUE(pr.timed_out);
   EXPECT_EQ(pr.stdout_text, "started\n");
   // The guard survived SIGTERM and died by SIGKILL; its reaper asks the engine to remove it.
-  EXPECT_EQ(read_fifo(removals_), "rm -f -t 0 --ignore attune-exec-1-1");
+  EXPECT_EQ(read_fifo(removals_), "rm -f attune-exec-1-1");
+  EXPECT_EQ(read_file(kills_), "kill attune-exec-1-1\n");  // killed first, without a stop timeout
 }
 
 TEST_F(ContainerGuardTest, CancelRemovesTheContainer) {
@@ -222,7 +229,8 @@ TEST_F(ContainerGuardTest, CancelRemovesTheContainer) {
   sup_.cancel(pending.pid);
   ProcessResult pr = pending.get();
   EXPECT_TRUE(pr.cancelled);
-  EXPECT_EQ(read_fifo(removals_), "rm -f -t 0 --ignore attune-exec-1-1");
+  EXPECT_EQ(read_fifo(removals_), "rm -f attune-exec-1-1");
+  EXPECT_EQ(read_file(kills_), "kill attune-exec-1-1\n");  // killed first, without a stop timeout
 }
 
 TEST_F(ContainerGuardTest, UsageErrors) {
