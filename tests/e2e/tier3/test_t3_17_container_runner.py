@@ -180,3 +180,28 @@ def test_without_an_engine_the_execution_fails_at_once_naming_it(server_factory_
     assert ex["status"] == "failed", ex
     assert ex["result"]["error"] == ("container engine '/nonexistent/podman' not found "
                                      "(install podman, or set --container-engine)")
+
+
+def test_container_fields_over_the_api(api):
+    """POST /actions takes image/command/network (validated); a container action needs an image and,
+    without a command, an entry point."""
+    p = api.create_pack()["ref"]
+    base = {"pack_ref": p, "label": "box", "runtime_ref": "core.container"}
+    ok = expect(api.post("/api/v1/actions", json={**base, "ref": "a", "image": "localhost/x:1",
+                                                  "command": ["echo", "hi"], "network": "bridge"}), 201)["data"]
+    assert (ok["image"], ok["command"], ok["network"], ok["entrypoint"]) == \
+        ("localhost/x:1", ["echo", "hi"], "bridge", "")
+    shell = expect(api.post("/api/v1/actions", json={**base, "ref": "s", "image": "x", "command": "echo $A",
+                                                     "network": False}), 201)["data"]
+    assert shell["command"] == "echo $A" and shell["network"] is False
+    for body, field in (({"command": ["true"]}, "image"),
+                        ({"image": "x"}, "entrypoint"),
+                        ({"image": "x", "command": [1]}, "command"),
+                        ({"image": "x", "command": ""}, "command"),
+                        ({"image": "x", "command": ["true"], "network": "host"}, "network")):
+        resp = api.post("/api/v1/actions", json={**base, "ref": f"bad_{uid(4)}", **body})
+        assert resp.status_code == 422, (body, resp.text)
+        assert field in resp.json()["details"]["fields"], (body, resp.text)
+    upd = expect(api.put(f"/api/v1/actions/{p}.a", json={"network": None, "command": None,
+                                                           "entrypoint": "run.sh"}), 200)["data"]
+    assert upd["network"] is None and upd["command"] is None

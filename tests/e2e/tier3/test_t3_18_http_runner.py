@@ -203,3 +203,13 @@ def test_pack_action_with_runner_type_http(api, web):
     assert seen["method"] == "POST" and seen["body"] == "hello from a pack"
     _assert_hidden(api, ex, token)
     assert ex["result"]["json"]["headers"]["authorization"] == "Bearer ***"
+
+
+def test_http_action_over_the_api_needs_no_entrypoint(api, web):
+    p = api.create_pack()["ref"]
+    act = expect(api.post("/api/v1/actions", json={"ref": "get", "pack_ref": p, "label": "get",
+                                                   "runtime_ref": "http"}), 201)["data"]
+    assert act["runtime_ref"] == "core.http" and act["entrypoint"] == ""
+    ex = run(api, {"url": f"{web}/text"}, action=f"{p}.get")
+    assert ex["status"] == "completed", ex
+    assert ex["result"]["body"] == "plain words" and "json" not in ex["result"]
