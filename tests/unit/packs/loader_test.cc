@@ -193,7 +193,7 @@ TEST(CorePackTest, TheEmbeddedCorePackLoads) {
   std::set<std::string> refs;
   for (const auto& comp : c->components) refs.insert(comp.kind + ":" + comp.body["ref"].get<std::string>());
   for (const char* want : {"action:echo", "action:noop", "action:sleep", "action:local",
-                           "trigger:webhook", "trigger:intervaltimer",
+                           "action:http_request", "trigger:webhook", "trigger:intervaltimer",
                            "trigger:crontimer", "trigger:datetimetimer", "trigger:rruletimer",
                            "sensor:timer_sensor", "runtime:shell", "runtime:python"}) {
     EXPECT_TRUE(refs.count(want)) << want;

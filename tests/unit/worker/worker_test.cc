@@ -235,7 +235,7 @@ TEST_F(WorkerTest, ACancelledWaitingAttemptEndsAtOnceWithoutRunning) {
   ASSERT_EQ(r.size(), 1u);
   EXPECT_EQ(r[0].type, "result.finished");
   EXPECT_EQ(r[0].payload["id"], 32);
-  EXPECT_EQ(r[0].payload["status"], "cancelled");
+  EXPECT_EQ(r[0].payload["status"], "cancelled") << r[0].payload.dump();
   Envelope c31{"execution.cancel", 31, "", 0, "executor", {{"id", 31}, {"attempt", 1}}};
   ASSERT_TRUE(log_->produce({{std::string(topics::kDispatch), "31", c31.dump()}}).ok());
   r = results(1);
