@@ -28,6 +28,7 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr std::string_view kPackMount = "/pack";
+constexpr std::string_view kPackConfigMount = "/run/attune/pack_config.json";
 constexpr char kCleanExit = 'k';  // guard → reaper: the container is gone, nothing to remove
 
 bool valid_env_name(std::string_view name) {
@@ -89,7 +90,8 @@ Result<std::string> ContainerRunner::find_engine(const std::string& engine,
                     "container engine '" + engine + "' not found on PATH" + hint);
 }
 
-Result<std::vector<std::string>> ContainerRunner::run_argv(const ActionInvocation& inv) const {
+Result<std::vector<std::string>> ContainerRunner::run_argv(
+    const ActionInvocation& inv, const std::string& pack_config_file) const {
   const Json& action = inv.action;
   const auto image = action.find("image");
   if (image == action.end() || !image->is_string() || image->get<std::string>().empty()) {
@@ -155,6 +157,10 @@ Result<std::vector<std::string>> ContainerRunner::run_argv(const ActionInvocatio
     argv.insert(argv.end(), {"-v", pack + ":" + std::string(kPackMount) + ":ro", "-w",
                              std::string(kPackMount) + "/actions"});
   }
+  if (!pack_config_file.empty()) {
+    argv.insert(argv.end(), {"-v", pack_config_file + ":" + std::string(kPackConfigMount) + ":ro",
+                             "-e", "ATTUNE_PACK_CONFIG_FILE=" + std::string(kPackConfigMount)});
+  }
   // The container's environment: the ATTUNE_* variables of §11.4 minus the execution token (a
   // credential) and minus the host's PATH/HOME/LANG, which belong to the image; then env_vars.
   for (const auto& kv : ShellRunner::build_environment(inv, "")) {
@@ -171,8 +177,7 @@ Result<std::vector<std::string>> ContainerRunner::run_argv(const ActionInvocatio
 }
 
 Result<ProcessSpec> ContainerRunner::prepare(const ActionInvocation& inv) const {
-  auto run = run_argv(inv);
-  if (!run.ok()) return run.error();
+  if (auto checked = run_argv(inv); !checked.ok()) return checked.error();
   const char* path = std::getenv("PATH");
   auto engine =
       find_engine(options_.engine, path != nullptr ? path : "/usr/local/bin:/usr/bin:/bin");
@@ -184,6 +189,21 @@ Result<ProcessSpec> ContainerRunner::prepare(const ActionInvocation& inv) const 
   if (!document.ok()) return document.error();
 
   ProcessSpec spec;
+  std::string pack_config_file;
+  if (inv.pack_config.is_object()) {
+    auto file = write_private_file(
+        options_.temp_dir.empty() ? fs::temp_directory_path().string() : options_.temp_dir,
+        "attune-container-config-" + std::to_string(inv.execution_id),
+        inv.pack_config.dump() + "\n");
+    if (!file.ok()) return file.error();
+    pack_config_file = *file;
+    spec.cleanup_paths.push_back(pack_config_file);
+  }
+  auto run = run_argv(inv, pack_config_file);
+  if (!run.ok()) {  // cannot differ from the check above; the file is removed all the same
+    if (!pack_config_file.empty()) ::unlink(pack_config_file.c_str());
+    return run.error();
+  }
   spec.argv = {options_.self_exe, "container-run",     "--engine", *engine,
                "--name",          container_name(inv), "--"};
   (*run)[0] = *engine;

@@ -141,6 +141,34 @@ TEST_F(ContainerRunnerTest, BadFieldsAreClearErrors) {
   EXPECT_NE(runner_.run_argv(escape).error().message.find("not found"), std::string::npos);
 }
 
+TEST_F(ContainerRunnerTest, PackConfigIsMountedReadOnlyAndRemovedWithTheRun) {
+  // Any executable stands in for the engine: prepare() only checks that it exists.
+  ContainerRunner runner(ContainerOptions{"/bin/true", {}, ATTUNE_RUNNER_TOOL, tmp_.path()});
+  auto inv = invocation(Json{{"image", "box"}, {"command", {"true"}}});
+  inv.pack_config = Json{{"region", "eu"}};
+  auto spec = runner.prepare(inv);
+  ASSERT_TRUE(spec.ok()) << spec.error().message;
+  ASSERT_EQ(spec->cleanup_paths.size(), 1u);
+  const std::string file = spec->cleanup_paths[0];
+  EXPECT_EQ(file.rfind(tmp_.path() + "/attune-container-config-123-", 0), 0u) << file;
+  EXPECT_EQ(Json::parse(read_file(file)), inv.pack_config);
+  EXPECT_EQ(fs::status(file).permissions() & fs::perms::all, fs::perms::owner_read);
+  const auto& argv = spec->argv;
+  const auto mount = std::find(argv.begin(), argv.end(), file + ":/run/attune/pack_config.json:ro");
+  ASSERT_NE(mount, argv.end());
+  EXPECT_EQ(*(mount - 1), "-v");
+  const auto image = std::find(argv.begin(), argv.end(), "box");
+  EXPECT_LT(mount, image);  // an engine option, not part of the command
+  EXPECT_NE(std::find(argv.begin(), image, "ATTUNE_PACK_CONFIG_FILE=/run/attune/pack_config.json"),
+            image);
+  // Without a pack config nothing is written.
+  inv.pack_config = nullptr;
+  auto plain = runner.prepare(inv);
+  ASSERT_TRUE(plain.ok());
+  EXPECT_TRUE(plain->cleanup_paths.empty());
+  fs::remove(file);
+}
+
 TEST_F(ContainerRunnerTest, MissingEngineIsNamed) {
   ContainerRunner missing(ContainerOptions{"/nonexistent/podman", {}, ATTUNE_RUNNER_TOOL});
   auto spec = missing.prepare(invocation(Json{{"image", "box"}}));
