@@ -63,7 +63,8 @@ def image(tmp_path_factory):
     with tarfile.open(tar_path, "w") as tar:
         tar.add(root, arcname=".")
     subprocess.run([PODMAN, "import", str(tar_path), IMAGE], check=True, capture_output=True)
-    return IMAGE
+    yield IMAGE
+    subprocess.run([PODMAN, "rmi", "-f", IMAGE], capture_output=True)  # leave no image behind
 
 
 @pytest.fixture(scope="module")
