@@ -62,9 +62,11 @@ def image(tmp_path_factory):
     tar_path = root.parent / f"rootfs-{uid(6)}.tar"
     with tarfile.open(tar_path, "w") as tar:
         tar.add(root, arcname=".")
-    subprocess.run([PODMAN, "import", str(tar_path), IMAGE], check=True, capture_output=True)
+    imported = subprocess.run([PODMAN, "import", str(tar_path), IMAGE], check=True, capture_output=True,
+                              text=True)
+    image_id = imported.stdout.strip().splitlines()[-1]
     yield IMAGE
-    subprocess.run([PODMAN, "rmi", "-f", IMAGE], capture_output=True)  # leave no image behind
+    subprocess.run([PODMAN, "rmi", "-f", image_id], capture_output=True)  # leave no image behind
 
 
 @pytest.fixture(scope="module")
