@@ -11,9 +11,9 @@ namespace fs = std::filesystem;
 
 Result<ActionFile> resolve_action_file(const ActionInvocation& inv) {
   if (inv.pack_dir.empty()) {
-    return make_error(Errc::kBadRequest,
-                      "action " + inv.action_ref + " has no pack directory: its entry point must be a "
-                      "file of an installed pack");
+    return make_error(Errc::kBadRequest, "action " + inv.action_ref +
+                                             " has no pack directory: its entry point must be a "
+                                             "file of an installed pack");
   }
   if (inv.entrypoint.empty()) return make_error(Errc::kBadRequest, "empty entrypoint");
   if (inv.entrypoint.find_first_of(std::string("\n\r\0", 3)) != std::string::npos ||
@@ -29,16 +29,18 @@ Result<ActionFile> resolve_action_file(const ActionInvocation& inv) {
   const fs::path candidate = fs::path(inv.pack_dir) / "actions" / inv.entrypoint;
   const fs::path resolved = fs::canonical(candidate, ec);
   if (ec) {
-    return make_error(Errc::kBadRequest,
-                      "entrypoint '" + inv.entrypoint + "' not found in the pack's actions directory");
+    return make_error(Errc::kBadRequest, "entrypoint '" + inv.entrypoint +
+                                             "' not found in the pack's actions directory");
   }
-  const auto [a, r] = std::mismatch(actions.begin(), actions.end(), resolved.begin(), resolved.end());
+  const auto [a, r] =
+      std::mismatch(actions.begin(), actions.end(), resolved.begin(), resolved.end());
   if (a != actions.end() || r == resolved.end()) {
-    return make_error(Errc::kBadRequest,
-                      "entrypoint '" + inv.entrypoint + "' is outside the pack's actions directory");
+    return make_error(Errc::kBadRequest, "entrypoint '" + inv.entrypoint +
+                                             "' is outside the pack's actions directory");
   }
   if (!fs::is_regular_file(resolved, ec)) {
-    return make_error(Errc::kBadRequest, "entrypoint '" + inv.entrypoint + "' is not a regular file");
+    return make_error(Errc::kBadRequest,
+                      "entrypoint '" + inv.entrypoint + "' is not a regular file");
   }
   return ActionFile{resolved.string(), resolved.lexically_relative(actions).generic_string()};
 }

@@ -28,6 +28,7 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr std::string_view kPackMount = "/pack";
+constexpr std::string_view kPackConfigMount = "/run/attune/pack_config.json";
 constexpr char kCleanExit = 'k';  // guard → reaper: the container is gone, nothing to remove
 
 bool valid_env_name(std::string_view name) {
@@ -47,7 +48,8 @@ Result<std::string> network_mode(const Json& action) {
   if (it == action.end() || it->is_null()) return std::string("none");
   if (it->is_boolean()) return std::string(it->get<bool>() ? "bridge" : "none");
   if (it->is_string() && (*it == "none" || *it == "bridge")) return it->get<std::string>();
-  return make_error(Errc::kBadRequest, "action field 'network' must be true, false, \"none\" or \"bridge\"");
+  return make_error(Errc::kBadRequest,
+                    "action field 'network' must be true, false, \"none\" or \"bridge\"");
 }
 
 }  // namespace
@@ -64,8 +66,9 @@ Result<std::string> ContainerRunner::find_engine(const std::string& engine,
                                                  const std::string& path_env) {
   const std::string hint = " (install podman, or set --container-engine)";
   if (engine.find('/') != std::string::npos) {
-    struct stat st{};
-    if (::stat(engine.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(engine.c_str(), X_OK) == 0) {
+    struct stat st {};
+    if (::stat(engine.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
+        ::access(engine.c_str(), X_OK) == 0) {
       return engine;
     }
     return make_error(Errc::kUnavailable, "container engine '" + engine + "' not found" + hint);
@@ -76,17 +79,19 @@ Result<std::string> ContainerRunner::find_engine(const std::string& engine,
     if (end == std::string::npos) end = path_env.size();
     const std::string dir = end > begin ? path_env.substr(begin, end - begin) : ".";
     const std::string candidate = dir + "/" + engine;
-    struct stat st{};
+    struct stat st {};
     if (::stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
         ::access(candidate.c_str(), X_OK) == 0) {
       return candidate;
     }
     begin = end + 1;
   }
-  return make_error(Errc::kUnavailable, "container engine '" + engine + "' not found on PATH" + hint);
+  return make_error(Errc::kUnavailable,
+                    "container engine '" + engine + "' not found on PATH" + hint);
 }
 
-Result<std::vector<std::string>> ContainerRunner::run_argv(const ActionInvocation& inv) const {
+Result<std::vector<std::string>> ContainerRunner::run_argv(
+    const ActionInvocation& inv, const std::string& pack_config_file) const {
   const Json& action = inv.action;
   const auto image = action.find("image");
   if (image == action.end() || !image->is_string() || image->get<std::string>().empty()) {
@@ -108,13 +113,14 @@ Result<std::vector<std::string>> ContainerRunner::run_argv(const ActionInvocatio
   } else if (cmd != action.end() && cmd->is_array() && !cmd->empty()) {
     for (const auto& part : *cmd) {
       if (!part.is_string()) {
-        return make_error(Errc::kBadRequest, "action field 'command' must be a string or an array of strings");
+        return make_error(Errc::kBadRequest,
+                          "action field 'command' must be a string or an array of strings");
       }
       command.push_back(part.get<std::string>());
     }
-  } else if (cmd != action.end() && !cmd->is_null() &&
-             !(cmd->is_string() || cmd->is_array())) {
-    return make_error(Errc::kBadRequest, "action field 'command' must be a string or an array of strings");
+  } else if (cmd != action.end() && !cmd->is_null() && !(cmd->is_string() || cmd->is_array())) {
+    return make_error(Errc::kBadRequest,
+                      "action field 'command' must be a string or an array of strings");
   } else {
     auto file = resolve_action_file(inv);
     if (!file.ok()) {
@@ -131,17 +137,29 @@ Result<std::vector<std::string>> ContainerRunner::run_argv(const ActionInvocatio
   }
 
   const std::string name = container_name(inv);
-  std::vector<std::string> argv = {options_.engine, "run", "--rm", "-i", "--init", "--name", name,
-                                   "--label", "attune.execution=" + std::to_string(inv.execution_id),
+  std::vector<std::string> argv = {options_.engine,
+                                   "run",
+                                   "--rm",
+                                   "-i",
+                                   "--init",
+                                   "--name",
+                                   name,
+                                   "--label",
+                                   "attune.execution=" + std::to_string(inv.execution_id),
                                    "--network=" + *network};
   argv.insert(argv.end(), options_.extra_args.begin(), options_.extra_args.end());
   if (!inv.pack_dir.empty()) {
     const std::string pack = fs::absolute(inv.pack_dir).lexically_normal().string();
     if (pack.find(':') != std::string::npos) {
-      return make_error(Errc::kBadRequest, "the pack directory '" + pack + "' cannot be mounted (it contains ':')");
+      return make_error(Errc::kBadRequest,
+                        "the pack directory '" + pack + "' cannot be mounted (it contains ':')");
     }
     argv.insert(argv.end(), {"-v", pack + ":" + std::string(kPackMount) + ":ro", "-w",
                              std::string(kPackMount) + "/actions"});
+  }
+  if (!pack_config_file.empty()) {
+    argv.insert(argv.end(), {"-v", pack_config_file + ":" + std::string(kPackConfigMount) + ":ro",
+                             "-e", "ATTUNE_PACK_CONFIG_FILE=" + std::string(kPackConfigMount)});
   }
   // The container's environment: the ATTUNE_* variables of §11.4 minus the execution token (a
   // credential) and minus the host's PATH/HOME/LANG, which belong to the image; then env_vars.
@@ -159,10 +177,10 @@ Result<std::vector<std::string>> ContainerRunner::run_argv(const ActionInvocatio
 }
 
 Result<ProcessSpec> ContainerRunner::prepare(const ActionInvocation& inv) const {
-  auto run = run_argv(inv);
-  if (!run.ok()) return run.error();
+  if (auto checked = run_argv(inv); !checked.ok()) return checked.error();
   const char* path = std::getenv("PATH");
-  auto engine = find_engine(options_.engine, path != nullptr ? path : "/usr/local/bin:/usr/bin:/bin");
+  auto engine =
+      find_engine(options_.engine, path != nullptr ? path : "/usr/local/bin:/usr/bin:/bin");
   if (!engine.ok()) return engine.error();
   if (options_.self_exe.empty()) {
     return make_error(Errc::kUnavailable, "the container runner needs the attune binary's path");
@@ -171,8 +189,23 @@ Result<ProcessSpec> ContainerRunner::prepare(const ActionInvocation& inv) const 
   if (!document.ok()) return document.error();
 
   ProcessSpec spec;
-  spec.argv = {options_.self_exe, "container-run", "--engine", *engine, "--name",
-               container_name(inv), "--"};
+  std::string pack_config_file;
+  if (inv.pack_config.is_object()) {
+    auto file = write_private_file(
+        options_.temp_dir.empty() ? fs::temp_directory_path().string() : options_.temp_dir,
+        "attune-container-config-" + std::to_string(inv.execution_id),
+        inv.pack_config.dump() + "\n");
+    if (!file.ok()) return file.error();
+    pack_config_file = *file;
+    spec.cleanup_paths.push_back(pack_config_file);
+  }
+  auto run = run_argv(inv, pack_config_file);
+  if (!run.ok()) {  // cannot differ from the check above; the file is removed all the same
+    if (!pack_config_file.empty()) ::unlink(pack_config_file.c_str());
+    return run.error();
+  }
+  spec.argv = {options_.self_exe, "container-run",     "--engine", *engine,
+               "--name",          container_name(inv), "--"};
   (*run)[0] = *engine;
   spec.argv.insert(spec.argv.end(), run->begin(), run->end());
   for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
@@ -193,6 +226,23 @@ constexpr int kGuardedSignals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
 volatile sig_atomic_t g_signalled = 0;
 
 void note_signal(int) { g_signalled = 1; }
+
+// Runs `engine verb [flag] name` and waits; true if it exited 0.
+bool run_engine(const char* engine, const char* verb, const char* flag, const char* name) {
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    const char* argv[] = {engine, verb, flag != nullptr ? flag : name,
+                          flag != nullptr ? name : nullptr, nullptr};
+    ::execv(engine, const_cast<char* const*>(argv));
+    ::_exit(127);
+  }
+  int status = 0;
+  if (pid < 0) return false;
+  while (::waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR) return false;
+  }
+  return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
 
 // The reaper: waits until the guard says "clean" or goes away, then removes the container.
 [[noreturn]] void reap(int pipe_fd, const char* engine, const char* name) {
@@ -217,18 +267,13 @@ void note_signal(int) { g_signalled = 1; }
     n = ::read(3, &byte, 1);
   } while (n < 0 && errno == EINTR);
   if (n == 1 && byte == kCleanExit) ::_exit(0);
-  // Two tries: the engine may briefly hold its lock while the client that was killed lets go.
+  // `kill` (SIGKILL, at once) then `rm -f`: both engines understand them, and neither waits for a
+  // stop timeout (podman's bare `rm -f` would wait 10 s for an action that ignores SIGTERM). A
+  // container that is already gone makes them fail harmlessly. Two tries: the engine may briefly
+  // hold its lock while the killed client lets go.
   for (int attempt = 0; attempt < 2; ++attempt) {
-    const pid_t pid = ::fork();
-    if (pid == 0) {
-      const char* argv[] = {engine, "rm", "-f", "-t", "0", "--ignore", name, nullptr};
-      ::execv(engine, const_cast<char* const*>(argv));
-      ::_exit(127);
-    }
-    int status = 0;
-    if (pid > 0 && ::waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0) {
-      ::_exit(0);
-    }
+    run_engine(engine, "kill", nullptr, name);
+    if (run_engine(engine, "rm", "-f", name)) ::_exit(0);
     ::sleep(1);
   }
   ::_exit(1);
@@ -262,7 +307,7 @@ int container_run_main(int argc, char** argv) {
   // Handlers (not SIG_IGN, which the client would inherit across exec) so the guard outlives the
   // signals the supervisor sends the group; the client forwards them into the container. Set
   // before anything is started, so no signal can end the guard while a container may exist.
-  struct sigaction sa{};
+  struct sigaction sa {};
   sa.sa_handler = note_signal;
   sigemptyset(&sa.sa_mask);
   for (int sig : kGuardedSignals) ::sigaction(sig, &sa, nullptr);
@@ -290,7 +335,8 @@ int container_run_main(int argc, char** argv) {
   }
   if (client == 0) {
     ::execv(argv[i], argv + i);
-    std::fprintf(stderr, "attune container-run: cannot run %s: %s\n", argv[i], std::strerror(errno));
+    std::fprintf(stderr, "attune container-run: cannot run %s: %s\n", argv[i],
+                 std::strerror(errno));
     ::_exit(127);
   }
   int status = 0;

@@ -13,8 +13,8 @@ namespace {
 // Variables of the worker's environment the request child inherits: where it finds programs and
 // home, and how it reaches the network (proxies, CA bundles).
 constexpr const char* kInherited[] = {
-    "PATH",        "HOME",        "http_proxy",  "HTTP_PROXY",     "https_proxy",
-    "HTTPS_PROXY", "no_proxy",    "NO_PROXY",    "all_proxy",      "ALL_PROXY",
+    "PATH",          "HOME",         "http_proxy",    "HTTP_PROXY", "https_proxy",
+    "HTTPS_PROXY",   "no_proxy",     "NO_PROXY",      "all_proxy",  "ALL_PROXY",
     "SSL_CERT_FILE", "SSL_CERT_DIR", "CURL_CA_BUNDLE"};
 
 // Room for the result document: the body may grow 6x when escaped as JSON (\u00XX), plus the
@@ -78,8 +78,9 @@ Outcome HttpRunner::finish(const ActionInvocation& inv, const ProcessResult& pr)
       if (status == "completed" && !result.value("success", false)) status = "failed";
     } else {
       result["success"] = false;
-      result["error"] = pr.stdout_truncated ? "the request's result document exceeded its output limit"
-                                            : "the request process produced no result document";
+      result["error"] = pr.stdout_truncated
+                            ? "the request's result document exceeded its output limit"
+                            : "the request process produced no result document";
       if (status == "completed") status = "failed";
     }
     if (!pr.stderr_text.empty()) result["stderr"] = pr.stderr_text;

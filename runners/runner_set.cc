@@ -20,9 +20,9 @@ std::shared_ptr<const RunnerSet> make_runner_set(const RunnerConfig& config,
            std::make_shared<NodeRunner>(environments, NodeRunnerOptions{config.temp_dir}));
   set->add("core.native", std::make_shared<NativeRunner>(config.temp_dir));
   set->add("core.http", std::make_shared<HttpRunner>(config.self_exe));
-  set->add("core.container",
-           std::make_shared<ContainerRunner>(ContainerOptions{
-               config.container_engine, config.container_extra_args, config.self_exe}));
+  set->add("core.container", std::make_shared<ContainerRunner>(ContainerOptions{
+                                 config.container_engine, config.container_extra_args,
+                                 config.self_exe, config.temp_dir}));
   return set;
 }
 

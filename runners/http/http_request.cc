@@ -57,7 +57,8 @@ bool has_line_break(std::string_view s) {
 
 // Header and query values may be given as any scalar; strings stay raw, others as JSON text.
 std::string scalar_text(const Json& v) {
-  return v.is_string() ? v.get<std::string>() : v.dump(-1, ' ', false, Json::error_handler_t::replace);
+  return v.is_string() ? v.get<std::string>()
+                       : v.dump(-1, ' ', false, Json::error_handler_t::replace);
 }
 
 // Reads an optional parameter (null = absent).
@@ -196,7 +197,8 @@ Result<HttpRequest> parse_request(const Json& p) {
     return bad("parameters 'body' and 'json_body' exclude each other");
   }
   if (body != nullptr) {
-    if (!body->is_string()) return bad("parameter 'body' must be a string (use json_body for JSON)");
+    if (!body->is_string())
+      return bad("parameter 'body' must be a string (use json_body for JSON)");
     r.body = body->get<std::string>();
   } else if (json_body != nullptr) {
     r.body = json_body->dump(-1, ' ', false, Json::error_handler_t::replace);
@@ -243,7 +245,8 @@ Result<HttpRequest> parse_request(const Json& p) {
     r.follow_redirects = v->get<bool>();
   }
   if (const Json* v = param(p, "max_redirects")) {
-    if (!v->is_number_integer() || v->get<int64_t>() < 0 || v->get<int64_t>() > kMaxRedirectsLimit) {
+    if (!v->is_number_integer() || v->get<int64_t>() < 0 ||
+        v->get<int64_t>() > kMaxRedirectsLimit) {
       return bad("parameter 'max_redirects' must be an integer from 0 to 100");
     }
     r.max_redirects = v->get<int64_t>();
@@ -274,7 +277,8 @@ Result<HttpRequest> parse_request(const Json& p) {
     r.auth = AuthType::kBasic;
   } else if (auth_type == "bearer") {
     if (r.auth_token.empty()) return bad("auth_type bearer needs parameter 'auth_token'");
-    if (has_line_break(r.auth_token)) return bad("parameter 'auth_token' must not contain line breaks");
+    if (has_line_break(r.auth_token))
+      return bad("parameter 'auth_token' must not contain line breaks");
     r.auth = AuthType::kBearer;
   } else {
     return bad("parameter 'auth_type' must be none, basic or bearer");
@@ -286,7 +290,8 @@ std::vector<std::string> credentials_of(const Json& p) {
   std::vector<std::string> out;
   if (!p.is_object()) return out;
   for (const char* name : {"auth_password", "auth_token"}) {
-    if (const Json* v = param(p, name); v != nullptr && v->is_string() && !v->get<std::string>().empty()) {
+    if (const Json* v = param(p, name);
+        v != nullptr && v->is_string() && !v->get<std::string>().empty()) {
       out.push_back(v->get<std::string>());
     }
   }
@@ -343,14 +348,17 @@ Json perform(const HttpRequest& request, size_t max_body_bytes) {
   curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, request.verify_ssl ? 2L : 0L);
   curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, request.follow_redirects ? 1L : 0L);
   curl_easy_setopt(c, CURLOPT_MAXREDIRS, static_cast<long>(request.max_redirects));
-  if (request.timeout_ms) curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, static_cast<long>(*request.timeout_ms));
+  if (request.timeout_ms)
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, static_cast<long>(*request.timeout_ms));
 
   if (request.method == "HEAD") {
     curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
   } else if (request.method != "GET" || request.body) {
-    if (request.method != "POST") curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, request.method.c_str());
+    if (request.method != "POST")
+      curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, request.method.c_str());
     if (request.body) {
-      curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(request.body->size()));
+      curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE,
+                       static_cast<curl_off_t>(request.body->size()));
       curl_easy_setopt(c, CURLOPT_POSTFIELDS, request.body->data());
     } else if (request.method == "POST") {
       curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, 0L);
@@ -413,8 +421,8 @@ Json perform(const HttpRequest& request, size_t max_body_bytes) {
     }
     out["error"] = sanitize_utf8("request failed: " + detail);
   } else if (status >= 400) {
-    out["error"] = sanitize_utf8("HTTP " + std::to_string(status) +
-                                 (t.reason.empty() ? "" : " " + t.reason));
+    out["error"] =
+        sanitize_utf8("HTTP " + std::to_string(status) + (t.reason.empty() ? "" : " " + t.reason));
   } else {
     out["success"] = true;
   }
@@ -440,7 +448,8 @@ int http_request_main(int argc, char** argv) {
       return 2;
     }
   }
-  const std::string input{std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>()};
+  const std::string input{std::istreambuf_iterator<char>(std::cin),
+                          std::istreambuf_iterator<char>()};
   Json result;
   const Json parameters = Json::parse(input, nullptr, false);
   if (parameters.is_discarded()) {

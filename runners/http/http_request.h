@@ -22,8 +22,8 @@ struct HttpRequest {
   std::string url;  // http:// or https://, query_params already appended
   std::string method = "GET";
   std::vector<std::pair<std::string, std::string>> headers;  // as given, in name order
-  std::optional<std::string> body;  // from `body`, or `json_body` serialised
-  bool json_body = false;           // body came from json_body: Content-Type application/json
+  std::optional<std::string> body;    // from `body`, or `json_body` serialised
+  bool json_body = false;             // body came from json_body: Content-Type application/json
   std::optional<int64_t> timeout_ms;  // whole request; nullopt = none (the execution's applies)
   bool verify_ssl = true;
   AuthType auth = AuthType::kNone;

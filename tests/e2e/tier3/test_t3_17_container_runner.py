@@ -24,6 +24,7 @@ SANDBOX_ARGS = ["--runtime", "runc", "--ulimit", "nofile=20000:20000", "--ulimit
 needs_podman = pytest.mark.skipif(PODMAN is None, reason="podman is not installed (apt-get install podman "
                                                           "runc catatonit busybox-static)")
 
+CONFIG_SECRET = f"sk-{uid(12)}"
 RUN_SH = r'''#!/bin/sh
 INPUT=$(cat)
 echo "stdin_b64=$(printf '%s' "$INPUT" | base64 | tr -d '\n')"
@@ -32,6 +33,7 @@ echo "pwd=$(pwd)"
 echo "netdevs=$(sed 1,2d /proc/net/dev | cut -d: -f1 | tr -d ' ' | tr '\n' ' ')"
 if touch /pack/written 2>/dev/null; then echo "pack_writable=yes"; else echo "pack_writable=no"; fi
 echo "message=$(printf '%s' "$INPUT" | sed 's/.*"message":"\([^"]*\)".*/\1/')"
+echo "config_b64=$(base64 < "$ATTUNE_PACK_CONFIG_FILE" | tr -d '\n')"
 '''
 
 
@@ -60,8 +62,11 @@ def image(tmp_path_factory):
     tar_path = root.parent / f"rootfs-{uid(6)}.tar"
     with tarfile.open(tar_path, "w") as tar:
         tar.add(root, arcname=".")
-    subprocess.run([PODMAN, "import", str(tar_path), IMAGE], check=True, capture_output=True)
-    return IMAGE
+    imported = subprocess.run([PODMAN, "import", str(tar_path), IMAGE], check=True, capture_output=True,
+                              text=True)
+    image_id = imported.stdout.strip().splitlines()[-1]
+    yield IMAGE
+    subprocess.run([PODMAN, "rmi", "-f", image_id], capture_output=True)  # leave no image behind
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +76,9 @@ def boxed(server_factory_module, image):
     api = srv.admin_client()
     ref = f"e2e_box_{uid(6)}"
     upload_pack(api, {
-        "pack.yaml": f"ref: {ref}\nlabel: Container pack\nversion: 1.0.0\n",
+        "pack.yaml": (f"ref: {ref}\nlabel: Container pack\nversion: 1.0.0\n"
+                      "conf_schema:\n  region: {type: string}\n  api_key: {type: string, secret: true}\n"
+                      f"config:\n  region: eu-west\n  api_key: {CONFIG_SECRET}\n"),
         "actions/run.sh": (RUN_SH, 0o755),
         "actions/inspect.yaml": (
             "name: inspect\nrunner_type: container\nentry_point: run.sh\n"
@@ -135,6 +142,10 @@ def test_action_runs_in_the_image_with_parameters_on_stdin_only(boxed):
     assert out["pack_writable"] == "no"
     assert out["netdevs"].split() == ["lo"], out["netdevs"]
     assert out["message"] == "hello box"
+    # The pack config arrives as a read-only file (its secret not in the environment either).
+    assert json.loads(base64.b64decode(out["config_b64"])) == {"region": "eu-west", "api_key": CONFIG_SECRET}
+    assert env_vars["ATTUNE_PACK_CONFIG_FILE"] == "/run/attune/pack_config.json"
+    assert CONFIG_SECRET not in env
     # Stored output and the API answer never show the secret.
     full = expect(api.get(f"/api/v1/executions/{ex['id']}"), 200)["data"]
     assert password not in json.dumps(full)

@@ -59,6 +59,7 @@ TEST_F(ContainerRunnerTest, RunArgvWithTheEntryPointFromTheMountedPack) {
   auto argv = runner_.run_argv(invocation(Json{{"image", "localhost/box:1"}}));
   ASSERT_TRUE(argv.ok()) << argv.error().message;
   const std::string pack = fs::absolute(pack_dir()).lexically_normal().string();
+  // clang-format off
   const std::vector<std::string> expected = {
       "podman", "run", "--rm", "-i", "--init", "--name", "attune-exec-123-2", "--label",
       "attune.execution=123", "--network=none", "--runtime", "runc",
@@ -68,6 +69,7 @@ TEST_F(ContainerRunnerTest, RunArgvWithTheEntryPointFromTheMountedPack) {
       "-e", "ATTUNE_PARAMETER_DELIVERY=stdin", "-e", "ATTUNE_PARAMETER_FORMAT=json",
       "-e", "ATTUNE_RULE=", "-e", "ATTUNE_TRIGGER=", "-e", "COLOR=blue",
       "localhost/box:1", "/pack/actions/run.sh"};
+  // clang-format on
   EXPECT_EQ(*argv, expected);
 }
 
@@ -91,15 +93,15 @@ TEST_F(ContainerRunnerTest, SecretsNeverReachArgvOrEnvironment) {
 }
 
 TEST_F(ContainerRunnerTest, CommandAndNetworkFields) {
-  auto str = runner_.run_argv(invocation(Json{{"image", "box"}, {"command", "echo $X"},
-                                              {"network", true}}));
+  auto str = runner_.run_argv(
+      invocation(Json{{"image", "box"}, {"command", "echo $X"}, {"network", true}}));
   ASSERT_TRUE(str.ok());
   EXPECT_EQ(std::vector<std::string>(str->end() - 4, str->end()),
             (std::vector<std::string>{"box", "/bin/sh", "-c", "echo $X"}));
   EXPECT_NE(std::find(str->begin(), str->end(), "--network=bridge"), str->end());
 
-  auto arr = runner_.run_argv(invocation(Json{{"image", "box"}, {"command", {"cat", "-"}},
-                                              {"network", "none"}}));
+  auto arr = runner_.run_argv(
+      invocation(Json{{"image", "box"}, {"command", {"cat", "-"}}, {"network", "none"}}));
   ASSERT_TRUE(arr.ok());
   EXPECT_EQ(std::vector<std::string>(arr->end() - 3, arr->end()),
             (std::vector<std::string>{"box", "cat", "-"}));
@@ -139,6 +141,34 @@ TEST_F(ContainerRunnerTest, BadFieldsAreClearErrors) {
   EXPECT_NE(runner_.run_argv(escape).error().message.find("not found"), std::string::npos);
 }
 
+TEST_F(ContainerRunnerTest, PackConfigIsMountedReadOnlyAndRemovedWithTheRun) {
+  // Any executable stands in for the engine: prepare() only checks that it exists.
+  ContainerRunner runner(ContainerOptions{"/bin/true", {}, ATTUNE_RUNNER_TOOL, tmp_.path()});
+  auto inv = invocation(Json{{"image", "box"}, {"command", {"true"}}});
+  inv.pack_config = Json{{"region", "eu"}};
+  auto spec = runner.prepare(inv);
+  ASSERT_TRUE(spec.ok()) << spec.error().message;
+  ASSERT_EQ(spec->cleanup_paths.size(), 1u);
+  const std::string file = spec->cleanup_paths[0];
+  EXPECT_EQ(file.rfind(tmp_.path() + "/attune-container-config-123-", 0), 0u) << file;
+  EXPECT_EQ(Json::parse(read_file(file)), inv.pack_config);
+  EXPECT_EQ(fs::status(file).permissions() & fs::perms::all, fs::perms::owner_read);
+  const auto& argv = spec->argv;
+  const auto mount = std::find(argv.begin(), argv.end(), file + ":/run/attune/pack_config.json:ro");
+  ASSERT_NE(mount, argv.end());
+  EXPECT_EQ(*(mount - 1), "-v");
+  const auto image = std::find(argv.begin(), argv.end(), "box");
+  EXPECT_LT(mount, image);  // an engine option, not part of the command
+  EXPECT_NE(std::find(argv.begin(), image, "ATTUNE_PACK_CONFIG_FILE=/run/attune/pack_config.json"),
+            image);
+  // Without a pack config nothing is written.
+  inv.pack_config = nullptr;
+  auto plain = runner.prepare(inv);
+  ASSERT_TRUE(plain.ok());
+  EXPECT_TRUE(plain->cleanup_paths.empty());
+  fs::remove(file);
+}
+
 TEST_F(ContainerRunnerTest, MissingEngineIsNamed) {
   ContainerRunner missing(ContainerOptions{"/nonexistent/podman", {}, ATTUNE_RUNNER_TOOL});
   auto spec = missing.prepare(invocation(Json{{"image", "box"}}));
@@ -155,32 +185,52 @@ TEST_F(ContainerRunnerTest, MissingEngineIsNamed) {
 }
 
 // The guard with a fake engine: `run` plays the container (reads stdin, echoes it, or hangs
-// ignoring SIGTERM/SIGINT like a stubborn action), `rm` reports its arguments on a FIFO.
+// ignoring SIGTERM/SIGINT like a stubborn action), `kill` logs to a file and `rm` reports its
+// arguments on a FIFO.
 class ContainerGuardTest : public ::testing::Test {
  protected:
   void SetUp() override {
     removals_ = tmp_.fifo("removals");
     ready_ = tmp_.fifo("ready");
     engine_ = tmp_.file("fake-engine");
-    std::ofstream(engine_) << "#!/bin/sh\n"
-                              "if [ \"$1\" = rm ]; then shift; echo \"rm $*\" > " + removals_ + "; exit 0; fi\n"
-                              "last=\"\"; for a in \"$@\"; do last=\"$a\"; done\n"
-                              "if [ \"$last\" = hang ]; then trap '' TERM INT; echo started; "
-                              "echo started > " + ready_ + "; while :; do sleep 1; done; fi\n"
-                              "cat; echo; echo \"last=$last\"; exit 3\n";
+    kills_ = tmp_.file("kills");
+    const std::string script =
+        "#!/bin/sh\n"
+        "if [ \"$1\" = kill ]; then echo \"$*\" >> " +
+        kills_ +
+        "; exit 0; fi\n"
+        "if [ \"$1\" = rm ]; then echo \"$*\" > " +
+        removals_ +
+        "; exit 0; fi\n"
+        "last=\"\"; for a in \"$@\"; do last=\"$a\"; done\n"
+        "if [ \"$last\" = hang ]; then trap '' TERM INT; echo started; echo started > " +
+        ready_ +
+        "; while :; do sleep 1; done; fi\n"
+        "cat; echo; echo \"last=$last\"; exit 3\n";
+    std::ofstream(engine_) << script;
     fs::permissions(engine_, fs::perms::owner_all);
   }
   ProcessSpec guard(const std::string& last_arg) {
     ProcessSpec spec;
-    spec.argv = {ATTUNE_RUNNER_TOOL, "container-run", "--engine", engine_, "--name", "attune-exec-1-1",
-                 "--", engine_, "run", "--rm", "-i", last_arg};
+    spec.argv = {ATTUNE_RUNNER_TOOL,
+                 "container-run",
+                 "--engine",
+                 engine_,
+                 "--name",
+                 "attune-exec-1-1",
+                 "--",
+                 engine_,
+                 "run",
+                 "--rm",
+                 "-i",
+                 last_arg};
     spec.env = {"PATH=/usr/bin:/bin"};
     spec.stdin_data = "{\"a\":1}";
     return spec;
   }
 
   TempDir tmp_;
-  std::string removals_, ready_, engine_;
+  std::string removals_, ready_, kills_, engine_;
   ProcessSupervisor sup_{SystemClock::instance(), fast_options()};
 };
 
@@ -197,7 +247,8 @@ TEST_F(ContainerGuardTest, TimeoutKillRemovesTheContainer) {
   EXPECT_TRUE(pr.timed_out);
   EXPECT_EQ(pr.stdout_text, "started\n");
   // The guard survived SIGTERM and died by SIGKILL; its reaper asks the engine to remove it.
-  EXPECT_EQ(read_fifo(removals_), "rm -f -t 0 --ignore attune-exec-1-1");
+  EXPECT_EQ(read_fifo(removals_), "rm -f attune-exec-1-1");
+  EXPECT_EQ(read_file(kills_), "kill attune-exec-1-1\n");  // killed first, without a stop timeout
 }
 
 TEST_F(ContainerGuardTest, CancelRemovesTheContainer) {
@@ -206,12 +257,14 @@ TEST_F(ContainerGuardTest, CancelRemovesTheContainer) {
   sup_.cancel(pending.pid);
   ProcessResult pr = pending.get();
   EXPECT_TRUE(pr.cancelled);
-  EXPECT_EQ(read_fifo(removals_), "rm -f -t 0 --ignore attune-exec-1-1");
+  EXPECT_EQ(read_fifo(removals_), "rm -f attune-exec-1-1");
+  EXPECT_EQ(read_file(kills_), "kill attune-exec-1-1\n");  // killed first, without a stop timeout
 }
 
 TEST_F(ContainerGuardTest, UsageErrors) {
   ProcessSpec spec;
-  spec.argv = {ATTUNE_RUNNER_TOOL, "container-run", "--engine", "podman", "--name", "x", "--", "true"};
+  spec.argv = {
+      ATTUNE_RUNNER_TOOL, "container-run", "--engine", "podman", "--name", "x", "--", "true"};
   ProcessResult pr = run_to_end(sup_, std::move(spec));
   EXPECT_EQ(pr.exit_code, 2);  // the engine must be a resolved path
 }

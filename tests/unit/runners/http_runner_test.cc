@@ -78,8 +78,8 @@ TEST(HttpParseRequest, DefaultsAndQueryEncoding) {
 }
 
 TEST(HttpParseRequest, CredentialsIncludeTheBasicAuthEncoding) {
-  const auto c = http::credentials_of(
-      params(R"({"auth_username": "alice", "auth_password": "s3cret-pw", "auth_token": "tok-123"})"));
+  const auto c = http::credentials_of(params(
+      R"({"auth_username": "alice", "auth_password": "s3cret-pw", "auth_token": "tok-123"})"));
   ASSERT_EQ(c.size(), 3u);
   EXPECT_EQ(c[0], "s3cret-pw");
   EXPECT_EQ(c[1], "tok-123");
@@ -102,9 +102,8 @@ class HttpPerformTest : public ::testing::Test {
 };
 
 TEST_F(HttpPerformTest, GetWithQueryParams) {
-  Json out = perform(Json{{"url", server_.url("/echo")},
-                          {"query_params", {{"q", "a b"}, {"n", 2}}}}
-                         .dump());
+  Json out = perform(
+      Json{{"url", server_.url("/echo")}, {"query_params", {{"q", "a b"}, {"n", 2}}}}.dump());
   EXPECT_EQ(out["status_code"], 200);
   EXPECT_EQ(out["success"], true);
   EXPECT_TRUE(out["error"].is_null());
@@ -133,11 +132,12 @@ TEST_F(HttpPerformTest, PostJsonBodySetsContentType) {
 }
 
 TEST_F(HttpPerformTest, RawBodyWithOtherMethodsAndExplicitContentType) {
-  Json out = perform(Json{{"url", server_.url("/echo")},
-                          {"method", "PUT"},
-                          {"headers", {{"Content-Type", "text/csv"}}},
-                          {"body", "a,b\n1,2\n"}}
-                         .dump());
+  Json out = perform(Json{
+      {"url", server_.url("/echo")},
+      {"method", "PUT"},
+      {"headers", {{"Content-Type", "text/csv"}}},
+      {"body",
+       "a,b\n1,2\n"}}.dump());
   EXPECT_EQ(out["json"]["method"], "PUT");
   EXPECT_EQ(out["json"]["headers"]["content-type"], "text/csv");
   EXPECT_EQ(out["json"]["body"], "a,b\n1,2\n");
@@ -147,11 +147,12 @@ TEST_F(HttpPerformTest, RawBodyWithOtherMethodsAndExplicitContentType) {
 }
 
 TEST_F(HttpPerformTest, BasicAndBearerAuth) {
-  Json basic = perform(Json{{"url", server_.url("/echo")},
-                            {"auth_type", "basic"},
-                            {"auth_username", "alice"},
-                            {"auth_password", "s3cret-pw"}}
-                           .dump());
+  Json basic = perform(Json{
+      {"url", server_.url("/echo")},
+      {"auth_type", "basic"},
+      {"auth_username", "alice"},
+      {"auth_password",
+       "s3cret-pw"}}.dump());
   EXPECT_EQ(basic["json"]["headers"]["authorization"], "Basic YWxpY2U6czNjcmV0LXB3");
   Json bearer = perform(
       Json{{"url", server_.url("/echo")}, {"auth_type", "bearer"}, {"auth_token", "tok-123"}}
@@ -252,12 +253,12 @@ class HttpRunnerTest : public ::testing::Test {
 };
 
 TEST_F(HttpRunnerTest, SpecKeepsParametersOffArgvAndEnvironment) {
-  auto inv = invocation(Json{{"url", server_.url("/echo")}, {"auth_type", "bearer"},
-                             {"auth_token", "tok-secret-1"}});
+  auto inv = invocation(
+      Json{{"url", server_.url("/echo")}, {"auth_type", "bearer"}, {"auth_token", "tok-secret-1"}});
   auto spec = runner_.prepare(inv);
   ASSERT_TRUE(spec.ok());
   EXPECT_EQ(spec->argv, (std::vector<std::string>{ATTUNE_RUNNER_TOOL, "http-request",
-                                                   "--max-body-bytes", "1048576"}));
+                                                  "--max-body-bytes", "1048576"}));
   for (const auto& e : spec->env) EXPECT_EQ(e.find("tok-secret-1"), std::string::npos) << e;
   EXPECT_NE(spec->stdin_data.find("tok-secret-1"), std::string::npos);
   EXPECT_EQ(spec->timeout, std::chrono::seconds(60));

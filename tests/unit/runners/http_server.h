@@ -143,7 +143,10 @@ class TestHttpServer {
     int status = 200;
     std::string reason = "OK", content_type = "application/json", extra, out;
     if (path.rfind("/echo", 0) == 0) {
-      out = Json{{"method", method}, {"path", path}, {"query", query}, {"headers", headers},
+      out = Json{{"method", method},
+                 {"path", path},
+                 {"query", query},
+                 {"headers", headers},
                  {"body", body}}
                 .dump();
     } else if (path.rfind("/status/", 0) == 0) {

@@ -52,8 +52,8 @@ constexpr auto kExec = fs::perms::owner_all;
 constexpr auto kNoExec = fs::perms::owner_read | fs::perms::owner_write;
 
 TEST_F(NativeRunnerTest, RunsTheExecutableWithParametersOnStdin) {
-  write("actions/bin/tool", "#!/bin/sh\necho \"argv0=$0 cwd=$(pwd)\"\ncat\nprintenv ATTUNE_ACTION\n",
-        kExec);
+  write("actions/bin/tool",
+        "#!/bin/sh\necho \"argv0=$0 cwd=$(pwd)\"\ncat\nprintenv ATTUNE_ACTION\n", kExec);
   auto inv = invocation("bin/tool");
   auto spec = runner_.prepare(inv);
   ASSERT_TRUE(spec.ok()) << spec.error().message;
@@ -96,7 +96,8 @@ TEST_F(NativeRunnerTest, ClearErrors) {
   write("actions/plain.sh", "echo hi\n", kNoExec);
   write("outside", "#!/bin/sh\necho escaped\n", kExec);
   fs::create_symlink(pack_dir() + "/outside", pack_dir() + "/actions/link");
-  EXPECT_NE(error_of(invocation("plain.sh")).find("'plain.sh' is not executable"), std::string::npos);
+  EXPECT_NE(error_of(invocation("plain.sh")).find("'plain.sh' is not executable"),
+            std::string::npos);
   EXPECT_NE(error_of(invocation("missing")).find("'missing' not found"), std::string::npos);
   EXPECT_NE(error_of(invocation("bin")).find("not a regular file"), std::string::npos);
   EXPECT_NE(error_of(invocation("../outside")).find("outside the pack's actions directory"),
