@@ -10,20 +10,24 @@ from typing import Optional, Union
 
 import requests
 
-Files = dict[str, Union[str, bytes]]
+# relative path → text, bytes, or (text|bytes, mode)
+Files = dict[str, Union[str, bytes, tuple]]
+
+
+def _content(spec, rel: str, executable: tuple[str, ...]) -> tuple[bytes, int]:
+    data, mode = spec if isinstance(spec, tuple) else (spec, 0o755 if rel in executable else 0o644)
+    return (data.encode() if isinstance(data, str) else data), mode
 
 
 def write_pack(root: Path, files: Files, executable: tuple[str, ...] = ()) -> Path:
     """Writes `files` ({relative path: content}) under `root`; paths in `executable` get mode 0755."""
     root.mkdir(parents=True, exist_ok=True)
-    for rel, content in files.items():
+    for rel, spec in files.items():
+        data, mode = _content(spec, rel, executable)
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(content, bytes):
-            path.write_bytes(content)
-        else:
-            path.write_text(content)
-        path.chmod(0o755 if rel in executable else 0o644)
+        path.write_bytes(data)
+        path.chmod(mode)
     return root
 
 
@@ -45,11 +49,11 @@ def tar_pack(files: Files, layout: str = "root", top: str = "pack",
             info.type = tarfile.DIRTYPE
             info.mode = 0o755
             tar.addfile(info)
-        for rel, content in sorted(files.items()):
-            data = content.encode() if isinstance(content, str) else content
+        for rel, spec in sorted(files.items()):
+            data, mode = _content(spec, rel, executable)
             info = tarfile.TarInfo(prefix + rel)
             info.size = len(data)
-            info.mode = 0o755 if rel in executable else 0o644
+            info.mode = mode
             info.mtime = int(time.time())
             tar.addfile(info, io.BytesIO(data))
         for info, data in extra or []:
@@ -64,6 +68,13 @@ def upload(api, archive: bytes, force: Optional[bool] = None, filename: str = "p
                          headers={"Authorization": f"Bearer {api.token}"},
                          files={"pack": (filename, archive, "application/gzip")}, data=data,
                          timeout=timeout)
+
+
+def upload_pack(api, files: Files, force: bool = False) -> dict:
+    """Archives `files` and installs them; asserts 201 and returns the answer's data
+    ({pack, components})."""
+    from attune_e2e import expect
+    return expect(upload(api, tar_pack(files), force=force or None), 201)["data"]
 
 
 def register(api, path: Union[str, Path], force: Optional[bool] = None,

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 from attune_e2e import uid
-from pack_util import upload_pack
+from packs_util import upload_pack
 
 TOOL = r'''#!/bin/sh
 # A "native" program: no shell wrapper is added by the runner.

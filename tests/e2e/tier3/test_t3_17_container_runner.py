@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from attune_e2e import expect, uid, wait_for
-from pack_util import upload_pack
+from packs_util import upload_pack
 
 PODMAN = shutil.which("podman")
 BUSYBOX = shutil.which("busybox") or "/bin/busybox"

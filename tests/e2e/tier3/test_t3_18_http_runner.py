@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from attune_e2e import expect, uid
-from pack_util import upload_pack
+from packs_util import upload_pack
 
 MARKER = {"$attune_secret": True, "redacted": True}
 
