@@ -96,3 +96,28 @@ def wait_environment(api, ref: str, timeout: float = 180) -> dict:
         if time.time() > deadline:
             raise AssertionError(f"pack {ref} environment still building after {timeout}s: {env}")
         time.sleep(0.2)
+
+
+PODMAN_SANDBOX_ARGS = ["--runtime", "runc", "--ulimit", "nofile=20000:20000",
+                       "--ulimit", "nproc=32768:32768"]  # this sandbox's podman (ENVIRONMENT.md)
+
+
+def import_busybox_image(podman: str, workdir: Path, name: str,
+                         busybox: str = "/bin/busybox") -> str:
+    """Builds a container image without a registry: a root fs of static busybox and its applet
+    links, `podman import`ed as `name`. Returns the image id (for `podman rmi`)."""
+    import shutil
+    import subprocess
+    root = workdir / "rootfs"
+    (root / "bin").mkdir(parents=True)
+    (root / "tmp").mkdir()
+    shutil.copy(shutil.which("busybox") or busybox, root / "bin" / "busybox")
+    for applet in ("sh", "cat", "echo", "env", "sleep", "sed", "cut", "tr", "base64", "touch", "pwd",
+                   "printf", "true", "ls"):
+        (root / "bin" / applet).symlink_to("busybox")
+    tar_path = workdir / "rootfs.tar"
+    with tarfile.open(tar_path, "w") as tar:
+        tar.add(root, arcname=".")
+    imported = subprocess.run([podman, "import", str(tar_path), name], check=True,
+                              capture_output=True, text=True)
+    return imported.stdout.strip().splitlines()[-1]

@@ -9,18 +9,16 @@ import base64
 import json
 import shutil
 import subprocess
-import tarfile
 from pathlib import Path
 
 import pytest
 
 from attune_e2e import expect, uid, wait_for
-from packs_util import upload_pack
+from packs_util import PODMAN_SANDBOX_ARGS, import_busybox_image, upload_pack
 
 PODMAN = shutil.which("podman")
-BUSYBOX = shutil.which("busybox") or "/bin/busybox"
 IMAGE = "localhost/attune-e2e-busybox:latest"
-SANDBOX_ARGS = ["--runtime", "runc", "--ulimit", "nofile=20000:20000", "--ulimit", "nproc=32768:32768"]
+SANDBOX_ARGS = PODMAN_SANDBOX_ARGS
 needs_podman = pytest.mark.skipif(PODMAN is None, reason="podman is not installed (apt-get install podman "
                                                           "runc catatonit busybox-static)")
 
@@ -52,19 +50,7 @@ def image(tmp_path_factory):
     """A busybox image built locally (no registry): a root fs of static busybox and its links."""
     if PODMAN is None:
         pytest.skip("podman is not installed")
-    root = tmp_path_factory.mktemp("rootfs")
-    (root / "bin").mkdir()
-    (root / "tmp").mkdir()
-    shutil.copy(BUSYBOX, root / "bin" / "busybox")
-    for applet in ("sh", "cat", "echo", "env", "sleep", "sed", "cut", "tr", "base64", "touch", "pwd",
-                   "printf", "true", "ls"):
-        (root / "bin" / applet).symlink_to("busybox")
-    tar_path = root.parent / f"rootfs-{uid(6)}.tar"
-    with tarfile.open(tar_path, "w") as tar:
-        tar.add(root, arcname=".")
-    imported = subprocess.run([PODMAN, "import", str(tar_path), IMAGE], check=True, capture_output=True,
-                              text=True)
-    image_id = imported.stdout.strip().splitlines()[-1]
+    image_id = import_busybox_image(PODMAN, tmp_path_factory.mktemp("image"), IMAGE)
     yield IMAGE
     subprocess.run([PODMAN, "rmi", "-f", image_id], capture_output=True)  # leave no image behind
 
