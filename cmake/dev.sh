@@ -15,7 +15,7 @@ PACKAGES=(
   libyaml-cpp-dev libwebsocketpp-dev libasio-dev libcurl4-openssl-dev libcli11-dev
   libhowardhinnant-date-dev tzdata prometheus-cpp-dev libjemalloc-dev libgtest-dev libgmock-dev libarchive-dev
   python3 python3-pytest python3-requests python3-websocket python3-websockets
-  python3-confluent-kafka python3-venv
+  python3-confluent-kafka python3-venv python3-pip python3-setuptools python3-wheel
   podman runc catatonit busybox-static  # container actions: engine, runtime, --init, test image
 )
 
@@ -26,6 +26,9 @@ deps() {
   for p in "${PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
+  # node.js actions: Debian's nodejs and npm, unless a node with npm is installed already (e.g.
+  # NodeSource's nodejs, which bundles npm and conflicts with Debian's npm package).
+  if ! command -v node >/dev/null || ! command -v npm >/dev/null; then missing+=(nodejs npm); fi
   if [ ${#missing[@]} -eq 0 ]; then
     log "packages: all ${#PACKAGES[@]} present"
     return
