@@ -133,7 +133,8 @@ Status write_once(const fs::path& path, std::string_view content) {
     if (!out) return make_error(Errc::kUnavailable, "cannot write " + tmp.string());
   }
   fs::rename(tmp, path, ec);
-  if (ec) return make_error(Errc::kUnavailable, "cannot write " + path.string() + ": " + ec.message());
+  if (ec)
+    return make_error(Errc::kUnavailable, "cannot write " + path.string() + ": " + ec.message());
   return Status{};
 }
 
@@ -169,20 +170,15 @@ void NodeRunner::when_ready(const ActionInvocation& inv, ReadyFn ready) const {
 }
 
 Result<ProcessSpec> NodeRunner::prepare(const ActionInvocation& inv) const {
-  if (inv.parameter_delivery != "stdin" && inv.parameter_delivery != "file") {
-    return make_error(Errc::kBadRequest,
-                      "unknown parameter_delivery '" + inv.parameter_delivery + "' (stdin|file)");
-  }
-  auto document = render_parameters(inv.parameters, inv.parameter_format);
+  auto document = ShellRunner::parameter_document(inv);
   if (!document.ok()) return document.error();
   auto pack_file = resolve_pack_file(inv);
   if (!pack_file.ok()) return pack_file.error();
   if (pack_file->empty()) {
     if (inv.entrypoint.empty()) return make_error(Errc::kBadRequest, "empty entrypoint");
     const std::string& e = inv.entrypoint;
-    const bool looks_like_file =
-        e.find('\n') == std::string::npos &&
-        (e.ends_with(".js") || e.ends_with(".mjs") || e.ends_with(".cjs"));
+    const bool looks_like_file = e.find('\n') == std::string::npos &&
+                                 (e.ends_with(".js") || e.ends_with(".mjs") || e.ends_with(".cjs"));
     if (!inv.pack_dir.empty() && looks_like_file) {
       return make_error(Errc::kBadRequest,
                         "entrypoint '" + e + "' is not a file in the pack's actions directory");
@@ -208,16 +204,10 @@ Result<ProcessSpec> NodeRunner::prepare(const ActionInvocation& inv) const {
     spec.fd3_data = inv.entrypoint;
     spec.working_dir = inv.pack_dir;
   }
-  std::string parameter_file;
-  if (inv.parameter_delivery == "file") {
-    auto path = write_parameter_file(options_.temp_dir, inv.execution_id, *document);
-    if (!path.ok()) return path.error();
-    parameter_file = *path;
-    spec.cleanup_paths.push_back(parameter_file);
-  } else {
-    spec.stdin_data = std::move(*document);
+  if (auto st = ShellRunner::deliver_parameters(inv, std::move(*document), options_.temp_dir, spec);
+      !st.ok()) {
+    return st.error();
   }
-  spec.env = ShellRunner::build_environment(inv, parameter_file);
   if (!env.node_modules.empty()) {
     std::erase_if(spec.env, [](const std::string& kv) { return kv.rfind("NODE_PATH=", 0) == 0; });
     spec.env.push_back("NODE_PATH=" + env.node_modules);

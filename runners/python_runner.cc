@@ -14,7 +14,8 @@ namespace fs = std::filesystem;
 constexpr const char* kBasePython = "/usr/bin/python3";
 
 bool ends_with(std::string_view s, std::string_view suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 }  // namespace
@@ -50,11 +51,7 @@ std::shared_ptr<ForkServer> PythonRunner::fork_server(const std::string& python)
 }
 
 Result<ProcessSpec> PythonRunner::prepare(const ActionInvocation& inv) const {
-  if (inv.parameter_delivery != "stdin" && inv.parameter_delivery != "file") {
-    return make_error(Errc::kBadRequest,
-                      "unknown parameter_delivery '" + inv.parameter_delivery + "' (stdin|file)");
-  }
-  auto document = render_parameters(inv.parameters, inv.parameter_format);
+  auto document = ShellRunner::parameter_document(inv);
   if (!document.ok()) return document.error();
   auto pack_file = resolve_pack_file(inv);
   if (!pack_file.ok()) return pack_file.error();
@@ -90,16 +87,10 @@ Result<ProcessSpec> PythonRunner::prepare(const ActionInvocation& inv) const {
     request.code = inv.entrypoint;
   }
 
-  std::string parameter_file;
-  if (inv.parameter_delivery == "file") {
-    auto path = write_parameter_file(options_.temp_dir, inv.execution_id, *document);
-    if (!path.ok()) return path.error();
-    parameter_file = *path;
-    spec.cleanup_paths.push_back(parameter_file);
-  } else {
-    spec.stdin_data = std::move(*document);
+  if (auto st = ShellRunner::deliver_parameters(inv, std::move(*document), options_.temp_dir, spec);
+      !st.ok()) {
+    return st.error();
   }
-  spec.env = ShellRunner::build_environment(inv, parameter_file);
   if (!env.dir.empty()) {
     for (auto& kv : spec.env) {
       if (kv.rfind("PATH=", 0) == 0) kv = "PATH=" + env.dir + "/bin:" + kv.substr(5);

@@ -164,12 +164,31 @@ std::string ShellRunner::inline_prelude(const Json& parameters,
   return out;
 }
 
-Result<ProcessSpec> ShellRunner::prepare(const ActionInvocation& inv) const {
+Result<std::string> ShellRunner::parameter_document(const ActionInvocation& inv) {
   if (inv.parameter_delivery != "stdin" && inv.parameter_delivery != "file") {
     return make_error(Errc::kBadRequest,
                       "unknown parameter_delivery '" + inv.parameter_delivery + "' (stdin|file)");
   }
-  auto document = render_parameters(inv.parameters, inv.parameter_format);
+  return render_parameters(inv.parameters, inv.parameter_format);
+}
+
+Status ShellRunner::deliver_parameters(const ActionInvocation& inv, std::string document,
+                                       const std::string& temp_dir, ProcessSpec& spec) {
+  std::string parameter_file;
+  if (inv.parameter_delivery == "file") {
+    auto path = write_parameter_file(temp_dir, inv.execution_id, document);
+    if (!path.ok()) return path.error();
+    parameter_file = *path;
+    spec.cleanup_paths.push_back(parameter_file);
+  } else {
+    spec.stdin_data = std::move(document);
+  }
+  spec.env = build_environment(inv, parameter_file);
+  return {};
+}
+
+Result<ProcessSpec> ShellRunner::prepare(const ActionInvocation& inv) const {
+  auto document = parameter_document(inv);
   if (!document.ok()) return document.error();
   auto pack_file = resolve_pack_file(inv);
   if (!pack_file.ok()) return pack_file.error();
@@ -194,16 +213,9 @@ Result<ProcessSpec> ShellRunner::prepare(const ActionInvocation& inv) const {
     spec.working_dir = inv.pack_dir;
   }
 
-  std::string parameter_file;
-  if (inv.parameter_delivery == "file") {
-    auto path = write_parameter_file(temp_dir_, inv.execution_id, *document);
-    if (!path.ok()) return path.error();
-    parameter_file = *path;
-    spec.cleanup_paths.push_back(parameter_file);
-  } else {
-    spec.stdin_data = std::move(*document);
+  if (auto st = deliver_parameters(inv, std::move(*document), temp_dir_, spec); !st.ok()) {
+    return st.error();
   }
-  spec.env = build_environment(inv, parameter_file);
   return spec;
 }
 

@@ -39,6 +39,14 @@ class ShellRunner final : public Runner {
 
   Result<ProcessSpec> prepare(const ActionInvocation& inv) const override;
 
+  // The parameter document of `inv` rendered in its parameter_format (API.md §11.3). Errors: an
+  // unknown parameter_delivery or format. Shared by the runners that spawn a process.
+  static Result<std::string> parameter_document(const ActionInvocation& inv);
+  // Delivers `document` per inv.parameter_delivery — spec.stdin_data, or a 0400 file in
+  // `temp_dir` (listed in spec.cleanup_paths, named by ATTUNE_PARAMETER_FILE) — and sets
+  // spec.env to build_environment's.
+  static Status deliver_parameters(const ActionInvocation& inv, std::string document,
+                                   const std::string& temp_dir, ProcessSpec& spec);
   // The environment prepare() gives the process (exposed for tests and other runners).
   static std::vector<std::string> build_environment(const ActionInvocation& inv,
                                                     const std::string& parameter_file);
