@@ -74,7 +74,7 @@ rest::HttpResponse ApiService::register_identity(Req& req) {
     auto st = write_definitions(std::move(records));
     if (!st.ok()) return Resp::error(st.error());
   }
-  return data(201, token_response(identity));
+  return data(200, token_response(identity));  // API.md §4.1: 200 (generated clients parse only 200)
 }
 
 rest::HttpResponse ApiService::login(Req& req) {

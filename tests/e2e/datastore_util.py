@@ -11,7 +11,7 @@ def new_user(server) -> Client:
     anon = server.client()
     login = f"u{uid(8)}"
     data = expect(anon.post("/auth/register", json={"login": login, "password": random_password(16)}),
-                  201)["data"]
+                  200)["data"]
     c = server.client(data["access_token"])
     c.user = data["user"]
     return c
