@@ -2,6 +2,7 @@
 #include <spdlog/spdlog.h>
 
 #include "api/auth/password.h"
+#include "api/authz/authz.h"
 #include "api/service/fields.h"
 #include "api/service/service.h"
 
@@ -74,7 +75,8 @@ rest::HttpResponse ApiService::register_identity(Req& req) {
     auto st = write_definitions(std::move(records));
     if (!st.ok()) return Resp::error(st.error());
   }
-  return data(200, token_response(identity));  // API.md §4.1: 200 (generated clients parse only 200)
+  // API.md §4.1: 200, not 201 (Attune's generated client parses only 200).
+  return data(200, token_response(identity));
 }
 
 rest::HttpResponse ApiService::login(Req& req) {
@@ -116,19 +118,26 @@ rest::HttpResponse ApiService::me(Req& req) {
   auto p = authenticate(req);
   if (!p.ok()) return Resp::error(p.error());
   const Json& id = *p->identity;
-  Json perms = Json::array();
-  if (p->admin) {
-    perms.push_back({{"resource", "*"}, {"actions", Json::array({"*"})}});
+  // The grants of the identity's sets (API.md §16.1): the built-in ones for now; custom sets,
+  // assignments and roles join with the rest of issue 15.
+  std::vector<authz::Grant> grants;
+  for (const auto& ref : id.value("permission_set_refs", Json::array())) {
+    if (!ref.is_string()) continue;
+    auto it = authz::builtin_sets().find(ref.get<std::string>());
+    if (it != authz::builtin_sets().end()) {
+      grants.insert(grants.end(), it->second.begin(), it->second.end());
+    }
   }
-  return data(200, Json{{"id", p->id},
-                        {"login", p->login},
-                        {"display_name", id.value("display_name", Json(nullptr))},
-                        {"auth_provider", "local"},
-                        {"is_local", true},
-                        {"can_change_password", true},
-                        {"effective_permissions", perms},
-                        {"assigned_permission_set_refs",
-                         id.value("permission_set_refs", Json::array())}});
+  const Json perms = authz::effective_permissions(grants);
+  return data(
+      200, Json{{"id", p->id},
+                {"login", p->login},
+                {"display_name", id.value("display_name", Json(nullptr))},
+                {"auth_provider", "local"},
+                {"is_local", true},
+                {"can_change_password", true},
+                {"effective_permissions", perms},
+                {"assigned_permission_set_refs", id.value("permission_set_refs", Json::array())}});
 }
 
 }  // namespace attune::service

@@ -182,6 +182,10 @@ def test_me_admin(server, api):
     assert me["login"] == server.admin_login
     assert "core.admin" in me["assigned_permission_set_refs"], me
     assert me["effective_permissions"], me
+    by_resource = {e["resource"]: set(e["actions"]) for e in me["effective_permissions"]
+                   if "constraints" not in e}
+    assert {"read", "manage"} <= by_resource.get("permissions", set()), me  # core.admin's rights
+    assert "decrypt" in by_resource.get("keys", set()), me
 
 
 def test_register_duplicate_login_409(server, anon):
