@@ -118,17 +118,12 @@ rest::HttpResponse ApiService::me(Req& req) {
   auto p = authenticate(req);
   if (!p.ok()) return Resp::error(p.error());
   const Json& id = *p->identity;
-  // The grants of the identity's sets (API.md §16.1): the built-in ones for now; custom sets,
-  // assignments and roles join with the rest of issue 15.
-  std::vector<authz::Grant> grants;
-  for (const auto& ref : id.value("permission_set_refs", Json::array())) {
-    if (!ref.is_string()) continue;
-    auto it = authz::builtin_sets().find(ref.get<std::string>());
-    if (it != authz::builtin_sets().end()) {
-      grants.insert(grants.end(), it->second.begin(), it->second.end());
-    }
+  const Json perms = authz::effective_permissions(grants_of(id));
+  Json assigned = id.value("permission_set_refs", Json::array());
+  for (const auto& a :
+       defs_.list_prefix("permission_assignment", std::to_string(p->id) + ":")) {
+    assigned.push_back(a->value("permission_set_ref", ""));
   }
-  const Json perms = authz::effective_permissions(grants);
   return data(
       200, Json{{"id", p->id},
                 {"login", p->login},
@@ -137,7 +132,7 @@ rest::HttpResponse ApiService::me(Req& req) {
                 {"is_local", true},
                 {"can_change_password", true},
                 {"effective_permissions", perms},
-                {"assigned_permission_set_refs", id.value("permission_set_refs", Json::array())}});
+                {"assigned_permission_set_refs", assigned}});
 }
 
 }  // namespace attune::service

@@ -230,7 +230,7 @@ Status ApiService::bootstrap(const BootstrapOptions& options) {
   sweep_pack_dirs();
   if (auto st = install_core_pack(); !st.ok()) return st;
   std::lock_guard lock(write_mu_);
-  std::vector<OutRecord> records;
+  std::vector<OutRecord> records = builtin_permission_set_records();
   const int64_t ts = now_ms();
 
   std::string login, password;
@@ -360,6 +360,14 @@ void ApiService::register_routes(rest::Router& r) {
   r.add("PUT", v1 + "/packs/{ref}", a(&ApiService::update_pack));
   r.add("DELETE", v1 + "/packs/{ref}", a(&ApiService::delete_pack));
   r.add("POST", v1 + "/packs/upload", a(&ApiService::upload_pack));
+  r.add("GET", v1 + "/permissions/sets", a(&ApiService::list_permission_sets));
+  r.add("POST", v1 + "/permissions/sets", a(&ApiService::create_permission_set));
+  r.add("GET", v1 + "/permissions/sets/{id}", a(&ApiService::get_permission_set));
+  r.add("PUT", v1 + "/permissions/sets/{id}", a(&ApiService::update_permission_set));
+  r.add("DELETE", v1 + "/permissions/sets/{id}", a(&ApiService::delete_permission_set));
+  r.add("GET", v1 + "/permissions/assignments", a(&ApiService::list_assignments));
+  r.add("POST", v1 + "/permissions/assignments", a(&ApiService::create_assignment));
+  r.add("DELETE", v1 + "/permissions/assignments/{id}", a(&ApiService::delete_assignment));
   r.add("POST", v1 + "/packs/register", a(&ApiService::register_pack));
 
   r.add("GET", v1 + "/actions", a(&ApiService::list_actions));

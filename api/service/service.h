@@ -16,6 +16,7 @@
 #include <unordered_map>
 
 #include "api/auth/jwt.h"
+#include "api/authz/authz.h"
 #include "api/rest/http.h"
 #include "api/rest/router.h"
 #include "api/service/metrics.h"
@@ -197,6 +198,23 @@ class ApiService {
   void present_list(std::string_view entity, Json& envelope) const;
   // The execution row with secret parameters sealed (for POST /executions/execute).
   Json seal_execution_config(Json execution, const Json& action) const;
+  // permission_routes.cc (API.md §16.1)
+  Resp list_permission_sets(Req& req);
+  Resp get_permission_set(Req& req);
+  Resp create_permission_set(Req& req);
+  Resp update_permission_set(Req& req);
+  Resp delete_permission_set(Req& req);
+  Resp list_assignments(Req& req);
+  Resp create_assignment(Req& req);
+  Resp delete_assignment(Req& req);
+  // The grants an identity holds: its sets (permission_set_refs and assignments).
+  std::vector<authz::Grant> grants_of(const Json& identity) const;
+  // nullopt when the caller (an access token) may `action` on `object`; else the 401/403 answer.
+  std::optional<rest::HttpResponse> require(const Req& req, std::string_view action,
+                                            const authz::Object& object) const;
+  // Upserts of the built-in core.* sets that are missing or changed (bootstrap).
+  std::vector<OutRecord> builtin_permission_set_records();
+
   // pack_routes.cc (API.md §8)
   // Lifetime guard for environment builds that finish after the service is gone.
   struct Life {

@@ -1,0 +1,284 @@
+// Permission sets and assignments (API.md §16.1): `permission_set` and `permission_assignment`
+// definitions, the built-in core.* sets, and the effective grants of an identity. Reading needs
+// `permissions:read`, changing `permissions:manage` (authz::allowed over the caller's grants).
+#include <algorithm>
+
+#include "api/authz/authz.h"
+#include "api/rest/pagination.h"
+#include "api/service/fields.h"
+#include "api/service/service.h"
+
+namespace attune::service {
+
+using detail::data;
+using detail::deleted;
+using detail::error;
+using detail::validation;
+
+namespace {
+
+constexpr std::string_view kSet = "permission_set";
+constexpr std::string_view kAssignment = "permission_assignment";
+
+bool is_builtin_set(const Json& set) { return set.value("builtin", false); }
+
+// Built-in sets first, then by creation (API.md §6: "the built-in core.* sets come first").
+void sort_sets(std::vector<JsonPtr>& rows) {
+  std::sort(rows.begin(), rows.end(), [](const JsonPtr& a, const JsonPtr& b) {
+    if (is_builtin_set(*a) != is_builtin_set(*b)) return is_builtin_set(*a);
+    if (is_builtin_set(*a)) return (*a)["ref"] < (*b)["ref"];
+    return (*a)["id"] < (*b)["id"];
+  });
+}
+
+Json page_of(const std::vector<JsonPtr>& rows, const rest::PageRequest& page) {
+  Json items = Json::array();
+  for (size_t i = static_cast<size_t>(page.offset);
+       i < rows.size() && items.size() < static_cast<size_t>(page.page_size); ++i) {
+    items.push_back(*rows[i]);
+  }
+  return rest::list_envelope(std::move(items), page, static_cast<int64_t>(rows.size()));
+}
+
+}  // namespace
+
+std::vector<authz::Grant> ApiService::grants_of(const Json& identity) const {
+  std::set<std::string> refs;
+  for (const auto& r : identity.value("permission_set_refs", Json::array())) {
+    if (r.is_string()) refs.insert(r.get<std::string>());
+  }
+  const int64_t id = identity.value("id", int64_t{0});
+  for (const auto& a : defs_.list_prefix(kAssignment, std::to_string(id) + ":")) {
+    refs.insert(a->value("permission_set_ref", ""));
+  }
+  std::vector<authz::Grant> grants;
+  for (const auto& ref : refs) {
+    std::vector<authz::Grant> g;
+    if (JsonPtr set = defs_.get(kSet, ref)) {
+      auto parsed = authz::parse_grants(set->value("grants", Json::array()));
+      if (parsed.ok()) g = std::move(*parsed);
+    } else if (auto it = authz::builtin_sets().find(ref); it != authz::builtin_sets().end()) {
+      g = it->second;  // before bootstrap wrote the built-in definitions
+    }
+    grants.insert(grants.end(), g.begin(), g.end());
+  }
+  return grants;
+}
+
+std::optional<rest::HttpResponse> ApiService::require(const Req& req, std::string_view action,
+                                                      const authz::Object& object) const {
+  auto p = authenticate(req);
+  if (!p.ok()) return Resp::error(p.error());
+  if (p->token_type != auth::kAccessToken || !p->identity ||
+      !authz::allowed(grants_of(*p->identity), action, object)) {
+    return error(Errc::kForbidden,
+                 "Permission denied: needs " + object.resource + ":" + std::string(action));
+  }
+  return std::nullopt;
+}
+
+std::vector<OutRecord> ApiService::builtin_permission_set_records() {
+  std::vector<OutRecord> records;
+  const std::string now = now_str();
+  for (const auto& [ref, grants] : authz::builtin_sets()) {
+    Json g = Json::array();
+    for (const auto& grant : grants) g.push_back(grant.to_json());
+    JsonPtr existing = defs_.get(kSet, ref);
+    if (existing && (*existing)["grants"] == g) continue;
+    Json set = existing ? *existing : Json{{"id", ids_.next()}, {"ref", ref}, {"created", now}};
+    const std::string name = ref.substr(ref.find('.') + 1);
+    set.update(Json{
+        {"pack_ref", "core"},
+        {"pack", defs_.get("pack", "core") ? (*defs_.get("pack", "core"))["id"] : Json(nullptr)},
+        {"label", std::string(1, static_cast<char>(std::toupper(name[0]))) + name.substr(1)},
+        {"description", "Built-in permission set " + ref},
+        {"grants", g},
+        {"roles", existing ? existing->value("roles", Json::array()) : Json::array()},
+        {"builtin", true},
+        {"updated", now}});
+    records.push_back(definition_record(kSet, set, now_ms(), "api"));
+  }
+  return records;
+}
+
+rest::HttpResponse ApiService::list_permission_sets(Req& req) {
+  if (auto denied = require(req, "read", {"permissions"})) return *denied;
+  auto page = rest::parse_page_request(req);
+  if (!page.ok()) return Resp::error(page.error());
+  const auto pack_ref = req.query_param("pack_ref");
+  std::vector<JsonPtr> rows;
+  for (auto& s : defs_.list(kSet)) {
+    if (pack_ref && s->value("pack_ref", "") != *pack_ref) continue;
+    rows.push_back(std::move(s));
+  }
+  sort_sets(rows);
+  return Resp::json(200, page_of(rows, *page));
+}
+
+rest::HttpResponse ApiService::get_permission_set(Req& req) {
+  if (auto denied = require(req, "read", {"permissions"})) return *denied;
+  auto set = defs_.resolve(kSet, req.params["id"]);
+  if (!set) return error(Errc::kNotFound, "Permission set '" + req.params["id"] + "' not found");
+  return data(200, *set);
+}
+
+rest::HttpResponse ApiService::create_permission_set(Req& req) {
+  if (auto denied = require(req, "manage", {"permissions"})) return *denied;
+  auto body = rest::parse_json_body(req);
+  if (!body.ok()) return Resp::error(body.error());
+  FieldReader f(*body);
+  auto ref = f.str("ref", true, 1, 255);
+  auto label = f.str("label", false, 1, 255);
+  auto description = f.str_or_null("description");
+  auto pack_ref = f.str("pack_ref", false, 1);
+  if (!f.ok()) return validation(f.errors());
+  auto grants = authz::parse_grants(body->value("grants", Json::array()));
+  if (!grants.ok()) return validation(Json{{"grants", grants.error().message}});
+  JsonPtr pack;
+  std::string full = *ref;
+  if (pack_ref) {
+    pack = defs_.get("pack", *pack_ref);
+    if (!pack) return error(Errc::kNotFound, "Pack '" + *pack_ref + "' not found");
+    if (full.find('.') == std::string::npos) full = *pack_ref + "." + full;
+  }
+  if (full.rfind("core.", 0) == 0) {
+    return validation(Json{{"ref", "the core.* sets are built in"}});
+  }
+  std::lock_guard lock(write_mu_);
+  if (defs_.get(kSet, full)) {
+    return error(Errc::kConflict, "Permission set '" + full + "' already exists");
+  }
+  auto claimant = claim(kSet, full, true);
+  if (!claimant.ok()) {
+    return claim_failed(claimant.error(), "Permission set '" + full + "' already exists");
+  }
+  const std::string now = now_str();
+  Json g = Json::array();
+  for (const auto& grant : *grants) g.push_back(grant.to_json());
+  Json set = {{"id", ids_.next()},
+              {"ref", full},
+              {"pack", pack ? (*pack)["id"] : Json(nullptr)},
+              {"pack_ref", pack ? (*pack)["ref"] : Json(nullptr)},
+              {"label", label ? Json(*label) : Json(full)},
+              {"description", description ? *description : Json("")},
+              {"grants", g},
+              {"roles", Json::array()},
+              {"created", now},
+              {"updated", now}};
+  std::vector<OutRecord> records{definition_record(kSet, set, now_ms(), "api")};
+  claim_release(records, kSet, full, *claimant);
+  auto st = write_definitions(std::move(records));
+  if (!st.ok()) return Resp::error(st.error());
+  return data(201, set, "Permission set created");
+}
+
+rest::HttpResponse ApiService::update_permission_set(Req& req) {
+  if (auto denied = require(req, "manage", {"permissions"})) return *denied;
+  auto body = rest::parse_json_body(req);
+  if (!body.ok()) return Resp::error(body.error());
+  std::lock_guard lock(write_mu_);
+  auto existing = defs_.resolve(kSet, req.params["id"]);
+  if (!existing)
+    return error(Errc::kNotFound, "Permission set '" + req.params["id"] + "' not found");
+  if (is_builtin_set(*existing))
+    return error(Errc::kBadRequest, "Built-in permission sets cannot be changed");
+  Json set = *existing;
+  FieldReader f(*body);
+  if (auto label = f.str("label", false, 1, 255)) set["label"] = *label;
+  if (f.has("description")) set["description"] = f.str_or_null("description").value_or(Json(""));
+  if (!f.ok()) return validation(f.errors());
+  if (body->contains("grants")) {
+    auto grants = authz::parse_grants((*body)["grants"]);
+    if (!grants.ok()) return validation(Json{{"grants", grants.error().message}});
+    Json g = Json::array();
+    for (const auto& grant : *grants) g.push_back(grant.to_json());
+    set["grants"] = g;
+  }
+  set["updated"] = now_str();
+  auto st = write_definitions({definition_record(kSet, set, now_ms(), "api")});
+  if (!st.ok()) return Resp::error(st.error());
+  return data(200, set, "Permission set updated");
+}
+
+rest::HttpResponse ApiService::delete_permission_set(Req& req) {
+  if (auto denied = require(req, "manage", {"permissions"})) return *denied;
+  std::lock_guard lock(write_mu_);
+  auto existing = defs_.resolve(kSet, req.params["id"]);
+  if (!existing)
+    return error(Errc::kNotFound, "Permission set '" + req.params["id"] + "' not found");
+  if (is_builtin_set(*existing))
+    return error(Errc::kBadRequest, "Built-in permission sets cannot be deleted");
+  const std::string ref = (*existing)["ref"];
+  const int64_t ts = now_ms();
+  std::vector<OutRecord> records;
+  for (const auto& a : defs_.list(kAssignment)) {  // its assignments go with it
+    if (a->value("permission_set_ref", "") == ref) {
+      records.push_back(
+          definition_tombstone(kAssignment, a->value("ref", ""), (*a)["id"], ts, "api"));
+    }
+  }
+  records.push_back(definition_tombstone(kSet, ref, (*existing)["id"], ts, "api"));
+  auto st = write_definitions(std::move(records));
+  if (!st.ok()) return Resp::error(st.error());
+  return deleted("Permission set '" + ref + "' deleted");
+}
+
+rest::HttpResponse ApiService::list_assignments(Req& req) {
+  if (auto denied = require(req, "read", {"permissions"})) return *denied;
+  auto page = rest::parse_page_request(req);
+  if (!page.ok()) return Resp::error(page.error());
+  const auto identity = req.query_param("identity_id");
+  std::vector<JsonPtr> rows =
+      identity ? defs_.list_prefix(kAssignment, *identity + ":") : defs_.list(kAssignment);
+  std::sort(rows.begin(), rows.end(),
+            [](const JsonPtr& a, const JsonPtr& b) { return (*a)["id"] < (*b)["id"]; });
+  return Resp::json(200, page_of(rows, *page));
+}
+
+rest::HttpResponse ApiService::create_assignment(Req& req) {
+  if (auto denied = require(req, "manage", {"permissions"})) return *denied;
+  auto body = rest::parse_json_body(req);
+  if (!body.ok()) return Resp::error(body.error());
+  FieldReader f(*body);
+  auto identity_id = f.integer("identity_id", 1, int64_t{1} << 53);
+  auto set_ref = f.str("permission_set_ref", true, 1);
+  if (!identity_id && !f.has("identity_id")) f.fail("identity_id", "is required");
+  if (!f.ok()) return validation(f.errors());
+  JsonPtr identity = defs_.get_by_id("identity", *identity_id);
+  if (!identity)
+    return error(Errc::kNotFound, "Identity " + std::to_string(*identity_id) + " not found");
+  JsonPtr set = defs_.get(kSet, *set_ref);
+  if (!set) return error(Errc::kNotFound, "Permission set '" + *set_ref + "' not found");
+  const std::string ref = std::to_string(*identity_id) + ":" + *set_ref;
+  std::lock_guard lock(write_mu_);
+  if (defs_.get(kAssignment, ref)) {
+    return error(Errc::kConflict, "Identity " + std::to_string(*identity_id) +
+                                      " already holds permission set '" + *set_ref + "'");
+  }
+  const std::string now = now_str();
+  Json a = {{"id", ids_.next()},
+            {"ref", ref},
+            {"identity_id", *identity_id},
+            {"identity", *identity_id},
+            {"permission_set_ref", *set_ref},
+            {"permission_set", (*set)["id"]},
+            {"created", now},
+            {"updated", now}};
+  auto st = write_definitions({definition_record(kAssignment, a, now_ms(), "api")});
+  if (!st.ok()) return Resp::error(st.error());
+  return data(201, a, "Permission set assigned");
+}
+
+rest::HttpResponse ApiService::delete_assignment(Req& req) {
+  if (auto denied = require(req, "manage", {"permissions"})) return *denied;
+  std::lock_guard lock(write_mu_);
+  const std::string id = req.params["id"];
+  JsonPtr a = detail::all_digits(id) ? defs_.get_by_id(kAssignment, std::stoll(id)) : nullptr;
+  if (!a) return error(Errc::kNotFound, "Permission assignment '" + id + "' not found");
+  auto st = write_definitions(
+      {definition_tombstone(kAssignment, a->value("ref", ""), (*a)["id"], now_ms(), "api")});
+  if (!st.ok()) return Resp::error(st.error());
+  return deleted("Permission assignment " + id + " deleted");
+}
+
+}  // namespace attune::service
