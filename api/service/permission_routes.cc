@@ -51,6 +51,17 @@ std::vector<authz::Grant> ApiService::grants_of(const Json& identity) const {
   for (const auto& a : defs_.list_prefix(kAssignment, std::to_string(id) + ":")) {
     refs.insert(a->value("permission_set_ref", ""));
   }
+  // Sets bound to one of the identity's roles.
+  const Json roles = identity.value("roles", Json::array());
+  if (roles.is_array() && !roles.empty()) {
+    for (const auto& set : defs_.list(kSet)) {
+      for (const auto& r : set->value("roles", Json::array())) {
+        if (std::find(roles.begin(), roles.end(), r) != roles.end()) {
+          refs.insert(set->value("ref", ""));
+        }
+      }
+    }
+  }
   std::vector<authz::Grant> grants;
   for (const auto& ref : refs) {
     std::vector<authz::Grant> g;

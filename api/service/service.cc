@@ -365,6 +365,16 @@ void ApiService::register_routes(rest::Router& r) {
   r.add("GET", v1 + "/permissions/sets/{id}", a(&ApiService::get_permission_set));
   r.add("PUT", v1 + "/permissions/sets/{id}", a(&ApiService::update_permission_set));
   r.add("DELETE", v1 + "/permissions/sets/{id}", a(&ApiService::delete_permission_set));
+  r.add("POST", v1 + "/permissions/sets/{id}/roles", a(&ApiService::add_set_role));
+  r.add("GET", v1 + "/identities", a(&ApiService::list_identities));
+  r.add("POST", v1 + "/identities", a(&ApiService::create_identity));
+  r.add("GET", v1 + "/identities/{id}", a(&ApiService::get_identity));
+  r.add("PUT", v1 + "/identities/{id}", a(&ApiService::update_identity));
+  r.add("DELETE", v1 + "/identities/{id}", a(&ApiService::delete_identity));
+  r.add("POST", v1 + "/identities/{id}/roles",
+        authed([this](HttpRequest& req) { return set_identity_role(req, true); }));
+  r.add("DELETE", v1 + "/identities/{id}/roles/{role}",
+        authed([this](HttpRequest& req) { return set_identity_role(req, false); }));
   r.add("GET", v1 + "/permissions/assignments", a(&ApiService::list_assignments));
   r.add("POST", v1 + "/permissions/assignments", a(&ApiService::create_assignment));
   r.add("DELETE", v1 + "/permissions/assignments/{id}", a(&ApiService::delete_assignment));

@@ -207,7 +207,17 @@ class ApiService {
   Resp list_assignments(Req& req);
   Resp create_assignment(Req& req);
   Resp delete_assignment(Req& req);
-  // The grants an identity holds: its sets (permission_set_refs and assignments).
+  // identity_routes.cc (API.md §16.1)
+  JsonPtr find_identity(const std::string& id_or_login) const;
+  Resp list_identities(Req& req);
+  Resp get_identity(Req& req);
+  Resp create_identity(Req& req);
+  Resp update_identity(Req& req);
+  Resp delete_identity(Req& req);
+  Resp set_identity_role(Req& req, bool add);
+  Resp add_set_role(Req& req);
+  // The grants an identity holds: its sets (permission_set_refs, assignments, and the sets bound
+  // to its roles).
   std::vector<authz::Grant> grants_of(const Json& identity) const;
   // nullopt when the caller (an access token) may `action` on `object`; else the 401/403 answer.
   std::optional<rest::HttpResponse> require(const Req& req, std::string_view action,

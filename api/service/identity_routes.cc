@@ -1,0 +1,210 @@
+// Identities and roles (API.md §16.1, §7): `identity` definitions managed over REST (never any
+// password material in answers), roles on identities and on permission sets (an identity holds
+// the sets bound to its roles), freeze/unfreeze through `frozen` (a frozen identity's tokens stop
+// working at once: authenticate() reads the identity on every request).
+#include <algorithm>
+
+#include "api/auth/password.h"
+#include "api/authz/authz.h"
+#include "api/rest/pagination.h"
+#include "api/service/fields.h"
+#include "api/service/service.h"
+
+namespace attune::service {
+
+using detail::data;
+using detail::deleted;
+using detail::error;
+using detail::validation;
+
+namespace {
+
+// The identity as answers show it: no password hash, no internal fields.
+Json public_identity(const Json& identity) {
+  Json out = identity;
+  out.erase("password_hash");
+  out.erase("ref");
+  return out;
+}
+
+bool valid_role(const std::string& role) {
+  return !role.empty() && role.size() <= 128 && std::all_of(role.begin(), role.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.';
+  });
+}
+
+}  // namespace
+
+JsonPtr ApiService::find_identity(const std::string& id_or_login) const {
+  if (detail::all_digits(id_or_login)) return defs_.get_by_id("identity", std::stoll(id_or_login));
+  return defs_.get("identity", id_or_login);
+}
+
+rest::HttpResponse ApiService::list_identities(Req& req) {
+  if (auto denied = require(req, "read", {"identities"})) return *denied;
+  auto page = rest::parse_page_request(req);
+  if (!page.ok()) return Resp::error(page.error());
+  std::vector<JsonPtr> rows;
+  for (auto& i : defs_.list("identity")) {
+    if (!i->value("is_sensor", false)) rows.push_back(std::move(i));
+  }
+  std::sort(rows.begin(), rows.end(),
+            [](const JsonPtr& a, const JsonPtr& b) { return (*a)["id"] < (*b)["id"]; });
+  Json items = Json::array();
+  for (size_t i = static_cast<size_t>(page->offset);
+       i < rows.size() && items.size() < static_cast<size_t>(page->page_size); ++i) {
+    items.push_back(public_identity(*rows[i]));
+  }
+  return Resp::json(
+      200, rest::list_envelope(std::move(items), *page, static_cast<int64_t>(rows.size())));
+}
+
+rest::HttpResponse ApiService::get_identity(Req& req) {
+  if (auto denied = require(req, "read", {"identities"})) return *denied;
+  JsonPtr identity = find_identity(req.params["id"]);
+  if (!identity) return error(Errc::kNotFound, "Identity '" + req.params["id"] + "' not found");
+  return data(200, public_identity(*identity));
+}
+
+rest::HttpResponse ApiService::create_identity(Req& req) {
+  if (auto denied = require(req, "create", {"identities"})) return *denied;
+  auto body = rest::parse_json_body(req);
+  if (!body.ok()) return Resp::error(body.error());
+  FieldReader f(*body);
+  auto login = f.str("login", true, 3, 255);
+  auto password = f.str("password", false, 8, 128);
+  auto display = f.str_or_null("display_name");
+  auto attributes = f.object("attributes");
+  if (!f.ok()) return validation(f.errors());
+  std::lock_guard lock(write_mu_);
+  const std::string taken = "Login '" + *login + "' is already taken";
+  if (defs_.get("identity", *login)) return error(Errc::kConflict, taken);
+  auto claimant = claim("identity", *login, true);
+  if (!claimant.ok()) return claim_failed(claimant.error(), taken);
+  const std::string now = now_str();
+  Json identity = {{"id", ids_.next()},
+                   {"ref", *login},
+                   {"login", *login},
+                   {"display_name", display && display->is_string() ? *display : Json(*login)},
+                   {"attributes", attributes ? *attributes : Json::object()},
+                   {"frozen", false},
+                   {"roles", Json::array()},
+                   {"permission_set_refs", Json::array()},
+                   {"created", now},
+                   {"updated", now}};
+  // Without a password the identity cannot log in until one is set (PUT).
+  if (password) identity["password_hash"] = auth::hash_password(*password);
+  std::vector<OutRecord> records{definition_record("identity", identity, now_ms(), "api")};
+  claim_release(records, "identity", *login, *claimant);
+  auto st = write_definitions(std::move(records));
+  if (!st.ok()) return Resp::error(st.error());
+  return data(201, public_identity(identity), "Identity created");
+}
+
+rest::HttpResponse ApiService::update_identity(Req& req) {
+  if (auto denied = require(req, "update", {"identities"})) return *denied;
+  auto body = rest::parse_json_body(req);
+  if (!body.ok()) return Resp::error(body.error());
+  FieldReader f(*body);
+  auto display = f.str_or_null("display_name");
+  auto attributes = f.object("attributes");
+  auto frozen = f.has("frozen") ? f.boolean("frozen") : std::nullopt;
+  auto password = f.str("password", false, 8, 128);
+  if (!f.ok()) return validation(f.errors());
+  std::lock_guard lock(write_mu_);
+  JsonPtr existing = find_identity(req.params["id"]);
+  if (!existing || existing->value("is_sensor", false)) {
+    return error(Errc::kNotFound, "Identity '" + req.params["id"] + "' not found");
+  }
+  Json identity = *existing;
+  if (f.has("display_name")) identity["display_name"] = display ? *display : Json(nullptr);
+  if (attributes) identity["attributes"] = *attributes;
+  if (frozen) identity["frozen"] = *frozen;
+  if (password) identity["password_hash"] = auth::hash_password(*password);
+  identity["updated"] = now_str();
+  auto st = write_definitions({definition_record("identity", identity, now_ms(), "api")});
+  if (!st.ok()) return Resp::error(st.error());
+  return data(200, public_identity(identity), "Identity updated");
+}
+
+rest::HttpResponse ApiService::delete_identity(Req& req) {
+  if (auto denied = require(req, "delete", {"identities"})) return *denied;
+  auto caller = authenticate(req);
+  std::lock_guard lock(write_mu_);
+  JsonPtr existing = find_identity(req.params["id"]);
+  if (!existing || existing->value("is_sensor", false)) {
+    return error(Errc::kNotFound, "Identity '" + req.params["id"] + "' not found");
+  }
+  const int64_t id = (*existing)["id"];
+  if (caller.ok() && caller->id == id) {
+    return error(Errc::kBadRequest, "An identity cannot delete itself");
+  }
+  const int64_t ts = now_ms();
+  std::vector<OutRecord> records;
+  for (const auto& a : defs_.list_prefix("permission_assignment", std::to_string(id) + ":")) {
+    records.push_back(
+        definition_tombstone("permission_assignment", a->value("ref", ""), (*a)["id"], ts, "api"));
+  }
+  records.push_back(definition_tombstone("identity", existing->value("ref", ""), id, ts, "api"));
+  auto st = write_definitions(std::move(records));
+  if (!st.ok()) return Resp::error(st.error());
+  return deleted("Identity " + std::to_string(id) + " deleted");
+}
+
+rest::HttpResponse ApiService::set_identity_role(Req& req, bool add) {
+  if (auto denied = require(req, "manage", {"permissions"})) return *denied;
+  std::string role = req.params.count("role") ? req.params["role"] : "";
+  if (add) {
+    auto body = rest::parse_json_body(req);
+    if (!body.ok()) return Resp::error(body.error());
+    FieldReader f(*body);
+    auto r = f.str("role", true, 1, 128);
+    if (!f.ok()) return validation(f.errors());
+    role = *r;
+  }
+  if (!valid_role(role)) return validation(Json{{"role", "letters, digits, '_', '-' or '.'"}});
+  std::lock_guard lock(write_mu_);
+  JsonPtr existing = find_identity(req.params["id"]);
+  if (!existing || existing->value("is_sensor", false)) {
+    return error(Errc::kNotFound, "Identity '" + req.params["id"] + "' not found");
+  }
+  Json identity = *existing;
+  Json roles = identity.value("roles", Json::array());
+  auto it = std::find(roles.begin(), roles.end(), Json(role));
+  if (add && it == roles.end()) roles.push_back(role);
+  if (!add) {
+    if (it == roles.end()) {
+      return error(Errc::kNotFound, "Identity does not hold role '" + role + "'");
+    }
+    roles.erase(it);
+  }
+  identity["roles"] = roles;
+  identity["updated"] = now_str();
+  auto st = write_definitions({definition_record("identity", identity, now_ms(), "api")});
+  if (!st.ok()) return Resp::error(st.error());
+  return data(200, public_identity(identity));
+}
+
+rest::HttpResponse ApiService::add_set_role(Req& req) {
+  if (auto denied = require(req, "manage", {"permissions"})) return *denied;
+  auto body = rest::parse_json_body(req);
+  if (!body.ok()) return Resp::error(body.error());
+  FieldReader f(*body);
+  auto role = f.str("role", true, 1, 128);
+  if (!f.ok()) return validation(f.errors());
+  if (!valid_role(*role)) return validation(Json{{"role", "letters, digits, '_', '-' or '.'"}});
+  std::lock_guard lock(write_mu_);
+  auto existing = defs_.resolve("permission_set", req.params["id"]);
+  if (!existing)
+    return error(Errc::kNotFound, "Permission set '" + req.params["id"] + "' not found");
+  Json set = *existing;
+  Json roles = set.value("roles", Json::array());
+  if (std::find(roles.begin(), roles.end(), Json(*role)) == roles.end()) roles.push_back(*role);
+  set["roles"] = roles;
+  set["updated"] = now_str();
+  auto st = write_definitions({definition_record("permission_set", set, now_ms(), "api")});
+  if (!st.ok()) return Resp::error(st.error());
+  return data(200, set);
+}
+
+}  // namespace attune::service
