@@ -96,7 +96,7 @@ class Loader {
     for (const auto& f : yaml_files(root_, "runtimes")) load_runtime(f);
     count_only("actions/workflows", "workflows");
     count_only("policies", "policies");
-    count_only("permission_sets", "permission_sets");
+    for (const auto& f : yaml_files(root_, "permission_sets")) load_permission_set(f);
     out_.python_requirements = fs::is_regular_file(root_ / "requirements.txt", ec);
     out_.node_package = fs::is_regular_file(root_ / "package.json", ec);
     if (workflow_actions_ > 0) {
@@ -185,12 +185,11 @@ class Loader {
 
   static std::string reason(const std::string& what) {
     if (what == "workflows") return "validated; workflows are stored once the workflow engine exists";
-    if (what == "policies") return "validated; policies are stored once the policy engine exists";
-    return "validated; permission sets are stored once RBAC exists";
+    return "validated; policies are stored once the policy engine exists";
   }
 
   // Files of an engine that does not exist yet: parsed and their shape checked (what their
-  // engine will need first: a name, tasks, grants), then only counted.
+  // engine will need first: a name, tasks), then only counted.
   void count_only(const std::string& dir, const std::string& what) {
     size_t n = 0;
     for (const auto& f : yaml_files(root_, dir)) {
@@ -206,9 +205,6 @@ class Loader {
         if (name.empty()) name = stem(f);
         if (name.find('.') == std::string::npos && !valid_component_name(name)) {
           refuse(f, "name", "'" + name + "' is not a valid name");
-        }
-        if (what == "permission_sets" && doc.contains("grants") && !doc["grants"].is_array()) {
-          refuse(f, "grants", "must be a list");
         }
       }
       ++n;
@@ -466,6 +462,21 @@ class Loader {
     }
     if (!body.contains("label")) body["label"] = body["ref"];
     add("rule", file, std::move(body));
+  }
+
+  // permission_sets/<name>.yaml: ref (or name), label, description, grants, roles.
+  void load_permission_set(const std::string& file) {
+    const Json doc = read_mapping(root_, file);
+    Json body = Json::object();
+    body["ref"] = component_name(doc, file);
+    if (doc.contains("grants") && !doc["grants"].is_null() && !doc["grants"].is_array()) {
+      refuse(file, "grants", "must be a list");
+    }
+    body["grants"] = doc.value("grants", Json::array());
+    if (body["grants"].is_null()) body["grants"] = Json::array();
+    copy(doc, body, {"label", "description", "roles"});
+    if (!body.contains("label")) body["label"] = body["ref"];
+    add("permission_set", file, std::move(body));
   }
 
   // Runtime files come back as written; `ref` names them (`name` is their display name).

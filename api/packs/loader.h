@@ -30,15 +30,15 @@ struct PackError {
 // trigger_ref, action_params, ...), with `ref` = the bare name (the service prefixes the pack
 // ref) and refs to other objects already qualified (`<pack>.` added to unqualified ones).
 struct Component {
-  std::string kind;  // action | trigger | sensor | rule | runtime
+  std::string kind;  // action | trigger | sensor | rule | runtime | permission_set
   std::string file;  // relative to the pack root
   Json body;
 };
 
-// A directory whose engine does not exist yet (workflows, policies, permission sets): its files
+// A directory whose engine does not exist yet (workflows, policies): its files
 // were parsed and validated, and are not stored.
 struct Skipped {
-  std::string what;  // "workflows", "policies", "permission_sets"
+  std::string what;  // "workflows", "policies"
   size_t count = 0;
   std::string reason;
 };

@@ -350,10 +350,15 @@ rest::HttpResponse ApiService::delete_pack(Req& req) {
     if (std::string_view(kind) == "rule" && !removed_rules.insert(r).second) return;
     records.push_back(definition_tombstone(kind, r, (*obj)["id"], ts, "api"));
   };
-  for (const char* kind : {"action", "trigger", "rule", "sensor"}) {
+  for (const char* kind : {"action", "trigger", "rule", "sensor", "runtime", "permission_set"}) {
     for (const auto& obj : defs_.list(kind)) {
       if (obj->value("pack_ref", "") == ref) remove(kind, obj);
     }
+  }
+  // Assignments of its permission sets go with them.
+  for (const auto& a : defs_.list("permission_assignment")) {
+    const std::string set = a->value("permission_set_ref", "");
+    if (set.rfind(ref + ".", 0) == 0) remove("permission_assignment", a);
   }
   for (const auto& rule : defs_.list("rule")) {
     const std::string a = rule->value("action_ref", ""), t = rule->value("trigger_ref", "");

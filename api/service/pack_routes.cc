@@ -18,6 +18,7 @@
 #include <sstream>
 
 #include "api/auth/secrets.h"
+#include "api/authz/authz.h"
 #include "api/packs/archive.h"
 #include "api/packs/core_files.h"
 #include "api/packs/loader.h"
@@ -48,7 +49,8 @@ rest::HttpResponse file_error(const std::string& file, const Json& fields) {
   std::string field, message;
   if (fields.is_object() && !fields.empty()) {
     field = fields.begin().key();
-    message = fields.begin()->is_string() ? fields.begin()->get<std::string>() : fields.begin()->dump();
+    message =
+        fields.begin()->is_string() ? fields.begin()->get<std::string>() : fields.begin()->dump();
   }
   packs::PackError e{422, file, 0, field, message};
   Json details = e.details();
@@ -67,7 +69,8 @@ bool within(const fs::path& outer, const fs::path& inner) {
 Status copy_pack_dir(const fs::path& from, const fs::path& to) {
   std::error_code ec;
   const fs::path base = fs::canonical(from, ec);
-  if (ec) return make_error(Errc::kBadRequest, "cannot read " + from.string() + ": " + ec.message());
+  if (ec)
+    return make_error(Errc::kBadRequest, "cannot read " + from.string() + ": " + ec.message());
   fs::create_directories(to, ec);
   for (auto it = fs::recursive_directory_iterator(base, ec); !ec && it != fs::end(it);
        it.increment(ec)) {
@@ -94,7 +97,8 @@ Status copy_pack_dir(const fs::path& from, const fs::path& to) {
     }
     if (ec) return make_error(Errc::kInternal, "cannot copy " + rel.string() + ": " + ec.message());
   }
-  if (ec) return make_error(Errc::kBadRequest, "cannot read " + from.string() + ": " + ec.message());
+  if (ec)
+    return make_error(Errc::kBadRequest, "cannot read " + from.string() + ": " + ec.message());
   return {};
 }
 
@@ -139,8 +143,9 @@ rest::HttpResponse ApiService::upload_pack(Req& req) {
   if (root.empty()) {
     std::error_code ec;
     fs::remove_all(staging, ec);
-    return error(Errc::kBadRequest,
-                 "pack.yaml not found at the root of the archive or in its one top-level directory");
+    return error(
+        Errc::kBadRequest,
+        "pack.yaml not found at the root of the archive or in its one top-level directory");
   }
   return install_pack(staging, root.string(), "upload", force, Json(principal->id));
 }
@@ -270,13 +275,12 @@ rest::HttpResponse ApiService::install_pack(const std::string& staging, const st
                    {"ref", ref},
                    {"created", existing ? existing->value("created", Json(now)) : Json(now)},
                    {"updated", now},
-                   {"owner_identity",
-                    existing ? existing->value("owner_identity", owner) : owner},
+                   {"owner_identity", existing ? existing->value("owner_identity", owner) : owner},
                    {"installation_method", method == "builtin" ? "register" : method},
                    {"storage_path", final_dir.string()},
                    {"installed_at", now}});
-  const bool needs_env = (content->python_requirements || content->node_package) &&
-                         options_.environments != nullptr;
+  const bool needs_env =
+      (content->python_requirements || content->node_package) && options_.environments != nullptr;
   pack["environment"] = needs_env ? Json{{"status", "building"}, {"message", ""}} : Json(nullptr);
 
   // Components: built and checked like their REST creates; refs are the pack's.
@@ -286,9 +290,9 @@ rest::HttpResponse ApiService::install_pack(const std::string& staging, const st
                                 const std::string& file) -> std::optional<Resp> {
     JsonPtr other = defs_.get(kind, full_ref);
     if (other && other->value("pack_ref", "") != ref) {
-      return file_error(file, Json{{"name", std::string(kind) + " '" + full_ref +
-                                                "' belongs to pack '" +
-                                                other->value("pack_ref", "") + "'"}});
+      return file_error(file,
+                        Json{{"name", std::string(kind) + " '" + full_ref + "' belongs to pack '" +
+                                          other->value("pack_ref", "") + "'"}});
     }
     return std::nullopt;
   };
@@ -306,7 +310,8 @@ rest::HttpResponse ApiService::install_pack(const std::string& staging, const st
     } else {
       rt = defs_.get("runtime", canonical);
     }
-    if (!rt) return file_error(c.file, Json{{"runner_type", "runtime '" + name + "' does not exist"}});
+    if (!rt)
+      return file_error(c.file, Json{{"runner_type", "runtime '" + name + "' does not exist"}});
     obj["runtime"] = (*rt)["id"];
     obj["runtime_ref"] = (*rt)["ref"];
     return std::nullopt;
@@ -354,6 +359,18 @@ rest::HttpResponse ApiService::install_pack(const std::string& staging, const st
       obj["action_params"] = c.body.value("action_params", Json::object());
       obj["is_adhoc"] = false;
       obj["owner_identity"] = owner;
+    } else if (c.kind == "permission_set") {
+      auto grants = authz::parse_grants(c.body.value("grants", Json::array()));
+      if (!grants.ok()) return file_error(c.file, Json{{"grants", grants.error().message}});
+      obj["grants"] = Json::array();
+      for (const auto& g : *grants) obj["grants"].push_back(g.to_json());
+      auto label = f.str("label", false, 1, 255);
+      auto description = f.str_or_null("description");
+      auto roles = f.has("roles") ? f.string_array("roles") : std::optional<Json>(Json::array());
+      if (!f.ok()) return file_error(c.file, f.errors());
+      obj["label"] = label ? Json(*label) : c.body["ref"];
+      obj["description"] = description ? *description : Json("");
+      obj["roles"] = roles ? *roles : Json::array();
     } else {  // runtime: stored as written
       obj = c.body;
     }
@@ -386,8 +403,9 @@ rest::HttpResponse ApiService::install_pack(const std::string& staging, const st
     const std::string file = file_of["rule:" + rref];
     JsonPtr trigger = lookup("trigger", rule["trigger_ref"].get<std::string>());
     if (!trigger) {
-      return file_error(file, Json{{"trigger", "trigger '" + rule["trigger_ref"].get<std::string>() +
-                                                   "' does not exist"}});
+      return file_error(
+          file, Json{{"trigger",
+                      "trigger '" + rule["trigger_ref"].get<std::string>() + "' does not exist"}});
     }
     JsonPtr action = lookup("action", rule["action_ref"].get<std::string>());
     if (!action) {
@@ -405,8 +423,8 @@ rest::HttpResponse ApiService::install_pack(const std::string& staging, const st
   fs::create_directories(final_dir.parent_path(), ec);
   fs::rename(root, final_dir, ec);
   if (ec) {
-    return error(Errc::kInternal, "cannot move the pack into " + final_dir.string() + ": " +
-                                      ec.message());
+    return error(Errc::kInternal,
+                 "cannot move the pack into " + final_dir.string() + ": " + ec.message());
   }
   std::vector<OutRecord> records;
   // Components of the installed version that the new content lacks are deleted, with the rules
@@ -421,9 +439,17 @@ rest::HttpResponse ApiService::install_pack(const std::string& staging, const st
   };
   std::set<std::string> gone_actions, gone_triggers;
   if (existing) {
-    for (const char* kind : {"action", "trigger", "rule", "sensor", "runtime"}) {
+    for (const char* kind : {"action", "trigger", "rule", "sensor", "runtime", "permission_set"}) {
       for (const auto& obj : defs_.list(kind)) {
         if (obj->value("pack_ref", "") != ref || built[kind].count((*obj)["ref"])) continue;
+        if (std::string_view(kind) == "permission_set") {  // its assignments go with it
+          for (const auto& a : defs_.list("permission_assignment")) {
+            if (a->value("permission_set_ref", "") == (*obj)["ref"]) {
+              records.push_back(definition_tombstone("permission_assignment", a->value("ref", ""),
+                                                     (*a)["id"], ts, "api"));
+            }
+          }
+        }
         if (sensor::is_builtin_sensor(*obj)) continue;
         if (std::string_view(kind) == "action") gone_actions.insert((*obj)["ref"]);
         if (std::string_view(kind) == "trigger") gone_triggers.insert((*obj)["ref"]);
@@ -447,7 +473,8 @@ rest::HttpResponse ApiService::install_pack(const std::string& staging, const st
   }
   records.push_back(definition_record("pack", pack, ts, "api"));
   for (const char* kind : {"runtime", "action", "trigger"}) {
-    for (const auto& [r, obj] : built[kind]) records.push_back(definition_record(kind, obj, ts, "api"));
+    for (const auto& [r, obj] : built[kind])
+      records.push_back(definition_record(kind, obj, ts, "api"));
   }
   for (const auto& [r, sensor] : built["sensor"]) {
     if (sensor::is_builtin_sensor(sensor)) {  // the platform's own: no process, no identity
@@ -461,8 +488,13 @@ rest::HttpResponse ApiService::install_pack(const std::string& staging, const st
   }
   // Trigger links set by the sensors above are superseded by the triggers' own records below for
   // this pack's triggers (written last, so they win).
-  for (const auto& [r, obj] : built["trigger"]) records.push_back(definition_record("trigger", obj, ts, "api"));
-  for (const auto& [r, obj] : built["rule"]) records.push_back(definition_record("rule", obj, ts, "api"));
+  for (const auto& [r, obj] : built["trigger"])
+    records.push_back(definition_record("trigger", obj, ts, "api"));
+  for (const auto& [r, obj] : built["rule"])
+    records.push_back(definition_record("rule", obj, ts, "api"));
+  for (const auto& [r, obj] : built["permission_set"]) {
+    records.push_back(definition_record("permission_set", obj, ts, "api"));
+  }
   claim_release(records, "pack", ref, *claimant);
   auto st = write_definitions(std::move(records));
   if (!st.ok()) {
@@ -478,7 +510,7 @@ rest::HttpResponse ApiService::install_pack(const std::string& staging, const st
   if (needs_env) build_environment(ref, final_dir.string());
 
   Json components = Json::object();
-  for (const char* kind : {"action", "trigger", "sensor", "rule", "runtime"}) {
+  for (const char* kind : {"action", "trigger", "sensor", "rule", "runtime", "permission_set"}) {
     components[std::string(kind) + "s"] = built[kind].size();
   }
   Json skipped = Json::object();
@@ -507,8 +539,9 @@ void ApiService::sweep_pack_dirs() {
   if (options_.packs_root.empty()) return;
   // Only what is older than a few minutes: with a pack files directory shared by several API
   // instances, another instance may be in the middle of an install.
-  const auto cutoff = fs::file_time_type::clock::now() -
-                      (options_.shared_pack_files ? std::chrono::minutes(10) : std::chrono::minutes(0));
+  const auto cutoff =
+      fs::file_time_type::clock::now() -
+      (options_.shared_pack_files ? std::chrono::minutes(10) : std::chrono::minutes(0));
   auto old_enough = [&](const fs::path& p) {
     std::error_code ec;
     const auto t = fs::last_write_time(p, ec);
@@ -559,7 +592,8 @@ void ApiService::set_pack_environment(const std::string& ref, const std::string&
   updated["environment"] = std::move(environment);
   updated["updated"] = now_str();
   auto st = write_definitions({definition_record("pack", updated, now_ms(), "api")});
-  if (!st.ok()) spdlog::warn("pack {}: environment state not recorded: {}", ref, st.error().message);
+  if (!st.ok())
+    spdlog::warn("pack {}: environment state not recorded: {}", ref, st.error().message);
 }
 
 Status ApiService::install_core_pack() {

@@ -161,8 +161,36 @@ def test_skipped_directories_are_reported(api):
     comps = expect(upload(api, tar_pack(files)), 201)["data"]["components"]
     assert comps["skipped"]["workflows"]["count"] == 2, comps
     assert comps["skipped"]["policies"]["count"] == 1, comps
-    assert comps["skipped"]["permission_sets"]["count"] == 1, comps
+    assert "permission_sets" not in comps["skipped"], comps
     assert all(s["reason"] for s in comps["skipped"].values())
+
+
+def test_pack_permission_sets_are_stored_and_follow_the_pack(api):
+    ref = f"psets_{uid()}"
+    files = {
+        "pack.yaml": f"ref: {ref}\nversion: 1.0.0\n",
+        "permission_sets/ops.yaml": "ref: ops\nlabel: Operators\nroles: [oncall]\ngrants:\n"
+                                    f"  - {{resource: actions, actions: [read, execute], constraints: {{pack_refs: [{ref}]}}}}\n",
+        "permission_sets/readers.yaml": "name: readers\ngrants: [{resource: rules, actions: [read]}]\n",
+    }
+    comps = expect(upload(api, tar_pack(files)), 201)["data"]["components"]
+    assert comps["permission_sets"] == 2, comps
+    ops = api.get_data(f"/api/v1/permissions/sets/{ref}.ops")
+    assert ops["pack_ref"] == ref and ops["label"] == "Operators" and ops["roles"] == ["oncall"]
+    assert ops["grants"] == [{"resource": "actions", "actions": ["execute", "read"],
+                              "constraints": {"pack_refs": [ref]}}], ops
+    assert [s["ref"] for s in api.items("/api/v1/permissions/sets", pack_ref=ref)] == [f"{ref}.ops", f"{ref}.readers"]
+    bad = dict(files)
+    bad["permission_sets/ops.yaml"] = "ref: ops\ngrants: [{resource: actions, actions: read}]\n"
+    body = expect_error(upload(api, tar_pack(bad), force=True), 422)
+    assert body["details"]["file"] == "permission_sets/ops.yaml", body
+    # A re-install without one of them deletes it (ids of the others kept); deleting the pack, all.
+    del files["permission_sets/readers.yaml"]
+    expect(upload(api, tar_pack(files), force=True), 201)
+    assert api.get_data(f"/api/v1/permissions/sets/{ref}.ops")["id"] == ops["id"]
+    expect_error(api.get(f"/api/v1/permissions/sets/{ref}.readers"), 404)
+    expect(api.delete(f"/api/v1/packs/{ref}"), 200)
+    expect_error(api.get(f"/api/v1/permissions/sets/{ref}.ops"), 404)
 
 
 def _malicious(name, kind="file", link=""):
