@@ -231,6 +231,42 @@ Result<std::string> environment_name(const EnvironmentOptions& options,
   return std::string();
 }
 
+std::vector<std::string> sweep_environments(const EnvironmentOptions& options,
+                                            const std::map<std::string, std::string>& live) {
+  std::vector<std::string> removed;
+  std::error_code ec;
+  if (options.envs_dir.empty() || !fs::is_directory(options.envs_dir, ec)) return removed;
+  for (const auto& pack : fs::directory_iterator(options.envs_dir, ec)) {
+    std::error_code ec2;
+    const std::string ref = pack.path().filename().string();
+    auto it = live.find(ref);
+    std::set<std::string> keep;
+    if (it != live.end()) {
+      for (const char* runtime : {"core.python", "core.nodejs"}) {
+        auto name = environment_name(options, it->second, runtime);
+        if (!name.ok()) {
+          keep.insert("*");  // cannot tell what it uses: keep everything of this pack
+        } else if (!name->empty()) {
+          keep.insert(*name);
+        }
+      }
+    }
+    if (keep.count("*") > 0) continue;
+    if (it == live.end()) {
+      fs::remove_all(pack.path(), ec2);
+      removed.push_back(pack.path().string());
+      continue;
+    }
+    for (const auto& env : fs::directory_iterator(pack.path(), ec2)) {
+      if (keep.count(env.path().filename().string()) > 0) continue;
+      std::error_code ec3;
+      fs::remove_all(env.path(), ec3);
+      removed.push_back(env.path().string());
+    }
+  }
+  return removed;
+}
+
 struct PackEnvironments::Impl {
   struct Build {
     enum class State { kBuilding, kReady, kFailed } state = State::kBuilding;

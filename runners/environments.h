@@ -105,4 +105,11 @@ class PackEnvironments {
 Result<std::string> environment_name(const EnvironmentOptions& options,
                                      const std::string& pack_dir, const std::string& runtime_ref);
 
+// Removes environments no installed pack uses: the directories of packs not in `live` (pack ref
+// → its installed directory) and, for the others, every environment but the ones their current
+// content names (environment_name). Call only while no build runs and no action uses an older
+// environment (at start). Returns the removed paths.
+std::vector<std::string> sweep_environments(const EnvironmentOptions& options,
+                                            const std::map<std::string, std::string>& live);
+
 }  // namespace attune::runners

@@ -571,6 +571,18 @@ void ApiService::sweep_pack_dirs() {
   }
 }
 
+void ApiService::sweep_environments() {
+  if (!options_.environments) return;
+  std::map<std::string, std::string> live;
+  for (const auto& p : defs_.list("pack")) {
+    const Json sp = p->value("storage_path", Json(nullptr));
+    if (sp.is_string()) live[p->value("ref", "")] = sp.get<std::string>();
+  }
+  for (const auto& path : runners::sweep_environments(options_.environments->options(), live)) {
+    spdlog::info("removed an environment no installed pack uses: {}", path);
+  }
+}
+
 void ApiService::build_environment(const std::string& ref, const std::string& storage_path) {
   if (!options_.environments) return;
   options_.environments->build(

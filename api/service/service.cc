@@ -228,6 +228,7 @@ Result<Json> ApiService::token_execution(int64_t execution_id) const {
 
 Status ApiService::bootstrap(const BootstrapOptions& options) {
   sweep_pack_dirs();
+  sweep_environments();
   if (auto st = install_core_pack(); !st.ok()) return st;
   std::lock_guard lock(write_mu_);
   std::vector<OutRecord> records = builtin_permission_set_records();

@@ -242,6 +242,8 @@ class ApiService {
   void remove_pack_files(const std::string& storage_path);
   // Startup: removes staging leftovers and version directories no pack points at.
   void sweep_pack_dirs();
+  // Startup: removes python/node environments no installed pack content uses.
+  void sweep_environments();
   Status install_core_pack();
   void build_environment(const std::string& ref, const std::string& storage_path);
   void set_pack_environment(const std::string& ref, const std::string& storage_path,

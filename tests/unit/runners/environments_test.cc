@@ -51,6 +51,26 @@ TEST(PackEnvironments, PackWithoutDependencyFilesNeedsNothing) {
   EXPECT_TRUE(EnvironmentState{}.to_json().is_null());
 }
 
+TEST(PackEnvironments, SweepKeepsOnlyWhatInstalledContentUses) {
+  TempDir tmp;
+  const EnvironmentOptions options = env_options(tmp.path() + "/envs");
+  const std::string pack = tmp.path() + "/pack";
+  write_text(pack + "/requirements.txt", "six\n");
+  auto current = environment_name(options, pack, "core.python");
+  ASSERT_TRUE(current.ok());
+  // The current environment, an older one of the same pack, and one of a pack gone since.
+  for (const std::string& dir :
+       {"/envs/live/" + *current, std::string("/envs/live/python-old"),
+        std::string("/envs/live/node-old"), std::string("/envs/gone/python-x")}) {
+    fs::create_directories(tmp.path() + dir);
+  }
+  auto removed = sweep_environments(options, {{"live", pack}});
+  EXPECT_EQ(removed.size(), 3u);
+  EXPECT_EQ(entries(tmp.path() + "/envs"), std::vector<std::string>{"live"});
+  EXPECT_EQ(entries(tmp.path() + "/envs/live"), std::vector<std::string>{*current});
+  EXPECT_TRUE(sweep_environments(env_options(tmp.path() + "/none"), {}).empty());
+}
+
 TEST(PackEnvironments, VirtualenvFromRequirementsIsCachedByContent) {
   TempDir tmp;
   const std::string pack = tmp.path() + "/pack";
@@ -65,10 +85,10 @@ TEST(PackEnvironments, VirtualenvFromRequirementsIsCachedByContent) {
     ASSERT_TRUE(env.ok()) << env.error().message;
     EXPECT_EQ(env->python, env->dir + "/bin/python");
     EXPECT_EQ(fs::path(env->dir).parent_path(), fs::path(envs_dir + "/pya"));
-    EXPECT_EQ(capture(env->python +
-                      " -c 'import attunedep_a, attunedep_b; print(attunedep_a.VERSION, "
-                      "attunedep_b.VERSION)'"),
-              "1.0 1.0\n");
+    EXPECT_EQ(
+        capture(env->python + " -c 'import attunedep_a, attunedep_b; print(attunedep_a.VERSION, "
+                              "attunedep_b.VERSION)'"),
+        "1.0 1.0\n");
     // System packages are not visible inside the virtualenv.
     EXPECT_NE(std::system((env->python + " -c 'import requests' 2>/dev/null").c_str()), 0);
     write_text(env->dir + "/marker", "kept");
@@ -194,9 +214,10 @@ TEST(PackEnvironments, NodeModulesFromLocalPackagesCachedByContent) {
   ASSERT_TRUE(env.ok()) << env.error().message;
   EXPECT_EQ(env->node_modules, env->dir + "/node_modules");
   EXPECT_EQ(fs::path(env->dir).filename().string().rfind("node-", 0), 0u);
-  EXPECT_EQ(capture("NODE_PATH=" + env->node_modules +
-                    " node -e 'console.log(require(\"wrap-lite\")(require(\"shout-lite\")(\"hi\")))'"),
-            "[HI!]\n");
+  EXPECT_EQ(
+      capture("NODE_PATH=" + env->node_modules +
+              " node -e 'console.log(require(\"wrap-lite\")(require(\"shout-lite\")(\"hi\")))'"),
+      "[HI!]\n");
   // Same content: reused. A changed local package (same package.json): rebuilt.
   EXPECT_EQ(build_and_wait(envs, "nodea", pack).status, "ready");
   EXPECT_EQ(entries(envs_dir + "/nodea").size(), 1u);
