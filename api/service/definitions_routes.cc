@@ -352,7 +352,7 @@ rest::HttpResponse ApiService::delete_pack(Req& req) {
   };
   for (const char* kind : {"action", "trigger", "rule", "sensor", "runtime", "permission_set"}) {
     for (const auto& obj : defs_.list(kind)) {
-      if (obj->value("pack_ref", "") == ref) remove(kind, obj);
+      if (detail::pack_ref_of(*obj) == ref) remove(kind, obj);
     }
   }
   // Assignments of its permission sets go with them.
@@ -389,7 +389,7 @@ rest::HttpResponse ApiService::list_actions(Req& req) {
   std::transform(needle.begin(), needle.end(), needle.begin(), ::tolower);
   std::vector<JsonPtr> rows;
   for (auto& a : defs_.list("action")) {
-    if (pack_ref && a->value("pack_ref", "") != *pack_ref) continue;
+    if (pack_ref && detail::pack_ref_of(*a) != *pack_ref) continue;
     if (!needle.empty()) {
       std::string hay = a->value("ref", "") + " " + a->value("label", "") + " " +
                         ((*a)["description"].is_string() ? (*a)["description"].get<std::string>()
@@ -471,7 +471,7 @@ rest::HttpResponse ApiService::delete_action(Req& req) {
   auto a = defs_.resolve("action", req.params["ref"]);
   if (!a) return error(Errc::kNotFound, "Action '" + req.params["ref"] + "' not found");
   const std::string ref = (*a)["ref"];
-  if (a->value("pack_ref", "") == "core") {
+  if (detail::pack_ref_of(*a) == "core") {
     return error(Errc::kBadRequest, "Actions of the core pack cannot be deleted");
   }
   Json users = Json::array();
@@ -502,7 +502,7 @@ rest::HttpResponse ApiService::list_triggers(Req& req) {
   const auto pack_ref = req.query_param("pack_ref");
   std::vector<JsonPtr> rows;
   for (auto& t : defs_.list("trigger")) {
-    if (pack_ref && t->value("pack_ref", "") != *pack_ref) continue;
+    if (pack_ref && detail::pack_ref_of(*t) != *pack_ref) continue;
     rows.push_back(std::move(t));
   }
   return Resp::json(200, sorted_page(std::move(rows), *page));
@@ -544,7 +544,7 @@ rest::HttpResponse ApiService::delete_trigger(Req& req) {
   auto t = defs_.resolve("trigger", req.params["ref"]);
   if (!t) return error(Errc::kNotFound, "Trigger '" + req.params["ref"] + "' not found");
   const std::string ref = (*t)["ref"];
-  if (t->value("pack_ref", "") == "core") {
+  if (detail::pack_ref_of(*t) == "core") {
     return error(Errc::kBadRequest, "Triggers of the core pack cannot be deleted");
   }
   Json users = Json::array();
@@ -596,7 +596,7 @@ rest::HttpResponse ApiService::list_rules(Req& req) {
   }
   std::vector<JsonPtr> rows;
   for (auto& r : defs_.list("rule")) {
-    if (pack_ref && r->value("pack_ref", "") != *pack_ref) continue;
+    if (pack_ref && detail::pack_ref_of(*r) != *pack_ref) continue;
     if (trigger_ref && r->value("trigger_ref", "") != *trigger_ref) continue;
     if (action_ref && r->value("action_ref", "") != *action_ref) continue;
     if (enabled && r->value("enabled", true) != *enabled) continue;

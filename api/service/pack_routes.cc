@@ -259,7 +259,7 @@ rest::HttpResponse ApiService::install_pack(const std::string& staging, const st
   // Existing objects of this pack keep their ids (and creation times).
   auto stamp = [&](const char* kind, Json& obj, const std::string& full_ref) {
     JsonPtr old = defs_.get(kind, full_ref);
-    if (old && old->value("pack_ref", "") != ref) old = nullptr;  // another pack's: a conflict
+    if (old && detail::pack_ref_of(*old) != ref) old = nullptr;  // another pack's: a conflict
     obj["id"] = old ? (*old)["id"] : Json(ids_.next());
     obj["created"] = old ? old->value("created", Json(now)) : Json(now);
     obj["updated"] = now;
@@ -289,10 +289,10 @@ rest::HttpResponse ApiService::install_pack(const std::string& staging, const st
   auto conflict_elsewhere = [&](const char* kind, const std::string& full_ref,
                                 const std::string& file) -> std::optional<Resp> {
     JsonPtr other = defs_.get(kind, full_ref);
-    if (other && other->value("pack_ref", "") != ref) {
+    if (other && detail::pack_ref_of(*other) != ref) {
       return file_error(file,
                         Json{{"name", std::string(kind) + " '" + full_ref + "' belongs to pack '" +
-                                          other->value("pack_ref", "") + "'"}});
+                                          detail::pack_ref_of(*other) + "'"}});
     }
     return std::nullopt;
   };
@@ -337,7 +337,7 @@ rest::HttpResponse ApiService::install_pack(const std::string& staging, const st
       obj["sensor_ref"] = nullptr;
       // A re-install keeps the trigger's webhook.
       JsonPtr old = defs_.get("trigger", full_ref);
-      const bool ours = old && old->value("pack_ref", "") == ref;
+      const bool ours = old && detail::pack_ref_of(*old) == ref;
       obj["webhook_enabled"] = ours ? old->value("webhook_enabled", false) : false;
       obj["webhook_key"] = ours ? old->value("webhook_key", Json(nullptr)) : Json(nullptr);
     } else if (c.kind == "sensor") {
@@ -384,7 +384,7 @@ rest::HttpResponse ApiService::install_pack(const std::string& staging, const st
       return std::make_shared<const Json>(it->second);
     }
     JsonPtr other = defs_.get(kind, r);
-    return other && other->value("pack_ref", "") != ref ? other : nullptr;
+    return other && detail::pack_ref_of(*other) != ref ? other : nullptr;
   };
   for (auto& [sref, sensor] : built["sensor"]) {
     const std::string file = file_of["sensor:" + sref];
@@ -441,7 +441,7 @@ rest::HttpResponse ApiService::install_pack(const std::string& staging, const st
   if (existing) {
     for (const char* kind : {"action", "trigger", "rule", "sensor", "runtime", "permission_set"}) {
       for (const auto& obj : defs_.list(kind)) {
-        if (obj->value("pack_ref", "") != ref || built[kind].count((*obj)["ref"])) continue;
+        if (detail::pack_ref_of(*obj) != ref || built[kind].count((*obj)["ref"])) continue;
         if (std::string_view(kind) == "permission_set") {  // its assignments go with it
           for (const auto& a : defs_.list("permission_assignment")) {
             if (a->value("permission_set_ref", "") == (*obj)["ref"]) {

@@ -119,7 +119,7 @@ rest::HttpResponse ApiService::list_permission_sets(Req& req) {
   const auto pack_ref = req.query_param("pack_ref");
   std::vector<JsonPtr> rows;
   for (auto& s : defs_.list(kSet)) {
-    if (pack_ref && s->value("pack_ref", "") != *pack_ref) continue;
+    if (pack_ref && detail::pack_ref_of(*s) != *pack_ref) continue;
     rows.push_back(std::move(s));
   }
   sort_sets(rows);

@@ -45,6 +45,11 @@ bool all_digits(std::string_view s) {
          std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
 
+std::string pack_ref_of(const Json& obj) {
+  auto it = obj.find("pack_ref");
+  return it != obj.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
 }  // namespace detail
 
 ApiService::ApiService(Log& log, DefinitionsTable& defs, projections::Projections& views,

@@ -328,6 +328,8 @@ rest::HttpResponse error(Errc code, std::string message, Json details = nullptr)
 rest::HttpResponse validation(Json fields);  // 422 with details.fields
 rest::HttpResponse deleted(std::string message);
 bool all_digits(std::string_view s);
+// An object's pack_ref, "" when it has none (null or absent: ownerless permission sets, ...).
+std::string pack_ref_of(const Json& obj);
 
 // `pack_ref` + `ref` of a pack-scoped create body (API.md §2.3: `ref` is the name or the full
 // `<pack>.<name>`): the pack and the full ref, or the 422/404 response to send.

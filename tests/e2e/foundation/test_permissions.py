@@ -36,6 +36,11 @@ def test_custom_set_assignment_and_effective_permissions(server, api, anon):
     created = expect(api.post("/api/v1/permissions/sets",
                               json={"ref": ref, "label": "Auditors", "grants": grants}), 201)["data"]
     assert created["grants"][1]["constraints"] == {"owner_types": ["pack"]}
+    assert created["pack_ref"] is None  # an ownerless set: pack filters and pack deletes skip it
+    assert ref not in [s["ref"] for s in api.items("/api/v1/permissions/sets", pack_ref="core", page_size=100)]
+    other = api.create_pack()
+    expect(api.delete(f"/api/v1/packs/{other['ref']}"), 200)
+    assert api.get_data(f"/api/v1/permissions/sets/{ref}")["id"] == created["id"]
     expect_error(api.post("/api/v1/permissions/sets", json={"ref": ref, "grants": []}), 409)
     bad = expect_error(api.post("/api/v1/permissions/sets",
                                 json={"ref": f"b_{uid()}", "grants": [{"resource": "packs", "actions": "read"}]}), 422)
