@@ -251,8 +251,6 @@ rest::HttpResponse ApiService::install_pack(const std::string& staging, const st
     return error(Errc::kConflict,
                  "Pack '" + ref + "' already exists (install with force to replace it)");
   }
-  auto claimant = claim("pack", ref, existing == nullptr);
-  if (!claimant.ok()) return claim_failed(claimant.error(), "Pack '" + ref + "' already exists");
 
   const int64_t ts = now_ms();
   const std::string now = now_str();
@@ -418,7 +416,11 @@ rest::HttpResponse ApiService::install_pack(const std::string& staging, const st
     rule["action"] = (*action)["id"];
   }
 
-  // Everything is valid: move the files into place, then write.
+  // Everything is valid. Across API instances (Kafka) a claim decides a race for a new ref; it
+  // is taken only now, so refused content never holds the ref.
+  auto claimant = claim("pack", ref, existing == nullptr);
+  if (!claimant.ok()) return claim_failed(claimant.error(), "Pack '" + ref + "' already exists");
+  // Move the files into place, then write.
   std::error_code ec;
   fs::create_directories(final_dir.parent_path(), ec);
   fs::rename(root, final_dir, ec);
