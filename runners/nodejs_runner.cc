@@ -172,18 +172,8 @@ void NodeRunner::when_ready(const ActionInvocation& inv, ReadyFn ready) const {
 Result<ProcessSpec> NodeRunner::prepare(const ActionInvocation& inv) const {
   auto document = ShellRunner::parameter_document(inv);
   if (!document.ok()) return document.error();
-  auto pack_file = resolve_pack_file(inv);
+  auto pack_file = resolve_pack_file(inv, {".js", ".mjs", ".cjs"});
   if (!pack_file.ok()) return pack_file.error();
-  if (pack_file->empty()) {
-    if (inv.entrypoint.empty()) return make_error(Errc::kBadRequest, "empty entrypoint");
-    const std::string& e = inv.entrypoint;
-    const bool looks_like_file = e.find('\n') == std::string::npos &&
-                                 (e.ends_with(".js") || e.ends_with(".mjs") || e.ends_with(".cjs"));
-    if (!inv.pack_dir.empty() && looks_like_file) {
-      return make_error(Errc::kBadRequest,
-                        "entrypoint '" + e + "' is not a file in the pack's actions directory");
-    }
-  }
   auto boot = bootstrap();
   if (!boot.ok()) return boot.error();
   ResolvedEnvironment env;

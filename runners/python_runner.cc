@@ -13,11 +13,6 @@ namespace fs = std::filesystem;
 
 constexpr const char* kBasePython = "/usr/bin/python3";
 
-bool ends_with(std::string_view s, std::string_view suffix) {
-  return s.size() >= suffix.size() &&
-         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
 }  // namespace
 
 PythonRunner::PythonRunner(std::shared_ptr<PackEnvironments> environments,
@@ -53,16 +48,8 @@ std::shared_ptr<ForkServer> PythonRunner::fork_server(const std::string& python)
 Result<ProcessSpec> PythonRunner::prepare(const ActionInvocation& inv) const {
   auto document = ShellRunner::parameter_document(inv);
   if (!document.ok()) return document.error();
-  auto pack_file = resolve_pack_file(inv);
+  auto pack_file = resolve_pack_file(inv, {".py"});
   if (!pack_file.ok()) return pack_file.error();
-  if (pack_file->empty()) {
-    if (inv.entrypoint.empty()) return make_error(Errc::kBadRequest, "empty entrypoint");
-    if (!inv.pack_dir.empty() && inv.entrypoint.find('\n') == std::string::npos &&
-        ends_with(inv.entrypoint, ".py")) {
-      return make_error(Errc::kBadRequest, "entrypoint '" + inv.entrypoint +
-                                               "' is not a file in the pack's actions directory");
-    }
-  }
 
   ResolvedEnvironment env;
   env.python = kBasePython;

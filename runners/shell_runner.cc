@@ -54,7 +54,10 @@ std::string env_or(const char* name, const char* fallback) {
 
 }  // namespace
 
-Result<std::string> resolve_pack_file(const ActionInvocation& inv) {
+namespace {
+
+// The pack file named by the entry point, "" for none (see resolve_pack_file).
+Result<std::string> find_pack_file(const ActionInvocation& inv) {
   if (inv.pack_dir.empty() || inv.entrypoint.empty() ||
       inv.entrypoint.find_first_of("\n\r") != std::string::npos || inv.entrypoint.size() > 4096) {
     return std::string();
@@ -73,6 +76,25 @@ Result<std::string> resolve_pack_file(const ActionInvocation& inv) {
                                              "' is outside the pack's actions directory");
   }
   return resolved.string();
+}
+
+}  // namespace
+
+Result<std::string> resolve_pack_file(const ActionInvocation& inv,
+                                      std::initializer_list<std::string_view> script_suffixes) {
+  auto file = find_pack_file(inv);
+  if (!file.ok() || !file->empty()) return file;
+  if (inv.entrypoint.empty()) return make_error(Errc::kBadRequest, "empty entrypoint");
+  // Inline code, unless it is plainly a script's name (one line ending in a script suffix):
+  // then the file is missing from the pack, which must not run as code.
+  const std::string_view e = inv.entrypoint;
+  if (!inv.pack_dir.empty() && e.find('\n') == std::string_view::npos &&
+      std::any_of(script_suffixes.begin(), script_suffixes.end(),
+                  [&](std::string_view suffix) { return e.ends_with(suffix); })) {
+    return make_error(Errc::kBadRequest, "entrypoint '" + inv.entrypoint +
+                                             "' is not a file in the pack's actions directory");
+  }
+  return std::string();
 }
 
 Result<std::string> write_private_file(const std::string& dir, const std::string& prefix,
@@ -192,9 +214,6 @@ Result<ProcessSpec> ShellRunner::prepare(const ActionInvocation& inv) const {
   if (!document.ok()) return document.error();
   auto pack_file = resolve_pack_file(inv);
   if (!pack_file.ok()) return pack_file.error();
-  if (pack_file->empty() && inv.entrypoint.empty()) {
-    return make_error(Errc::kBadRequest, "empty entrypoint");
-  }
 
   ProcessSpec spec;
   spec.timeout = inv.timeout;

@@ -2,7 +2,9 @@
 // with the parameter document on stdin or in a file (API.md §11.3, §11.4).
 #pragma once
 
+#include <initializer_list>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "runners/runner.h"
@@ -24,9 +26,11 @@ namespace attune::runners {
 // the process's stdin. Thread-safe (const after construction).
 // Shared by the runners of pack files (shell, python, node.js):
 // The pack file the entrypoint names (canonical path), "" if it names none (⇒ inline code: no
-// pack_dir, not a regular file under <pack_dir>/actions), or an error if it names an existing
-// file outside <pack_dir>/actions (through `..` or symlinks).
-Result<std::string> resolve_pack_file(const ActionInvocation& inv);
+// pack_dir, not a regular file under <pack_dir>/actions). Errors: an empty entrypoint; an
+// existing file outside <pack_dir>/actions (through `..` or symlinks); with a pack_dir, a
+// one-line entrypoint ending in one of `script_suffixes` (".py") that names no file.
+Result<std::string> resolve_pack_file(const ActionInvocation& inv,
+                                      std::initializer_list<std::string_view> script_suffixes = {});
 // Writes `content` to a new 0400 file in `dir` (the caller removes it); for
 // parameter_delivery "file".
 Result<std::string> write_parameter_file(const std::string& dir, int64_t execution_id,

@@ -20,6 +20,7 @@ using detail::error;
 using detail::validation;
 using detail::resolve_scoped;
 using detail::Scoped;
+using detail::sorted_page;
 
 namespace {
 const std::vector<std::string> kVisibility = {"public", "private", "restricted"};
@@ -189,21 +190,6 @@ const std::regex& name_re() {
   return re;
 }
 
-Json sorted_page(std::vector<JsonPtr> rows, const rest::PageRequest& page) {
-  std::sort(rows.begin(), rows.end(), [](const JsonPtr& a, const JsonPtr& b) {
-    const auto& ca = (*a)["created"];
-    const auto& cb = (*b)["created"];
-    if (ca != cb) return ca > cb;
-    return (*a)["id"] > (*b)["id"];
-  });
-  if (page.order == rest::SortOrder::kAsc) std::reverse(rows.begin(), rows.end());
-  Json items = Json::array();
-  for (size_t i = static_cast<size_t>(page.offset);
-       i < rows.size() && items.size() < static_cast<size_t>(page.page_size); ++i) {
-    items.push_back(*rows[i]);
-  }
-  return rest::list_envelope(std::move(items), page, static_cast<int64_t>(rows.size()));
-}
 
 }  // namespace
 

@@ -50,13 +50,7 @@ rest::HttpResponse ApiService::list_identities(Req& req) {
   }
   std::sort(rows.begin(), rows.end(),
             [](const JsonPtr& a, const JsonPtr& b) { return (*a)["id"] < (*b)["id"]; });
-  Json items = Json::array();
-  for (size_t i = static_cast<size_t>(page->offset);
-       i < rows.size() && items.size() < static_cast<size_t>(page->page_size); ++i) {
-    items.push_back(public_identity(*rows[i]));
-  }
-  return Resp::json(
-      200, rest::list_envelope(std::move(items), *page, static_cast<int64_t>(rows.size())));
+  return Resp::json(200, detail::page_envelope(rows, *page, public_identity));
 }
 
 rest::HttpResponse ApiService::get_identity(Req& req) {

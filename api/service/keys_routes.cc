@@ -260,20 +260,9 @@ rest::HttpResponse ApiService::list_keys(Req& req) {
     if (!owner.empty() && owner_type != "system" && str(*k, "owner") != owner) continue;
     rows.push_back(std::move(k));
   }
-  std::sort(rows.begin(), rows.end(), [](const JsonPtr& a, const JsonPtr& b) {
-    const auto& ca = (*a)["created"];
-    const auto& cb = (*b)["created"];
-    if (ca != cb) return ca > cb;
-    return (*a)["id"] > (*b)["id"];
-  });
-  if (page->order == rest::SortOrder::kAsc) std::reverse(rows.begin(), rows.end());
-  Json items = Json::array();
-  for (size_t i = static_cast<size_t>(page->offset);
-       i < rows.size() && items.size() < static_cast<size_t>(page->page_size); ++i) {
-    items.push_back(present_listed_key(*rows[i]));
-  }
-  return Resp::json(200,
-                    rest::list_envelope(std::move(items), *page, static_cast<int64_t>(rows.size())));
+  return Resp::json(200, detail::sorted_page(std::move(rows), *page, [this](const Json& key) {
+    return present_listed_key(key);
+  }));
 }
 
 rest::HttpResponse ApiService::create_key(Req& req) {

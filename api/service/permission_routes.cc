@@ -31,15 +31,6 @@ void sort_sets(std::vector<JsonPtr>& rows) {
   });
 }
 
-Json page_of(const std::vector<JsonPtr>& rows, const rest::PageRequest& page) {
-  Json items = Json::array();
-  for (size_t i = static_cast<size_t>(page.offset);
-       i < rows.size() && items.size() < static_cast<size_t>(page.page_size); ++i) {
-    items.push_back(*rows[i]);
-  }
-  return rest::list_envelope(std::move(items), page, static_cast<int64_t>(rows.size()));
-}
-
 }  // namespace
 
 std::vector<authz::Grant> ApiService::grants_of(const Json& identity) const {
@@ -123,7 +114,7 @@ rest::HttpResponse ApiService::list_permission_sets(Req& req) {
     rows.push_back(std::move(s));
   }
   sort_sets(rows);
-  return Resp::json(200, page_of(rows, *page));
+  return Resp::json(200, detail::page_envelope(rows, *page));
 }
 
 rest::HttpResponse ApiService::get_permission_set(Req& req) {
@@ -243,7 +234,7 @@ rest::HttpResponse ApiService::list_assignments(Req& req) {
       identity ? defs_.list_prefix(kAssignment, *identity + ":") : defs_.list(kAssignment);
   std::sort(rows.begin(), rows.end(),
             [](const JsonPtr& a, const JsonPtr& b) { return (*a)["id"] < (*b)["id"]; });
-  return Resp::json(200, page_of(rows, *page));
+  return Resp::json(200, detail::page_envelope(rows, *page));
 }
 
 rest::HttpResponse ApiService::create_assignment(Req& req) {

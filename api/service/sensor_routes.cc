@@ -161,18 +161,9 @@ rest::HttpResponse ApiService::list_sensors(Req& req) {
     if (pack_ref && s->value("pack_ref", "") != *pack_ref) continue;
     rows.push_back(s);
   }
-  std::sort(rows.begin(), rows.end(), [](const JsonPtr& a, const JsonPtr& b) {
-    if ((*a)["created"] != (*b)["created"]) return (*a)["created"] > (*b)["created"];
-    return (*a)["id"] > (*b)["id"];
-  });
-  if (page->order == rest::SortOrder::kAsc) std::reverse(rows.begin(), rows.end());
-  Json items = Json::array();
-  for (size_t i = static_cast<size_t>(page->offset);
-       i < rows.size() && items.size() < static_cast<size_t>(page->page_size); ++i) {
-    items.push_back(with_sensor_status(*rows[i]));
-  }
-  return Resp::json(200, rest::list_envelope(std::move(items), *page,
-                                             static_cast<int64_t>(rows.size())));
+  return Resp::json(200, detail::sorted_page(std::move(rows), *page, [this](const Json& sensor) {
+    return with_sensor_status(sensor);
+  }));
 }
 
 rest::HttpResponse ApiService::get_sensor(Req& req) {

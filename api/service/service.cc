@@ -45,6 +45,28 @@ bool all_digits(std::string_view s) {
          std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
 
+Json page_envelope(const std::vector<JsonPtr>& rows, const rest::PageRequest& page,
+                   const std::function<Json(const Json&)>& present) {
+  Json items = Json::array();
+  for (size_t i = static_cast<size_t>(page.offset);
+       i < rows.size() && items.size() < static_cast<size_t>(page.page_size); ++i) {
+    items.push_back(present ? present(*rows[i]) : *rows[i]);
+  }
+  return rest::list_envelope(std::move(items), page, static_cast<int64_t>(rows.size()));
+}
+
+Json sorted_page(std::vector<JsonPtr> rows, const rest::PageRequest& page,
+                 const std::function<Json(const Json&)>& present) {
+  std::sort(rows.begin(), rows.end(), [](const JsonPtr& a, const JsonPtr& b) {
+    const auto& ca = (*a)["created"];
+    const auto& cb = (*b)["created"];
+    if (ca != cb) return ca > cb;
+    return (*a)["id"] > (*b)["id"];
+  });
+  if (page.order == rest::SortOrder::kAsc) std::reverse(rows.begin(), rows.end());
+  return page_envelope(rows, page, present);
+}
+
 std::string pack_ref_of(const Json& obj) {
   auto it = obj.find("pack_ref");
   return it != obj.end() && it->is_string() ? it->get<std::string>() : std::string();

@@ -18,6 +18,7 @@
 #include "api/auth/jwt.h"
 #include "api/authz/authz.h"
 #include "api/rest/http.h"
+#include "api/rest/pagination.h"
 #include "api/rest/router.h"
 #include "api/service/metrics.h"
 #include "processors/keystore/expiry.h"
@@ -328,6 +329,14 @@ rest::HttpResponse error(Errc code, std::string message, Json details = nullptr)
 rest::HttpResponse validation(Json fields);  // 422 with details.fields
 rest::HttpResponse deleted(std::string message);
 bool all_digits(std::string_view s);
+// One page of `rows` (already in list order) as a list envelope (API.md §3); `present` shapes
+// each row on the way out (identity: the row as stored).
+Json page_envelope(const std::vector<JsonPtr>& rows, const rest::PageRequest& page,
+                   const std::function<Json(const Json&)>& present = {});
+// The same in the default list order: newest first (`created`, then id), reversed for
+// order=asc.
+Json sorted_page(std::vector<JsonPtr> rows, const rest::PageRequest& page,
+                 const std::function<Json(const Json&)>& present = {});
 // An object's pack_ref, "" when it has none (null or absent: ownerless permission sets, ...).
 std::string pack_ref_of(const Json& obj);
 
