@@ -27,21 +27,8 @@ REPO = HERE.parents[1]
 sys.path.insert(0, str(REPO / "tests" / "e2e"))
 
 from attune_e2e import Server, attune_bin  # noqa: E402
+from foundation_bench import proc_cpu_s, proc_status  # noqa: E402
 from packs_util import register, tar_pack, upload, write_pack  # noqa: E402
-
-
-def proc_status(pid: int) -> dict:
-    out = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        k, _, v = line.partition(":")
-        if k in ("VmRSS", "VmHWM"):
-            out[k] = int(v.split()[0]) / 1024.0
-    return out
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / 100.0
 
 
 def pack_files(ref: str, actions: int, rules: int) -> dict:
@@ -81,14 +68,14 @@ def main() -> int:
             print(f"pack: {args.actions} actions, {args.rules} rules, {len(files)} files, "
                   f"archive {len(archive) / 1024:.0f} KiB")
             base = proc_status(pid)
-            print(f"server RSS before: {base['VmRSS']:.0f} MiB")
+            print(f"server RSS before: {base['VmRSS'] / 1024:.0f} MiB")
             results = {}
             for label in ("upload", "reinstall", "register"):
                 times, cpus = [], []
                 for r in range(args.repeat):
                     if label == "upload":
                         api.delete("/api/v1/packs/bench")
-                    cpu0, t0 = cpu_seconds(pid), time.perf_counter()
+                    cpu0, t0 = proc_cpu_s(pid), time.perf_counter()
                     if label == "register":
                         resp = register(api, "bench", force=True)
                     else:
@@ -98,13 +85,13 @@ def main() -> int:
                         print(f"{label}: {resp.status_code} {resp.text[:300]}")
                         return 1
                     times.append(elapsed * 1000)
-                    cpus.append((cpu_seconds(pid) - cpu0) * 1000)
+                    cpus.append((proc_cpu_s(pid) - cpu0) * 1000)
                 results[label] = (times, cpus)
                 print(f"{label:9s}: median {statistics.median(times):7.1f} ms  "
                       f"min {min(times):7.1f} ms  max {max(times):7.1f} ms  "
                       f"server CPU median {statistics.median(cpus):7.1f} ms")
             end = proc_status(pid)
-            print(f"server RSS after: {end['VmRSS']:.0f} MiB, peak (VmHWM) {end['VmHWM']:.0f} MiB")
+            print(f"server RSS after: {end['VmRSS'] / 1024:.0f} MiB, peak (VmHWM) {end['VmHWM'] / 1024:.0f} MiB")
             ex = api.execute("bench.a7", {"message": "x"})
             done = api.wait_execution(ex["id"])
             print(f"bench.a7 -> {done['status']}: {done['result']['stdout'].strip()}")
