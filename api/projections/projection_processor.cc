@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <map>
 
 #include "topology/store_expiry.h"
 
@@ -56,6 +57,75 @@ std::string index_scan_prefix(std::string_view index, std::string_view raw_value
 }
 
 }  // namespace
+
+Result<int64_t> backfill_scope_index(state::Db& db, state::Store& store, Entity entity,
+                                     size_t batch_rows) {
+  auto marker = store.get(kScopeIndexMarker);
+  if (!marker.ok()) return marker.error();
+  if (marker->has_value() && **marker == kScopeIndexVersion) return int64_t{0};
+  std::vector<const IndexDef*> defs;
+  for (std::string_view name : {kByScope, kByStatusScope}) {
+    if (const IndexDef* d = find_index(entity, name)) defs.push_back(d);
+  }
+  std::map<std::string, int64_t> counters;  // prefix → committed value of kBackfillInstance
+  int64_t added = 0;
+  std::string resume = "r/";
+  bool skip_resume = false;
+  for (;;) {
+    std::vector<std::pair<std::string, std::string>> rows;
+    auto st = store.scan(
+        "r/",
+        [&](std::string_view k, std::string_view v) {
+          if (skip_resume && k == resume) return true;
+          rows.emplace_back(std::string(k), std::string(v));
+          return rows.size() < batch_rows;
+        },
+        false, resume);
+    if (!st.ok()) return st.error();
+    if (rows.empty()) break;
+    state::WriteBatch batch;
+    std::vector<std::string> touched;
+    for (const auto& [key, value] : rows) {
+      const Json row = Json::parse(value, nullptr, false);
+      if (row.is_discarded()) return make_error(Errc::kInternal, "corrupt row in " + store.name());
+      const int64_t id = static_cast<int64_t>(state::decode_be64(std::string_view(key).substr(2)));
+      const int64_t created = created_ms(row);
+      const std::string entry_value = index_entry_value(entity, row);
+      for (const IndexDef* d : defs) {
+        const auto v = d->extract(row);
+        if (!v) continue;
+        const std::string prefix = index_prefix(d->name, *v);
+        std::string ikey = index_key(prefix, created, id);
+        auto existing = store.get(ikey);
+        if (!existing.ok()) return existing.error();
+        if (existing->has_value()) continue;
+        batch.put(store, std::move(ikey), entry_value);
+        auto [it, inserted] = counters.try_emplace(prefix, 0);
+        if (inserted) {
+          auto c = store.get(counter_key(prefix, kBackfillInstance));
+          if (!c.ok()) return c.error();
+          if (c->has_value()) it->second = static_cast<int64_t>(state::decode_be64(**c));
+        }
+        ++it->second;
+        if (!contains(touched, prefix)) touched.push_back(prefix);
+        ++added;
+      }
+    }
+    for (const auto& p : touched) {
+      batch.put(store, counter_key(p, kBackfillInstance),
+                state::encode_be64(static_cast<uint64_t>(counters[p])));
+    }
+    if (!batch.empty()) {
+      if (auto w = db.write(batch); !w.ok()) return w.error();
+    }
+    resume = rows.back().first;
+    skip_resume = true;
+  }
+  state::WriteBatch done;
+  done.put(store, std::string(kScopeIndexMarker), std::string(kScopeIndexVersion));
+  if (auto w = db.write(done); !w.ok()) return w.error();
+  return added;
+}
 
 ProjectionProcessor::ProjectionProcessor(std::shared_ptr<ChangeFeed> feed,
                                          RetentionOptions retention)

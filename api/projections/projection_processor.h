@@ -36,6 +36,23 @@ namespace attune::projections {
 // the sums stay exact. A pruned row leaves a tombstone (t/<BE64 id>, expiring after
 // `retention.tombstone_retention`) so that a redelivered record of it is ignored instead of
 // bringing it back; pruned rows are not notified.
+// Scope index backfill. Stores written before by_scope/by_status_scope existed have rows without
+// those entries and counters; backfill_scope_index() adds them for every row of `store`, in
+// batches of `batch_rows` rows, each one atomic write of the entries and the counters, which are
+// kept under the reserved instance kBackfillInstance (readers sum every instance). A row whose
+// entry exists already is skipped (its writer counted it), so an interrupted backfill (kill -9)
+// simply runs again from the start at the next open and ends exact. Once done it writes the
+// marker kScopeIndexMarker = kScopeIndexVersion and later opens return at once. It must run before
+// the stage processes records or prunes (an update or pruning of a row without its entries would
+// move counters it never added): Projections::open() runs it, and make_projection_stage() opens
+// the stores before the Runtime starts. Not thread-safe against writers of the same store.
+inline constexpr std::string_view kScopeIndexMarker = "m/scope_index";
+inline constexpr std::string_view kScopeIndexVersion = "1";
+inline constexpr int kBackfillInstance = 0x7fffffff;
+// Rows visited whose entries were missing, for tests and logs.
+Result<int64_t> backfill_scope_index(state::Db& db, state::Store& store, Entity entity,
+                                     size_t batch_rows = 1024);
+
 class ProjectionProcessor final : public Processor {
  public:
   explicit ProjectionProcessor(std::shared_ptr<ChangeFeed> feed, RetentionOptions retention = {});

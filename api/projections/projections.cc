@@ -30,6 +30,52 @@ void add_condition(Query& q, std::string_view index, std::vector<std::string> va
   q.conditions.push_back(Condition{def, std::move(values)});
 }
 
+// Row predicates not backed by an index all hold.
+void add_row_filter(Query& q, std::function<bool(const Json&)> fn) {
+  if (!q.row_filter) {
+    q.row_filter = std::move(fn);
+    return;
+  }
+  q.row_filter = [first = std::move(q.row_filter), second = std::move(fn)](const Json& row) {
+    return first(row) && second(row);
+  };
+}
+
+std::vector<std::string> sorted_unique(std::vector<std::string> v) {
+  std::sort(v.begin(), v.end());
+  v.erase(std::unique(v.begin(), v.end()), v.end());
+  return v;
+}
+
+// The status condition (any of `statuses`; empty: none) and the scope restriction of a filter
+// (see the Projections class comment for the choice of index).
+void add_status_and_scopes(Query& q, std::vector<std::string> statuses,
+                           const std::optional<std::vector<std::string>>& scopes) {
+  if (!scopes) {
+    if (!statuses.empty()) add_condition(q, "by_status", std::move(statuses));
+    return;
+  }
+  std::vector<std::string> wanted = sorted_unique(*scopes);
+  if (wanted.size() > kMaxScopePrefixes) {
+    if (!statuses.empty()) add_condition(q, "by_status", std::move(statuses));
+    add_row_filter(q, [entity = q.entity, wanted = std::move(wanted)](const Json& row) {
+      return std::binary_search(wanted.begin(), wanted.end(), record_scope(entity, row));
+    });
+    return;
+  }
+  statuses = sorted_unique(std::move(statuses));
+  if (!statuses.empty() && statuses.size() * wanted.size() <= kMaxScopePrefixes) {
+    std::vector<std::string> pairs;
+    for (const auto& status : statuses) {
+      for (const auto& scope : wanted) pairs.push_back(status_scope_value(status, scope));
+    }
+    add_condition(q, kByStatusScope, std::move(pairs));
+    return;
+  }
+  if (!statuses.empty()) add_condition(q, "by_status", std::move(statuses));
+  add_condition(q, kByScope, std::move(wanted));
+}
+
 Result<int64_t> read_counter(const state::Store& store, std::string_view prefix) {
   int64_t total = 0;
   auto st = store.scan(counter_prefix(prefix), [&](std::string_view, std::string_view v) {
@@ -40,11 +86,18 @@ Result<int64_t> read_counter(const state::Store& store, std::string_view prefix)
   return total;
 }
 
-// Ordered, batched reads of one index prefix within [after, before) of created.
+// Ordered, batched reads of one index prefix within [after, before) of created. The first
+// batch is what the caller expects to need (at most kMaxFirstBatch); later ones grow 4×.
 class Cursor {
  public:
-  Cursor(const state::Store& store, const std::string& prefix, const Query& q, bool descending)
-      : store_(store), prefix_("i/" + prefix), descending_(descending) {
+  static constexpr size_t kMaxFirstBatch = 256;
+
+  Cursor(const state::Store& store, const std::string& prefix, const Query& q, bool descending,
+         size_t first_batch)
+      : store_(store),
+        prefix_("i/" + prefix),
+        descending_(descending),
+        batch_(std::clamp<size_t>(first_batch, 1, kMaxFirstBatch)) {
     if (q.after) lo_ = prefix_ + state::encode_be64(static_cast<uint64_t>(std::max<int64_t>(*q.after, 0)));
     if (q.before) {
       if (*q.before <= 0) {
@@ -106,17 +159,17 @@ class Cursor {
   bool exhausted_ = false;
   std::vector<std::pair<std::string, std::string>> buf_;
   size_t pos_ = 0;
-  size_t batch_ = 256;
+  size_t batch_;
 };
 
 // Visits index entries of all `prefixes` merged in (created, id) order; `fn` returns false to
 // stop. Entries of one row under several prefixes of one index cannot occur (one value each).
 using EntryFn = std::function<bool(int64_t id, std::string_view value)>;
 Status scan_merged(const state::Store& store, const std::vector<std::string>& prefixes,
-                   const Query& q, bool descending, const EntryFn& fn) {
+                   const Query& q, bool descending, size_t first_batch, const EntryFn& fn) {
   std::vector<Cursor> cursors;
   cursors.reserve(prefixes.size());
-  for (const auto& p : prefixes) cursors.emplace_back(store, p, q, descending);
+  for (const auto& p : prefixes) cursors.emplace_back(store, p, q, descending, first_batch);
   for (;;) {
     Cursor* best = nullptr;
     std::string_view best_suffix;
@@ -204,8 +257,9 @@ Result<std::optional<Json>> read_row(const state::Store& store, int64_t id) {
 // Visits every entry matching `q` in order until `fn` returns false. `fn` gets the row when it
 // was read for a predicate (else null; the caller reads it if it needs it).
 using MatchFn = std::function<bool(int64_t id, std::string_view value, const Json* row)>;
+// `first_batch`: entries each index cursor reads first (the page end when that is all it needs).
 Status scan_matches(const state::Store& store, Entity entity, const Query& q, const Plan& plan,
-                    bool descending, const MatchFn& fn) {
+                    bool descending, size_t first_batch, const MatchFn& fn) {
   // Status is in every index entry (executions, enforcements): check it without the row.
   std::vector<const Condition*> on_entry, on_row;
   for (const Condition* c : plan.rest) {
@@ -214,7 +268,8 @@ Status scan_matches(const state::Store& store, Entity entity, const Query& q, co
   }
   const bool needs_row = !on_row.empty() || static_cast<bool>(q.row_filter);
   Status error;
-  auto st = scan_merged(store, plan.prefixes, q, descending, [&](int64_t id, std::string_view v) {
+  auto st = scan_merged(store, plan.prefixes, q, descending, first_batch,
+                        [&](int64_t id, std::string_view v) {
     for (const Condition* c : on_entry) {
       if (!matches_value(*c, v)) return true;
     }
@@ -245,7 +300,12 @@ Result<ListResult> run_list(const state::Store& store, const Query& q, const Pag
   int64_t matched = 0;
   Status error;
   if (end > 0 || !plan->exact) {
-    auto st = scan_matches(store, q.entity, q, *plan, page.descending,
+    // Only an exact page with no checks stops at `end` entries; anything else reads on.
+    const bool stops_at_end = plan->exact;
+    const size_t first_batch =
+        stops_at_end ? static_cast<size_t>(std::min<int64_t>(end + 1, Cursor::kMaxFirstBatch))
+                     : Cursor::kMaxFirstBatch;
+    auto st = scan_matches(store, q.entity, q, *plan, page.descending, first_batch,
                            [&](int64_t id, std::string_view, const Json* row) {
                              if (matched >= offset && matched < end) {
                                if (row) {
@@ -279,7 +339,7 @@ bool all_digits(std::string_view s) {
 
 Query execution_query(const ExecutionFilter& f) {
   Query q{Entity::kExecution, {}, f.created_after, f.created_before, {}};
-  if (!f.statuses.empty()) add_condition(q, "by_status", f.statuses);
+  add_status_and_scopes(q, f.statuses, f.scopes);
   if (f.action_ref) add_condition(q, "by_action", {*f.action_ref});
   if (f.pack_ref) add_condition(q, "by_pack", {*f.pack_ref});
   if (f.enforcement) add_condition(q, "by_enforcement", {std::to_string(*f.enforcement)});
@@ -288,12 +348,12 @@ Query execution_query(const ExecutionFilter& f) {
   if (f.rule_ref) add_condition(q, "by_rule", {*f.rule_ref});
   if (f.trigger_ref) add_condition(q, "by_trigger", {*f.trigger_ref});
   if (f.result_contains) {
-    q.row_filter = [needle = *f.result_contains](const Json& row) {
+    add_row_filter(q, [needle = *f.result_contains](const Json& row) {
       auto it = row.find("result");
       if (it == row.end() || it->is_null()) return false;
       return it->dump(-1, ' ', false, Json::error_handler_t::replace).find(needle) !=
              std::string::npos;
-    };
+    });
   }
   return q;
 }
@@ -318,6 +378,14 @@ Result<std::shared_ptr<Projections>> Projections::open(Log& log, AppliedOffsets&
   if (!enforcements.ok()) return enforcements.error();
   auto executions = log.db().store(stage + "." + std::string(kExecutionsStore));
   if (!executions.ok()) return executions.error();
+  // Stores written before the scope indexes existed get them now, once (projection_processor.h).
+  const std::pair<state::Store*, Entity> stores[] = {{*events, Entity::kEvent},
+                                                     {*enforcements, Entity::kEnforcement},
+                                                     {*executions, Entity::kExecution}};
+  for (const auto& [store, entity] : stores) {
+    auto added = backfill_scope_index(log.db(), *store, entity);
+    if (!added.ok()) return added.error();
+  }
   return std::make_shared<Projections>(**events, **enforcements, **executions, applied);
 }
 
@@ -352,6 +420,7 @@ Result<ListResult> Projections::list_events(const EventFilter& f, const Page& pa
   if (f.trigger) add_condition(q, "by_trigger_id", {std::to_string(*f.trigger)});
   if (f.trigger_ref) add_condition(q, "by_trigger", {*f.trigger_ref});
   if (f.source) add_condition(q, all_digits(*f.source) ? "by_source_id" : "by_source", {*f.source});
+  add_status_and_scopes(q, {}, f.scopes);
   return run_list(events_, q, page);
 }
 
@@ -361,7 +430,9 @@ Result<ListResult> Projections::list_enforcements(const EnforcementFilter& f,
   if (f.rule) add_condition(q, "by_rule_id", {std::to_string(*f.rule)});
   if (f.rule_ref) add_condition(q, "by_rule", {*f.rule_ref});
   if (f.event) add_condition(q, "by_event", {std::to_string(*f.event)});
-  if (f.status) add_condition(q, "by_status", {*f.status});
+  add_status_and_scopes(q, f.status ? std::vector<std::string>{*f.status}
+                                    : std::vector<std::string>{},
+                        f.scopes);
   if (f.trigger_ref) add_condition(q, "by_trigger", {*f.trigger_ref});
   return run_list(enforcements_, q, page);
 }
@@ -379,7 +450,26 @@ Result<ExecutionStats> Projections::execution_stats(const ExecutionFilter& f) co
   if (!plan.ok()) return plan.error();
   const bool only_statuses = plan->exact && (q.conditions.empty() ||
                                              q.conditions.front().index->name == "by_status");
-  if (only_statuses) {
+  const bool only_scopes = plan->exact && q.conditions.size() == 1 &&
+                           (q.conditions.front().index->name == kByScope ||
+                            q.conditions.front().index->name == kByStatusScope);
+  if (only_scopes) {
+    // Counters answer it: one per (status, scope).
+    const std::vector<std::string> scopes = sorted_unique(*f.scopes);
+    for (auto& [status, n] : stats.by_status) {
+      if (!f.statuses.empty() &&
+          std::find(f.statuses.begin(), f.statuses.end(), status) == f.statuses.end()) {
+        continue;
+      }
+      for (const auto& scope : scopes) {
+        auto r = read_counter(executions_,
+                              index_prefix(kByStatusScope, status_scope_value(status, scope)));
+        if (!r.ok()) return r.error();
+        n += *r;
+      }
+    }
+    stats.total = plan->count;  // includes rows with a status outside the ten, if any
+  } else if (only_statuses) {
     // Counters answer it: one per status.
     for (auto& [status, n] : stats.by_status) {
       if (!f.statuses.empty() &&
@@ -393,6 +483,7 @@ Result<ExecutionStats> Projections::execution_stats(const ExecutionFilter& f) co
     stats.total = plan->count;  // includes rows with a status outside the ten, if any
   } else {
     auto st = scan_matches(executions_, Entity::kExecution, q, *plan, true,
+                           Cursor::kMaxFirstBatch,
                            [&](int64_t, std::string_view status, const Json*) {
                              ++stats.total;
                              auto it = stats.by_status.find(std::string(status));

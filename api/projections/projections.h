@@ -38,6 +38,9 @@ struct EventFilter {
   std::optional<std::string> trigger_ref;
   std::optional<std::string> source;         // all digits: sensor id (`source`); else `source_ref`
   std::optional<int64_t> created_after;
+  // Visibility (API.md §16.3): only rows whose record_scope() is one of these; nullopt: no
+  // restriction; empty: nothing. Lists, totals and stats honour it (see Projections for cost).
+  std::optional<std::vector<std::string>> scopes;
 };
 
 struct EnforcementFilter {
@@ -47,6 +50,9 @@ struct EnforcementFilter {
   std::optional<std::string> status;
   std::optional<std::string> trigger_ref;
   std::optional<int64_t> created_after;
+  // Visibility (API.md §16.3): only rows whose record_scope() is one of these; nullopt: no
+  // restriction; empty: nothing. Lists, totals and stats honour it (see Projections for cost).
+  std::optional<std::vector<std::string>> scopes;
 };
 
 struct ExecutionFilter {
@@ -61,6 +67,9 @@ struct ExecutionFilter {
   std::optional<int64_t> created_after;
   std::optional<int64_t> created_before;
   std::optional<std::string> result_contains;  // substring of the result's JSON text
+  // Visibility (API.md §16.3): only rows whose record_scope() is one of these; nullopt: no
+  // restriction; empty: nothing. Lists, totals and stats honour it (see Projections for cost).
+  std::optional<std::vector<std::string>> scopes;
 };
 
 // A page of rows: skip `offset` matches, return at most `limit`. Order is by (created, id),
@@ -89,9 +98,22 @@ struct ExecutionStats {
 // counter), bounded by created_after/before; other filters are checked on the index entry
 // (status) or on the row. A page with only that filter (or none) reads offset + limit index
 // entries and takes `total` from counters; otherwise `total` counts the scanned range.
+//
+// Scopes (filters' `scopes`, up to kMaxScopePrefixes values) are one more index condition: with
+// a status filter they select the by_status_scope prefixes of every (status, scope) pair (when
+// there are at most kMaxScopePrefixes of them), else the by_scope prefixes, and the most
+// selective condition is scanned as above — so a scoped page, alone or with statuses, merges a
+// few prefixes in (created, id) order and takes its total from their counters. When another
+// filter is more selective (action_ref, enforcement, parent, ...), its index is scanned and the
+// scope checked on the row. More than kMaxScopePrefixes scopes: no index, the scope is checked
+// on every row of the scanned range (by_created unless another filter applies) and the total is
+// counted over it — a full scan; callers with that many should not restrict at all.
+inline constexpr size_t kMaxScopePrefixes = 64;
 class Projections {
  public:
-  // Opens the stores of the "api" stage on `log.db()`. `applied` is the Runtime's.
+  // Opens the stores of the "api" stage on `log.db()`. `applied` is the Runtime's. Builds the
+  // scope indexes of rows written before they existed, once (backfill_scope_index()), so call it
+  // before the Runtime starts the stage.
   static Result<std::shared_ptr<Projections>> open(Log& log, AppliedOffsets& applied);
 
   Result<std::optional<Json>> get_event(int64_t id) const;

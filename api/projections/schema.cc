@@ -44,7 +44,82 @@ std::optional<std::string> pack_ref_of(const Json& row) {
   return action->substr(0, dot);
 }
 
+std::optional<std::string> scope_of_event(const Json& row) {
+  return record_scope(Entity::kEvent, row);
+}
+std::optional<std::string> scope_of_enforcement(const Json& row) {
+  return record_scope(Entity::kEnforcement, row);
+}
+std::optional<std::string> scope_of_execution(const Json& row) {
+  return record_scope(Entity::kExecution, row);
+}
+
+// Rows without a string status are only in by_scope.
+std::optional<std::string> status_scope_of(Entity e, const Json& row) {
+  auto it = row.find("status");
+  if (it == row.end() || !it->is_string()) return std::nullopt;
+  return status_scope_value(it->get_ref<const std::string&>(), record_scope(e, row));
+}
+std::optional<std::string> status_scope_of_enforcement(const Json& row) {
+  return status_scope_of(Entity::kEnforcement, row);
+}
+std::optional<std::string> status_scope_of_execution(const Json& row) {
+  return status_scope_of(Entity::kExecution, row);
+}
+
+bool non_empty_string(const Json& row, const char* field) {
+  auto it = row.find(field);
+  return it != row.end() && it->is_string() && !it->get_ref<const std::string&>().empty();
+}
+
+const Json& field_or_null(const Json& row, const char* field) {
+  static const Json kNull;
+  auto it = row.find(field);
+  return it == row.end() ? kNull : *it;
+}
+
 }  // namespace
+
+std::string pack_of(const Json& ref) {
+  if (!ref.is_string()) return {};
+  const auto& s = ref.get_ref<const std::string&>();
+  const auto dot = s.find('.');
+  return dot == std::string::npos ? std::string() : s.substr(0, dot);
+}
+
+std::string status_scope_value(std::string_view status, std::string_view scope) {
+  std::string v(status);
+  v += ':';
+  v += scope;
+  return v;
+}
+
+std::string record_scope(Entity e, const Json& row) {
+  switch (e) {
+    case Entity::kExecution: {
+      if (non_empty_string(row, "rule_ref")) return "p:" + pack_of(row["rule_ref"]);
+      const std::string ap = pack_of(field_or_null(row, "action_ref"));
+      const Json& executor = field_or_null(row, "executor");
+      if (ap == "core" && executor.is_number_integer() && executor.get<int64_t>() > 0) {
+        return "i:" + std::to_string(executor.get<int64_t>());
+      }
+      return "p:" + ap;
+    }
+    case Entity::kEnforcement: {
+      std::string pack = pack_of(field_or_null(row, "rule_ref"));
+      if (pack.empty()) pack = pack_of(field_or_null(row, "trigger_ref"));
+      return "p:" + pack;
+    }
+    case Entity::kEvent: {
+      const std::string tp = pack_of(field_or_null(row, "trigger_ref"));
+      if (tp == "core" && non_empty_string(row, "rule_ref")) {
+        return "p:" + pack_of(row["rule_ref"]);
+      }
+      return "p:" + tp;
+    }
+  }
+  return "p:";
+}
 
 const char* entity_name(Entity e) {
   switch (e) {
@@ -73,16 +148,20 @@ const std::vector<IndexDef>& index_defs(Entity e) {
   static const std::vector<IndexDef> kEvents = {{"by_trigger", trigger_ref_of},
                                                 {"by_trigger_id", trigger_of},
                                                 {"by_source", source_ref_of},
-                                                {"by_source_id", source_of}};
+                                                {"by_source_id", source_of},
+                                                {kByScope, scope_of_event}};
   static const std::vector<IndexDef> kEnforcements = {{"by_status", status_of},
                                                       {"by_rule", rule_ref_of},
                                                       {"by_rule_id", rule_of},
                                                       {"by_event", event_of},
-                                                      {"by_trigger", trigger_ref_of}};
+                                                      {"by_trigger", trigger_ref_of},
+                                                      {kByScope, scope_of_enforcement},
+                                                      {kByStatusScope, status_scope_of_enforcement}};
   static const std::vector<IndexDef> kExecutions = {
       {"by_status", status_of},       {"by_action", action_ref_of}, {"by_pack", pack_ref_of},
       {"by_enforcement", enforcement_of}, {"by_parent", parent_of}, {"by_rule", rule_ref_of},
-      {"by_rule_id", rule_of},        {"by_trigger", trigger_ref_of}};
+      {"by_rule_id", rule_of},        {"by_trigger", trigger_ref_of},
+      {kByScope, scope_of_execution}, {kByStatusScope, status_scope_of_execution}};
   switch (e) {
     case Entity::kEvent:
       return kEvents;

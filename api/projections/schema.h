@@ -67,6 +67,27 @@ int64_t index_key_created(std::string_view key);
 int64_t created_ms(const Json& row);
 // The value stored in every index entry of this row (its status, or empty for events).
 std::string index_entry_value(Entity e, const Json& row);
+// Visibility scope of a derived record (API.md §16.3), from the row alone: derived records share
+// their pack's visibility ("p:<pack>"), except that a user's own run of a shared `core` action is
+// private to that identity ("i:<identity id>"). pack_of(ref) is the text before the first '.'
+// ("" when there is none or the ref is not a string).
+//
+//   execution    rule_ref non-empty → "p:" + pack_of(rule_ref); else ap = pack_of(action_ref):
+//                ap == "core" and `executor` an integer > 0 → "i:" + executor; else "p:" + ap
+//   enforcement  "p:" + pack_of(rule_ref), or pack_of(trigger_ref) when that is empty
+//   event        tp = pack_of(trigger_ref): tp == "core" and rule_ref non-empty →
+//                "p:" + pack_of(rule_ref); else "p:" + tp
+//
+// Every row is in by_scope/<scope>/; executions and enforcements with a status are also in
+// by_status_scope/<status>:<scope>/ (status first: statuses contain no ':'), so a scoped list
+// with a status filter is a merge of exact prefixes and its total a sum of counters.
+std::string record_scope(Entity e, const Json& row);
+std::string pack_of(const Json& ref);
+// The by_status_scope value of (status, scope).
+std::string status_scope_value(std::string_view status, std::string_view scope);
+inline constexpr std::string_view kByScope = "by_scope";
+inline constexpr std::string_view kByStatusScope = "by_status_scope";
+
 // Every index prefix the row belongs to, by_created first.
 std::vector<std::string> row_prefixes(Entity e, const Json& row);
 
