@@ -59,7 +59,7 @@ std::string index_scan_prefix(std::string_view index, std::string_view raw_value
 }  // namespace
 
 Result<int64_t> backfill_scope_index(state::Db& db, state::Store& store, Entity entity,
-                                     size_t batch_rows) {
+                                     size_t batch_rows, size_t max_batches) {
   auto marker = store.get(kScopeIndexMarker);
   if (!marker.ok()) return marker.error();
   if (marker->has_value() && **marker == kScopeIndexVersion) return int64_t{0};
@@ -120,6 +120,7 @@ Result<int64_t> backfill_scope_index(state::Db& db, state::Store& store, Entity 
     }
     resume = rows.back().first;
     skip_resume = true;
+    if (--max_batches == 0) return added;
   }
   state::WriteBatch done;
   done.put(store, std::string(kScopeIndexMarker), std::string(kScopeIndexVersion));

@@ -49,9 +49,11 @@ namespace attune::projections {
 inline constexpr std::string_view kScopeIndexMarker = "m/scope_index";
 inline constexpr std::string_view kScopeIndexVersion = "1";
 inline constexpr int kBackfillInstance = 0x7fffffff;
-// Rows visited whose entries were missing, for tests and logs.
+// Returns the index entries it added (tests, logs). `max_batches` stops it after that many
+// batches without the marker: tests use it to leave the state of an interrupted backfill.
 Result<int64_t> backfill_scope_index(state::Db& db, state::Store& store, Entity entity,
-                                     size_t batch_rows = 1024);
+                                     size_t batch_rows = 1024,
+                                     size_t max_batches = static_cast<size_t>(-1));
 
 class ProjectionProcessor final : public Processor {
  public:

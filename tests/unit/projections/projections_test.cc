@@ -6,6 +6,7 @@
 #include <future>
 #include <thread>
 
+#include "api/projections/projection_processor.h"
 #include "tests/unit/topology/test_util.h"
 #include "topology/core/time.h"
 
@@ -104,8 +105,14 @@ bool model_match(const Json& r, const ExecutionFilter& f) {
       (r["result"].is_null() || r["result"].dump().find(*f.result_contains) == std::string::npos)) {
     return false;
   }
+  if (f.scopes && std::find(f.scopes->begin(), f.scopes->end(),
+                            record_scope(Entity::kExecution, r)) == f.scopes->end()) {
+    return false;
+  }
   return true;
 }
+
+using Scopes = std::vector<std::string>;
 
 class ProjectionsTest : public testing::LogFixture {
  protected:
@@ -627,6 +634,326 @@ TEST_F(ProjectionsTest, SeveralInstancesShareCountersCorrectly) {
   }
 }
 
+
+// --- Visibility scopes (API.md §16.3) ----------------------------------------------------------
+
+TEST(RecordScope, DerivedRecordsShareTheirPacksAndCoreRunsAreTheUsers) {
+  struct Case {
+    Entity entity;
+    Json row;
+    std::string want;
+  };
+  const std::vector<Case> cases = {
+      // Executions: the rule's pack first; else a user's run of a core action is theirs.
+      {Entity::kExecution, {{"rule_ref", "ops.r1"}, {"action_ref", "core.echo"}, {"executor", 7}},
+       "p:ops"},
+      {Entity::kExecution, {{"rule_ref", ""}, {"action_ref", "core.echo"}, {"executor", 7}}, "i:7"},
+      {Entity::kExecution, {{"rule_ref", nullptr}, {"action_ref", "core.echo"}, {"executor", 7}},
+       "i:7"},
+      {Entity::kExecution, {{"action_ref", "core.echo"}, {"executor", 0}}, "p:core"},
+      {Entity::kExecution, {{"action_ref", "core.echo"}, {"executor", -3}}, "p:core"},
+      {Entity::kExecution, {{"action_ref", "core.echo"}, {"executor", "7"}}, "p:core"},
+      {Entity::kExecution, {{"action_ref", "core.echo"}, {"executor", nullptr}}, "p:core"},
+      {Entity::kExecution, {{"action_ref", "core.echo"}}, "p:core"},
+      {Entity::kExecution, {{"action_ref", "ops.deploy"}, {"executor", 7}}, "p:ops"},
+      {Entity::kExecution, {{"action_ref", "ops.deploy.sub"}}, "p:ops"},
+      {Entity::kExecution, {{"action_ref", "nodot"}, {"executor", 7}}, "p:"},
+      {Entity::kExecution, {{"action_ref", 12}}, "p:"},
+      {Entity::kExecution, Json::object(), "p:"},
+      {Entity::kExecution, {{"rule_ref", "nodot"}, {"action_ref", "ops.x"}}, "p:"},
+      // Enforcements: the rule's pack, else the trigger's.
+      {Entity::kEnforcement, {{"rule_ref", "web.r"}, {"trigger_ref", "core.timer"}}, "p:web"},
+      {Entity::kEnforcement, {{"rule_ref", nullptr}, {"trigger_ref", "core.timer"}}, "p:core"},
+      {Entity::kEnforcement, {{"rule_ref", "norule"}, {"trigger_ref", "ops.t"}}, "p:ops"},
+      {Entity::kEnforcement, Json::object(), "p:"},
+      // Events: a core trigger fired for a rule belongs to the rule's pack.
+      {Entity::kEvent, {{"trigger_ref", "core.timer"}, {"rule_ref", "ops.nightly"}}, "p:ops"},
+      {Entity::kEvent, {{"trigger_ref", "core.timer"}, {"rule_ref", ""}}, "p:core"},
+      {Entity::kEvent, {{"trigger_ref", "core.webhook"}, {"rule_ref", nullptr}}, "p:core"},
+      {Entity::kEvent, {{"trigger_ref", "web.hook"}, {"rule_ref", "ops.r"}}, "p:web"},
+      {Entity::kEvent, {{"trigger_ref", nullptr}}, "p:"},
+  };
+  for (const auto& c : cases) {
+    EXPECT_EQ(record_scope(c.entity, c.row), c.want) << entity_name(c.entity) << " " << c.row;
+  }
+  EXPECT_EQ(pack_of(Json("a.b.c")), "a");
+  EXPECT_EQ(pack_of(Json(".x")), "");
+  EXPECT_EQ(pack_of(Json(nullptr)), "");
+}
+
+// Executions spread over the scopes p:core, p:ops, p:web, p: (no pack), i:7 and i:8.
+Json scoped_execution(int i) {
+  static const char* kActions[] = {"core.echo", "core.http", "ops.deploy", "web.check", "nodot"};
+  static const char* kStatuses[] = {"requested", "running", "completed", "failed", "scheduled",
+                                    "failed"};
+  const int64_t id = 5000 + i;
+  const int64_t created = kT0 + (i / 3) * 1000;  // triples share a created ms
+  Json rule_ref = i % 5 == 0 ? Json("ops.r1") : i % 5 == 1 ? Json("web.r2") : i % 5 == 2 ? Json("")
+                                                                                          : Json(nullptr);
+  const std::string status = kStatuses[i % 6];
+  Json row = execution_row(id, kActions[i % 5 == 3 ? i % 2 : (i / 5) % 5], status, created,
+                           i % 4 == 0 ? Json(nullptr) : Json(600 + i % 3), nullptr, nullptr,
+                           rule_ref, nullptr,
+                           status == "completed" ? Json{{"stdout", "hi " + std::to_string(i % 2)}}
+                                                 : Json(nullptr),
+                           created);
+  row["executor"] = i % 4 == 0 ? Json(7) : i % 4 == 1 ? Json(8) : i % 4 == 2 ? Json(nullptr) : Json(0);
+  return row;
+}
+
+class ScopedProjectionsTest : public ProjectionsTest {
+ protected:
+  void populate(int n) {
+    for (int i = 1; i <= n; ++i) put_execution(scoped_execution(i));
+  }
+
+  void expect_stats(const ExecutionFilter& f, const std::string& what) {
+    auto stats = proj_->execution_stats(f);
+    ASSERT_TRUE(stats.ok()) << stats.error().message;
+    ExecutionStats want;
+    for (auto s : kExecutionStatuses) want.by_status[std::string(s)] = 0;
+    for (const auto& [id, r] : executions_) {
+      if (!model_match(r, f)) continue;
+      ++want.total;
+      ++want.by_status[r["status"].get<std::string>()];
+      if (!is_terminal_execution_status(r["status"].get<std::string>())) ++want.active;
+    }
+    EXPECT_EQ(stats->to_json(), want.to_json()) << what;
+  }
+
+  // Every scoped filter shape: merged prefixes, status pairs, another index chosen, row checks,
+  // the many-scopes fallback, empty and unknown scopes.
+  std::vector<std::pair<ExecutionFilter, std::string>> scoped_cases() const {
+    Scopes many;
+    for (int i = 0; i < 70; ++i) many.push_back("p:x" + std::to_string(i));
+    many.push_back("p:core");
+    many.push_back("i:7");
+    Scopes twenty = {"p:ops", "i:8"};
+    for (int i = 0; i < 18; ++i) twenty.push_back("i:" + std::to_string(100 + i));
+    return {
+        {{.scopes = Scopes{"p:core"}}, "one scope"},
+        {{.scopes = Scopes{"p:core", "p:ops", "i:7"}}, "three scopes"},
+        {{.scopes = Scopes{"i:7", "i:8", "p:"}}, "identities and no pack"},
+        {{.scopes = Scopes{"p:core", "p:core"}}, "duplicate scope"},
+        {{.scopes = Scopes{}}, "empty scopes"},
+        {{.scopes = Scopes{"p:nope"}}, "unknown scope"},
+        {{.statuses = {"failed"}, .scopes = Scopes{"p:core", "p:web", "i:7"}}, "failed, scoped"},
+        {{.statuses = {"failed", "running", "completed"}, .scopes = Scopes{"p:ops", "i:8"}},
+         "statuses, scoped"},
+        {{.statuses = {"failed"}, .scopes = Scopes{}}, "status, empty scopes"},
+        {{.statuses = {"requested", "running", "completed", "failed"}, .scopes = twenty},
+         "more pairs than prefixes"},
+        {{.action_ref = "core.echo", .scopes = Scopes{"p:core", "i:7"}}, "action_ref, scoped"},
+        {{.action_ref = "core.http", .statuses = {"failed", "running"},
+          .scopes = Scopes{"p:core", "i:8", "p:web"}},
+         "action_ref + statuses, scoped"},
+        {{.enforcement = 601, .scopes = Scopes{"p:web", "i:7", "p:"}}, "enforcement, scoped"},
+        {{.created_after = kT0 + 20000, .scopes = Scopes{"p:core", "p:ops"}}, "after, scoped"},
+        {{.statuses = {"completed"}, .created_before = kT0 + 9000, .scopes = Scopes{"p:ops"}},
+         "before + status, scoped"},
+        {{.result_contains = "hi 1", .scopes = Scopes{"p:core", "i:7", "i:8"}}, "result, scoped"},
+        {{.scopes = many}, "many scopes"},
+        {{.statuses = {"failed"}, .scopes = many}, "many scopes + status"},
+        {{.pack_ref = "core", .scopes = many}, "many scopes + pack"},
+    };
+  }
+
+  void expect_scoped(const std::string& what) {
+    for (const auto& [f, name] : scoped_cases()) {
+      for (const Page page : {Page{0, 200, true}, Page{0, 200, false}, Page{0, 5, true},
+                              Page{7, 9, true}, Page{11, 6, false}, Page{1000, 10, true},
+                              Page{0, 0, false}}) {
+        expect_executions(f, page, what + ": " + name + " offset " + std::to_string(page.offset));
+      }
+      expect_stats(f, what + ": " + name);
+    }
+    for (const ExecutionFilter& f : {ExecutionFilter{}, ExecutionFilter{.statuses = {"failed"}}}) {
+      expect_executions(f, {0, 50, true}, what + ": unscoped");
+      expect_stats(f, what + ": unscoped");
+    }
+  }
+
+  // Executions store, as the stage opens it.
+  state::Store& executions_store() {
+    auto s = db_->store(std::string(kStage) + "." + std::string(kExecutionsStore));
+    EXPECT_TRUE(s.ok());
+    return **s;
+  }
+  // Makes `store` look written by a build without the scope indexes.
+  void drop_scope_index(state::Store& store) {
+    state::WriteBatch b;
+    for (std::string_view p : {"i/by_scope/", "i/by_status_scope/", "c/by_scope/",
+                               "c/by_status_scope/"}) {
+      b.del_range(store, std::string(p), state::prefix_successor(p));
+    }
+    b.del(store, std::string(kScopeIndexMarker));
+    ASSERT_TRUE(db_->write(b).ok());
+  }
+  int64_t count_keys(state::Store& store, std::string_view prefix) {
+    int64_t n = 0;
+    EXPECT_TRUE(store.scan(prefix, [&](std::string_view, std::string_view) {
+                       ++n;
+                       return true;
+                     }).ok());
+    return n;
+  }
+};
+
+TEST_F(ScopedProjectionsTest, ScopedListsTotalsAndStatsMatchTheModel) {
+  start();
+  populate(150);
+  sync();
+  expect_scoped("fresh");
+
+  // Scope and status move together: a run gains a rule, loses its executor, changes status.
+  Json row = executions_[5004];  // i:7 (executor 7, core action, no rule)
+  ASSERT_EQ(record_scope(Entity::kExecution, row), "i:7");
+  row["status"] = "running";
+  row["updated"] = format_rfc3339_ms(kT0 + 900000);
+  put_execution(row, "requested");
+  row["rule_ref"] = "web.r9";
+  row["status"] = "failed";
+  row["updated"] = format_rfc3339_ms(kT0 + 900001);
+  put_execution(row, "running");
+  sync();
+  expect_scoped("after moves");
+
+  // Counters and entries survive close → reopen.
+  stop();
+  reopen();
+  last_.clear();
+  start();
+  expect_scoped("reopened");
+}
+
+TEST_F(ScopedProjectionsTest, EventsAndEnforcementsByScope) {
+  start();
+  for (int i = 1; i <= 30; ++i) {
+    Json ev = event_row(i, 11, i % 3 == 0 ? "web.hook" : "core.timer", nullptr, "timer",
+                        kT0 + (i / 2) * 10, {{"i", i}});
+    if (i % 4 == 0) ev["rule_ref"] = "ops.nightly";
+    put_event(ev);
+    Json en = enforcement_row(200 + i, 30, i % 2 ? "core.r1" : "ops.r0", "web.hook", i,
+                              kT0 + (i / 2) * 10);
+    if (i % 5 == 0) en["rule_ref"] = "";  // no rule pack: the trigger's
+    put_enforcement(en);
+  }
+  for (int i = 1; i <= 30; i += 3) update_enforcement(200 + i, "processed", kT0 + 1000 + i);
+  sync();
+  for (const Scopes& scopes : {Scopes{"p:core"}, Scopes{"p:ops", "p:web"}, Scopes{},
+                               Scopes{"p:core", "p:ops", "p:web"}}) {
+    for (const Page page : {Page{0, 100, true}, Page{0, 100, false}, Page{3, 4, true}}) {
+      auto in = [&](Entity e, const Json& r) {
+        return std::find(scopes.begin(), scopes.end(), record_scope(e, r)) != scopes.end();
+      };
+      auto ev = proj_->list_events({.scopes = scopes}, page);
+      ASSERT_TRUE(ev.ok());
+      auto [ev_ids, ev_total] =
+          model_list(events_, [&](const Json& r) { return in(Entity::kEvent, r); }, page);
+      EXPECT_EQ(ids_of(ev->items), ev_ids);
+      EXPECT_EQ(ev->total, ev_total);
+      auto ev2 = proj_->list_events({.trigger_ref = "core.timer", .scopes = scopes}, page);
+      ASSERT_TRUE(ev2.ok());
+      auto [ev2_ids, ev2_total] = model_list(
+          events_,
+          [&](const Json& r) { return r["trigger_ref"] == "core.timer" && in(Entity::kEvent, r); },
+          page);
+      EXPECT_EQ(ids_of(ev2->items), ev2_ids);
+      EXPECT_EQ(ev2->total, ev2_total);
+      for (const std::optional<std::string>& status :
+           {std::optional<std::string>(), std::optional<std::string>("processed")}) {
+        auto en = proj_->list_enforcements({.status = status, .scopes = scopes}, page);
+        ASSERT_TRUE(en.ok());
+        auto [en_ids, en_total] = model_list(
+            enforcements_,
+            [&](const Json& r) {
+              return (!status || r["status"] == *status) && in(Entity::kEnforcement, r);
+            },
+            page);
+        EXPECT_EQ(ids_of(en->items), en_ids) << (status ? *status : "any");
+        EXPECT_EQ(en->total, en_total) << (status ? *status : "any");
+      }
+    }
+  }
+}
+
+TEST_F(ScopedProjectionsTest, BackfillBuildsTheIndexOfAnOlderStoreOnce) {
+  start();
+  populate(120);
+  sync();
+  stop();
+  state::Store& store = executions_store();
+  const int64_t scope_entries = count_keys(store, "i/by_scope/");
+  const int64_t pair_entries = count_keys(store, "i/by_status_scope/");
+  EXPECT_EQ(scope_entries, 120);
+  EXPECT_EQ(pair_entries, 120);
+  drop_scope_index(store);
+  EXPECT_EQ(count_keys(store, "i/by_scope/"), 0);
+
+  // Interrupted (as by kill -9 between batches): some batches committed, no marker.
+  auto partial = backfill_scope_index(*db_, store, Entity::kExecution, /*batch_rows=*/16,
+                                      /*max_batches=*/3);
+  ASSERT_TRUE(partial.ok()) << partial.error().message;
+  EXPECT_EQ(*partial, 2 * 48);
+  EXPECT_FALSE(store.get(kScopeIndexMarker)->has_value());
+
+  // The next open finishes it: every row once, counters exact.
+  reopen();
+  last_.clear();
+  start();
+  state::Store& reopened = executions_store();
+  EXPECT_EQ(count_keys(reopened, "i/by_scope/"), scope_entries);
+  EXPECT_EQ(count_keys(reopened, "i/by_status_scope/"), pair_entries);
+  EXPECT_EQ(**reopened.get(kScopeIndexMarker), kScopeIndexVersion);
+  expect_scoped("backfilled");
+
+  // New records keep counting on top of the backfilled counters; the marker stops a rerun.
+  for (int i = 121; i <= 140; ++i) put_execution(scoped_execution(i));
+  sync();
+  auto again = backfill_scope_index(*db_, reopened, Entity::kExecution);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(*again, 0);
+  expect_scoped("after backfill, more records");
+
+  // A store whose marker is missing but whose entries exist (rows written by this build) is not
+  // counted twice.
+  stop();
+  state::WriteBatch b;
+  b.del(reopened, std::string(kScopeIndexMarker));
+  ASSERT_TRUE(db_->write(b).ok());
+  start();
+  expect_scoped("marker lost");
+}
+
+TEST_F(ScopedProjectionsTest, BackfillOfEventsAndEnforcements) {
+  start();
+  for (int i = 1; i <= 20; ++i) {
+    put_event(event_row(i, 11, i % 2 ? "core.timer" : "web.hook", nullptr, "timer", kT0 + i,
+                        {{"i", i}}));
+    put_enforcement(enforcement_row(200 + i, 30, i % 3 ? "core.r1" : "ops.r0", "web.hook", i,
+                                    kT0 + i));
+  }
+  sync();
+  stop();
+  for (std::string_view name : {kEventsStore, kEnforcementsStore}) {
+    auto s = db_->store(std::string(kStage) + "." + std::string(name));
+    ASSERT_TRUE(s.ok());
+    drop_scope_index(**s);
+  }
+  reopen();
+  last_.clear();
+  start();
+  auto ev = proj_->list_events({.scopes = Scopes{"p:web"}}, {0, 3, true});
+  ASSERT_TRUE(ev.ok());
+  EXPECT_EQ(ev->total, 10);
+  EXPECT_EQ(ids_of(ev->items), (std::vector<int64_t>{20, 18, 16}));
+  auto en = proj_->list_enforcements({.status = "created", .scopes = Scopes{"p:ops"}},
+                                     {0, 100, false});
+  ASSERT_TRUE(en.ok());
+  EXPECT_EQ(en->total, 6);
+  EXPECT_EQ(ids_of(en->items), (std::vector<int64_t>{203, 206, 209, 212, 215, 218}));
+}
+
 // --- History retention (issue 13) -------------------------------------------------------------
 
 TEST(HistoryKeepParse, AcceptedFormsAndErrors) {
@@ -735,10 +1062,21 @@ class HistoryRetentionTest : public ProjectionsTest {
           ExecutionFilter{.statuses = {"running", "failed"}}, ExecutionFilter{.rule_ref = "core.r1"},
           ExecutionFilter{.enforcement = 201}, ExecutionFilter{.enforcement = 220},
           ExecutionFilter{.action_ref = "core.echo", .statuses = {"failed"}},
-          ExecutionFilter{.created_after = kT0}}) {
+          ExecutionFilter{.created_after = kT0}, ExecutionFilter{.scopes = Scopes{"p:core"}},
+          ExecutionFilter{.statuses = {"completed", "running"}, .scopes = Scopes{"p:core", "i:1"}},
+          ExecutionFilter{.scopes = Scopes{"p:ops"}}}) {
       expect_executions(f, {0, 100, true}, what);
       expect_executions(f, {2, 3, false}, what + " paged");
     }
+    auto scoped_stats = proj_->execution_stats({.scopes = Scopes{"p:core"}});
+    ASSERT_TRUE(scoped_stats.ok());
+    EXPECT_EQ(scoped_stats->total, std::ssize(executions_)) << what;
+    auto scoped_en = proj_->list_enforcements({.scopes = Scopes{"p:core"}}, {0, 1, true});
+    ASSERT_TRUE(scoped_en.ok());
+    EXPECT_EQ(scoped_en->total, std::ssize(enforcements_)) << what;
+    auto scoped_ev = proj_->list_events({.scopes = Scopes{"p:core"}}, {0, 1, true});
+    ASSERT_TRUE(scoped_ev.ok());
+    EXPECT_EQ(scoped_ev->total, std::ssize(events_)) << what;
     auto en = proj_->list_enforcements({.rule_ref = "core.r1"}, {0, 100, false});
     ASSERT_TRUE(en.ok());
     std::vector<int64_t> want;
