@@ -153,6 +153,132 @@ bool pack_visible(const Principal& principal, const Json& pack) {
   return false;
 }
 
+namespace {
+
+// Definition resources whose `core` objects every identity may read without a grant.
+bool catalogue_resource(std::string_view resource) {
+  static const std::set<std::string, std::less<>> r = {
+      "actions", "triggers", "sensors", "rules", "workflows", "policies", "runtimes"};
+  return r.count(resource) > 0;
+}
+
+constexpr std::string_view kRecordResources[] = {"events", "enforcements", "executions",
+                                                 "inquiries"};
+
+}  // namespace
+
+View::View(Principal principal, const std::vector<std::shared_ptr<const Json>>& packs)
+    : principal_(std::move(principal)) {
+  Principal visibility = principal_;
+  for (const auto& pack : packs) {
+    const std::string ref = pack->value("ref", "");
+    if (ref.empty()) continue;
+    if (pack_visible(visibility, *pack)) packs_.insert(ref);
+    const Json owner = pack->value("owner_identity", Json(nullptr));
+    bool named = principal_.identity_id != 0 && owner.is_number_integer() &&
+                 owner.get<int64_t>() == principal_.identity_id;
+    for (const auto& g : principal_.grants) named = named || (g.pack_refs && g.pack_refs->count(ref));
+    if (named) explicit_packs_.insert(ref);
+  }
+  packs_.insert("core");
+  if (!principal_.standard_pack_ref.empty()) packs_.insert(principal_.standard_pack_ref);
+  for (std::string_view resource : kRecordResources) {
+    std::vector<std::string> scopes;
+    for (const auto& ref : packs_) {
+      if (allowed(principal_.grants, "read", Object{std::string(resource), ref})) {
+        scopes.push_back("p:" + ref);
+      }
+    }
+    if (principal_.identity_id != 0 &&
+        allowed(principal_.grants, "read", Object{std::string(resource), "core"})) {
+      scopes.push_back("i:" + std::to_string(principal_.identity_id));
+    }
+    std::sort(scopes.begin(), scopes.end());
+    scopes_.emplace(std::string(resource), std::move(scopes));
+  }
+}
+
+bool View::sees_pack(std::string_view ref) const { return packs_.count(ref) > 0; }
+
+bool View::sees(std::string_view pack_ref, std::string_view reference_visibility) const {
+  if (!sees_pack(pack_ref)) return false;
+  if (reference_visibility != "private") return true;
+  return explicit_packs_.count(pack_ref) > 0 || pack_ref == principal_.standard_pack_ref;
+}
+
+bool View::may(std::string_view action, const Object& object) const {
+  if (allowed(principal_.grants, action, object)) return true;
+  if (action != "read") return false;
+  if (object.resource == "packs" && principal_.execution_id == 0) return true;
+  if (object.pack_ref == "core" && catalogue_resource(object.resource) &&
+      principal_.execution_id == 0) {
+    return true;
+  }
+  if (principal_.execution_id != 0) {
+    if (object.resource == "packs") return object.pack_ref == principal_.standard_pack_ref;
+    if (object.resource == "actions") {
+      return !object.ref.empty() && object.ref == principal_.standard_action_ref;
+    }
+  }
+  return false;
+}
+
+bool View::may_some(std::string_view resource, std::string_view action) const {
+  return std::any_of(principal_.grants.begin(), principal_.grants.end(), [&](const Grant& g) {
+    return g.resource == resource && g.actions.count(std::string(action)) > 0;
+  });
+}
+
+const std::vector<std::string>& View::record_scopes(std::string_view resource) const {
+  static const std::vector<std::string> none;
+  auto it = scopes_.find(resource);
+  return it == scopes_.end() ? none : it->second;
+}
+
+bool View::may_read_record(std::string_view resource, std::string_view scope,
+                           int64_t record_id) const {
+  if (principal_.execution_id != 0 && record_id == principal_.execution_id &&
+      resource == "executions") {
+    return true;
+  }
+  const auto& scopes = record_scopes(resource);
+  return std::binary_search(scopes.begin(), scopes.end(), scope);
+}
+
+std::string View::scope_pack(std::string_view scope) {
+  if (scope.rfind("p:", 0) == 0) return std::string(scope.substr(2));
+  return "core";
+}
+
+namespace {
+
+std::string str_field(const Json& obj, const char* key, const char* def) {
+  auto it = obj.find(key);
+  return it != obj.end() && it->is_string() ? it->get<std::string>() : std::string(def);
+}
+
+}  // namespace
+
+bool may_reference(const Json& target, std::string_view from_pack) {
+  if (str_field(target, "pack_ref", "") == from_pack) return true;
+  const std::string vis = str_field(target, "reference_visibility", "public");
+  if (vis == "public") return true;
+  if (vis != "restricted") return false;
+  auto allowed = target.find("reference_allowed_pack_refs");
+  if (allowed == target.end() || !allowed->is_array()) return false;
+  return std::any_of(allowed->begin(), allowed->end(),
+                     [&](const Json& p) { return p.is_string() && p.get<std::string>() == from_pack; });
+}
+
+bool discoverable(const View& view, const Json& target, std::string_view referencing_pack) {
+  const std::string pack = str_field(target, "pack_ref", "");
+  const std::string vis = str_field(target, "reference_visibility", "public");
+  if (view.sees(pack, vis)) return true;
+  if (vis == "public") return true;
+  return vis == "restricted" && !referencing_pack.empty() && view.sees_pack(referencing_pack) &&
+         may_reference(target, referencing_pack);
+}
+
 Json effective_permissions(const std::vector<Grant>& grants) {
   std::map<std::string, std::set<std::string>> plain;
   std::vector<Grant> constrained;

@@ -576,8 +576,9 @@ int run_serve(const ServeConfig& cfg) {
   if (auto st = api.bootstrap(bootstrap); !st.ok()) return fail("bootstrap: " + st.error().message);
 
   rest::Router router;
-  api.register_routes(router);
-  service::register_worker_routes(router, api, workers);
+  api.register_routes(router, [&workers](service::RouteTable& table) {
+    service::register_worker_routes(table, workers);
+  });
   if (distributed) service::add_ingress_stage(topology, router, metrics, cfg.max_body_bytes);
   rest::ServerOptions http_options;
   // Consistency tokens (api/service/consistency.h): a request carrying one waits until this

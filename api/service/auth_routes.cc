@@ -8,6 +8,8 @@
 
 namespace attune::service {
 
+using Req = rest::HttpRequest;
+using Resp = rest::HttpResponse;
 using detail::data;
 using detail::error;
 using detail::validation;
@@ -22,27 +24,30 @@ Json public_user(const Json& identity) {
 
 }  // namespace
 
-Json ApiService::token_response(const Json& identity) const {
+Json ServiceContext::token_response(const Json& identity) const {
   const int64_t now_s = now_ms() / 1000;
   auth::Claims c;
   c.sub = std::to_string(identity.value("id", int64_t{0}));
   c.login = identity.value("login", "");
   c.iat = now_s;
   c.token_type = std::string(auth::kAccessToken);
-  c.exp = now_s + options_.access_ttl_s;
-  const std::string access = jwt_.sign(c);
+  c.exp = now_s + options.access_ttl_s;
+  const std::string access = jwt.sign(c);
   c.token_type = std::string(auth::kRefreshToken);
-  c.exp = now_s + options_.refresh_ttl_s;
-  const std::string refresh = jwt_.sign(c);
+  c.exp = now_s + options.refresh_ttl_s;
+  const std::string refresh = jwt.sign(c);
   return Json{{"access_token", access},
               {"refresh_token", refresh},
               {"token_type", "Bearer"},
-              {"expires_in", options_.access_ttl_s},
+              {"expires_in", options.access_ttl_s},
               {"user", public_user(identity)}};
 }
 
-rest::HttpResponse ApiService::register_identity(Req& req) {
-  if (!options_.allow_self_registration) {
+namespace {
+
+rest::HttpResponse register_identity(ServiceContext& s, Call& c) {
+  Req& req = c.req;
+  if (!s.options.allow_self_registration) {
     return error(Errc::kForbidden, "Self-registration is disabled");
   }
   auto body = rest::parse_json_body(req);
@@ -54,12 +59,12 @@ rest::HttpResponse ApiService::register_identity(Req& req) {
   if (!f.ok()) return validation(f.errors());
   Json identity;
   {
-    std::lock_guard lock(write_mu_);
+    std::lock_guard lock(s.write_mu);
     const std::string taken = "Login '" + *login + "' is already taken";
-    if (defs_.get("identity", *login)) return error(Errc::kConflict, taken);
-    auto claimant = claim("identity", *login, true);
-    if (!claimant.ok()) return claim_failed(claimant.error(), taken);
-    identity = {{"id", ids_.next()},
+    if (s.defs.get("identity", *login)) return error(Errc::kConflict, taken);
+    auto claimant = s.claim("identity", *login, true);
+    if (!claimant.ok()) return s.claim_failed(claimant.error(), taken);
+    identity = {{"id", s.ids.next()},
                 {"ref", *login},
                 {"login", *login},
                 {"display_name", display && display->is_string() ? *display : Json(*login)},
@@ -68,25 +73,26 @@ rest::HttpResponse ApiService::register_identity(Req& req) {
                 {"frozen", false},
                 {"roles", Json::array()},
                 {"permission_set_refs", Json::array()},
-                {"created", now_str()},
-                {"updated", now_str()}};
-    std::vector<OutRecord> records{definition_record("identity", identity, now_ms(), "api")};
-    claim_release(records, "identity", *login, *claimant);
-    auto st = write_definitions(std::move(records));
+                {"created", s.now_str()},
+                {"updated", s.now_str()}};
+    std::vector<OutRecord> records{definition_record("identity", identity, s.now_ms(), "api")};
+    s.claim_release(records, "identity", *login, *claimant);
+    auto st = s.write_definitions(std::move(records));
     if (!st.ok()) return Resp::error(st.error());
   }
   // API.md §4.1: 200, not 201 (Attune's generated client parses only 200).
-  return data(200, token_response(identity));
+  return data(200, s.token_response(identity));
 }
 
-rest::HttpResponse ApiService::login(Req& req) {
+rest::HttpResponse login(ServiceContext& s, Call& c) {
+  Req& req = c.req;
   auto body = rest::parse_json_body(req);
   if (!body.ok()) return Resp::error(body.error());
   FieldReader f(*body);
   auto login = f.str("login", true);
   auto password = f.str("password", true);
   if (!f.ok()) return validation(f.errors());
-  auto identity = defs_.get("identity", *login);
+  auto identity = s.defs.get("identity", *login);
   // Same answer for unknown logins and wrong passwords; verify anyway to keep timing similar.
   const std::string hash = identity ? identity->value("password_hash", "") : "";
   const bool ok = !hash.empty() && auth::verify_password(hash, *password);
@@ -95,33 +101,33 @@ rest::HttpResponse ApiService::login(Req& req) {
     return error(Errc::kUnauthorized, "Invalid login or password");
   }
   if (identity->value("frozen", false)) return error(Errc::kUnauthorized, "Identity is frozen");
-  return data(200, token_response(*identity));
+  return data(200, s.token_response(*identity));
 }
 
-rest::HttpResponse ApiService::refresh(Req& req) {
+rest::HttpResponse refresh(ServiceContext& s, Call& c) {
+  Req& req = c.req;
   auto body = rest::parse_json_body(req);
   if (!body.ok()) return Resp::error(body.error());
   FieldReader f(*body);
   auto token = f.str("refresh_token", true);
   if (!f.ok()) return validation(f.errors());
-  auto claims = jwt_.verify(*token, {auth::kRefreshToken}, now_ms() / 1000);
+  auto claims = s.jwt.verify(*token, {auth::kRefreshToken}, s.now_ms() / 1000);
   if (!claims.ok()) return Resp::error(claims.error());
   if (!detail::all_digits(claims->sub)) return error(Errc::kUnauthorized, "Invalid token subject");
-  auto identity = defs_.get_by_id("identity", std::stoll(claims->sub));
+  auto identity = s.defs.get_by_id("identity", std::stoll(claims->sub));
   if (!identity || identity->value("frozen", false)) {
     return error(Errc::kUnauthorized, "Identity no longer exists or is frozen");
   }
-  return data(200, token_response(*identity));
+  return data(200, s.token_response(*identity));
 }
 
-rest::HttpResponse ApiService::me(Req& req) {
-  auto p = authenticate(req);
-  if (!p.ok()) return Resp::error(p.error());
+rest::HttpResponse me(ServiceContext& s, Call& c) {
+  const Principal* p = &c.who();
   const Json& id = *p->identity;
-  const Json perms = authz::effective_permissions(grants_of(id));
+  const Json perms = authz::effective_permissions(c.can().principal().grants);
   Json assigned = id.value("permission_set_refs", Json::array());
   for (const auto& a :
-       defs_.list_prefix("permission_assignment", std::to_string(p->id) + ":")) {
+       s.defs.list_prefix("permission_assignment", std::to_string(p->id) + ":")) {
     assigned.push_back(a->value("permission_set_ref", ""));
   }
   return data(
@@ -133,6 +139,18 @@ rest::HttpResponse ApiService::me(Req& req) {
                 {"can_change_password", true},
                 {"effective_permissions", perms},
                 {"assigned_permission_set_refs", assigned}});
+}
+
+}  // namespace
+
+void register_auth_routes(RouteTable& t, ServiceContext& s) {
+  auto bind = [&s](rest::HttpResponse (*fn)(ServiceContext&, Call&)) {
+    return [&s, fn](Call& c) { return fn(s, c); };
+  };
+  t.add("POST", "/auth/register", Access::open(), bind(register_identity));
+  t.add("POST", "/auth/login", Access::open(), bind(login));
+  t.add("POST", "/auth/refresh", Access::open(), bind(refresh));
+  t.add("GET", "/auth/me", Access::signed_in(), bind(me));
 }
 
 }  // namespace attune::service

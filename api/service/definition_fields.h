@@ -2,6 +2,8 @@
 // routes and the pack installer so that both accept and normalise exactly the same definitions.
 #pragma once
 
+#include <regex>
+
 #include <optional>
 #include <string>
 #include <vector>
@@ -40,6 +42,17 @@ void apply_fields(FieldReader& f, const Json& body, const std::vector<FieldSpec>
 // without either, core.shell. The error answer when the runtime does not exist.
 std::optional<rest::HttpResponse> resolve_runtime(const DefinitionsTable& defs, const Json& body,
                                                   Json& action, bool creating);
+
+// Valid pack refs: ^[a-z][a-z0-9_-]{0,127}$ (no '.', so a ref's pack is the text before its
+// first '.').
+const std::regex& pack_ref_re();
+
+class ServiceContext;
+// API.md §16.5: the 400 when changing `updated` (an action or trigger, `kind`) would take it away
+// from a rule of another pack that references it: "Cannot change action '<ref>' visibility:
+// referenced by '<rule>'".
+std::optional<rest::HttpResponse> referrers_refuse(const ServiceContext& s, std::string_view kind,
+                                                   const Json& updated);
 
 // Sensor fields (sensor_routes.cc).
 void read_sensor_fields(FieldReader& f, const Json& body, Json& sensor, bool creating);

@@ -10,42 +10,40 @@ namespace attune::service {
 using detail::data;
 using detail::error;
 
-void register_worker_routes(rest::Router& r, const ApiService& api,
-                            const monitor::WorkersView& workers) {
-  auto authed = [&api](rest::Handler h) {
-    return [&api, h = std::move(h)](rest::HttpRequest& req) {
-      auto p = api.authenticate(req);
-      if (!p.ok()) return rest::HttpResponse::error(p.error());
-      return h(req);
-    };
-  };
-  r.add("GET", "/api/v1/workers", authed([&workers](rest::HttpRequest& req) {
-          auto page = rest::parse_page_request(req);
-          if (!page.ok()) return rest::HttpResponse::error(page.error());
-          const auto status = req.query_param("status");
-          const auto role = req.query_param("worker_role");
-          std::vector<Json> rows;
-          for (auto& w : workers.list()) {
-            if (status && !status->empty() && w.value("status", "") != *status) continue;
-            if (role && !role->empty() && w.value("worker_role", "") != *role) continue;
-            rows.push_back(std::move(w));
-          }
-          if (page->order == rest::SortOrder::kAsc) std::reverse(rows.begin(), rows.end());
-          Json items = Json::array();
-          const auto total = static_cast<int64_t>(rows.size());
-          for (int64_t i = page->offset; i < total && i < page->offset + page->page_size; ++i) {
-            items.push_back(std::move(rows[static_cast<size_t>(i)]));
-          }
-          return rest::HttpResponse::json(200, rest::list_envelope(std::move(items), *page, total));
-        }));
-  r.add("GET", "/api/v1/workers/{id}", authed([&workers](rest::HttpRequest& req) {
-          const std::string& id = req.params["id"];
-          const std::string missing = "Worker " + id + " not found";
-          if (!detail::all_digits(id)) return error(Errc::kNotFound, missing);
-          auto w = workers.get(std::stoll(id));
-          if (!w) return error(Errc::kNotFound, missing);
-          return data(200, *w);
-        }));
+void register_worker_routes(RouteTable& t, const monitor::WorkersView& workers) {
+  t.add("GET", "/api/v1/workers", Access::to("workers", "read"), [&workers](Call& c) {
+    if (!c.can().may("read", authz::Object{"workers", ""})) {
+      return error(Errc::kForbidden, "Permission denied: needs workers:read");
+    }
+    auto page = rest::parse_page_request(c.req);
+    if (!page.ok()) return rest::HttpResponse::error(page.error());
+    const auto status = c.req.query_param("status");
+    const auto role = c.req.query_param("worker_role");
+    std::vector<Json> rows;
+    for (auto& w : workers.list()) {
+      if (status && !status->empty() && w.value("status", "") != *status) continue;
+      if (role && !role->empty() && w.value("worker_role", "") != *role) continue;
+      rows.push_back(std::move(w));
+    }
+    if (page->order == rest::SortOrder::kAsc) std::reverse(rows.begin(), rows.end());
+    Json items = Json::array();
+    const auto total = static_cast<int64_t>(rows.size());
+    for (int64_t i = page->offset; i < total && i < page->offset + page->page_size; ++i) {
+      items.push_back(std::move(rows[static_cast<size_t>(i)]));
+    }
+    return rest::HttpResponse::json(200, rest::list_envelope(std::move(items), *page, total));
+  });
+  t.add("GET", "/api/v1/workers/{id}", Access::to("workers", "read"), [&workers](Call& c) {
+    if (!c.can().may("read", authz::Object{"workers", ""})) {
+      return error(Errc::kForbidden, "Permission denied: needs workers:read");
+    }
+    const std::string& id = c.req.params["id"];
+    const std::string missing = "Worker " + id + " not found";
+    if (!detail::all_digits(id)) return error(Errc::kNotFound, missing);
+    auto w = workers.get(std::stoll(id));
+    if (!w) return error(Errc::kNotFound, missing);
+    return data(200, *w);
+  });
 }
 
 std::string webhook_reason_code(int status, const std::string& message) {

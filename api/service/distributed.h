@@ -11,9 +11,8 @@
 namespace attune::service {
 
 // GET /api/v1/workers (filters status, worker_role; paginated) and GET /api/v1/workers/{id}.
-// `workers` must be started and outlive the router.
-void register_worker_routes(rest::Router& router, const ApiService& api,
-                            const monitor::WorkersView& workers);
+// Needs workers:read. `workers` must be started and outlive the router.
+void register_worker_routes(RouteTable& table, const monitor::WorkersView& workers);
 
 // The "attune-ingress" stage (consumer group attune-ingress): every record of attune.webhooks
 // (key = webhook key, value = the body of POST /api/v1/webhooks/{key}) and attune.events.ingress

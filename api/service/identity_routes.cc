@@ -16,6 +16,8 @@ using detail::data;
 using detail::deleted;
 using detail::error;
 using detail::validation;
+using Req = rest::HttpRequest;
+using Resp = rest::HttpResponse;
 
 namespace {
 
@@ -35,17 +37,22 @@ bool valid_role(const std::string& role) {
 
 }  // namespace
 
-JsonPtr ApiService::find_identity(const std::string& id_or_login) const {
-  if (detail::all_digits(id_or_login)) return defs_.get_by_id("identity", std::stoll(id_or_login));
-  return defs_.get("identity", id_or_login);
+JsonPtr ServiceContext::find_identity(const std::string& id_or_login) const {
+  if (detail::all_digits(id_or_login)) return defs.get_by_id("identity", std::stoll(id_or_login));
+  return defs.get("identity", id_or_login);
 }
 
-rest::HttpResponse ApiService::list_identities(Req& req) {
-  if (auto denied = require(req, "read", {"identities"})) return *denied;
+namespace {
+
+rest::HttpResponse list_identities(ServiceContext& s, Call& c) {
+  Req& req = c.req;
+  if (!c.can().may_some("identities", "read")) {
+    return error(Errc::kForbidden, "Permission denied: needs identities:read");
+  }
   auto page = rest::parse_page_request(req);
   if (!page.ok()) return Resp::error(page.error());
   std::vector<JsonPtr> rows;
-  for (auto& i : defs_.list("identity")) {
+  for (auto& i : s.defs.list("identity")) {
     if (!i->value("is_sensor", false)) rows.push_back(std::move(i));
   }
   std::sort(rows.begin(), rows.end(),
@@ -53,15 +60,18 @@ rest::HttpResponse ApiService::list_identities(Req& req) {
   return Resp::json(200, detail::page_envelope(rows, *page, public_identity));
 }
 
-rest::HttpResponse ApiService::get_identity(Req& req) {
-  if (auto denied = require(req, "read", {"identities"})) return *denied;
-  JsonPtr identity = find_identity(req.params["id"]);
+rest::HttpResponse get_identity(ServiceContext& s, Call& c) {
+  Req& req = c.req;
+  if (!c.can().may_some("identities", "read")) {
+    return error(Errc::kForbidden, "Permission denied: needs identities:read");
+  }
+  JsonPtr identity = s.find_identity(req.params["id"]);
   if (!identity) return error(Errc::kNotFound, "Identity '" + req.params["id"] + "' not found");
   return data(200, public_identity(*identity));
 }
 
-rest::HttpResponse ApiService::create_identity(Req& req) {
-  if (auto denied = require(req, "create", {"identities"})) return *denied;
+rest::HttpResponse create_identity(ServiceContext& s, Call& c) {
+  Req& req = c.req;
   auto body = rest::parse_json_body(req);
   if (!body.ok()) return Resp::error(body.error());
   FieldReader f(*body);
@@ -70,13 +80,13 @@ rest::HttpResponse ApiService::create_identity(Req& req) {
   auto display = f.str_or_null("display_name");
   auto attributes = f.object("attributes");
   if (!f.ok()) return validation(f.errors());
-  std::lock_guard lock(write_mu_);
+  std::lock_guard lock(s.write_mu);
   const std::string taken = "Login '" + *login + "' is already taken";
-  if (defs_.get("identity", *login)) return error(Errc::kConflict, taken);
-  auto claimant = claim("identity", *login, true);
-  if (!claimant.ok()) return claim_failed(claimant.error(), taken);
-  const std::string now = now_str();
-  Json identity = {{"id", ids_.next()},
+  if (s.defs.get("identity", *login)) return error(Errc::kConflict, taken);
+  auto claimant = s.claim("identity", *login, true);
+  if (!claimant.ok()) return s.claim_failed(claimant.error(), taken);
+  const std::string now = s.now_str();
+  Json identity = {{"id", s.ids.next()},
                    {"ref", *login},
                    {"login", *login},
                    {"display_name", display && display->is_string() ? *display : Json(*login)},
@@ -88,15 +98,15 @@ rest::HttpResponse ApiService::create_identity(Req& req) {
                    {"updated", now}};
   // Without a password the identity cannot log in until one is set (PUT).
   if (password) identity["password_hash"] = auth::hash_password(*password);
-  std::vector<OutRecord> records{definition_record("identity", identity, now_ms(), "api")};
-  claim_release(records, "identity", *login, *claimant);
-  auto st = write_definitions(std::move(records));
+  std::vector<OutRecord> records{definition_record("identity", identity, s.now_ms(), "api")};
+  s.claim_release(records, "identity", *login, *claimant);
+  auto st = s.write_definitions(std::move(records));
   if (!st.ok()) return Resp::error(st.error());
   return data(201, public_identity(identity), "Identity created");
 }
 
-rest::HttpResponse ApiService::update_identity(Req& req) {
-  if (auto denied = require(req, "update", {"identities"})) return *denied;
+rest::HttpResponse update_identity(ServiceContext& s, Call& c) {
+  Req& req = c.req;
   auto body = rest::parse_json_body(req);
   if (!body.ok()) return Resp::error(body.error());
   FieldReader f(*body);
@@ -105,8 +115,8 @@ rest::HttpResponse ApiService::update_identity(Req& req) {
   auto frozen = f.has("frozen") ? f.boolean("frozen") : std::nullopt;
   auto password = f.str("password", false, 8, 128);
   if (!f.ok()) return validation(f.errors());
-  std::lock_guard lock(write_mu_);
-  JsonPtr existing = find_identity(req.params["id"]);
+  std::lock_guard lock(s.write_mu);
+  JsonPtr existing = s.find_identity(req.params["id"]);
   if (!existing || existing->value("is_sensor", false)) {
     return error(Errc::kNotFound, "Identity '" + req.params["id"] + "' not found");
   }
@@ -115,17 +125,17 @@ rest::HttpResponse ApiService::update_identity(Req& req) {
   if (attributes) identity["attributes"] = *attributes;
   if (frozen) identity["frozen"] = *frozen;
   if (password) identity["password_hash"] = auth::hash_password(*password);
-  identity["updated"] = now_str();
-  auto st = write_definitions({definition_record("identity", identity, now_ms(), "api")});
+  identity["updated"] = s.now_str();
+  auto st = s.write_definitions({definition_record("identity", identity, s.now_ms(), "api")});
   if (!st.ok()) return Resp::error(st.error());
   return data(200, public_identity(identity), "Identity updated");
 }
 
-rest::HttpResponse ApiService::delete_identity(Req& req) {
-  if (auto denied = require(req, "delete", {"identities"})) return *denied;
-  auto caller = authenticate(req);
-  std::lock_guard lock(write_mu_);
-  JsonPtr existing = find_identity(req.params["id"]);
+rest::HttpResponse delete_identity(ServiceContext& s, Call& c) {
+  Req& req = c.req;
+  auto caller = s.authenticate(req);
+  std::lock_guard lock(s.write_mu);
+  JsonPtr existing = s.find_identity(req.params["id"]);
   if (!existing || existing->value("is_sensor", false)) {
     return error(Errc::kNotFound, "Identity '" + req.params["id"] + "' not found");
   }
@@ -133,20 +143,20 @@ rest::HttpResponse ApiService::delete_identity(Req& req) {
   if (caller.ok() && caller->id == id) {
     return error(Errc::kBadRequest, "An identity cannot delete itself");
   }
-  const int64_t ts = now_ms();
+  const int64_t ts = s.now_ms();
   std::vector<OutRecord> records;
-  for (const auto& a : defs_.list_prefix("permission_assignment", std::to_string(id) + ":")) {
+  for (const auto& a : s.defs.list_prefix("permission_assignment", std::to_string(id) + ":")) {
     records.push_back(
         definition_tombstone("permission_assignment", a->value("ref", ""), (*a)["id"], ts, "api"));
   }
   records.push_back(definition_tombstone("identity", existing->value("ref", ""), id, ts, "api"));
-  auto st = write_definitions(std::move(records));
+  auto st = s.write_definitions(std::move(records));
   if (!st.ok()) return Resp::error(st.error());
   return deleted("Identity " + std::to_string(id) + " deleted");
 }
 
-rest::HttpResponse ApiService::set_identity_role(Req& req, bool add) {
-  if (auto denied = require(req, "manage", {"permissions"})) return *denied;
+rest::HttpResponse set_identity_role(ServiceContext& s, Call& c, bool add) {
+  Req& req = c.req;
   std::string role = req.params.count("role") ? req.params["role"] : "";
   if (add) {
     auto body = rest::parse_json_body(req);
@@ -157,8 +167,8 @@ rest::HttpResponse ApiService::set_identity_role(Req& req, bool add) {
     role = *r;
   }
   if (!valid_role(role)) return validation(Json{{"role", "letters, digits, '_', '-' or '.'"}});
-  std::lock_guard lock(write_mu_);
-  JsonPtr existing = find_identity(req.params["id"]);
+  std::lock_guard lock(s.write_mu);
+  JsonPtr existing = s.find_identity(req.params["id"]);
   if (!existing || existing->value("is_sensor", false)) {
     return error(Errc::kNotFound, "Identity '" + req.params["id"] + "' not found");
   }
@@ -173,32 +183,53 @@ rest::HttpResponse ApiService::set_identity_role(Req& req, bool add) {
     roles.erase(it);
   }
   identity["roles"] = roles;
-  identity["updated"] = now_str();
-  auto st = write_definitions({definition_record("identity", identity, now_ms(), "api")});
+  identity["updated"] = s.now_str();
+  auto st = s.write_definitions({definition_record("identity", identity, s.now_ms(), "api")});
   if (!st.ok()) return Resp::error(st.error());
   return data(200, public_identity(identity));
 }
 
-rest::HttpResponse ApiService::add_set_role(Req& req) {
-  if (auto denied = require(req, "manage", {"permissions"})) return *denied;
+rest::HttpResponse add_set_role(ServiceContext& s, Call& c) {
+  Req& req = c.req;
   auto body = rest::parse_json_body(req);
   if (!body.ok()) return Resp::error(body.error());
   FieldReader f(*body);
   auto role = f.str("role", true, 1, 128);
   if (!f.ok()) return validation(f.errors());
   if (!valid_role(*role)) return validation(Json{{"role", "letters, digits, '_', '-' or '.'"}});
-  std::lock_guard lock(write_mu_);
-  auto existing = defs_.resolve("permission_set", req.params["id"]);
+  std::lock_guard lock(s.write_mu);
+  auto existing = s.defs.resolve("permission_set", req.params["id"]);
   if (!existing)
     return error(Errc::kNotFound, "Permission set '" + req.params["id"] + "' not found");
   Json set = *existing;
   Json roles = set.value("roles", Json::array());
   if (std::find(roles.begin(), roles.end(), Json(*role)) == roles.end()) roles.push_back(*role);
   set["roles"] = roles;
-  set["updated"] = now_str();
-  auto st = write_definitions({definition_record("permission_set", set, now_ms(), "api")});
+  set["updated"] = s.now_str();
+  auto st = s.write_definitions({definition_record("permission_set", set, s.now_ms(), "api")});
   if (!st.ok()) return Resp::error(st.error());
   return data(200, set);
+}
+
+}  // namespace
+
+void register_identity_routes(RouteTable& t, ServiceContext& s) {
+  const std::string v1 = "/api/v1/identities";
+  auto bind = [&s](rest::HttpResponse (*fn)(ServiceContext&, Call&)) {
+    return [&s, fn](Call& c) { return fn(s, c); };
+  };
+  t.add("GET", v1, Access::to("identities", "read"), bind(list_identities));
+  t.add("POST", v1, Access::to("identities", "create"), bind(create_identity));
+  t.add("GET", v1 + "/{id}", Access::to("identities", "read"), bind(get_identity));
+  t.add("PUT", v1 + "/{id}", Access::to("identities", "update"), bind(update_identity));
+  t.add("DELETE", v1 + "/{id}", Access::to("identities", "delete"), bind(delete_identity));
+  // Roles grant the sets bound to them: managing them is managing permissions (API.md §16.1).
+  t.add("POST", v1 + "/{id}/roles", Access::to("permissions", "manage"),
+        [&s](Call& c) { return set_identity_role(s, c, true); });
+  t.add("DELETE", v1 + "/{id}/roles/{role}", Access::to("permissions", "manage"),
+        [&s](Call& c) { return set_identity_role(s, c, false); });
+  t.add("POST", "/api/v1/permissions/sets/{id}/roles", Access::to("permissions", "manage"),
+        bind(add_set_role));
 }
 
 }  // namespace attune::service

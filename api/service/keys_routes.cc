@@ -2,13 +2,13 @@
 // kind "key" on attune.definitions (processors/keystore/keys.h); reads come from the
 // DefinitionsTable, with expired keys treated as absent until their expiry record lands.
 //
-// Rights (until permission sets exist, this is the one place that decides them):
-//   * visibility — system keys: every caller; identity keys: only their owner; pack, action and
-//     sensor keys: whoever sees the owning pack (core, ownerless, or owned by the caller; an
-//     administrator does not see another tenant's packs, §16.3). Invisible ⇒ 404.
-//   * writing — whoever sees the key (or, on create, its owner).
-//   * decrypting — administrators for what they see, owners for their identity keys and for the
-//     keys of packs they own. Without it an encrypted key reads `value: null`.
+// Rights (may_key, API.md §16.1–16.4):
+//   * identity keys: their owner alone (read, write, decrypt); invisible to everyone else,
+//     administrators included.
+//   * system keys: the keys:<action> grant; pack, action and sensor keys: a visible owning pack
+//     and the grant (constraints pack_refs / owner_types / owner_refs narrow it). Without
+//     keys:read a key is invisible (404, unlisted); without keys:decrypt an encrypted key reads
+//     `value: null`.
 //   * execution tokens — system keys, keys of the action's pack and of the action itself: read
 //     (decrypted), write, delete; everything else is invisible.
 #include <spdlog/spdlog.h>
@@ -28,6 +28,8 @@ namespace attune::service {
 using detail::deleted;
 using detail::error;
 using detail::validation;
+using Req = rest::HttpRequest;
+using Resp = rest::HttpResponse;
 using keystore::OwnerType;
 
 namespace {
@@ -44,21 +46,21 @@ int64_t id_of(const Json& o, const char* name) {
   return it != o.end() && it->is_number_integer() ? it->get<int64_t>() : 0;
 }
 
-// §16.3 for packs, as far as this release models it.
-bool pack_visible(const Principal& p, const JsonPtr& pack) {
-  if (!pack) return false;
-  if (str(*pack, "ref") == "core") return true;
-  const int64_t owner = id_of(*pack, "owner_identity");
-  return owner == 0 || owner == p.id;
-}
-
-bool pack_owned(const Principal& p, const JsonPtr& pack) {
-  return pack && id_of(*pack, "owner_identity") == p.id && p.id != 0;
-}
-
 // The pack a key belongs to ("" for system and identity keys).
 std::string key_pack_ref(const Json& key) { return str(key, "owner_pack_ref"); }
 
+// A key as grants see it (API.md §16.1: constraints pack_refs, owner_types, owner_refs).
+authz::Object key_object(const Json& key) {
+  authz::Object o;
+  o.resource = "keys";
+  o.pack_ref = key_pack_ref(key);
+  o.owner_type = str(key, "owner_type");
+  o.owner_ref = str(key, "owner");
+  o.ref = str(key, "ref");
+  return o;
+}
+
+// Execution tokens (API.md §11.4): system keys and those of their own pack and action.
 bool in_execution_scope(const Principal& p, const Json& key) {
   const std::string type = str(key, "owner_type");
   if (type == "system") return true;
@@ -67,21 +69,20 @@ bool in_execution_scope(const Principal& p, const Json& key) {
   return false;
 }
 
-bool key_visible(const DefinitionsTable& defs, const Principal& p, const Json& key) {
+// Whether the caller may `action` (read, create, update, delete, decrypt) on `key`: identity
+// keys are their owner's alone (API.md §16.3); other keys need the grant (constraints narrow
+// it), and pack-owned ones a visible pack.
+bool may_key(const Call& c, const Json& key, std::string_view action) {
+  const Principal& p = c.who();
   if (p.execution_id != 0) return in_execution_scope(p, key);
   const std::string type = str(key, "owner_type");
-  if (type == "system") return true;
-  if (type == "identity") return id_of(key, "owner_identity") == p.id;
-  return pack_visible(p, defs.get("pack", key_pack_ref(key)));
+  if (type == "identity") return id_of(key, "owner_identity") == p.id && p.id != 0;
+  if (type != "system" && !c.can().sees_pack(key_pack_ref(key))) return false;
+  return c.can().may(action, key_object(key));
 }
 
-bool may_decrypt(const DefinitionsTable& defs, const Principal& p, const Json& key) {
-  if (p.execution_id != 0) return in_execution_scope(p, key);
-  const std::string type = str(key, "owner_type");
-  if (type == "identity") return id_of(key, "owner_identity") == p.id;
-  if (p.admin) return true;
-  return type != "system" && pack_owned(p, defs.get("pack", key_pack_ref(key)));
-}
+bool key_visible(const Call& c, const Json& key) { return may_key(c, key, "read"); }
+bool may_decrypt(const Call& c, const Json& key) { return may_key(c, key, "decrypt"); }
 
 // Stored sparsely (every record is parsed by every reader); the API shape has every link.
 constexpr std::array<std::string_view, 9> kLinks = {
@@ -193,25 +194,10 @@ bool apply_ttl(FieldReader& f, const Json& body, Json& key, int64_t now_ms) {
   return true;
 }
 
-}  // namespace
 
-void ApiService::register_key_routes(rest::Router& r) {
-  const std::string v1 = "/api/v1";
-  auto bind = [this](rest::HttpResponse (ApiService::*fn)(rest::HttpRequest&)) {
-    return [this, fn](rest::HttpRequest& req) { return (this->*fn)(req); };
-  };
-  // Handlers authenticate themselves (execution tokens are welcome here).
-  r.add("GET", v1 + "/keys", bind(&ApiService::list_keys));
-  r.add("POST", v1 + "/keys", bind(&ApiService::create_key));
-  r.add("GET", v1 + "/keys/{ref}", bind(&ApiService::get_key));
-  r.add("PUT", v1 + "/keys/{ref}", bind(&ApiService::update_key));
-  r.add("DELETE", v1 + "/keys/{ref}", bind(&ApiService::delete_key));
-}
-
-namespace {
 
 // The live, visible key a path segment names, or nullptr.
-JsonPtr find_key(const DefinitionsTable& defs, const Principal& p, const std::string& segment,
+JsonPtr find_key(const DefinitionsTable& defs, const Call& c, const std::string& segment,
                  int64_t now_ms) {
   JsonPtr key;
   if (detail::all_digits(segment)) {
@@ -219,24 +205,20 @@ JsonPtr find_key(const DefinitionsTable& defs, const Principal& p, const std::st
   } else if (auto ref = keystore::parse_ref(segment)) {
     key = defs.get(keystore::kKind, ref->ref);
   }
-  if (!key || keystore::is_expired(*key, now_ms) || !key_visible(defs, p, *key)) return nullptr;
+  if (!key || keystore::is_expired(*key, now_ms) || !key_visible(c, *key)) return nullptr;
   return key;
 }
 
-}  // namespace
-
-rest::HttpResponse ApiService::get_key(Req& req) {
-  auto p = authenticate(req);
-  if (!p.ok()) return Resp::error(p.error());
+rest::HttpResponse get_key(ServiceContext& s, Call& c) {
+  Req& req = c.req;
   const std::string& segment = req.params["ref"];
-  auto key = find_key(defs_, *p, segment, now_ms());
+  auto key = find_key(s.defs, c, segment, s.now_ms());
   if (!key) return error(Errc::kNotFound, "Key '" + segment + "' not found");
-  return key_response(200, *key, may_decrypt(defs_, *p, *key), *options_.cipher);
+  return key_response(200, *key, may_decrypt(c, *key), *s.options.cipher);
 }
 
-rest::HttpResponse ApiService::list_keys(Req& req) {
-  auto p = authenticate(req);
-  if (!p.ok()) return Resp::error(p.error());
+rest::HttpResponse list_keys(ServiceContext& s, Call& c) {
+  Req& req = c.req;
   auto page = rest::parse_page_request(req);
   if (!page.ok()) return Resp::error(page.error());
   // Empty = no filter.
@@ -247,7 +229,7 @@ rest::HttpResponse ApiService::list_keys(Req& req) {
                  "Query parameter 'owner_type' must be one of system, identity, pack, action, "
                  "sensor");
   }
-  const int64_t now = now_ms();
+  const int64_t now = s.now_ms();
   // With an owner type (and owner) the refs share a prefix: a range scan, not a full one.
   std::string prefix;
   if (!owner_type.empty()) {
@@ -255,19 +237,19 @@ rest::HttpResponse ApiService::list_keys(Req& req) {
     if (!owner.empty() && owner_type != "system") prefix += owner + ".";
   }
   std::vector<JsonPtr> rows;
-  for (auto& k : defs_.list_prefix(keystore::kKind, prefix)) {
-    if (keystore::is_expired(*k, now) || !key_visible(defs_, *p, *k)) continue;
+  for (auto& k : s.defs.list_prefix(keystore::kKind, prefix)) {
+    if (keystore::is_expired(*k, now) || !key_visible(c, *k)) continue;
     if (!owner.empty() && owner_type != "system" && str(*k, "owner") != owner) continue;
     rows.push_back(std::move(k));
   }
-  return Resp::json(200, detail::sorted_page(std::move(rows), *page, [this](const Json& key) {
+  return Resp::json(200, detail::sorted_page(std::move(rows), *page, [](const Json& key) {
     return present_listed_key(key);
   }));
 }
 
-rest::HttpResponse ApiService::create_key(Req& req) {
-  auto p = authenticate(req);
-  if (!p.ok()) return Resp::error(p.error());
+rest::HttpResponse create_key(ServiceContext& s, Call& c) {
+  Req& req = c.req;
+  const Principal* p = &c.who();
   auto body = rest::parse_json_body(req);
   if (!body.ok()) return Resp::error(body.error());
   FieldReader f(*body);
@@ -312,7 +294,7 @@ rest::HttpResponse ApiService::create_key(Req& req) {
         return error(Errc::kForbidden, "Execution tokens cannot own identity keys");
       }
       owner = owner_field("owner_identity_login").value_or(p->login);
-      auto identity = defs_.get("identity", owner);
+      auto identity = s.defs.get("identity", owner);
       if (!identity) return error(Errc::kNotFound, "Identity '" + owner + "' not found");
       if (id_of(*identity, "id") != p->id) {
         return error(Errc::kForbidden, "Identity keys can only be created for yourself");
@@ -323,8 +305,8 @@ rest::HttpResponse ApiService::create_key(Req& req) {
     case OwnerType::kPack: {
       auto ref = owner_field("owner_pack_ref");
       if (!ref) return validation(Json{{"owner_pack_ref", "is required for pack keys"}});
-      auto pack = defs_.resolve("pack", *ref);
-      if (!pack || (p->execution_id == 0 && !pack_visible(*p, pack))) {
+      auto pack = s.defs.resolve("pack", *ref);
+      if (!pack || (p->execution_id == 0 && !c.can().sees_pack(str(*pack, "ref")))) {
         return error(Errc::kNotFound, "Pack '" + *ref + "' not found");
       }
       owner = str(*pack, "ref");
@@ -340,9 +322,9 @@ rest::HttpResponse ApiService::create_key(Req& req) {
         return validation(Json{{action ? "owner_action_ref" : "owner_sensor_ref",
                                 std::string("is required for ") + kind + " keys"}});
       }
-      auto obj = defs_.resolve(kind, *ref);
-      auto pack = obj ? defs_.get("pack", str(*obj, "pack_ref")) : nullptr;
-      if (!obj || (p->execution_id == 0 && !pack_visible(*p, pack))) {
+      auto obj = s.defs.resolve(kind, *ref);
+      auto pack = obj ? s.defs.get("pack", str(*obj, "pack_ref")) : nullptr;
+      if (!obj || (p->execution_id == 0 && !c.can().sees_pack(str(*obj, "pack_ref")))) {
         return error(Errc::kNotFound, std::string(action ? "Action" : "Sensor") + " '" + *ref +
                                           "' not found");
       }
@@ -364,41 +346,44 @@ rest::HttpResponse ApiService::create_key(Req& req) {
     return error(Errc::kForbidden,
                  "Execution tokens may only write system keys and keys of their own pack");
   }
-  const int64_t now = now_ms();
+  if (!may_key(c, key, "create")) {
+    return error(Errc::kForbidden, "Permission denied: needs keys:create for '" +
+                                       keystore::canonical_ref(*type, owner, *local) + "'");
+  }
+  const int64_t now = s.now_ms();
   if (!apply_ttl(f, *body, key, now)) return validation(f.errors());
-  keystore::set_value(key, (*body)["value"], encrypted.value_or(true), *options_.cipher);
+  keystore::set_value(key, (*body)["value"], encrypted.value_or(true), *s.options.cipher);
 
-  auto held = key_holds_.hold(ref);  // until the write is applied (or refused)
-  if (auto existing = defs_.get(keystore::kKind, ref);
+  auto held = s.key_holds.hold(ref);  // until the write is applied (or refused)
+  if (auto existing = s.defs.get(keystore::kKind, ref);
       existing && !keystore::is_expired(*existing, now)) {
     return error(Errc::kConflict, "Key '" + ref + "' already exists");
   }
   // An expired key may be replaced: the claim then only needs nobody else creating it now.
-  auto claimant = claim(keystore::kKind, ref, !defs_.get(keystore::kKind, ref));
-  if (!claimant.ok()) return claim_failed(claimant.error(), "Key '" + ref + "' already exists");
+  auto claimant = s.claim(keystore::kKind, ref, !s.defs.get(keystore::kKind, ref));
+  if (!claimant.ok()) return s.claim_failed(claimant.error(), "Key '" + ref + "' already exists");
   const std::string stamp = format_rfc3339_ms(now);
-  key.update(Json{{"id", ids_.next()},
-                  {"rev", ids_.next()},
+  key.update(Json{{"id", s.ids.next()},
+                  {"rev", s.ids.next()},
                   {"created_by", p->id},
                   {"created", stamp},
                   {"updated", stamp}});
-  const bool reveal = may_decrypt(defs_, *p, key);
+  const bool reveal = may_decrypt(c, key);
   // One object for the table (applied without a re-parse) and the answer.
   JsonPtr written;
   std::vector<OutRecord> records{
       shared_definition_record(keystore::kKind, std::move(key), now, "api", &written)};
-  claim_release(records, keystore::kKind, ref, *claimant);
-  return write_definitions_then(
+  s.claim_release(records, keystore::kKind, ref, *claimant);
+  return s.write_definitions_then(
       std::move(records), std::move(held),
-      [this, written, reveal, value = std::move((*body)["value"])] {
-        if (written->contains("expires_at")) key_expiry_->notify();
-        return key_response(201, *written, reveal, *options_.cipher, &value, "Key created");
+      [&s, written, reveal, value = std::move((*body)["value"])] {
+        if (written->contains("expires_at") && s.key_expiry) s.key_expiry->notify();
+        return key_response(201, *written, reveal, *s.options.cipher, &value, "Key created");
       });
 }
 
-rest::HttpResponse ApiService::update_key(Req& req) {
-  auto p = authenticate(req);
-  if (!p.ok()) return Resp::error(p.error());
+rest::HttpResponse update_key(ServiceContext& s, Call& c) {
+  Req& req = c.req;
   auto body = rest::parse_json_body(req);
   if (!body.ok()) return Resp::error(body.error());
   FieldReader f(*body);
@@ -406,14 +391,17 @@ rest::HttpResponse ApiService::update_key(Req& req) {
   auto encrypted = f.boolean("encrypted");
   if (!f.ok()) return validation(f.errors());
   const std::string& segment = req.params["ref"];
-  auto found = find_key(defs_, *p, segment, now_ms());
+  auto found = find_key(s.defs, c, segment, s.now_ms());
   if (!found) return error(Errc::kNotFound, "Key '" + segment + "' not found");
+  if (!may_key(c, *found, "update")) {
+    return error(Errc::kForbidden, "Permission denied: needs keys:update");
+  }
   const std::string ref = str(*found, "ref");
-  auto held = key_holds_.hold(ref);  // until the write is applied (or refused)
-  const int64_t now = now_ms();
+  auto held = s.key_holds.hold(ref);  // until the write is applied (or refused)
+  const int64_t now = s.now_ms();
   // Again, holding the key: unchanged since (the usual case) it needs no second check.
-  JsonPtr existing = defs_.get(keystore::kKind, ref);
-  if (existing != found) existing = find_key(defs_, *p, segment, now);
+  JsonPtr existing = s.defs.get(keystore::kKind, ref);
+  if (existing != found) existing = find_key(s.defs, c, segment, now);
   if (!existing || keystore::is_expired(*existing, now)) {
     return error(Errc::kNotFound, "Key '" + segment + "' not found");
   }
@@ -422,42 +410,59 @@ rest::HttpResponse ApiService::update_key(Req& req) {
   if (name && !name->empty()) key["name"] = *name;
   const bool encrypt = encrypted.value_or(key.value("encrypted", false));
   if (body->contains("value")) {
-    keystore::set_value(key, (*body)["value"], encrypt, *options_.cipher);
+    keystore::set_value(key, (*body)["value"], encrypt, *s.options.cipher);
   } else if (encrypt != key.value("encrypted", false)) {
-    auto v = keystore::read_value(key, *options_.cipher);
+    auto v = keystore::read_value(key, *s.options.cipher);
     if (!v.ok()) return error(Errc::kInternal, "The key's value cannot be decrypted");
-    keystore::set_value(key, *v, encrypt, *options_.cipher);
+    keystore::set_value(key, *v, encrypt, *s.options.cipher);
   }
-  key["rev"] = ids_.next();
+  key["rev"] = s.ids.next();
   key["updated"] = format_rfc3339_ms(now);
-  const bool reveal = may_decrypt(defs_, *p, key);
+  const bool reveal = may_decrypt(c, key);
   std::optional<Json> known;
   if (body->contains("value")) known = std::move((*body)["value"]);
   JsonPtr written;
   OutRecord record =
       shared_definition_record(keystore::kKind, std::move(key), now, "api", &written);
-  return write_definitions_then(
+  return s.write_definitions_then(
       {std::move(record)}, std::move(held),
-      [this, written, reveal, known = std::move(known)] {
-        if (written->contains("expires_at")) key_expiry_->notify();
-        return key_response(200, *written, reveal, *options_.cipher, known ? &*known : nullptr,
+      [&s, written, reveal, known = std::move(known)] {
+        if (written->contains("expires_at") && s.key_expiry) s.key_expiry->notify();
+        return key_response(200, *written, reveal, *s.options.cipher, known ? &*known : nullptr,
                             "Key updated");
       });
 }
 
-rest::HttpResponse ApiService::delete_key(Req& req) {
-  auto p = authenticate(req);
-  if (!p.ok()) return Resp::error(p.error());
+rest::HttpResponse delete_key(ServiceContext& s, Call& c) {
+  Req& req = c.req;
   const std::string& segment = req.params["ref"];
-  auto found = find_key(defs_, *p, segment, now_ms());
+  auto found = find_key(s.defs, c, segment, s.now_ms());
   if (!found) return error(Errc::kNotFound, "Key '" + segment + "' not found");
-  auto held = key_holds_.hold(str(*found, "ref"));  // until the delete is applied (or refused)
-  auto key = find_key(defs_, *p, segment, now_ms());
+  if (!may_key(c, *found, "delete")) {
+    return error(Errc::kForbidden, "Permission denied: needs keys:delete");
+  }
+  auto held = s.key_holds.hold(str(*found, "ref"));  // until the delete is applied (or refused)
+  auto key = find_key(s.defs, c, segment, s.now_ms());
   if (!key) return error(Errc::kNotFound, "Key '" + segment + "' not found");
   const std::string ref = str(*key, "ref");
-  return write_definitions_then(
-      {definition_tombstone(keystore::kKind, ref, id_of(*key, "id"), now_ms(), "api")},
+  return s.write_definitions_then(
+      {definition_tombstone(keystore::kKind, ref, id_of(*key, "id"), s.now_ms(), "api")},
       std::move(held), [ref] { return deleted("Key '" + ref + "' deleted"); });
+}
+
+}  // namespace
+
+void register_key_routes(RouteTable& t, ServiceContext& s) {
+  const std::string v1 = "/api/v1/keys";
+  auto bind = [&s](rest::HttpResponse (*fn)(ServiceContext&, Call&)) {
+    return [&s, fn](Call& c) { return fn(s, c); };
+  };
+  // Execution tokens are welcome here (API.md §11.4: their own pack's and action's keys).
+  t.add("GET", v1, Access::to("keys", "read"), bind(list_keys));
+  t.add("POST", v1, Access::to("keys", "create"), bind(create_key));
+  t.add("GET", v1 + "/{ref}", Access::to("keys", "read"), bind(get_key));
+  t.add("PUT", v1 + "/{ref}", Access::to("keys", "update"), bind(update_key));
+  t.add("DELETE", v1 + "/{ref}", Access::to("keys", "delete"), bind(delete_key));
 }
 
 }  // namespace attune::service

@@ -25,6 +25,7 @@
 #include "api/rest/multipart.h"
 #include "api/service/definition_fields.h"
 #include "api/service/rule_check.h"
+#include "api/service/pack_installer.h"
 #include "api/service/service.h"
 #include "processors/sensor/sensor_manager.h"
 #include "runners/environments.h"
@@ -33,8 +34,12 @@
 namespace attune::service {
 
 using detail::data;
+using detail::deleted;
 using detail::error;
+using detail::sorted_page;
 using detail::validation;
+using Req = rest::HttpRequest;
+using Resp = rest::HttpResponse;
 
 namespace {
 
@@ -108,17 +113,151 @@ bool truthy_form(const std::string& v) {
 
 }  // namespace
 
-std::string ApiService::new_staging_dir() {
+PackInstaller::~PackInstaller() {
+  std::lock_guard lock(life_->mu);
+  life_->alive = false;
+}
+
+std::string PackInstaller::new_staging_dir() {
   std::error_code ec;
-  const fs::path dir = fs::path(options_.packs_root) / ".staging" / std::to_string(ids_.next());
+  const fs::path dir = fs::path(s.options.packs_root) / ".staging" / std::to_string(s.ids.next());
   fs::create_directories(dir, ec);
   return ec ? std::string() : dir.string();
 }
 
-rest::HttpResponse ApiService::upload_pack(Req& req) {
-  auto principal = authenticate(req);
-  if (!principal.ok()) return Resp::error(principal.error());
-  if (options_.packs_root.empty()) {
+namespace {
+
+// The pack a `{ref}` segment names when the caller may `action` on it (route's action when
+// empty); else nullptr and the 404/403 in `refused`.
+JsonPtr find_pack(ServiceContext& s, Call& c, std::optional<rest::HttpResponse>& refused,
+                  std::string_view action = {}) {
+  const std::string& segment = c.req.params["ref"];
+  auto pack = s.defs.resolve("pack", segment);
+  const std::string ref = pack ? pack->value("ref", "") : segment;
+  if (!pack) {
+    refused = error(Errc::kNotFound, "Pack '" + segment + "' not found");
+    return nullptr;
+  }
+  refused = c.check("Pack '" + ref + "'", authz::Object{"packs", ref}, "public", action);
+  return refused ? nullptr : pack;
+}
+
+// Every pack the caller can see (API.md §16.3); reading packs needs no grant.
+rest::HttpResponse list_packs(ServiceContext& s, Call& c) {
+  auto page = rest::parse_page_request(c.req);
+  if (!page.ok()) return Resp::error(page.error());
+  std::vector<JsonPtr> rows;
+  for (auto& pack : s.defs.list("pack")) {
+    if (c.can().sees_pack(pack->value("ref", ""))) rows.push_back(std::move(pack));
+  }
+  return Resp::json(200, sorted_page(std::move(rows), *page));
+}
+
+rest::HttpResponse get_pack(ServiceContext& s, Call& c) {
+  std::optional<rest::HttpResponse> refused;
+  auto pack = find_pack(s, c, refused);
+  if (!pack) return *refused;
+  return data(200, *pack);
+}
+
+rest::HttpResponse create_pack(ServiceContext& s, Call& c) {
+  auto body = rest::parse_json_body(c.req);
+  if (!body.ok()) return Resp::error(body.error());
+  FieldReader f(*body);
+  auto ref = f.str("ref", true, 1, 128);
+  if (ref && !std::regex_match(*ref, pack_ref_re())) {
+    f.fail("ref", "must match ^[a-z][a-z0-9_-]{0,127}$");
+  }
+  Json pack = Json::object();
+  apply_fields(f, *body, pack_fields(), pack, true);
+  if (!f.ok()) return validation(f.errors());
+  std::lock_guard lock(s.write_mu);
+  const std::string exists = "Pack '" + *ref + "' already exists";
+  if (s.defs.get("pack", *ref)) return error(Errc::kConflict, exists);
+  auto claimant = s.claim("pack", *ref, true);
+  if (!claimant.ok()) return s.claim_failed(claimant.error(), exists);
+  const std::string now = s.now_str();
+  pack.update(Json{{"id", s.ids.next()},
+                   {"ref", *ref},
+                   {"owner_identity", c.who().id},
+                   {"installation_method", "api"},
+                   {"storage_path", nullptr},
+                   {"installed_at", now},
+                   {"created", now},
+                   {"updated", now}});
+  std::vector<OutRecord> records{definition_record("pack", pack, s.now_ms(), "api")};
+  s.claim_release(records, "pack", *ref, *claimant);
+  auto st = s.write_definitions(std::move(records));
+  if (!st.ok()) return Resp::error(st.error());
+  return data(201, pack, "Pack created");
+}
+
+rest::HttpResponse update_pack(ServiceContext& s, Call& c) {
+  auto body = rest::parse_json_body(c.req);
+  if (!body.ok()) return Resp::error(body.error());
+  std::lock_guard lock(s.write_mu);
+  std::optional<rest::HttpResponse> refused;
+  auto existing = find_pack(s, c, refused);
+  if (!existing) return *refused;
+  Json pack = *existing;
+  FieldReader f(*body);
+  apply_fields(f, *body, pack_fields(), pack, false);
+  if (!f.ok()) return validation(f.errors());
+  pack["updated"] = s.now_str();
+  auto st = s.write_definitions({definition_record("pack", pack, s.now_ms(), "api")});
+  if (!st.ok()) return Resp::error(st.error());
+  return data(200, pack, "Pack updated");
+}
+
+rest::HttpResponse delete_pack(ServiceContext& s, PackInstaller& installer, Call& c) {
+  std::lock_guard lock(s.write_mu);
+  std::optional<rest::HttpResponse> refused;
+  auto pack = find_pack(s, c, refused);
+  if (!pack) return *refused;
+  const std::string ref = (*pack)["ref"];
+  if (ref == "core") return error(Errc::kBadRequest, "The core pack cannot be deleted");
+  // Remove every component of the pack, and rules elsewhere that point at its actions or
+  // triggers (they could never fire again). One produce call: atomic on the embedded log.
+  std::vector<OutRecord> records;
+  std::set<std::string> removed_rules;
+  const int64_t ts = s.now_ms();
+  auto remove = [&](const char* kind, const JsonPtr& obj) {
+    const std::string r = (*obj)["ref"];
+    if (std::string_view(kind) == "rule" && !removed_rules.insert(r).second) return;
+    records.push_back(definition_tombstone(kind, r, (*obj)["id"], ts, "api"));
+  };
+  for (const char* kind : {"action", "trigger", "rule", "sensor", "runtime", "permission_set"}) {
+    for (const auto& obj : s.defs.list(kind)) {
+      if (detail::pack_ref_of(*obj) == ref) remove(kind, obj);
+    }
+  }
+  // Assignments of its permission sets go with them.
+  for (const auto& a : s.defs.list("permission_assignment")) {
+    const std::string set = a->value("permission_set_ref", "");
+    if (set.rfind(ref + ".", 0) == 0) remove("permission_assignment", a);
+  }
+  for (const auto& rule : s.defs.list("rule")) {
+    const std::string a = rule->value("action_ref", ""), t = rule->value("trigger_ref", "");
+    if (a.rfind(ref + ".", 0) == 0 || t.rfind(ref + ".", 0) == 0) remove("rule", rule);
+  }
+  // Its datastore keys (pack-, action- and sensor-owned) go with it.
+  for (const auto& key : s.defs.list("key")) {
+    if (key->value("owner_pack_ref", Json()) == ref) remove("key", key);
+  }
+  records.push_back(definition_tombstone("pack", ref, (*pack)["id"], ts, "api"));
+  auto st = s.write_definitions(std::move(records));
+  if (!st.ok()) return Resp::error(st.error());
+  // Its installed files go once nothing refers to them (a crash before this: the start's sweep).
+  if (auto sp = pack->value("storage_path", Json(nullptr)); sp.is_string()) {
+    installer.remove_pack_files(sp.get<std::string>());
+  }
+  return deleted("Pack '" + ref + "' deleted");
+}
+
+
+rest::HttpResponse upload_pack(ServiceContext& s, PackInstaller& installer, Call& c) {
+  Req& req = c.req;
+  if (s.options.packs_root.empty()) {
     return error(Errc::kUnavailable, "Pack installation is not configured on this server");
   }
   auto form = rest::parse_multipart(req.header("Content-Type").value_or(""), req.body);
@@ -128,10 +267,10 @@ rest::HttpResponse ApiService::upload_pack(Req& req) {
     return error(Errc::kBadRequest, "multipart field 'pack' (the pack's tar.gz) is required");
   }
   const bool force = form->count("force") && truthy_form(form->at("force").data);
-  const std::string staging = new_staging_dir();
+  const std::string staging = installer.new_staging_dir();
   if (staging.empty()) return error(Errc::kInternal, "cannot create a staging directory");
   packs::ExtractLimits limits;
-  limits.max_unpacked_bytes = options_.pack_max_unpacked_bytes;
+  limits.max_unpacked_bytes = s.options.pack_max_unpacked_bytes;
   packs::ExtractError xe;
   if (!packs::extract_archive(file->second.data, staging, limits, xe)) {
     std::error_code ec;
@@ -147,12 +286,14 @@ rest::HttpResponse ApiService::upload_pack(Req& req) {
         Errc::kBadRequest,
         "pack.yaml not found at the root of the archive or in its one top-level directory");
   }
-  return install_pack(staging, root.string(), "upload", force, Json(principal->id));
+  return installer.install_pack(staging, root.string(), "upload", force, Json(c.who().id),
+                                [&c](const std::string& ref) {
+                                  return c.check("Pack '" + ref + "'", {"packs", ref});
+                                });
 }
 
-rest::HttpResponse ApiService::register_pack(Req& req) {
-  auto principal = authenticate(req);
-  if (!principal.ok()) return Resp::error(principal.error());
+rest::HttpResponse register_pack(ServiceContext& s, PackInstaller& installer, Call& c) {
+  Req& req = c.req;
   auto body = rest::parse_json_body(req);
   if (!body.ok()) return Resp::error(body.error());
   FieldReader f(*body);
@@ -160,10 +301,10 @@ rest::HttpResponse ApiService::register_pack(Req& req) {
   auto force = f.has("force") ? f.boolean("force") : std::optional<bool>(false);
   if (f.has("skip_tests")) (void)f.boolean("skip_tests");
   if (!f.ok()) return validation(f.errors());
-  if (options_.packs_root.empty()) {
+  if (s.options.packs_root.empty()) {
     return error(Errc::kUnavailable, "Pack installation is not configured on this server");
   }
-  if (options_.packs_dirs.empty()) {
+  if (s.options.packs_dirs.empty()) {
     return error(Errc::kForbidden,
                  "No pack directories are configured on this server (attune serve --packs-dir)");
   }
@@ -172,7 +313,7 @@ rest::HttpResponse ApiService::register_pack(Req& req) {
   if (fs::path(*path).is_absolute()) {
     candidates.emplace_back(*path);
   } else {
-    for (const auto& d : options_.packs_dirs) candidates.push_back(fs::path(d) / *path);
+    for (const auto& d : s.options.packs_dirs) candidates.push_back(fs::path(d) / *path);
   }
   fs::path source;
   bool outside = false;
@@ -181,7 +322,7 @@ rest::HttpResponse ApiService::register_pack(Req& req) {
     const fs::path canonical = fs::weakly_canonical(c, ec);
     if (ec) continue;
     bool allowed = false;
-    for (const auto& d : options_.packs_dirs) allowed = allowed || within(fs::path(d), canonical);
+    for (const auto& d : s.options.packs_dirs) allowed = allowed || within(fs::path(d), canonical);
     if (!allowed) {
       outside = true;
       continue;
@@ -198,7 +339,7 @@ rest::HttpResponse ApiService::register_pack(Req& req) {
     }
     return error(Errc::kBadRequest, "Pack directory '" + *path + "' does not exist");
   }
-  const std::string staging = new_staging_dir();
+  const std::string staging = installer.new_staging_dir();
   if (staging.empty()) return error(Errc::kInternal, "cannot create a staging directory");
   const fs::path root = fs::path(staging) / "pack";
   if (auto st = copy_pack_dir(source, root); !st.ok()) {
@@ -206,11 +347,17 @@ rest::HttpResponse ApiService::register_pack(Req& req) {
     fs::remove_all(staging, ec);
     return Resp::error(st.error());
   }
-  return install_pack(staging, root.string(), "register", *force, Json(principal->id));
+  return installer.install_pack(staging, root.string(), "register", *force, Json(c.who().id),
+                                [&c](const std::string& ref) {
+                                  return c.check("Pack '" + ref + "'", {"packs", ref});
+                                });
 }
 
-rest::HttpResponse ApiService::install_pack(const std::string& staging, const std::string& root,
-                                            const std::string& method, bool force, Json owner) {
+}  // namespace
+
+rest::HttpResponse PackInstaller::install_pack(const std::string& staging, const std::string& root,
+                                            const std::string& method, bool force, Json owner,
+                                            const ReplaceCheck& may_replace) {
   // Whatever happens, the staging directory goes (its pack root was moved away on success).
   struct Cleanup {
     std::string dir;
@@ -245,30 +392,40 @@ rest::HttpResponse ApiService::install_pack(const std::string& staging, const st
     return error(Errc::kBadRequest, "The core pack is built in and cannot be replaced");
   }
 
-  std::lock_guard lock(write_mu_);
-  JsonPtr existing = defs_.get("pack", ref);
+  std::lock_guard lock(s.write_mu);
+  JsonPtr existing = s.defs.get("pack", ref);
   if (existing && !force) {
     return error(Errc::kConflict,
                  "Pack '" + ref + "' already exists (install with force to replace it)");
   }
+  // Replacing needs packs:install on that pack; another tenant's pack is taken (409), since
+  // refs are unique but its existence is all the caller learns.
+  if (existing && may_replace) {
+    if (auto refused = may_replace(ref)) {
+      if (refused->status == 404) {
+        return error(Errc::kConflict, "Pack '" + ref + "' already exists");
+      }
+      return *refused;
+    }
+  }
 
-  const int64_t ts = now_ms();
-  const std::string now = now_str();
+  const int64_t ts = s.now_ms();
+  const std::string now = s.now_str();
   // Existing objects of this pack keep their ids (and creation times).
   auto stamp = [&](const char* kind, Json& obj, const std::string& full_ref) {
-    JsonPtr old = defs_.get(kind, full_ref);
+    JsonPtr old = s.defs.get(kind, full_ref);
     if (old && detail::pack_ref_of(*old) != ref) old = nullptr;  // another pack's: a conflict
-    obj["id"] = old ? (*old)["id"] : Json(ids_.next());
+    obj["id"] = old ? (*old)["id"] : Json(s.ids.next());
     obj["created"] = old ? old->value("created", Json(now)) : Json(now);
     obj["updated"] = now;
     obj["ref"] = full_ref;
     obj["pack_ref"] = ref;
     return old;
   };
-  const int64_t pack_id = existing ? (*existing)["id"].get<int64_t>() : ids_.next();
+  const int64_t pack_id = existing ? (*existing)["id"].get<int64_t>() : s.ids.next();
   const std::string version = pack["version"];
   const fs::path final_dir =
-      fs::path(options_.packs_root) / ref / (version + "-" + std::to_string(ids_.next()));
+      fs::path(s.options.packs_root) / ref / (version + "-" + std::to_string(s.ids.next()));
   pack.update(Json{{"id", pack_id},
                    {"ref", ref},
                    {"created", existing ? existing->value("created", Json(now)) : Json(now)},
@@ -278,7 +435,7 @@ rest::HttpResponse ApiService::install_pack(const std::string& staging, const st
                    {"storage_path", final_dir.string()},
                    {"installed_at", now}});
   const bool needs_env =
-      (content->python_requirements || content->node_package) && options_.environments != nullptr;
+      (content->python_requirements || content->node_package) && s.options.environments != nullptr;
   pack["environment"] = needs_env ? Json{{"status", "building"}, {"message", ""}} : Json(nullptr);
 
   // Components: built and checked like their REST creates; refs are the pack's.
@@ -286,7 +443,7 @@ rest::HttpResponse ApiService::install_pack(const std::string& staging, const st
   std::map<std::string, std::string> file_of;                // kind:ref → file
   auto conflict_elsewhere = [&](const char* kind, const std::string& full_ref,
                                 const std::string& file) -> std::optional<Resp> {
-    JsonPtr other = defs_.get(kind, full_ref);
+    JsonPtr other = s.defs.get(kind, full_ref);
     if (other && detail::pack_ref_of(*other) != ref) {
       return file_error(file,
                         Json{{"name", std::string(kind) + " '" + full_ref + "' belongs to pack '" +
@@ -306,7 +463,7 @@ rest::HttpResponse ApiService::install_pack(const std::string& staging, const st
     if (auto it = built["runtime"].find(canonical); it != built["runtime"].end()) {
       rt = std::make_shared<const Json>(it->second);
     } else {
-      rt = defs_.get("runtime", canonical);
+      rt = s.defs.get("runtime", canonical);
     }
     if (!rt)
       return file_error(c.file, Json{{"runner_type", "runtime '" + name + "' does not exist"}});
@@ -334,7 +491,7 @@ rest::HttpResponse ApiService::install_pack(const std::string& staging, const st
       obj["sensor"] = nullptr;
       obj["sensor_ref"] = nullptr;
       // A re-install keeps the trigger's webhook.
-      JsonPtr old = defs_.get("trigger", full_ref);
+      JsonPtr old = s.defs.get("trigger", full_ref);
       const bool ours = old && detail::pack_ref_of(*old) == ref;
       obj["webhook_enabled"] = ours ? old->value("webhook_enabled", false) : false;
       obj["webhook_key"] = ours ? old->value("webhook_key", Json(nullptr)) : Json(nullptr);
@@ -381,7 +538,7 @@ rest::HttpResponse ApiService::install_pack(const std::string& staging, const st
     if (auto it = built[kind].find(r); it != built[kind].end()) {
       return std::make_shared<const Json>(it->second);
     }
-    JsonPtr other = defs_.get(kind, r);
+    JsonPtr other = s.defs.get(kind, r);
     return other && detail::pack_ref_of(*other) != ref ? other : nullptr;
   };
   for (auto& [sref, sensor] : built["sensor"]) {
@@ -418,8 +575,8 @@ rest::HttpResponse ApiService::install_pack(const std::string& staging, const st
 
   // Everything is valid. Across API instances (Kafka) a claim decides a race for a new ref; it
   // is taken only now, so refused content never holds the ref.
-  auto claimant = claim("pack", ref, existing == nullptr);
-  if (!claimant.ok()) return claim_failed(claimant.error(), "Pack '" + ref + "' already exists");
+  auto claimant = s.claim("pack", ref, existing == nullptr);
+  if (!claimant.ok()) return s.claim_failed(claimant.error(), "Pack '" + ref + "' already exists");
   // Move the files into place, then write.
   std::error_code ec;
   fs::create_directories(final_dir.parent_path(), ec);
@@ -442,10 +599,10 @@ rest::HttpResponse ApiService::install_pack(const std::string& staging, const st
   std::set<std::string> gone_actions, gone_triggers;
   if (existing) {
     for (const char* kind : {"action", "trigger", "rule", "sensor", "runtime", "permission_set"}) {
-      for (const auto& obj : defs_.list(kind)) {
+      for (const auto& obj : s.defs.list(kind)) {
         if (detail::pack_ref_of(*obj) != ref || built[kind].count((*obj)["ref"])) continue;
         if (std::string_view(kind) == "permission_set") {  // its assignments go with it
-          for (const auto& a : defs_.list("permission_assignment")) {
+          for (const auto& a : s.defs.list("permission_assignment")) {
             if (a->value("permission_set_ref", "") == (*obj)["ref"]) {
               records.push_back(definition_tombstone("permission_assignment", a->value("ref", ""),
                                                      (*a)["id"], ts, "api"));
@@ -457,7 +614,7 @@ rest::HttpResponse ApiService::install_pack(const std::string& staging, const st
         if (std::string_view(kind) == "trigger") gone_triggers.insert((*obj)["ref"]);
         if (std::string_view(kind) == "sensor") {
           const std::string sref = (*obj)["ref"];
-          if (auto identity = defs_.get("identity", sensor::sensor_identity_login(sref));
+          if (auto identity = s.defs.get("identity", sensor::sensor_identity_login(sref));
               identity && identity->value("is_sensor", false)) {
             records.push_back(definition_tombstone(
                 "identity", (*identity)["ref"].get<std::string>(), (*identity)["id"], ts, "api"));
@@ -466,7 +623,7 @@ rest::HttpResponse ApiService::install_pack(const std::string& staging, const st
         remove(kind, obj);
       }
     }
-    for (const auto& rule : defs_.list("rule")) {
+    for (const auto& rule : s.defs.list("rule")) {
       if (gone_actions.count(rule->value("action_ref", "")) ||
           gone_triggers.count(rule->value("trigger_ref", ""))) {
         if (!built["rule"].count((*rule)["ref"])) remove("rule", rule);
@@ -483,8 +640,8 @@ rest::HttpResponse ApiService::install_pack(const std::string& staging, const st
       records.push_back(definition_record("sensor", sensor, ts, "api"));
       continue;
     }
-    JsonPtr old = defs_.get("sensor", r);
-    for (auto& rec : sensor_records(sensor, old ? *old : Json(nullptr))) {
+    JsonPtr old = s.defs.get("sensor", r);
+    for (auto& rec : s.sensor_records(sensor, old ? *old : Json(nullptr))) {
       records.push_back(std::move(rec));
     }
   }
@@ -497,8 +654,8 @@ rest::HttpResponse ApiService::install_pack(const std::string& staging, const st
   for (const auto& [r, obj] : built["permission_set"]) {
     records.push_back(definition_record("permission_set", obj, ts, "api"));
   }
-  claim_release(records, "pack", ref, *claimant);
-  auto st = write_definitions(std::move(records));
+  s.claim_release(records, "pack", ref, *claimant);
+  auto st = s.write_definitions(std::move(records));
   if (!st.ok()) {
     // The directory is removed by the next start's sweep if the write did not land.
     return Resp::error(st.error());
@@ -526,10 +683,10 @@ rest::HttpResponse ApiService::install_pack(const std::string& staging, const st
   return data(201, Json{{"pack", pack}, {"components", components}}, "Pack installed");
 }
 
-void ApiService::remove_pack_files(const std::string& storage_path) {
-  if (options_.packs_root.empty() || storage_path.empty()) return;
+void PackInstaller::remove_pack_files(const std::string& storage_path) {
+  if (s.options.packs_root.empty() || storage_path.empty()) return;
   std::error_code ec;
-  const fs::path root = fs::weakly_canonical(options_.packs_root, ec);
+  const fs::path root = fs::weakly_canonical(s.options.packs_root, ec);
   const fs::path dir = fs::weakly_canonical(storage_path, ec);
   if (ec || dir == root || !within(root, dir)) return;  // never outside our own directory
   fs::remove_all(dir, ec);
@@ -537,26 +694,26 @@ void ApiService::remove_pack_files(const std::string& storage_path) {
   fs::remove(dir.parent_path(), ec);  // the pack's directory, once empty
 }
 
-void ApiService::sweep_pack_dirs() {
-  if (options_.packs_root.empty()) return;
+void PackInstaller::sweep_pack_dirs() {
+  if (s.options.packs_root.empty()) return;
   // Only what is older than a few minutes: with a pack files directory shared by several API
   // instances, another instance may be in the middle of an install.
   const auto cutoff =
       fs::file_time_type::clock::now() -
-      (options_.shared_pack_files ? std::chrono::minutes(10) : std::chrono::minutes(0));
+      (s.options.shared_pack_files ? std::chrono::minutes(10) : std::chrono::minutes(0));
   auto old_enough = [&](const fs::path& p) {
     std::error_code ec;
     const auto t = fs::last_write_time(p, ec);
     return !ec && t <= cutoff;
   };
   std::error_code ec;
-  const fs::path root(options_.packs_root);
+  const fs::path root(s.options.packs_root);
   for (const auto& staged : fs::directory_iterator(root / ".staging", ec)) {
     std::error_code ec2;
     if (old_enough(staged.path())) fs::remove_all(staged.path(), ec2);
   }
   std::set<std::string> live;
-  for (const auto& p : defs_.list("pack")) {
+  for (const auto& p : s.defs.list("pack")) {
     const Json sp = p->value("storage_path", Json(nullptr));
     if (sp.is_string()) live.insert(fs::weakly_canonical(sp.get<std::string>(), ec).string());
   }
@@ -573,21 +730,21 @@ void ApiService::sweep_pack_dirs() {
   }
 }
 
-void ApiService::sweep_environments() {
-  if (!options_.environments) return;
+void PackInstaller::sweep_environments() {
+  if (!s.options.environments) return;
   std::map<std::string, std::string> live;
-  for (const auto& p : defs_.list("pack")) {
+  for (const auto& p : s.defs.list("pack")) {
     const Json sp = p->value("storage_path", Json(nullptr));
     if (sp.is_string()) live[p->value("ref", "")] = sp.get<std::string>();
   }
-  for (const auto& path : runners::sweep_environments(options_.environments->options(), live)) {
+  for (const auto& path : runners::sweep_environments(s.options.environments->options(), live)) {
     spdlog::info("removed an environment no installed pack uses: {}", path);
   }
 }
 
-void ApiService::build_environment(const std::string& ref, const std::string& storage_path) {
-  if (!options_.environments) return;
-  options_.environments->build(
+void PackInstaller::build_environment(const std::string& ref, const std::string& storage_path) {
+  if (!s.options.environments) return;
+  s.options.environments->build(
       ref, storage_path, [this, life = life_, ref, storage_path](runners::EnvironmentState state) {
         std::lock_guard alive(life->mu);
         if (!life->alive) return;
@@ -595,26 +752,26 @@ void ApiService::build_environment(const std::string& ref, const std::string& st
       });
 }
 
-void ApiService::set_pack_environment(const std::string& ref, const std::string& storage_path,
+void PackInstaller::set_pack_environment(const std::string& ref, const std::string& storage_path,
                                       Json environment) {
-  std::lock_guard lock(write_mu_);
-  JsonPtr pack = defs_.get("pack", ref);
+  std::lock_guard lock(s.write_mu);
+  JsonPtr pack = s.defs.get("pack", ref);
   // A newer install (or a delete) wins over the outcome of an older build.
   if (!pack || pack->value("storage_path", Json(nullptr)) != Json(storage_path)) return;
   if (pack->value("environment", Json(nullptr)) == environment) return;
   Json updated = *pack;
   updated["environment"] = std::move(environment);
-  updated["updated"] = now_str();
-  auto st = write_definitions({definition_record("pack", updated, now_ms(), "api")});
+  updated["updated"] = s.now_str();
+  auto st = s.write_definitions({definition_record("pack", updated, s.now_ms(), "api")});
   if (!st.ok())
     spdlog::warn("pack {}: environment state not recorded: {}", ref, st.error().message);
 }
 
-Status ApiService::install_core_pack() {
-  if (options_.packs_root.empty()) {
+Status PackInstaller::install_core_pack() {
+  if (s.options.packs_root.empty()) {
     return make_error(Errc::kInternal, "no pack directory configured (ServiceOptions::packs_root)");
   }
-  JsonPtr core = defs_.get("pack", "core");
+  JsonPtr core = s.defs.get("pack", "core");
   const std::string hash = packs::core_files_hash();
   if (core && core->value("meta", Json::object()).value("content_hash", "") == hash &&
       core->value("storage_path", Json(nullptr)).is_string() &&
@@ -630,6 +787,26 @@ Status ApiService::install_core_pack() {
     return make_error(Errc::kInternal, "cannot install the core pack: " + resp.body);
   }
   return {};
+}
+
+void register_pack_routes(RouteTable& t, ServiceContext& s, PackInstaller& installer) {
+  const std::string v1 = "/api/v1";
+  auto bind = [&s](Resp (*fn)(ServiceContext&, Call&)) {
+    return [&s, fn](Call& c) { return fn(s, c); };
+  };
+  auto bind_installer = [&s, &installer](Resp (*fn)(ServiceContext&, PackInstaller&, Call&)) {
+    return [&s, &installer, fn](Call& c) { return fn(s, installer, c); };
+  };
+  t.add("GET", v1 + "/packs", Access::to("packs", "read"), bind(list_packs));
+  t.add("POST", v1 + "/packs", Access::to("packs", "create"), bind(create_pack));
+  t.add("GET", v1 + "/packs/{ref}", Access::to("packs", "read"), bind(get_pack));
+  t.add("PUT", v1 + "/packs/{ref}", Access::to("packs", "configure"), bind(update_pack));
+  t.add("DELETE", v1 + "/packs/{ref}", Access::to("packs", "delete"),
+        bind_installer(delete_pack));
+  t.add("POST", v1 + "/packs/upload", Access::to("packs", "install"),
+        bind_installer(upload_pack));
+  t.add("POST", v1 + "/packs/register", Access::to("packs", "install"),
+        bind_installer(register_pack));
 }
 
 }  // namespace attune::service

@@ -17,6 +17,9 @@ using detail::validation;
 
 namespace {
 
+using Req = rest::HttpRequest;
+using Resp = rest::HttpResponse;
+
 constexpr std::string_view kSet = "permission_set";
 constexpr std::string_view kAssignment = "permission_assignment";
 
@@ -31,21 +34,44 @@ void sort_sets(std::vector<JsonPtr>& rows) {
   });
 }
 
+// A permission set shares its pack's visibility (API.md §16.3); ownerless ones are seen by
+// holders of permissions:read.
+bool set_visible(const Call& c, const Json& set) {
+  const std::string pack = detail::pack_ref_of(set);
+  return pack.empty() || c.can().sees_pack(pack);
+}
+
+// A set may only name packs the caller can see: otherwise permissions:manage would let a
+// tenant's administrator grant itself another tenant's packs (§16.3).
+std::optional<rest::HttpResponse> grantable(const ServiceContext& s, const Call& c,
+                                            const std::vector<authz::Grant>& grants) {
+  for (const auto& g : grants) {
+    if (!g.pack_refs) continue;
+    for (const auto& ref : *g.pack_refs) {
+      if (!s.defs.get("pack", ref) || !c.can().sees_pack(ref)) {
+        return error(Errc::kBadRequest, "Cannot grant access to pack '" + ref +
+                                            "': no such pack visible to the caller");
+      }
+    }
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
-std::vector<authz::Grant> ApiService::grants_of(const Json& identity) const {
+std::vector<authz::Grant> ServiceContext::grants_of(const Json& identity) const {
   std::set<std::string> refs;
   for (const auto& r : identity.value("permission_set_refs", Json::array())) {
     if (r.is_string()) refs.insert(r.get<std::string>());
   }
   const int64_t id = identity.value("id", int64_t{0});
-  for (const auto& a : defs_.list_prefix(kAssignment, std::to_string(id) + ":")) {
+  for (const auto& a : defs.list_prefix(kAssignment, std::to_string(id) + ":")) {
     refs.insert(a->value("permission_set_ref", ""));
   }
   // Sets bound to one of the identity's roles.
   const Json roles = identity.value("roles", Json::array());
   if (roles.is_array() && !roles.empty()) {
-    for (const auto& set : defs_.list(kSet)) {
+    for (const auto& set : defs.list(kSet)) {
       for (const auto& r : set->value("roles", Json::array())) {
         if (std::find(roles.begin(), roles.end(), r) != roles.end()) {
           refs.insert(set->value("ref", ""));
@@ -56,7 +82,7 @@ std::vector<authz::Grant> ApiService::grants_of(const Json& identity) const {
   std::vector<authz::Grant> grants;
   for (const auto& ref : refs) {
     std::vector<authz::Grant> g;
-    if (JsonPtr set = defs_.get(kSet, ref)) {
+    if (JsonPtr set = defs.get(kSet, ref)) {
       auto parsed = authz::parse_grants(set->value("grants", Json::array()));
       if (parsed.ok()) g = std::move(*parsed);
     } else if (auto it = authz::builtin_sets().find(ref); it != authz::builtin_sets().end()) {
@@ -67,65 +93,65 @@ std::vector<authz::Grant> ApiService::grants_of(const Json& identity) const {
   return grants;
 }
 
-std::optional<rest::HttpResponse> ApiService::require(const Req& req, std::string_view action,
-                                                      const authz::Object& object) const {
-  auto p = authenticate(req);
-  if (!p.ok()) return Resp::error(p.error());
-  if (p->token_type != auth::kAccessToken || !p->identity ||
-      !authz::allowed(grants_of(*p->identity), action, object)) {
-    return error(Errc::kForbidden,
-                 "Permission denied: needs " + object.resource + ":" + std::string(action));
-  }
-  return std::nullopt;
-}
-
-std::vector<OutRecord> ApiService::builtin_permission_set_records() {
+std::vector<OutRecord> builtin_permission_set_records(ServiceContext& s) {
   std::vector<OutRecord> records;
-  const std::string now = now_str();
+  const std::string now = s.now_str();
   for (const auto& [ref, grants] : authz::builtin_sets()) {
     Json g = Json::array();
     for (const auto& grant : grants) g.push_back(grant.to_json());
-    JsonPtr existing = defs_.get(kSet, ref);
+    JsonPtr existing = s.defs.get(kSet, ref);
     if (existing && (*existing)["grants"] == g) continue;
-    Json set = existing ? *existing : Json{{"id", ids_.next()}, {"ref", ref}, {"created", now}};
+    Json set = existing ? *existing : Json{{"id", s.ids.next()}, {"ref", ref}, {"created", now}};
     const std::string name = ref.substr(ref.find('.') + 1);
     set.update(Json{
         {"pack_ref", "core"},
-        {"pack", defs_.get("pack", "core") ? (*defs_.get("pack", "core"))["id"] : Json(nullptr)},
+        {"pack", s.defs.get("pack", "core") ? (*s.defs.get("pack", "core"))["id"] : Json(nullptr)},
         {"label", std::string(1, static_cast<char>(std::toupper(name[0]))) + name.substr(1)},
         {"description", "Built-in permission set " + ref},
         {"grants", g},
         {"roles", existing ? existing->value("roles", Json::array()) : Json::array()},
         {"builtin", true},
         {"updated", now}});
-    records.push_back(definition_record(kSet, set, now_ms(), "api"));
+    records.push_back(definition_record(kSet, set, s.now_ms(), "api"));
   }
   return records;
 }
 
-rest::HttpResponse ApiService::list_permission_sets(Req& req) {
-  if (auto denied = require(req, "read", {"permissions"})) return *denied;
+
+namespace {
+
+rest::HttpResponse list_permission_sets(ServiceContext& s, Call& c) {
+  Req& req = c.req;
+  if (!c.can().may_some("permissions", "read")) {
+    return error(Errc::kForbidden, "Permission denied: needs permissions:read");
+  }
   auto page = rest::parse_page_request(req);
   if (!page.ok()) return Resp::error(page.error());
   const auto pack_ref = req.query_param("pack_ref");
   std::vector<JsonPtr> rows;
-  for (auto& s : defs_.list(kSet)) {
-    if (pack_ref && detail::pack_ref_of(*s) != *pack_ref) continue;
-    rows.push_back(std::move(s));
+  for (auto& set : s.defs.list(kSet)) {
+    if (pack_ref && detail::pack_ref_of(*set) != *pack_ref) continue;
+    if (!set_visible(c, *set)) continue;
+    rows.push_back(std::move(set));
   }
   sort_sets(rows);
   return Resp::json(200, detail::page_envelope(rows, *page));
 }
 
-rest::HttpResponse ApiService::get_permission_set(Req& req) {
-  if (auto denied = require(req, "read", {"permissions"})) return *denied;
-  auto set = defs_.resolve(kSet, req.params["id"]);
-  if (!set) return error(Errc::kNotFound, "Permission set '" + req.params["id"] + "' not found");
+rest::HttpResponse get_permission_set(ServiceContext& s, Call& c) {
+  Req& req = c.req;
+  if (!c.can().may_some("permissions", "read")) {
+    return error(Errc::kForbidden, "Permission denied: needs permissions:read");
+  }
+  auto set = s.defs.resolve(kSet, req.params["id"]);
+  if (!set || !set_visible(c, *set)) {
+    return error(Errc::kNotFound, "Permission set '" + req.params["id"] + "' not found");
+  }
   return data(200, *set);
 }
 
-rest::HttpResponse ApiService::create_permission_set(Req& req) {
-  if (auto denied = require(req, "manage", {"permissions"})) return *denied;
+rest::HttpResponse create_permission_set(ServiceContext& s, Call& c) {
+  Req& req = c.req;
   auto body = rest::parse_json_body(req);
   if (!body.ok()) return Resp::error(body.error());
   FieldReader f(*body);
@@ -136,28 +162,31 @@ rest::HttpResponse ApiService::create_permission_set(Req& req) {
   if (!f.ok()) return validation(f.errors());
   auto grants = authz::parse_grants(body->value("grants", Json::array()));
   if (!grants.ok()) return validation(Json{{"grants", grants.error().message}});
+  if (auto refused = grantable(s, c, *grants)) return *refused;
   JsonPtr pack;
   std::string full = *ref;
   if (pack_ref) {
-    pack = defs_.get("pack", *pack_ref);
-    if (!pack) return error(Errc::kNotFound, "Pack '" + *pack_ref + "' not found");
+    pack = s.defs.get("pack", *pack_ref);
+    if (!pack || !c.can().sees_pack(*pack_ref)) {
+      return error(Errc::kNotFound, "Pack '" + *pack_ref + "' not found");
+    }
     if (full.find('.') == std::string::npos) full = *pack_ref + "." + full;
   }
   if (full.rfind("core.", 0) == 0) {
     return validation(Json{{"ref", "the core.* sets are built in"}});
   }
-  std::lock_guard lock(write_mu_);
-  if (defs_.get(kSet, full)) {
+  std::lock_guard lock(s.write_mu);
+  if (s.defs.get(kSet, full)) {
     return error(Errc::kConflict, "Permission set '" + full + "' already exists");
   }
-  auto claimant = claim(kSet, full, true);
+  auto claimant = s.claim(kSet, full, true);
   if (!claimant.ok()) {
-    return claim_failed(claimant.error(), "Permission set '" + full + "' already exists");
+    return s.claim_failed(claimant.error(), "Permission set '" + full + "' already exists");
   }
-  const std::string now = now_str();
+  const std::string now = s.now_str();
   Json g = Json::array();
   for (const auto& grant : *grants) g.push_back(grant.to_json());
-  Json set = {{"id", ids_.next()},
+  Json set = {{"id", s.ids.next()},
               {"ref", full},
               {"pack", pack ? (*pack)["id"] : Json(nullptr)},
               {"pack_ref", pack ? (*pack)["ref"] : Json(nullptr)},
@@ -167,20 +196,20 @@ rest::HttpResponse ApiService::create_permission_set(Req& req) {
               {"roles", Json::array()},
               {"created", now},
               {"updated", now}};
-  std::vector<OutRecord> records{definition_record(kSet, set, now_ms(), "api")};
-  claim_release(records, kSet, full, *claimant);
-  auto st = write_definitions(std::move(records));
+  std::vector<OutRecord> records{definition_record(kSet, set, s.now_ms(), "api")};
+  s.claim_release(records, kSet, full, *claimant);
+  auto st = s.write_definitions(std::move(records));
   if (!st.ok()) return Resp::error(st.error());
   return data(201, set, "Permission set created");
 }
 
-rest::HttpResponse ApiService::update_permission_set(Req& req) {
-  if (auto denied = require(req, "manage", {"permissions"})) return *denied;
+rest::HttpResponse update_permission_set(ServiceContext& s, Call& c) {
+  Req& req = c.req;
   auto body = rest::parse_json_body(req);
   if (!body.ok()) return Resp::error(body.error());
-  std::lock_guard lock(write_mu_);
-  auto existing = defs_.resolve(kSet, req.params["id"]);
-  if (!existing)
+  std::lock_guard lock(s.write_mu);
+  auto existing = s.defs.resolve(kSet, req.params["id"]);
+  if (!existing || !set_visible(c, *existing))
     return error(Errc::kNotFound, "Permission set '" + req.params["id"] + "' not found");
   if (is_builtin_set(*existing))
     return error(Errc::kBadRequest, "Built-in permission sets cannot be changed");
@@ -192,53 +221,57 @@ rest::HttpResponse ApiService::update_permission_set(Req& req) {
   if (body->contains("grants")) {
     auto grants = authz::parse_grants((*body)["grants"]);
     if (!grants.ok()) return validation(Json{{"grants", grants.error().message}});
+    if (auto refused = grantable(s, c, *grants)) return *refused;
     Json g = Json::array();
     for (const auto& grant : *grants) g.push_back(grant.to_json());
     set["grants"] = g;
   }
-  set["updated"] = now_str();
-  auto st = write_definitions({definition_record(kSet, set, now_ms(), "api")});
+  set["updated"] = s.now_str();
+  auto st = s.write_definitions({definition_record(kSet, set, s.now_ms(), "api")});
   if (!st.ok()) return Resp::error(st.error());
   return data(200, set, "Permission set updated");
 }
 
-rest::HttpResponse ApiService::delete_permission_set(Req& req) {
-  if (auto denied = require(req, "manage", {"permissions"})) return *denied;
-  std::lock_guard lock(write_mu_);
-  auto existing = defs_.resolve(kSet, req.params["id"]);
-  if (!existing)
+rest::HttpResponse delete_permission_set(ServiceContext& s, Call& c) {
+  Req& req = c.req;
+  std::lock_guard lock(s.write_mu);
+  auto existing = s.defs.resolve(kSet, req.params["id"]);
+  if (!existing || !set_visible(c, *existing))
     return error(Errc::kNotFound, "Permission set '" + req.params["id"] + "' not found");
   if (is_builtin_set(*existing))
     return error(Errc::kBadRequest, "Built-in permission sets cannot be deleted");
   const std::string ref = (*existing)["ref"];
-  const int64_t ts = now_ms();
+  const int64_t ts = s.now_ms();
   std::vector<OutRecord> records;
-  for (const auto& a : defs_.list(kAssignment)) {  // its assignments go with it
+  for (const auto& a : s.defs.list(kAssignment)) {  // its assignments go with it
     if (a->value("permission_set_ref", "") == ref) {
       records.push_back(
           definition_tombstone(kAssignment, a->value("ref", ""), (*a)["id"], ts, "api"));
     }
   }
   records.push_back(definition_tombstone(kSet, ref, (*existing)["id"], ts, "api"));
-  auto st = write_definitions(std::move(records));
+  auto st = s.write_definitions(std::move(records));
   if (!st.ok()) return Resp::error(st.error());
   return deleted("Permission set '" + ref + "' deleted");
 }
 
-rest::HttpResponse ApiService::list_assignments(Req& req) {
-  if (auto denied = require(req, "read", {"permissions"})) return *denied;
+rest::HttpResponse list_assignments(ServiceContext& s, Call& c) {
+  Req& req = c.req;
+  if (!c.can().may_some("permissions", "read")) {
+    return error(Errc::kForbidden, "Permission denied: needs permissions:read");
+  }
   auto page = rest::parse_page_request(req);
   if (!page.ok()) return Resp::error(page.error());
   const auto identity = req.query_param("identity_id");
   std::vector<JsonPtr> rows =
-      identity ? defs_.list_prefix(kAssignment, *identity + ":") : defs_.list(kAssignment);
+      identity ? s.defs.list_prefix(kAssignment, *identity + ":") : s.defs.list(kAssignment);
   std::sort(rows.begin(), rows.end(),
             [](const JsonPtr& a, const JsonPtr& b) { return (*a)["id"] < (*b)["id"]; });
   return Resp::json(200, detail::page_envelope(rows, *page));
 }
 
-rest::HttpResponse ApiService::create_assignment(Req& req) {
-  if (auto denied = require(req, "manage", {"permissions"})) return *denied;
+rest::HttpResponse create_assignment(ServiceContext& s, Call& c) {
+  Req& req = c.req;
   auto body = rest::parse_json_body(req);
   if (!body.ok()) return Resp::error(body.error());
   FieldReader f(*body);
@@ -246,19 +279,26 @@ rest::HttpResponse ApiService::create_assignment(Req& req) {
   auto set_ref = f.str("permission_set_ref", true, 1);
   if (!identity_id && !f.has("identity_id")) f.fail("identity_id", "is required");
   if (!f.ok()) return validation(f.errors());
-  JsonPtr identity = defs_.get_by_id("identity", *identity_id);
+  JsonPtr identity = s.defs.get_by_id("identity", *identity_id);
   if (!identity)
     return error(Errc::kNotFound, "Identity " + std::to_string(*identity_id) + " not found");
-  JsonPtr set = defs_.get(kSet, *set_ref);
-  if (!set) return error(Errc::kNotFound, "Permission set '" + *set_ref + "' not found");
+  JsonPtr set = s.defs.get(kSet, *set_ref);
+  if (!set || !set_visible(c, *set)) {
+    return error(Errc::kNotFound, "Permission set '" + *set_ref + "' not found");
+  }
+  // Handing out a set is granting its rights: only rights over packs the caller can see.
+  auto set_grants = authz::parse_grants(set->value("grants", Json::array()));
+  if (set_grants.ok()) {
+    if (auto refused = grantable(s, c, *set_grants)) return *refused;
+  }
   const std::string ref = std::to_string(*identity_id) + ":" + *set_ref;
-  std::lock_guard lock(write_mu_);
-  if (defs_.get(kAssignment, ref)) {
+  std::lock_guard lock(s.write_mu);
+  if (s.defs.get(kAssignment, ref)) {
     return error(Errc::kConflict, "Identity " + std::to_string(*identity_id) +
                                       " already holds permission set '" + *set_ref + "'");
   }
-  const std::string now = now_str();
-  Json a = {{"id", ids_.next()},
+  const std::string now = s.now_str();
+  Json a = {{"id", s.ids.next()},
             {"ref", ref},
             {"identity_id", *identity_id},
             {"identity", *identity_id},
@@ -266,21 +306,41 @@ rest::HttpResponse ApiService::create_assignment(Req& req) {
             {"permission_set", (*set)["id"]},
             {"created", now},
             {"updated", now}};
-  auto st = write_definitions({definition_record(kAssignment, a, now_ms(), "api")});
+  auto st = s.write_definitions({definition_record(kAssignment, a, s.now_ms(), "api")});
   if (!st.ok()) return Resp::error(st.error());
   return data(201, a, "Permission set assigned");
 }
 
-rest::HttpResponse ApiService::delete_assignment(Req& req) {
-  if (auto denied = require(req, "manage", {"permissions"})) return *denied;
-  std::lock_guard lock(write_mu_);
+rest::HttpResponse delete_assignment(ServiceContext& s, Call& c) {
+  Req& req = c.req;
+  std::lock_guard lock(s.write_mu);
   const std::string id = req.params["id"];
-  JsonPtr a = detail::all_digits(id) ? defs_.get_by_id(kAssignment, std::stoll(id)) : nullptr;
+  JsonPtr a = detail::all_digits(id) ? s.defs.get_by_id(kAssignment, std::stoll(id)) : nullptr;
   if (!a) return error(Errc::kNotFound, "Permission assignment '" + id + "' not found");
-  auto st = write_definitions(
-      {definition_tombstone(kAssignment, a->value("ref", ""), (*a)["id"], now_ms(), "api")});
+  auto st = s.write_definitions(
+      {definition_tombstone(kAssignment, a->value("ref", ""), (*a)["id"], s.now_ms(), "api")});
   if (!st.ok()) return Resp::error(st.error());
   return deleted("Permission assignment " + id + " deleted");
+}
+
+}  // namespace
+
+void register_permission_routes(RouteTable& t, ServiceContext& s) {
+  const std::string sets = "/api/v1/permissions/sets";
+  const std::string assignments = "/api/v1/permissions/assignments";
+  auto bind = [&s](Resp (*fn)(ServiceContext&, Call&)) {
+    return [&s, fn](Call& c) { return fn(s, c); };
+  };
+  t.add("GET", sets, Access::to("permissions", "read"), bind(list_permission_sets));
+  t.add("POST", sets, Access::to("permissions", "manage"), bind(create_permission_set));
+  t.add("GET", sets + "/{id}", Access::to("permissions", "read"), bind(get_permission_set));
+  t.add("PUT", sets + "/{id}", Access::to("permissions", "manage"), bind(update_permission_set));
+  t.add("DELETE", sets + "/{id}", Access::to("permissions", "manage"),
+        bind(delete_permission_set));
+  t.add("GET", assignments, Access::to("permissions", "read"), bind(list_assignments));
+  t.add("POST", assignments, Access::to("permissions", "manage"), bind(create_assignment));
+  t.add("DELETE", assignments + "/{id}", Access::to("permissions", "manage"),
+        bind(delete_assignment));
 }
 
 }  // namespace attune::service

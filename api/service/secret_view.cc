@@ -4,7 +4,8 @@
 #include <spdlog/spdlog.h>
 
 #include "api/rest/http.h"
-#include "api/service/service.h"
+#include "api/projections/schema.h"
+#include "api/service/context.h"
 #include "processors/keystore/sealed.h"
 
 namespace attune::service {
@@ -34,26 +35,31 @@ std::set<std::string> action_secret_fields(const DefinitionsTable& defs, const J
 
 }  // namespace
 
-Result<bool> ApiService::reveal_secrets(const Req& req, const Principal& p,
-                                        std::string_view right) const {
-  auto v = req.query_param("include_secret_values");
+Result<bool> ServiceContext::reveal_secrets(const Call& c, std::string_view resource,
+                                            const Json& row, std::string_view entity) const {
+  auto v = c.req.query_param("include_secret_values");
   if (!v || v->empty()) return false;
   auto on = rest::parse_bool(*v);
   if (!on) {
     return make_error(Errc::kBadRequest, "Query parameter 'include_secret_values' must be a boolean");
   }
   if (!*on) return false;
-  if (!p.admin || p.execution_id != 0) {
-    return make_error(Errc::kForbidden, "Missing permission " + std::string(right));
+  // API.md §16.4: <resource>:decrypt on the row's pack.
+  const auto e = entity == "event"         ? projections::Entity::kEvent
+                 : entity == "enforcement" ? projections::Entity::kEnforcement
+                                           : projections::Entity::kExecution;
+  const std::string pack = authz::View::scope_pack(projections::record_scope(e, row));
+  if (!c.can().may("decrypt", authz::Object{std::string(resource), pack})) {
+    return make_error(Errc::kForbidden, "Missing permission " + std::string(resource) + ":decrypt");
   }
   return true;
 }
 
-void ApiService::present_row(std::string_view entity, Json& row, bool reveal) const {
+void ServiceContext::present_row(std::string_view entity, Json& row, bool reveal) const {
   if (!row.is_object()) return;
   if (entity == "event") {
     if (reveal) return;
-    const auto names = trigger_secret_fields(defs_, row);
+    const auto names = trigger_secret_fields(defs, row);
     if (names.empty()) return;
     if (auto it = row.find("payload"); it != row.end()) keystore::redact_fields(*it, names);
     if (auto it = row.find("config"); it != row.end()) keystore::redact_fields(*it, names);
@@ -62,10 +68,10 @@ void ApiService::present_row(std::string_view entity, Json& row, bool reveal) co
   // execution | enforcement
   auto sealed = row.find(keystore::kSecretConfigField);
   if (sealed != row.end()) {
-    if (reveal && sealed->is_string() && options_.cipher) {
+    if (reveal && sealed->is_string() && options.cipher) {
       const int64_t id = row.value("id", int64_t{0});
       auto open = keystore::unseal_config(row.value("config", Json::object()),
-                                          sealed->get<std::string>(), *options_.cipher,
+                                          sealed->get<std::string>(), *options.cipher,
                                           keystore::sealed_aad(entity, id));
       if (open.ok()) {
         row["config"] = std::move(*open);
@@ -78,7 +84,7 @@ void ApiService::present_row(std::string_view entity, Json& row, bool reveal) co
   }
   if (entity == "enforcement") {
     // The event payload copy stays redacted regardless (§16.4).
-    const auto names = trigger_secret_fields(defs_, row);
+    const auto names = trigger_secret_fields(defs, row);
     if (auto it = row.find("payload"); it != row.end() && !names.empty()) {
       keystore::redact_fields(*it, names);
     }
@@ -86,14 +92,14 @@ void ApiService::present_row(std::string_view entity, Json& row, bool reveal) co
   }
   if (!reveal) {
     // Rows written before sealing existed, or by a writer without a cipher.
-    const auto names = action_secret_fields(defs_, row);
+    const auto names = action_secret_fields(defs, row);
     if (auto it = row.find("config"); it != row.end() && !names.empty()) {
       keystore::redact_fields(*it, names);
     }
   }
 }
 
-void ApiService::present_list(std::string_view entity, Json& envelope) const {
+void ServiceContext::present_list(std::string_view entity, Json& envelope) const {
   for (const char* field : {"items", "data"}) {
     auto it = envelope.find(field);
     if (it == envelope.end() || !it->is_array()) continue;
@@ -101,12 +107,12 @@ void ApiService::present_list(std::string_view entity, Json& envelope) const {
   }
 }
 
-Json ApiService::seal_execution_config(Json execution, const Json& action) const {
-  if (!options_.cipher) return execution;
+Json ServiceContext::seal_execution_config(Json execution, const Json& action) const {
+  if (!options.cipher) return execution;
   const auto names = keystore::secret_fields(action.value("param_schema", Json::object()));
   if (names.empty()) return execution;
   auto sealed = keystore::seal_config(execution.value("config", Json::object()), names, {},
-                                      *options_.cipher,
+                                      *options.cipher,
                                       keystore::sealed_aad("execution", execution["id"]));
   execution["config"] = std::move(sealed.config);
   if (sealed.sealed) execution[keystore::kSecretConfigField] = *sealed.sealed;

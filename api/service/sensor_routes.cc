@@ -17,6 +17,8 @@ using detail::data;
 using detail::deleted;
 using detail::error;
 using detail::validation;
+using Req = rest::HttpRequest;
+using Resp = rest::HttpResponse;
 
 // The writable fields of a sensor with the pack-file aliases of `sensors/<name>.yaml`
 // (entry_point, runner_type, parameters) folded in. Records field errors into `f`.
@@ -52,16 +54,15 @@ void read_sensor_fields(FieldReader& f, const Json& body, Json& sensor, bool cre
 }
 
 
-void ApiService::set_sensor_status(const sensor::SensorStatusSource* sensors) {
-  sensors_ = sensors;
-}
 
-Json ApiService::with_sensor_status(const Json& sensor) const {
+namespace {
+
+Json with_sensor_status(ServiceContext& s, const Json& sensor) {
   Json out = sensor;
   if (sensor::is_builtin_sensor(sensor)) {
     out["status"] = Json{{"state", "running"}, {"builtin", true}};
-  } else if (sensors_) {
-    out["status"] = sensors_->status(sensor.value("ref", ""));
+  } else if (s.sensor_status()) {
+    out["status"] = s.sensor_status()->status(sensor.value("ref", ""));
   } else {
     out["status"] = Json{{"state", "unknown"},
                          {"reason", "the sensor stage does not run in this process"}};
@@ -70,11 +71,11 @@ Json ApiService::with_sensor_status(const Json& sensor) const {
 }
 
 // Resolves runtime / runtime_ref / runner_type into runtime + runtime_ref.
-std::optional<rest::HttpResponse> ApiService::resolve_sensor_runtime(const Json& body,
+std::optional<rest::HttpResponse> resolve_sensor_runtime(ServiceContext& s, const Json& body,
                                                                      Json& sensor, bool creating) {
   JsonPtr rt;
   if (auto it = body.find("runtime"); it != body.end() && it->is_number_integer()) {
-    rt = defs_.get_by_id("runtime", it->get<int64_t>());
+    rt = s.defs.get_by_id("runtime", it->get<int64_t>());
     if (!rt) return error(Errc::kNotFound, "Runtime '" + it->dump() + "' not found");
   } else {
     std::string name;
@@ -89,7 +90,7 @@ std::optional<rest::HttpResponse> ApiService::resolve_sensor_runtime(const Json&
       name = "core.shell";
     }
     const std::string canonical = canonical_runtime(name);
-    rt = defs_.get("runtime", canonical.empty() ? name : canonical);
+    rt = s.defs.get("runtime", canonical.empty() ? name : canonical);
     if (!rt) {
       return validation(Json{{"runtime_ref", "unknown runtime '" + name +
                                                  "' (shell, python, nodejs or native)"}});
@@ -102,15 +103,17 @@ std::optional<rest::HttpResponse> ApiService::resolve_sensor_runtime(const Json&
 
 // The records that make `sensor` (new or updated; `old` = previous version or null) take effect:
 // the sensor, its identity (for sensor tokens) and the sensor/sensor_ref links of its triggers.
-std::vector<OutRecord> ApiService::sensor_records(const Json& sensor, const Json& old) {
+}  // namespace
+
+std::vector<OutRecord> ServiceContext::sensor_records(const Json& sensor, const Json& old) {
   std::vector<OutRecord> records;
   const int64_t ts = now_ms();
   const std::string now = now_str();
   const std::string ref = sensor["ref"];
   records.push_back(definition_record("sensor", sensor, ts, "api"));
   const std::string login = sensor::sensor_identity_login(ref);
-  if (!defs_.get("identity", login)) {
-    Json identity = {{"id", ids_.next()},
+  if (!defs.get("identity", login)) {
+    Json identity = {{"id", ids.next()},
                      {"ref", login},
                      {"login", login},
                      {"display_name", "Sensor " + ref},
@@ -131,7 +134,7 @@ std::vector<OutRecord> ApiService::sensor_records(const Json& sensor, const Json
     }
   }
   for (const auto& t : now_types) {
-    JsonPtr trig = defs_.get("trigger", t);
+    JsonPtr trig = defs.get("trigger", t);
     if (!trig || (*trig).value("sensor_ref", Json(nullptr)) == Json(ref)) continue;
     Json updated = *trig;
     updated["sensor"] = sensor["id"];
@@ -141,7 +144,7 @@ std::vector<OutRecord> ApiService::sensor_records(const Json& sensor, const Json
   }
   for (const auto& t : old_types) {
     if (now_types.count(t)) continue;
-    JsonPtr trig = defs_.get("trigger", t);
+    JsonPtr trig = defs.get("trigger", t);
     if (!trig || (*trig).value("sensor_ref", Json(nullptr)) != Json(ref)) continue;
     Json updated = *trig;
     updated["sensor"] = nullptr;
@@ -152,31 +155,33 @@ std::vector<OutRecord> ApiService::sensor_records(const Json& sensor, const Json
   return records;
 }
 
-rest::HttpResponse ApiService::list_sensors(Req& req) {
+namespace {
+
+rest::HttpResponse list_sensors(ServiceContext& s, Call& c) {
+  Req& req = c.req;
   auto page = rest::parse_page_request(req);
   if (!page.ok()) return Resp::error(page.error());
   const auto pack_ref = req.query_param("pack_ref");
-  std::vector<JsonPtr> rows;
-  for (auto& s : defs_.list("sensor")) {
-    if (pack_ref && s->value("pack_ref", "") != *pack_ref) continue;
-    rows.push_back(s);
-  }
-  return Resp::json(200, detail::sorted_page(std::move(rows), *page, [this](const Json& sensor) {
-    return with_sensor_status(sensor);
+  auto rows = s.visible_definitions(
+      c, "sensor", [&](const Json& sensor) { return !pack_ref || detail::pack_ref_of(sensor) == *pack_ref; });
+  return Resp::json(200, detail::sorted_page(std::move(rows), *page, [&s](const Json& sensor) {
+    return with_sensor_status(s, sensor);
   }));
 }
 
-rest::HttpResponse ApiService::get_sensor(Req& req) {
-  auto obj = defs_.resolve("sensor", req.params["ref"]);
-  if (!obj) return error(Errc::kNotFound, "Sensor '" + req.params["ref"] + "' not found");
-  return data(200, with_sensor_status(*obj));
+rest::HttpResponse get_sensor(ServiceContext& s, Call& c) {
+  std::optional<Resp> refused;
+  auto obj = s.find_checked(c, "sensor", "Sensor", refused);
+  if (!obj) return *refused;
+  return data(200, with_sensor_status(s, *obj));
 }
 
-rest::HttpResponse ApiService::create_sensor(Req& req) {
+rest::HttpResponse create_sensor(ServiceContext& s, Call& c) {
+  Req& req = c.req;
   auto body = rest::parse_json_body(req);
   if (!body.ok()) return Resp::error(body.error());
   detail::Scoped scoped;
-  if (auto err = detail::resolve_scoped(defs_, *body, scoped)) return *err;
+  if (auto err = detail::resolve_scoped(c, s.defs, *body, scoped)) return *err;
   FieldReader f(*body);
   const JsonPtr& pack = scoped.pack;
   const std::string& full_ref = scoped.ref;
@@ -186,45 +191,48 @@ rest::HttpResponse ApiService::create_sensor(Req& req) {
                  {"config", Json::object()}};
   read_sensor_fields(f, *body, sensor, true);
   if (!f.ok()) return validation(f.errors());
-  if (auto err = resolve_sensor_runtime(*body, sensor, true)) return *err;
+  if (auto err = resolve_sensor_runtime(s, *body, sensor, true)) return *err;
   for (const auto& t : sensor["trigger_types"]) {
-    if (!defs_.get("trigger", t.get<std::string>())) {
+    auto trigger = s.defs.get("trigger", t.get<std::string>());
+    if (!trigger || !c.lists(*trigger)) {
       return error(Errc::kNotFound, "Trigger '" + t.get<std::string>() + "' not found");
     }
   }
-  std::lock_guard lock(write_mu_);
-  if (defs_.get("sensor", full_ref)) {
+  std::lock_guard lock(s.write_mu);
+  if (s.defs.get("sensor", full_ref)) {
     return error(Errc::kConflict, "Sensor '" + full_ref + "' already exists");
   }
-  if (auto who = defs_.get("identity", sensor::sensor_identity_login(full_ref));
+  if (auto who = s.defs.get("identity", sensor::sensor_identity_login(full_ref));
       who && !who->value("is_sensor", false)) {
     return error(Errc::kConflict, "Login '" + sensor::sensor_identity_login(full_ref) +
                                       "' is taken by another identity");
   }
-  auto claimant = claim("sensor", full_ref, true);
+  auto claimant = s.claim("sensor", full_ref, true);
   if (!claimant.ok()) {
-    return claim_failed(claimant.error(), "Sensor '" + full_ref + "' already exists");
+    return s.claim_failed(claimant.error(), "Sensor '" + full_ref + "' already exists");
   }
-  const std::string now = now_str();
-  sensor.update(Json{{"id", ids_.next()},
+  const std::string now = s.now_str();
+  sensor.update(Json{{"id", s.ids.next()},
                      {"ref", full_ref},
                      {"pack", (*pack)["id"]},
                      {"pack_ref", (*pack)["ref"]},
                      {"created", now},
                      {"updated", now}});
-  auto records = sensor_records(sensor, nullptr);
-  claim_release(records, "sensor", full_ref, *claimant);
-  auto st = write_definitions(std::move(records));
+  auto records = s.sensor_records(sensor, nullptr);
+  s.claim_release(records, "sensor", full_ref, *claimant);
+  auto st = s.write_definitions(std::move(records));
   if (!st.ok()) return Resp::error(st.error());
-  return data(201, with_sensor_status(sensor), "Sensor created");
+  return data(201, with_sensor_status(s, sensor), "Sensor created");
 }
 
-rest::HttpResponse ApiService::update_sensor(Req& req) {
+rest::HttpResponse update_sensor(ServiceContext& s, Call& c) {
+  Req& req = c.req;
   auto body = rest::parse_json_body(req);
   if (!body.ok()) return Resp::error(body.error());
-  std::lock_guard lock(write_mu_);
-  auto existing = defs_.resolve("sensor", req.params["ref"]);
-  if (!existing) return error(Errc::kNotFound, "Sensor '" + req.params["ref"] + "' not found");
+  std::lock_guard lock(s.write_mu);
+  std::optional<Resp> refused;
+  auto existing = s.find_checked(c, "sensor", "Sensor", refused);
+  if (!existing) return *refused;
   if (sensor::is_builtin_sensor(*existing)) {
     return error(Errc::kBadRequest, "The built-in sensor cannot be changed");
   }
@@ -232,55 +240,59 @@ rest::HttpResponse ApiService::update_sensor(Req& req) {
   FieldReader f(*body);
   read_sensor_fields(f, *body, sensor, false);
   if (!f.ok()) return validation(f.errors());
-  if (auto err = resolve_sensor_runtime(*body, sensor, false)) return *err;
+  if (auto err = resolve_sensor_runtime(s, *body, sensor, false)) return *err;
   for (const auto& t : sensor["trigger_types"]) {
-    if (!defs_.get("trigger", t.get<std::string>())) {
+    auto trigger = s.defs.get("trigger", t.get<std::string>());
+    if (!trigger || !c.lists(*trigger)) {
       return error(Errc::kNotFound, "Trigger '" + t.get<std::string>() + "' not found");
     }
   }
-  sensor["updated"] = now_str();
-  auto st = write_definitions(sensor_records(sensor, *existing));
+  sensor["updated"] = s.now_str();
+  auto st = s.write_definitions(s.sensor_records(sensor, *existing));
   if (!st.ok()) return Resp::error(st.error());
-  return data(200, with_sensor_status(sensor), "Sensor updated");
+  return data(200, with_sensor_status(s, sensor), "Sensor updated");
 }
 
-rest::HttpResponse ApiService::delete_sensor(Req& req) {
-  std::lock_guard lock(write_mu_);
-  auto existing = defs_.resolve("sensor", req.params["ref"]);
-  if (!existing) return error(Errc::kNotFound, "Sensor '" + req.params["ref"] + "' not found");
+rest::HttpResponse delete_sensor(ServiceContext& s, Call& c) {
+  std::lock_guard lock(s.write_mu);
+  std::optional<Resp> refused;
+  auto existing = s.find_checked(c, "sensor", "Sensor", refused);
+  if (!existing) return *refused;
   if (sensor::is_builtin_sensor(*existing)) {
     return error(Errc::kBadRequest, "The built-in sensor cannot be deleted");
   }
   const std::string ref = (*existing)["ref"];
-  const int64_t ts = now_ms();
+  const int64_t ts = s.now_ms();
   std::vector<OutRecord> records;
   for (const auto& t : existing->value("trigger_types", Json::array())) {
-    JsonPtr trig = defs_.get("trigger", t.get<std::string>());
+    JsonPtr trig = s.defs.get("trigger", t.get<std::string>());
     if (!trig || trig->value("sensor_ref", Json(nullptr)) != Json(ref)) continue;
     Json updated = *trig;
     updated["sensor"] = nullptr;
     updated["sensor_ref"] = nullptr;
-    updated["updated"] = now_str();
+    updated["updated"] = s.now_str();
     records.push_back(definition_record("trigger", updated, ts, "api"));
   }
-  if (auto identity = defs_.get("identity", sensor::sensor_identity_login(ref));
+  if (auto identity = s.defs.get("identity", sensor::sensor_identity_login(ref));
       identity && identity->value("is_sensor", false)) {
     records.push_back(definition_tombstone("identity", (*identity)["ref"].get<std::string>(),
                                            (*identity)["id"], ts, "api"));
   }
-  for (const auto& key : defs_.list_prefix("key", "sensor." + ref + ".")) {  // its keys
+  for (const auto& key : s.defs.list_prefix("key", "sensor." + ref + ".")) {  // its keys
     records.push_back(definition_tombstone("key", key->value("ref", ""), key->value("id", int64_t{0}),
                                            ts, "api"));
   }
   records.push_back(definition_tombstone("sensor", ref, (*existing)["id"], ts, "api"));
-  auto st = write_definitions(std::move(records));
+  auto st = s.write_definitions(std::move(records));
   if (!st.ok()) return Resp::error(st.error());
   return deleted("Sensor '" + ref + "' deleted");
 }
 
-rest::HttpResponse ApiService::sensor_logs(Req& req) {
-  auto obj = defs_.resolve("sensor", req.params["ref"]);
-  if (!obj) return error(Errc::kNotFound, "Sensor '" + req.params["ref"] + "' not found");
+rest::HttpResponse sensor_logs(ServiceContext& s, Call& c) {
+  Req& req = c.req;
+  std::optional<Resp> refused;
+  auto obj = s.find_checked(c, "sensor", "Sensor", refused);
+  if (!obj) return *refused;
   const std::string stream = req.params["stream"];
   if (stream != "stdout" && stream != "stderr") {
     return error(Errc::kNotFound, "Unknown log stream '" + stream + "' (stdout or stderr)");
@@ -288,11 +300,26 @@ rest::HttpResponse ApiService::sensor_logs(Req& req) {
   Resp resp;
   resp.status = 200;
   resp.content_type = "text/plain; charset=utf-8";
-  if (sensors_) {
-    resp.body = sensors_->log((*obj)["ref"].get<std::string>(), stream == "stdout" ? 0 : 1)
+  if (s.sensor_status()) {
+    resp.body = s.sensor_status()->log((*obj)["ref"].get<std::string>(), stream == "stdout" ? 0 : 1)
                     .value_or(std::string());
   }
   return resp;
+}
+
+}  // namespace
+
+void register_sensor_routes(RouteTable& t, ServiceContext& s) {
+  const std::string v1 = "/api/v1/sensors";
+  auto bind = [&s](rest::HttpResponse (*fn)(ServiceContext&, Call&)) {
+    return [&s, fn](Call& c) { return fn(s, c); };
+  };
+  t.add("GET", v1, Access::to("sensors", "read"), bind(list_sensors));
+  t.add("POST", v1, Access::to("sensors", "create"), bind(create_sensor));
+  t.add("GET", v1 + "/{ref}", Access::to("sensors", "read"), bind(get_sensor));
+  t.add("PUT", v1 + "/{ref}", Access::to("sensors", "update"), bind(update_sensor));
+  t.add("DELETE", v1 + "/{ref}", Access::to("sensors", "delete"), bind(delete_sensor));
+  t.add("GET", v1 + "/{ref}/logs/{stream}", Access::to("sensors", "read"), bind(sensor_logs));
 }
 
 }  // namespace attune::service
