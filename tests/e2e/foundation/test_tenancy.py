@@ -37,9 +37,10 @@ def build_world(t) -> SimpleNamespace:
     sensor = expect(t.post("/api/v1/sensors", json={
         "ref": "watch", "pack_ref": p, "label": "Watch", "runner_type": "shell",
         "entry_point": "sleep 30", "trigger_types": [quiet["ref"]]}), 201)["data"]
-    pack_key = expect(t.post("/api/v1/keys", json={"local_ref": "cfg", "value": "pack-secret",
+    # Plaintext keys: an editor has no keys:decrypt, and the owner reads them back below.
+    pack_key = expect(t.post("/api/v1/keys", json={"local_ref": "cfg", "value": "pack-secret", "encrypted": False,
                                                    "owner_type": "pack", "owner_pack_ref": p}), 201)["data"]
-    ident_key = expect(t.post("/api/v1/keys", json={"local_ref": f"k{uid(6)}", "value": "mine",
+    ident_key = expect(t.post("/api/v1/keys", json={"local_ref": f"k{uid(6)}", "value": "mine", "encrypted": False,
                                                     "owner_type": "identity"}), 201)["data"]
     run = t.wait_execution(t.execute(action["ref"], {"message": "direct"})["id"])
     assert run["status"] == "completed", run

@@ -175,7 +175,9 @@ def test_complex_json_values(api):
 
 
 def test_identity_keys_belong_to_their_owner(server, api):
-    alice, bob = new_user(server, api, "core.editor"), new_user(server, api, "core.editor")
+    # alice reads her own encrypted key back: keys:decrypt, which among the built-in sets only core.admin
+    # holds (and which reveals nobody else's keys, API.md §16.3).
+    alice, bob = new_user(server, api, "core.admin"), new_user(server, api, "core.editor")
     secret = secret_value("alice")
     key = expect(alice.post("/api/v1/keys", json={"local_ref": "token", "value": secret,
                                                   "owner_type": "identity"}), 201)["data"]
