@@ -141,6 +141,12 @@ class Notifier:
             self._recv(5)
         return first
 
+    def accept(self, filter_: str) -> None:
+        """Subscribes and fails unless the subscription was accepted (no error frame)."""
+        err = self.subscribe(filter_)
+        if err is not None:
+            raise AssertionError(f"subscribe {filter_!r} refused: {err}")
+
     def wait(self, pred: Callable[[dict], bool], timeout: float = 20, desc: str = "notification") -> dict:
         """The first notification (already received or arriving within `timeout`) satisfying `pred`."""
         for f in self.frames:

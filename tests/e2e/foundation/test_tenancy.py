@@ -192,8 +192,8 @@ def test_t1_07_tenant_isolation_sweep(server, api):
     with Notifier(server, alice.token) as a_ws, Notifier(server, bob.token) as b_ws, \
             Notifier(server, root.token) as r_ws:
         for ws in (a_ws, b_ws, r_ws):
-            assert ws.subscribe("all") is None
-        assert b_ws.subscribe("entity_type:execution") is None
+            ws.accept("all")
+        b_ws.accept("entity_type:execution")
         a = build_world(alice)
         b = build_world(bob)
         # Each tenant hears about its own rows (positive control) ...
