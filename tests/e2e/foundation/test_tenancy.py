@@ -310,3 +310,38 @@ def test_t3_11_user_packs_are_isolated(server, api):
     # The owner deletes its own pack.
     expect(alice.delete(f"/api/v1/packs/{made['ref']}"), 200)
     expect_error(alice.get(f"/api/v1/packs/{made['ref']}"), 404)
+
+
+def test_t1_07_keystore_templates_do_not_cross_tenants(server, api):
+    """A rule's parameter templates resolve keys with its own pack's rights: naming another tenant's
+    pack or identity key in `{{ keystore.… }}` yields nothing of it (the execution may render a null/
+    default or fail, but the value appears nowhere in the enforcement, execution or its output)."""
+    alice = tenant(server, api, "core.editor", prefix="alice")
+    bob = tenant(server, api, "core.editor", prefix="bob")
+    pa = alice.create_pack()["ref"]
+    pack_secret, ident_secret = f"apk-{uid()}", f"aik-{uid()}"
+    expect(alice.post("/api/v1/keys", json={"local_ref": "cfg", "value": pack_secret, "encrypted": False,
+                                            "owner_type": "pack", "owner_pack_ref": pa}), 201)
+    expect(alice.post("/api/v1/keys", json={"local_ref": "tok", "value": ident_secret, "encrypted": False,
+                                            "owner_type": "identity"}), 201)
+    login = alice.user["login"]
+    flow = bob.webhook_flow('echo "a=$a b=$b"', action_params={
+        "a": "{{ keystore.pack." + pa + ".cfg | default('none') }}",
+        "b": "{{ keystore.identity." + login + ".tok | default('none') }}"},
+        action_fields={"reference_visibility": "private"})
+    bob.fire(flow.key, {})
+    (enf,) = bob.wait_enforcements(flow.rule_ref, 1)
+    runs = bob.items("/api/v1/executions", enforcement=enf["id"])
+    texts = [bob.get(f"/api/v1/enforcements/{enf['id']}").text]
+    for run in runs:
+        done = bob.wait_execution(run["id"])
+        texts.append(bob.get(f"/api/v1/executions/{done['id']}").text)
+    for text in texts:
+        assert pack_secret not in text, f"bob's rule read alice's pack key: {text[:500]}"
+        assert ident_secret not in text, f"bob's rule read alice's identity key: {text[:500]}"
+    # The same templates in alice's own rule do resolve (positive control).
+    own = alice.webhook_flow('echo "a=$a"', pack_ref=pa, action_params={
+        "a": "{{ keystore.pack." + pa + ".cfg | default('none') }}"})
+    alice.fire(own.key, {})
+    (run,) = alice.wait_rule_executions(own.rule_ref, 1)
+    assert run["config"]["a"] == pack_secret, run
