@@ -99,7 +99,7 @@ def test_encrypted_values_at_rest_and_without_decrypt_right(server, api):
     assert key["value"] == {"password": secret, "port": 5432}
     assert api.get_data(f"/api/v1/keys/{local}")["value"] == {"password": secret, "port": 5432}
     # Without keys:decrypt the value reads null; listing never shows it.
-    other = new_user(server)
+    other = new_user(server, api, "core.viewer")  # keys:read, no keys:decrypt
     got = other.get_data(f"/api/v1/keys/{local}")
     assert got["encrypted"] is True and got["value"] is None, got
     assert secret not in other.get(f"/api/v1/keys", params={"page_size": 100}).text
@@ -175,7 +175,9 @@ def test_complex_json_values(api):
 
 
 def test_identity_keys_belong_to_their_owner(server, api):
-    alice, bob = new_user(server), new_user(server)
+    # alice reads her own encrypted key back: keys:decrypt, which among the built-in sets only core.admin
+    # holds (and which reveals nobody else's keys, API.md §16.3).
+    alice, bob = new_user(server, api, "core.admin"), new_user(server, api, "core.editor")
     secret = secret_value("alice")
     key = expect(alice.post("/api/v1/keys", json={"local_ref": "token", "value": secret,
                                                   "owner_type": "identity"}), 201)["data"]

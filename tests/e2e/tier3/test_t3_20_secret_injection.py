@@ -12,6 +12,15 @@ from datastore_util import files_containing, new_user, secret_value
 
 MARKER = {"$attune_secret": True, "redacted": True}
 
+
+def reader_of(server, api, resource: str, pack_ref: str):
+    """A new identity allowed to read `resource` of the admin's pack (which it could not even see
+    otherwise, API.md §16.3), without the decrypt right."""
+    set_ref = f"read_{resource}_{uid(8)}"
+    expect(api.post("/api/v1/permissions/sets", json={"ref": set_ref, "grants": [
+        {"resource": resource, "actions": ["read"], "constraints": {"pack_refs": [pack_ref]}}]}), 201)
+    return new_user(server, api, set_ref)
+
 SCRIPT = r'''echo $$ > "$pidfile"
 i=0; while [ ! -e "$release" ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done
 INPUT=$(cat)
@@ -73,7 +82,7 @@ def test_secrets_reach_the_action_by_stdin_only(server, api, tmp_path):
     full = api.get_data(f"/api/v1/executions/{ex['id']}", include_secret_values="true")
     assert full["config"]["password"] == password
     assert key_secret not in json.dumps(full), "pack keys never enter the execution's config"
-    viewer = new_user(server)
+    viewer = reader_of(server, api, "executions", p)  # sees the pack's executions, no decrypt right
     expect_error(viewer.get(f"/api/v1/executions/{ex['id']}", params={"include_secret_values": "true"}), 403)
 
 
@@ -112,7 +121,8 @@ def test_secret_payload_fields_are_redacted_in_events_and_enforcements(server, a
     assert event["payload"] == {"token": MARKER, "n": 7}, event
     assert token not in api.get("/api/v1/events", params={"trigger_ref": trigger["ref"]}).text
     assert api.get_data(f"/api/v1/events/{event_id}", include_secret_values="true")["payload"]["token"] == token
-    expect_error(new_user(server).get(f"/api/v1/events/{event_id}", params={"include_secret_values": "1"}), 403)
+    expect_error(reader_of(server, api, "events", p).get(f"/api/v1/events/{event_id}",
+                                                         params={"include_secret_values": "1"}), 403)
     (enf,) = api.wait_enforcements(rule["ref"], 1)
     assert enf["payload"] == {"token": MARKER, "n": 7}, enf
     full = api.get_data(f"/api/v1/enforcements/{enf['id']}", include_secret_values="true")
