@@ -264,7 +264,13 @@ std::shared_ptr<const authz::View> ServiceContext::view_of(const Principal& p) c
     who.identity_id = p.id;
     if (p.identity) who.grants = grants_of(*p.identity);
   }
-  auto view = std::make_shared<const authz::View>(std::move(who), defs.list("pack"));
+  // Live packs, and retired (deleted) ones whose ref is not in use again: their history keeps
+  // the visibility it had.
+  std::vector<JsonPtr> packs = defs.list("pack");
+  for (auto& retired : defs.list("retired_pack")) {
+    if (!defs.get("pack", retired->value("ref", ""))) packs.push_back(std::move(retired));
+  }
+  auto view = std::make_shared<const authz::View>(std::move(who), packs);
   constexpr size_t kViewCacheSize = 4096;
   std::lock_guard lock(views_mu_);
   if (views_version_ == version) {

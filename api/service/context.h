@@ -13,6 +13,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <shared_mutex>
 #include <string>
 #include <unordered_map>
@@ -117,6 +118,10 @@ class ServiceContext {
   // The grants an identity holds: its sets (permission_set_refs, assignments, and the sets bound
   // to its roles).
   std::vector<authz::Grant> grants_of(const Json& identity) const;
+  std::set<std::string> set_refs_of(const Json& identity) const;
+  // Execution rights are not a way around grants (API.md §16.2): permission_set_refs on an
+  // execution or a rule name only sets the caller holds, unless it holds permissions:manage.
+  std::optional<rest::HttpResponse> check_set_refs(const Call& c, const Json& refs) const;
   // What a principal may see and do, cached per (token kind, identity) until the definitions
   // change.
   std::shared_ptr<const authz::View> view_of(const Principal& p) const;

@@ -103,6 +103,9 @@ Resp execute(ServiceContext& s, Call& c) {
   auto action = s.defs.resolve("action", *action_ref);
   if (!action) return error(Errc::kNotFound, "Action '" + *action_ref + "' not found");
   if (auto refused = c.check_definition("Action", *action, "execute")) return *refused;
+  if (sets) {
+    if (auto refused = s.check_set_refs(c, Json(*sets))) return *refused;
+  }
   const std::string ref = (*action)["ref"];
   if (!action->value("enabled", true)) {
     return error(Errc::kBadRequest, "Action '" + ref + "' is disabled");

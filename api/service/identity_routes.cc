@@ -106,6 +106,7 @@ rest::HttpResponse create_identity(ServiceContext& s, Call& c) {
 }
 
 rest::HttpResponse update_identity(ServiceContext& s, Call& c) {
+  if (auto refused = c.require_grant()) return *refused;
   Req& req = c.req;
   auto body = rest::parse_json_body(req);
   if (!body.ok()) return Resp::error(body.error());
@@ -132,6 +133,7 @@ rest::HttpResponse update_identity(ServiceContext& s, Call& c) {
 }
 
 rest::HttpResponse delete_identity(ServiceContext& s, Call& c) {
+  if (auto refused = c.require_grant()) return *refused;
   Req& req = c.req;
   auto caller = s.authenticate(req);
   std::lock_guard lock(s.write_mu);
@@ -156,6 +158,7 @@ rest::HttpResponse delete_identity(ServiceContext& s, Call& c) {
 }
 
 rest::HttpResponse set_identity_role(ServiceContext& s, Call& c, bool add) {
+  if (auto refused = c.require_grant()) return *refused;
   Req& req = c.req;
   std::string role = req.params.count("role") ? req.params["role"] : "";
   if (add) {
@@ -190,6 +193,7 @@ rest::HttpResponse set_identity_role(ServiceContext& s, Call& c, bool add) {
 }
 
 rest::HttpResponse add_set_role(ServiceContext& s, Call& c) {
+  if (auto refused = c.require_grant()) return *refused;
   Req& req = c.req;
   auto body = rest::parse_json_body(req);
   if (!body.ok()) return Resp::error(body.error());

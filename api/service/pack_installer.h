@@ -24,10 +24,14 @@ class PackInstaller {
   // it, moves its files to their version directory, writes every definition in one batch.
   // `owner`: the installing identity's id (null: ownerless, e.g. the core pack).
   // `may_replace(ref)`: the refusal when an existing pack may not be replaced by this caller.
+  // `may_attach(refs)`: the refusal when a rule's permission_set_refs name sets the caller may
+  // not hand out.
   using ReplaceCheck = std::function<std::optional<rest::HttpResponse>(const std::string& ref)>;
+  using AttachCheck = std::function<std::optional<rest::HttpResponse>(const Json& refs)>;
   rest::HttpResponse install_pack(const std::string& staging, const std::string& root,
                                   const std::string& method, bool force, Json owner,
-                                  const ReplaceCheck& may_replace = {});
+                                  const ReplaceCheck& may_replace = {},
+                                  const AttachCheck& may_attach = {});
   std::string new_staging_dir();
   // Removes an installed version's directory (only below packs_root).
   void remove_pack_files(const std::string& storage_path);

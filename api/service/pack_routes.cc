@@ -245,6 +245,14 @@ rest::HttpResponse delete_pack(ServiceContext& s, PackInstaller& installer, Call
     if (key->value("owner_pack_ref", Json()) == ref) remove("key", key);
   }
   records.push_back(definition_tombstone("pack", ref, (*pack)["id"], ts, "api"));
+  // Its history (events, enforcements, executions) stays, visible to whom the pack was
+  // (ServiceContext::view_of reads retired packs like live ones until the ref is reused).
+  records.push_back(definition_record("retired_pack",
+                                      Json{{"id", (*pack)["id"]},
+                                           {"ref", ref},
+                                           {"owner_identity", pack->value("owner_identity", Json())},
+                                           {"deleted", s.now_str()}},
+                                      ts, "api"));
   auto st = s.write_definitions(std::move(records));
   if (!st.ok()) return Resp::error(st.error());
   // Its installed files go once nothing refers to them (a crash before this: the start's sweep).
@@ -289,7 +297,8 @@ rest::HttpResponse upload_pack(ServiceContext& s, PackInstaller& installer, Call
   return installer.install_pack(staging, root.string(), "upload", force, Json(c.who().id),
                                 [&c](const std::string& ref) {
                                   return c.check("Pack '" + ref + "'", {"packs", ref});
-                                });
+                                },
+                                [&s, &c](const Json& refs) { return s.check_set_refs(c, refs); });
 }
 
 rest::HttpResponse register_pack(ServiceContext& s, PackInstaller& installer, Call& c) {
@@ -350,14 +359,16 @@ rest::HttpResponse register_pack(ServiceContext& s, PackInstaller& installer, Ca
   return installer.install_pack(staging, root.string(), "register", *force, Json(c.who().id),
                                 [&c](const std::string& ref) {
                                   return c.check("Pack '" + ref + "'", {"packs", ref});
-                                });
+                                },
+                                [&s, &c](const Json& refs) { return s.check_set_refs(c, refs); });
 }
 
 }  // namespace
 
 rest::HttpResponse PackInstaller::install_pack(const std::string& staging, const std::string& root,
                                             const std::string& method, bool force, Json owner,
-                                            const ReplaceCheck& may_replace) {
+                                            const ReplaceCheck& may_replace,
+                                            const AttachCheck& may_attach) {
   // Whatever happens, the staging directory goes (its pack root was moved away on success).
   struct Cleanup {
     std::string dir;
@@ -514,6 +525,9 @@ rest::HttpResponse PackInstaller::install_pack(const std::string& staging, const
       obj["action_params"] = c.body.value("action_params", Json::object());
       obj["is_adhoc"] = false;
       obj["owner_identity"] = owner;
+      if (may_attach) {
+        if (auto refused = may_attach(obj.value("permission_set_refs", Json()))) return *refused;
+      }
     } else if (c.kind == "permission_set") {
       auto grants = authz::parse_grants(c.body.value("grants", Json::array()));
       if (!grants.ok()) return file_error(c.file, Json{{"grants", grants.error().message}});

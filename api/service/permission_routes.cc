@@ -41,25 +41,9 @@ bool set_visible(const Call& c, const Json& set) {
   return pack.empty() || c.can().sees_pack(pack);
 }
 
-// A set may only name packs the caller can see: otherwise permissions:manage would let a
-// tenant's administrator grant itself another tenant's packs (§16.3).
-std::optional<rest::HttpResponse> grantable(const ServiceContext& s, const Call& c,
-                                            const std::vector<authz::Grant>& grants) {
-  for (const auto& g : grants) {
-    if (!g.pack_refs) continue;
-    for (const auto& ref : *g.pack_refs) {
-      if (!s.defs.get("pack", ref) || !c.can().sees_pack(ref)) {
-        return error(Errc::kBadRequest, "Cannot grant access to pack '" + ref +
-                                            "': no such pack visible to the caller");
-      }
-    }
-  }
-  return std::nullopt;
-}
-
 }  // namespace
 
-std::vector<authz::Grant> ServiceContext::grants_of(const Json& identity) const {
+std::set<std::string> ServiceContext::set_refs_of(const Json& identity) const {
   std::set<std::string> refs;
   for (const auto& r : identity.value("permission_set_refs", Json::array())) {
     if (r.is_string()) refs.insert(r.get<std::string>());
@@ -79,6 +63,11 @@ std::vector<authz::Grant> ServiceContext::grants_of(const Json& identity) const 
       }
     }
   }
+  return refs;
+}
+
+std::vector<authz::Grant> ServiceContext::grants_of(const Json& identity) const {
+  const std::set<std::string> refs = set_refs_of(identity);
   std::vector<authz::Grant> grants;
   for (const auto& ref : refs) {
     std::vector<authz::Grant> g;
@@ -91,6 +80,29 @@ std::vector<authz::Grant> ServiceContext::grants_of(const Json& identity) const 
     grants.insert(grants.end(), g.begin(), g.end());
   }
   return grants;
+}
+
+std::optional<rest::HttpResponse> ServiceContext::check_set_refs(const Call& c,
+                                                                const Json& refs) const {
+  if (!refs.is_array() || refs.empty()) return std::nullopt;
+  for (const auto& r : refs) {
+    const std::string ref = r.is_string() ? r.get<std::string>() : r.dump();
+    if (!defs.get(kSet, ref) && !authz::builtin_sets().count(ref)) {
+      return error(Errc::kBadRequest, "Unknown permission set '" + ref + "'");
+    }
+  }
+  if (c.can().may_some("permissions", "manage")) return std::nullopt;
+  const std::set<std::string> held =
+      c.who().identity && c.who().execution_id == 0 ? set_refs_of(*c.who().identity)
+                                                    : std::set<std::string>();
+  for (const auto& r : refs) {
+    const std::string ref = r.is_string() ? r.get<std::string>() : r.dump();
+    if (!held.count(ref)) {
+      return error(Errc::kForbidden,
+                   "Permission denied: permission set '" + ref + "' is not held by the caller");
+    }
+  }
+  return std::nullopt;
 }
 
 std::vector<OutRecord> builtin_permission_set_records(ServiceContext& s) {
@@ -162,7 +174,6 @@ rest::HttpResponse create_permission_set(ServiceContext& s, Call& c) {
   if (!f.ok()) return validation(f.errors());
   auto grants = authz::parse_grants(body->value("grants", Json::array()));
   if (!grants.ok()) return validation(Json{{"grants", grants.error().message}});
-  if (auto refused = grantable(s, c, *grants)) return *refused;
   JsonPtr pack;
   std::string full = *ref;
   if (pack_ref) {
@@ -204,6 +215,7 @@ rest::HttpResponse create_permission_set(ServiceContext& s, Call& c) {
 }
 
 rest::HttpResponse update_permission_set(ServiceContext& s, Call& c) {
+  if (auto refused = c.require_grant()) return *refused;
   Req& req = c.req;
   auto body = rest::parse_json_body(req);
   if (!body.ok()) return Resp::error(body.error());
@@ -221,8 +233,7 @@ rest::HttpResponse update_permission_set(ServiceContext& s, Call& c) {
   if (body->contains("grants")) {
     auto grants = authz::parse_grants((*body)["grants"]);
     if (!grants.ok()) return validation(Json{{"grants", grants.error().message}});
-    if (auto refused = grantable(s, c, *grants)) return *refused;
-    Json g = Json::array();
+      Json g = Json::array();
     for (const auto& grant : *grants) g.push_back(grant.to_json());
     set["grants"] = g;
   }
@@ -233,6 +244,7 @@ rest::HttpResponse update_permission_set(ServiceContext& s, Call& c) {
 }
 
 rest::HttpResponse delete_permission_set(ServiceContext& s, Call& c) {
+  if (auto refused = c.require_grant()) return *refused;
   Req& req = c.req;
   std::lock_guard lock(s.write_mu);
   auto existing = s.defs.resolve(kSet, req.params["id"]);
@@ -286,11 +298,6 @@ rest::HttpResponse create_assignment(ServiceContext& s, Call& c) {
   if (!set || !set_visible(c, *set)) {
     return error(Errc::kNotFound, "Permission set '" + *set_ref + "' not found");
   }
-  // Handing out a set is granting its rights: only rights over packs the caller can see.
-  auto set_grants = authz::parse_grants(set->value("grants", Json::array()));
-  if (set_grants.ok()) {
-    if (auto refused = grantable(s, c, *set_grants)) return *refused;
-  }
   const std::string ref = std::to_string(*identity_id) + ":" + *set_ref;
   std::lock_guard lock(s.write_mu);
   if (s.defs.get(kAssignment, ref)) {
@@ -312,6 +319,7 @@ rest::HttpResponse create_assignment(ServiceContext& s, Call& c) {
 }
 
 rest::HttpResponse delete_assignment(ServiceContext& s, Call& c) {
+  if (auto refused = c.require_grant()) return *refused;
   Req& req = c.req;
   std::lock_guard lock(s.write_mu);
   const std::string id = req.params["id"];

@@ -45,6 +45,12 @@ std::optional<rest::HttpResponse> Call::check_definition(std::string_view label,
   return check(std::string(label) + " '" + o.ref + "'", std::move(o), vis, action);
 }
 
+std::optional<rest::HttpResponse> Call::require_grant() const {
+  if (view->may_some(access.resource(), access.action())) return std::nullopt;
+  return detail::error(Errc::kForbidden,
+                       "Permission denied: needs " + access.resource() + ":" + access.action());
+}
+
 bool Call::lists(const Json& obj) const { return !check_definition("", obj, "read"); }
 
 std::optional<rest::HttpResponse> Call::check_record(std::string_view label,
@@ -70,8 +76,9 @@ void RouteTable::add(std::string method, std::string pattern, Access access,
                      CallHandler handler) {
   routes_.push_back(RouteDecl{method, pattern, access});
   const ServiceContext& ctx = ctx_;
+  const bool one_object = pattern.find('{') != std::string::npos;
   router_.add(std::move(method), std::move(pattern),
-              [&ctx, access = std::move(access), handler = std::move(handler)](
+              [&ctx, one_object, access = std::move(access), handler = std::move(handler)](
                   rest::HttpRequest& req) -> rest::HttpResponse {
                 Call call(req, access, ctx);
                 if (access.kind() != Access::Kind::kOpen) {
@@ -88,7 +95,7 @@ void RouteTable::add(std::string method, std::string pattern, Access access,
                       (access.resource() == "events" && access.action() == "create" &&
                        call.principal->token_type == auth::kSensorToken);
                   if (access.kind() == Access::Kind::kGrant && access.action() != "read" &&
-                      !own_keys && !call.view->may_some(access.resource(), access.action())) {
+                      !one_object && !own_keys && !call.view->may_some(access.resource(), access.action())) {
                     return detail::error(Errc::kForbidden, "Permission denied: needs " +
                                                                access.resource() + ":" +
                                                                access.action());

@@ -5,10 +5,14 @@
 //   Access::open()           no token (health, login, webhook receipt) — said explicitly
 //   Access::signed_in()      any valid token; the handler's answer depends only on the caller
 //                            (/auth/me)
-//   Access::to(res, action)  a valid token, and for every action but `read` a grant of
-//                            res:action with some constraints (else 403 before any work). The
-//                            handler then asks Call::check() about the object it resolved:
-//                            invisible ⇒ 404, visible but not permitted (constraints) ⇒ 403.
+//   Access::to(res, action)  a valid token; on a collection route (no path parameter) and for
+//                            every action but `read`, a grant of res:action with some
+//                            constraints (else 403 before any work). Routes of one object
+//                            ({ref}, {id}) decide on the object they resolve, so that an
+//                            invisible one answers 404 whatever the grants: the handler asks
+//                            Call::check*() (invisible ⇒ 404, visible but not permitted ⇒ 403)
+//                            or, for objects without visibility (identities, permission sets
+//                            and assignments), Call::require_grant().
 //
 // `routes()` lists every declaration, so the whole access table can be read (and is tested) in
 // one place.
@@ -75,6 +79,8 @@ class Call {
   // The same for a definition (its pack_ref, reference_visibility, ref).
   std::optional<rest::HttpResponse> check_definition(std::string_view label, const Json& obj,
                                                      std::string_view action = {}) const;
+  // 403 unless the caller holds the route's declared grant (with any constraints).
+  std::optional<rest::HttpResponse> require_grant() const;
   // Visibility only, for a definition: whether a list may show it (read permitted too).
   bool lists(const Json& obj) const;
   // A derived record (events, enforcements, executions) by its row: 404 when the caller may not

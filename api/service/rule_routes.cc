@@ -28,7 +28,11 @@ JsonPtr rule_target(ServiceContext& s, const Call& c, std::string_view kind,
                     std::optional<Resp>& refused) {
   const std::string label = kind == "action" ? "Action" : "Trigger";
   auto target = s.defs.resolve(kind, ref);
-  if (!target || (!c.lists(*target) && !authz::discoverable(c.can(), *target, pack))) {
+  // Public and restricted targets are known to every pack (§16.5: refused with 400 when this
+  // one may not use them); private ones exist only for who can see them.
+  const bool known = target && (c.lists(*target) ||
+                                target->value("reference_visibility", "public") != "private");
+  if (!known) {
     refused = error(Errc::kNotFound, label + " '" + ref + "' not found");
     return nullptr;
   }
@@ -81,6 +85,9 @@ Resp create_rule(ServiceContext& s, Call& c) {
   auto action =
       rule_target(s, c, "action", *action_ref, pack, "Rule cannot reference action", refused);
   if (!action) return *refused;
+  if (auto refused = s.check_set_refs(c, rule.value("permission_set_refs", Json()))) {
+    return *refused;
+  }
   Json errors = Json::object();
   if (!check_rule(rule, *trigger, errors)) return validation(errors);
   rule.update(Json{{"trigger", (*trigger)["id"]},
@@ -94,7 +101,7 @@ Resp create_rule(ServiceContext& s, Call& c) {
 Resp update_rule(ServiceContext& s, Call& c) {
   return s.update_definition(
       c, "rule", "Rule", rule_fields(),
-      [&s, &c](FieldReader& f, const Json&, Json& rule) -> std::optional<Resp> {
+      [&s, &c](FieldReader& f, const Json& body, Json& rule) -> std::optional<Resp> {
         auto trigger_ref = f.str("trigger_ref", false, 1);
         auto action_ref = f.str("action_ref", false, 1);
         if (!f.ok()) return validation(f.errors());
@@ -114,6 +121,11 @@ Resp update_rule(ServiceContext& s, Call& c) {
           if (!a) return refused;
           rule["action"] = (*a)["id"];
           rule["action_ref"] = (*a)["ref"];
+        }
+        if (body.contains("permission_set_refs")) {
+          if (auto denied = s.check_set_refs(c, rule.value("permission_set_refs", Json()))) {
+            return denied;
+          }
         }
         Json errors = Json::object();
         auto trigger = s.defs.get("trigger", rule["trigger_ref"].get<std::string>());
