@@ -247,8 +247,10 @@ bool DefinitionsTable::apply_one(const Record& record) {
     error = "definition key without kind";
   }
   JsonPtr replaced;  // released after the table's lock: freeing a large object takes a while
+  JsonPtr applied;
+  std::string kind;
   if (ok) {
-    const std::string kind = record.key.substr(0, colon);
+    kind = record.key.substr(0, colon);
     const std::string ref = record.key.substr(colon + 1);
     std::unique_lock lock(mu_);
     auto& refs = by_ref_[kind];
@@ -274,12 +276,26 @@ bool DefinitionsTable::apply_one(const Record& record) {
     if (e.type == kDefinitionUpsert && (hinted ? hinted->is_object() : e.payload.is_object())) {
       auto obj = hinted ? std::move(hinted) : std::make_shared<const Json>(std::move(e.payload));
       index_add(kind, *obj);
+      applied = obj;
       refs.emplace(ref, std::move(obj));
     }
   } else {
     spdlog::warn("definitions: skipping malformed record at offset {}: {}", record.offset, error);
   }
+  if (ok && (replaced || applied)) {
+    std::shared_ptr<const ChangeHook> hook;
+    {
+      std::lock_guard lock(hook_mu_);
+      hook = hook_;
+    }
+    if (hook) (*hook)(kind, replaced, applied);
+  }
   return ok;
+}
+
+void DefinitionsTable::set_change_hook(ChangeHook hook) {
+  std::lock_guard lock(hook_mu_);
+  hook_ = hook ? std::make_shared<const ChangeHook>(std::move(hook)) : nullptr;
 }
 
 void DefinitionsTable::index_add(std::string_view kind, const Json& obj) {

@@ -106,6 +106,13 @@ class DefinitionsTable {
   // Increases on every applied change (cheap cache invalidation for derived views).
   uint64_t version() const { return version_.load(); }
 
+  // Called on the table's thread after every applied change of a definition: its kind, the
+  // object before (null: created) and after (null: deleted). Must be quick and must not wait on
+  // the table. Set it after start() to see only live changes; empty removes it.
+  using ChangeHook = std::function<void(std::string_view kind, const JsonPtr& before,
+                                        const JsonPtr& after)>;
+  void set_change_hook(ChangeHook hook);
+
   // Applies one record (exposed for tests and for replay); returns false if it was malformed.
   bool apply(const Record& record);
 
@@ -144,6 +151,9 @@ class DefinitionsTable {
   // kind → (deadline epoch ms, ref)
   std::map<std::string, std::set<std::pair<int64_t, std::string>>, std::less<>> deadlines_;
 
+
+  std::mutex hook_mu_;
+  std::shared_ptr<const ChangeHook> hook_;
 
   std::atomic<int64_t> applied_{0};  // next offset to apply
   std::atomic<uint64_t> version_{0};

@@ -86,6 +86,10 @@ std::optional<notifier::Notification> to_notification(const projections::Change&
   const Json& row = c.new_row;
   auto field = [&](const char* k) { return row.contains(k) ? row[k] : Json(nullptr); };
   n.trigger_ref = row.value("trigger_ref", Json("")).is_string() ? row.value("trigger_ref", "") : "";
+  const projections::Entity entity = c.entity_type == "event"         ? projections::Entity::kEvent
+                                     : c.entity_type == "enforcement" ? projections::Entity::kEnforcement
+                                                                      : projections::Entity::kExecution;
+  n.scope = projections::record_scope(entity, row);
   if (c.entity_type == "execution") {
     const Json old_status = c.old_row.is_object() ? c.old_row.value("status", Json(nullptr))
                                                   : Json(nullptr);
@@ -133,6 +137,35 @@ std::optional<notifier::Notification> to_notification(const projections::Change&
     return n;
   }
   return std::nullopt;
+}
+
+// API.md §10, §17.4: rule_lifecycle_changed for a rule definition change (before/after null:
+// created/deleted).
+std::optional<notifier::Notification> rule_notification(const JsonPtr& before, const JsonPtr& after) {
+  const Json& row = after ? *after : *before;
+  std::string change = "updated";
+  if (!before) {
+    change = "created";
+  } else if (!after) {
+    change = "deleted";
+  } else if (before->value("enabled", true) != after->value("enabled", true)) {
+    change = after->value("enabled", true) ? "enabled" : "disabled";
+  }
+  notifier::Notification n;
+  n.notification_type = "rule_lifecycle_changed";
+  n.entity_type = "rule";
+  n.entity_id = row.value("id", int64_t{0});
+  auto field = [&](const char* k) { return row.contains(k) ? row[k] : Json(nullptr); };
+  n.trigger_ref = row.value("trigger_ref", Json("")).is_string() ? row.value("trigger_ref", "") : "";
+  n.scope = "p:" + (row.value("pack_ref", Json("")).is_string() ? row.value("pack_ref", "") : "");
+  n.payload = {{"id", field("id")},
+               {"ref", field("ref")},
+               {"trigger_ref", field("trigger_ref")},
+               {"action_ref", field("action_ref")},
+               {"enabled", after ? after->value("enabled", true) : false},
+               {"change", change},
+               {"trigger_params", field("trigger_params")}};
+  return n;
 }
 
 // The execution token of API.md §4.3/§11.4: scoped to one execution (metadata.execution_id),
@@ -641,7 +674,21 @@ int run_serve(const ServeConfig& cfg) {
             return identity && !identity->value("frozen", false);
           },
           [&api](int64_t execution_id) { return api.token_execution(execution_id).ok(); }),
-      [](int64_t, const notifier::Notification&) { return true; }, clock);
+      // Delivery-time check (API.md §17.3): only rows the identity may read now.
+      [&api](int64_t identity_id, const notifier::Notification& n) {
+        auto view = api.context().identity_view(identity_id);
+        if (!view) return false;
+        if (n.entity_type == "rule") {
+          const std::string pack = authz::View::scope_pack(n.scope);
+          return view->sees(pack) && view->may("read", authz::Object{"rules", pack});
+        }
+        const char* resource = n.entity_type == "event"         ? "events"
+                               : n.entity_type == "enforcement" ? "enforcements"
+                               : n.entity_type == "inquiry"     ? "inquiries"
+                                                                : "executions";
+        return view->may_read_record(resource, n.scope, n.entity_id);
+      },
+      clock);
   // With no WebSocket client connected there is nobody to notify: skip building the payloads
   // (a client that connects later could not have received these anyway).
   notifier.on_connections_changed(
@@ -657,6 +704,16 @@ int run_serve(const ServeConfig& cfg) {
       notifier.expire_execution(change.id);
     }
   });
+  definitions.set_change_hook(
+      [&notifier](std::string_view kind, const JsonPtr& before, const JsonPtr& after) {
+        if (kind != "rule" || notifier.connections() == 0) return;
+        if (auto n = rule_notification(before, after)) notifier.publish(std::move(*n));
+      });
+  // The hook goes before the notifier does, on every way out of here.
+  struct UnhookDefinitions {
+    DefinitionsTable& defs;
+    ~UnhookDefinitions() { defs.set_change_hook({}); }
+  } unhook_definitions{definitions};
   if (auto st = notifier.start(); !st.ok()) return fail("notifier: " + st.error().message);
 
   if (has("sensor")) {

@@ -28,6 +28,9 @@ struct Notification {
   Json payload;                    // already shaped per §17.4 by the caller
   std::string trigger_ref;         // matched by trigger_ref:<ref> filters; "" if none
   std::optional<int64_t> user_id;  // set: addressed to this identity only (user:<id>)
+  // Who may read the row (API.md §16.3), for the Visibility check: the record's scope
+  // ("p:<pack>" or "i:<identity>", projections::record_scope), or the rule's "p:<pack>".
+  std::string scope;
 };
 
 struct NotifierOptions {
