@@ -86,6 +86,25 @@ Result<int64_t> read_counter(const state::Store& store, std::string_view prefix)
   return total;
 }
 
+// More than kMaxScopePrefixes scopes: those with rows, when at most kMaxScopeLookups are asked
+// for (one counter read each); else all of them. Callers with grants on many packs usually have
+// rows in few of them, which keeps their lists on the merge path.
+Result<std::optional<std::vector<std::string>>> narrow_scopes(
+    const state::Store& store, const std::optional<std::vector<std::string>>& scopes) {
+  if (!scopes || scopes->size() <= kMaxScopePrefixes) return scopes;
+  std::vector<std::string> wanted = sorted_unique(*scopes);
+  if (wanted.size() <= kMaxScopePrefixes || wanted.size() > kMaxScopeLookups) {
+    return std::optional<std::vector<std::string>>(std::move(wanted));
+  }
+  std::vector<std::string> present;
+  for (auto& scope : wanted) {
+    auto n = read_counter(store, index_prefix(kByScope, scope));
+    if (!n.ok()) return n.error();
+    if (*n != 0) present.push_back(std::move(scope));
+  }
+  return std::optional<std::vector<std::string>>(std::move(present));
+}
+
 // Ordered, batched reads of one index prefix within [after, before) of created. The first
 // batch is what the caller expects to need (at most kMaxFirstBatch); later ones grow 4×.
 class Cursor {
@@ -209,20 +228,27 @@ struct Plan {
 Result<Plan> make_plan(const state::Store& store, const Query& q) {
   Plan plan;
   const Condition* chosen = nullptr;
+  std::vector<std::string> nonempty;  // the chosen condition's prefixes with entries
   for (const auto& c : q.conditions) {
     int64_t n = 0;
-    for (const auto& p : prefixes_of(c)) {
+    std::vector<std::string> with_entries;
+    for (auto& p : prefixes_of(c)) {
       auto r = read_counter(store, p);
       if (!r.ok()) return r.error();
       n += *r;
+      if (*r != 0) with_entries.push_back(std::move(p));
     }
     if (!chosen || n < plan.count) {
       chosen = &c;
       plan.count = n;
+      nonempty = std::move(with_entries);
     }
   }
   if (chosen) {
-    plan.prefixes = prefixes_of(*chosen);
+    // Scope prefixes without entries (scopes with no rows, or none in a status) are left out of
+    // the merge; other conditions keep every prefix, as before scopes existed.
+    const bool scope = chosen->index->name == kByScope || chosen->index->name == kByStatusScope;
+    plan.prefixes = scope ? std::move(nonempty) : prefixes_of(*chosen);
   } else {
     plan.prefixes = {std::string(kByCreated)};
     auto r = read_counter(store, kByCreated);
@@ -415,7 +441,11 @@ Result<std::optional<Json>> Projections::get_execution(int64_t id) const {
   return get(Entity::kExecution, id);
 }
 
-Result<ListResult> Projections::list_events(const EventFilter& f, const Page& page) const {
+Result<ListResult> Projections::list_events(const EventFilter& filter, const Page& page) const {
+  auto scopes = narrow_scopes(events_, filter.scopes);
+  if (!scopes.ok()) return scopes.error();
+  EventFilter f = filter;
+  f.scopes = std::move(*scopes);
   Query q{Entity::kEvent, {}, f.created_after, std::nullopt, {}};
   if (f.trigger) add_condition(q, "by_trigger_id", {std::to_string(*f.trigger)});
   if (f.trigger_ref) add_condition(q, "by_trigger", {*f.trigger_ref});
@@ -424,8 +454,12 @@ Result<ListResult> Projections::list_events(const EventFilter& f, const Page& pa
   return run_list(events_, q, page);
 }
 
-Result<ListResult> Projections::list_enforcements(const EnforcementFilter& f,
+Result<ListResult> Projections::list_enforcements(const EnforcementFilter& filter,
                                                   const Page& page) const {
+  auto scopes = narrow_scopes(enforcements_, filter.scopes);
+  if (!scopes.ok()) return scopes.error();
+  EnforcementFilter f = filter;
+  f.scopes = std::move(*scopes);
   Query q{Entity::kEnforcement, {}, f.created_after, std::nullopt, {}};
   if (f.rule) add_condition(q, "by_rule_id", {std::to_string(*f.rule)});
   if (f.rule_ref) add_condition(q, "by_rule", {*f.rule_ref});
@@ -437,12 +471,20 @@ Result<ListResult> Projections::list_enforcements(const EnforcementFilter& f,
   return run_list(enforcements_, q, page);
 }
 
-Result<ListResult> Projections::list_executions(const ExecutionFilter& f,
+Result<ListResult> Projections::list_executions(const ExecutionFilter& filter,
                                                 const Page& page) const {
+  auto scopes = narrow_scopes(executions_, filter.scopes);
+  if (!scopes.ok()) return scopes.error();
+  ExecutionFilter f = filter;
+  f.scopes = std::move(*scopes);
   return run_list(executions_, execution_query(f), page);
 }
 
-Result<ExecutionStats> Projections::execution_stats(const ExecutionFilter& f) const {
+Result<ExecutionStats> Projections::execution_stats(const ExecutionFilter& filter) const {
+  auto scopes = narrow_scopes(executions_, filter.scopes);
+  if (!scopes.ok()) return scopes.error();
+  ExecutionFilter f = filter;
+  f.scopes = std::move(*scopes);
   ExecutionStats stats;
   for (auto s : kExecutionStatuses) stats.by_status[std::string(s)] = 0;
   const Query q = execution_query(f);

@@ -728,6 +728,9 @@ class ScopedProjectionsTest : public ProjectionsTest {
     for (int i = 0; i < 70; ++i) many.push_back("p:x" + std::to_string(i));
     many.push_back("p:core");
     many.push_back("i:7");
+    // More than kMaxScopeLookups: not narrowed, so the scope is checked on every row.
+    Scopes huge = many;
+    for (size_t i = 0; i < kMaxScopeLookups; ++i) huge.push_back("i:" + std::to_string(1000 + i));
     Scopes twenty = {"p:ops", "i:8"};
     for (int i = 0; i < 18; ++i) twenty.push_back("i:" + std::to_string(100 + i));
     return {
@@ -755,6 +758,9 @@ class ScopedProjectionsTest : public ProjectionsTest {
         {{.scopes = many}, "many scopes"},
         {{.statuses = {"failed"}, .scopes = many}, "many scopes + status"},
         {{.pack_ref = "core", .scopes = many}, "many scopes + pack"},
+        {{.scopes = huge}, "huge scope list (row scan)"},
+        {{.statuses = {"failed", "completed"}, .scopes = huge}, "huge scope list + statuses"},
+        {{.enforcement = 602, .scopes = huge}, "huge scope list + enforcement"},
     };
   }
 
