@@ -181,14 +181,28 @@ class Cursor {
   size_t batch_;
 };
 
-// Visits index entries of all `prefixes` merged in (created, id) order; `fn` returns false to
-// stop. Entries of one row under several prefixes of one index cannot occur (one value each).
+// The plan for a query: which prefixes to scan, what to check on each entry, and whether the
+// counters already give the total.
+struct Plan {
+  std::vector<std::string> prefixes;
+  int64_t count = 0;                   // entries under `prefixes`
+  std::vector<const Condition*> rest;  // conditions still to check
+  bool exact = false;                  // count == matches
+  // Entries each index cursor reads first: the page end when that is all the scan needs.
+  size_t first_batch = Cursor::kMaxFirstBatch;
+};
+
+// Visits index entries of all the plan's prefixes merged in (created, id) order; `fn` returns
+// false to stop. Entries of one row under several prefixes of one index cannot occur (one value
+// each).
 using EntryFn = std::function<bool(int64_t id, std::string_view value)>;
-Status scan_merged(const state::Store& store, const std::vector<std::string>& prefixes,
-                   const Query& q, bool descending, size_t first_batch, const EntryFn& fn) {
+Status scan_merged(const state::Store& store, const Plan& plan, const Query& q, bool descending,
+                   const EntryFn& fn) {
   std::vector<Cursor> cursors;
-  cursors.reserve(prefixes.size());
-  for (const auto& p : prefixes) cursors.emplace_back(store, p, q, descending, first_batch);
+  cursors.reserve(plan.prefixes.size());
+  for (const auto& p : plan.prefixes) {
+    cursors.emplace_back(store, p, q, descending, plan.first_batch);
+  }
   for (;;) {
     Cursor* best = nullptr;
     std::string_view best_suffix;
@@ -215,15 +229,6 @@ std::vector<std::string> prefixes_of(const Condition& c) {
   for (const auto& v : c.values) out.push_back(index_prefix(c.index->name, v));
   return out;
 }
-
-// The plan for a query: which prefixes to scan, what to check on each entry, and whether the
-// counters already give the total.
-struct Plan {
-  std::vector<std::string> prefixes;
-  int64_t count = 0;                  // entries under `prefixes`
-  std::vector<const Condition*> rest;  // conditions still to check
-  bool exact = false;                 // count == matches
-};
 
 Result<Plan> make_plan(const state::Store& store, const Query& q) {
   Plan plan;
@@ -283,9 +288,8 @@ Result<std::optional<Json>> read_row(const state::Store& store, int64_t id) {
 // Visits every entry matching `q` in order until `fn` returns false. `fn` gets the row when it
 // was read for a predicate (else null; the caller reads it if it needs it).
 using MatchFn = std::function<bool(int64_t id, std::string_view value, const Json* row)>;
-// `first_batch`: entries each index cursor reads first (the page end when that is all it needs).
 Status scan_matches(const state::Store& store, Entity entity, const Query& q, const Plan& plan,
-                    bool descending, size_t first_batch, const MatchFn& fn) {
+                    bool descending, const MatchFn& fn) {
   // Status is in every index entry (executions, enforcements): check it without the row.
   std::vector<const Condition*> on_entry, on_row;
   for (const Condition* c : plan.rest) {
@@ -294,8 +298,7 @@ Status scan_matches(const state::Store& store, Entity entity, const Query& q, co
   }
   const bool needs_row = !on_row.empty() || static_cast<bool>(q.row_filter);
   Status error;
-  auto st = scan_merged(store, plan.prefixes, q, descending, first_batch,
-                        [&](int64_t id, std::string_view v) {
+  auto st = scan_merged(store, plan, q, descending, [&](int64_t id, std::string_view v) {
     for (const Condition* c : on_entry) {
       if (!matches_value(*c, v)) return true;
     }
@@ -328,10 +331,10 @@ Result<ListResult> run_list(const state::Store& store, const Query& q, const Pag
   if (end > 0 || !plan->exact) {
     // Only an exact page with no checks stops at `end` entries; anything else reads on.
     const bool stops_at_end = plan->exact;
-    const size_t first_batch =
-        stops_at_end ? static_cast<size_t>(std::min<int64_t>(end + 1, Cursor::kMaxFirstBatch))
-                     : Cursor::kMaxFirstBatch;
-    auto st = scan_matches(store, q.entity, q, *plan, page.descending, first_batch,
+    if (stops_at_end) {
+      plan->first_batch = static_cast<size_t>(std::min<int64_t>(end + 1, Cursor::kMaxFirstBatch));
+    }
+    auto st = scan_matches(store, q.entity, q, *plan, page.descending,
                            [&](int64_t id, std::string_view, const Json* row) {
                              if (matched >= offset && matched < end) {
                                if (row) {
@@ -464,9 +467,8 @@ Result<ListResult> Projections::list_enforcements(const EnforcementFilter& filte
   if (f.rule) add_condition(q, "by_rule_id", {std::to_string(*f.rule)});
   if (f.rule_ref) add_condition(q, "by_rule", {*f.rule_ref});
   if (f.event) add_condition(q, "by_event", {std::to_string(*f.event)});
-  add_status_and_scopes(q, f.status ? std::vector<std::string>{*f.status}
-                                    : std::vector<std::string>{},
-                        f.scopes);
+  add_status_and_scopes(
+      q, f.status ? std::vector<std::string>{*f.status} : std::vector<std::string>{}, f.scopes);
   if (f.trigger_ref) add_condition(q, "by_trigger", {*f.trigger_ref});
   return run_list(enforcements_, q, page);
 }
@@ -525,7 +527,6 @@ Result<ExecutionStats> Projections::execution_stats(const ExecutionFilter& filte
     stats.total = plan->count;  // includes rows with a status outside the ten, if any
   } else {
     auto st = scan_matches(executions_, Entity::kExecution, q, *plan, true,
-                           Cursor::kMaxFirstBatch,
                            [&](int64_t, std::string_view status, const Json*) {
                              ++stats.total;
                              auto it = stats.by_status.find(std::string(status));

@@ -58,8 +58,8 @@ std::string execution_record(int64_t id, int i, const char* status, int64_t upda
               {"created", format_rfc3339_ms(kT0 + i)},
               {"updated", format_rfc3339_ms(updated)},
               {"old_status", nullptr}};
-  return Envelope{"execution.updated", id, "execution:" + std::to_string(id), updated, "executor",
-                  row}
+  return Envelope{"execution.updated", id, "execution:" + std::to_string(id), updated,
+                  "executor",          row}
       .dump();
 }
 
@@ -112,8 +112,10 @@ int main(int argc, char** argv) {
         for (int i = base; i < std::min(n, base + 1000); ++i) {
           const int64_t id = 1000000 + i;
           const int k = (i / 100) % 10;
-          const char* status =
-              phase == 0 ? "requested" : (k < 7 ? "completed" : k < 9 ? "failed" : "running");
+          const char* status = phase == 0 ? "requested"
+                                          : (k < 7   ? "completed"
+                                             : k < 9 ? "failed"
+                                                     : "running");
           batch.push_back({std::string(topics::kExecutions), std::to_string(id),
                            execution_record(id, i, status, kT0 + i + phase * 1000000)});
         }
@@ -158,8 +160,7 @@ int main(int argc, char** argv) {
           return r.ok() ? r->total : -1;
         };
       };
-      std::printf("p50 over %d reps; unscoped vs scopes {p:core, p:tenant42, i:42} (3%%):\n",
-                  reps);
+      std::printf("p50 over %d reps; unscoped vs scopes {p:core, p:tenant42, i:42} (3%%):\n", reps);
       std::printf("  %-34s %30s  %29s  %6s\n", "query", "unscoped", "scoped", "ratio");
       side_by_side("first page (50), desc", reps, list({}, {0, 50, true}),
                    list({.scopes = three}, {0, 50, true}));
