@@ -332,7 +332,12 @@ Result<ListResult> run_list(const state::Store& store, const Query& q, const Pag
     // Only an exact page with no checks stops at `end` entries; anything else reads on.
     const bool stops_at_end = plan->exact;
     if (stops_at_end) {
-      plan->first_batch = static_cast<size_t>(std::min<int64_t>(end + 1, Cursor::kMaxFirstBatch));
+      // Merged prefixes share the page: each starts with a fair share (4× the mean, at least 16)
+      // and refills, growing, only if it holds more of the page.
+      const int64_t k = std::max<int64_t>(std::ssize(plan->prefixes), 1);
+      const int64_t share = std::max<int64_t>(16, 4 * (end + 1) / k);
+      plan->first_batch =
+          static_cast<size_t>(std::min<int64_t>({end + 1, share, int64_t{Cursor::kMaxFirstBatch}}));
     }
     auto st = scan_matches(store, q.entity, q, *plan, page.descending,
                            [&](int64_t id, std::string_view, const Json* row) {

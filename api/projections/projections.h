@@ -110,7 +110,7 @@ struct ExecutionStats {
 // kMaxScopePrefixes remain (or too many were given to look up), no index is used: the scope is
 // checked on every row of the scanned range (by_created unless another filter applies) and the
 // total counted over it — a full scan of the rows.
-inline constexpr size_t kMaxScopePrefixes = 64;
+inline constexpr size_t kMaxScopePrefixes = 256;
 inline constexpr size_t kMaxScopeLookups = 4096;
 class Projections {
  public:

@@ -177,15 +177,24 @@ int main(int argc, char** argv) {
       side_by_side("stats status=failed", reps, stats({.statuses = {"failed"}}),
                    stats({.statuses = {"failed"}, .scopes = three}));
       std::printf("other index chosen, scope checked on rows (informational):\n");
-      side_by_side("enforcement (4 rows)", reps, list({.enforcement = 510000}, {0, 50, true}),
+      side_by_side("enforcement (3 rows)", reps, list({.enforcement = 510000}, {0, 50, true}),
                    list({.enforcement = 510000, .scopes = three}, {0, 50, true}));
-      side_by_side("action_ref core.echo (40%)", reps / 10,
+      side_by_side("action_ref core.echo (90%)", reps / 10,
                    list({.action_ref = "core.echo"}, {0, 50, true}),
                    list({.action_ref = "core.echo", .scopes = three}, {0, 50, true}));
-      std::vector<std::string> many;
+      std::printf("many scopes (kMaxScopePrefixes = %zu):\n", kMaxScopePrefixes);
+      std::vector<std::string> many;  // 59 of them have rows: narrowed, merged
       for (int s = 1; s <= 80; ++s) many.push_back("p:tenant" + std::to_string(s));
-      side_by_side("80 scopes (fallback: row scan)", 3, list({}, {0, 50, true}),
+      side_by_side("80 scopes, 59 with rows (merge)", 20, list({}, {0, 50, true}),
                    list({.scopes = many}, {0, 50, true}));
+      std::vector<std::string> all = many;  // 89 with rows
+      for (int s = 42; s <= 71; ++s) all.push_back("i:" + std::to_string(s));
+      side_by_side("110 scopes, 89 with rows (merge)", 3, list({}, {0, 50, true}),
+                   list({.scopes = all}, {0, 50, true}));
+      std::vector<std::string> huge = all;  // more than kMaxScopeLookups: not narrowed, row scan
+      for (size_t s = 0; s < kMaxScopeLookups; ++s) huge.push_back("i:" + std::to_string(1000 + s));
+      side_by_side("4206 scopes, 89 with rows (row scan)", 3, list({}, {0, 50, true}),
+                   list({.scopes = huge}, {0, 50, true}));
       runtime.stop();
     }
 

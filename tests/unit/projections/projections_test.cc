@@ -730,7 +730,8 @@ class ScopedProjectionsTest : public ProjectionsTest {
   // the many-scopes fallback, empty and unknown scopes.
   std::vector<std::pair<ExecutionFilter, std::string>> scoped_cases() const {
     Scopes many;
-    for (int i = 0; i < 70; ++i) many.push_back("p:x" + std::to_string(i));
+    // More than kMaxScopePrefixes: narrowed to the two with rows.
+    for (size_t i = 0; i <= kMaxScopePrefixes; ++i) many.push_back("p:x" + std::to_string(i));
     many.push_back("p:core");
     many.push_back("i:7");
     // More than kMaxScopeLookups: not narrowed, so the scope is checked on every row.
