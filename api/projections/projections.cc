@@ -86,6 +86,25 @@ Result<int64_t> read_counter(const state::Store& store, std::string_view prefix)
   return total;
 }
 
+// More than kMaxScopePrefixes scopes: those with rows, when at most kMaxScopeLookups are asked
+// for (one counter read each); else all of them. Callers with grants on many packs usually have
+// rows in few of them, which keeps their lists on the merge path.
+Result<std::optional<std::vector<std::string>>> narrow_scopes(
+    const state::Store& store, const std::optional<std::vector<std::string>>& scopes) {
+  if (!scopes || scopes->size() <= kMaxScopePrefixes) return scopes;
+  std::vector<std::string> wanted = sorted_unique(*scopes);
+  if (wanted.size() <= kMaxScopePrefixes || wanted.size() > kMaxScopeLookups) {
+    return std::optional<std::vector<std::string>>(std::move(wanted));
+  }
+  std::vector<std::string> present;
+  for (auto& scope : wanted) {
+    auto n = read_counter(store, index_prefix(kByScope, scope));
+    if (!n.ok()) return n.error();
+    if (*n != 0) present.push_back(std::move(scope));
+  }
+  return std::optional<std::vector<std::string>>(std::move(present));
+}
+
 // Ordered, batched reads of one index prefix within [after, before) of created. The first
 // batch is what the caller expects to need (at most kMaxFirstBatch); later ones grow 4×.
 class Cursor {
@@ -162,14 +181,28 @@ class Cursor {
   size_t batch_;
 };
 
-// Visits index entries of all `prefixes` merged in (created, id) order; `fn` returns false to
-// stop. Entries of one row under several prefixes of one index cannot occur (one value each).
+// The plan for a query: which prefixes to scan, what to check on each entry, and whether the
+// counters already give the total.
+struct Plan {
+  std::vector<std::string> prefixes;
+  int64_t count = 0;                   // entries under `prefixes`
+  std::vector<const Condition*> rest;  // conditions still to check
+  bool exact = false;                  // count == matches
+  // Entries each index cursor reads first: the page end when that is all the scan needs.
+  size_t first_batch = Cursor::kMaxFirstBatch;
+};
+
+// Visits index entries of all the plan's prefixes merged in (created, id) order; `fn` returns
+// false to stop. Entries of one row under several prefixes of one index cannot occur (one value
+// each).
 using EntryFn = std::function<bool(int64_t id, std::string_view value)>;
-Status scan_merged(const state::Store& store, const std::vector<std::string>& prefixes,
-                   const Query& q, bool descending, size_t first_batch, const EntryFn& fn) {
+Status scan_merged(const state::Store& store, const Plan& plan, const Query& q, bool descending,
+                   const EntryFn& fn) {
   std::vector<Cursor> cursors;
-  cursors.reserve(prefixes.size());
-  for (const auto& p : prefixes) cursors.emplace_back(store, p, q, descending, first_batch);
+  cursors.reserve(plan.prefixes.size());
+  for (const auto& p : plan.prefixes) {
+    cursors.emplace_back(store, p, q, descending, plan.first_batch);
+  }
   for (;;) {
     Cursor* best = nullptr;
     std::string_view best_suffix;
@@ -197,32 +230,30 @@ std::vector<std::string> prefixes_of(const Condition& c) {
   return out;
 }
 
-// The plan for a query: which prefixes to scan, what to check on each entry, and whether the
-// counters already give the total.
-struct Plan {
-  std::vector<std::string> prefixes;
-  int64_t count = 0;                  // entries under `prefixes`
-  std::vector<const Condition*> rest;  // conditions still to check
-  bool exact = false;                 // count == matches
-};
-
 Result<Plan> make_plan(const state::Store& store, const Query& q) {
   Plan plan;
   const Condition* chosen = nullptr;
+  std::vector<std::string> nonempty;  // the chosen condition's prefixes with entries
   for (const auto& c : q.conditions) {
     int64_t n = 0;
-    for (const auto& p : prefixes_of(c)) {
+    std::vector<std::string> with_entries;
+    for (auto& p : prefixes_of(c)) {
       auto r = read_counter(store, p);
       if (!r.ok()) return r.error();
       n += *r;
+      if (*r != 0) with_entries.push_back(std::move(p));
     }
     if (!chosen || n < plan.count) {
       chosen = &c;
       plan.count = n;
+      nonempty = std::move(with_entries);
     }
   }
   if (chosen) {
-    plan.prefixes = prefixes_of(*chosen);
+    // Scope prefixes without entries (scopes with no rows, or none in a status) are left out of
+    // the merge; other conditions keep every prefix, as before scopes existed.
+    const bool scope = chosen->index->name == kByScope || chosen->index->name == kByStatusScope;
+    plan.prefixes = scope ? std::move(nonempty) : prefixes_of(*chosen);
   } else {
     plan.prefixes = {std::string(kByCreated)};
     auto r = read_counter(store, kByCreated);
@@ -257,9 +288,8 @@ Result<std::optional<Json>> read_row(const state::Store& store, int64_t id) {
 // Visits every entry matching `q` in order until `fn` returns false. `fn` gets the row when it
 // was read for a predicate (else null; the caller reads it if it needs it).
 using MatchFn = std::function<bool(int64_t id, std::string_view value, const Json* row)>;
-// `first_batch`: entries each index cursor reads first (the page end when that is all it needs).
 Status scan_matches(const state::Store& store, Entity entity, const Query& q, const Plan& plan,
-                    bool descending, size_t first_batch, const MatchFn& fn) {
+                    bool descending, const MatchFn& fn) {
   // Status is in every index entry (executions, enforcements): check it without the row.
   std::vector<const Condition*> on_entry, on_row;
   for (const Condition* c : plan.rest) {
@@ -268,8 +298,7 @@ Status scan_matches(const state::Store& store, Entity entity, const Query& q, co
   }
   const bool needs_row = !on_row.empty() || static_cast<bool>(q.row_filter);
   Status error;
-  auto st = scan_merged(store, plan.prefixes, q, descending, first_batch,
-                        [&](int64_t id, std::string_view v) {
+  auto st = scan_merged(store, plan, q, descending, [&](int64_t id, std::string_view v) {
     for (const Condition* c : on_entry) {
       if (!matches_value(*c, v)) return true;
     }
@@ -302,10 +331,15 @@ Result<ListResult> run_list(const state::Store& store, const Query& q, const Pag
   if (end > 0 || !plan->exact) {
     // Only an exact page with no checks stops at `end` entries; anything else reads on.
     const bool stops_at_end = plan->exact;
-    const size_t first_batch =
-        stops_at_end ? static_cast<size_t>(std::min<int64_t>(end + 1, Cursor::kMaxFirstBatch))
-                     : Cursor::kMaxFirstBatch;
-    auto st = scan_matches(store, q.entity, q, *plan, page.descending, first_batch,
+    if (stops_at_end) {
+      // Merged prefixes share the page: each starts with a fair share (4× the mean, at least 16)
+      // and refills, growing, only if it holds more of the page.
+      const int64_t k = std::max<int64_t>(std::ssize(plan->prefixes), 1);
+      const int64_t share = std::max<int64_t>(16, 4 * (end + 1) / k);
+      plan->first_batch =
+          static_cast<size_t>(std::min<int64_t>({end + 1, share, int64_t{Cursor::kMaxFirstBatch}}));
+    }
+    auto st = scan_matches(store, q.entity, q, *plan, page.descending,
                            [&](int64_t id, std::string_view, const Json* row) {
                              if (matched >= offset && matched < end) {
                                if (row) {
@@ -415,7 +449,11 @@ Result<std::optional<Json>> Projections::get_execution(int64_t id) const {
   return get(Entity::kExecution, id);
 }
 
-Result<ListResult> Projections::list_events(const EventFilter& f, const Page& page) const {
+Result<ListResult> Projections::list_events(const EventFilter& filter, const Page& page) const {
+  auto scopes = narrow_scopes(events_, filter.scopes);
+  if (!scopes.ok()) return scopes.error();
+  EventFilter f = filter;
+  f.scopes = std::move(*scopes);
   Query q{Entity::kEvent, {}, f.created_after, std::nullopt, {}};
   if (f.trigger) add_condition(q, "by_trigger_id", {std::to_string(*f.trigger)});
   if (f.trigger_ref) add_condition(q, "by_trigger", {*f.trigger_ref});
@@ -424,25 +462,36 @@ Result<ListResult> Projections::list_events(const EventFilter& f, const Page& pa
   return run_list(events_, q, page);
 }
 
-Result<ListResult> Projections::list_enforcements(const EnforcementFilter& f,
+Result<ListResult> Projections::list_enforcements(const EnforcementFilter& filter,
                                                   const Page& page) const {
+  auto scopes = narrow_scopes(enforcements_, filter.scopes);
+  if (!scopes.ok()) return scopes.error();
+  EnforcementFilter f = filter;
+  f.scopes = std::move(*scopes);
   Query q{Entity::kEnforcement, {}, f.created_after, std::nullopt, {}};
   if (f.rule) add_condition(q, "by_rule_id", {std::to_string(*f.rule)});
   if (f.rule_ref) add_condition(q, "by_rule", {*f.rule_ref});
   if (f.event) add_condition(q, "by_event", {std::to_string(*f.event)});
-  add_status_and_scopes(q, f.status ? std::vector<std::string>{*f.status}
-                                    : std::vector<std::string>{},
-                        f.scopes);
+  add_status_and_scopes(
+      q, f.status ? std::vector<std::string>{*f.status} : std::vector<std::string>{}, f.scopes);
   if (f.trigger_ref) add_condition(q, "by_trigger", {*f.trigger_ref});
   return run_list(enforcements_, q, page);
 }
 
-Result<ListResult> Projections::list_executions(const ExecutionFilter& f,
+Result<ListResult> Projections::list_executions(const ExecutionFilter& filter,
                                                 const Page& page) const {
+  auto scopes = narrow_scopes(executions_, filter.scopes);
+  if (!scopes.ok()) return scopes.error();
+  ExecutionFilter f = filter;
+  f.scopes = std::move(*scopes);
   return run_list(executions_, execution_query(f), page);
 }
 
-Result<ExecutionStats> Projections::execution_stats(const ExecutionFilter& f) const {
+Result<ExecutionStats> Projections::execution_stats(const ExecutionFilter& filter) const {
+  auto scopes = narrow_scopes(executions_, filter.scopes);
+  if (!scopes.ok()) return scopes.error();
+  ExecutionFilter f = filter;
+  f.scopes = std::move(*scopes);
   ExecutionStats stats;
   for (auto s : kExecutionStatuses) stats.by_status[std::string(s)] = 0;
   const Query q = execution_query(f);
@@ -483,7 +532,6 @@ Result<ExecutionStats> Projections::execution_stats(const ExecutionFilter& f) co
     stats.total = plan->count;  // includes rows with a status outside the ten, if any
   } else {
     auto st = scan_matches(executions_, Entity::kExecution, q, *plan, true,
-                           Cursor::kMaxFirstBatch,
                            [&](int64_t, std::string_view status, const Json*) {
                              ++stats.total;
                              auto it = stats.by_status.find(std::string(status));

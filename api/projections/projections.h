@@ -105,10 +105,17 @@ struct ExecutionStats {
 // selective condition is scanned as above — so a scoped page, alone or with statuses, merges a
 // few prefixes in (created, id) order and takes its total from their counters. When another
 // filter is more selective (action_ref, enforcement, parent, ...), its index is scanned and the
-// scope checked on the row. More than kMaxScopePrefixes scopes: no index, the scope is checked
-// on every row of the scanned range (by_created unless another filter applies) and the total is
-// counted over it — a full scan; callers with that many should not restrict at all.
-inline constexpr size_t kMaxScopePrefixes = 64;
+// scope checked on the row; when the scopes are more selective but another non-status filter is
+// given, the scopes' prefixes are scanned and that filter checked on each row, so the total costs
+// one row read per row in those scopes. execution_stats with only scopes (and statuses) reads one
+// counter per (status, scope). More than kMaxScopePrefixes scopes are first narrowed to those that
+// have rows (one counter read per scope, up to kMaxScopeLookups scopes); if more than
+// kMaxScopePrefixes remain (or too many were given to look up), no index is used: the scope is
+// checked on every row of the scanned range (by_created unless another filter applies) and the
+// total counted over it — a full scan of the rows.
+inline constexpr size_t kMaxScopePrefixes = 256;
+inline constexpr size_t kMaxScopeLookups = 4096;
+
 class Projections {
  public:
   // Opens the stores of the "api" stage on `log.db()`. `applied` is the Runtime's. Builds the

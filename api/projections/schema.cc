@@ -150,16 +150,18 @@ const std::vector<IndexDef>& index_defs(Entity e) {
                                                 {"by_source", source_ref_of},
                                                 {"by_source_id", source_of},
                                                 {kByScope, scope_of_event}};
-  static const std::vector<IndexDef> kEnforcements = {{"by_status", status_of},
-                                                      {"by_rule", rule_ref_of},
-                                                      {"by_rule_id", rule_of},
-                                                      {"by_event", event_of},
-                                                      {"by_trigger", trigger_ref_of},
-                                                      {kByScope, scope_of_enforcement},
-                                                      {kByStatusScope, status_scope_of_enforcement}};
+  static const std::vector<IndexDef> kEnforcements = {
+      {"by_status", status_of},
+      {"by_rule", rule_ref_of},
+      {"by_rule_id", rule_of},
+      {"by_event", event_of},
+      {"by_trigger", trigger_ref_of},
+      {kByScope, scope_of_enforcement},
+      {kByStatusScope, status_scope_of_enforcement}};
   static const std::vector<IndexDef> kExecutions = {
-      {"by_status", status_of},       {"by_action", action_ref_of}, {"by_pack", pack_ref_of},
-      {"by_enforcement", enforcement_of}, {"by_parent", parent_of}, {"by_rule", rule_ref_of},
+      {"by_status", status_of},       {"by_action", action_ref_of},
+      {"by_pack", pack_ref_of},       {"by_enforcement", enforcement_of},
+      {"by_parent", parent_of},       {"by_rule", rule_ref_of},
       {"by_rule_id", rule_of},        {"by_trigger", trigger_ref_of},
       {kByScope, scope_of_execution}, {kByStatusScope, status_scope_of_execution}};
   switch (e) {

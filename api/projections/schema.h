@@ -37,6 +37,8 @@ int execution_status_rank(std::string_view status);
 //   i/by_created/<BE64 created_ms><BE64 id>           (executions, enforcements) or empty
 //   c/<index>/<value>/<BE32 instance>                 entries under that index prefix written
 //   c/by_created/<BE32 instance>                      by one stage instance (signed BE64)
+//   m/scope_index                                     scope indexes built ("1"; see
+//                                                     backfill_scope_index())
 //
 // "Index prefix" below means "<index>/<value>/" (or "by_created/"): the unit of both a prefix
 // scan and a counter. Values are escaped so that '/' cannot occur inside them. Every index sorts

@@ -634,7 +634,6 @@ TEST_F(ProjectionsTest, SeveralInstancesShareCountersCorrectly) {
   }
 }
 
-
 // --- Visibility scopes (API.md §16.3) ----------------------------------------------------------
 
 TEST(RecordScope, DerivedRecordsShareTheirPacksAndCoreRunsAreTheUsers) {
@@ -645,10 +644,12 @@ TEST(RecordScope, DerivedRecordsShareTheirPacksAndCoreRunsAreTheUsers) {
   };
   const std::vector<Case> cases = {
       // Executions: the rule's pack first; else a user's run of a core action is theirs.
-      {Entity::kExecution, {{"rule_ref", "ops.r1"}, {"action_ref", "core.echo"}, {"executor", 7}},
+      {Entity::kExecution,
+       {{"rule_ref", "ops.r1"}, {"action_ref", "core.echo"}, {"executor", 7}},
        "p:ops"},
       {Entity::kExecution, {{"rule_ref", ""}, {"action_ref", "core.echo"}, {"executor", 7}}, "i:7"},
-      {Entity::kExecution, {{"rule_ref", nullptr}, {"action_ref", "core.echo"}, {"executor", 7}},
+      {Entity::kExecution,
+       {{"rule_ref", nullptr}, {"action_ref", "core.echo"}, {"executor", 7}},
        "i:7"},
       {Entity::kExecution, {{"action_ref", "core.echo"}, {"executor", 0}}, "p:core"},
       {Entity::kExecution, {{"action_ref", "core.echo"}, {"executor", -3}}, "p:core"},
@@ -684,20 +685,24 @@ TEST(RecordScope, DerivedRecordsShareTheirPacksAndCoreRunsAreTheUsers) {
 // Executions spread over the scopes p:core, p:ops, p:web, p: (no pack), i:7 and i:8.
 Json scoped_execution(int i) {
   static const char* kActions[] = {"core.echo", "core.http", "ops.deploy", "web.check", "nodot"};
-  static const char* kStatuses[] = {"requested", "running", "completed", "failed", "scheduled",
-                                    "failed"};
+  static const char* kStatuses[] = {"requested", "running",   "completed",
+                                    "failed",    "scheduled", "failed"};
   const int64_t id = 5000 + i;
   const int64_t created = kT0 + (i / 3) * 1000;  // triples share a created ms
-  Json rule_ref = i % 5 == 0 ? Json("ops.r1") : i % 5 == 1 ? Json("web.r2") : i % 5 == 2 ? Json("")
-                                                                                          : Json(nullptr);
+  Json rule_ref = i % 5 == 0   ? Json("ops.r1")
+                  : i % 5 == 1 ? Json("web.r2")
+                  : i % 5 == 2 ? Json("")
+                               : Json(nullptr);
   const std::string status = kStatuses[i % 6];
-  Json row = execution_row(id, kActions[i % 5 == 3 ? i % 2 : (i / 5) % 5], status, created,
-                           i % 4 == 0 ? Json(nullptr) : Json(600 + i % 3), nullptr, nullptr,
-                           rule_ref, nullptr,
-                           status == "completed" ? Json{{"stdout", "hi " + std::to_string(i % 2)}}
-                                                 : Json(nullptr),
-                           created);
-  row["executor"] = i % 4 == 0 ? Json(7) : i % 4 == 1 ? Json(8) : i % 4 == 2 ? Json(nullptr) : Json(0);
+  Json row = execution_row(
+      id, kActions[i % 5 == 3 ? i % 2 : (i / 5) % 5], status, created,
+      i % 4 == 0 ? Json(nullptr) : Json(600 + i % 3), nullptr, nullptr, rule_ref, nullptr,
+      status == "completed" ? Json{{"stdout", "hi " + std::to_string(i % 2)}} : Json(nullptr),
+      created);
+  row["executor"] = i % 4 == 0   ? Json(7)
+                    : i % 4 == 1 ? Json(8)
+                    : i % 4 == 2 ? Json(nullptr)
+                                 : Json(0);
   return row;
 }
 
@@ -725,9 +730,13 @@ class ScopedProjectionsTest : public ProjectionsTest {
   // the many-scopes fallback, empty and unknown scopes.
   std::vector<std::pair<ExecutionFilter, std::string>> scoped_cases() const {
     Scopes many;
-    for (int i = 0; i < 70; ++i) many.push_back("p:x" + std::to_string(i));
+    // More than kMaxScopePrefixes: narrowed to the two with rows.
+    for (size_t i = 0; i <= kMaxScopePrefixes; ++i) many.push_back("p:x" + std::to_string(i));
     many.push_back("p:core");
     many.push_back("i:7");
+    // More than kMaxScopeLookups: not narrowed, so the scope is checked on every row.
+    Scopes huge = many;
+    for (size_t i = 0; i < kMaxScopeLookups; ++i) huge.push_back("i:" + std::to_string(1000 + i));
     Scopes twenty = {"p:ops", "i:8"};
     for (int i = 0; i < 18; ++i) twenty.push_back("i:" + std::to_string(100 + i));
     return {
@@ -744,7 +753,8 @@ class ScopedProjectionsTest : public ProjectionsTest {
         {{.statuses = {"requested", "running", "completed", "failed"}, .scopes = twenty},
          "more pairs than prefixes"},
         {{.action_ref = "core.echo", .scopes = Scopes{"p:core", "i:7"}}, "action_ref, scoped"},
-        {{.action_ref = "core.http", .statuses = {"failed", "running"},
+        {{.action_ref = "core.http",
+          .statuses = {"failed", "running"},
           .scopes = Scopes{"p:core", "i:8", "p:web"}},
          "action_ref + statuses, scoped"},
         {{.enforcement = 601, .scopes = Scopes{"p:web", "i:7", "p:"}}, "enforcement, scoped"},
@@ -755,14 +765,17 @@ class ScopedProjectionsTest : public ProjectionsTest {
         {{.scopes = many}, "many scopes"},
         {{.statuses = {"failed"}, .scopes = many}, "many scopes + status"},
         {{.pack_ref = "core", .scopes = many}, "many scopes + pack"},
+        {{.scopes = huge}, "huge scope list (row scan)"},
+        {{.statuses = {"failed", "completed"}, .scopes = huge}, "huge scope list + statuses"},
+        {{.enforcement = 602, .scopes = huge}, "huge scope list + enforcement"},
     };
   }
 
   void expect_scoped(const std::string& what) {
     for (const auto& [f, name] : scoped_cases()) {
-      for (const Page page : {Page{0, 200, true}, Page{0, 200, false}, Page{0, 5, true},
-                              Page{7, 9, true}, Page{11, 6, false}, Page{1000, 10, true},
-                              Page{0, 0, false}}) {
+      for (const Page page :
+           {Page{0, 200, true}, Page{0, 200, false}, Page{0, 5, true}, Page{7, 9, true},
+            Page{11, 6, false}, Page{1000, 10, true}, Page{0, 0, false}}) {
         expect_executions(f, page, what + ": " + name + " offset " + std::to_string(page.offset));
       }
       expect_stats(f, what + ": " + name);
@@ -782,8 +795,8 @@ class ScopedProjectionsTest : public ProjectionsTest {
   // Makes `store` look written by a build without the scope indexes.
   void drop_scope_index(state::Store& store) {
     state::WriteBatch b;
-    for (std::string_view p : {"i/by_scope/", "i/by_status_scope/", "c/by_scope/",
-                               "c/by_status_scope/"}) {
+    for (std::string_view p :
+         {"i/by_scope/", "i/by_status_scope/", "c/by_scope/", "c/by_status_scope/"}) {
       b.del_range(store, std::string(p), state::prefix_successor(p));
     }
     b.del(store, std::string(kScopeIndexMarker));
@@ -791,10 +804,8 @@ class ScopedProjectionsTest : public ProjectionsTest {
   }
   int64_t count_keys(state::Store& store, std::string_view prefix) {
     int64_t n = 0;
-    EXPECT_TRUE(store.scan(prefix, [&](std::string_view, std::string_view) {
-                       ++n;
-                       return true;
-                     }).ok());
+    auto st = store.scan(prefix, [&](std::string_view, std::string_view) { return ++n > 0; });
+    EXPECT_TRUE(st.ok());
     return n;
   }
 };
@@ -840,16 +851,16 @@ TEST_F(ScopedProjectionsTest, EventsAndEnforcementsByScope) {
   }
   for (int i = 1; i <= 30; i += 3) update_enforcement(200 + i, "processed", kT0 + 1000 + i);
   sync();
-  for (const Scopes& scopes : {Scopes{"p:core"}, Scopes{"p:ops", "p:web"}, Scopes{},
-                               Scopes{"p:core", "p:ops", "p:web"}}) {
+  for (const Scopes& scopes :
+       {Scopes{"p:core"}, Scopes{"p:ops", "p:web"}, Scopes{}, Scopes{"p:core", "p:ops", "p:web"}}) {
     for (const Page page : {Page{0, 100, true}, Page{0, 100, false}, Page{3, 4, true}}) {
       auto in = [&](Entity e, const Json& r) {
         return std::find(scopes.begin(), scopes.end(), record_scope(e, r)) != scopes.end();
       };
       auto ev = proj_->list_events({.scopes = scopes}, page);
       ASSERT_TRUE(ev.ok());
-      auto [ev_ids, ev_total] =
-          model_list(events_, [&](const Json& r) { return in(Entity::kEvent, r); }, page);
+      auto [ev_ids, ev_total] = model_list(
+          events_, [&](const Json& r) { return in(Entity::kEvent, r); }, page);
       EXPECT_EQ(ids_of(ev->items), ev_ids);
       EXPECT_EQ(ev->total, ev_total);
       auto ev2 = proj_->list_events({.trigger_ref = "core.timer", .scopes = scopes}, page);
@@ -928,10 +939,10 @@ TEST_F(ScopedProjectionsTest, BackfillBuildsTheIndexOfAnOlderStoreOnce) {
 TEST_F(ScopedProjectionsTest, BackfillOfEventsAndEnforcements) {
   start();
   for (int i = 1; i <= 20; ++i) {
-    put_event(event_row(i, 11, i % 2 ? "core.timer" : "web.hook", nullptr, "timer", kT0 + i,
-                        {{"i", i}}));
-    put_enforcement(enforcement_row(200 + i, 30, i % 3 ? "core.r1" : "ops.r0", "web.hook", i,
-                                    kT0 + i));
+    put_event(
+        event_row(i, 11, i % 2 ? "core.timer" : "web.hook", nullptr, "timer", kT0 + i, {{"i", i}}));
+    put_enforcement(
+        enforcement_row(200 + i, 30, i % 3 ? "core.r1" : "ops.r0", "web.hook", i, kT0 + i));
   }
   sync();
   stop();
@@ -947,8 +958,8 @@ TEST_F(ScopedProjectionsTest, BackfillOfEventsAndEnforcements) {
   ASSERT_TRUE(ev.ok());
   EXPECT_EQ(ev->total, 10);
   EXPECT_EQ(ids_of(ev->items), (std::vector<int64_t>{20, 18, 16}));
-  auto en = proj_->list_enforcements({.status = "created", .scopes = Scopes{"p:ops"}},
-                                     {0, 100, false});
+  auto en =
+      proj_->list_enforcements({.status = "created", .scopes = Scopes{"p:ops"}}, {0, 100, false});
   ASSERT_TRUE(en.ok());
   EXPECT_EQ(en->total, 6);
   EXPECT_EQ(ids_of(en->items), (std::vector<int64_t>{203, 206, 209, 212, 215, 218}));
@@ -1059,8 +1070,9 @@ class HistoryRetentionTest : public ProjectionsTest {
   void expect_lists(const std::string& what) {
     for (const ExecutionFilter& f :
          {ExecutionFilter{}, ExecutionFilter{.statuses = {"completed"}},
-          ExecutionFilter{.statuses = {"running", "failed"}}, ExecutionFilter{.rule_ref = "core.r1"},
-          ExecutionFilter{.enforcement = 201}, ExecutionFilter{.enforcement = 220},
+          ExecutionFilter{.statuses = {"running", "failed"}},
+          ExecutionFilter{.rule_ref = "core.r1"}, ExecutionFilter{.enforcement = 201},
+          ExecutionFilter{.enforcement = 220},
           ExecutionFilter{.action_ref = "core.echo", .statuses = {"failed"}},
           ExecutionFilter{.created_after = kT0}, ExecutionFilter{.scopes = Scopes{"p:core"}},
           ExecutionFilter{.statuses = {"completed", "running"}, .scopes = Scopes{"p:core", "i:1"}},
