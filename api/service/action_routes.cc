@@ -156,7 +156,7 @@ void register_action_routes(RouteTable& t, ServiceContext& s) {
         [&s](Call& c) { return list_actions(s, c, false); });
   t.add("GET", v1 + "/search", Access::to("actions", "read"),
         [&s](Call& c) { return list_actions(s, c, true); });
-  t.add("POST", v1, Access::to("actions", "create"), bind(create_action));
+  t.add("POST", v1, Access::to("actions", "create").on_object(), bind(create_action));
   t.add("GET", v1 + "/{ref}", Access::to("actions", "read"), bind(get_action));
   t.add("PUT", v1 + "/{ref}", Access::to("actions", "update"), bind(update_action));
   t.add("DELETE", v1 + "/{ref}", Access::to("actions", "delete"), bind(delete_action));

@@ -261,7 +261,7 @@ void register_event_routes(RouteTable& t, ServiceContext& s) {
   // The key in the path is the credential (API.md §4.1).
   t.add("POST", "/api/v1/webhooks/{key}", Access::open(),
         [&s, rates](Call& c) { return receive_webhook(s, *rates, c); });
-  t.add("POST", "/api/v1/events", Access::to("events", "create"),
+  t.add("POST", "/api/v1/events", Access::to("events", "create").on_object(),
         [&s](Call& c) { return create_event(s, c); });
   t.add("GET", "/api/v1/events", Access::to("events", "read"),
         [&s](Call& c) { return list_events(s, c); });

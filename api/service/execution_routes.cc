@@ -194,7 +194,7 @@ void register_execution_routes(RouteTable& t, ServiceContext& s) {
   const std::string v1 = "/api/v1/executions";
   t.add("GET", v1, Access::to("executions", "read"),
         [&s](Call& c) { return list_executions(s, c, std::nullopt); });
-  t.add("POST", v1 + "/execute", Access::to("actions", "execute"),
+  t.add("POST", v1 + "/execute", Access::to("actions", "execute").on_object(),
         [&s](Call& c) { return execute(s, c); });
   t.add("GET", v1 + "/stats", Access::to("executions", "read"),
         [&s](Call& c) { return execution_stats(s, c); });

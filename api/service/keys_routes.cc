@@ -459,7 +459,7 @@ void register_key_routes(RouteTable& t, ServiceContext& s) {
   };
   // Execution tokens are welcome here (API.md §11.4: their own pack's and action's keys).
   t.add("GET", v1, Access::to("keys", "read"), bind(list_keys));
-  t.add("POST", v1, Access::to("keys", "create"), bind(create_key));
+  t.add("POST", v1, Access::to("keys", "create").on_object(), bind(create_key));
   t.add("GET", v1 + "/{ref}", Access::to("keys", "read"), bind(get_key));
   t.add("PUT", v1 + "/{ref}", Access::to("keys", "update"), bind(update_key));
   t.add("DELETE", v1 + "/{ref}", Access::to("keys", "delete"), bind(delete_key));

@@ -76,7 +76,7 @@ void RouteTable::add(std::string method, std::string pattern, Access access,
                      CallHandler handler) {
   routes_.push_back(RouteDecl{method, pattern, access});
   const ServiceContext& ctx = ctx_;
-  const bool one_object = pattern.find('{') != std::string::npos;
+  const bool one_object = pattern.find('{') != std::string::npos || access.decides_on_object();
   router_.add(std::move(method), std::move(pattern),
               [&ctx, one_object, access = std::move(access), handler = std::move(handler)](
                   rest::HttpRequest& req) -> rest::HttpResponse {
@@ -88,14 +88,8 @@ void RouteTable::add(std::string method, std::string pattern, Access access,
                   call.view = ctx.view_of(*call.principal);
                   // Everything but reading needs the declared grant (for some objects) before
                   // any work; reads are decided per object and per list row.
-                  // (Execution tokens use their own keys by §11.4; the keys unit decides.)
-                  // (Sensor tokens fire their trigger types by §9.2; the events unit decides.)
-                  const bool own_keys =
-                      (access.resource() == "keys" && call.principal->execution_id != 0) ||
-                      (access.resource() == "events" && access.action() == "create" &&
-                       call.principal->token_type == auth::kSensorToken);
                   if (access.kind() == Access::Kind::kGrant && access.action() != "read" &&
-                      !one_object && !own_keys && !call.view->may_some(access.resource(), access.action())) {
+                      !one_object && !call.view->may_some(access.resource(), access.action())) {
                     return detail::error(Errc::kForbidden, "Permission denied: needs " +
                                                                access.resource() + ":" +
                                                                access.action());

@@ -8,8 +8,9 @@
 //   Access::to(res, action)  a valid token; on a collection route (no path parameter) and for
 //                            every action but `read`, a grant of res:action with some
 //                            constraints (else 403 before any work). Routes of one object
-//                            ({ref}, {id}) decide on the object they resolve, so that an
-//                            invisible one answers 404 whatever the grants: the handler asks
+//                            ({ref}, {id}, or .on_object(): named in the body) decide on the
+//                            object they resolve, so that an invisible one answers 404
+//                            whatever the grants: the handler asks
 //                            Call::check*() (invisible ⇒ 404, visible but not permitted ⇒ 403)
 //                            or, for objects without visibility (identities, permission sets
 //                            and assignments), Call::require_grant().
@@ -41,6 +42,14 @@ class Access {
   static Access to(std::string resource, std::string action) {
     return Access(Kind::kGrant, std::move(resource), std::move(action));
   }
+  // The request names its object in the body (a create in a pack, an execute of an action): the
+  // handler decides on that object (404 invisible, 403 not permitted) instead of a 403 before it.
+  Access on_object() const {
+    Access a = *this;
+    a.on_object_ = true;
+    return a;
+  }
+  bool decides_on_object() const { return on_object_; }
 
   enum class Kind { kOpen, kSignedIn, kGrant };
   Kind kind() const { return kind_; }
@@ -53,6 +62,7 @@ class Access {
       : kind_(k), resource_(std::move(r)), action_(std::move(a)) {}
   Kind kind_;
   std::string resource_, action_;
+  bool on_object_ = false;
 };
 
 // One request to a declared route: the request, the declaration and (unless open) the caller.

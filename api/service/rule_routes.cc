@@ -167,7 +167,7 @@ void register_rule_routes(RouteTable& t, ServiceContext& s) {
     return [&s, fn](Call& c) { return fn(s, c); };
   };
   t.add("GET", v1, Access::to("rules", "read"), bind(list_rules));
-  t.add("POST", v1, Access::to("rules", "create"), bind(create_rule));
+  t.add("POST", v1, Access::to("rules", "create").on_object(), bind(create_rule));
   t.add("GET", v1 + "/{ref}", Access::to("rules", "read"), bind(get_rule));
   t.add("PUT", v1 + "/{ref}", Access::to("rules", "update"), bind(update_rule));
   t.add("DELETE", v1 + "/{ref}", Access::to("rules", "delete"), bind(delete_rule));

@@ -315,7 +315,7 @@ void register_sensor_routes(RouteTable& t, ServiceContext& s) {
     return [&s, fn](Call& c) { return fn(s, c); };
   };
   t.add("GET", v1, Access::to("sensors", "read"), bind(list_sensors));
-  t.add("POST", v1, Access::to("sensors", "create"), bind(create_sensor));
+  t.add("POST", v1, Access::to("sensors", "create").on_object(), bind(create_sensor));
   t.add("GET", v1 + "/{ref}", Access::to("sensors", "read"), bind(get_sensor));
   t.add("PUT", v1 + "/{ref}", Access::to("sensors", "update"), bind(update_sensor));
   t.add("DELETE", v1 + "/{ref}", Access::to("sensors", "delete"), bind(delete_sensor));

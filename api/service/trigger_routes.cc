@@ -138,7 +138,7 @@ void register_trigger_routes(RouteTable& t, ServiceContext& s) {
     return [&s, fn](Call& c) { return fn(s, c); };
   };
   t.add("GET", v1, Access::to("triggers", "read"), bind(list_triggers));
-  t.add("POST", v1, Access::to("triggers", "create"), bind(create_trigger));
+  t.add("POST", v1, Access::to("triggers", "create").on_object(), bind(create_trigger));
   t.add("GET", v1 + "/{ref}", Access::to("triggers", "read"), bind(get_trigger));
   t.add("PUT", v1 + "/{ref}", Access::to("triggers", "update"), bind(update_trigger));
   t.add("DELETE", v1 + "/{ref}", Access::to("triggers", "delete"), bind(delete_trigger));

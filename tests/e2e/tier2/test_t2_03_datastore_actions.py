@@ -67,6 +67,8 @@ echo "other_exec=$(code "$ATTUNE_API_URL/api/v1/executions/{other_exec['id']}")"
 echo "exec_list=$(code "$ATTUNE_API_URL/api/v1/executions")"
 echo "key_list=$(code "$ATTUNE_API_URL/api/v1/keys")"
 echo "packs=$(code "$ATTUNE_API_URL/api/v1/packs")"
+echo "exec_total=$({CURL} "$ATTUNE_API_URL/api/v1/executions" | grep -o '"total_items":[0-9]*' | cut -d: -f2)"
+echo "pack_total=$({CURL} "$ATTUNE_API_URL/api/v1/packs" | grep -o '"total_items":[0-9]*' | cut -d: -f2)"
 echo "execute=$(code -X POST "$ATTUNE_API_URL/api/v1/executions/execute" -d '{{"action_ref":"core.noop"}}')"
 echo "identity_key=$(code -X POST "$ATTUNE_API_URL/api/v1/keys" -d '{{"local_ref":"x","value":1,"owner_type":"identity"}}')"
 echo "foreign_write=$(code -X POST "$ATTUNE_API_URL/api/v1/keys" -d '{{"local_ref":"x","value":1,"owner_type":"pack","owner_pack_ref":"{other['ref']}"}}')"
@@ -75,8 +77,11 @@ echo "foreign_write=$(code -X POST "$ATTUNE_API_URL/api/v1/keys" -d '{{"local_re
     ex = api.wait_execution(api.execute(act["ref"], {})["id"])
     assert ex["status"] == "completed", ex
     seen = dict(line.split("=", 1) for line in ex["result"]["stdout"].split())
+    # API.md §16.2: the token reads its own execution, action and pack (lists answer 200 with only
+    # what it may read) and its pack's keys; it cannot run anything or write outside its scope.
     assert seen == {"own_exec": "200", "own_pack_key": "200", "other_pack_key": "404", "other_exec": "404",
-                    "exec_list": "403", "key_list": "200", "packs": "403", "execute": "403",
+                    "exec_list": "200", "key_list": "200", "packs": "200", "execute": "403",
+                    "exec_total": "0", "pack_total": "2",  # none of the admin's runs; core + its pack
                     "identity_key": "403", "foreign_write": "403"}, seen
 
     token = token_file.read_text()
