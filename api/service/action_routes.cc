@@ -21,28 +21,6 @@ using Resp = rest::HttpResponse;
 
 namespace {
 
-bool matches_text(const Json& a, const std::string& needle) {
-  if (needle.empty()) return true;
-  std::string hay = a.value("ref", "") + " " + a.value("label", "") + " " +
-                    (a.value("description", Json()).is_string() ? a["description"].get<std::string>()
-                                                                : "");
-  std::transform(hay.begin(), hay.end(), hay.begin(), ::tolower);
-  return hay.find(needle) != std::string::npos;
-}
-
-std::set<std::string> csv(const std::optional<std::string>& v) {
-  std::set<std::string> out;
-  if (!v) return out;
-  size_t start = 0;
-  while (start <= v->size()) {
-    size_t comma = v->find(',', start);
-    if (comma == std::string::npos) comma = v->size();
-    if (comma > start) out.insert(v->substr(start, comma - start));
-    start = comma + 1;
-  }
-  return out;
-}
-
 // GET /actions (visible actions) and GET /actions/search (also the discoverable metadata of
 // other packs' public actions, and restricted ones allowing `referencing_pack_ref`).
 Resp list_actions(ServiceContext& s, Call& c, bool search) {
@@ -50,7 +28,7 @@ Resp list_actions(ServiceContext& s, Call& c, bool search) {
   auto page = rest::parse_page_request(req);
   if (!page.ok()) return Resp::error(page.error());
   const auto pack_ref = req.query_param("pack_ref");
-  const std::set<std::string> packs = csv(req.query_param("packs"));
+  const std::set<std::string> packs = detail::csv_set(req.query_param("packs"));
   const std::string referencing = req.query_param("referencing_pack_ref").value_or("");
   std::optional<bool> executable;
   if (auto e = req.query_param("executable_with_current_access")) {
@@ -73,7 +51,7 @@ Resp list_actions(ServiceContext& s, Call& c, bool search) {
     if (executable && *executable != (visible && c.can().may("execute", {"actions", pack}))) {
       continue;
     }
-    if (!matches_text(*a, needle)) continue;
+    if (!detail::matches_text(*a, needle)) continue;
     rows.push_back(std::move(a));
   }
   return Resp::json(200, sorted_page(std::move(rows), *page));

@@ -74,6 +74,28 @@ std::string pack_ref_of(const Json& obj) {
   return it != obj.end() && it->is_string() ? it->get<std::string>() : std::string();
 }
 
+std::set<std::string> csv_set(const std::optional<std::string>& value) {
+  std::set<std::string> out;
+  if (!value) return out;
+  size_t start = 0;
+  while (start <= value->size()) {
+    size_t comma = value->find(',', start);
+    if (comma == std::string::npos) comma = value->size();
+    if (comma > start) out.insert(value->substr(start, comma - start));
+    start = comma + 1;
+  }
+  return out;
+}
+
+bool matches_text(const Json& obj, const std::string& needle) {
+  if (needle.empty()) return true;
+  const Json description = obj.value("description", Json());
+  std::string hay = obj.value("ref", "") + " " + obj.value("label", "") + " " +
+                    (description.is_string() ? description.get<std::string>() : "");
+  std::transform(hay.begin(), hay.end(), hay.begin(), ::tolower);
+  return hay.find(needle) != std::string::npos;
+}
+
 }  // namespace detail
 
 ServiceContext::ServiceContext(Log& log, DefinitionsTable& defs, projections::Projections& views,

@@ -237,6 +237,11 @@ Json page_envelope(const std::vector<JsonPtr>& rows, const rest::PageRequest& pa
 // order=asc.
 Json sorted_page(std::vector<JsonPtr> rows, const rest::PageRequest& page,
                  const std::function<Json(const Json&)>& present = {});
+// The comma-separated values of a query parameter (absent: none).
+std::set<std::string> csv_set(const std::optional<std::string>& value);
+// Whether `needle` (lower case; empty matches all) occurs in the object's ref, label or
+// description, case-insensitively (the `q` filter).
+bool matches_text(const Json& obj, const std::string& needle);
 // An object's pack_ref, "" when it has none (null or absent: ownerless permission sets, ...).
 std::string pack_ref_of(const Json& obj);
 

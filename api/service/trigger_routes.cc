@@ -1,5 +1,7 @@
 // Triggers and their webhooks (API.md §6, §9.1, §16.5). Public triggers of other packs are
 // discoverable (metadata only, without webhook keys); everything else follows pack visibility.
+#include <algorithm>
+
 #include "api/auth/secrets.h"
 #include "api/rest/pagination.h"
 #include "api/service/definition_fields.h"
@@ -35,10 +37,15 @@ Resp list_triggers(ServiceContext& s, Call& c) {
   auto page = rest::parse_page_request(req);
   if (!page.ok()) return Resp::error(page.error());
   const auto pack_ref = req.query_param("pack_ref");
+  const std::set<std::string> packs = detail::csv_set(req.query_param("packs"));
   const std::string referencing = req.query_param("referencing_pack_ref").value_or("");
+  std::string needle = req.query_param("q").value_or("");
+  std::transform(needle.begin(), needle.end(), needle.begin(), ::tolower);
   std::vector<JsonPtr> rows;
   for (auto& t : s.defs.list("trigger")) {
     if (pack_ref && detail::pack_ref_of(*t) != *pack_ref) continue;
+    if (!packs.empty() && !packs.count(detail::pack_ref_of(*t))) continue;
+    if (!detail::matches_text(*t, needle)) continue;
     if (!referencing.empty() && !authz::may_reference(*t, referencing)) continue;
     if (c.lists(*t)) {
       rows.push_back(std::move(t));

@@ -151,3 +151,27 @@ def test_public_trigger_metadata_hides_the_webhook_key(server, api):
     assert seen.get("webhook_key") in (None, ""), f"another tenant reads the webhook key: {seen}"
     listed = [t for t in bob.items("/api/v1/triggers", page_size=100) if t["ref"] == t_pub["ref"]]
     assert listed and key not in str(listed), listed
+
+
+def test_search_filters_packs_and_executable_with_current_access(server, api):
+    alice, bob, pa, pb, _, _ = two_tenants(server, api)
+    word = uid(8)
+    mine = bob.create_action(f"{pb}.mine_{word}", "true", reference_visibility="private")
+    theirs = alice.create_action(f"{pa}.pub_{word}", "true", reference_visibility="public")
+    # `packs` narrows the search to the named packs (comma-separated).
+    assert {a["ref"] for a in bob.items("/api/v1/actions/search", q=word, packs=pa)} == {theirs["ref"]}
+    assert {a["ref"] for a in bob.items("/api/v1/actions/search", q=word, packs=f"{pa},{pb}")} == \
+        {theirs["ref"], mine["ref"]}
+    # Discoverable is not executable: only bob's own action passes the filter.
+    runnable = {a["ref"] for a in bob.items("/api/v1/actions/search", q=word,
+                                             executable_with_current_access="true")}
+    assert runnable == {mine["ref"]}, runnable
+    not_runnable = {a["ref"] for a in bob.items("/api/v1/actions/search", q=word,
+                                                 executable_with_current_access="false")}
+    assert not_runnable == {theirs["ref"]}, not_runnable
+    expect_error(bob.get("/api/v1/actions", params={"executable_with_current_access": "maybe"}), 400)
+    # Triggers take the same filters.
+    t = alice.create_trigger(f"{pa}.t_{word}", reference_visibility="public", label=f"Hook {word}")
+    assert {x["ref"] for x in bob.items("/api/v1/triggers", q=word, packs=pa)} == {t["ref"]}
+    assert bob.items("/api/v1/triggers", q=word, packs=pb) == []
+    assert {x["ref"] for x in bob.items("/api/v1/triggers", q=word, referencing_pack_ref=pb)} == {t["ref"]}
