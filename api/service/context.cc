@@ -280,8 +280,16 @@ std::shared_ptr<const authz::View> ServiceContext::view_of(const Principal& p) c
     who.standard_action_ref = p.execution_action_ref;
     who.standard_pack_ref = p.execution_pack_ref;
   } else if (p.token_type == auth::kSensorToken) {
-    // Sensor tokens fire their trigger types (checked by POST /events) and read nothing else.
-    who.identity_id = 0;
+    // Sensor tokens (API.md §4.2) fire their trigger types (checked by POST /events) and read
+    // what their sensor identity was granted — reads only, whatever the sets say.
+    who.identity_id = p.id;
+    if (p.identity) {
+      for (auto& g : grants_of(*p.identity)) {
+        if (!g.actions.count("read")) continue;
+        g.actions = {"read"};
+        who.grants.push_back(std::move(g));
+      }
+    }
   } else {
     who.identity_id = p.id;
     if (p.identity) who.grants = grants_of(*p.identity);

@@ -22,6 +22,14 @@ while true; do
       -H "Authorization: Bearer $ATTUNE_API_TOKEN" -H 'Content-Type: application/json' \
       -d '{"trigger_ref": "core.webhook", "payload": {}}')
     echo "post other trigger: $code"
+    # Nothing else without grants to its sensor identity (API.md §4.2, §16): not even its pack.
+    code=$(curl -s -o /dev/null -w '%{http_code}' "$ATTUNE_API_URL/api/v1/packs/${ATTUNE_SENSOR_REF%%.*}" \
+      -H "Authorization: Bearer $ATTUNE_API_TOKEN")
+    echo "read own pack: $code"
+    code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "$ATTUNE_API_URL/api/v1/packs" \
+      -H "Authorization: Bearer $ATTUNE_API_TOKEN" -H 'Content-Type: application/json' \
+      -d '{"ref": "sensorpack", "label": "x", "version": "1.0.0"}')
+    echo "create pack: $code"
   fi
   sleep 0.3
 done
@@ -61,6 +69,7 @@ def test_shell_sensor_emits_events_that_fire_a_rule(api):
     out = wait_for(lambda: (lambda t: t if "post other trigger" in t else None)(
         api.get(f"/api/v1/sensors/{ref}/logs/stdout").text), timeout=10, desc="sensor posted")
     assert "post own trigger: 201" in out and "post other trigger: 403" in out, out
+    assert "read own pack: 404" in out and "create pack: 403" in out, out
     assert '"via": "stdout"' in out
     full = [api.get_data(f"/api/v1/events/{e['id']}") for e in sensor_events(api, trigger["ref"])]
     assert any(e["payload"].get("via") == "api" for e in full), full
