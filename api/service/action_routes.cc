@@ -127,17 +127,14 @@ Resp delete_action(ServiceContext& s, Call& c) {
 
 void register_action_routes(RouteTable& t, ServiceContext& s) {
   const std::string v1 = "/api/v1/actions";
-  auto bind = [&s](Resp (*fn)(ServiceContext&, Call&)) {
-    return [&s, fn](Call& c) { return fn(s, c); };
-  };
   t.add("GET", v1, Access::to("actions", "read"),
         [&s](Call& c) { return list_actions(s, c, false); });
   t.add("GET", v1 + "/search", Access::to("actions", "read"),
         [&s](Call& c) { return list_actions(s, c, true); });
-  t.add("POST", v1, Access::to("actions", "create").on_object(), bind(create_action));
-  t.add("GET", v1 + "/{ref}", Access::to("actions", "read"), bind(get_action));
-  t.add("PUT", v1 + "/{ref}", Access::to("actions", "update"), bind(update_action));
-  t.add("DELETE", v1 + "/{ref}", Access::to("actions", "delete"), bind(delete_action));
+  t.add("POST", v1, Access::to("actions", "create").on_object(), bound(s, create_action));
+  t.add("GET", v1 + "/{ref}", Access::to("actions", "read"), bound(s, get_action));
+  t.add("PUT", v1 + "/{ref}", Access::to("actions", "update"), bound(s, update_action));
+  t.add("DELETE", v1 + "/{ref}", Access::to("actions", "delete"), bound(s, delete_action));
 }
 
 }  // namespace attune::service

@@ -144,13 +144,10 @@ rest::HttpResponse me(ServiceContext& s, Call& c) {
 }  // namespace
 
 void register_auth_routes(RouteTable& t, ServiceContext& s) {
-  auto bind = [&s](rest::HttpResponse (*fn)(ServiceContext&, Call&)) {
-    return [&s, fn](Call& c) { return fn(s, c); };
-  };
-  t.add("POST", "/auth/register", Access::open(), bind(register_identity));
-  t.add("POST", "/auth/login", Access::open(), bind(login));
-  t.add("POST", "/auth/refresh", Access::open(), bind(refresh));
-  t.add("GET", "/auth/me", Access::signed_in(), bind(me));
+  t.add("POST", "/auth/register", Access::open(), bound(s, register_identity));
+  t.add("POST", "/auth/login", Access::open(), bound(s, login));
+  t.add("POST", "/auth/refresh", Access::open(), bound(s, refresh));
+  t.add("GET", "/auth/me", Access::signed_in(), bound(s, me));
 }
 
 }  // namespace attune::service

@@ -222,6 +222,12 @@ class ServiceContext {
   std::atomic<uint64_t> claims_made_{0};
 };
 
+// A routes unit's handler, bound to the context (what RouteTable::add takes).
+using UnitHandler = rest::HttpResponse (*)(ServiceContext&, Call&);
+inline CallHandler bound(ServiceContext& s, UnitHandler fn) {
+  return [&s, fn](Call& c) { return fn(s, c); };
+}
+
 // Route helpers shared by the handler files.
 namespace detail {
 rest::HttpResponse data(int status, Json value, std::optional<std::string> message = {});

@@ -219,21 +219,18 @@ rest::HttpResponse add_set_role(ServiceContext& s, Call& c) {
 
 void register_identity_routes(RouteTable& t, ServiceContext& s) {
   const std::string v1 = "/api/v1/identities";
-  auto bind = [&s](rest::HttpResponse (*fn)(ServiceContext&, Call&)) {
-    return [&s, fn](Call& c) { return fn(s, c); };
-  };
-  t.add("GET", v1, Access::to("identities", "read"), bind(list_identities));
-  t.add("POST", v1, Access::to("identities", "create"), bind(create_identity));
-  t.add("GET", v1 + "/{id}", Access::to("identities", "read"), bind(get_identity));
-  t.add("PUT", v1 + "/{id}", Access::to("identities", "update"), bind(update_identity));
-  t.add("DELETE", v1 + "/{id}", Access::to("identities", "delete"), bind(delete_identity));
+  t.add("GET", v1, Access::to("identities", "read"), bound(s, list_identities));
+  t.add("POST", v1, Access::to("identities", "create"), bound(s, create_identity));
+  t.add("GET", v1 + "/{id}", Access::to("identities", "read"), bound(s, get_identity));
+  t.add("PUT", v1 + "/{id}", Access::to("identities", "update"), bound(s, update_identity));
+  t.add("DELETE", v1 + "/{id}", Access::to("identities", "delete"), bound(s, delete_identity));
   // Roles grant the sets bound to them: managing them is managing permissions (API.md §16.1).
   t.add("POST", v1 + "/{id}/roles", Access::to("permissions", "manage"),
         [&s](Call& c) { return set_identity_role(s, c, true); });
   t.add("DELETE", v1 + "/{id}/roles/{role}", Access::to("permissions", "manage"),
         [&s](Call& c) { return set_identity_role(s, c, false); });
   t.add("POST", "/api/v1/permissions/sets/{id}/roles", Access::to("permissions", "manage"),
-        bind(add_set_role));
+        bound(s, add_set_role));
 }
 
 }  // namespace attune::service

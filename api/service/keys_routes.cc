@@ -454,15 +454,12 @@ rest::HttpResponse delete_key(ServiceContext& s, Call& c) {
 
 void register_key_routes(RouteTable& t, ServiceContext& s) {
   const std::string v1 = "/api/v1/keys";
-  auto bind = [&s](rest::HttpResponse (*fn)(ServiceContext&, Call&)) {
-    return [&s, fn](Call& c) { return fn(s, c); };
-  };
   // Execution tokens are welcome here (API.md §11.4: their own pack's and action's keys).
-  t.add("GET", v1, Access::to("keys", "read"), bind(list_keys));
-  t.add("POST", v1, Access::to("keys", "create").on_object(), bind(create_key));
-  t.add("GET", v1 + "/{ref}", Access::to("keys", "read"), bind(get_key));
-  t.add("PUT", v1 + "/{ref}", Access::to("keys", "update"), bind(update_key));
-  t.add("DELETE", v1 + "/{ref}", Access::to("keys", "delete"), bind(delete_key));
+  t.add("GET", v1, Access::to("keys", "read"), bound(s, list_keys));
+  t.add("POST", v1, Access::to("keys", "create").on_object(), bound(s, create_key));
+  t.add("GET", v1 + "/{ref}", Access::to("keys", "read"), bound(s, get_key));
+  t.add("PUT", v1 + "/{ref}", Access::to("keys", "update"), bound(s, update_key));
+  t.add("DELETE", v1 + "/{ref}", Access::to("keys", "delete"), bound(s, delete_key));
 }
 
 }  // namespace attune::service

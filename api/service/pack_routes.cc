@@ -805,16 +805,13 @@ Status PackInstaller::install_core_pack() {
 
 void register_pack_routes(RouteTable& t, ServiceContext& s, PackInstaller& installer) {
   const std::string v1 = "/api/v1";
-  auto bind = [&s](Resp (*fn)(ServiceContext&, Call&)) {
-    return [&s, fn](Call& c) { return fn(s, c); };
-  };
   auto bind_installer = [&s, &installer](Resp (*fn)(ServiceContext&, PackInstaller&, Call&)) {
     return [&s, &installer, fn](Call& c) { return fn(s, installer, c); };
   };
-  t.add("GET", v1 + "/packs", Access::to("packs", "read"), bind(list_packs));
-  t.add("POST", v1 + "/packs", Access::to("packs", "create"), bind(create_pack));
-  t.add("GET", v1 + "/packs/{ref}", Access::to("packs", "read"), bind(get_pack));
-  t.add("PUT", v1 + "/packs/{ref}", Access::to("packs", "configure"), bind(update_pack));
+  t.add("GET", v1 + "/packs", Access::to("packs", "read"), bound(s, list_packs));
+  t.add("POST", v1 + "/packs", Access::to("packs", "create"), bound(s, create_pack));
+  t.add("GET", v1 + "/packs/{ref}", Access::to("packs", "read"), bound(s, get_pack));
+  t.add("PUT", v1 + "/packs/{ref}", Access::to("packs", "configure"), bound(s, update_pack));
   t.add("DELETE", v1 + "/packs/{ref}", Access::to("packs", "delete"),
         bind_installer(delete_pack));
   t.add("POST", v1 + "/packs/upload", Access::to("packs", "install"),

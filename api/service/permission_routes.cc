@@ -336,19 +336,16 @@ rest::HttpResponse delete_assignment(ServiceContext& s, Call& c) {
 void register_permission_routes(RouteTable& t, ServiceContext& s) {
   const std::string sets = "/api/v1/permissions/sets";
   const std::string assignments = "/api/v1/permissions/assignments";
-  auto bind = [&s](Resp (*fn)(ServiceContext&, Call&)) {
-    return [&s, fn](Call& c) { return fn(s, c); };
-  };
-  t.add("GET", sets, Access::to("permissions", "read"), bind(list_permission_sets));
-  t.add("POST", sets, Access::to("permissions", "manage"), bind(create_permission_set));
-  t.add("GET", sets + "/{id}", Access::to("permissions", "read"), bind(get_permission_set));
-  t.add("PUT", sets + "/{id}", Access::to("permissions", "manage"), bind(update_permission_set));
+  t.add("GET", sets, Access::to("permissions", "read"), bound(s, list_permission_sets));
+  t.add("POST", sets, Access::to("permissions", "manage"), bound(s, create_permission_set));
+  t.add("GET", sets + "/{id}", Access::to("permissions", "read"), bound(s, get_permission_set));
+  t.add("PUT", sets + "/{id}", Access::to("permissions", "manage"), bound(s, update_permission_set));
   t.add("DELETE", sets + "/{id}", Access::to("permissions", "manage"),
-        bind(delete_permission_set));
-  t.add("GET", assignments, Access::to("permissions", "read"), bind(list_assignments));
-  t.add("POST", assignments, Access::to("permissions", "manage"), bind(create_assignment));
+        bound(s, delete_permission_set));
+  t.add("GET", assignments, Access::to("permissions", "read"), bound(s, list_assignments));
+  t.add("POST", assignments, Access::to("permissions", "manage"), bound(s, create_assignment));
   t.add("DELETE", assignments + "/{id}", Access::to("permissions", "manage"),
-        bind(delete_assignment));
+        bound(s, delete_assignment));
 }
 
 }  // namespace attune::service

@@ -163,14 +163,11 @@ Resp set_rule_enabled(ServiceContext& s, Call& c, bool enabled) {
 
 void register_rule_routes(RouteTable& t, ServiceContext& s) {
   const std::string v1 = "/api/v1/rules";
-  auto bind = [&s](Resp (*fn)(ServiceContext&, Call&)) {
-    return [&s, fn](Call& c) { return fn(s, c); };
-  };
-  t.add("GET", v1, Access::to("rules", "read"), bind(list_rules));
-  t.add("POST", v1, Access::to("rules", "create").on_object(), bind(create_rule));
-  t.add("GET", v1 + "/{ref}", Access::to("rules", "read"), bind(get_rule));
-  t.add("PUT", v1 + "/{ref}", Access::to("rules", "update"), bind(update_rule));
-  t.add("DELETE", v1 + "/{ref}", Access::to("rules", "delete"), bind(delete_rule));
+  t.add("GET", v1, Access::to("rules", "read"), bound(s, list_rules));
+  t.add("POST", v1, Access::to("rules", "create").on_object(), bound(s, create_rule));
+  t.add("GET", v1 + "/{ref}", Access::to("rules", "read"), bound(s, get_rule));
+  t.add("PUT", v1 + "/{ref}", Access::to("rules", "update"), bound(s, update_rule));
+  t.add("DELETE", v1 + "/{ref}", Access::to("rules", "delete"), bound(s, delete_rule));
   t.add("POST", v1 + "/{ref}/enable", Access::to("rules", "update"),
         [&s](Call& c) { return set_rule_enabled(s, c, true); });
   t.add("POST", v1 + "/{ref}/disable", Access::to("rules", "update"),

@@ -311,15 +311,12 @@ rest::HttpResponse sensor_logs(ServiceContext& s, Call& c) {
 
 void register_sensor_routes(RouteTable& t, ServiceContext& s) {
   const std::string v1 = "/api/v1/sensors";
-  auto bind = [&s](rest::HttpResponse (*fn)(ServiceContext&, Call&)) {
-    return [&s, fn](Call& c) { return fn(s, c); };
-  };
-  t.add("GET", v1, Access::to("sensors", "read"), bind(list_sensors));
-  t.add("POST", v1, Access::to("sensors", "create").on_object(), bind(create_sensor));
-  t.add("GET", v1 + "/{ref}", Access::to("sensors", "read"), bind(get_sensor));
-  t.add("PUT", v1 + "/{ref}", Access::to("sensors", "update"), bind(update_sensor));
-  t.add("DELETE", v1 + "/{ref}", Access::to("sensors", "delete"), bind(delete_sensor));
-  t.add("GET", v1 + "/{ref}/logs/{stream}", Access::to("sensors", "read"), bind(sensor_logs));
+  t.add("GET", v1, Access::to("sensors", "read"), bound(s, list_sensors));
+  t.add("POST", v1, Access::to("sensors", "create").on_object(), bound(s, create_sensor));
+  t.add("GET", v1 + "/{ref}", Access::to("sensors", "read"), bound(s, get_sensor));
+  t.add("PUT", v1 + "/{ref}", Access::to("sensors", "update"), bound(s, update_sensor));
+  t.add("DELETE", v1 + "/{ref}", Access::to("sensors", "delete"), bound(s, delete_sensor));
+  t.add("GET", v1 + "/{ref}/logs/{stream}", Access::to("sensors", "read"), bound(s, sensor_logs));
 }
 
 }  // namespace attune::service

@@ -141,14 +141,11 @@ Resp webhook_toggle(ServiceContext& s, Call& c, std::string_view op) {
 
 void register_trigger_routes(RouteTable& t, ServiceContext& s) {
   const std::string v1 = "/api/v1/triggers";
-  auto bind = [&s](Resp (*fn)(ServiceContext&, Call&)) {
-    return [&s, fn](Call& c) { return fn(s, c); };
-  };
-  t.add("GET", v1, Access::to("triggers", "read"), bind(list_triggers));
-  t.add("POST", v1, Access::to("triggers", "create").on_object(), bind(create_trigger));
-  t.add("GET", v1 + "/{ref}", Access::to("triggers", "read"), bind(get_trigger));
-  t.add("PUT", v1 + "/{ref}", Access::to("triggers", "update"), bind(update_trigger));
-  t.add("DELETE", v1 + "/{ref}", Access::to("triggers", "delete"), bind(delete_trigger));
+  t.add("GET", v1, Access::to("triggers", "read"), bound(s, list_triggers));
+  t.add("POST", v1, Access::to("triggers", "create").on_object(), bound(s, create_trigger));
+  t.add("GET", v1 + "/{ref}", Access::to("triggers", "read"), bound(s, get_trigger));
+  t.add("PUT", v1 + "/{ref}", Access::to("triggers", "update"), bound(s, update_trigger));
+  t.add("DELETE", v1 + "/{ref}", Access::to("triggers", "delete"), bound(s, delete_trigger));
   for (std::string op : {"enable", "disable", "regenerate"}) {
     t.add("POST", v1 + "/{ref}/webhooks/" + op, Access::to("triggers", "update"),
           [&s, op](Call& c) { return webhook_toggle(s, c, op); });
