@@ -178,7 +178,7 @@ void ProjectionProcessor::process(const Record& record, ProcessorContext& ctx) {
     Json row = *old_row;
     for (auto& [field, value] : env.payload.items()) row[field] = value;
     if (row == *old_row) return;
-    apply(ctx, Entity::kEnforcement, id, old_row, std::move(row));
+    apply(ctx, Entity::kEnforcement, id, std::move(old_row), std::move(row));
   } else if (record.topic == topics::kExecutions && env.type == "execution.updated") {
     const int64_t id = entity_id(env);
     Json row = std::move(env.payload);
@@ -186,7 +186,7 @@ void ProjectionProcessor::process(const Record& record, ProcessorContext& ctx) {
     auto old_row = load(ctx, *executions_, id);
     if (old_row && (*old_row == row || is_stale_execution(row, *old_row))) return;
     if (!old_row && tombstoned(ctx, Entity::kExecution, id)) return;
-    apply(ctx, Entity::kExecution, id, old_row, std::move(row));
+    apply(ctx, Entity::kExecution, id, std::move(old_row), std::move(row));
   } else {
     return;  // not a projected record type
   }
@@ -214,7 +214,7 @@ std::optional<Json> ProjectionProcessor::load(ProcessorContext& ctx, state::Stor
 }
 
 void ProjectionProcessor::apply(ProcessorContext& ctx, Entity entity, int64_t id,
-                                const std::optional<Json>& old_row, Json row) {
+                                std::optional<Json> old_row, Json row) {
   state::Store& store = store_of(entity);
   const std::vector<std::string> old_prefixes =
       old_row ? row_prefixes(entity, *old_row) : std::vector<std::string>{};
@@ -239,7 +239,9 @@ void ProjectionProcessor::apply(ProcessorContext& ctx, Entity entity, int64_t id
   }
   ctx.put(store, row_key(id), row.dump());
 
-  Change change{entity_name(entity), id, old_row ? *old_row : Json(nullptr), std::move(row)};
+  // The old row goes to the change feed as is (moved, not copied: a row per status change).
+  Change change{entity_name(entity), id, old_row ? std::move(*old_row) : Json(nullptr),
+                std::move(row)};
   pending_.push_back(std::move(change));
 }
 

@@ -67,7 +67,7 @@ class ProjectionProcessor final : public Processor {
  private:
   std::optional<Json> load(ProcessorContext& ctx, state::Store& store, int64_t id);
   // Writes `row` (replacing `old_row`, if any) with its index entries and counters.
-  void apply(ProcessorContext& ctx, Entity entity, int64_t id, const std::optional<Json>& old_row,
+  void apply(ProcessorContext& ctx, Entity entity, int64_t id, std::optional<Json> old_row,
              Json row);
   void bump(ProcessorContext& ctx, state::Store& store, const std::string& prefix, int64_t delta);
   state::Store& store_of(Entity entity);
