@@ -481,6 +481,12 @@ Result<Definition> parse(const Json& def) {
     if (t.group.empty() && !inbound.contains(t.name)) d.entries_.push_back(t.name);
   }
   if (d.entries_.empty()) d.entries_.push_back(d.tasks_.front().name);
+  for (Task& t : d.tasks_) {
+    for (const std::string& sub : t.subtasks) {
+      if (!inbound.contains(sub)) t.sub_entries.push_back(sub);
+    }
+    if (t.sub_entries.empty() && !t.subtasks.empty()) t.sub_entries.push_back(t.subtasks.front());
+  }
 
   if (auto it = def.find("vars"); it != def.end() && !it->is_null()) {
     Json vars = Json::object();

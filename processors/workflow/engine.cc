@@ -360,7 +360,7 @@ class Engine {
       ts.inbound = 0;
     }
     if (active(ts.status)) {
-      ++ts.queued;
+      ts.queued.push_back(by);
       return;
     }
     begin_run(name, by);
@@ -430,7 +430,7 @@ class Engine {
     ts.status = TaskStatus::kRunning;
     if (t.type == TaskType::kParallel) {
       starting_.insert(name);
-      for (const std::string& sub : t.subtasks) start_task(sub, name);
+      for (const std::string& sub : t.sub_entries) start_task(sub, name);
       starting_.erase(name);
       check_group(name);
       return;
@@ -654,9 +654,10 @@ class Engine {
   // A run is over (ended or skipped): start a queued run, tell the enclosing parallel task.
   void after_run(const std::string& name) {
     TaskState& ts = state_.tasks[name];
-    if (running() && ts.queued > 0 && !active(ts.status)) {
-      --ts.queued;
-      begin_run(name, ts.triggered_by);
+    if (running() && !ts.queued.empty() && !active(ts.status)) {
+      std::string by = ts.queued.front();
+      ts.queued.erase(ts.queued.begin());
+      begin_run(name, by);
     }
     const Task& t = task(name);
     if (!t.group.empty()) check_group(t.group);
@@ -674,7 +675,7 @@ class Engine {
         result[sub] = Json();
         continue;
       }
-      if (active(it->second.status) || it->second.queued > 0) return;
+      if (active(it->second.status) || !it->second.queued.empty()) return;
       result[sub] = it->second.result;
     }
     task_end(group, gs.group_failed ? TaskStatus::kFailed : TaskStatus::kSucceeded,
@@ -687,7 +688,7 @@ class Engine {
   void stop_children(bool running_too) {
     Command cancel{.kind = CommandKind::kCancelChildren};
     for (auto& [name, ts] : state_.tasks) {
-      ts.queued = 0;
+      ts.queued.clear();
       ts.inbound = 0;
       if (ts.status == TaskStatus::kDelayed || ts.status == TaskStatus::kWaiting) {
         ts.status = TaskStatus::kCancelled;
@@ -746,7 +747,7 @@ class Engine {
     }
     if (!running()) return;
     for (const auto& [name, ts] : state_.tasks) {
-      if (active(ts.status) || ts.queued > 0) return;
+      if (active(ts.status) || !ts.queued.empty()) return;
     }
     Json result = state_.vars;
     if (c_.output_map) {

@@ -173,7 +173,9 @@ Result<State> State::from_json(const Json& j) {
     if (!ts) return bad_state("task " + it.key() + ": bad status");
     t.status = *ts;
     t.run = tj.value("run", int64_t{0});
-    t.queued = tj.value("queued", int64_t{0});
+    if (auto q = tj.find("queued"); q != tj.end() && q->is_array()) {
+      for (const Json& by : *q) t.queued.push_back(by.is_string() ? by.get<std::string>() : "");
+    }
     t.inbound = tj.value("inbound", int64_t{0});
     t.triggered_by = tj.value("triggered_by", std::string());
     t.group_failed = tj.value("group_failed", false);

@@ -101,6 +101,8 @@ struct Task {
   int64_t join = 0;                    // 0: no join
   bool has_wait_for = false;
   std::vector<std::string> subtasks;   // kParallel: nested task names
+  std::vector<std::string> sub_entries;  // kParallel: the nested tasks started with it (those no
+                                         // sibling transition targets; else the first)
   std::string group;                   // the parallel task this one is nested in ("" = top level)
 };
 
@@ -182,7 +184,8 @@ struct Slot {
 struct TaskState {
   TaskStatus status = TaskStatus::kIdle;
   int64_t run = 0;      // runs started so far; the current run's number
-  int64_t queued = 0;   // further runs requested while this one was active
+  std::vector<std::string> queued;  // further runs requested while this one was active: the
+                                    // task whose transition requested each ("" = start)
   int64_t inbound = 0;  // transitions counted towards `join`
   std::string triggered_by;
   std::vector<Slot> slots;
