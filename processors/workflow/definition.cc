@@ -173,12 +173,18 @@ struct Builder {
     const std::string who = task_label(task.name);
     if (!names.insert(task.name).second) return bad("duplicate task name '" + task.name + "'");
 
-    static const std::set<std::string> kKnown = {
-        "name",        "type",      "action",     "input",          "next",
-        "when",        "with_items", "batch_size", "concurrency",    "retry",
-        "timeout",     "delay",     "join",       "permission_set_refs", "wait_for",
-        "tasks",       "on_success", "on_failure", "on_timeout",     "on_complete",
-        "decision",    "publish",   "description", "label"};
+    static const std::set<std::string> kKnown = {"name",        "type",
+                                                 "action",      "input",
+                                                 "next",        "when",
+                                                 "with_items",  "batch_size",
+                                                 "concurrency", "retry",
+                                                 "timeout",     "delay",
+                                                 "join",        "permission_set_refs",
+                                                 "wait_for",    "tasks",
+                                                 "on_success",  "on_failure",
+                                                 "on_timeout",  "on_complete",
+                                                 "decision",    "publish",
+                                                 "description", "label"};
     for (auto it = j.begin(); it != j.end(); ++it) {
       if (!ignored_key(it.key()) && !kKnown.contains(it.key())) {
         return bad(who + ": unknown field '" + it.key() + "'");
@@ -234,7 +240,8 @@ struct Builder {
     }
 
     if (auto it = j.find("with_items"); it != j.end() && !it->is_null()) {
-      if (task.type == TaskType::kParallel) return bad(who + ": with_items: not allowed on a parallel task");
+      if (task.type == TaskType::kParallel)
+        return bad(who + ": with_items: not allowed on a parallel task");
       if (!it->is_string() && !it->is_array()) {
         return bad(who + ": with_items: must be a template or a list");
       }
@@ -319,7 +326,9 @@ struct Builder {
         ok = true;
         for (const Json& e : *it) ok = ok && e.is_string();
       }
-      if (!ok) return bad(who + ": permission_set_refs: must be a string, a list of strings or a template");
+      if (!ok)
+        return bad(who +
+                   ": permission_set_refs: must be a string, a list of strings or a template");
       auto p = compile_params(*it, who + ": ", "permission_set_refs");
       if (!p.ok()) return p.error();
       ct.permission_set_refs = std::move(p).value();
@@ -356,9 +365,8 @@ struct Builder {
         auto w = t.find("when");
         auto p = t.find("publish");
         auto d = t.find("do");
-        if (Status s = add_transition(&task, &ct, label, w == t.end() ? nullptr : &*w,
-                                      std::nullopt, p == t.end() ? nullptr : &*p,
-                                      d == t.end() ? nullptr : &*d);
+        if (Status s = add_transition(&task, &ct, label, w == t.end() ? nullptr : &*w, std::nullopt,
+                                      p == t.end() ? nullptr : &*p, d == t.end() ? nullptr : &*d);
             !s.ok()) {
           return s;
         }
@@ -396,9 +404,9 @@ struct Builder {
           for (const std::string& c : conditions) {
             cond += (cond.empty() ? "" : " and ") + ("not (" + c + ")");
           }
-          if (Status s = add_transition(&task, &ct, label, nullptr,
-                                        cond.empty() ? std::nullopt : std::optional(cond), nullptr,
-                                        &*d);
+          if (Status s =
+                  add_transition(&task, &ct, label, nullptr,
+                                 cond.empty() ? std::nullopt : std::optional(cond), nullptr, &*d);
               !s.ok()) {
             return s;
           }
@@ -461,10 +469,9 @@ Result<Definition> parse(const Json& def) {
   for (const Task& t : d.tasks_) {
     for (const Transition& tr : t.next) {
       for (const std::string& target : tr.targets) {
-        std::string where = task_label(t.name) + ": " + tr.label +
-                            (tr.label.rfind("next", 0) == 0 || tr.label.rfind("decision", 0) == 0
-                                 ? ".do"
-                                 : "");
+        std::string where =
+            task_label(t.name) + ": " + tr.label +
+            (tr.label.rfind("next", 0) == 0 || tr.label.rfind("decision", 0) == 0 ? ".do" : "");
         const Task* to = d.find(target);
         if (to == nullptr) return bad(where + ": unknown task '" + target + "'");
         if (to->group != t.group) {

@@ -63,11 +63,16 @@ bool finished_badly(SlotStatus s) {
 
 SlotStatus slot_status_of(ChildStatus s) {
   switch (s) {
-    case ChildStatus::kCompleted: return SlotStatus::kCompleted;
-    case ChildStatus::kFailed: return SlotStatus::kFailed;
-    case ChildStatus::kAbandoned: return SlotStatus::kFailed;
-    case ChildStatus::kTimeout: return SlotStatus::kTimedOut;
-    case ChildStatus::kCancelled: return SlotStatus::kCancelled;
+    case ChildStatus::kCompleted:
+      return SlotStatus::kCompleted;
+    case ChildStatus::kFailed:
+      return SlotStatus::kFailed;
+    case ChildStatus::kAbandoned:
+      return SlotStatus::kFailed;
+    case ChildStatus::kTimeout:
+      return SlotStatus::kTimedOut;
+    case ChildStatus::kCancelled:
+      return SlotStatus::kCancelled;
   }
   return SlotStatus::kFailed;
 }
@@ -167,7 +172,8 @@ class Engine {
       entry["result"] = t.result;
       entry["status"] = name_of(t.status);
       ctx->tasks[name] = std::move(entry);
-      if (!t.inquiry_response.is_null()) ctx->inquiry[name] = Json{{"response", t.inquiry_response}};
+      if (!t.inquiry_response.is_null())
+        ctx->inquiry[name] = Json{{"response", t.inquiry_response}};
     }
     expr::Scope& s = ctx->scope;
     s.bind("parameters", &state_.parameters);
@@ -192,7 +198,8 @@ class Engine {
   // succeeded(), failed(), timed_out(), result() for the task (or child) that just ended.
   static void bind_outcome(expr::Scope* s, TaskStatus outcome, const Json* result) {
     auto is = [outcome](TaskStatus want) {
-      return [outcome, want](std::span<const Json>) -> Result<Json> { return Json(outcome == want); };
+      return
+          [outcome, want](std::span<const Json>) -> Result<Json> { return Json(outcome == want); };
     };
     s->bind_function("succeeded", is(TaskStatus::kSucceeded));
     s->bind_function("failed", [outcome](std::span<const Json>) -> Result<Json> {
@@ -276,8 +283,8 @@ class Engine {
     const CompiledTask& ct = compiled(name);
     if (!ct.on_error) return true;
     auto ctx = context();
-    TaskStatus outcome = e.status == ChildStatus::kTimeout ? TaskStatus::kTimedOut
-                                                           : TaskStatus::kFailed;
+    TaskStatus outcome =
+        e.status == ChildStatus::kTimeout ? TaskStatus::kTimedOut : TaskStatus::kFailed;
     bind_outcome(&ctx->scope, outcome, &e.result);
     auto r = ct.on_error->test(ctx->scope);
     return r.ok() && *r;  // an evaluation error means: do not retry
@@ -285,7 +292,8 @@ class Engine {
 
   Status on_inquiry(const Event& e) {
     const std::string& name = e.child.task;
-    if (def_.find(name) == nullptr) return make_error(Errc::kBadRequest, "unknown task '" + name + "'");
+    if (def_.find(name) == nullptr)
+      return make_error(Errc::kBadRequest, "unknown task '" + name + "'");
     auto it = state_.tasks.find(name);
     if (!running() || it == state_.tasks.end() || it->second.run != e.child.run ||
         it->second.status != TaskStatus::kWaiting) {
@@ -445,8 +453,8 @@ class Engine {
       if (!r.ok()) return fail(r.error().message);
       if (r->is_string()) {
         if (!r->get<std::string>().empty()) refs.push_back(*r);
-      } else if (r->is_array() && std::all_of(r->begin(), r->end(),
-                                              [](const Json& j) { return j.is_string(); })) {
+      } else if (r->is_array() &&
+                 std::all_of(r->begin(), r->end(), [](const Json& j) { return j.is_string(); })) {
         refs = *r;
       } else if (!r->is_null()) {
         return fail("permission_set_refs: must render to a string or a list of strings");
@@ -465,7 +473,8 @@ class Engine {
       if (t.batch_size > 0) {
         for (size_t i = 0; i < items->size(); i += static_cast<size_t>(t.batch_size)) {
           Json batch = Json::array();
-          for (size_t k = i; k < std::min(items->size(), i + static_cast<size_t>(t.batch_size)); ++k) {
+          for (size_t k = i; k < std::min(items->size(), i + static_cast<size_t>(t.batch_size));
+               ++k) {
             batch.push_back((*items)[k]);
           }
           chunks.push_back(std::move(batch));
@@ -484,7 +493,8 @@ class Engine {
         } else {
           s.input = Json::object();
         }
-        s.status = static_cast<int64_t>(i) < t.concurrency ? SlotStatus::kRunning : SlotStatus::kHeld;
+        s.status =
+            static_cast<int64_t>(i) < t.concurrency ? SlotStatus::kRunning : SlotStatus::kHeld;
         slots.push_back(std::move(s));
       }
     } else {
@@ -523,7 +533,8 @@ class Engine {
     c.action_ref = t.action;
     c.input = s.input;
     c.timeout = t.timeout;
-    for (const Json& r : ts.permission_set_refs) c.permission_set_refs.push_back(r.get<std::string>());
+    for (const Json& r : ts.permission_set_refs)
+      c.permission_set_refs.push_back(r.get<std::string>());
     c.held = held;
     c.workflow_task = c.child.to_json();
     c.workflow_task["triggered_by"] = ts.triggered_by.empty() ? Json() : Json(ts.triggered_by);

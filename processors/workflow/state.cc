@@ -20,10 +20,9 @@ constexpr TaskStatus kTaskStatuses[] = {
     TaskStatus::kIdle,     TaskStatus::kDelayed,   TaskStatus::kWaiting,
     TaskStatus::kRunning,  TaskStatus::kSucceeded, TaskStatus::kFailed,
     TaskStatus::kTimedOut, TaskStatus::kCancelled, TaskStatus::kSkipped};
-constexpr SlotStatus kSlotStatuses[] = {SlotStatus::kHeld,      SlotStatus::kRunning,
-                                        SlotStatus::kRetryWait, SlotStatus::kCompleted,
-                                        SlotStatus::kFailed,    SlotStatus::kTimedOut,
-                                        SlotStatus::kCancelled};
+constexpr SlotStatus kSlotStatuses[] = {
+    SlotStatus::kHeld,   SlotStatus::kRunning,  SlotStatus::kRetryWait, SlotStatus::kCompleted,
+    SlotStatus::kFailed, SlotStatus::kTimedOut, SlotStatus::kCancelled};
 constexpr ChildStatus kChildStatuses[] = {ChildStatus::kCompleted, ChildStatus::kFailed,
                                           ChildStatus::kTimeout, ChildStatus::kCancelled,
                                           ChildStatus::kAbandoned};
@@ -41,63 +40,96 @@ Json get_or_null(const Json& j, const char* key) {
 
 const char* name_of(WorkflowStatus s) {
   switch (s) {
-    case WorkflowStatus::kPending: return "pending";
-    case WorkflowStatus::kRunning: return "running";
-    case WorkflowStatus::kCanceling: return "canceling";
-    case WorkflowStatus::kCompleted: return "completed";
-    case WorkflowStatus::kFailed: return "failed";
-    case WorkflowStatus::kCancelled: return "cancelled";
+    case WorkflowStatus::kPending:
+      return "pending";
+    case WorkflowStatus::kRunning:
+      return "running";
+    case WorkflowStatus::kCanceling:
+      return "canceling";
+    case WorkflowStatus::kCompleted:
+      return "completed";
+    case WorkflowStatus::kFailed:
+      return "failed";
+    case WorkflowStatus::kCancelled:
+      return "cancelled";
   }
   return "?";
 }
 
 const char* name_of(TaskStatus s) {
   switch (s) {
-    case TaskStatus::kIdle: return "idle";
-    case TaskStatus::kDelayed: return "delayed";
-    case TaskStatus::kWaiting: return "waiting";
-    case TaskStatus::kRunning: return "running";
-    case TaskStatus::kSucceeded: return "succeeded";
-    case TaskStatus::kFailed: return "failed";
-    case TaskStatus::kTimedOut: return "timed_out";
-    case TaskStatus::kCancelled: return "cancelled";
-    case TaskStatus::kSkipped: return "skipped";
+    case TaskStatus::kIdle:
+      return "idle";
+    case TaskStatus::kDelayed:
+      return "delayed";
+    case TaskStatus::kWaiting:
+      return "waiting";
+    case TaskStatus::kRunning:
+      return "running";
+    case TaskStatus::kSucceeded:
+      return "succeeded";
+    case TaskStatus::kFailed:
+      return "failed";
+    case TaskStatus::kTimedOut:
+      return "timed_out";
+    case TaskStatus::kCancelled:
+      return "cancelled";
+    case TaskStatus::kSkipped:
+      return "skipped";
   }
   return "?";
 }
 
 const char* name_of(SlotStatus s) {
   switch (s) {
-    case SlotStatus::kHeld: return "held";
-    case SlotStatus::kRunning: return "running";
-    case SlotStatus::kRetryWait: return "retry_wait";
-    case SlotStatus::kCompleted: return "completed";
-    case SlotStatus::kFailed: return "failed";
-    case SlotStatus::kTimedOut: return "timed_out";
-    case SlotStatus::kCancelled: return "cancelled";
+    case SlotStatus::kHeld:
+      return "held";
+    case SlotStatus::kRunning:
+      return "running";
+    case SlotStatus::kRetryWait:
+      return "retry_wait";
+    case SlotStatus::kCompleted:
+      return "completed";
+    case SlotStatus::kFailed:
+      return "failed";
+    case SlotStatus::kTimedOut:
+      return "timed_out";
+    case SlotStatus::kCancelled:
+      return "cancelled";
   }
   return "?";
 }
 
 const char* name_of(ChildStatus s) {
   switch (s) {
-    case ChildStatus::kCompleted: return "completed";
-    case ChildStatus::kFailed: return "failed";
-    case ChildStatus::kTimeout: return "timeout";
-    case ChildStatus::kCancelled: return "cancelled";
-    case ChildStatus::kAbandoned: return "abandoned";
+    case ChildStatus::kCompleted:
+      return "completed";
+    case ChildStatus::kFailed:
+      return "failed";
+    case ChildStatus::kTimeout:
+      return "timeout";
+    case ChildStatus::kCancelled:
+      return "cancelled";
+    case ChildStatus::kAbandoned:
+      return "abandoned";
   }
   return "?";
 }
 
 const char* name_of(CommandKind k) {
   switch (k) {
-    case CommandKind::kCreateChild: return "create_child";
-    case CommandKind::kReleaseChild: return "release_child";
-    case CommandKind::kStartTimer: return "start_timer";
-    case CommandKind::kAwaitInquiry: return "await_inquiry";
-    case CommandKind::kCancelChildren: return "cancel_children";
-    case CommandKind::kFinishWorkflow: return "finish_workflow";
+    case CommandKind::kCreateChild:
+      return "create_child";
+    case CommandKind::kReleaseChild:
+      return "release_child";
+    case CommandKind::kStartTimer:
+      return "start_timer";
+    case CommandKind::kAwaitInquiry:
+      return "await_inquiry";
+    case CommandKind::kCancelChildren:
+      return "cancel_children";
+    case CommandKind::kFinishWorkflow:
+      return "finish_workflow";
   }
   return "?";
 }
@@ -123,7 +155,8 @@ std::optional<ChildKey> ChildKey::from_json(const Json& j) {
     return std::nullopt;
   }
   ChildKey k{name->get<std::string>(), run->get<int64_t>(), -1, attempt->get<int64_t>()};
-  if (auto i = j.find("task_index"); i != j.end() && i->is_number_integer()) k.index = i->get<int64_t>();
+  if (auto i = j.find("task_index"); i != j.end() && i->is_number_integer())
+    k.index = i->get<int64_t>();
   return k;
 }
 
@@ -149,8 +182,8 @@ Json State::to_json() const {
                             {"permission_set_refs", t.permission_set_refs},
                             {"result", t.result}};
   }
-  return Json{{"status", name_of(status)}, {"parameters", parameters}, {"vars", vars},
-              {"tasks", std::move(tasks_json)}, {"result", result}, {"error", error}};
+  return Json{{"status", name_of(status)},      {"parameters", parameters}, {"vars", vars},
+              {"tasks", std::move(tasks_json)}, {"result", result},         {"error", error}};
 }
 
 Result<State> State::from_json(const Json& j) {

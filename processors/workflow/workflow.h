@@ -6,19 +6,23 @@
 // store, keyed like the root execution (State::dump()/State::parse()), and caches the parsed
 // Definition per workflow ref. It calls advance() with
 //   Event::start(parameters)                when the workflow execution is scheduled;
-//   Event::child_finished(key, status, r)   when a child (an execution whose workflow_task names this
-//                                           workflow) reaches a terminal status — `key` is read back
-//                                           from the child's workflow_task (ChildKey::from_json);
+//   Event::child_finished(key, status, r)   when a child (an execution whose workflow_task names
+//   this
+//                                           workflow) reaches a terminal status — `key` is read
+//                                           back from the child's workflow_task
+//                                           (ChildKey::from_json);
 //   Event::inquiry_resolved(task, run, ...) when the inquiry of an AwaitInquiry leaves `pending`;
-//   Event::timer_fired(key)                 when a StartTimer's time passes (timers are stored, so a
+//   Event::timer_fired(key)                 when a StartTimer's time passes (timers are stored, so
+//   a
 //                                           restart fires what passed);
 //   Event::cancel()                         when the workflow execution is cancelled;
-// then stores Step::state (always, even when no command resulted) and executes Step::commands in order:
+// then stores Step::state (always, even when no command resulted) and executes Step::commands in
+// order:
 //   kCreateChild    a new execution: action_ref, config = input, parent = the workflow execution,
 //                   timeout_seconds, permission_set_refs added to the parent's, workflow_task =
 //                   Command::workflow_task plus `workflow_execution`. `held` children are created
-//                   `requested` but not dispatched until a kReleaseChild names them (with_items rows
-//                   exist up front, §12.3).
+//                   `requested` but not dispatched until a kReleaseChild names them (with_items
+//                   rows exist up front, §12.3).
 //   kReleaseChild   dispatch a held child.
 //   kStartTimer     call back with timer_fired(child) at `at_ms`.
 //   kAwaitInquiry   call back with inquiry_resolved(...) once inquiry `inquiry_id` is answered,
@@ -26,7 +30,8 @@
 //   kCancelChildren cancel these children (running or held), like POST /executions/{id}/cancel.
 //   kFinishWorkflow the workflow execution ends: status completed|failed|cancelled, result.
 // Events that do not match the state (a stale attempt, a second finish, anything after the workflow
-// finished) change nothing and say why in Step::ignored; redelivered records are therefore harmless.
+// finished) change nothing and say why in Step::ignored; redelivered records are therefore
+// harmless.
 //
 // Semantics summary (the contract is API.md §12.3):
 //  * A task's run: `when` guard (falsy ⇒ skipped, no transitions) → `delay` timer → `wait_for`
@@ -72,38 +77,38 @@ enum class CancellationPolicy { kAllowFinish, kCancelRunning };
 struct Compiled;  // compiled templates of one definition (internal)
 
 struct Retry {
-  int64_t count = 0;          // retries after the first attempt, 1..100
-  double delay = 0;           // seconds before the first retry
+  int64_t count = 0;  // retries after the first attempt, 1..100
+  double delay = 0;   // seconds before the first retry
   Backoff backoff = Backoff::kConstant;
   std::optional<double> max_delay;  // cap, seconds
-  bool has_on_error = false;  // retry only if the `on_error` expression is truthy
+  bool has_on_error = false;        // retry only if the `on_error` expression is truthy
 };
 
 struct Transition {
-  std::string label;                   // "next[0]", "on_success", "decision[1]"... (for errors)
+  std::string label;  // "next[0]", "on_success", "decision[1]"... (for errors)
   bool has_when = false;
-  std::vector<std::string> publish;    // variable names, in order (values compiled internally)
-  std::vector<std::string> targets;    // `do`
+  std::vector<std::string> publish;  // variable names, in order (values compiled internally)
+  std::vector<std::string> targets;  // `do`
 };
 
 struct Task {
   std::string name;
   TaskType type = TaskType::kAction;
-  std::string action;                  // action ref (kAction, kWorkflow)
-  std::vector<Transition> next;        // legacy keys already converted
-  bool has_when = false;               // legacy guard
+  std::string action;            // action ref (kAction, kWorkflow)
+  std::vector<Transition> next;  // legacy keys already converted
+  bool has_when = false;         // legacy guard
   bool has_with_items = false;
-  int64_t batch_size = 0;              // 0: one item per child
+  int64_t batch_size = 0;  // 0: one item per child
   int64_t concurrency = 1;
   std::optional<Retry> retry;
-  std::optional<double> timeout;       // child timeout, seconds
-  double delay = 0;                    // seconds before dispatch
-  int64_t join = 0;                    // 0: no join
+  std::optional<double> timeout;  // child timeout, seconds
+  double delay = 0;               // seconds before dispatch
+  int64_t join = 0;               // 0: no join
   bool has_wait_for = false;
-  std::vector<std::string> subtasks;   // kParallel: nested task names
+  std::vector<std::string> subtasks;     // kParallel: nested task names
   std::vector<std::string> sub_entries;  // kParallel: the nested tasks started with it (those no
                                          // sibling transition targets; else the first)
-  std::string group;                   // the parallel task this one is nested in ("" = top level)
+  std::string group;                     // the parallel task this one is nested in ("" = top level)
 };
 
 // A parsed, validated, normalised definition. Immutable; cheap to copy.
@@ -126,8 +131,8 @@ class Definition {
   std::shared_ptr<const Compiled> compiled_;
 };
 
-// Validates and normalises a definition (API.md §12.2). Errors are kBadRequest with a message naming
-// the task and field: "task 'b': next[0].do: unknown task 'x'", "duplicate task name 'a'",
+// Validates and normalises a definition (API.md §12.2). Errors are kBadRequest with a message
+// naming the task and field: "task 'b': next[0].do: unknown task 'x'", "duplicate task name 'a'",
 // "task 'a': input.x: unexpected ')' at column 4".
 Result<Definition> parse(const Json& def);
 
@@ -137,15 +142,15 @@ Result<Definition> parse(const Json& def);
 enum class WorkflowStatus { kPending, kRunning, kCanceling, kCompleted, kFailed, kCancelled };
 // A task's current run.
 enum class TaskStatus {
-  kIdle,       // never started (or waiting for its join)
-  kDelayed,    // `delay` timer pending
-  kWaiting,    // waiting for its inquiry
-  kRunning,    // children created (or nested tasks running)
+  kIdle,     // never started (or waiting for its join)
+  kDelayed,  // `delay` timer pending
+  kWaiting,  // waiting for its inquiry
+  kRunning,  // children created (or nested tasks running)
   kSucceeded,
   kFailed,
   kTimedOut,
   kCancelled,
-  kSkipped,    // `when` guard was falsy
+  kSkipped,  // `when` guard was falsy
 };
 // One child position of a run: the task's only child, or one with_items element/batch.
 enum class SlotStatus { kHeld, kRunning, kRetryWait, kCompleted, kFailed, kTimedOut, kCancelled };
@@ -174,8 +179,8 @@ struct ChildKey {
 struct Slot {
   SlotStatus status = SlotStatus::kHeld;
   int64_t attempt = 1;
-  Json input;   // rendered once, reused by retries
-  Json item;    // the element (or batch array)
+  Json input;  // rendered once, reused by retries
+  Json item;   // the element (or batch array)
   Json result;
 
   bool operator==(const Slot&) const = default;
@@ -183,10 +188,10 @@ struct Slot {
 
 struct TaskState {
   TaskStatus status = TaskStatus::kIdle;
-  int64_t run = 0;      // runs started so far; the current run's number
+  int64_t run = 0;                  // runs started so far; the current run's number
   std::vector<std::string> queued;  // further runs requested while this one was active: the
                                     // task whose transition requested each ("" = start)
-  int64_t inbound = 0;  // transitions counted towards `join`
+  int64_t inbound = 0;              // transitions counted towards `join`
   std::string triggered_by;
   std::vector<Slot> slots;
   bool group_failed = false;  // kParallel: a nested task failed unhandled
@@ -224,9 +229,9 @@ struct Event {
   Json parameters;  // kStart
   ChildKey child;   // kChildFinished, kTimerFired; kInquiryResolved uses task and run
   ChildStatus status = ChildStatus::kCompleted;
-  Json result;      // kChildFinished: the child's result
+  Json result;  // kChildFinished: the child's result
   InquiryOutcome inquiry = InquiryOutcome::kResponded;
-  Json response;    // kInquiryResolved
+  Json response;  // kInquiryResolved
 
   static Event start(Json parameters);
   static Event child_finished(ChildKey key, ChildStatus status, Json result);
@@ -255,18 +260,18 @@ const char* name_of(CommandKind k);
 
 struct Command {
   CommandKind kind = CommandKind::kCreateChild;
-  ChildKey child;                    // create/release/timer; await uses task and run
-  std::string action_ref;            // create
-  Json input;                        // create: rendered parameters
-  std::optional<double> timeout;     // create: seconds
+  ChildKey child;                                // create/release/timer; await uses task and run
+  std::string action_ref;                        // create
+  Json input;                                    // create: rendered parameters
+  std::optional<double> timeout;                 // create: seconds
   std::vector<std::string> permission_set_refs;  // create
-  bool held = false;                 // create
-  Json workflow_task;                // create: {task_name, run, task_index, attempt, retry_count, ...}
-  int64_t at_ms = 0;                 // timer
-  Json inquiry_id;                   // await
-  std::vector<ChildKey> children;    // cancel
+  bool held = false;                             // create
+  Json workflow_task;  // create: {task_name, run, task_index, attempt, retry_count, ...}
+  int64_t at_ms = 0;   // timer
+  Json inquiry_id;     // await
+  std::vector<ChildKey> children;                      // cancel
   WorkflowStatus status = WorkflowStatus::kCompleted;  // finish
-  Json result;                       // finish
+  Json result;                                         // finish
 
   Json to_json() const;  // {"kind": "create_child", ...} — for logs and tests
 };

@@ -248,8 +248,8 @@ TEST(WorkflowEngine, WithItems) {
     if (c.batch_size > 0) def["tasks"][0]["batch_size"] = c.batch_size;
     Driver d(def.dump().c_str());
     auto cs = d.start({{"items", c.items}});
-    size_t n = c.batch_size > 0 ? (c.items.size() + c.batch_size - 1) / c.batch_size
-                                : c.items.size();
+    size_t n =
+        c.batch_size > 0 ? (c.items.size() + c.batch_size - 1) / c.batch_size : c.items.size();
     if (n == 0) {  // no children: the task succeeds at once with []
       ASSERT_EQ(created_tasks(cs), Names{"after"});
       EXPECT_EQ(cs[0].input, (Json{{"all", Json::array()}}));
@@ -264,7 +264,8 @@ TEST(WorkflowEngine, WithItems) {
       Json item = c.items[i];
       if (c.batch_size > 0) {
         item = Json::array();
-        for (size_t k = i * c.batch_size; k < std::min(c.items.size(), (i + 1) * c.batch_size); ++k) {
+        for (size_t k = i * c.batch_size; k < std::min(c.items.size(), (i + 1) * c.batch_size);
+             ++k) {
           item.push_back(c.items[k]);
         }
         EXPECT_EQ(creates[i]->workflow_task["task_batch"], i);
@@ -330,7 +331,8 @@ TEST(WorkflowEngine, RetryBackoffs) {
   const Case cases[] = {
       {"constant", R"({"count": 3, "delay": 2})", {2000, 2000, 2000}},
       {"linear", R"({"count": 3, "delay": 1, "backoff": "linear"})", {1000, 2000, 3000}},
-      {"exponential_capped", R"({"count": 4, "delay": 1, "backoff": "exponential",
+      {"exponential_capped",
+       R"({"count": 4, "delay": 1, "backoff": "exponential",
                                   "max_delay": 5})",
        {1000, 2000, 4000, 5000}},
       {"no_delay", R"({"count": 2})", {0, 0}},
@@ -526,8 +528,8 @@ TEST(WorkflowEngine, WaitForInquiry) {
     auto await = of_kind(cs, CommandKind::kAwaitInquiry);
     ASSERT_EQ(await.size(), 1u);
     EXPECT_EQ(await[0]->inquiry_id, 77);
-    cs = d.apply(Event::inquiry_resolved("deploy", 1, InquiryOutcome::kResponded,
-                                         {{"approved", true}}));
+    cs = d.apply(
+        Event::inquiry_resolved("deploy", 1, InquiryOutcome::kResponded, {{"approved", true}}));
     ASSERT_EQ(created_tasks(cs), Names{"deploy"});
     EXPECT_EQ(cs[0].input, (Json{{"approved", true}}));
     EXPECT_EQ(created_tasks(d.ok("deploy")), Names{"done"});
@@ -559,10 +561,16 @@ TEST(WorkflowEngine, OutputMapPureTemplatesKeepTheirTypes) {
   Json r = Json{{"count", 3}, {"ok", false}, {"list", Json::array({1, "a"})}};
   auto cs = d.ok("a", r);
   ASSERT_NE(finished(cs), nullptr);
-  EXPECT_EQ(finished(cs)->result,
-            (Json{{"count", 3}, {"ratio", 0.75}, {"flag", false}, {"list", Json::array({1, "a"})},
-                  {"obj", r}, {"missing", nullptr}, {"text", "n=3"},
-                  {"nested", {{"l", Json::array({1.5})}}}, {"config", "eu"}, {"secret", "v"}}));
+  EXPECT_EQ(finished(cs)->result, (Json{{"count", 3},
+                                        {"ratio", 0.75},
+                                        {"flag", false},
+                                        {"list", Json::array({1, "a"})},
+                                        {"obj", r},
+                                        {"missing", nullptr},
+                                        {"text", "n=3"},
+                                        {"nested", {{"l", Json::array({1.5})}}},
+                                        {"config", "eu"},
+                                        {"secret", "v"}}));
   EXPECT_EQ(d.state_.result, finished(cs)->result);
 }
 
@@ -606,9 +614,10 @@ TEST(WorkflowEngine, StaleAndForeignEvents) {
   EXPECT_EQ(d.ignored_, "stale run of task 'a'");
   d.apply(Event::child_finished(ChildKey{"a", 1, 0, 1}, ChildStatus::kCompleted, Json()));
   EXPECT_EQ(d.ignored_, "no such child of task 'a'");
-  auto bad = advance(d.def_, d.state_,
-                     Event::child_finished(ChildKey{"zzz", 1, -1, 1}, ChildStatus::kCompleted, Json()),
-                     d.inputs_, d.now_);
+  auto bad =
+      advance(d.def_, d.state_,
+              Event::child_finished(ChildKey{"zzz", 1, -1, 1}, ChildStatus::kCompleted, Json()),
+              d.inputs_, d.now_);
   EXPECT_FALSE(bad.ok());
 }
 
