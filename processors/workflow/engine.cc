@@ -125,8 +125,6 @@ int64_t retry_delay_ms(const Retry& r, int64_t n) {
 struct Context {
   Json tasks = Json::object();
   Json inquiry = Json::object();
-  Json item;
-  Json index;
   expr::Scope scope;
 };
 
@@ -164,7 +162,9 @@ class Engine {
   }
   bool running() const { return state_.status == WorkflowStatus::kRunning; }
 
-  std::unique_ptr<Context> context(const Json* item = nullptr, int64_t index = -1) const {
+  // Built per evaluation point (not per item: items get a child Scope), so it copies each task's
+  // result once.
+  std::unique_ptr<Context> context() const {
     auto ctx = std::make_unique<Context>();
     for (const auto& [name, t] : state_.tasks) {
       if (t.run == 0) continue;
@@ -186,12 +186,6 @@ class Engine {
     s.bind("config", &in_.config);
     s.bind("keystore", &in_.keystore);
     s.bind("system", &in_.system);
-    if (item != nullptr) {
-      ctx->item = *item;
-      ctx->index = index;
-      s.bind("item", &ctx->item);
-      s.bind("index", &ctx->index);
-    }
     return ctx;
   }
 
@@ -485,9 +479,12 @@ class Engine {
       for (size_t i = 0; i < chunks.size(); ++i) {
         Slot s;
         s.item = std::move(chunks[i]);
-        auto item_ctx = context(&s.item, static_cast<int64_t>(i));
+        const Json index(static_cast<int64_t>(i));
+        expr::Scope item_scope(&ctx->scope);
+        item_scope.bind("item", &s.item);
+        item_scope.bind("index", &index);
         if (ct.input) {
-          auto in = ct.input->render(item_ctx->scope);
+          auto in = ct.input->render(item_scope);
           if (!in.ok()) return fail(in.error().message);
           s.input = std::move(in).value();
         } else {
