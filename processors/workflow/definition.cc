@@ -123,7 +123,7 @@ struct Builder {
   std::set<std::string> names;
   // Tasks are parsed into `pending` per level, then appended, so top-level tasks come first.
 
-  Status add_transition(Task* task, CompiledTask* ct, std::string label, const Json* when_src,
+  Status add_transition(Task* task, CompiledTask* ct, const std::string& label, const Json* when_src,
                         std::optional<std::string> when_text, const Json* publish,
                         const Json* targets) {
     Transition t;
@@ -170,7 +170,7 @@ struct Builder {
     CompiledTask ct;
     task.name = nit->get<std::string>();
     task.group = group;
-    const std::string who = task_label(task.name);
+    std::string who = task_label(task.name);
     if (!names.insert(task.name).second) return bad("duplicate task name '" + task.name + "'");
 
     static const std::set<std::string> kKnown = {"name",        "type",

@@ -66,7 +66,6 @@ SlotStatus slot_status_of(ChildStatus s) {
     case ChildStatus::kCompleted:
       return SlotStatus::kCompleted;
     case ChildStatus::kFailed:
-      return SlotStatus::kFailed;
     case ChildStatus::kAbandoned:
       return SlotStatus::kFailed;
     case ChildStatus::kTimeout:
@@ -479,7 +478,7 @@ class Engine {
       for (size_t i = 0; i < chunks.size(); ++i) {
         Slot s;
         s.item = std::move(chunks[i]);
-        const Json index(static_cast<int64_t>(i));
+        Json index(static_cast<int64_t>(i));
         expr::Scope item_scope(&ctx->scope);
         item_scope.bind("item", &s.item);
         item_scope.bind("index", &index);
@@ -614,7 +613,7 @@ class Engine {
       return;
     }
     const CompiledTask& ct = compiled(name);
-    const Json task_result = state_.tasks[name].result;
+    Json task_result = state_.tasks[name].result;
     auto ctx = context();
     bind_outcome(&ctx->scope, outcome, &task_result);
     bool matched = false;
@@ -775,7 +774,7 @@ class Engine {
   const Compiled& c_;
   State state_;
   const Inputs& in_;
-  const int64_t now_;
+  int64_t now_;
   std::vector<Command> out_;
   std::string ignored_;
   std::set<std::string> starting_;  // parallel tasks whose nested tasks are being started
