@@ -123,9 +123,9 @@ struct Builder {
   std::set<std::string> names;
   // Tasks are parsed into `pending` per level, then appended, so top-level tasks come first.
 
-  Status add_transition(Task* task, CompiledTask* ct, const std::string& label, const Json* when_src,
-                        std::optional<std::string> when_text, const Json* publish,
-                        const Json* targets) {
+  Status add_transition(Task* task, CompiledTask* ct, const std::string& label,
+                        const Json* when_src, std::optional<std::string> when_text,
+                        const Json* publish, const Json* targets) {
     Transition t;
     CompiledTransition c;
     t.label = label;
@@ -191,8 +191,8 @@ struct Builder {
       }
     }
 
-    std::string type = j.value("type", std::string("action"));
     if (j.contains("type") && !j["type"].is_string()) return bad(who + ": type: must be a string");
+    std::string type = j.value("type", std::string("action"));
     if (type == "action") {
       task.type = TaskType::kAction;
     } else if (type == "parallel") {

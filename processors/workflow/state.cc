@@ -188,6 +188,14 @@ Json State::to_json() const {
 
 Result<State> State::from_json(const Json& j) {
   if (!j.is_object()) return bad_state("not an object");
+  try {
+    return from_json_unchecked(j);
+  } catch (const Json::exception& e) {  // a field of the wrong type
+    return bad_state(e.what());
+  }
+}
+
+Result<State> State::from_json_unchecked(const Json& j) {
   State s;
   auto st = enum_from(j.value("status", std::string()), kWorkflowStatuses);
   if (!st) return bad_state("bad status");

@@ -216,6 +216,9 @@ struct State {
   std::string dump() const { return to_json().dump(); }
   static Result<State> parse(std::string_view text);
   bool operator==(const State&) const = default;
+
+ private:
+  static Result<State> from_json_unchecked(const Json& j);  // may throw Json::exception
 };
 
 // ---------------------------------------------------------------------------------------------

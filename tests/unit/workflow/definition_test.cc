@@ -38,6 +38,8 @@ INSTANTIATE_TEST_SUITE_P(
                 "duplicate task name 'a'"},
         BadCase{"bad_type", R"({"version": 1, "tasks": [{"name": "a", "type": "foo"}]})",
                 "task 'a': type: must be action, parallel or workflow"},
+        BadCase{"type_not_string", R"({"version": 1, "tasks": [{"name": "a", "type": 3}]})",
+                "task 'a': type: must be a string"},
         BadCase{"no_action", R"({"version": 1, "tasks": [{"name": "a"}]})",
                 "task 'a': action: required"},
         BadCase{"unknown_do", R"({"version": 1, "tasks": [{"name": "a", "action": "x.y"},

@@ -640,6 +640,9 @@ TEST(WorkflowState, RoundTripsThroughJson) {
   EXPECT_EQ(back->tasks["each"].permission_set_refs, Json::array({"p.s"}));
   EXPECT_FALSE(State::parse("{").ok());
   EXPECT_FALSE(State::parse(R"({"status": "dancing", "tasks": {}})").ok());
+  EXPECT_FALSE(
+      State::parse(R"({"status": "running", "tasks": {"a": {"status": "idle", "run": "x"}}})")
+          .ok());
   auto key = ChildKey::from_json(of_kind(d.last_, CommandKind::kStartTimer)[0]->child.to_json());
   ASSERT_TRUE(key.has_value());
   EXPECT_EQ(*key, (ChildKey{"each", 1, 1, 2}));
