@@ -2,33 +2,40 @@
 // advance(definition, state, event, inputs, now) → (state, commands). No I/O, no clock, no executor
 // types: the executor persists the State and turns Commands into records.
 //
-// Wiring (DESIGN.md §9 "workflows"): the executor keeps one State per workflow execution in its
-// store, keyed like the root execution (State::dump()/State::parse()), and caches the parsed
-// Definition per workflow ref. It calls advance() with
-//   Event::start(parameters)                when the workflow execution is scheduled;
-//   Event::child_finished(key, status, r)   when a child (an execution whose workflow_task names
-//   this
-//                                           workflow) reaches a terminal status — `key` is read
-//                                           back from the child's workflow_task
-//                                           (ChildKey::from_json);
-//   Event::inquiry_resolved(task, run, ...) when the inquiry of an AwaitInquiry leaves `pending`;
-//   Event::timer_fired(key)                 when a StartTimer's time passes (timers are stored, so
-//   a
-//                                           restart fires what passed);
-//   Event::cancel()                         when the workflow execution is cancelled;
-// then stores Step::state (always, even when no command resulted) and executes Step::commands in
-// order:
-//   kCreateChild    a new execution: action_ref, config = input, parent = the workflow execution,
-//                   timeout_seconds, permission_set_refs added to the parent's, workflow_task =
-//                   Command::workflow_task plus `workflow_execution`. `held` children are created
-//                   `requested` but not dispatched until a kReleaseChild names them (with_items
-//                   rows exist up front, §12.3).
-//   kReleaseChild   dispatch a held child.
-//   kStartTimer     call back with timer_fired(child) at `at_ms`.
-//   kAwaitInquiry   call back with inquiry_resolved(...) once inquiry `inquiry_id` is answered,
-//                   times out or is cancelled (at once if it already has).
-//   kCancelChildren cancel these children (running or held), like POST /executions/{id}/cancel.
-//   kFinishWorkflow the workflow execution ends: status completed|failed|cancelled, result.
+// Wiring (DESIGN.md §9 "workflows"). The executor keeps one State per workflow execution in its
+// store, keyed like the root execution (State::dump() / State::parse()), and caches the parsed
+// Definition per workflow ref (parse it again when the definition record changes; a running
+// workflow keeps the definition it started with if the executor stores it alongside). It calls
+// advance() with:
+//   Event::start(parameters)
+//       when the workflow execution is scheduled;
+//   Event::child_finished(key, status, result)
+//       when a child (an execution whose workflow_task names this workflow) reaches a terminal
+//       status; `key` is ChildKey::from_json(child.workflow_task), `status` child_status_from();
+//   Event::inquiry_resolved(task, run, outcome, response)
+//       when the inquiry named by a kAwaitInquiry leaves `pending`;
+//   Event::timer_fired(key)
+//       when a kStartTimer's time has passed (timers are stored, so a restart fires what passed);
+//   Event::cancel()
+//       when the workflow execution is cancelled.
+// It stores Step::state together with the records it writes for Step::commands (one commit, so a
+// crash replays the input and redoes both), in command order:
+//   kCreateChild     a new execution: action = action_ref, config = input, parent = the workflow
+//                    execution, timeout_seconds = timeout, permission_set_refs added to the
+//                    workflow's, workflow_task = Command::workflow_task ({task_name, run,
+//                    task_index, attempt, triggered_by, task_batch, retry_count, max_retries,
+//                    timeout_seconds}) plus `workflow_execution`. A `held` child is created
+//                    `requested` but not dispatched until a kReleaseChild names it (with_items
+//                    rows exist up front, API.md §12.3).
+//   kReleaseChild    dispatch that held child.
+//   kStartTimer      call back with timer_fired(child) at `at_ms`.
+//   kAwaitInquiry    call back with inquiry_resolved(...) once inquiry `inquiry_id` is answered,
+//                    times out or is cancelled (at once if it already has).
+//   kCancelChildren  cancel these children (held or running), as POST /executions/{id}/cancel.
+//   kFinishWorkflow  the workflow execution ends: status completed | failed | cancelled, result.
+// Children are named by ChildKey, never by execution id: the executor finds a child's id through
+// its workflow_task (an index of (workflow execution, task_name, run, task_index, attempt)).
+// Inputs (config, keystore, system) are passed on every call and never stored in the State.
 // Events that do not match the state (a stale attempt, a second finish, anything after the workflow
 // finished) change nothing and say why in Step::ignored; redelivered records are therefore
 // harmless.
@@ -103,7 +110,7 @@ struct Task {
   std::optional<Retry> retry;
   std::optional<double> timeout;  // child timeout, seconds
   double delay = 0;               // seconds before dispatch
-  int64_t join = 0;               // 0: no join
+  int64_t join = 0;               // 0: no join; "all"/true: every inbound transition
   bool has_wait_for = false;
   std::vector<std::string> subtasks;     // kParallel: nested task names
   std::vector<std::string> sub_entries;  // kParallel: the nested tasks started with it (those no
