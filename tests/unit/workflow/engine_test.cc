@@ -448,6 +448,36 @@ TEST(WorkflowEngine, NestedWorkflowTaskIsAChildWithTheWorkflowRef) {
   EXPECT_EQ(finished(cs)->result, (Json{{"inner", Json::array({1, 2})}}));
 }
 
+// T2.1: a chain of nested workflows, each level its own execution and State; every level's
+// result is its output_map, which becomes the parent's task result.
+Json run_nested_level(int64_t depth, int64_t* levels) {
+  ++*levels;
+  Driver d(R"({"version": 1, "tasks": [
+      {"name": "down", "type": "workflow", "action": "tests.nest",
+       "when": "{{ parameters.depth > 0 }}", "input": {"depth": "{{ parameters.depth - 1 }}"}}],
+      "output_map": {"depth": "{{ parameters.depth }}", "below": "{{ task.down.result }}"}})");
+  auto cs = d.start({{"depth", depth}});
+  if (depth > 0) {
+    EXPECT_EQ(created_tasks(cs), Names{"down"});
+    EXPECT_EQ(cs[0].action_ref, "tests.nest");
+    EXPECT_EQ(cs[0].input, (Json{{"depth", depth - 1}}));
+    cs = d.ok("down", run_nested_level(depth - 1, levels));
+  }
+  EXPECT_NE(finished(cs), nullptr);
+  return finished(cs) ? finished(cs)->result : Json();
+}
+
+TEST(WorkflowEngine, NestedChainsPropagateResultsUp) {
+  for (int64_t depth : {2, 3}) {  // 3 and 4 levels
+    int64_t levels = 0;
+    Json r = run_nested_level(depth, &levels);
+    EXPECT_EQ(levels, depth + 1);
+    Json expected = {{"depth", 0}, {"below", nullptr}};
+    for (int64_t d = 1; d <= depth; ++d) expected = {{"depth", d}, {"below", expected}};
+    EXPECT_EQ(r, expected);
+  }
+}
+
 TEST(WorkflowEngine, ParallelTaskRunsNestedTasksTogether) {
   Driver d(R"({"version": 1, "tasks": [
       {"name": "both", "type": "parallel", "tasks": [
