@@ -1,4 +1,5 @@
 // Workflow definitions (API.md §12.2): validation, legacy-key conversion and template compilation.
+#include <algorithm>
 #include <set>
 
 #include "processors/workflow/compiled.h"
@@ -46,8 +47,18 @@ Result<expr::CompiledParams> compile_params(const Json& j, const std::string& pr
 Result<std::vector<std::string>> names_of(const Json& j, const std::string& where) {
   std::vector<std::string> out;
   if (j.is_null()) return out;
-  if (j.is_string()) {
-    out.push_back(j.get<std::string>());
+  if (j.is_string()) {  // "a" or "a, b" (Orquesta's comma-separated form)
+    std::string text = j.get<std::string>();
+    size_t from = 0;
+    while (from <= text.size()) {
+      size_t comma = std::min(text.find(',', from), text.size());
+      std::string name = text.substr(from, comma - from);
+      size_t b = name.find_first_not_of(" \t");
+      size_t e = name.find_last_not_of(" \t");
+      if (b == std::string::npos) return bad(where + ": empty task name");
+      out.push_back(name.substr(b, e - b + 1));
+      from = comma + 1;
+    }
     return out;
   }
   if (j.is_array()) {

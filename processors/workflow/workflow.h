@@ -57,6 +57,10 @@
 //  * Once no task is active the workflow is completed with result = output_map rendered (pure
 //    templates keep their JSON type), or the workflow variables when there is no output_map.
 //
+// Limitations: the State is rewritten whole on every event and grows with with_items (each slot
+// keeps its rendered input for retries and its result); a run that keeps ending without waiting
+// (a cycle over empty with_items) fails the workflow after 1000 task ends in one step.
+//
 // Thread-safety: Definition is immutable (copies share compiled templates); advance() is a pure
 // function safe to call concurrently on different states.
 #pragma once

@@ -124,6 +124,17 @@ TEST(WorkflowParse, EntryTasksAreTheUntargetedOnes) {
   EXPECT_EQ(r->find("c")->join, 2);  // "all" = every inbound transition
 }
 
+TEST(WorkflowParse, DoTakesAListOrCommaSeparatedNames) {
+  auto r = parse(j(R"({"version": 1, "tasks": [
+      {"name": "a", "action": "x.y", "next": [{"do": "b, c"}], "on_failure": ["c"]},
+      {"name": "b", "action": "x.y"}, {"name": "c", "action": "x.y"}]})"));
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->find("a")->next[0].targets, (std::vector<std::string>{"b", "c"}));
+  EXPECT_FALSE(parse(j(R"({"version": 1, "tasks": [
+      {"name": "a", "action": "x.y", "next": [{"do": "a,,"}]}]})"))
+                   .ok());
+}
+
 TEST(WorkflowParse, EveryTaskTargetedMeansTheFirstIsTheEntry) {
   auto r = parse(j(R"({"version": 1, "tasks": [
       {"name": "a", "action": "x.y", "next": [{"do": "b"}]},
