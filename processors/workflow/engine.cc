@@ -240,12 +240,12 @@ class Engine {
     }
     TaskState& ts = it->second;
     const Task& t = task(key.task);
-    size_t i = t.has_with_items ? static_cast<size_t>(std::max<int64_t>(key.index, 0)) : 0;
-    if ((t.has_with_items && key.index < 0) || (!t.has_with_items && key.index >= 0) ||
-        i >= ts.slots.size()) {
+    std::optional<size_t> slot_index = slot_of(key, ts);
+    if (!slot_index) {
       ignored_ = "no such child of task '" + key.task + "'";
       return {};
     }
+    const size_t i = *slot_index;
     Slot& slot = ts.slots[i];
     if (slot.status != SlotStatus::kRunning || slot.attempt != key.attempt) {
       ignored_ = "stale attempt of task '" + key.task + "'";
@@ -324,8 +324,9 @@ class Engine {
       after_delay(key.task);
       return {};
     }
-    size_t i = static_cast<size_t>(std::max<int64_t>(key.index, 0));
-    if (i >= ts.slots.size() || ts.slots[i].status != SlotStatus::kRetryWait ||
+    std::optional<size_t> slot_index = slot_of(key, ts);
+    const size_t i = slot_index.value_or(0);
+    if (!slot_index || ts.slots[i].status != SlotStatus::kRetryWait ||
         ts.slots[i].attempt != key.attempt) {
       ignored_ = "stale retry timer of task '" + key.task + "'";
       return {};
@@ -513,6 +514,16 @@ class Engine {
     for (size_t i = 0; i < ts.slots.size(); ++i) {
       out_.push_back(create(name, i, ts.slots[i].status == SlotStatus::kHeld));
     }
+  }
+
+  // The slot a key names in the current run, if any: its item index with with_items, else the
+  // only slot (index -1).
+  std::optional<size_t> slot_of(const ChildKey& key, const TaskState& ts) const {
+    const bool items = task(key.task).has_with_items;
+    if (items != (key.index >= 0)) return std::nullopt;
+    size_t i = items ? static_cast<size_t>(key.index) : 0;
+    if (i >= ts.slots.size()) return std::nullopt;
+    return i;
   }
 
   ChildKey key_of(const std::string& name, const TaskState& ts, size_t i) const {

@@ -812,5 +812,73 @@ TEST(WorkflowProperty, ComplexOrchestrationIsOrderIndependentAndReplayable) {
   }
 }
 
+// Arbitrary (mostly meaningless) events never break the engine: every step either changes
+// nothing (and says why) or yields a state that round-trips, and children are only created for
+// tasks of the definition.
+TEST(WorkflowProperty, RandomEventsKeepTheStateConsistent) {
+  const Definition def = def_of(sim::kComplex);
+  const uint32_t seed = static_cast<uint32_t>(std::random_device{}());
+  std::printf("workflow random events seed: %u\n", seed);
+  std::mt19937 rng(seed);
+  auto pick = [&](int64_t lo, int64_t hi) {
+    return std::uniform_int_distribution<int64_t>(lo, hi)(rng);
+  };
+  const std::vector<std::string> names = {"init", "build", "test", "deploy", "notify", "rollback"};
+  for (int round = 0; round < 50; ++round) {
+    SCOPED_TRACE("seed " + std::to_string(seed) + " round " + std::to_string(round));
+    State state;
+    std::vector<ChildKey> seen;  // keys from commands, reused to hit real children often
+    for (int n = 0; n < 60; ++n) {
+      Event e;
+      switch (pick(0, 9)) {
+        case 0:
+          e = Event::start({{"env", "x"}});
+          break;
+        case 1:
+          e = Event::cancel();
+          break;
+        case 2: {
+          ChildKey k{names[pick(0, 5)], pick(0, 2), pick(-1, 3), pick(0, 2)};
+          e = Event::timer_fired(k);
+          break;
+        }
+        case 3:
+          e = Event::inquiry_resolved(names[pick(0, 5)], pick(0, 2), InquiryOutcome::kResponded,
+                                      Json());
+          break;
+        default: {
+          ChildKey k =
+              !seen.empty() && pick(0, 3) > 0
+                  ? seen[static_cast<size_t>(pick(0, static_cast<int64_t>(seen.size()) - 1))]
+                  : ChildKey{names[pick(0, 5)], pick(0, 2), pick(-1, 3), pick(1, 2)};
+          static const ChildStatus kAll[] = {ChildStatus::kCompleted, ChildStatus::kFailed,
+                                             ChildStatus::kTimeout, ChildStatus::kCancelled,
+                                             ChildStatus::kAbandoned};
+          Json result =
+              pick(0, 1) ? Json{{"hosts", Json::array({"a", "b"})}, {"artifact", "z"}} : Json();
+          e = Event::child_finished(k, kAll[pick(0, 4)], result);
+          break;
+        }
+      }
+      auto r = advance(def, state, e, Inputs{}, kNow);
+      ASSERT_TRUE(r.ok()) << r.error().message;
+      if (!r->ignored.empty()) {
+        EXPECT_TRUE(r->commands.empty());
+        EXPECT_EQ(r->state, state);
+      }
+      auto back = State::parse(r->state.dump());
+      ASSERT_TRUE(back.ok());
+      EXPECT_EQ(*back, r->state);
+      for (const Command& c : r->commands) {
+        if (c.kind == CommandKind::kCreateChild || c.kind == CommandKind::kStartTimer) {
+          EXPECT_NE(def.find(c.child.task), nullptr);
+          seen.push_back(c.child);
+        }
+      }
+      state = r->state;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace attune::workflow
