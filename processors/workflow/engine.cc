@@ -1,0 +1,803 @@
+// The workflow engine (API.md §12.3): advance(definition, state, event) → (state, commands).
+#include <algorithm>
+#include <cmath>
+#include <set>
+
+#include "processors/workflow/compiled.h"
+#include "processors/workflow/workflow.h"
+
+namespace attune::workflow {
+namespace {
+
+// Task runs that may end within one advance() without waiting for anything (a cycle of tasks over
+// empty with_items would otherwise never return). Exceeding it fails the workflow.
+constexpr int kMaxTaskEndsPerStep = 1000;
+
+bool active(TaskStatus s) {
+  switch (s) {
+    case TaskStatus::kDelayed:
+    case TaskStatus::kWaiting:
+    case TaskStatus::kRunning:
+      return true;
+    case TaskStatus::kIdle:
+    case TaskStatus::kSucceeded:
+    case TaskStatus::kFailed:
+    case TaskStatus::kTimedOut:
+    case TaskStatus::kCancelled:
+    case TaskStatus::kSkipped:
+      return false;
+  }
+  return false;
+}
+
+// A slot whose child occupies a concurrency place (running, or waiting to be retried).
+bool busy(SlotStatus s) {
+  switch (s) {
+    case SlotStatus::kRunning:
+    case SlotStatus::kRetryWait:
+      return true;
+    case SlotStatus::kHeld:
+    case SlotStatus::kCompleted:
+    case SlotStatus::kFailed:
+    case SlotStatus::kTimedOut:
+    case SlotStatus::kCancelled:
+      return false;
+  }
+  return false;
+}
+
+bool finished_badly(SlotStatus s) {
+  switch (s) {
+    case SlotStatus::kFailed:
+    case SlotStatus::kTimedOut:
+    case SlotStatus::kCancelled:
+      return true;
+    case SlotStatus::kHeld:
+    case SlotStatus::kRunning:
+    case SlotStatus::kRetryWait:
+    case SlotStatus::kCompleted:
+      return false;
+  }
+  return false;
+}
+
+SlotStatus slot_status_of(ChildStatus s) {
+  switch (s) {
+    case ChildStatus::kCompleted:
+      return SlotStatus::kCompleted;
+    case ChildStatus::kFailed:
+    case ChildStatus::kAbandoned:
+      return SlotStatus::kFailed;
+    case ChildStatus::kTimeout:
+      return SlotStatus::kTimedOut;
+    case ChildStatus::kCancelled:
+      return SlotStatus::kCancelled;
+  }
+  return SlotStatus::kFailed;
+}
+
+bool retryable(ChildStatus s) {
+  switch (s) {
+    case ChildStatus::kFailed:
+    case ChildStatus::kTimeout:
+    case ChildStatus::kAbandoned:
+      return true;
+    case ChildStatus::kCompleted:
+    case ChildStatus::kCancelled:
+      return false;
+  }
+  return false;
+}
+
+bool terminal(WorkflowStatus s) {
+  switch (s) {
+    case WorkflowStatus::kCompleted:
+    case WorkflowStatus::kFailed:
+    case WorkflowStatus::kCancelled:
+      return true;
+    case WorkflowStatus::kPending:
+    case WorkflowStatus::kRunning:
+    case WorkflowStatus::kCanceling:
+      return false;
+  }
+  return false;
+}
+
+// Delay before retry number `n` (1-based), in milliseconds.
+int64_t retry_delay_ms(const Retry& r, int64_t n) {
+  double d = r.delay;
+  switch (r.backoff) {
+    case Backoff::kConstant:
+      break;
+    case Backoff::kLinear:
+      d = r.delay * static_cast<double>(n);
+      break;
+    case Backoff::kExponential:
+      d = r.delay * std::pow(2.0, static_cast<double>(std::min<int64_t>(n - 1, 60)));
+      break;
+  }
+  if (r.max_delay) d = std::min(d, *r.max_delay);
+  return static_cast<int64_t>(std::llround(d * 1000.0));
+}
+
+// The template context of one evaluation. Owns the values the Scope points at, so it never moves.
+struct Context {
+  Json tasks = Json::object();
+  Json inquiry = Json::object();
+  expr::Scope scope;
+};
+
+class Engine {
+ public:
+  Engine(const Definition& def, State state, const Inputs& inputs, int64_t now_ms)
+      : def_(def), c_(def.compiled()), state_(std::move(state)), in_(inputs), now_(now_ms) {}
+
+  Result<Step> run(const Event& e) {
+    switch (e.kind) {
+      case EventKind::kStart:
+        on_start(e.parameters);
+        break;
+      case EventKind::kChildFinished:
+        if (Status s = on_child_finished(e); !s.ok()) return s.error();
+        break;
+      case EventKind::kInquiryResolved:
+        if (Status s = on_inquiry(e); !s.ok()) return s.error();
+        break;
+      case EventKind::kTimerFired:
+        if (Status s = on_timer(e.child); !s.ok()) return s.error();
+        break;
+      case EventKind::kCancel:
+        on_cancel();
+        break;
+    }
+    if (ignored_.empty()) check_completion();
+    return Step{std::move(state_), std::move(out_), std::move(ignored_)};
+  }
+
+ private:
+  const Task& task(const std::string& name) const { return *def_.find(name); }
+  const CompiledTask& compiled(const std::string& name) const {
+    return c_.tasks[static_cast<size_t>(def_.find(name) - def_.tasks().data())];
+  }
+  bool running() const { return state_.status == WorkflowStatus::kRunning; }
+
+  // Built per evaluation point (not per item: items get a child Scope), so it copies each task's
+  // result once.
+  std::unique_ptr<Context> context() const {
+    auto ctx = std::make_unique<Context>();
+    for (const auto& [name, t] : state_.tasks) {
+      if (t.run == 0) continue;
+      Json entry = t.result.is_object() ? t.result : Json::object();
+      entry["result"] = t.result;
+      entry["status"] = name_of(t.status);
+      ctx->tasks[name] = std::move(entry);
+      if (!t.inquiry_response.is_null())
+        ctx->inquiry[name] = Json{{"response", t.inquiry_response}};
+    }
+    expr::Scope& s = ctx->scope;
+    s.bind("parameters", &state_.parameters);
+    s.bind("workflow", &state_.vars);
+    s.bind("vars", &state_.vars);
+    s.bind("variables", &state_.vars);
+    s.bind("task", &ctx->tasks);
+    s.bind("tasks", &ctx->tasks);
+    s.bind("inquiry", &ctx->inquiry);
+    s.bind("config", &in_.config);
+    s.bind("keystore", &in_.keystore);
+    s.bind("system", &in_.system);
+    return ctx;
+  }
+
+  // succeeded(), failed(), timed_out(), result() for the task (or child) that just ended.
+  static void bind_outcome(expr::Scope* s, TaskStatus outcome, const Json* result) {
+    auto is = [outcome](TaskStatus want) {
+      return
+          [outcome, want](std::span<const Json>) -> Result<Json> { return Json(outcome == want); };
+    };
+    s->bind_function("succeeded", is(TaskStatus::kSucceeded));
+    s->bind_function("failed", [outcome](std::span<const Json>) -> Result<Json> {
+      return Json(outcome == TaskStatus::kFailed || outcome == TaskStatus::kCancelled);
+    });
+    s->bind_function("timed_out", is(TaskStatus::kTimedOut));
+    s->bind_function("result", [result](std::span<const Json>) -> Result<Json> { return *result; });
+  }
+
+  // ---- events
+
+  void on_start(const Json& parameters) {
+    if (state_.status != WorkflowStatus::kPending) {
+      ignored_ = "already started";
+      return;
+    }
+    state_.status = WorkflowStatus::kRunning;
+    state_.parameters = parameters.is_null() ? Json::object() : parameters;
+    state_.vars = Json::object();
+    if (c_.vars) {
+      auto ctx = context();
+      auto vars = c_.vars->render(ctx->scope);
+      if (!vars.ok()) {
+        fail_workflow(vars.error().message, "", Json());
+        return;
+      }
+      state_.vars = std::move(vars).value();
+    }
+    for (const std::string& name : def_.entry_tasks()) start_task(name, "");
+  }
+
+  Status on_child_finished(const Event& e) {
+    const ChildKey& key = e.child;
+    if (def_.find(key.task) == nullptr) {
+      return make_error(Errc::kBadRequest, "unknown task '" + key.task + "'");
+    }
+    if (terminal(state_.status)) {
+      ignored_ = "workflow already finished";
+      return {};
+    }
+    auto it = state_.tasks.find(key.task);
+    if (it == state_.tasks.end() || it->second.run != key.run) {
+      ignored_ = "stale run of task '" + key.task + "'";
+      return {};
+    }
+    TaskState& ts = it->second;
+    const Task& t = task(key.task);
+    std::optional<size_t> slot_index = slot_of(key, ts);
+    if (!slot_index) {
+      ignored_ = "no such child of task '" + key.task + "'";
+      return {};
+    }
+    const size_t i = *slot_index;
+    Slot& slot = ts.slots[i];
+    if (slot.status != SlotStatus::kRunning || slot.attempt != key.attempt) {
+      ignored_ = "stale attempt of task '" + key.task + "'";
+      return {};
+    }
+    if (running() && t.retry && slot.attempt <= t.retry->count && retryable(e.status) &&
+        retry_allowed(key.task, e)) {
+      ++slot.attempt;
+      int64_t delay = retry_delay_ms(*t.retry, slot.attempt - 1);
+      if (delay > 0) {
+        slot.status = SlotStatus::kRetryWait;
+        Command c{.kind = CommandKind::kStartTimer};
+        c.child = key_of(key.task, ts, i);
+        c.at_ms = now_ + delay;
+        out_.push_back(std::move(c));
+      } else {
+        out_.push_back(create(key.task, i, false));
+      }
+      return {};
+    }
+    slot.status = slot_status_of(e.status);
+    slot.result = e.result;
+    settle(key.task);
+    return {};
+  }
+
+  bool retry_allowed(const std::string& name, const Event& e) {
+    const CompiledTask& ct = compiled(name);
+    if (!ct.on_error) return true;
+    auto ctx = context();
+    TaskStatus outcome =
+        e.status == ChildStatus::kTimeout ? TaskStatus::kTimedOut : TaskStatus::kFailed;
+    bind_outcome(&ctx->scope, outcome, &e.result);
+    auto r = ct.on_error->test(ctx->scope);
+    return r.ok() && *r;  // an evaluation error means: do not retry
+  }
+
+  Status on_inquiry(const Event& e) {
+    const std::string& name = e.child.task;
+    if (def_.find(name) == nullptr)
+      return make_error(Errc::kBadRequest, "unknown task '" + name + "'");
+    auto it = state_.tasks.find(name);
+    if (!running() || it == state_.tasks.end() || it->second.run != e.child.run ||
+        it->second.status != TaskStatus::kWaiting) {
+      ignored_ = "task '" + name + "' is not waiting for an inquiry";
+      return {};
+    }
+    switch (e.inquiry) {
+      case InquiryOutcome::kResponded:
+        it->second.inquiry_response = e.response.is_null() ? Json::object() : e.response;
+        create_children(name);
+        break;
+      case InquiryOutcome::kTimeout:
+      case InquiryOutcome::kCancelled:
+        task_end(name, TaskStatus::kTimedOut, Json());
+        break;
+    }
+    return {};
+  }
+
+  Status on_timer(const ChildKey& key) {
+    if (def_.find(key.task) == nullptr) {
+      return make_error(Errc::kBadRequest, "unknown task '" + key.task + "'");
+    }
+    auto it = state_.tasks.find(key.task);
+    if (!running() || it == state_.tasks.end() || it->second.run != key.run) {
+      ignored_ = "stale timer of task '" + key.task + "'";
+      return {};
+    }
+    TaskState& ts = it->second;
+    if (key.attempt == 0) {  // the task's `delay`
+      if (ts.status != TaskStatus::kDelayed) {
+        ignored_ = "task '" + key.task + "' is not delayed";
+        return {};
+      }
+      after_delay(key.task);
+      return {};
+    }
+    std::optional<size_t> slot_index = slot_of(key, ts);
+    const size_t i = slot_index.value_or(0);
+    if (!slot_index || ts.slots[i].status != SlotStatus::kRetryWait ||
+        ts.slots[i].attempt != key.attempt) {
+      ignored_ = "stale retry timer of task '" + key.task + "'";
+      return {};
+    }
+    ts.slots[i].status = SlotStatus::kRunning;
+    out_.push_back(create(key.task, i, false));
+    return {};
+  }
+
+  void on_cancel() {
+    if (state_.status == WorkflowStatus::kPending) {
+      state_.status = WorkflowStatus::kCancelled;
+      finish(WorkflowStatus::kCancelled, Json());
+      return;
+    }
+    if (!running()) {
+      ignored_ = std::string("workflow is ") + name_of(state_.status);
+      return;
+    }
+    state_.status = WorkflowStatus::kCanceling;
+    stop_children(def_.cancellation_policy() == CancellationPolicy::kCancelRunning);
+  }
+
+  // ---- task lifecycle
+
+  // A transition (or the workflow start) reaches `name`.
+  void start_task(const std::string& name, const std::string& by) {
+    if (!running()) return;
+    const Task& t = task(name);
+    TaskState& ts = state_.tasks[name];
+    if (t.join > 0) {
+      if (++ts.inbound < t.join) return;
+      ts.inbound = 0;
+    }
+    if (active(ts.status)) {
+      ts.queued.push_back(by);
+      return;
+    }
+    begin_run(name, by);
+  }
+
+  void begin_run(const std::string& name, const std::string& by) {
+    const Task& t = task(name);
+    TaskState& ts = state_.tasks[name];
+    ++ts.run;
+    ts.status = TaskStatus::kIdle;
+    ts.triggered_by = by;
+    ts.slots.clear();
+    ts.group_failed = false;
+    ts.inquiry_response = Json();
+    ts.permission_set_refs = Json();
+    ts.result = Json();
+    if (const auto& when = compiled(name).when) {
+      auto ctx = context();
+      auto r = when->test(ctx->scope);
+      if (!r.ok()) {
+        task_end(name, TaskStatus::kFailed, Json{{"error", "when: " + r.error().message}});
+        return;
+      }
+      if (!*r) {
+        if (!budget()) return;
+        state_.tasks[name].status = TaskStatus::kSkipped;
+        after_run(name);
+        return;
+      }
+    }
+    if (t.delay > 0) {
+      ts.status = TaskStatus::kDelayed;
+      Command c{.kind = CommandKind::kStartTimer};
+      c.child = ChildKey{name, ts.run, -1, 0};
+      c.at_ms = now_ + static_cast<int64_t>(std::llround(t.delay * 1000.0));
+      out_.push_back(std::move(c));
+      return;
+    }
+    after_delay(name);
+  }
+
+  void after_delay(const std::string& name) {
+    TaskState& ts = state_.tasks[name];
+    if (const auto& wait = compiled(name).wait_for) {
+      auto ctx = context();
+      auto id = wait->render(ctx->scope);
+      if (!id.ok() || id->is_null() || (id->is_string() && id->get<std::string>().empty())) {
+        std::string why = id.ok() ? "rendered empty" : id.error().message;
+        task_end(name, TaskStatus::kFailed, Json{{"error", "wait_for.inquiry: " + why}});
+        return;
+      }
+      ts.status = TaskStatus::kWaiting;
+      Command c{.kind = CommandKind::kAwaitInquiry};
+      c.child = ChildKey{name, ts.run, -1, 0};
+      c.inquiry_id = std::move(id).value();
+      out_.push_back(std::move(c));
+      return;
+    }
+    create_children(name);
+  }
+
+  // Renders the run's inputs and creates its children (or starts a parallel task's tasks).
+  void create_children(const std::string& name) {
+    const Task& t = task(name);
+    const CompiledTask& ct = compiled(name);
+    TaskState& ts = state_.tasks[name];
+    ts.status = TaskStatus::kRunning;
+    if (t.type == TaskType::kParallel) {
+      starting_.insert(name);
+      for (const std::string& sub : t.sub_entries) start_task(sub, name);
+      starting_.erase(name);
+      check_group(name);
+      return;
+    }
+    auto fail = [&](const std::string& why) {
+      task_end(name, TaskStatus::kFailed, Json{{"error", why}});
+    };
+    auto ctx = context();
+    Json refs = Json::array();
+    if (ct.permission_set_refs) {
+      auto r = ct.permission_set_refs->render(ctx->scope);
+      if (!r.ok()) return fail(r.error().message);
+      if (r->is_string()) {
+        if (!r->get<std::string>().empty()) refs.push_back(*r);
+      } else if (r->is_array() &&
+                 std::all_of(r->begin(), r->end(), [](const Json& j) { return j.is_string(); })) {
+        refs = *r;
+      } else if (!r->is_null()) {
+        return fail("permission_set_refs: must render to a string or a list of strings");
+      }
+    }
+    ts.permission_set_refs = refs;
+
+    std::vector<Slot> slots;
+    if (t.has_with_items) {
+      auto items = ct.with_items->render(ctx->scope);
+      if (!items.ok()) return fail(items.error().message);
+      if (!items->is_array()) {
+        return fail(std::string("with_items: expected a list, got ") + items->type_name());
+      }
+      std::vector<Json> chunks;
+      if (t.batch_size > 0) {
+        for (size_t i = 0; i < items->size(); i += static_cast<size_t>(t.batch_size)) {
+          Json batch = Json::array();
+          for (size_t k = i; k < std::min(items->size(), i + static_cast<size_t>(t.batch_size));
+               ++k) {
+            batch.push_back((*items)[k]);
+          }
+          chunks.push_back(std::move(batch));
+        }
+      } else {
+        chunks.assign(items->begin(), items->end());
+      }
+      for (size_t i = 0; i < chunks.size(); ++i) {
+        Slot s;
+        s.item = std::move(chunks[i]);
+        Json index(static_cast<int64_t>(i));
+        expr::Scope item_scope(&ctx->scope);
+        item_scope.bind("item", &s.item);
+        item_scope.bind("index", &index);
+        if (ct.input) {
+          auto in = ct.input->render(item_scope);
+          if (!in.ok()) return fail(in.error().message);
+          s.input = std::move(in).value();
+        } else {
+          s.input = Json::object();
+        }
+        s.status =
+            static_cast<int64_t>(i) < t.concurrency ? SlotStatus::kRunning : SlotStatus::kHeld;
+        slots.push_back(std::move(s));
+      }
+    } else {
+      Slot s;
+      if (ct.input) {
+        auto in = ct.input->render(ctx->scope);
+        if (!in.ok()) return fail(in.error().message);
+        s.input = std::move(in).value();
+      } else {
+        s.input = Json::object();
+      }
+      s.status = SlotStatus::kRunning;
+      slots.push_back(std::move(s));
+    }
+    ts.slots = std::move(slots);
+    if (ts.slots.empty()) {
+      task_end(name, TaskStatus::kSucceeded, Json::array());
+      return;
+    }
+    for (size_t i = 0; i < ts.slots.size(); ++i) {
+      out_.push_back(create(name, i, ts.slots[i].status == SlotStatus::kHeld));
+    }
+  }
+
+  // The slot a key names in the current run, if any: its item index with with_items, else the
+  // only slot (index -1).
+  std::optional<size_t> slot_of(const ChildKey& key, const TaskState& ts) const {
+    const bool items = task(key.task).has_with_items;
+    if (items != (key.index >= 0)) return std::nullopt;
+    size_t i = items ? static_cast<size_t>(key.index) : 0;
+    if (i >= ts.slots.size()) return std::nullopt;
+    return i;
+  }
+
+  ChildKey key_of(const std::string& name, const TaskState& ts, size_t i) const {
+    return ChildKey{name, ts.run, task(name).has_with_items ? static_cast<int64_t>(i) : -1,
+                    ts.slots[i].attempt};
+  }
+
+  Command create(const std::string& name, size_t i, bool held) const {
+    const Task& t = task(name);
+    const TaskState& ts = state_.tasks.at(name);
+    const Slot& s = ts.slots[i];
+    Command c{.kind = CommandKind::kCreateChild};
+    c.child = key_of(name, ts, i);
+    c.action_ref = t.action;
+    c.input = s.input;
+    c.timeout = t.timeout;
+    for (const Json& r : ts.permission_set_refs)
+      c.permission_set_refs.push_back(r.get<std::string>());
+    c.held = held;
+    c.workflow_task = c.child.to_json();
+    c.workflow_task["triggered_by"] = ts.triggered_by.empty() ? Json() : Json(ts.triggered_by);
+    c.workflow_task["task_batch"] = t.batch_size > 0 ? Json(static_cast<int64_t>(i)) : Json();
+    c.workflow_task["retry_count"] = s.attempt - 1;
+    c.workflow_task["max_retries"] = t.retry ? t.retry->count : 0;
+    c.workflow_task["timeout_seconds"] = t.timeout ? Json(*t.timeout) : Json();
+    return c;
+  }
+
+  // After a slot finished: release held children or end the task.
+  void settle(const std::string& name) {
+    const Task& t = task(name);
+    TaskState& ts = state_.tasks[name];
+    int64_t n_busy = 0;
+    bool bad = false;
+    for (const Slot& s : ts.slots) {
+      n_busy += busy(s.status) ? 1 : 0;
+      bad = bad || finished_badly(s.status);
+    }
+    if (bad || !running()) {
+      if (n_busy > 0) return;
+      Command cancel{.kind = CommandKind::kCancelChildren};
+      for (size_t i = 0; i < ts.slots.size(); ++i) {
+        if (ts.slots[i].status != SlotStatus::kHeld) continue;
+        ts.slots[i].status = SlotStatus::kCancelled;
+        cancel.children.push_back(key_of(name, ts, i));
+      }
+      if (!cancel.children.empty()) out_.push_back(std::move(cancel));
+    } else {
+      int64_t limit = t.has_with_items ? t.concurrency : 1;
+      for (size_t i = 0; i < ts.slots.size() && n_busy < limit; ++i) {
+        if (ts.slots[i].status != SlotStatus::kHeld) continue;
+        ts.slots[i].status = SlotStatus::kRunning;
+        ++n_busy;
+        Command c{.kind = CommandKind::kReleaseChild};
+        c.child = key_of(name, ts, i);
+        out_.push_back(std::move(c));
+      }
+      if (n_busy > 0) return;
+    }
+    // Every slot is final: the outcome is the first failure or timeout in item order.
+    TaskStatus outcome = TaskStatus::kSucceeded;
+    for (const Slot& s : ts.slots) {
+      if (s.status == SlotStatus::kFailed || s.status == SlotStatus::kTimedOut) {
+        outcome = s.status == SlotStatus::kFailed ? TaskStatus::kFailed : TaskStatus::kTimedOut;
+        break;
+      }
+      if (s.status == SlotStatus::kCancelled) outcome = TaskStatus::kCancelled;
+    }
+    Json result;
+    if (t.has_with_items) {
+      result = Json::array();
+      for (const Slot& s : ts.slots) result.push_back(s.result);
+    } else {
+      result = ts.slots.front().result;
+    }
+    task_end(name, outcome, std::move(result));
+  }
+
+  bool budget() {
+    if (++task_ends_ <= kMaxTaskEndsPerStep) return true;
+    fail_workflow("more than " + std::to_string(kMaxTaskEndsPerStep) +
+                      " task runs ended in one step (a cycle that never waits?)",
+                  "", Json());
+    return false;
+  }
+
+  // The run of `name` ended: fire its transitions, then start what they reach.
+  void task_end(const std::string& name, TaskStatus outcome, Json result) {
+    if (!budget()) return;
+    const Task& t = task(name);
+    {
+      TaskState& ts = state_.tasks[name];
+      ts.status = outcome;
+      ts.result = std::move(result);
+    }
+    if (!running()) {
+      after_run(name);
+      return;
+    }
+    const CompiledTask& ct = compiled(name);
+    Json task_result = state_.tasks[name].result;
+    auto ctx = context();
+    bind_outcome(&ctx->scope, outcome, &task_result);
+    bool matched = false;
+    std::vector<std::string> targets;
+    for (size_t i = 0; i < t.next.size(); ++i) {
+      const Transition& tr = t.next[i];
+      const CompiledTransition& ctr = ct.next[i];
+      std::string where = "task '" + name + "': " + tr.label;
+      if (ctr.when) {
+        auto r = ctr.when->test(ctx->scope);
+        if (!r.ok()) {
+          fail_workflow(where + ".when: " + r.error().message, name, task_result);
+          return;
+        }
+        if (!*r) continue;
+      }
+      matched = true;
+      for (const auto& [var, value] : ctr.publish) {
+        if (!value) {
+          state_.vars[var] = task_result;
+          continue;
+        }
+        auto v = value->render(ctx->scope);
+        if (!v.ok()) {
+          fail_workflow(where + ".publish: " + v.error().message, name, task_result);
+          return;
+        }
+        state_.vars[var] = std::move(v).value();
+      }
+      targets.insert(targets.end(), tr.targets.begin(), tr.targets.end());
+    }
+    if (outcome != TaskStatus::kSucceeded && !matched) {
+      if (!t.group.empty()) {
+        state_.tasks[t.group].group_failed = true;
+      } else {
+        fail_workflow("task '" + name + "' " + name_of(outcome) + " and no transition handles it",
+                      name, task_result);
+        return;
+      }
+    }
+    for (const std::string& target : targets) start_task(target, name);
+    after_run(name);
+  }
+
+  // A run is over (ended or skipped): start a queued run, tell the enclosing parallel task.
+  void after_run(const std::string& name) {
+    TaskState& ts = state_.tasks[name];
+    if (running() && !ts.queued.empty() && !active(ts.status)) {
+      std::string by = ts.queued.front();
+      ts.queued.erase(ts.queued.begin());
+      begin_run(name, by);
+    }
+    const Task& t = task(name);
+    if (!t.group.empty()) check_group(t.group);
+  }
+
+  // A parallel task ends once none of its nested tasks is active or queued.
+  void check_group(const std::string& group) {
+    if (starting_.contains(group)) return;
+    TaskState& gs = state_.tasks[group];
+    if (gs.status != TaskStatus::kRunning) return;
+    Json result = Json::object();
+    for (const std::string& sub : task(group).subtasks) {
+      auto it = state_.tasks.find(sub);
+      if (it == state_.tasks.end()) {
+        result[sub] = Json();
+        continue;
+      }
+      if (active(it->second.status) || !it->second.queued.empty()) return;
+      result[sub] = it->second.result;
+    }
+    task_end(group, gs.group_failed ? TaskStatus::kFailed : TaskStatus::kSucceeded,
+             std::move(result));
+  }
+
+  // ---- the workflow's end
+
+  // Stops everything not yet running; cancels running children too when `running_too`.
+  void stop_children(bool running_too) {
+    Command cancel{.kind = CommandKind::kCancelChildren};
+    for (auto& [name, ts] : state_.tasks) {
+      ts.queued.clear();
+      ts.inbound = 0;
+      if (ts.status == TaskStatus::kDelayed || ts.status == TaskStatus::kWaiting) {
+        ts.status = TaskStatus::kCancelled;
+      }
+      for (size_t i = 0; i < ts.slots.size(); ++i) {
+        Slot& s = ts.slots[i];
+        if (s.status == SlotStatus::kHeld || s.status == SlotStatus::kRetryWait) {
+          if (s.status == SlotStatus::kHeld) cancel.children.push_back(key_of(name, ts, i));
+          s.status = SlotStatus::kCancelled;
+        } else if (s.status == SlotStatus::kRunning && running_too) {
+          cancel.children.push_back(key_of(name, ts, i));
+        }
+      }
+    }
+    if (!cancel.children.empty()) out_.push_back(std::move(cancel));
+    // Tasks whose every slot is now final end (without transitions: the workflow is not running).
+    for (auto& [name, ts] : state_.tasks) {
+      if (ts.status != TaskStatus::kRunning || ts.slots.empty()) continue;
+      bool any_busy = std::any_of(ts.slots.begin(), ts.slots.end(),
+                                  [](const Slot& s) { return busy(s.status); });
+      if (!any_busy) ts.status = TaskStatus::kCancelled;
+    }
+  }
+
+  void fail_workflow(const std::string& reason, const std::string& name, const Json& result) {
+    if (terminal(state_.status)) return;
+    state_.status = WorkflowStatus::kFailed;
+    state_.error = reason;
+    stop_children(def_.cancellation_policy() == CancellationPolicy::kCancelRunning);
+    Json r{{"error", reason}};
+    if (!name.empty()) {
+      r["task"] = name;
+      r["result"] = result;
+    }
+    finish(WorkflowStatus::kFailed, std::move(r));
+  }
+
+  void finish(WorkflowStatus status, Json result) {
+    state_.result = result;
+    Command c{.kind = CommandKind::kFinishWorkflow};
+    c.status = status;
+    c.result = std::move(result);
+    out_.push_back(std::move(c));
+  }
+
+  void check_completion() {
+    if (state_.status == WorkflowStatus::kCanceling) {
+      for (const auto& [name, ts] : state_.tasks) {
+        for (const Slot& s : ts.slots) {
+          if (busy(s.status)) return;
+        }
+      }
+      state_.status = WorkflowStatus::kCancelled;
+      finish(WorkflowStatus::kCancelled, Json());
+      return;
+    }
+    if (!running()) return;
+    for (const auto& [name, ts] : state_.tasks) {
+      if (active(ts.status) || !ts.queued.empty()) return;
+    }
+    Json result = state_.vars;
+    if (c_.output_map) {
+      auto ctx = context();
+      auto r = c_.output_map->render(ctx->scope);
+      if (!r.ok()) {
+        fail_workflow(r.error().message, "", Json());
+        return;
+      }
+      result = std::move(r).value();
+    }
+    state_.status = WorkflowStatus::kCompleted;
+    finish(WorkflowStatus::kCompleted, std::move(result));
+  }
+
+  const Definition& def_;
+  const Compiled& c_;
+  State state_;
+  const Inputs& in_;
+  int64_t now_;
+  std::vector<Command> out_;
+  std::string ignored_;
+  std::set<std::string> starting_;  // parallel tasks whose nested tasks are being started
+  int task_ends_ = 0;
+};
+
+}  // namespace
+
+Result<Step> advance(const Definition& def, const State& state, const Event& event,
+                     const Inputs& inputs, int64_t now_ms) {
+  Engine engine(def, state, inputs, now_ms);
+  return engine.run(event);
+}
+
+}  // namespace attune::workflow
