@@ -79,6 +79,15 @@ std::optional<Json> find_inquiry(ServiceContext& s, Call& c, std::optional<Resp>
   return std::move(**row);
 }
 
+// 409 "Inquiry <id> is already <status>" unless pending (the executor decides the same; this
+// answers at once, and also for inquiries the executor no longer keeps).
+std::optional<Resp> require_pending(const Json& row) {
+  const std::string status = row.value("status", "");
+  if (status == "pending") return std::nullopt;
+  return error(Errc::kConflict,
+               "Inquiry " + std::to_string(int_of(row, "id")) + " is already " + status);
+}
+
 // 403 unless the caller may `action` inquiries of this inquiry's pack.
 std::optional<Resp> require(const Call& c, const Json& row, std::string_view action) {
   if (c.can().may(action, authz::Object{"inquiries", pack_of_inquiry(row)})) return std::nullopt;
@@ -232,6 +241,7 @@ Resp respond_inquiry(ServiceContext& s, Call& c) {
   auto row = find_inquiry(s, c, refused);
   if (!row) return *refused;
   if (auto r = require(c, *row, "respond")) return *r;
+  if (auto r = require_pending(*row)) return *r;
   auto body = rest::parse_json_body(c.req);
   if (!body.ok()) return Resp::error(body.error());
   if (!body->contains("response")) {
@@ -261,6 +271,7 @@ Resp update_inquiry(ServiceContext& s, Call& c) {
   auto row = find_inquiry(s, c, refused);
   if (!row) return *refused;
   if (auto r = require(c, *row, "update")) return *r;
+  if (auto r = require_pending(*row)) return *r;
   auto body = rest::parse_json_body(c.req);
   if (!body.ok()) return Resp::error(body.error());
   Json changes = Json::object();

@@ -150,7 +150,8 @@ void ExecutorProcessor::store_inquiry(ProcessorContext& ctx, const std::optional
   }
   if (!new_due && inquiry.value("status", "") != "pending") {
     // Ended: kept against repeats (an identical create, a late respond) for the retention time.
-    const int64_t at = ctx.clock().now_ms() + options_.terminal_retention.count();
+    const int64_t at =
+        ctx.clock().now_ms() + std::max(options_.terminal_retention, kInquiryRetention).count();
     expiry::schedule(ctx, *store_, inquiry_key(id), at);
     if (creator > 0) expiry::schedule(ctx, *store_, creator_prefix(creator) + std::to_string(id), at);
   }

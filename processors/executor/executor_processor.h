@@ -40,6 +40,9 @@ std::optional<int64_t> legacy_state_due(std::string_view key, std::string_view v
 // transaction that stores the inquiry, so a restart finds every deadline, and one that passed
 // while the server was down fires at the first punctuation (init asks for one at once).
 inline constexpr std::string_view kInquiryDeadlines = "~inq/";
+// How long an ended inquiry stays in the store (at least): an identical repeat from its execution
+// is answered with it for that long.
+inline constexpr std::chrono::milliseconds kInquiryRetention{std::chrono::hours(24)};
 
 // Thin I/O shell around decisions.h: loads the execution state, applies the decision, stores
 // the new state and forwards its records. `table` is shared, must outlive the processor and be
