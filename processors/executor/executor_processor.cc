@@ -224,6 +224,20 @@ void ExecutorProcessor::process_inquiry(const Envelope& e, int64_t root, Process
     if (d.inquiry) store_inquiry(ctx, current, *d.inquiry, root, d.change, request, 200);
     return;
   }
+  if (e.type == "inquiry.delete") {
+    // Also for an inquiry this store no longer keeps (ended long ago): readers drop their row.
+    if (current) {
+      if (auto due = inquiry_deadline(*current)) ctx.del(*store_, deadline_key(*due, id));
+      ctx.del(*store_, inquiry_key(id));
+      if (const int64_t creator = int_of(*current, "created_by_execution"); creator > 0) {
+        ctx.del(*store_, creator_prefix(creator) + std::to_string(id));
+      }
+    }
+    Envelope del{"inquiry.deleted", id, "inquiry-deleted:" + std::to_string(id), now, "executor",
+                 Json{{"id", id}, {"request", request}, {"code", 200}}};
+    ctx.forward(topics::kExecutions, std::to_string(root), del.dump());
+    return;
+  }
   if (!current) {
     outcome(id, 404, "Inquiry " + std::to_string(id) + " not found");
     return;
@@ -235,16 +249,6 @@ void ExecutorProcessor::process_inquiry(const Envelope& e, int64_t root, Process
     d = decide_respond(*current, p.value("response", Json(nullptr)), r, now);
   } else if (e.type == "inquiry.update") {
     d = decide_update(*current, p.value("changes", Json::object()), now);
-  } else if (e.type == "inquiry.delete") {
-    if (auto due = inquiry_deadline(*current)) ctx.del(*store_, deadline_key(*due, id));
-    ctx.del(*store_, inquiry_key(id));
-    if (const int64_t creator = int_of(*current, "created_by_execution"); creator > 0) {
-      ctx.del(*store_, creator_prefix(creator) + std::to_string(id));
-    }
-    Envelope del{"inquiry.deleted", id, "inquiry-deleted:" + std::to_string(id), now, "executor",
-                 Json{{"id", id}, {"request", request}, {"code", 200}}};
-    ctx.forward(topics::kExecutions, std::to_string(root), del.dump());
-    return;
   } else {
     spdlog::debug("executor: ignoring record type {}", e.type);
     return;
