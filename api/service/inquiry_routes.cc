@@ -6,6 +6,8 @@
 // Execution tokens (§16.2, §13 "normally with an execution token"): a token may create inquiries
 // for its own execution and read that execution's inquiries, without an inquiries grant — the
 // right an action needs to ask a question about the run it is part of, and nothing wider.
+#include <algorithm>
+
 #include "api/projections/schema.h"
 #include "api/service/fields.h"
 #include "api/service/record_queries.h"
