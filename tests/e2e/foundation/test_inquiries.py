@@ -17,7 +17,8 @@ from tenants import Notifier, assert_hidden_from_list, custom_set, register, ass
 
 CURL = 'curl -sS -H "Authorization: Bearer $ATTUNE_API_TOKEN" -H "Content-Type: application/json"'
 
-# Parameters: `inquiry` (the POST body as JSON text), `other` (a different body, for the 409 probe).
+# Parameters: `inquiry` (the POST body as JSON text), `other` (a different body, for the 409 probe),
+# `marker` (a file it creates once its probes are done, so that the test answers only then).
 # Prints the create answer and its status, the identical repeat's status and id, the different one's
 # status, then polls its own inquiry until it is no longer pending and prints the final row.
 ASKER = """
@@ -30,6 +31,7 @@ if [ -n "$other" ]; then
   echo "other=$({curl} -o /dev/null -w '%{{http_code}}' -X POST "$ATTUNE_API_URL/api/v1/inquiries" -d "$other")"
 fi
 echo "listed=$({curl} -o /dev/null -w '%{{http_code}}' "$ATTUNE_API_URL/api/v1/executions/$ATTUNE_EXEC_ID/inquiries")"
+[ -z "$marker" ] || : > "$marker"
 i=0
 while [ $i -lt 300 ]; do
   row=$({curl} "$ATTUNE_API_URL/api/v1/inquiries/$id")
@@ -50,7 +52,7 @@ def lines_of(ex: dict) -> dict:
     return out
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def rig(server, api):
     """A pack with the asking action, and a permission set granting nothing relevant so that its
     executions get a token (§11.4)."""
@@ -61,9 +63,9 @@ def rig(server, api):
     return {"pack": pack, "asker": asker["ref"], "quick": quick["ref"], "inert": inert}
 
 
-def ask(api, rig, body: dict, other: dict | None = None) -> dict:
+def ask(api, rig, body: dict, other: dict | None = None, marker: str = "") -> dict:
     """Starts the asking action; returns the execution (running, its inquiry created)."""
-    params = {"inquiry": json.dumps(body), "other": json.dumps(other) if other else ""}
+    params = {"inquiry": json.dumps(body), "other": json.dumps(other) if other else "", "marker": marker}
     ex = api.execute(rig["asker"], params, permission_set_refs=[rig["inert"]])
     return ex
 
@@ -93,10 +95,12 @@ APPROVAL = {"purpose": "approval", "prompt": "Deploy to prod?",
 
 # ----------------------------------------------------------------------------------------------- T2.6
 
-def test_t2_6_action_asks_client_responds_execution_resumes(api, rig):
+def test_t2_6_action_asks_client_responds_execution_resumes(api, rig, tmp_path):
     other = dict(APPROVAL, prompt="Something else?")
-    ex = ask(api, rig, APPROVAL, other)
+    marker = tmp_path / "probed"
+    ex = ask(api, rig, APPROVAL, other, marker=str(marker))
     q = inquiry_of(api, ex["id"])
+    wait_for(marker.exists, desc="the action's repeat probes")
     assert q["status"] == "pending" and q["response"] is None and q["timeout_at"] is None
     assert q["execution"] == ex["id"] and q["created_by_execution"] == ex["id"]
     assert q["workflow_execution"] is None and q["workflow_task_name"] is None
