@@ -82,17 +82,16 @@ void ExecutorProcessor::init(ProcessorContext& ctx) {
 }
 
 std::optional<SystemTime> ExecutorProcessor::punctuate(SystemTime now, ProcessorContext& ctx) {
-  // Any instance fires the due deadlines (the one that stored a deadline asked for this time);
-  // firing twice is harmless (the owner ignores a timeout that no longer applies).
+  // Any instance fires the due deadlines (the one that stored a deadline asked for this time)
+  // and then waits for the earliest one left, whoever stored it; firing twice is harmless (the
+  // owner ignores a timeout that no longer applies).
   const auto next_deadline = fire_deadlines(ctx, to_ms(now));
-  // The instances share one store: one of them prunes it and keeps watching the deadlines
-  // (after a restart it is the one that finds them).
-  if (ctx.instance() != 0) return std::nullopt;
-  SystemTime next = pruner_.run(ctx, *store_, now);
-  if (next_deadline) {
-    next = std::min(next, SystemTime(std::chrono::milliseconds(*next_deadline)));
-  }
-  return next;
+  std::optional<SystemTime> next;
+  if (next_deadline) next = SystemTime(std::chrono::milliseconds(*next_deadline));
+  // The instances share one store: one of them prunes it.
+  if (ctx.instance() != 0) return next;
+  const SystemTime prune = pruner_.run(ctx, *store_, now);
+  return next ? std::min(*next, prune) : prune;
 }
 
 std::optional<int64_t> ExecutorProcessor::fire_deadlines(ProcessorContext& ctx, int64_t now_ms) {
