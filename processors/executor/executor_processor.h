@@ -38,7 +38,8 @@ std::optional<int64_t> legacy_state_due(std::string_view key, std::string_view v
 // Inquiry deadlines: "~inq/<BE64 due ms><BE64 inquiry id>" → root (decimal), next to the state
 // "q:<id>" {inquiry, root} and the creator index "qe:<created_by_execution>:<id>". Written in the
 // transaction that stores the inquiry, so a restart finds every deadline, and one that passed
-// while the server was down fires at the first punctuation (init asks for one at once).
+// while the server was down fires at the first punctuation (every stage instance punctuates as
+// it starts).
 inline constexpr std::string_view kInquiryDeadlines = "~inq/";
 // How long an ended inquiry stays in the store (at least): an identical repeat from its execution
 // is answered with it for that long.
