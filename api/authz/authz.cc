@@ -238,7 +238,7 @@ const std::vector<std::string>& View::record_scopes(std::string_view resource) c
 bool View::may_read_record(std::string_view resource, std::string_view scope,
                            int64_t record_id) const {
   if (principal_.execution_id != 0 && record_id == principal_.execution_id &&
-      resource == "executions") {
+      (resource == "executions" || resource == "inquiries")) {
     return true;
   }
   const auto& scopes = record_scopes(resource);

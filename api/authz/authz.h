@@ -96,7 +96,8 @@ class View {
   // Derived records (events, enforcements, executions, inquiries): a record's scope
   // (projections::record_scope: "p:<pack>" or "i:<identity id>") decides who sees it. The
   // scopes whose records of `resource` this caller may read, sorted; and the same question for
-  // one record. `record_id` lets an execution token read its own execution.
+  // one record. `record_id` lets an execution token read its own execution and (resource
+  // "inquiries", record_id = the inquiry's `execution`) that execution's inquiries.
   const std::vector<std::string>& record_scopes(std::string_view resource) const;
   bool may_read_record(std::string_view resource, std::string_view scope,
                        int64_t record_id = 0) const;

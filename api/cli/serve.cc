@@ -88,8 +88,37 @@ std::optional<notifier::Notification> to_notification(const projections::Change&
   n.trigger_ref = row.value("trigger_ref", Json("")).is_string() ? row.value("trigger_ref", "") : "";
   const projections::Entity entity = c.entity_type == "event"         ? projections::Entity::kEvent
                                      : c.entity_type == "enforcement" ? projections::Entity::kEnforcement
+                                     : c.entity_type == "inquiry"     ? projections::Entity::kInquiry
                                                                       : projections::Entity::kExecution;
+  // Inquiries carry their execution's scope: a subscriber sees them iff it may read that.
   n.scope = projections::record_scope(entity, row);
+  if (c.entity_type == "inquiry") {
+    const Json old_status = c.old_row.is_object() ? c.old_row.value("status", Json(nullptr))
+                                                  : Json(nullptr);
+    const Json status = row.value("status", Json(nullptr));
+    if (c.old_row.is_null()) {
+      n.notification_type = "inquiry_created";
+    } else if (old_status == status) {
+      return std::nullopt;  // a PUT of the prompt, assignment or deadline
+    } else if (status == "responded") {
+      n.notification_type = "inquiry_responded";
+    } else if (status == "timeout") {
+      n.notification_type = "inquiry_timeout";
+    } else {
+      return std::nullopt;  // cancelled: no channel in §17.4
+    }
+    n.payload = {{"id", c.id},
+                 {"execution", field("execution")},
+                 {"created_by_execution", field("created_by_execution")},
+                 {"workflow_execution", field("workflow_execution")},
+                 {"workflow_task_name", field("workflow_task_name")},
+                 {"status", status},
+                 {"timeout_at", field("timeout_at")},
+                 {"responded_at", field("responded_at")},
+                 {"created", field("created")},
+                 {"updated", field("updated")}};
+    return n;
+  }
   if (c.entity_type == "execution") {
     const Json old_status = c.old_row.is_object() ? c.old_row.value("status", Json(nullptr))
                                                   : Json(nullptr);

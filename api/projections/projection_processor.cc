@@ -136,6 +136,7 @@ void ProjectionProcessor::init(ProcessorContext& ctx) {
   events_ = &ctx.store(kEventsStore);
   enforcements_ = &ctx.store(kEnforcementsStore);
   executions_ = &ctx.store(kExecutionsStore);
+  inquiries_ = &ctx.store(kInquiriesStore);
 }
 
 state::Store& ProjectionProcessor::store_of(Entity entity) {
@@ -146,6 +147,8 @@ state::Store& ProjectionProcessor::store_of(Entity entity) {
       return *enforcements_;
     case Entity::kExecution:
       return *executions_;
+    case Entity::kInquiry:
+      return *inquiries_;
   }
   return *events_;
 }
@@ -154,7 +157,6 @@ void ProjectionProcessor::process(const Record& record, ProcessorContext& ctx) {
   Envelope env;
   std::string error;
   if (!envelope_of(record, env, error)) throw ProcessingError(error);
-  const size_t pending_before = pending_.size();
 
   if (record.topic == topics::kEvents && env.type == "event.created") {
     const int64_t id = entity_id(env);
@@ -187,6 +189,8 @@ void ProjectionProcessor::process(const Record& record, ProcessorContext& ctx) {
     if (old_row && (*old_row == row || is_stale_execution(row, *old_row))) return;
     if (!old_row && tombstoned(ctx, Entity::kExecution, id)) return;
     apply(ctx, Entity::kExecution, id, std::move(old_row), std::move(row));
+  } else if (record.topic == topics::kExecutions && env.type.rfind("inquiry.", 0) == 0) {
+    process_inquiry(env, ctx);
   } else {
     return;  // not a projected record type
   }
@@ -194,12 +198,58 @@ void ProjectionProcessor::process(const Record& record, ProcessorContext& ctx) {
   // One after-commit callback per transaction publishes every change of it, in order. It is
   // registered only once this record can no longer fail, so a rolled-back record leaves neither
   // a change nor a callback behind.
-  if (pending_before == 0 && !pending_.empty()) {
+  if (!publish_pending_ && (!pending_.empty() || wake_)) {
+    publish_pending_ = true;
     ctx.after_commit([this] {
       std::vector<Change> changes = std::move(pending_);
       pending_.clear();
+      wake_ = false;
+      publish_pending_ = false;
       feed_->publish(changes);
     });
+  }
+}
+
+void ProjectionProcessor::put_outcome(ProcessorContext& ctx, const Json& request, int64_t id,
+                                      int code, const std::string& message) {
+  if (!request.is_number_integer()) return;
+  std::string key = inquiry_outcome_key(request.get<int64_t>());
+  expiry::schedule(ctx, *inquiries_, key,
+                   ctx.clock().now_ms() + kInquiryOutcomeRetention.count());
+  ctx.put(*inquiries_, std::move(key),
+          Json{{"code", code}, {"id", id}, {"message", message}}.dump());
+  wake_ = true;
+}
+
+void ProjectionProcessor::process_inquiry(const Envelope& env, ProcessorContext& ctx) {
+  const Json& p = env.payload;
+  if (!p.is_object()) throw ProcessingError(env.type + ": payload is not an object");
+  const Json request = p.value("request", Json(nullptr));
+  if (env.type == "inquiry.updated") {
+    auto it = p.find("inquiry");
+    if (it == p.end() || !it->is_object()) throw ProcessingError("inquiry.updated: no inquiry");
+    Json row = *it;
+    const int64_t id = row.value("id", int64_t{0});
+    if (id <= 0) throw ProcessingError("inquiry.updated: no positive id");
+    auto old_row = load(ctx, *inquiries_, id);
+    if (!old_row || old_row->value("rev", int64_t{0}) < row.value("rev", int64_t{0})) {
+      apply(ctx, Entity::kInquiry, id, std::move(old_row), std::move(row));
+    }
+    put_outcome(ctx, request, id, p.value("code", 200), "");
+  } else if (env.type == "inquiry.deleted") {
+    const int64_t id = entity_id(env);
+    if (auto old_row = load(ctx, *inquiries_, id)) {
+      const int64_t created = created_ms(*old_row);
+      for (const auto& prefix : row_prefixes(Entity::kInquiry, *old_row)) {
+        ctx.del(*inquiries_, index_key(prefix, created, id));
+        bump(ctx, *inquiries_, prefix, -1);
+      }
+      ctx.del(*inquiries_, row_key(id));
+    }
+    put_outcome(ctx, request, id, 200, "");
+  } else if (env.type == "inquiry.outcome") {
+    put_outcome(ctx, request, p.value("id", int64_t{0}), p.value("code", 500),
+                p.value("message", ""));
   }
 }
 
@@ -257,9 +307,17 @@ void ProjectionProcessor::bump(ProcessorContext& ctx, state::Store& store,
 // --- History retention --------------------------------------------------------------------
 
 std::optional<SystemTime> ProjectionProcessor::punctuate(SystemTime now, ProcessorContext& ctx) {
-  if (!retention_.keep.enabled() || ctx.instance() != 0) return std::nullopt;
+  if (ctx.instance() != 0) return std::nullopt;
   const int64_t now_ms =
       std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
+  // Inquiry command outcomes expire whether or not history is bounded.
+  bool outcomes_left = false;
+  if (now >= next_outcome_expiry_) {
+    outcomes_left = expiry::expire_due(ctx, *inquiries_, now_ms, 4096).more;
+    next_outcome_expiry_ = now + (outcomes_left ? std::chrono::milliseconds(10)
+                                                : std::chrono::milliseconds(60000));
+  }
+  if (!retention_.keep.enabled()) return next_outcome_expiry_;
   // Executions first: their removal is what frees enforcements, whose removal frees events.
   bool more = prune_executions(ctx, now_ms);
   if (!retention_.references_applied || retention_.references_applied()) {
@@ -269,7 +327,8 @@ std::optional<SystemTime> ProjectionProcessor::punctuate(SystemTime now, Process
   for (state::Store* store : {executions_, enforcements_, events_}) {
     more = expiry::expire_due(ctx, *store, now_ms, retention_.budget).more || more;
   }
-  return now + (more ? std::chrono::milliseconds(10) : retention_.interval);
+  return std::min(next_outcome_expiry_,
+                  now + (more ? std::chrono::milliseconds(10) : retention_.interval));
 }
 
 bool ProjectionProcessor::prune_executions(ProcessorContext& ctx, int64_t now_ms) {

@@ -25,6 +25,15 @@ namespace attune::projections {
 //   execution.updated    upsert of the full object (without `old_status`); an identical row,
 //                        or one older than the stored row (by `updated`, then status order),
 //                        is ignored, so redelivered or replayed records change nothing
+//   inquiry.updated      upsert of `inquiry` unless the stored row has the same or a later
+//                        `rev`; with a `request`, also the command's outcome (see below)
+//   inquiry.deleted      removes the row; its outcome
+//   inquiry.outcome      a refused (or deduplicated) command: only its outcome
+//
+// Outcomes ("o/<request>" in the inquiries store, {code, id, message}) are what the API waits
+// for after sending an inquiry command (Projections::wait_for_inquiry_outcome); each expires
+// kInquiryOutcomeRetention after it was written (instance 0's punctuate()). A transaction that
+// wrote only an outcome still advances the change feed's generation, which wakes the waiters.
 //
 // Other record types on these topics are skipped. Changes are published to the ChangeFeed
 // after commit, in record order. Single-threaded, like every Processor.
@@ -54,6 +63,8 @@ inline constexpr int kBackfillInstance = 0x7fffffff;
 Result<int64_t> backfill_scope_index(state::Db& db, state::Store& store, Entity entity,
                                      size_t batch_rows = 1024,
                                      size_t max_batches = static_cast<size_t>(-1));
+
+inline constexpr std::chrono::milliseconds kInquiryOutcomeRetention{std::chrono::minutes(10)};
 
 class ProjectionProcessor final : public Processor {
  public:
@@ -92,6 +103,14 @@ class ProjectionProcessor final : public Processor {
   state::Store* events_ = nullptr;
   state::Store* enforcements_ = nullptr;
   state::Store* executions_ = nullptr;
+  state::Store* inquiries_ = nullptr;
+  // Inquiry records (see the class comment).
+  void process_inquiry(const Envelope& env, ProcessorContext& ctx);
+  void put_outcome(ProcessorContext& ctx, const Json& request, int64_t id, int code,
+                   const std::string& message);
+  SystemTime next_outcome_expiry_{};
+  bool wake_ = false;            // the open transaction wrote an outcome
+  bool publish_pending_ = false;  // the after-commit publish of the open transaction is set
   std::vector<Change> pending_;  // changes of the open transaction, published after commit
 };
 

@@ -401,8 +401,13 @@ Json ExecutionStats::to_json() const {
 }
 
 Projections::Projections(const state::Store& events, const state::Store& enforcements,
-                         const state::Store& executions, AppliedOffsets& applied)
-    : events_(events), enforcements_(enforcements), executions_(executions), applied_(applied) {}
+                         const state::Store& executions, const state::Store& inquiries,
+                         AppliedOffsets& applied)
+    : events_(events),
+      enforcements_(enforcements),
+      executions_(executions),
+      inquiries_(inquiries),
+      applied_(applied) {}
 
 Result<std::shared_ptr<Projections>> Projections::open(Log& log, AppliedOffsets& applied) {
   const std::string stage(kStage);
@@ -412,15 +417,20 @@ Result<std::shared_ptr<Projections>> Projections::open(Log& log, AppliedOffsets&
   if (!enforcements.ok()) return enforcements.error();
   auto executions = log.db().store(stage + "." + std::string(kExecutionsStore));
   if (!executions.ok()) return executions.error();
+  // A store new in this build: an earlier data directory gets it empty.
+  auto inquiries = log.db().store(stage + "." + std::string(kInquiriesStore));
+  if (!inquiries.ok()) return inquiries.error();
   // Stores written before the scope indexes existed get them now, once (projection_processor.h).
   const std::pair<state::Store*, Entity> stores[] = {{*events, Entity::kEvent},
                                                      {*enforcements, Entity::kEnforcement},
-                                                     {*executions, Entity::kExecution}};
+                                                     {*executions, Entity::kExecution},
+                                                     {*inquiries, Entity::kInquiry}};
   for (const auto& [store, entity] : stores) {
     auto added = backfill_scope_index(log.db(), *store, entity);
     if (!added.ok()) return added.error();
   }
-  return std::make_shared<Projections>(**events, **enforcements, **executions, applied);
+  return std::make_shared<Projections>(**events, **enforcements, **executions, **inquiries,
+                                       applied);
 }
 
 const state::Store& Projections::store_of(Entity e) const {
@@ -431,6 +441,8 @@ const state::Store& Projections::store_of(Entity e) const {
       return enforcements_;
     case Entity::kExecution:
       return executions_;
+    case Entity::kInquiry:
+      return inquiries_;
   }
   return events_;
 }
@@ -447,6 +459,40 @@ Result<std::optional<Json>> Projections::get_enforcement(int64_t id) const {
 }
 Result<std::optional<Json>> Projections::get_execution(int64_t id) const {
   return get(Entity::kExecution, id);
+}
+
+Result<std::optional<Json>> Projections::get_inquiry(int64_t id) const {
+  return get(Entity::kInquiry, id);
+}
+
+Result<ListResult> Projections::list_inquiries(const InquiryFilter& filter,
+                                               const Page& page) const {
+  auto scopes = narrow_scopes(inquiries_, filter.scopes);
+  if (!scopes.ok()) return scopes.error();
+  Query q{Entity::kInquiry, {}, std::nullopt, std::nullopt, {}};
+  add_status_and_scopes(q, filter.statuses, *scopes);
+  if (filter.execution) add_condition(q, "by_execution", {std::to_string(*filter.execution)});
+  if (filter.created_by_execution) {
+    add_condition(q, "by_created_by_execution", {std::to_string(*filter.created_by_execution)});
+  }
+  if (filter.assigned_to) add_condition(q, "by_assigned_to", {*filter.assigned_to});
+  return run_list(inquiries_, q, page);
+}
+
+std::optional<Json> Projections::wait_for_inquiry_outcome(
+    int64_t request, std::chrono::milliseconds timeout) const {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    const uint64_t seen = feed_->generation();
+    auto v = inquiries_.get(inquiry_outcome_key(request));
+    if (!v.ok()) return std::nullopt;
+    if (v->has_value()) {
+      Json j = Json::parse(**v, nullptr, false);
+      if (j.is_discarded()) return std::nullopt;
+      return j;
+    }
+    if (!feed_->wait_past(seen, deadline)) return std::nullopt;
+  }
 }
 
 Result<ListResult> Projections::list_events(const EventFilter& filter, const Page& page) const {
@@ -579,7 +625,7 @@ Result<ProjectionStage> make_projection_stage(Log& log, AppliedOffsets& applied,
   spec.topics = {std::string(topics::kEvents), std::string(topics::kEnforcements),
                  std::string(topics::kExecutions)};
   spec.stores = {std::string(kEventsStore), std::string(kEnforcementsStore),
-                 std::string(kExecutionsStore)};
+                 std::string(kExecutionsStore), std::string(kInquiriesStore)};
   spec.instances = options.instances;
   spec.max_batch = options.max_batch;
   spec.factory = [feed, retention = options.retention](int) {

@@ -72,6 +72,16 @@ struct ExecutionFilter {
   std::optional<std::vector<std::string>> scopes;
 };
 
+// Inquiry filters (API.md §13). assigned_to is matched as written (a login or an id's digits).
+struct InquiryFilter {
+  std::vector<std::string> statuses;  // any of; empty: all
+  std::optional<int64_t> execution;
+  std::optional<int64_t> created_by_execution;
+  std::optional<std::string> assigned_to;
+  // Visibility: the scopes of the inquiries' executions (record_scope(kInquiry)); see above.
+  std::optional<std::vector<std::string>> scopes;
+};
+
 // A page of rows: skip `offset` matches, return at most `limit`. Order is by (created, id),
 // newest first unless !descending (API.md §3).
 struct Page {
@@ -126,11 +136,13 @@ class Projections {
   Result<std::optional<Json>> get_event(int64_t id) const;
   Result<std::optional<Json>> get_enforcement(int64_t id) const;
   Result<std::optional<Json>> get_execution(int64_t id) const;
+  Result<std::optional<Json>> get_inquiry(int64_t id) const;
 
   Result<ListResult> list_events(const EventFilter& filter, const Page& page) const;
   Result<ListResult> list_enforcements(const EnforcementFilter& filter, const Page& page) const;
   Result<ListResult> list_executions(const ExecutionFilter& filter, const Page& page) const;
   Result<ExecutionStats> execution_stats(const ExecutionFilter& filter) const;
+  Result<ListResult> list_inquiries(const InquiryFilter& filter, const Page& page) const;
 
   // Read-your-writes: true once this stage has applied `offset` of `tp` (a position in a topic
   // it consumes: events, enforcements, executions); false on timeout.
@@ -143,6 +155,12 @@ class Projections {
   std::optional<Json> wait_for_execution(int64_t id, std::chrono::milliseconds timeout,
                                          const std::function<bool(const Json&)>& until = {}) const;
 
+  // The executor's answer to an inquiry command sent with `request` (processors/RECORDS.md):
+  // {code, id, message} once this stage has applied it (and with it the inquiry row), or nullopt
+  // on timeout or storage error. Blocks on the change feed; no polling.
+  std::optional<Json> wait_for_inquiry_outcome(int64_t request,
+                                               std::chrono::milliseconds timeout) const;
+
   // Hooks see every change committed after registration (see ChangeFeed for threading).
   ChangeFeed::Handle add_change_hook(ChangeHook hook) { return feed_->add_hook(std::move(hook)); }
   void remove_change_hook(ChangeFeed::Handle handle) { feed_->remove_hook(handle); }
@@ -151,7 +169,8 @@ class Projections {
   const std::shared_ptr<ChangeFeed>& feed() const { return feed_; }
 
   Projections(const state::Store& events, const state::Store& enforcements,
-              const state::Store& executions, AppliedOffsets& applied);
+              const state::Store& executions, const state::Store& inquiries,
+              AppliedOffsets& applied);
 
  private:
   const state::Store& store_of(Entity e) const;
@@ -160,6 +179,7 @@ class Projections {
   const state::Store& events_;
   const state::Store& enforcements_;
   const state::Store& executions_;
+  const state::Store& inquiries_;
   AppliedOffsets& applied_;
   std::shared_ptr<ChangeFeed> feed_ = std::make_shared<ChangeFeed>();
 };
@@ -173,7 +193,7 @@ struct ProjectionStageOptions {
   RetentionOptions retention;
 };
 
-// The "api" stage spec (consumes events, enforcements, executions; owns the three stores) and
+// The "api" stage spec (consumes events, enforcements, executions; owns the four stores) and
 // the read side over the same stores. Add `spec` to the Topology run by the Runtime whose
 // `applied()` was passed in.
 struct ProjectionStage {

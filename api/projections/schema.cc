@@ -32,6 +32,9 @@ ATTUNE_FIELD(trigger_ref_of, "trigger_ref")
 ATTUNE_FIELD(event_of, "event")
 ATTUNE_FIELD(source_of, "source")
 ATTUNE_FIELD(source_ref_of, "source_ref")
+ATTUNE_FIELD(execution_of, "execution")
+ATTUNE_FIELD(created_by_execution_of, "created_by_execution")
+ATTUNE_FIELD(assigned_to_of, "assigned_to")
 #undef ATTUNE_FIELD
 
 // An execution's pack: `pack_ref` when the executor set it, else the action ref's pack part.
@@ -65,6 +68,12 @@ std::optional<std::string> status_scope_of_enforcement(const Json& row) {
 }
 std::optional<std::string> status_scope_of_execution(const Json& row) {
   return status_scope_of(Entity::kExecution, row);
+}
+std::optional<std::string> scope_of_inquiry(const Json& row) {
+  return record_scope(Entity::kInquiry, row);
+}
+std::optional<std::string> status_scope_of_inquiry(const Json& row) {
+  return status_scope_of(Entity::kInquiry, row);
 }
 
 bool non_empty_string(const Json& row, const char* field) {
@@ -117,6 +126,10 @@ std::string record_scope(Entity e, const Json& row) {
       }
       return "p:" + tp;
     }
+    case Entity::kInquiry: {
+      const Json& scope = field_or_null(row, "scope");
+      return scope.is_string() ? scope.get<std::string>() : std::string("p:");
+    }
   }
   return "p:";
 }
@@ -129,6 +142,8 @@ const char* entity_name(Entity e) {
       return "enforcement";
     case Entity::kExecution:
       return "execution";
+    case Entity::kInquiry:
+      return "inquiry";
   }
   return "";
 }
@@ -164,6 +179,13 @@ const std::vector<IndexDef>& index_defs(Entity e) {
       {"by_parent", parent_of},       {"by_rule", rule_ref_of},
       {"by_rule_id", rule_of},        {"by_trigger", trigger_ref_of},
       {kByScope, scope_of_execution}, {kByStatusScope, status_scope_of_execution}};
+  static const std::vector<IndexDef> kInquiries = {
+      {"by_status", status_of},
+      {"by_execution", execution_of},
+      {"by_created_by_execution", created_by_execution_of},
+      {"by_assigned_to", assigned_to_of},
+      {kByScope, scope_of_inquiry},
+      {kByStatusScope, status_scope_of_inquiry}};
   switch (e) {
     case Entity::kEvent:
       return kEvents;
@@ -171,6 +193,8 @@ const std::vector<IndexDef>& index_defs(Entity e) {
       return kEnforcements;
     case Entity::kExecution:
       return kExecutions;
+    case Entity::kInquiry:
+      return kInquiries;
   }
   return kEvents;
 }
@@ -213,6 +237,10 @@ std::string index_key(std::string_view prefix, int64_t created_ms, int64_t id) {
   k += state::encode_be64(static_cast<uint64_t>(std::max<int64_t>(created_ms, 0)));
   k += state::encode_be64(static_cast<uint64_t>(id));
   return k;
+}
+
+std::string inquiry_outcome_key(int64_t request) {
+  return "o/" + state::encode_be64(static_cast<uint64_t>(request));
 }
 
 std::string counter_key(std::string_view prefix, int instance) {

@@ -17,10 +17,15 @@ inline constexpr std::string_view kStage = "api";
 inline constexpr std::string_view kEventsStore = "events";
 inline constexpr std::string_view kEnforcementsStore = "enforcements";
 inline constexpr std::string_view kExecutionsStore = "executions";
+inline constexpr std::string_view kInquiriesStore = "inquiries";
 
-enum class Entity { kEvent, kEnforcement, kExecution };
+enum class Entity { kEvent, kEnforcement, kExecution, kInquiry };
 
-const char* entity_name(Entity e);  // "event" | "enforcement" | "execution"
+const char* entity_name(Entity e);  // "event" | "enforcement" | "execution" | "inquiry"
+
+// The four inquiry statuses of API.md §13.
+inline constexpr std::string_view kInquiryStatuses[] = {"pending", "responded", "timeout",
+                                                        "cancelled"};
 
 // The ten execution statuses of API.md §11.1, in lifecycle order.
 inline constexpr std::string_view kExecutionStatuses[] = {
@@ -79,8 +84,10 @@ std::string index_entry_value(Entity e, const Json& row);
 //   enforcement  "p:" + pack_of(rule_ref), or pack_of(trigger_ref) when that is empty
 //   event        tp = pack_of(trigger_ref): tp == "core" and rule_ref non-empty →
 //                "p:" + pack_of(rule_ref); else "p:" + tp
+//   inquiry      its execution's scope, which the API stamps on the inquiry when it asks for it
+//                (the internal field `scope`, never shown); "p:" when absent
 //
-// Every row is in by_scope/<scope>/; executions and enforcements with a status are also in
+// Every row is in by_scope/<scope>/; executions, enforcements and inquiries with a status are also in
 // by_status_scope/<status>:<scope>/ (status first: statuses contain no ':'), so a scoped list
 // with a status filter is a merge of exact prefixes and its total a sum of counters.
 std::string record_scope(Entity e, const Json& row);
@@ -89,6 +96,10 @@ std::string pack_of(const Json& ref);
 std::string status_scope_value(std::string_view status, std::string_view scope);
 inline constexpr std::string_view kByScope = "by_scope";
 inline constexpr std::string_view kByStatusScope = "by_status_scope";
+
+// The executor's answer to the inquiry command sent with `request` (inquiries store only):
+// "o/<BE64 request>" → {code, id, message}; expires after kInquiryOutcomeRetention.
+std::string inquiry_outcome_key(int64_t request);
 
 // Every index prefix the row belongs to, by_created first.
 std::vector<std::string> row_prefixes(Entity e, const Json& row);

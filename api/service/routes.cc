@@ -65,7 +65,14 @@ std::optional<rest::HttpResponse> Call::check_record(std::string_view label,
     e = projections::Entity::kEnforcement;
     resource = "enforcements";
   }
-  const int64_t id = row.value("id", int64_t{0});
+  int64_t id = row.value("id", int64_t{0});
+  if (entity == "inquiry") {
+    e = projections::Entity::kInquiry;
+    resource = "inquiries";
+    // An inquiry is read as part of its execution (an execution token reads its own).
+    const Json execution = row.value("execution", Json(nullptr));
+    id = execution.is_number_integer() ? execution.get<int64_t>() : 0;
+  }
   if (!view->may_read_record(resource, projections::record_scope(e, row), id)) {
     return detail::error(Errc::kNotFound, std::string(label) + " not found");
   }

@@ -93,7 +93,7 @@ class Call {
   std::optional<rest::HttpResponse> require_grant() const;
   // Visibility only, for a definition: whether a list may show it (read permitted too).
   bool lists(const Json& obj) const;
-  // A derived record (events, enforcements, executions) by its row: 404 when the caller may not
+  // A derived record (events, enforcements, executions, inquiries) by its row: 404 when the caller may not
   // read it.
   std::optional<rest::HttpResponse> check_record(std::string_view label, std::string_view entity,
                                                  const Json& row) const;

@@ -115,6 +115,7 @@ std::vector<RouteDecl> ApiService::register_routes(rest::Router& router,
   register_event_routes(t, s);
   register_enforcement_routes(t, s);
   register_execution_routes(t, s);
+  register_inquiry_routes(t, s);
   register_key_routes(t, s);
   if (more) more(t);
   return t.routes();

@@ -40,6 +40,7 @@ void register_sensor_routes(RouteTable& t, ServiceContext& s);
 void register_event_routes(RouteTable& t, ServiceContext& s);
 void register_enforcement_routes(RouteTable& t, ServiceContext& s);
 void register_execution_routes(RouteTable& t, ServiceContext& s);
+void register_inquiry_routes(RouteTable& t, ServiceContext& s);
 void register_key_routes(RouteTable& t, ServiceContext& s);
 void register_permission_routes(RouteTable& t, ServiceContext& s);
 void register_identity_routes(RouteTable& t, ServiceContext& s);

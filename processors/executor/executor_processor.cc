@@ -6,12 +6,31 @@
 #include <algorithm>
 #include <charconv>
 
+#include "processors/executor/inquiry.h"
 #include "topology/core/time.h"
 
 namespace attune::executor {
 namespace {
 
 std::string state_key(int64_t id) { return "x:" + std::to_string(id); }
+std::string inquiry_key(int64_t id) { return "q:" + std::to_string(id); }
+std::string creator_prefix(int64_t execution) { return "qe:" + std::to_string(execution) + ":"; }
+std::string deadline_key(int64_t due_ms, int64_t id) {
+  std::string k(kInquiryDeadlines);
+  k += state::encode_be64(static_cast<uint64_t>(std::max<int64_t>(due_ms, 0)));
+  k += state::encode_be64(static_cast<uint64_t>(id));
+  return k;
+}
+constexpr size_t kDeadlineBudget = 1024;  // deadlines fired per punctuation
+
+int64_t int_of(const Json& o, const char* name) {
+  auto it = o.is_object() ? o.find(name) : o.end();
+  return o.is_object() && it != o.end() && it->is_number_integer() ? it->get<int64_t>() : 0;
+}
+
+int64_t to_ms(SystemTime t) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+}
 
 int64_t payload_id(const Envelope& e, const Json& object) {
   auto it = object.is_object() ? object.find("id") : object.end();
@@ -34,6 +53,7 @@ int64_t root_of(const std::string& key) {
 
 std::optional<int64_t> legacy_state_due(std::string_view key, std::string_view value,
                                         std::chrono::milliseconds retention) {
+  if (!key.empty() && key[0] == 'q') return std::nullopt;  // inquiries: expire when they end
   auto st = ExecutionState::parse(value);
   if (!st) return 0;  // unreadable: nothing can use it
   if (st->skipped) {
@@ -62,9 +82,181 @@ void ExecutorProcessor::init(ProcessorContext& ctx) {
 }
 
 std::optional<SystemTime> ExecutorProcessor::punctuate(SystemTime now, ProcessorContext& ctx) {
+  // Any instance fires the due deadlines (the one that stored a deadline asked for this time)
+  // and then waits for the earliest one left, whoever stored it; firing twice is harmless (the
+  // owner ignores a timeout that no longer applies).
+  const auto next_deadline = fire_deadlines(ctx, to_ms(now));
+  std::optional<SystemTime> next;
+  if (next_deadline) next = SystemTime(std::chrono::milliseconds(*next_deadline));
   // The instances share one store: one of them prunes it.
-  if (ctx.instance() != 0) return std::nullopt;
-  return pruner_.run(ctx, *store_, now);
+  if (ctx.instance() != 0) return next;
+  const SystemTime prune = pruner_.run(ctx, *store_, now);
+  return next ? std::min(*next, prune) : prune;
+}
+
+std::optional<int64_t> ExecutorProcessor::fire_deadlines(ProcessorContext& ctx, int64_t now_ms) {
+  struct Due {
+    std::string key;
+    int64_t due, id;
+    std::string root;
+  };
+  std::vector<Due> due;
+  std::optional<int64_t> next;
+  const size_t header = kInquiryDeadlines.size();
+  auto st = ctx.scan(*store_, kInquiryDeadlines, [&](std::string_view key, std::string_view value) {
+    if (key.size() != header + 16) return true;  // not a deadline; cannot happen
+    const auto at = static_cast<int64_t>(state::decode_be64(key.substr(header, 8)));
+    if (at > now_ms || due.size() >= kDeadlineBudget) {
+      next = at;
+      return false;
+    }
+    due.push_back(Due{std::string(key), at,
+                      static_cast<int64_t>(state::decode_be64(key.substr(header + 8, 8))),
+                      std::string(value)});
+    return true;
+  });
+  if (!st.ok()) throw std::runtime_error("executor: deadline scan: " + st.error().message);
+  for (auto& d : due) {
+    ctx.del(*store_, d.key);
+    Envelope c{"inquiry.timeout",
+               d.id,
+               "inquiry-timeout:" + std::to_string(d.id) + ":" + std::to_string(d.due),
+               now_ms,
+               "executor",
+               Json{{"id", d.id}, {"timeout_at", d.due}}};
+    ctx.forward(topics::kCommands, d.root, c.dump());
+  }
+  return next;
+}
+
+void ExecutorProcessor::store_inquiry(ProcessorContext& ctx, const std::optional<Json>& old,
+                                      const Json& inquiry, int64_t root,
+                                      const std::string& change, const Json& request, int code) {
+  const int64_t id = int_of(inquiry, "id");
+  const auto old_due = old ? inquiry_deadline(*old) : std::nullopt;
+  const auto new_due = inquiry_deadline(inquiry);
+  if (old_due != new_due) {
+    if (old_due) ctx.del(*store_, deadline_key(*old_due, id));
+    if (new_due) {
+      ctx.put(*store_, deadline_key(*new_due, id), std::to_string(root));
+      ctx.request_punctuate(SystemTime(std::chrono::milliseconds(*new_due)));
+    }
+  }
+  ctx.put(*store_, inquiry_key(id), Json{{"inquiry", inquiry}, {"root", root}}.dump());
+  const int64_t creator = int_of(inquiry, "created_by_execution");
+  if (!old && creator > 0) {
+    ctx.put(*store_, creator_prefix(creator) + std::to_string(id), std::string());
+  }
+  if (!new_due && inquiry.value("status", "") != "pending") {
+    // Ended: kept against repeats (an identical create, a late respond) for the retention time.
+    const int64_t at =
+        ctx.clock().now_ms() + std::max(options_.terminal_retention, kInquiryRetention).count();
+    expiry::schedule(ctx, *store_, inquiry_key(id), at);
+    if (creator > 0) expiry::schedule(ctx, *store_, creator_prefix(creator) + std::to_string(id), at);
+  }
+  Envelope u{"inquiry.updated",
+             id,
+             "inquiry:" + std::to_string(id) + ":" + std::to_string(inquiry.value("rev", 0)),
+             ctx.clock().now_ms(),
+             "executor",
+             Json{{"inquiry", inquiry}, {"change", change}, {"request", request}, {"code", code}}};
+  ctx.forward(topics::kExecutions, std::to_string(root), u.dump());
+}
+
+void ExecutorProcessor::process_inquiry(const Envelope& e, int64_t root, ProcessorContext& ctx) {
+  const Json& p = e.payload;
+  if (!p.is_object()) throw ProcessingError(e.type + ": payload is not an object");
+  if (root <= 0) throw ProcessingError(e.type + ": record key is not a root execution id");
+  const int64_t now = ctx.clock().now_ms();
+  const Json request = p.value("request", Json(nullptr));
+  // The answer to the API call that sent the command (timeouts answer nobody).
+  auto outcome = [&](int64_t id, int code, const std::string& message) {
+    if (request.is_null()) return;
+    Envelope o{"inquiry.outcome", id, "inquiry-outcome:" + request.dump(), now, "executor",
+               Json{{"request", request}, {"id", id}, {"code", code}, {"message", message}}};
+    ctx.forward(topics::kExecutions, std::to_string(root), o.dump());
+  };
+  auto load_inquiry = [&](int64_t id) -> std::optional<Json> {
+    auto v = ctx.get(*store_, inquiry_key(id));
+    if (!v.ok()) throw ProcessingError("executor: store read failed: " + v.error().message);
+    if (!v->has_value()) return std::nullopt;
+    Json j = Json::parse(**v, nullptr, false);
+    if (j.is_discarded() || !j.contains("inquiry")) {
+      throw std::logic_error("executor: corrupt state for inquiry " + std::to_string(id));
+    }
+    return j["inquiry"];
+  };
+
+  if (e.type == "inquiry.create") {
+    const Json q = p.value("inquiry", Json());
+    const int64_t id = int_of(q, "id");
+    if (id <= 0) throw ProcessingError("inquiry.create has no inquiry with a positive id");
+    if (load_inquiry(id)) return;  // a redelivered command: applied (and answered) already
+    std::vector<Json> same;
+    const int64_t creator = int_of(q, "created_by_execution");
+    if (creator > 0) {
+      std::vector<int64_t> ids;
+      const std::string prefix = creator_prefix(creator);
+      auto st = ctx.scan(*store_, prefix, [&](std::string_view key, std::string_view) {
+        ids.push_back(std::stoll(std::string(key.substr(prefix.size()))));
+        return true;
+      });
+      if (!st.ok()) throw ProcessingError("executor: store scan failed: " + st.error().message);
+      for (int64_t other : ids) {
+        if (auto o = load_inquiry(other)) same.push_back(std::move(*o));
+      }
+    }
+    auto d = decide_create(q, same, now);
+    if (d.inquiry) {
+      store_inquiry(ctx, std::nullopt, *d.inquiry, root, d.change, request, d.code);
+    } else {
+      outcome(d.existing > 0 ? d.existing : id, d.code, d.message);
+    }
+    return;
+  }
+  const int64_t id = int_of(p, "id");
+  if (id <= 0) throw ProcessingError(e.type + " has no positive id");
+  const auto current = load_inquiry(id);
+  if (e.type == "inquiry.timeout") {
+    if (!current) return;
+    auto d = decide_timeout(*current, int_of(p, "timeout_at"), now);
+    if (d.inquiry) store_inquiry(ctx, current, *d.inquiry, root, d.change, request, 200);
+    return;
+  }
+  if (e.type == "inquiry.delete") {
+    // Also for an inquiry this store no longer keeps (ended long ago): readers drop their row.
+    if (current) {
+      if (auto due = inquiry_deadline(*current)) ctx.del(*store_, deadline_key(*due, id));
+      ctx.del(*store_, inquiry_key(id));
+      if (const int64_t creator = int_of(*current, "created_by_execution"); creator > 0) {
+        ctx.del(*store_, creator_prefix(creator) + std::to_string(id));
+      }
+    }
+    Envelope del{"inquiry.deleted", id, "inquiry-deleted:" + std::to_string(id), now, "executor",
+                 Json{{"id", id}, {"request", request}, {"code", 200}}};
+    ctx.forward(topics::kExecutions, std::to_string(root), del.dump());
+    return;
+  }
+  if (!current) {
+    outcome(id, 404, "Inquiry " + std::to_string(id) + " not found");
+    return;
+  }
+  InquiryDecision d;
+  if (e.type == "inquiry.respond") {
+    const Json who = p.value("responder", Json::object());
+    Responder r{int_of(who, "id"), who.value("login", ""), who.value("unrestricted", false)};
+    d = decide_respond(*current, p.value("response", Json(nullptr)), r, now);
+  } else if (e.type == "inquiry.update") {
+    d = decide_update(*current, p.value("changes", Json::object()), now);
+  } else {
+    spdlog::debug("executor: ignoring record type {}", e.type);
+    return;
+  }
+  if (d.inquiry) {
+    store_inquiry(ctx, current, *d.inquiry, root, d.change, request, d.code);
+  } else {
+    outcome(id, d.code, d.message);
+  }
 }
 
 std::optional<ExecutionState> ExecutorProcessor::load(ProcessorContext& ctx, int64_t id) {
@@ -137,6 +329,8 @@ void ExecutorProcessor::process(const Record& record, ProcessorContext& ctx) {
     apply(ctx, id,
           e.type == "result.running" ? on_running(state, e.payload, now)
                                      : on_finished(state, e.payload, lookup, now));
+  } else if (e.type.rfind("inquiry.", 0) == 0) {
+    process_inquiry(e, root_of(record.key), ctx);
   } else {
     spdlog::debug("executor: ignoring record type {} on {}", e.type, record.topic);
   }

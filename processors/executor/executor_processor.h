@@ -35,6 +35,16 @@ struct ExecutorOptions {
 std::optional<int64_t> legacy_state_due(std::string_view key, std::string_view value,
                                         std::chrono::milliseconds retention);
 
+// Inquiry deadlines: "~inq/<BE64 due ms><BE64 inquiry id>" → root (decimal), next to the state
+// "q:<id>" {inquiry, root} and the creator index "qe:<created_by_execution>:<id>". Written in the
+// transaction that stores the inquiry, so a restart finds every deadline, and one that passed
+// while the server was down fires at the first punctuation (every stage instance punctuates as
+// it starts).
+inline constexpr std::string_view kInquiryDeadlines = "~inq/";
+// How long an ended inquiry stays in the store (at least): an identical repeat from its execution
+// is answered with it for that long.
+inline constexpr std::chrono::milliseconds kInquiryRetention{std::chrono::hours(24)};
+
 // Thin I/O shell around decisions.h: loads the execution state, applies the decision, stores
 // the new state and forwards its records. `table` is shared, must outlive the processor and be
 // started. Unknown record types are ignored; malformed records are dead-lettered.
@@ -49,6 +59,15 @@ class ExecutorProcessor final : public Processor {
  private:
   std::optional<ExecutionState> load(ProcessorContext& ctx, int64_t id);
   void apply(ProcessorContext& ctx, int64_t id, Result<Outcome> outcome);
+  // Inquiries (inquiry.h): one command of attune.commands; `root` is the record key's id.
+  void process_inquiry(const Envelope& e, int64_t root, ProcessorContext& ctx);
+  // Stores the inquiry and moves its deadline entry; emits inquiry.updated.
+  void store_inquiry(ProcessorContext& ctx, const std::optional<Json>& old, const Json& inquiry,
+                     int64_t root, const std::string& change, const Json& request, int code);
+  // Fires the due deadlines as `inquiry.timeout` commands to their owner (the instance of the
+  // root's partition decides, so attune.executions keeps one writer per inquiry). Returns the
+  // next deadline left.
+  std::optional<int64_t> fire_deadlines(ProcessorContext& ctx, int64_t now_ms);
 
   const DefinitionsTable& table_;
   const ExecutorOptions options_;

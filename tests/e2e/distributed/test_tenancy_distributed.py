@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from attune_e2e import attune_bin, expect, random_password, uid
+from attune_e2e import attune_bin, expect, parse_ts, random_password, uid
 from dist import MockBroker, RoleServer
 from tenants import assign, register, total
 
@@ -92,3 +92,46 @@ def test_every_api_instance_enforces_the_same_rights(two_apis):
     assert total(bob2, "/api/v1/executions", pack_ref=ref) == 1
     # Visible now, but a viewer may not run it: 403, not 404.
     expect(bob2.post("/api/v1/executions/execute", json={"action_ref": action["ref"]}), 403)
+
+
+def test_inquiries_across_api_instances_and_the_executor_process(two_apis):
+    """API.md §13 on Kafka: an inquiry created through one API instance is answered through the other
+    (each waits for its own projection: read-your-writes), another times out on time by the executor
+    process's punctuation, and a tenant without the pack sees neither."""
+    api1, api2 = two_apis
+    admin1 = api1.admin_client()
+    ref = f"dq_{uid()}"
+    admin1.create_pack(ref)
+    action = admin1.create_action(f"{ref}.hi", "echo hi")
+    ex = admin1.wait_execution(admin1.execute(action["ref"], {})["id"], timeout=60)
+    q = expect(admin1.post("/api/v1/inquiries", json={
+        "execution": ex["id"], "prompt": "Ship?",
+        "response_schema": {"approved": {"type": "boolean", "required": True}}}), 201)["data"]["inquiry"]
+    t = expect(admin1.post("/api/v1/inquiries", json={"execution": ex["id"], "prompt": "Soon?",
+                                                     "timeout_seconds": 2}), 201)["data"]["inquiry"]
+    admin2 = api2.client(admin1.token)
+    eventually(lambda: expect(admin2.get(f"/api/v1/inquiries/{q['id']}"), 200))
+    expect(admin2.post(f"/api/v1/inquiries/{q['id']}/respond", json={"response": {"approved": "no"}}), 400)
+    done = expect(admin2.post(f"/api/v1/inquiries/{q['id']}/respond", json={"response": {"approved": True}}),
+                  200)["data"]
+    assert done["status"] == "responded"
+    expect(admin2.post(f"/api/v1/inquiries/{q['id']}/respond", json={"response": {"approved": True}}), 409)
+
+    def responded_on_api1():
+        row = expect(admin1.get(f"/api/v1/inquiries/{q['id']}"), 200)["data"]
+        assert row["status"] == "responded", row
+    eventually(responded_on_api1)
+
+    def timed_out():
+        row = expect(admin1.get(f"/api/v1/inquiries/{t['id']}"), 200)["data"]
+        assert row["status"] == "timeout", row
+        return row
+    row = eventually(timed_out, timeout=15)
+    lag = (parse_ts(row["updated"]) - parse_ts(row["timeout_at"])).total_seconds()
+    assert 0 <= lag < 1.0, row
+
+    outsider = register(api1, "outsider")
+    assign(admin1, outsider, "core.viewer")
+    for c in (outsider, api2.client(outsider.token)):
+        eventually(lambda: expect(c.get(f"/api/v1/inquiries/{q['id']}"), 404))
+        assert expect(c.get("/api/v1/inquiries", params={"execution": ex["id"]}), 200)["items"] == []

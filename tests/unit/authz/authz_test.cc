@@ -201,6 +201,12 @@ TEST(AuthzTest, ExecutionTokensReadTheirActionPackAndExecutionOnly) {
   EXPECT_FALSE(view.may("execute", Object{"actions", "mine", "", "", "mine.act"}));
   EXPECT_TRUE(view.may_read_record("executions", "p:other", 42));
   EXPECT_FALSE(view.may_read_record("executions", "p:mine", 43));
+  // Its own execution's inquiries (record id = the inquiry's execution), nothing else; and no
+  // inquiries grant (creating for its own execution is decided by the inquiries route).
+  EXPECT_TRUE(view.may_read_record("inquiries", "p:other", 42));
+  EXPECT_FALSE(view.may_read_record("inquiries", "p:mine", 43));
+  EXPECT_FALSE(view.may_some("inquiries", "create"));
+  EXPECT_FALSE(view.may_read_record("events", "p:other", 42));
 }
 
 TEST(AuthzTest, ReferenceVisibility) {

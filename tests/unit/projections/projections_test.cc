@@ -1195,3 +1195,140 @@ TEST_F(HistoryRetentionTest, DefaultKeepsEverything) {
 
 }  // namespace
 }  // namespace attune::projections
+
+namespace attune::projections {
+namespace {
+
+Json inquiry_row(int64_t id, int64_t execution, const std::string& status,
+                 const std::string& scope, Json assigned_to, int64_t created, int64_t rev) {
+  return {{"id", id},
+          {"execution", execution},
+          {"created_by_execution", id % 2 ? Json(execution) : Json(nullptr)},
+          {"workflow_execution", nullptr},
+          {"workflow_task_name", nullptr},
+          {"purpose", "approve"},
+          {"prompt", "ok?"},
+          {"response_schema", nullptr},
+          {"response_options", nullptr},
+          {"assigned_to", assigned_to},
+          {"status", status},
+          {"response", nullptr},
+          {"timeout_at", nullptr},
+          {"responded_at", nullptr},
+          {"scope", scope},
+          {"root", execution},
+          {"rev", rev},
+          {"created", format_rfc3339_ms(created)},
+          {"updated", format_rfc3339_ms(created)}};
+}
+
+bool inquiry_match(const Json& r, const InquiryFilter& f) {
+  if (!f.statuses.empty() &&
+      std::find(f.statuses.begin(), f.statuses.end(), r["status"].get<std::string>()) ==
+          f.statuses.end()) {
+    return false;
+  }
+  if (f.execution && r["execution"] != *f.execution) return false;
+  if (f.created_by_execution && r["created_by_execution"] != *f.created_by_execution) return false;
+  if (f.assigned_to && r["assigned_to"] != *f.assigned_to) return false;
+  if (f.scopes && std::find(f.scopes->begin(), f.scopes->end(), r["scope"].get<std::string>()) ==
+                      f.scopes->end()) {
+    return false;
+  }
+  return true;
+}
+
+class InquiryProjectionsTest : public ProjectionsTest {
+ protected:
+  void put_inquiry(const Json& row, Json request = nullptr, int code = 200) {
+    inquiries_[row["id"]] = row;
+    produce(topics::kExecutions, std::to_string(row["root"].get<int64_t>()), "inquiry.updated",
+            row["id"], Json{{"inquiry", row}, {"change", "x"}, {"request", request}, {"code", code}});
+  }
+  void expect_inquiries(const InquiryFilter& f, const Page& page, const std::string& what) {
+    auto got = proj_->list_inquiries(f, page);
+    ASSERT_TRUE(got.ok()) << got.error().message;
+    auto [ids, total] =
+        model_list(inquiries_, [&](const Json& r) { return inquiry_match(r, f); }, page);
+    EXPECT_EQ(ids_of(got->items), ids) << what;
+    EXPECT_EQ(got->total, total) << what;
+  }
+  void expect_all_filters(const std::string& what) {
+    const std::vector<InquiryFilter> filters = {
+        {},
+        {.statuses = {"pending"}},
+        {.statuses = {"responded", "timeout"}},
+        {.execution = 901},
+        {.created_by_execution = 902},
+        {.assigned_to = "alice"},
+        {.scopes = Scopes{"p:ops"}},
+        {.statuses = {"pending"}, .scopes = Scopes{"p:core"}},
+        {.execution = 900, .scopes = Scopes{"p:core", "p:ops"}},
+        {.scopes = Scopes{}},
+    };
+    for (size_t i = 0; i < filters.size(); ++i) {
+      expect_inquiries(filters[i], {0, 100, true}, what + " filter " + std::to_string(i));
+      expect_inquiries(filters[i], {1, 2, false}, what + " page of filter " + std::to_string(i));
+    }
+  }
+  std::map<int64_t, Json> inquiries_;
+};
+
+TEST_F(InquiryProjectionsTest, FiltersScopesOutcomesStaleRevsDeletesAndReopen) {
+  start();
+  const char* statuses[] = {"pending", "responded", "timeout", "cancelled"};
+  for (int i = 1; i <= 24; ++i) {
+    put_inquiry(inquiry_row(5000 + i, 900 + i % 3, statuses[i % 4], i % 2 ? "p:core" : "p:ops",
+                            i % 3 == 0 ? Json("alice") : Json(nullptr), kT0 + (i / 2) * 1000, 1),
+                i == 1 ? Json(777) : Json(nullptr), 201);
+  }
+  produce(topics::kExecutions, "901", "inquiry.outcome", 5001,
+          Json{{"request", 778}, {"id", 5001}, {"code", 409}, {"message", "Inquiry 5001 is already x"}});
+  sync();
+  expect_all_filters("initial");
+
+  auto created = proj_->wait_for_inquiry_outcome(777, 5s);
+  ASSERT_TRUE(created.has_value());
+  EXPECT_EQ((*created)["code"], 201);
+  EXPECT_EQ((*created)["id"], 5001);
+  auto refused = proj_->wait_for_inquiry_outcome(778, 5s);
+  ASSERT_TRUE(refused.has_value());
+  EXPECT_EQ((*refused)["code"], 409);
+  EXPECT_EQ((*refused)["message"], "Inquiry 5001 is already x");
+  EXPECT_FALSE(proj_->wait_for_inquiry_outcome(779, 30ms).has_value());
+
+  // A waiter blocked before the outcome exists wakes when it is applied.
+  auto waiter = std::async(std::launch::async, [&] { return proj_->wait_for_inquiry_outcome(780, 10s); });
+  Json responded = inquiries_[5001];
+  responded["status"] = "responded";
+  responded["rev"] = 2;
+  put_inquiry(responded, 780, 200);
+  auto woke = waiter.get();
+  ASSERT_TRUE(woke.has_value());
+  EXPECT_EQ((*woke)["id"], 5001);
+
+  // A replayed older revision changes nothing.
+  Json stale = responded;
+  stale["status"] = "pending";
+  stale["rev"] = 1;
+  produce(topics::kExecutions, "901", "inquiry.updated", 5001,
+          Json{{"inquiry", stale}, {"change", "x"}, {"request", nullptr}, {"code", 200}});
+  produce(topics::kExecutions, "902", "inquiry.deleted", 5002, Json{{"id", 5002}, {"request", 781}});
+  inquiries_.erase(5002);
+  sync();
+  EXPECT_EQ((**proj_->get_inquiry(5001))["status"], "responded");
+  EXPECT_FALSE(proj_->get_inquiry(5002)->has_value());
+  ASSERT_TRUE(proj_->wait_for_inquiry_outcome(781, 5s).has_value());
+  expect_all_filters("after updates");
+  EXPECT_EQ(dead_letters_.load(), 0);
+
+  stop();
+  reopen();
+  last_.clear();
+  start();
+  expect_all_filters("after reopen");
+  EXPECT_EQ((**proj_->get_inquiry(5001))["status"], "responded");
+}
+
+}  // namespace
+}  // namespace attune::projections

@@ -365,3 +365,97 @@ TEST_F(StoreExpiryTest, WorkerForgetsADispatchAfterTheRetention) {
 
 }  // namespace
 }  // namespace attune::expiry
+
+namespace attune::expiry {
+namespace {
+
+// Inquiry deadlines (processors/executor/executor_processor.h) are stored with the inquiry: after
+// a close and reopen, a deadline that passed meanwhile fires at the first punctuation, as an
+// `inquiry.timeout` command to the owner, which then times the inquiry out; an answered inquiry's
+// deadline is gone with its answer.
+TEST_F(StoreExpiryTest, InquiryDeadlinesSurviveAReopenAndFireAsCommands) {
+  const int64_t root = 77;
+  auto create = [&](executor::ExecutorProcessor& ex, int64_t id) {
+    const Json inquiry = {{"id", id},
+                          {"execution", root},
+                          {"created_by_execution", nullptr},
+                          {"prompt", "ok?"},
+                          {"timeout_seconds", 5},
+                          {"timeout_at", format_rfc3339_ms(clock_.now_ms() + 5000)},
+                          {"scope", "p:x"},
+                          {"root", root}};
+    ex.process(record_of(topics::kCommands, std::to_string(root),
+                         Envelope{"inquiry.create", id, "c" + std::to_string(id), clock_.now_ms(),
+                                  "test", Json{{"request", 1000 + id}, {"inquiry", inquiry}}}),
+               *ctx_);
+    ctx_->commit();
+  };
+  {
+    auto log = EmbeddedLog::open(*db_, default_topics(1));
+    ASSERT_TRUE(log.ok());
+    DefinitionsTable table(**log);
+    executor::ExecutorProcessor ex(table);
+    ex.init(*ctx_);
+    create(ex, 1);
+    create(ex, 2);
+    ex.process(record_of(topics::kCommands, std::to_string(root),
+                         Envelope{"inquiry.respond", 2, "r2", clock_.now_ms(), "test",
+                                  Json{{"request", 1100},
+                                       {"id", 2},
+                                       {"response", Json::object()},
+                                       {"responder", {{"id", 5}, {"login", "a"}}}}}),
+               *ctx_);
+    ctx_->commit();
+    ASSERT_EQ(ctx_->forwarded.size(), 3u);
+    for (const auto& r : ctx_->forwarded) EXPECT_EQ(r.topic, topics::kExecutions);
+    // Before the deadline nothing fires.
+    ctx_->forwarded.clear();
+    clock_.advance(4s);
+    ex.punctuate(clock_.now(), *ctx_);
+    ctx_->commit();
+    EXPECT_TRUE(ctx_->forwarded.empty());
+  }
+  reopen();  // "down" across the deadline
+  clock_.advance(10s);
+  auto log = EmbeddedLog::open(*db_, default_topics(1));
+  ASSERT_TRUE(log.ok());
+  DefinitionsTable table(**log);
+  executor::ExecutorProcessor ex(table);
+  ex.init(*ctx_);
+  const auto next = ex.punctuate(clock_.now(), *ctx_);
+  ctx_->commit();
+  ASSERT_EQ(ctx_->forwarded.size(), 1u);  // only the unanswered one
+  const OutRecord cmd = ctx_->forwarded[0];
+  EXPECT_EQ(cmd.topic, topics::kCommands);
+  EXPECT_EQ(cmd.key, std::to_string(root));
+  Envelope fired;
+  std::string error;
+  ASSERT_TRUE(Envelope::parse(cmd.value, fired, error)) << error;
+  EXPECT_EQ(fired.type, "inquiry.timeout");
+  EXPECT_EQ(fired.payload["id"], 1);
+  ASSERT_TRUE(next.has_value());  // the pruning pass; no deadline left to wait for
+  // Fired once: the entry went with the command.
+  ctx_->forwarded.clear();
+  ex.punctuate(clock_.now(), *ctx_);
+  ctx_->commit();
+  EXPECT_TRUE(ctx_->forwarded.empty());
+
+  // The owner applies it: timeout, response null.
+  ex.process(record_of(topics::kCommands, cmd.key, fired), *ctx_);
+  ctx_->commit();
+  ASSERT_EQ(ctx_->forwarded.size(), 1u);
+  Envelope updated;
+  ASSERT_TRUE(Envelope::parse(ctx_->forwarded[0].value, updated, error)) << error;
+  EXPECT_EQ(updated.type, "inquiry.updated");
+  EXPECT_EQ(updated.payload["change"], "timeout");
+  EXPECT_EQ(updated.payload["inquiry"]["status"], "timeout");
+  EXPECT_TRUE(updated.payload["inquiry"]["response"].is_null());
+  // A repeat of the command changes nothing.
+  ctx_->forwarded.clear();
+  ex.process(record_of(topics::kCommands, cmd.key, fired), *ctx_);
+  ctx_->commit();
+  EXPECT_TRUE(ctx_->forwarded.empty());
+}
+
+}  // namespace
+}  // namespace attune::expiry
