@@ -59,12 +59,17 @@ ExecutorProcessor::ExecutorProcessor(const DefinitionsTable& table, ExecutorOpti
 void ExecutorProcessor::init(ProcessorContext& ctx) {
   store_ = &ctx.store(kExecutionsStore);
   pruner_.start(ctx);
+  ctx.request_punctuate(ctx.clock().now());  // workflow timers due while stopped fire now
 }
 
 std::optional<SystemTime> ExecutorProcessor::punctuate(SystemTime now, ProcessorContext& ctx) {
   // The instances share one store: one of them prunes it.
-  if (ctx.instance() != 0) return std::nullopt;
-  return pruner_.run(ctx, *store_, now);
+  // Workflow timers belong to the instance that started them (its partitions).
+  std::optional<SystemTime> next = fire_timers(now, ctx);
+  if (ctx.instance() != 0) return next;
+  std::optional<SystemTime> prune = pruner_.run(ctx, *store_, now);
+  if (!next || (prune && *prune < *next)) return prune;
+  return next;
 }
 
 std::optional<ExecutionState> ExecutorProcessor::load(ProcessorContext& ctx, int64_t id) {
@@ -116,17 +121,14 @@ void ExecutorProcessor::process(const Record& record, ProcessorContext& ctx) {
     if (!e.payload.is_object() || !e.payload.contains("execution")) {
       throw ProcessingError("execution.requested has no execution object");
     }
-    const Json& request = e.payload["execution"];
-    const int64_t id = payload_id(e, request);
+    const Json& req = e.payload["execution"];
+    const int64_t id = payload_id(e, req);
     if (id <= 0) throw ProcessingError("execution.requested: execution has no positive id");
-    const DefinitionLookup lookup = [this](std::string_view kind, std::string_view ref) {
-      return table_.get(kind, ref);
-    };
-    apply(ctx, id, on_requested(load(ctx, id), request, root_of(record.key), lookup, now));
+    request(ctx, req, root_of(record.key), false);
   } else if (e.type == "execution.cancel") {
     const int64_t id = payload_id(e, e.payload);
     if (id <= 0) throw ProcessingError("execution.cancel has no positive id");
-    apply(ctx, id, on_cancel(load(ctx, id), id, now));
+    if (!cancel_workflow(ctx, id)) apply_hooked(ctx, id, on_cancel(load(ctx, id), id, now));
   } else if (e.type == "result.running" || e.type == "result.finished") {
     const int64_t id = payload_id(e, e.payload);
     if (id <= 0) throw ProcessingError(e.type + " has no positive id");
@@ -134,12 +136,13 @@ void ExecutorProcessor::process(const Record& record, ProcessorContext& ctx) {
     const DefinitionLookup lookup = [this](std::string_view kind, std::string_view ref) {
       return table_.get(kind, ref);
     };
-    apply(ctx, id,
-          e.type == "result.running" ? on_running(state, e.payload, now)
-                                     : on_finished(state, e.payload, lookup, now));
+    apply_hooked(ctx, id,
+                 e.type == "result.running" ? on_running(state, e.payload, now)
+                                            : on_finished(state, e.payload, lookup, now));
   } else {
     spdlog::debug("executor: ignoring record type {} on {}", e.type, record.topic);
   }
+  drain_workflows(ctx);
 }
 
 }  // namespace attune::executor
