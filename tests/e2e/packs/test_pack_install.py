@@ -154,7 +154,7 @@ def test_skipped_directories_are_reported(api):
     files = {
         "pack.yaml": f"ref: {ref}\nversion: 1.0.0\n",
         "actions/flow.yaml": "name: flow\nworkflow_file: workflows/flow.workflow.yaml\n",
-        "actions/workflows/flow.workflow.yaml": "version: 1\ntasks:\n  a: {action: core.noop}\n",
+        "actions/workflows/flow.workflow.yaml": "version: 1\ntasks:\n  - {name: a, action: core.noop}\n",
         "policies/one.yaml": "name: one\nconcurrency: {limit: 1}\n",
         "permission_sets/ops.yaml": "ref: ops\ngrants: []\n",
     }

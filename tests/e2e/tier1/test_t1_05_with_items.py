@@ -78,3 +78,35 @@ def test_workflow_crud_and_refusals(api):
     expect(api.delete(f"/api/v1/workflows/{pack}.items"), 200)
     expect_error(api.get(f"/api/v1/workflows/{pack}.items"), 404)
     expect_error(api.get(f"/api/v1/actions/{pack}.items"), 404)
+
+
+def test_pack_workflow_file_installs_and_runs(api):
+    from attune_e2e import uid
+    from packs_util import upload_pack
+    ref = f"wfpack_{uid()}"
+    files = {
+        "pack.yaml": f"ref: {ref}\nversion: 1.0.0\n",
+        "actions/say.yaml": "name: say\nrunner_type: shell\nentry_point: 'printf \"%s\" \"$msg\"'\n"
+                            "parameters:\n  msg: {type: string}\n",
+        "actions/loop.yaml": "name: loop\nworkflow_file: workflows/loop.workflow.yaml\n"
+                             "parameters:\n  words: {type: array, required: true}\n",
+        "actions/workflows/loop.workflow.yaml":
+            "version: 1.0\n"
+            "tasks:\n"
+            "  - name: each\n"
+            f"    action: {ref}.say\n"
+            "    with_items: '{{ parameters.words }}'\n"
+            "    input: {msg: '{{ item }}'}\n"
+            "output_map:\n"
+            "  said: '{{ task.each.result | length }}'\n",
+    }
+    upload_pack(api, files)
+    wf = api.get_data(f"/api/v1/workflows/{ref}.loop")
+    assert wf["definition"]["tasks"][0]["name"] == "each"
+    action = api.get_data(f"/api/v1/actions/{ref}.loop")
+    assert action["workflow_def"]["tasks"][0]["name"] == "each"
+    done = run(api, f"{ref}.loop", {"words": ["x", "y", "z"]})
+    assert done["status"] == "completed", done
+    assert done["result"] == {"said": 3}, done
+    kids = sorted(children(api, done["id"]), key=lambda c: c["workflow_task"]["task_index"])
+    assert [k["result"]["stdout"] for k in kids] == ["x", "y", "z"]
