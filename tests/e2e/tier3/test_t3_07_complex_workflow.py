@@ -121,3 +121,27 @@ def test_kill9_mid_workflow_resumes_each_task_once(server_factory):
     assert sorted(runs) == ["i0", "i1", "i2", "t1", "t2", "t3"], runs
     tasks = tasks_of(api, wf["id"])
     assert {n: len(v) for n, v in tasks.items()} == {"t1": 1, "t2": 1, "t3": 1, "t4": 3}
+
+
+def test_workflow_status_notifications(server, api):
+    from tenants import Notifier
+    pack = api.create_pack()["ref"]
+    ok = echo_action(api, pack)
+    create_workflow(api, f"{pack}.notify", {"version": "1", "tasks": [
+        {"name": "a", "action": ok, "input": {"msg": "x"}}]})
+    with Notifier(server, api.token) as ws:
+        ws.accept("entity_type:workflow_execution")
+        wf = run(api, f"{pack}.notify")
+        assert wf["status"] == "completed"
+        f = ws.wait(lambda f: f["notification_type"] == "workflow_execution_status_changed"
+                    and f["entity_id"] == wf["id"] and f["payload"]["status"] == "completed",
+                    desc="workflow completed notification")
+        assert f["entity_type"] == "workflow_execution"
+        assert f["payload"]["action_ref"] == f"{pack}.notify"
+        statuses = [x["payload"]["status"] for x in ws.frames
+                    if x.get("entity_id") == wf["id"]
+                    and x.get("notification_type") == "workflow_execution_status_changed"]
+        assert "running" in statuses and statuses[-1] == "completed", statuses
+        # children are plain executions: not workflow notifications
+        child = children(api, wf["id"])[0]
+        assert not [x for x in ws.frames if x.get("entity_id") == child["id"]]
