@@ -113,6 +113,7 @@ void ExecutorProcessor::apply(ProcessorContext& ctx, int64_t id, Result<Outcome>
 }
 
 void ExecutorProcessor::process(const Record& record, ProcessorContext& ctx) {
+  wf_queue_.clear();  // left over only by a record that failed (its effects were rolled back)
   Envelope e;
   std::string error;
   if (!envelope_of(record, e, error)) throw ProcessingError(error);

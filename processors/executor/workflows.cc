@@ -288,6 +288,7 @@ std::optional<SystemTime> ExecutorProcessor::fire_timers(SystemTime now, Process
   const int64_t now_ms =
       std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
   const std::string prefix = timer_prefix(ctx.instance());
+  wf_queue_.clear();
   std::vector<std::pair<std::string, Json>> due;
   std::optional<int64_t> next;
   auto st = ctx.scan(*store_, prefix, [&](std::string_view key, std::string_view value) {
