@@ -64,7 +64,8 @@ void ExecutorProcessor::init(ProcessorContext& ctx) {
 
 std::optional<SystemTime> ExecutorProcessor::punctuate(SystemTime now, ProcessorContext& ctx) {
   // The instances share one store: one of them prunes it.
-  // Workflow timers belong to the instance that started them (its partitions).
+  // Workflow timers (workflows.cc): whichever instance set one is woken for it; firing one twice
+  // only yields a stale event.
   std::optional<SystemTime> next = fire_timers(now, ctx);
   if (ctx.instance() != 0) return next;
   std::optional<SystemTime> prune = pruner_.run(ctx, *store_, now);
@@ -140,6 +141,8 @@ void ExecutorProcessor::process(const Record& record, ProcessorContext& ctx) {
     apply_hooked(ctx, id,
                  e.type == "result.running" ? on_running(state, e.payload, now)
                                             : on_finished(state, e.payload, lookup, now));
+  } else if (e.type == "workflow.timer") {
+    on_workflow_timer(e.payload);
   } else {
     spdlog::debug("executor: ignoring record type {} on {}", e.type, record.topic);
   }

@@ -54,7 +54,7 @@ class ExecutorProcessor final : public Processor {
 
   // Workflows (workflows.cc). A workflow action's execution is not dispatched: the executor keeps
   // its run (definition, engine State, ChildKey → child id) under "w:<id>" and turns the engine's
-  // commands into child executions, timers ("t:<instance>:<at>:...") and its own end. Events for
+  // commands into child executions, timers ("t:<at>:<workflow>:<n>") and its own end. Events for
   // runs are queued and drained at the end of each input, so nested effects stay in one commit.
   struct WorkflowEvent {
     int64_t workflow = 0;
@@ -70,7 +70,9 @@ class ExecutorProcessor final : public Processor {
   bool cancel_workflow(ProcessorContext& ctx, int64_t id);
   void advance_workflow(ProcessorContext& ctx, const WorkflowEvent& ev);
   void drain_workflows(ProcessorContext& ctx);
+  // Due timers → `workflow.timer` records; processing one → timer_fired.
   std::optional<SystemTime> fire_timers(SystemTime now, ProcessorContext& ctx);
+  void on_workflow_timer(const Json& payload);
   DefinitionLookup lookup() const;
 
   std::deque<WorkflowEvent> wf_queue_;

@@ -18,7 +18,7 @@ using workflow::WorkflowStatus;
 
 std::string state_key(int64_t id) { return "x:" + std::to_string(id); }
 std::string run_key(int64_t id) { return "w:" + std::to_string(id); }
-std::string timer_prefix(int instance) { return "t:" + std::to_string(instance) + ":"; }
+constexpr std::string_view kTimerPrefix = "t:";
 
 std::string child_index(const ChildKey& k) {
   return k.task + "/" + std::to_string(k.run) + "/" + std::to_string(k.index) + "/" +
@@ -238,9 +238,10 @@ void ExecutorProcessor::advance_workflow(ProcessorContext& ctx, const WorkflowEv
       case CommandKind::kStartTimer: {
         char at[32];
         std::snprintf(at, sizeof at, "%015" PRId64, c.at_ms);
-        const std::string key = timer_prefix(ctx.instance()) + at + ":" + std::to_string(wf) +
-                                ":" + std::to_string(ctx.ids().next());
-        ctx.put(*store_, key, Json{{"workflow", wf}, {"child", c.child.to_json()}}.dump());
+        const std::string key = std::string(kTimerPrefix) + at + ":" + std::to_string(wf) + ":" +
+                                std::to_string(ctx.ids().next());
+        ctx.put(*store_, key,
+                Json{{"workflow", wf}, {"root", root}, {"child", c.child.to_json()}}.dump());
         ctx.request_punctuate(SystemTime(std::chrono::milliseconds(c.at_ms)));
         break;
       }
@@ -285,32 +286,48 @@ void ExecutorProcessor::advance_workflow(ProcessorContext& ctx, const WorkflowEv
 }
 
 std::optional<SystemTime> ExecutorProcessor::fire_timers(SystemTime now, ProcessorContext& ctx) {
+  // A due timer becomes a `workflow.timer` record on attune.commands keyed by the root execution,
+  // so the instance owning the workflow's partition advances it (never two threads on one run).
+  // Deleting the timer and producing the record commit together; a repeat is a stale event the
+  // engine ignores.
   const int64_t now_ms =
       std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
-  const std::string prefix = timer_prefix(ctx.instance());
-  wf_queue_.clear();
   std::vector<std::pair<std::string, Json>> due;
   std::optional<int64_t> next;
-  auto st = ctx.scan(*store_, prefix, [&](std::string_view key, std::string_view value) {
-    const int64_t at = std::stoll(std::string(key.substr(prefix.size(), 15)));
+  auto st = ctx.scan(*store_, kTimerPrefix, [&](std::string_view key, std::string_view value) {
+    const int64_t at = std::stoll(std::string(key.substr(kTimerPrefix.size(), 15)));
     if (at > now_ms) {
       next = at;
       return false;
     }
     due.emplace_back(std::string(key), Json::parse(value, nullptr, false));
-    return true;
+    return due.size() < 1000;  // the rest at the next punctuation
   });
   if (!st.ok()) spdlog::warn("executor: timer scan failed: {}", st.error().message);
+  if (due.size() >= 1000) next = now_ms;
   for (auto& [key, value] : due) {
     ctx.del(*store_, key);
-    if (!value.is_object() || !value.contains("workflow")) continue;
-    auto child = ChildKey::from_json(value["child"]);
-    if (!child) continue;
-    wf_queue_.push_back({value["workflow"].get<int64_t>(), workflow::Event::timer_fired(*child)});
+    if (!value.is_object() || !value.contains("workflow") || !value["workflow"].is_number_integer()) {
+      continue;
+    }
+    const int64_t wf = value["workflow"].get<int64_t>();
+    const int64_t root = value.value("root", wf);
+    Envelope e{"workflow.timer", wf, key, now_ms, "executor",
+               Json{{"workflow", wf}, {"child", value.value("child", Json(nullptr))}}};
+    ctx.forward(OutRecord{std::string(topics::kCommands), std::to_string(root), e.dump()});
   }
-  drain_workflows(ctx);
   if (!next) return std::nullopt;
   return SystemTime(std::chrono::milliseconds(*next));
+}
+
+void ExecutorProcessor::on_workflow_timer(const Json& payload) {
+  auto child = payload.is_object() && payload.contains("child")
+                   ? ChildKey::from_json(payload["child"])
+                   : std::nullopt;
+  if (!child || !payload.contains("workflow") || !payload["workflow"].is_number_integer()) {
+    throw ProcessingError("workflow.timer needs workflow and child");
+  }
+  wf_queue_.push_back({payload["workflow"].get<int64_t>(), workflow::Event::timer_fired(*child)});
 }
 
 }  // namespace attune::executor
