@@ -81,3 +81,22 @@ def test_child_timeout_fails_workflow_promptly(api):
     assert wf["status"] == "failed", wf
     child = tasks_of(api, wf["id"])["s"][0]
     assert child["status"] == "timeout", child
+
+
+def test_retry_with_delay_until_success(api, tmp_path):
+    pack = api.create_pack()["ref"]
+    counter = tmp_path / f"{pack}.count"
+    api.create_action(f"{pack}.flaky",
+                      f'n=$(cat {counter} 2>/dev/null || echo 0); n=$((n+1)); echo $n > {counter}; '
+                      f'echo "try $n"; [ "$n" -ge 3 ]')
+    create_workflow(api, f"{pack}.retrying", {"version": "1", "tasks": [
+        {"name": "flaky", "action": f"{pack}.flaky", "retry": {"count": 3, "delay": 1}}]})
+    wf = run(api, f"{pack}.retrying", timeout=30)
+    assert wf["status"] == "completed", wf
+    attempts = tasks_of(api, wf["id"])["flaky"]
+    assert [c["status"] for c in attempts] == ["failed", "failed", "completed"], attempts
+    assert [c["workflow_task"]["attempt"] for c in attempts] == [1, 2, 3]
+    # the delay between attempts is honoured
+    from attune_e2e import parse_ts
+    created = [parse_ts(c["created"]) for c in attempts]
+    assert (created[1] - created[0]).total_seconds() >= 0.9, created
