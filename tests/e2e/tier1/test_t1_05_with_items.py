@@ -72,6 +72,8 @@ def test_workflow_crud_and_refusals(api):
         "definition": {"version": "1", "tasks": [{"name": "a", "action": action,
                                                   "wait_for": {"inquiry": "{{ 1 }}"}}]}})
     expect_error(r, 400, message_contains="wait_for needs inquiries, not available yet")
+    # the companion action goes with its workflow only
+    expect_error(api.delete(f"/api/v1/actions/{pack}.items"), 400, message_contains="/workflows/")
     # update, delete removes both
     upd = expect(api.put(f"/api/v1/workflows/{pack}.items", json={"label": "Items v2"}), 200)["data"]
     assert upd["label"] == "Items v2"
