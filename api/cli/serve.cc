@@ -722,9 +722,24 @@ int run_serve(const ServeConfig& cfg) {
   // (a client that connects later could not have received these anyway).
   notifier.on_connections_changed(
       [&metrics](size_t n) { metrics.ws_connections_set(static_cast<double>(n)); });
-  views->add_change_hook([&notifier](const projections::Change& change) {
+  views->add_change_hook([&notifier, &definitions](const projections::Change& change) {
     if (notifier.connections() > 0) {
-      if (auto n = to_notification(change)) notifier.publish(std::move(*n));
+      if (auto n = to_notification(change)) {
+        // A workflow's execution (its action holds a workflow_def) also publishes
+        // workflow_execution_status_changed (API.md §12.3, §17.4), same payload and scope.
+        std::optional<notifier::Notification> wf;
+        if (n->entity_type == "execution" && n->payload["action_ref"].is_string()) {
+          auto action = definitions.get("action", n->payload["action_ref"].get<std::string>());
+          if (action && action->contains("workflow_def") && (*action)["workflow_def"].is_object()) {
+            wf = *n;
+            wf->entity_type = "workflow_execution";
+            wf->notification_type = "workflow_execution_status_changed";
+            wf->payload["entity_type"] = "workflow_execution";
+          }
+        }
+        notifier.publish(std::move(*n));
+        if (wf) notifier.publish(std::move(*wf));
+      }
     }
     // A finished execution's token has expired: close its connections (after the frame above).
     // Not gated on connections(): one that is opening now re-checks the token once it is open,

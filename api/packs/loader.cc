@@ -99,9 +99,6 @@ class Loader {
     for (const auto& f : yaml_files(root_, "permission_sets")) load_permission_set(f);
     out_.python_requirements = fs::is_regular_file(root_ / "requirements.txt", ec);
     out_.node_package = fs::is_regular_file(root_ / "package.json", ec);
-    if (workflow_actions_ > 0) {
-      add_skipped("workflows", workflow_actions_);
-    }
     return std::move(out_);
   }
 
@@ -209,7 +206,7 @@ class Loader {
       }
       ++n;
     }
-    if (n > 0) add_skipped(what, n);
+    if (n > 0 && what != "workflows") add_skipped(what, n);  // workflows: stored via actions
   }
 
   void load_pack_file(const std::string& file) {
@@ -295,9 +292,25 @@ class Loader {
       if (!pack_file_exists("actions", wf)) {
         refuse(file, "workflow_file", "'" + wf + "' is not a file in actions/");
       }
-      read_mapping(root_, "actions/" + wf);
+      const std::string wf_file = "actions/" + wf;
+      const Json definition = read_mapping(root_, wf_file);
+      auto tasks = definition.find("tasks");
+      if (tasks == definition.end() || !(tasks->is_object() || tasks->is_array())) {
+        refuse(wf_file, "tasks", "a workflow needs `tasks` (a mapping or a list)");
+      }
       names_["action"].insert(name);
-      ++workflow_actions_;
+      // A workflow and its companion action (API.md §12.1): the service creates both.
+      Json body = Json::object();
+      body["ref"] = name;
+      body["definition"] = definition;
+      body["param_schema"] = schema_field(doc, file, {"parameters", "param_schema"});
+      body["out_schema"] = schema_field(doc, file, {"output", "output_schema", "out_schema"});
+      copy(doc, body, {"label", "description", "enabled", "tags"});
+      if (!body.contains("label")) body["label"] = definition.value("label", Json(name));
+      if (!body.contains("description") && definition.contains("description")) {
+        body["description"] = definition["description"];
+      }
+      add("workflow", file, std::move(body));
       return;
     }
     const std::string runtime = runtime_of(doc, file);
@@ -495,7 +508,6 @@ class Loader {
   PackContent out_;
   std::map<std::string, std::set<std::string>> names_;
   std::vector<std::pair<std::string, Json>> inline_triggers_;
-  size_t workflow_actions_ = 0;
 };
 
 }  // namespace

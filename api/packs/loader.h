@@ -30,7 +30,7 @@ struct PackError {
 // trigger_ref, action_params, ...), with `ref` = the bare name (the service prefixes the pack
 // ref) and refs to other objects already qualified (`<pack>.` added to unqualified ones).
 struct Component {
-  std::string kind;  // action | trigger | sensor | rule | runtime | permission_set
+  std::string kind;  // action | workflow | trigger | sensor | rule | runtime | permission_set
   std::string file;  // relative to the pack root
   Json body;
 };

@@ -103,6 +103,11 @@ Resp delete_action(ServiceContext& s, Call& c) {
   if (detail::pack_ref_of(*a) == "core") {
     return error(Errc::kBadRequest, "Actions of the core pack cannot be deleted");
   }
+  if (a->contains("workflow_def") && (*a)["workflow_def"].is_object() &&
+      s.defs.get("workflow", ref)) {
+    return error(Errc::kBadRequest, "Action '" + ref + "' runs workflow '" + ref +
+                                        "': delete it with DELETE /api/v1/workflows/" + ref);
+  }
   Json users = Json::array();
   for (const auto& rule : s.defs.list("rule")) {
     if (rule->value("action_ref", "") == ref) users.push_back((*rule)["ref"]);

@@ -27,6 +27,7 @@
 #include "api/service/rule_check.h"
 #include "api/service/pack_installer.h"
 #include "api/service/service.h"
+#include "api/service/workflow_defs.h"
 #include "processors/sensor/sensor_manager.h"
 #include "runners/environments.h"
 #include "runners/runner.h"
@@ -226,7 +227,8 @@ rest::HttpResponse delete_pack(ServiceContext& s, PackInstaller& installer, Call
     if (std::string_view(kind) == "rule" && !removed_rules.insert(r).second) return;
     records.push_back(definition_tombstone(kind, r, (*obj)["id"], ts, "api"));
   };
-  for (const char* kind : {"action", "trigger", "rule", "sensor", "runtime", "permission_set"}) {
+  for (const char* kind :
+       {"action", "workflow", "trigger", "rule", "sensor", "runtime", "permission_set"}) {
     for (const auto& obj : s.defs.list(kind)) {
       if (detail::pack_ref_of(*obj) == ref) remove(kind, obj);
     }
@@ -494,6 +496,26 @@ rest::HttpResponse PackInstaller::install_pack(const std::string& staging, const
       if (auto err = set_runtime(c, obj)) return *err;
       obj["workflow_def"] = nullptr;
       obj["is_adhoc"] = false;
+    } else if (c.kind == "workflow") {
+      // The workflow record and its companion action with the same ref (API.md §12.1).
+      obj = Json{{"label", c.body.value("label", c.body["ref"])},
+                 {"description", c.body.value("description", Json(""))},
+                 {"version", pack.value("version", Json("1.0.0"))},
+                 {"param_schema", c.body.value("param_schema", Json::object())},
+                 {"out_schema", c.body.value("out_schema", Json::object())},
+                 {"tags", c.body.value("tags", Json::array())},
+                 {"enabled", c.body.value("enabled", true)},
+                 {"definition", c.body["definition"]}};
+      if (auto why = check_workflow_definition(obj["definition"])) {
+        return file_error(c.file, Json{{"workflow_file", *why}});
+      }
+      if (auto err = conflict_elsewhere("action", full_ref, c.file)) return *err;
+      file_of["action:" + full_ref] = c.file;
+      Json action = workflow_action(obj);
+      stamp("action", action, full_ref);
+      action["pack"] = pack_id;
+      obj["action"] = action["id"];
+      built["action"][full_ref] = std::move(action);
     } else if (c.kind == "trigger") {
       apply_fields(f, c.body, trigger_fields(), obj, true);
       if (auto err = check_webhook_config(obj["webhook_config"])) f.fail("webhook_config", *err);
@@ -612,7 +634,8 @@ rest::HttpResponse PackInstaller::install_pack(const std::string& staging, const
   };
   std::set<std::string> gone_actions, gone_triggers;
   if (existing) {
-    for (const char* kind : {"action", "trigger", "rule", "sensor", "runtime", "permission_set"}) {
+    for (const char* kind :
+         {"action", "workflow", "trigger", "rule", "sensor", "runtime", "permission_set"}) {
       for (const auto& obj : s.defs.list(kind)) {
         if (detail::pack_ref_of(*obj) != ref || built[kind].count((*obj)["ref"])) continue;
         if (std::string_view(kind) == "permission_set") {  // its assignments go with it
@@ -645,7 +668,7 @@ rest::HttpResponse PackInstaller::install_pack(const std::string& staging, const
     }
   }
   records.push_back(definition_record("pack", pack, ts, "api"));
-  for (const char* kind : {"runtime", "action", "trigger"}) {
+  for (const char* kind : {"runtime", "action", "workflow", "trigger"}) {
     for (const auto& [r, obj] : built[kind])
       records.push_back(definition_record(kind, obj, ts, "api"));
   }
@@ -683,7 +706,8 @@ rest::HttpResponse PackInstaller::install_pack(const std::string& staging, const
   if (needs_env) build_environment(ref, final_dir.string());
 
   Json components = Json::object();
-  for (const char* kind : {"action", "trigger", "sensor", "rule", "runtime", "permission_set"}) {
+  for (const char* kind :
+       {"action", "workflow", "trigger", "sensor", "rule", "runtime", "permission_set"}) {
     components[std::string(kind) + "s"] = built[kind].size();
   }
   Json skipped = Json::object();

@@ -117,6 +117,7 @@ std::vector<RouteDecl> ApiService::register_routes(rest::Router& router,
   register_execution_routes(t, s);
   register_inquiry_routes(t, s);
   register_key_routes(t, s);
+  register_workflow_routes(t, s);
   if (more) more(t);
   return t.routes();
 }

@@ -79,6 +79,7 @@ ExecutorProcessor::ExecutorProcessor(const DefinitionsTable& table, ExecutorOpti
 void ExecutorProcessor::init(ProcessorContext& ctx) {
   store_ = &ctx.store(kExecutionsStore);
   pruner_.start(ctx);
+  ctx.request_punctuate(ctx.clock().now());  // workflow timers due while stopped fire now
 }
 
 std::optional<SystemTime> ExecutorProcessor::punctuate(SystemTime now, ProcessorContext& ctx) {
@@ -89,6 +90,9 @@ std::optional<SystemTime> ExecutorProcessor::punctuate(SystemTime now, Processor
   std::optional<SystemTime> next;
   if (next_deadline) next = SystemTime(std::chrono::milliseconds(*next_deadline));
   // The instances share one store: one of them prunes it.
+  // Workflow timers (workflows.cc): whichever instance set one is woken for it; firing one twice
+  // only yields a stale event.
+  if (auto timers = fire_timers(now, ctx); timers && (!next || *timers < *next)) next = timers;
   if (ctx.instance() != 0) return next;
   const SystemTime prune = pruner_.run(ctx, *store_, now);
   return next ? std::min(*next, prune) : prune;
@@ -300,6 +304,7 @@ void ExecutorProcessor::apply(ProcessorContext& ctx, int64_t id, Result<Outcome>
 }
 
 void ExecutorProcessor::process(const Record& record, ProcessorContext& ctx) {
+  wf_queue_.clear();  // left over only by a record that failed (its effects were rolled back)
   Envelope e;
   std::string error;
   if (!envelope_of(record, e, error)) throw ProcessingError(error);
@@ -308,17 +313,14 @@ void ExecutorProcessor::process(const Record& record, ProcessorContext& ctx) {
     if (!e.payload.is_object() || !e.payload.contains("execution")) {
       throw ProcessingError("execution.requested has no execution object");
     }
-    const Json& request = e.payload["execution"];
-    const int64_t id = payload_id(e, request);
+    const Json& req = e.payload["execution"];
+    const int64_t id = payload_id(e, req);
     if (id <= 0) throw ProcessingError("execution.requested: execution has no positive id");
-    const DefinitionLookup lookup = [this](std::string_view kind, std::string_view ref) {
-      return table_.get(kind, ref);
-    };
-    apply(ctx, id, on_requested(load(ctx, id), request, root_of(record.key), lookup, now));
+    request(ctx, req, root_of(record.key), false);
   } else if (e.type == "execution.cancel") {
     const int64_t id = payload_id(e, e.payload);
     if (id <= 0) throw ProcessingError("execution.cancel has no positive id");
-    apply(ctx, id, on_cancel(load(ctx, id), id, now));
+    if (!cancel_workflow(ctx, id)) apply_hooked(ctx, id, on_cancel(load(ctx, id), id, now));
   } else if (e.type == "result.running" || e.type == "result.finished") {
     const int64_t id = payload_id(e, e.payload);
     if (id <= 0) throw ProcessingError(e.type + " has no positive id");
@@ -326,14 +328,17 @@ void ExecutorProcessor::process(const Record& record, ProcessorContext& ctx) {
     const DefinitionLookup lookup = [this](std::string_view kind, std::string_view ref) {
       return table_.get(kind, ref);
     };
-    apply(ctx, id,
-          e.type == "result.running" ? on_running(state, e.payload, now)
-                                     : on_finished(state, e.payload, lookup, now));
+    apply_hooked(ctx, id,
+                 e.type == "result.running" ? on_running(state, e.payload, now)
+                                            : on_finished(state, e.payload, lookup, now));
   } else if (e.type.rfind("inquiry.", 0) == 0) {
     process_inquiry(e, root_of(record.key), ctx);
+  } else if (e.type == "workflow.timer") {
+    on_workflow_timer(e.payload);
   } else {
     spdlog::debug("executor: ignoring record type {} on {}", e.type, record.topic);
   }
+  drain_workflows(ctx);
 }
 
 }  // namespace attune::executor

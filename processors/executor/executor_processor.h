@@ -3,11 +3,13 @@
 #pragma once
 
 #include <chrono>
+#include <deque>
 #include <functional>
 #include <optional>
 #include <string_view>
 
 #include "processors/executor/decisions.h"
+#include "processors/workflow/workflow.h"
 #include "topology/store_expiry.h"
 #include "topology/topology.h"
 
@@ -68,6 +70,32 @@ class ExecutorProcessor final : public Processor {
   // root's partition decides, so attune.executions keeps one writer per inquiry). Returns the
   // next deadline left.
   std::optional<int64_t> fire_deadlines(ProcessorContext& ctx, int64_t now_ms);
+
+  // Workflows (workflows.cc). A workflow action's execution is not dispatched: the executor keeps
+  // its run (definition, engine State, ChildKey → child id) under "w:<id>" and turns the engine's
+  // commands into child executions, timers ("t:<at>:<workflow>:<n>") and its own end. Events for
+  // runs are queued and drained at the end of each input, so nested effects stay in one commit.
+  struct WorkflowEvent {
+    int64_t workflow = 0;
+    workflow::Event event;
+  };
+  // apply() plus: a child of a workflow reaching a terminal status queues child_finished.
+  void apply_hooked(ProcessorContext& ctx, int64_t id, Result<Outcome> outcome);
+  // execution.requested: a workflow action starts a run, anything else goes through on_requested.
+  // `fresh`: ignore existing state (releasing a held child).
+  void request(ProcessorContext& ctx, const Json& request, int64_t root, bool fresh);
+  void start_workflow(ProcessorContext& ctx, const Json& request, int64_t root, const Json& def);
+  // execution.cancel of a running workflow: canceling, then the engine's cancel. False: not one.
+  bool cancel_workflow(ProcessorContext& ctx, int64_t id);
+  void advance_workflow(ProcessorContext& ctx, const WorkflowEvent& ev);
+  void drain_workflows(ProcessorContext& ctx);
+  // Due timers → `workflow.timer` records; processing one → timer_fired.
+  std::optional<SystemTime> fire_timers(SystemTime now, ProcessorContext& ctx);
+  void on_workflow_timer(const Json& payload);
+  DefinitionLookup lookup() const;
+
+  std::deque<WorkflowEvent> wf_queue_;
+  uint64_t timer_seq_ = 0;
 
   const DefinitionsTable& table_;
   const ExecutorOptions options_;

@@ -87,7 +87,7 @@ TEST_F(LoaderTest, MapsTheLayoutToApiFieldNames) {
   EXPECT_EQ(rule->body["action_params"]["who"], "{{ trigger.payload.who }}");
 }
 
-TEST_F(LoaderTest, DirectoriesWithoutAnEngineAreValidatedAndReportedSkipped) {
+TEST_F(LoaderTest, WorkflowsAreLoadedAndDirectoriesWithoutAnEngineReportedSkipped) {
   write("actions/flow.yaml", "name: flow\nworkflow_file: workflows/flow.workflow.yaml\n");
   write("actions/workflows/flow.workflow.yaml", "version: 1\ntasks: {}\n");
   write("policies/limit.yaml", "name: limit\nconcurrency: {limit: 1}\n");
@@ -95,9 +95,13 @@ TEST_F(LoaderTest, DirectoriesWithoutAnEngineAreValidatedAndReportedSkipped) {
   write("notes.txt", "ignored\n");
   auto c = load();
   ASSERT_TRUE(c.ok()) << error_.text();
-  ASSERT_EQ(c->components.size(), 1u);  // the permission set: RBAC exists
-  EXPECT_EQ(c->components[0].kind, "permission_set");
-  EXPECT_EQ(c->components[0].body["ref"], "ops");
+  ASSERT_EQ(c->components.size(), 2u);  // the workflow and the permission set
+  const auto* flow = find(*c, "workflow", "flow");
+  ASSERT_NE(flow, nullptr);
+  EXPECT_EQ(flow->body["definition"]["version"], 1);
+  EXPECT_EQ(flow->body["definition"]["tasks"], Json::object());
+  const auto* ops = find(*c, "permission_set", "ops");
+  ASSERT_NE(ops, nullptr);
   std::map<std::string, size_t> skipped;
   for (const auto& s : c->skipped) {
     skipped[s.what] = s.count;
@@ -105,7 +109,7 @@ TEST_F(LoaderTest, DirectoriesWithoutAnEngineAreValidatedAndReportedSkipped) {
   }
   EXPECT_EQ(skipped["policies"], 1u);
   EXPECT_EQ(skipped.count("permission_sets"), 0u);
-  EXPECT_EQ(skipped["workflows"], 2u);  // the workflow file and the action naming it
+  EXPECT_EQ(skipped.count("workflows"), 0u);  // stored: the workflow engine exists
 
   write("policies/bad.yaml", "name: [unclosed\n");
   EXPECT_FALSE(load().ok());

@@ -170,6 +170,10 @@ TEST_F(RoutesTest, EveryRouteDeclaresItsAccess) {
       "GET /api/v1/keys keys:read", "POST /api/v1/keys keys:create",
       "GET /api/v1/keys/{ref} keys:read", "PUT /api/v1/keys/{ref} keys:update",
       "DELETE /api/v1/keys/{ref} keys:delete",
+      "GET /api/v1/workflows workflows:read", "POST /api/v1/workflows workflows:create",
+      "GET /api/v1/workflows/{ref} workflows:read",
+      "PUT /api/v1/workflows/{ref} workflows:update",
+      "DELETE /api/v1/workflows/{ref} workflows:delete",
   };
   EXPECT_EQ(table, expected);
   EXPECT_EQ(table.size(), routes_.size()) << "a route is registered twice";

@@ -1,0 +1,333 @@
+// The executor's workflow wiring (processors/workflow/workflow.h, DESIGN.md §9 "workflows"): runs
+// of workflow actions in the executor's store, the engine's commands turned into records.
+#include <spdlog/spdlog.h>
+
+#include <cinttypes>
+#include <cstdio>
+#include <set>
+
+#include "processors/executor/executor_processor.h"
+#include "topology/core/time.h"
+
+namespace attune::executor {
+namespace {
+
+using workflow::ChildKey;
+using workflow::CommandKind;
+using workflow::WorkflowStatus;
+
+std::string state_key(int64_t id) { return "x:" + std::to_string(id); }
+std::string run_key(int64_t id) { return "w:" + std::to_string(id); }
+constexpr std::string_view kTimerPrefix = "t:";
+
+std::string child_index(const ChildKey& k) {
+  return k.task + "/" + std::to_string(k.run) + "/" + std::to_string(k.index) + "/" +
+         std::to_string(k.attempt);
+}
+
+bool is_workflow_action(const JsonPtr& action) {
+  return action && action->is_object() && action->contains("workflow_def") &&
+         (*action)["workflow_def"].is_object();
+}
+
+void drop_dispatch(Outcome& o) {
+  std::erase_if(o.records, [](const OutRecord& r) { return r.topic == topics::kDispatch; });
+}
+
+void merge(Outcome& into, Outcome&& from) {
+  for (auto& r : from.records) into.records.push_back(std::move(r));
+  for (auto t : from.terminal) into.terminal.push_back(t);
+  if (from.state) into.state = std::move(from.state);
+}
+
+Json timeout_json(double s) {
+  if (s == static_cast<double>(static_cast<int64_t>(s))) return static_cast<int64_t>(s);
+  return s;
+}
+
+}  // namespace
+
+DefinitionLookup ExecutorProcessor::lookup() const {
+  return [this](std::string_view kind, std::string_view ref) { return table_.get(kind, ref); };
+}
+
+void ExecutorProcessor::apply_hooked(ProcessorContext& ctx, int64_t id, Result<Outcome> outcome) {
+  if (outcome.ok() && outcome->state && !outcome->terminal.empty()) {
+    const Json& ex = outcome->state->execution;
+    auto wt = ex.find("workflow_task");
+    auto parent = ex.find("parent");
+    if (wt != ex.end() && wt->is_object() && parent != ex.end() && parent->is_number_integer()) {
+      auto key = ChildKey::from_json(*wt);
+      auto status = workflow::child_status_from(ex.value("status", std::string()));
+      if (key && status) {
+        wf_queue_.push_back({parent->get<int64_t>(),
+                             workflow::Event::child_finished(*key, *status,
+                                                             ex.value("result", Json(nullptr)))});
+      }
+    }
+  }
+  apply(ctx, id, std::move(outcome));
+}
+
+void ExecutorProcessor::request(ProcessorContext& ctx, const Json& req, int64_t root, bool fresh) {
+  const int64_t id = req.value("id", int64_t{0});
+  std::optional<ExecutionState> state = fresh ? std::nullopt : load(ctx, id);
+  if (!state && req.is_object() && req.contains("action_ref") && req["action_ref"].is_string()) {
+    JsonPtr action = table_.get("action", req["action_ref"].get<std::string>());
+    if (is_workflow_action(action) && action->value("enabled", true)) {
+      start_workflow(ctx, req, root, (*action)["workflow_def"]);
+      return;
+    }
+  }
+  apply_hooked(ctx, id, on_requested(state, req, root, lookup(), ctx.clock().now_ms()));
+}
+
+void ExecutorProcessor::start_workflow(ProcessorContext& ctx, const Json& req, int64_t root,
+                                       const Json& def) {
+  const int64_t now = ctx.clock().now_ms();
+  const int64_t id = req["id"].get<int64_t>();
+  auto o = on_requested(std::nullopt, req, root, lookup(), now);
+  if (!o.ok() || !o->state || o->state->skipped ||
+      o->state->status() != ExecutionStatus::kScheduled) {
+    apply_hooked(ctx, id, std::move(o));  // failed, skipped or malformed: as any execution
+    return;
+  }
+  drop_dispatch(*o);  // a workflow runs in the executor, not on a worker
+  Outcome out = std::move(*o);
+  ExecutionState st = *out.state;
+  auto running = on_running(st, Json{{"id", id}, {"attempt", st.attempt()}, {"worker", nullptr},
+                                     {"started_at", format_rfc3339_ms(now)}},
+                            now);
+  if (running.ok() && running->state) {
+    st = *running->state;
+    merge(out, std::move(*running));
+  }
+  auto parsed = workflow::parse(def);
+  if (!parsed.ok()) {
+    auto failed = on_finished(
+        st,
+        Json{{"id", id},
+             {"attempt", st.attempt()},
+             {"status", "failed"},
+             {"result", {{"error", "invalid workflow definition: " + parsed.error().message}}}},
+        lookup(), now);
+    if (failed.ok()) merge(out, std::move(*failed));
+    apply_hooked(ctx, id, std::move(out));
+    return;
+  }
+  Json run = {{"definition", def},
+              {"state", workflow::State{}.to_json()},
+              {"children", Json::object()},
+              {"root", st.root}};
+  ctx.put(*store_, run_key(id), run.dump());
+  const Json params = st.execution.value("config", Json::object());
+  wf_queue_.push_back({id, workflow::Event::start(params.is_object() ? params : Json::object())});
+  apply_hooked(ctx, id, std::move(out));
+}
+
+bool ExecutorProcessor::cancel_workflow(ProcessorContext& ctx, int64_t id) {
+  auto run = ctx.get(*store_, run_key(id));
+  if (!run.ok() || !run->has_value()) return false;
+  auto o = on_cancel(load(ctx, id), id, ctx.clock().now_ms());
+  if (o.ok()) drop_dispatch(*o);
+  const bool applies = o.ok() && o->state.has_value();
+  apply_hooked(ctx, id, std::move(o));
+  if (applies) wf_queue_.push_back({id, workflow::Event::cancel()});
+  return true;
+}
+
+void ExecutorProcessor::drain_workflows(ProcessorContext& ctx) {
+  // Bounded: each event is one engine step; nesting and cascades only add finitely many.
+  size_t guard = 0;
+  while (!wf_queue_.empty()) {
+    WorkflowEvent ev = std::move(wf_queue_.front());
+    wf_queue_.pop_front();
+    if (++guard > 100000) {
+      wf_queue_.clear();
+      throw ProcessingError("executor: workflow event cascade did not settle");
+    }
+    advance_workflow(ctx, ev);
+  }
+}
+
+void ExecutorProcessor::advance_workflow(ProcessorContext& ctx, const WorkflowEvent& ev) {
+  const int64_t wf = ev.workflow;
+  const int64_t now = ctx.clock().now_ms();
+  auto raw = ctx.get(*store_, run_key(wf));
+  if (!raw.ok()) throw ProcessingError("executor: store read failed: " + raw.error().message);
+  if (!raw->has_value()) {
+    spdlog::debug("executor: workflow event for {} which has no run (finished)", wf);
+    return;
+  }
+  Json run = Json::parse(**raw, nullptr, false);
+  if (run.is_discarded() || !run.is_object()) {
+    throw std::logic_error("executor: corrupt workflow run " + std::to_string(wf));
+  }
+  auto def = workflow::parse(run["definition"]);
+  auto state = workflow::State::from_json(run["state"]);
+  if (!def.ok() || !state.ok()) {
+    throw std::logic_error("executor: unreadable workflow run " + std::to_string(wf));
+  }
+  std::optional<ExecutionState> wf_state = load(ctx, wf);
+  if (!wf_state) return;
+  const int64_t root = run.value("root", wf);
+
+  workflow::Inputs inputs;
+  inputs.system = {{"execution", {{"id", wf}}}};
+  if (JsonPtr pack = table_.get("pack", pack_of(wf_state->execution.value("action_ref", "")));
+      pack && pack->contains("config") && (*pack)["config"].is_object()) {
+    inputs.config = (*pack)["config"];
+  }
+  auto step = workflow::advance(*def, *state, ev.event, inputs, now);
+  if (!step.ok()) {
+    spdlog::warn("executor: workflow {}: {}", wf, step.error().message);
+    return;
+  }
+  if (!step->ignored.empty()) spdlog::debug("executor: workflow {}: {}", wf, step->ignored);
+  run["state"] = step->state.to_json();
+  Json& children = run["children"];
+  bool finished = false;
+
+  for (const workflow::Command& c : step->commands) {
+    switch (c.kind) {
+      case CommandKind::kCreateChild: {
+        const int64_t child = ctx.ids().next();
+        children[child_index(c.child)] = child;
+        std::set<std::string> sets;
+        const Json& mine = wf_state->execution.value("permission_set_refs", Json::array());
+        if (mine.is_array()) {
+          for (const Json& s : mine) {
+            if (s.is_string()) sets.insert(s.get<std::string>());
+          }
+        }
+        for (const auto& s : c.permission_set_refs) sets.insert(s);
+        Json wt = c.workflow_task.is_object() ? c.workflow_task : Json::object();
+        wt["workflow_execution"] = wf;
+        Json req = {{"id", child},
+                    {"action_ref", c.action_ref},
+                    {"config", c.input.is_object() ? c.input : Json::object()},
+                    {"parent", wf},
+                    {"workflow_task", std::move(wt)},
+                    {"timeout_seconds", c.timeout ? timeout_json(*c.timeout) : Json(nullptr)},
+                    {"permission_set_refs", Json(std::vector<std::string>(sets.begin(), sets.end()))},
+                    {"executor", wf_state->execution.value("executor", Json(nullptr))}};
+        if (!c.held) {
+          request(ctx, req, root, true);
+          break;
+        }
+        // Held: the row exists as `requested`; kReleaseChild dispatches it.
+        auto o = on_requested(std::nullopt, req, root, lookup(), now);
+        if (!o.ok() || o->records.empty()) throw ProcessingError("executor: bad child request");
+        Envelope e;
+        std::string error;
+        if (!Envelope::parse(o->records.front().value, e, error)) throw ProcessingError(error);
+        Json ex = e.payload;
+        ex.erase("old_status");
+        ctx.put(*store_, state_key(child), ExecutionState{ex, root, false}.dump());
+        ctx.forward(std::move(o->records.front()));
+        break;
+      }
+      case CommandKind::kReleaseChild: {
+        auto it = children.find(child_index(c.child));
+        if (it == children.end()) break;
+        auto held = load(ctx, it->get<int64_t>());
+        if (!held || held->status() != ExecutionStatus::kRequested) break;
+        request(ctx, held->execution, root, true);
+        break;
+      }
+      case CommandKind::kStartTimer: {
+        char at[32];
+        std::snprintf(at, sizeof at, "%015" PRId64, c.at_ms);
+        const std::string key = std::string(kTimerPrefix) + at + ":" + std::to_string(wf) + ":" +
+                                std::to_string(ctx.ids().next());
+        ctx.put(*store_, key,
+                Json{{"workflow", wf}, {"root", root}, {"child", c.child.to_json()}}.dump());
+        ctx.request_punctuate(SystemTime(std::chrono::milliseconds(c.at_ms)));
+        break;
+      }
+      case CommandKind::kAwaitInquiry:
+        // Definitions with wait_for are refused at creation (inquiries are not available yet).
+        spdlog::warn("executor: workflow {} awaits an inquiry, which is not supported", wf);
+        break;
+      case CommandKind::kCancelChildren:
+        for (const ChildKey& k : c.children) {
+          auto it = children.find(child_index(k));
+          if (it == children.end()) continue;
+          const int64_t child = it->get<int64_t>();
+          if (!cancel_workflow(ctx, child)) {
+            apply_hooked(ctx, child, on_cancel(load(ctx, child), child, now));
+          }
+        }
+        break;
+      case CommandKind::kFinishWorkflow: {
+        finished = true;
+        auto cur = load(ctx, wf);
+        const char* status = c.status == WorkflowStatus::kCompleted  ? "completed"
+                             : c.status == WorkflowStatus::kCancelled ? "cancelled"
+                                                                      : "failed";
+        if (cur) {
+          apply_hooked(ctx, wf,
+                       on_finished(cur,
+                                   Json{{"id", wf},
+                                        {"attempt", cur->attempt()},
+                                        {"status", status},
+                                        {"result", c.result}},
+                                   lookup(), now));
+        }
+        break;
+      }
+    }
+  }
+  if (finished) {
+    ctx.del(*store_, run_key(wf));
+  } else {
+    ctx.put(*store_, run_key(wf), run.dump());
+  }
+}
+
+std::optional<SystemTime> ExecutorProcessor::fire_timers(SystemTime now, ProcessorContext& ctx) {
+  // A due timer becomes a `workflow.timer` record on attune.commands keyed by the root execution,
+  // so the instance owning the workflow's partition advances it (never two threads on one run).
+  // Deleting the timer and producing the record commit together; a repeat is a stale event the
+  // engine ignores.
+  const int64_t now_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
+  std::vector<std::pair<std::string, Json>> due;
+  std::optional<int64_t> next;
+  auto st = ctx.scan(*store_, kTimerPrefix, [&](std::string_view key, std::string_view value) {
+    const int64_t at = std::stoll(std::string(key.substr(kTimerPrefix.size(), 15)));
+    if (at > now_ms) {
+      next = at;
+      return false;
+    }
+    due.emplace_back(std::string(key), Json::parse(value, nullptr, false));
+    return due.size() < 1000;  // the rest at the next punctuation
+  });
+  if (!st.ok()) spdlog::warn("executor: timer scan failed: {}", st.error().message);
+  if (due.size() >= 1000) next = now_ms;
+  for (auto& [key, value] : due) {
+    ctx.del(*store_, key);
+    if (!value.is_object() || !value.contains("workflow") || !value["workflow"].is_number_integer()) {
+      continue;
+    }
+    const int64_t wf = value["workflow"].get<int64_t>();
+    const int64_t root = value.value("root", wf);
+    Envelope e{"workflow.timer", wf, key, now_ms, "executor",
+               Json{{"workflow", wf}, {"child", value.value("child", Json(nullptr))}}};
+    ctx.forward(OutRecord{std::string(topics::kCommands), std::to_string(root), e.dump()});
+  }
+  if (!next) return std::nullopt;
+  return SystemTime(std::chrono::milliseconds(*next));
+}
+
+void ExecutorProcessor::on_workflow_timer(const Json& payload) {
+  auto child = payload.is_object() && payload.contains("child")
+                   ? ChildKey::from_json(payload["child"])
+                   : std::nullopt;
+  if (!child || !payload.contains("workflow") || !payload["workflow"].is_number_integer()) {
+    throw ProcessingError("workflow.timer needs workflow and child");
+  }
+  wf_queue_.push_back({payload["workflow"].get<int64_t>(), workflow::Event::timer_fired(*child)});
+}
+
+}  // namespace attune::executor

@@ -1,0 +1,516 @@
+// The executor's workflow wiring (processors/executor/workflows.cc): a workflow action's execution
+// runs in the executor, its children are ordinary executions dispatched to a (simulated) worker,
+// and every input is processed through a transaction over a real RocksDB store.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <random>
+
+#include "processors/executor/executor_processor.h"
+#include "topology/core/time.h"
+#include "topology/definitions_table.h"
+#include "topology/embedded_log.h"
+
+namespace attune::executor {
+namespace {
+
+using namespace std::chrono_literals;
+
+// A stage transaction without a Runtime: reads see the open transaction, commit() writes it.
+class TxnContext final : public ProcessorContext, public Mailbox {
+ public:
+  TxnContext(state::Db& db, const Clock& clock) : db_(db), clock_(clock), ids_(0, clock) {}
+  state::Store& store(std::string_view name) override {
+    auto s = db_.store("stage." + std::string(name));
+    if (!s.ok()) throw std::runtime_error(s.error().message);
+    return **s;
+  }
+  Result<std::optional<std::string>> get(state::Store& s, std::string_view key) override {
+    return txn_.get(s, key);
+  }
+  void put(state::Store& s, std::string key, std::string value) override {
+    txn_.put(s, std::move(key), std::move(value));
+  }
+  void del(state::Store& s, std::string key) override { txn_.del(s, std::move(key)); }
+  Status scan(state::Store& s, std::string_view prefix, const state::ScanFn& fn,
+              bool reverse) override {
+    return txn_.scan(s, prefix, fn, reverse);
+  }
+  void forward(OutRecord r) override { pending_.push_back(std::move(r)); }
+  void after_commit(std::function<void()>) override {}
+  const Clock& clock() const override { return clock_; }
+  IdGenerator& ids() override { return ids_; }
+  Mailbox& mailbox() override { return *this; }
+  void post(Task) override {}
+  Log& log() override { throw std::logic_error("no log"); }
+  const std::string& stage() const override { return name_; }
+  int instance() const override { return 0; }
+  void request_punctuate(SystemTime) override {}
+  void pause_input(bool) override {}
+
+  // Records of committed transactions only (a crash loses the open one with its records).
+  std::vector<OutRecord> forwarded;
+
+  void commit() {
+    const state::WriteBatch batch = txn_.take_batch();
+    ASSERT_TRUE(db_.write(batch).ok());
+    txn_.clear();
+    for (auto& r : pending_) forwarded.push_back(std::move(r));
+    pending_.clear();
+  }
+  void crash() {
+    txn_.clear();
+    pending_.clear();
+  }
+
+ private:
+  state::Db& db_;
+  const Clock& clock_;
+  IdGenerator ids_;
+  state::Txn txn_;
+  std::vector<OutRecord> pending_;
+  std::string name_ = "executor";
+};
+
+Record record_of(std::string_view topic, const std::string& key, const Envelope& e) {
+  Record r;
+  r.topic = std::string(topic);
+  r.key = key;
+  r.value = e.dump();
+  return r;
+}
+
+// What the simulated worker answers for a child: status and result.
+using Behaviour = std::function<std::pair<std::string, Json>(const Json& execution)>;
+
+Behaviour echo_all() {
+  return [](const Json& ex) {
+    return std::pair<std::string, Json>{"completed", Json{{"echo", ex["config"]}}};
+  };
+}
+
+class WorkflowExecutor : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("attune-wfx-" + std::to_string(std::random_device{}()));
+    state::DbOptions o;
+    o.append_stores = {std::string(EmbeddedLog::kLogStore)};
+    auto db = state::Db::open(dir_.string(), o);
+    ASSERT_TRUE(db.ok()) << db.error().message;
+    db_ = std::move(*db);
+    auto log = EmbeddedLog::open(*db_, default_topics(1));
+    ASSERT_TRUE(log.ok()) << log.error().message;
+    log_ = std::move(*log);
+    define_action("t.ok");
+    define_action("t.fail");
+  }
+  void TearDown() override {
+    executor_.reset();
+    ctx_.reset();
+    if (table_) table_->stop();
+    table_.reset();
+    log_.reset();
+    db_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+
+  void define_action(const std::string& ref, Json workflow_def = nullptr) {
+    Json a = {{"id", ++def_id_},     {"ref", ref},       {"pack_ref", "t"}, {"enabled", true},
+              {"runtime_ref", "core.shell"}, {"entrypoint", "x"}, {"workflow_def", workflow_def}};
+    ASSERT_TRUE(log_->produce({definition_record("action", a, clock_.now_ms(), "test")}).ok());
+  }
+  void define_workflow(const std::string& ref, Json def) { define_action(ref, std::move(def)); }
+
+  void start() {
+    table_ = std::make_unique<DefinitionsTable>(*log_);
+    ASSERT_TRUE(table_->start().ok());
+    restart();
+  }
+  // A new processor over the same committed store (the open transaction is lost).
+  void restart() {
+    std::vector<OutRecord> kept;
+    if (ctx_) {
+      ctx_->crash();
+      kept = std::move(ctx_->forwarded);
+    }
+    clock_.advance(1s);  // a restart takes time: new ids never repeat old ones
+    executor_ = std::make_unique<ExecutorProcessor>(*table_);
+    ctx_ = std::make_unique<TxnContext>(*db_, clock_);
+    ctx_->forwarded = std::move(kept);
+    executor_->init(*ctx_);
+    ctx_->commit();
+  }
+
+  void process(std::string_view topic, const std::string& key, Envelope e, bool commit = true) {
+    executor_->process(record_of(topic, key, e), *ctx_);
+    if (commit) ctx_->commit();
+  }
+
+  int64_t request(const std::string& action, Json params = Json::object()) {
+    const int64_t id = ctx_->ids().next();
+    request_again(id, action, params);
+    return id;
+  }
+  void request_again(int64_t id, const std::string& action, Json params = Json::object(),
+                     bool commit = true) {
+    process(topics::kCommands, std::to_string(id),
+            Envelope{"execution.requested", id, "execution:" + std::to_string(id),
+                     clock_.now_ms(), "test",
+                     Json{{"execution", {{"id", id}, {"action_ref", action}, {"config", params}}}}},
+            commit);
+  }
+  void cancel(int64_t id) {
+    process(topics::kCommands, std::to_string(id),
+            Envelope{"execution.cancel", id, "cancel:" + std::to_string(id), clock_.now_ms(),
+                     "test", Json{{"id", id}}});
+  }
+  void report(const Json& dispatch, const std::string& status, Json result) {
+    const Json& ex = dispatch["execution"];
+    const int64_t id = ex["id"];
+    const std::string root = std::to_string(dispatch["root"].get<int64_t>());
+    const int64_t attempt = dispatch["attempt"];
+    process(topics::kResults, root,
+            Envelope{"result.running", id, "r", clock_.now_ms(), "worker",
+                     Json{{"id", id}, {"attempt", attempt}, {"worker", "w"}}});
+    process(topics::kResults, root,
+            Envelope{"result.finished", id, "f", clock_.now_ms(), "worker",
+                     Json{{"id", id},
+                          {"attempt", attempt},
+                          {"status", status},
+                          {"result", std::move(result)}}});
+  }
+
+  // Punctuation, then the `workflow.timer` records it produced processed (as the log would).
+  void tick() {
+    const size_t from = ctx_->forwarded.size();
+    executor_->punctuate(clock_.now(), *ctx_);
+    ctx_->commit();
+    std::vector<OutRecord> timers;
+    for (size_t i = from; i < ctx_->forwarded.size(); ++i) {
+      if (ctx_->forwarded[i].topic == topics::kCommands) timers.push_back(ctx_->forwarded[i]);
+    }
+    for (const OutRecord& r : timers) {
+      Record rec;
+      rec.topic = r.topic;
+      rec.key = r.key;
+      rec.value = r.value;
+      executor_->process(rec, *ctx_);
+      ctx_->commit();
+    }
+  }
+
+  // Dispatches not yet answered, in order.
+  std::vector<Json> new_dispatches() {
+    std::vector<Json> out;
+    for (; seen_ < ctx_->forwarded.size(); ++seen_) {
+      const OutRecord& r = ctx_->forwarded[seen_];
+      if (r.topic != topics::kDispatch) continue;
+      Envelope e;
+      std::string err;
+      EXPECT_TRUE(Envelope::parse(r.value, e, err)) << err;
+      if (e.type == "execution.dispatch") out.push_back(e.payload);
+    }
+    return out;
+  }
+  // The simulated worker answers every dispatch until none is left.
+  void run_children(const Behaviour& behave) {
+    for (int round = 0; round < 1000; ++round) {
+      auto ds = new_dispatches();
+      if (ds.empty()) return;
+      for (const Json& d : ds) {
+        auto [status, result] = behave(d["execution"]);
+        report(d, status, result);
+      }
+    }
+    FAIL() << "children never settled";
+  }
+
+  // The latest row of every execution (as the projection would have it).
+  std::map<int64_t, Json> rows() const {
+    std::map<int64_t, Json> out;
+    for (const OutRecord& r : ctx_->forwarded) {
+      if (r.topic != topics::kExecutions) continue;
+      Envelope e;
+      std::string err;
+      if (Envelope::parse(r.value, e, err) && e.type == "execution.updated") out[e.id] = e.payload;
+    }
+    return out;
+  }
+  Json row(int64_t id) const {
+    auto all = rows();
+    return all.count(id) ? all[id] : Json();
+  }
+  // task name → children rows (all levels below `parent` are not included).
+  std::map<std::string, std::vector<Json>> children_of(int64_t parent) const {
+    std::map<std::string, std::vector<Json>> out;
+    for (auto& [id, r] : rows()) {
+      if (r.value("parent", Json()) == parent) {
+        out[r["workflow_task"]["task_name"].get<std::string>()].push_back(r);
+      }
+    }
+    return out;
+  }
+  std::map<std::string, size_t> counts(int64_t parent) const {
+    std::map<std::string, size_t> out;
+    for (auto& [name, v] : children_of(parent)) out[name] = v.size();
+    return out;
+  }
+  // Statuses an execution went through, in order.
+  std::vector<std::string> history(int64_t id) const {
+    std::vector<std::string> out;
+    for (const OutRecord& r : ctx_->forwarded) {
+      Envelope e;
+      std::string err;
+      if (r.topic == topics::kExecutions && Envelope::parse(r.value, e, err) && e.id == id) {
+        const std::string s = e.payload["status"];
+        if (out.empty() || out.back() != s) out.push_back(s);
+      }
+    }
+    return out;
+  }
+
+  ManualClock clock_{1767225600000};
+  std::filesystem::path dir_;
+  std::unique_ptr<state::Db> db_;
+  std::unique_ptr<Log> log_;
+  std::unique_ptr<DefinitionsTable> table_;
+  std::unique_ptr<TxnContext> ctx_;
+  std::unique_ptr<ExecutorProcessor> executor_;
+  size_t seen_ = 0;
+  int64_t def_id_ = 100;
+};
+
+Json task(const std::string& name, const std::string& action, Json extra = Json::object()) {
+  Json t = {{"name", name}, {"action", action}, {"input", {{"msg", name}}}};
+  t.update(extra);
+  return t;
+}
+
+// --- table-driven: definition, worker behaviour → workflow status and children per task ------
+
+struct Case {
+  const char* name;
+  Json definition;
+  Json parameters;
+  const char* status;
+  std::map<std::string, size_t> children;
+  Json result;  // null: not checked
+};
+
+TEST_F(WorkflowExecutor, DefinitionsRunToTheExpectedEnd) {
+  const Json seq = Json::array({task("a", "t.ok", {{"on_success", "b"}}),
+                                task("b", "t.ok", {{"on_success", "c"}}), task("c", "t.ok")});
+  const std::vector<Case> cases = {
+      {"sequential", {{"version", "1"}, {"tasks", seq}}, {}, "completed",
+       {{"a", 1}, {"b", 1}, {"c", 1}}, nullptr},
+      {"failure stops",
+       {{"version", "1"},
+        {"tasks", {task("a", "t.ok", {{"on_success", "b"}}), task("b", "t.fail", {{"on_success", "c"}}),
+                   task("c", "t.ok")}}},
+       {}, "failed", {{"a", 1}, {"b", 1}}, nullptr},
+      {"on_failure path",
+       {{"version", "1"},
+        {"tasks", {task("b", "t.fail", {{"on_failure", "fix"}, {"on_success", "c"}}),
+                   task("c", "t.ok"), task("fix", "t.ok")}}},
+       {}, "completed", {{"b", 1}, {"fix", 1}}, nullptr},
+      {"with_items",
+       {{"version", "1"},
+        {"tasks", {task("each", "t.ok", {{"with_items", "{{ parameters.xs }}"},
+                                          {"input", {{"msg", "{{ item }}"}}}})}},
+        {"output_map", {{"n", "{{ task.each.result | length }}"}}}},
+       {{"xs", {1, 2, 3}}}, "completed", {{"each", 3}}, {{"n", 3}}},
+      {"with_items empty",
+       {{"version", "1"},
+        {"tasks", {task("each", "t.ok", {{"with_items", "{{ parameters.xs }}"}})}}},
+       {{"xs", Json::array()}}, "completed", {}, nullptr},
+      {"publish and join",
+       {{"version", "1"},
+        {"tasks",
+         {task("a", "t.ok", {{"next", {{{"publish", {{{"v", "{{ task.a.result.echo.msg }}"}}}},
+                                        {"do", {"l", "r"}}}}}}),
+          task("l", "t.ok", {{"on_success", "j"}}), task("r", "t.ok", {{"on_success", "j"}}),
+          task("j", "t.ok", {{"join", "all"}, {"input", {{"msg", "{{ workflow.v }}"}}}})}},
+        {"output_map", {{"j", "{{ task.j.result.echo.msg }}"}}}},
+       {}, "completed", {{"a", 1}, {"l", 1}, {"r", 1}, {"j", 1}}, {{"j", "a"}}},
+  };
+  define_workflow("t.seq", cases[0].definition);
+  for (size_t i = 1; i < cases.size(); ++i) {
+    define_workflow("t.case" + std::to_string(i), cases[i].definition);
+  }
+  start();
+  const Behaviour behave = [](const Json& ex) {
+    return ex["action_ref"] == "t.fail"
+               ? std::pair<std::string, Json>{"failed", Json{{"exit_code", 1}}}
+               : std::pair<std::string, Json>{"completed", Json{{"echo", ex["config"]}}};
+  };
+  for (size_t i = 0; i < cases.size(); ++i) {
+    SCOPED_TRACE(cases[i].name);
+    const int64_t wf = request(i == 0 ? "t.seq" : "t.case" + std::to_string(i),
+                               cases[i].parameters.is_null() ? Json::object() : cases[i].parameters);
+    run_children(behave);
+    const Json r = row(wf);
+    EXPECT_EQ(r["status"], cases[i].status) << r.dump();
+    EXPECT_EQ(counts(wf), cases[i].children);
+    if (!cases[i].result.is_null()) {
+      EXPECT_EQ(r["result"], cases[i].result);
+    }
+    EXPECT_EQ(history(wf), (std::vector<std::string>{"requested", "scheduling", "scheduled",
+                                                     "running", cases[i].status}));
+    EXPECT_TRUE(r["started_at"].is_string());
+    for (auto& [name, kids] : children_of(wf)) {
+      for (const Json& k : kids) {
+        EXPECT_EQ(k["workflow_task"]["workflow_execution"], wf);
+        EXPECT_EQ(k["workflow_task"]["task_name"], name);
+      }
+    }
+  }
+}
+
+TEST_F(WorkflowExecutor, NestedWorkflowsPropagateResultsUpOnePartition) {
+  define_workflow("t.l3", {{"version", "1"},
+                           {"tasks", {task("leaf", "t.ok", {{"input", {{"msg", "deep"}}}})}},
+                           {"output_map", {{"v", "{{ task.leaf.result.echo.msg }}"}}}});
+  define_workflow("t.l2", {{"version", "1"},
+                           {"tasks", {task("mid", "t.l3")}},
+                           {"output_map", {{"v", "{{ task.mid.result.v }}"}}}});
+  define_workflow("t.l1", {{"version", "1"},
+                           {"tasks", {task("top", "t.l2")}},
+                           {"output_map", {{"v", "{{ task.top.result.v }}"}}}});
+  start();
+  const int64_t wf = request("t.l1");
+  run_children(echo_all());
+  EXPECT_EQ(row(wf)["status"], "completed");
+  EXPECT_EQ(row(wf)["result"], Json({{"v", "deep"}}));
+  const Json mid = children_of(wf)["top"].at(0);
+  const Json leaf_wf = children_of(mid["id"])["mid"].at(0);
+  EXPECT_EQ(leaf_wf["status"], "completed");
+  // Every record of the tree is keyed by the root: one partition.
+  for (const OutRecord& r : ctx_->forwarded) {
+    if (r.topic == topics::kExecutions) {
+      EXPECT_EQ(r.key, std::to_string(wf));
+    }
+  }
+}
+
+TEST_F(WorkflowExecutor, RedeliveredInputsCreateNothingTwice) {
+  define_workflow("t.wf", {{"version", "1"},
+                           {"tasks", {task("a", "t.ok", {{"on_success", "b"}}), task("b", "t.ok")}}});
+  start();
+  const int64_t wf = request("t.wf");
+  auto first = new_dispatches();
+  ASSERT_EQ(first.size(), 1u);
+  // The request again (a redelivery): nothing new.
+  const size_t before = ctx_->forwarded.size();
+  request_again(wf, "t.wf");
+  EXPECT_EQ(ctx_->forwarded.size(), before);
+  // A result processed but not committed (crash): the replay after a restart creates b once.
+  const Json& d = first[0];
+  const std::string root = std::to_string(d["root"].get<int64_t>());
+  process(topics::kResults, root,
+          Envelope{"result.running", 0, "r", clock_.now_ms(), "w",
+                   Json{{"id", d["execution"]["id"]}, {"attempt", 1}}});
+  process(topics::kResults, root,
+          Envelope{"result.finished", 0, "f", clock_.now_ms(), "w",
+                   Json{{"id", d["execution"]["id"]}, {"attempt", 1}, {"status", "completed"},
+                        {"result", {{"ok", true}}}}},
+          false);
+  restart();
+  EXPECT_TRUE(new_dispatches().empty()) << "the uncommitted transaction left nothing";
+  report(d, "completed", {{"ok", true}});  // the replay (result.running again is ignored)
+  report(d, "completed", {{"ok", true}});  // and a duplicate on top
+  auto second = new_dispatches();
+  ASSERT_EQ(second.size(), 1u);
+  report(second[0], "completed", {{"ok", true}});
+  EXPECT_TRUE(new_dispatches().empty());
+  EXPECT_EQ(row(wf)["status"], "completed");
+  EXPECT_EQ(counts(wf), (std::map<std::string, size_t>{{"a", 1}, {"b", 1}}));
+}
+
+TEST_F(WorkflowExecutor, CancelCascadesToRunningAndHeldChildren) {
+  define_workflow("t.inner", {{"version", "1"}, {"cancellation_policy", "cancel_running"},
+                              {"tasks", {task("z", "t.ok")}}});
+  define_workflow("t.wf", {{"version", "1"},
+                           {"cancellation_policy", "cancel_running"},
+                           {"tasks", {task("nest", "t.inner"),
+                                      task("items", "t.ok", {{"with_items", "{{ [1, 2, 3] }}"}})}}});
+  start();
+  const int64_t wf = request("t.wf");
+  auto ds = new_dispatches();
+  ASSERT_EQ(ds.size(), 2u);  // inner's z and the first item (concurrency 1; two held)
+  for (const Json& d : ds) {
+    process(topics::kResults, std::to_string(wf),
+            Envelope{"result.running", 0, "r", clock_.now_ms(), "w",
+                     Json{{"id", d["execution"]["id"]}, {"attempt", 1}}});
+  }
+  cancel(wf);
+  EXPECT_EQ(row(wf)["status"], "canceling");
+  // The worker is asked to cancel both running leaves; they report cancelled.
+  size_t cancels = 0;
+  for (const OutRecord& r : ctx_->forwarded) {
+    Envelope e;
+    std::string err;
+    if (r.topic == topics::kDispatch && Envelope::parse(r.value, e, err) &&
+        e.type == "execution.cancel") {
+      ++cancels;
+      EXPECT_NE(e.id, wf) << "a workflow is never sent to a worker";
+    }
+  }
+  EXPECT_EQ(cancels, 2u);
+  for (const Json& d : ds) {
+    process(topics::kResults, std::to_string(wf),
+            Envelope{"result.finished", 0, "f", clock_.now_ms(), "w",
+                     Json{{"id", d["execution"]["id"]}, {"attempt", 1}, {"status", "cancelled"}}});
+  }
+  EXPECT_EQ(row(wf)["status"], "cancelled");
+  for (auto& [id, r] : rows()) EXPECT_EQ(r["status"], "cancelled") << r.dump();
+  EXPECT_EQ(rows().size(), 6u);  // wf, inner, z, three items
+  EXPECT_TRUE(new_dispatches().empty());
+}
+
+TEST_F(WorkflowExecutor, DelayTimerIsDurableAcrossARestart) {
+  define_workflow("t.wf", {{"version", "1"}, {"tasks", {task("later", "t.ok", {{"delay", 5}})}}});
+  start();
+  const int64_t wf = request("t.wf");
+  EXPECT_TRUE(new_dispatches().empty());
+  clock_.advance(2s);
+  tick();
+  EXPECT_TRUE(new_dispatches().empty()) << "not yet due";
+  restart();
+  clock_.advance(4s);
+  tick();
+  auto ds = new_dispatches();
+  ASSERT_EQ(ds.size(), 1u);
+  // The timer record redelivered: a stale event, nothing new.
+  for (const OutRecord& r : std::vector<OutRecord>(ctx_->forwarded)) {
+    if (r.topic != topics::kCommands) continue;
+    Record rec;
+    rec.topic = r.topic;
+    rec.key = r.key;
+    rec.value = r.value;
+    executor_->process(rec, *ctx_);
+    ctx_->commit();
+    EXPECT_EQ(rec.key, std::to_string(wf)) << "keyed by the root: the owning partition";
+  }
+  EXPECT_TRUE(new_dispatches().empty());
+  report(ds[0], "completed", {{"ok", 1}});
+  EXPECT_EQ(row(wf)["status"], "completed");
+  // fired once: another punctuation dispatches nothing
+  tick();
+  EXPECT_TRUE(new_dispatches().empty());
+}
+
+TEST_F(WorkflowExecutor, InvalidStoredDefinitionFailsTheExecution) {
+  define_workflow("t.bad", {{"version", "1"}, {"tasks", Json::array()}});
+  start();
+  const int64_t wf = request("t.bad");
+  EXPECT_EQ(row(wf)["status"], "failed");
+  EXPECT_NE(row(wf)["result"]["error"].get<std::string>().find("invalid workflow definition"),
+            std::string::npos);
+  EXPECT_TRUE(new_dispatches().empty());
+}
+
+}  // namespace
+}  // namespace attune::executor
