@@ -86,10 +86,7 @@ std::optional<notifier::Notification> to_notification(const projections::Change&
   const Json& row = c.new_row;
   auto field = [&](const char* k) { return row.contains(k) ? row[k] : Json(nullptr); };
   n.trigger_ref = row.value("trigger_ref", Json("")).is_string() ? row.value("trigger_ref", "") : "";
-  const projections::Entity entity = c.entity_type == "event"         ? projections::Entity::kEvent
-                                     : c.entity_type == "enforcement" ? projections::Entity::kEnforcement
-                                     : c.entity_type == "inquiry"     ? projections::Entity::kInquiry
-                                                                      : projections::Entity::kExecution;
+  const projections::Entity entity = projections::entity_of(c.entity_type);
   // Inquiries carry their execution's scope: a subscriber sees them iff it may read that.
   n.scope = projections::record_scope(entity, row);
   if (c.entity_type == "inquiry") {
@@ -711,10 +708,8 @@ int run_serve(const ServeConfig& cfg) {
           const std::string pack = authz::View::scope_pack(n.scope);
           return view->sees(pack) && view->may("read", authz::Object{"rules", pack});
         }
-        const char* resource = n.entity_type == "event"         ? "events"
-                               : n.entity_type == "enforcement" ? "enforcements"
-                               : n.entity_type == "inquiry"     ? "inquiries"
-                                                                : "executions";
+        const char* resource =
+            projections::entity_resource(projections::entity_of(n.entity_type));
         return view->may_read_record(resource, n.scope, n.entity_id);
       },
       clock);

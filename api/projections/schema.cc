@@ -134,6 +134,27 @@ std::string record_scope(Entity e, const Json& row) {
   return "p:";
 }
 
+Entity entity_of(std::string_view name) {
+  if (name == "event") return Entity::kEvent;
+  if (name == "enforcement") return Entity::kEnforcement;
+  if (name == "inquiry") return Entity::kInquiry;
+  return Entity::kExecution;
+}
+
+const char* entity_resource(Entity e) {
+  switch (e) {
+    case Entity::kEvent:
+      return "events";
+    case Entity::kEnforcement:
+      return "enforcements";
+    case Entity::kExecution:
+      return "executions";
+    case Entity::kInquiry:
+      return "inquiries";
+  }
+  return "executions";
+}
+
 const char* entity_name(Entity e) {
   switch (e) {
     case Entity::kEvent:

@@ -22,6 +22,11 @@ inline constexpr std::string_view kInquiriesStore = "inquiries";
 enum class Entity { kEvent, kEnforcement, kExecution, kInquiry };
 
 const char* entity_name(Entity e);  // "event" | "enforcement" | "execution" | "inquiry"
+// The entity an entity name (or notification entity type) stands for: an execution for anything
+// but "event", "enforcement" and "inquiry" (e.g. "workflow_execution").
+Entity entity_of(std::string_view name);
+// Its RBAC resource (API.md §16.1): "events" | "enforcements" | "executions" | "inquiries".
+const char* entity_resource(Entity e);
 
 // The four inquiry statuses of API.md §13.
 inline constexpr std::string_view kInquiryStatuses[] = {"pending", "responded", "timeout",

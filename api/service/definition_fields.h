@@ -2,9 +2,8 @@
 // routes and the pack installer so that both accept and normalise exactly the same definitions.
 #pragma once
 
-#include <regex>
-
 #include <optional>
+#include <regex>
 #include <string>
 #include <vector>
 

@@ -56,19 +56,10 @@ bool Call::lists(const Json& obj) const { return !check_definition("", obj, "rea
 std::optional<rest::HttpResponse> Call::check_record(std::string_view label,
                                                      std::string_view entity,
                                                      const Json& row) const {
-  projections::Entity e = projections::Entity::kExecution;
-  std::string resource = "executions";
-  if (entity == "event") {
-    e = projections::Entity::kEvent;
-    resource = "events";
-  } else if (entity == "enforcement") {
-    e = projections::Entity::kEnforcement;
-    resource = "enforcements";
-  }
+  const projections::Entity e = projections::entity_of(entity);
+  const char* resource = projections::entity_resource(e);
   int64_t id = row.value("id", int64_t{0});
-  if (entity == "inquiry") {
-    e = projections::Entity::kInquiry;
-    resource = "inquiries";
+  if (e == projections::Entity::kInquiry) {
     // An inquiry is read as part of its execution (an execution token reads its own).
     const Json execution = row.value("execution", Json(nullptr));
     id = execution.is_number_integer() ? execution.get<int64_t>() : 0;

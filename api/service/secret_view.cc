@@ -45,10 +45,8 @@ Result<bool> ServiceContext::reveal_secrets(const Call& c, std::string_view reso
   }
   if (!*on) return false;
   // API.md §16.4: <resource>:decrypt on the row's pack.
-  const auto e = entity == "event"         ? projections::Entity::kEvent
-                 : entity == "enforcement" ? projections::Entity::kEnforcement
-                                           : projections::Entity::kExecution;
-  const std::string pack = authz::View::scope_pack(projections::record_scope(e, row));
+  const std::string pack = authz::View::scope_pack(
+      projections::record_scope(projections::entity_of(entity), row));
   if (!c.can().may("decrypt", authz::Object{std::string(resource), pack})) {
     return make_error(Errc::kForbidden, "Missing permission " + std::string(resource) + ":decrypt");
   }
