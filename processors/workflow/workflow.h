@@ -3,10 +3,8 @@
 // types: the executor persists the State and turns Commands into records.
 //
 // Wiring (DESIGN.md §9 "workflows"). The executor keeps one State per workflow execution in its
-// store, keyed like the root execution (State::dump() / State::parse()), and caches the parsed
-// Definition per workflow ref (parse it again when the definition record changes; a running
-// workflow keeps the definition it started with if the executor stores it alongside). It calls
-// advance() with:
+// store (State::dump() / State::parse()), the definition the run started with, and one key per
+// slot behind a SlotStore (processors/RECORDS.md, "Workflow runs"). It calls advance() with:
 //   Event::start(parameters)
 //       when the workflow execution is scheduled;
 //   Event::child_finished(key, status, result)
