@@ -54,6 +54,8 @@ int64_t root_of(const std::string& key) {
 std::optional<int64_t> legacy_state_due(std::string_view key, std::string_view value,
                                         std::chrono::milliseconds retention) {
   if (!key.empty() && key[0] == 'q') return std::nullopt;  // inquiries: expire when they end
+  // Workflow runs (w:<id>, w:<id>/...) and timers (t:...) are deleted when they end or fire.
+  if (key.starts_with("w:") || key.starts_with("t:")) return std::nullopt;
   auto st = ExecutionState::parse(value);
   if (!st) return 0;  // unreadable: nothing can use it
   if (st->skipped) {

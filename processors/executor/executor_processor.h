@@ -7,6 +7,7 @@
 #include <functional>
 #include <optional>
 #include <string_view>
+#include <unordered_map>
 
 #include "processors/executor/decisions.h"
 #include "processors/workflow/workflow.h"
@@ -72,7 +73,8 @@ class ExecutorProcessor final : public Processor {
   std::optional<int64_t> fire_deadlines(ProcessorContext& ctx, int64_t now_ms);
 
   // Workflows (workflows.cc). A workflow action's execution is not dispatched: the executor keeps
-  // its run (definition, engine State, ChildKey → child id) under "w:<id>" and turns the engine's
+  // its run (engine State, definition, slots, ChildKey → child id) under "w:<id>" and "w:<id>/…"
+  // (processors/RECORDS.md) and turns the engine's
   // commands into child executions, timers ("t:<at>:<workflow>:<n>") and its own end. Events for
   // runs are queued and drained at the end of each input, so nested effects stay in one commit.
   struct WorkflowEvent {
@@ -95,6 +97,10 @@ class ExecutorProcessor final : public Processor {
   DefinitionLookup lookup() const;
 
   std::deque<WorkflowEvent> wf_queue_;
+  // Parsed definitions of running workflows by execution id (derived from "w:<id>/d", which
+  // never changes; bounded: cleared when full).
+  static constexpr size_t kDefinitionCacheSize = 4096;
+  std::unordered_map<int64_t, workflow::Definition> wf_defs_;
   uint64_t timer_seq_ = 0;
 
   const DefinitionsTable& table_;

@@ -17,12 +17,91 @@ using workflow::CommandKind;
 using workflow::WorkflowStatus;
 
 std::string state_key(int64_t id) { return "x:" + std::to_string(id); }
-std::string run_key(int64_t id) { return "w:" + std::to_string(id); }
 constexpr std::string_view kTimerPrefix = "t:";
+
+// The run of workflow execution <id> (processors/RECORDS.md, executor store):
+//   w:<id>                                     {state, root}: the engine State (counters only)
+//   w:<id>/d                                   the definition it started with
+//   w:<id>/s/<task>/<run>/<index>              one slot (workflow::Slot)
+//   w:<id>/c/<task>/<run>/<index>/<attempt>    the child execution id (decimal)
+// Builds before this layout kept {definition, state with every slot, children map} in w:<id>
+// alone; advance_workflow() moves such a run to the keys above the first time it touches it.
+std::string run_key(int64_t id) { return "w:" + std::to_string(id); }
+std::string run_prefix(int64_t id) { return run_key(id) + "/"; }
+std::string def_key(int64_t id) { return run_key(id) + "/d"; }
+std::string slot_key(int64_t id, const std::string& task, int64_t run, int64_t index) {
+  return run_key(id) + "/s/" + task + "/" + std::to_string(run) + "/" + std::to_string(index);
+}
 
 std::string child_index(const ChildKey& k) {
   return k.task + "/" + std::to_string(k.run) + "/" + std::to_string(k.index) + "/" +
          std::to_string(k.attempt);
+}
+std::string child_key(int64_t id, std::string_view index) {
+  return run_key(id) + "/c/" + std::string(index);
+}
+
+Result<std::optional<std::string>> must(Result<std::optional<std::string>> v) {
+  if (!v.ok()) throw ProcessingError("executor: store read failed: " + v.error().message);
+  return v;
+}
+
+// The child execution a key names, if the run created it.
+std::optional<int64_t> child_id(ProcessorContext& ctx, state::Store& store, int64_t wf,
+                                const ChildKey& k) {
+  auto v = must(ctx.get(store, child_key(wf, child_index(k))));
+  if (!v->has_value()) return std::nullopt;
+  return std::stoll(**v);
+}
+
+// The slots of one workflow run, one store key each, read and written in the transaction of the
+// event being processed.
+class StoreSlots final : public workflow::SlotStore {
+ public:
+  StoreSlots(ProcessorContext& ctx, state::Store& store, int64_t wf)
+      : ctx_(ctx), store_(store), wf_(wf) {}
+
+  std::optional<workflow::Slot> get(const std::string& task, int64_t run,
+                                    int64_t index) override {
+    auto v = must(ctx_.get(store_, slot_key(wf_, task, run, index)));
+    if (!v->has_value()) return std::nullopt;
+    auto slot = workflow::Slot::from_json(Json::parse(**v, nullptr, false));
+    if (!slot) throw std::logic_error("executor: corrupt workflow slot of " + std::to_string(wf_));
+    return slot;
+  }
+  void put(const std::string& task, int64_t run, int64_t index,
+           const workflow::Slot& slot) override {
+    ctx_.put(store_, slot_key(wf_, task, run, index), slot.to_json().dump());
+  }
+
+ private:
+  ProcessorContext& ctx_;
+  state::Store& store_;
+  const int64_t wf_;
+};
+
+// A run stored by an earlier build ({definition, state with inline slots, children} in w:<id>):
+// moves its definition, slots and children to their own keys, in the current transaction.
+void migrate_legacy_run(ProcessorContext& ctx, state::Store& store, int64_t wf, Json* run,
+                        workflow::State* state, workflow::SlotStore* slots) {
+  if (auto d = run->find("definition"); d != run->end()) {
+    ctx.put(store, def_key(wf), d->dump());
+    run->erase(d);
+  }
+  if (auto c = run->find("children"); c != run->end()) {
+    if (c->is_object()) {
+      for (auto it = c->begin(); it != c->end(); ++it) {
+        ctx.put(store, child_key(wf, it.key()), std::to_string(it.value().get<int64_t>()));
+      }
+    }
+    run->erase(c);
+  }
+  for (auto& [name, ts] : state->tasks) {
+    for (size_t i = 0; i < ts.slots.size(); ++i) {
+      slots->put(name, ts.run, static_cast<int64_t>(i), ts.slots[i]);
+    }
+    ts.slots.clear();
+  }
 }
 
 bool is_workflow_action(const JsonPtr& action) {
@@ -115,11 +194,10 @@ void ExecutorProcessor::start_workflow(ProcessorContext& ctx, const Json& req, i
     apply_hooked(ctx, id, std::move(out));
     return;
   }
-  Json run = {{"definition", def},
-              {"state", workflow::State{}.to_json()},
-              {"children", Json::object()},
-              {"root", st.root}};
+  Json run = {{"state", workflow::State{}.to_json()}, {"root", st.root}};
+  ctx.put(*store_, def_key(id), def.dump());
   ctx.put(*store_, run_key(id), run.dump());
+  wf_defs_.insert_or_assign(id, *parsed);
   const Json params = st.execution.value("config", Json::object());
   wf_queue_.push_back({id, workflow::Event::start(params.is_object() ? params : Json::object())});
   apply_hooked(ctx, id, std::move(out));
@@ -163,11 +241,24 @@ void ExecutorProcessor::advance_workflow(ProcessorContext& ctx, const WorkflowEv
   if (run.is_discarded() || !run.is_object()) {
     throw std::logic_error("executor: corrupt workflow run " + std::to_string(wf));
   }
-  auto def = workflow::parse(run["definition"]);
   auto state = workflow::State::from_json(run["state"]);
-  if (!def.ok() || !state.ok()) {
-    throw std::logic_error("executor: unreadable workflow run " + std::to_string(wf));
+  if (!state.ok()) throw std::logic_error("executor: unreadable workflow run " + std::to_string(wf));
+  StoreSlots slots(ctx, *store_, wf);
+  migrate_legacy_run(ctx, *store_, wf, &run, &*state, &slots);
+  auto cached = wf_defs_.find(wf);
+  if (cached == wf_defs_.end()) {
+    auto text = must(ctx.get(*store_, def_key(wf)));
+    if (!text->has_value()) {
+      throw std::logic_error("executor: workflow run " + std::to_string(wf) + " has no definition");
+    }
+    auto def = workflow::parse(Json::parse(**text, nullptr, false));
+    if (!def.ok()) {
+      throw std::logic_error("executor: unreadable workflow definition " + std::to_string(wf));
+    }
+    if (wf_defs_.size() >= kDefinitionCacheSize) wf_defs_.clear();
+    cached = wf_defs_.emplace(wf, std::move(def).value()).first;
   }
+  const workflow::Definition& def = cached->second;
   std::optional<ExecutionState> wf_state = load(ctx, wf);
   if (!wf_state) return;
   const int64_t root = run.value("root", wf);
@@ -178,21 +269,20 @@ void ExecutorProcessor::advance_workflow(ProcessorContext& ctx, const WorkflowEv
       pack && pack->contains("config") && (*pack)["config"].is_object()) {
     inputs.config = (*pack)["config"];
   }
-  auto step = workflow::advance(*def, *state, ev.event, inputs, now);
+  auto step = workflow::advance(def, *state, ev.event, inputs, now, slots);
   if (!step.ok()) {
     spdlog::warn("executor: workflow {}: {}", wf, step.error().message);
     return;
   }
   if (!step->ignored.empty()) spdlog::debug("executor: workflow {}: {}", wf, step->ignored);
   run["state"] = step->state.to_json();
-  Json& children = run["children"];
   bool finished = false;
 
   for (const workflow::Command& c : step->commands) {
     switch (c.kind) {
       case CommandKind::kCreateChild: {
         const int64_t child = ctx.ids().next();
-        children[child_index(c.child)] = child;
+        ctx.put(*store_, child_key(wf, child_index(c.child)), std::to_string(child));
         std::set<std::string> sets;
         const Json& mine = wf_state->execution.value("permission_set_refs", Json::array());
         if (mine.is_array()) {
@@ -228,9 +318,9 @@ void ExecutorProcessor::advance_workflow(ProcessorContext& ctx, const WorkflowEv
         break;
       }
       case CommandKind::kReleaseChild: {
-        auto it = children.find(child_index(c.child));
-        if (it == children.end()) break;
-        auto held = load(ctx, it->get<int64_t>());
+        const auto child = child_id(ctx, *store_, wf, c.child);
+        if (!child) break;
+        auto held = load(ctx, *child);
         if (!held || held->status() != ExecutionStatus::kRequested) break;
         request(ctx, held->execution, root, true);
         break;
@@ -251,11 +341,10 @@ void ExecutorProcessor::advance_workflow(ProcessorContext& ctx, const WorkflowEv
         break;
       case CommandKind::kCancelChildren:
         for (const ChildKey& k : c.children) {
-          auto it = children.find(child_index(k));
-          if (it == children.end()) continue;
-          const int64_t child = it->get<int64_t>();
-          if (!cancel_workflow(ctx, child)) {
-            apply_hooked(ctx, child, on_cancel(load(ctx, child), child, now));
+          const auto child = child_id(ctx, *store_, wf, k);
+          if (!child) continue;
+          if (!cancel_workflow(ctx, *child)) {
+            apply_hooked(ctx, *child, on_cancel(load(ctx, *child), *child, now));
           }
         }
         break;
@@ -279,7 +368,16 @@ void ExecutorProcessor::advance_workflow(ProcessorContext& ctx, const WorkflowEv
     }
   }
   if (finished) {
+    // The run, its definition, slots and children index go with it (O(items), once).
+    std::vector<std::string> keys;
+    auto st = ctx.scan(*store_, run_prefix(wf), [&](std::string_view key, std::string_view) {
+      keys.emplace_back(key);
+      return true;
+    });
+    if (!st.ok()) throw ProcessingError("executor: store scan failed: " + st.error().message);
+    for (std::string& k : keys) ctx.del(*store_, std::move(k));
     ctx.del(*store_, run_key(wf));
+    wf_defs_.erase(wf);
   } else {
     ctx.put(*store_, run_key(wf), run.dump());
   }
