@@ -106,10 +106,14 @@ class ExecutorProcessor final : public Processor {
   DefinitionLookup lookup() const;
 
   std::deque<WorkflowEvent> wf_queue_;
-  // Parsed definitions of running workflows by execution id (derived from "w:<id>/d", which
-  // never changes; bounded: cleared when full).
-  static constexpr size_t kDefinitionCacheSize = 4096;
-  std::unordered_map<int64_t, workflow::Definition> wf_defs_;
+  // What never changes in a run, parsed, by workflow execution id: the definition ("w:<id>/d")
+  // and the parameters ("w:<id>/p"). Derived from the store; bounded: cleared when full.
+  struct RunConstants {
+    workflow::Definition definition;
+    Json parameters;
+  };
+  static constexpr size_t kRunCacheSize = 4096;
+  std::unordered_map<int64_t, RunConstants> wf_runs_;
   uint64_t timer_seq_ = 0;
 
   const DefinitionsTable& table_;

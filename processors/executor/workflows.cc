@@ -20,8 +20,10 @@ std::string state_key(int64_t id) { return "x:" + std::to_string(id); }
 constexpr std::string_view kTimerPrefix = "t:";
 
 // The run of workflow execution <id> (processors/RECORDS.md, executor store):
-//   w:<id>                                     {state, root}: the engine State (counters only)
+//   w:<id>                                     {state, root}: the engine State (counters only),
+//                                              without its parameters
 //   w:<id>/d                                   the definition it started with
+//   w:<id>/p                                   the parameters (State::parameters)
 //   w:<id>/s/<task>/<run>/<index>              one slot (workflow::Slot)
 //   w:<id>/c/<task>/<run>/<index>/<attempt>    the child execution id (decimal)
 // Builds before this layout kept {definition, state with every slot, children map} in w:<id>
@@ -29,6 +31,7 @@ constexpr std::string_view kTimerPrefix = "t:";
 std::string run_key(int64_t id) { return "w:" + std::to_string(id); }
 std::string run_prefix(int64_t id) { return run_key(id) + "/"; }
 std::string def_key(int64_t id) { return run_key(id) + "/d"; }
+std::string params_key(int64_t id) { return run_key(id) + "/p"; }
 std::string slot_key(int64_t id, const std::string& task, int64_t run, int64_t index) {
   return run_key(id) + "/s/" + task + "/" + std::to_string(run) + "/" + std::to_string(index);
 }
@@ -81,13 +84,10 @@ class StoreSlots final : public workflow::SlotStore {
 };
 
 // A run stored by an earlier build ({definition, state with inline slots, children} in w:<id>):
-// moves its definition, slots and children to their own keys, in the current transaction.
+// moves its slots and children to their own keys, in the current transaction (the definition and
+// parameters are moved by the caller).
 void migrate_legacy_run(ProcessorContext& ctx, state::Store& store, int64_t wf, Json* run,
                         workflow::State* state, workflow::SlotStore* slots) {
-  if (auto d = run->find("definition"); d != run->end()) {
-    ctx.put(store, def_key(wf), d->dump());
-    run->erase(d);
-  }
   if (auto c = run->find("children"); c != run->end()) {
     if (c->is_object()) {
       for (auto it = c->begin(); it != c->end(); ++it) {
@@ -197,7 +197,7 @@ void ExecutorProcessor::start_workflow(ProcessorContext& ctx, const Json& req, i
   Json run = {{"state", workflow::State{}.to_json()}, {"root", st.root}};
   ctx.put(*store_, def_key(id), def.dump());
   ctx.put(*store_, run_key(id), run.dump());
-  wf_defs_.insert_or_assign(id, *parsed);
+  wf_runs_.erase(id);
   const Json params = st.execution.value("config", Json::object());
   wf_queue_.push_back({id, workflow::Event::start(params.is_object() ? params : Json::object())});
   apply_hooked(ctx, id, std::move(out));
@@ -241,12 +241,20 @@ void ExecutorProcessor::advance_workflow(ProcessorContext& ctx, const WorkflowEv
   if (run.is_discarded() || !run.is_object()) {
     throw std::logic_error("executor: corrupt workflow run " + std::to_string(wf));
   }
-  auto state = workflow::State::from_json(run["state"]);
-  if (!state.ok()) throw std::logic_error("executor: unreadable workflow run " + std::to_string(wf));
-  StoreSlots slots(ctx, *store_, wf);
-  migrate_legacy_run(ctx, *store_, wf, &run, &*state, &slots);
-  auto cached = wf_defs_.find(wf);
-  if (cached == wf_defs_.end()) {
+  Json& state_json = run["state"];
+  if (!state_json.is_object()) {
+    throw std::logic_error("executor: unreadable workflow run " + std::to_string(wf));
+  }
+  // The parameters are in the State before the start event and in runs of earlier builds; they
+  // are written apart once (below) and read from the cache or w:<id>/p afterwards.
+  const bool params_inline = state_json.contains("parameters");
+  if (auto d = run.find("definition"); d != run.end()) {  // an earlier build's run
+    ctx.put(*store_, def_key(wf), d->dump());
+    run.erase(d);
+    wf_runs_.erase(wf);
+  }
+  auto cached = wf_runs_.find(wf);
+  if (cached == wf_runs_.end()) {
     auto text = must(ctx.get(*store_, def_key(wf)));
     if (!text->has_value()) {
       throw std::logic_error("executor: workflow run " + std::to_string(wf) + " has no definition");
@@ -255,10 +263,20 @@ void ExecutorProcessor::advance_workflow(ProcessorContext& ctx, const WorkflowEv
     if (!def.ok()) {
       throw std::logic_error("executor: unreadable workflow definition " + std::to_string(wf));
     }
-    if (wf_defs_.size() >= kDefinitionCacheSize) wf_defs_.clear();
-    cached = wf_defs_.emplace(wf, std::move(def).value()).first;
+    Json params = Json::object();
+    if (!params_inline) {
+      auto p = must(ctx.get(*store_, params_key(wf)));
+      if (p->has_value()) params = Json::parse(**p, nullptr, false);
+    }
+    if (wf_runs_.size() >= kRunCacheSize) wf_runs_.clear();
+    cached = wf_runs_.emplace(wf, RunConstants{std::move(def).value(), std::move(params)}).first;
   }
-  const workflow::Definition& def = cached->second;
+  const workflow::Definition& def = cached->second.definition;
+  if (!params_inline) state_json["parameters"] = cached->second.parameters;
+  auto state = workflow::State::from_json(state_json);
+  if (!state.ok()) throw std::logic_error("executor: unreadable workflow run " + std::to_string(wf));
+  StoreSlots slots(ctx, *store_, wf);
+  migrate_legacy_run(ctx, *store_, wf, &run, &*state, &slots);
   std::optional<ExecutionState> wf_state = load(ctx, wf);
   if (!wf_state) return;
   const int64_t root = run.value("root", wf);
@@ -276,6 +294,11 @@ void ExecutorProcessor::advance_workflow(ProcessorContext& ctx, const WorkflowEv
   }
   if (!step->ignored.empty()) spdlog::debug("executor: workflow {}: {}", wf, step->ignored);
   run["state"] = step->state.to_json();
+  if (params_inline) {
+    ctx.put(*store_, params_key(wf), run["state"]["parameters"].dump());
+    cached->second.parameters = run["state"]["parameters"];
+  }
+  run["state"].erase("parameters");
   bool finished = false;
 
   for (const workflow::Command& c : step->commands) {
@@ -376,7 +399,7 @@ void ExecutorProcessor::advance_workflow(ProcessorContext& ctx, const WorkflowEv
     if (!st.ok()) throw ProcessingError("executor: store scan failed: " + st.error().message);
     for (std::string& k : keys) ctx.del(*store_, std::move(k));
     ctx.del(*store_, run_key(wf));
-    wf_defs_.erase(wf);
+    wf_runs_.erase(wf);
   } else {
     ctx.put(*store_, run_key(wf), run.dump());
   }

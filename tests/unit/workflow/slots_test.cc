@@ -217,7 +217,9 @@ TEST(WorkflowSlots, StateSizeIndependentOfItems) {
         if (c.kind == CommandKind::kReleaseChild) running.push_back(c.child.index);
       }
       if (l.stored_.tasks.at("each").status == TaskStatus::kRunning) {
-        biggest = std::max(biggest, l.stored_.dump().size());
+        Json j = l.stored_.to_json();
+        j.erase("parameters");  // the executor keeps them apart, written once
+        biggest = std::max(biggest, j.dump().size());
       }
     }
     EXPECT_EQ(l.stored_.tasks.at("each").status, TaskStatus::kSucceeded);
