@@ -111,6 +111,9 @@ class ExecutorProcessor final : public Processor {
   struct RunConstants {
     workflow::Definition definition;
     Json parameters;
+    // The workflow execution without its config (the parameters again): what advance_workflow
+    // reads of it (action_ref, permission_set_refs, executor) does not change during the run.
+    std::optional<ExecutionState> execution;
   };
   static constexpr size_t kRunCacheSize = 4096;
   std::unordered_map<int64_t, RunConstants> wf_runs_;

@@ -277,7 +277,11 @@ void ExecutorProcessor::advance_workflow(ProcessorContext& ctx, const WorkflowEv
   if (!state.ok()) throw std::logic_error("executor: unreadable workflow run " + std::to_string(wf));
   StoreSlots slots(ctx, *store_, wf);
   migrate_legacy_run(ctx, *store_, wf, &run, &*state, &slots);
-  std::optional<ExecutionState> wf_state = load(ctx, wf);
+  if (!cached->second.execution) {
+    cached->second.execution = load(ctx, wf);
+    if (cached->second.execution) cached->second.execution->execution.erase("config");
+  }
+  const std::optional<ExecutionState>& wf_state = cached->second.execution;
   if (!wf_state) return;
   const int64_t root = run.value("root", wf);
 
