@@ -505,10 +505,13 @@ TEST_F(WorkflowExecutor, DelayTimerIsDurableAcrossARestart) {
 // Keys of the executor store under `prefix`, with their values (committed and open).
 std::map<std::string, std::string> keys_under(TxnContext& ctx, std::string_view prefix) {
   std::map<std::string, std::string> out;
-  auto st = ctx.scan(ctx.store(kExecutionsStore), prefix, [&](std::string_view k, std::string_view v) {
-    out.emplace(std::string(k), std::string(v));
-    return true;
-  });
+  auto st = ctx.scan(
+      ctx.store(kExecutionsStore), prefix,
+      [&](std::string_view k, std::string_view v) {
+        out.emplace(std::string(k), std::string(v));
+        return true;
+      },
+      false);
   EXPECT_TRUE(st.ok());
   return out;
 }
@@ -554,6 +557,7 @@ TEST_F(WorkflowExecutor, RunStoredInTheEarlierLayoutResumes) {
   ctx_->commit();
   ASSERT_EQ(keys_under(*ctx_, run_key + "/").size(), 0u);
   restart();
+  report(ds[0], "completed", {{"echo", ds[0]["execution"]["config"]}});  // item 0, dispatched before
   run_children(echo_all());
   EXPECT_EQ(row(wf)["status"], "completed") << row(wf).dump();
   EXPECT_EQ(row(wf)["result"]["all"],

@@ -147,7 +147,6 @@ RunResult run_items(Lockstep& l, int64_t n,
 size_t first(const std::vector<int64_t>&) { return 0; }
 size_t last(const std::vector<int64_t>& v) { return v.size() - 1; }
 size_t middle(const std::vector<int64_t>& v) { return v.size() / 2; }
-ChildStatus all_ok(int64_t) { return ChildStatus::kCompleted; }
 
 TEST(WorkflowSlots, WithItemsTable) {
   struct Case {
