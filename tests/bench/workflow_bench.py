@@ -11,7 +11,7 @@ side by side in one run:
      raw posix_spawn+wait rate of /bin/sh -c true (bench_spawn, as foundation_bench.py does) measured in
      the same run;
   c. with `--items-c N` (e.g. 10000): the same at N items: wall time and the server's peak RSS (VmHWM,
-     and the VmRSS sampled every 0.2 s).
+     and the VmRSS sampled every 0.2 s); `--repeat-c K` runs it K times on the same server.
 
 Prints a results table. Exits non-zero only on errors (server failure, a workflow not completing),
 never because a target is missed.
@@ -129,7 +129,7 @@ def phase_items(api, srv: Server, pack: str, action: str, items: int, concurrenc
         "version": "1.0",
         "tasks": [{"name": "each", "action": action, "with_items": "{{ parameters.items }}",
                    "concurrency": concurrency, "input": {}}],
-    })
+    }) if not api.get(f"/api/v1/workflows/{ref}").ok else None
     pid = srv.proc.pid
     before = proc_status(pid)
     peak = [before["VmRSS"]]
@@ -188,6 +188,7 @@ def main() -> int:
     ap.add_argument("--items-c", type=int, default=10000)
     ap.add_argument("--concurrency", type=int, default=50)
     ap.add_argument("--timeout-c", type=float, default=1800.0)
+    ap.add_argument("--repeat-c", type=int, default=1, help="run phase c this many times on one server")
     ap.add_argument("--spawn-bin", type=Path, default=REPO / "build" / "tests" / "bench" / "bench_spawn")
     ap.add_argument("--spawn-seconds", type=float, default=2.0)
     args = ap.parse_args()
@@ -208,8 +209,8 @@ def main() -> int:
                 res["spawn"] = run_spawn_bench(args.spawn_bin, args.spawn_seconds)
                 res["b"] = phase_items(api, srv, pack, action, args.items_b, args.concurrency, 600)
             if "c" in args.phases:
-                res["c"] = phase_items(api, srv, pack, action, args.items_c, args.concurrency,
-                                       args.timeout_c)
+                res["c"] = [phase_items(api, srv, pack, action, args.items_c, args.concurrency,
+                                        args.timeout_c) for _ in range(args.repeat_c)]
         except Exception:
             print(srv.log_tail(40), file=sys.stderr)
             raise
@@ -231,9 +232,8 @@ def main() -> int:
               f"({b['items'] / b['wall']:.0f} children/s); raw /bin/sh -c true spawn+wait "
               f"{sp.get(1, 0):.0f}/s on 1 thread, {sp.get(2, 0):.0f}/s on 2; ratio "
               f"{b['items'] / b['wall'] / max(sp.get(1, 1), 1):.2f} of 1-thread raw")
-    if "c" in res:
-        c = res["c"]
-        print(f"c. with_items {c['items']} x true @ concurrency {args.concurrency}: {c['wall']:.1f} s "
+    for k, c in enumerate(res.get("c", [])):
+        print(f"c{k + 1}. with_items {c['items']} x true @ concurrency {args.concurrency}: {c['wall']:.1f} s "
               f"({c['items'] / c['wall']:.0f} children/s); server VmRSS {c['rss_before'] / 1024:.1f} -> "
               f"{c['rss_after'] / 1024:.1f} MiB, sampled peak {c['rss_peak'] / 1024:.1f} MiB, "
               f"VmHWM {c['hwm'] / 1024:.1f} MiB")
