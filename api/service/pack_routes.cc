@@ -28,6 +28,7 @@
 #include "api/service/pack_installer.h"
 #include "api/service/service.h"
 #include "api/service/workflow_defs.h"
+#include "processors/expr/param_schema.h"
 #include "processors/sensor/sensor_manager.h"
 #include "runners/environments.h"
 #include "runners/runner.h"
@@ -393,7 +394,7 @@ rest::HttpResponse PackInstaller::install_pack(const std::string& staging, const
     apply_fields(f, content->pack, pack_fields(), pack, true);
     if (!f.ok()) return file_error(pack_file, f.errors());
     Json errors = Json::object();
-    auto config = validate_against_schema(pack["conf_schema"], pack["config"], errors);
+    auto config = expr::validate_parameters(pack["conf_schema"], pack["config"], errors);
     if (!config) {
       Json prefixed = Json::object();
       for (const auto& [k, v] : errors.items()) prefixed["config." + k] = v;
