@@ -68,6 +68,11 @@ def test_workflow_crud_and_refusals(api):
                                                   "next": [{"do": ["missing"]}]}]}})
     expect_error(r, 400, message_contains="missing")
     r = api.post("/api/v1/workflows", json={
+        "ref": f"{pack}.ghost", "pack_ref": pack, "label": "x", "version": "1",
+        "definition": {"version": "1", "tasks": [{"name": "a", "action": f"{pack}.no_such_action"}]}})
+    expect_error(r, 400, message_contains=f"task 'a': action: unknown action '{pack}.no_such_action'")
+    expect_error(api.get(f"/api/v1/workflows/{pack}.ghost"), 404)
+    r = api.post("/api/v1/workflows", json={
         "ref": f"{pack}.waits", "pack_ref": pack, "label": "x", "version": "1",
         "definition": {"version": "1", "tasks": [{"name": "a", "action": action,
                                                   "wait_for": {"inquirer": "{{ 1 }}"}}]}})
