@@ -383,13 +383,20 @@ void ExecutorProcessor::advance_workflow(ProcessorContext& ctx, const WorkflowEv
         const char* status = c.status == WorkflowStatus::kCompleted  ? "completed"
                              : c.status == WorkflowStatus::kCancelled ? "cancelled"
                                                                       : "failed";
+        // API.md §11: a completed workflow's result is `data` = the rendered output_map (the
+        // variables without one), its keys also at the top level — the shape of an action's
+        // parsed JSON output, so `task.<sub>.result.x` and `.result.data.x` both work.
+        Json result = c.result;
+        if (c.status == WorkflowStatus::kCompleted && result.is_object()) {
+          result["data"] = c.result;
+        }
         if (cur) {
           apply_hooked(ctx, wf,
                        on_finished(cur,
                                    Json{{"id", wf},
                                         {"attempt", cur->attempt()},
                                         {"status", status},
-                                        {"result", c.result}},
+                                        {"result", std::move(result)}},
                                    lookup(), now));
         }
         break;

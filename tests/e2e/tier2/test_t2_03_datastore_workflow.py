@@ -12,7 +12,7 @@ import json
 from attune_e2e import expect, uid
 from datastore_util import files_containing, secret_value
 from tenants import custom_set
-from wf_util import create_workflow, tasks_of
+from wf_util import create_workflow, output, tasks_of
 
 CURL = 'curl -sS -H "Authorization: Bearer $ATTUNE_API_TOKEN" -H "Content-Type: application/json"'
 # Writes pack key `name` = `value` (encrypted) with the execution token; prints the HTTP code. The body
@@ -55,7 +55,7 @@ def test_t2_3_tasks_communicate_through_keys(server, api):
     tasks = tasks_of(api, wf["id"])
     assert tasks["write"][0]["result"]["stdout"] == "201", tasks["write"][0]["result"]
     # The reading task got the key's plaintext (its hash matches) and its schema default.
-    assert done["result"] == {"read": sha(secret), "label": "dflt"}, done["result"]
+    assert output(done) == {"read": sha(secret), "label": "dflt"}, done["result"]
     # The key is encrypted at rest and readable through the API.
     got = api.get_data(f"/api/v1/keys/pack.{p}.{name}")
     assert got["encrypted"] is True and got["value"] == secret
