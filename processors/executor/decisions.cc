@@ -114,7 +114,8 @@ std::string pack_of(std::string_view action_ref) {
 }
 
 Result<Outcome> on_requested(const std::optional<ExecutionState>& state, const Json& request,
-                             int64_t root, const DefinitionLookup& lookup, int64_t now_ms) {
+                             int64_t root, const DefinitionLookup& lookup, int64_t now_ms,
+                             std::string_view refuse) {
   if (!request.is_object()) return bad("execution.requested has no execution object");
   const int64_t id = int_field(request, "id");
   if (id <= 0) return bad("execution.requested: execution has no positive id");
@@ -169,9 +170,14 @@ Result<Outcome> on_requested(const std::optional<ExecutionState>& state, const J
   step(st, ExecutionInput::kSchedule, now_ms, out);
 
   JsonPtr action = lookup("action", action_ref);
-  if (!action || !action->value("enabled", true)) {
-    ex["result"] = {{"error", action ? "Action '" + action_ref + "' is disabled"
-                                     : "Action '" + action_ref + "' not found"}};
+  if (!action || !action->value("enabled", true) || !refuse.empty()) {
+    if (action && !refuse.empty() && ex["action"].is_null() && action->contains("id")) {
+      ex["action"] = (*action)["id"];
+    }
+    ex["result"] = {{"error", !action ? "Action '" + action_ref + "' not found"
+                              : !action->value("enabled", true)
+                                  ? "Action '" + action_ref + "' is disabled"
+                                  : std::string(refuse)}};
     step(st, ExecutionInput::kDispatchFailed, now_ms, out);
   } else {
     if (ex["action"].is_null() && action->contains("id")) ex["action"] = (*action)["id"];

@@ -10,6 +10,7 @@
 #include <unordered_map>
 
 #include "processors/executor/decisions.h"
+#include "processors/keystore/cipher.h"
 #include "processors/workflow/workflow.h"
 #include "topology/store_expiry.h"
 #include "topology/topology.h"
@@ -31,6 +32,10 @@ struct ExecutorOptions {
   // transaction. Non-terminal executions are never pruned.
   std::chrono::milliseconds terminal_retention{std::chrono::hours(1)};
   expiry::PruneSchedule prune;
+  // Datastore encryption: `keystore.*` in workflow templates, a workflow's secret parameters, and
+  // sealing the secrets of its children's parameters (as the API and rules do). May be null: then
+  // `keystore` is empty and children's parameters are passed as rendered.
+  std::shared_ptr<const keystore::Cipher> cipher;
 };
 
 // The due time of an entry written by a build without expiry entries (see ExecutorOptions):
@@ -94,6 +99,8 @@ class ExecutorProcessor final : public Processor {
   void apply_hooked(ProcessorContext& ctx, int64_t id, Result<Outcome> outcome);
   // execution.requested: a workflow action starts a run, anything else goes through on_requested.
   // `fresh`: ignore existing state (releasing a held child).
+  // A workflow's child (fresh, with workflow_task) has its parameters checked against the
+  // action's param_schema when dispatched: defaults filled in, or it fails with the fields named.
   void request(ProcessorContext& ctx, const Json& request, int64_t root, bool fresh);
   void start_workflow(ProcessorContext& ctx, const Json& request, int64_t root, const Json& def);
   // execution.cancel of a running workflow: canceling, then the engine's cancel. False: not one.
@@ -111,8 +118,8 @@ class ExecutorProcessor final : public Processor {
   struct RunConstants {
     workflow::Definition definition;
     Json parameters;
-    // The workflow execution without its config (the parameters again): what advance_workflow
-    // reads of it (action_ref, permission_set_refs, executor) does not change during the run.
+    // The workflow execution's state as the run started: what advance_workflow reads of it
+    // (action_ref, config, permission_set_refs, executor, rule_ref) does not change during the run.
     std::optional<ExecutionState> execution;
   };
   static constexpr size_t kRunCacheSize = 4096;

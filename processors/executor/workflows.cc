@@ -7,6 +7,9 @@
 #include <set>
 
 #include "processors/executor/executor_processor.h"
+#include "processors/expr/param_schema.h"
+#include "processors/keystore/keys.h"
+#include "processors/keystore/sealed.h"
 #include "topology/core/time.h"
 
 namespace attune::executor {
@@ -58,29 +61,51 @@ std::optional<int64_t> child_id(ProcessorContext& ctx, state::Store& store, int6
 }
 
 // The slots of one workflow run, one store key each, read and written in the transaction of the
-// event being processed.
+// event being processed. A run whose templates saw secrets writes them sealed (the rendered input
+// may hold a secret) under the slot's key as AAD; reads open whichever form they find.
 class StoreSlots final : public workflow::SlotStore {
  public:
-  StoreSlots(ProcessorContext& ctx, state::Store& store, int64_t wf)
-      : ctx_(ctx), store_(store), wf_(wf) {}
+  StoreSlots(ProcessorContext& ctx, state::Store& store, int64_t wf,
+             const keystore::Cipher* cipher)
+      : ctx_(ctx), store_(store), wf_(wf), cipher_(cipher) {}
+  void seal_writes() { seal_ = true; }
 
   std::optional<workflow::Slot> get(const std::string& task, int64_t run,
                                     int64_t index) override {
-    auto v = must(ctx_.get(store_, slot_key(wf_, task, run, index)));
+    const std::string key = slot_key(wf_, task, run, index);
+    auto v = must(ctx_.get(store_, key));
     if (!v->has_value()) return std::nullopt;
-    auto slot = workflow::Slot::from_json(Json::parse(**v, nullptr, false));
-    if (!slot) throw std::logic_error("executor: corrupt workflow slot of " + std::to_string(wf_));
+    std::string text = std::move(**v);
+    if (!text.empty() && text.front() != '{') {
+      if (cipher_ == nullptr) {
+        throw std::logic_error("executor: workflow slot " + key +
+                               " is sealed and no datastore key is configured");
+      }
+      auto open = cipher_->open(text, key);
+      if (!open.ok()) {
+        throw std::logic_error("executor: sealed workflow slot " + key +
+                               " does not open: " + open.error().message);
+      }
+      text = std::move(open).value();
+    }
+    auto slot = workflow::Slot::from_json(Json::parse(text, nullptr, false));
+    if (!slot) throw std::logic_error("executor: corrupt workflow slot " + key);
     return slot;
   }
   void put(const std::string& task, int64_t run, int64_t index,
            const workflow::Slot& slot) override {
-    ctx_.put(store_, slot_key(wf_, task, run, index), slot.to_json().dump());
+    std::string key = slot_key(wf_, task, run, index);
+    std::string text = slot.to_json().dump();
+    if (seal_) text = cipher_->seal(text, key);
+    ctx_.put(store_, std::move(key), std::move(text));
   }
 
  private:
   ProcessorContext& ctx_;
   state::Store& store_;
   const int64_t wf_;
+  const keystore::Cipher* cipher_;
+  bool seal_ = false;
 };
 
 // A run stored by an earlier build ({definition, state with inline slots, children} in w:<id>):
@@ -119,6 +144,29 @@ void merge(Outcome& into, Outcome&& from) {
   if (from.state) into.state = std::move(from.state);
 }
 
+// A child's parameters against its action's param_schema (fields holding the redaction marker of
+// a sealed secret are not checked): `config` with defaults filled in, or `refuse` saying why the
+// child cannot run.
+struct CheckedParams {
+  Json config;
+  std::string refuse;
+};
+CheckedParams check_params(const Json& action, const Json& config) {
+  Json schema = expr::flat_schema(action.value("param_schema", Json::object()));
+  const Json params = config.is_object() ? config : Json::object();
+  for (auto it = params.begin(); it != params.end(); ++it) {
+    if (keystore::is_marker(it.value())) schema.erase(it.key());
+  }
+  Json errors = Json::object();
+  auto filled = expr::validate_parameters(schema, params, errors);
+  if (filled) return {std::move(*filled), {}};
+  std::string why = "Invalid parameters for action '" + action.value("ref", "") + "':";
+  for (auto it = errors.begin(); it != errors.end(); ++it) {
+    why += (it == errors.begin() ? " " : "; ") + it.key() + " " + it.value().get<std::string>();
+  }
+  return {params, std::move(why)};
+}
+
 Json timeout_json(double s) {
   if (s == static_cast<double>(static_cast<int64_t>(s))) return static_cast<int64_t>(s);
   return s;
@@ -153,6 +201,20 @@ void ExecutorProcessor::request(ProcessorContext& ctx, const Json& req, int64_t 
   std::optional<ExecutionState> state = fresh ? std::nullopt : load(ctx, id);
   if (!state && req.is_object() && req.contains("action_ref") && req["action_ref"].is_string()) {
     JsonPtr action = table_.get("action", req["action_ref"].get<std::string>());
+    auto wt = req.find("workflow_task");
+    if (fresh && action && wt != req.end() && wt->is_object()) {
+      // A workflow's child: its parameters were rendered by the engine, not checked by the API.
+      CheckedParams checked = check_params(*action, req.value("config", Json::object()));
+      Json child = req;
+      child["config"] = std::move(checked.config);
+      if (checked.refuse.empty() && is_workflow_action(action) && action->value("enabled", true)) {
+        start_workflow(ctx, child, root, (*action)["workflow_def"]);
+        return;
+      }
+      apply_hooked(ctx, id,
+                   on_requested(state, child, root, lookup(), ctx.clock().now_ms(), checked.refuse));
+      return;
+    }
     if (is_workflow_action(action) && action->value("enabled", true)) {
       start_workflow(ctx, req, root, (*action)["workflow_def"]);
       return;
@@ -195,7 +257,10 @@ void ExecutorProcessor::start_workflow(ProcessorContext& ctx, const Json& req, i
     return;
   }
   Json run = {{"state", workflow::State{}.to_json()}, {"root", st.root}};
-  ctx.put(*store_, def_key(id), def.dump());
+  const std::string def_text = def.dump();
+  // advance_workflow() builds keystore.* only for runs whose record mentions it.
+  if (def_text.find("keystore") != std::string::npos) run["keystore"] = true;
+  ctx.put(*store_, def_key(id), def_text);
   ctx.put(*store_, run_key(id), run.dump());
   wf_runs_.erase(id);
   const Json params = st.execution.value("config", Json::object());
@@ -241,7 +306,24 @@ void ExecutorProcessor::advance_workflow(ProcessorContext& ctx, const WorkflowEv
   if (run.is_discarded() || !run.is_object()) {
     throw std::logic_error("executor: corrupt workflow run " + std::to_string(wf));
   }
-  Json& state_json = run["state"];
+  // A run whose templates saw secrets keeps its State and slots sealed (rendered inputs kept for
+  // retries may hold them): "state_sealed" instead of "state".
+  const std::string state_aad = "workflow:" + std::to_string(wf);
+  Json state_json;
+  if (auto sealed = run.find("state_sealed"); sealed != run.end() && sealed->is_string()) {
+    if (!options_.cipher) {
+      throw std::logic_error("executor: workflow run " + std::to_string(wf) +
+                             " is sealed and no datastore key is configured");
+    }
+    auto text = options_.cipher->open(sealed->get<std::string>(), state_aad);
+    if (!text.ok()) {
+      throw std::logic_error("executor: workflow run " + std::to_string(wf) +
+                             " does not open: " + text.error().message);
+    }
+    state_json = Json::parse(*text, nullptr, false);
+  } else {
+    state_json = run.value("state", Json());
+  }
   if (!state_json.is_object()) {
     throw std::logic_error("executor: unreadable workflow run " + std::to_string(wf));
   }
@@ -275,34 +357,83 @@ void ExecutorProcessor::advance_workflow(ProcessorContext& ctx, const WorkflowEv
   if (!params_inline) state_json["parameters"] = cached->second.parameters;
   auto state = workflow::State::from_json(state_json);
   if (!state.ok()) throw std::logic_error("executor: unreadable workflow run " + std::to_string(wf));
-  StoreSlots slots(ctx, *store_, wf);
-  migrate_legacy_run(ctx, *store_, wf, &run, &*state, &slots);
-  if (!cached->second.execution) {
-    cached->second.execution = load(ctx, wf);
-    if (cached->second.execution) cached->second.execution->execution.erase("config");
-  }
+  StoreSlots slots(ctx, *store_, wf, options_.cipher.get());
+  if (!cached->second.execution) cached->second.execution = load(ctx, wf);
   const std::optional<ExecutionState>& wf_state = cached->second.execution;
   if (!wf_state) return;
   const int64_t root = run.value("root", wf);
 
   workflow::Inputs inputs;
   inputs.system = {{"execution", {{"id", wf}}}};
-  if (JsonPtr pack = table_.get("pack", pack_of(wf_state->execution.value("action_ref", "")));
+  const Json& wf_ex = wf_state->execution;
+  const std::string wf_pack = pack_of(wf_ex.value("action_ref", ""));
+  if (JsonPtr pack = table_.get("pack", wf_pack);
       pack && pack->contains("config") && (*pack)["config"].is_object()) {
     inputs.config = (*pack)["config"];
   }
+  // Secrets are opened only into this call's inputs, never into the State; the values rendered
+  // from them are sealed again in the children's parameters (kCreateChild).
+  std::vector<std::string> secrets;
+  if (options_.cipher) {
+    const Json config = wf_ex.value("config", Json::object());
+    if (auto sealed = wf_ex.find(keystore::kSecretConfigField);
+        sealed != wf_ex.end() && sealed->is_string()) {
+      auto open = keystore::unseal_config(config, sealed->get<std::string>(), *options_.cipher,
+                                          keystore::sealed_aad("execution", wf));
+      if (open.ok()) {
+        for (auto it = config.begin(); it != config.end(); ++it) {
+          if (keystore::is_marker(it.value()) && open->contains(it.key())) {
+            secrets.push_back(keystore::secret_text((*open)[it.key()]));
+          }
+        }
+        inputs.parameters = std::move(open).value();
+      } else {
+        spdlog::warn("executor: workflow {}: secret parameters do not open: {}", wf,
+                     open.error().message);
+      }
+    }
+    if ((*raw)->find("keystore") != std::string::npos) {
+      std::string login;
+      auto identity = wf_ex.value("executor", Json(nullptr));
+      if (!identity.is_number_integer()) {
+        if (JsonPtr rule = table_.get("rule", wf_ex.value("rule_ref", Json("")).is_string()
+                                                  ? wf_ex.value("rule_ref", std::string())
+                                                  : std::string())) {
+          identity = rule->value("owner_identity", Json(nullptr));
+        }
+      }
+      if (identity.is_number_integer()) {
+        if (JsonPtr who = table_.get_by_id("identity", identity.get<int64_t>())) {
+          login = who->value("login", "");
+        }
+      }
+      auto keys = keystore::template_context(table_, wf_pack, login, now, *options_.cipher);
+      inputs.keystore = std::move(keys.root);
+      for (auto& v : keys.secrets) secrets.push_back(std::move(v));
+    }
+  }
+  if (options_.cipher && (!secrets.empty() || run.contains("state_sealed"))) {
+    slots.seal_writes();
+  }
+  migrate_legacy_run(ctx, *store_, wf, &run, &*state, &slots);
   auto step = workflow::advance(def, *state, ev.event, inputs, now, slots);
   if (!step.ok()) {
     spdlog::warn("executor: workflow {}: {}", wf, step.error().message);
     return;
   }
   if (!step->ignored.empty()) spdlog::debug("executor: workflow {}: {}", wf, step->ignored);
-  run["state"] = step->state.to_json();
+  Json state_out = step->state.to_json();
   if (params_inline) {
-    ctx.put(*store_, params_key(wf), run["state"]["parameters"].dump());
-    cached->second.parameters = run["state"]["parameters"];
+    ctx.put(*store_, params_key(wf), state_out["parameters"].dump());
+    cached->second.parameters = state_out["parameters"];
   }
-  run["state"].erase("parameters");
+  state_out.erase("parameters");
+  if (options_.cipher && (!secrets.empty() || run.contains("state_sealed"))) {
+    run["state_sealed"] = options_.cipher->seal(state_out.dump(), state_aad);
+    run.erase("state");
+  } else {
+    run["state"] = std::move(state_out);
+  }
   bool finished = false;
 
   for (const workflow::Command& c : step->commands) {
@@ -320,14 +451,28 @@ void ExecutorProcessor::advance_workflow(ProcessorContext& ctx, const WorkflowEv
         for (const auto& s : c.permission_set_refs) sets.insert(s);
         Json wt = c.workflow_task.is_object() ? c.workflow_task : Json::object();
         wt["workflow_execution"] = wf;
+        Json config = c.input.is_object() ? c.input : Json::object();
+        std::optional<std::string> sealed;
+        if (options_.cipher) {
+          JsonPtr action = table_.get("action", c.action_ref);
+          const auto names = action ? keystore::secret_fields(action->value("param_schema", Json()))
+                                    : std::set<std::string>{};
+          if (!names.empty() || !secrets.empty()) {
+            auto s = keystore::seal_config(config, names, secrets, *options_.cipher,
+                                           keystore::sealed_aad("execution", child));
+            config = std::move(s.config);
+            sealed = std::move(s.sealed);
+          }
+        }
         Json req = {{"id", child},
                     {"action_ref", c.action_ref},
-                    {"config", c.input.is_object() ? c.input : Json::object()},
+                    {"config", std::move(config)},
                     {"parent", wf},
                     {"workflow_task", std::move(wt)},
                     {"timeout_seconds", c.timeout ? timeout_json(*c.timeout) : Json(nullptr)},
                     {"permission_set_refs", Json(std::vector<std::string>(sets.begin(), sets.end()))},
                     {"executor", wf_state->execution.value("executor", Json(nullptr))}};
+        if (sealed) req[keystore::kSecretConfigField] = *sealed;
         if (!c.held) {
           request(ctx, req, root, true);
           break;
@@ -380,13 +525,20 @@ void ExecutorProcessor::advance_workflow(ProcessorContext& ctx, const WorkflowEv
         const char* status = c.status == WorkflowStatus::kCompleted  ? "completed"
                              : c.status == WorkflowStatus::kCancelled ? "cancelled"
                                                                       : "failed";
+        // API.md §11: a completed workflow's result is `data` = the rendered output_map (the
+        // variables without one), its keys also at the top level — the shape of an action's
+        // parsed JSON output, so `task.<sub>.result.x` and `.result.data.x` both work.
+        Json result = c.result;
+        if (c.status == WorkflowStatus::kCompleted && result.is_object()) {
+          result["data"] = c.result;
+        }
         if (cur) {
           apply_hooked(ctx, wf,
                        on_finished(cur,
                                    Json{{"id", wf},
                                         {"attempt", cur->attempt()},
                                         {"status", status},
-                                        {"result", c.result}},
+                                        {"result", std::move(result)}},
                                    lookup(), now));
         }
         break;

@@ -174,7 +174,7 @@ class Engine {
         ctx->inquiry[name] = Json{{"response", t.inquiry_response}};
     }
     expr::Scope& s = ctx->scope;
-    s.bind("parameters", &state_.parameters);
+    s.bind("parameters", in_.parameters ? &*in_.parameters : &state_.parameters);
     s.bind("workflow", &state_.vars);
     s.bind("vars", &state_.vars);
     s.bind("variables", &state_.vars);

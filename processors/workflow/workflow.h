@@ -304,6 +304,9 @@ struct Inputs {
   Json config = Json::object();    // `config.*` (pack config)
   Json keystore = Json::object();  // `keystore.*`
   Json system = Json::object();    // `system.*` (e.g. {"execution": {"id": ...}})
+  // `parameters.*` with secret values opened: bound instead of State::parameters (which keep the
+  // redaction markers of a sealed config, so no secret is stored in the State).
+  std::optional<Json> parameters;
 };
 
 enum class CommandKind {

@@ -37,3 +37,13 @@ def tasks_of(api: Client, parent_id: int) -> dict:
     for v in out.values():
         v.sort(key=lambda c: (c["workflow_task"].get("task_index") or 0, c["id"]))
     return out
+
+
+def output(ex: dict) -> dict:
+    """A completed workflow's rendered output_map (API.md §11: `data`, its keys also at the top level),
+    checking both places agree."""
+    result = ex["result"]
+    assert isinstance(result, dict) and "data" in result, result
+    top = {k: v for k, v in result.items() if k != "data"}
+    assert top == {k: v for k, v in result["data"].items() if k != "data"}, result
+    return result["data"]
