@@ -68,9 +68,10 @@
 // derives the counters from the inline slots, so a stored run of an earlier build resumes.
 //
 // Limitations: a task's result (with_items: the array of its children's results) stays in the
-// State once the task ended, and the State is rewritten whole on every event; a run that keeps
-// ending without waiting (a cycle over empty with_items) fails the workflow after 1000 task ends in
-// one step.
+// State once the task ended, and the State is rewritten whole on every event; with_items renders
+// every input and creates every child (held) in the one step that starts the task, so that step's
+// commands grow with the item count; a run that keeps ending without waiting (a cycle over empty
+// with_items) fails the workflow after 1000 task ends in one step.
 //
 // Thread-safety: Definition is immutable (copies share compiled templates); advance() is a pure
 // function safe to call concurrently on different states.
