@@ -107,9 +107,13 @@ class ExecutorProcessor final : public Processor {
   bool cancel_workflow(ProcessorContext& ctx, int64_t id);
   void advance_workflow(ProcessorContext& ctx, const WorkflowEvent& ev);
   void drain_workflows(ProcessorContext& ctx);
+  // Stores timer `timer` ({workflow, root, child | deadline}) due at `at_ms`.
+  void start_timer(ProcessorContext& ctx, int64_t at_ms, const Json& timer);
   // Due timers → `workflow.timer` records; processing one → timer_fired.
   std::optional<SystemTime> fire_timers(SystemTime now, ProcessorContext& ctx);
-  void on_workflow_timer(const Json& payload);
+  // A due timer: the engine's timer_fired, or a workflow execution's own deadline
+  // (`timeout_seconds`): it ends `timeout` at once and its children are cancelled.
+  void on_workflow_timer(ProcessorContext& ctx, const Json& payload);
   DefinitionLookup lookup() const;
 
   std::deque<WorkflowEvent> wf_queue_;

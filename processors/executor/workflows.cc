@@ -263,6 +263,19 @@ void ExecutorProcessor::start_workflow(ProcessorContext& ctx, const Json& req, i
   ctx.put(*store_, def_key(id), def_text);
   ctx.put(*store_, run_key(id), run.dump());
   wf_runs_.erase(id);
+  // Its own deadline: the request's timeout_seconds (a task's `timeout` for a nested workflow),
+  // else the workflow action's. No server default: a workflow may wait for people for days.
+  Json limit = st.execution.value("timeout_seconds", Json(nullptr));
+  if (!limit.is_number()) {
+    if (JsonPtr action = table_.get("action", st.execution.value("action_ref", ""))) {
+      limit = action->value("timeout_seconds", Json(nullptr));
+    }
+  }
+  if (limit.is_number() && limit.get<double>() > 0) {
+    const int64_t at = now + static_cast<int64_t>(limit.get<double>() * 1000.0);
+    start_timer(ctx, at,
+                Json{{"workflow", id}, {"root", root}, {"deadline", true}, {"seconds", limit}});
+  }
   const Json params = st.execution.value("config", Json::object());
   wf_queue_.push_back({id, workflow::Event::start(params.is_object() ? params : Json::object())});
   apply_hooked(ctx, id, std::move(out));
@@ -277,6 +290,16 @@ bool ExecutorProcessor::cancel_workflow(ProcessorContext& ctx, int64_t id) {
   apply_hooked(ctx, id, std::move(o));
   if (applies) wf_queue_.push_back({id, workflow::Event::cancel()});
   return true;
+}
+
+void ExecutorProcessor::start_timer(ProcessorContext& ctx, int64_t at_ms, const Json& timer) {
+  char at[32];
+  std::snprintf(at, sizeof at, "%015" PRId64, at_ms);
+  const std::string key = std::string(kTimerPrefix) + at + ":" +
+                          std::to_string(timer["workflow"].get<int64_t>()) + ":" +
+                          std::to_string(ctx.ids().next());
+  ctx.put(*store_, key, timer.dump());
+  ctx.request_punctuate(SystemTime(std::chrono::milliseconds(at_ms)));
 }
 
 void ExecutorProcessor::drain_workflows(ProcessorContext& ctx) {
@@ -497,16 +520,9 @@ void ExecutorProcessor::advance_workflow(ProcessorContext& ctx, const WorkflowEv
         request(ctx, held->execution, root, true);
         break;
       }
-      case CommandKind::kStartTimer: {
-        char at[32];
-        std::snprintf(at, sizeof at, "%015" PRId64, c.at_ms);
-        const std::string key = std::string(kTimerPrefix) + at + ":" + std::to_string(wf) + ":" +
-                                std::to_string(ctx.ids().next());
-        ctx.put(*store_, key,
-                Json{{"workflow", wf}, {"root", root}, {"child", c.child.to_json()}}.dump());
-        ctx.request_punctuate(SystemTime(std::chrono::milliseconds(c.at_ms)));
+      case CommandKind::kStartTimer:
+        start_timer(ctx, c.at_ms, Json{{"workflow", wf}, {"root", root}, {"child", c.child.to_json()}});
         break;
-      }
       case CommandKind::kAwaitInquiry:
         await_inquiry(ctx, wf, c.child.task, c.child.run, c.inquiry_id);
         break;
@@ -588,15 +604,41 @@ std::optional<SystemTime> ExecutorProcessor::fire_timers(SystemTime now, Process
     }
     const int64_t wf = value["workflow"].get<int64_t>();
     const int64_t root = value.value("root", wf);
-    Envelope e{"workflow.timer", wf, key, now_ms, "executor",
-               Json{{"workflow", wf}, {"child", value.value("child", Json(nullptr))}}};
+    Json timer = {{"workflow", wf}, {"child", value.value("child", Json(nullptr))}};
+    if (value.value("deadline", false)) {
+      timer["deadline"] = true;
+      timer["seconds"] = value.value("seconds", Json(nullptr));
+    }
+    Envelope e{"workflow.timer", wf, key, now_ms, "executor", std::move(timer)};
     ctx.forward(OutRecord{std::string(topics::kCommands), std::to_string(root), e.dump()});
   }
   if (!next) return std::nullopt;
   return SystemTime(std::chrono::milliseconds(*next));
 }
 
-void ExecutorProcessor::on_workflow_timer(const Json& payload) {
+void ExecutorProcessor::on_workflow_timer(ProcessorContext& ctx, const Json& payload) {
+  if (payload.is_object() && payload.value("deadline", false) && payload.contains("workflow") &&
+      payload["workflow"].is_number_integer()) {
+    const int64_t wf = payload["workflow"].get<int64_t>();
+    auto st = load(ctx, wf);
+    auto run = ctx.get(*store_, run_key(wf));
+    if (!st || st->status() != ExecutionStatus::kRunning || !run.ok() || !run->has_value()) {
+      return;  // ended (or being cancelled) before its deadline
+    }
+    const Json limit = payload.value("seconds", Json(nullptr));
+    apply_hooked(ctx, wf,
+                 on_finished(st,
+                             Json{{"id", wf},
+                                  {"attempt", st->attempt()},
+                                  {"status", "timeout"},
+                                  {"result",
+                                   {{"error", "workflow timed out after " +
+                                                  (limit.is_number() ? limit.dump() : "its") +
+                                                  " seconds"}}}},
+                             lookup(), ctx.clock().now_ms()));
+    wf_queue_.push_back({wf, workflow::Event::cancel(true)});
+    return;
+  }
   auto child = payload.is_object() && payload.contains("child")
                    ? ChildKey::from_json(payload["child"])
                    : std::nullopt;

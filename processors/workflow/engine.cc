@@ -146,7 +146,7 @@ class Engine {
         if (Status s = on_timer(e.child); !s.ok()) return s.error();
         break;
       case EventKind::kCancel:
-        on_cancel();
+        on_cancel(e.kill_running);
         break;
     }
     if (ignored_.empty()) check_completion();
@@ -340,7 +340,7 @@ class Engine {
     return {};
   }
 
-  void on_cancel() {
+  void on_cancel(bool kill_running) {
     if (state_.status == WorkflowStatus::kPending) {
       state_.status = WorkflowStatus::kCancelled;
       finish(WorkflowStatus::kCancelled, Json());
@@ -351,7 +351,8 @@ class Engine {
       return;
     }
     state_.status = WorkflowStatus::kCanceling;
-    stop_children(def_.cancellation_policy() == CancellationPolicy::kCancelRunning);
+    stop_children(kill_running ||
+                  def_.cancellation_policy() == CancellationPolicy::kCancelRunning);
   }
 
   // ---- task lifecycle

@@ -290,14 +290,16 @@ struct Event {
   ChildStatus status = ChildStatus::kCompleted;
   Json result;  // kChildFinished: the child's result
   InquiryOutcome inquiry = InquiryOutcome::kResponded;
-  Json response;  // kInquiryResolved
+  Json response;             // kInquiryResolved
+  bool kill_running = false;  // kCancel: cancel running children whatever cancellation_policy says
 
   static Event start(Json parameters);
   static Event child_finished(ChildKey key, ChildStatus status, Json result);
   static Event inquiry_resolved(std::string task, int64_t run, InquiryOutcome outcome,
                                 Json response);
   static Event timer_fired(ChildKey key);
-  static Event cancel();
+  // `kill_running`: the workflow timed out — its running children are cancelled too.
+  static Event cancel(bool kill_running = false);
 };
 
 // Values the caller provides to templates on every call; never stored in the State (secrets).

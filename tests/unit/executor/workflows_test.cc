@@ -837,6 +837,79 @@ TEST_F(WorkflowExecutor, SecretsInChildParametersStaySealed) {
   EXPECT_EQ(row(wf)["status"], "completed");
 }
 
+// A workflow execution's own `timeout_seconds` (a parent task's `timeout` for a nested workflow):
+// at the deadline it ends `timeout` at once (so the parent's timed_out() path can run), its running
+// children are cancelled whatever its cancellation_policy, and nothing new starts. The deadline is a
+// stored timer, so it also fires after a restart.
+TEST_F(WorkflowExecutor, AWorkflowTimesOutAtItsDeadline) {
+  define_workflow("t.inner", {{"version", "1"},
+                              {"tasks", {task("slow", "t.ok", {{"next", {{{"do", {"after"}}}}}}),
+                                         task("after", "t.ok")}}});
+  define_workflow("t.outer",
+                  {{"version", "1"},
+                   {"tasks",
+                    {task("nest", "t.inner",
+                          {{"timeout", 2},
+                           {"next", {{{"when", "{{ timed_out() }}"}, {"do", {"recover"}}}}}}),
+                     task("recover", "t.ok")}}});
+  start();
+  const int64_t outer = request("t.outer");
+  auto ds = new_dispatches();
+  ASSERT_EQ(ds.size(), 1u);  // inner's `slow`, running
+  const Json inner = children_of(outer)["nest"].at(0);
+  EXPECT_EQ(inner["timeout_seconds"], 2);
+  process(topics::kResults, std::to_string(outer),
+          Envelope{"result.running", ds[0]["execution"]["id"], "r", clock_.now_ms(), "worker",
+                   Json{{"id", ds[0]["execution"]["id"]}, {"attempt", 1}, {"worker", "w"}}});
+  restart();
+  clock_.advance(2500ms);
+  tick();
+  EXPECT_EQ(row(inner["id"])["status"], "timeout");
+  EXPECT_EQ(row(inner["id"])["result"]["error"], "workflow timed out after 2 seconds");
+  EXPECT_EQ(row(inner["id"])["workflow_task"]["timed_out"], true);
+  const int64_t slow = ds[0]["execution"]["id"];
+  EXPECT_EQ(row(slow)["status"], "canceling") << "its running child is cancelled (allow_finish)";
+  auto next = new_dispatches();
+  ASSERT_EQ(next.size(), 1u) << "the outer workflow's timed_out() path";
+  EXPECT_EQ(next[0]["execution"]["workflow_task"]["task_name"], "recover");
+  report(next[0], "completed", {{"ok", 1}});
+  EXPECT_EQ(row(outer)["status"], "completed");
+  // The cancelled child finishing starts nothing more in the timed-out workflow.
+  process(topics::kResults, std::to_string(outer),
+          Envelope{"result.finished", slow, "f", clock_.now_ms(), "worker",
+                   Json{{"id", slow}, {"attempt", 1}, {"status", "cancelled"}, {"result", nullptr}}});
+  EXPECT_TRUE(new_dispatches().empty());
+  EXPECT_EQ(row(inner["id"])["status"], "timeout");
+  EXPECT_EQ(counts(inner["id"]), (std::map<std::string, size_t>{{"slow", 1}}));
+}
+
+// A child's workflow_task follows it (API.md §7): started_at, then completed_at, duration_ms and
+// timed_out.
+TEST_F(WorkflowExecutor, ChildWorkflowTaskRecordsItsTimes) {
+  define_workflow("t.wf", {{"version", "1"}, {"tasks", {task("a", "t.ok")}}});
+  start();
+  const int64_t wf = request("t.wf");
+  auto ds = new_dispatches();
+  ASSERT_EQ(ds.size(), 1u);
+  const Json& created = ds[0]["execution"]["workflow_task"];
+  EXPECT_TRUE(created["started_at"].is_null());
+  EXPECT_EQ(created["timed_out"], false);
+  const int64_t id = ds[0]["execution"]["id"];
+  process(topics::kResults, std::to_string(wf),
+          Envelope{"result.running", id, "r", clock_.now_ms(), "worker",
+                   Json{{"id", id}, {"attempt", 1}, {"worker", "w"}}});
+  EXPECT_TRUE(row(id)["workflow_task"]["started_at"].is_string());
+  clock_.advance(1500ms);
+  process(topics::kResults, std::to_string(wf),
+          Envelope{"result.finished", id, "f", clock_.now_ms(), "worker",
+                   Json{{"id", id}, {"attempt", 1}, {"status", "timeout"}, {"result", nullptr}}});
+  const Json wt = row(id)["workflow_task"];
+  EXPECT_EQ(wt["timed_out"], true);
+  EXPECT_EQ(wt["duration_ms"], 1500);
+  EXPECT_TRUE(wt["completed_at"].is_string());
+  EXPECT_EQ(row(wf)["status"], "failed");
+}
+
 TEST_F(WorkflowExecutor, InvalidStoredDefinitionFailsTheExecution) {
   define_workflow("t.bad", {{"version", "1"}, {"tasks", Json::array()}});
   start();
