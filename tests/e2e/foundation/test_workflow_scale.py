@@ -50,7 +50,11 @@ def test_twenty_levels_of_nesting(api):
         create_workflow(api, f"{pack}.l{level}", {
             "version": "1.0",
             "tasks": [{"name": "t", "action": below}],
-            "output_map": {"level": level, "below": "{{ task.t.result }}"},
+            # A workflow's result is its output_map under `data` and at the top level (API.md §11);
+            # embedding a nested workflow's whole result would double it at every level (2^20),
+            # so each level publishes the output below it: `result.data` (the leaf: its result).
+            "output_map": {"level": level,
+                           "below": "{{ task.t.result }}" if level == DEPTH - 1 else "{{ task.t.result.data }}"},
         })
     wf = _wait(api, api.execute(f"{pack}.l0")["id"], 60)
     assert wf["status"] == "completed", wf
