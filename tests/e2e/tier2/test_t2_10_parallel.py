@@ -8,8 +8,10 @@ terminal record's last change), so "at most K at once" is the largest number of 
 """
 from __future__ import annotations
 
-from attune_e2e import parse_ts
-from wf_util import create_workflow, interval, max_overlap, run, sleep_action, tasks_of
+import time
+
+from attune_e2e import TERMINAL, parse_ts
+from wf_util import children, create_workflow, interval, max_overlap, run, sleep_action, tasks_of
 
 
 def _items_workflow(api, pack, action, name="items", **task_fields):
@@ -51,7 +53,23 @@ def test_concurrency_limit_is_honoured(api):
     pack = api.create_pack()["ref"]
     ref = _items_workflow(api, pack, sleep_action(api, pack), concurrency=2)
     n = 6
-    wf = run(api, ref, {"items": list(range(n)), "s": 0.6}, timeout=40)
+    wf = api.execute(ref, {"items": list(range(n)), "s": 0.6})
+    # While it runs: every child row exists up front (API.md §12.3), at most 2 are ever dispatched at once,
+    # and the others wait as `requested`.
+    samples = []
+    deadline = time.monotonic() + 40
+    while api.get_data(f"/api/v1/executions/{wf['id']}")["status"] not in TERMINAL:
+        assert time.monotonic() < deadline, "workflow did not finish within 40 s"
+        kids = children(api, wf["id"])
+        if kids:
+            samples.append(kids)
+        time.sleep(0.05)
+    assert samples, "never saw the children while the workflow ran"
+    assert all(len(k) == n for k in samples), [len(k) for k in samples]
+    busy = [sum(c["status"] in ("scheduling", "scheduled", "running") for c in k) for k in samples]
+    assert max(busy) <= 2, f"more than 2 children dispatched at once: {busy}"
+    assert any(c["status"] == "requested" for c in samples[0]), samples[0]
+    wf = api.wait_execution(wf["id"], timeout=5)
     each = _children(api, wf, n)
     spans = [interval(c) for c in each]
     assert max_overlap(spans) == 2, [(round(s, 3), round(e, 3)) for s, e in spans]
