@@ -314,3 +314,28 @@ def test_with_items_results_item_and_index_keep_type(api):
     for i, c in enumerate(tasks["each"]):
         assert c["config"] == {"item": items[i], "index": i, "sku": items[i]["sku"]}, c
     assert tasks["consume"][0]["config"] == {"second": items[1], "qty": 5, "indexes": [0, 2], "count": 3}
+
+
+def test_workflow_non_object_and_jsonl_outputs(api):
+    # A JSON array is parsed under `data` only (no top-level copy: only objects' keys are copied, §11.5);
+    # jsonl gives the array of parsed lines.
+    pack = api.create_pack()["ref"]
+    api.create_action(f"{pack}.arr", """printf '[1, {"k": "v"}, [true, null]]'""", output_format="json")
+    api.create_action(f"{pack}.lines", """printf '{"n": 1}\\n{"n": 2, "tags": ["x"]}\\n'""",
+                      output_format="jsonl")
+    api.create_action(f"{pack}.consume", "cat")
+    create_workflow(api, f"{pack}.shapes", {"version": "1", "tasks": [
+        {"name": "arr", "action": f"{pack}.arr", "next": [{"do": ["consume"]}]},
+        {"name": "lines", "action": f"{pack}.lines", "next": [{"do": ["consume"]}]},
+        {"name": "consume", "action": f"{pack}.consume", "join": "all", "input": {
+            "k": "{{ task.arr.result.data[1].k }}", "nested": "{{ task.arr.result.data[2] }}",
+            "arr_len": "{{ task.arr.result.data | length }}",
+            "second_n": "{{ task.lines.result.data[1].n }}", "tags": "{{ task.lines.result.data[1].tags }}",
+            "lines": "{{ task.lines.result.data | length }}"}},
+    ], "output_map": {"first_line": "{{ task.lines.result.data[0] }}"}})
+    wf = run(api, f"{pack}.shapes", timeout=30)
+    assert wf["status"] == "completed", wf
+    consume = tasks_of(api, wf["id"])["consume"][0]
+    assert consume["config"] == {"k": "v", "nested": [True, None], "arr_len": 3, "second_n": 2, "tags": ["x"],
+                                 "lines": 2}, consume["config"]
+    assert wf["result"]["first_line"] == {"n": 1}, wf["result"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import pytest
 
+from attune_e2e import expect_error
 from wf_util import create_workflow, interval, run, tasks_of
 
 FLAKY = ('f="$dir/${tag:-count}"; n=$(cat "$f" 2>/dev/null || echo 0); n=$((n+1)); echo "$n" > "$f"; '
@@ -71,9 +72,11 @@ def test_max_attempts_honoured_then_the_task_fails(api, tmp_path):
 def test_on_failure_fires_once_after_the_last_attempt(api, tmp_path):
     pack = api.create_pack()["ref"]
     _flaky(api, pack)
-    api.create_action(f"{pack}.handler", 'printf "handled"')
-    ref = _workflow(api, pack, {"count": 2}, name="handled", on_failure="handle",
-                    extra_tasks=[{"name": "handle", "action": f"{pack}.handler"}])
+    api.create_action(f"{pack}.handler", 'printf "handled %s" "$msg"')
+    ref = _workflow(api, pack, {"count": 2}, name="handled",
+                    next=[{"when": "{{ failed() }}", "publish": [{"last": "{{ result().stdout }}"}],
+                           "do": ["handle"]}],
+                    extra_tasks=[{"name": "handle", "action": f"{pack}.handler", "input": {"msg": "{{ workflow.last }}"}}])
     wf = run(api, ref, {"dir": str(tmp_path), "fail_times": 99}, timeout=30)
     assert wf["status"] == "completed", wf
     attempts = _attempts(api, wf, 3)
@@ -81,6 +84,9 @@ def test_on_failure_fires_once_after_the_last_attempt(api, tmp_path):
     assert len(handle) == 1, handle
     assert handle[0]["id"] > attempts[-1]["id"], "the failure handler ran before the retries were exhausted"
     assert interval(handle[0])[0] >= interval(attempts[-1])[1]
+    # the transition (result()) and the task result both are the last attempt's
+    assert handle[0]["result"]["stdout"].startswith("handled attempt 3"), handle[0]
+    assert wf["result"]["out"] == "attempt 3\n", wf["result"]
 
 
 def test_no_retry_on_success(api, tmp_path):
@@ -170,3 +176,14 @@ def test_with_items_retries_each_item_on_its_own(api, tmp_path):
         assert [c["workflow_task"]["attempt"] for c in v] == list(range(1, len(v) + 1))
         assert v[-1]["status"] == "completed"
     assert [o["stdout"] for o in wf["result"]["outs"]] == ["attempt 1\n", "attempt 3\n", "attempt 2\n"]
+
+
+def test_retry_definition_errors(api):
+    pack = api.create_pack()["ref"]
+    _flaky(api, pack)
+    for retry, words in (({"count": 0}, "retry.count"), ({"count": 101}, "retry.count"), ({"delay": 1}, "count"),
+                         ({"count": 2, "backoff": "fibonacci"}, "backoff"), ({"count": 2, "jitter": 1}, "jitter")):
+        r = api.post("/api/v1/workflows", json={
+            "ref": f"{pack}.bad", "pack_ref": pack, "label": "bad", "version": "1",
+            "definition": {"version": "1", "tasks": [{"name": "t", "action": f"{pack}.flaky", "retry": retry}]}})
+        expect_error(r, 400, message_contains=words)
