@@ -178,6 +178,25 @@ def test_with_items_retries_each_item_on_its_own(api, tmp_path):
     assert [o["stdout"] for o in wf["result"]["outs"]] == ["attempt 1\n", "attempt 3\n", "attempt 2\n"]
 
 
+def test_nested_workflow_task_is_retried(api, tmp_path):
+    # A workflow task whose action is a workflow: each attempt is a new nested workflow execution.
+    pack = api.create_pack()["ref"]
+    _flaky(api, pack)
+    create_workflow(api, f"{pack}.inner", {"version": "1", "tasks": [
+        {"name": "zz", "action": f"{pack}.flaky",
+         "input": {"dir": "{{ parameters.dir }}", "fail_times": "{{ parameters.fail_times }}"}}],
+        "output_map": {"out": "{{ task.zz.result.stdout }}"}})
+    create_workflow(api, f"{pack}.outer", {"version": "1", "tasks": [
+        {"name": "nest", "action": f"{pack}.inner", "retry": {"count": 3},
+         "input": {"dir": "{{ parameters.dir }}", "fail_times": 1}}],
+        "output_map": {"out": "{{ task.nest.result.out }}"}})
+    wf = run(api, f"{pack}.outer", {"dir": str(tmp_path)}, timeout=30)
+    assert wf["status"] == "completed", wf
+    attempts = _attempts(api, wf, 2, task="nest")
+    assert [c["status"] for c in attempts] == ["failed", "completed"], attempts
+    assert wf["result"]["out"] == "attempt 2\n", wf["result"]
+
+
 def test_retry_definition_errors(api):
     pack = api.create_pack()["ref"]
     _flaky(api, pack)

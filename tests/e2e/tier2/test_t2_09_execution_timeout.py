@@ -232,3 +232,26 @@ def test_workflow_task_records_the_timeout(api):
         assert wt["timed_out"] is timed_out, wt
         assert isinstance(wt["duration_ms"], int) and wt["duration_ms"] >= 0, wt
         assert wt["started_at"] and wt["completed_at"], wt
+
+
+def test_task_timeout_on_a_nested_workflow(api):
+    """The task `timeout` is the child's timeout whatever the child is (API.md §12.2, §12.3): a nested
+    workflow child still running after 2 s times out and, unhandled, fails the parent promptly."""
+    pack = api.create_pack()["ref"]
+    long = _long_action(api, pack)
+    create_workflow(api, f"{pack}.inner", {"version": "1", "cancellation_policy": "cancel_running",
+                                           "tasks": [{"name": "zz", "action": long, "input": {"s": 8}}]})
+    create_workflow(api, f"{pack}.outer", {"version": "1", "tasks": [
+        {"name": "nest", "action": f"{pack}.inner", "timeout": 2}]})
+    t0 = time.monotonic()
+    ex = api.execute(f"{pack}.outer", {})
+    wf = api.wait_execution(ex["id"], timeout=12)
+    elapsed = time.monotonic() - t0
+    nested = tasks_of(api, ex["id"]).get("nest", [])
+    assert len(nested) == 1 and nested[0]["timeout_seconds"] == 2, nested
+    assert wf["status"] == "failed", \
+        f"the workflow ended {wf['status']} after {elapsed:.1f}s; its nested workflow child (task timeout 2 s) " \
+        f"ended {nested[0]['status']}: {nested[0]}"
+    assert elapsed < 12, elapsed
+    child = api.wait_execution(nested[0]["id"], timeout=5)
+    assert child["status"] == "timeout", child
