@@ -41,7 +41,7 @@ def test_diamond_join(api):
     nap = sleep_action(api, pack)
     create_workflow(api, f"{pack}.diamond", {"version": "1", "tasks": [
         {"name": "A", "action": nap, "input": {"s": 0, "tag": "a"}, "next": [{"do": ["B", "C"]}]},
-        {"name": "B", "action": nap, "input": {"s": 0.3, "tag": "b"}, "next": [{"do": ["D"]}]},
+        {"name": "B", "action": nap, "input": {"s": 0.5, "tag": "b"}, "next": [{"do": ["D"]}]},
         {"name": "C", "action": nap, "input": {"s": 1.0, "tag": "c"}, "next": [{"do": ["D"]}]},
         {"name": "D", "action": nap, "join": "all",
          "input": {"s": 0, "tag": "{{ task.B.result.stdout }}+{{ task.C.result.stdout }}"}},
@@ -125,3 +125,24 @@ def test_failure_in_a_diamond_branch_stops_the_join(api):
     tasks = tasks_of(api, wf["id"])
     assert tasks["B"][0]["status"] == "failed"
     _assert_never_created(api, wf["id"], ["D", "E"])
+
+
+def test_a_cycle_runs_its_tasks_in_order(api):
+    # Cycles are allowed (API.md §12.3): A → B → A ... while a published counter is below 3.
+    pack = api.create_pack()["ref"]
+    nap = sleep_action(api, pack)
+    create_workflow(api, f"{pack}.loop", {"version": "1", "vars": {"i": 0}, "tasks": [
+        {"name": "A", "action": nap, "input": {"s": 0.1, "tag": "a{{ workflow.i }}"},
+         "next": [{"when": "{{ succeeded() }}", "publish": [{"i": "{{ workflow.i + 1 }}"}], "do": ["B"]}]},
+        {"name": "B", "action": nap, "input": {"s": 0.1, "tag": "b{{ workflow.i }}"},
+         "next": [{"when": "{{ workflow.i < 3 }}", "do": ["A"]}]},
+    ], "output_map": {"i": "{{ workflow.i }}", "last": "{{ task.B.result.stdout }}"}})
+    wf = run(api, f"{pack}.loop", timeout=30)
+    assert wf["status"] == "completed", wf
+    assert wf["result"]["i"] == 3 and wf["result"]["last"] == "b3", wf["result"]
+    kids = sorted(children(api, wf["id"]), key=lambda c: interval(c)[0])
+    assert [c["result"]["stdout"] for c in kids] == ["a0", "b1", "a1", "b2", "a2", "b3"], kids
+    spans = [interval(c) for c in kids]
+    for prev, nxt in zip(spans, spans[1:]):
+        assert nxt[0] >= prev[1], spans
+    assert [c["workflow_task"]["run"] for c in kids] == [1, 1, 2, 2, 3, 3], kids

@@ -217,3 +217,26 @@ def test_workflow_and_children_notifications(server, api):
     assert pos("workflow_execution", wf["id"], "running") < pos("execution", kids["first"]["id"], "requested")
     assert pos("execution", kids["first"]["id"], "completed") < pos("execution", kids["second"]["id"], "requested")
     assert pos("execution", kids["second"]["id"], "completed") < pos("workflow_execution", wf["id"], "completed")
+
+
+def test_failing_workflow_notifications(server, api):
+    pack = api.create_pack()["ref"]
+    api.create_action(f"{pack}.boom", "echo boom; exit 3")
+    create_workflow(api, f"{pack}.fails", {"version": "1", "tasks": [{"name": "bad", "action": f"{pack}.boom"}]})
+    rec = _subscribed(server, api, "entity_type:execution", "entity_type:workflow_execution")
+    try:
+        wf = api.execute(f"{pack}.fails", {})
+        done = api.wait_execution(wf["id"], timeout=30)
+        assert done["status"] == "failed", done
+        wf_frames = rec.wait_status("workflow_execution", wf["id"], "failed")
+        [kid] = children(api, wf["id"])
+        kid_frames = rec.wait_status("execution", kid["id"], "failed")
+    finally:
+        rec.close()
+    assert [f["payload"]["status"] for _, f in kid_frames][-1] == "failed"
+    assert kid_frames[0][1]["notification_type"] == "execution_created"
+    statuses = [f["payload"]["status"] for _, f in wf_frames]
+    assert statuses[-1] == "failed" and statuses[-2] == "running", statuses
+    assert wf_frames[-1][1]["payload"]["updated"] == done["updated"]
+    delays = [at - parse_ts(f["payload"]["updated"]).timestamp() for at, f in wf_frames + kid_frames]
+    _assert_prompt(delays, "failing workflow")
