@@ -160,3 +160,35 @@ def test_parallel_task_runs_nested_tasks_together(api):
     assert max(e for _, e in spans) - min(s for s, _ in spans) < 2.5, spans
     after_start = parse_ts(tasks["after"][0]["started_at"]).timestamp()
     assert after_start >= max(e for _, e in spans), "the task after the parallel one started before it ended"
+
+
+def test_parallel_task_with_chains_items_and_a_failure(api):
+    # Nested tasks of a parallel task run together (a nested chain in order, a nested with_items with its
+    # own concurrency); a nested failure fails the parallel task once its nested tasks ended, so the parallel
+    # task's failed() transition fires and its succeeded() one does not (API.md §12.2, engine summary).
+    pack = api.create_pack()["ref"]
+    nap = sleep_action(api, pack)
+    api.create_action(f"{pack}.boom", "exit 5")
+    create_workflow(api, f"{pack}.par", {"version": "1", "tasks": [
+        {"name": "fan", "type": "parallel", "tasks": [
+            {"name": "p1", "action": nap, "input": {"s": 0.5, "tag": "p1"}, "on_success": "p1b"},
+            {"name": "p1b", "action": nap, "input": {"s": 0, "tag": "p1b"}},
+            {"name": "p2", "action": nap, "with_items": "{{ [1, 2, 3] }}", "concurrency": 3,
+             "input": {"s": 0.5, "tag": "{{ item }}"}},
+            {"name": "p3", "action": f"{pack}.boom"},
+        ], "next": [{"when": "{{ failed() }}", "do": ["rescue"]}, {"when": "{{ succeeded() }}", "do": ["after"]}]},
+        {"name": "rescue", "action": nap, "input": {"s": 0, "tag": "rescue"}},
+        {"name": "after", "action": nap, "input": {"s": 0, "tag": "after"}},
+    ]})
+    wf = run(api, f"{pack}.par", timeout=40)
+    assert wf["status"] == "completed", wf
+    tasks = tasks_of(api, wf["id"])
+    assert {k: [c["status"] for c in v] for k, v in tasks.items()} == {
+        "p1": ["completed"], "p1b": ["completed"], "p2": ["completed"] * 3, "p3": ["failed"],
+        "rescue": ["completed"]}, tasks
+    spans = {k: [interval(c) for c in v] for k, v in tasks.items()}
+    # p1, p2's three items and p3 all overlapped at the start; p1b after p1; rescue after everything nested
+    assert max_overlap([spans["p1"][0]] + spans["p2"]) == 4, spans
+    assert spans["p1b"][0][0] >= spans["p1"][0][1], spans
+    nested_end = max(e for k in ("p1", "p1b", "p2", "p3") for _, e in spans[k])
+    assert spans["rescue"][0][0] >= nested_end, spans
