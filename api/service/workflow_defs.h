@@ -8,8 +8,8 @@
 
 namespace attune::service {
 
-// Why `definition` cannot be stored (the engine's message naming task and field, or that
-// wait_for needs inquiries), nullopt when it is valid.
+// Why `definition` cannot be stored (the engine's message naming task and field), nullopt when
+// it is valid.
 std::optional<std::string> check_workflow_definition(const Json& definition);
 
 // The companion action of a workflow record (label, description, schemas, tags, enabled,

@@ -24,21 +24,6 @@ using Resp = rest::HttpResponse;
 
 std::optional<std::string> check_workflow_definition(const Json& definition) {
   if (!definition.is_object()) return "definition must be an object";
-  const Json& tasks = definition.contains("tasks") ? definition["tasks"] : Json();
-  // wait_for anywhere (tasks may nest in parallel tasks).
-  std::function<bool(const Json&)> uses_wait_for = [&](const Json& ts) {
-    auto check = [&](const Json& t) {
-      if (!t.is_object()) return false;
-      if (t.contains("wait_for") && !t["wait_for"].is_null()) return true;
-      return t.contains("tasks") && uses_wait_for(t["tasks"]);
-    };
-    if (ts.is_array()) return std::any_of(ts.begin(), ts.end(), check);
-    if (ts.is_object()) {
-      return std::any_of(ts.begin(), ts.end(), [&](const Json& t) { return check(t); });
-    }
-    return false;
-  };
-  if (uses_wait_for(tasks)) return "wait_for needs inquiries, not available yet";
   auto parsed = workflow::parse(definition);
   if (!parsed.ok()) return parsed.error().message;
   return std::nullopt;

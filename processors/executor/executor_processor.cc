@@ -15,6 +15,7 @@ namespace {
 std::string state_key(int64_t id) { return "x:" + std::to_string(id); }
 std::string inquiry_key(int64_t id) { return "q:" + std::to_string(id); }
 std::string creator_prefix(int64_t execution) { return "qe:" + std::to_string(execution) + ":"; }
+std::string waiter_prefix(int64_t inquiry) { return "wq:" + std::to_string(inquiry) + ":"; }
 std::string deadline_key(int64_t due_ms, int64_t id) {
   std::string k(kInquiryDeadlines);
   k += state::encode_be64(static_cast<uint64_t>(std::max<int64_t>(due_ms, 0)));
@@ -53,7 +54,9 @@ int64_t root_of(const std::string& key) {
 
 std::optional<int64_t> legacy_state_due(std::string_view key, std::string_view value,
                                         std::chrono::milliseconds retention) {
-  if (!key.empty() && key[0] == 'q') return std::nullopt;  // inquiries: expire when they end
+  // Only execution states predate expiry entries; inquiries, workflow runs, timers and waiters
+  // expire (or are deleted) when they end.
+  if (key.rfind("x:", 0) != 0) return std::nullopt;
   auto st = ExecutionState::parse(value);
   if (!st) return 0;  // unreadable: nothing can use it
   if (st->skipped) {
@@ -147,6 +150,9 @@ void ExecutorProcessor::store_inquiry(ProcessorContext& ctx, const std::optional
     }
   }
   ctx.put(*store_, inquiry_key(id), Json{{"inquiry", inquiry}, {"root", root}}.dump());
+  if (old && old->value("status", "") == "pending" && inquiry.value("status", "") != "pending") {
+    wake_waiters(ctx, id, &inquiry);
+  }
   const int64_t creator = int_of(inquiry, "created_by_execution");
   if (!old && creator > 0) {
     ctx.put(*store_, creator_prefix(creator) + std::to_string(id), std::string());
@@ -230,6 +236,7 @@ void ExecutorProcessor::process_inquiry(const Envelope& e, int64_t root, Process
   if (e.type == "inquiry.delete") {
     // Also for an inquiry this store no longer keeps (ended long ago): readers drop their row.
     if (current) {
+      if (current->value("status", "") == "pending") wake_waiters(ctx, id, nullptr);
       if (auto due = inquiry_deadline(*current)) ctx.del(*store_, deadline_key(*due, id));
       ctx.del(*store_, inquiry_key(id));
       if (const int64_t creator = int_of(*current, "created_by_execution"); creator > 0) {
@@ -260,6 +267,72 @@ void ExecutorProcessor::process_inquiry(const Envelope& e, int64_t root, Process
     store_inquiry(ctx, current, *d.inquiry, root, d.change, request, d.code);
   } else {
     outcome(id, d.code, d.message);
+  }
+}
+
+namespace {
+
+workflow::Event resolution(const std::string& task, int64_t run, const Json* inquiry) {
+  using workflow::InquiryOutcome;
+  const std::string status = inquiry ? inquiry->value("status", "") : "cancelled";
+  const InquiryOutcome outcome = status == "responded" ? InquiryOutcome::kResponded
+                                 : status == "timeout" ? InquiryOutcome::kTimeout
+                                                       : InquiryOutcome::kCancelled;
+  Json response = outcome == InquiryOutcome::kResponded && inquiry
+                      ? inquiry->value("response", Json(nullptr))
+                      : Json(nullptr);
+  return workflow::Event::inquiry_resolved(task, run, outcome, std::move(response));
+}
+
+}  // namespace
+
+void ExecutorProcessor::await_inquiry(ProcessorContext& ctx, int64_t wf, const std::string& task,
+                                      int64_t run, const Json& inquiry) {
+  int64_t id = 0;
+  if (inquiry.is_number_integer()) {
+    id = inquiry.get<int64_t>();
+  } else if (inquiry.is_string()) {
+    const std::string& text = inquiry.get_ref<const std::string&>();
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), id);
+    if (ec != std::errc() || end != text.data() + text.size()) id = 0;
+  }
+  std::optional<Json> current;
+  if (id > 0) {
+    auto v = ctx.get(*store_, inquiry_key(id));
+    if (!v.ok()) throw ProcessingError("executor: store read failed: " + v.error().message);
+    if (v->has_value()) {
+      Json j = Json::parse(**v, nullptr, false);
+      if (!j.is_discarded() && j.contains("inquiry")) current = j["inquiry"];
+    }
+  }
+  if (!current) {
+    spdlog::warn("executor: workflow {} task '{}' waits for inquiry {}, which this executor does "
+                 "not hold: treated as cancelled",
+                 wf, task, inquiry.dump());
+    wf_queue_.push_back({wf, resolution(task, run, nullptr)});
+    return;
+  }
+  if (current->value("status", "") != "pending") {
+    wf_queue_.push_back({wf, resolution(task, run, &*current)});
+    return;
+  }
+  ctx.put(*store_, waiter_prefix(id) + std::to_string(wf) + ":" + std::to_string(ctx.ids().next()),
+          Json{{"workflow", wf}, {"task", task}, {"run", run}}.dump());
+}
+
+void ExecutorProcessor::wake_waiters(ProcessorContext& ctx, int64_t inquiry, const Json* ended) {
+  std::vector<std::pair<std::string, Json>> waiters;
+  const std::string prefix = waiter_prefix(inquiry);
+  auto st = ctx.scan(*store_, prefix, [&](std::string_view key, std::string_view value) {
+    waiters.emplace_back(std::string(key), Json::parse(value, nullptr, false));
+    return true;
+  });
+  if (!st.ok()) throw ProcessingError("executor: store scan failed: " + st.error().message);
+  for (auto& [key, w] : waiters) {
+    ctx.del(*store_, key);
+    if (!w.is_object() || !w.contains("workflow") || !w["workflow"].is_number_integer()) continue;
+    wf_queue_.push_back({w["workflow"].get<int64_t>(),
+                         resolution(w.value("task", ""), w.value("run", int64_t{0}), ended)});
   }
 }
 

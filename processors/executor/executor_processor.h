@@ -70,6 +70,15 @@ class ExecutorProcessor final : public Processor {
   // root's partition decides, so attune.executions keeps one writer per inquiry). Returns the
   // next deadline left.
   std::optional<int64_t> fire_deadlines(ProcessorContext& ctx, int64_t now_ms);
+  // wait_for (API.md §12.4): task `task` run `run` of workflow `wf` waits for inquiry `inquiry`.
+  // A pending inquiry gets a waiter "wq:<inquiry>:<wf>:<n>" {workflow, task, run}, resolved by
+  // store_inquiry when it leaves pending (or by its deletion); an inquiry that has ended already
+  // resolves at once; one this store does not hold (unknown, deleted, or not created within this
+  // workflow's tree) resolves as cancelled, so the task takes its timed_out() path, never waits
+  // forever.
+  void await_inquiry(ProcessorContext& ctx, int64_t wf, const std::string& task, int64_t run,
+                     const Json& inquiry);
+  void wake_waiters(ProcessorContext& ctx, int64_t inquiry, const Json* ended);
 
   // Workflows (workflows.cc). A workflow action's execution is not dispatched: the executor keeps
   // its run (definition, engine State, ChildKey → child id) under "w:<id>" and turns the engine's

@@ -246,8 +246,7 @@ void ExecutorProcessor::advance_workflow(ProcessorContext& ctx, const WorkflowEv
         break;
       }
       case CommandKind::kAwaitInquiry:
-        // Definitions with wait_for are refused at creation (inquiries are not available yet).
-        spdlog::warn("executor: workflow {} awaits an inquiry, which is not supported", wf);
+        await_inquiry(ctx, wf, c.child.task, c.child.run, c.inquiry_id);
         break;
       case CommandKind::kCancelChildren:
         for (const ChildKey& k : c.children) {

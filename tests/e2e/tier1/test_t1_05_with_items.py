@@ -55,7 +55,7 @@ def test_workflow_crud_and_refusals(api):
     companion = api.get_data(f"/api/v1/actions/{pack}.items")
     assert companion["workflow_def"]["tasks"][0]["name"] == "each"
     assert [w["ref"] for w in api.items("/api/v1/workflows", pack_ref=pack)] == [f"{pack}.items"]
-    # duplicate, unknown pack, definition errors, wait_for
+    # duplicate, unknown pack, definition errors (also in wait_for)
     expect_error(api.post("/api/v1/workflows", json={
         "ref": f"{pack}.items", "pack_ref": pack, "label": "x", "version": "1",
         "definition": {"version": "1", "tasks": [{"name": "a", "action": action}]}}), 409)
@@ -70,8 +70,8 @@ def test_workflow_crud_and_refusals(api):
     r = api.post("/api/v1/workflows", json={
         "ref": f"{pack}.waits", "pack_ref": pack, "label": "x", "version": "1",
         "definition": {"version": "1", "tasks": [{"name": "a", "action": action,
-                                                  "wait_for": {"inquiry": "{{ 1 }}"}}]}})
-    expect_error(r, 400, message_contains="wait_for needs inquiries, not available yet")
+                                                  "wait_for": {"inquirer": "{{ 1 }}"}}]}})
+    expect_error(r, 400, message_contains="wait_for: unknown field 'inquirer'")
     # the companion action goes with its workflow only
     expect_error(api.delete(f"/api/v1/actions/{pack}.items"), 400, message_contains="/workflows/")
     # update, delete removes both

@@ -502,6 +502,137 @@ TEST_F(WorkflowExecutor, DelayTimerIsDurableAcrossARestart) {
   EXPECT_TRUE(new_dispatches().empty());
 }
 
+// wait_for (API.md §12.4): the waiting task has no child until its inquiry leaves pending; a
+// response runs it with `inquiry.<task>.response`, a timeout takes its timed_out() path and the
+// task never runs. The wait survives a restart (it is in the store, not in memory).
+class WaitFor : public WorkflowExecutor {
+ protected:
+  void inquiry_command(int64_t root, const std::string& type, Json payload) {
+    process(topics::kCommands, std::to_string(root),
+            Envelope{type, 0, type + ":" + std::to_string(++commands_), clock_.now_ms(), "test",
+                     std::move(payload)});
+  }
+  void create_inquiry(int64_t root, int64_t id, int64_t creator, int timeout_s) {
+    inquiry_command(
+        root, "inquiry.create",
+        {{"request", 9000 + id},
+         {"inquiry",
+          {{"id", id},
+           {"execution", creator},
+           {"created_by_execution", creator},
+           {"purpose", "approval"},
+           {"prompt", "Deploy?"},
+           {"response_schema", {{"ok", {{"type", "boolean"}, {"required", true}}}}},
+           {"response_options", nullptr},
+           {"assigned_to", nullptr},
+           {"timeout_seconds", timeout_s},
+           {"timeout_at", format_rfc3339_ms(clock_.now_ms() + timeout_s * 1000)},
+           {"created", format_rfc3339_ms(clock_.now_ms())}}}});
+  }
+  Json definition() {
+    Json ask = task("ask", "t.ok", {{"next", {{{"do", {"approve"}}}}}});
+    Json approve = task("approve", "t.ok",
+                        {{"wait_for", {{"inquiry", "{{ task.ask.result.inquiry_id }}"}}},
+                         {"input", {{"msg", "{{ inquiry.approve.response.ok }}"}}},
+                         {"next", {{{"when", "{{ timed_out() }}"}, {"do", {"expired"}}}}}});
+    return {{"version", "1"}, {"tasks", {ask, approve, task("expired", "t.ok")}}};
+  }
+  // Runs `ask`, whose child creates inquiry `inquiry` (as an action would with its token).
+  int64_t start_waiting(int64_t inquiry) {
+    define_workflow("t.wf", definition());
+    start();
+    const int64_t wf = request("t.wf");
+    auto ds = new_dispatches();
+    EXPECT_EQ(ds.size(), 1u);
+    if (ds.size() != 1) return wf;
+    create_inquiry(wf, inquiry, ds[0]["execution"]["id"], 30);
+    report(ds[0], "completed", {{"inquiry_id", inquiry}});
+    EXPECT_TRUE(new_dispatches().empty()) << "approve waits: no child row";
+    EXPECT_EQ(counts(wf), (std::map<std::string, size_t>{{"ask", 1}}));
+    return wf;
+  }
+  int commands_ = 0;
+};
+
+TEST_F(WaitFor, AResponseRunsTheTaskWithIt) {
+  const int64_t wf = start_waiting(777);
+  restart();  // the wait is durable
+  inquiry_command(wf, "inquiry.respond",
+                  {{"request", 1}, {"id", 777}, {"response", {{"ok", true}}},
+                   {"responder", {{"id", 1}, {"login", "admin"}, {"unrestricted", true}}}});
+  auto ds = new_dispatches();
+  ASSERT_EQ(ds.size(), 1u);
+  EXPECT_EQ(ds[0]["execution"]["config"], (Json{{"msg", true}}));
+  report(ds[0], "completed", {{"ok", 1}});
+  EXPECT_EQ(row(wf)["status"], "completed");
+  EXPECT_EQ(counts(wf), (std::map<std::string, size_t>{{"ask", 1}, {"approve", 1}}));
+}
+
+TEST_F(WaitFor, ATimeoutTakesTheTimedOutPathAndTheTaskNeverRuns) {
+  const int64_t wf = start_waiting(778);
+  clock_.advance(31s);
+  tick();  // the deadline fires an inquiry.timeout command
+  for (const OutRecord& r : std::vector<OutRecord>(ctx_->forwarded)) {
+    Envelope e;
+    std::string err;
+    if (r.topic == topics::kCommands && Envelope::parse(r.value, e, err) &&
+        e.type == "inquiry.timeout") {
+      Record rec;
+      rec.topic = r.topic;
+      rec.key = r.key;
+      rec.value = r.value;
+      executor_->process(rec, *ctx_);
+      ctx_->commit();
+    }
+  }
+  auto ds = new_dispatches();
+  ASSERT_EQ(ds.size(), 1u);
+  EXPECT_EQ(ds[0]["execution"]["workflow_task"]["task_name"], "expired");
+  report(ds[0], "completed", {{"ok", 1}});
+  EXPECT_EQ(row(wf)["status"], "completed");
+  EXPECT_EQ(counts(wf), (std::map<std::string, size_t>{{"ask", 1}, {"expired", 1}}));
+}
+
+TEST_F(WaitFor, AnInquiryAnsweredBeforeTheTaskWaitsResolvesAtOnce) {
+  Json ask = task("ask", "t.ok", {{"next", {{{"do", {"approve"}}}}}});
+  Json approve = task("approve", "t.ok",
+                      {{"wait_for", {{"inquiry", "{{ task.ask.result.inquiry_id }}"}}},
+                       {"input", {{"msg", "{{ inquiry.approve.response.ok }}"}}}});
+  define_workflow("t.wf", {{"version", "1"}, {"tasks", {ask, approve}}});
+  start();
+  const int64_t wf = request("t.wf");
+  auto ds = new_dispatches();
+  ASSERT_EQ(ds.size(), 1u);
+  create_inquiry(wf, 779, ds[0]["execution"]["id"], 30);
+  inquiry_command(wf, "inquiry.respond",
+                  {{"request", 2}, {"id", 779}, {"response", {{"ok", false}}},
+                   {"responder", {{"id", 1}, {"login", "admin"}, {"unrestricted", true}}}});
+  report(ds[0], "completed", {{"inquiry_id", "779"}});  // a string id works too
+  auto next = new_dispatches();
+  ASSERT_EQ(next.size(), 1u);
+  EXPECT_EQ(next[0]["execution"]["config"], (Json{{"msg", false}}));
+}
+
+TEST_F(WaitFor, AnUnknownInquiryOrACancelledOneNeverLeavesTheTaskWaiting) {
+  // Unknown: timed_out() path at once. Cancelled (PUT status cancelled): the same.
+  const int64_t wf = start_waiting(780);
+  inquiry_command(wf, "inquiry.update",
+                  {{"request", 3}, {"id", 780}, {"changes", {{"status", "cancelled"}}}});
+  auto ds = new_dispatches();
+  ASSERT_EQ(ds.size(), 1u);
+  EXPECT_EQ(ds[0]["execution"]["workflow_task"]["task_name"], "expired");
+
+  define_workflow("t.wf2", definition());
+  const int64_t wf2 = request("t.wf2");
+  auto ds2 = new_dispatches();
+  ASSERT_EQ(ds2.size(), 1u);
+  report(ds2[0], "completed", {{"inquiry_id", 424242}});  // never created
+  auto ds3 = new_dispatches();
+  ASSERT_EQ(ds3.size(), 1u);
+  EXPECT_EQ(ds3[0]["execution"]["workflow_task"]["task_name"], "expired");
+  EXPECT_NE(wf, wf2);
+}
+
 TEST_F(WorkflowExecutor, InvalidStoredDefinitionFailsTheExecution) {
   define_workflow("t.bad", {{"version", "1"}, {"tasks", Json::array()}});
   start();
