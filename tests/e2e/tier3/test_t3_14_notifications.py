@@ -240,3 +240,34 @@ def test_failing_workflow_notifications(server, api):
     assert wf_frames[-1][1]["payload"]["updated"] == done["updated"]
     delays = [at - parse_ts(f["payload"]["updated"]).timestamp() for at, f in wf_frames + kid_frames]
     _assert_prompt(delays, "failing workflow")
+
+
+def test_with_items_children_notified_as_they_are_released(server, api):
+    # with_items rows exist up front (requested) and are dispatched one at a time (concurrency 1): each child
+    # is notified created at once, and its dispatch (scheduling) only after the previous child completed.
+    pack = api.create_pack()["ref"]
+    api.create_action(f"{pack}.step", 'sleep 0.2; printf "%s" "$msg"')
+    create_workflow(api, f"{pack}.items", {"version": "1", "tasks": [
+        {"name": "each", "action": f"{pack}.step", "with_items": "{{ ['a', 'b', 'c'] }}",
+         "input": {"msg": "{{ item }}"}}]})
+    rec = _subscribed(server, api, "entity_type:execution")
+    try:
+        wf = api.execute(f"{pack}.items", {})
+        done = api.wait_execution(wf["id"], timeout=30)
+        assert done["status"] == "completed", done
+        kids = sorted(children(api, wf["id"]), key=lambda c: c["workflow_task"]["task_index"])
+        assert len(kids) == 3, kids
+        per = [rec.wait_status("execution", k["id"], "completed") for k in kids]
+        with rec.lock:
+            order = [(f["entity_id"], f["payload"]["status"]) for _, f in rec.frames]
+    finally:
+        rec.close()
+    delays = []
+    for k, frames in zip(kids, per):
+        _check_sequence(frames, "execution", "execution_created", "execution_status_changed")
+        delays += _delays(frames, k)
+    created = [order.index((k["id"], "requested")) for k in kids]
+    assert max(created) < order.index((kids[0]["id"], "completed")), "rows were not all created up front"
+    for prev, nxt in zip(kids, kids[1:]):
+        assert order.index((prev["id"], "completed")) < order.index((nxt["id"], "scheduling")), order
+    _assert_prompt(delays, "with_items children")
