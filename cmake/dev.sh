@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # One entry point for a fresh Debian 12 machine:
 #   bash cmake/dev.sh serve [attune serve flags...]  install what is missing, build, run the platform
-#   bash cmake/dev.sh test                           install what is missing, build, run every test
+#   bash cmake/dev.sh test                           install what is missing, build, run the tests
+#                                                    (CI; leaves out the e2e `soak` runs)
+#   bash cmake/dev.sh test-full                      the same with the `soak` runs too
 #   bash cmake/dev.sh deps | build                   just those steps
 # Idempotent: installed packages and an up-to-date build are left alone.
 set -euo pipefail
@@ -53,7 +55,10 @@ run_tests() {
   ctest --test-dir "$BUILD" --output-on-failure -j 2 --timeout 300
   log "end-to-end tests (pytest against the real attune serve)"
   local rc=0
-  ATTUNE_BIN="$BUILD/api/cli/attune" /usr/bin/python3 -m pytest "$ROOT/tests/e2e" -q -p no:cacheprovider || rc=$?
+  local select=(-m "not soak")
+  [ "${1:-}" = "full" ] && select=()
+  ATTUNE_BIN="$BUILD/api/cli/attune" /usr/bin/python3 -m pytest "$ROOT/tests/e2e" -q -p no:cacheprovider \
+    "${select[@]}" || rc=$?
   if [ $rc -eq 5 ]; then
     echo "pytest collected no tests: that is a failure" >&2
     exit 1
@@ -68,5 +73,6 @@ case "$cmd" in
   build) deps; build ;;
   serve) deps; build; exec "$BUILD/api/cli/attune" serve "$@" ;;
   test) deps; build; run_tests ;;
-  *) echo "usage: bash cmake/dev.sh serve|test|deps|build" >&2; exit 2 ;;
+  test-full) deps; build; run_tests full ;;
+  *) echo "usage: bash cmake/dev.sh serve|test|test-full|deps|build" >&2; exit 2 ;;
 esac

@@ -39,6 +39,7 @@ void add_core_stages(Topology& topology, const PipelineOptions& options) {
   executor::ExecutorOptions exec_options{options.on_execution_terminal};
   exec_options.terminal_retention = options.state_retention;
   exec_options.prune = options.prune;
+  exec_options.cipher = options.cipher;
   if (wanted("executor")) topology.add({"executor",
                 {std::string(topics::kCommands), std::string(topics::kResults)},
                 {std::string(executor::kExecutionsStore)},

@@ -1,6 +1,7 @@
 // Executions (API.md §11): lists, stats and GET limited to the rows the caller may read (record
 // scopes, §16.3); execute needs actions:execute on the action, cancel executions:cancel.
 #include "api/service/fields.h"
+#include "processors/expr/param_schema.h"
 #include "api/service/record_queries.h"
 #include "api/service/service.h"
 
@@ -111,7 +112,7 @@ Resp execute(ServiceContext& s, Call& c) {
     return error(Errc::kBadRequest, "Action '" + ref + "' is disabled");
   }
   Json errors = Json::object();
-  auto params = validate_against_schema(action->value("param_schema", Json::object()),
+  auto params = expr::validate_parameters(action->value("param_schema", Json::object()),
                                         parameters ? *parameters : Json::object(), errors);
   if (!params) return validation(errors);
 

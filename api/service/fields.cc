@@ -1,34 +1,13 @@
 #include "api/service/fields.h"
 
-#include <cmath>
+#include "processors/expr/param_schema.h"
 
 namespace attune::service {
 
 namespace {
 
-const char* type_name(const Json& v) {
-  if (v.is_null()) return "null";
-  if (v.is_boolean()) return "boolean";
-  if (v.is_number_integer() || v.is_number_unsigned()) return "integer";
-  if (v.is_number()) return "number";
-  if (v.is_string()) return "string";
-  if (v.is_array()) return "array";
-  return "object";
-}
-
-bool matches_type(const Json& v, const std::string& type) {
-  if (type == "string") return v.is_string();
-  if (type == "integer") {
-    if (v.is_number_integer() || v.is_number_unsigned()) return true;
-    return v.is_number_float() && std::floor(v.get<double>()) == v.get<double>();
-  }
-  if (type == "number") return v.is_number();
-  if (type == "boolean") return v.is_boolean();
-  if (type == "array") return v.is_array();
-  if (type == "object") return v.is_object();
-  if (type == "null") return v.is_null();
-  return true;  // "any" or unknown types do not constrain
-}
+const char* type_name(const Json& v) { return expr::json_type_name(v); }
+bool matches_type(const Json& v, const std::string& type) { return expr::matches_type(v, type); }
 
 }  // namespace
 
@@ -125,67 +104,6 @@ std::optional<Json> FieldReader::any(const char* name) {
   auto it = body_.find(name);
   if (it == body_.end()) return std::nullopt;
   return *it;
-}
-
-Json flat_schema(const Json& schema) {
-  if (!schema.is_object()) return Json::object();
-  auto props = schema.find("properties");
-  if (schema.value("type", "") == "object" && props != schema.end() && props->is_object()) {
-    Json flat = *props;
-    if (auto req = schema.find("required"); req != schema.end() && req->is_array()) {
-      for (const auto& r : *req) {
-        if (r.is_string() && flat.contains(r.get<std::string>())) {
-          flat[r.get<std::string>()]["required"] = true;
-        }
-      }
-    }
-    return flat;
-  }
-  return schema;
-}
-
-std::optional<Json> validate_against_schema(const Json& schema, const Json& params, Json& errors) {
-  Json out = params.is_object() ? params : Json::object();
-  const Json flat = flat_schema(schema);
-  for (auto it = flat.begin(); it != flat.end(); ++it) {
-    const std::string& name = it.key();
-    const Json& spec = it.value();
-    if (!spec.is_object()) continue;
-    auto v = out.find(name);
-    if (v == out.end() || v->is_null()) {
-      if (spec.contains("default")) {
-        out[name] = spec["default"];
-      } else if (spec.value("required", false)) {
-        errors[name] = "is required";
-      }
-      continue;
-    }
-    const std::string type = spec.value("type", "");
-    if (!type.empty() && !matches_type(*v, type)) {
-      errors[name] = "must be of type " + type + ", got " + type_name(*v);
-      continue;
-    }
-    if (auto e = spec.find("enum"); e != spec.end() && e->is_array()) {
-      bool found = false;
-      for (const auto& allowed : *e) found = found || allowed == *v;
-      if (!found) {
-        errors[name] = "must be one of " + e->dump();
-        continue;
-      }
-    }
-    if (v->is_number()) {
-      const double d = v->get<double>();
-      if (auto mn = spec.find("minimum"); mn != spec.end() && mn->is_number() &&
-                                          d < mn->get<double>()) {
-        errors[name] = "must be >= " + mn->dump();
-      } else if (auto mx = spec.find("maximum"); mx != spec.end() && mx->is_number() &&
-                                                 d > mx->get<double>()) {
-        errors[name] = "must be <= " + mx->dump();
-      }
-    }
-  }
-  if (!errors.empty()) return std::nullopt;
-  return out;
 }
 
 }  // namespace attune::service

@@ -1,6 +1,6 @@
 // Request-body validation: FieldReader reads typed fields and collects per-field messages for a
-// 422 VALIDATION_ERROR (details.fields); validate_against_schema checks values against the flat
-// parameter schemas of API.md §7 (type, required, default, enum, minimum, maximum).
+// 422 VALIDATION_ERROR (details.fields). Values against parameter schemas (API.md §7):
+// processors/expr/param_schema.h.
 #pragma once
 
 #include <optional>
@@ -34,12 +34,5 @@ class FieldReader {
   const Json& body_;
   Json errors_ = Json::object();
 };
-
-// Checks `params` against a flat or JSON-Schema-style schema; fills defaults. On failure returns
-// nullopt and puts field → message into `errors`. Extra parameters pass through.
-std::optional<Json> validate_against_schema(const Json& schema, const Json& params, Json& errors);
-
-// Normalises a schema to the flat style {name: {type, required, ...}}.
-Json flat_schema(const Json& schema);
 
 }  // namespace attune::service

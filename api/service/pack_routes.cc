@@ -28,6 +28,7 @@
 #include "api/service/pack_installer.h"
 #include "api/service/service.h"
 #include "api/service/workflow_defs.h"
+#include "processors/expr/param_schema.h"
 #include "processors/sensor/sensor_manager.h"
 #include "runners/environments.h"
 #include "runners/runner.h"
@@ -393,7 +394,7 @@ rest::HttpResponse PackInstaller::install_pack(const std::string& staging, const
     apply_fields(f, content->pack, pack_fields(), pack, true);
     if (!f.ok()) return file_error(pack_file, f.errors());
     Json errors = Json::object();
-    auto config = validate_against_schema(pack["conf_schema"], pack["config"], errors);
+    auto config = expr::validate_parameters(pack["conf_schema"], pack["config"], errors);
     if (!config) {
       Json prefixed = Json::object();
       for (const auto& [k, v] : errors.items()) prefixed["config." + k] = v;
@@ -484,6 +485,16 @@ rest::HttpResponse PackInstaller::install_pack(const std::string& staging, const
     obj["runtime_ref"] = (*rt)["ref"];
     return std::nullopt;
   };
+  // Actions a workflow of this pack may run: existing ones and those installed with it.
+  std::set<std::string> pack_actions;
+  for (const auto& c : content->components) {
+    if (c.kind == "action" || c.kind == "workflow") {
+      pack_actions.insert(ref + "." + c.body["ref"].get<std::string>());
+    }
+  }
+  const auto action_exists = [&](const std::string& a) {
+    return pack_actions.count(a) > 0 || s.defs.get("action", a) != nullptr;
+  };
   for (const auto& c : content->components) {
     const std::string full_ref = ref + "." + c.body["ref"].get<std::string>();
     if (auto err = conflict_elsewhere(c.kind.c_str(), full_ref, c.file)) return *err;
@@ -506,7 +517,7 @@ rest::HttpResponse PackInstaller::install_pack(const std::string& staging, const
                  {"tags", c.body.value("tags", Json::array())},
                  {"enabled", c.body.value("enabled", true)},
                  {"definition", c.body["definition"]}};
-      if (auto why = check_workflow_definition(obj["definition"])) {
+      if (auto why = check_workflow_definition(obj["definition"], action_exists)) {
         return file_error(c.file, Json{{"workflow_file", *why}});
       }
       if (auto err = conflict_elsewhere("action", full_ref, c.file)) return *err;

@@ -1,6 +1,7 @@
 #include "api/service/rule_check.h"
 
 #include "api/service/fields.h"
+#include "processors/expr/param_schema.h"
 #include "processors/expr/condition.h"
 #include "processors/expr/expr.h"
 #include "processors/sensor/schedule.h"
@@ -34,7 +35,7 @@ bool check_rule(Json& rule, const Json& trigger, Json& errors) {
   if (auto err = check_conditions(rule["conditions"])) errors["conditions"] = *err;
   if (auto err = check_action_params(rule["action_params"])) errors["action_params"] = *err;
   Json param_errors = Json::object();
-  auto params = validate_against_schema(trigger.value("param_schema", Json::object()),
+  auto params = expr::validate_parameters(trigger.value("param_schema", Json::object()),
                                         rule["trigger_params"], param_errors);
   if (!params) {
     for (auto it = param_errors.begin(); it != param_errors.end(); ++it) {

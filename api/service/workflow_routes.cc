@@ -22,10 +22,17 @@ using detail::validation;
 using Req = rest::HttpRequest;
 using Resp = rest::HttpResponse;
 
-std::optional<std::string> check_workflow_definition(const Json& definition) {
+std::optional<std::string> check_workflow_definition(
+    const Json& definition, const std::function<bool(const std::string&)>& action_exists) {
   if (!definition.is_object()) return "definition must be an object";
   auto parsed = workflow::parse(definition);
   if (!parsed.ok()) return parsed.error().message;
+  for (const workflow::Task& t : parsed->tasks()) {
+    if (t.type == workflow::TaskType::kParallel || t.action.empty()) continue;
+    if (!action_exists(t.action)) {
+      return "task '" + t.name + "': action: unknown action '" + t.action + "'";
+    }
+  }
   return std::nullopt;
 }
 
@@ -125,11 +132,13 @@ Resp create_workflow(ServiceContext& s, Call& c) {
   FieldReader f(*body);
   read_fields(f, *body, wf, true);
   if (!f.ok()) return validation(f.errors());
-  if (auto why = check_workflow_definition(wf["definition"])) {
+  const std::string& ref = scoped.ref;
+  if (auto why = check_workflow_definition(wf["definition"], [&](const std::string& a) {
+        return a == ref || s.defs.get("action", a) != nullptr;
+      })) {
     return error(Errc::kBadRequest, "Invalid workflow definition: " + *why);
   }
   std::lock_guard lock(s.write_mu);
-  const std::string& ref = scoped.ref;
   const std::string exists = "Workflow '" + ref + "' already exists";
   if (s.defs.get("workflow", ref) || s.defs.get("action", ref)) {
     return error(Errc::kConflict, exists);
@@ -170,7 +179,9 @@ Resp update_workflow(ServiceContext& s, Call& c) {
   FieldReader f(*body);
   read_fields(f, *body, wf, false);
   if (!f.ok()) return validation(f.errors());
-  if (auto why = check_workflow_definition(wf["definition"])) {
+  if (auto why = check_workflow_definition(wf["definition"], [&](const std::string& a) {
+        return s.defs.get("action", a) != nullptr;
+      })) {
     return error(Errc::kBadRequest, "Invalid workflow definition: " + *why);
   }
   wf["updated"] = s.now_str();

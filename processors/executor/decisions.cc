@@ -47,12 +47,37 @@ OutRecord enforcement_updated(const Json& execution, std::string_view status, in
 
 // Applies `input` to the state: sets the status, bumps `updated` and emits the record. Returns
 // false (state untouched) when the transition table says the input does not apply.
+// A workflow child's `workflow_task` (API.md §7) follows its execution: started_at once running;
+// completed_at, duration_ms and timed_out once it ends.
+void track_workflow_task(Json& ex, ExecutionStatus next, int64_t now_ms) {
+  auto wt = ex.find("workflow_task");
+  if (wt == ex.end() || !wt->is_object()) return;
+  for (const char* f : {"started_at", "completed_at", "duration_ms", "next_retry_at"}) {
+    if (!wt->contains(f)) (*wt)[f] = nullptr;
+  }
+  if (!wt->contains("timed_out")) (*wt)["timed_out"] = false;
+  if (next == ExecutionStatus::kRunning && ex.value("started_at", Json()).is_string()) {
+    (*wt)["started_at"] = ex["started_at"];
+  }
+  if (is_terminal(next)) {
+    (*wt)["completed_at"] = format_rfc3339_ms(now_ms);
+    (*wt)["timed_out"] = next == ExecutionStatus::kTimeout;
+    const Json& started = (*wt)["started_at"];
+    if (started.is_string()) {
+      if (auto at = parse_rfc3339_ms(started.get<std::string>())) {
+        (*wt)["duration_ms"] = std::max<int64_t>(0, now_ms - *at);
+      }
+    }
+  }
+}
+
 bool step(ExecutionState& st, ExecutionInput input, int64_t now_ms, Outcome& out) {
   const ExecutionStatus old = st.status();
   const auto next = transition(old, input);
   if (!next) return false;
   st.execution["status"] = to_string(*next);
   st.execution["updated"] = format_rfc3339_ms(now_ms);
+  track_workflow_task(st.execution, *next, now_ms);
   out.records.push_back(execution_updated(st, old, now_ms));
   if (is_terminal(*next)) out.terminal.push_back(*next);
   return true;
@@ -114,7 +139,8 @@ std::string pack_of(std::string_view action_ref) {
 }
 
 Result<Outcome> on_requested(const std::optional<ExecutionState>& state, const Json& request,
-                             int64_t root, const DefinitionLookup& lookup, int64_t now_ms) {
+                             int64_t root, const DefinitionLookup& lookup, int64_t now_ms,
+                             std::string_view refuse) {
   if (!request.is_object()) return bad("execution.requested has no execution object");
   const int64_t id = int_field(request, "id");
   if (id <= 0) return bad("execution.requested: execution has no positive id");
@@ -169,9 +195,14 @@ Result<Outcome> on_requested(const std::optional<ExecutionState>& state, const J
   step(st, ExecutionInput::kSchedule, now_ms, out);
 
   JsonPtr action = lookup("action", action_ref);
-  if (!action || !action->value("enabled", true)) {
-    ex["result"] = {{"error", action ? "Action '" + action_ref + "' is disabled"
-                                     : "Action '" + action_ref + "' not found"}};
+  if (!action || !action->value("enabled", true) || !refuse.empty()) {
+    if (action && !refuse.empty() && ex["action"].is_null() && action->contains("id")) {
+      ex["action"] = (*action)["id"];
+    }
+    ex["result"] = {{"error", !action ? "Action '" + action_ref + "' not found"
+                              : !action->value("enabled", true)
+                                  ? "Action '" + action_ref + "' is disabled"
+                                  : std::string(refuse)}};
     step(st, ExecutionInput::kDispatchFailed, now_ms, out);
   } else {
     if (ex["action"].is_null() && action->contains("id")) ex["action"] = (*action)["id"];

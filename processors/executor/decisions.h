@@ -43,8 +43,11 @@ struct Outcome {
 // scheduled with `execution.dispatch` (attempt 1), or → failed when the action is missing or
 // disabled; rule executions also get `enforcement.updated` processed. Throws nothing; a
 // malformed request is reported as Result error.
+// `refuse` non-empty: the execution is created and fails at once with {"error": refuse} (a
+// workflow child whose rendered parameters do not satisfy its action's param_schema).
 Result<Outcome> on_requested(const std::optional<ExecutionState>& state, const Json& request,
-                             int64_t root, const DefinitionLookup& lookup, int64_t now_ms);
+                             int64_t root, const DefinitionLookup& lookup, int64_t now_ms,
+                             std::string_view refuse = {});
 
 // `result.running` {id, attempt, worker, started_at, pid}.
 Result<Outcome> on_running(const std::optional<ExecutionState>& state, const Json& report,

@@ -407,7 +407,7 @@ void ExecutorProcessor::process(const Record& record, ProcessorContext& ctx) {
   } else if (e.type.rfind("inquiry.", 0) == 0) {
     process_inquiry(e, root_of(record.key), ctx);
   } else if (e.type == "workflow.timer") {
-    on_workflow_timer(e.payload);
+    on_workflow_timer(ctx, e.payload);
   } else {
     spdlog::debug("executor: ignoring record type {} on {}", e.type, record.topic);
   }

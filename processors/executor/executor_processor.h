@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "processors/executor/decisions.h"
+#include "processors/keystore/cipher.h"
 #include "processors/workflow/workflow.h"
 #include "topology/store_expiry.h"
 #include "topology/topology.h"
@@ -30,6 +31,10 @@ struct ExecutorOptions {
   // transaction. Non-terminal executions are never pruned.
   std::chrono::milliseconds terminal_retention{std::chrono::hours(1)};
   expiry::PruneSchedule prune;
+  // Datastore encryption: `keystore.*` in workflow templates, a workflow's secret parameters, and
+  // sealing the secrets of its children's parameters (as the API and rules do). May be null: then
+  // `keystore` is empty and children's parameters are passed as rendered.
+  std::shared_ptr<const keystore::Cipher> cipher;
 };
 
 // The due time of an entry written by a build without expiry entries (see ExecutorOptions):
@@ -92,15 +97,21 @@ class ExecutorProcessor final : public Processor {
   void apply_hooked(ProcessorContext& ctx, int64_t id, Result<Outcome> outcome);
   // execution.requested: a workflow action starts a run, anything else goes through on_requested.
   // `fresh`: ignore existing state (releasing a held child).
+  // A workflow's child (fresh, with workflow_task) has its parameters checked against the
+  // action's param_schema when dispatched: defaults filled in, or it fails with the fields named.
   void request(ProcessorContext& ctx, const Json& request, int64_t root, bool fresh);
   void start_workflow(ProcessorContext& ctx, const Json& request, int64_t root, const Json& def);
   // execution.cancel of a running workflow: canceling, then the engine's cancel. False: not one.
   bool cancel_workflow(ProcessorContext& ctx, int64_t id);
   void advance_workflow(ProcessorContext& ctx, const WorkflowEvent& ev);
   void drain_workflows(ProcessorContext& ctx);
+  // Stores timer `timer` ({workflow, root, child | deadline}) due at `at_ms`.
+  void start_timer(ProcessorContext& ctx, int64_t at_ms, const Json& timer);
   // Due timers → `workflow.timer` records; processing one → timer_fired.
   std::optional<SystemTime> fire_timers(SystemTime now, ProcessorContext& ctx);
-  void on_workflow_timer(const Json& payload);
+  // A due timer: the engine's timer_fired, or a workflow execution's own deadline
+  // (`timeout_seconds`): it ends `timeout` at once and its children are cancelled.
+  void on_workflow_timer(ProcessorContext& ctx, const Json& payload);
   DefinitionLookup lookup() const;
 
   std::deque<WorkflowEvent> wf_queue_;

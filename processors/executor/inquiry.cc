@@ -1,6 +1,8 @@
 // The executor's inquiry decisions (pure).
 #include "processors/executor/inquiry.h"
 
+#include "processors/expr/param_schema.h"
+
 #include "topology/core/time.h"
 
 namespace attune::executor {
@@ -25,47 +27,6 @@ InquiryDecision refuse(int code, std::string message) {
 
 InquiryDecision not_pending(const Json& inquiry) {
   return refuse(409, "Inquiry " + id_text(inquiry) + " is already " + status_of(inquiry));
-}
-
-bool matches_type(const Json& v, std::string_view type) {
-  if (type == "string") return v.is_string();
-  if (type == "integer") {
-    return v.is_number_integer() || (v.is_number_float() && v.get<double>() == static_cast<double>(
-                                                                                 v.get<int64_t>()));
-  }
-  if (type == "number") return v.is_number();
-  if (type == "boolean") return v.is_boolean();
-  if (type == "object") return v.is_object();
-  if (type == "array") return v.is_array();
-  if (type == "null") return v.is_null();
-  return true;  // unknown types do not restrict
-}
-
-const char* type_name(const Json& v) {
-  if (v.is_string()) return "string";
-  if (v.is_boolean()) return "boolean";
-  if (v.is_number_integer()) return "integer";
-  if (v.is_number()) return "number";
-  if (v.is_object()) return "object";
-  if (v.is_array()) return "array";
-  return "null";
-}
-
-// The flat form {name: {type, required, ...}} of a flat or JSON-Schema-style schema (API.md §7).
-Json flat(const Json& schema) {
-  if (!schema.is_object()) return Json::object();
-  auto props = schema.find("properties");
-  if (props == schema.end() || !props->is_object()) return schema;
-  Json out = *props;
-  if (auto req = schema.find("required"); req != schema.end() && req->is_array()) {
-    for (const auto& name : *req) {
-      if (name.is_string() && out.contains(name.get<std::string>()) &&
-          out[name.get<std::string>()].is_object()) {
-        out[name.get<std::string>()]["required"] = true;
-      }
-    }
-  }
-  return out;
 }
 
 // The fields whose equality makes a create "identical" to an earlier one.
@@ -103,9 +64,9 @@ std::optional<InquiryStatus> parse_inquiry_status(std::string_view s) {
 
 std::optional<FieldError> validate_response(const Json& schema, const Json& response) {
   if (!response.is_object()) {
-    return FieldError{"response", std::string("must be an object, got ") + type_name(response)};
+    return FieldError{"response", std::string("must be an object, got ") + expr::json_type_name(response)};
   }
-  const Json spec_all = flat(schema);
+  const Json spec_all = expr::flat_schema(schema);
   for (auto it = spec_all.begin(); it != spec_all.end(); ++it) {
     const std::string& name = it.key();
     const Json& spec = it.value();
@@ -115,27 +76,7 @@ std::optional<FieldError> validate_response(const Json& schema, const Json& resp
       if (spec.value("required", false)) return FieldError{name, "is required"};
       continue;
     }
-    const Json type = field(spec, "type");
-    if (type.is_string() && !matches_type(*v, type.get<std::string>())) {
-      return FieldError{name, "must be of type " + type.get<std::string>() + ", got " +
-                                  type_name(*v)};
-    }
-    if (auto e = spec.find("enum"); e != spec.end() && e->is_array()) {
-      bool found = false;
-      for (const auto& allowed : *e) found = found || allowed == *v;
-      if (!found) return FieldError{name, "must be one of " + e->dump()};
-    }
-    if (v->is_number()) {
-      const double d = v->get<double>();
-      if (auto mn = spec.find("minimum"); mn != spec.end() && mn->is_number() &&
-                                          d < mn->get<double>()) {
-        return FieldError{name, "must be >= " + mn->dump()};
-      }
-      if (auto mx = spec.find("maximum"); mx != spec.end() && mx->is_number() &&
-                                          d > mx->get<double>()) {
-        return FieldError{name, "must be <= " + mx->dump()};
-      }
-    }
+    if (auto why = expr::check_value(spec, *v)) return FieldError{name, std::move(*why)};
   }
   return std::nullopt;
 }

@@ -7,6 +7,9 @@
 #include <set>
 
 #include "processors/executor/executor_processor.h"
+#include "processors/expr/param_schema.h"
+#include "processors/keystore/keys.h"
+#include "processors/keystore/sealed.h"
 #include "topology/core/time.h"
 
 namespace attune::executor {
@@ -38,6 +41,29 @@ void merge(Outcome& into, Outcome&& from) {
   for (auto& r : from.records) into.records.push_back(std::move(r));
   for (auto t : from.terminal) into.terminal.push_back(t);
   if (from.state) into.state = std::move(from.state);
+}
+
+// A child's parameters against its action's param_schema (fields holding the redaction marker of
+// a sealed secret are not checked): `config` with defaults filled in, or `refuse` saying why the
+// child cannot run.
+struct CheckedParams {
+  Json config;
+  std::string refuse;
+};
+CheckedParams check_params(const Json& action, const Json& config) {
+  Json schema = expr::flat_schema(action.value("param_schema", Json::object()));
+  const Json params = config.is_object() ? config : Json::object();
+  for (auto it = params.begin(); it != params.end(); ++it) {
+    if (keystore::is_marker(it.value())) schema.erase(it.key());
+  }
+  Json errors = Json::object();
+  auto filled = expr::validate_parameters(schema, params, errors);
+  if (filled) return {std::move(*filled), {}};
+  std::string why = "Invalid parameters for action '" + action.value("ref", "") + "':";
+  for (auto it = errors.begin(); it != errors.end(); ++it) {
+    why += (it == errors.begin() ? " " : "; ") + it.key() + " " + it.value().get<std::string>();
+  }
+  return {params, std::move(why)};
 }
 
 Json timeout_json(double s) {
@@ -74,6 +100,20 @@ void ExecutorProcessor::request(ProcessorContext& ctx, const Json& req, int64_t 
   std::optional<ExecutionState> state = fresh ? std::nullopt : load(ctx, id);
   if (!state && req.is_object() && req.contains("action_ref") && req["action_ref"].is_string()) {
     JsonPtr action = table_.get("action", req["action_ref"].get<std::string>());
+    auto wt = req.find("workflow_task");
+    if (fresh && action && wt != req.end() && wt->is_object()) {
+      // A workflow's child: its parameters were rendered by the engine, not checked by the API.
+      CheckedParams checked = check_params(*action, req.value("config", Json::object()));
+      Json child = req;
+      child["config"] = std::move(checked.config);
+      if (checked.refuse.empty() && is_workflow_action(action) && action->value("enabled", true)) {
+        start_workflow(ctx, child, root, (*action)["workflow_def"]);
+        return;
+      }
+      apply_hooked(ctx, id,
+                   on_requested(state, child, root, lookup(), ctx.clock().now_ms(), checked.refuse));
+      return;
+    }
     if (is_workflow_action(action) && action->value("enabled", true)) {
       start_workflow(ctx, req, root, (*action)["workflow_def"]);
       return;
@@ -120,6 +160,19 @@ void ExecutorProcessor::start_workflow(ProcessorContext& ctx, const Json& req, i
               {"children", Json::object()},
               {"root", st.root}};
   ctx.put(*store_, run_key(id), run.dump());
+  // Its own deadline: the request's timeout_seconds (a task's `timeout` for a nested workflow),
+  // else the workflow action's. No server default: a workflow may wait for people for days.
+  Json limit = st.execution.value("timeout_seconds", Json(nullptr));
+  if (!limit.is_number()) {
+    if (JsonPtr action = table_.get("action", st.execution.value("action_ref", ""))) {
+      limit = action->value("timeout_seconds", Json(nullptr));
+    }
+  }
+  if (limit.is_number() && limit.get<double>() > 0) {
+    const int64_t at = now + static_cast<int64_t>(limit.get<double>() * 1000.0);
+    start_timer(ctx, at,
+                Json{{"workflow", id}, {"root", root}, {"deadline", true}, {"seconds", limit}});
+  }
   const Json params = st.execution.value("config", Json::object());
   wf_queue_.push_back({id, workflow::Event::start(params.is_object() ? params : Json::object())});
   apply_hooked(ctx, id, std::move(out));
@@ -134,6 +187,16 @@ bool ExecutorProcessor::cancel_workflow(ProcessorContext& ctx, int64_t id) {
   apply_hooked(ctx, id, std::move(o));
   if (applies) wf_queue_.push_back({id, workflow::Event::cancel()});
   return true;
+}
+
+void ExecutorProcessor::start_timer(ProcessorContext& ctx, int64_t at_ms, const Json& timer) {
+  char at[32];
+  std::snprintf(at, sizeof at, "%015" PRId64, at_ms);
+  const std::string key = std::string(kTimerPrefix) + at + ":" +
+                          std::to_string(timer["workflow"].get<int64_t>()) + ":" +
+                          std::to_string(ctx.ids().next());
+  ctx.put(*store_, key, timer.dump());
+  ctx.request_punctuate(SystemTime(std::chrono::milliseconds(at_ms)));
 }
 
 void ExecutorProcessor::drain_workflows(ProcessorContext& ctx) {
@@ -164,7 +227,24 @@ void ExecutorProcessor::advance_workflow(ProcessorContext& ctx, const WorkflowEv
     throw std::logic_error("executor: corrupt workflow run " + std::to_string(wf));
   }
   auto def = workflow::parse(run["definition"]);
-  auto state = workflow::State::from_json(run["state"]);
+  // A run whose templates saw secrets keeps its State sealed (rendered inputs kept for retries
+  // may hold them): "state_sealed" instead of "state".
+  const std::string state_aad = "workflow:" + std::to_string(wf);
+  Result<workflow::State> state = make_error(Errc::kInternal, "no state");
+  if (auto sealed = run.find("state_sealed"); sealed != run.end() && sealed->is_string()) {
+    if (!options_.cipher) {
+      throw std::logic_error("executor: workflow run " + std::to_string(wf) +
+                             " is sealed and no datastore key is configured");
+    }
+    auto text = options_.cipher->open(sealed->get<std::string>(), state_aad);
+    if (!text.ok()) {
+      throw std::logic_error("executor: workflow run " + std::to_string(wf) +
+                             " does not open: " + text.error().message);
+    }
+    state = workflow::State::parse(*text);
+  } else {
+    state = workflow::State::from_json(run["state"]);
+  }
   if (!def.ok() || !state.ok()) {
     throw std::logic_error("executor: unreadable workflow run " + std::to_string(wf));
   }
@@ -174,9 +254,52 @@ void ExecutorProcessor::advance_workflow(ProcessorContext& ctx, const WorkflowEv
 
   workflow::Inputs inputs;
   inputs.system = {{"execution", {{"id", wf}}}};
-  if (JsonPtr pack = table_.get("pack", pack_of(wf_state->execution.value("action_ref", "")));
+  const Json& wf_ex = wf_state->execution;
+  const std::string wf_pack = pack_of(wf_ex.value("action_ref", ""));
+  if (JsonPtr pack = table_.get("pack", wf_pack);
       pack && pack->contains("config") && (*pack)["config"].is_object()) {
     inputs.config = (*pack)["config"];
+  }
+  // Secrets are opened only into this call's inputs, never into the State; the values rendered
+  // from them are sealed again in the children's parameters (kCreateChild).
+  std::vector<std::string> secrets;
+  if (options_.cipher) {
+    const Json config = wf_ex.value("config", Json::object());
+    if (auto sealed = wf_ex.find(keystore::kSecretConfigField);
+        sealed != wf_ex.end() && sealed->is_string()) {
+      auto open = keystore::unseal_config(config, sealed->get<std::string>(), *options_.cipher,
+                                          keystore::sealed_aad("execution", wf));
+      if (open.ok()) {
+        for (auto it = config.begin(); it != config.end(); ++it) {
+          if (keystore::is_marker(it.value()) && open->contains(it.key())) {
+            secrets.push_back(keystore::secret_text((*open)[it.key()]));
+          }
+        }
+        inputs.parameters = std::move(open).value();
+      } else {
+        spdlog::warn("executor: workflow {}: secret parameters do not open: {}", wf,
+                     open.error().message);
+      }
+    }
+    if ((*raw)->find("keystore") != std::string::npos) {
+      std::string login;
+      auto identity = wf_ex.value("executor", Json(nullptr));
+      if (!identity.is_number_integer()) {
+        if (JsonPtr rule = table_.get("rule", wf_ex.value("rule_ref", Json("")).is_string()
+                                                  ? wf_ex.value("rule_ref", std::string())
+                                                  : std::string())) {
+          identity = rule->value("owner_identity", Json(nullptr));
+        }
+      }
+      if (identity.is_number_integer()) {
+        if (JsonPtr who = table_.get_by_id("identity", identity.get<int64_t>())) {
+          login = who->value("login", "");
+        }
+      }
+      auto keys = keystore::template_context(table_, wf_pack, login, now, *options_.cipher);
+      inputs.keystore = std::move(keys.root);
+      for (auto& v : keys.secrets) secrets.push_back(std::move(v));
+    }
   }
   auto step = workflow::advance(*def, *state, ev.event, inputs, now);
   if (!step.ok()) {
@@ -184,7 +307,12 @@ void ExecutorProcessor::advance_workflow(ProcessorContext& ctx, const WorkflowEv
     return;
   }
   if (!step->ignored.empty()) spdlog::debug("executor: workflow {}: {}", wf, step->ignored);
-  run["state"] = step->state.to_json();
+  if (options_.cipher && (!secrets.empty() || run.contains("state_sealed"))) {
+    run["state_sealed"] = options_.cipher->seal(step->state.dump(), state_aad);
+    run.erase("state");
+  } else {
+    run["state"] = step->state.to_json();
+  }
   Json& children = run["children"];
   bool finished = false;
 
@@ -203,14 +331,28 @@ void ExecutorProcessor::advance_workflow(ProcessorContext& ctx, const WorkflowEv
         for (const auto& s : c.permission_set_refs) sets.insert(s);
         Json wt = c.workflow_task.is_object() ? c.workflow_task : Json::object();
         wt["workflow_execution"] = wf;
+        Json config = c.input.is_object() ? c.input : Json::object();
+        std::optional<std::string> sealed;
+        if (options_.cipher) {
+          JsonPtr action = table_.get("action", c.action_ref);
+          const auto names = action ? keystore::secret_fields(action->value("param_schema", Json()))
+                                    : std::set<std::string>{};
+          if (!names.empty() || !secrets.empty()) {
+            auto s = keystore::seal_config(config, names, secrets, *options_.cipher,
+                                           keystore::sealed_aad("execution", child));
+            config = std::move(s.config);
+            sealed = std::move(s.sealed);
+          }
+        }
         Json req = {{"id", child},
                     {"action_ref", c.action_ref},
-                    {"config", c.input.is_object() ? c.input : Json::object()},
+                    {"config", std::move(config)},
                     {"parent", wf},
                     {"workflow_task", std::move(wt)},
                     {"timeout_seconds", c.timeout ? timeout_json(*c.timeout) : Json(nullptr)},
                     {"permission_set_refs", Json(std::vector<std::string>(sets.begin(), sets.end()))},
                     {"executor", wf_state->execution.value("executor", Json(nullptr))}};
+        if (sealed) req[keystore::kSecretConfigField] = *sealed;
         if (!c.held) {
           request(ctx, req, root, true);
           break;
@@ -235,16 +377,9 @@ void ExecutorProcessor::advance_workflow(ProcessorContext& ctx, const WorkflowEv
         request(ctx, held->execution, root, true);
         break;
       }
-      case CommandKind::kStartTimer: {
-        char at[32];
-        std::snprintf(at, sizeof at, "%015" PRId64, c.at_ms);
-        const std::string key = std::string(kTimerPrefix) + at + ":" + std::to_string(wf) + ":" +
-                                std::to_string(ctx.ids().next());
-        ctx.put(*store_, key,
-                Json{{"workflow", wf}, {"root", root}, {"child", c.child.to_json()}}.dump());
-        ctx.request_punctuate(SystemTime(std::chrono::milliseconds(c.at_ms)));
+      case CommandKind::kStartTimer:
+        start_timer(ctx, c.at_ms, Json{{"workflow", wf}, {"root", root}, {"child", c.child.to_json()}});
         break;
-      }
       case CommandKind::kAwaitInquiry:
         await_inquiry(ctx, wf, c.child.task, c.child.run, c.inquiry_id);
         break;
@@ -264,13 +399,20 @@ void ExecutorProcessor::advance_workflow(ProcessorContext& ctx, const WorkflowEv
         const char* status = c.status == WorkflowStatus::kCompleted  ? "completed"
                              : c.status == WorkflowStatus::kCancelled ? "cancelled"
                                                                       : "failed";
+        // API.md §11: a completed workflow's result is `data` = the rendered output_map (the
+        // variables without one), its keys also at the top level — the shape of an action's
+        // parsed JSON output, so `task.<sub>.result.x` and `.result.data.x` both work.
+        Json result = c.result;
+        if (c.status == WorkflowStatus::kCompleted && result.is_object()) {
+          result["data"] = c.result;
+        }
         if (cur) {
           apply_hooked(ctx, wf,
                        on_finished(cur,
                                    Json{{"id", wf},
                                         {"attempt", cur->attempt()},
                                         {"status", status},
-                                        {"result", c.result}},
+                                        {"result", std::move(result)}},
                                    lookup(), now));
         }
         break;
@@ -311,15 +453,41 @@ std::optional<SystemTime> ExecutorProcessor::fire_timers(SystemTime now, Process
     }
     const int64_t wf = value["workflow"].get<int64_t>();
     const int64_t root = value.value("root", wf);
-    Envelope e{"workflow.timer", wf, key, now_ms, "executor",
-               Json{{"workflow", wf}, {"child", value.value("child", Json(nullptr))}}};
+    Json timer = {{"workflow", wf}, {"child", value.value("child", Json(nullptr))}};
+    if (value.value("deadline", false)) {
+      timer["deadline"] = true;
+      timer["seconds"] = value.value("seconds", Json(nullptr));
+    }
+    Envelope e{"workflow.timer", wf, key, now_ms, "executor", std::move(timer)};
     ctx.forward(OutRecord{std::string(topics::kCommands), std::to_string(root), e.dump()});
   }
   if (!next) return std::nullopt;
   return SystemTime(std::chrono::milliseconds(*next));
 }
 
-void ExecutorProcessor::on_workflow_timer(const Json& payload) {
+void ExecutorProcessor::on_workflow_timer(ProcessorContext& ctx, const Json& payload) {
+  if (payload.is_object() && payload.value("deadline", false) && payload.contains("workflow") &&
+      payload["workflow"].is_number_integer()) {
+    const int64_t wf = payload["workflow"].get<int64_t>();
+    auto st = load(ctx, wf);
+    auto run = ctx.get(*store_, run_key(wf));
+    if (!st || st->status() != ExecutionStatus::kRunning || !run.ok() || !run->has_value()) {
+      return;  // ended (or being cancelled) before its deadline
+    }
+    const Json limit = payload.value("seconds", Json(nullptr));
+    apply_hooked(ctx, wf,
+                 on_finished(st,
+                             Json{{"id", wf},
+                                  {"attempt", st->attempt()},
+                                  {"status", "timeout"},
+                                  {"result",
+                                   {{"error", "workflow timed out after " +
+                                                  (limit.is_number() ? limit.dump() : "its") +
+                                                  " seconds"}}}},
+                             lookup(), ctx.clock().now_ms()));
+    wf_queue_.push_back({wf, workflow::Event::cancel(true)});
+    return;
+  }
   auto child = payload.is_object() && payload.contains("child")
                    ? ChildKey::from_json(payload["child"])
                    : std::nullopt;

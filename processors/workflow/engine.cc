@@ -147,7 +147,7 @@ class Engine {
         if (Status s = on_timer(e.child); !s.ok()) return s.error();
         break;
       case EventKind::kCancel:
-        on_cancel();
+        on_cancel(e.kill_running);
         break;
     }
     if (ignored_.empty()) check_completion();
@@ -175,7 +175,7 @@ class Engine {
         ctx->inquiry[name] = Json{{"response", t.inquiry_response}};
     }
     expr::Scope& s = ctx->scope;
-    s.bind("parameters", &state_.parameters);
+    s.bind("parameters", in_.parameters ? &*in_.parameters : &state_.parameters);
     s.bind("workflow", &state_.vars);
     s.bind("vars", &state_.vars);
     s.bind("variables", &state_.vars);
@@ -336,7 +336,7 @@ class Engine {
     return {};
   }
 
-  void on_cancel() {
+  void on_cancel(bool kill_running) {
     if (state_.status == WorkflowStatus::kPending) {
       state_.status = WorkflowStatus::kCancelled;
       finish(WorkflowStatus::kCancelled, Json());
@@ -347,7 +347,8 @@ class Engine {
       return;
     }
     state_.status = WorkflowStatus::kCanceling;
-    stop_children(def_.cancellation_policy() == CancellationPolicy::kCancelRunning);
+    stop_children(kill_running ||
+                  def_.cancellation_policy() == CancellationPolicy::kCancelRunning);
   }
 
   // ---- task lifecycle

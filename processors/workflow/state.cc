@@ -281,9 +281,10 @@ Event Event::timer_fired(ChildKey key) {
   return e;
 }
 
-Event Event::cancel() {
+Event Event::cancel(bool kill_running) {
   Event e;
   e.kind = EventKind::kCancel;
+  e.kill_running = kill_running;
   return e;
 }
 

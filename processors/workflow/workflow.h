@@ -245,14 +245,16 @@ struct Event {
   ChildStatus status = ChildStatus::kCompleted;
   Json result;  // kChildFinished: the child's result
   InquiryOutcome inquiry = InquiryOutcome::kResponded;
-  Json response;  // kInquiryResolved
+  Json response;             // kInquiryResolved
+  bool kill_running = false;  // kCancel: cancel running children whatever cancellation_policy says
 
   static Event start(Json parameters);
   static Event child_finished(ChildKey key, ChildStatus status, Json result);
   static Event inquiry_resolved(std::string task, int64_t run, InquiryOutcome outcome,
                                 Json response);
   static Event timer_fired(ChildKey key);
-  static Event cancel();
+  // `kill_running`: the workflow timed out — its running children are cancelled too.
+  static Event cancel(bool kill_running = false);
 };
 
 // Values the caller provides to templates on every call; never stored in the State (secrets).
@@ -260,6 +262,9 @@ struct Inputs {
   Json config = Json::object();    // `config.*` (pack config)
   Json keystore = Json::object();  // `keystore.*`
   Json system = Json::object();    // `system.*` (e.g. {"execution": {"id": ...}})
+  // `parameters.*` with secret values opened: bound instead of State::parameters (which keep the
+  // redaction markers of a sealed config, so no secret is stored in the State).
+  std::optional<Json> parameters;
 };
 
 enum class CommandKind {

@@ -23,6 +23,8 @@ def pytest_addoption(parser):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "restart: test starts and stops its own attune server(s)")
+    config.addinivalue_line("markers", "soak: a long randomized crash or scale run, left out of "
+                                       "`bash cmake/dev.sh test` (CI) and run by `bash cmake/dev.sh test-full`")
 
 
 # ----------------------------------------------------------------------------------- timeout guard

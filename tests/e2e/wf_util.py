@@ -70,3 +70,13 @@ def wait_children_terminal(api: Client, parent_id: int, timeout: float = 20.0) -
         kids = children(api, parent_id)
         return (kids,) if all(k["status"] in TERMINAL for k in kids) else None
     return wait_for(check, timeout=timeout, desc=f"children of {parent_id} terminal")[0]
+
+
+def output(ex: dict) -> dict:
+    """A completed workflow's rendered output_map (API.md §11: `data`, its keys also at the top level),
+    checking both places agree."""
+    result = ex["result"]
+    assert isinstance(result, dict) and "data" in result, result
+    top = {k: v for k, v in result.items() if k != "data"}
+    assert top == {k: v for k, v in result["data"].items() if k != "data"}, result
+    return result["data"]

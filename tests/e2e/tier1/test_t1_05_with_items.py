@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from attune_e2e import expect, expect_error
-from wf_util import children, create_workflow, echo_action, run, tasks_of
+from wf_util import children, create_workflow, echo_action, output, run, tasks_of
 
 
 def _items_workflow(api, pack, action):
@@ -68,6 +68,11 @@ def test_workflow_crud_and_refusals(api):
                                                   "next": [{"do": ["missing"]}]}]}})
     expect_error(r, 400, message_contains="missing")
     r = api.post("/api/v1/workflows", json={
+        "ref": f"{pack}.ghost", "pack_ref": pack, "label": "x", "version": "1",
+        "definition": {"version": "1", "tasks": [{"name": "a", "action": f"{pack}.no_such_action"}]}})
+    expect_error(r, 400, message_contains=f"task 'a': action: unknown action '{pack}.no_such_action'")
+    expect_error(api.get(f"/api/v1/workflows/{pack}.ghost"), 404)
+    r = api.post("/api/v1/workflows", json={
         "ref": f"{pack}.waits", "pack_ref": pack, "label": "x", "version": "1",
         "definition": {"version": "1", "tasks": [{"name": "a", "action": action,
                                                   "wait_for": {"inquirer": "{{ 1 }}"}}]}})
@@ -109,6 +114,6 @@ def test_pack_workflow_file_installs_and_runs(api):
     assert action["workflow_def"]["tasks"][0]["name"] == "each"
     done = run(api, f"{ref}.loop", {"words": ["x", "y", "z"]})
     assert done["status"] == "completed", done
-    assert done["result"] == {"said": 3}, done
+    assert output(done) == {"said": 3}, done
     kids = sorted(children(api, done["id"]), key=lambda c: c["workflow_task"]["task_index"])
     assert [k["result"]["stdout"] for k in kids] == ["x", "y", "z"]

@@ -31,6 +31,7 @@ def test_nested_chain_propagates_results(api, depth):
     top = run(api, f"{pack}.level1", {"word": "deep"})
     assert top["status"] == "completed", top
     assert top["result"]["value"] == "deep-leaf", top["result"]
+    assert top["result"]["data"]["value"] == "deep-leaf"  # output_map also under `data` (API.md §11)
     assert top["result"]["depth"] == depth and top["result"]["level"] == 1
     # walk the chain down by `parent`
     node = top

@@ -13,7 +13,7 @@ import pytest
 
 from attune_e2e import expect, uid, wait_for
 from tenants import custom_set
-from wf_util import children, create_workflow, tasks_of
+from wf_util import children, create_workflow, output, tasks_of
 
 CURL = 'curl -sS -H "Authorization: Bearer $ATTUNE_API_TOKEN" -H "Content-Type: application/json"'
 # Parameter `inquiry`: the POST body as JSON text. Prints {"inquiry_id": N} (parsed into the result).
@@ -105,7 +105,7 @@ def test_t3_9_three_approvals_in_sequence(api, rig):
         assert ran["result"]["stdout"] == f"{waiter}: {who}"  # inquiry.<task>.response in its input
     done = api.wait_execution(wf["id"], timeout=60)
     assert done["status"] == "completed", done
-    assert done["result"] == {"approvers": approvers}
+    assert output(done) == {"approvers": approvers}
     counts = {k: len(v) for k, v in tasks_of(api, wf["id"]).items()}
     assert counts == {"ask_dev": 1, "dev_ok": 1, "ask_ops": 1, "ops_ok": 1, "ask_sec": 1, "sec_ok": 1,
                       "deploy": 1}, counts
@@ -149,3 +149,47 @@ def test_t3_9_cancelling_the_workflow_while_it_waits(api, rig):
     answer(api, q, {"approved": True, "by": "late"})
     time.sleep(0.5)
     assert "dev_ok" not in tasks_of(api, wf["id"])
+
+
+@pytest.mark.restart
+def test_t3_9_waits_survive_kill_9(server_factory):
+    """Two workflows wait for their inquiries; kill -9; the deadline of one passes while the server is
+    down. After the restart: the expired one takes its timed_out() path at start, the other still waits
+    and runs once answered. Each task ran once."""
+    srv = server_factory.start_new("wait-for-restart")
+    api = srv.admin_client()
+    pack = api.create_pack()["ref"]
+    rig = {"pack": pack,
+           "asker": api.create_action(f"{pack}.asker", ASKER, timeout_seconds=30, output_format="json")["ref"],
+           "echo": api.create_action(f"{pack}.echo", 'printf "%s" "$msg"')["ref"],
+           "inert": custom_set(api, [{"resource": "runtimes", "actions": ["read"]}], prefix="inert")}
+    runs = {}
+    for name, timeout_seconds in (("patient", None), ("expiring", 2)):
+        ref = three_step(api, rig, timeout_seconds=timeout_seconds)
+        wf = api.execute(ref, {}, permission_set_refs=[rig["inert"]])
+        answer(api, pending_inquiry_of(api, child_of(api, wf["id"], "ask_dev")["id"]), {"approved": True, "by": "d"})
+        answer(api, pending_inquiry_of(api, child_of(api, wf["id"], "ask_ops")["id"]), {"approved": True, "by": "o"})
+        sec = child_of(api, wf["id"], "ask_sec")
+        runs[name] = (wf, pending_inquiry_of(api, sec["id"]))
+        api.wait_execution(sec["id"])
+    token = api.token
+    srv.kill9()
+    time.sleep(2.5)
+    srv.start()
+    api = srv.client(token)
+
+    wf, q = runs["expiring"]
+    done = api.wait_execution(wf["id"], timeout=30)
+    assert done["status"] == "completed", done
+    assert api.get_data(f"/api/v1/inquiries/{q['id']}")["status"] == "timeout"
+    tasks = tasks_of(api, wf["id"])
+    assert "sec_ok" not in tasks and len(tasks["expired"]) == 1, sorted(tasks)
+
+    wf, q = runs["patient"]
+    assert api.get_data(f"/api/v1/executions/{wf['id']}")["status"] == "running"
+    answer(api, q, {"approved": True, "by": "s"})
+    done = api.wait_execution(wf["id"], timeout=30)
+    assert done["status"] == "completed" and output(done) == {"approvers": ["d", "o", "s"]}, done
+    counts = {k: len(v) for k, v in tasks_of(api, wf["id"]).items()}
+    assert counts == {"ask_dev": 1, "dev_ok": 1, "ask_ops": 1, "ops_ok": 1, "ask_sec": 1, "sec_ok": 1,
+                      "deploy": 1}, counts

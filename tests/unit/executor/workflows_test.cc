@@ -9,6 +9,8 @@
 #include <random>
 
 #include "processors/executor/executor_processor.h"
+#include "processors/keystore/keys.h"
+#include "processors/keystore/sealed.h"
 #include "topology/core/time.h"
 #include "topology/definitions_table.h"
 #include "topology/embedded_log.h"
@@ -117,9 +119,11 @@ class WorkflowExecutor : public ::testing::Test {
     std::filesystem::remove_all(dir_);
   }
 
-  void define_action(const std::string& ref, Json workflow_def = nullptr) {
+  void define_action(const std::string& ref, Json workflow_def = nullptr,
+                     Json param_schema = Json::object()) {
     Json a = {{"id", ++def_id_},     {"ref", ref},       {"pack_ref", "t"}, {"enabled", true},
-              {"runtime_ref", "core.shell"}, {"entrypoint", "x"}, {"workflow_def", workflow_def}};
+              {"runtime_ref", "core.shell"}, {"entrypoint", "x"}, {"workflow_def", workflow_def},
+              {"param_schema", std::move(param_schema)}};
     ASSERT_TRUE(log_->produce({definition_record("action", a, clock_.now_ms(), "test")}).ok());
   }
   void define_workflow(const std::string& ref, Json def) { define_action(ref, std::move(def)); }
@@ -137,7 +141,9 @@ class WorkflowExecutor : public ::testing::Test {
       kept = std::move(ctx_->forwarded);
     }
     clock_.advance(1s);  // a restart takes time: new ids never repeat old ones
-    executor_ = std::make_unique<ExecutorProcessor>(*table_);
+    ExecutorOptions options;
+    options.cipher = cipher_;
+    executor_ = std::make_unique<ExecutorProcessor>(*table_, options);
     ctx_ = std::make_unique<TxnContext>(*db_, clock_);
     ctx_->forwarded = std::move(kept);
     executor_->init(*ctx_);
@@ -281,6 +287,7 @@ class WorkflowExecutor : public ::testing::Test {
   std::unique_ptr<ExecutorProcessor> executor_;
   size_t seen_ = 0;
   int64_t def_id_ = 100;
+  std::shared_ptr<const keystore::Cipher> cipher_;
 };
 
 Json task(const std::string& name, const std::string& action, Json extra = Json::object()) {
@@ -355,7 +362,9 @@ TEST_F(WorkflowExecutor, DefinitionsRunToTheExpectedEnd) {
     EXPECT_EQ(r["status"], cases[i].status) << r.dump();
     EXPECT_EQ(counts(wf), cases[i].children);
     if (!cases[i].result.is_null()) {
-      EXPECT_EQ(r["result"], cases[i].result);
+      Json want = cases[i].result;  // completed: also under `data` (API.md §11)
+      if (r["status"] == "completed" && want.is_object()) want["data"] = cases[i].result;
+      EXPECT_EQ(r["result"], want);
     }
     EXPECT_EQ(history(wf), (std::vector<std::string>{"requested", "scheduling", "scheduled",
                                                      "running", cases[i].status}));
@@ -383,7 +392,9 @@ TEST_F(WorkflowExecutor, NestedWorkflowsPropagateResultsUpOnePartition) {
   const int64_t wf = request("t.l1");
   run_children(echo_all());
   EXPECT_EQ(row(wf)["status"], "completed");
-  EXPECT_EQ(row(wf)["result"], Json({{"v", "deep"}}));
+  // Each level's result is its output_map under `data` and at the top level, so the level above
+  // reads `task.<sub>.result.v` directly.
+  EXPECT_EQ(row(wf)["result"], Json({{"v", "deep"}, {"data", {{"v", "deep"}}}}));
   const Json mid = children_of(wf)["top"].at(0);
   const Json leaf_wf = children_of(mid["id"])["mid"].at(0);
   EXPECT_EQ(leaf_wf["status"], "completed");
@@ -631,6 +642,167 @@ TEST_F(WaitFor, AnUnknownInquiryOrACancelledOneNeverLeavesTheTaskWaiting) {
   ASSERT_EQ(ds3.size(), 1u);
   EXPECT_EQ(ds3[0]["execution"]["workflow_task"]["task_name"], "expired");
   EXPECT_NE(wf, wf2);
+}
+
+// Children's parameters meet their action's param_schema when dispatched (API.md §12: a child is
+// an execution like any other): defaults filled in; invalid ones fail the child (and, unhandled,
+// the workflow) with the fields named, and never reach a worker.
+TEST_F(WorkflowExecutor, ChildParametersGetDefaultsOrFailWithTheFieldsNamed) {
+  const Json schema = {{"msg", {{"type", "string"}, {"required", true}}},
+                       {"count", {{"type", "integer"}, {"default", 3}, {"maximum", 5}}}};
+  define_action("t.typed", nullptr, schema);
+  define_workflow("t.wf", {{"version", "1"},
+                           {"tasks", {task("a", "t.typed", {{"next", {{{"do", {"b"}}}}}}),
+                                      task("b", "t.typed", {{"input", {{"msg", "x"}, {"count", 9}}}})}}});
+  start();
+  const int64_t wf = request("t.wf");
+  auto ds = new_dispatches();
+  ASSERT_EQ(ds.size(), 1u);
+  EXPECT_EQ(ds[0]["execution"]["config"], (Json{{"msg", "a"}, {"count", 3}}));
+  report(ds[0], "completed", {{"ok", 1}});
+  EXPECT_TRUE(new_dispatches().empty()) << "b's parameters are invalid: never dispatched";
+  auto b = children_of(wf)["b"];
+  ASSERT_EQ(b.size(), 1u);
+  EXPECT_EQ(b[0]["status"], "failed");
+  EXPECT_EQ(b[0]["result"]["error"], "Invalid parameters for action 't.typed': count must be <= 5");
+  EXPECT_EQ(row(wf)["status"], "failed");
+}
+
+// Secrets (API.md §11.4): a workflow's secret parameters and decrypted keystore values reach the
+// templates, but every child's stored config holds the redaction marker and the values travel
+// sealed (secret_config, AAD execution:<child id>) — and secret fields of the child's own schema are
+// sealed even when not rendered from a secret.
+TEST_F(WorkflowExecutor, SecretsInChildParametersStaySealed) {
+  cipher_ = std::make_shared<keystore::Cipher>("0123456789abcdef0123456789abcdef");
+  define_action("t.login", nullptr,
+                {{"user", {{"type", "string"}}}, {"password", {{"type", "string"}, {"secret", true}}}});
+  Json key = {{"id", ++def_id_}, {"ref", "system.api_token"}, {"owner_type", "system"},
+              {"owner", nullptr}, {"local_ref", "api_token"}, {"encrypted", true}};
+  keystore::set_value(key, "tok-s3cr3t-value", true, *cipher_);
+  ASSERT_TRUE(log_->produce({definition_record("key", key, clock_.now_ms(), "test")}).ok());
+  define_workflow(
+      "t.wf",
+      {{"version", "1"},
+       {"tasks",
+        {task("a", "t.login",
+              {{"input", {{"user", "{{ parameters.user }}"},
+                          {"password", "{{ parameters.pw }}"},
+                          {"header", "Bearer {{ keystore.api_token }}"}}}})}}});
+  start();
+  const int64_t wf = ctx_->ids().next();
+  // As the API stores an execute with a secret parameter: marker in config, value sealed.
+  auto sealed_params = keystore::seal_config({{"user", "ann"}, {"pw", "hunter2-secret"}}, {"pw"},
+                                             {}, *cipher_, keystore::sealed_aad("execution", wf));
+  ASSERT_TRUE(sealed_params.sealed.has_value());
+  process(topics::kCommands, std::to_string(wf),
+          Envelope{"execution.requested", wf, "execution:" + std::to_string(wf), clock_.now_ms(),
+                   "test",
+                   Json{{"execution",
+                         {{"id", wf},
+                          {"action_ref", "t.wf"},
+                          {"config", sealed_params.config},
+                          {keystore::kSecretConfigField, *sealed_params.sealed}}}}});
+  auto ds = new_dispatches();
+  ASSERT_EQ(ds.size(), 1u);
+  const Json& child = ds[0]["execution"];
+  EXPECT_EQ(child["config"]["user"], "ann");
+  EXPECT_TRUE(keystore::is_marker(child["config"]["password"])) << child.dump();
+  EXPECT_TRUE(keystore::is_marker(child["config"]["header"])) << child.dump();
+  ASSERT_TRUE(child.contains(keystore::kSecretConfigField));
+  auto open = keystore::unseal_config(child["config"], child[keystore::kSecretConfigField],
+                                      *cipher_, keystore::sealed_aad("execution", child["id"]));
+  ASSERT_TRUE(open.ok()) << open.error().message;
+  EXPECT_EQ((*open)["password"], "hunter2-secret");
+  EXPECT_EQ((*open)["header"], "Bearer tok-s3cr3t-value");
+  // Nowhere in plaintext: not in any record written, nor in the executor's store.
+  for (const OutRecord& r : ctx_->forwarded) {
+    EXPECT_EQ(r.value.find("hunter2-secret"), std::string::npos) << r.topic;
+    EXPECT_EQ(r.value.find("tok-s3cr3t"), std::string::npos) << r.topic;
+  }
+  auto store = db_->store("stage.executions");
+  ASSERT_TRUE(store.ok());
+  auto st = (*store)->scan("", [&](std::string_view k, std::string_view v) {
+    EXPECT_EQ(v.find("hunter2-secret"), std::string::npos) << k;
+    return true;
+  });
+  EXPECT_TRUE(st.ok());
+  // The sealed run state opens again for the next event, also after a restart.
+  restart();
+  report(ds[0], "completed", {{"ok", 1}});
+  EXPECT_EQ(row(wf)["status"], "completed");
+}
+
+// A workflow execution's own `timeout_seconds` (a parent task's `timeout` for a nested workflow):
+// at the deadline it ends `timeout` at once (so the parent's timed_out() path can run), its running
+// children are cancelled whatever its cancellation_policy, and nothing new starts. The deadline is a
+// stored timer, so it also fires after a restart.
+TEST_F(WorkflowExecutor, AWorkflowTimesOutAtItsDeadline) {
+  define_workflow("t.inner", {{"version", "1"},
+                              {"tasks", {task("slow", "t.ok", {{"next", {{{"do", {"after"}}}}}}),
+                                         task("after", "t.ok")}}});
+  define_workflow("t.outer",
+                  {{"version", "1"},
+                   {"tasks",
+                    {task("nest", "t.inner",
+                          {{"timeout", 2},
+                           {"next", {{{"when", "{{ timed_out() }}"}, {"do", {"recover"}}}}}}),
+                     task("recover", "t.ok")}}});
+  start();
+  const int64_t outer = request("t.outer");
+  auto ds = new_dispatches();
+  ASSERT_EQ(ds.size(), 1u);  // inner's `slow`, running
+  const Json inner = children_of(outer)["nest"].at(0);
+  EXPECT_EQ(inner["timeout_seconds"], 2);
+  process(topics::kResults, std::to_string(outer),
+          Envelope{"result.running", ds[0]["execution"]["id"], "r", clock_.now_ms(), "worker",
+                   Json{{"id", ds[0]["execution"]["id"]}, {"attempt", 1}, {"worker", "w"}}});
+  restart();
+  clock_.advance(2500ms);
+  tick();
+  EXPECT_EQ(row(inner["id"])["status"], "timeout");
+  EXPECT_EQ(row(inner["id"])["result"]["error"], "workflow timed out after 2 seconds");
+  EXPECT_EQ(row(inner["id"])["workflow_task"]["timed_out"], true);
+  const int64_t slow = ds[0]["execution"]["id"];
+  EXPECT_EQ(row(slow)["status"], "canceling") << "its running child is cancelled (allow_finish)";
+  auto next = new_dispatches();
+  ASSERT_EQ(next.size(), 1u) << "the outer workflow's timed_out() path";
+  EXPECT_EQ(next[0]["execution"]["workflow_task"]["task_name"], "recover");
+  report(next[0], "completed", {{"ok", 1}});
+  EXPECT_EQ(row(outer)["status"], "completed");
+  // The cancelled child finishing starts nothing more in the timed-out workflow.
+  process(topics::kResults, std::to_string(outer),
+          Envelope{"result.finished", slow, "f", clock_.now_ms(), "worker",
+                   Json{{"id", slow}, {"attempt", 1}, {"status", "cancelled"}, {"result", nullptr}}});
+  EXPECT_TRUE(new_dispatches().empty());
+  EXPECT_EQ(row(inner["id"])["status"], "timeout");
+  EXPECT_EQ(counts(inner["id"]), (std::map<std::string, size_t>{{"slow", 1}}));
+}
+
+// A child's workflow_task follows it (API.md §7): started_at, then completed_at, duration_ms and
+// timed_out.
+TEST_F(WorkflowExecutor, ChildWorkflowTaskRecordsItsTimes) {
+  define_workflow("t.wf", {{"version", "1"}, {"tasks", {task("a", "t.ok")}}});
+  start();
+  const int64_t wf = request("t.wf");
+  auto ds = new_dispatches();
+  ASSERT_EQ(ds.size(), 1u);
+  const Json& created = ds[0]["execution"]["workflow_task"];
+  EXPECT_TRUE(created["started_at"].is_null());
+  EXPECT_EQ(created["timed_out"], false);
+  const int64_t id = ds[0]["execution"]["id"];
+  process(topics::kResults, std::to_string(wf),
+          Envelope{"result.running", id, "r", clock_.now_ms(), "worker",
+                   Json{{"id", id}, {"attempt", 1}, {"worker", "w"}}});
+  EXPECT_TRUE(row(id)["workflow_task"]["started_at"].is_string());
+  clock_.advance(1500ms);
+  process(topics::kResults, std::to_string(wf),
+          Envelope{"result.finished", id, "f", clock_.now_ms(), "worker",
+                   Json{{"id", id}, {"attempt", 1}, {"status", "timeout"}, {"result", nullptr}}});
+  const Json wt = row(id)["workflow_task"];
+  EXPECT_EQ(wt["timed_out"], true);
+  EXPECT_EQ(wt["duration_ms"], 1500);
+  EXPECT_TRUE(wt["completed_at"].is_string());
+  EXPECT_EQ(row(wf)["status"], "failed");
 }
 
 TEST_F(WorkflowExecutor, InvalidStoredDefinitionFailsTheExecution) {
