@@ -7,6 +7,7 @@
 #include <functional>
 #include <optional>
 #include <string_view>
+#include <unordered_map>
 
 #include "processors/executor/decisions.h"
 #include "processors/keystore/cipher.h"
@@ -86,7 +87,8 @@ class ExecutorProcessor final : public Processor {
   void wake_waiters(ProcessorContext& ctx, int64_t inquiry, const Json* ended);
 
   // Workflows (workflows.cc). A workflow action's execution is not dispatched: the executor keeps
-  // its run (definition, engine State, ChildKey → child id) under "w:<id>" and turns the engine's
+  // its run (engine State, definition, slots, ChildKey → child id) under "w:<id>" and "w:<id>/…"
+  // (processors/RECORDS.md) and turns the engine's
   // commands into child executions, timers ("t:<at>:<workflow>:<n>") and its own end. Events for
   // runs are queued and drained at the end of each input, so nested effects stay in one commit.
   struct WorkflowEvent {
@@ -115,6 +117,17 @@ class ExecutorProcessor final : public Processor {
   DefinitionLookup lookup() const;
 
   std::deque<WorkflowEvent> wf_queue_;
+  // What never changes in a run, parsed, by workflow execution id: the definition ("w:<id>/d")
+  // and the parameters ("w:<id>/p"). Derived from the store; bounded: cleared when full.
+  struct RunConstants {
+    workflow::Definition definition;
+    Json parameters;
+    // The workflow execution's state as the run started: what advance_workflow reads of it
+    // (action_ref, config, permission_set_refs, executor, rule_ref) does not change during the run.
+    std::optional<ExecutionState> execution;
+  };
+  static constexpr size_t kRunCacheSize = 4096;
+  std::unordered_map<int64_t, RunConstants> wf_runs_;
   uint64_t timer_seq_ = 0;
 
   const DefinitionsTable& table_;

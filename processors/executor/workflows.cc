@@ -20,12 +20,113 @@ using workflow::CommandKind;
 using workflow::WorkflowStatus;
 
 std::string state_key(int64_t id) { return "x:" + std::to_string(id); }
-std::string run_key(int64_t id) { return "w:" + std::to_string(id); }
 constexpr std::string_view kTimerPrefix = "t:";
+
+// The run of workflow execution <id> (processors/RECORDS.md, executor store):
+//   w:<id>                                     {state, root}: the engine State (counters only),
+//                                              without its parameters
+//   w:<id>/d                                   the definition it started with
+//   w:<id>/p                                   the parameters (State::parameters)
+//   w:<id>/s/<task>/<run>/<index>              one slot (workflow::Slot)
+//   w:<id>/c/<task>/<run>/<index>/<attempt>    the child execution id (decimal)
+// Builds before this layout kept {definition, state with every slot, children map} in w:<id>
+// alone; advance_workflow() moves such a run to the keys above the first time it touches it.
+std::string run_key(int64_t id) { return "w:" + std::to_string(id); }
+std::string run_prefix(int64_t id) { return run_key(id) + "/"; }
+std::string def_key(int64_t id) { return run_key(id) + "/d"; }
+std::string params_key(int64_t id) { return run_key(id) + "/p"; }
+std::string slot_key(int64_t id, const std::string& task, int64_t run, int64_t index) {
+  return run_key(id) + "/s/" + task + "/" + std::to_string(run) + "/" + std::to_string(index);
+}
 
 std::string child_index(const ChildKey& k) {
   return k.task + "/" + std::to_string(k.run) + "/" + std::to_string(k.index) + "/" +
          std::to_string(k.attempt);
+}
+std::string child_key(int64_t id, std::string_view index) {
+  return run_key(id) + "/c/" + std::string(index);
+}
+
+Result<std::optional<std::string>> must(Result<std::optional<std::string>> v) {
+  if (!v.ok()) throw ProcessingError("executor: store read failed: " + v.error().message);
+  return v;
+}
+
+// The child execution a key names, if the run created it.
+std::optional<int64_t> child_id(ProcessorContext& ctx, state::Store& store, int64_t wf,
+                                const ChildKey& k) {
+  auto v = must(ctx.get(store, child_key(wf, child_index(k))));
+  if (!v->has_value()) return std::nullopt;
+  return std::stoll(**v);
+}
+
+// The slots of one workflow run, one store key each, read and written in the transaction of the
+// event being processed. A run whose templates saw secrets writes them sealed (the rendered input
+// may hold a secret) under the slot's key as AAD; reads open whichever form they find.
+class StoreSlots final : public workflow::SlotStore {
+ public:
+  StoreSlots(ProcessorContext& ctx, state::Store& store, int64_t wf,
+             const keystore::Cipher* cipher)
+      : ctx_(ctx), store_(store), wf_(wf), cipher_(cipher) {}
+  void seal_writes() { seal_ = true; }
+
+  std::optional<workflow::Slot> get(const std::string& task, int64_t run,
+                                    int64_t index) override {
+    const std::string key = slot_key(wf_, task, run, index);
+    auto v = must(ctx_.get(store_, key));
+    if (!v->has_value()) return std::nullopt;
+    std::string text = std::move(**v);
+    if (!text.empty() && text.front() != '{') {
+      if (cipher_ == nullptr) {
+        throw std::logic_error("executor: workflow slot " + key +
+                               " is sealed and no datastore key is configured");
+      }
+      auto open = cipher_->open(text, key);
+      if (!open.ok()) {
+        throw std::logic_error("executor: sealed workflow slot " + key +
+                               " does not open: " + open.error().message);
+      }
+      text = std::move(open).value();
+    }
+    auto slot = workflow::Slot::from_json(Json::parse(text, nullptr, false));
+    if (!slot) throw std::logic_error("executor: corrupt workflow slot " + key);
+    return slot;
+  }
+  void put(const std::string& task, int64_t run, int64_t index,
+           const workflow::Slot& slot) override {
+    std::string key = slot_key(wf_, task, run, index);
+    std::string text = slot.to_json().dump();
+    if (seal_) text = cipher_->seal(text, key);
+    ctx_.put(store_, std::move(key), std::move(text));
+  }
+
+ private:
+  ProcessorContext& ctx_;
+  state::Store& store_;
+  const int64_t wf_;
+  const keystore::Cipher* cipher_;
+  bool seal_ = false;
+};
+
+// A run stored by an earlier build ({definition, state with inline slots, children} in w:<id>):
+// moves its slots and children to their own keys, in the current transaction (the definition and
+// parameters are moved by the caller).
+void migrate_legacy_run(ProcessorContext& ctx, state::Store& store, int64_t wf, Json* run,
+                        workflow::State* state, workflow::SlotStore* slots) {
+  if (auto c = run->find("children"); c != run->end()) {
+    if (c->is_object()) {
+      for (auto it = c->begin(); it != c->end(); ++it) {
+        ctx.put(store, child_key(wf, it.key()), std::to_string(it.value().get<int64_t>()));
+      }
+    }
+    run->erase(c);
+  }
+  for (auto& [name, ts] : state->tasks) {
+    for (size_t i = 0; i < ts.slots.size(); ++i) {
+      slots->put(name, ts.run, static_cast<int64_t>(i), ts.slots[i]);
+    }
+    ts.slots.clear();
+  }
 }
 
 bool is_workflow_action(const JsonPtr& action) {
@@ -155,11 +256,13 @@ void ExecutorProcessor::start_workflow(ProcessorContext& ctx, const Json& req, i
     apply_hooked(ctx, id, std::move(out));
     return;
   }
-  Json run = {{"definition", def},
-              {"state", workflow::State{}.to_json()},
-              {"children", Json::object()},
-              {"root", st.root}};
+  Json run = {{"state", workflow::State{}.to_json()}, {"root", st.root}};
+  const std::string def_text = def.dump();
+  // advance_workflow() builds keystore.* only for runs whose record mentions it.
+  if (def_text.find("keystore") != std::string::npos) run["keystore"] = true;
+  ctx.put(*store_, def_key(id), def_text);
   ctx.put(*store_, run_key(id), run.dump());
+  wf_runs_.erase(id);
   // Its own deadline: the request's timeout_seconds (a task's `timeout` for a nested workflow),
   // else the workflow action's. No server default: a workflow may wait for people for days.
   Json limit = st.execution.value("timeout_seconds", Json(nullptr));
@@ -226,11 +329,10 @@ void ExecutorProcessor::advance_workflow(ProcessorContext& ctx, const WorkflowEv
   if (run.is_discarded() || !run.is_object()) {
     throw std::logic_error("executor: corrupt workflow run " + std::to_string(wf));
   }
-  auto def = workflow::parse(run["definition"]);
-  // A run whose templates saw secrets keeps its State sealed (rendered inputs kept for retries
-  // may hold them): "state_sealed" instead of "state".
+  // A run whose templates saw secrets keeps its State and slots sealed (rendered inputs kept for
+  // retries may hold them): "state_sealed" instead of "state".
   const std::string state_aad = "workflow:" + std::to_string(wf);
-  Result<workflow::State> state = make_error(Errc::kInternal, "no state");
+  Json state_json;
   if (auto sealed = run.find("state_sealed"); sealed != run.end() && sealed->is_string()) {
     if (!options_.cipher) {
       throw std::logic_error("executor: workflow run " + std::to_string(wf) +
@@ -241,14 +343,46 @@ void ExecutorProcessor::advance_workflow(ProcessorContext& ctx, const WorkflowEv
       throw std::logic_error("executor: workflow run " + std::to_string(wf) +
                              " does not open: " + text.error().message);
     }
-    state = workflow::State::parse(*text);
+    state_json = Json::parse(*text, nullptr, false);
   } else {
-    state = workflow::State::from_json(run["state"]);
+    state_json = run.value("state", Json());
   }
-  if (!def.ok() || !state.ok()) {
+  if (!state_json.is_object()) {
     throw std::logic_error("executor: unreadable workflow run " + std::to_string(wf));
   }
-  std::optional<ExecutionState> wf_state = load(ctx, wf);
+  // The parameters are in the State before the start event and in runs of earlier builds; they
+  // are written apart once (below) and read from the cache or w:<id>/p afterwards.
+  const bool params_inline = state_json.contains("parameters");
+  if (auto d = run.find("definition"); d != run.end()) {  // an earlier build's run
+    ctx.put(*store_, def_key(wf), d->dump());
+    run.erase(d);
+    wf_runs_.erase(wf);
+  }
+  auto cached = wf_runs_.find(wf);
+  if (cached == wf_runs_.end()) {
+    auto text = must(ctx.get(*store_, def_key(wf)));
+    if (!text->has_value()) {
+      throw std::logic_error("executor: workflow run " + std::to_string(wf) + " has no definition");
+    }
+    auto def = workflow::parse(Json::parse(**text, nullptr, false));
+    if (!def.ok()) {
+      throw std::logic_error("executor: unreadable workflow definition " + std::to_string(wf));
+    }
+    Json params = Json::object();
+    if (!params_inline) {
+      auto p = must(ctx.get(*store_, params_key(wf)));
+      if (p->has_value()) params = Json::parse(**p, nullptr, false);
+    }
+    if (wf_runs_.size() >= kRunCacheSize) wf_runs_.clear();
+    cached = wf_runs_.emplace(wf, RunConstants{std::move(def).value(), std::move(params)}).first;
+  }
+  const workflow::Definition& def = cached->second.definition;
+  if (!params_inline) state_json["parameters"] = cached->second.parameters;
+  auto state = workflow::State::from_json(state_json);
+  if (!state.ok()) throw std::logic_error("executor: unreadable workflow run " + std::to_string(wf));
+  StoreSlots slots(ctx, *store_, wf, options_.cipher.get());
+  if (!cached->second.execution) cached->second.execution = load(ctx, wf);
+  const std::optional<ExecutionState>& wf_state = cached->second.execution;
   if (!wf_state) return;
   const int64_t root = run.value("root", wf);
 
@@ -301,26 +435,35 @@ void ExecutorProcessor::advance_workflow(ProcessorContext& ctx, const WorkflowEv
       for (auto& v : keys.secrets) secrets.push_back(std::move(v));
     }
   }
-  auto step = workflow::advance(*def, *state, ev.event, inputs, now);
+  if (options_.cipher && (!secrets.empty() || run.contains("state_sealed"))) {
+    slots.seal_writes();
+  }
+  migrate_legacy_run(ctx, *store_, wf, &run, &*state, &slots);
+  auto step = workflow::advance(def, *state, ev.event, inputs, now, slots);
   if (!step.ok()) {
     spdlog::warn("executor: workflow {}: {}", wf, step.error().message);
     return;
   }
   if (!step->ignored.empty()) spdlog::debug("executor: workflow {}: {}", wf, step->ignored);
+  Json state_out = step->state.to_json();
+  if (params_inline) {
+    ctx.put(*store_, params_key(wf), state_out["parameters"].dump());
+    cached->second.parameters = state_out["parameters"];
+  }
+  state_out.erase("parameters");
   if (options_.cipher && (!secrets.empty() || run.contains("state_sealed"))) {
-    run["state_sealed"] = options_.cipher->seal(step->state.dump(), state_aad);
+    run["state_sealed"] = options_.cipher->seal(state_out.dump(), state_aad);
     run.erase("state");
   } else {
-    run["state"] = step->state.to_json();
+    run["state"] = std::move(state_out);
   }
-  Json& children = run["children"];
   bool finished = false;
 
   for (const workflow::Command& c : step->commands) {
     switch (c.kind) {
       case CommandKind::kCreateChild: {
         const int64_t child = ctx.ids().next();
-        children[child_index(c.child)] = child;
+        ctx.put(*store_, child_key(wf, child_index(c.child)), std::to_string(child));
         std::set<std::string> sets;
         const Json& mine = wf_state->execution.value("permission_set_refs", Json::array());
         if (mine.is_array()) {
@@ -370,9 +513,9 @@ void ExecutorProcessor::advance_workflow(ProcessorContext& ctx, const WorkflowEv
         break;
       }
       case CommandKind::kReleaseChild: {
-        auto it = children.find(child_index(c.child));
-        if (it == children.end()) break;
-        auto held = load(ctx, it->get<int64_t>());
+        const auto child = child_id(ctx, *store_, wf, c.child);
+        if (!child) break;
+        auto held = load(ctx, *child);
         if (!held || held->status() != ExecutionStatus::kRequested) break;
         request(ctx, held->execution, root, true);
         break;
@@ -385,11 +528,10 @@ void ExecutorProcessor::advance_workflow(ProcessorContext& ctx, const WorkflowEv
         break;
       case CommandKind::kCancelChildren:
         for (const ChildKey& k : c.children) {
-          auto it = children.find(child_index(k));
-          if (it == children.end()) continue;
-          const int64_t child = it->get<int64_t>();
-          if (!cancel_workflow(ctx, child)) {
-            apply_hooked(ctx, child, on_cancel(load(ctx, child), child, now));
+          const auto child = child_id(ctx, *store_, wf, k);
+          if (!child) continue;
+          if (!cancel_workflow(ctx, *child)) {
+            apply_hooked(ctx, *child, on_cancel(load(ctx, *child), *child, now));
           }
         }
         break;
@@ -420,7 +562,16 @@ void ExecutorProcessor::advance_workflow(ProcessorContext& ctx, const WorkflowEv
     }
   }
   if (finished) {
+    // The run, its definition, slots and children index go with it (O(items), once).
+    std::vector<std::string> keys;
+    auto st = ctx.scan(*store_, run_prefix(wf), [&](std::string_view key, std::string_view) {
+      keys.emplace_back(key);
+      return true;
+    });
+    if (!st.ok()) throw ProcessingError("executor: store scan failed: " + st.error().message);
+    for (std::string& k : keys) ctx.del(*store_, std::move(k));
     ctx.del(*store_, run_key(wf));
+    wf_runs_.erase(wf);
   } else {
     ctx.put(*store_, run_key(wf), run.dump());
   }

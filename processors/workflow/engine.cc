@@ -30,37 +30,6 @@ bool active(TaskStatus s) {
   return false;
 }
 
-// A slot whose child occupies a concurrency place (running, or waiting to be retried).
-bool busy(SlotStatus s) {
-  switch (s) {
-    case SlotStatus::kRunning:
-    case SlotStatus::kRetryWait:
-      return true;
-    case SlotStatus::kHeld:
-    case SlotStatus::kCompleted:
-    case SlotStatus::kFailed:
-    case SlotStatus::kTimedOut:
-    case SlotStatus::kCancelled:
-      return false;
-  }
-  return false;
-}
-
-bool finished_badly(SlotStatus s) {
-  switch (s) {
-    case SlotStatus::kFailed:
-    case SlotStatus::kTimedOut:
-    case SlotStatus::kCancelled:
-      return true;
-    case SlotStatus::kHeld:
-    case SlotStatus::kRunning:
-    case SlotStatus::kRetryWait:
-    case SlotStatus::kCompleted:
-      return false;
-  }
-  return false;
-}
-
 SlotStatus slot_status_of(ChildStatus s) {
   switch (s) {
     case ChildStatus::kCompleted:
@@ -120,6 +89,29 @@ int64_t retry_delay_ms(const Retry& r, int64_t n) {
   return static_cast<int64_t>(std::llround(d * 1000.0));
 }
 
+// The slots kept inline in the State (advance() without a SlotStore): TaskState::slots of the
+// current run.
+class InlineSlots final : public SlotStore {
+ public:
+  explicit InlineSlots(State* state) : state_(state) {}
+  std::optional<Slot> get(const std::string& task, int64_t run, int64_t index) override {
+    auto it = state_->tasks.find(task);
+    if (it == state_->tasks.end() || it->second.run != run || index < 0 ||
+        index >= static_cast<int64_t>(it->second.slots.size())) {
+      return std::nullopt;
+    }
+    return it->second.slots[static_cast<size_t>(index)];
+  }
+  void put(const std::string& task, int64_t, int64_t index, const Slot& slot) override {
+    std::vector<Slot>& v = state_->tasks[task].slots;
+    if (index >= static_cast<int64_t>(v.size())) v.resize(static_cast<size_t>(index) + 1);
+    v[static_cast<size_t>(index)] = slot;
+  }
+
+ private:
+  State* state_;
+};
+
 // The template context of one evaluation. Owns the values the Scope points at, so it never moves.
 struct Context {
   Json tasks = Json::object();
@@ -129,8 +121,15 @@ struct Context {
 
 class Engine {
  public:
-  Engine(const Definition& def, State state, const Inputs& inputs, int64_t now_ms)
-      : def_(def), c_(def.compiled()), state_(std::move(state)), in_(inputs), now_(now_ms) {}
+  Engine(const Definition& def, State state, const Inputs& inputs, int64_t now_ms,
+         SlotStore* slots)
+      : def_(def),
+        c_(def.compiled()),
+        state_(std::move(state)),
+        in_(inputs),
+        now_(now_ms),
+        inline_(&state_),
+        slots_(slots != nullptr ? slots : &inline_) {}
 
   Result<Step> run(const Event& e) {
     switch (e.kind) {
@@ -240,34 +239,38 @@ class Engine {
     }
     TaskState& ts = it->second;
     const Task& t = task(key.task);
-    std::optional<size_t> slot_index = slot_of(key, ts);
+    std::optional<int64_t> slot_index = slot_of(key, ts);
     if (!slot_index) {
       ignored_ = "no such child of task '" + key.task + "'";
       return {};
     }
-    const size_t i = *slot_index;
-    Slot& slot = ts.slots[i];
-    if (slot.status != SlotStatus::kRunning || slot.attempt != key.attempt) {
+    const int64_t i = *slot_index;
+    std::optional<Slot> slot = slots_->get(key.task, ts.run, i);
+    if (!slot || slot->status != SlotStatus::kRunning || slot->attempt != key.attempt) {
       ignored_ = "stale attempt of task '" + key.task + "'";
       return {};
     }
-    if (running() && t.retry && slot.attempt <= t.retry->count && retryable(e.status) &&
+    if (running() && t.retry && slot->attempt <= t.retry->count && retryable(e.status) &&
         retry_allowed(key.task, e)) {
-      ++slot.attempt;
-      int64_t delay = retry_delay_ms(*t.retry, slot.attempt - 1);
+      ++slot->attempt;
+      int64_t delay = retry_delay_ms(*t.retry, slot->attempt - 1);
       if (delay > 0) {
-        slot.status = SlotStatus::kRetryWait;
+        slot->status = SlotStatus::kRetryWait;
+        slots_->put(key.task, ts.run, i, *slot);
         Command c{.kind = CommandKind::kStartTimer};
-        c.child = key_of(key.task, ts, i);
+        c.child = key_of(key.task, ts, i, slot->attempt);
         c.at_ms = now_ + delay;
         out_.push_back(std::move(c));
       } else {
-        out_.push_back(create(key.task, i, false));
+        slots_->put(key.task, ts.run, i, *slot);
+        out_.push_back(create(key.task, i, *slot, false));
       }
       return {};
     }
-    slot.status = slot_status_of(e.status);
-    slot.result = e.result;
+    slot->status = slot_status_of(e.status);
+    slot->result = e.result;
+    slots_->put(key.task, ts.run, i, *slot);
+    slot_ended(&ts, i, slot->status);
     settle(key.task);
     return {};
   }
@@ -324,15 +327,16 @@ class Engine {
       after_delay(key.task);
       return {};
     }
-    std::optional<size_t> slot_index = slot_of(key, ts);
-    const size_t i = slot_index.value_or(0);
-    if (!slot_index || ts.slots[i].status != SlotStatus::kRetryWait ||
-        ts.slots[i].attempt != key.attempt) {
+    std::optional<int64_t> slot_index = slot_of(key, ts);
+    std::optional<Slot> slot =
+        slot_index ? slots_->get(key.task, ts.run, *slot_index) : std::nullopt;
+    if (!slot || slot->status != SlotStatus::kRetryWait || slot->attempt != key.attempt) {
       ignored_ = "stale retry timer of task '" + key.task + "'";
       return {};
     }
-    ts.slots[i].status = SlotStatus::kRunning;
-    out_.push_back(create(key.task, i, false));
+    slot->status = SlotStatus::kRunning;
+    slots_->put(key.task, ts.run, *slot_index, *slot);
+    out_.push_back(create(key.task, *slot_index, *slot, false));
     return {};
   }
 
@@ -376,6 +380,12 @@ class Engine {
     ts.status = TaskStatus::kIdle;
     ts.triggered_by = by;
     ts.slots.clear();
+    ts.slot_count = 0;
+    ts.released = 0;
+    ts.busy.clear();
+    ts.first_bad = -1;
+    ts.first_bad_status = SlotStatus::kFailed;
+    ts.any_cancelled = false;
     ts.group_failed = false;
     ts.inquiry_response = Json();
     ts.permission_set_refs = Json();
@@ -491,8 +501,6 @@ class Engine {
         } else {
           s.input = Json::object();
         }
-        s.status =
-            static_cast<int64_t>(i) < t.concurrency ? SlotStatus::kRunning : SlotStatus::kHeld;
         slots.push_back(std::move(s));
       }
     } else {
@@ -504,40 +512,70 @@ class Engine {
       } else {
         s.input = Json::object();
       }
-      s.status = SlotStatus::kRunning;
       slots.push_back(std::move(s));
     }
-    ts.slots = std::move(slots);
-    if (ts.slots.empty()) {
+    if (slots.empty()) {
       task_end(name, TaskStatus::kSucceeded, Json::array());
       return;
     }
-    for (size_t i = 0; i < ts.slots.size(); ++i) {
-      out_.push_back(create(name, i, ts.slots[i].status == SlotStatus::kHeld));
+    const int64_t limit = t.has_with_items ? t.concurrency : 1;
+    ts.slot_count = static_cast<int64_t>(slots.size());
+    ts.released = std::min(limit, ts.slot_count);
+    for (int64_t i = 0; i < ts.slot_count; ++i) {
+      Slot& s = slots[static_cast<size_t>(i)];
+      s.status = i < ts.released ? SlotStatus::kRunning : SlotStatus::kHeld;
+      if (i < ts.released) ts.busy.push_back(i);
+      slots_->put(name, ts.run, i, s);
+      out_.push_back(create(name, i, s, s.status == SlotStatus::kHeld));
+      s = Slot{};  // the command and the store hold it now
     }
+  }
+
+  // A slot's child ended for good (completed, failed, timed out or cancelled).
+  static void slot_ended(TaskState* ts, int64_t i, SlotStatus status) {
+    std::erase(ts->busy, i);
+    if (status == SlotStatus::kFailed || status == SlotStatus::kTimedOut) {
+      if (ts->first_bad < 0 || i < ts->first_bad) {
+        ts->first_bad = i;
+        ts->first_bad_status = status;
+      }
+    } else if (status == SlotStatus::kCancelled) {
+      ts->any_cancelled = true;
+    }
+  }
+
+  // Cancels the held slots of the current run of `name` (all of [released, slot_count)).
+  void cancel_held(const std::string& name, TaskState* ts, Command* cancel) {
+    for (int64_t i = ts->released; i < ts->slot_count; ++i) {
+      std::optional<Slot> slot = slots_->get(name, ts->run, i);
+      if (!slot || slot->status != SlotStatus::kHeld) continue;
+      slot->status = SlotStatus::kCancelled;
+      slots_->put(name, ts->run, i, *slot);
+      cancel->children.push_back(key_of(name, *ts, i, slot->attempt));
+      ts->any_cancelled = true;
+    }
+    ts->released = ts->slot_count;
   }
 
   // The slot a key names in the current run, if any: its item index with with_items, else the
   // only slot (index -1).
-  std::optional<size_t> slot_of(const ChildKey& key, const TaskState& ts) const {
+  std::optional<int64_t> slot_of(const ChildKey& key, const TaskState& ts) const {
     const bool items = task(key.task).has_with_items;
     if (items != (key.index >= 0)) return std::nullopt;
-    size_t i = items ? static_cast<size_t>(key.index) : 0;
-    if (i >= ts.slots.size()) return std::nullopt;
+    const int64_t i = items ? key.index : 0;
+    if (i >= ts.slot_count) return std::nullopt;
     return i;
   }
 
-  ChildKey key_of(const std::string& name, const TaskState& ts, size_t i) const {
-    return ChildKey{name, ts.run, task(name).has_with_items ? static_cast<int64_t>(i) : -1,
-                    ts.slots[i].attempt};
+  ChildKey key_of(const std::string& name, const TaskState& ts, int64_t i, int64_t attempt) const {
+    return ChildKey{name, ts.run, task(name).has_with_items ? i : -1, attempt};
   }
 
-  Command create(const std::string& name, size_t i, bool held) const {
+  Command create(const std::string& name, int64_t i, const Slot& s, bool held) const {
     const Task& t = task(name);
     const TaskState& ts = state_.tasks.at(name);
-    const Slot& s = ts.slots[i];
     Command c{.kind = CommandKind::kCreateChild};
-    c.child = key_of(name, ts, i);
+    c.child = key_of(name, ts, i, s.attempt);
     c.action_ref = t.action;
     c.input = s.input;
     c.timeout = t.timeout;
@@ -546,7 +584,7 @@ class Engine {
     c.held = held;
     c.workflow_task = c.child.to_json();
     c.workflow_task["triggered_by"] = ts.triggered_by.empty() ? Json() : Json(ts.triggered_by);
-    c.workflow_task["task_batch"] = t.batch_size > 0 ? Json(static_cast<int64_t>(i)) : Json();
+    c.workflow_task["task_batch"] = t.batch_size > 0 ? Json(i) : Json();
     c.workflow_task["retry_count"] = s.attempt - 1;
     c.workflow_task["max_retries"] = t.retry ? t.retry->count : 0;
     c.workflow_task["timeout_seconds"] = t.timeout ? Json(*t.timeout) : Json();
@@ -557,48 +595,45 @@ class Engine {
   void settle(const std::string& name) {
     const Task& t = task(name);
     TaskState& ts = state_.tasks[name];
-    int64_t n_busy = 0;
-    bool bad = false;
-    for (const Slot& s : ts.slots) {
-      n_busy += busy(s.status) ? 1 : 0;
-      bad = bad || finished_badly(s.status);
-    }
-    if (bad || !running()) {
-      if (n_busy > 0) return;
+    if (ts.first_bad >= 0 || ts.any_cancelled || !running()) {
+      if (!ts.busy.empty()) return;
       Command cancel{.kind = CommandKind::kCancelChildren};
-      for (size_t i = 0; i < ts.slots.size(); ++i) {
-        if (ts.slots[i].status != SlotStatus::kHeld) continue;
-        ts.slots[i].status = SlotStatus::kCancelled;
-        cancel.children.push_back(key_of(name, ts, i));
-      }
+      cancel_held(name, &ts, &cancel);
       if (!cancel.children.empty()) out_.push_back(std::move(cancel));
     } else {
-      int64_t limit = t.has_with_items ? t.concurrency : 1;
-      for (size_t i = 0; i < ts.slots.size() && n_busy < limit; ++i) {
-        if (ts.slots[i].status != SlotStatus::kHeld) continue;
-        ts.slots[i].status = SlotStatus::kRunning;
-        ++n_busy;
+      const int64_t limit = t.has_with_items ? t.concurrency : 1;
+      while (ts.released < ts.slot_count && static_cast<int64_t>(ts.busy.size()) < limit) {
+        const int64_t i = ts.released++;
+        Slot slot = slots_->get(name, ts.run, i).value_or(Slot{});
+        if (slot.status != SlotStatus::kHeld) continue;  // cannot happen: held ones are a suffix
+        slot.status = SlotStatus::kRunning;
+        slots_->put(name, ts.run, i, slot);
+        ts.busy.push_back(i);  // above every busy index: stays sorted
         Command c{.kind = CommandKind::kReleaseChild};
-        c.child = key_of(name, ts, i);
+        c.child = key_of(name, ts, i, slot.attempt);
         out_.push_back(std::move(c));
       }
-      if (n_busy > 0) return;
+      if (!ts.busy.empty()) return;
     }
-    // Every slot is final: the outcome is the first failure or timeout in item order.
+    // Every slot is final: the outcome is the first failure or timeout in item order. The
+    // results are read once, here.
     TaskStatus outcome = TaskStatus::kSucceeded;
-    for (const Slot& s : ts.slots) {
-      if (s.status == SlotStatus::kFailed || s.status == SlotStatus::kTimedOut) {
-        outcome = s.status == SlotStatus::kFailed ? TaskStatus::kFailed : TaskStatus::kTimedOut;
-        break;
-      }
-      if (s.status == SlotStatus::kCancelled) outcome = TaskStatus::kCancelled;
+    if (ts.first_bad >= 0) {
+      outcome = ts.first_bad_status == SlotStatus::kFailed ? TaskStatus::kFailed
+                                                           : TaskStatus::kTimedOut;
+    } else if (ts.any_cancelled) {
+      outcome = TaskStatus::kCancelled;
     }
     Json result;
     if (t.has_with_items) {
       result = Json::array();
-      for (const Slot& s : ts.slots) result.push_back(s.result);
+      for (int64_t i = 0; i < ts.slot_count; ++i) {
+        std::optional<Slot> s = slots_->get(name, ts.run, i);
+        result.push_back(s ? std::move(s->result) : Json());
+      }
     } else {
-      result = ts.slots.front().result;
+      std::optional<Slot> s = slots_->get(name, ts.run, 0);
+      result = s ? std::move(s->result) : Json();
     }
     task_end(name, outcome, std::move(result));
   }
@@ -712,23 +747,26 @@ class Engine {
       if (ts.status == TaskStatus::kDelayed || ts.status == TaskStatus::kWaiting) {
         ts.status = TaskStatus::kCancelled;
       }
-      for (size_t i = 0; i < ts.slots.size(); ++i) {
-        Slot& s = ts.slots[i];
-        if (s.status == SlotStatus::kHeld || s.status == SlotStatus::kRetryWait) {
-          if (s.status == SlotStatus::kHeld) cancel.children.push_back(key_of(name, ts, i));
-          s.status = SlotStatus::kCancelled;
-        } else if (s.status == SlotStatus::kRunning && running_too) {
-          cancel.children.push_back(key_of(name, ts, i));
+      // Busy slots (all below `released`) first, then the held ones: item order.
+      const std::vector<int64_t> busy = ts.busy;
+      for (int64_t i : busy) {
+        std::optional<Slot> s = slots_->get(name, ts.run, i);
+        if (!s) continue;
+        if (s->status == SlotStatus::kRetryWait) {
+          s->status = SlotStatus::kCancelled;
+          slots_->put(name, ts.run, i, *s);
+          slot_ended(&ts, i, SlotStatus::kCancelled);
+        } else if (s->status == SlotStatus::kRunning && running_too) {
+          cancel.children.push_back(key_of(name, ts, i, s->attempt));
         }
       }
+      cancel_held(name, &ts, &cancel);
     }
     if (!cancel.children.empty()) out_.push_back(std::move(cancel));
     // Tasks whose every slot is now final end (without transitions: the workflow is not running).
     for (auto& [name, ts] : state_.tasks) {
-      if (ts.status != TaskStatus::kRunning || ts.slots.empty()) continue;
-      bool any_busy = std::any_of(ts.slots.begin(), ts.slots.end(),
-                                  [](const Slot& s) { return busy(s.status); });
-      if (!any_busy) ts.status = TaskStatus::kCancelled;
+      if (ts.status != TaskStatus::kRunning || ts.slot_count == 0) continue;
+      if (ts.busy.empty()) ts.status = TaskStatus::kCancelled;
     }
   }
 
@@ -756,9 +794,7 @@ class Engine {
   void check_completion() {
     if (state_.status == WorkflowStatus::kCanceling) {
       for (const auto& [name, ts] : state_.tasks) {
-        for (const Slot& s : ts.slots) {
-          if (busy(s.status)) return;
-        }
+        if (!ts.busy.empty()) return;
       }
       state_.status = WorkflowStatus::kCancelled;
       finish(WorkflowStatus::kCancelled, Json());
@@ -787,6 +823,8 @@ class Engine {
   State state_;
   const Inputs& in_;
   int64_t now_;
+  InlineSlots inline_;
+  SlotStore* slots_;
   std::vector<Command> out_;
   std::string ignored_;
   std::set<std::string> starting_;  // parallel tasks whose nested tasks are being started
@@ -796,8 +834,14 @@ class Engine {
 }  // namespace
 
 Result<Step> advance(const Definition& def, const State& state, const Event& event,
+                     const Inputs& inputs, int64_t now_ms, SlotStore& slots) {
+  Engine engine(def, state, inputs, now_ms, &slots);
+  return engine.run(event);
+}
+
+Result<Step> advance(const Definition& def, const State& state, const Event& event,
                      const Inputs& inputs, int64_t now_ms) {
-  Engine engine(def, state, inputs, now_ms);
+  Engine engine(def, state, inputs, now_ms, nullptr);
   return engine.run(event);
 }
 

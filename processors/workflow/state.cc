@@ -2,6 +2,8 @@
 // stores, so from_json(to_json(s)) == s exactly).
 #include "processors/workflow/workflow.h"
 
+#include <algorithm>
+
 namespace attune::workflow {
 namespace {
 
@@ -34,6 +36,40 @@ Error bad_state(const std::string& what) {
 Json get_or_null(const Json& j, const char* key) {
   auto it = j.find(key);
   return it == j.end() ? Json() : *it;
+}
+
+// The counters of a TaskState from its inline slots (the layout of earlier builds, where held
+// slots are always a suffix: they were created last and released in item order).
+void derive_counters(TaskState* t) {
+  t->slot_count = static_cast<int64_t>(t->slots.size());
+  t->released = t->slot_count;
+  t->busy.clear();
+  t->first_bad = -1;
+  t->any_cancelled = false;
+  for (int64_t i = 0; i < t->slot_count; ++i) {
+    const SlotStatus st = t->slots[static_cast<size_t>(i)].status;
+    switch (st) {
+      case SlotStatus::kHeld:
+        t->released = std::min(t->released, i);
+        break;
+      case SlotStatus::kRunning:
+      case SlotStatus::kRetryWait:
+        t->busy.push_back(i);
+        break;
+      case SlotStatus::kFailed:
+      case SlotStatus::kTimedOut:
+        if (t->first_bad < 0) {
+          t->first_bad = i;
+          t->first_bad_status = st;
+        }
+        break;
+      case SlotStatus::kCancelled:
+        t->any_cancelled = true;
+        break;
+      case SlotStatus::kCompleted:
+        break;
+    }
+  }
 }
 
 }  // namespace
@@ -160,27 +196,64 @@ std::optional<ChildKey> ChildKey::from_json(const Json& j) {
   return k;
 }
 
+Json Slot::to_json() const {
+  return Json{{"status", name_of(status)},
+              {"attempt", attempt},
+              {"input", input},
+              {"item", item},
+              {"result", result}};
+}
+
+std::optional<Slot> Slot::from_json(const Json& j) {
+  if (!j.is_object()) return std::nullopt;
+  auto st = j.find("status");
+  auto attempt = j.find("attempt");
+  if (st == j.end() || !st->is_string()) return std::nullopt;
+  auto status = enum_from(st->get<std::string>(), kSlotStatuses);
+  if (!status) return std::nullopt;
+  Slot s;
+  s.status = *status;
+  s.attempt = attempt != j.end() && attempt->is_number_integer() ? attempt->get<int64_t>() : 1;
+  s.input = get_or_null(j, "input");
+  s.item = get_or_null(j, "item");
+  s.result = get_or_null(j, "result");
+  return s;
+}
+
+std::optional<Slot> MemorySlotStore::get(const std::string& task, int64_t run, int64_t index) {
+  auto it = slots_.find({task, run, index});
+  if (it == slots_.end()) return std::nullopt;
+  return it->second;
+}
+
+void MemorySlotStore::put(const std::string& task, int64_t run, int64_t index, const Slot& slot) {
+  slots_[{task, run, index}] = slot;
+}
+
 Json State::to_json() const {
   Json tasks_json = Json::object();
   for (const auto& [name, t] : tasks) {
-    Json slots = Json::array();
-    for (const Slot& s : t.slots) {
-      slots.push_back(Json{{"status", name_of(s.status)},
-                           {"attempt", s.attempt},
-                           {"input", s.input},
-                           {"item", s.item},
-                           {"result", s.result}});
+    Json tj{{"status", name_of(t.status)},
+            {"run", t.run},
+            {"queued", t.queued},
+            {"inbound", t.inbound},
+            {"triggered_by", t.triggered_by},
+            {"slot_count", t.slot_count},
+            {"released", t.released},
+            {"busy", t.busy},
+            {"first_bad", t.first_bad},
+            {"first_bad_status", name_of(t.first_bad_status)},
+            {"any_cancelled", t.any_cancelled},
+            {"group_failed", t.group_failed},
+            {"inquiry_response", t.inquiry_response},
+            {"permission_set_refs", t.permission_set_refs},
+            {"result", t.result}};
+    if (!t.slots.empty()) {
+      Json slots = Json::array();
+      for (const Slot& s : t.slots) slots.push_back(s.to_json());
+      tj["slots"] = std::move(slots);
     }
-    tasks_json[name] = Json{{"status", name_of(t.status)},
-                            {"run", t.run},
-                            {"queued", t.queued},
-                            {"inbound", t.inbound},
-                            {"triggered_by", t.triggered_by},
-                            {"slots", std::move(slots)},
-                            {"group_failed", t.group_failed},
-                            {"inquiry_response", t.inquiry_response},
-                            {"permission_set_refs", t.permission_set_refs},
-                            {"result", t.result}};
+    tasks_json[name] = std::move(tj);
   }
   return Json{{"status", name_of(status)},      {"parameters", parameters}, {"vars", vars},
               {"tasks", std::move(tasks_json)}, {"result", result},         {"error", error}};
@@ -225,16 +298,22 @@ Result<State> State::from_json_unchecked(const Json& j) {
     t.result = get_or_null(tj, "result");
     if (auto slots = tj.find("slots"); slots != tj.end() && slots->is_array()) {
       for (const Json& sj : *slots) {
-        Slot slot;
-        auto ss = enum_from(sj.value("status", std::string()), kSlotStatuses);
-        if (!ss) return bad_state("task " + it.key() + ": bad slot status");
-        slot.status = *ss;
-        slot.attempt = sj.value("attempt", int64_t{1});
-        slot.input = get_or_null(sj, "input");
-        slot.item = get_or_null(sj, "item");
-        slot.result = get_or_null(sj, "result");
-        t.slots.push_back(std::move(slot));
+        auto slot = Slot::from_json(sj);
+        if (!slot) return bad_state("task " + it.key() + ": bad slot");
+        t.slots.push_back(std::move(*slot));
       }
+    }
+    if (tj.contains("slot_count")) {
+      t.slot_count = tj.at("slot_count").get<int64_t>();
+      t.released = tj.value("released", int64_t{0});
+      t.busy = tj.value("busy", std::vector<int64_t>());
+      t.first_bad = tj.value("first_bad", int64_t{-1});
+      auto fb = enum_from(tj.value("first_bad_status", std::string()), kSlotStatuses);
+      if (!fb) return bad_state("task " + it.key() + ": bad first_bad_status");
+      t.first_bad_status = *fb;
+      t.any_cancelled = tj.value("any_cancelled", false);
+    } else {
+      derive_counters(&t);  // stored by a build that kept every slot in the State
     }
     s.tasks.emplace(it.key(), std::move(t));
   }

@@ -3,10 +3,8 @@
 // types: the executor persists the State and turns Commands into records.
 //
 // Wiring (DESIGN.md §9 "workflows"). The executor keeps one State per workflow execution in its
-// store, keyed like the root execution (State::dump() / State::parse()), and caches the parsed
-// Definition per workflow ref (parse it again when the definition record changes; a running
-// workflow keeps the definition it started with if the executor stores it alongside). It calls
-// advance() with:
+// store (State::dump() / State::parse()), the definition the run started with, and one key per
+// slot behind a SlotStore (processors/RECORDS.md, "Workflow runs"). It calls advance() with:
 //   Event::start(parameters)
 //       when the workflow execution is scheduled;
 //   Event::child_finished(key, status, result)
@@ -57,9 +55,23 @@
 //  * Once no task is active the workflow is completed with result = output_map rendered (pure
 //    templates keep their JSON type), or the workflow variables when there is no output_map.
 //
-// Limitations: the State is rewritten whole on every event and grows with with_items (each slot
-// keeps its rendered input for retries and its result); a run that keeps ending without waiting
-// (a cycle over empty with_items) fails the workflow after 1000 task ends in one step.
+// Slots (one per child position of a task's run: the only child, or one with_items element/batch)
+// live outside the State, behind a SlotStore the caller provides: the executor keeps each slot
+// under its own store key, next to the run (processors/RECORDS.md, executor store). The State
+// keeps only counters and cursors per task run — slot_count, `released` (slots below it were
+// dispatched; held ones are [released, slot_count)), the indices of the busy slots (running or
+// waiting to be retried: at most `concurrency`), the first failure in item order — so an event
+// costs O(running children), not O(items). Held children are released in item order. When a
+// with_items run ends, its slots' results are read once and assembled into the task's result
+// (item order). advance() without a SlotStore keeps the slots inline in TaskState::slots (the
+// layout of builds before this one, and handy in tests); State::from_json of such a state
+// derives the counters from the inline slots, so a stored run of an earlier build resumes.
+//
+// Limitations: a task's result (with_items: the array of its children's results) stays in the
+// State once the task ended, and the State is rewritten whole on every event; with_items renders
+// every input and creates every child (held) in the one step that starts the task, so that step's
+// commands grow with the item count; a run that keeps ending without waiting (a cycle over empty
+// with_items) fails the workflow after 1000 task ends in one step.
 //
 // Thread-safety: Definition is immutable (copies share compiled templates); advance() is a pure
 // function safe to call concurrently on different states.
@@ -71,6 +83,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <vector>
 
 #include "topology/core/record.h"
@@ -194,7 +207,31 @@ struct Slot {
   Json item;   // the element (or batch array)
   Json result;
 
+  Json to_json() const;
+  static std::optional<Slot> from_json(const Json& j);  // nullopt: not a slot
   bool operator==(const Slot&) const = default;
+};
+
+// Where the engine keeps the slots of task runs (see the header comment). Slots of a run are
+// numbered 0..slot_count-1 (index 0 is the only slot of a task without with_items). get() of a
+// slot never put returns nullopt. Implementations may throw on I/O failure (the caller's whole
+// step is then void); advance() does nothing else with them.
+class SlotStore {
+ public:
+  virtual ~SlotStore() = default;
+  virtual std::optional<Slot> get(const std::string& task, int64_t run, int64_t index) = 0;
+  virtual void put(const std::string& task, int64_t run, int64_t index, const Slot& slot) = 0;
+};
+
+// A SlotStore in memory (tests, tools).
+class MemorySlotStore final : public SlotStore {
+ public:
+  std::optional<Slot> get(const std::string& task, int64_t run, int64_t index) override;
+  void put(const std::string& task, int64_t run, int64_t index, const Slot& slot) override;
+  size_t size() const { return slots_.size(); }
+
+ private:
+  std::map<std::tuple<std::string, int64_t, int64_t>, Slot> slots_;
 };
 
 struct TaskState {
@@ -204,7 +241,15 @@ struct TaskState {
                                     // task whose transition requested each ("" = start)
   int64_t inbound = 0;              // transitions counted towards `join`
   std::string triggered_by;
-  std::vector<Slot> slots;
+  // The current run's slots (see the header comment). `busy` is sorted; first_bad is the lowest
+  // index of a slot that failed or timed out (-1: none), first_bad_status its status.
+  int64_t slot_count = 0;
+  int64_t released = 0;
+  std::vector<int64_t> busy;
+  int64_t first_bad = -1;
+  SlotStatus first_bad_status = SlotStatus::kFailed;
+  bool any_cancelled = false;
+  std::vector<Slot> slots;  // inline slots: only when advance() runs without a SlotStore
   bool group_failed = false;  // kParallel: a nested task failed unhandled
   Json inquiry_response;      // wait_for: the response once responded
   Json permission_set_refs;   // rendered when the run's children are created (reused by retries)
@@ -305,6 +350,9 @@ struct Step {
 // twice is merely ignored; an unknown task name is kBadRequest). Template evaluation errors are not
 // errors here: they fail the task (input, with_items, wait_for) or the workflow (when, publish,
 // output_map) with the message in the result.
+Result<Step> advance(const Definition& def, const State& state, const Event& event,
+                     const Inputs& inputs, int64_t now_ms, SlotStore& slots);
+// The same with the slots inline in the State (TaskState::slots).
 Result<Step> advance(const Definition& def, const State& state, const Event& event,
                      const Inputs& inputs, int64_t now_ms);
 

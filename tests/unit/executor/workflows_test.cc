@@ -513,6 +513,111 @@ TEST_F(WorkflowExecutor, DelayTimerIsDurableAcrossARestart) {
   EXPECT_TRUE(new_dispatches().empty());
 }
 
+// Keys of the executor store under `prefix`, with their values (committed and open).
+std::map<std::string, std::string> keys_under(TxnContext& ctx, std::string_view prefix) {
+  std::map<std::string, std::string> out;
+  auto st = ctx.scan(
+      ctx.store(kExecutionsStore), prefix,
+      [&](std::string_view k, std::string_view v) {
+        out.emplace(std::string(k), std::string(v));
+        return true;
+      },
+      false);
+  EXPECT_TRUE(st.ok());
+  return out;
+}
+
+// A run stored by a build before per-slot keys ({definition, state with inline slots, children}
+// in w:<id> alone) resumes after the upgrade, and an ended run leaves no keys behind.
+TEST_F(WorkflowExecutor, RunStoredInTheEarlierLayoutResumes) {
+  define_workflow("t.wf", {{"version", "1"},
+                           {"tasks", {task("each", "t.ok",
+                                           {{"with_items", "{{ [10, 20, 30, 40] }}"},
+                                            {"concurrency", 2},
+                                            {"input", {{"msg", "{{ item }}"}}},
+                                            {"on_success", "after"}}),
+                                      task("after", "t.ok")}},
+                           {"output_map", {{"all", "{{ task.each.result }}"}}}});
+  start();
+  const int64_t wf = request("t.wf");
+  auto ds = new_dispatches();
+  ASSERT_EQ(ds.size(), 2u);
+  report(ds[1], "completed", {{"echo", ds[1]["execution"]["config"]}});  // item 1; releases 2
+  // Rewrite the run as the earlier build stored it.
+  const std::string run_key = "w:" + std::to_string(wf);
+  auto keys = keys_under(*ctx_, run_key + "/");
+  Json run = Json::parse(keys_under(*ctx_, run_key).at(run_key));
+  run["definition"] = Json::parse(keys.at(run_key + "/d"));
+  run["children"] = Json::object();
+  Json& each = run["state"]["tasks"]["each"];
+  each["slots"] = Json::array();
+  for (int64_t i = 0; i < each["slot_count"].get<int64_t>(); ++i) {
+    each["slots"].push_back(Json::parse(keys.at(run_key + "/s/each/1/" + std::to_string(i))));
+  }
+  for (const char* f : {"slot_count", "released", "busy", "first_bad", "first_bad_status",
+                        "any_cancelled"}) {
+    each.erase(f);
+  }
+  run["state"]["tasks"].erase("after");
+  for (auto& [k, v] : keys) {
+    const std::string c = run_key + "/c/";
+    if (k.rfind(c, 0) == 0) run["children"][k.substr(c.size())] = std::stoll(v);
+    ctx_->del(ctx_->store(kExecutionsStore), k);
+  }
+  ctx_->put(ctx_->store(kExecutionsStore), run_key, run.dump());
+  ctx_->commit();
+  ASSERT_EQ(keys_under(*ctx_, run_key + "/").size(), 0u);
+  restart();
+  report(ds[0], "completed", {{"echo", ds[0]["execution"]["config"]}});  // item 0, dispatched before
+  run_children(echo_all());
+  EXPECT_EQ(row(wf)["status"], "completed") << row(wf).dump();
+  EXPECT_EQ(row(wf)["result"]["all"],
+            Json::parse(R"([{"echo": {"msg": 10}}, {"echo": {"msg": 20}}, {"echo": {"msg": 30}},
+                            {"echo": {"msg": 40}}])"));
+  EXPECT_EQ(counts(wf), (std::map<std::string, size_t>{{"each", 4}, {"after", 1}}));
+  EXPECT_TRUE(keys_under(*ctx_, "w:").empty()) << "the ended run's keys are deleted";
+}
+
+// While a with_items task runs, the run record holds counters, not one entry per item.
+TEST_F(WorkflowExecutor, RunRecordDoesNotGrowWithItems) {
+  define_workflow("t.wf", {{"version", "1"},
+                           {"tasks", {task("each", "t.ok",
+                                           {{"with_items", "{{ parameters.items }}"},
+                                            {"concurrency", 3},
+                                            {"input", {{"msg", "{{ item }}"}}}})}}});
+  start();
+  size_t sizes[2];
+  for (int k = 0; k < 2; ++k) {
+    Json items = Json::array();
+    for (int i = 0; i < (k == 0 ? 10 : 1000); ++i) items.push_back(i);
+    const int64_t wf = request("t.wf", {{"items", items}});
+    const std::string run_key = "w:" + std::to_string(wf);
+    sizes[k] = keys_under(*ctx_, run_key).at(run_key).size();
+    run_children(echo_all());
+    EXPECT_EQ(row(wf)["status"], "completed");
+  }
+  EXPECT_LE(sizes[1], sizes[0] + 16) << sizes[0] << " vs " << sizes[1];
+}
+
+// 20 levels of nested workflows: the leaf's result reaches the top.
+TEST_F(WorkflowExecutor, TwentyLevelsOfNesting) {
+  for (int level = 19; level >= 0; --level) {
+    const std::string below = level == 19 ? "t.ok" : "t.n" + std::to_string(level + 1);
+    const std::string value = level == 19 ? "{{ task.t.result.echo.msg }}" : "{{ task.t.result.v }}";
+    define_workflow("t.n" + std::to_string(level),
+                    {{"version", "1"},
+                     {"tasks", {task("t", below, {{"input", {{"msg", "leaf"}}}})}},
+                     {"output_map", {{"v", value}}}});
+  }
+  start();
+  const int64_t wf = request("t.n0");
+  run_children(echo_all());
+  EXPECT_EQ(row(wf)["status"], "completed") << row(wf).dump();
+  EXPECT_EQ(row(wf)["result"]["v"], "leaf");
+  EXPECT_EQ(rows().size(), 21u);
+  EXPECT_TRUE(keys_under(*ctx_, "w:").empty());
+}
+
 // wait_for (API.md §12.4): the waiting task has no child until its inquiry leaves pending; a
 // response runs it with `inquiry.<task>.response`, a timeout takes its timed_out() path and the
 // task never runs. The wait survives a restart (it is in the store, not in memory).
