@@ -78,11 +78,11 @@ def test_kill9_at_random_moments_resumes_every_workflow_exactly_once(server_fact
     # Two waves: the first one is running when the crashes begin, the second one is started between
     # two crashes, so that kills also hit workflows at their very beginning.
     submit(kinds[:25])
-    kills = rng.randint(3, 5)
+    kills = rng.randint(4, 6)
     second_wave_after = rng.randrange(kills - 1)  # at least one kill after it
     timeline = []
     for k in range(kills):
-        wait = rng.uniform(0.2, 2.5)
+        wait = rng.uniform(0.1, 2.0)
         time.sleep(wait)
         rc = srv.kill9()
         assert rc == -9, f"seed {seed}: expected death by SIGKILL, got {rc}"
