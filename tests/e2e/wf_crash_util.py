@@ -34,14 +34,14 @@ def rec_script(out_dir: Path) -> str:
     return (
         'sleep "$nap"\n'
         f'if [ "$ff" = 1 ] && mkdir "{out_dir}/ff-$tag" 2>/dev/null; then\n'
-        f'  echo "fail $tag $ATTUNE_EXEC_ID" >> "{lines}"; exit 3\n'
+        f'  echo "fail $tag $ATTUNE_EXEC_ID $PPID $(date +%s.%N)" >> "{lines}"; exit 3\n'
         'fi\n'
-        f'echo "ok $tag $ATTUNE_EXEC_ID" >> "{lines}"\n'
+        f'echo "ok $tag $ATTUNE_EXEC_ID $PPID $(date +%s.%N)" >> "{lines}"\n'
         'printf "%s" "$tag"\n')
 
 
 def bad_script(out_dir: Path) -> str:
-    return f'sleep "$nap"; echo "fail $tag $ATTUNE_EXEC_ID" >> "{out_dir / "lines"}"; exit 4\n'
+    return f'sleep "$nap"; echo "fail $tag $ATTUNE_EXEC_ID $PPID $(date +%s.%N)" >> "{out_dir / "lines"}"; exit 4\n'
 
 
 def _leaf(name: str, action: str, nap: float, suffix: Optional[str] = None, **extra) -> dict:
@@ -155,14 +155,16 @@ def all_items(api: Client, path: str, **filters) -> list:
         page += 1
 
 
-def read_lines(out_dir: Path) -> list[tuple[str, str, int]]:
+def read_lines(out_dir: Path) -> list[tuple[str, str, int, str]]:
+    """(ok|fail, tag, execution id, the whole line: it also names the parent process (the worker
+    that spawned the action) and the time)."""
     p = out_dir / "lines"
     if not p.exists():
         return []
     rows = []
     for line in p.read_text().splitlines():
-        kind, tag, eid = line.split(" ")
-        rows.append((kind, tag, int(eid)))
+        kind, tag, eid = line.split(" ")[:3]
+        rows.append((kind, tag, int(eid), line))
     return rows
 
 
@@ -177,6 +179,7 @@ class Report:
     retried: list = field(default_factory=list)      # (exec id, tag, retry_count, retry_reason)
     extra_lines: list = field(default_factory=list)  # (tag, exec id, lines) with lines > 1, allowed by a retry
     task_retries: int = 0
+    suspects: set = field(default_factory=set)       # execution ids named by problems
 
     def bad(self, msg: str) -> None:
         self.problems.append(msg)
@@ -194,8 +197,10 @@ def check_runs(api: Client, runs: list[tuple[str, str, int]], out_dir: Path, pac
     lines = read_lines(out_dir)
     ok_lines: dict[str, Counter] = defaultdict(Counter)  # tag -> Counter(exec id)
     fail_lines: dict[str, Counter] = defaultdict(Counter)
-    for kind, tag, eid in lines:
+    raw: dict[int, list] = defaultdict(list)  # exec id -> its lines
+    for kind, tag, eid, line in lines:
         (ok_lines if kind == "ok" else fail_lines)[tag][eid] += 1
+        raw[eid].append(line)
     seen_tags: set[str] = set()
     seen_ids: set[int] = set()
 
@@ -255,13 +260,16 @@ def check_runs(api: Client, runs: list[tuple[str, str, int]], out_dir: Path, pac
                 n = ok_lines[want.tag][done["id"]]
                 strangers = {e: c for e, c in ok_lines[want.tag].items() if e != done["id"]}
                 if strangers:
+                    rep.suspects.update(strangers)
                     rep.bad(f"{where}: side effect ({want.tag}) also by executions {strangers} besides "
                             f"the completed child {done['id']}: {[_brief(r) for r in rows]}")
             # Exactly once; an attempt killed by a crash after its side effect may have run it once
             # more, and only then: one extra line per retry the execution records.
             if n < 1 or n > 1 + retries:
                 rep.bad(f"{where}: side effect of {want.tag} by execution {done['id']} appears {n} times "
-                        f"(retry_count {retries}, retry_reason {done.get('retry_reason')!r})")
+                        f"(retry_count {retries}, retry_reason {done.get('retry_reason')!r}, attempt "
+                        f"{done.get('attempt')}, worker {done.get('worker')!r}); lines {raw[done['id']]}")
+                rep.suspects.add(done["id"])
             elif n > 1:
                 rep.extra_lines.append((want.tag, done["id"], n))
             for r in others:
@@ -290,6 +298,22 @@ def summary(rep: Report) -> str:
     return (f"{rep.runs} workflow runs, {rep.leaves} leaf tasks, {rep.rows} child rows, "
             f"{rep.task_retries} designed task retries, {len(rep.retried)} executions retried after "
             f"a crash, {len(rep.extra_lines)} side effects repeated by such a retry")
+
+
+def grep_logs(paths, ids, limit: int = 80) -> str:
+    """The log lines (of every given log file) that name one of the execution ids."""
+    ids = [str(i) for i in sorted(ids)][:20]
+    if not ids:
+        return ""
+    out = []
+    for p in paths:
+        try:
+            text = Path(p).read_text(encoding="utf-8", errors="replace").splitlines()
+        except OSError:
+            continue
+        hits = [f"{Path(p).parent.name}: {line}" for line in text if any(i in line for i in ids)]
+        out += hits
+    return f"--- log lines naming {ids} ---\n" + "\n".join(out[:limit])
 
 
 def dump(obj) -> str:

@@ -37,7 +37,7 @@ import pytest
 
 from attune_e2e import NON_TERMINAL, wait_for
 from dist import Cluster
-from wf_crash_util import WORKFLOW_KINDS, check_runs, define, dump, params_of, summary
+from wf_crash_util import WORKFLOW_KINDS, check_runs, define, dump, grep_logs, params_of, summary
 
 pytestmark = pytest.mark.restart
 
@@ -142,4 +142,5 @@ def test_kill9_executor_workers_and_cluster_resumes_every_workflow_exactly_once(
         print("retried after a crash:", dump(rep.retried[:10]))
     assert not rep.problems, (
         f"seed {seed} (replay: ATTUNE_WF_CRASH_SEED={seed}); crashes: {'; '.join(timeline)}; "
-        f"{summary(rep)}\n" + "\n".join(rep.problems[:40]) + f"\n{_logs(cluster)}")
+        f"{summary(rep)}\n" + "\n".join(rep.problems[:40]) + "\n"
+        + grep_logs(sorted(cluster.base.glob("*/attune.log")), rep.suspects, limit=150) + f"\n{_logs(cluster, lines=20)}")

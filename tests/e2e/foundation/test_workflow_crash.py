@@ -42,7 +42,7 @@ import time
 import pytest
 
 from attune_e2e import NON_TERMINAL, wait_for
-from wf_crash_util import WORKFLOW_KINDS, check_runs, define, dump, params_of, summary
+from wf_crash_util import WORKFLOW_KINDS, check_runs, define, dump, grep_logs, params_of, summary
 
 pytestmark = pytest.mark.restart
 
@@ -116,4 +116,5 @@ def test_kill9_at_random_moments_resumes_every_workflow_exactly_once(server_fact
         print("retried after a crash:", dump(rep.retried[:10]))
     assert not rep.problems, (
         f"seed {seed} (replay: ATTUNE_WF_CRASH_SEED={seed}); kills: {'; '.join(timeline)}; "
-        f"{summary(rep)}\n" + "\n".join(rep.problems[:40]) + f"\n{srv.log_tail(80)}")
+        f"{summary(rep)}\n" + "\n".join(rep.problems[:40]) + "\n" + grep_logs([srv.log_path], rep.suspects)
+        + f"\n{srv.log_tail(60)}")
