@@ -8,7 +8,7 @@ workflow designed to fail). While they run, in an order and at moments drawn fro
 
 * the executor is killed with SIGKILL and restarted — on its own data directory or on a new one
   (its store restored from the changelog);
-* a worker is killed and restarted on its data directory after a pause (a restarted worker is a new
+* twice, a worker is killed and restarted on its data directory after a pause (a restarted worker is a new
   identity and reports the attempts it finds in flight `abandoned`; meanwhile the monitor may
   abandon them after `--worker-timeout-ms` 4000);
 * the executor and a worker together;
@@ -73,7 +73,7 @@ def test_kill9_executor_workers_and_cluster_resumes_every_workflow_exactly_once(
     define(api, pack, out_dir)
 
     runs: list[tuple[str, str, int]] = []
-    n_runs = 20
+    n_runs = 25
     kinds = [WORKFLOW_KINDS[i % len(WORKFLOW_KINDS)] for i in range(n_runs)]
     rng.shuffle(kinds)
 
@@ -83,8 +83,8 @@ def test_kill9_executor_workers_and_cluster_resumes_every_workflow_exactly_once(
             ex = client.execute(f"{pack}.{kind}", params_of(kind, w))
             runs.append((kind, w, ex["id"]))
 
-    submit(api, kinds[:12])
-    crashes = ["executor", "worker", "executor+worker", "cluster"]
+    submit(api, kinds[:15])
+    crashes = ["executor", "worker", "worker", "executor+worker", "cluster"]
     rng.shuffle(crashes)
     timeline = []
 
@@ -119,7 +119,7 @@ def test_kill9_executor_workers_and_cluster_resumes_every_workflow_exactly_once(
         timeline.append(f"{crash} ({','.join(names)}) after {wait:.2f}s, down {down:.2f}s"
                         + (", executor on a new data dir" if "executor" in names and fresh else ""))
         if i == 0:
-            submit(api, kinds[12:])
+            submit(api, kinds[15:])
             timeline.append("second wave submitted")
     print("; ".join(timeline), f"({time.monotonic() - t0:.1f}s)")
 
