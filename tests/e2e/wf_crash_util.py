@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from attune_e2e import NON_TERMINAL, Client, expect
+from attune_e2e import NON_TERMINAL, Client
 from wf_util import create_workflow
 
 # The action's retry policy for lost work (README "Retries of lost work"): more than the number of
@@ -41,7 +41,8 @@ def rec_script(out_dir: Path) -> str:
 
 
 def bad_script(out_dir: Path) -> str:
-    return f'sleep "$nap"; echo "fail $tag $ATTUNE_EXEC_ID $PPID $(date +%s.%N)" >> "{out_dir / "lines"}"; exit 4\n'
+    lines = out_dir / "lines"
+    return f'sleep "$nap"; echo "fail $tag $ATTUNE_EXEC_ID $PPID $(date +%s.%N)" >> "{lines}"; exit 4\n'
 
 
 def _leaf(name: str, action: str, nap: float, suffix: Optional[str] = None, **extra) -> dict:
@@ -256,7 +257,8 @@ def check_runs(api: Client, runs: list[tuple[str, str, int]], out_dir: Path, pac
                 n = fail_lines[want.tag][done["id"]]
             else:
                 if (done.get("result") or {}).get("stdout") != want.tag:
-                    rep.bad(f"{where}: child {done['id']} result {done.get('result')!r}, expected stdout {want.tag!r}")
+                    rep.bad(f"{where}: child {done['id']} result {done.get('result')!r}, "
+                            f"expected stdout {want.tag!r}")
                 n = ok_lines[want.tag][done["id"]]
                 strangers = {e: c for e, c in ok_lines[want.tag].items() if e != done["id"]}
                 if strangers:
