@@ -140,6 +140,12 @@ def expected(kind: str, w: str) -> tuple[str, dict]:
     raise ValueError(kind)
 
 
+def expected_result(kind: str, w: str) -> dict:
+    """Keys the workflow's result must hold (its `output_map`, API.md §11.5)."""
+    return {"leaf3": {"b": f"{w}:l3b"}, "mid2": {"sub": f"{w}:m_sub:l3b"},
+            "nested": {"deep": f"{w}:n_sub:m_sub:l3b"}, "items": {"n": len(ITEMS)}}.get(kind, {})
+
+
 def params_of(kind: str, w: str) -> dict:
     return {"w": w, "items": ITEMS} if kind == "items" else {"w": w}
 
@@ -211,6 +217,10 @@ def check_runs(api: Client, runs: list[tuple[str, str, int]], out_dir: Path, pac
         want_status, tasks = expected(kind, w)
         if ex["status"] != want_status:
             rep.bad(f"{path}: workflow {ex['id']} ({kind}) is {ex['status']}, expected {want_status}")
+        got = ex.get("result") if isinstance(ex.get("result"), dict) else {}
+        for k, v in expected_result(kind, w).items():
+            if got.get(k) != v:
+                rep.bad(f"{path}: workflow {ex['id']} result {k}={got.get(k)!r}, expected {v!r}")
         kids = all_items(api, "/api/v1/executions", parent=ex["id"])
         rep.rows += len(kids)
         by_key: dict = defaultdict(list)
