@@ -6,7 +6,8 @@ levels of nesting with a `delay` at the bottom, a `parallel` task, `with_items` 
 and a task `retry` for items that fail their first attempt by design, a diamond with `join` and a
 `delay`, and a workflow designed to fail). While they run the server is killed with SIGKILL several
 times at random moments and started again on the same data directory, sometimes at once, sometimes
-after a pause so that `delay` and retry timers come due while it is down.
+after a pause so that `delay` and retry timers come due while it is down, and sometimes killed once
+more 0.05–0.8 s into the restart (while it opens its store, replays and reports abandoned attempts).
 
 Expectation, derived from the documentation:
 
@@ -37,6 +38,7 @@ from __future__ import annotations
 
 import os
 import random
+import subprocess
 import time
 
 import pytest
@@ -50,6 +52,21 @@ pytestmark = pytest.mark.restart
 def _seed() -> int:
     env = os.environ.get("ATTUNE_WF_CRASH_SEED")
     return int(env) if env else random.SystemRandom().randrange(1 << 31)
+
+
+def _start_and_kill(srv, after: float) -> int:
+    """Starts `attune serve` on the server's data directory and SIGKILLs it `after` seconds later,
+    whether or not it is ready by then (a crash during recovery). Output goes to the server's log."""
+    with open(srv.log_path, "a", encoding="utf-8") as log:
+        log.write(f"[e2e] === start during recovery, SIGKILL after {after:.2f}s\n")
+        log.flush()
+        proc = subprocess.Popen(srv.command(), env=srv.env(), stdin=subprocess.DEVNULL, stdout=log,
+                                stderr=log, cwd=str(srv.data_dir.parent))
+        time.sleep(after)
+        proc.kill()
+        rc = proc.wait(10)
+        log.write(f"[e2e] === exited with code {rc}\n")
+    return rc
 
 
 def test_kill9_at_random_moments_resumes_every_workflow_exactly_once(server_factory, tmp_path):
@@ -88,9 +105,13 @@ def test_kill9_at_random_moments_resumes_every_workflow_exactly_once(server_fact
         assert rc == -9, f"seed {seed}: expected death by SIGKILL, got {rc}"
         down = rng.choice([0.0, rng.uniform(0.3, 1.5)])
         time.sleep(down)
+        early = rng.uniform(0.05, 0.8) if rng.random() < 0.4 else None
+        if early is not None:  # one more crash while it opens the store and recovers
+            _start_and_kill(srv, early)
         srv.start()
         api = srv.admin_client()
-        timeline.append(f"kill {k + 1} after {wait:.2f}s, down {down:.2f}s")
+        timeline.append(f"kill {k + 1} after {wait:.2f}s, down {down:.2f}s"
+                        + (f", killed again {early:.2f}s into the restart" if early is not None else ""))
         if k == second_wave_after:
             submit(kinds[25:])
             timeline.append("second wave submitted")
