@@ -8,9 +8,9 @@ workflow designed to fail). While they run, in an order and at moments drawn fro
 
 * the executor is killed with SIGKILL and restarted — on its own data directory or on a new one
   (its store restored from the changelog);
-* twice, a worker is killed and restarted on its data directory after a pause (a restarted worker is a new
-  identity and reports the attempts it finds in flight `abandoned`; meanwhile the monitor may
-  abandon them after `--worker-timeout-ms` 4000);
+* twice, a worker is killed and restarted after a pause, on its data directory (a restarted worker
+  is a new identity and reports the attempts it finds in flight `abandoned`) or on a new one (a new
+  host: the monitor abandons the lost worker's attempts after `--worker-timeout-ms` 4000);
 * the executor and a worker together;
 * once, the whole cluster: every role process at once, all restarted on their data directories
   against the same broker.
@@ -103,14 +103,13 @@ def test_kill9_executor_workers_and_cluster_resumes_every_workflow_exactly_once(
     rng.shuffle(crashes)
     timeline = []
 
-    def restart(names, fresh_executor):
+    def restart(names, fresh_executor, fresh_worker):
         starters = []
         for n in names:
-            old = cluster.procs[n]
-            if n == "executor" and fresh_executor:
-                starters.append(cluster.role("executor", *ROLES["executor"]))  # new data directory
+            if (n == "executor" and fresh_executor) or (n.startswith("worker") and fresh_worker):
+                starters.append(cluster.role(n, *ROLES[n]))  # on a new data directory (a new host)
             else:
-                starters.append(old)
+                starters.append(cluster.procs[n])
         Cluster.start_all(starters)
 
     for i, crash in enumerate(crashes):
@@ -124,15 +123,17 @@ def test_kill9_executor_workers_and_cluster_resumes_every_workflow_exactly_once(
             assert rc == -9, f"seed {seed}: {n} did not die by SIGKILL ({rc})"
         down = rng.uniform(0.0, 2.0) if crash != "cluster" else rng.uniform(0.0, 1.0)
         fresh = rng.random() < 0.5
+        fresh_worker = crash != "cluster" and rng.random() < 0.3
         time.sleep(down)
         if "api" in names:
             cluster.procs["api"].start()  # first: the other roles are told where the API is
-            restart([n for n in names if n != "api"], fresh)
+            restart([n for n in names if n != "api"], fresh, False)
             api = cluster.procs["api"].admin_client()
         else:
-            restart(names, fresh)
+            restart(names, fresh, fresh_worker)
         timeline.append(f"{crash} ({','.join(names)}) after {wait:.2f}s, down {down:.2f}s"
-                        + (", executor on a new data dir" if "executor" in names and fresh else ""))
+                        + (", executor on a new data dir" if "executor" in names and fresh else "")
+                        + (f", {worker} on a new data dir" if worker in names and fresh_worker else ""))
         if i == 0:
             submit(api, kinds[15:])
             timeline.append("second wave submitted")
