@@ -750,12 +750,13 @@ Status KafkaLog::attach_stores(const std::string& group, const std::vector<std::
   if (options_.local_groups.count(group) || options_.local_store_groups.count(group)) return {};
   std::vector<TopicConfig> wanted;
   for (const auto& name : stores) {
+    if (options_.local_stores.count(name)) continue;
     wanted.push_back({changelog_topic(name), options_.changelog_partitions, true});
   }
   if (auto st = impl_->ensure_topics(wanted); !st.ok()) return st;
   std::lock_guard lock(impl_->changelog_mu);
   for (const auto& name : stores) {
-    if (impl_->changelogs.count(name)) continue;
+    if (options_.local_stores.count(name) || impl_->changelogs.count(name)) continue;
     auto store = db_.store(name);
     if (!store.ok()) return store.error();
     auto cl = std::make_unique<Changelog>();

@@ -339,7 +339,12 @@ int run_serve(const ServeConfig& cfg) {
                                     {"heartbeat.interval.ms", "500"}};
     kafka.changelog_partitions = cfg.partitions;
     kafka.local_groups = {std::string(projections::kStage)};  // every API keeps full views
-    kafka.local_store_groups = {"worker"};                     // a worker's own children
+    // A worker's in-flight children are its own (a restarted worker reports its leftovers
+    // abandoned); its dispatch dedupe (`seen`) has a changelog, restored when the worker is
+    // assigned partitions, so an attempt one worker started is never started by the next
+    // owner of its partition (after a rebalance the new owner reads from the last committed
+    // offset, which may be older than what the previous owner acted on).
+    kafka.local_stores = {"worker." + std::string(worker::kInFlightStore)};
     kafka.on_restore = [&metrics](const RestoreProgress& p) {
       metrics.store_restore(p.store, static_cast<double>(p.restored), static_cast<double>(p.total));
       if (!p.done && p.restored > 0) {
