@@ -13,6 +13,7 @@
 #include "api/service/rule_check.h"
 #include "api/service/context.h"
 #include "processors/executor/decisions.h"
+#include "processors/workflow/workflow.h"
 
 namespace attune::service {
 
@@ -345,6 +346,20 @@ std::optional<rest::HttpResponse> referrers_refuse(const ServiceContext& s, std:
     return error(Errc::kBadRequest, std::string("Cannot change ") + std::string(kind) + " '" +
                                         ref + "' visibility: referenced by '" +
                                         rule->value("ref", "") + "'");
+  }
+  if (kind != "action") return std::nullopt;
+  // Workflows of other packs running it (their tasks' actions; API.md §16.5).
+  for (const auto& wf : s.defs.list("workflow")) {
+    const std::string from = detail::pack_ref_of(*wf);
+    if (authz::may_reference(updated, from)) continue;
+    auto parsed = workflow::parse(wf->value("definition", Json::object()));
+    if (!parsed.ok()) continue;
+    for (const workflow::Task& t : parsed->tasks()) {
+      if (t.action != ref || t.type == workflow::TaskType::kParallel) continue;
+      return error(Errc::kBadRequest, "Cannot change action '" + ref +
+                                          "' visibility: referenced by '" +
+                                          wf->value("ref", "") + "'");
+    }
   }
   return std::nullopt;
 }

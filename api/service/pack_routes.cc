@@ -492,8 +492,9 @@ rest::HttpResponse PackInstaller::install_pack(const std::string& staging, const
       pack_actions.insert(ref + "." + c.body["ref"].get<std::string>());
     }
   }
-  const auto action_exists = [&](const std::string& a) {
-    return pack_actions.count(a) > 0 || s.defs.get("action", a) != nullptr;
+  const auto refuse_action = [&](const std::string& a) -> std::optional<std::string> {
+    if (pack_actions.count(a) > 0) return std::nullopt;
+    return workflow_action_refusal(s.defs.get("action", a), a, ref);
   };
   for (const auto& c : content->components) {
     const std::string full_ref = ref + "." + c.body["ref"].get<std::string>();
@@ -517,7 +518,7 @@ rest::HttpResponse PackInstaller::install_pack(const std::string& staging, const
                  {"tags", c.body.value("tags", Json::array())},
                  {"enabled", c.body.value("enabled", true)},
                  {"definition", c.body["definition"]}};
-      if (auto why = check_workflow_definition(obj["definition"], action_exists)) {
+      if (auto why = check_workflow_definition(obj["definition"], refuse_action)) {
         return file_error(c.file, Json{{"workflow_file", *why}});
       }
       if (auto err = conflict_elsewhere("action", full_ref, c.file)) return *err;

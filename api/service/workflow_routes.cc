@@ -3,6 +3,7 @@
 // /executions/execute or a rule) runs the workflow in the executor.
 #include <algorithm>
 
+#include "api/authz/authz.h"
 #include "api/rest/pagination.h"
 #include "api/service/definition_fields.h"
 #include "api/service/fields.h"
@@ -23,15 +24,26 @@ using Req = rest::HttpRequest;
 using Resp = rest::HttpResponse;
 
 std::optional<std::string> check_workflow_definition(
-    const Json& definition, const std::function<bool(const std::string&)>& action_exists) {
+    const Json& definition,
+    const std::function<std::optional<std::string>(const std::string&)>& refuse_action) {
   if (!definition.is_object()) return "definition must be an object";
   auto parsed = workflow::parse(definition);
   if (!parsed.ok()) return parsed.error().message;
   for (const workflow::Task& t : parsed->tasks()) {
     if (t.type == workflow::TaskType::kParallel || t.action.empty()) continue;
-    if (!action_exists(t.action)) {
-      return "task '" + t.name + "': action: unknown action '" + t.action + "'";
-    }
+    if (auto why = refuse_action(t.action)) return "task '" + t.name + "': action: " + *why;
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> workflow_action_refusal(const JsonPtr& target, const std::string& ref,
+                                                   const std::string& pack) {
+  const bool own = target && detail::pack_ref_of(*target) == pack;
+  if (!target || (!own && target->value("reference_visibility", "public") == "private")) {
+    return "unknown action '" + ref + "'";
+  }
+  if (!authz::may_reference(*target, pack)) {
+    return "pack '" + pack + "' may not reference action '" + ref + "'";
   }
   return std::nullopt;
 }
@@ -133,9 +145,12 @@ Resp create_workflow(ServiceContext& s, Call& c) {
   read_fields(f, *body, wf, true);
   if (!f.ok()) return validation(f.errors());
   const std::string& ref = scoped.ref;
-  if (auto why = check_workflow_definition(wf["definition"], [&](const std::string& a) {
-        return a == ref || s.defs.get("action", a) != nullptr;
-      })) {
+  const std::string pack = scoped.pack ? scoped.pack->value("ref", "") : "";
+  if (auto why = check_workflow_definition(
+          wf["definition"], [&](const std::string& a) -> std::optional<std::string> {
+            if (a == ref) return std::nullopt;  // itself
+            return workflow_action_refusal(s.defs.get("action", a), a, pack);
+          })) {
     return error(Errc::kBadRequest, "Invalid workflow definition: " + *why);
   }
   std::lock_guard lock(s.write_mu);
@@ -179,8 +194,9 @@ Resp update_workflow(ServiceContext& s, Call& c) {
   FieldReader f(*body);
   read_fields(f, *body, wf, false);
   if (!f.ok()) return validation(f.errors());
+  const std::string pack = detail::pack_ref_of(wf);
   if (auto why = check_workflow_definition(wf["definition"], [&](const std::string& a) {
-        return s.defs.get("action", a) != nullptr;
+        return workflow_action_refusal(s.defs.get("action", a), a, pack);
       })) {
     return error(Errc::kBadRequest, "Invalid workflow definition: " + *why);
   }

@@ -175,3 +175,31 @@ def test_search_filters_packs_and_executable_with_current_access(server, api):
     assert {x["ref"] for x in bob.items("/api/v1/triggers", q=word, packs=pa)} == {t["ref"]}
     assert bob.items("/api/v1/triggers", q=word, packs=pb) == []
     assert {x["ref"] for x in bob.items("/api/v1/triggers", q=word, referencing_pack_ref=pb)} == {t["ref"]}
+
+
+def test_workflows_may_run_only_actions_their_pack_may_reference(server, api):
+    """§16.5 holds for workflows as for rules: a task may run another pack's action only when it is
+    public or restricted naming the workflow's pack; another tenant's private action is unknown; and
+    tightening an action while a workflow of another pack runs it is refused."""
+    alice, bob, pa, pb, _, _ = two_tenants(server, api)
+    word = uid(8)
+    private = alice.create_action(f"{pa}.wpriv_{word}", "true", reference_visibility="private")
+    denied = alice.create_action(f"{pa}.wrestr_{word}", "true", reference_visibility="restricted",
+                                 reference_allowed_pack_refs=[f"other_{uid()}"])
+    public = alice.create_action(f"{pa}.wpub_{word}", "true", reference_visibility="public")
+
+    def workflow(action_ref: str):
+        return bob.post("/api/v1/workflows", json={
+            "ref": f"{pb}.wf_{uid(8)}", "pack_ref": pb, "label": "x", "version": "1",
+            "definition": {"version": "1", "tasks": [{"name": "t", "action": action_ref}]}})
+
+    expect_error(workflow(private["ref"]), 400, "BAD_REQUEST",
+                 message_contains=f"task 't': action: unknown action '{private['ref']}'")
+    expect_error(workflow(denied["ref"]), 400, "BAD_REQUEST",
+                 message_contains=f"pack '{pb}' may not reference action '{denied['ref']}'")
+    wf = expect(workflow(public["ref"]), 201)["data"]
+    done = bob.wait_execution(bob.execute(wf["ref"], {})["id"], timeout=30)
+    assert done["status"] == "completed", done
+    expect_error(alice.put(f"/api/v1/actions/{public['ref']}", json={"reference_visibility": "private"}),
+                 400, "BAD_REQUEST",
+                 message=f"Cannot change action '{public['ref']}' visibility: referenced by '{wf['ref']}'")
