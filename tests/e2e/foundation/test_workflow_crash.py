@@ -141,3 +141,10 @@ def test_kill9_at_random_moments_resumes_every_workflow_exactly_once(server_fact
         f"seed {seed} (replay: ATTUNE_WF_CRASH_SEED={seed}); kills: {'; '.join(timeline)}; "
         f"{summary(rep)}\n" + "\n".join(rep.problems[:40]) + "\n" + grep_logs([srv.log_path], rep.suspects)
         + f"\n{srv.log_tail(60)}")
+
+
+@pytest.mark.soak
+@pytest.mark.parametrize("round_", range(5))
+def test_kill9_soak_more_seeds(server_factory, tmp_path, round_):
+    """`bash cmake/dev.sh test-full`: five more random kill schedules (each prints its seed)."""
+    test_kill9_at_random_moments_resumes_every_workflow_exactly_once(server_factory, tmp_path)

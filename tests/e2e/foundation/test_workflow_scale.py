@@ -7,6 +7,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
+
 from wf_util import children, create_workflow
 
 DEPTH = 20
@@ -84,8 +86,8 @@ def _items_workflow(api, pack: str, log: Path) -> str:
     return f"{pack}.many"
 
 
-def _run_items(api, ref: str, n: int) -> dict:
-    wf = _wait(api, api.execute(ref, {"items": list(range(n))})["id"], 100)
+def _run_items(api, ref: str, n: int, timeout: float = 100) -> dict:
+    wf = _wait(api, api.execute(ref, {"items": list(range(n))})["id"], timeout)
     assert wf["status"] == "completed", str(wf)[:2000]
     return wf
 
@@ -142,3 +144,24 @@ def test_with_items_scale_and_memory(server_factory, tmp_path):
           f"peak overlap {peak}")
     assert grow_large <= max(3 * grow_small, 48 * 1024) + 8 * 1024, \
         f"VmRSS {rss0} -> {rss1} KiB after {N_SMALL} items, -> {rss2} KiB after {N_LARGE}"
+
+
+@pytest.mark.soak
+def test_ten_thousand_items(server_factory, tmp_path):
+    """`bash cmake/dev.sh test-full`: the issue's size — 10,000 items at concurrency 50, every child
+    once, in item order, never more than 50 at once, and the server's RSS stays within the store's
+    caches (tests/bench/README.md: ~140 MiB peak on a fresh server)."""
+    srv = server_factory.start_new("scale-10k")
+    api = srv.admin_client()
+    pack = api.create_pack()["ref"]
+    log = tmp_path / "runs.log"
+    ref = _items_workflow(api, pack, log)
+    wf = _run_items(api, ref, 10000, timeout=110)
+    runs = log.read_text().split()
+    assert len(runs) == 10000 and sorted(map(int, runs)) == list(range(10000)), len(runs)
+    assert [o["stdout"] for o in wf["result"]["out"]] == [str(i) for i in range(10000)]
+    rows = _all_children(api, wf["id"])
+    assert len(rows) == 10000 and all(c["status"] == "completed" for c in rows)
+    assert 1 <= _max_overlap(rows) <= CONCURRENCY
+    rss = _vmrss_kib(srv.proc.pid)
+    assert rss < 400 * 1024, f"VmRSS {rss} KiB after 10,000 items"
