@@ -747,7 +747,7 @@ Result<int64_t> KafkaLog::committed(const std::string& group, const TopicPartiti
 }
 
 Status KafkaLog::attach_stores(const std::string& group, const std::vector<std::string>& stores) {
-  if (options_.local_groups.count(group) || options_.local_store_groups.count(group)) return {};
+  if (options_.local_groups.count(group)) return {};
   std::vector<TopicConfig> wanted;
   for (const auto& name : stores) {
     if (options_.local_stores.count(name)) continue;

@@ -53,10 +53,9 @@ struct KafkaOptions {
   int32_t changelog_partitions = 4;
   int16_t replication_factor = -1;  // -1: the broker's default
   std::set<std::string> local_groups;
-  std::set<std::string> local_store_groups;
-  // Stores (full names, "<stage>.<store>") kept without a changelog even though their stage's
-  // other stores have one (e.g. a worker's own in-flight children, next to the dispatch dedupe
-  // that every worker must share).
+  // Stores (full names, "<stage>.<store>") kept without a changelog, local to this process (a
+  // worker's own in-flight children; its dispatch dedupe next to them has one, shared by every
+  // worker).
   std::set<std::string> local_stores;
   // Per consumer group: librdkafka properties over our defaults for that group's clients (e.g.
   // a shorter session timeout for the sensor stage, whose failover it bounds); `config` still

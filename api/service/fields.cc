@@ -4,13 +4,6 @@
 
 namespace attune::service {
 
-namespace {
-
-const char* type_name(const Json& v) { return expr::json_type_name(v); }
-bool matches_type(const Json& v, const std::string& type) { return expr::matches_type(v, type); }
-
-}  // namespace
-
 std::optional<std::string> FieldReader::str(const char* name, bool required, size_t min_len,
                                             size_t max_len) {
   auto it = body_.find(name);
@@ -19,7 +12,7 @@ std::optional<std::string> FieldReader::str(const char* name, bool required, siz
     return std::nullopt;
   }
   if (!it->is_string()) {
-    fail(name, std::string("must be a string, got ") + type_name(*it));
+    fail(name, std::string("must be a string, got ") + expr::json_type_name(*it));
     return std::nullopt;
   }
   auto s = it->get<std::string>();
@@ -39,7 +32,7 @@ std::optional<Json> FieldReader::str_or_null(const char* name) {
   auto it = body_.find(name);
   if (it == body_.end()) return std::nullopt;
   if (it->is_null() || it->is_string()) return *it;
-  fail(name, std::string("must be a string or null, got ") + type_name(*it));
+  fail(name, std::string("must be a string or null, got ") + expr::json_type_name(*it));
   return std::nullopt;
 }
 
@@ -47,7 +40,7 @@ std::optional<bool> FieldReader::boolean(const char* name) {
   auto it = body_.find(name);
   if (it == body_.end() || it->is_null()) return std::nullopt;
   if (!it->is_boolean()) {
-    fail(name, std::string("must be a boolean, got ") + type_name(*it));
+    fail(name, std::string("must be a boolean, got ") + expr::json_type_name(*it));
     return std::nullopt;
   }
   return it->get<bool>();
@@ -56,8 +49,8 @@ std::optional<bool> FieldReader::boolean(const char* name) {
 std::optional<int64_t> FieldReader::integer(const char* name, int64_t min, int64_t max) {
   auto it = body_.find(name);
   if (it == body_.end() || it->is_null()) return std::nullopt;
-  if (!matches_type(*it, "integer")) {
-    fail(name, std::string("must be an integer, got ") + type_name(*it));
+  if (!expr::matches_type(*it, "integer")) {
+    fail(name, std::string("must be an integer, got ") + expr::json_type_name(*it));
     return std::nullopt;
   }
   const auto v = it->is_number_float() ? static_cast<int64_t>(it->get<double>()) : it->get<int64_t>();
@@ -72,7 +65,7 @@ std::optional<Json> FieldReader::object(const char* name) {
   auto it = body_.find(name);
   if (it == body_.end() || it->is_null()) return std::nullopt;
   if (!it->is_object()) {
-    fail(name, std::string("must be an object, got ") + type_name(*it));
+    fail(name, std::string("must be an object, got ") + expr::json_type_name(*it));
     return std::nullopt;
   }
   return *it;
@@ -82,7 +75,7 @@ std::optional<Json> FieldReader::array(const char* name) {
   auto it = body_.find(name);
   if (it == body_.end() || it->is_null()) return std::nullopt;
   if (!it->is_array()) {
-    fail(name, std::string("must be an array, got ") + type_name(*it));
+    fail(name, std::string("must be an array, got ") + expr::json_type_name(*it));
     return std::nullopt;
   }
   return *it;

@@ -186,16 +186,7 @@ void ExecutorProcessor::process_inquiry(const Envelope& e, int64_t root, Process
                Json{{"request", request}, {"id", id}, {"code", code}, {"message", message}}};
     ctx.forward(topics::kExecutions, std::to_string(root), o.dump());
   };
-  auto load_inquiry = [&](int64_t id) -> std::optional<Json> {
-    auto v = ctx.get(*store_, inquiry_key(id));
-    if (!v.ok()) throw ProcessingError("executor: store read failed: " + v.error().message);
-    if (!v->has_value()) return std::nullopt;
-    Json j = Json::parse(**v, nullptr, false);
-    if (j.is_discarded() || !j.contains("inquiry")) {
-      throw std::logic_error("executor: corrupt state for inquiry " + std::to_string(id));
-    }
-    return j["inquiry"];
-  };
+  auto load_inquiry = [&](int64_t id) { return this->load_inquiry(ctx, id); };
 
   if (e.type == "inquiry.create") {
     const Json q = p.value("inquiry", Json());
@@ -296,15 +287,7 @@ void ExecutorProcessor::await_inquiry(ProcessorContext& ctx, int64_t wf, const s
     auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), id);
     if (ec != std::errc() || end != text.data() + text.size()) id = 0;
   }
-  std::optional<Json> current;
-  if (id > 0) {
-    auto v = ctx.get(*store_, inquiry_key(id));
-    if (!v.ok()) throw ProcessingError("executor: store read failed: " + v.error().message);
-    if (v->has_value()) {
-      Json j = Json::parse(**v, nullptr, false);
-      if (!j.is_discarded() && j.contains("inquiry")) current = j["inquiry"];
-    }
-  }
+  const std::optional<Json> current = id > 0 ? load_inquiry(ctx, id) : std::nullopt;
   if (!current) {
     spdlog::warn("executor: workflow {} task '{}' waits for inquiry {}, which this executor does "
                  "not hold: treated as cancelled",
@@ -334,6 +317,17 @@ void ExecutorProcessor::wake_waiters(ProcessorContext& ctx, int64_t inquiry, con
     wf_queue_.push_back({w["workflow"].get<int64_t>(),
                          resolution(w.value("task", ""), w.value("run", int64_t{0}), ended)});
   }
+}
+
+std::optional<Json> ExecutorProcessor::load_inquiry(ProcessorContext& ctx, int64_t id) {
+  auto v = ctx.get(*store_, inquiry_key(id));
+  if (!v.ok()) throw ProcessingError("executor: store read failed: " + v.error().message);
+  if (!v->has_value()) return std::nullopt;
+  Json j = Json::parse(**v, nullptr, false);
+  if (j.is_discarded() || !j.contains("inquiry")) {
+    throw std::logic_error("executor: corrupt state for inquiry " + std::to_string(id));
+  }
+  return j["inquiry"];
 }
 
 std::optional<ExecutionState> ExecutorProcessor::load(ProcessorContext& ctx, int64_t id) {

@@ -67,6 +67,8 @@ class ExecutorProcessor final : public Processor {
  private:
   std::optional<ExecutionState> load(ProcessorContext& ctx, int64_t id);
   void apply(ProcessorContext& ctx, int64_t id, Result<Outcome> outcome);
+  // The stored inquiry ("q:<id>"), nullopt when this store does not hold it.
+  std::optional<Json> load_inquiry(ProcessorContext& ctx, int64_t id);
   // Inquiries (inquiry.h): one command of attune.commands; `root` is the record key's id.
   void process_inquiry(const Envelope& e, int64_t root, ProcessorContext& ctx);
   // Stores the inquiry and moves its deadline entry; emits inquiry.updated.

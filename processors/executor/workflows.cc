@@ -199,28 +199,26 @@ void ExecutorProcessor::apply_hooked(ProcessorContext& ctx, int64_t id, Result<O
 void ExecutorProcessor::request(ProcessorContext& ctx, const Json& req, int64_t root, bool fresh) {
   const int64_t id = req.value("id", int64_t{0});
   std::optional<ExecutionState> state = fresh ? std::nullopt : load(ctx, id);
+  const Json* ex = &req;
+  Json child;
+  std::string refuse;
   if (!state && req.is_object() && req.contains("action_ref") && req["action_ref"].is_string()) {
     JsonPtr action = table_.get("action", req["action_ref"].get<std::string>());
     auto wt = req.find("workflow_task");
     if (fresh && action && wt != req.end() && wt->is_object()) {
       // A workflow's child: its parameters were rendered by the engine, not checked by the API.
       CheckedParams checked = check_params(*action, req.value("config", Json::object()));
-      Json child = req;
+      child = req;
       child["config"] = std::move(checked.config);
-      if (checked.refuse.empty() && is_workflow_action(action) && action->value("enabled", true)) {
-        start_workflow(ctx, child, root, (*action)["workflow_def"]);
-        return;
-      }
-      apply_hooked(ctx, id,
-                   on_requested(state, child, root, lookup(), ctx.clock().now_ms(), checked.refuse));
-      return;
+      refuse = std::move(checked.refuse);
+      ex = &child;
     }
-    if (is_workflow_action(action) && action->value("enabled", true)) {
-      start_workflow(ctx, req, root, (*action)["workflow_def"]);
+    if (refuse.empty() && is_workflow_action(action) && action->value("enabled", true)) {
+      start_workflow(ctx, *ex, root, (*action)["workflow_def"]);
       return;
     }
   }
-  apply_hooked(ctx, id, on_requested(state, req, root, lookup(), ctx.clock().now_ms()));
+  apply_hooked(ctx, id, on_requested(state, *ex, root, lookup(), ctx.clock().now_ms(), refuse));
 }
 
 void ExecutorProcessor::start_workflow(ProcessorContext& ctx, const Json& req, int64_t root,
@@ -354,7 +352,9 @@ void ExecutorProcessor::advance_workflow(ProcessorContext& ctx, const WorkflowEv
   // are written apart once (below) and read from the cache or w:<id>/p afterwards.
   const bool params_inline = state_json.contains("parameters");
   if (auto d = run.find("definition"); d != run.end()) {  // an earlier build's run
-    ctx.put(*store_, def_key(wf), d->dump());
+    const std::string def_text = d->dump();
+    if (def_text.find("keystore") != std::string::npos) run["keystore"] = true;
+    ctx.put(*store_, def_key(wf), def_text);
     run.erase(d);
     wf_runs_.erase(wf);
   }
@@ -415,13 +415,13 @@ void ExecutorProcessor::advance_workflow(ProcessorContext& ctx, const WorkflowEv
                      open.error().message);
       }
     }
-    if ((*raw)->find("keystore") != std::string::npos) {
+    if (run.value("keystore", false)) {
+      // Identity keys of whoever started it: the caller, or the owner of the rule that did.
       std::string login;
       auto identity = wf_ex.value("executor", Json(nullptr));
-      if (!identity.is_number_integer()) {
-        if (JsonPtr rule = table_.get("rule", wf_ex.value("rule_ref", Json("")).is_string()
-                                                  ? wf_ex.value("rule_ref", std::string())
-                                                  : std::string())) {
+      if (const Json rule_ref = wf_ex.value("rule_ref", Json(nullptr));
+          !identity.is_number_integer() && rule_ref.is_string()) {
+        if (JsonPtr rule = table_.get("rule", rule_ref.get<std::string>())) {
           identity = rule->value("owner_identity", Json(nullptr));
         }
       }
@@ -435,9 +435,9 @@ void ExecutorProcessor::advance_workflow(ProcessorContext& ctx, const WorkflowEv
       for (auto& v : keys.secrets) secrets.push_back(std::move(v));
     }
   }
-  if (options_.cipher && (!secrets.empty() || run.contains("state_sealed"))) {
-    slots.seal_writes();
-  }
+  // Once sealed, a run stays sealed (its slots and State may hold secrets from earlier events).
+  const bool sealed_run = options_.cipher && (!secrets.empty() || run.contains("state_sealed"));
+  if (sealed_run) slots.seal_writes();
   migrate_legacy_run(ctx, *store_, wf, &run, &*state, &slots);
   auto step = workflow::advance(def, *state, ev.event, inputs, now, slots);
   if (!step.ok()) {
@@ -451,7 +451,7 @@ void ExecutorProcessor::advance_workflow(ProcessorContext& ctx, const WorkflowEv
     cached->second.parameters = state_out["parameters"];
   }
   state_out.erase("parameters");
-  if (options_.cipher && (!secrets.empty() || run.contains("state_sealed"))) {
+  if (sealed_run) {
     run["state_sealed"] = options_.cipher->seal(state_out.dump(), state_aad);
     run.erase("state");
   } else {
@@ -621,8 +621,8 @@ void ExecutorProcessor::on_workflow_timer(ProcessorContext& ctx, const Json& pay
       payload["workflow"].is_number_integer()) {
     const int64_t wf = payload["workflow"].get<int64_t>();
     auto st = load(ctx, wf);
-    auto run = ctx.get(*store_, run_key(wf));
-    if (!st || st->status() != ExecutionStatus::kRunning || !run.ok() || !run->has_value()) {
+    if (!st || st->status() != ExecutionStatus::kRunning ||
+        !must(ctx.get(*store_, run_key(wf)))->has_value()) {
       return;  // ended (or being cancelled) before its deadline
     }
     const Json limit = payload.value("seconds", Json(nullptr));
