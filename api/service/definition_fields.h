@@ -58,6 +58,11 @@ std::optional<rest::HttpResponse> referrers_refuse(const ServiceContext& s, std:
 // needs policies:<act> without pack constraints; the 403 otherwise (policy_routes.cc).
 std::optional<rest::HttpResponse> refuse_global_policy(const Call& c, std::string_view act);
 
+// Deletes of the policies whose scope is action `action_ref`, appended to `records`: they go
+// with the action (policy_routes.cc).
+void delete_action_policies(const ServiceContext& s, const std::string& action_ref,
+                            std::vector<OutRecord>& records);
+
 // Sensor fields (sensor_routes.cc).
 void read_sensor_fields(FieldReader& f, const Json& body, Json& sensor, bool creating);
 

@@ -242,6 +242,15 @@ std::optional<Resp> refuse_global_policy(const Call& c, std::string_view act) {
                                      std::string(act) + " without pack constraints");
 }
 
+void delete_action_policies(const ServiceContext& s, const std::string& action_ref,
+                            std::vector<OutRecord>& records) {
+  for (const auto& p : s.defs.list(kKind)) {
+    if (p->value("action_ref", Json()) != Json(action_ref)) continue;
+    records.push_back(
+        definition_tombstone(kKind, p->value("ref", ""), (*p)["id"], s.now_ms(), "api"));
+  }
+}
+
 void register_policy_routes(RouteTable& t, ServiceContext& s) {
   const std::string v1 = "/api/v1";
   t.add("GET", v1 + "/policies", Access::to("policies", "read"), bound(s, list_policies));

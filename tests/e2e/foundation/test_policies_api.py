@@ -83,6 +83,11 @@ def test_scope_from_top_level_fields(api):
     assert on_action["pack_ref"] == p and on_action["scope"]["type"] == "action"
     explicit = _policy(api, ref=f"{p}.explicit", scope={"type": "action", "action_ref": action["ref"]})
     assert explicit["pack_ref"] == p and explicit["scope"]["action_ref"] == action["ref"]
+    # The action's policies go with it; the pack's stay.
+    expect(api.delete(f"/api/v1/actions/{action['ref']}"), 200)
+    expect_error(api.get(f"/api/v1/policies/{on_action['ref']}"), 404, "NOT_FOUND")
+    expect_error(api.get(f"/api/v1/policies/{explicit['ref']}"), 404, "NOT_FOUND")
+    assert api.get_data(f"/api/v1/policies/{on_pack['ref']}") == on_pack
 
 
 def test_duplicates_unknown_references_and_validation(api):
