@@ -268,6 +268,18 @@ TEST_F(PolicyFlow, ARaisedLimitStartsQueuedExecutionsAtOnce) {
   expect_stats(3, 1, 4, 0);
 }
 
+TEST_F(PolicyFlow, DeletingThePolicyReleasesTheQueue) {
+  policy("t.one", {{"concurrency", {{"limit", 1}}}});
+  for (int i = 0; i < 4; ++i) execute();
+  EXPECT_EQ(dispatched_.size(), 1u);
+  ASSERT_TRUE(
+      log_->produce({definition_tombstone("policy", "t.one", 101, clock_.now_ms(), "test")}).ok());
+  tick();
+  EXPECT_EQ(dispatched_.size(), 4u);
+  expect_stats(4, 0, 4, 0);
+  EXPECT_TRUE(stats_["max_concurrent"].is_null()) << stats_.dump();
+}
+
 TEST_F(PolicyFlow, QueueSurvivesARestartInOrder) {
   policy("t.one", {{"concurrency", {{"limit", 1}}}});
   std::vector<int64_t> ids;
