@@ -1,0 +1,732 @@
+// The admission stage (processors/admission/admission_processor.h) through a real RocksDB store
+// and a real DefinitionsTable over an EmbeddedLog: records in (admission.request / release /
+// pump), records out (admission.granted / rejected on attune.commands, queue.stats on
+// attune.executions), every input processed in its own committed transaction, time from a
+// ManualClock.
+#include "processors/admission/admission_processor.h"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <filesystem>
+#include <random>
+
+#include "topology/core/time.h"
+#include "topology/definitions_table.h"
+#include "topology/embedded_log.h"
+
+namespace attune::admission {
+namespace {
+
+using namespace std::chrono_literals;
+
+// A stage transaction without a Runtime: reads see the open transaction, commit() writes it and
+// releases its records; punctuation requests are recorded.
+class TxnContext final : public ProcessorContext, public Mailbox {
+ public:
+  TxnContext(state::Db& db, const Clock& clock) : db_(db), clock_(clock), ids_(0, clock) {}
+  state::Store& store(std::string_view name) override {
+    auto s = db_.store("stage." + std::string(name));
+    if (!s.ok()) throw std::runtime_error(s.error().message);
+    return **s;
+  }
+  Result<std::optional<std::string>> get(state::Store& s, std::string_view key) override {
+    return txn_.get(s, key);
+  }
+  void put(state::Store& s, std::string key, std::string value) override {
+    txn_.put(s, std::move(key), std::move(value));
+  }
+  void del(state::Store& s, std::string key) override { txn_.del(s, std::move(key)); }
+  Status scan(state::Store& s, std::string_view prefix, const state::ScanFn& fn,
+              bool reverse) override {
+    return txn_.scan(s, prefix, fn, reverse);
+  }
+  void forward(OutRecord r) override { pending_.push_back(std::move(r)); }
+  void after_commit(std::function<void()>) override {}
+  const Clock& clock() const override { return clock_; }
+  IdGenerator& ids() override { return ids_; }
+  Mailbox& mailbox() override { return *this; }
+  void post(Task) override {}
+  Log& log() override { throw std::logic_error("no log"); }
+  const std::string& stage() const override { return name_; }
+  int instance() const override { return 0; }
+  void request_punctuate(SystemTime at) override { punctuations.push_back(to_ms(at)); }
+  void pause_input(bool) override {}
+
+  std::vector<OutRecord> forwarded;  // records of committed transactions, in order
+  std::vector<int64_t> punctuations;
+
+  void commit() {
+    const state::WriteBatch batch = txn_.take_batch();
+    ASSERT_TRUE(db_.write(batch).ok());
+    txn_.clear();
+    for (auto& r : pending_) forwarded.push_back(std::move(r));
+    pending_.clear();
+  }
+  void crash() {
+    txn_.clear();
+    pending_.clear();
+  }
+
+ private:
+  state::Db& db_;
+  const Clock& clock_;
+  IdGenerator ids_;
+  state::Txn txn_;
+  std::vector<OutRecord> pending_;
+  std::string name_ = std::string(kStage);
+};
+
+Envelope parse(const OutRecord& r) {
+  Envelope e;
+  std::string err;
+  EXPECT_TRUE(Envelope::parse(r.value, e, err)) << err;
+  return e;
+}
+
+struct Decision {
+  std::string type;  // admission.granted / admission.rejected
+  int64_t id = 0;
+  std::string key;  // the record key on attune.commands (the root)
+  Json payload;
+};
+
+constexpr std::string_view kAction = "p.a";
+
+class AdmissionStage : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("attune-admission-" + std::to_string(std::random_device{}()));
+    state::DbOptions o;
+    o.append_stores = {std::string(EmbeddedLog::kLogStore)};
+    auto db = state::Db::open(dir_.string(), o);
+    ASSERT_TRUE(db.ok()) << db.error().message;
+    db_ = std::move(*db);
+    auto log = EmbeddedLog::open(*db_, default_topics(1));
+    ASSERT_TRUE(log.ok()) << log.error().message;
+    log_ = std::move(*log);
+    table_ = std::make_unique<DefinitionsTable>(*log_);
+    ASSERT_TRUE(table_->start().ok());
+  }
+  void TearDown() override {
+    stage_.reset();
+    ctx_.reset();
+    if (table_) table_->stop();
+    table_.reset();
+    log_.reset();
+    db_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+
+  // A policy of action `kAction` (scope action) with the given aspects.
+  void define_policy(const std::string& ref, Json aspects, const std::string& action = "p.a") {
+    Json p = {{"id", ++def_id_},
+              {"ref", ref},
+              {"pack_ref", "p"},
+              {"name", ref.substr(2)},
+              {"description", ""},
+              {"enabled", true},
+              {"priority", 0},
+              {"scope", {{"type", "action"}, {"action_ref", action}, {"pack_ref", "p"}}},
+              {"concurrency", nullptr},
+              {"rate_limit", nullptr},
+              {"quotas", Json::array()},
+              {"retry", nullptr},
+              {"tags", Json::array()}};
+    p.update(aspects);
+    ASSERT_TRUE(log_->produce({definition_record(kPolicyKind, p, clock_.now_ms(), "test")}).ok());
+  }
+  void delete_policy(const std::string& ref) {
+    ASSERT_TRUE(
+        log_->produce({definition_tombstone(kPolicyKind, ref, 0, clock_.now_ms(), "test")}).ok());
+  }
+  static Json concurrency(int64_t limit, const std::string& method = "enqueue",
+                          Json parameters = Json::array()) {
+    return {{"concurrency", {{"limit", limit}, {"method", method}, {"parameters", parameters}}}};
+  }
+  static Json rate(int64_t max, int64_t window) {
+    return {{"rate_limit", {{"max_executions", max}, {"window_seconds", window}}}};
+  }
+
+  // A new stage instance over the committed store (an open transaction is lost), then its first
+  // punctuation (the pump of every waiting action a restart does) processed.
+  void start() {
+    std::vector<OutRecord> kept;
+    if (ctx_) {
+      ctx_->crash();
+      kept = std::move(ctx_->forwarded);
+    }
+    AdmissionOptions options;
+    stage_ = std::make_unique<AdmissionProcessor>(*table_, options);
+    ctx_ = std::make_unique<TxnContext>(*db_, clock_);
+    ctx_->forwarded = std::move(kept);
+    stage_->init(*ctx_);
+    ctx_->commit();
+    tick();
+  }
+
+  void process(const std::string& type, int64_t id, Json payload, const std::string& key) {
+    Record r;
+    r.topic = std::string(topics::kAdmission);
+    r.key = key;
+    r.value = Envelope{type, id, type + ":" + std::to_string(id), clock_.now_ms(), "executor",
+                       std::move(payload)}
+                  .dump();
+    stage_->process(r, *ctx_);
+    ctx_->commit();
+  }
+  void request(int64_t id, const std::string& group = "", int64_t root = 0,
+               std::string_view action = kAction) {
+    Json p = {{"id", id}, {"action_ref", action}, {"group", group}, {"at", clock_.now_ms()}};
+    p["root"] = root > 0 ? root : id;
+    process("admission.request", id, std::move(p), std::string(action));
+  }
+  void release(int64_t id, std::string_view action = kAction) {
+    process("admission.release", id, {{"id", id}, {"action_ref", action}}, std::string(action));
+  }
+  void pump(std::string_view action = kAction) {
+    process("admission.pump", 0, {{"action_ref", action}}, std::string(action));
+  }
+
+  // Punctuation at the clock's time, then the admission.pump records it produced processed (as
+  // the log would deliver them). Returns what punctuate() asked for and the pumps seen.
+  struct Tick {
+    std::optional<SystemTime> next;
+    std::vector<std::string> pumped;  // action refs
+  };
+  Tick tick() {
+    Tick t;
+    const size_t from = ctx_->forwarded.size();
+    t.next = stage_->punctuate(clock_.now(), *ctx_);
+    ctx_->commit();
+    std::vector<OutRecord> pumps;
+    for (size_t i = from; i < ctx_->forwarded.size(); ++i) {
+      const OutRecord& r = ctx_->forwarded[i];
+      if (r.topic != topics::kAdmission) continue;
+      const Envelope e = parse(r);
+      EXPECT_EQ(e.type, "admission.pump");
+      EXPECT_EQ(e.payload.value("action_ref", ""), r.key);
+      t.pumped.push_back(r.key);
+      pumps.push_back(r);
+    }
+    for (const OutRecord& o : pumps) {
+      Record r;
+      r.topic = o.topic;
+      r.key = o.key;
+      r.value = o.value;
+      stage_->process(r, *ctx_);
+      ctx_->commit();
+    }
+    return t;
+  }
+
+  // Decisions forwarded since the last call, in order.
+  std::vector<Decision> decisions() {
+    std::vector<Decision> out;
+    for (; seen_ < ctx_->forwarded.size(); ++seen_) {
+      const OutRecord& r = ctx_->forwarded[seen_];
+      if (r.topic != topics::kCommands) continue;
+      const Envelope e = parse(r);
+      out.push_back({e.type, e.payload.value("id", int64_t{0}), r.key, e.payload});
+    }
+    return out;
+  }
+  // The ids granted since the last call (and no rejection).
+  std::vector<int64_t> granted() {
+    std::vector<int64_t> out;
+    for (const Decision& d : decisions()) {
+      EXPECT_EQ(d.type, "admission.granted") << d.id;
+      out.push_back(d.id);
+    }
+    return out;
+  }
+  // The latest queue.stats of `action` (null if none).
+  Json stats(std::string_view action = kAction) const {
+    for (auto it = ctx_->forwarded.rbegin(); it != ctx_->forwarded.rend(); ++it) {
+      if (it->topic != topics::kExecutions || it->key != action) continue;
+      const Envelope e = parse(*it);
+      if (e.type == "queue.stats") return e.payload;
+    }
+    return nullptr;
+  }
+  size_t stats_count() const {
+    size_t n = 0;
+    for (const OutRecord& r : ctx_->forwarded) n += r.topic == topics::kExecutions;
+    return n;
+  }
+  // Checks the counting fields of the latest stats.
+  void expect_stats(int64_t active, int64_t queue, int64_t enqueued, int64_t completed,
+                    Json max_concurrent, std::optional<int64_t> oldest_ms,
+                    std::string_view action = kAction) {
+    const Json s = stats(action);
+    ASSERT_TRUE(s.is_object()) << "no queue.stats for " << action;
+    EXPECT_EQ(s.value("action_ref", ""), action);
+    EXPECT_EQ(s["active_count"], active) << s.dump();
+    EXPECT_EQ(s["queue_length"], queue) << s.dump();
+    EXPECT_EQ(s["total_enqueued"], enqueued) << s.dump();
+    EXPECT_EQ(s["total_completed"], completed) << s.dump();
+    EXPECT_EQ(s["max_concurrent"], max_concurrent) << s.dump();
+    EXPECT_EQ(s["oldest_enqueued_at"],
+              oldest_ms ? Json(format_rfc3339_ms(*oldest_ms)) : Json(nullptr))
+        << s.dump();
+    EXPECT_TRUE(s.contains("last_updated")) << s.dump();
+  }
+
+  ManualClock clock_{1767225600000};
+  std::filesystem::path dir_;
+  std::unique_ptr<state::Db> db_;
+  std::unique_ptr<Log> log_;
+  std::unique_ptr<DefinitionsTable> table_;
+  std::unique_ptr<TxnContext> ctx_;
+  std::unique_ptr<AdmissionProcessor> stage_;
+  size_t seen_ = 0;
+  int64_t def_id_ = 100;
+};
+
+using Ids = std::vector<int64_t>;
+
+TEST_F(AdmissionStage, FifoWithLimitOneOverFiveRequests) {
+  define_policy("p.one", concurrency(1));
+  start();
+  std::map<int64_t, int64_t> at;
+  for (int64_t id = 1; id <= 5; ++id) {
+    at[id] = clock_.now_ms();
+    request(id, "", 1000 + id);
+    clock_.advance(1s);
+  }
+  auto d = decisions();
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_EQ(d[0].type, "admission.granted");
+  EXPECT_EQ(d[0].id, 1);
+  EXPECT_EQ(d[0].key, "1001");  // keyed by the root
+  EXPECT_EQ(d[0].payload, (Json{{"id", 1}}));
+  expect_stats(1, 4, 5, 0, 1, at[2]);
+  // The stats record: attune.executions, keyed by the action ref.
+  const OutRecord& last = ctx_->forwarded.back();
+  EXPECT_EQ(last.topic, topics::kExecutions);
+  EXPECT_EQ(last.key, "p.a");
+  EXPECT_EQ(parse(last).type, "queue.stats");
+  EXPECT_EQ(stats()["last_updated"], format_rfc3339_ms(clock_.now_ms() - 1000));
+
+  for (int64_t id = 1; id <= 4; ++id) {
+    release(id);
+    d = decisions();
+    ASSERT_EQ(d.size(), 1u) << "release of " << id;
+    EXPECT_EQ(d[0].type, "admission.granted");
+    EXPECT_EQ(d[0].id, id + 1);
+    EXPECT_EQ(d[0].key, std::to_string(1000 + id + 1));
+    expect_stats(1, 4 - id, 5, id, 1, id + 2 <= 5 ? std::optional<int64_t>(at[id + 2]) : std::nullopt);
+  }
+  release(5);
+  EXPECT_TRUE(decisions().empty());
+  expect_stats(0, 0, 5, 5, 1, std::nullopt);
+}
+
+TEST_F(AdmissionStage, GroupsByParameters) {
+  define_policy("p.host", concurrency(1, "enqueue", {"host"}));
+  start();
+  ConcurrencySpec spec;
+  spec.parameters = {"host"};
+  const std::string a = group_key(spec, {{"host", "a"}}), b = group_key(spec, {{"host", "b"}});
+  request(1, a);
+  request(2, b);
+  request(3, a);
+  request(4, b);
+  request(5, a);
+  EXPECT_EQ(granted(), (Ids{1, 2}));  // one per group
+  expect_stats(2, 3, 5, 0, 1, clock_.now_ms());
+  release(2);
+  EXPECT_EQ(granted(), (Ids{4}));  // b's next, not a's
+  release(1);
+  EXPECT_EQ(granted(), (Ids{3}));
+  release(4);
+  EXPECT_EQ(granted(), Ids{});  // b is empty now
+  expect_stats(1, 1, 5, 3, 1, clock_.now_ms());
+  release(3);
+  EXPECT_EQ(granted(), (Ids{5}));
+  release(5);
+  EXPECT_EQ(granted(), Ids{});
+  expect_stats(0, 0, 5, 5, 1, std::nullopt);
+}
+
+TEST_F(AdmissionStage, ReleaseOfAQueuedOneInTheMiddle) {
+  define_policy("p.one", concurrency(1));
+  start();
+  std::map<int64_t, int64_t> at;
+  for (int64_t id = 1; id <= 5; ++id) {
+    at[id] = clock_.now_ms();
+    request(id);
+    clock_.advance(1s);
+  }
+  EXPECT_EQ(granted(), (Ids{1}));
+  release(3);  // cancelled while queued
+  EXPECT_EQ(granted(), Ids{});
+  expect_stats(1, 3, 5, 1, 1, at[2]);
+  release(1);
+  EXPECT_EQ(granted(), (Ids{2}));
+  expect_stats(1, 2, 5, 2, 1, at[4]);
+  release(2);
+  EXPECT_EQ(granted(), (Ids{4}));  // 3 is gone: the others keep their order
+  release(4);
+  EXPECT_EQ(granted(), (Ids{5}));
+  release(5);
+  EXPECT_EQ(granted(), Ids{});
+  expect_stats(0, 0, 5, 5, 1, std::nullopt);
+}
+
+TEST_F(AdmissionStage, ReleaseOfTheQueuedHead) {
+  define_policy("p.one", concurrency(1));
+  start();
+  std::map<int64_t, int64_t> at;
+  for (int64_t id = 1; id <= 6; ++id) {
+    at[id] = clock_.now_ms();
+    request(id);
+    clock_.advance(1s);
+  }
+  EXPECT_EQ(granted(), (Ids{1}));
+  release(2);  // the head of the queue
+  EXPECT_EQ(granted(), Ids{});
+  expect_stats(1, 4, 6, 1, 1, at[3]);
+  release(4);  // one in the middle, then the new head: the head moves past both
+  release(3);
+  EXPECT_EQ(granted(), Ids{});
+  expect_stats(1, 2, 6, 3, 1, at[5]);
+  release(6);  // the tail
+  expect_stats(1, 1, 6, 4, 1, at[5]);
+  release(1);
+  EXPECT_EQ(granted(), (Ids{5}));
+  expect_stats(1, 0, 6, 5, 1, std::nullopt);
+  // The group is empty again and takes new requests in order.
+  request(7);
+  request(8);
+  release(5);
+  EXPECT_EQ(granted(), (Ids{7}));
+  release(7);
+  EXPECT_EQ(granted(), (Ids{8}));
+  release(8);
+  expect_stats(0, 0, 8, 8, 1, std::nullopt);
+}
+
+TEST_F(AdmissionStage, RepeatedRequestAndReleaseChangeNothing) {
+  define_policy("p.one", concurrency(1));
+  start();
+  request(1);
+  request(1);  // a repeat (Kafka redelivery)
+  EXPECT_EQ(granted(), (Ids{1}));
+  request(2);
+  request(2);
+  EXPECT_EQ(granted(), Ids{});
+  expect_stats(1, 1, 2, 0, 1, clock_.now_ms());
+  release(1);
+  EXPECT_EQ(granted(), (Ids{2}));
+  release(1);  // again
+  EXPECT_EQ(granted(), Ids{});
+  expect_stats(1, 0, 2, 1, 1, std::nullopt);
+  request(1);  // a request after its release: decided already
+  EXPECT_EQ(granted(), Ids{});
+  expect_stats(1, 0, 2, 1, 1, std::nullopt);
+  release(2);
+  release(2);
+  expect_stats(0, 0, 2, 2, 1, std::nullopt);
+  // A release that arrives before its request (never requested here): the late request is
+  // ignored and nothing counts.
+  release(9);
+  request(9);
+  EXPECT_TRUE(decisions().empty());
+  expect_stats(0, 0, 2, 2, 1, std::nullopt);
+  // A fresh one still goes through.
+  request(10);
+  EXPECT_EQ(granted(), (Ids{10}));
+  expect_stats(1, 0, 3, 2, 1, std::nullopt);
+}
+
+TEST_F(AdmissionStage, MethodCancelRejects) {
+  define_policy("p.cancel", concurrency(1, "cancel"));
+  start();
+  request(1, "", 1001);
+  request(2, "", 1002);
+  auto d = decisions();
+  ASSERT_EQ(d.size(), 2u);
+  EXPECT_EQ(d[0].type, "admission.granted");
+  EXPECT_EQ(d[0].id, 1);
+  EXPECT_EQ(d[1].type, "admission.rejected");
+  EXPECT_EQ(d[1].id, 2);
+  EXPECT_EQ(d[1].key, "1002");
+  EXPECT_EQ(d[1].payload, (Json{{"id", 2}, {"error", "Concurrency limit reached"}}));
+  expect_stats(1, 0, 1, 0, 1, std::nullopt);  // a rejected one passed no admission
+  request(2, "", 1002);                        // repeated: decided already
+  EXPECT_TRUE(decisions().empty());
+  release(2);  // the executor ends the rejected one: nothing to count
+  expect_stats(1, 0, 1, 0, 1, std::nullopt);
+  release(1);
+  EXPECT_TRUE(decisions().empty());
+  expect_stats(0, 0, 1, 1, 1, std::nullopt);
+  request(3);
+  EXPECT_EQ(granted(), (Ids{3}));
+  expect_stats(1, 0, 2, 1, 1, std::nullopt);
+}
+
+TEST_F(AdmissionStage, RateLimitWakesUpThroughPunctuate) {
+  define_policy("p.rate", rate(2, 10));
+  start();
+  const int64_t t0 = clock_.now_ms();
+  request(1);
+  clock_.advance(3s);
+  request(2);
+  clock_.advance(1s);
+  ctx_->punctuations.clear();
+  request(3);
+  request(4);
+  request(5);
+  EXPECT_EQ(granted(), (Ids{1, 2}));
+  expect_stats(2, 3, 5, 0, nullptr, t0 + 4000);
+  // The stage asked to be woken when the start at t0 leaves the window.
+  ASSERT_FALSE(ctx_->punctuations.empty());
+  EXPECT_EQ(ctx_->punctuations.back(), t0 + 10000);
+  // Ending executions does not free the rate window.
+  release(1);
+  release(2);
+  EXPECT_EQ(granted(), Ids{});
+
+  clock_.set_ms(t0 + 9999);
+  Tick t = tick();
+  EXPECT_TRUE(t.pumped.empty());
+  ASSERT_TRUE(t.next);
+  EXPECT_LE(to_ms(*t.next), t0 + 10000);
+  EXPECT_EQ(granted(), Ids{});
+
+  clock_.set_ms(t0 + 10000);
+  t = tick();
+  EXPECT_EQ(t.pumped, (std::vector<std::string>{"p.a"}));
+  EXPECT_EQ(granted(), (Ids{3}));  // the start at t0+3s still counts
+  ASSERT_TRUE(t.next);
+  EXPECT_LE(to_ms(*t.next), t0 + 13000);
+
+  clock_.set_ms(t0 + 12999);
+  EXPECT_TRUE(tick().pumped.empty());
+  EXPECT_EQ(granted(), Ids{});
+  clock_.set_ms(t0 + 13000);
+  EXPECT_EQ(tick().pumped, (std::vector<std::string>{"p.a"}));
+  EXPECT_EQ(granted(), (Ids{4}));
+
+  clock_.set_ms(t0 + 19999);
+  tick();
+  EXPECT_EQ(granted(), Ids{});
+  clock_.set_ms(t0 + 20000);
+  ctx_->punctuations.clear();
+  tick();
+  EXPECT_EQ(granted(), (Ids{5}));
+  expect_stats(3, 0, 5, 2, nullptr, std::nullopt);
+  // Nothing waiting: no wake-up asked for, and no more pumps.
+  EXPECT_EQ(ctx_->punctuations, std::vector<int64_t>{})
+      << "the stage asked to be woken although its queue is empty";
+  clock_.set_ms(t0 + 60000);
+  EXPECT_TRUE(tick().pumped.empty()) << "a pump for an action with nothing waiting";
+}
+
+// An explicit pump before the window moved changes nothing; one after it admits.
+TEST_F(AdmissionStage, PumpRecordsAdmitWhatTheWindowAllows) {
+  define_policy("p.rate", rate(1, 5));
+  start();
+  const int64_t t0 = clock_.now_ms();
+  request(1);
+  request(2);
+  EXPECT_EQ(granted(), (Ids{1}));
+  pump();
+  EXPECT_EQ(granted(), Ids{});
+  clock_.set_ms(t0 + 5000);
+  pump();
+  EXPECT_EQ(granted(), (Ids{2}));
+  expect_stats(2, 0, 2, 0, nullptr, std::nullopt);
+  // A pump for an action the stage never saw: nothing at all.
+  const size_t n = ctx_->forwarded.size();
+  pump("p.unknown");
+  EXPECT_EQ(ctx_->forwarded.size(), n);
+}
+
+TEST_F(AdmissionStage, RaisedLimitAdmitsQueuedOnes) {
+  define_policy("p.lim", concurrency(1));
+  start();
+  for (int64_t id = 1; id <= 5; ++id) request(id);
+  EXPECT_EQ(granted(), (Ids{1}));
+  define_policy("p.lim", concurrency(3));  // updated in the table
+  const Tick t = tick();
+  EXPECT_EQ(t.pumped, (std::vector<std::string>{"p.a"}));
+  EXPECT_EQ(granted(), (Ids{2, 3}));
+  expect_stats(3, 2, 5, 0, 3, clock_.now_ms());
+  // Lowered again: running ones stay, nobody new starts until below the limit.
+  define_policy("p.lim", concurrency(1));
+  tick();
+  EXPECT_EQ(granted(), Ids{});
+  release(1);
+  release(2);
+  EXPECT_EQ(granted(), Ids{});
+  expect_stats(1, 2, 5, 2, 1, clock_.now_ms());
+  release(3);
+  EXPECT_EQ(granted(), (Ids{4}));
+  // The policy deleted: no limit any more; the rest starts.
+  delete_policy("p.lim");
+  tick();
+  EXPECT_EQ(granted(), (Ids{5}));
+}
+
+// A restart (a new instance over the committed store) keeps queue order and counters.
+TEST_F(AdmissionStage, RestartKeepsTheQueue) {
+  define_policy("p.one", concurrency(1));
+  start();
+  for (int64_t id = 1; id <= 4; ++id) request(id);
+  EXPECT_EQ(granted(), (Ids{1}));
+  // A request processed but not committed is lost with the crash, then redelivered.
+  Record r;
+  r.topic = std::string(topics::kAdmission);
+  r.key = "p.a";
+  r.value = Envelope{"admission.release", 1, "r", clock_.now_ms(), "executor",
+                     {{"id", 1}, {"action_ref", "p.a"}}}
+                .dump();
+  stage_->process(r, *ctx_);
+  start();  // crash + restart
+  EXPECT_EQ(granted(), Ids{});
+  expect_stats(1, 3, 4, 0, 1, clock_.now_ms());
+  release(1);
+  EXPECT_EQ(granted(), (Ids{2}));
+  release(2);
+  EXPECT_EQ(granted(), (Ids{3}));
+  release(3);
+  EXPECT_EQ(granted(), (Ids{4}));
+  release(4);
+  expect_stats(0, 0, 4, 4, 1, std::nullopt);
+}
+
+// A restart forgets the in-memory wake-ups; its first punctuation pumps every waiting action.
+TEST_F(AdmissionStage, RestartUnderARateLimitStillWakes) {
+  define_policy("p.rate", rate(1, 10));
+  start();
+  const int64_t t0 = clock_.now_ms();
+  request(1);
+  request(2);
+  EXPECT_EQ(granted(), (Ids{1}));
+  clock_.set_ms(t0 + 4000);
+  start();  // restart inside the window: the pump finds the window full
+  EXPECT_EQ(granted(), Ids{});
+  clock_.set_ms(t0 + 10000);
+  tick();
+  EXPECT_EQ(granted(), (Ids{2}));
+}
+
+// Two actions do not share limits or queues.
+TEST_F(AdmissionStage, ActionsAreIndependent) {
+  define_policy("p.one", concurrency(1));
+  define_policy("p.two", concurrency(1), "p.b");
+  start();
+  request(1, "", 0, "p.a");
+  request(2, "", 0, "p.b");
+  request(3, "", 0, "p.a");
+  request(4, "", 0, "p.b");
+  EXPECT_EQ(granted(), (Ids{1, 2}));
+  release(2, "p.b");
+  EXPECT_EQ(granted(), (Ids{4}));
+  expect_stats(1, 1, 2, 0, 1, clock_.now_ms(), "p.a");
+  expect_stats(1, 0, 2, 1, 1, std::nullopt, "p.b");
+}
+
+// 100,000 queued behind one running execution, then released one by one: every release grants
+// the next. Each step must cost about the same (no scan of the queue per record).
+TEST_F(AdmissionStage, HundredThousandQueuedReleasedOneByOne) {
+  define_policy("p.one", concurrency(1));
+  start();
+  constexpr int64_t kN = 100'000;
+  using Clock = std::chrono::steady_clock;
+  const auto t0 = Clock::now();
+  for (int64_t id = 1; id <= kN; ++id) {
+    request(id);
+    if (id % 10000 == 0) {  // keep memory flat
+      ctx_->forwarded.clear();
+      seen_ = 0;
+    }
+  }
+  const auto t1 = Clock::now();
+  ctx_->forwarded.clear();
+  seen_ = 0;
+  int64_t wrong = 0;
+  std::vector<double> per_10k;
+  auto lap = Clock::now();
+  for (int64_t id = 1; id <= kN; ++id) {
+    release(id);
+    // Only the new records: the grant of the next one and the stats.
+    for (const OutRecord& r : ctx_->forwarded) {
+      if (r.topic != topics::kCommands) continue;
+      const Envelope e = parse(r);
+      if (e.type != "admission.granted" || e.id != id + 1) ++wrong;
+    }
+    ctx_->forwarded.clear();
+    if (id % 10000 == 0) {
+      const auto now = Clock::now();
+      per_10k.push_back(std::chrono::duration<double>(now - lap).count());
+      lap = now;
+    }
+  }
+  const auto t2 = Clock::now();
+  EXPECT_EQ(wrong, 0);
+  const double requests_s = std::chrono::duration<double>(t1 - t0).count();
+  const double releases_s = std::chrono::duration<double>(t2 - t1).count();
+  std::printf("100,000 requests: %.2f s; 100,000 releases: %.2f s; per 10,000 releases:", requests_s,
+              releases_s);
+  for (double s : per_10k) std::printf(" %.2f", s);
+  std::printf("\n");
+  // The last slice of releases costs about what the first did (not quadratic).
+  EXPECT_LT(per_10k.back(), per_10k.front() * 4 + 0.5);
+  EXPECT_LT(requests_s + releases_s, 60.0);
+  // Back to nothing running (checked from a stats record).
+  request(kN + 1);
+  expect_stats(1, 0, kN + 1, kN, 1, std::nullopt);
+}
+
+// Many groups waiting at once (a concurrency limit per host, every host busy with one queued
+// behind): each record should cost about the same however many other groups wait.
+TEST_F(AdmissionStage, ManyGroupsWaitingStayFast) {
+  define_policy("p.host", concurrency(1, "enqueue", {"host"}));
+  start();
+  constexpr int64_t kGroups = 600, kSlice = 150;
+  ConcurrencySpec spec;
+  spec.parameters = {"host"};
+  auto host = [&](int64_t i) { return group_key(spec, {{"host", "h" + std::to_string(i)}}); };
+  using Clock = std::chrono::steady_clock;
+  std::vector<double> slices;
+  auto lap = Clock::now();
+  for (int64_t i = 0; i < kGroups; ++i) {
+    request(2 * i + 1, host(i));  // runs
+    request(2 * i + 2, host(i));  // waits
+    ctx_->forwarded.clear();
+    seen_ = 0;
+    if ((i + 1) % kSlice == 0) {
+      const auto now = Clock::now();
+      slices.push_back(std::chrono::duration<double>(now - lap).count());
+      lap = now;
+    }
+  }
+  int64_t wrong = 0;
+  for (int64_t i = 0; i < kGroups; ++i) {
+    release(2 * i + 1);
+    const auto d = decisions();
+    if (d.size() != 1 || d[0].id != 2 * i + 2) ++wrong;
+    ctx_->forwarded.clear();
+    seen_ = 0;
+    if ((i + 1) % kSlice == 0) {
+      const auto now = Clock::now();
+      slices.push_back(std::chrono::duration<double>(now - lap).count());
+      lap = now;
+    }
+  }
+  EXPECT_EQ(wrong, 0);
+  std::printf("%lld groups, per %lld groups (requests, then releases):",
+              static_cast<long long>(kGroups), static_cast<long long>(kSlice));
+  for (double s : slices) std::printf(" %.2f", s);
+  std::printf(" s\n");
+  // Requests: the last slice (600 groups waiting) costs about what the first did.
+  EXPECT_LT(slices[kGroups / kSlice - 1], slices[0] * 3)
+      << "a request costs more the more groups wait (a scan of every waiting group per record)";
+}
+
+}  // namespace
+}  // namespace attune::admission
