@@ -145,6 +145,10 @@ class AdmissionStage : public ::testing::Test {
                           Json parameters = Json::array()) {
     return {{"concurrency", {{"limit", limit}, {"method", method}, {"parameters", parameters}}}};
   }
+  static Json merge(Json a, const Json& b) {
+    a.update(b);
+    return a;
+  }
   static Json rate(int64_t max, int64_t window) {
     return {{"rate_limit", {{"max_executions", max}, {"window_seconds", window}}}};
   }
@@ -157,8 +161,7 @@ class AdmissionStage : public ::testing::Test {
       ctx_->crash();
       kept = std::move(ctx_->forwarded);
     }
-    AdmissionOptions options;
-    stage_ = std::make_unique<AdmissionProcessor>(*table_, options);
+    stage_ = std::make_unique<AdmissionProcessor>(*table_, options_);
     ctx_ = std::make_unique<TxnContext>(*db_, clock_);
     ctx_->forwarded = std::move(kept);
     stage_->init(*ctx_);
@@ -273,7 +276,21 @@ class AdmissionStage : public ::testing::Test {
     EXPECT_TRUE(s.contains("last_updated")) << s.dump();
   }
 
+  // The keys of the stage's store under `prefix` (committed and open writes).
+  std::vector<std::string> keys(std::string_view prefix) {
+    std::vector<std::string> out;
+    auto st = ctx_->scan(ctx_->store(kQueuesStore), prefix,
+                         [&](std::string_view k, std::string_view) {
+                           out.emplace_back(k);
+                           return true;
+                         },
+                         false);
+    EXPECT_TRUE(st.ok());
+    return out;
+  }
+
   ManualClock clock_{1767225600000};
+  AdmissionOptions options_;
   std::filesystem::path dir_;
   std::unique_ptr<state::Db> db_;
   std::unique_ptr<Log> log_;
@@ -514,15 +531,32 @@ TEST_F(AdmissionStage, RateLimitWakesUpThroughPunctuate) {
   tick();
   EXPECT_EQ(granted(), Ids{});
   clock_.set_ms(t0 + 20000);
-  ctx_->punctuations.clear();
   tick();
   EXPECT_EQ(granted(), (Ids{5}));
   expect_stats(3, 0, 5, 2, nullptr, std::nullopt);
-  // Nothing waiting: no wake-up asked for, and no more pumps.
+}
+
+// The last queued one admitted while the window is (then) full: nothing waits, so no wake-up is
+// asked for and no pump record follows.
+TEST_F(AdmissionStage, NoWakeUpOnceTheQueueIsEmpty) {
+  define_policy("p.rate", rate(1, 10));
+  start();
+  const int64_t t0 = clock_.now_ms();
+  request(1);
+  request(2);
+  EXPECT_EQ(granted(), (Ids{1}));
+  clock_.set_ms(t0 + 10000);
+  ctx_->punctuations.clear();
+  EXPECT_EQ(tick().pumped, (std::vector<std::string>{"p.a"}));
+  EXPECT_EQ(granted(), (Ids{2}));
+  expect_stats(2, 0, 2, 0, nullptr, std::nullopt);
   EXPECT_EQ(ctx_->punctuations, std::vector<int64_t>{})
       << "the stage asked to be woken although its queue is empty";
   clock_.set_ms(t0 + 60000);
-  EXPECT_TRUE(tick().pumped.empty()) << "a pump for an action with nothing waiting";
+  const size_t stats_before = stats_count();
+  EXPECT_EQ(tick().pumped, std::vector<std::string>{})
+      << "a pump record for an action with nothing waiting";
+  EXPECT_EQ(stats_count(), stats_before);
 }
 
 // An explicit pump before the window moved changes nothing; one after it admits.
@@ -628,6 +662,79 @@ TEST_F(AdmissionStage, ActionsAreIndependent) {
   EXPECT_EQ(granted(), (Ids{4}));
   expect_stats(1, 1, 2, 0, 1, clock_.now_ms(), "p.a");
   expect_stats(1, 0, 2, 1, 1, std::nullopt, "p.b");
+}
+
+// Under a rate limit nobody overtakes a queued execution of another group; a concurrency-full
+// group does not hold the others back.
+TEST_F(AdmissionStage, RateLimitKeepsOrderAcrossGroups) {
+  define_policy("p.both", merge(concurrency(1, "enqueue", {"host"}), rate(1, 10)));
+  start();
+  ConcurrencySpec spec;
+  spec.parameters = {"host"};
+  const std::string a = group_key(spec, {{"host", "a"}}), b = group_key(spec, {{"host", "b"}});
+  const int64_t t0 = clock_.now_ms();
+  request(1, a);
+  request(2, b);  // the window is full
+  request(3, a);
+  EXPECT_EQ(granted(), (Ids{1}));
+  clock_.set_ms(t0 + 10000);
+  tick();
+  EXPECT_EQ(granted(), (Ids{2}));  // b's head is older than a's (and a is full)
+  release(1);
+  clock_.set_ms(t0 + 20000);
+  tick();
+  EXPECT_EQ(granted(), (Ids{3}));
+  expect_stats(2, 0, 3, 1, 1, std::nullopt);
+}
+
+TEST_F(AdmissionStage, FullGroupDoesNotHoldOthersBackUnderARateLimit) {
+  define_policy("p.both", merge(concurrency(1, "enqueue", {"host"}), rate(10, 10)));
+  start();
+  ConcurrencySpec spec;
+  spec.parameters = {"host"};
+  const std::string a = group_key(spec, {{"host", "a"}}), b = group_key(spec, {{"host", "b"}});
+  request(1, a);
+  request(2, a);  // a is full
+  request(3, b);  // room in the window and in b: starts now
+  EXPECT_EQ(granted(), (Ids{1, 3}));
+  expect_stats(2, 1, 3, 0, 1, clock_.now_ms());
+}
+
+TEST_F(AdmissionStage, QuotaAndNoPolicy) {
+  define_policy("p.q", merge(concurrency(5), {{"quotas", {{{"quota_type", "running_executions"},
+                                                         {"limit", 2}}}}}));
+  start();
+  for (int64_t id = 1; id <= 3; ++id) request(id);
+  EXPECT_EQ(granted(), (Ids{1, 2}));
+  expect_stats(2, 1, 3, 0, 2, clock_.now_ms());
+  // An action without any policy: everything starts; max_concurrent null.
+  for (int64_t id = 11; id <= 13; ++id) request(id, "", 0, "p.free");
+  EXPECT_EQ(granted(), (Ids{11, 12, 13}));
+  expect_stats(3, 0, 3, 0, nullptr, std::nullopt, "p.free");
+}
+
+// The store stays bounded: a drained action keeps only its counters; released markers expire
+// after the retention.
+TEST_F(AdmissionStage, StoreIsBoundedAfterDraining) {
+  options_.retention = std::chrono::minutes(1);
+  options_.prune.hold = std::chrono::milliseconds(0);
+  options_.prune.interval = std::chrono::milliseconds(0);
+  define_policy("p.one", concurrency(1));
+  start();
+  for (int64_t id = 1; id <= 5; ++id) request(id);
+  release(3);  // one cancelled while queued
+  for (int64_t id : {1, 2, 4, 5}) release(id);
+  EXPECT_EQ(granted(), (Ids{1, 2, 4, 5}));
+  EXPECT_EQ(keys("q:"), std::vector<std::string>{});
+  EXPECT_EQ(keys("g:"), std::vector<std::string>{});
+  EXPECT_EQ(keys("w:"), std::vector<std::string>{});
+  EXPECT_EQ(keys("a:"), std::vector<std::string>{"a:p.a"});
+  EXPECT_EQ(keys("e:").size(), 5u);  // released markers, until the retention passes
+  clock_.advance(std::chrono::minutes(2));
+  tick();
+  tick();
+  EXPECT_EQ(keys("e:"), std::vector<std::string>{});
+  expect_stats(0, 0, 5, 5, 1, std::nullopt);
 }
 
 // 100,000 queued behind one running execution, then released one by one: every release grants
