@@ -835,5 +835,37 @@ TEST_F(AdmissionStage, ManyGroupsWaitingStayFast) {
       << "a request costs more the more groups wait (a scan of every waiting group per record)";
 }
 
+// A generous rate limit (many starts per window): each record should cost about the same
+// however many starts the window holds.
+TEST_F(AdmissionStage, LargeRateWindowStaysFast) {
+  define_policy("p.rate", rate(100000, 3600));
+  start();
+  constexpr int64_t kN = 4000, kSlice = 1000;
+  using Clock = std::chrono::steady_clock;
+  std::vector<double> slices;
+  auto lap = Clock::now();
+  int64_t wrong = 0;
+  for (int64_t id = 1; id <= kN; ++id) {
+    request(id);
+    release(id);
+    const auto d = decisions();
+    if (d.size() != 1 || d[0].id != id) ++wrong;
+    ctx_->forwarded.clear();
+    seen_ = 0;
+    clock_.advance(1ms);
+    if (id % kSlice == 0) {
+      const auto now = Clock::now();
+      slices.push_back(std::chrono::duration<double>(now - lap).count());
+      lap = now;
+    }
+  }
+  EXPECT_EQ(wrong, 0);
+  std::printf("rate limit 100000/h, per %lld request+release pairs:", static_cast<long long>(kSlice));
+  for (double s : slices) std::printf(" %.2f", s);
+  std::printf(" s\n");
+  EXPECT_LT(slices.back(), slices.front() * 3)
+      << "a record costs more the more starts the rate window holds";
+}
+
 }  // namespace
 }  // namespace attune::admission
