@@ -458,6 +458,65 @@ TEST_F(AdmissionStage, RepeatedRequestAndReleaseChangeNothing) {
   expect_stats(1, 0, 3, 2, 1, std::nullopt);
 }
 
+// A release names the execution; the stage knows its action from its own record.
+TEST_F(AdmissionStage, ReleaseNeedsOnlyTheId) {
+  define_policy("p.one", concurrency(1));
+  start();
+  request(1);
+  request(2);
+  EXPECT_EQ(granted(), (Ids{1}));
+  process("admission.release", 1, {{"id", 1}}, "p.a");
+  EXPECT_EQ(granted(), (Ids{2}));
+  expect_stats(1, 0, 2, 1, 1, std::nullopt);
+}
+
+// Records the stage cannot use are refused (dead-lettered by the runtime) without changing
+// anything; unknown types are ignored.
+TEST_F(AdmissionStage, MalformedRecordsAreRefused) {
+  define_policy("p.one", concurrency(1));
+  start();
+  request(1);
+  EXPECT_EQ(granted(), (Ids{1}));
+  auto refused = [&](const std::string& type, Json payload) {
+    Record r;
+    r.topic = std::string(topics::kAdmission);
+    r.key = "p.a";
+    r.value = Envelope{type, 5, "k", clock_.now_ms(), "executor", std::move(payload)}.dump();
+    EXPECT_THROW(stage_->process(r, *ctx_), ProcessingError) << type;
+    ctx_->crash();  // the runtime rolls the transaction back
+  };
+  refused("admission.request", {{"action_ref", "p.a"}});
+  refused("admission.request", {{"id", 5}});
+  refused("admission.request", {{"id", 0}, {"action_ref", "p.a"}});
+  refused("admission.release", {{"action_ref", "p.a"}});
+  refused("admission.pump", Json::object());
+  refused("admission.request", Json::array());
+  Record garbage;
+  garbage.topic = std::string(topics::kAdmission);
+  garbage.key = "p.a";
+  garbage.value = "not json";
+  EXPECT_THROW(stage_->process(garbage, *ctx_), ProcessingError);
+  ctx_->crash();
+  process("something.else", 5, {{"id", 5}}, "p.a");
+  EXPECT_TRUE(decisions().empty());
+  request(2);  // still counting right
+  EXPECT_EQ(granted(), Ids{});
+  expect_stats(1, 1, 2, 0, 1, clock_.now_ms());
+}
+
+// One stored policy with a wrongly typed field (here `enabled: null`, for another pack's action)
+// must not stop admission for every action.
+TEST_F(AdmissionStage, AMalformedPolicyElsewhereDoesNotStopAdmission) {
+  define_policy("p.one", concurrency(1));
+  define_policy("q.bad", merge(concurrency(1), {{"enabled", nullptr}}), "q.x");
+  start();
+  EXPECT_NO_THROW(request(1));
+  EXPECT_NO_THROW(request(2));
+  EXPECT_EQ(granted(), (Ids{1}));
+  EXPECT_NO_THROW(release(1));
+  EXPECT_EQ(granted(), (Ids{2}));
+}
+
 TEST_F(AdmissionStage, MethodCancelRejects) {
   define_policy("p.cancel", concurrency(1, "cancel"));
   start();

@@ -251,6 +251,56 @@ TEST(PolicyResolve, OrderOfTheListDoesNotMatter) {
   }
 }
 
+// Stored objects that are not in the normalised shape (an older build's, a hand-written record)
+// are skipped aspect by aspect, never fatal.
+TEST(PolicyResolve, MalformedStoredPoliciesAreSkipped) {
+  const std::vector<std::pair<const char*, Json>> bad = {
+      {"not an object", Json::array({1, 2})},
+      {"concurrency limit 0", policy("p.c0", "action", "p.a", 0, concurrency(0))},
+      {"concurrency limit negative", policy("p.cn", "action", "p.a", 0, concurrency(-3))},
+      {"concurrency limit a string", policy("p.cs", "action", "p.a", 0, {{"concurrency", {{"limit", "2"}}}})},
+      {"concurrency not an object", policy("p.cx", "action", "p.a", 0, {{"concurrency", 3}})},
+      {"rate without window", policy("p.r", "action", "p.a", 0, {{"rate_limit", {{"max_executions", 1}}}})},
+      {"rate window 0", policy("p.r0", "action", "p.a", 0, rate(1, 0))},
+      {"quotas not an array", policy("p.q", "action", "p.a", 0, {{"quotas", {{"limit", 1}}}})},
+      {"quota without limit", policy("p.q2", "action", "p.a", 0, quotas({{{"quota_type", "running_executions"}}}))},
+      {"running quota 0", policy("p.q0", "action", "p.a", 0, quotas({quota("running_executions", 0)}))},
+      {"executions_total negative", policy("p.qt", "action", "p.a", 0, quotas({quota("executions_total", -1)}))},
+      {"retry invalid", policy("p.rt", "action", "p.a", 0, {{"retry", {{"backoff", "never"}}}})},
+      {"scope not an object (global)", merge(policy("g.s", "global", "", 0, Json::object()), {{"scope", "x"}})},
+  };
+  for (const auto& [name, p] : bad) {
+    SCOPED_TRACE(name);
+    std::vector<JsonPtr> list = ptrs({p, policy("g.ok", "global", "", 0, concurrency(7))});
+    list.push_back(nullptr);
+    Effective e;
+    ASSERT_NO_THROW(e = resolve(list, "p.a", "p"));
+    ASSERT_TRUE(e.concurrency);
+    EXPECT_EQ(e.concurrency->limit, 7);  // the global one: the broken aspect was skipped
+    EXPECT_FALSE(e.rate_limit);
+    EXPECT_FALSE(e.retry);
+    EXPECT_FALSE(e.executions_total);
+  }
+}
+
+// Wrongly typed scalar fields of a stored object: not fatal either.
+TEST(PolicyResolve, WronglyTypedFieldsAreNotFatal) {
+  const std::vector<std::pair<const char*, Json>> odd = {
+      {"enabled null", merge(policy("p.e", "action", "p.a", 0, concurrency(2)), {{"enabled", nullptr}})},
+      {"enabled a string", merge(policy("p.e", "action", "p.a", 0, concurrency(2)), {{"enabled", "yes"}})},
+      {"priority a string", merge(policy("p.p", "action", "p.a", 0, concurrency(2)), {{"priority", "9"}})},
+      {"ref missing", [] {
+         Json p = policy("p.r", "action", "p.a", 0, concurrency(2));
+         p.erase("ref");
+         return p;
+       }()},
+  };
+  for (const auto& [name, p] : odd) {
+    SCOPED_TRACE(name);
+    EXPECT_NO_THROW((void)resolve(ptrs({p}), "p.a", "p"));
+  }
+}
+
 // --- parse_retry -----------------------------------------------------------------------------
 
 TEST(ParseRetry, DefaultsForAnEmptyObject) {
