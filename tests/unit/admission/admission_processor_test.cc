@@ -8,8 +8,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <chrono>
+#include <cstdlib>
 #include <deque>
 #include <filesystem>
 #include <map>
@@ -178,7 +178,11 @@ class AdmissionStage : public ::testing::Test {
     Record r;
     r.topic = std::string(topics::kAdmission);
     r.key = key;
-    r.value = Envelope{type, id, type + ":" + std::to_string(id), clock_.now_ms(), "executor",
+    r.value = Envelope{type,
+                       id,
+                       type + ":" + std::to_string(id),
+                       clock_.now_ms(),
+                       "executor",
                        std::move(payload)}
                   .dump();
     stage_->process(r, *ctx_);
@@ -284,12 +288,13 @@ class AdmissionStage : public ::testing::Test {
   // The keys of the stage's store under `prefix` (committed and open writes).
   std::vector<std::string> keys(std::string_view prefix) {
     std::vector<std::string> out;
-    auto st = ctx_->scan(ctx_->store(kQueuesStore), prefix,
-                         [&](std::string_view k, std::string_view) {
-                           out.emplace_back(k);
-                           return true;
-                         },
-                         false);
+    auto st = ctx_->scan(
+        ctx_->store(kQueuesStore), prefix,
+        [&](std::string_view k, std::string_view) {
+          out.emplace_back(k);
+          return true;
+        },
+        false);
     EXPECT_TRUE(st.ok());
     return out;
   }
@@ -338,7 +343,8 @@ TEST_F(AdmissionStage, FifoWithLimitOneOverFiveRequests) {
     EXPECT_EQ(d[0].type, "admission.granted");
     EXPECT_EQ(d[0].id, id + 1);
     EXPECT_EQ(d[0].key, std::to_string(1000 + id + 1));
-    expect_stats(1, 4 - id, 5, id, 1, id + 2 <= 5 ? std::optional<int64_t>(at[id + 2]) : std::nullopt);
+    expect_stats(1, 4 - id, 5, id, 1,
+                 id + 2 <= 5 ? std::optional<int64_t>(at[id + 2]) : std::nullopt);
   }
   release(5);
   EXPECT_TRUE(decisions().empty());
@@ -536,7 +542,7 @@ TEST_F(AdmissionStage, MethodCancelRejects) {
   EXPECT_EQ(d[1].key, "1002");
   EXPECT_EQ(d[1].payload, (Json{{"id", 2}, {"error", "Concurrency limit reached"}}));
   expect_stats(1, 0, 1, 0, 1, std::nullopt);  // a rejected one passed no admission
-  request(2, "", 1002);                        // repeated: decided already
+  request(2, "", 1002);                       // repeated: decided already
   EXPECT_TRUE(decisions().empty());
   release(2);  // the executor ends the rejected one: nothing to count
   expect_stats(1, 0, 1, 0, 1, std::nullopt);
@@ -679,8 +685,8 @@ TEST_F(AdmissionStage, RestartKeepsTheQueue) {
   Record r;
   r.topic = std::string(topics::kAdmission);
   r.key = "p.a";
-  r.value = Envelope{"admission.release", 1, "r", clock_.now_ms(), "executor",
-                     {{"id", 1}, {"action_ref", "p.a"}}}
+  r.value = Envelope{"admission.release", 1,          "r",
+                     clock_.now_ms(),     "executor", {{"id", 1}, {"action_ref", "p.a"}}}
                 .dump();
   stage_->process(r, *ctx_);
   start();  // crash + restart
@@ -765,8 +771,8 @@ TEST_F(AdmissionStage, FullGroupDoesNotHoldOthersBackUnderARateLimit) {
 }
 
 TEST_F(AdmissionStage, QuotaAndNoPolicy) {
-  define_policy("p.q", merge(concurrency(5), {{"quotas", {{{"quota_type", "running_executions"},
-                                                         {"limit", 2}}}}}));
+  define_policy("p.q", merge(concurrency(5),
+                             {{"quotas", {{{"quota_type", "running_executions"}, {"limit", 2}}}}}));
   start();
   for (int64_t id = 1; id <= 3; ++id) request(id);
   EXPECT_EQ(granted(), (Ids{1, 2}));
@@ -905,7 +911,8 @@ TEST_F(AdmissionStage, RandomOperationsMatchTheModel) {
   };
   // Fixed, so a failure repeats; ATTUNE_TEST_SEED explores others.
   const char* env_seed = std::getenv("ATTUNE_TEST_SEED");
-  const uint32_t seed = env_seed ? static_cast<uint32_t>(std::strtoul(env_seed, nullptr, 10)) : 20261207;
+  const uint32_t seed =
+      env_seed ? static_cast<uint32_t>(std::strtoul(env_seed, nullptr, 10)) : 20261207;
   std::printf("stage property test: seed %u\n", seed);
   ConcurrencySpec spec;
   spec.parameters = {"host"};
@@ -936,8 +943,8 @@ TEST_F(AdmissionStage, RandomOperationsMatchTheModel) {
       const int64_t now = clock_.now_ms();
       if (op < 35) {
         const int64_t id = next_id++;
-        const std::string g =
-            group_key(spec, {{"host", "h" + std::to_string(std::uniform_int_distribution<int>(0, 2)(rng))}});
+        const std::string g = group_key(
+            spec, {{"host", "h" + std::to_string(std::uniform_int_distribution<int>(0, 2)(rng))}});
         bool rej = false;
         want_granted = m.request(id, g, now, rej);
         if (rej) want_rejected.push_back(id);
@@ -1037,8 +1044,8 @@ TEST_F(AdmissionStage, HundredThousandQueuedReleasedOneByOne) {
   EXPECT_EQ(wrong, 0);
   const double requests_s = std::chrono::duration<double>(t1 - t0).count();
   const double releases_s = std::chrono::duration<double>(t2 - t1).count();
-  std::printf("100,000 requests: %.2f s; 100,000 releases: %.2f s; per 10,000 releases:", requests_s,
-              releases_s);
+  std::printf("100,000 requests: %.2f s; 100,000 releases: %.2f s; per 10,000 releases:",
+              requests_s, releases_s);
   for (double s : per_10k) std::printf(" %.2f", s);
   std::printf("\n");
   // The last slice of releases costs about what the first did (not quadratic).
@@ -1120,7 +1127,8 @@ TEST_F(AdmissionStage, LargeRateWindowStaysFast) {
     }
   }
   EXPECT_EQ(wrong, 0);
-  std::printf("rate limit 100000/h, per %lld request+release pairs:", static_cast<long long>(kSlice));
+  std::printf("rate limit 100000/h, per %lld request+release pairs:",
+              static_cast<long long>(kSlice));
   for (double s : slices) std::printf(" %.2f", s);
   std::printf(" s\n");
   EXPECT_LT(slices.back(), slices.front() * 3)

@@ -24,7 +24,9 @@ Limits limits(std::optional<int64_t> concurrency, bool cancel = false,
   l.rate = rate;
   return l;
 }
-Limits rate_only(int64_t max, int64_t window_s) { return limits(std::nullopt, false, RateSpec{max, window_s}); }
+Limits rate_only(int64_t max, int64_t window_s) {
+  return limits(std::nullopt, false, RateSpec{max, window_s});
+}
 
 Counters counters(int64_t active, int64_t queued, int64_t enqueued, int64_t completed,
                   std::vector<int64_t> starts = {}) {
@@ -100,6 +102,7 @@ struct RequestCase {
 
 TEST(DecideRequest, Table) {
   const RateSpec r2_10{2, 10};  // 2 starts per 10 s
+  // clang-format off
   const std::vector<RequestCase> cases = {
       {"no limits: admit", counters(0, 0, 0, 0), {0, 0}, limits(std::nullopt),
        Verdict::kAdmit, counters(1, 0, 1, 0), {1, 0}},
@@ -154,6 +157,7 @@ TEST(DecideRequest, Table) {
        counters(1, 0, 1, 0, {kNow - 500}), {0, 0}, limits(2, false, r2_10), Verdict::kAdmit,
        counters(2, 0, 2, 0, {kNow - 500, kNow}), {1, 0}},
   };
+  // clang-format on
   for (const RequestCase& c : cases) {
     SCOPED_TRACE(c.name);
     Counters a = c.a;
@@ -205,6 +209,7 @@ TEST(DecideRelease, Table) {
     Counters a_after;
     GroupCounters g_after;
   };
+  // clang-format off
   const std::vector<Case> cases = {
       {"an active one ended", counters(2, 1, 5, 2), {2, 1}, true, counters(1, 1, 5, 3), {1, 1}},
       {"a queued one left the queue", counters(2, 1, 5, 2), {2, 1}, false,
@@ -213,6 +218,7 @@ TEST(DecideRelease, Table) {
       {"the action counts all groups", counters(3, 2, 9, 4), {1, 1}, false,
        counters(3, 1, 9, 5), {1, 0}},
   };
+  // clang-format on
   for (const Case& c : cases) {
     SCOPED_TRACE(c.name);
     Counters a = c.a;
@@ -240,6 +246,7 @@ struct NextCase {
 
 TEST(NextAdmission, Table) {
   const RateSpec r1_10{1, 10}, r2_10{2, 10};
+  // clang-format off
   const std::vector<NextCase> cases = {
       {"nothing waiting", counters(0, 0, 0, 0), {}, limits(1), std::nullopt, std::nullopt},
       {"one group below its limit", counters(0, 1, 2, 1), {{"", 7, {0, 1}}}, limits(1), 0,
@@ -272,6 +279,7 @@ TEST(NextAdmission, Table) {
        {{"a", 1, {1, 1}}, {"b", 2, {1, 1}}}, limits(1, false, r2_10), std::nullopt,
        std::nullopt},
   };
+  // clang-format on
   for (const NextCase& c : cases) {
     SCOPED_TRACE(c.name);
     Counters a = c.a;
@@ -345,7 +353,7 @@ struct Model {
   std::map<std::string, std::deque<int64_t>> queued;
   std::map<std::string, std::set<int64_t>> active;
   std::map<int64_t, int64_t> seq;  // id → order of queueing
-  std::vector<int64_t> starts;      // all, ascending
+  std::vector<int64_t> starts;     // all, ascending
   int64_t enqueued = 0, completed = 0, next_seq = 0;
 
   int64_t in_window(int64_t now) const {
@@ -426,7 +434,8 @@ TEST(AdmissionProperty, RandomOperationsKeepTheInvariants) {
   };
   // Fixed, so a failure repeats; ATTUNE_TEST_SEED explores others.
   const char* env_seed = std::getenv("ATTUNE_TEST_SEED");
-  const uint32_t seed = env_seed ? static_cast<uint32_t>(std::strtoul(env_seed, nullptr, 10)) : 20261207;
+  const uint32_t seed =
+      env_seed ? static_cast<uint32_t>(std::strtoul(env_seed, nullptr, 10)) : 20261207;
   std::printf("admission property test: seed %u\n", seed);
   for (const PropertyConfig& cfg : configs) {
     SCOPED_TRACE(cfg.name);
@@ -445,7 +454,8 @@ TEST(AdmissionProperty, RandomOperationsKeepTheInvariants) {
     for (int step = 0; step < 4000; ++step) {
       const int op = std::uniform_int_distribution<int>(0, 99)(rng);
       if (op < 30) {  // a request
-        const std::string g = group_name(std::uniform_int_distribution<int>(0, cfg.groups - 1)(rng));
+        const std::string g =
+            group_name(std::uniform_int_distribution<int>(0, cfg.groups - 1)(rng));
         const int64_t id = next_id++;
         const Verdict want = m.request(id, g, now);
         const Verdict got = decide_request(a, gc[g], cfg.l, now);
@@ -549,12 +559,13 @@ TEST(AdmissionProperty, RandomOperationsKeepTheInvariants) {
         EXPECT_GT(from_queue, 0);
       }
     }
-    std::printf("  %s: %lld admitted, %lld queued, %lld admitted from the queue, %lld rejected, "
-                "%lld ended, %lld cancelled, %lld pumps\n",
-                cfg.name, static_cast<long long>(admits), static_cast<long long>(enqueues),
-                static_cast<long long>(from_queue),
-                static_cast<long long>(rejects), static_cast<long long>(releases),
-                static_cast<long long>(cancels), static_cast<long long>(pumps));
+    std::printf(
+        "  %s: %lld admitted, %lld queued, %lld admitted from the queue, %lld rejected, "
+        "%lld ended, %lld cancelled, %lld pumps\n",
+        cfg.name, static_cast<long long>(admits), static_cast<long long>(enqueues),
+        static_cast<long long>(from_queue), static_cast<long long>(rejects),
+        static_cast<long long>(releases), static_cast<long long>(cancels),
+        static_cast<long long>(pumps));
   }
 }
 

@@ -84,6 +84,7 @@ struct ResolveCase {
 
 TEST(PolicyResolve, Table) {
   const std::string A = "p.a";  // the action resolved in every case, in pack "p"
+  // clang-format off
   const std::vector<ResolveCase> cases = {
       {"nothing applies", {}, {}},
       {"global only",
@@ -178,7 +179,8 @@ TEST(PolicyResolve, Table) {
        {.limit = 2, .refs = {"g.c", "p.q"}, .admits = true}},
       {"running_executions quota keeps the concurrency's grouping",
        {policy("p.c", "action", A, 0,
-               merge(concurrency(5, "enqueue", {"host"}), quotas({quota("running_executions", 1)})))},
+               merge(concurrency(5, "enqueue", {"host"}),
+                     quotas({quota("running_executions", 1)})))},
        {.limit = 1, .parameters = {"host"}, .refs = {"p.c"}, .admits = true}},
       {"running_executions quotas resolve like an aspect: the action's wins",
        {policy("g.q", "global", "", 0, quotas({quota("running_executions", 1)})),
@@ -199,6 +201,7 @@ TEST(PolicyResolve, Table) {
                quotas({quota("executions_total", 100), quota("running_executions", 4)}))},
        {.limit = 4, .total = Effective::Total{100, "pack", "p"}, .refs = {"p.t"}, .admits = true}},
   };
+  // clang-format on
   for (const ResolveCase& c : cases) {
     SCOPED_TRACE(c.name);
     const Effective e = resolve(ptrs(c.policies), A, "p");
@@ -258,16 +261,22 @@ TEST(PolicyResolve, MalformedStoredPoliciesAreSkipped) {
       {"not an object", Json::array({1, 2})},
       {"concurrency limit 0", policy("p.c0", "action", "p.a", 0, concurrency(0))},
       {"concurrency limit negative", policy("p.cn", "action", "p.a", 0, concurrency(-3))},
-      {"concurrency limit a string", policy("p.cs", "action", "p.a", 0, {{"concurrency", {{"limit", "2"}}}})},
+      {"concurrency limit a string",
+       policy("p.cs", "action", "p.a", 0, {{"concurrency", {{"limit", "2"}}}})},
       {"concurrency not an object", policy("p.cx", "action", "p.a", 0, {{"concurrency", 3}})},
-      {"rate without window", policy("p.r", "action", "p.a", 0, {{"rate_limit", {{"max_executions", 1}}}})},
+      {"rate without window",
+       policy("p.r", "action", "p.a", 0, {{"rate_limit", {{"max_executions", 1}}}})},
       {"rate window 0", policy("p.r0", "action", "p.a", 0, rate(1, 0))},
       {"quotas not an array", policy("p.q", "action", "p.a", 0, {{"quotas", {{"limit", 1}}}})},
-      {"quota without limit", policy("p.q2", "action", "p.a", 0, quotas({{{"quota_type", "running_executions"}}}))},
-      {"running quota 0", policy("p.q0", "action", "p.a", 0, quotas({quota("running_executions", 0)}))},
-      {"executions_total negative", policy("p.qt", "action", "p.a", 0, quotas({quota("executions_total", -1)}))},
+      {"quota without limit",
+       policy("p.q2", "action", "p.a", 0, quotas({{{"quota_type", "running_executions"}}}))},
+      {"running quota 0",
+       policy("p.q0", "action", "p.a", 0, quotas({quota("running_executions", 0)}))},
+      {"executions_total negative",
+       policy("p.qt", "action", "p.a", 0, quotas({quota("executions_total", -1)}))},
       {"retry invalid", policy("p.rt", "action", "p.a", 0, {{"retry", {{"backoff", "never"}}}})},
-      {"scope not an object (global)", merge(policy("g.s", "global", "", 0, Json::object()), {{"scope", "x"}})},
+      {"scope not an object (global)",
+       merge(policy("g.s", "global", "", 0, Json::object()), {{"scope", "x"}})},
   };
   for (const auto& [name, p] : bad) {
     SCOPED_TRACE(name);
@@ -286,10 +295,14 @@ TEST(PolicyResolve, MalformedStoredPoliciesAreSkipped) {
 // Wrongly typed scalar fields of a stored object: not fatal either.
 TEST(PolicyResolve, WronglyTypedFieldsAreNotFatal) {
   const std::vector<std::pair<const char*, Json>> odd = {
-      {"enabled null", merge(policy("p.e", "action", "p.a", 0, concurrency(2)), {{"enabled", nullptr}})},
-      {"enabled a string", merge(policy("p.e", "action", "p.a", 0, concurrency(2)), {{"enabled", "yes"}})},
-      {"priority a string", merge(policy("p.p", "action", "p.a", 0, concurrency(2)), {{"priority", "9"}})},
-      {"ref missing", [] {
+      {"enabled null",
+       merge(policy("p.e", "action", "p.a", 0, concurrency(2)), {{"enabled", nullptr}})},
+      {"enabled a string",
+       merge(policy("p.e", "action", "p.a", 0, concurrency(2)), {{"enabled", "yes"}})},
+      {"priority a string",
+       merge(policy("p.p", "action", "p.a", 0, concurrency(2)), {{"priority", "9"}})},
+      {"ref missing",
+       [] {
          Json p = policy("p.r", "action", "p.a", 0, concurrency(2));
          p.erase("ref");
          return p;
@@ -327,6 +340,7 @@ TEST(ParseRetry, ValidValues) {
     Backoff backoff;
     double delay, max_delay;
   };
+  // clang-format off
   const std::vector<Case> cases = {
       {{{"max_retries", 0}}, 0, true, true, Backoff::kExponential, 1, 300},
       {{{"max_retries", 100}}, 100, true, true, Backoff::kExponential, 1, 300},
@@ -351,6 +365,7 @@ TEST(ParseRetry, ValidValues) {
         {"max_delay_seconds", 60}},
        5, true, false, Backoff::kLinear, 2, 60},
   };
+  // clang-format on
   for (const Case& c : cases) {
     SCOPED_TRACE(c.in.dump());
     auto r = parse_retry(c.in);
@@ -373,6 +388,7 @@ TEST(ParseRetry, ErrorsNameTheField) {
     Json in;
     std::string prefix;  // the message starts with this
   };
+  // clang-format off
   const std::vector<Case> cases = {
       {{{"max_retries", -1}}, "retry.max_retries: "},
       {{{"max_retries", 101}}, "retry.max_retries: "},
@@ -393,6 +409,7 @@ TEST(ParseRetry, ErrorsNameTheField) {
       // The first bad field is named even when others are fine.
       {{{"max_retries", 2}, {"backoff", "never"}}, "retry.backoff: "},
   };
+  // clang-format on
   for (const Case& c : cases) {
     SCOPED_TRACE(c.in.dump());
     auto r = parse_retry(c.in);
@@ -435,6 +452,7 @@ TEST(BackoffDelay, Table) {
     int64_t want_ms;
   };
   const Backoff C = Backoff::kConstant, L = Backoff::kLinear, E = Backoff::kExponential;
+  // clang-format off
   const std::vector<Case> cases = {
       {"constant n=1", spec(C, 2), 1, 2000},
       {"constant n=2", spec(C, 2), 2, 2000},
@@ -464,6 +482,7 @@ TEST(BackoffDelay, Table) {
       {"zero cap", spec(L, 5, 0), 2, 0},
       {"one week", spec(C, 604800, 604800), 1, 604800000},
   };
+  // clang-format on
   for (const Case& c : cases) {
     SCOPED_TRACE(c.name);
     EXPECT_EQ(backoff_delay_ms(c.r, c.n), c.want_ms);
@@ -500,6 +519,7 @@ TEST(RetriesOn, Table) {
     const char* status;
     bool want;
   };
+  // clang-format off
   const std::vector<Case> cases = {
       {nullptr, "failed", true},           {nullptr, "timeout", true},
       {nullptr, "completed", false},       {nullptr, "succeeded", false},
@@ -509,6 +529,7 @@ TEST(RetriesOn, Table) {
       {Json::array({"timeout"}), "timeout", true}, {Json::array(), "failed", false},
       {Json::array(), "timeout", false},   {Json::array({"failed", "timeout"}), "timeout", true},
   };
+  // clang-format on
   for (const Case& c : cases) {
     SCOPED_TRACE(c.on.dump() + " " + c.status);
     Json in = Json::object();
@@ -528,6 +549,7 @@ TEST(GroupKey, Table) {
     Json config;
     std::string want;
   };
+  // clang-format off
   const std::vector<Case> cases = {
       {"no parameters", {}, {{"host", "a"}}, ""},
       {"no parameters, no config", {}, nullptr, ""},
@@ -543,6 +565,7 @@ TEST(GroupKey, Table) {
       {"string vs number differ", {"x"}, {{"x", "1"}}, R"(["1"])"},
       {"number", {"x"}, {{"x", 1}}, R"([1])"},
   };
+  // clang-format on
   for (const Case& c : cases) {
     SCOPED_TRACE(c.name);
     ConcurrencySpec spec;
@@ -620,7 +643,8 @@ TEST_F(ResolverTest, FollowsTheTable) {
   EXPECT_EQ(limit(r, "p.a"), 5);
 
   // A change of an unrelated definition kind also moves the version: still right.
-  ASSERT_TRUE(log_->produce({definition_record("action", {{"id", 99}, {"ref", "p.a"}}, 0, "t")}).ok());
+  ASSERT_TRUE(
+      log_->produce({definition_record("action", {{"id", 99}, {"ref", "p.a"}}, 0, "t")}).ok());
   EXPECT_EQ(limit(r, "p.a"), 5);
 
   put(policy("p.lim", "action", "p.a", 0, concurrency(5), /*enabled=*/false));  // disabled
