@@ -718,6 +718,26 @@ TEST_F(AdmissionStage, RestartUnderARateLimitStillWakes) {
   EXPECT_EQ(granted(), (Ids{2}));
 }
 
+// New partitions assigned: the next punctuation pumps every waiting action (its rate wake-ups
+// were another instance's, in memory).
+TEST_F(AdmissionStage, AssignedPartitionsArePumped) {
+  define_policy("p.rate", rate(1, 10));
+  start();
+  const int64_t t0 = clock_.now_ms();
+  request(1);
+  request(2);
+  EXPECT_EQ(granted(), (Ids{1}));
+  clock_.set_ms(t0 + 5000);
+  EXPECT_EQ(tick().pumped, std::vector<std::string>{});
+  stage_->assigned({}, *ctx_);
+  ctx_->commit();
+  EXPECT_EQ(tick().pumped, (std::vector<std::string>{"p.a"}));
+  EXPECT_EQ(granted(), Ids{});  // the window is still full
+  clock_.set_ms(t0 + 10000);
+  tick();
+  EXPECT_EQ(granted(), (Ids{2}));
+}
+
 // Two actions do not share limits or queues.
 TEST_F(AdmissionStage, ActionsAreIndependent) {
   define_policy("p.one", concurrency(1));
