@@ -267,10 +267,19 @@ class AdmissionStage : public ::testing::Test {
     for (const OutRecord& r : ctx_->forwarded) n += r.topic == topics::kExecutions;
     return n;
   }
-  // Checks the counting fields of the latest stats.
+  // Punctuations at the clock's time until no pump record follows: whatever the stage publishes
+  // once a batch is done (queue.stats) is out, and the pumps it asked for are processed.
+  void flush() {
+    for (int i = 0; i < 10; ++i) {
+      if (tick().pumped.empty()) return;
+    }
+    ADD_FAILURE() << "pumps never stop";
+  }
+  // Checks the counting fields of the latest stats (after a flush()).
   void expect_stats(int64_t active, int64_t queue, int64_t enqueued, int64_t completed,
                     Json max_concurrent, std::optional<int64_t> oldest_ms,
                     std::string_view action = kAction) {
+    flush();
     const Json s = stats(action);
     ASSERT_TRUE(s.is_object()) << "no queue.stats for " << action;
     EXPECT_EQ(s.value("action_ref", ""), action);
@@ -329,12 +338,12 @@ TEST_F(AdmissionStage, FifoWithLimitOneOverFiveRequests) {
   EXPECT_EQ(d[0].key, "1001");  // keyed by the root
   EXPECT_EQ(d[0].payload, (Json{{"id", 1}}));
   expect_stats(1, 4, 5, 0, 1, at[2]);
-  // The stats record: attune.executions, keyed by the action ref.
-  const OutRecord& last = ctx_->forwarded.back();
-  EXPECT_EQ(last.topic, topics::kExecutions);
-  EXPECT_EQ(last.key, "p.a");
-  EXPECT_EQ(parse(last).type, "queue.stats");
-  EXPECT_EQ(stats()["last_updated"], format_rfc3339_ms(clock_.now_ms() - 1000));
+  // The stats record: attune.executions, keyed by the action ref (stats() looks only there),
+  // updated at the time of the last change or later.
+  const auto updated = parse_rfc3339_ms(stats().value("last_updated", ""));
+  ASSERT_TRUE(updated);
+  EXPECT_GE(*updated, clock_.now_ms() - 1000);
+  EXPECT_LE(*updated, clock_.now_ms());
 
   for (int64_t id = 1; id <= 4; ++id) {
     release(id);
@@ -569,8 +578,8 @@ TEST_F(AdmissionStage, RateLimitWakesUpThroughPunctuate) {
   EXPECT_EQ(granted(), (Ids{1, 2}));
   expect_stats(2, 3, 5, 0, nullptr, t0 + 4000);
   // The stage asked to be woken when the start at t0 leaves the window.
-  ASSERT_FALSE(ctx_->punctuations.empty());
-  EXPECT_EQ(ctx_->punctuations.back(), t0 + 10000);
+  EXPECT_NE(std::find(ctx_->punctuations.begin(), ctx_->punctuations.end(), t0 + 10000),
+            ctx_->punctuations.end());
   // Ending executions does not free the rate window.
   release(1);
   release(2);
@@ -620,7 +629,11 @@ TEST_F(AdmissionStage, NoWakeUpOnceTheQueueIsEmpty) {
   EXPECT_EQ(tick().pumped, (std::vector<std::string>{"p.a"}));
   EXPECT_EQ(granted(), (Ids{2}));
   expect_stats(2, 0, 2, 0, nullptr, std::nullopt);
-  EXPECT_EQ(ctx_->punctuations, std::vector<int64_t>{})
+  std::vector<int64_t> later;  // wake-ups asked for in the future (not "after this batch")
+  for (int64_t at : ctx_->punctuations) {
+    if (at > clock_.now_ms()) later.push_back(at);
+  }
+  EXPECT_EQ(later, std::vector<int64_t>{})
       << "the stage asked to be woken although its queue is empty";
   clock_.set_ms(t0 + 60000);
   const size_t stats_before = stats_count();
@@ -997,6 +1010,10 @@ TEST_F(AdmissionStage, RandomOperationsMatchTheModel) {
         tick();
         want_granted = m.pump(clock_.now_ms());
       }
+      // The batch is done: statistics out, pumps asked for processed (nothing more may start).
+      flush();
+      const auto more = m.pump(clock_.now_ms());
+      want_granted.insert(want_granted.end(), more.begin(), more.end());
       std::vector<int64_t> got_granted, got_rejected;
       for (const Decision& d : decisions()) {
         if (!m.group_of.count(d.id)) continue;  // an earlier configuration's action
