@@ -128,11 +128,13 @@ void AdmissionProcessor::init(ProcessorContext& ctx) {
   store_ = &ctx.store(kQueuesStore);
   pruner_.start(ctx);
   pump_all_ = true;  // a restart: look at every waiting action (rate wake-ups were in memory)
+  stats_all_ = true;
   ctx.request_punctuate(ctx.clock().now());
 }
 
 void AdmissionProcessor::assigned(const std::vector<TopicPartition>&, ProcessorContext& ctx) {
   pump_all_ = true;
+  stats_all_ = true;
   ctx.request_punctuate(ctx.clock().now());
 }
 
@@ -252,7 +254,22 @@ void AdmissionProcessor::on_request(ProcessorContext& ctx, const Json& p) {
   store_group(ctx, *store_, ref, g);
   pump(ctx, a, l);
   store_action(ctx, a);
-  publish_stats(ctx, a, l);
+  stats_due(ctx, ref);
+}
+
+void AdmissionProcessor::on_adopt(ProcessorContext& ctx, const Json& p) {
+  const int64_t id = int_of(p, "id");
+  const std::string ref = p.value("action_ref", "");
+  if (id <= 0 || ref.empty()) throw ProcessingError("admission.adopt needs id and action_ref");
+  if (get_json(ctx, *store_, exec_key(id))) return;  // known (or ended) already
+  const std::string group = p.value("group", "");
+  Action a = load_action(ctx, ref);
+  Group g = load_group(ctx, *store_, ref, group);
+  decide_adopt(a.c, g.c);
+  ctx.put(*store_, exec_key(id), Json{{"action", ref}, {"group", group}, {"state", "active"}}.dump());
+  store_group(ctx, *store_, ref, g);
+  store_action(ctx, a);
+  stats_due(ctx, ref);
 }
 
 void AdmissionProcessor::on_release(ProcessorContext& ctx, const Json& p) {
@@ -291,7 +308,13 @@ void AdmissionProcessor::on_release(ProcessorContext& ctx, const Json& p) {
   store_group(ctx, *store_, ref, g);
   pump(ctx, a, l);
   store_action(ctx, a);
-  publish_stats(ctx, a, l);
+  stats_due(ctx, ref);
+}
+
+void AdmissionProcessor::stats_due(ProcessorContext& ctx, const std::string& ref) {
+  if (stats_due_.insert(ref).second && stats_due_.size() == 1) {
+    ctx.request_punctuate(ctx.clock().now());
+  }
 }
 
 void AdmissionProcessor::pump(ProcessorContext& ctx, Action& a, const Limits& l) {
@@ -353,16 +376,16 @@ void AdmissionProcessor::process(const Record& record, ProcessorContext& ctx) {
     on_request(ctx, e.payload);
   } else if (e.type == "admission.release") {
     on_release(ctx, e.payload);
+  } else if (e.type == "admission.adopt") {
+    on_adopt(ctx, e.payload);
   } else if (e.type == "admission.pump") {
     const std::string ref = e.payload.value("action_ref", "");
     if (ref.empty()) throw ProcessingError("admission.pump needs an action_ref");
     Action a = load_action(ctx, ref);
     if (!a.loaded) return;
-    const Limits l = limits_of(resolver_.of(ref));
-    const int64_t queued = a.c.queued;
-    pump(ctx, a, l);
+    pump(ctx, a, limits_of(resolver_.of(ref)));
     store_action(ctx, a);
-    if (a.c.queued != queued || a.loaded) publish_stats(ctx, a, l);
+    stats_due(ctx, ref);
   } else {
     spdlog::debug("admission: ignoring record type {}", e.type);
   }
@@ -371,12 +394,28 @@ void AdmissionProcessor::process(const Record& record, ProcessorContext& ctx) {
 std::optional<SystemTime> AdmissionProcessor::punctuate(SystemTime now, ProcessorContext& ctx) {
   const int64_t now_ms =
       std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
-  // A policy changed: its actions' queues may move now (a raised limit, a deleted policy).
-  std::vector<JsonPtr> policies = table_.list(kPolicyKind);
-  if (policies != policies_seen_) {
-    policies_seen_ = std::move(policies);
+  // A definition changed — maybe a policy, even one created and deleted since the last look: the
+  // waiting actions' queues may move now (a raised limit, a deleted policy). At most one such
+  // pass per punctuation interval; each costs a scan of the waiting actions.
+  if (const uint64_t v = table_.version(); v != version_seen_) {
+    version_seen_ = v;
     pump_all_ = true;
   }
+  // The statistics of the actions the last records changed: one record per action per batch
+  // (after a restart, of every action, in case the last ones were lost with their commit).
+  if (stats_all_) {
+    stats_all_ = false;
+    auto st = ctx.scan(*store_, "a:", [&](std::string_view key, std::string_view) {
+      stats_due_.emplace(key.substr(2));
+      return true;
+    });
+    if (!st.ok()) spdlog::warn("admission: scan failed: {}", st.error().message);
+  }
+  for (const std::string& ref : stats_due_) {
+    Action a = load_action(ctx, ref);
+    publish_stats(ctx, a, limits_of(resolver_.of(ref)));
+  }
+  stats_due_.clear();
   std::vector<std::string> pumps;
   if (pump_all_) {
     pump_all_ = false;
@@ -404,7 +443,7 @@ std::optional<SystemTime> AdmissionProcessor::punctuate(SystemTime now, Processo
                std::string(kSource), Json{{"action_ref", ref}}};
     ctx.forward(topics::kAdmission, ref, e.dump());
   }
-  // Policies are definitions: look again soon (cheap: a pointer comparison).
+  // Policies are definitions: look again soon (cheap: one counter).
   const SystemTime poll = now + std::chrono::milliseconds(200);
   SystemTime at = next ? SystemTime(std::chrono::milliseconds(*next)) : poll;
   at = std::min(at, poll);

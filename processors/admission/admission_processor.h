@@ -7,13 +7,17 @@
 // Records in (attune.admission, key = action ref):
 //   admission.request {id, root, action_ref, group, at}  an execution asks to start
 //   admission.release {id, action_ref}                    it ended (or was cancelled while queued)
+//   admission.adopt   {id, root, action_ref, group}      one already running when the policy came
+//                                                         (it counts as admitted; its end releases)
 //   admission.pump    {action_ref}                        look at the queue again (a policy changed,
 //                                                         the rate window moved, a restart)
 // Records out:
 //   admission.granted {id} / admission.rejected {id, error}   attune.commands, key = root
 //   queue.stats {action_ref, active_count, max_concurrent, queue_length, total_enqueued,
 //                total_completed, oldest_enqueued_at, last_updated}
-//                                                        attune.executions, key = action ref
+//                                                        attune.executions, key = action ref;
+//                once per changed action per batch (from punctuate), and for every action
+//                after a restart
 //
 // Store "queues" (processors/RECORDS.md):
 //   a:<action>                      the action's Counters, next sequence number, waiting groups
@@ -26,6 +30,7 @@
 #pragma once
 
 #include <map>
+#include <set>
 #include <string>
 #include <string_view>
 
@@ -62,9 +67,12 @@ class AdmissionProcessor final : public Processor {
   void store_action(ProcessorContext& ctx, Action& a);
   void on_request(ProcessorContext& ctx, const Json& p);
   void on_release(ProcessorContext& ctx, const Json& p);
+  void on_adopt(ProcessorContext& ctx, const Json& p);
   // Starts what the limits allow now; remembers when the rate window frees the next start.
   void pump(ProcessorContext& ctx, Action& a, const Limits& l);
   void publish_stats(ProcessorContext& ctx, Action& a, const Limits& l);
+  // Publishes the action's queue.stats once the current batch is done (punctuate).
+  void stats_due(ProcessorContext& ctx, const std::string& ref);
 
   const DefinitionsTable& table_;
   const AdmissionOptions options_;
@@ -73,8 +81,10 @@ class AdmissionProcessor final : public Processor {
   expiry::Pruner pruner_;
   // Rate-window wake-ups by action (in memory: a restart pumps every waiting action anyway).
   std::map<std::string, int64_t, std::less<>> wakes_;
-  std::vector<JsonPtr> policies_seen_;  // to notice policy changes
+  uint64_t version_seen_ = 0;  // of the definitions table, to notice policy changes
   bool pump_all_ = true;
+  bool stats_all_ = true;
+  std::set<std::string> stats_due_;
 };
 
 }  // namespace attune::admission

@@ -23,6 +23,7 @@ std::string deadline_key(int64_t due_ms, int64_t id) {
   return k;
 }
 constexpr size_t kDeadlineBudget = 1024;  // deadlines fired per punctuation
+constexpr std::chrono::milliseconds kDefinitionsWait{5000};
 
 int64_t int_of(const Json& o, const char* name) {
   auto it = o.is_object() ? o.find(name) : o.end();
@@ -72,7 +73,8 @@ std::optional<int64_t> legacy_state_due(std::string_view key, std::string_view v
 }
 
 ExecutorProcessor::ExecutorProcessor(const DefinitionsTable& table, ExecutorOptions options)
-    : table_(table),
+    : resolver_(table),
+      table_(table),
       options_(std::move(options)),
       pruner_(options_.prune, [retention = options_.terminal_retention](std::string_view key,
                                                                          std::string_view value) {
@@ -82,6 +84,8 @@ ExecutorProcessor::ExecutorProcessor(const DefinitionsTable& table, ExecutorOpti
 void ExecutorProcessor::init(ProcessorContext& ctx) {
   store_ = &ctx.store(kExecutionsStore);
   pruner_.start(ctx);
+  policies_version_ = table_.version();
+  policies_seen_ = table_.list(admission::kPolicyKind);
   ctx.request_punctuate(ctx.clock().now());  // workflow timers due while stopped fire now
 }
 
@@ -89,6 +93,7 @@ std::optional<SystemTime> ExecutorProcessor::punctuate(SystemTime now, Processor
   // Any instance fires the due deadlines (the one that stored a deadline asked for this time)
   // and then waits for the earliest one left, whoever stored it; firing twice is harmless (the
   // owner ignores a timeout that no longer applies).
+  adopt_running(ctx);
   const auto next_deadline = fire_deadlines(ctx, to_ms(now));
   std::optional<SystemTime> next;
   if (next_deadline) next = SystemTime(std::chrono::milliseconds(*next_deadline));
@@ -342,6 +347,32 @@ std::optional<ExecutionState> ExecutorProcessor::load(ProcessorContext& ctx, int
 void ExecutorProcessor::apply(ProcessorContext& ctx, int64_t id, Result<Outcome> outcome) {
   if (!outcome.ok()) throw ProcessingError(outcome.error().message);
   if (!outcome->ignored.empty()) spdlog::info("executor: {}", outcome->ignored);
+  if (outcome->state && !outcome->terminal.empty()) {
+    const int64_t now = ctx.clock().now_ms();
+    // Its admission slot (or queue place) goes to the next in line. One not held counts too when
+    // a policy now applies (it may have been adopted: adopt_running); a release of an execution
+    // the stage does not know is ignored.
+    ExecutionState& ended = *outcome->state;
+    if (ended.admission.is_null()) {
+      const std::string ref = ended.execution.value("action_ref", "");
+      if (!ref.empty() && resolver_.of(ref).admits()) {
+        ended.admission = Json{{"action", ref}, {"group", ""}, {"granted", true}};
+      }
+    }
+    if (auto release = admission_release(ended, now)) ctx.forward(std::move(*release));
+    // The next attempt, after its backoff, from a stored timer (a restart fires what is due).
+    const std::string_view status = to_string(outcome->terminal.back());
+    if (status == "failed" || status == "timeout") {
+      const Json& ex = outcome->state->execution;
+      const std::string action_ref = ex.value("action_ref", "");
+      const admission::Effective* policy = action_ref.empty() ? nullptr : &resolver_.of(action_ref);
+      if (auto plan = plan_retry(*outcome->state, status, policy, ctx.ids().next())) {
+        const int64_t next_id = plan->request["id"].get<int64_t>();
+        start_timer(ctx, now + plan->delay_ms,
+                    Json{{"workflow", id}, {"root", next_id}, {"retry", std::move(plan->request)}});
+      }
+    }
+  }
   if (outcome->state) {
     // Ended (or skipped) now: from here on only a repeated request could need the entry, and
     // every later input reads no more than its status and attempt (a result or cancel is then
@@ -370,6 +401,41 @@ void ExecutorProcessor::apply(ProcessorContext& ctx, int64_t id, Result<Outcome>
   }
 }
 
+void ExecutorProcessor::adopt_running(ProcessorContext& ctx) {
+  const uint64_t version = table_.version();
+  if (version == policies_version_) return;
+  policies_version_ = version;
+  std::vector<JsonPtr> policies = table_.list(admission::kPolicyKind);
+  if (policies == policies_seen_) return;
+  policies_seen_ = std::move(policies);
+  const int64_t now = ctx.clock().now_ms();
+  size_t adopted = 0;
+  auto st = ctx.scan(*store_, "x:", [&](std::string_view, std::string_view value) {
+    auto state = ExecutionState::parse(value);
+    if (!state || state->skipped || !state->admission.is_null()) return true;
+    const ExecutionStatus status = state->status();
+    if (status != ExecutionStatus::kScheduled && status != ExecutionStatus::kRunning &&
+        status != ExecutionStatus::kCanceling) {
+      return true;
+    }
+    const Json& ex = state->execution;
+    const std::string ref = ex.value("action_ref", "");
+    const admission::Effective& policy = resolver_.of(ref);
+    if (ref.empty() || !policy.admits()) return true;
+    const int64_t id = ex.value("id", int64_t{0});
+    const std::string group =
+        policy.concurrency ? admission::group_key(*policy.concurrency, ex.value("config", Json()))
+                           : "";
+    Envelope a{"admission.adopt", id, "admission-adopt:" + std::to_string(id), now, "executor",
+               Json{{"id", id}, {"root", state->root}, {"action_ref", ref}, {"group", group}}};
+    ctx.forward(topics::kAdmission, ref, a.dump());
+    ++adopted;
+    return true;
+  });
+  if (!st.ok()) throw ProcessingError("executor: store scan failed: " + st.error().message);
+  if (adopted > 0) spdlog::info("executor: {} running executions now count against policies", adopted);
+}
+
 void ExecutorProcessor::process(const Record& record, ProcessorContext& ctx) {
   wf_queue_.clear();  // left over only by a record that failed (its effects were rolled back)
   Envelope e;
@@ -381,8 +447,17 @@ void ExecutorProcessor::process(const Record& record, ProcessorContext& ctx) {
       throw ProcessingError("execution.requested has no execution object");
     }
     const Json& req = e.payload["execution"];
+    // Decide with at least the definitions the requester saw (DefinitionsTable follows the log
+    // on its own thread on Kafka): a policy created right before must hold this execution.
+    if (auto at = e.payload.find("defs_offset");
+        at != e.payload.end() && at->is_number_integer() && at->get<int64_t>() > 0 &&
+        !table_.wait_applied(at->get<int64_t>() - 1, kDefinitionsWait)) {
+      spdlog::warn("executor: definitions not caught up to offset {} for execution {}",
+                   at->get<int64_t>(), payload_id(e, req));
+    }
     const int64_t id = payload_id(e, req);
     if (id <= 0) throw ProcessingError("execution.requested: execution has no positive id");
+    adopt_running(ctx);
     request(ctx, req, root_of(record.key), false);
   } else if (e.type == "execution.cancel") {
     const int64_t id = payload_id(e, e.payload);
@@ -398,6 +473,12 @@ void ExecutorProcessor::process(const Record& record, ProcessorContext& ctx) {
     apply_hooked(ctx, id,
                  e.type == "result.running" ? on_running(state, e.payload, now)
                                             : on_finished(state, e.payload, lookup, now));
+  } else if (e.type == "admission.granted" || e.type == "admission.rejected") {
+    const int64_t id = payload_id(e, e.payload);
+    if (id <= 0) throw ProcessingError(e.type + " has no positive id");
+    apply_hooked(ctx, id,
+                 on_admission(load(ctx, id), e.type == "admission.granted", e.payload, lookup(),
+                              now));
   } else if (e.type.rfind("inquiry.", 0) == 0) {
     process_inquiry(e, root_of(record.key), ctx);
   } else if (e.type == "workflow.timer") {
