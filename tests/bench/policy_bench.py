@@ -23,15 +23,15 @@ foundation_bench.BenchServer) and measures, in one run on that one server:
      queue-stats reaches queue_length = N - 1, active_count = 1, total_enqueued = N (checked, plus
      /executions/stats by status), the latency of GET /actions/{ref}/queue-stats (--stats-gets sequential
      calls) with N - 1 queued (and, for comparison, of --exec-stats-gets GET /executions/stats?action_ref=,
-     which counts the action's rows); then the flag file is created and the policy PUT to limit 64: the drain time and
-     rate until total_completed = N (queue-stats polled every 0.5 s), the final statuses and VmRSS after.
+     which counts the action's rows); then the flag file is created and the policy PUT to limit 64: the drain
+     time and rate until total_completed = N (queue-stats polled every 0.5 s), the final statuses and VmRSS.
 
 Prints results and markdown tables. Exits non-zero only on errors (server died, wrong counts, a stuck queue,
 HTTP errors), never because a target is missed. Every loop is bounded in count and time.
 
     /usr/bin/python3 tests/bench/policy_bench.py --quick     # smoke: 3 x A/B of 3 s, 2,000 queued
     /usr/bin/python3 tests/bench/policy_bench.py             # 16 and 64 clients, 3 x A/B of 10 s; 100,000 queued
-    # variants: --phases 1|2|12, --threads 16,64,128, --round-seconds 10, --rounds 2, --queue-count 100000,
+    # variants: --phases 1|2|12, --threads 16,64,128, --round-seconds 10, --rounds 3, --queue-count 100000,
     #           --submit-procs 2, --submit-threads 8, --stats-gets 200, --drain-limit 64, --binary PATH
     #           (or ATTUNE_BIN), --serve-arg=--http-threads=8 (repeatable), --keep (keep data dir and log)
 
