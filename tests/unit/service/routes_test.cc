@@ -72,7 +72,12 @@ class RoutesTest : public ::testing::Test {
                           const std::string& token, const Json& body = nullptr) {
     rest::HttpRequest req;
     req.method = method;
-    req.path = path;
+    req.path = path.substr(0, path.find('?'));
+    if (path.find('?') != std::string::npos) {
+      auto query = rest::parse_query_string(path.substr(path.find('?') + 1));
+      EXPECT_TRUE(query.ok()) << path;
+      if (query.ok()) req.query = std::move(*query);
+    }
     if (!body.is_null()) {
       req.body = body.dump();
       req.headers.emplace_back("Content-Type", "application/json");
@@ -107,8 +112,10 @@ class RoutesTest : public ::testing::Test {
   }
 
   static std::vector<std::string> refs_of(const rest::HttpResponse& r) {
+    EXPECT_EQ(r.status, 200) << r.body;
     std::vector<std::string> out;
-    for (const auto& p : Json::parse(r.body)["items"]) out.push_back(p["ref"]);
+    const Json body = Json::parse(r.body);
+    for (const auto& p : body["items"]) out.push_back(p["ref"]);
     return out;
   }
 
