@@ -285,7 +285,9 @@ TEST_F(RoutesTest, PoliciesCrudValidationFiltersAndResolutionOrder) {
            {Json{{"ref", "lim"}, {"pack_ref", "p1"}}, 409, {}},
            {Json{{"ref", "x"}, {"pack_ref", "nopack"}}, 404, {}},
            {Json{{"ref", "x"}, {"pack_ref", "p1"}, {"action_ref", "p1.nope"}}, 404, {}},
-           {Json{{"ref", "x"}, {"pack_ref", "p1"}, {"scope", {{"type", "pack"}, {"pack_ref", "zz"}}}},
+           {Json{{"ref", "x"},
+                 {"pack_ref", "p1"},
+                 {"scope", {{"type", "pack"}, {"pack_ref", "zz"}}}},
             404, {}},
            {Json{{"pack_ref", "p1"}}, 422, {"ref"}},
            {Json{{"ref", "x"},
@@ -348,7 +350,8 @@ TEST_F(RoutesTest, PoliciesCrudValidationFiltersAndResolutionOrder) {
 TEST_F(RoutesTest, QueueStatsAnswerFromTheLatestRecordOrTheResolvedLimit) {
   const std::string admin = admin_token();
   make_pack_and_action(admin);
-  const int64_t action_id = Json::parse(call("GET", "/api/v1/actions/p1.a", admin).body)["data"]["id"];
+  const int64_t action_id =
+      Json::parse(call("GET", "/api/v1/actions/p1.a", admin).body)["data"]["id"];
   auto stats = [&] {
     auto r = call("GET", "/api/v1/actions/p1.a/queue-stats", admin);
     EXPECT_EQ(r.status, 200) << r.body;
@@ -360,7 +363,9 @@ TEST_F(RoutesTest, QueueStatsAnswerFromTheLatestRecordOrTheResolvedLimit) {
                       {"last_updated", nullptr}};
   EXPECT_EQ(stats(), zeros);
   ASSERT_EQ(call("POST", "/api/v1/policies", admin,
-                 Json{{"ref", "lim"}, {"pack_ref", "p1"}, {"quotas", {{{"quota_type", "running_executions"}, {"limit", 3}}}}})
+                 Json{{"ref", "lim"},
+                      {"pack_ref", "p1"},
+                      {"quotas", {{{"quota_type", "running_executions"}, {"limit", 3}}}}})
                 .status,
             201);
   Json limited = zeros;
