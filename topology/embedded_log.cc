@@ -161,6 +161,7 @@ std::vector<TopicConfig> default_topics(int32_t partitions) {
       {std::string(topics::kDeadletter), 1, false},
       {std::string(topics::kEventsIngress), partitions, false},
       {std::string(topics::kWorkers), 1, true},
+      {std::string(topics::kAdmission), partitions, false},
   };
 }
 

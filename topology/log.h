@@ -31,6 +31,8 @@ inline constexpr std::string_view kExecutions = "attune.executions";
 inline constexpr std::string_view kDispatch = "attune.dispatch";
 inline constexpr std::string_view kResults = "attune.results";
 inline constexpr std::string_view kDeadletter = "attune.deadletter";
+// The admission stage's input, keyed by action ref (DESIGN.md §2: the repartition for policies).
+inline constexpr std::string_view kAdmission = "attune.admission";
 // Extensions: raw events from Kafka producers (API.md §18) and worker heartbeats (compacted).
 inline constexpr std::string_view kEventsIngress = "attune.events.ingress";
 inline constexpr std::string_view kWorkers = "attune.workers";
