@@ -94,8 +94,8 @@ class Loader {
     for (const auto& f : yaml_files(root_, "sensors")) load_sensor(f);
     for (const auto& f : yaml_files(root_, "rules")) load_rule(f);
     for (const auto& f : yaml_files(root_, "runtimes")) load_runtime(f);
-    count_only("actions/workflows", "workflows");
-    count_only("policies", "policies");
+    check_workflow_files();
+    for (const auto& f : yaml_files(root_, "policies")) load_policy(f);
     for (const auto& f : yaml_files(root_, "permission_sets")) load_permission_set(f);
     out_.python_requirements = fs::is_regular_file(root_ / "requirements.txt", ec);
     out_.node_package = fs::is_regular_file(root_ / "package.json", ec);
@@ -170,43 +170,15 @@ class Loader {
     out_.components.push_back(Component{std::move(kind), std::move(file), std::move(body)});
   }
 
-  void add_skipped(const std::string& what, size_t count) {
-    for (auto& s : out_.skipped) {
-      if (s.what == what) {
-        s.count += count;
-        return;
-      }
-    }
-    out_.skipped.push_back(Skipped{what, count, reason(what)});
-  }
-
-  static std::string reason(const std::string& what) {
-    if (what == "workflows") return "validated; workflows are stored once the workflow engine exists";
-    return "validated; policies are stored once the policy engine exists";
-  }
-
-  // Files of an engine that does not exist yet: parsed and their shape checked (what their
-  // engine will need first: a name, tasks), then only counted.
-  void count_only(const std::string& dir, const std::string& what) {
-    size_t n = 0;
-    for (const auto& f : yaml_files(root_, dir)) {
+  // Workflow files no action names are still parsed and checked for `tasks`.
+  void check_workflow_files() {
+    for (const auto& f : yaml_files(root_, "actions/workflows")) {
       const Json doc = read_mapping(root_, f);
-      if (what == "workflows") {
-        auto tasks = doc.find("tasks");
-        if (tasks == doc.end() || !(tasks->is_object() || tasks->is_array())) {
-          refuse(f, "tasks", "a workflow needs `tasks` (a mapping or a list)");
-        }
-      } else {
-        std::string name = string_field(doc, f, "ref");
-        if (name.empty()) name = string_field(doc, f, "name");
-        if (name.empty()) name = stem(f);
-        if (name.find('.') == std::string::npos && !valid_component_name(name)) {
-          refuse(f, "name", "'" + name + "' is not a valid name");
-        }
+      auto tasks = doc.find("tasks");
+      if (tasks == doc.end() || !(tasks->is_object() || tasks->is_array())) {
+        refuse(f, "tasks", "a workflow needs `tasks` (a mapping or a list)");
       }
-      ++n;
     }
-    if (n > 0 && what != "workflows") add_skipped(what, n);  // workflows: stored via actions
   }
 
   void load_pack_file(const std::string& file) {
@@ -490,6 +462,22 @@ class Loader {
     copy(doc, body, {"label", "description", "roles"});
     if (!body.contains("label")) body["label"] = body["ref"];
     add("permission_set", file, std::move(body));
+  }
+
+  // policies/<name>.yaml: API field names (API.md §15); the service validates them. Unqualified
+  // action refs (top-level `action_ref`, `scope.action_ref`) are the pack's.
+  void load_policy(const std::string& file) {
+    Json body = read_mapping(root_, file);
+    body["ref"] = component_name(body, file);
+    if (auto it = body.find("action_ref"); it != body.end() && it->is_string()) {
+      *it = qualify(it->get<std::string>());
+    }
+    if (auto scope = body.find("scope"); scope != body.end() && scope->is_object()) {
+      if (auto it = scope->find("action_ref"); it != scope->end() && it->is_string()) {
+        *it = qualify(it->get<std::string>());
+      }
+    }
+    add("policy", file, std::move(body));
   }
 
   // Runtime files come back as written; `ref` names them (`name` is their display name).

@@ -30,23 +30,15 @@ struct PackError {
 // trigger_ref, action_params, ...), with `ref` = the bare name (the service prefixes the pack
 // ref) and refs to other objects already qualified (`<pack>.` added to unqualified ones).
 struct Component {
-  std::string kind;  // action | workflow | trigger | sensor | rule | runtime | permission_set
+  // action | workflow | trigger | sensor | rule | runtime | permission_set | policy
+  std::string kind;
   std::string file;  // relative to the pack root
   Json body;
-};
-
-// A directory whose engine does not exist yet (workflows, policies): its files
-// were parsed and validated, and are not stored.
-struct Skipped {
-  std::string what;  // "workflows", "policies"
-  size_t count = 0;
-  std::string reason;
 };
 
 struct PackContent {
   Json pack;  // pack.yaml in API field names, with `ref`
   std::vector<Component> components;
-  std::vector<Skipped> skipped;
   bool python_requirements = false;  // requirements.txt at the root
   bool node_package = false;         // package.json at the root
 };

@@ -191,6 +191,16 @@ void ProjectionProcessor::process(const Record& record, ProcessorContext& ctx) {
     apply(ctx, Entity::kExecution, id, std::move(old_row), std::move(row));
   } else if (record.topic == topics::kExecutions && env.type.rfind("inquiry.", 0) == 0) {
     process_inquiry(env, ctx);
+  } else if (record.topic == topics::kExecutions && env.type == "queue.stats") {
+    // The admission stage's latest statistics of one action replace the previous ones; records
+    // of one action share a partition (keyed by its ref), so the last applied is the newest.
+    const Json& p = env.payload;
+    if (!p.is_object() || !p.value("action_ref", Json()).is_string() ||
+        p["action_ref"].get<std::string>().empty()) {
+      throw ProcessingError("queue.stats: payload needs an action_ref");
+    }
+    ctx.put(*executions_, queue_stats_key(p["action_ref"].get<std::string>()), p.dump());
+    return;  // nothing to notify
   } else {
     return;  // not a projected record type
   }

@@ -465,6 +465,15 @@ Result<std::optional<Json>> Projections::get_inquiry(int64_t id) const {
   return get(Entity::kInquiry, id);
 }
 
+Result<std::optional<Json>> Projections::queue_stats(std::string_view action_ref) const {
+  auto v = executions_.get(queue_stats_key(action_ref));
+  if (!v.ok()) return v.error();
+  if (!v->has_value()) return std::optional<Json>();
+  Json stats = Json::parse(**v, nullptr, false);
+  if (stats.is_discarded()) return make_error(Errc::kInternal, "corrupt queue stats");
+  return std::optional<Json>(std::move(stats));
+}
+
 Result<ListResult> Projections::list_inquiries(const InquiryFilter& filter,
                                                const Page& page) const {
   auto scopes = narrow_scopes(inquiries_, filter.scopes);

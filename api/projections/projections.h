@@ -143,6 +143,8 @@ class Projections {
   Result<ListResult> list_executions(const ExecutionFilter& filter, const Page& page) const;
   Result<ExecutionStats> execution_stats(const ExecutionFilter& filter) const;
   Result<ListResult> list_inquiries(const InquiryFilter& filter, const Page& page) const;
+  // The latest `queue.stats` payload of an action (API.md §15), nullopt before its first one.
+  Result<std::optional<Json>> queue_stats(std::string_view action_ref) const;
 
   // Read-your-writes: true once this stage has applied `offset` of `tp` (a position in a topic
   // it consumes: events, enforcements, executions); false on timeout.

@@ -106,6 +106,10 @@ inline constexpr std::string_view kByStatusScope = "by_status_scope";
 // "o/<BE64 request>" → {code, id, message}; expires after kInquiryOutcomeRetention.
 std::string inquiry_outcome_key(int64_t request);
 
+// The admission stage's latest queue statistics of an action (executions store only):
+// "q/<action ref>" → the payload of its last `queue.stats` record (API.md §15).
+std::string queue_stats_key(std::string_view action_ref);
+
 // Every index prefix the row belongs to, by_created first.
 std::vector<std::string> row_prefixes(Entity e, const Json& row);
 

@@ -117,11 +117,12 @@ Resp delete_action(ServiceContext& s, Call& c) {
                  Json{{"rules", users}});
   }
   std::vector<OutRecord> records;
-  // Keys the action owns go with it.
+  // Keys and policies of the action go with it.
   for (const auto& key : s.defs.list_prefix("key", "action." + ref + ".")) {
     records.push_back(definition_tombstone("key", key->value("ref", ""),
                                            key->value("id", int64_t{0}), s.now_ms(), "api"));
   }
+  delete_action_policies(s, ref, records);
   records.push_back(definition_tombstone("action", ref, (*a)["id"], s.now_ms(), "api"));
   auto st = s.write_definitions(std::move(records));
   if (!st.ok()) return Resp::error(st.error());

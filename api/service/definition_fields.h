@@ -47,11 +47,21 @@ std::optional<rest::HttpResponse> resolve_runtime(const DefinitionsTable& defs, 
 const std::regex& pack_ref_re();
 
 class ServiceContext;
+class Call;
 // API.md §16.5: the 400 when changing `updated` (an action or trigger, `kind`) would take it away
 // from a rule of another pack that references it: "Cannot change action '<ref>' visibility:
 // referenced by '<rule>'".
 std::optional<rest::HttpResponse> referrers_refuse(const ServiceContext& s, std::string_view kind,
                                                    const Json& updated);
+
+// API.md §15, §16: a global policy governs every pack, so setting one (`act`: create, update)
+// needs policies:<act> without pack constraints; the 403 otherwise (policy_routes.cc).
+std::optional<rest::HttpResponse> refuse_global_policy(const Call& c, std::string_view act);
+
+// Deletes of the policies whose scope is action `action_ref`, appended to `records`: they go
+// with the action (policy_routes.cc).
+void delete_action_policies(const ServiceContext& s, const std::string& action_ref,
+                            std::vector<OutRecord>& records);
 
 // Sensor fields (sensor_routes.cc).
 void read_sensor_fields(FieldReader& f, const Json& body, Json& sensor, bool creating);

@@ -1,9 +1,13 @@
 // Executions (API.md §11): lists, stats and GET limited to the rows the caller may read (record
 // scopes, §16.3); execute needs actions:execute on the action, cancel executions:cancel.
+#include <algorithm>
+#include <mutex>
+
 #include "api/service/fields.h"
-#include "processors/expr/param_schema.h"
 #include "api/service/record_queries.h"
 #include "api/service/service.h"
+#include "processors/admission/policy.h"
+#include "processors/expr/param_schema.h"
 
 namespace attune::service {
 
@@ -84,6 +88,51 @@ Resp get_execution(ServiceContext& s, Call& c) {
                     [&s](int64_t id) { return s.views.get_execution(id); });
 }
 
+// How long a client refused by an executions_total quota should wait: the quota counts every
+// execution ever made in its scope, so only a policy change (or history retention) lifts it.
+constexpr int kQuotaRetryAfterSeconds = 60;
+
+// The 429 when the executions of the quota's scope (the projection's counters: action, pack or
+// all) have reached its limit.
+std::optional<Resp> quota_exceeded(ServiceContext& s, const admission::Effective& e) {
+  const admission::Effective::Total& q = *e.executions_total;
+  projections::ExecutionFilter filter;
+  std::string what = "all actions";
+  if (q.scope_type == "action") {
+    filter.action_ref = q.scope_ref;
+    what = "action '" + q.scope_ref + "'";
+  } else if (q.scope_type == "pack") {
+    filter.pack_ref = q.scope_ref;
+    what = "pack '" + q.scope_ref + "'";
+  }
+  auto counted = s.views.list_executions(filter, projections::Page{0, 1, true});
+  if (!counted.ok()) return Resp::error(counted.error());
+  if (counted->total < q.limit) return std::nullopt;
+  // The policy that set the quota: the most specific contributor that has one for this scope.
+  std::string policy;
+  for (const std::string& r : e.policy_refs) {
+    JsonPtr p = s.defs.get(admission::kPolicyKind, r);
+    if (!p) continue;
+    const Json& quotas = p->value("quotas", Json::array());
+    const bool has = std::any_of(quotas.begin(), quotas.end(), [](const Json& x) {
+      return x.value("quota_type", "") == "executions_total";
+    });
+    const Json scope = p->value("scope", Json::object());
+    const std::string ref = q.scope_type == "action" ? scope.value("action_ref", "")
+                                                     : scope.value("pack_ref", "");
+    if (has && scope.value("type", "global") == q.scope_type &&
+        (q.scope_type == "global" || ref == q.scope_ref)) {
+      policy = r;
+      break;
+    }
+  }
+  auto resp = error(Errc::kTooManyRequests, "Quota exceeded: policy " + policy + " allows " +
+                                                std::to_string(q.limit) + " executions of " +
+                                                what);
+  resp.headers.emplace_back("Retry-After", std::to_string(kQuotaRetryAfterSeconds));
+  return resp;
+}
+
 Resp execute(ServiceContext& s, Call& c) {
   Req& req = c.req;
   const Principal* principal = &c.who();
@@ -95,6 +144,25 @@ Resp execute(ServiceContext& s, Call& c) {
   auto env_vars = f.object("env_vars");
   auto sets = f.string_array("permission_set_refs");
   auto timeout = f.integer("timeout_seconds", 1, 7 * 24 * 3600);
+  // Retries of this execution alone (API.md §15): `retry`, with `max_retries` winning over its
+  // count; `max_retries` alone is the default retry with that count.
+  auto max_retries = f.integer("max_retries", 0, admission::kMaxRetryCount);
+  std::optional<admission::RetrySpec> retry;
+  if (body->contains("retry") && !(*body)["retry"].is_null()) {
+    auto parsed = admission::parse_retry((*body)["retry"], "retry");
+    if (parsed.ok()) {
+      retry = *parsed;
+    } else {
+      const std::string& m = parsed.error().message;
+      const auto colon = m.find(": ");
+      f.fail(colon == std::string::npos ? "retry" : m.substr(0, colon),
+             colon == std::string::npos ? m : m.substr(colon + 2));
+    }
+  }
+  if (max_retries) {
+    if (!retry) retry = admission::RetrySpec{};
+    retry->max_retries = *max_retries;
+  }
   if (env_vars) {
     for (auto it = env_vars->begin(); it != env_vars->end(); ++it) {
       if (!it.value().is_string()) f.fail("env_vars." + it.key(), "must be a string");
@@ -116,6 +184,17 @@ Resp execute(ServiceContext& s, Call& c) {
                                         parameters ? *parameters : Json::object(), errors);
   if (!params) return validation(errors);
 
+  // An executions_total quota (API.md §15) is checked and the execution written under one lock,
+  // so that this instance's concurrent requests cannot pass it together.
+  static std::mutex quota_mu;
+  std::unique_lock<std::mutex> quota_lock(quota_mu, std::defer_lock);
+  const admission::Effective effective =
+      admission::resolve(s.defs.list(admission::kPolicyKind), ref, detail::pack_ref_of(*action));
+  if (effective.executions_total) {
+    quota_lock.lock();
+    if (auto refused = quota_exceeded(s, effective)) return *refused;
+  }
+
   const std::string now = s.now_str();
   const int64_t id = s.ids.next();
   Json execution = {{"id", id},
@@ -136,13 +215,14 @@ Resp execute(ServiceContext& s, Call& c) {
                     {"timeout_seconds", timeout ? Json(*timeout) : Json(nullptr)},
                     {"result", nullptr},
                     {"retry_count", 0},
-                    {"max_retries", 0},
+                    {"max_retries", retry ? retry->max_retries : 0},
                     {"retry_reason", nullptr},
                     {"original_execution", nullptr},
                     {"started_at", nullptr},
                     {"workflow_task", nullptr},
                     {"created", now},
                     {"updated", now}};
+  if (retry) execution["retry"] = retry->to_json();
   execution = s.seal_execution_config(std::move(execution), *action);
   Envelope env{"execution.requested", id, "execution:" + std::to_string(id), s.now_ms(), "api",
                Json{{"execution", execution}}};

@@ -26,12 +26,15 @@ class PackInstaller {
   // `may_replace(ref)`: the refusal when an existing pack may not be replaced by this caller.
   // `may_attach(refs)`: the refusal when a rule's permission_set_refs name sets the caller may
   // not hand out.
+  // `may_govern_all()`: the refusal when the caller may not install a global policy (API.md §15).
   using ReplaceCheck = std::function<std::optional<rest::HttpResponse>(const std::string& ref)>;
   using AttachCheck = std::function<std::optional<rest::HttpResponse>(const Json& refs)>;
+  using GlobalCheck = std::function<std::optional<rest::HttpResponse>()>;
   rest::HttpResponse install_pack(const std::string& staging, const std::string& root,
                                   const std::string& method, bool force, Json owner,
                                   const ReplaceCheck& may_replace = {},
-                                  const AttachCheck& may_attach = {});
+                                  const AttachCheck& may_attach = {},
+                                  const GlobalCheck& may_govern_all = {});
   std::string new_staging_dir();
   // Removes an installed version's directory (only below packs_root).
   void remove_pack_files(const std::string& storage_path);

@@ -28,6 +28,8 @@
 #include "api/service/pack_installer.h"
 #include "api/service/service.h"
 #include "api/service/workflow_defs.h"
+#include "processors/admission/policy.h"
+#include "processors/admission/policy_def.h"
 #include "processors/expr/param_schema.h"
 #include "processors/sensor/sensor_manager.h"
 #include "runners/environments.h"
@@ -229,9 +231,16 @@ rest::HttpResponse delete_pack(ServiceContext& s, PackInstaller& installer, Call
     records.push_back(definition_tombstone(kind, r, (*obj)["id"], ts, "api"));
   };
   for (const char* kind :
-       {"action", "workflow", "trigger", "rule", "sensor", "runtime", "permission_set"}) {
+       {"action", "workflow", "trigger", "rule", "sensor", "runtime", "permission_set", "policy"}) {
     for (const auto& obj : s.defs.list(kind)) {
       if (detail::pack_ref_of(*obj) == ref) remove(kind, obj);
+    }
+  }
+  // Policies of other packs that govern this pack or its actions go too.
+  for (const auto& p : s.defs.list(admission::kPolicyKind)) {
+    if (detail::pack_ref_of(*p) != ref &&
+        p->value("scope", Json::object()).value("pack_ref", "") == ref) {
+      remove("policy", p);
     }
   }
   // Assignments of its permission sets go with them.
@@ -266,6 +275,18 @@ rest::HttpResponse delete_pack(ServiceContext& s, PackInstaller& installer, Call
 }
 
 
+// An install by the caller: it owns the pack, may replace only a pack it may install, hand
+// out only permission sets it holds, and install global policies only with the grant for them.
+rest::HttpResponse install_as_caller(ServiceContext& s, PackInstaller& installer, Call& c,
+                                     const std::string& staging, const fs::path& root,
+                                     const std::string& method, bool force) {
+  return installer.install_pack(
+      staging, root.string(), method, force, Json(c.who().id),
+      [&c](const std::string& ref) { return c.check("Pack '" + ref + "'", {"packs", ref}); },
+      [&s, &c](const Json& refs) { return s.check_set_refs(c, refs); },
+      [&c] { return refuse_global_policy(c, "create"); });
+}
+
 rest::HttpResponse upload_pack(ServiceContext& s, PackInstaller& installer, Call& c) {
   Req& req = c.req;
   if (s.options.packs_root.empty()) {
@@ -297,11 +318,7 @@ rest::HttpResponse upload_pack(ServiceContext& s, PackInstaller& installer, Call
         Errc::kBadRequest,
         "pack.yaml not found at the root of the archive or in its one top-level directory");
   }
-  return installer.install_pack(staging, root.string(), "upload", force, Json(c.who().id),
-                                [&c](const std::string& ref) {
-                                  return c.check("Pack '" + ref + "'", {"packs", ref});
-                                },
-                                [&s, &c](const Json& refs) { return s.check_set_refs(c, refs); });
+  return install_as_caller(s, installer, c, staging, root, "upload", force);
 }
 
 rest::HttpResponse register_pack(ServiceContext& s, PackInstaller& installer, Call& c) {
@@ -359,11 +376,7 @@ rest::HttpResponse register_pack(ServiceContext& s, PackInstaller& installer, Ca
     fs::remove_all(staging, ec);
     return Resp::error(st.error());
   }
-  return installer.install_pack(staging, root.string(), "register", *force, Json(c.who().id),
-                                [&c](const std::string& ref) {
-                                  return c.check("Pack '" + ref + "'", {"packs", ref});
-                                },
-                                [&s, &c](const Json& refs) { return s.check_set_refs(c, refs); });
+  return install_as_caller(s, installer, c, staging, root, "register", *force);
 }
 
 }  // namespace
@@ -371,7 +384,8 @@ rest::HttpResponse register_pack(ServiceContext& s, PackInstaller& installer, Ca
 rest::HttpResponse PackInstaller::install_pack(const std::string& staging, const std::string& root,
                                             const std::string& method, bool force, Json owner,
                                             const ReplaceCheck& may_replace,
-                                            const AttachCheck& may_attach) {
+                                            const AttachCheck& may_attach,
+                                            const GlobalCheck& may_govern_all) {
   // Whatever happens, the staging directory goes (its pack root was moved away on success).
   struct Cleanup {
     std::string dir;
@@ -574,6 +588,12 @@ rest::HttpResponse PackInstaller::install_pack(const std::string& staging, const
       obj["label"] = label ? Json(*label) : c.body["ref"];
       obj["description"] = description ? *description : Json("");
       obj["roles"] = roles ? *roles : Json::array();
+    } else if (c.kind == "policy") {
+      Json fields;
+      auto policy = admission::normalize_policy(c.body, Json::object(), true, fields);
+      if (!policy.ok()) return file_error(c.file, fields);
+      obj = std::move(*policy);
+      obj["name"] = c.body["ref"];
     } else {  // runtime: stored as written
       obj = c.body;
     }
@@ -620,6 +640,29 @@ rest::HttpResponse PackInstaller::install_pack(const std::string& staging, const
     rule["trigger"] = (*trigger)["id"];
     rule["action"] = (*action)["id"];
   }
+  // A pack file's policy governs its own pack: an action of this content, the pack itself, or
+  // (with an unconstrained grant) everything.
+  for (auto& [pref, policy] : built["policy"]) {
+    const std::string file = file_of["policy:" + pref];
+    const Json scope = policy["scope"];
+    const std::string type = scope.value("type", "global");
+    policy["action"] = nullptr;
+    policy["action_ref"] = nullptr;
+    if (type == "action") {
+      const std::string aref = scope.value("action_ref", "");
+      auto it = built["action"].find(aref);
+      if (it == built["action"].end()) {
+        return file_error(file, Json{{"action_ref", "action '" + aref + "' is not in this pack"}});
+      }
+      policy["action"] = it->second["id"];
+      policy["action_ref"] = aref;
+    } else if (type == "pack" && scope.value("pack_ref", "") != ref) {
+      return file_error(file, Json{{"pack_ref", "a pack's policy may govern only pack '" + ref +
+                                                    "'"}});
+    } else if (type == "global" && may_govern_all) {
+      if (auto refused = may_govern_all()) return *refused;
+    }
+  }
 
   // Everything is valid. Across API instances (Kafka) a claim decides a race for a new ref; it
   // is taken only now, so refused content never holds the ref.
@@ -646,8 +689,8 @@ rest::HttpResponse PackInstaller::install_pack(const std::string& staging, const
   };
   std::set<std::string> gone_actions, gone_triggers;
   if (existing) {
-    for (const char* kind :
-         {"action", "workflow", "trigger", "rule", "sensor", "runtime", "permission_set"}) {
+    for (const char* kind : {"action", "workflow", "trigger", "rule", "sensor", "runtime",
+                             "permission_set", "policy"}) {
       for (const auto& obj : s.defs.list(kind)) {
         if (detail::pack_ref_of(*obj) != ref || built[kind].count((*obj)["ref"])) continue;
         if (std::string_view(kind) == "permission_set") {  // its assignments go with it
@@ -703,6 +746,9 @@ rest::HttpResponse PackInstaller::install_pack(const std::string& staging, const
   for (const auto& [r, obj] : built["permission_set"]) {
     records.push_back(definition_record("permission_set", obj, ts, "api"));
   }
+  for (const auto& [r, obj] : built["policy"]) {
+    records.push_back(definition_record("policy", obj, ts, "api"));
+  }
   s.claim_release(records, "pack", ref, *claimant);
   auto st = s.write_definitions(std::move(records));
   if (!st.ok()) {
@@ -722,12 +768,7 @@ rest::HttpResponse PackInstaller::install_pack(const std::string& staging, const
        {"action", "workflow", "trigger", "sensor", "rule", "runtime", "permission_set"}) {
     components[std::string(kind) + "s"] = built[kind].size();
   }
-  Json skipped = Json::object();
-  for (const auto& s : content->skipped) {
-    components[s.what] = 0;
-    skipped[s.what] = Json{{"count", s.count}, {"reason", s.reason}};
-  }
-  if (!skipped.empty()) components["skipped"] = skipped;
+  components["policies"] = built["policy"].size();
   if (removed > 0) components["removed"] = removed;
   spdlog::info("pack {} {} installed ({} via {})", ref, version, final_dir.string(), method);
   return data(201, Json{{"pack", pack}, {"components", components}}, "Pack installed");

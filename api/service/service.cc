@@ -118,6 +118,7 @@ std::vector<RouteDecl> ApiService::register_routes(rest::Router& router,
   register_inquiry_routes(t, s);
   register_key_routes(t, s);
   register_workflow_routes(t, s);
+  register_policy_routes(t, s);
   if (more) more(t);
   return t.routes();
 }

@@ -45,6 +45,7 @@ void register_key_routes(RouteTable& t, ServiceContext& s);
 void register_permission_routes(RouteTable& t, ServiceContext& s);
 void register_identity_routes(RouteTable& t, ServiceContext& s);
 void register_workflow_routes(RouteTable& t, ServiceContext& s);
+void register_policy_routes(RouteTable& t, ServiceContext& s);
 
 // Upserts of the built-in core.* sets that are missing or changed (bootstrap).
 std::vector<OutRecord> builtin_permission_set_records(ServiceContext& s);

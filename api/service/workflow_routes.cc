@@ -236,6 +236,7 @@ Resp delete_workflow(ServiceContext& s, Call& c) {
   if (JsonPtr a = s.defs.get("action", ref); a && a->contains("workflow_def") &&
                                              (*a)["workflow_def"].is_object()) {
     records.push_back(definition_tombstone("action", ref, (*a)["id"], s.now_ms(), "api"));
+    delete_action_policies(s, ref, records);
   }
   records.push_back(definition_tombstone("workflow", ref, (*wf)["id"], s.now_ms(), "api"));
   auto st = s.write_definitions(std::move(records));

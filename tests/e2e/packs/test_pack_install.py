@@ -149,21 +149,20 @@ def test_delete_removes_components_and_files(api):
     expect(upload(api, tar_pack(demo_files(ref), executable=EXEC)), 201)
 
 
-def test_skipped_directories_are_reported(api):
+def test_workflows_and_policies_are_stored(api):
     ref = f"skip_{uid()}"
     files = {
         "pack.yaml": f"ref: {ref}\nversion: 1.0.0\n",
         "actions/flow.yaml": "name: flow\nworkflow_file: workflows/flow.workflow.yaml\n",
         "actions/workflows/flow.workflow.yaml": "version: 1\ntasks:\n  - {name: a, action: core.noop}\n",
-        "policies/one.yaml": "name: one\nconcurrency: {limit: 1}\n",
+        "policies/one.yaml": "name: one\naction_ref: flow\nconcurrency: {limit: 1}\n",
         "permission_sets/ops.yaml": "ref: ops\ngrants: []\n",
     }
     comps = expect(upload(api, tar_pack(files)), 201)["data"]["components"]
-    assert "workflows" not in comps["skipped"], comps  # stored (tests/e2e/tier1/test_t1_05_with_items.py)
-    assert comps["workflows"] == 1, comps
-    assert comps["skipped"]["policies"]["count"] == 1, comps
-    assert "permission_sets" not in comps["skipped"], comps
-    assert all(s["reason"] for s in comps["skipped"].values())
+    assert "skipped" not in comps, comps
+    assert comps["workflows"] == 1, comps  # stored (tests/e2e/tier1/test_t1_05_with_items.py)
+    assert comps["policies"] == 1, comps  # tests/e2e/foundation/test_policies_api.py
+    assert comps["permission_sets"] == 1, comps
 
 
 def test_pack_permission_sets_are_stored_and_follow_the_pack(api):

@@ -87,33 +87,43 @@ TEST_F(LoaderTest, MapsTheLayoutToApiFieldNames) {
   EXPECT_EQ(rule->body["action_params"]["who"], "{{ trigger.payload.who }}");
 }
 
-TEST_F(LoaderTest, WorkflowsAreLoadedAndDirectoriesWithoutAnEngineReportedSkipped) {
+TEST_F(LoaderTest, WorkflowsPermissionSetsAndPoliciesAreLoaded) {
   write("actions/flow.yaml", "name: flow\nworkflow_file: workflows/flow.workflow.yaml\n");
   write("actions/workflows/flow.workflow.yaml", "version: 1\ntasks: {}\n");
-  write("policies/limit.yaml", "name: limit\nconcurrency: {limit: 1}\n");
+  write("policies/limit.yaml", "name: limit\naction_ref: flow\nconcurrency: {limit: 1}\n");
+  write("policies/scoped.yaml",
+        "scope: {type: action, action_ref: other.run}\nquotas: [{quota_type: executions_total, "
+        "limit: 3}]\n");
   write("permission_sets/ops.yaml", "ref: ops\ngrants: []\n");
   write("notes.txt", "ignored\n");
   auto c = load();
   ASSERT_TRUE(c.ok()) << error_.text();
-  ASSERT_EQ(c->components.size(), 2u);  // the workflow and the permission set
+  ASSERT_EQ(c->components.size(), 4u);  // the workflow, the permission set, two policies
   const auto* flow = find(*c, "workflow", "flow");
   ASSERT_NE(flow, nullptr);
   EXPECT_EQ(flow->body["definition"]["version"], 1);
   EXPECT_EQ(flow->body["definition"]["tasks"], Json::object());
   const auto* ops = find(*c, "permission_set", "ops");
   ASSERT_NE(ops, nullptr);
-  std::map<std::string, size_t> skipped;
-  for (const auto& s : c->skipped) {
-    skipped[s.what] = s.count;
-    EXPECT_FALSE(s.reason.empty());
-  }
-  EXPECT_EQ(skipped["policies"], 1u);
-  EXPECT_EQ(skipped.count("permission_sets"), 0u);
-  EXPECT_EQ(skipped.count("workflows"), 0u);  // stored: the workflow engine exists
+  // Policies keep their API fields; unqualified action refs become the pack's, the file name
+  // names a policy without `name`.
+  const auto* limit = find(*c, "policy", "limit");
+  ASSERT_NE(limit, nullptr);
+  EXPECT_EQ(limit->file, "policies/limit.yaml");
+  EXPECT_EQ(limit->body["action_ref"], "demo.flow");
+  EXPECT_EQ(limit->body["concurrency"]["limit"], 1);
+  const auto* scoped = find(*c, "policy", "scoped");
+  ASSERT_NE(scoped, nullptr);
+  EXPECT_EQ(scoped->body["scope"]["action_ref"], "other.run");
+  EXPECT_EQ(scoped->body["quotas"][0]["limit"], 3);
 
   write("policies/bad.yaml", "name: [unclosed\n");
   EXPECT_FALSE(load().ok());
   EXPECT_EQ(error_.file, "policies/bad.yaml");
+  EXPECT_GT(error_.line, 0);
+  write("policies/bad.yaml", "name: 'a b'\n");
+  EXPECT_FALSE(load().ok());
+  EXPECT_EQ(error_.field, "name");
   fs::remove(root_ / "policies/bad.yaml");
   write("permission_sets/bad.yaml", "ref: bad\ngrants: {a: 1}\n");
   EXPECT_FALSE(load().ok());

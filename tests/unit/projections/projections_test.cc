@@ -622,6 +622,35 @@ TEST_F(ProjectionsTest, CloseReopenVerifyAndContinue) {
   EXPECT_EQ(changes().size(), 6u);
 }
 
+// queue.stats records (API.md §15): the latest payload per action, kept across a restart; a
+// payload without an action_ref is dead-lettered and changes nothing.
+TEST_F(ProjectionsTest, QueueStatsKeepTheLatestPerActionAcrossRestart) {
+  start();
+  EXPECT_FALSE(proj_->queue_stats("core.echo")->has_value());
+  auto stats = [](const char* action, int active, int queued) {
+    return Json{{"action_ref", action},  {"active_count", active},
+                {"max_concurrent", 2},   {"queue_length", queued},
+                {"total_enqueued", 7},   {"total_completed", 5},
+                {"oldest_enqueued_at", nullptr}, {"last_updated", "2026-03-01T09:30:00.125Z"}};
+  };
+  produce(topics::kExecutions, "core.echo", "queue.stats", 1, stats("core.echo", 1, 0));
+  produce(topics::kExecutions, "core.echo", "queue.stats", 2, stats("core.echo", 2, 3));
+  produce(topics::kExecutions, "core.noop", "queue.stats", 3, stats("core.noop", 0, 0));
+  produce(topics::kExecutions, "core.echo", "queue.stats", 4, Json{{"active_count", 9}});
+  sync();
+  EXPECT_EQ(dead_letters_.load(), 1);
+  EXPECT_EQ(**proj_->queue_stats("core.echo"), stats("core.echo", 2, 3));
+  EXPECT_EQ(**proj_->queue_stats("core.noop"), stats("core.noop", 0, 0));
+  EXPECT_TRUE(changes().empty());  // statistics are not notified
+  // Nothing else reads them as executions.
+  EXPECT_EQ(proj_->list_executions({}, {0, 10, true})->total, 0);
+  stop();
+  reopen();
+  start();
+  EXPECT_EQ(**proj_->queue_stats("core.echo"), stats("core.echo", 2, 3));
+  EXPECT_FALSE(proj_->queue_stats("core.sleep")->has_value());
+}
+
 TEST_F(ProjectionsTest, SeveralInstancesShareCountersCorrectly) {
   start(/*instances=*/2);
   populate_executions(60);

@@ -81,6 +81,37 @@ class RoutesTest : public ::testing::Test {
     return router_.dispatch(req).resolve();
   }
 
+  // Produces `payload` as a record of `type` on attune.executions and waits until the
+  // projection has applied it (what the executor and the admission stage would write).
+  void project(const std::string& key, const std::string& type, int64_t id, const Json& payload) {
+    Envelope env{type, id, key, SystemClock::instance().now_ms(), "test", payload};
+    auto p = log_->produce({{std::string(topics::kExecutions), key, env.dump()}});
+    ASSERT_TRUE(p.ok()) << p.error().message;
+    ASSERT_TRUE(views_->wait_applied((*p)[0].tp, (*p)[0].offset, std::chrono::seconds(10)));
+  }
+
+  std::string admin_token() {
+    return token_of(
+        call("POST", "/auth/login", "", Json{{"login", "admin"}, {"password", kPassword}}));
+  }
+
+  // A pack `p1` with the shell action `p1.a` (admin).
+  void make_pack_and_action(const std::string& admin) {
+    ASSERT_EQ(call("POST", "/api/v1/packs", admin,
+                   Json{{"ref", "p1"}, {"label", "P1"}, {"version", "1.0.0"}})
+                  .status,
+              201);
+    auto a = call("POST", "/api/v1/actions", admin,
+                  Json{{"ref", "a"}, {"pack_ref", "p1"}, {"label", "A"}, {"entrypoint", "true"}});
+    ASSERT_EQ(a.status, 201) << a.body;
+  }
+
+  static std::vector<std::string> refs_of(const rest::HttpResponse& r) {
+    std::vector<std::string> out;
+    for (const auto& p : Json::parse(r.body)["items"]) out.push_back(p["ref"]);
+    return out;
+  }
+
   std::string token_of(const rest::HttpResponse& r) {
     EXPECT_EQ(r.status, 200) << r.body;
     return Json::parse(r.body)["data"]["access_token"];
@@ -174,6 +205,12 @@ TEST_F(RoutesTest, EveryRouteDeclaresItsAccess) {
       "GET /api/v1/workflows/{ref} workflows:read",
       "PUT /api/v1/workflows/{ref} workflows:update",
       "DELETE /api/v1/workflows/{ref} workflows:delete",
+      "GET /api/v1/policies policies:read", "POST /api/v1/policies policies:create",
+      "GET /api/v1/policies/{ref} policies:read", "PUT /api/v1/policies/{ref} policies:update",
+      "DELETE /api/v1/policies/{ref} policies:delete",
+      "GET /api/v1/packs/{ref}/policies policies:read",
+      "GET /api/v1/actions/{ref}/policies policies:read",
+      "GET /api/v1/actions/{ref}/queue-stats actions:read",
   };
   EXPECT_EQ(table, expected);
   EXPECT_EQ(table.size(), routes_.size()) << "a route is registered twice";
@@ -213,6 +250,166 @@ TEST_F(RoutesTest, DeclarationsAreEnforcedBeforeTheHandler) {
   EXPECT_EQ(call("GET", "/api/v1/packs/adminpack", admin).status, 200);
   // Routes of objects without visibility need the grant.
   EXPECT_EQ(call("DELETE", "/api/v1/permissions/assignments/1", nobody).status, 403);
+}
+
+
+TEST_F(RoutesTest, PoliciesCrudValidationFiltersAndResolutionOrder) {
+  const std::string admin = admin_token();
+  make_pack_and_action(admin);
+  auto created = call("POST", "/api/v1/policies", admin,
+                      Json{{"ref", "lim"}, {"pack_ref", "p1"}, {"action_ref", "p1.a"},
+                           {"concurrency", {{"limit", 2}}}});
+  ASSERT_EQ(created.status, 201) << created.body;
+  const Json lim = Json::parse(created.body)["data"];
+  EXPECT_EQ(lim["ref"], "p1.lim");
+  EXPECT_EQ(lim["name"], "lim");
+  EXPECT_EQ(lim["pack_ref"], "p1");
+  EXPECT_EQ(lim["scope"], (Json{{"type", "action"}, {"pack_ref", "p1"}, {"action_ref", "p1.a"}}));
+  EXPECT_EQ(lim["action_ref"], "p1.a");
+  EXPECT_EQ(lim["concurrency"]["method"], "enqueue");
+  EXPECT_EQ(lim["enabled"], true);
+
+  struct Refused {
+    Json body;
+    int status;
+    std::vector<std::string> fields;
+  };
+  for (const Refused& r : std::vector<Refused>{
+           {Json{{"ref", "lim"}, {"pack_ref", "p1"}}, 409, {}},
+           {Json{{"ref", "x"}, {"pack_ref", "nopack"}}, 404, {}},
+           {Json{{"ref", "x"}, {"pack_ref", "p1"}, {"action_ref", "p1.nope"}}, 404, {}},
+           {Json{{"ref", "x"}, {"pack_ref", "p1"}, {"scope", {{"type", "pack"}, {"pack_ref", "zz"}}}},
+            404, {}},
+           {Json{{"pack_ref", "p1"}}, 422, {"ref"}},
+           {Json{{"ref", "x"},
+                 {"pack_ref", "p1"},
+                 {"concurrency", {{"limit", 0}}},
+                 {"quotas", {{{"quota_type", "daily"}, {"limit", 1}}}}},
+            422, {"concurrency.limit", "quotas[0].quota_type"}},
+       }) {
+    auto resp = call("POST", "/api/v1/policies", admin, r.body);
+    EXPECT_EQ(resp.status, r.status) << r.body.dump() << " → " << resp.body;
+    if (r.status != 422) continue;
+    const Json details = Json::parse(resp.body)["details"]["fields"];
+    for (const auto& f : r.fields) EXPECT_TRUE(details.contains(f)) << f << " " << resp.body;
+  }
+
+  ASSERT_EQ(call("POST", "/api/v1/policies", admin,
+                 Json{{"ref", "packwide"}, {"pack_ref", "p1"}, {"priority", 5},
+                      {"rate_limit", {{"max_executions", 3}, {"window_seconds", 60}}}})
+                .status,
+            201);
+  // The owning pack from a qualified ref; an explicit global scope.
+  auto global = call("POST", "/api/v1/policies", admin,
+                     Json{{"ref", "p1.everything"}, {"scope", {{"type", "global"}}}});
+  ASSERT_EQ(global.status, 201) << global.body;
+  EXPECT_EQ(Json::parse(global.body)["data"]["pack_ref"], "p1");
+
+  EXPECT_EQ(refs_of(call("GET", "/api/v1/actions/p1.a/policies", admin)),
+            (std::vector<std::string>{"p1.lim", "p1.packwide", "p1.everything"}));
+  EXPECT_EQ(refs_of(call("GET", "/api/v1/policies?action_ref=p1.a", admin)),
+            (std::vector<std::string>{"p1.lim"}));
+  EXPECT_EQ(refs_of(call("GET", "/api/v1/policies?pack_ref=p1&order=asc", admin)),
+            (std::vector<std::string>{"p1.lim", "p1.packwide", "p1.everything"}));
+  EXPECT_EQ(refs_of(call("GET", "/api/v1/packs/p1/policies?page_size=1", admin)).size(), 1u);
+  EXPECT_EQ(call("GET", "/api/v1/packs/nopack/policies", admin).status, 404);
+  EXPECT_EQ(call("GET", "/api/v1/actions/p1.nope/policies", admin).status, 404);
+
+  // Update: bad fields are 422 and change nothing; disabling takes it out of resolution.
+  auto bad = call("PUT", "/api/v1/policies/p1.lim", admin, Json{{"concurrency", {{"limit", 0}}}});
+  EXPECT_EQ(bad.status, 422) << bad.body;
+  auto off = call("PUT", "/api/v1/policies/" + lim["id"].dump(), admin, Json{{"enabled", false}});
+  ASSERT_EQ(off.status, 200) << off.body;
+  EXPECT_EQ(Json::parse(off.body)["data"]["concurrency"]["limit"], 2);
+  EXPECT_EQ(refs_of(call("GET", "/api/v1/actions/p1.a/policies", admin)),
+            (std::vector<std::string>{"p1.packwide", "p1.everything"}));
+  EXPECT_EQ(call("DELETE", "/api/v1/policies/p1.lim", admin).status, 200);
+  EXPECT_EQ(call("GET", "/api/v1/policies/p1.lim", admin).status, 404);
+
+  // Another identity's pack is invisible (404), even to create in; deleting the pack deletes
+  // its policies.
+  const std::string nobody = token_of(call(
+      "POST", "/auth/register", "", Json{{"login", "nobody"}, {"password", "nobody-password"}}));
+  EXPECT_EQ(call("POST", "/api/v1/policies", nobody, Json{{"ref", "x"}, {"pack_ref", "p1"}}).status,
+            404);
+  EXPECT_EQ(call("GET", "/api/v1/policies/p1.packwide", nobody).status, 404);
+  ASSERT_EQ(call("DELETE", "/api/v1/packs/p1", admin).status, 200);
+  EXPECT_EQ(call("GET", "/api/v1/policies/p1.packwide", admin).status, 404);
+  EXPECT_TRUE(refs_of(call("GET", "/api/v1/policies", admin)).empty());
+}
+
+TEST_F(RoutesTest, QueueStatsAnswerFromTheLatestRecordOrTheResolvedLimit) {
+  const std::string admin = admin_token();
+  make_pack_and_action(admin);
+  const int64_t action_id = Json::parse(call("GET", "/api/v1/actions/p1.a", admin).body)["data"]["id"];
+  auto stats = [&] {
+    auto r = call("GET", "/api/v1/actions/p1.a/queue-stats", admin);
+    EXPECT_EQ(r.status, 200) << r.body;
+    return Json::parse(r.body)["data"];
+  };
+  const Json zeros = {{"action_id", action_id}, {"action_ref", "p1.a"}, {"active_count", 0},
+                      {"max_concurrent", nullptr}, {"queue_length", 0}, {"total_enqueued", 0},
+                      {"total_completed", 0}, {"oldest_enqueued_at", nullptr},
+                      {"last_updated", nullptr}};
+  EXPECT_EQ(stats(), zeros);
+  ASSERT_EQ(call("POST", "/api/v1/policies", admin,
+                 Json{{"ref", "lim"}, {"pack_ref", "p1"}, {"quotas", {{{"quota_type", "running_executions"}, {"limit", 3}}}}})
+                .status,
+            201);
+  Json limited = zeros;
+  limited["max_concurrent"] = 3;
+  EXPECT_EQ(stats(), limited);
+
+  const Json record = {{"action_ref", "p1.a"}, {"active_count", 1}, {"max_concurrent", 3},
+                       {"queue_length", 2}, {"total_enqueued", 3}, {"total_completed", 0},
+                       {"oldest_enqueued_at", "2026-03-01T09:30:00.125Z"},
+                       {"last_updated", "2026-03-01T09:30:01.000Z"}};
+  project("p1.a", "queue.stats", action_id, record);
+  Json expected = record;
+  expected["action_id"] = action_id;
+  EXPECT_EQ(stats(), expected);
+  EXPECT_EQ(call("GET", "/api/v1/actions/p1.nope/queue-stats", admin).status, 404);
+  EXPECT_EQ(call("GET", "/api/v1/actions/" + std::to_string(action_id) + "/queue-stats", admin)
+                .status,
+            200);
+}
+
+TEST_F(RoutesTest, ExecuteValidatesRetriesAndRefusesPastAnExecutionsTotalQuota) {
+  const std::string admin = admin_token();
+  make_pack_and_action(admin);
+  for (const auto& [body, field] : std::vector<std::pair<Json, std::string>>{
+           {{{"action_ref", "p1.a"}, {"max_retries", 101}}, "max_retries"},
+           {{{"action_ref", "p1.a"}, {"max_retries", -1}}, "max_retries"},
+           {{{"action_ref", "p1.a"}, {"retry", {{"backoff", "random"}}}}, "retry.backoff"},
+           {{{"action_ref", "p1.a"}, {"retry", {{"max_retries", 200}}}}, "retry.max_retries"},
+           {{{"action_ref", "p1.a"}, {"retry", "often"}}, "retry"},
+       }) {
+    auto r = call("POST", "/api/v1/executions/execute", admin, body);
+    EXPECT_EQ(r.status, 422) << body.dump() << " → " << r.body;
+    EXPECT_TRUE(Json::parse(r.body)["details"]["fields"].contains(field)) << r.body;
+  }
+
+  ASSERT_EQ(call("POST", "/api/v1/policies", admin,
+                 Json{{"ref", "total"}, {"pack_ref", "p1"}, {"action_ref", "p1.a"},
+                      {"quotas", {{{"quota_type", "executions_total"}, {"limit", 1}}}}})
+                .status,
+            201);
+  // One execution of the action exists (as the executor would have projected it).
+  const int64_t id = 4242;
+  project(std::to_string(id), "execution.updated", id,
+          Json{{"id", id}, {"action_ref", "p1.a"}, {"pack_ref", "p1"}, {"status", "completed"},
+               {"executor", 1}, {"created", "2026-03-01T09:30:00.000Z"},
+               {"updated", "2026-03-01T09:30:01.000Z"}});
+  for (int i = 0; i < 2; ++i) {
+    auto r = call("POST", "/api/v1/executions/execute", admin, Json{{"action_ref", "p1.a"}});
+    ASSERT_EQ(r.status, 429) << r.body;
+    const Json err = Json::parse(r.body);
+    EXPECT_EQ(err["code"], "TOO_MANY_REQUESTS");
+    EXPECT_EQ(err["error"], "Quota exceeded: policy p1.total allows 1 executions of action 'p1.a'");
+    bool retry_after = false;
+    for (const auto& [k, v] : r.headers) retry_after |= k == "Retry-After" && std::stoi(v) > 0;
+    EXPECT_TRUE(retry_after);
+  }
 }
 
 }  // namespace
