@@ -209,6 +209,7 @@ class Watch:
         self.max_active = 0
         self.seen_status: dict[int, list[str]] = {}  # execution id → statuses in the order seen
         self.last: Optional[SimpleNamespace] = None
+        self.last_stats: Optional[dict] = None
 
     def sample(self) -> SimpleNamespace:
         rows = self.api.items("/api/v1/executions", action_ref=self.action_ref)
@@ -233,6 +234,14 @@ class Watch:
             st = queue_stats(self.api, self.action_ref)
             problems = stats_problems(st)
             assert not problems, f"queue-stats of {self.action_ref} inconsistent ({problems}): {st}"
+            if self.last_stats is not None:
+                prev = self.last_stats
+                for f in ("total_enqueued", "total_completed"):
+                    assert st[f] >= prev[f], f"queue-stats {f} went back: {prev} then {st}"
+                if prev["last_updated"] and st["last_updated"]:
+                    assert parse_ts(st["last_updated"]) >= parse_ts(prev["last_updated"]), \
+                        f"queue-stats last_updated went back: {prev} then {st}"
+            self.last_stats = st
         self.samples += 1
         snap = SimpleNamespace(rows=by_id, stats=st, active=active)
         snap.status = lambda i: by_id[i]["status"] if i in by_id else None

@@ -62,8 +62,7 @@ def test_execute_max_retries_honoured_with_default_exponential_backoff(api, pack
     """`max_retries: 2` on execute, no retry object: defaults (exponential, 1 s) ⇒ exactly 3 executions,
     gaps ≥ 1 s then ≥ 2 s, and no 4th (it would come 4 s after the 3rd)."""
     ref = _flaky(api, pack)
-    first = api.execute(ref, rec.params("x", fail_times=99), max_retries=2)
-    assert first.get("max_retries") == 2, f"the execution does not carry its max_retries: {first}"
+    api.execute(ref, rec.params("x", fail_times=99), max_retries=2)
     rows = wait_attempts(api, ref, 3, timeout=40)
     assert_retry_chain(rows, ["failed", "failed", "failed"])
     assert all(r["result"]["exit_code"] == 3 for r in rows), rows
@@ -73,6 +72,18 @@ def test_execute_max_retries_honoured_with_default_exponential_backoff(api, pack
         f"gaps between attempts {gaps}, expected ≈ [1, 2] (exponential, delay 1 s)"
     assert_no_more(api, ref, 3, hold=4.6)
     assert _runs(rec) == 3
+
+
+def test_execution_carries_the_requested_max_retries(api, pack, rec):
+    """API.md §7/§11.2: the Execution's `max_retries` is the one execute asked for (or the retry
+    object's), and every attempt carries the same."""
+    ref = _flaky(api, pack)
+    first = api.execute(ref, rec.params("x", fail_times=1), max_retries=2)
+    assert first.get("max_retries") == 2, f"execute max_retries 2, the execution says {first.get('max_retries')}: {first}"
+    rows = wait_attempts(api, ref, 2, timeout=20, final={"completed"})
+    assert [r.get("max_retries") for r in rows] == [2, 2], [(r["id"], r.get("max_retries")) for r in rows]
+    other = api.execute(ref, rec.params("y", fail_times=0), retry={"max_retries": 4, "delay_seconds": 0.2})
+    assert other.get("max_retries") == 4, f"retry.max_retries 4, the execution says {other.get('max_retries')}"
 
 
 def test_policy_max_attempts_honoured(api, pack, rec):
