@@ -294,3 +294,22 @@ def test_pack_scoped_policy_applies_to_its_actions(api, pack, rec):
     rec.open_all()
     wa.until(lambda s: states(s, ia) == ["completed"] * 2, desc="a done")
     wb.until(lambda s: states(s, ib) == ["completed"] * 3, desc="b done")
+
+
+def test_a_disabled_policy_does_not_hold_executions(api, pack, gated, rec):
+    """Only `enabled` policies count (API.md §15); enabling one applies to the next admission."""
+    pol = create_policy(api, pack, "off", action_ref=gated, concurrency=concurrency(1), enabled=False)
+    assert pol["enabled"] is False, pol
+    ids = [e["id"] for e in _submit(api, gated, rec, ["o1", "o2"])]
+    w = Watch(api, gated, stats=False)
+    w.until(lambda s: states(s, ids) == ["running", "running"], desc="both running: the policy is disabled")
+    update_policy(api, pol["ref"], enabled=True)
+    later = [e["id"] for e in _submit(api, gated, rec, ["o3", "o4"])]
+    time.sleep(0.5)
+    snap = w.until(lambda s: all(x is not None for x in states(s, later)))
+    assert states(snap, later) == ["scheduling", "scheduling"], \
+        f"with the policy enabled (limit 1) and o1, o2 running, new executions must wait: {states(snap, ids + later)}"
+    rec.open("o1", "o2")
+    w.until(lambda s: states(s, later) == ["running", "scheduling"], desc="o3 alone once o1, o2 ended")
+    rec.open_all()
+    w.until(lambda s: states(s, ids + later) == ["completed"] * 4, desc="all completed")
