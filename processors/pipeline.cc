@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <stdexcept>
 
+#include "processors/admission/admission_processor.h"
 #include "processors/executor/executor_processor.h"
 #include "processors/rules/rules_processor.h"
 #include "processors/worker/worker_processor.h"
@@ -48,6 +49,20 @@ void add_core_stages(Topology& topology, const PipelineOptions& options) {
                 [table, exec_options](int) {
                   return std::make_unique<executor::ExecutorProcessor>(*table, exec_options);
                 }});
+  // Admission (policies): all executions of one action in one place, keyed by action ref; it runs
+  // wherever the executor does.
+  admission::AdmissionOptions admission_options;
+  admission_options.retention = options.state_retention;
+  admission_options.prune = options.prune;
+  if (wanted("executor")) topology.add({std::string(admission::kStage),
+                {std::string(topics::kAdmission)},
+                {std::string(admission::kQueuesStore)},
+                1,
+                512,
+                [table, admission_options](int) {
+                  return std::make_unique<admission::AdmissionProcessor>(*table,
+                                                                         admission_options);
+                }});
   worker::WorkerOptions worker_options;
   worker_options.name = options.worker_name;
   worker_options.api_url = options.api_url;
@@ -56,6 +71,8 @@ void add_core_stages(Topology& topology, const PipelineOptions& options) {
   worker_options.cipher = options.cipher;
   worker_options.mint_token = options.mint_token;
   worker_options.max_running = options.worker_max_running;
+  worker_options.default_timeout_seconds = options.default_timeout_seconds;
+  worker_options.supervisor.cancel_step = options.cancel_grace;
   worker_options.runners = options.runners;
   worker_options.seen_retention = options.state_retention;
   worker_options.prune = options.prune;

@@ -23,6 +23,8 @@ struct PipelineOptions {
   std::string api_url;                      // ATTUNE_API_URL for actions (without /api/v1)
   std::string worker_name;                  // empty ⇒ the host name
   size_t worker_max_running = 64;           // WorkerOptions::max_running
+  int64_t default_timeout_seconds = 300;    // WorkerOptions::default_timeout_seconds
+  std::chrono::milliseconds cancel_grace{5000};  // SIGINT → SIGTERM → SIGKILL spacing
   // The worker's runners by runtime (WorkerOptions::runners); null ⇒ core.shell only.
   std::shared_ptr<const runners::RunnerSet> runners;
   // Called once per execution reaching a terminal status, after it is durable (metrics).
@@ -46,8 +48,9 @@ struct PipelineOptions {
   std::vector<std::string> stages;
 };
 
-// Adds stages "rules" (1 instance, store dedupe), "executor" (2 instances, store executions)
-// and "worker" (1 instance, stores inflight + seen). Their clocks and ids come from the
+// Adds stages "rules" (1 instance, store dedupe), "executor" (2 instances, store executions),
+// "admission" (1 instance, store queues; with the executor) and "worker" (1 instance, stores
+// inflight + seen). Their clocks and ids come from the
 // Runtime; `options.definitions` must be non-null.
 void add_core_stages(Topology& topology, const PipelineOptions& options);
 

@@ -93,6 +93,18 @@ Status load_config_file(const std::string& path, ServeConfig& config) {
           return make_error(Errc::kBadRequest,
                             "config file " + path + ": worker_max_running must be 1..100000");
         }
+      } else if (key == "action_timeout_seconds") {
+        config.action_timeout_seconds = v.as<int64_t>();
+        if (config.action_timeout_seconds < 1 || config.action_timeout_seconds > 7 * 24 * 3600) {
+          return make_error(Errc::kBadRequest, "config file " + path +
+                                                   ": action_timeout_seconds must be 1..604800");
+        }
+      } else if (key == "cancel_grace_ms") {
+        config.cancel_grace_ms = v.as<int64_t>();
+        if (config.cancel_grace_ms < 10 || config.cancel_grace_ms > 600000) {
+          return make_error(Errc::kBadRequest,
+                            "config file " + path + ": cancel_grace_ms must be 10..600000");
+        }
       } else if (key == "history_keep") {
         config.history_keep = v.as<std::string>();
       } else if (key == "packs_dirs" || key == "packs_dir") {

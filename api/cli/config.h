@@ -34,6 +34,8 @@ struct ServeConfig {
   int64_t worker_heartbeat_ms = 1000;  // worker announcement interval
   int64_t worker_timeout_ms = 10000;   // no heartbeat for this long ⇒ inactive, work abandoned
   int64_t worker_max_running = 64;     // action processes at once per worker
+  int64_t action_timeout_seconds = 300;  // an action's timeout when nothing else sets one
+  int64_t cancel_grace_ms = 5000;        // cancel: SIGINT, SIGTERM, SIGKILL this far apart
   // History retention (issue 13, api/projections/retention.h): "all", a count or an age.
   std::string history_keep = "all";
   // Packs (issue 14, README "Packs"): directories POST /packs/register may load from; upload

@@ -31,7 +31,8 @@ int main(int argc, char** argv) {
                                 "max_body_bytes, fsync, allow_self_registration, "
                                 "log_keep_records, log_retention_interval, broker, "
                                 "kafka_config, roles, worker_name, worker_heartbeat_ms, "
-                                "worker_timeout_ms, worker_max_running, history_keep, packs_dirs, pack_files_dir, "
+                                "worker_timeout_ms, worker_max_running, action_timeout_seconds, "
+                                "cancel_grace_ms, history_keep, packs_dirs, pack_files_dir, "
                                 "pack_max_upload_bytes, pack_max_unpacked_bytes, pip_index_url, "
                                 "pip_find_links, pip_extra_args, npm_extra_args, "
                                 "container_engine, container_extra_args")
@@ -82,7 +83,8 @@ int main(int argc, char** argv) {
 
   std::optional<std::string> broker, roles, worker_name;
   std::vector<std::string> kafka_config;
-  std::optional<int64_t> heartbeat_ms, worker_timeout_ms, worker_max_running;
+  std::optional<int64_t> heartbeat_ms, worker_timeout_ms, worker_max_running, action_timeout,
+      cancel_grace;
   serve->add_option("--broker", broker,
                     "Kafka bootstrap servers host:port[,...]: run distributed on Kafka instead of "
                     "the embedded log")
@@ -108,6 +110,17 @@ int main(int argc, char** argv) {
                     "(default 64)")
       ->envname("ATTUNE_WORKER_MAX_RUNNING")
       ->check(CLI::Range(int64_t{1}, int64_t{100000}));
+
+  serve->add_option("--action-timeout", action_timeout,
+                    "Seconds an action may run when neither the execution, its workflow task nor "
+                    "the action sets timeout_seconds (default 300)")
+      ->envname("ATTUNE_ACTION_TIMEOUT")
+      ->check(CLI::Range(int64_t{1}, int64_t{7 * 24 * 3600}));
+  serve->add_option("--cancel-grace-ms", cancel_grace,
+                    "Cancel of a running action: SIGINT, then SIGTERM, then SIGKILL this many "
+                    "milliseconds apart (default 5000)")
+      ->envname("ATTUNE_CANCEL_GRACE_MS")
+      ->check(CLI::Range(int64_t{10}, int64_t{600000}));
 
   std::optional<std::string> history_keep;
   serve->add_option("--history-keep", history_keep,
@@ -184,6 +197,8 @@ int main(int argc, char** argv) {
     if (heartbeat_ms) config.worker_heartbeat_ms = *heartbeat_ms;
     if (worker_timeout_ms) config.worker_timeout_ms = *worker_timeout_ms;
     if (worker_max_running) config.worker_max_running = *worker_max_running;
+    if (action_timeout) config.action_timeout_seconds = *action_timeout;
+    if (cancel_grace) config.cancel_grace_ms = *cancel_grace;
     if (history_keep) config.history_keep = *history_keep;
     if (!packs_dirs.empty()) config.packs_dirs = packs_dirs;
     if (pack_files_dir) config.pack_files_dir = *pack_files_dir;

@@ -454,6 +454,8 @@ int run_serve(const ServeConfig& cfg) {
     pipeline.api_url = std::move(api_url);
     pipeline.worker_name = worker_name;
     pipeline.worker_max_running = static_cast<size_t>(cfg.worker_max_running);
+    pipeline.default_timeout_seconds = cfg.action_timeout_seconds;
+    pipeline.cancel_grace = std::chrono::milliseconds(cfg.cancel_grace_ms);
     pipeline.runners = runner_set;
     pipeline.on_execution_terminal = [&metrics](std::string_view status) {
       metrics.execution_finished(status);

@@ -371,10 +371,11 @@ void AdmissionProcessor::process(const Record& record, ProcessorContext& ctx) {
 std::optional<SystemTime> AdmissionProcessor::punctuate(SystemTime now, ProcessorContext& ctx) {
   const int64_t now_ms =
       std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
-  // A policy changed: its actions' queues may move now (a raised limit, a deleted policy).
-  std::vector<JsonPtr> policies = table_.list(kPolicyKind);
-  if (policies != policies_seen_) {
-    policies_seen_ = std::move(policies);
+  // A definition changed — maybe a policy, even one created and deleted since the last look: the
+  // waiting actions' queues may move now (a raised limit, a deleted policy). At most one such
+  // pass per punctuation interval; each costs a scan of the waiting actions.
+  if (const uint64_t v = table_.version(); v != version_seen_) {
+    version_seen_ = v;
     pump_all_ = true;
   }
   std::vector<std::string> pumps;
@@ -404,7 +405,7 @@ std::optional<SystemTime> AdmissionProcessor::punctuate(SystemTime now, Processo
                std::string(kSource), Json{{"action_ref", ref}}};
     ctx.forward(topics::kAdmission, ref, e.dump());
   }
-  // Policies are definitions: look again soon (cheap: a pointer comparison).
+  // Policies are definitions: look again soon (cheap: one counter).
   const SystemTime poll = now + std::chrono::milliseconds(200);
   SystemTime at = next ? SystemTime(std::chrono::milliseconds(*next)) : poll;
   at = std::min(at, poll);

@@ -73,7 +73,7 @@ class AdmissionProcessor final : public Processor {
   expiry::Pruner pruner_;
   // Rate-window wake-ups by action (in memory: a restart pumps every waiting action anyway).
   std::map<std::string, int64_t, std::less<>> wakes_;
-  std::vector<JsonPtr> policies_seen_;  // to notice policy changes
+  uint64_t version_seen_ = 0;  // of the definitions table, to notice policy changes
   bool pump_all_ = true;
 };
 

@@ -114,6 +114,7 @@ int64_t max_retries_of(const Json& action) {
 std::string ExecutionState::dump() const {
   Json j = {{"execution", execution}, {"root", root}};
   if (skipped) j["skipped"] = true;
+  if (!admission.is_null()) j["admission"] = admission;
   return j.dump();
 }
 
@@ -124,6 +125,7 @@ std::optional<ExecutionState> ExecutionState::parse(std::string_view text) {
   st.execution = j.value("execution", Json::object());
   st.root = j.value("root", int64_t{0});
   st.skipped = j.value("skipped", false);
+  st.admission = j.value("admission", Json(nullptr));
   return st;
 }
 
@@ -140,7 +142,7 @@ std::string pack_of(std::string_view action_ref) {
 
 Result<Outcome> on_requested(const std::optional<ExecutionState>& state, const Json& request,
                              int64_t root, const DefinitionLookup& lookup, int64_t now_ms,
-                             std::string_view refuse) {
+                             std::string_view refuse, const admission::Effective* policy) {
   if (!request.is_object()) return bad("execution.requested has no execution object");
   const int64_t id = int_field(request, "id");
   if (id <= 0) return bad("execution.requested: execution has no positive id");
@@ -186,7 +188,8 @@ Result<Outcome> on_requested(const std::optional<ExecutionState>& state, const J
   if (!ex.contains("trigger_ref")) ex["trigger_ref"] = nullptr;
   if (!ex.contains("created")) ex["created"] = now;
   ex["pack_ref"] = pack_of(action_ref);
-  ex["retry_count"] = 0;
+  const int64_t retry_count = int_field(request, "retry_count");
+  ex["retry_count"] = std::clamp<int64_t>(retry_count, 0, kMaxRetries);
   ex["max_retries"] = 0;
   ex["attempt"] = 1;
   ex["status"] = to_string(ExecutionStatus::kRequested);
@@ -206,13 +209,110 @@ Result<Outcome> on_requested(const std::optional<ExecutionState>& state, const J
     step(st, ExecutionInput::kDispatchFailed, now_ms, out);
   } else {
     if (ex["action"].is_null() && action->contains("id")) ex["action"] = (*action)["id"];
-    ex["max_retries"] = max_retries_of(*action);
-    step(st, ExecutionInput::kHandOff, now_ms, out);
-    out.records.push_back(dispatch_record(st, *action, now_ms));
+    const auto own = request.find("retry");
+    ex["max_retries"] = own != request.end() && own->is_object()
+                            ? std::clamp<int64_t>(int_field(*own, "max_retries"), 0, kMaxRetries)
+                        : policy && policy->retry ? policy->retry->max_retries
+                                                  : max_retries_of(*action);
+    if (policy && policy->admits()) {
+      // Held in `scheduling` until the admission stage grants it a start.
+      const std::string group =
+          policy->concurrency ? admission::group_key(*policy->concurrency, ex["config"]) : "";
+      st.admission = Json{{"action", action_ref}, {"group", group}, {"granted", false}};
+      Envelope a{"admission.request",
+                 id,
+                 "admission-request:" + std::to_string(id),
+                 now_ms,
+                 std::string(kSource),
+                 Json{{"id", id},
+                      {"root", root},
+                      {"action_ref", action_ref},
+                      {"group", group},
+                      {"at", now_ms}}};
+      out.records.push_back(
+          OutRecord{std::string(topics::kAdmission), action_ref, a.dump()});
+    } else {
+      step(st, ExecutionInput::kHandOff, now_ms, out);
+      out.records.push_back(dispatch_record(st, *action, now_ms));
+    }
   }
   if (for_rule) out.records.push_back(enforcement_updated(ex, "processed", now_ms));
   out.state = std::move(st);
   return out;
+}
+
+Result<Outcome> on_admission(const std::optional<ExecutionState>& state, bool granted,
+                             const Json& payload, const DefinitionLookup& lookup, int64_t now_ms) {
+  Outcome out;
+  const int64_t id = int_field(payload, "id");
+  if (id <= 0) return bad("admission answer has no positive id");
+  if (!state || state->skipped || !state->admission.is_object() ||
+      state->admission.value("granted", false) ||
+      state->status() != ExecutionStatus::kScheduling) {
+    out.ignored = "admission answer for execution " + std::to_string(id) + " that is not held";
+    return out;
+  }
+  ExecutionState st = *state;
+  st.admission["granted"] = true;
+  Json& ex = st.execution;
+  if (!granted) {
+    ex["result"] = {{"error", payload.value("error", std::string("Concurrency limit reached"))}};
+    step(st, ExecutionInput::kCancel, now_ms, out);
+    out.state = std::move(st);
+    return out;
+  }
+  const std::string action_ref = str(ex, "action_ref");
+  JsonPtr action = lookup("action", action_ref);
+  if (!action || !action->value("enabled", true)) {
+    ex["result"] = {{"error", "Action '" + action_ref + "' " +
+                                  (action ? "is disabled" : "not found")}};
+    step(st, ExecutionInput::kDispatchFailed, now_ms, out);
+  } else {
+    step(st, ExecutionInput::kHandOff, now_ms, out);
+    out.records.push_back(dispatch_record(st, *action, now_ms));
+  }
+  out.state = std::move(st);
+  return out;
+}
+
+std::optional<OutRecord> admission_release(const ExecutionState& st, int64_t now_ms) {
+  if (!st.admission.is_object()) return std::nullopt;
+  const int64_t id = int_field(st.execution, "id");
+  const std::string action_ref = str(st.admission, "action");
+  Envelope e{"admission.release", id, "admission-release:" + std::to_string(id), now_ms,
+             std::string(kSource), Json{{"id", id}, {"action_ref", action_ref}}};
+  return OutRecord{std::string(topics::kAdmission), action_ref, e.dump()};
+}
+
+std::optional<RetryPlan> plan_retry(const ExecutionState& ended, std::string_view status,
+                                    const admission::Effective* policy, int64_t next_id) {
+  const Json& ex = ended.execution;
+  // A workflow's children are retried by their task's `retry` (API.md §12.2).
+  if (ex.contains("parent") && !ex["parent"].is_null()) return std::nullopt;
+  std::optional<admission::RetrySpec> spec;
+  if (auto own = ex.find("retry"); own != ex.end() && own->is_object()) {
+    auto parsed = admission::parse_retry(*own);
+    if (parsed.ok()) spec = *parsed;
+  } else if (policy && policy->retry) {
+    spec = policy->retry;
+  }
+  if (!spec || !admission::retries_on(*spec, status)) return std::nullopt;
+  const int64_t done = int_field(ex, "retry_count");
+  if (done >= spec->max_retries) return std::nullopt;
+  RetryPlan plan;
+  plan.delay_ms = admission::backoff_delay_ms(*spec, done + 1);
+  Json next = ex;
+  for (const char* f : {"result", "worker", "started_at", "attempt", "status", "updated",
+                        "created", "old_status"}) {
+    next.erase(f);
+  }
+  const int64_t original = int_field(ex, "original_execution");
+  next["id"] = next_id;
+  next["original_execution"] = original > 0 ? original : int_field(ex, "id");
+  next["retry_count"] = done + 1;
+  next["retry_reason"] = std::string(status);
+  plan.request = std::move(next);
+  return plan;
 }
 
 Result<Outcome> on_running(const std::optional<ExecutionState>& state, const Json& report,

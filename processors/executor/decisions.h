@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "processors/admission/policy.h"
 #include "processors/executor/execution_status.h"
 #include "topology/definitions_table.h"
 
@@ -23,6 +24,10 @@ struct ExecutionState {
   Json execution;
   int64_t root = 0;
   bool skipped = false;
+  // Held by the admission stage (an admission policy applied when it was requested):
+  // {action, group, granted}; null otherwise. A held execution that ends sends
+  // `admission.release`, so its slot (or its place in the queue) goes to the next in line.
+  Json admission;
 
   std::string dump() const;
   static std::optional<ExecutionState> parse(std::string_view text);
@@ -45,9 +50,35 @@ struct Outcome {
 // malformed request is reported as Result error.
 // `refuse` non-empty: the execution is created and fails at once with {"error": refuse} (a
 // workflow child whose rendered parameters do not satisfy its action's param_schema).
+// `policy`: what applies to the action (admission/policy.h); when it admits (a concurrency or
+// rate policy), the execution stays `scheduling` and an `admission.request` goes to
+// attune.admission (keyed by action ref) instead of the dispatch. Its `max_retries` is the
+// request's `retry` (or `max_retries`), else the policy's retry, else the action's max_retries.
+// A request's `retry_count` (a retry attempt) is kept.
 Result<Outcome> on_requested(const std::optional<ExecutionState>& state, const Json& request,
                              int64_t root, const DefinitionLookup& lookup, int64_t now_ms,
-                             std::string_view refuse = {});
+                             std::string_view refuse = {},
+                             const admission::Effective* policy = nullptr);
+
+// `admission.granted` {id}: a held execution is dispatched (or fails when its action is gone or
+// disabled). `admission.rejected` {id, error}: it ends `cancelled` with that error. Anything
+// else (not held, granted already, ended) is ignored.
+Result<Outcome> on_admission(const std::optional<ExecutionState>& state, bool granted,
+                             const Json& payload, const DefinitionLookup& lookup, int64_t now_ms);
+
+// The `admission.release` record of a held execution that ended; nullopt when it was not held.
+std::optional<OutRecord> admission_release(const ExecutionState& st, int64_t now_ms);
+
+// Retries (API.md §15): the next attempt of a top-level execution that ended with `status`,
+// when its retry policy (`retry` of the execution itself, else the action's policy) allows
+// one: {delay_ms, request} where request is the new execution (id `next_id`,
+// original_execution, retry_count, retry_reason = status). nullopt otherwise.
+struct RetryPlan {
+  int64_t delay_ms = 0;
+  Json request;
+};
+std::optional<RetryPlan> plan_retry(const ExecutionState& ended, std::string_view status,
+                                    const admission::Effective* policy, int64_t next_id);
 
 // `result.running` {id, attempt, worker, started_at, pid}.
 Result<Outcome> on_running(const std::optional<ExecutionState>& state, const Json& report,

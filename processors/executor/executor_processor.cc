@@ -72,7 +72,8 @@ std::optional<int64_t> legacy_state_due(std::string_view key, std::string_view v
 }
 
 ExecutorProcessor::ExecutorProcessor(const DefinitionsTable& table, ExecutorOptions options)
-    : table_(table),
+    : resolver_(table),
+      table_(table),
       options_(std::move(options)),
       pruner_(options_.prune, [retention = options_.terminal_retention](std::string_view key,
                                                                          std::string_view value) {
@@ -342,6 +343,23 @@ std::optional<ExecutionState> ExecutorProcessor::load(ProcessorContext& ctx, int
 void ExecutorProcessor::apply(ProcessorContext& ctx, int64_t id, Result<Outcome> outcome) {
   if (!outcome.ok()) throw ProcessingError(outcome.error().message);
   if (!outcome->ignored.empty()) spdlog::info("executor: {}", outcome->ignored);
+  if (outcome->state && !outcome->terminal.empty()) {
+    const int64_t now = ctx.clock().now_ms();
+    // Its admission slot (or queue place) goes to the next in line.
+    if (auto release = admission_release(*outcome->state, now)) ctx.forward(std::move(*release));
+    // The next attempt, after its backoff, from a stored timer (a restart fires what is due).
+    const std::string_view status = to_string(outcome->terminal.back());
+    if (status == "failed" || status == "timeout") {
+      const Json& ex = outcome->state->execution;
+      const std::string action_ref = ex.value("action_ref", "");
+      const admission::Effective* policy = action_ref.empty() ? nullptr : &resolver_.of(action_ref);
+      if (auto plan = plan_retry(*outcome->state, status, policy, ctx.ids().next())) {
+        const int64_t next_id = plan->request["id"].get<int64_t>();
+        start_timer(ctx, now + plan->delay_ms,
+                    Json{{"workflow", id}, {"root", next_id}, {"retry", std::move(plan->request)}});
+      }
+    }
+  }
   if (outcome->state) {
     // Ended (or skipped) now: from here on only a repeated request could need the entry, and
     // every later input reads no more than its status and attempt (a result or cancel is then
@@ -398,6 +416,12 @@ void ExecutorProcessor::process(const Record& record, ProcessorContext& ctx) {
     apply_hooked(ctx, id,
                  e.type == "result.running" ? on_running(state, e.payload, now)
                                             : on_finished(state, e.payload, lookup, now));
+  } else if (e.type == "admission.granted" || e.type == "admission.rejected") {
+    const int64_t id = payload_id(e, e.payload);
+    if (id <= 0) throw ProcessingError(e.type + " has no positive id");
+    apply_hooked(ctx, id,
+                 on_admission(load(ctx, id), e.type == "admission.granted", e.payload, lookup(),
+                              now));
   } else if (e.type.rfind("inquiry.", 0) == 0) {
     process_inquiry(e, root_of(record.key), ctx);
   } else if (e.type == "workflow.timer") {

@@ -117,6 +117,8 @@ class ExecutorProcessor final : public Processor {
   // (`timeout_seconds`): it ends `timeout` at once and its children are cancelled.
   void on_workflow_timer(ProcessorContext& ctx, const Json& payload);
   DefinitionLookup lookup() const;
+  // Policies by action (admission/policy.h), cached until the definitions change.
+  admission::Resolver resolver_;
 
   std::deque<WorkflowEvent> wf_queue_;
   // What never changes in a run, parsed, by workflow execution id: the definition ("w:<id>/d")

@@ -218,7 +218,10 @@ void ExecutorProcessor::request(ProcessorContext& ctx, const Json& req, int64_t 
       return;
     }
   }
-  apply_hooked(ctx, id, on_requested(state, *ex, root, lookup(), ctx.clock().now_ms(), refuse));
+  const std::string action_ref = req.is_object() ? req.value("action_ref", "") : std::string();
+  const admission::Effective* policy = action_ref.empty() ? nullptr : &resolver_.of(action_ref);
+  apply_hooked(ctx, id,
+               on_requested(state, *ex, root, lookup(), ctx.clock().now_ms(), refuse, policy));
 }
 
 void ExecutorProcessor::start_workflow(ProcessorContext& ctx, const Json& req, int64_t root,
@@ -604,6 +607,15 @@ std::optional<SystemTime> ExecutorProcessor::fire_timers(SystemTime now, Process
     }
     const int64_t wf = value["workflow"].get<int64_t>();
     const int64_t root = value.value("root", wf);
+    if (auto retry = value.find("retry"); retry != value.end() && retry->is_object()) {
+      // A retry's backoff is over (executor_processor.cc): the next attempt is requested, keyed
+      // by its own id (a top-level execution is its own root); a repeat finds it exists.
+      const int64_t next = retry->value("id", int64_t{0});
+      Envelope r{"execution.requested", next, "execution:" + std::to_string(next), now_ms,
+                 "executor", Json{{"execution", std::move(*retry)}}};
+      ctx.forward(OutRecord{std::string(topics::kCommands), std::to_string(next), r.dump()});
+      continue;
+    }
     Json timer = {{"workflow", wf}, {"child", value.value("child", Json(nullptr))}};
     if (value.value("deadline", false)) {
       timer["deadline"] = true;

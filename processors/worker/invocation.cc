@@ -51,7 +51,8 @@ Result<Dispatch> parse_dispatch(const Json& payload, int64_t fallback_id) {
   return d;
 }
 
-runners::ActionInvocation build_invocation(const Dispatch& d, const std::string& api_url) {
+runners::ActionInvocation build_invocation(const Dispatch& d, const std::string& api_url,
+                                           int64_t default_timeout_seconds) {
   runners::ActionInvocation inv;
   const Json& ex = d.execution;
   const Json& action = d.action;
@@ -75,7 +76,7 @@ runners::ActionInvocation build_invocation(const Dispatch& d, const std::string&
   inv.output_format = str(action, "output_format", "text");
   const double seconds = positive(ex, "timeout_seconds")
                              .value_or(positive(action, "timeout_seconds")
-                                           .value_or(static_cast<double>(kDefaultTimeoutSeconds)));
+                                           .value_or(static_cast<double>(default_timeout_seconds)));
   inv.timeout = std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));
   if (auto max = positive(action, "max_output_bytes"))
     inv.max_output_bytes = static_cast<size_t>(*max);

@@ -31,7 +31,10 @@ Result<Dispatch> parse_dispatch(const Json& payload, int64_t fallback_id);
 // timeout (request → action → 300 s) and max_output_bytes from the action; parameters
 // (config), env_vars, rule and trigger refs from the execution. runtime_ref is the action's as
 // given (empty ⇒ core.shell).
-runners::ActionInvocation build_invocation(const Dispatch& d, const std::string& api_url);
+// `default_timeout_seconds`: when neither the execution nor the action sets timeout_seconds
+// (API.md §11.5: request → workflow task → action → server default).
+runners::ActionInvocation build_invocation(const Dispatch& d, const std::string& api_url,
+                                           int64_t default_timeout_seconds = kDefaultTimeoutSeconds);
 
 // One attempt handed to this worker and not yet reported finished. Kept in the worker's store
 // so that a restart reports it `abandoned` instead of leaving it running forever.

@@ -179,7 +179,7 @@ void WorkerProcessor::on_dispatch(const Envelope& e, ProcessorContext& ctx) {
   const int64_t now = ctx.clock().now_ms();
   expiry::schedule(ctx, *seen_, key, now + options_.seen_retention.count());
   ctx.put(*seen_, key, "1");
-  runners::ActionInvocation inv = build_invocation(*d, options_.api_url);
+  runners::ActionInvocation inv = build_invocation(*d, options_.api_url, options_.default_timeout_seconds);
   if (runners_->find(inv.runtime_ref) == nullptr) {
     ctx.forward(finished_record(
         d->id, d->attempt, d->root, name_, "failed",

@@ -28,7 +28,9 @@ struct WorkerOptions {
   std::string name;                               // reported as `worker`; empty ⇒ the host name
   std::string api_url;                            // ATTUNE_API_URL for actions (without /api/v1)
   const Clock* clock = &SystemClock::instance();  // stamps process durations; must outlive us
-  runners::SupervisorOptions supervisor;
+  runners::SupervisorOptions supervisor;  // cancel_step: the cancel grace (SIGINT→SIGTERM→SIGKILL)
+  // The timeout of an action whose execution and definition set none (API.md §11.5).
+  int64_t default_timeout_seconds = kDefaultTimeoutSeconds;
   std::string temp_dir;  // parameter files; empty ⇒ the system temp directory
   // The runners by runtime; null ⇒ core.shell only (a ShellRunner on temp_dir). Dispatches of a
   // runtime without a runner fail at once with "runtime X is not supported by this worker".
