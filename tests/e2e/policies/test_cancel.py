@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from attune_e2e import TERMINAL, expect, expect_error, parse_ts, wait_for
-from policy_util import Watch, concurrency, create_policy, states
+from policy_util import Recorder, Watch, concurrency, create_policy, states
 
 # Records its start; on SIGINT writes "int <time>" to sig_<tag> and carries on (unless ignore_int=0);
 # with ignore_term=1 also survives SIGTERM ("term <time>"); loops `loops` × 0.1 s (default 60 s);
@@ -186,3 +188,24 @@ def test_cancel_of_a_terminal_execution_is_400(api, pack, rec):
     assert api.wait_execution(ex["id"], timeout=20)["status"] == "cancelled"
     expect_error(api.post(f"/api/v1/executions/{ex['id']}/cancel"), 400, code="BAD_REQUEST")
     expect(api.post("/api/v1/executions/999999999999/cancel", json={}), 404)
+
+
+@pytest.mark.restart
+def test_configured_cancel_grace(server_factory, tmp_path):
+    """The grace between SIGINT, SIGTERM and SIGKILL is configurable (`attune serve --cancel-grace-ms`,
+    env ATTUNE_CANCEL_GRACE_MS; here 1000 ms)."""
+    srv = server_factory.start_new("grace", extra_env={"ATTUNE_CANCEL_GRACE_MS": "1000"})
+    api = srv.admin_client()
+    pack = api.create_pack()["ref"]
+    ref = _trappy(api, pack)
+    rec = Recorder(tmp_path / "records")
+    ex = api.execute(ref, rec.params("g", ignore_term=1))
+    _running(api, rec, ex["id"], "g")
+    _cancel(api, ex["id"])
+    done = api.wait_execution(ex["id"], timeout=20)
+    assert done["status"] == "cancelled", done
+    sigs = _signals(rec, "g")
+    assert [k for k, _ in sigs] == ["int", "term"], sigs
+    assert 0.95 <= sigs[1][1] - sigs[0][1] <= 1 + 2, f"SIGTERM {sigs[1][1] - sigs[0][1]:.2f}s after SIGINT, grace 1 s"
+    took = _end_time(done) - sigs[1][1]
+    assert 0.95 <= took <= 1 + 4, f"ended {took:.2f}s after SIGTERM, grace 1 s"

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from attune_e2e import TERMINAL, wait_for
 from policy_util import assert_no_more, assert_retry_chain, create_policy, executions_of, wait_attempts
 
@@ -118,3 +120,23 @@ def test_several_timeouts_then_normal_runs(api, pack):
     assert f["status"] == "failed" and "timed out" not in str(f["result"]), f
     ok = api.wait_execution(api.execute(ref, {"s": 0}, timeout_seconds=5)["id"])
     assert ok["status"] == "completed", ok
+
+
+@pytest.mark.restart
+def test_server_default_timeout_applies_last(server_factory, tmp_path):
+    """Timeout source (API.md §11.5): request → workflow task → action → server default (here
+    `attune serve --action-timeout`, env ATTUNE_ACTION_TIMEOUT, set to 1 s)."""
+    srv = server_factory.start_new("deftimeout", extra_env={"ATTUNE_ACTION_TIMEOUT": "1"})
+    api = srv.admin_client()
+    pack = api.create_pack()["ref"]
+    bare, own = f"{pack}.bare", f"{pack}.own"
+    api.create_action(bare, LONG)
+    api.create_action(own, LONG, timeout_seconds=10)
+    t0 = time.monotonic()
+    ex, seen = _watch_statuses(api, api.execute(bare, {"s": 30})["id"])
+    _assert_timed_out(ex, seen)
+    assert time.monotonic() - t0 < 10, "the server default timeout of 1 s did not apply"
+    ok = api.wait_execution(api.execute(own, {"s": 2})["id"], timeout=20)
+    assert ok["status"] == "completed", f"the action's 10 s must beat the server's 1 s: {ok}"
+    ok = api.wait_execution(api.execute(bare, {"s": 2}, timeout_seconds=10)["id"], timeout=20)
+    assert ok["status"] == "completed", f"the request's 10 s must beat the server's 1 s: {ok}"
