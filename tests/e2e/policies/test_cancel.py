@@ -132,6 +132,7 @@ def test_cancel_running_that_ignores_sigint_ends_by_sigterm(api, pack, rec):
     assert [k for k, _ in _signals(rec, "noint")] == ["int"], _signals(rec, "noint")
 
 
+@pytest.mark.soak  # 10 s at the default grace; test_configured_cancel_grace covers SIGKILL quickly
 def test_cancel_running_that_ignores_sigint_and_sigterm_ends_by_sigkill(api, pack, rec):
     ref = _trappy(api, pack)
     ex = api.execute(ref, rec.params("stubborn", ignore_term=1))

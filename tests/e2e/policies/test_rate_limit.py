@@ -47,8 +47,13 @@ def test_rate_limit_2_per_2s_sliding_fifo(api, pack, rec):
     api_starts = [parse_ts(r["started_at"]).timestamp() for r in rows]
     spans = rec.spans()
     own_starts = [spans[t][0] for t in tags]
-    assert rec.starts() == tags, f"start order {rec.starts()} != submission order {tags}"
-    assert api_starts == sorted(api_starts), f"started_at not in submission order: {[r['started_at'] for r in rows]}"
+    # FIFO: two executions admitted by the same window opening start side by side (their processes may
+    # record in either order), but none starts before one submitted 2 places earlier.
+    for name, starts in (("started_at", api_starts), ("the action's clock", own_starts)):
+        for i in range(len(tags)):
+            for j in range(i + 2, len(tags)):
+                assert starts[i] < starts[j], \
+                    f"{tags[j]} started before {tags[i]} by {name}: {[round(x - starts[0], 3) for x in starts]}"
     for name, starts in (("started_at", api_starts), ("the action's clock", own_starts)):
         rel = [round(s - starts[0], 3) for s in starts]
         for i in range(len(starts) - 2):

@@ -236,6 +236,7 @@ def test_retry_timer_survives_kill9_and_is_not_early(server_factory, tmp_path):
 
 
 @pytest.mark.restart
+@pytest.mark.soak  # the two tests above cover stop-then-due and kill-before-due; this one: kill, then due
 def test_retry_due_during_a_kill9_outage_runs_once(server_factory, tmp_path):
     srv, api = _new_server(server_factory, "retry-kill-late")
     pack = api.create_pack()["ref"]
