@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 
 from attune_e2e import TERMINAL, expect, expect_error, parse_ts, wait_for
-from policy_util import (SLEEPER, Watch, assert_enqueued_after, assert_one_at_a_time, concurrency,
+from policy_util import (GATED, SLEEPER, Watch, assert_enqueued_after, assert_one_at_a_time, concurrency,
                          create_policy, delete_policy, max_overlap, queue_stats, states, update_policy)
 
 
@@ -288,7 +288,6 @@ def test_running_executions_quota_acts_as_a_concurrency_limit(api, pack, gated, 
 def test_pack_scoped_policy_applies_to_its_actions(api, pack, rec):
     """A policy naming only `pack_ref` has pack scope (API.md §15) and limits each of the pack's actions;
     an action-scoped policy beats it for its action."""
-    from policy_util import GATED
     a, b = f"{pack}.ga", f"{pack}.gb"
     api.create_action(a, GATED, timeout_seconds=90)
     api.create_action(b, GATED, timeout_seconds=90)
@@ -347,3 +346,63 @@ def test_a_new_policy_counts_the_executions_already_running(api, pack, gated, re
     w.until(lambda s: states(s, later) == ["running", "scheduling"], desc="n3 alone once n1, n2 ended")
     rec.open_all()
     w.until(lambda s: states(s, ids + later) == ["completed"] * 4, desc="all completed")
+
+
+def test_every_ending_hands_the_slot_on(api, pack, rec):
+    """The slot is released on every end — failed, timeout, completed (API.md §15: `active_count` counts
+    admitted executions not yet terminal)."""
+    ref = f"{pack}.modes"
+    api.create_action(ref, 'echo "start $tag $(date +%s.%N)" >> "$dir/log"\n'
+                           'case "$mode" in fail) code=1 ;; hang) sleep 30; code=0 ;; *) code=0 ;; esac\n'
+                           'echo "end $tag $(date +%s.%N)" >> "$dir/log"\n'
+                           'exit $code\n', timeout_seconds=60)
+    create_policy(api, pack, "one", action_ref=ref, concurrency=concurrency(1))
+    ids = [api.execute(ref, rec.params("m1", mode="fail"))["id"],
+           api.execute(ref, rec.params("m2", mode="hang"), timeout_seconds=1)["id"],
+           api.execute(ref, rec.params("m3", mode="ok"))["id"],
+           api.execute(ref, rec.params("m4", mode="fail"))["id"],
+           api.execute(ref, rec.params("m5", mode="ok"))["id"]]
+    w = Watch(api, ref, limit=1)
+    snap = w.until(lambda s: all(x in TERMINAL for x in states(s, ids)) and s.stats["total_completed"] == 5,
+                   timeout=40, desc="all 5 terminal and counted")
+    assert states(snap, ids) == ["failed", "timeout", "completed", "failed", "completed"], states(snap, ids)
+    assert snap.stats["active_count"] == 0 and snap.stats["queue_length"] == 0, snap.stats
+    assert rec.starts() == ["m1", "m2", "m3", "m4", "m5"], rec.starts()
+    spans = rec.spans()
+    assert spans["m3"][0] >= spans["m2"][0] + 0.9, f"m3 started before m2 timed out: {spans}"
+
+
+def test_higher_priority_policy_wins_for_the_action(api, pack, gated, rec):
+    """Resolution (API.md §15): same scope ⇒ higher `priority` wins."""
+    create_policy(api, pack, "low", action_ref=gated, priority=1, concurrency=concurrency(1))
+    create_policy(api, pack, "high", action_ref=gated, priority=5, concurrency=concurrency(3))
+    ids = [e["id"] for e in _submit(api, gated, rec, ["h1", "h2", "h3", "h4"])]
+    w = Watch(api, gated, limit=3)
+    snap = w.until(lambda s: states(s, ids) == ["running"] * 3 + ["scheduling"], desc="3 running (priority 5's limit)")
+    assert snap.stats["max_concurrent"] == 3, snap.stats
+    rec.open_all()
+    w.until(lambda s: states(s, ids) == ["completed"] * 4, desc="all completed")
+
+
+def test_policy_from_a_pack_file_holds_executions(api, rec):
+    """`policies/*.yaml` in a pack (API.md §8, §15) work like API-created ones."""
+    from attune_e2e import uid
+    from packs_util import upload_pack
+    p = f"polfile_{uid()}"
+    upload_pack(api, {
+        "pack.yaml": f"ref: {p}\nversion: 1.0.0\n",
+        "actions/gated.yaml": "name: gated\nrunner_type: shell\nentry_point: gated.sh\ntimeout_seconds: 90\n",
+        "actions/gated.sh": ("#!/bin/sh\n" 'doc=$(cat)\n'
+                             'dir=$(echo "$doc" | sed \'s/.*"dir":"\\([^"]*\\)".*/\\1/\')\n'
+                             'tag=$(echo "$doc" | sed \'s/.*"tag":"\\([^"]*\\)".*/\\1/\')\n' + GATED),
+        "policies/one_at_a_time.yaml": "action_ref: gated\nconcurrency: {limit: 1, method: enqueue}\n",
+    })
+    ref = f"{p}.gated"
+    ids = [e["id"] for e in _submit(api, ref, rec, ["f1", "f2", "f3"])]
+    w = Watch(api, ref, limit=1)
+    w.until(lambda s: states(s, ids) == ["running", "scheduling", "scheduling"], desc="f1 running, f2, f3 queued")
+    for k, t in enumerate(["f1", "f2", "f3"]):
+        w.until(lambda s: states(s, ids)[k] == "running", desc=f"{t} running")
+        rec.open(t)
+    w.until(lambda s: states(s, ids) == ["completed"] * 3, desc="all completed")
+    assert_one_at_a_time(rec, ["f1", "f2", "f3"])

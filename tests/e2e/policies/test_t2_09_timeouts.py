@@ -140,3 +140,16 @@ def test_server_default_timeout_applies_last(server_factory, tmp_path):
     assert ok["status"] == "completed", f"the action's 10 s must beat the server's 1 s: {ok}"
     ok = api.wait_execution(api.execute(bare, {"s": 2}, timeout_seconds=10)["id"], timeout=20)
     assert ok["status"] == "completed", f"the request's 10 s must beat the server's 1 s: {ok}"
+
+
+def test_time_queued_does_not_count_toward_the_timeout(api, pack, rec):
+    """A timeout limits how long the action runs (API.md §11.5: the process group is killed): executions
+    held in `scheduling` by a concurrency policy do not time out while they wait."""
+    from policy_util import SLEEPER, concurrency
+    ref = f"{pack}.sleeper"
+    api.create_action(ref, SLEEPER, timeout_seconds=60)
+    create_policy(api, pack, "one", action_ref=ref, concurrency=concurrency(1))
+    ids = [api.execute(ref, rec.params(t, s=0.8), timeout_seconds=2)["id"] for t in ("w1", "w2", "w3", "w4")]
+    rows = [api.wait_execution(i, timeout=30) for i in ids]
+    assert [r["status"] for r in rows] == ["completed"] * 4, \
+        f"0.8 s runs with a 2 s timeout, queued up to 2.4 s: {[(r['id'], r['status'], r['result']) for r in rows]}"
