@@ -224,8 +224,11 @@ Resp execute(ServiceContext& s, Call& c) {
                     {"updated", now}};
   if (retry) execution["retry"] = retry->to_json();
   execution = s.seal_execution_config(std::move(execution), *action);
+  // defs_offset: the executor decides with at least the definitions this request saw (a policy
+  // created just before must hold it, also when the executor's table follows from afar).
   Envelope env{"execution.requested", id, "execution:" + std::to_string(id), s.now_ms(), "api",
-               Json{{"execution", execution}}};
+               Json{{"execution", execution},
+                    {"defs_offset", s.defs.applied()}}};
   auto st = s.produce_and_wait(
       OutRecord{std::string(topics::kCommands), std::to_string(id), env.dump()}, false);
   if (!st.ok()) return Resp::error(st.error());

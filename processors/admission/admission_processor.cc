@@ -128,11 +128,13 @@ void AdmissionProcessor::init(ProcessorContext& ctx) {
   store_ = &ctx.store(kQueuesStore);
   pruner_.start(ctx);
   pump_all_ = true;  // a restart: look at every waiting action (rate wake-ups were in memory)
+  stats_all_ = true;
   ctx.request_punctuate(ctx.clock().now());
 }
 
 void AdmissionProcessor::assigned(const std::vector<TopicPartition>&, ProcessorContext& ctx) {
   pump_all_ = true;
+  stats_all_ = true;
   ctx.request_punctuate(ctx.clock().now());
 }
 
@@ -252,7 +254,7 @@ void AdmissionProcessor::on_request(ProcessorContext& ctx, const Json& p) {
   store_group(ctx, *store_, ref, g);
   pump(ctx, a, l);
   store_action(ctx, a);
-  publish_stats(ctx, a, l);
+  stats_due(ctx, ref);
 }
 
 void AdmissionProcessor::on_release(ProcessorContext& ctx, const Json& p) {
@@ -291,7 +293,13 @@ void AdmissionProcessor::on_release(ProcessorContext& ctx, const Json& p) {
   store_group(ctx, *store_, ref, g);
   pump(ctx, a, l);
   store_action(ctx, a);
-  publish_stats(ctx, a, l);
+  stats_due(ctx, ref);
+}
+
+void AdmissionProcessor::stats_due(ProcessorContext& ctx, const std::string& ref) {
+  if (stats_due_.insert(ref).second && stats_due_.size() == 1) {
+    ctx.request_punctuate(ctx.clock().now());
+  }
 }
 
 void AdmissionProcessor::pump(ProcessorContext& ctx, Action& a, const Limits& l) {
@@ -358,11 +366,9 @@ void AdmissionProcessor::process(const Record& record, ProcessorContext& ctx) {
     if (ref.empty()) throw ProcessingError("admission.pump needs an action_ref");
     Action a = load_action(ctx, ref);
     if (!a.loaded) return;
-    const Limits l = limits_of(resolver_.of(ref));
-    const int64_t queued = a.c.queued;
-    pump(ctx, a, l);
+    pump(ctx, a, limits_of(resolver_.of(ref)));
     store_action(ctx, a);
-    if (a.c.queued != queued || a.loaded) publish_stats(ctx, a, l);
+    stats_due(ctx, ref);
   } else {
     spdlog::debug("admission: ignoring record type {}", e.type);
   }
@@ -378,6 +384,21 @@ std::optional<SystemTime> AdmissionProcessor::punctuate(SystemTime now, Processo
     version_seen_ = v;
     pump_all_ = true;
   }
+  // The statistics of the actions the last records changed: one record per action per batch
+  // (after a restart, of every action, in case the last ones were lost with their commit).
+  if (stats_all_) {
+    stats_all_ = false;
+    auto st = ctx.scan(*store_, "a:", [&](std::string_view key, std::string_view) {
+      stats_due_.emplace(key.substr(2));
+      return true;
+    });
+    if (!st.ok()) spdlog::warn("admission: scan failed: {}", st.error().message);
+  }
+  for (const std::string& ref : stats_due_) {
+    Action a = load_action(ctx, ref);
+    publish_stats(ctx, a, limits_of(resolver_.of(ref)));
+  }
+  stats_due_.clear();
   std::vector<std::string> pumps;
   if (pump_all_) {
     pump_all_ = false;

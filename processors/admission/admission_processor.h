@@ -13,7 +13,9 @@
 //   admission.granted {id} / admission.rejected {id, error}   attune.commands, key = root
 //   queue.stats {action_ref, active_count, max_concurrent, queue_length, total_enqueued,
 //                total_completed, oldest_enqueued_at, last_updated}
-//                                                        attune.executions, key = action ref
+//                                                        attune.executions, key = action ref;
+//                once per changed action per batch (from punctuate), and for every action
+//                after a restart
 //
 // Store "queues" (processors/RECORDS.md):
 //   a:<action>                      the action's Counters, next sequence number, waiting groups
@@ -26,6 +28,7 @@
 #pragma once
 
 #include <map>
+#include <set>
 #include <string>
 #include <string_view>
 
@@ -65,6 +68,8 @@ class AdmissionProcessor final : public Processor {
   // Starts what the limits allow now; remembers when the rate window frees the next start.
   void pump(ProcessorContext& ctx, Action& a, const Limits& l);
   void publish_stats(ProcessorContext& ctx, Action& a, const Limits& l);
+  // Publishes the action's queue.stats once the current batch is done (punctuate).
+  void stats_due(ProcessorContext& ctx, const std::string& ref);
 
   const DefinitionsTable& table_;
   const AdmissionOptions options_;
@@ -75,6 +80,8 @@ class AdmissionProcessor final : public Processor {
   std::map<std::string, int64_t, std::less<>> wakes_;
   uint64_t version_seen_ = 0;  // of the definitions table, to notice policy changes
   bool pump_all_ = true;
+  bool stats_all_ = true;
+  std::set<std::string> stats_due_;
 };
 
 }  // namespace attune::admission

@@ -23,6 +23,7 @@ std::string deadline_key(int64_t due_ms, int64_t id) {
   return k;
 }
 constexpr size_t kDeadlineBudget = 1024;  // deadlines fired per punctuation
+constexpr std::chrono::milliseconds kDefinitionsWait{5000};
 
 int64_t int_of(const Json& o, const char* name) {
   auto it = o.is_object() ? o.find(name) : o.end();
@@ -399,6 +400,14 @@ void ExecutorProcessor::process(const Record& record, ProcessorContext& ctx) {
       throw ProcessingError("execution.requested has no execution object");
     }
     const Json& req = e.payload["execution"];
+    // Decide with at least the definitions the requester saw (DefinitionsTable follows the log
+    // on its own thread on Kafka): a policy created right before must hold this execution.
+    if (auto at = e.payload.find("defs_offset");
+        at != e.payload.end() && at->is_number_integer() && at->get<int64_t>() > 0 &&
+        !table_.wait_applied(at->get<int64_t>() - 1, kDefinitionsWait)) {
+      spdlog::warn("executor: definitions not caught up to offset {} for execution {}",
+                   at->get<int64_t>(), payload_id(e, req));
+    }
     const int64_t id = payload_id(e, req);
     if (id <= 0) throw ProcessingError("execution.requested: execution has no positive id");
     request(ctx, req, root_of(record.key), false);

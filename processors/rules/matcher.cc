@@ -286,7 +286,7 @@ Decision decide(const EventInput& event, std::span<const JsonPtr> candidates,
   return d;
 }
 
-std::vector<OutRecord> match_records(const Match& match, int64_t now_ms) {
+std::vector<OutRecord> match_records(const Match& match, int64_t now_ms, int64_t defs_offset) {
   const int64_t enforcement_id = match.enforcement["id"].get<int64_t>();
   const int64_t execution_id = match.execution["id"].get<int64_t>();
   const int64_t event_id = match.enforcement["event"].get<int64_t>();
@@ -300,6 +300,7 @@ std::vector<OutRecord> match_records(const Match& match, int64_t now_ms) {
                    now_ms,
                    "rules",
                    Json{{"execution", match.execution}}};
+  if (defs_offset > 0) request.payload["defs_offset"] = defs_offset;
   return {OutRecord{std::string(topics::kEnforcements), match.rule_ref, enforcement.dump()},
           OutRecord{std::string(topics::kCommands), std::to_string(execution_id), request.dump()}};
 }

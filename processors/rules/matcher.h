@@ -123,7 +123,9 @@ Decision decide(const EventInput& event, std::span<const JsonPtr> candidates,
 
 // The records of one match: `enforcement.created` on attune.enforcements (key rule ref) and
 // `execution.requested` on attune.commands (key execution id), per processors/RECORDS.md.
-std::vector<OutRecord> match_records(const Match& match, int64_t now_ms);
+// `defs_offset` (> 0): the definitions the match saw (the event's), carried by the request so
+// the executor decides with at least those (e.g. a policy created just before).
+std::vector<OutRecord> match_records(const Match& match, int64_t now_ms, int64_t defs_offset = 0);
 
 // Store key that dedupes (event, rule) pairs.
 std::string dedupe_key(int64_t event_id, std::string_view rule_ref);

@@ -119,7 +119,7 @@ void RulesProcessor::process(const Record& record, ProcessorContext& ctx) {
     std::string key = dedupe_key(event->id, m.rule_ref);
     expiry::schedule(ctx, *dedupe_, key, now + options_.dedupe_retention.count());
     ctx.put(*dedupe_, std::move(key), m.enforcement["id"].dump());
-    for (auto& r : match_records(m, now)) ctx.forward(std::move(r));
+    for (auto& r : match_records(m, now, event->defs_offset)) ctx.forward(std::move(r));
   }
 }
 

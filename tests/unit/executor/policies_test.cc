@@ -91,6 +91,7 @@ class PolicyFlow : public ::testing::Test {
         batch.push_back(adm_ctx_->forwarded[adm_seen_]);
       }
       if (batch.empty()) return;
+      bool admitted = false;
       for (const OutRecord& r : batch) {
         Envelope e;
         std::string err;
@@ -105,6 +106,7 @@ class PolicyFlow : public ::testing::Test {
         } else if (r.topic == topics::kAdmission) {
           admission_->process(rec, *adm_ctx_);
           adm_ctx_->commit();
+          admitted = true;
         } else if (r.topic == topics::kDispatch && e.type == "execution.dispatch") {
           dispatched_.push_back(e.payload);
         } else if (r.topic == topics::kExecutions && e.type == "execution.updated") {
@@ -112,6 +114,10 @@ class PolicyFlow : public ::testing::Test {
         } else if (r.topic == topics::kExecutions && e.type == "queue.stats") {
           stats_ = e.payload;
         }
+      }
+      if (admitted) {  // the batch is done: the stage publishes its statistics
+        admission_->punctuate(clock_.now(), *adm_ctx_);
+        adm_ctx_->commit();
       }
     }
     FAIL() << "records never settled";
