@@ -264,9 +264,7 @@ std::string inquiry_outcome_key(int64_t request) {
   return "o/" + state::encode_be64(static_cast<uint64_t>(request));
 }
 
-std::string queue_stats_key(std::string_view action_ref) {
-  return "q/" + std::string(action_ref);
-}
+std::string queue_stats_key(std::string_view action_ref) { return "q/" + std::string(action_ref); }
 
 std::string counter_key(std::string_view prefix, int instance) {
   return counter_prefix(prefix) + state::encode_be32(static_cast<uint32_t>(instance));

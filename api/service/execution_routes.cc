@@ -118,8 +118,8 @@ std::optional<Resp> quota_exceeded(ServiceContext& s, const admission::Effective
       return x.value("quota_type", "") == "executions_total";
     });
     const Json scope = p->value("scope", Json::object());
-    const std::string ref = q.scope_type == "action" ? scope.value("action_ref", "")
-                                                     : scope.value("pack_ref", "");
+    const std::string ref =
+        q.scope_type == "action" ? scope.value("action_ref", "") : scope.value("pack_ref", "");
     if (has && scope.value("type", "global") == q.scope_type &&
         (q.scope_type == "global" || ref == q.scope_ref)) {
       policy = r;
@@ -127,8 +127,7 @@ std::optional<Resp> quota_exceeded(ServiceContext& s, const admission::Effective
     }
   }
   auto resp = error(Errc::kTooManyRequests, "Quota exceeded: policy " + policy + " allows " +
-                                                std::to_string(q.limit) + " executions of " +
-                                                what);
+                                                std::to_string(q.limit) + " executions of " + what);
   resp.headers.emplace_back("Retry-After", std::to_string(kQuotaRetryAfterSeconds));
   return resp;
 }

@@ -6,11 +6,11 @@
 // names that pack, a global scope needs an unconstrained grant.
 #include <algorithm>
 
+#include "api/projections/projections.h"
 #include "api/rest/pagination.h"
 #include "api/service/definition_fields.h"
 #include "api/service/fields.h"
 #include "api/service/service.h"
-#include "api/projections/projections.h"
 #include "processors/admission/policy.h"
 #include "processors/admission/policy_def.h"
 
@@ -41,7 +41,7 @@ int scope_rank(const Json& policy) {
 // 403 without the grant); the same for a pack scope's pack; a global scope needs the grant
 // unconstrained. Sets the link pair `action`/`action_ref` (null unless action-scoped).
 std::optional<Resp> check_scope(ServiceContext& s, const Call& c, Json& policy,
-                                 std::string_view act) {
+                                std::string_view act) {
   const Json scope = policy["scope"];
   const std::string type = scope.value("type", "global");
   policy["action"] = nullptr;
@@ -81,11 +81,13 @@ Json scoped_body(const Json& body) {
   if (b.value("ref", Json()).is_string()) from = b["ref"].get<std::string>();
   if (admission::pack_of_ref(from).empty()) {
     const Json scope = b.value("scope", Json::object());
-    const Json action = scope.is_object() && scope.contains("action_ref") ? scope["action_ref"]
-                                                                          : b.value("action_ref", Json());
+    const Json action = scope.is_object() && scope.contains("action_ref")
+                            ? scope["action_ref"]
+                            : b.value("action_ref", Json());
     if (action.is_string()) from = action.get<std::string>();
   }
-  if (!admission::pack_of_ref(from).empty()) b["pack_ref"] = std::string(admission::pack_of_ref(from));
+  if (!admission::pack_of_ref(from).empty())
+    b["pack_ref"] = std::string(admission::pack_of_ref(from));
   return b;
 }
 
@@ -152,8 +154,8 @@ Resp pack_policies(ServiceContext& s, Call& c) {
     return error(Errc::kNotFound, "Pack '" + segment + "' not found");
   }
   const std::string ref = (*pack)["ref"];
-  auto rows = s.visible_definitions(
-      c, kKind, [&](const Json& p) { return detail::pack_ref_of(p) == ref; });
+  auto rows =
+      s.visible_definitions(c, kKind, [&](const Json& p) { return detail::pack_ref_of(p) == ref; });
   return Resp::json(200, sorted_page(std::move(rows), *page));
 }
 
@@ -167,8 +169,8 @@ JsonPtr readable_action(ServiceContext& s, Call& c, std::optional<Resp>& refused
   }
   authz::Object o{"actions", detail::pack_ref_of(*action)};
   o.ref = action->value("ref", "");
-  refused = c.check("Action '" + o.ref + "'", o, action->value("reference_visibility", "public"),
-                    "read");
+  refused =
+      c.check("Action '" + o.ref + "'", o, action->value("reference_visibility", "public"), "read");
   return refused ? nullptr : action;
 }
 
@@ -257,8 +259,7 @@ void register_policy_routes(RouteTable& t, ServiceContext& s) {
   t.add("POST", v1 + "/policies", Access::to("policies", "create").on_object(),
         bound(s, create_policy));
   t.add("GET", v1 + "/policies/{ref}", Access::to("policies", "read"), bound(s, get_policy));
-  t.add("PUT", v1 + "/policies/{ref}", Access::to("policies", "update"),
-        bound(s, update_policy));
+  t.add("PUT", v1 + "/policies/{ref}", Access::to("policies", "update"), bound(s, update_policy));
   t.add("DELETE", v1 + "/policies/{ref}", Access::to("policies", "delete"),
         bound(s, delete_policy));
   t.add("GET", v1 + "/packs/{ref}/policies", Access::to("policies", "read"),

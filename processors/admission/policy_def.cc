@@ -54,9 +54,9 @@ class Reader {
     const int64_t n =
         v->is_number_float() ? static_cast<int64_t>(v->get<double>()) : v->get<int64_t>();
     if (n < min || n > max) {
-      const std::string range = max == kMaxLimit ? "at least " + std::to_string(min)
-                                                 : "between " + std::to_string(min) + " and " +
-                                                       std::to_string(max);
+      const std::string range =
+          max == kMaxLimit ? "at least " + std::to_string(min)
+                           : "between " + std::to_string(min) + " and " + std::to_string(max);
       return fail(name, "must be " + range), std::nullopt;
     }
     return n;
@@ -201,8 +201,7 @@ std::string_view pack_of_ref(std::string_view ref) {
   return dot == std::string_view::npos ? std::string_view() : ref.substr(0, dot);
 }
 
-Result<Json> normalize_policy(const Json& body, const Json& current, bool creating,
-                              Json& fields) {
+Result<Json> normalize_policy(const Json& body, const Json& current, bool creating, Json& fields) {
   fields = Json::object();
   if (!body.is_object()) {
     fields["body"] = "must be an object";

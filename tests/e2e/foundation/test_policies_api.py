@@ -277,14 +277,16 @@ def test_execute_retry_fields(api):
         assert field in fields, (extra, fields)
 
     plain = api.execute(action["ref"])
-    assert "retry" not in plain, plain
+    assert "retry" not in plain and plain["max_retries"] == 0, plain
     both = api.execute(action["ref"], max_retries=1, retry={"max_retries": 5, "backoff": "constant",
                                                            "on": ["timeout"], "delay_seconds": 2})
     assert both["retry"] == {"max_retries": 1, "on": ["timeout"], "backoff": "constant",
                              "delay_seconds": 2, "max_delay_seconds": 300}, both
+    assert both["max_retries"] == 1, both
     alone = api.execute(action["ref"], max_retries=3)
     assert alone["retry"] == {"max_retries": 3, "on": ["failed", "timeout"], "backoff": "exponential",
                               "delay_seconds": 1, "max_delay_seconds": 300}, alone
+    assert alone["max_retries"] == 3, alone
 
 
 def _quota_refused(resp, message: str) -> None:

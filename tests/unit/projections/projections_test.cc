@@ -628,9 +628,9 @@ TEST_F(ProjectionsTest, QueueStatsKeepTheLatestPerActionAcrossRestart) {
   start();
   EXPECT_FALSE(proj_->queue_stats("core.echo")->has_value());
   auto stats = [](const char* action, int active, int queued) {
-    return Json{{"action_ref", action},  {"active_count", active},
-                {"max_concurrent", 2},   {"queue_length", queued},
-                {"total_enqueued", 7},   {"total_completed", 5},
+    return Json{{"action_ref", action},          {"active_count", active},
+                {"max_concurrent", 2},           {"queue_length", queued},
+                {"total_enqueued", 7},           {"total_completed", 5},
                 {"oldest_enqueued_at", nullptr}, {"last_updated", "2026-03-01T09:30:00.125Z"}};
   };
   produce(topics::kExecutions, "core.echo", "queue.stats", 1, stats("core.echo", 1, 0));

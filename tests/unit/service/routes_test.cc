@@ -72,7 +72,12 @@ class RoutesTest : public ::testing::Test {
                           const std::string& token, const Json& body = nullptr) {
     rest::HttpRequest req;
     req.method = method;
-    req.path = path;
+    req.path = path.substr(0, path.find('?'));
+    if (path.find('?') != std::string::npos) {
+      auto query = rest::parse_query_string(path.substr(path.find('?') + 1));
+      EXPECT_TRUE(query.ok()) << path;
+      if (query.ok()) req.query = std::move(*query);
+    }
     if (!body.is_null()) {
       req.body = body.dump();
       req.headers.emplace_back("Content-Type", "application/json");
@@ -107,8 +112,10 @@ class RoutesTest : public ::testing::Test {
   }
 
   static std::vector<std::string> refs_of(const rest::HttpResponse& r) {
+    EXPECT_EQ(r.status, 200) << r.body;
     std::vector<std::string> out;
-    for (const auto& p : Json::parse(r.body)["items"]) out.push_back(p["ref"]);
+    const Json body = Json::parse(r.body);
+    for (const auto& p : body["items"]) out.push_back(p["ref"]);
     return out;
   }
 
@@ -278,7 +285,9 @@ TEST_F(RoutesTest, PoliciesCrudValidationFiltersAndResolutionOrder) {
            {Json{{"ref", "lim"}, {"pack_ref", "p1"}}, 409, {}},
            {Json{{"ref", "x"}, {"pack_ref", "nopack"}}, 404, {}},
            {Json{{"ref", "x"}, {"pack_ref", "p1"}, {"action_ref", "p1.nope"}}, 404, {}},
-           {Json{{"ref", "x"}, {"pack_ref", "p1"}, {"scope", {{"type", "pack"}, {"pack_ref", "zz"}}}},
+           {Json{{"ref", "x"},
+                 {"pack_ref", "p1"},
+                 {"scope", {{"type", "pack"}, {"pack_ref", "zz"}}}},
             404, {}},
            {Json{{"pack_ref", "p1"}}, 422, {"ref"}},
            {Json{{"ref", "x"},
@@ -341,7 +350,8 @@ TEST_F(RoutesTest, PoliciesCrudValidationFiltersAndResolutionOrder) {
 TEST_F(RoutesTest, QueueStatsAnswerFromTheLatestRecordOrTheResolvedLimit) {
   const std::string admin = admin_token();
   make_pack_and_action(admin);
-  const int64_t action_id = Json::parse(call("GET", "/api/v1/actions/p1.a", admin).body)["data"]["id"];
+  const int64_t action_id =
+      Json::parse(call("GET", "/api/v1/actions/p1.a", admin).body)["data"]["id"];
   auto stats = [&] {
     auto r = call("GET", "/api/v1/actions/p1.a/queue-stats", admin);
     EXPECT_EQ(r.status, 200) << r.body;
@@ -353,7 +363,9 @@ TEST_F(RoutesTest, QueueStatsAnswerFromTheLatestRecordOrTheResolvedLimit) {
                       {"last_updated", nullptr}};
   EXPECT_EQ(stats(), zeros);
   ASSERT_EQ(call("POST", "/api/v1/policies", admin,
-                 Json{{"ref", "lim"}, {"pack_ref", "p1"}, {"quotas", {{{"quota_type", "running_executions"}, {"limit", 3}}}}})
+                 Json{{"ref", "lim"},
+                      {"pack_ref", "p1"},
+                      {"quotas", {{{"quota_type", "running_executions"}, {"limit", 3}}}}})
                 .status,
             201);
   Json limited = zeros;
