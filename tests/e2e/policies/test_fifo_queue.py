@@ -406,3 +406,22 @@ def test_policy_from_a_pack_file_holds_executions(api, rec):
         rec.open(t)
     w.until(lambda s: states(s, ids) == ["completed"] * 3, desc="all completed")
     assert_one_at_a_time(rec, ["f1", "f2", "f3"])
+
+
+def test_method_cancel_counts_per_parameter_group(api, pack, gated, rec):
+    create_policy(api, pack, "per_host_reject", action_ref=gated,
+                  concurrency=concurrency(1, "cancel", ["host"]))
+    a1 = api.execute(gated, rec.params("a1", host="a"))["id"]
+    b1 = api.execute(gated, rec.params("b1", host="b"))["id"]
+    w = Watch(api, gated, limit=1, group=lambda e: (e.get("config") or {}).get("host"))
+    w.until(lambda s: states(s, [a1, b1]) == ["running", "running"], desc="a1 and b1 running (two groups)")
+    a2 = api.wait_execution(api.execute(gated, rec.params("a2", host="a"))["id"])
+    assert a2["status"] == "cancelled" and a2["result"].get("error") == "Concurrency limit reached", a2
+    rec.open("a1")
+    w.until(lambda s: s.status(a1) == "completed", desc="a1 completed")
+    rec.open("a3")
+    a3 = api.wait_execution(api.execute(gated, rec.params("a3", host="a"))["id"])
+    assert a3["status"] == "completed", f"host a's slot is free again: {a3}"
+    assert w.last.status(b1) == "running"
+    rec.open_all()
+    w.until(lambda s: s.status(b1) == "completed", desc="b1 completed")

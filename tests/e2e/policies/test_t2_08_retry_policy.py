@@ -252,3 +252,19 @@ def test_retry_due_during_a_kill9_outage_runs_once(server_factory, tmp_path):
     assert_retry_chain(rows, ["failed", "completed"])
     assert_no_more(api, ref, 2, hold=2)
     assert _runs(rec) == 2, f"the action ran {_runs(rec)} times"
+
+
+def test_a_cancelled_execution_is_not_retried(api, pack, rec):
+    """`on` lists `failed` and `timeout` only: a cancel ends the execution for good."""
+    ref = f"{pack}.loops"
+    api.create_action(ref, 'echo "start x $(date +%s.%N)" >> "$dir/log"; while :; do sleep 0.1; done',
+                      timeout_seconds=60)
+    create_policy(api, pack, "retry_all", action_ref=ref,
+                  retry={"max_retries": 2, "backoff": "constant", "delay_seconds": 0.2})
+    ex = api.execute(ref, rec.params("x"))
+    api.wait_execution(ex["id"], statuses={"running"})
+    from attune_e2e import wait_for
+    wait_for(lambda: rec.starts(), desc="the action started")
+    api.post(f"/api/v1/executions/{ex['id']}/cancel", json={})
+    assert api.wait_execution(ex["id"], timeout=20)["status"] == "cancelled"
+    assert_no_more(api, ref, 1, hold=1.5)
