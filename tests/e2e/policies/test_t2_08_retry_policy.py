@@ -54,7 +54,7 @@ def test_policy_retry_until_success(api, pack, rec):
     assert rows[0]["id"] == first["id"], rows
     assert_retry_chain(rows, ["failed", "failed", "completed"])
     assert [r["result"]["stdout"] for r in rows] == ["attempt 1\n", "attempt 2\n", "attempt 3\n"], rows
-    assert_no_more(api, ref, 3, hold=1.5)  # a success is never retried
+    assert_no_more(api, ref, 3, hold=1.0)  # a success is never retried
     assert _runs(rec) == 3
 
 
@@ -93,7 +93,7 @@ def test_policy_max_attempts_honoured(api, pack, rec):
     api.execute(ref, rec.params("x", fail_times=99))
     rows = wait_attempts(api, ref, 3)
     assert_retry_chain(rows, ["failed"] * 3)
-    assert_no_more(api, ref, 3, hold=1.5)
+    assert_no_more(api, ref, 3, hold=1.0)
     assert _runs(rec) == 3
 
 
@@ -104,13 +104,13 @@ def test_no_retry_on_success(api, pack, rec):
     ex = api.wait_execution(api.execute(ref, rec.params("x", fail_times=0))["id"])
     assert ex["status"] == "completed", ex
     assert ex.get("retry_count") == 0, ex
-    assert_no_more(api, ref, 1, hold=1.5)
+    assert_no_more(api, ref, 1, hold=1.0)
     # the same through execute's own max_retries
     ref2 = _flaky(api, pack, "flaky2")
     rec2 = Recorder(rec.dir / "two")
     ex = api.wait_execution(api.execute(ref2, rec2.params("x", fail_times=0), max_retries=3)["id"])
     assert ex["status"] == "completed", ex
-    assert_no_more(api, ref2, 1, hold=1.5)
+    assert_no_more(api, ref2, 1, hold=1.0)
     assert _runs(rec) == 1 and _runs(rec2) == 1
 
 
@@ -120,7 +120,7 @@ def test_on_timeout_only_does_not_retry_failures(api, pack, rec):
                   retry={"max_retries": 2, "on": ["timeout"], "backoff": "constant", "delay_seconds": 0.2})
     ex = api.wait_execution(api.execute(ref, rec.params("x", fail_times=99))["id"])
     assert ex["status"] == "failed", ex
-    assert_no_more(api, ref, 1, hold=1.5)
+    assert_no_more(api, ref, 1, hold=1.0)
     assert _runs(rec) == 1
 
 
@@ -130,7 +130,7 @@ def test_execute_max_retries_beats_the_policy(api, pack, rec):
                   retry={"max_retries": 3, "backoff": "constant", "delay_seconds": 0.2})
     api.execute(ref, rec.params("x", fail_times=99), max_retries=0)
     wait_attempts(api, ref, 1)
-    assert_no_more(api, ref, 1, hold=1.5)
+    assert_no_more(api, ref, 1, hold=1.0)
 
     ref2 = _flaky(api, pack, "flaky2")
     rec2 = Recorder(rec.dir / "two")
@@ -139,7 +139,7 @@ def test_execute_max_retries_beats_the_policy(api, pack, rec):
     api.execute(ref2, rec2.params("x", fail_times=99), max_retries=1)
     rows = wait_attempts(api, ref2, 2)
     assert_retry_chain(rows, ["failed", "failed"])
-    assert_no_more(api, ref2, 2, hold=1.5)
+    assert_no_more(api, ref2, 2, hold=1.0)
 
 
 def test_execute_retry_object_beats_the_policy(api, pack, rec):
@@ -207,7 +207,7 @@ def test_retry_due_while_the_server_is_down_runs_at_start_once(server_factory, t
     assert_retry_chain(rows, ["failed", "completed"])
     spans = rec.spans()
     assert spans["2"][0] - started <= 15, f"the overdue retry ran {spans['2'][0] - started:.1f}s after start"
-    assert_no_more(api, ref, 2, hold=2)
+    assert_no_more(api, ref, 2, hold=1.0)
     assert _runs(rec) == 2, f"the action ran {_runs(rec)} times (the first attempt and one retry expected)"
 
 
@@ -231,7 +231,7 @@ def test_retry_timer_survives_kill9_and_is_not_early(server_factory, tmp_path):
     srv.kill9()
     srv.start()
     api = srv.admin_client()
-    assert_no_more(api, ref, 2, hold=2)
+    assert_no_more(api, ref, 2, hold=1.0)
     assert _runs(rec) == 2, f"the action ran {_runs(rec)} times"
 
 
@@ -250,7 +250,7 @@ def test_retry_due_during_a_kill9_outage_runs_once(server_factory, tmp_path):
     api = srv.admin_client()
     rows = wait_attempts(api, ref, 2, timeout=30, final={"completed"})
     assert_retry_chain(rows, ["failed", "completed"])
-    assert_no_more(api, ref, 2, hold=2)
+    assert_no_more(api, ref, 2, hold=1.0)
     assert _runs(rec) == 2, f"the action ran {_runs(rec)} times"
 
 
@@ -267,4 +267,4 @@ def test_a_cancelled_execution_is_not_retried(api, pack, rec):
     wait_for(lambda: rec.starts(), desc="the action started")
     api.post(f"/api/v1/executions/{ex['id']}/cancel", json={})
     assert api.wait_execution(ex["id"], timeout=20)["status"] == "cancelled"
-    assert_no_more(api, ref, 1, hold=1.5)
+    assert_no_more(api, ref, 1, hold=1.0)

@@ -76,7 +76,7 @@ def test_timeout_retried_by_a_policy_on_timeout(api, pack, rec):
     _assert_timed_out(rows[0])
     assert rows[1]["result"]["stdout"] == "attempt 2\n", rows[1]
     assert rows[1]["timeout_seconds"] == 1, f"the retry lost the request's timeout_seconds: {rows[1]}"
-    assert_no_more(api, ref, 2, hold=1.5)
+    assert_no_more(api, ref, 2, hold=1.0)
 
 
 def test_execute_retry_retries_timeouts_by_default_keeping_the_timeout(api, pack, rec):
@@ -92,7 +92,7 @@ def test_execute_retry_retries_timeouts_by_default_keeping_the_timeout(api, pack
     assert_retry_chain(rows, ["timeout", "timeout"])
     for r in rows:
         _assert_timed_out(r)
-    assert_no_more(api, ref, 2, hold=1.5)
+    assert_no_more(api, ref, 2, hold=1.0)
 
 
 def test_policy_retrying_only_failures_leaves_a_timeout_alone(api, pack, rec):
@@ -102,7 +102,7 @@ def test_policy_retrying_only_failures_leaves_a_timeout_alone(api, pack, rec):
                   retry={"max_retries": 2, "on": ["failed"], "backoff": "constant", "delay_seconds": 0.2})
     ex, seen = _watch_statuses(api, api.execute(ref, rec.params("x", hang_times=99))["id"])
     _assert_timed_out(ex, seen)
-    assert_no_more(api, ref, 1, hold=2)
+    assert_no_more(api, ref, 1, hold=1.0)
 
 
 def test_several_timeouts_then_normal_runs(api, pack):
