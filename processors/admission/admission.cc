@@ -59,6 +59,12 @@ Verdict decide_request(Counters& a, GroupCounters& g, const Limits& l, int64_t n
   return Verdict::kAdmit;
 }
 
+void decide_adopt(Counters& a, GroupCounters& g) {
+  ++a.total_enqueued;
+  ++g.active;
+  ++a.active;
+}
+
 void decide_release(Counters& a, GroupCounters& g, bool was_active) {
   if (was_active) {
     g.active = std::max<int64_t>(0, g.active - 1);

@@ -46,6 +46,10 @@ enum class Verdict { kAdmit, kEnqueue, kReject };
 // reached) rejected. Updates the counters (a rejected one passes no admission: nothing counted).
 Verdict decide_request(Counters& a, GroupCounters& g, const Limits& l, int64_t now_ms);
 
+// An execution that started without admission (before its action's policy existed or was
+// enabled) counts as admitted from now on: active, and passed admission.
+void decide_adopt(Counters& a, GroupCounters& g);
+
 // An admitted execution ended (`was_active`) or a queued one left the queue (cancelled): either
 // way it counts as completed.
 void decide_release(Counters& a, GroupCounters& g, bool was_active);

@@ -257,6 +257,21 @@ void AdmissionProcessor::on_request(ProcessorContext& ctx, const Json& p) {
   stats_due(ctx, ref);
 }
 
+void AdmissionProcessor::on_adopt(ProcessorContext& ctx, const Json& p) {
+  const int64_t id = int_of(p, "id");
+  const std::string ref = p.value("action_ref", "");
+  if (id <= 0 || ref.empty()) throw ProcessingError("admission.adopt needs id and action_ref");
+  if (get_json(ctx, *store_, exec_key(id))) return;  // known (or ended) already
+  const std::string group = p.value("group", "");
+  Action a = load_action(ctx, ref);
+  Group g = load_group(ctx, *store_, ref, group);
+  decide_adopt(a.c, g.c);
+  ctx.put(*store_, exec_key(id), Json{{"action", ref}, {"group", group}, {"state", "active"}}.dump());
+  store_group(ctx, *store_, ref, g);
+  store_action(ctx, a);
+  stats_due(ctx, ref);
+}
+
 void AdmissionProcessor::on_release(ProcessorContext& ctx, const Json& p) {
   const int64_t id = int_of(p, "id");
   std::string ref = p.value("action_ref", "");
@@ -361,6 +376,8 @@ void AdmissionProcessor::process(const Record& record, ProcessorContext& ctx) {
     on_request(ctx, e.payload);
   } else if (e.type == "admission.release") {
     on_release(ctx, e.payload);
+  } else if (e.type == "admission.adopt") {
+    on_adopt(ctx, e.payload);
   } else if (e.type == "admission.pump") {
     const std::string ref = e.payload.value("action_ref", "");
     if (ref.empty()) throw ProcessingError("admission.pump needs an action_ref");

@@ -7,6 +7,8 @@
 // Records in (attune.admission, key = action ref):
 //   admission.request {id, root, action_ref, group, at}  an execution asks to start
 //   admission.release {id, action_ref}                    it ended (or was cancelled while queued)
+//   admission.adopt   {id, root, action_ref, group}      one already running when the policy came
+//                                                         (it counts as admitted; its end releases)
 //   admission.pump    {action_ref}                        look at the queue again (a policy changed,
 //                                                         the rate window moved, a restart)
 // Records out:
@@ -65,6 +67,7 @@ class AdmissionProcessor final : public Processor {
   void store_action(ProcessorContext& ctx, Action& a);
   void on_request(ProcessorContext& ctx, const Json& p);
   void on_release(ProcessorContext& ctx, const Json& p);
+  void on_adopt(ProcessorContext& ctx, const Json& p);
   // Starts what the limits allow now; remembers when the rate window frees the next start.
   void pump(ProcessorContext& ctx, Action& a, const Limits& l);
   void publish_stats(ProcessorContext& ctx, Action& a, const Limits& l);

@@ -25,7 +25,8 @@ struct Scope {
 };
 
 Scope scope_of(const Json& p) {
-  const Json scope = p.value("scope", Json::object());
+  const auto it = p.find("scope");
+  const Json scope = it != p.end() && it->is_object() ? *it : Json::object();
   const std::string type = scope.is_object() ? str(scope, "type") : std::string();
   if (type == "action") return {2, str(scope, "action_ref")};
   if (type == "pack") return {1, str(scope, "pack_ref")};
@@ -137,10 +138,15 @@ Effective resolve(const std::vector<JsonPtr>& policies, std::string_view action_
   for (const JsonPtr& ptr : policies) {
     if (!ptr || !ptr->is_object()) continue;
     const Json& p = *ptr;
-    if (!p.value("enabled", true)) continue;
+    // A stored object is normalised by the API; anything else (a hand-made record) must not stop
+    // admission: a non-boolean `enabled` counts as disabled.
+    if (auto en = p.find("enabled"); en != p.end() && !(en->is_boolean() && en->get<bool>())) {
+      continue;
+    }
     const Scope s = scope_of(p);
     if ((s.rank == 2 && s.ref != action_ref) || (s.rank == 1 && s.ref != pack_ref)) continue;
-    const Json pr = p.value("priority", Json(0));
+    const auto pit = p.find("priority");
+    const Json pr = pit != p.end() ? *pit : Json(0);
     c.push_back({s.rank, pr.is_number_integer() ? pr.get<int64_t>() : 0, str(p, "ref"), &p});
   }
   std::sort(c.begin(), c.end(), [](const Candidate& a, const Candidate& b) {

@@ -84,6 +84,8 @@ ExecutorProcessor::ExecutorProcessor(const DefinitionsTable& table, ExecutorOpti
 void ExecutorProcessor::init(ProcessorContext& ctx) {
   store_ = &ctx.store(kExecutionsStore);
   pruner_.start(ctx);
+  policies_version_ = table_.version();
+  policies_seen_ = table_.list(admission::kPolicyKind);
   ctx.request_punctuate(ctx.clock().now());  // workflow timers due while stopped fire now
 }
 
@@ -91,6 +93,7 @@ std::optional<SystemTime> ExecutorProcessor::punctuate(SystemTime now, Processor
   // Any instance fires the due deadlines (the one that stored a deadline asked for this time)
   // and then waits for the earliest one left, whoever stored it; firing twice is harmless (the
   // owner ignores a timeout that no longer applies).
+  adopt_running(ctx);
   const auto next_deadline = fire_deadlines(ctx, to_ms(now));
   std::optional<SystemTime> next;
   if (next_deadline) next = SystemTime(std::chrono::milliseconds(*next_deadline));
@@ -346,8 +349,17 @@ void ExecutorProcessor::apply(ProcessorContext& ctx, int64_t id, Result<Outcome>
   if (!outcome->ignored.empty()) spdlog::info("executor: {}", outcome->ignored);
   if (outcome->state && !outcome->terminal.empty()) {
     const int64_t now = ctx.clock().now_ms();
-    // Its admission slot (or queue place) goes to the next in line.
-    if (auto release = admission_release(*outcome->state, now)) ctx.forward(std::move(*release));
+    // Its admission slot (or queue place) goes to the next in line. One not held counts too when
+    // a policy now applies (it may have been adopted: adopt_running); a release of an execution
+    // the stage does not know is ignored.
+    ExecutionState& ended = *outcome->state;
+    if (ended.admission.is_null()) {
+      const std::string ref = ended.execution.value("action_ref", "");
+      if (!ref.empty() && resolver_.of(ref).admits()) {
+        ended.admission = Json{{"action", ref}, {"group", ""}, {"granted", true}};
+      }
+    }
+    if (auto release = admission_release(ended, now)) ctx.forward(std::move(*release));
     // The next attempt, after its backoff, from a stored timer (a restart fires what is due).
     const std::string_view status = to_string(outcome->terminal.back());
     if (status == "failed" || status == "timeout") {
@@ -389,6 +401,41 @@ void ExecutorProcessor::apply(ProcessorContext& ctx, int64_t id, Result<Outcome>
   }
 }
 
+void ExecutorProcessor::adopt_running(ProcessorContext& ctx) {
+  const uint64_t version = table_.version();
+  if (version == policies_version_) return;
+  policies_version_ = version;
+  std::vector<JsonPtr> policies = table_.list(admission::kPolicyKind);
+  if (policies == policies_seen_) return;
+  policies_seen_ = std::move(policies);
+  const int64_t now = ctx.clock().now_ms();
+  size_t adopted = 0;
+  auto st = ctx.scan(*store_, "x:", [&](std::string_view, std::string_view value) {
+    auto state = ExecutionState::parse(value);
+    if (!state || state->skipped || !state->admission.is_null()) return true;
+    const ExecutionStatus status = state->status();
+    if (status != ExecutionStatus::kScheduled && status != ExecutionStatus::kRunning &&
+        status != ExecutionStatus::kCanceling) {
+      return true;
+    }
+    const Json& ex = state->execution;
+    const std::string ref = ex.value("action_ref", "");
+    const admission::Effective& policy = resolver_.of(ref);
+    if (ref.empty() || !policy.admits()) return true;
+    const int64_t id = ex.value("id", int64_t{0});
+    const std::string group =
+        policy.concurrency ? admission::group_key(*policy.concurrency, ex.value("config", Json()))
+                           : "";
+    Envelope a{"admission.adopt", id, "admission-adopt:" + std::to_string(id), now, "executor",
+               Json{{"id", id}, {"root", state->root}, {"action_ref", ref}, {"group", group}}};
+    ctx.forward(topics::kAdmission, ref, a.dump());
+    ++adopted;
+    return true;
+  });
+  if (!st.ok()) throw ProcessingError("executor: store scan failed: " + st.error().message);
+  if (adopted > 0) spdlog::info("executor: {} running executions now count against policies", adopted);
+}
+
 void ExecutorProcessor::process(const Record& record, ProcessorContext& ctx) {
   wf_queue_.clear();  // left over only by a record that failed (its effects were rolled back)
   Envelope e;
@@ -410,6 +457,7 @@ void ExecutorProcessor::process(const Record& record, ProcessorContext& ctx) {
     }
     const int64_t id = payload_id(e, req);
     if (id <= 0) throw ProcessingError("execution.requested: execution has no positive id");
+    adopt_running(ctx);
     request(ctx, req, root_of(record.key), false);
   } else if (e.type == "execution.cancel") {
     const int64_t id = payload_id(e, e.payload);

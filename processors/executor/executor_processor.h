@@ -119,6 +119,14 @@ class ExecutorProcessor final : public Processor {
   DefinitionLookup lookup() const;
   // Policies by action (admission/policy.h), cached until the definitions change.
   admission::Resolver resolver_;
+  // A policy appeared, changed or was enabled: the executions of its actions already handed to a
+  // worker, not held (requested before), count against its limits from now on — each goes to the
+  // admission stage as `admission.adopt`, and its end sends `admission.release` like a held one.
+  // Checked before each request (so the adoptions precede it in the action's partition) and at
+  // each punctuation; a scan of this store, only when the set of policies changed.
+  void adopt_running(ProcessorContext& ctx);
+  uint64_t policies_version_ = 0;
+  std::vector<JsonPtr> policies_seen_;
 
   std::deque<WorkflowEvent> wf_queue_;
   // What never changes in a run, parsed, by workflow execution id: the definition ("w:<id>/d")

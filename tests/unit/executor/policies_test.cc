@@ -286,6 +286,22 @@ TEST_F(PolicyFlow, DeletingThePolicyReleasesTheQueue) {
   EXPECT_TRUE(stats_["max_concurrent"].is_null()) << stats_.dump();
 }
 
+TEST_F(PolicyFlow, ANewPolicyCountsTheExecutionsAlreadyRunning) {
+  const int64_t a = execute(), b = execute();
+  EXPECT_EQ(dispatched_.size(), 2u);
+  policy("t.late", {{"concurrency", {{"limit", 1}}}});
+  const int64_t c = execute(), d = execute();
+  EXPECT_EQ(status(c), "scheduling");
+  expect_stats(2, 2, 4, 0);
+  finish(a, "completed");
+  EXPECT_EQ(status(c), "scheduling") << "b still runs: at the limit";
+  finish(b, "completed");
+  EXPECT_EQ(dispatched_ids(), (std::vector<int64_t>{a, b, c}));
+  finish(c, "completed");
+  finish(d, "completed");
+  expect_stats(0, 0, 4, 4);
+}
+
 TEST_F(PolicyFlow, QueueSurvivesARestartInOrder) {
   policy("t.one", {{"concurrency", {{"limit", 1}}}});
   std::vector<int64_t> ids;
