@@ -97,18 +97,22 @@ INSTANTIATE_TEST_SUITE_P(
         Invalid{"limit_zero", R"({"concurrency":{"limit":0}})", {"concurrency.limit"}},
         Invalid{"limit_missing", R"({"concurrency":{}})", {"concurrency.limit"}},
         Invalid{"limit_string", R"({"concurrency":{"limit":"2"}})", {"concurrency.limit"}},
-        Invalid{"method", R"({"concurrency":{"limit":1,"method":"drop"}})",
-                {"concurrency.method"}},
-        Invalid{"parameters", R"({"concurrency":{"limit":1,"parameters":[1]}})",
+        Invalid{"method", R"({"concurrency":{"limit":1,"method":"drop"}})", {"concurrency.method"}},
+        Invalid{"parameters",
+                R"({"concurrency":{"limit":1,"parameters":[1]}})",
                 {"concurrency.parameters"}},
         Invalid{"concurrency_type", R"({"concurrency":3})", {"concurrency"}},
-        Invalid{"rate_both", R"({"rate_limit":{"max_executions":0}})",
+        Invalid{"rate_both",
+                R"({"rate_limit":{"max_executions":0}})",
                 {"rate_limit.max_executions", "rate_limit.window_seconds"}},
-        Invalid{"quota_type", R"({"quotas":[{"quota_type":"daily","limit":1}]})",
+        Invalid{"quota_type",
+                R"({"quotas":[{"quota_type":"daily","limit":1}]})",
                 {"quotas[0].quota_type"}},
-        Invalid{"quota_limit", R"({"quotas":[{"quota_type":"executions_total","limit":-1}]})",
+        Invalid{"quota_limit",
+                R"({"quotas":[{"quota_type":"executions_total","limit":-1}]})",
                 {"quotas[0].limit"}},
-        Invalid{"quota_entry", R"({"quotas":[{"quota_type":"executions_total","limit":1},5]})",
+        Invalid{"quota_entry",
+                R"({"quotas":[{"quota_type":"executions_total","limit":1},5]})",
                 {"quotas[1]"}},
         Invalid{"quotas_type", R"({"quotas":{}})", {"quotas"}},
         Invalid{"retry_backoff", R"({"retry":{"backoff":"random"}})", {"retry.backoff"}},
@@ -118,23 +122,23 @@ INSTANTIATE_TEST_SUITE_P(
         Invalid{"scope_action_missing", R"({"scope":{"type":"action"}})", {"scope.action_ref"}},
         Invalid{"scope_pack_missing", R"({"scope":{"type":"pack"}})", {"scope.pack_ref"}},
         Invalid{"action_ref_unqualified", R"({"action_ref":"greet"})", {"action_ref"}},
-        Invalid{"many", R"({"enabled":"yes","priority":1.5e12,"tags":"a"})",
+        Invalid{"many",
+                R"({"enabled":"yes","priority":1.5e12,"tags":"a"})",
                 {"enabled", "priority", "tags"}}),
     [](const auto& info) { return std::string(info.param.name); });
 
 TEST(NormalizePolicy, UpdateChangesOnlyWhatIsPresent) {
   Json fields;
-  auto created = normalize_policy(
-      parse(R"({"pack_ref":"demo","concurrency":{"limit":2},"priority":4})"), Json::object(),
-      true, fields);
+  auto created =
+      normalize_policy(parse(R"({"pack_ref":"demo","concurrency":{"limit":2},"priority":4})"),
+                       Json::object(), true, fields);
   ASSERT_TRUE(created.ok());
   Json stored = *created;
   stored["ref"] = "demo.p";
   // pack_ref is not writable: the scope stays; concurrency goes, rate_limit comes.
-  auto updated = normalize_policy(
-      parse(R"({"pack_ref":"other","concurrency":null,
+  auto updated = normalize_policy(parse(R"({"pack_ref":"other","concurrency":null,
                 "rate_limit":{"max_executions":1,"window_seconds":2}})"),
-      stored, false, fields);
+                                  stored, false, fields);
   ASSERT_TRUE(updated.ok()) << updated.error().message;
   EXPECT_EQ((*updated)["ref"], "demo.p");
   EXPECT_EQ((*updated)["scope"], parse(R"({"type":"pack","pack_ref":"demo"})"));
