@@ -1,0 +1,119 @@
+"""Crash safety of the admission queue (issue 17: "kill -9 with 50 executions queued behind a limit of 1,
+restart → all 50 run, one at a time, in the original submission order, none twice"; SCENARIOS.md
+"Crash safety"; queue stats "accurate at all times (also right after a restart)").
+
+50 executions of a quick recording action (policy_util.SLEEPER, 0.1 s) are submitted behind a
+concurrency limit of 1; `attune serve` is killed with SIGKILL at points drawn from a seed (after some
+runs, again after more runs, and once right after a restart, during its recovery) and started again
+on the same data directory each time. Expectation:
+
+* every execution ends, in submission order, one at a time, none twice (the action's records);
+* an execution in flight at a kill is lost with its worker and may end `abandoned` (README "Retries of
+  lost work": no retries are configured) — at most one per kill, never run twice; all others
+  `completed`;
+* queue stats: right after each restart `total_enqueued` is 50, they add up, `total_completed`
+  never goes back; at the end 50 / 50 / 0 queued / 0 active.
+
+Replay a failing schedule with ATTUNE_POLICY_CRASH_SEED=<seed> (printed and in the failure).
+"""
+from __future__ import annotations
+
+import os
+import random
+import time
+
+import pytest
+
+from attune_e2e import TERMINAL
+from policy_util import SLEEPER, Recorder, Watch, check_queued_run, concurrency, create_policy, queue_stats
+
+pytestmark = pytest.mark.restart
+
+N = 50
+
+
+def _seed() -> int:
+    env = os.environ.get("ATTUNE_POLICY_CRASH_SEED")
+    return int(env) if env else random.SystemRandom().randrange(1 << 31)
+
+
+def test_kill9_with_50_queued_behind_limit_1(server_factory, tmp_path):
+    seed = _seed()
+    rng = random.Random(seed)
+    print(f"policy crash seed {seed} (replay: ATTUNE_POLICY_CRASH_SEED={seed})")
+    srv = server_factory.start_new("polcrash")
+    api = srv.admin_client()
+    pack = api.create_pack()["ref"]
+    ref = f"{pack}.quick"
+    api.create_action(ref, SLEEPER, timeout_seconds=60)
+    create_policy(api, pack, "one", action_ref=ref, concurrency=concurrency(1))
+    rec = Recorder(tmp_path / "records")
+    tags = [str(i) for i in range(1, N + 1)]
+    ids = [api.execute(ref, rec.params(t, s=0.1))["id"] for t in tags]
+    w = Watch(api, ref, limit=1)
+    w.until(lambda s: s.stats["total_enqueued"] == N, timeout=30, desc=f"all {N} through admission")
+
+    k1 = rng.randint(4, 14)
+    k2 = rng.randint(k1 + 8, 38)
+    kill_times: list[float] = []
+    timeline: list[str] = []
+    last_completed = 0
+
+    def ctx() -> str:
+        return f"seed {seed} (replay: ATTUNE_POLICY_CRASH_SEED={seed}); {'; '.join(timeline)}"
+
+    def kill(why: str) -> None:
+        rc = srv.kill9()
+        kill_times.append(time.time())
+        assert rc == -9, f"{ctx()}: not killed by SIGKILL ({rc})"
+        timeline.append(f"kill -9 {why} ({len(rec.starts())} started)")
+
+    def restart(check_stats: bool = True):
+        srv.start()
+        a = srv.admin_client()
+        if check_stats:
+            st = queue_stats(a, ref)
+            assert st["total_enqueued"] == N, f"{ctx()}: right after restart total_enqueued {st}"
+            assert st["total_completed"] >= last_completed, \
+                f"{ctx()}: total_completed went back from {last_completed} across the restart: {st}"
+            assert st["queue_length"] + st["active_count"] + st["total_completed"] == N, f"{ctx()}: {st}"
+            assert st["active_count"] <= 1 and st["max_concurrent"] == 1, f"{ctx()}: {st}"
+        return a
+
+    def runs_reach(k: int, watch: Watch) -> None:
+        nonlocal last_completed
+
+        def pred(s):
+            return len(rec.starts()) >= k
+        snap = watch.until(pred, timeout=40, interval=0.02, desc=f"{k} runs")
+        last_completed = snap.stats["total_completed"]
+
+    try:
+        runs_reach(k1, w)
+        kill(f"after {k1} runs")
+        time.sleep(rng.uniform(0, 1.0))
+        api = restart()
+        w = Watch(api, ref, limit=1)
+        runs_reach(k2, w)
+        kill(f"after {k2} runs")
+        api = restart()
+        kill("right after the restart (recovery)")
+        time.sleep(rng.uniform(0, 0.5))
+        api = restart()
+        w = Watch(api, ref, limit=1)
+        snap = w.until(lambda s: all(x in TERMINAL for x in (s.status(i) for i in ids))
+                       and s.stats["total_completed"] == N, timeout=60, interval=0.1,
+                       desc=f"all {N} terminal and counted")
+    except AssertionError as e:
+        raise AssertionError(f"{ctx()}: {e}") from None
+
+    st = snap.stats
+    assert (st["total_enqueued"], st["total_completed"], st["queue_length"], st["active_count"]) == (N, N, 0, 0), \
+        f"{ctx()}: final queue stats {st}"
+    rows = [snap.rows[i] for i in ids]
+    problems = check_queued_run(rec, rows, tags, kill_times, allow_abandoned=True)
+    assert not problems, f"{ctx()}:\n" + "\n".join(problems) + f"\nstarts: {rec.starts()}"
+    done = [r for r in rows if r["status"] == "completed"]
+    assert len(done) >= N - len(kill_times), f"{ctx()}: only {len(done)} completed"
+    print("; ".join(timeline), f"— {len(done)} completed, "
+          f"{[r['id'] for r in rows if r['status'] != 'completed']} abandoned")
