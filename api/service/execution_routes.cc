@@ -246,8 +246,12 @@ Resp cancel_execution(ServiceContext& s, Call& c) {
   auto st = s.produce_and_wait(
       OutRecord{std::string(topics::kCommands), std::to_string(root), env.dump()}, false);
   if (!st.ok()) return Resp::error(st.error());
-  auto changed = s.views.wait_for_execution(
-      id, s.options.write_timeout, [&](const Json& r) { return r.value("status", "") != status; });
+  // The cancel's own effect (canceling, or an end), not just any change: a worker reporting
+  // `running` in between is not the answer.
+  auto changed = s.views.wait_for_execution(id, s.options.write_timeout, [&](const Json& r) {
+    const std::string now = r.value("status", "");
+    return now == "canceling" || projections::is_terminal_execution_status(now);
+  });
   Json out = changed ? *changed : row;
   s.present_row("execution", out, false);
   return data(200, out);
