@@ -117,3 +117,32 @@ def test_kill9_with_50_queued_behind_limit_1(server_factory, tmp_path):
     assert len(done) >= N - len(kill_times), f"{ctx()}: only {len(done)} completed"
     print("; ".join(timeline), f"— {len(done)} completed, "
           f"{[r['id'] for r in rows if r['status'] != 'completed']} abandoned")
+
+
+def test_rate_window_survives_kill9(server_factory, tmp_path):
+    """The sliding window is part of the committed admission state: a kill -9 right after a start and
+    an immediate restart do not let the next start come before the window allows it."""
+    srv = server_factory.start_new("ratecrash")
+    api = srv.admin_client()
+    pack = api.create_pack()["ref"]
+    ref = f"{pack}.quick"
+    api.create_action(ref, SLEEPER, timeout_seconds=60)
+    create_policy(api, pack, "slow", action_ref=ref, rate_limit={"max_executions": 1, "window_seconds": 3})
+    rec = Recorder(tmp_path / "records")
+    tags = ["w1", "w2", "w3"]
+    ids = [api.execute(ref, rec.params(t, s=0))["id"] for t in tags]
+    w = Watch(api, ref)
+    w.until(lambda s: s.status(ids[0]) == "completed" and s.stats["total_completed"] >= 1, timeout=20,
+            desc="w1 completed")
+    srv.kill9()
+    srv.start()
+    api = srv.admin_client()
+    w = Watch(api, ref)
+    snap = w.until(lambda s: all(s.status(i) in TERMINAL for i in ids) and s.stats["total_completed"] == 3,
+                   timeout=40, desc="all 3 terminal")
+    assert [snap.status(i) for i in ids] == ["completed"] * 3, snap.rows
+    spans = rec.spans()
+    starts = [spans[t][0] for t in tags]
+    assert rec.starts() == tags, rec.starts()
+    gaps = [round(b - a, 3) for a, b in zip(starts, starts[1:])]
+    assert all(g >= 3 - 0.15 for g in gaps), f"starts {gaps} s apart under 1 per 3 s across a kill -9"
