@@ -80,7 +80,9 @@ Next next_admission(Counters& a, std::vector<Waiting>& waiting, const Limits& l,
   prune_starts(a, l, now_ms);
   Next n;
   if (rate_full(a, l)) {
-    if (!waiting.empty()) n.wake_at_ms = a.starts.front() + l.rate->window_seconds * 1000;
+    const bool any = std::any_of(waiting.begin(), waiting.end(),
+                                 [](const Waiting& w) { return w.counters.queued > 0; });
+    if (any) n.wake_at_ms = a.starts.front() + l.rate->window_seconds * 1000;
     return n;
   }
   for (size_t i = 0; i < waiting.size(); ++i) {

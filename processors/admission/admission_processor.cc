@@ -252,7 +252,7 @@ void AdmissionProcessor::on_request(ProcessorContext& ctx, const Json& p) {
     }
   }
   store_group(ctx, *store_, ref, g);
-  pump(ctx, a, l);
+  pump(ctx, a, l, &group);
   store_action(ctx, a);
   stats_due(ctx, ref);
 }
@@ -306,7 +306,7 @@ void AdmissionProcessor::on_release(ProcessorContext& ctx, const Json& p) {
   ctx.put(*store_, exec_key(id), Json{{"action", ref}, {"state", "released"}}.dump());
   expiry::schedule(ctx, *store_, exec_key(id), now + options_.retention.count());
   store_group(ctx, *store_, ref, g);
-  pump(ctx, a, l);
+  pump(ctx, a, l, &group);
   store_action(ctx, a);
   stats_due(ctx, ref);
 }
@@ -317,16 +317,25 @@ void AdmissionProcessor::stats_due(ProcessorContext& ctx, const std::string& ref
   }
 }
 
-void AdmissionProcessor::pump(ProcessorContext& ctx, Action& a, const Limits& l) {
+void AdmissionProcessor::pump(ProcessorContext& ctx, Action& a, const Limits& l,
+                              const std::string* only) {
   const int64_t now = ctx.clock().now_ms();
   if (a.waiting.empty()) {
     prune_starts(a.c, l, now);
     wakes_.erase(a.ref);
     return;
   }
+  // Without a rate limit, groups are independent: after a request or a release only that group
+  // can start anything, so only it is read (the cost of a record does not grow with the number
+  // of groups waiting). A rate limit is shared: every waiting group competes for the next start.
+  if (only && !l.rate &&
+      std::find(a.waiting.begin(), a.waiting.end(), *only) == a.waiting.end()) {
+    return;
+  }
   std::vector<Waiting> waiting;
   std::vector<Group> groups;
   for (const std::string& name : a.waiting) {
+    if (only && !l.rate && name != *only) continue;
     groups.push_back(load_group(ctx, *store_, a.ref, name));
     waiting.push_back(Waiting{name, groups.back().head_seq, groups.back().c});
   }
@@ -357,13 +366,15 @@ void AdmissionProcessor::pump(ProcessorContext& ctx, Action& a, const Limits& l)
     if (find_head(ctx, *store_, a.ref, g)) {
       waiting[i].head_seq = g.head_seq;
     } else {
-      waiting[i].counters.queued = 0;  // never chosen again
+      waiting[i].counters.queued = 0;  // never chosen again (nor waited for)
     }
   }
-  a.waiting.clear();
   for (size_t i = 0; i < groups.size(); ++i) {
     if (dirty[i]) store_group(ctx, *store_, a.ref, groups[i]);
-    if (groups[i].c.queued > 0) a.waiting.push_back(groups[i].name);
+    if (groups[i].c.queued <= 0) {
+      a.waiting.erase(std::remove(a.waiting.begin(), a.waiting.end(), groups[i].name),
+                      a.waiting.end());
+    }
   }
 }
 

@@ -69,7 +69,8 @@ class AdmissionProcessor final : public Processor {
   void on_release(ProcessorContext& ctx, const Json& p);
   void on_adopt(ProcessorContext& ctx, const Json& p);
   // Starts what the limits allow now; remembers when the rate window frees the next start.
-  void pump(ProcessorContext& ctx, Action& a, const Limits& l);
+  // `only`: the group a record changed (without a rate limit only it can move).
+  void pump(ProcessorContext& ctx, Action& a, const Limits& l, const std::string* only = nullptr);
   void publish_stats(ProcessorContext& ctx, Action& a, const Limits& l);
   // Publishes the action's queue.stats once the current batch is done (punctuate).
   void stats_due(ProcessorContext& ctx, const std::string& ref);

@@ -474,11 +474,7 @@ void ExecutorProcessor::process(const Record& record, ProcessorContext& ctx) {
                  e.type == "result.running" ? on_running(state, e.payload, now)
                                             : on_finished(state, e.payload, lookup, now));
   } else if (e.type == "admission.granted" || e.type == "admission.rejected") {
-    const int64_t id = payload_id(e, e.payload);
-    if (id <= 0) throw ProcessingError(e.type + " has no positive id");
-    apply_hooked(ctx, id,
-                 on_admission(load(ctx, id), e.type == "admission.granted", e.payload, lookup(),
-                              now));
+    on_admission_answer(ctx, e);
   } else if (e.type.rfind("inquiry.", 0) == 0) {
     process_inquiry(e, root_of(record.key), ctx);
   } else if (e.type == "workflow.timer") {

@@ -105,6 +105,13 @@ class ExecutorProcessor final : public Processor {
   // action's param_schema when dispatched: defaults filled in, or it fails with the fields named.
   void request(ProcessorContext& ctx, const Json& request, int64_t root, bool fresh);
   void start_workflow(ProcessorContext& ctx, const Json& request, int64_t root, const Json& def);
+  // The run of a workflow execution whose request (or admission grant) produced `o`: it starts
+  // when `o` left it scheduled; otherwise (failed, held by a policy) `o` is applied as it is.
+  void run_workflow(ProcessorContext& ctx, int64_t id, int64_t root, const Json& def,
+                    Result<Outcome> o);
+  // admission.granted / admission.rejected: a held execution is dispatched (a workflow's run
+  // starts) or ends cancelled.
+  void on_admission_answer(ProcessorContext& ctx, const Envelope& e);
   // execution.cancel of a running workflow: canceling, then the engine's cancel. False: not one.
   bool cancel_workflow(ProcessorContext& ctx, int64_t id);
   void advance_workflow(ProcessorContext& ctx, const WorkflowEvent& ev);

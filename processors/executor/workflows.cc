@@ -228,10 +228,34 @@ void ExecutorProcessor::start_workflow(ProcessorContext& ctx, const Json& req, i
                                        const Json& def) {
   const int64_t now = ctx.clock().now_ms();
   const int64_t id = req["id"].get<int64_t>();
-  auto o = on_requested(std::nullopt, req, root, lookup(), now);
+  const admission::Effective& policy = resolver_.of(req.value("action_ref", ""));
+  run_workflow(ctx, id, root, def,
+               on_requested(std::nullopt, req, root, lookup(), now, {}, &policy));
+}
+
+void ExecutorProcessor::on_admission_answer(ProcessorContext& ctx, const Envelope& e) {
+  const int64_t id = e.payload.value("id", e.id);
+  if (id <= 0) throw ProcessingError(e.type + " has no positive id");
+  const bool granted = e.type == "admission.granted";
+  auto o = on_admission(load(ctx, id), granted, e.payload, lookup(), ctx.clock().now_ms());
+  if (granted && o.ok() && o->state && o->state->status() == ExecutionStatus::kScheduled) {
+    // A held workflow execution starts its run now.
+    JsonPtr action = table_.get("action", o->state->execution.value("action_ref", ""));
+    if (is_workflow_action(action)) {
+      run_workflow(ctx, id, o->state->root, (*action)["workflow_def"], std::move(o));
+      return;
+    }
+  }
+  apply_hooked(ctx, id, std::move(o));
+}
+
+void ExecutorProcessor::run_workflow(ProcessorContext& ctx, int64_t id, int64_t root,
+                                     const Json& def, Result<Outcome> o) {
+  const int64_t now = ctx.clock().now_ms();
   if (!o.ok() || !o->state || o->state->skipped ||
       o->state->status() != ExecutionStatus::kScheduled) {
-    apply_hooked(ctx, id, std::move(o));  // failed, skipped or malformed: as any execution
+    // Failed, skipped, malformed, or held by a policy (scheduling): as any execution.
+    apply_hooked(ctx, id, std::move(o));
     return;
   }
   drop_dispatch(*o);  // a workflow runs in the executor, not on a worker

@@ -23,8 +23,8 @@ TEST_P(NormalizeValid, Normalises) {
   auto got = normalize_policy(parse(v.body), Json::object(), true, fields);
   ASSERT_TRUE(got.ok()) << got.error().message;
   EXPECT_TRUE(fields.empty()) << fields.dump();
-  const Json expect = parse(v.expect);  // a temporary's items() would dangle
-  for (const auto& [k, want] : expect.items()) {
+  const Json expected = parse(v.expect);
+  for (const auto& [k, want] : expected.items()) {
     ASSERT_TRUE(got->contains(k)) << k << " missing in " << got->dump();
     EXPECT_EQ((*got)[k], want) << k << " in " << got->dump();
   }

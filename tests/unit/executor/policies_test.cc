@@ -36,6 +36,12 @@ class PolicyFlow : public ::testing::Test {
     Json a = {{"id", 7},         {"ref", "t.job"},   {"pack_ref", "t"}, {"enabled", true},
               {"runtime_ref", "core.shell"}, {"entrypoint", "x"}};
     ASSERT_TRUE(log_->produce({definition_record("action", a, clock_.now_ms(), "test")}).ok());
+    Json wf = {{"id", 8},          {"ref", "t.wf"},    {"pack_ref", "t"}, {"enabled", true},
+               {"runtime_ref", "core.shell"}, {"entrypoint", "x"},
+               {"workflow_def",
+                {{"version", "1.0"},
+                 {"tasks", {{{"name", "only"}, {"action", "t.job"}, {"input", Json::object()}}}}}}};
+    ASSERT_TRUE(log_->produce({definition_record("action", wf, clock_.now_ms(), "test")}).ok());
     table_ = std::make_unique<DefinitionsTable>(*log_);
     ASSERT_TRUE(table_->start().ok());
     restart();
@@ -130,9 +136,10 @@ class PolicyFlow : public ::testing::Test {
     route();
   }
 
-  int64_t execute(Json params = Json::object(), Json extra = Json::object()) {
+  int64_t execute(Json params = Json::object(), Json extra = Json::object(),
+                  const std::string& action = "t.job") {
     const int64_t id = exec_ctx_->ids().next();
-    Json ex = {{"id", id}, {"action_ref", "t.job"}, {"config", std::move(params)}};
+    Json ex = {{"id", id}, {"action_ref", action}, {"config", std::move(params)}};
     ex.update(extra);
     executor_->process(record_of(topics::kCommands, std::to_string(id),
                                  Envelope{"execution.requested", id, "x", clock_.now_ms(), "t",
@@ -300,6 +307,23 @@ TEST_F(PolicyFlow, ANewPolicyCountsTheExecutionsAlreadyRunning) {
   finish(c, "completed");
   finish(d, "completed");
   expect_stats(0, 0, 4, 4);
+}
+
+TEST_F(PolicyFlow, AWorkflowActionIsHeldLikeAnyOther) {
+  policy("t.wf_one", {{"concurrency", {{"limit", 1}}},
+                      {"scope", {{"type", "action"}, {"action_ref", "t.wf"}}}});
+  const int64_t first = execute(Json::object(), Json::object(), "t.wf");
+  const int64_t second = execute(Json::object(), Json::object(), "t.wf");
+  EXPECT_EQ(status(first), "running");
+  EXPECT_EQ(status(second), "scheduling");
+  ASSERT_EQ(dispatched_.size(), 1u);  // the first run's child
+  finish(dispatched_ids()[0], "completed");
+  EXPECT_EQ(status(first), "completed");
+  EXPECT_EQ(status(second), "running");
+  ASSERT_EQ(dispatched_.size(), 2u);
+  finish(dispatched_ids()[1], "completed");
+  EXPECT_EQ(status(second), "completed");
+  expect_stats(0, 0, 2, 2);
 }
 
 TEST_F(PolicyFlow, QueueSurvivesARestartInOrder) {
