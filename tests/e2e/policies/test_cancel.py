@@ -132,6 +132,8 @@ def test_cancel_running_that_ignores_sigint_ends_by_sigterm(api, pack, rec):
     wait_for(lambda: _signals(rec, "noint"), timeout=10, desc="SIGINT delivered to the action")
     mid = api.get_data(f"/api/v1/executions/{ex['id']}")
     assert mid["status"] == "canceling", f"after an ignored SIGINT the execution is still canceling: {mid}"
+    again = _cancel(api, ex["id"])  # not terminal yet: a second cancel is accepted (API.md §11.2)
+    assert again["status"] in ("canceling", "cancelled"), again
     done = api.wait_execution(ex["id"], timeout=25)
     assert done["status"] == "cancelled", done
     int_at = _signals(rec, "noint")[0][1]
