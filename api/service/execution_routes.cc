@@ -108,25 +108,7 @@ std::optional<Resp> quota_exceeded(ServiceContext& s, const admission::Effective
   auto counted = s.views.list_executions(filter, projections::Page{0, 1, true});
   if (!counted.ok()) return Resp::error(counted.error());
   if (counted->total < q.limit) return std::nullopt;
-  // The policy that set the quota: the most specific contributor that has one for this scope.
-  std::string policy;
-  for (const std::string& r : e.policy_refs) {
-    JsonPtr p = s.defs.get(admission::kPolicyKind, r);
-    if (!p) continue;
-    const Json& quotas = p->value("quotas", Json::array());
-    const bool has = std::any_of(quotas.begin(), quotas.end(), [](const Json& x) {
-      return x.value("quota_type", "") == "executions_total";
-    });
-    const Json scope = p->value("scope", Json::object());
-    const std::string ref =
-        q.scope_type == "action" ? scope.value("action_ref", "") : scope.value("pack_ref", "");
-    if (has && scope.value("type", "global") == q.scope_type &&
-        (q.scope_type == "global" || ref == q.scope_ref)) {
-      policy = r;
-      break;
-    }
-  }
-  auto resp = error(Errc::kTooManyRequests, "Quota exceeded: policy " + policy + " allows " +
+  auto resp = error(Errc::kTooManyRequests, "Quota exceeded: policy " + q.policy_ref + " allows " +
                                                 std::to_string(q.limit) + " executions of " + what);
   resp.headers.emplace_back("Retry-After", std::to_string(kQuotaRetryAfterSeconds));
   return resp;

@@ -202,7 +202,8 @@ Effective resolve(const std::vector<JsonPtr>& policies, std::string_view action_
           contributed(x);
         } else if (type == "executions_total" && !e.executions_total && limit >= 0) {
           e.executions_total = Effective::Total{
-              limit, x.rank == 2 ? "action" : x.rank == 1 ? "pack" : "global", scope_of(p).ref};
+              limit, x.rank == 2 ? "action" : x.rank == 1 ? "pack" : "global", scope_of(p).ref,
+              x.ref};
           contributed(x);
         }
       }

@@ -76,6 +76,7 @@ struct Effective {
     int64_t limit = 0;
     std::string scope_type;  // "global", "pack", "action"
     std::string scope_ref;   // the pack or action ref ("" for global)
+    std::string policy_ref;  // the policy that sets it
   };
   std::optional<Total> executions_total;
   std::vector<std::string> policy_refs;  // the policies that contributed
