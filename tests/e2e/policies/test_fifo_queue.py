@@ -185,7 +185,7 @@ def test_raising_the_limit_starts_queued_executions_at_once(api, pack, gated, re
     w.until(lambda s: states(s, ids) == ["running", "running", "running", "scheduling"],
             timeout=15, desc="u2, u3 started by the raised limit, u4 still queued")
     took = time.monotonic() - t0
-    assert took < 3, f"a raised limit must start queued executions at once (issue 17); took {took:.1f}s"
+    assert took < 5, f"a raised limit must start queued executions at once (issue 17); took {took:.1f}s"
     w.until(lambda s: s.stats["max_concurrent"] == 3 and s.stats["active_count"] == 3
             and s.stats["queue_length"] == 1, timeout=15, desc="stats: max_concurrent 3, 3 active, 1 queued")
     wait_for(lambda: len(rec.starts()) == 3, desc="u2, u3 records")
@@ -235,7 +235,7 @@ def test_deleting_the_policy_releases_the_queue(api, pack, gated, rec):
     w.until(lambda s: states(s, ids) == ["running"] * 4, timeout=15,
             desc="every queued execution started once the policy is gone (d1 still running)")
     took = time.monotonic() - t0
-    assert took < 3, f"deleting the policy released the queue only after {took:.1f}s"
+    assert took < 5, f"deleting the policy released the queue only after {took:.1f}s"
     rec.open_all()
     w.until(lambda s: states(s, ids) == ["completed"] * 4, desc="all completed")
     assert sorted(rec.starts()) == ["d1", "d2", "d3", "d4"] and rec.starts()[0] == "d1", rec.starts()
