@@ -11,6 +11,7 @@ A mock Kafka broker and separate api, rules, executor and two worker processes (
   submission order, none twice; queue stats end 50 / 50 / 0 / 0.
 * cancel of a `scheduled` execution: with both workers down an execution cannot start; cancelled, it
   ends `cancelled` once the workers are back and never does its work.
+* (soak) a retry's backoff timer survives a kill -9 of the executor: the retry runs once, not early.
 
 Replay a schedule with ATTUNE_POLICY_CRASH_SEED=<seed>.
 """
@@ -143,3 +144,29 @@ def test_kill9_admission_with_50_queued_behind_limit_1(cluster, tmp_path):
     problems = check_queued_run(rec, rows, tags, kill_times, allow_abandoned=False)
     assert not problems, f"{ctx()}:\n" + "\n".join(problems) + f"\nstarts: {rec.starts()}\n{_log_tails(cluster)}"
     print("; ".join(timeline), f"({time.monotonic() - t0:.1f}s)")
+
+
+@pytest.mark.soak  # ~35 s: the restarted executor rejoins its consumer groups
+def test_retry_timer_survives_an_executor_kill(cluster, tmp_path):
+    """A backoff timer is committed state of the executor: killed during the delay and restarted, the
+    retry runs once, not early."""
+    from policy_util import FLAKY, assert_no_more, assert_retry_chain, wait_attempts
+    api = cluster.procs["api"].admin_client()
+    pack = api.create_pack()["ref"]
+    ref = f"{pack}.flaky"
+    api.create_action(ref, FLAKY, timeout_seconds=60)
+    rec = Recorder(tmp_path / "records")
+    first = api.wait_execution(api.execute(ref, rec.params("x", fail_times=1),
+                                           retry={"max_retries": 2, "backoff": "constant",
+                                                  "delay_seconds": 3})["id"], timeout=60)
+    assert first["status"] == "failed", first
+    assert cluster.procs["executor"].kill9() == -9
+    time.sleep(0.5)
+    Cluster.start_all([cluster.procs["executor"]])
+    rows = wait_attempts(api, ref, 2, timeout=60, final={"completed"})
+    assert_retry_chain(rows, ["failed", "completed"])
+    spans = rec.spans()
+    gap = spans["2"][0] - spans["1"][1]
+    assert gap >= 3.0, f"the retry came {gap:.2f}s after the failure, its delay is 3 s"
+    assert_no_more(api, ref, 2, hold=2.0)
+    assert (rec.dir / "count").read_text().strip() == "2"

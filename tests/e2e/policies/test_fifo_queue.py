@@ -178,11 +178,14 @@ def test_raising_the_limit_starts_queued_executions_at_once(api, pack, gated, re
     w = Watch(api, gated)
     w.until(lambda s: states(s, ids) == ["running", "scheduling", "scheduling", "scheduling"]
             and s.stats["queue_length"] == 3, desc="u1 running, 3 queued")
+    t0 = time.monotonic()
     updated = update_policy(api, pol["ref"], concurrency=concurrency(3))
     assert updated["concurrency"]["limit"] == 3, updated
-    # nothing completes meanwhile (all gated): the raise alone must start u2 and u3, in order
-    snap = w.until(lambda s: states(s, ids) == ["running", "running", "running", "scheduling"],
-                   timeout=15, desc="u2, u3 started by the raised limit, u4 still queued")
+    # nothing completes meanwhile (all gated): the raise alone must start u2 and u3
+    w.until(lambda s: states(s, ids) == ["running", "running", "running", "scheduling"],
+            timeout=15, desc="u2, u3 started by the raised limit, u4 still queued")
+    took = time.monotonic() - t0
+    assert took < 5, f"a raised limit must start queued executions at once (issue 17); took {took:.1f}s"
     w.until(lambda s: s.stats["max_concurrent"] == 3 and s.stats["active_count"] == 3
             and s.stats["queue_length"] == 1, timeout=15, desc="stats: max_concurrent 3, 3 active, 1 queued")
     wait_for(lambda: len(rec.starts()) == 3, desc="u2, u3 records")
@@ -226,10 +229,13 @@ def test_deleting_the_policy_releases_the_queue(api, pack, gated, rec):
     w = Watch(api, gated, stats=False)
     w.until(lambda s: states(s, ids) == ["running"] + ["scheduling"] * 3 and rec.starts() == ["d1"],
             desc="d1 running, 3 queued")
+    t0 = time.monotonic()
     delete_policy(api, pol["ref"])
     expect(api.get(f"/api/v1/policies/{pol['ref']}"), 404)
     w.until(lambda s: states(s, ids) == ["running"] * 4, timeout=15,
             desc="every queued execution started once the policy is gone (d1 still running)")
+    took = time.monotonic() - t0
+    assert took < 5, f"deleting the policy released the queue only after {took:.1f}s"
     rec.open_all()
     w.until(lambda s: states(s, ids) == ["completed"] * 4, desc="all completed")
     assert sorted(rec.starts()) == ["d1", "d2", "d3", "d4"] and rec.starts()[0] == "d1", rec.starts()
@@ -425,3 +431,17 @@ def test_method_cancel_counts_per_parameter_group(api, pack, gated, rec):
     assert w.last.status(b1) == "running"
     rec.open_all()
     w.until(lambda s: s.status(b1) == "completed", desc="b1 completed")
+
+
+def test_smaller_of_concurrency_and_running_quota_counts(api, pack, gated, rec):
+    """A `running_executions` quota acts as a concurrency limit (API.md §15): with both, the smaller
+    limit holds."""
+    create_policy(api, pack, "conc3", action_ref=gated, concurrency=concurrency(3))
+    create_policy(api, pack, "quota2", action_ref=gated, quotas=[{"quota_type": "running_executions", "limit": 2}])
+    ids = [e["id"] for e in _submit(api, gated, rec, ["s1", "s2", "s3"])]
+    w = Watch(api, gated, limit=2)
+    snap = w.until(lambda s: states(s, ids) == ["running", "running", "scheduling"], desc="2 running, 1 queued")
+    w.until(lambda s: s.stats["max_concurrent"] == 2, desc="max_concurrent 2")
+    rec.open_all()
+    w.until(lambda s: states(s, ids) == ["completed"] * 3, desc="all completed")
+    assert snap.stats["queue_length"] in (0, 1)

@@ -117,3 +117,79 @@ def test_kill9_with_50_queued_behind_limit_1(server_factory, tmp_path):
     assert len(done) >= N - len(kill_times), f"{ctx()}: only {len(done)} completed"
     print("; ".join(timeline), f"— {len(done)} completed, "
           f"{[r['id'] for r in rows if r['status'] != 'completed']} abandoned")
+
+
+def test_rate_window_survives_kill9(server_factory, tmp_path):
+    """The sliding window is part of the committed admission state: a kill -9 right after a start and
+    an immediate restart do not let the next start come before the window allows it."""
+    srv = server_factory.start_new("ratecrash")
+    api = srv.admin_client()
+    pack = api.create_pack()["ref"]
+    ref = f"{pack}.quick"
+    api.create_action(ref, SLEEPER, timeout_seconds=60)
+    create_policy(api, pack, "slow", action_ref=ref, rate_limit={"max_executions": 1, "window_seconds": 3})
+    rec = Recorder(tmp_path / "records")
+    tags = ["w1", "w2", "w3"]
+    ids = [api.execute(ref, rec.params(t, s=0))["id"] for t in tags]
+    w = Watch(api, ref)
+    w.until(lambda s: s.status(ids[0]) == "completed" and s.stats["total_completed"] >= 1, timeout=20,
+            desc="w1 completed")
+    srv.kill9()
+    srv.start()
+    api = srv.admin_client()
+    w = Watch(api, ref)
+    snap = w.until(lambda s: all(s.status(i) in TERMINAL for i in ids) and s.stats["total_completed"] == 3,
+                   timeout=40, desc="all 3 terminal")
+    assert [snap.status(i) for i in ids] == ["completed"] * 3, snap.rows
+    spans = rec.spans()
+    starts = [spans[t][0] for t in tags]
+    assert rec.starts() == tags, rec.starts()
+    gaps = [round(b - a, 3) for a, b in zip(starts, starts[1:])]
+    assert all(g >= 3 - 0.15 for g in gaps), f"starts {gaps} s apart under 1 per 3 s across a kill -9"
+
+
+def test_queue_survives_kill9_and_a_queued_cancel_after_restart(server_factory, tmp_path):
+    """The queue (its order, its members) is committed state: after kill -9 and restart the queued
+    executions run in their order, and cancelling one of them takes it out of the queue."""
+    from policy_util import GATED, states
+    srv = server_factory.start_new("queuecrash")
+    api = srv.admin_client()
+    pack = api.create_pack()["ref"]
+    ref = f"{pack}.gated"
+    api.create_action(ref, GATED, timeout_seconds=90)
+    create_policy(api, pack, "one", action_ref=ref, concurrency=concurrency(1))
+    rec = Recorder(tmp_path / "records")
+    try:
+        tags = ["k1", "k2", "k3", "k4", "k5"]
+        ids = [api.execute(ref, rec.params(t))["id"] for t in tags]
+        w = Watch(api, ref, limit=1)
+        w.until(lambda s: states(s, ids) == ["running"] + ["scheduling"] * 4 and s.stats["queue_length"] == 4
+                and rec.starts() == ["k1"], desc="k1 running, 4 queued")
+        rec.open("k1")
+        w.until(lambda s: states(s, ids)[:2] == ["completed", "running"] and rec.starts() == ["k1", "k2"],
+                desc="k2 running")
+        srv.kill9()
+        srv.start()
+        api = srv.admin_client()
+        w = Watch(api, ref, limit=1)
+        st = w.until(lambda s: True).stats
+        assert st["total_enqueued"] == 5 and st["total_completed"] >= 1, st
+        # k2's worker died with the server: k2 ends (abandoned), the queue moves on in order
+        got = expect_ok_cancel(api, ids[3])
+        assert got["status"] == "cancelled", f"k4 was queued: cancelled at once: {got}"
+        w.until(lambda s: s.status(ids[2]) == "running", timeout=30, desc="k3 running after the restart")
+        rec.open("k3", "k5")
+        snap = w.until(lambda s: all(s.status(i) in TERMINAL for i in ids) and s.stats["total_completed"] == 5,
+                       timeout=30, desc="all terminal")
+        assert states(snap, ids)[2:] == ["completed", "cancelled", "completed"], states(snap, ids)
+        assert states(snap, ids)[1] in ("abandoned", "completed"), states(snap, ids)
+        starts = rec.starts()
+        assert "k4" not in starts and [t for t in starts if t != "k2"] == ["k1", "k3", "k5"], starts
+        assert snap.stats["queue_length"] == 0 and snap.stats["active_count"] == 0, snap.stats
+    finally:
+        rec.open_all()
+
+
+def expect_ok_cancel(api, exec_id):
+    from attune_e2e import expect
+    return expect(api.post(f"/api/v1/executions/{exec_id}/cancel", json={}), 200)["data"]
