@@ -18,69 +18,13 @@
 
 #include "topology/core/time.h"
 #include "topology/definitions_table.h"
+#include "tests/unit/txn_context.h"
 #include "topology/embedded_log.h"
 
 namespace attune::admission {
 namespace {
 
 using namespace std::chrono_literals;
-
-// A stage transaction without a Runtime: reads see the open transaction, commit() writes it and
-// releases its records; punctuation requests are recorded.
-class TxnContext final : public ProcessorContext, public Mailbox {
- public:
-  TxnContext(state::Db& db, const Clock& clock) : db_(db), clock_(clock), ids_(0, clock) {}
-  state::Store& store(std::string_view name) override {
-    auto s = db_.store("stage." + std::string(name));
-    if (!s.ok()) throw std::runtime_error(s.error().message);
-    return **s;
-  }
-  Result<std::optional<std::string>> get(state::Store& s, std::string_view key) override {
-    return txn_.get(s, key);
-  }
-  void put(state::Store& s, std::string key, std::string value) override {
-    txn_.put(s, std::move(key), std::move(value));
-  }
-  void del(state::Store& s, std::string key) override { txn_.del(s, std::move(key)); }
-  Status scan(state::Store& s, std::string_view prefix, const state::ScanFn& fn,
-              bool reverse) override {
-    return txn_.scan(s, prefix, fn, reverse);
-  }
-  void forward(OutRecord r) override { pending_.push_back(std::move(r)); }
-  void after_commit(std::function<void()>) override {}
-  const Clock& clock() const override { return clock_; }
-  IdGenerator& ids() override { return ids_; }
-  Mailbox& mailbox() override { return *this; }
-  void post(Task) override {}
-  Log& log() override { throw std::logic_error("no log"); }
-  const std::string& stage() const override { return name_; }
-  int instance() const override { return 0; }
-  void request_punctuate(SystemTime at) override { punctuations.push_back(to_ms(at)); }
-  void pause_input(bool) override {}
-
-  std::vector<OutRecord> forwarded;  // records of committed transactions, in order
-  std::vector<int64_t> punctuations;
-
-  void commit() {
-    const state::WriteBatch batch = txn_.take_batch();
-    ASSERT_TRUE(db_.write(batch).ok());
-    txn_.clear();
-    for (auto& r : pending_) forwarded.push_back(std::move(r));
-    pending_.clear();
-  }
-  void crash() {
-    txn_.clear();
-    pending_.clear();
-  }
-
- private:
-  state::Db& db_;
-  const Clock& clock_;
-  IdGenerator ids_;
-  state::Txn txn_;
-  std::vector<OutRecord> pending_;
-  std::string name_ = std::string(kStage);
-};
 
 Envelope parse(const OutRecord& r) {
   Envelope e;
@@ -168,6 +112,7 @@ class AdmissionStage : public ::testing::Test {
     }
     stage_ = std::make_unique<AdmissionProcessor>(*table_, options_);
     ctx_ = std::make_unique<TxnContext>(*db_, clock_);
+    ctx_->set_stage(std::string(kStage));
     ctx_->forwarded = std::move(kept);
     stage_->init(*ctx_);
     ctx_->commit();

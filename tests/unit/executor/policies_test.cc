@@ -11,7 +11,7 @@
 #include "processors/admission/admission_processor.h"
 #include "processors/admission/policy.h"
 #include "processors/executor/executor_processor.h"
-#include "tests/unit/executor/txn_context.h"
+#include "tests/unit/txn_context.h"
 #include "topology/definitions_table.h"
 #include "topology/embedded_log.h"
 

@@ -14,7 +14,7 @@
 #include "topology/core/time.h"
 #include "topology/definitions_table.h"
 #include "topology/embedded_log.h"
-#include "tests/unit/executor/txn_context.h"
+#include "tests/unit/txn_context.h"
 
 namespace attune::executor {
 namespace {

@@ -1,5 +1,6 @@
-// A stage transaction without a Runtime, for the executor's tests: reads see the open
-// transaction, commit() writes it to a real RocksDB store and releases its records.
+// A stage transaction without a Runtime, for stage tests (executor, admission): reads see the
+// open transaction, commit() writes it to a real RocksDB store and releases its records;
+// punctuation requests are recorded.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -13,7 +14,7 @@
 #include "topology/core/ids.h"
 #include "topology/topology.h"
 
-namespace attune::executor {
+namespace attune {
 
 // A stage transaction without a Runtime: reads see the open transaction, commit() writes it.
 class TxnContext final : public ProcessorContext, public Mailbox {
@@ -44,11 +45,15 @@ class TxnContext final : public ProcessorContext, public Mailbox {
   Log& log() override { throw std::logic_error("no log"); }
   const std::string& stage() const override { return name_; }
   int instance() const override { return 0; }
-  void request_punctuate(SystemTime) override {}
+  void request_punctuate(SystemTime at) override {
+    punctuations.push_back(
+        std::chrono::duration_cast<std::chrono::milliseconds>(at.time_since_epoch()).count());
+  }
   void pause_input(bool) override {}
 
   // Records of committed transactions only (a crash loses the open one with its records).
   std::vector<OutRecord> forwarded;
+  std::vector<int64_t> punctuations;  // times asked for, epoch ms
 
   void commit() {
     const state::WriteBatch batch = txn_.take_batch();
@@ -81,4 +86,4 @@ inline Record record_of(std::string_view topic, const std::string& key, const En
   return r;
 }
 
-}  // namespace attune::executor
+}  // namespace attune
