@@ -285,7 +285,7 @@ std::optional<OutRecord> admission_release(const ExecutionState& st, int64_t now
 }
 
 std::optional<RetryPlan> plan_retry(const ExecutionState& ended, std::string_view status,
-                                    const admission::Effective* policy, int64_t next_id) {
+                                    const admission::Effective* policy) {
   const Json& ex = ended.execution;
   // A workflow's children are retried by their task's `retry` (API.md §12.2).
   if (ex.contains("parent") && !ex["parent"].is_null()) return std::nullopt;
@@ -307,7 +307,6 @@ std::optional<RetryPlan> plan_retry(const ExecutionState& ended, std::string_vie
     next.erase(f);
   }
   const int64_t original = int_field(ex, "original_execution");
-  next["id"] = next_id;
   next["original_execution"] = original > 0 ? original : int_field(ex, "id");
   next["retry_count"] = done + 1;
   next["retry_reason"] = std::string(status);

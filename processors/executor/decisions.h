@@ -71,14 +71,14 @@ std::optional<OutRecord> admission_release(const ExecutionState& st, int64_t now
 
 // Retries (API.md §15): the next attempt of a top-level execution that ended with `status`,
 // when its retry policy (`retry` of the execution itself, else the action's policy) allows
-// one: {delay_ms, request} where request is the new execution (id `next_id`,
-// original_execution, retry_count, retry_reason = status). nullopt otherwise.
+// one: {delay_ms, request} where request is the new execution (original_execution,
+// retry_count, retry_reason = status; the caller gives it its id). nullopt otherwise.
 struct RetryPlan {
   int64_t delay_ms = 0;
   Json request;
 };
 std::optional<RetryPlan> plan_retry(const ExecutionState& ended, std::string_view status,
-                                    const admission::Effective* policy, int64_t next_id);
+                                    const admission::Effective* policy);
 
 // `result.running` {id, attempt, worker, started_at, pid}.
 Result<Outcome> on_running(const std::optional<ExecutionState>& state, const Json& report,

@@ -366,8 +366,9 @@ void ExecutorProcessor::apply(ProcessorContext& ctx, int64_t id, Result<Outcome>
       const Json& ex = outcome->state->execution;
       const std::string action_ref = ex.value("action_ref", "");
       const admission::Effective* policy = action_ref.empty() ? nullptr : &resolver_.of(action_ref);
-      if (auto plan = plan_retry(*outcome->state, status, policy, ctx.ids().next())) {
-        const int64_t next_id = plan->request["id"].get<int64_t>();
+      if (auto plan = plan_retry(*outcome->state, status, policy)) {
+        const int64_t next_id = ctx.ids().next();
+        plan->request["id"] = next_id;
         start_timer(ctx, now + plan->delay_ms,
                     Json{{"workflow", id}, {"root", next_id}, {"retry", std::move(plan->request)}});
       }
