@@ -57,6 +57,10 @@ Status load_config_file(const std::string& path, ServeConfig& config) {
         config.advertised_url = v.as<std::string>();
       } else if (key == "notifier_url") {
         config.notifier_url = v.as<std::string>();
+      } else if (key == "public_ws_url") {
+        config.public_ws_url = v.as<std::string>();
+      } else if (key == "console_dir") {
+        config.console_dir = v.as<std::string>();
       } else if (key == "partitions") {
         config.partitions = v.as<int>();
       } else if (key == "node_id") {

@@ -17,6 +17,10 @@ struct ServeConfig {
   std::string log_level = "info";
   std::string advertised_url;  // ATTUNE_API_URL for actions; default http://<listen>
   std::string notifier_url;    // ATTUNE_NOTIFIER_WS_URL for sensors; default ws://<ws-listen>/ws
+  // The notifier URL API clients (CLI, console) are told in GET /health/detailed; default
+  // ws://<host the client reached the API by>:<ws port>/ws. Set it behind a proxy.
+  std::string public_ws_url;
+  std::string console_dir;  // the built web console; default <directory of the binary>/console
   int partitions = 4;
   int node_id = 0;
   int http_threads = 4;
@@ -52,6 +56,8 @@ struct ServeConfig {
   std::vector<std::string> npm_extra_args;
   std::string container_engine = "podman";
   std::vector<std::string> container_extra_args;
+  // --detach (not a config key): the pipe serve writes one line to once it is ready.
+  int ready_fd = -1;
 };
 
 struct HostPort {

@@ -32,7 +32,7 @@ int main(int argc, char** argv) {
                                 "log_keep_records, log_retention_interval, broker, "
                                 "kafka_config, roles, worker_name, worker_heartbeat_ms, "
                                 "worker_timeout_ms, worker_max_running, action_timeout_seconds, "
-                                "cancel_grace_ms, history_keep, packs_dirs, pack_files_dir, "
+                                "cancel_grace_ms, history_keep, public_ws_url, console_dir, packs_dirs, pack_files_dir, "
                                 "pack_max_upload_bytes, pack_max_unpacked_bytes, pip_index_url, "
                                 "pip_find_links, pip_extra_args, npm_extra_args, "
                                 "container_engine, container_extra_args")
@@ -122,6 +122,24 @@ int main(int argc, char** argv) {
       ->envname("ATTUNE_CANCEL_GRACE_MS")
       ->check(CLI::Range(int64_t{10}, int64_t{600000}));
 
+  std::optional<std::string> public_ws_url, console_dir;
+  serve->add_option("--public-ws-url", public_ws_url,
+                    "Notifier URL API clients (CLI, web console) are told in GET /health/detailed "
+                    "(default ws://<host the client used>:<ws port>/ws; set it behind a proxy)")
+      ->envname("ATTUNE_PUBLIC_WS_URL");
+  serve->add_option("--console-dir", console_dir,
+                    "The built web console served at / (default <directory of this binary>/console, "
+                    "where `bash cmake/dev.sh build` puts it)")
+      ->envname("ATTUNE_CONSOLE_DIR");
+  bool detach = false;
+  int detach_timeout = 120;
+  serve->add_flag("--detach", detach,
+                  "Start in the background (log <data dir>/serve.log, pid <data dir>/serve.pid) "
+                  "and return once the server is ready: 0 ready, 1 with the log's last lines if not");
+  serve->add_option("--detach-timeout", detach_timeout,
+                    "Seconds --detach waits for the server to be ready (default 120)")
+      ->check(CLI::Range(1, 3600));
+
   std::optional<std::string> history_keep;
   serve->add_option("--history-keep", history_keep,
                     "Execution history kept: all (default), the newest N terminal executions "
@@ -200,6 +218,8 @@ int main(int argc, char** argv) {
     if (action_timeout) config.action_timeout_seconds = *action_timeout;
     if (cancel_grace) config.cancel_grace_ms = *cancel_grace;
     if (history_keep) config.history_keep = *history_keep;
+    if (public_ws_url) config.public_ws_url = *public_ws_url;
+    if (console_dir) config.console_dir = *console_dir;
     if (!packs_dirs.empty()) config.packs_dirs = packs_dirs;
     if (pack_files_dir) config.pack_files_dir = *pack_files_dir;
     if (pack_max_upload) config.pack_max_upload_bytes = *pack_max_upload;
@@ -218,6 +238,7 @@ int main(int argc, char** argv) {
     if (const char* v = std::getenv("ATTUNE__SECURITY__ALLOW_SELF_REGISTRATION")) {
       config.allow_self_registration = std::string(v) != "false" && std::string(v) != "0";
     }
+    if (detach) return attune::cli::run_serve_detached(config, detach_timeout);
     return attune::cli::run_serve(config);
   }
   return 0;

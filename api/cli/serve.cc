@@ -1,20 +1,25 @@
 #include "api/cli/serve.h"
 
+#include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <signal.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <condition_variable>
 #include <filesystem>
 #include <mutex>
 #include <set>
 #include <thread>
 #include <vector>
-#include <algorithm>
 
 #include "api/auth/jwt.h"
 #include "api/auth/secrets.h"
@@ -66,6 +71,13 @@ std::string url_host(const std::string& host) {
   if (host == "0.0.0.0") return "127.0.0.1";
   if (host == "::") return "[::1]";
   return host.find(':') != std::string::npos ? "[" + host + "]" : host;
+}
+
+// <directory of this binary>/console: where `bash cmake/dev.sh build` puts the web console.
+std::string default_console_dir() {
+  std::error_code ec;
+  const auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  return ec ? std::string("console") : (exe.parent_path() / "console").string();
 }
 
 // Whether this change moved an execution into a terminal status.
@@ -635,6 +647,9 @@ int run_serve(const ServeConfig& cfg) {
   service_options.pack_max_upload_bytes = cfg.pack_max_upload_bytes;
   service_options.pack_max_unpacked_bytes = cfg.pack_max_unpacked_bytes;
   service_options.environments = environments;
+  service_options.public_ws_url = cfg.public_ws_url;
+  service_options.console_dir = cfg.console_dir.empty() ? default_console_dir() : cfg.console_dir;
+  const std::shared_ptr<std::atomic<int>> notifier_port = service_options.notifier_port;
   service::ApiService api(*log, definitions, *views, jwt, ids, clock, metrics, service_options);
   service::BootstrapOptions bootstrap;
   if (auto admin = env_or("ATTUNE_BOOTSTRAP_ADMIN"); !admin.empty()) bootstrap.admin = admin;
@@ -761,6 +776,7 @@ int run_serve(const ServeConfig& cfg) {
     ~UnhookDefinitions() { defs.set_change_hook({}); }
   } unhook_definitions{definitions};
   if (auto st = notifier.start(); !st.ok()) return fail("notifier: " + st.error().message);
+  notifier_port->store(notifier.port());
 
   if (has("sensor")) {
     const std::string ws_url = !cfg.notifier_url.empty()
@@ -794,6 +810,11 @@ int run_serve(const ServeConfig& cfg) {
   std::printf("attune: ready api=%s ws=ws://%s:%u\n", api_url.c_str(),
               url_host(ws_listen->host).c_str(), static_cast<unsigned>(notifier.port()));
   std::fflush(stdout);
+  if (cfg.ready_fd >= 0) {  // --detach: the waiting parent may exit now
+    const std::string line = "ready api=" + api_url + "\n";
+    [[maybe_unused]] const ssize_t n = ::write(cfg.ready_fd, line.data(), line.size());
+    ::close(cfg.ready_fd);
+  }
   spdlog::info("serving: api={} ws port={} data={}", api_url, notifier.port(), data_dir);
 
   // Log retention: every --log-retention-interval (a minute by default), drop records every stage
@@ -840,6 +861,116 @@ int run_serve(const ServeConfig& cfg) {
   const int code = stop_core(heartbeat);
   if (sensor_view) sensor_view->stop();
   return code;
+}
+
+namespace {
+
+// The lines starting "attune:" that serve wrote to `path` from byte `from` on (the ready line,
+// a generated administrator password, warnings), for the terminal that ran --detach.
+std::vector<std::string> attune_lines(const std::string& path, off_t from, size_t tail_all) {
+  std::vector<std::string> all, ours;
+  FILE* f = std::fopen(path.c_str(), "r");
+  if (!f) return ours;
+  std::fseek(f, static_cast<long>(from), SEEK_SET);
+  char* line = nullptr;
+  size_t cap = 0;
+  ssize_t n;
+  while ((n = ::getline(&line, &cap, f)) > 0) {
+    std::string text(line, static_cast<size_t>(n));
+    while (!text.empty() && text.back() == '\n') text.pop_back();
+    if (text.rfind("attune:", 0) == 0) ours.push_back(text);
+    all.push_back(std::move(text));
+  }
+  std::free(line);
+  std::fclose(f);
+  if (tail_all == 0) return ours;
+  if (all.size() > tail_all) all.erase(all.begin(), all.end() - static_cast<long>(tail_all));
+  return all;
+}
+
+}  // namespace
+
+int run_serve_detached(ServeConfig cfg, int ready_timeout_s) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::create_directories(cfg.data_dir, ec);
+  if (ec) {
+    std::fprintf(stderr, "attune: --detach: cannot create %s: %s\n", cfg.data_dir.c_str(),
+                 ec.message().c_str());
+    return 1;
+  }
+  const fs::path dir = fs::absolute(cfg.data_dir).lexically_normal();
+  const std::string log_path = (dir / "serve.log").string();
+  const std::string pid_path = (dir / "serve.pid").string();
+  const int log_fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  if (log_fd < 0) {
+    std::fprintf(stderr, "attune: --detach: cannot open %s: %s\n", log_path.c_str(),
+                 std::strerror(errno));
+    return 1;
+  }
+  const off_t start = ::lseek(log_fd, 0, SEEK_END);
+  int ready[2];
+  if (::pipe2(ready, O_CLOEXEC) != 0) {
+    std::fprintf(stderr, "attune: --detach: pipe: %s\n", std::strerror(errno));
+    return 1;
+  }
+  std::fflush(nullptr);
+  const pid_t pid = ::fork();
+  if (pid < 0) {
+    std::fprintf(stderr, "attune: --detach: fork: %s\n", std::strerror(errno));
+    return 1;
+  }
+  if (pid == 0) {  // the server: its own session, output to serve.log
+    ::close(ready[0]);
+    ::setsid();
+    const int null_fd = ::open("/dev/null", O_RDONLY);
+    if (null_fd >= 0) ::dup2(null_fd, STDIN_FILENO);
+    ::dup2(log_fd, STDOUT_FILENO);
+    ::dup2(log_fd, STDERR_FILENO);
+    cfg.ready_fd = ready[1];
+    std::_Exit(run_serve(cfg));
+  }
+  ::close(ready[1]);
+  ::close(log_fd);
+  std::string got;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(ready_timeout_s);
+  for (;;) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) break;
+    pollfd p{ready[0], POLLIN, 0};
+    const int r = ::poll(&p, 1, static_cast<int>(left.count()));
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) break;
+    char buf[256];
+    const ssize_t n = ::read(ready[0], buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    got.append(buf, static_cast<size_t>(n));
+  }
+  ::close(ready[0]);
+  if (got.rfind("ready", 0) == 0) {
+    for (const auto& line : attune_lines(log_path, start, 0)) std::printf("%s\n", line.c_str());
+    if (FILE* f = std::fopen(pid_path.c_str(), "w")) {
+      std::fprintf(f, "%d\n", static_cast<int>(pid));
+      std::fclose(f);
+    }
+    std::printf("attune: serving in the background (pid %d); log %s; stop it with: kill $(cat %s)\n",
+                static_cast<int>(pid), log_path.c_str(), pid_path.c_str());
+    return 0;
+  }
+  int status = 0;
+  const bool exited = ::waitpid(pid, &status, WNOHANG) == pid;
+  std::fprintf(stderr, "attune: %s; last lines of %s:\n",
+               exited ? "serve exited before it was ready"
+                      : ("serve is not ready after " + std::to_string(ready_timeout_s) +
+                         " s (still starting, pid " + std::to_string(pid) + ")")
+                            .c_str(),
+               log_path.c_str());
+  for (const auto& line : attune_lines(log_path, start, 20)) {
+    std::fprintf(stderr, "  %s\n", line.c_str());
+  }
+  return 1;
 }
 
 }  // namespace attune::cli

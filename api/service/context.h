@@ -76,6 +76,13 @@ struct ServiceOptions {
   int64_t pack_max_unpacked_bytes = 512LL << 20;
   // Builds python/node environments after an install (state on the pack); may be null.
   std::shared_ptr<runners::PackEnvironments> environments;
+  // The notifier URL clients are told (GET /health/detailed `websocket_url`): public_ws_url when
+  // configured (--public-ws-url, for proxies), else ws://<host of the request's Host header>:
+  // <notifier_port>/ws once this process's notifier listens (0 = none yet; set by serve).
+  std::string public_ws_url;
+  std::shared_ptr<std::atomic<int>> notifier_port = std::make_shared<std::atomic<int>>(0);
+  // The web console's built files (index.html, assets/*), served at / (console_routes.cc).
+  std::string console_dir;
 };
 
 // Who is calling (from a verified JWT).

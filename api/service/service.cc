@@ -3,7 +3,9 @@
 
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <cstdio>
 #include <fstream>
 
 #include "api/auth/password.h"
@@ -70,6 +72,23 @@ Status ApiService::bootstrap(const BootstrapOptions& options) {
                        {"updated", s.now_str()}};
       records.push_back(definition_record("identity", identity, ts, "api"));
     } else {
+      // The variable creates a missing identity; it never changes an existing password. Say so
+      // when they differ, or the operator's next login fails with no hint why (issue 18).
+      if (options.admin &&
+          !auth::verify_password(existing->value("password_hash", std::string()), password)) {
+        const std::string file = options.data_dir + "/admin-password";
+        const bool has_file = ::access(file.c_str(), R_OK) == 0;
+        spdlog::warn("ATTUNE_BOOTSTRAP_ADMIN: identity '{}' already exists with another password; "
+                     "its password was not changed",
+                     login);
+        std::fprintf(stderr,
+                     "attune: warning: ATTUNE_BOOTSTRAP_ADMIN is ignored for the password: identity "
+                     "'%s' already exists in %s with another password (the variable only creates "
+                     "a missing identity). Log in with the existing password%s%s, or start on a "
+                     "new --data-dir.\n",
+                     login.c_str(), options.data_dir.c_str(), has_file ? " (in " : "",
+                     has_file ? (file + ")").c_str() : "");
+      }
       Json identity = *existing;
       auto& sets = identity["permission_set_refs"];
       if (!sets.is_array()) sets = Json::array();
@@ -103,6 +122,7 @@ std::vector<RouteDecl> ApiService::register_routes(rest::Router& router,
   RouteTable t(router, *ctx_);
   ServiceContext& s = *ctx_;
   register_health_routes(t, s);
+  register_console_routes(t, s);
   register_auth_routes(t, s);
   register_pack_routes(t, s, *installer_);
   register_permission_routes(t, s);
@@ -123,6 +143,23 @@ std::vector<RouteDecl> ApiService::register_routes(rest::Router& router,
   return t.routes();
 }
 
+std::optional<std::string> websocket_url(const ServiceOptions& options,
+                                         const std::optional<std::string>& host_header) {
+  if (!options.public_ws_url.empty()) return options.public_ws_url;
+  const int port = options.notifier_port ? options.notifier_port->load() : 0;
+  if (port <= 0) return std::nullopt;
+  // The host the client reached us by, without its port: "[::1]:8080" → "[::1]".
+  std::string host = host_header.value_or("");
+  if (!host.empty() && host.front() == '[') {
+    host = host.substr(0, host.find(']') + 1);
+  } else if (const auto colon = host.find(':'); colon != std::string::npos) {
+    host.resize(colon);
+  }
+  const bool plain = !host.empty() && host.find_first_of(" /\\\"'<>@") == std::string::npos;
+  if (!plain) host = "127.0.0.1";
+  return "ws://" + host + ":" + std::to_string(port) + "/ws";
+}
+
 void register_health_routes(RouteTable& t, ServiceContext& s) {
   using rest::HttpResponse;
   t.add("GET", "/health", Access::open(),
@@ -136,12 +173,15 @@ void register_health_routes(RouteTable& t, ServiceContext& s) {
     }
     return HttpResponse::json(200, Json{{"status", "ok"}});
   });
-  t.add("GET", "/health/detailed", Access::open(), [&s](Call&) {
+  t.add("GET", "/health/detailed", Access::open(), [&s](Call& c) {
     auto probe = s.log.db().store("__meta");
     const bool db_ok = probe.ok() && (*probe)->get("probe").ok();
+    Json ws = nullptr;
+    if (auto url = websocket_url(s.options, c.req.header("Host"))) ws = *url;
     return HttpResponse::json(200, Json{{"status", db_ok ? "ok" : "degraded"},
                                         {"version", s.options.version},
-                                        {"database", db_ok ? "ok" : "error"}});
+                                        {"database", db_ok ? "ok" : "error"},
+                                        {"websocket_url", ws}});
   });
   t.add("GET", "/metrics", Access::open(), [&s](Call&) {
     HttpResponse resp;

@@ -30,6 +30,13 @@ struct BootstrapOptions {
 
 // The routes units, one per resource (each in its <resource>_routes.cc).
 void register_health_routes(RouteTable& t, ServiceContext& s);
+void register_console_routes(RouteTable& t, ServiceContext& s);
+
+// The notifier URL GET /health/detailed reports as `websocket_url` (API.md §5, extension): the
+// configured public URL, else ws://<host the client used>:<notifier port>/ws; none before the
+// notifier listens.
+std::optional<std::string> websocket_url(const ServiceOptions& options,
+                                         const std::optional<std::string>& host_header);
 void register_auth_routes(RouteTable& t, ServiceContext& s);
 void register_pack_routes(RouteTable& t, ServiceContext& s, PackInstaller& installer);
 void register_action_routes(RouteTable& t, ServiceContext& s);
