@@ -132,8 +132,11 @@ function App() {
       return;
     }
     setMeError(null);
-    loadMe(true).then(setMe, setMeError);
-    startLive();
+    // The socket opens once /auth/me has answered: a stale access token has been refreshed by then.
+    loadMe(true).then((m) => {
+      setMe(m);
+      startLive();
+    }, setMeError);
   }, [userId]);
 
   const section = route.parts[0] || 'executions';

@@ -340,3 +340,71 @@ def test_narrow_screen(admin_ui, api):
         "rules page scrolls sideways"
     ui.shot("narrow-rules")
 
+
+
+# ------------------------------------------------------------------------------------- workflows
+
+def test_workflow_detail_shows_child_tree(admin_ui, api):
+    ui = admin_ui
+    pack = api.create_pack(f"console_{uid(8)}")["ref"]
+    api.create_action(f"{pack}.echo", 'printf "%s" "$msg"')
+    definition = {"version": "1", "tasks": [
+        {"name": "first", "action": f"{pack}.echo", "input": {"msg": "one"}, "next": [{"do": ["second"]}]},
+        {"name": "second", "action": f"{pack}.echo", "input": {"msg": "two"}}]}
+    expect(api.post("/api/v1/workflows", json={"ref": f"{pack}.flow", "pack_ref": pack, "label": "flow",
+                                               "version": "1.0.0", "definition": definition}), 201)
+    wf = api.execute(f"{pack}.flow", {})
+    ui.goto(f"#/executions/{wf['id']}")
+    ui.wait(lambda d: ui.el("#exec-status").get_attribute("data-status") == "completed", 20, "workflow completed")
+    ui.wait(lambda d: len(ui.css("#exec-children li[data-execution-id]")) == 2, 10, "two child tasks")
+    text = ui.el("#exec-children").text
+    assert "first" in text and "second" in text, text
+    assert len(ui.css("#exec-children .status[data-status='completed']")) == 2
+    # A child links back to its workflow.
+    ui.el("#exec-children li a").click()
+    ui.el("#lineage-parent")
+    assert f"#{wf['id']}" in ui.el("#lineage-parent").text
+    ui.shot("workflow-detail")
+
+
+# ----------------------------------------------------------------------------------- token refresh
+
+def test_expired_access_token_is_refreshed(ui, server, admin_session):
+    # A session whose access token is no longer accepted: the console refreshes it (POST /auth/refresh)
+    # on the first 401 and carries on; the WebSocket reconnects with the new token.
+    ui.use_session({**admin_session, "token": "not-a-valid-jwt"})
+    ui.ws_open(15)
+    stored = ui.js("return JSON.parse(sessionStorage.getItem('attune.session'))")
+    assert stored["access_token"] != "not-a-valid-jwt"
+    assert server.client(stored["access_token"]).get("/auth/me").status_code == 200
+
+
+# ---------------------------------------------------------------------------------- live under load
+
+def test_burst_of_executions_applied_in_batches(admin_ui, api):
+    """80 webhook executions in a burst: each row settles to completed without a reload; notifications
+    are applied in per-frame batches, and the table never holds more than a page."""
+    ui = admin_ui
+    flow = api.webhook_flow("true", prefix="console")
+    ui.ws_open()
+    ui.js("window.__noReload = 1")
+    before = ui.js("return Object.assign({}, window.__attuneStats)")
+    import concurrent.futures
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda i: api.fire(flow.key, {"i": i}), range(80)))
+    execs = api.wait_rule_executions(flow.rule_ref, 80, timeout=40)
+    newest = sorted(execs, key=lambda e: (e["created"], e["id"]), reverse=True)[:50]
+
+    def settled(d):
+        ids = d.execute_script("return Array.from(document.querySelectorAll('#executions-table tbody tr'))"
+                               ".map(function (r) { return [Number(r.dataset.executionId), "
+                               "r.querySelector('td.status').dataset.status]; })")
+        shown = {i: s for i, s in ids}
+        return len(ids) <= 50 and all(shown.get(e["id"]) == "completed" for e in newest)
+    ui.wait(settled, 20, "the 50 newest executions completed in the table")
+    assert ui.js("return window.__noReload") == 1
+    after = ui.js("return window.__attuneStats")
+    applied = after["notifications"] - before["notifications"]
+    frames = after["frames"] - before["frames"]
+    assert applied >= 80 * 2, after  # created + several status changes each
+    assert frames < applied, f"{frames} batches for {applied} notifications: not batched"
