@@ -360,11 +360,11 @@ def test_workflow_detail_shows_child_tree(admin_ui, api):
     text = ui.el("#exec-children").text
     assert "first" in text and "second" in text, text
     assert len(ui.css("#exec-children .status[data-status='completed']")) == 2
+    ui.shot("workflow-detail")
     # A child links back to its workflow.
     ui.el("#exec-children li a").click()
     ui.el("#lineage-parent")
     assert f"#{wf['id']}" in ui.el("#lineage-parent").text
-    ui.shot("workflow-detail")
 
 
 # ----------------------------------------------------------------------------------- token refresh

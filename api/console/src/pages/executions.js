@@ -109,13 +109,13 @@ class Row extends Component {
   render({ row: r }) {
     const task = r.workflow_task && r.workflow_task.task_name;
     return html`<tr data-execution-id=${r.id}>
-      <td class="id"><a href=${`#/executions/${r.id}`}>#${r.id}</a></td>
-      <td class="action">${r.action_ref}${task && html` <span class="muted">(${task})</span>`}</td>
-      <td class="status" data-status=${r.status}><span class=${`badge st-${r.status}`}>${r.status}</span></td>
-      <td class="source">${source(r)}</td>
-      <td class="time">${fmtTime(r.created)}</td>
-      <td class="time">${fmtTime(r.started_at)}</td>
-      <td class="time">${fmtTime(r.updated)}</td>
+      <td class="id" data-label="ID"><a href=${`#/executions/${r.id}`}>#${r.id}</a></td>
+      <td class="action" data-label="Action"><span>${r.action_ref}${task && html` <span class="muted">(${task})</span>`}</span></td>
+      <td class="status" data-label="Status" data-status=${r.status}><span class=${`badge st-${r.status}`}>${r.status}</span></td>
+      <td class="source" data-label="Source">${source(r)}</td>
+      <td class="time" data-label="Created">${fmtTime(r.created)}</td>
+      <td class="time" data-label="Started">${fmtTime(r.started_at)}</td>
+      <td class="time" data-label="Updated">${fmtTime(r.updated)}</td>
     </tr>`;
   }
 }
@@ -240,7 +240,7 @@ export function ExecutionsPage() {
     }} />
     <${ErrorBox} error=${error} id="executions-error" />
     <div class="table-wrap" role="region" aria-label="Executions table" tabindex="0">
-      <table id="executions-table" aria-busy=${loading ? 'true' : 'false'}>
+      <table id="executions-table" class="stack" aria-busy=${loading ? 'true' : 'false'}>
         <thead>
           <tr>
             <th scope="col">ID</th><th scope="col">Action</th><th scope="col">Status</th><th scope="col">Source</th>
