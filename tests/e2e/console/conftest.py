@@ -1,8 +1,9 @@
 """Web console UI tests: headless Chromium (Debian's chromium + chromium-driver + python3-selenium) against the
 real `attune serve` serving the console build output.
 
-Console build: $ATTUNE_CONSOLE_DIR, default <repo>/build/console — build it with
-    cd api/console && npm ci && node build.mjs ../../build/console
+Console build: $ATTUNE_CONSOLE_DIR, default `console/` next to the attune binary (where `bash cmake/dev.sh build`
+puts it, and where `attune serve` looks by default) — or build it by hand with
+    cd api/console && npm ci && node build.mjs OUT_DIR        (then ATTUNE_CONSOLE_DIR=OUT_DIR)
 A missing build fails every test (never skips). Screenshots go to $ATTUNE_SCREENSHOT_DIR
 (default <repo>/build/console-screenshots/).
 """
@@ -16,7 +17,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from attune_e2e import REPO_ROOT, Server, uid, random_password, expect
+from attune_e2e import REPO_ROOT, Server, attune_bin, uid, random_password, expect
 
 CHROMIUM = "/usr/bin/chromium"
 _SERVERS: list = []
@@ -25,7 +26,7 @@ CHROMEDRIVER = "/usr/bin/chromedriver"
 
 
 def console_dir() -> Path:
-    return Path(os.environ.get("ATTUNE_CONSOLE_DIR") or REPO_ROOT / "build" / "console").resolve()
+    return Path(os.environ.get("ATTUNE_CONSOLE_DIR") or attune_bin().parent / "console").resolve()
 
 
 @pytest.fixture(scope="session")
