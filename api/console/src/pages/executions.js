@@ -16,6 +16,8 @@ const STATUS_CHOICES = [
 const EMPTY = { status: '', action_ref: '', rule_ref: '', created_after: '', created_before: '' };
 // Filters and page survive navigation to a detail page and back.
 let remembered = { filters: EMPTY, page: 1 };
+let lastAnnounce = 0;
+let pendingAnnounce = 0;
 
 const toRfc3339 = (local) => {
   if (!local) return '';
@@ -222,7 +224,13 @@ export function ExecutionsPage() {
       const created = r.createdCount;
       if (created) {
         setPagination((pg) => pg && { ...pg, total_items: pg.total_items + created });
-        announce(`${created} new execution${created > 1 ? 's' : ''}`);
+        // Screen readers hear a summary at most every 5 s, not every frame.
+        pendingAnnounce += created;
+        if (Date.now() - lastAnnounce > 5000) {
+          announce(`${pendingAnnounce} new execution${pendingAnnounce > 1 ? 's' : ''}`);
+          pendingAnnounce = 0;
+          lastAnnounce = Date.now();
+        }
       }
     });
     const offR = onReconnect(() => setReloadTick((n) => n + 1));
