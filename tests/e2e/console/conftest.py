@@ -108,7 +108,7 @@ class Console:
         self.shots = shots
 
     # -- waiting
-    def wait(self, cond, timeout: float = 10.0, desc: str = "condition"):
+    def wait(self, cond, timeout: float = 15.0, desc: str = "condition"):
         from selenium.webdriver.support.ui import WebDriverWait
         try:
             return WebDriverWait(self.d, timeout, poll_frequency=0.05).until(lambda d: cond(d))
@@ -119,7 +119,7 @@ class Console:
     def css(self, selector: str):
         return self.d.find_elements("css selector", selector)
 
-    def el(self, selector: str, timeout: float = 10.0):
+    def el(self, selector: str, timeout: float = 15.0):
         """The first visible element matching `selector` (waits)."""
         def find(d):
             for e in d.find_elements("css selector", selector):
@@ -128,7 +128,7 @@ class Console:
             return None
         return self.wait(find, timeout, f"visible {selector}")
 
-    def gone(self, selector: str, timeout: float = 10.0):
+    def gone(self, selector: str, timeout: float = 15.0):
         self.wait(lambda d: not d.find_elements("css selector", selector), timeout, f"no {selector}")
 
     def text(self) -> str:
@@ -172,7 +172,7 @@ class Console:
         self.el("#login-password").send_keys(password)
         self.el("#login-submit").click()
 
-    def ws_open(self, timeout: float = 10.0) -> None:
+    def ws_open(self, timeout: float = 15.0) -> None:
         self.wait(lambda d: d.execute_script(
             "var e = document.getElementById('ws-status'); return e && e.dataset.state === 'open'"),
             timeout, "#ws-status data-state=open")

@@ -69,10 +69,10 @@ def test_webhook_execution_appears_live_then_detail_with_lineage(admin_ui, api):
     ex = api.execution_for_enforcement(api.wait_enforcements(flow.rule_ref, 1)[0]["id"])
     exec_id = ex["id"]
     # The row arrives by the WebSocket (no reload), at the top, and its status follows to completed.
-    ui.wait(lambda d: row_status(ui, exec_id) is not None, 10, f"row of execution {exec_id}")
+    ui.wait(lambda d: row_status(ui, exec_id) is not None, 15, f"row of execution {exec_id}")
     first_id = ui.js("return document.querySelector('#executions-table tbody tr').dataset.executionId")
     assert int(first_id) == exec_id
-    ui.wait(lambda d: row_status(ui, exec_id) == "completed", 15, f"execution {exec_id} completed in the table")
+    ui.wait(lambda d: row_status(ui, exec_id) == "completed", 30, f"execution {exec_id} completed in the table")
     assert ui.js("return window.__noReload") == "still-here", "the page was reloaded"
     stats = ui.js("return window.__attuneStats")
     assert stats["notifications"] > stats_before and stats["frames"] >= 1, stats
@@ -138,7 +138,7 @@ def test_run_action_from_generated_form(admin_ui, api):
 
     ui.wait(lambda d: d.execute_script("return location.hash").startswith("#/executions/"), desc="the new execution")
     exec_id = int(ui.js("return location.hash").rsplit("/", 1)[1])
-    ui.wait(lambda d: ui.el("#exec-status").get_attribute("data-status") == "completed", 15, "completed")
+    ui.wait(lambda d: ui.el("#exec-status").get_attribute("data-status") == "completed", 30, "completed")
     assert "msg=hello count=3" in ui.el("#exec-stdout").text
     assert "color=green" in ui.el("#exec-stdout").text
     config = api.get_data(f"/api/v1/executions/{exec_id}")["config"]
@@ -215,9 +215,9 @@ def test_answer_pending_inquiry_then_cancel_execution(admin_ui, api):
 
     # The still-running execution offers Cancel; it works.
     ui.goto(f"#/executions/{ex['id']}")
-    ui.wait(lambda d: ui.el("#exec-status").get_attribute("data-status") == "running", 15, "running")
+    ui.wait(lambda d: ui.el("#exec-status").get_attribute("data-status") == "running", 30, "running")
     ui.el("#exec-cancel").click()
-    ui.wait(lambda d: ui.el("#exec-status").get_attribute("data-status") == "cancelled", 20, "cancelled (live)")
+    ui.wait(lambda d: ui.el("#exec-status").get_attribute("data-status") == "cancelled", 30, "cancelled (live)")
     assert not ui.css("#exec-cancel")
 
 
@@ -355,7 +355,7 @@ def test_workflow_detail_shows_child_tree(admin_ui, api):
                                                "version": "1.0.0", "definition": definition}), 201)
     wf = api.execute(f"{pack}.flow", {})
     ui.goto(f"#/executions/{wf['id']}")
-    ui.wait(lambda d: ui.el("#exec-status").get_attribute("data-status") == "completed", 20, "workflow completed")
+    ui.wait(lambda d: ui.el("#exec-status").get_attribute("data-status") == "completed", 30, "workflow completed")
     ui.wait(lambda d: len(ui.css("#exec-children li[data-execution-id]")) == 2, 10, "two child tasks")
     text = ui.el("#exec-children").text
     assert "first" in text and "second" in text, text
@@ -392,7 +392,7 @@ def test_burst_of_executions_applied_in_batches(admin_ui, api):
     import concurrent.futures
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         list(pool.map(lambda i: api.fire(flow.key, {"i": i}), range(80)))
-    execs = api.wait_rule_executions(flow.rule_ref, 80, timeout=40)
+    execs = api.wait_rule_executions(flow.rule_ref, 80, timeout=60)
     newest = sorted(execs, key=lambda e: (e["created"], e["id"]), reverse=True)[:50]
 
     def settled(d):
@@ -401,7 +401,7 @@ def test_burst_of_executions_applied_in_batches(admin_ui, api):
                                "r.querySelector('td.status').dataset.status]; })")
         shown = {i: s for i, s in ids}
         return len(ids) <= 50 and all(shown.get(e["id"]) == "completed" for e in newest)
-    ui.wait(settled, 20, "the 50 newest executions completed in the table")
+    ui.wait(settled, 30, "the 50 newest executions completed in the table")
     assert ui.js("return window.__noReload") == 1
     after = ui.js("return window.__attuneStats")
     applied = after["notifications"] - before["notifications"]
