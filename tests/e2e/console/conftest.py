@@ -189,7 +189,7 @@ class Console:
         except Exception:
             return []
         return [l["message"] for l in logs if l.get("level") == "SEVERE"
-                and "Failed to load resource" not in l["message"]]
+                and "Failed to load resource" not in l["message"] and "/blocked" not in l["message"]]
 
 
 @pytest.fixture

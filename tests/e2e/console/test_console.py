@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select
 
 from attune_e2e import expect, uid
@@ -35,7 +36,11 @@ def test_login_bad_then_good_password(ui, server):
     ui.wait(lambda d: err.text.strip() == expected, desc=f"the API's error {expected!r}")
     assert ui.js("return sessionStorage.getItem('attune.session')") is None
 
-    ui.login_ui(server.admin_login, server.admin_password)
+    # Keyboard only: the password field has focus after typing; Enter submits.
+    ui.el("#login-user").clear()
+    ui.el("#login-user").send_keys(server.admin_login)
+    ui.el("#login-password").clear()
+    ui.el("#login-password").send_keys(server.admin_password + Keys.ENTER)
     ui.el("#executions-table")
     assert ui.js("return location.hash") == "#/executions"
     ui.ws_open()
@@ -408,3 +413,99 @@ def test_burst_of_executions_applied_in_batches(admin_ui, api):
     frames = after["frames"] - before["frames"]
     assert applied >= 80 * 2, after  # created + several status changes each
     assert frames < applied, f"{frames} batches for {applied} notifications: not batched"
+
+
+# ------------------------------------------------------------------------------ filters and schemas
+
+def test_filters_and_live_rows_respect_them(admin_ui, api):
+    ui = admin_ui
+    a = api.webhook_flow("true", prefix="console")
+    b = api.webhook_flow("true", prefix="console", pack_ref=a.pack_ref)
+    api.fire(a.key, {"n": 0})
+    first = api.wait_rule_executions(a.rule_ref, 1)[0]
+    ui.el("#filter-action").send_keys(a.action_ref)
+    Select(ui.el("#filter-status")).select_by_visible_text("completed")
+    ui.js("performance.clearMarks('attune:executions-first-page')")
+    ui.el("#filter-apply").click()
+    ui.wait(lambda d: d.execute_script(
+        "return performance.getEntriesByName('attune:executions-first-page').length") == 1, desc="refetch mark")
+    ui.wait(lambda d: [int(r.get_attribute("data-execution-id")) for r in ui.css("#executions-table tbody tr")]
+            == [first["id"]], desc="only the matching execution")
+    # Live: B's execution does not match the filter, A's next one does (once completed).
+    api.fire(b.key, {"n": 1})
+    api.fire(a.key, {"n": 2})
+    execs_a = api.wait_rule_executions(a.rule_ref, 2)
+    execs_b = api.wait_rule_executions(b.rule_ref, 1)
+    new_a = max(e["id"] for e in execs_a)
+    ui.wait(lambda d: row_status(ui, new_a) == "completed", 30, "A's new execution, live")
+    assert row_status(ui, execs_b[0]["id"]) is None, "a row not matching the filters was added"
+    assert all(td.get_attribute("data-status") == "completed" for td in ui.css("#executions-table td.status"))
+    ui.el("#filter-clear").click()
+    ui.wait(lambda d: row_status(ui, execs_b[0]["id"]) == "completed", desc="all rows after Clear")
+
+
+def test_json_schema_style_form(admin_ui, api):
+    ui = admin_ui
+    pack = api.create_pack(f"console_{uid(8)}")["ref"]
+    schema = {"type": "object", "required": ["target"],
+              "properties": {"target": {"type": "string"},
+                             "ratio": {"type": "number"},
+                             "labels": {"type": "object"},
+                             "hosts": {"type": "array"}}}
+    ref = api.create_action(f"{pack}.js", "cat", param_schema=schema)["ref"]
+    ui.goto(f"#/actions/{ref}")
+    ui.el("#run-form")
+    assert ui.el("#run-labels").tag_name == "textarea" and ui.el("#run-hosts").tag_name == "textarea"
+    assert ui.el("#run-ratio").get_attribute("type") == "number"
+    assert ui.el("#run-target").get_attribute("aria-required") == "true"
+    ui.el("#run-target").send_keys("db")
+    ui.el("#run-ratio").send_keys("0.5")
+    ui.el("#run-labels").send_keys('{"env": "prod"')  # broken JSON: said at once, nothing sent
+    ui.el("#run-submit").click()
+    assert "JSON" in ui.el("[data-field-error='labels']").text
+    ui.el("#run-labels").send_keys("}")
+    ui.el("#run-hosts").send_keys('["a", "b"]')
+    ui.el("#run-submit").click()
+    ui.wait(lambda d: d.execute_script("return location.hash").startswith("#/executions/"), desc="the new execution")
+    exec_id = int(ui.js("return location.hash").rsplit("/", 1)[1])
+    config = api.get_data(f"/api/v1/executions/{exec_id}")["config"]
+    assert config == {"target": "db", "ratio": 0.5, "labels": {"env": "prod"}, "hosts": ["a", "b"]}, config
+
+
+# ------------------------------------------------------------------------------------- reconnect
+
+def test_socket_reconnects_and_page_refetches(ui, api, admin_session):
+    """The notifier connection drops and cannot come back for a while: #ws-status says so, the console retries
+    with backoff, and once connected again re-fetches the page (showing what it missed), without a reload."""
+    flow = api.webhook_flow("true", prefix="console")
+    # A page-level hook on WebSocket: the test can drop the socket and refuse new ones.
+    hook = ui.d.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": """
+        (function () {
+          var W = window.WebSocket;
+          window.__sockets = [];
+          window.__blockWs = false;
+          function Hooked(url, protocols) {
+            var w = new W(window.__blockWs ? 'ws://127.0.0.1:9/blocked' : url, protocols);
+            window.__sockets.push(w);
+            return w;
+          }
+          Hooked.prototype = W.prototype;
+          ['CONNECTING', 'OPEN', 'CLOSING', 'CLOSED'].forEach(function (k) { Hooked[k] = W[k]; });
+          window.WebSocket = Hooked;
+        })();"""})
+    try:
+        ui.use_session(admin_session)
+        ui.ws_open()
+        ui.js("window.__noReload = 1; window.__blockWs = true; window.__sockets.forEach(function (s) { s.close(); })")
+        ui.wait(lambda d: ui.el("#ws-status").get_attribute("data-state") in ("closed", "connecting"),
+                desc="socket shown down")
+        api.fire(flow.key, {"missed": True})
+        ex = api.wait_rule_executions(flow.rule_ref, 1)[0]
+        ui.wait(lambda d: len(ui.js("return window.__sockets")) >= 2, desc="a reconnect attempt (refused)")
+        assert row_status(ui, ex["id"]) is None
+        ui.js("window.__blockWs = false")
+        ui.ws_open(30)
+        ui.wait(lambda d: row_status(ui, ex["id"]) == "completed", desc="the missed execution after the re-fetch")
+        assert ui.js("return window.__noReload") == 1
+    finally:
+        ui.d.execute_cdp_cmd("Page.removeScriptToEvaluateOnNewDocument", {"identifier": hook["identifier"]})
