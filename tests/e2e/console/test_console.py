@@ -328,9 +328,11 @@ def test_viewer_sees_no_mutating_buttons(ui, api, viewer):
 
 def test_narrow_screen(admin_ui, api):
     ui = admin_ui
+    ex = api.execute("core.echo", {"message": "narrow"})
     ui.d.set_window_size(375, 800)
     ui.goto("#/executions")
-    ui.el("#executions-table")
+    ui.el(f"#executions-table tr[data-execution-id='{ex['id']}']")
+    ui.wait(lambda d: row_status(ui, ex["id"]) == "completed", 30, "completed")
     width = ui.js("return document.documentElement.clientWidth")
     assert ui.js("return document.documentElement.scrollWidth") <= width + 1, "the page scrolls sideways"
     for name in ("executions", "packs", "actions", "triggers", "rules", "keys", "inquiries"):
