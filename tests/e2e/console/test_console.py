@@ -511,3 +511,17 @@ def test_socket_reconnects_and_page_refetches(ui, api, admin_session):
         assert ui.js("return window.__noReload") == 1
     finally:
         ui.d.execute_cdp_cmd("Page.removeScriptToEvaluateOnNewDocument", {"identifier": hook["identifier"]})
+
+
+def test_access_token_refreshed_before_expiry(ui, server, admin_session):
+    # The stored expiry is near: the console refreshes ahead of it, without waiting for a 401.
+    ui.use_session(admin_session)
+    ui.js("var s = JSON.parse(sessionStorage.getItem('attune.session')); s.expires_at = Date.now() + 20000;"
+          "sessionStorage.setItem('attune.session', JSON.stringify(s)); location.reload();")
+    ui.el("#executions-table")
+    ui.wait(lambda d: d.execute_script(
+        "return JSON.parse(sessionStorage.getItem('attune.session')).access_token") != admin_session["token"],
+        desc="a refreshed access token")
+    stored = ui.js("return JSON.parse(sessionStorage.getItem('attune.session'))")
+    assert stored["expires_at"] > ui.js("return Date.now()") + 600_000
+    assert server.client(stored["access_token"]).get("/auth/me").status_code == 200
