@@ -257,6 +257,7 @@ def test_enable_and_disable_rule(admin_ui, api):
     ui.goto("#/triggers")
     url = ui.el(f"#triggers-table tr[data-trigger-ref='{flow.trigger_ref}'] .webhook-url").text
     assert url == f"{ui.base}/api/v1/webhooks/{flow.key}"
+    ui.shot("triggers")
 
 
 # ------------------------------------------------------------------------------------------- keys
