@@ -218,8 +218,10 @@ def test_answer_pending_inquiry_then_cancel_execution(admin_ui, api):
     assert got["status"] == "responded" and got["response"] == {"approved": True, "reason": "looks good",
                                                                  "replicas": 2}, got
 
-    # The still-running execution offers Cancel; it works.
+    # The still-running execution lists its (answered) inquiry and offers Cancel; it works.
     ui.goto(f"#/executions/{ex['id']}")
+    ui.wait(lambda d: "responded" in ui.el(f"#exec-inquiries li[data-inquiry-id='{q['id']}']").text,
+            desc="the execution's inquiry")
     ui.wait(lambda d: ui.el("#exec-status").get_attribute("data-status") == "running", 30, "running")
     ui.el("#exec-cancel").click()
     ui.wait(lambda d: ui.el("#exec-status").get_attribute("data-status") == "cancelled", 30, "cancelled (live)")
