@@ -382,14 +382,15 @@ void print_tree(Session& s, int64_t parent, int depth) {
 int run_action(Session& s, CommandOptions& o, bool workflow) {
   const auto action = s.data("GET", "/api/v1/actions/" + path_seg(o.ref));
   auto params = o.params_file ? load_params_file(*o.params_file) : nlohmann::json::object();
-  for (auto& [k, v] : parse_key_values(o.kv, jget(action, "param_schema")).items()) params[k] = v;
+  const auto given = parse_key_values(o.kv, jget(action, "param_schema"));
+  for (const auto& [k, v] : given.items()) params[k] = v;
   std::unique_ptr<NotifierConnection> conn;
   if (o.wait) {
     // Subscribed before the execution exists, so no status change can be missed.
     std::string why;
     conn = s.connect_notifier(&why);
-    if (conn) {
-      conn->send(nlohmann::json{{"type", "subscribe"}, {"filter", "entity_type:execution"}}.dump());
+    if (conn && !subscribe_synced(*conn, "entity_type:execution", std::chrono::milliseconds(3000))) {
+      conn.reset();
     }
   }
   const std::string ref = jstr(action, "ref").empty() ? o.ref : jstr(action, "ref");

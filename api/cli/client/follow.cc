@@ -2,6 +2,7 @@
 
 #include <csignal>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -72,6 +73,27 @@ void install_interrupt_handler() {
 
 bool interrupted() { return g_interrupted.load(); }
 
+bool subscribe_synced(NotifierConnection& conn, const std::string& filter,
+                      std::chrono::milliseconds timeout) {
+  static constexpr const char* kSync = "attune-cli-sync";
+  if (!conn.send(nlohmann::json{{"type", "subscribe"}, {"filter", filter}}.dump()) ||
+      !conn.send(nlohmann::json{{"type", kSync}}.dump())) {
+    return false;
+  }
+  const auto deadline = Clock::now() + timeout;
+  while (Clock::now() < deadline) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    const auto ev = conn.next(std::max(left, std::chrono::milliseconds(1)));
+    if (ev.kind == WsEvent::Kind::kClosed) return false;
+    if (ev.kind != WsEvent::Kind::kMessage) continue;
+    const auto frame = nlohmann::json::parse(ev.text, nullptr, false);
+    if (jstr(frame, "type") == "error" && jstr(frame, "message").find(kSync) != std::string::npos) {
+      return true;
+    }
+  }
+  return false;
+}
+
 nlohmann::json wait_for_execution(Session& s, int64_t id, const WaitOptions& options,
                                   std::unique_ptr<NotifierConnection> conn) {
   install_interrupt_handler();
@@ -84,7 +106,10 @@ nlohmann::json wait_for_execution(Session& s, int64_t id, const WaitOptions& opt
       std::fprintf(stderr, "attune: notifier unavailable (%s); polling\n", why.c_str());
     }
   }
-  if (conn) conn->send(nlohmann::json{{"type", "subscribe"}, {"filter", "entity:execution:" + std::to_string(id)}}.dump());
+  if (conn && !subscribe_synced(*conn, "entity:execution:" + std::to_string(id),
+                                std::chrono::milliseconds(3000))) {
+    conn.reset();  // no confirmed subscription: poll
+  }
   Progress progress(s.progress());
   std::string status;
   Clock::time_point last_poll{};
@@ -173,9 +198,11 @@ int follow_all_executions(Session& s) {
   install_interrupt_handler();
   std::string why;
   auto conn = s.connect_notifier(&why);
-  if (conn) {
-    conn->send(nlohmann::json{{"type", "subscribe"}, {"filter", "entity_type:execution"}}.dump());
-  } else {
+  if (conn && !subscribe_synced(*conn, "entity_type:execution", std::chrono::milliseconds(3000))) {
+    why = "no answer to subscribe";
+    conn.reset();
+  }
+  if (!conn) {
     std::fprintf(stderr, "attune: notifier unavailable (%s); polling every second\n", why.c_str());
   }
   std::map<int64_t, std::string> known;  // polling fallback: id → status
@@ -196,7 +223,6 @@ int follow_all_executions(Session& s) {
       if (channel != "execution_created" && channel != "execution_status_changed") continue;
       const auto& p = jget(frame, "payload");
       std::string old_status = jstr(p, "old_status");
-      if (channel == "execution_created" && old_status.empty()) old_status = "";
       const std::string line =
           change_line(jstr(frame, "timestamp"), jid(frame, "entity_id"), jstr(p, "action_ref"),
                       old_status, jstr(p, "status"), s.color());

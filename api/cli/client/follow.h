@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -16,6 +17,13 @@ namespace attune::cli::client {
 // SIGINT/SIGTERM set a flag that the follow loops check (then exit 130). Idempotent.
 void install_interrupt_handler();
 bool interrupted();
+
+// Subscribes to `filter`, then sends a message of an unknown type: the notifier handles one
+// connection's messages in order and answers only problems (API.md §17.2), so the error frame that
+// answers it proves the subscription is active. Frames received meanwhile are dropped (callers read
+// the current state afterwards). False when no answer came within `timeout`.
+bool subscribe_synced(NotifierConnection& conn, const std::string& filter,
+                      std::chrono::milliseconds timeout);
 
 struct WaitOptions {
   double timeout_seconds = 0;  // 0 = no limit
