@@ -769,23 +769,21 @@ int cmd_workflow_show(Session& s, CommandOptions& o) {
 
 void add_globals(CLI::App* app, GlobalOptions& g) {
   const char* grp = "Global options";
+  // Environment fallbacks are read by Session, not CLI11 envname: every leaf binds the same
+  // storage, and CLI11 would let an unselected leaf's env value overwrite a given option.
   app->add_option("--url", g.url,
-                  "API base URL (default: the URL saved by `attune login`, else " +
-                      std::string(kDefaultUrl) + ")")
-      ->envname("ATTUNE_API_URL")
+                  "API base URL (env ATTUNE_API_URL; default: the URL saved by `attune login`, "
+                  "else " + std::string(kDefaultUrl) + ")")
       ->group(grp);
-  app->add_option("--token", g.token, "Access token to use as is (no refresh)")
-      ->envname("ATTUNE_API_TOKEN")
+  app->add_option("--token", g.token, "Access token to use as is, no refresh (env ATTUNE_API_TOKEN)")
       ->group(grp);
   app->add_option("--config-dir", g.config_dir,
-                  "Where credentials.json lives (default $XDG_CONFIG_HOME/attune or "
-                  "~/.config/attune)")
-      ->envname("ATTUNE_CONFIG_DIR")
+                  "Where credentials.json lives (env ATTUNE_CONFIG_DIR; default "
+                  "$XDG_CONFIG_HOME/attune or ~/.config/attune)")
       ->group(grp);
   app->add_option("--ws-url", g.ws_url,
-                  "Notifier WebSocket URL (default: websocket_url of GET /health/detailed, else "
-                  "ws://<api host>:8081/ws)")
-      ->envname("ATTUNE_NOTIFIER_WS_URL")
+                  "Notifier WebSocket URL (env ATTUNE_NOTIFIER_WS_URL; default: websocket_url of "
+                  "GET /health/detailed, else ws://<api host>:8081/ws)")
       ->group(grp);
   app->add_flag("--json", g.json, "Print the API's data as JSON (errors as JSON on stderr)")
       ->group(grp);

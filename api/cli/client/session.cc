@@ -72,7 +72,25 @@ std::string derive_ws_url(const std::string& api_url) {
   return "ws://" + host + ":8081/ws";
 }
 
-Session::Session(const GlobalOptions& o) : ws_url_(o.ws_url), json_(o.json), fixed_token_(o.token) {
+namespace {
+
+// The option if given, else the environment variable if set and non-empty.
+std::optional<std::string> option_or_env(const std::optional<std::string>& opt, const char* env) {
+  if (opt) return opt;
+  if (const char* v = std::getenv(env); v != nullptr && *v != '\0') return std::string(v);
+  return std::nullopt;
+}
+
+}  // namespace
+
+Session::Session(const GlobalOptions& given) : json_(given.json) {
+  GlobalOptions o = given;
+  o.url = option_or_env(o.url, "ATTUNE_API_URL");
+  o.token = option_or_env(o.token, "ATTUNE_API_TOKEN");
+  o.config_dir = option_or_env(o.config_dir, "ATTUNE_CONFIG_DIR");
+  o.ws_url = option_or_env(o.ws_url, "ATTUNE_NOTIFIER_WS_URL");
+  ws_url_ = o.ws_url;
+  fixed_token_ = o.token;
   config_dir_ = o.config_dir && !o.config_dir->empty() ? *o.config_dir : default_config_dir();
   std::string warning;
   auto saved = load_credentials(config_dir_, &warning);
