@@ -475,7 +475,8 @@ int cmd_execution_show(Session& s, CommandOptions& o) {
   }
   print_fields(s, f);
   const auto& params = jget(e, "config");
-  out("Parameters: " + (params.is_null() || params.empty() ? std::string("none\n") : "\n" + pretty(params) + "\n"));
+  out(params.is_null() || params.empty() ? std::string("Parameters: none\n")
+                                         : "Parameters:\n" + pretty(params) + "\n");
   const auto& result = jget(e, "result");
   if (!result.is_null()) {
     const auto& so = jget(result, "stdout");

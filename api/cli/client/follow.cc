@@ -222,6 +222,11 @@ int follow_all_executions(Session& s) {
       const std::string channel = jstr(frame, "notification_type");
       if (channel != "execution_created" && channel != "execution_status_changed") continue;
       const auto& p = jget(frame, "payload");
+      if (s.json()) {  // one compact notification per line
+        std::fprintf(stdout, "%s\n", frame.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+        std::fflush(stdout);
+        continue;
+      }
       std::string old_status = jstr(p, "old_status");
       const std::string line =
           change_line(jstr(frame, "timestamp"), jid(frame, "entity_id"), jstr(p, "action_ref"),
@@ -241,8 +246,10 @@ int follow_all_executions(Session& s) {
       const std::string st = jstr(*it, "status");
       auto k = known.find(id);
       if (primed && (k == known.end() || k->second != st)) {
-        const std::string line = change_line(jstr(*it, "updated"), id, jstr(*it, "action_ref"),
-                                             k == known.end() ? "" : k->second, st, s.color());
+        const std::string line =
+            s.json() ? it->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
+                     : change_line(jstr(*it, "updated"), id, jstr(*it, "action_ref"),
+                                   k == known.end() ? "" : k->second, st, s.color());
         std::fprintf(stdout, "%s\n", line.c_str());
         std::fflush(stdout);
       }
