@@ -4,17 +4,18 @@
 #include <unistd.h>
 
 #include <cstdio>
-#include <ctime>
 #include <fstream>
 #include <iostream>
 #include <sstream>
 
 #include "api/cli/client/errors.h"
 #include "api/cli/client/follow.h"
+#include "api/cli/client/keys.h"
 #include "api/cli/client/output.h"
 #include "api/cli/client/pack_archive.h"
 #include "api/cli/client/params.h"
 #include "api/cli/client/session.h"
+#include "topology/core/time.h"
 
 namespace attune::cli::client {
 
@@ -70,27 +71,7 @@ std::string description_or_label(const nlohmann::json& obj) {
 
 Cell status_cell(const std::string& s) { return Cell{s, status_style(s)}; }
 
-// RFC 3339 (UTC "Z", optional fraction) → Unix milliseconds; -1 when unparsable.
-int64_t parse_ts_ms(const std::string& ts) {
-  std::tm tm{};
-  int ms = 0;
-  if (ts.size() < 19) return -1;
-  if (std::sscanf(ts.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
-                  &tm.tm_hour, &tm.tm_min, &tm.tm_sec) != 6) {
-    return -1;
-  }
-  if (ts.size() > 20 && ts[19] == '.') {
-    int digits = 0;
-    for (size_t i = 20; i < ts.size() && std::isdigit(static_cast<unsigned char>(ts[i])) && digits < 3;
-         ++i, ++digits) {
-      ms = ms * 10 + (ts[i] - '0');
-    }
-    while (digits++ < 3) ms *= 10;
-  }
-  tm.tm_year -= 1900;
-  tm.tm_mon -= 1;
-  return static_cast<int64_t>(timegm(&tm)) * 1000 + ms;
-}
+int64_t parse_ts_ms(const std::string& ts) { return parse_rfc3339_ms(ts).value_or(-1); }
 
 std::string format_duration_ms(int64_t ms) {
   char buf[32];
@@ -620,26 +601,6 @@ int cmd_trigger_webhook_url(Session& s, CommandOptions& o) {
 
 // ------------------------------------------------------------------------------------ keys
 
-// REF → POST /keys body fields: "x" and "system.x" ⇒ system; "pack.<p>.x", "action.<p>.<a>.x",
-// "sensor.<p>.<s>.x", "identity.<login>.x" ⇒ that owner (the local ref never holds a '.').
-nlohmann::json key_create_body(const std::string& ref) {
-  const size_t dot = ref.find('.');
-  if (dot == std::string::npos) return {{"local_ref", ref}, {"owner_type", "system"}};
-  const std::string type = ref.substr(0, dot);
-  const size_t last = ref.rfind('.');
-  const std::string local = ref.substr(last + 1);
-  const std::string owner = last > dot ? ref.substr(dot + 1, last - dot - 1) : "";
-  if (type == "system" && owner.empty()) return {{"local_ref", local}, {"owner_type", "system"}};
-  if (owner.empty() || local.empty()) usage_error("cannot derive a key owner from '" + ref + "'");
-  if (type == "pack") return {{"local_ref", local}, {"owner_type", "pack"}, {"owner_pack_ref", owner}};
-  if (type == "action") return {{"local_ref", local}, {"owner_type", "action"}, {"owner_action_ref", owner}};
-  if (type == "sensor") return {{"local_ref", local}, {"owner_type", "sensor"}, {"owner_sensor_ref", owner}};
-  if (type == "identity") {
-    return {{"local_ref", local}, {"owner_type", "identity"}, {"owner_identity_login", owner}};
-  }
-  usage_error("key ref '" + ref + "' must start with system., pack., action., sensor. or identity.");
-}
-
 int cmd_key_list(Session& s) {
   const auto rows = s.list("/api/v1/keys", {});
   print_list(s, rows, Table({"REF", "OWNER", "ENCRYPTED", "EXPIRES"}), [](const nlohmann::json& k) {
@@ -814,11 +775,13 @@ ClientCommands::ClientCommands(CLI::App& app) : o_(std::make_unique<CommandOptio
   login->add_option("--password-file", o.password_file,
                     "Read the password from FILE: a bare password or login:password (the "
                     "server's attune-data/admin-password)")
+      ->type_name("FILE")
       ->excludes(pstdin);
   login->add_option("--wait-ready", o.wait_ready,
                     "Retry while the server refuses connections, up to SECONDS (for scripts that "
                     "just started `attune serve`)")
-      ->check(CLI::Range(0.0, 3600.0));
+      ->type_name("SECONDS")
+      ->check(CLI::Range(0.0, 3600.0).description(""));
   leaf(&app, "logout", "Forget the saved credentials", [](Session& s) { return cmd_logout(s); });
   leaf(&app, "whoami", "Show the logged-in identity (GET /auth/me)",
        [](Session& s) { return cmd_whoami(s); });
@@ -843,11 +806,14 @@ ClientCommands::ClientCommands(CLI::App& app) : o_(std::make_unique<CommandOptio
     run->add_option("ref", o.ref, std::string(what) + " ref or id")->required();
     run->add_option("params", o.kv,
                     "Parameters key=value, typed by the parameter schema (string stays text; "
-                    "integer/number/boolean/object/array parsed as JSON or YAML)");
-    run->add_option("--params-file", o.params_file, "Parameters from a .json or .yaml file (key=value wins)");
+                    "integer/number/boolean/object/array parsed as JSON or YAML)")
+        ->type_name("KEY=VALUE");
+    run->add_option("--params-file", o.params_file, "Parameters from a .json or .yaml file (key=value wins)")
+        ->type_name("FILE");
     run->add_flag("--wait,-w", o.wait, "Wait for the end, print the output, exit by status");
     run->add_option("--timeout", o.timeout, "With --wait: give up after SECONDS (exit 8)")
-        ->check(CLI::Range(0.0, 1e9));
+        ->type_name("SECONDS")
+        ->check(CLI::Range(0.0, 1e9).description(""));
   };
   auto* action = group("action", "List, show and run actions");
   leaf(action, "list", "List actions", [this](Session& s) { return cmd_action_list(s, *o_); })
@@ -869,7 +835,8 @@ ClientCommands::ClientCommands(CLI::App& app) : o_(std::make_unique<CommandOptio
   el->add_option("--pack", o.pack, "Pack ref");
   el->add_option("--parent", o.parent, "Parent execution id (workflow children)");
   el->add_option("--since", o.since, "Created after this RFC 3339 time");
-  el->add_option("--limit", o.limit, "At most N rows (default 50)")->check(CLI::Range(int64_t{1}, int64_t{100000}));
+  el->add_option("--limit", o.limit, "At most N rows (default 50)")
+      ->type_name("N")->check(CLI::Range(int64_t{1}, int64_t{100000}).description(""));
   leaf(exec, "show", "Show an execution: parameters, output, lineage",
        [this](Session& s) { return cmd_execution_show(s, *o_); })
       ->add_option("id", o.id, "Execution id")->required();
@@ -883,9 +850,11 @@ ClientCommands::ClientCommands(CLI::App& app) : o_(std::make_unique<CommandOptio
   et->add_option("id", o.opt_id, "Execution id");
   et->add_flag("--follow,-f", o.follow, "Keep following");
   et->add_option("--limit", o.limit, "Latest executions shown first (default 50)")
-      ->check(CLI::Range(int64_t{1}, int64_t{1000}));
+      ->type_name("N")
+      ->check(CLI::Range(int64_t{1}, int64_t{1000}).description(""));
   et->add_option("--timeout", o.timeout, "With ID --follow: give up after SECONDS (exit 8)")
-      ->check(CLI::Range(0.0, 1e9));
+      ->type_name("SECONDS")
+      ->check(CLI::Range(0.0, 1e9).description(""));
 
   // rule
   auto* rule = group("rule", "List, show, enable and disable rules");
@@ -920,7 +889,8 @@ ClientCommands::ClientCommands(CLI::App& app) : o_(std::make_unique<CommandOptio
   ks->add_option("value", o.value, "Value (stored as a string unless --value-json)")->required();
   ks->add_flag("--encrypt", o.encrypt, "Store encrypted (default: not encrypted)");
   ks->add_flag("--value-json", o.value_json, "Parse VALUE as JSON");
-  ks->add_option("--ttl", o.ttl, "Expire after SECONDS")->check(CLI::Range(int64_t{1}, int64_t{1} << 40));
+  ks->add_option("--ttl", o.ttl, "Expire after SECONDS")
+      ->type_name("SECONDS")->check(CLI::Range(int64_t{1}, int64_t{1} << 40).description(""));
   leaf(key, "delete", "Delete a key", [this](Session& s) { return cmd_key_delete(s, *o_); })
       ->add_option("ref", o.ref, "Key ref")->required();
 
@@ -931,7 +901,9 @@ ClientCommands::ClientCommands(CLI::App& app) : o_(std::make_unique<CommandOptio
   auto* ir = leaf(inquiry, "respond", "Respond to an inquiry (typed by its response_schema)",
                   [this](Session& s) { return cmd_inquiry_respond(s, *o_); });
   ir->add_option("id", o.id, "Inquiry id")->required();
-  ir->add_option("response", o.kv, "Response fields key=value")->required();
+  ir->add_option("response", o.kv, "Response fields key=value, typed by the response_schema")
+      ->type_name("KEY=VALUE")
+      ->required();
 
   // workflow
   auto* workflow = group("workflow", "List, show and run workflows");

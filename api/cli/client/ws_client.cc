@@ -92,7 +92,6 @@ class NotifierConnectionImpl final : public NotifierConnection {
     hdl_ = con->get_handle();
     client_.connect(con);
     thread_ = std::thread([this] {
-      websocketpp::lib::error_code run_ec;
       try {
         client_.run();
       } catch (const std::exception&) {  // asio may throw on resource exhaustion
