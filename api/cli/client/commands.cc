@@ -257,11 +257,13 @@ int cmd_pack_install(Session& s, CommandOptions& o) {
 
 int cmd_pack_list(Session& s) {
   const auto rows = s.list("/api/v1/packs", {});
-  print_list(s, rows, Table({"REF", "VERSION", "INSTALLED BY", "LABEL"}), [](const nlohmann::json& p) {
-    return std::vector<Cell>{{jstr(p, "ref")}, {jstr(p, "version")},
-                             {cell_text(jget(p, "installation_method"))},
-                             {cell_text(jget(p, "label"))}};
-  });
+  print_list(s, rows, Table({"REF", "VERSION", "INSTALLED BY", "LABEL"}),
+             [](const nlohmann::json& p) {
+               return std::vector<Cell>{{jstr(p, "ref")},
+                                        {jstr(p, "version")},
+                                        {cell_text(jget(p, "installation_method"))},
+                                        {cell_text(jget(p, "label"))}};
+             });
   return 0;
 }
 
@@ -272,15 +274,16 @@ int cmd_pack_show(Session& s, CommandOptions& o) {
     return 0;
   }
   const auto& env = jget(p, "environment");
-  print_fields(s, {{"Ref", {jstr(p, "ref")}},
-                   {"Label", {cell_text(jget(p, "label"), 200)}},
-                   {"Version", {jstr(p, "version")}},
-                   {"Description", {cell_text(jget(p, "description"), 200)}},
-                   {"Installed", {cell_text(jget(p, "installation_method")) + " " +
-                                  cell_text(jget(p, "installed_at"))}},
-                   {"Storage path", {cell_text(jget(p, "storage_path"), 200)}},
-                   {"Tags", {cell_text(jget(p, "tags"), 200)}},
-                   {"Environment", env.is_null() ? Cell{"-"} : status_cell(jstr(env, "status"))}});
+  print_fields(
+      s, {{"Ref", {jstr(p, "ref")}},
+          {"Label", {cell_text(jget(p, "label"), 200)}},
+          {"Version", {jstr(p, "version")}},
+          {"Description", {cell_text(jget(p, "description"), 200)}},
+          {"Installed",
+           {cell_text(jget(p, "installation_method")) + " " + cell_text(jget(p, "installed_at"))}},
+          {"Storage path", {cell_text(jget(p, "storage_path"), 200)}},
+          {"Tags", {cell_text(jget(p, "tags"), 200)}},
+          {"Environment", env.is_null() ? Cell{"-"} : status_cell(jstr(env, "status"))}});
   return 0;
 }
 
@@ -305,8 +308,11 @@ void print_params_table(Session& s, const nlohmann::json& schema) {
   out("Parameters:\n");
   Table t({"NAME", "TYPE", "REQUIRED", "SECRET", "DEFAULT", "DESCRIPTION"});
   for (const auto& p : specs) {
-    t.add_row({{p.name}, {p.type.empty() ? "any" : p.type}, {p.required ? "yes" : "no"},
-               {p.secret ? "yes" : ""}, {p.default_value.is_null() ? "" : cell_text(p.default_value, 30)},
+    t.add_row({{p.name},
+               {p.type.empty() ? "any" : p.type},
+               {p.required ? "yes" : "no"},
+               {p.secret ? "yes" : ""},
+               {p.default_value.is_null() ? "" : cell_text(p.default_value, 30)},
                {cell_text(nlohmann::json(p.description), 60)}});
   }
   out(t.render(s.color()));
@@ -316,12 +322,13 @@ int cmd_action_list(Session& s, CommandOptions& o) {
   Query q;
   if (o.pack) q.emplace_back("pack_ref", *o.pack);
   const auto rows = s.list("/api/v1/actions", q);
-  print_list(s, rows, Table({"REF", "RUNTIME", "ENABLED", "DESCRIPTION"}), [](const nlohmann::json& a) {
-    return std::vector<Cell>{{jstr(a, "ref")},
-                             {cell_text(jget(a, "runtime_ref"))},
-                             {cell_text(jget(a, "enabled"))},
-                             {description_or_label(a)}};
-  });
+  print_list(s, rows, Table({"REF", "RUNTIME", "ENABLED", "DESCRIPTION"}),
+             [](const nlohmann::json& a) {
+               return std::vector<Cell>{{jstr(a, "ref")},
+                                        {cell_text(jget(a, "runtime_ref"))},
+                                        {cell_text(jget(a, "enabled"))},
+                                        {description_or_label(a)}};
+             });
   return 0;
 }
 
@@ -370,7 +377,8 @@ int run_action(Session& s, CommandOptions& o, bool workflow) {
     // Subscribed before the execution exists, so no status change can be missed.
     std::string why;
     conn = s.connect_notifier(&why);
-    if (conn && !subscribe_synced(*conn, "entity_type:execution", std::chrono::milliseconds(3000))) {
+    if (conn &&
+        !subscribe_synced(*conn, "entity_type:execution", std::chrono::milliseconds(3000))) {
       conn.reset();
     }
   }
@@ -410,12 +418,10 @@ int cmd_execution_list(Session& s, CommandOptions& o) {
   const auto rows = s.list("/api/v1/executions", q, static_cast<size_t>(o.limit));
   print_list(s, rows, Table({"ID", "ACTION", "STATUS", "CREATED", "DURATION", "RULE"}),
              [](const nlohmann::json& e) {
-               return std::vector<Cell>{{std::to_string(jint(e, "id"))},
-                                        {jstr(e, "action_ref")},
-                                        status_cell(jstr(e, "status")),
-                                        {jstr(e, "created")},
-                                        {execution_duration(e)},
-                                        {cell_text(jget(e, "rule_ref"))}};
+               return std::vector<Cell>{
+                   {std::to_string(jint(e, "id"))}, {jstr(e, "action_ref")},
+                   status_cell(jstr(e, "status")),  {jstr(e, "created")},
+                   {execution_duration(e)},         {cell_text(jget(e, "rule_ref"))}};
              });
   return 0;
 }
@@ -427,12 +433,9 @@ int cmd_execution_show(Session& s, CommandOptions& o) {
     return 0;
   }
   std::vector<std::pair<std::string, Cell>> f{
-      {"ID", {std::to_string(jint(e, "id"))}},
-      {"Action", {jstr(e, "action_ref")}},
-      {"Status", status_cell(jstr(e, "status"))},
-      {"Created", {cell_text(jget(e, "created"))}},
-      {"Started", {cell_text(jget(e, "started_at"))}},
-      {"Updated", {cell_text(jget(e, "updated"))}},
+      {"ID", {std::to_string(jint(e, "id"))}},         {"Action", {jstr(e, "action_ref")}},
+      {"Status", status_cell(jstr(e, "status"))},      {"Created", {cell_text(jget(e, "created"))}},
+      {"Started", {cell_text(jget(e, "started_at"))}}, {"Updated", {cell_text(jget(e, "updated"))}},
       {"Duration", {execution_duration(e)}},
   };
   if (!jget(e, "parent").is_null()) f.push_back({"Parent", {cell_text(jget(e, "parent"))}});
@@ -440,8 +443,9 @@ int cmd_execution_show(Session& s, CommandOptions& o) {
     f.push_back({"Workflow task", {jstr(wt, "task_name")}});
   }
   if (jint(e, "retry_count") > 0) {
-    f.push_back({"Retry", {std::to_string(jint(e, "retry_count")) + " of execution " +
-                           cell_text(jget(e, "original_execution"))}});
+    f.push_back({"Retry",
+                 {std::to_string(jint(e, "retry_count")) + " of execution " +
+                  cell_text(jget(e, "original_execution"))}});
   }
   if (const int64_t enf = jint(e, "enforcement"); enf > 0) {
     f.push_back({"Enforcement", {std::to_string(enf)}});
@@ -479,7 +483,8 @@ int cmd_execution_show(Session& s, CommandOptions& o) {
 }
 
 int cmd_execution_cancel(Session& s, CommandOptions& o) {
-  const auto e = s.data("POST", id_path("/api/v1/executions/", o.id) + "/cancel", nlohmann::json::object());
+  const auto e =
+      s.data("POST", id_path("/api/v1/executions/", o.id) + "/cancel", nlohmann::json::object());
   if (s.json()) {
     Session::print_json(e);
   } else {
@@ -505,7 +510,8 @@ int cmd_execution_tail(Session& s, CommandOptions& o) {
     }
     return 0;
   }
-  const auto rows = s.list("/api/v1/executions", {}, static_cast<size_t>(std::min<int64_t>(o.limit, 1000)));
+  const auto rows =
+      s.list("/api/v1/executions", {}, static_cast<size_t>(std::min<int64_t>(o.limit, 1000)));
   if (s.json() && !o.follow) {
     Session::print_json(rows);
     return 0;
@@ -513,7 +519,8 @@ int cmd_execution_tail(Session& s, CommandOptions& o) {
   if (!s.json()) {
     for (auto it = rows.rbegin(); it != rows.rend(); ++it) {
       out(change_line(jstr(*it, "updated"), jint(*it, "id"), jstr(*it, "action_ref"), "",
-                      jstr(*it, "status"), s.color()) + "\n");
+                      jstr(*it, "status"), s.color()) +
+          "\n");
     }
   }
   if (!o.follow) return 0;
@@ -528,7 +535,9 @@ int cmd_rule_list(Session& s, CommandOptions& o) {
   const auto rows = s.list("/api/v1/rules", q);
   print_list(s, rows, Table({"REF", "TRIGGER", "ACTION", "ENABLED"}), [](const nlohmann::json& r) {
     const bool on = jget(r, "enabled").is_boolean() && jget(r, "enabled").get<bool>();
-    return std::vector<Cell>{{jstr(r, "ref")}, {jstr(r, "trigger_ref")}, {jstr(r, "action_ref")},
+    return std::vector<Cell>{{jstr(r, "ref")},
+                             {jstr(r, "trigger_ref")},
+                             {jstr(r, "action_ref")},
                              {on ? "yes" : "no", on ? Style::kGreen : Style::kDim}};
   });
   return 0;
@@ -553,8 +562,9 @@ int cmd_rule_show(Session& s, CommandOptions& o) {
 }
 
 int cmd_rule_toggle(Session& s, CommandOptions& o, bool enable) {
-  const auto r = s.data("POST", "/api/v1/rules/" + path_seg(o.ref) + (enable ? "/enable" : "/disable"),
-                        nlohmann::json::object());
+  const auto r =
+      s.data("POST", "/api/v1/rules/" + path_seg(o.ref) + (enable ? "/enable" : "/disable"),
+             nlohmann::json::object());
   if (s.json()) {
     Session::print_json(r);
   } else {
@@ -569,30 +579,33 @@ int cmd_trigger_list(Session& s, CommandOptions& o) {
   Query q;
   if (o.pack) q.emplace_back("pack_ref", *o.pack);
   const auto rows = s.list("/api/v1/triggers", q);
-  print_list(s, rows, Table({"REF", "WEBHOOK", "SENSOR", "DESCRIPTION"}), [](const nlohmann::json& t) {
-    return std::vector<Cell>{{jstr(t, "ref")},
-                             {cell_text(jget(t, "webhook_enabled"))},
-                             {cell_text(jget(t, "sensor_ref"))},
-                             {description_or_label(t)}};
-  });
+  print_list(s, rows, Table({"REF", "WEBHOOK", "SENSOR", "DESCRIPTION"}),
+             [](const nlohmann::json& t) {
+               return std::vector<Cell>{{jstr(t, "ref")},
+                                        {cell_text(jget(t, "webhook_enabled"))},
+                                        {cell_text(jget(t, "sensor_ref"))},
+                                        {description_or_label(t)}};
+             });
   return 0;
 }
 
 int cmd_trigger_webhook_url(Session& s, CommandOptions& o) {
   auto t = s.data("GET", "/api/v1/triggers/" + path_seg(o.ref));
-  const bool enabled = jget(t, "webhook_enabled").is_boolean() && jget(t, "webhook_enabled").get<bool>();
+  const bool enabled =
+      jget(t, "webhook_enabled").is_boolean() && jget(t, "webhook_enabled").get<bool>();
   if (!enabled || jstr(t, "webhook_key").empty()) {
     if (!o.enable) {
-      throw CliError(ExitCode::kApiRefused,
-                     "webhooks are disabled for trigger " + jstr(t, "ref") +
-                         "; run `attune trigger webhook-url " + o.ref + " --enable` to enable them");
+      throw CliError(ExitCode::kApiRefused, "webhooks are disabled for trigger " + jstr(t, "ref") +
+                                                "; run `attune trigger webhook-url " + o.ref +
+                                                " --enable` to enable them");
     }
     t = s.data("POST", "/api/v1/triggers/" + path_seg(o.ref) + "/webhooks/enable",
                nlohmann::json::object());
   }
   const std::string url = s.url() + "/api/v1/webhooks/" + jstr(t, "webhook_key");
   if (s.json()) {
-    Session::print_json({{"url", url}, {"trigger_ref", jget(t, "ref")}, {"webhook_key", jget(t, "webhook_key")}});
+    Session::print_json(
+        {{"url", url}, {"trigger_ref", jget(t, "ref")}, {"webhook_key", jget(t, "webhook_key")}});
   } else {
     out(url + "\n");
   }
@@ -604,8 +617,10 @@ int cmd_trigger_webhook_url(Session& s, CommandOptions& o) {
 int cmd_key_list(Session& s) {
   const auto rows = s.list("/api/v1/keys", {});
   print_list(s, rows, Table({"REF", "OWNER", "ENCRYPTED", "EXPIRES"}), [](const nlohmann::json& k) {
-    return std::vector<Cell>{{jstr(k, "ref")}, {cell_text(jget(k, "owner_type"))},
-                             {cell_text(jget(k, "encrypted"))}, {cell_text(jget(k, "expires_at"))}};
+    return std::vector<Cell>{{jstr(k, "ref")},
+                             {cell_text(jget(k, "owner_type"))},
+                             {cell_text(jget(k, "encrypted"))},
+                             {cell_text(jget(k, "expires_at"))}};
   });
   return 0;
 }
@@ -618,8 +633,9 @@ int cmd_key_get(Session& s, CommandOptions& o) {
   }
   const auto& v = jget(k, "value");
   if (v.is_null() && jget(k, "encrypted").is_boolean() && jget(k, "encrypted").get<bool>()) {
-    throw CliError(ExitCode::kApiRefused,
-                   "key " + jstr(k, "ref") + " is encrypted and you may not decrypt it (keys:decrypt)");
+    throw CliError(
+        ExitCode::kApiRefused,
+        "key " + jstr(k, "ref") + " is encrypted and you may not decrypt it (keys:decrypt)");
   }
   out((v.is_string() ? v.get<std::string>() : v.dump()) + "\n");
   return 0;
@@ -670,11 +686,14 @@ int cmd_inquiry_list(Session& s, CommandOptions& o) {
   Query q;
   if (o.status) q.emplace_back("status", *o.status);
   const auto rows = s.list("/api/v1/inquiries", q);
-  print_list(s, rows, Table({"ID", "STATUS", "EXECUTION", "PROMPT", "CREATED"}), [](const nlohmann::json& i) {
-    return std::vector<Cell>{{std::to_string(jint(i, "id"))}, status_cell(jstr(i, "status")),
-                             {cell_text(jget(i, "execution"))}, {cell_text(jget(i, "prompt"), 50)},
-                             {jstr(i, "created")}};
-  });
+  print_list(s, rows, Table({"ID", "STATUS", "EXECUTION", "PROMPT", "CREATED"}),
+             [](const nlohmann::json& i) {
+               return std::vector<Cell>{{std::to_string(jint(i, "id"))},
+                                        status_cell(jstr(i, "status")),
+                                        {cell_text(jget(i, "execution"))},
+                                        {cell_text(jget(i, "prompt"), 50)},
+                                        {jstr(i, "created")}};
+             });
   return 0;
 }
 
@@ -698,8 +717,10 @@ int cmd_workflow_list(Session& s, CommandOptions& o) {
   if (o.pack) q.emplace_back("pack_ref", *o.pack);
   const auto rows = s.list("/api/v1/workflows", q);
   print_list(s, rows, Table({"REF", "VERSION", "ENABLED", "LABEL"}), [](const nlohmann::json& w) {
-    return std::vector<Cell>{{jstr(w, "ref")}, {cell_text(jget(w, "version"))},
-                             {cell_text(jget(w, "enabled"))}, {cell_text(jget(w, "label"))}};
+    return std::vector<Cell>{{jstr(w, "ref")},
+                             {cell_text(jget(w, "version"))},
+                             {cell_text(jget(w, "enabled"))},
+                             {cell_text(jget(w, "label"))}};
   });
   return 0;
 }
@@ -721,7 +742,8 @@ int cmd_workflow_show(Session& s, CommandOptions& o) {
     Table t({"TASK", "TYPE", "ACTION"});
     for (const auto& task : tasks) {
       const auto& type = jget(task, "type");
-      t.add_row({{jstr(task, "name")}, {type.is_null() ? "action" : cell_text(type)},
+      t.add_row({{jstr(task, "name")},
+                 {type.is_null() ? "action" : cell_text(type)},
                  {cell_text(jget(task, "action"))}});
     }
     out("Tasks:\n" + t.render(s.color()));
@@ -735,9 +757,11 @@ void add_globals(CLI::App* app, GlobalOptions& g) {
   // storage, and CLI11 would let an unselected leaf's env value overwrite a given option.
   app->add_option("--url", g.url,
                   "API base URL (env ATTUNE_API_URL; default: the URL saved by `attune login`, "
-                  "else " + std::string(kDefaultUrl) + ")")
+                  "else " +
+                      std::string(kDefaultUrl) + ")")
       ->group(grp);
-  app->add_option("--token", g.token, "Access token to use as is, no refresh (env ATTUNE_API_TOKEN)")
+  app->add_option("--token", g.token,
+                  "Access token to use as is, no refresh (env ATTUNE_API_TOKEN)")
       ->group(grp);
   app->add_option("--config-dir", g.config_dir,
                   "Where credentials.json lives (env ATTUNE_CONFIG_DIR; default "
@@ -767,19 +791,24 @@ ClientCommands::ClientCommands(CLI::App& app) : o_(std::make_unique<CommandOptio
   };
 
   // login / logout / whoami
-  auto* login = leaf(&app, "login",
-                     "Log in (POST /auth/login) and save the tokens to <config-dir>/credentials.json",
-                     [this](Session& s) { return cmd_login(s, *o_); });
-  login->add_option("--user,-u", o.user, "Login name (default: from --password-file, the saved login, or a prompt)");
-  auto* pstdin = login->add_flag("--password-stdin", o.password_stdin, "Read the password from stdin");
-  login->add_option("--password-file", o.password_file,
-                    "Read the password from FILE: a bare password or login:password (the "
-                    "server's attune-data/admin-password)")
+  auto* login =
+      leaf(&app, "login",
+           "Log in (POST /auth/login) and save the tokens to <config-dir>/credentials.json",
+           [this](Session& s) { return cmd_login(s, *o_); });
+  login->add_option("--user,-u", o.user,
+                    "Login name (default: from --password-file, the saved login, or a prompt)");
+  auto* pstdin =
+      login->add_flag("--password-stdin", o.password_stdin, "Read the password from stdin");
+  login
+      ->add_option("--password-file", o.password_file,
+                   "Read the password from FILE: a bare password or login:password (the "
+                   "server's attune-data/admin-password)")
       ->type_name("FILE")
       ->excludes(pstdin);
-  login->add_option("--wait-ready", o.wait_ready,
-                    "Retry while the server refuses connections, up to SECONDS (for scripts that "
-                    "just started `attune serve`)")
+  login
+      ->add_option("--wait-ready", o.wait_ready,
+                   "Retry while the server refuses connections, up to SECONDS (for scripts that "
+                   "just started `attune serve`)")
       ->type_name("SECONDS")
       ->check(CLI::Range(0.0, 3600.0).description(""));
   leaf(&app, "logout", "Forget the saved credentials", [](Session& s) { return cmd_logout(s); });
@@ -791,15 +820,18 @@ ClientCommands::ClientCommands(CLI::App& app) : o_(std::make_unique<CommandOptio
   auto* pi = leaf(pack, "install",
                   "Upload a pack directory (archived in memory) or a .tar.gz (POST /packs/upload)",
                   [this](Session& s) { return cmd_pack_install(s, *o_); });
-  pi->add_option("path", o.ref, "Pack directory (with pack.yaml) or archive FILE.tar.gz")->required();
+  pi->add_option("path", o.ref, "Pack directory (with pack.yaml) or archive FILE.tar.gz")
+      ->required();
   pi->add_flag("--force", o.force, "Replace an installed pack of the same ref");
   pi->add_flag("--skip-tests", o.skip_tests, "Skip pack tests (accepted, ignored by the server)");
   leaf(pack, "list", "List packs", [](Session& s) { return cmd_pack_list(s); });
   leaf(pack, "show", "Show a pack", [this](Session& s) { return cmd_pack_show(s, *o_); })
-      ->add_option("ref", o.ref, "Pack ref or id")->required();
+      ->add_option("ref", o.ref, "Pack ref or id")
+      ->required();
   leaf(pack, "remove", "Remove a pack and all its components",
        [this](Session& s) { return cmd_pack_remove(s, *o_); })
-      ->add_option("ref", o.ref, "Pack ref or id")->required();
+      ->add_option("ref", o.ref, "Pack ref or id")
+      ->required();
 
   // action
   auto add_run_options = [&](CLI::App* run, const char* what) {
@@ -808,7 +840,8 @@ ClientCommands::ClientCommands(CLI::App& app) : o_(std::make_unique<CommandOptio
                     "Parameters key=value, typed by the parameter schema (string stays text; "
                     "integer/number/boolean/object/array parsed as JSON or YAML)")
         ->type_name("KEY=VALUE");
-    run->add_option("--params-file", o.params_file, "Parameters from a .json or .yaml file (key=value wins)")
+    run->add_option("--params-file", o.params_file,
+                    "Parameters from a .json or .yaml file (key=value wins)")
         ->type_name("FILE");
     run->add_flag("--wait,-w", o.wait, "Wait for the end, print the output, exit by status");
     run->add_option("--timeout", o.timeout, "With --wait: give up after SECONDS (exit 8)")
@@ -816,11 +849,13 @@ ClientCommands::ClientCommands(CLI::App& app) : o_(std::make_unique<CommandOptio
         ->check(CLI::Range(0.0, 1e9).description(""));
   };
   auto* action = group("action", "List, show and run actions");
-  leaf(action, "list", "List actions", [this](Session& s) { return cmd_action_list(s, *o_); })
-      ->add_option("--pack", o.pack, "Only this pack's actions");
+  leaf(action, "list", "List actions", [this](Session& s) {
+    return cmd_action_list(s, *o_);
+  })->add_option("--pack", o.pack, "Only this pack's actions");
   leaf(action, "show", "Show an action and its parameters",
        [this](Session& s) { return cmd_action_show(s, *o_); })
-      ->add_option("ref", o.ref, "Action ref or id")->required();
+      ->add_option("ref", o.ref, "Action ref or id")
+      ->required();
   add_run_options(leaf(action, "run", "Execute an action (POST /executions/execute)",
                        [this](Session& s) { return run_action(s, *o_, false); }),
                   "Action");
@@ -836,12 +871,16 @@ ClientCommands::ClientCommands(CLI::App& app) : o_(std::make_unique<CommandOptio
   el->add_option("--parent", o.parent, "Parent execution id (workflow children)");
   el->add_option("--since", o.since, "Created after this RFC 3339 time");
   el->add_option("--limit", o.limit, "At most N rows (default 50)")
-      ->type_name("N")->check(CLI::Range(int64_t{1}, int64_t{100000}).description(""));
+      ->type_name("N")
+      ->check(CLI::Range(int64_t{1}, int64_t{100000}).description(""));
   leaf(exec, "show", "Show an execution: parameters, output, lineage",
        [this](Session& s) { return cmd_execution_show(s, *o_); })
-      ->add_option("id", o.id, "Execution id")->required();
-  leaf(exec, "cancel", "Cancel an execution", [this](Session& s) { return cmd_execution_cancel(s, *o_); })
-      ->add_option("id", o.id, "Execution id")->required();
+      ->add_option("id", o.id, "Execution id")
+      ->required();
+  leaf(exec, "cancel", "Cancel an execution",
+       [this](Session& s) { return cmd_execution_cancel(s, *o_); })
+      ->add_option("id", o.id, "Execution id")
+      ->required();
   auto* et = leaf(exec, "tail",
                   "Without ID: the latest executions, then with --follow one line per change "
                   "until Ctrl-C. With ID: its output; with --follow wait for its end and exit by "
@@ -858,19 +897,26 @@ ClientCommands::ClientCommands(CLI::App& app) : o_(std::make_unique<CommandOptio
 
   // rule
   auto* rule = group("rule", "List, show, enable and disable rules");
-  leaf(rule, "list", "List rules", [this](Session& s) { return cmd_rule_list(s, *o_); })
-      ->add_option("--pack", o.pack, "Only this pack's rules");
+  leaf(rule, "list", "List rules", [this](Session& s) {
+    return cmd_rule_list(s, *o_);
+  })->add_option("--pack", o.pack, "Only this pack's rules");
   leaf(rule, "show", "Show a rule", [this](Session& s) { return cmd_rule_show(s, *o_); })
-      ->add_option("ref", o.ref, "Rule ref or id")->required();
-  leaf(rule, "enable", "Enable a rule", [this](Session& s) { return cmd_rule_toggle(s, *o_, true); })
-      ->add_option("ref", o.ref, "Rule ref or id")->required();
-  leaf(rule, "disable", "Disable a rule", [this](Session& s) { return cmd_rule_toggle(s, *o_, false); })
-      ->add_option("ref", o.ref, "Rule ref or id")->required();
+      ->add_option("ref", o.ref, "Rule ref or id")
+      ->required();
+  leaf(rule, "enable", "Enable a rule",
+       [this](Session& s) { return cmd_rule_toggle(s, *o_, true); })
+      ->add_option("ref", o.ref, "Rule ref or id")
+      ->required();
+  leaf(rule, "disable", "Disable a rule",
+       [this](Session& s) { return cmd_rule_toggle(s, *o_, false); })
+      ->add_option("ref", o.ref, "Rule ref or id")
+      ->required();
 
   // trigger
   auto* trigger = group("trigger", "List triggers and get webhook URLs");
-  leaf(trigger, "list", "List triggers", [this](Session& s) { return cmd_trigger_list(s, *o_); })
-      ->add_option("--pack", o.pack, "Only this pack's triggers");
+  leaf(trigger, "list", "List triggers", [this](Session& s) {
+    return cmd_trigger_list(s, *o_);
+  })->add_option("--pack", o.pack, "Only this pack's triggers");
   auto* wh = leaf(trigger, "webhook-url", "Print the trigger's webhook URL",
                   [this](Session& s) { return cmd_trigger_webhook_url(s, *o_); });
   wh->add_option("ref", o.ref, "Trigger ref or id")->required();
@@ -878,10 +924,13 @@ ClientCommands::ClientCommands(CLI::App& app) : o_(std::make_unique<CommandOptio
 
   // key
   auto* key = group("key", "Manage keys (the datastore)");
-  leaf(key, "list", "List keys (values are never listed)", [](Session& s) { return cmd_key_list(s); });
+  leaf(key, "list", "List keys (values are never listed)",
+       [](Session& s) { return cmd_key_list(s); });
   leaf(key, "get", "Print a key's value", [this](Session& s) { return cmd_key_get(s, *o_); })
-      ->add_option("ref", o.ref, "Key ref (a ref without '.' means system.<ref>)")->required();
-  auto* ks = leaf(key, "set", "Create or update a key", [this](Session& s) { return cmd_key_set(s, *o_); });
+      ->add_option("ref", o.ref, "Key ref (a ref without '.' means system.<ref>)")
+      ->required();
+  auto* ks = leaf(key, "set", "Create or update a key",
+                  [this](Session& s) { return cmd_key_set(s, *o_); });
   ks->add_option("ref", o.ref,
                  "Key ref: NAME or system.NAME, pack.<pack>.NAME, action.<action>.NAME, "
                  "sensor.<sensor>.NAME, identity.<login>.NAME")
@@ -890,14 +939,17 @@ ClientCommands::ClientCommands(CLI::App& app) : o_(std::make_unique<CommandOptio
   ks->add_flag("--encrypt", o.encrypt, "Store encrypted (default: not encrypted)");
   ks->add_flag("--value-json", o.value_json, "Parse VALUE as JSON");
   ks->add_option("--ttl", o.ttl, "Expire after SECONDS")
-      ->type_name("SECONDS")->check(CLI::Range(int64_t{1}, int64_t{1} << 40).description(""));
+      ->type_name("SECONDS")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 40).description(""));
   leaf(key, "delete", "Delete a key", [this](Session& s) { return cmd_key_delete(s, *o_); })
-      ->add_option("ref", o.ref, "Key ref")->required();
+      ->add_option("ref", o.ref, "Key ref")
+      ->required();
 
   // inquiry
   auto* inquiry = group("inquiry", "List and respond to inquiries");
-  leaf(inquiry, "list", "List inquiries", [this](Session& s) { return cmd_inquiry_list(s, *o_); })
-      ->add_option("--status", o.status, "pending, responded, timeout or cancelled");
+  leaf(inquiry, "list", "List inquiries", [this](Session& s) {
+    return cmd_inquiry_list(s, *o_);
+  })->add_option("--status", o.status, "pending, responded, timeout or cancelled");
   auto* ir = leaf(inquiry, "respond", "Respond to an inquiry (typed by its response_schema)",
                   [this](Session& s) { return cmd_inquiry_respond(s, *o_); });
   ir->add_option("id", o.id, "Inquiry id")->required();
@@ -907,11 +959,13 @@ ClientCommands::ClientCommands(CLI::App& app) : o_(std::make_unique<CommandOptio
 
   // workflow
   auto* workflow = group("workflow", "List, show and run workflows");
-  leaf(workflow, "list", "List workflows", [this](Session& s) { return cmd_workflow_list(s, *o_); })
-      ->add_option("--pack", o.pack, "Only this pack's workflows");
+  leaf(workflow, "list", "List workflows", [this](Session& s) {
+    return cmd_workflow_list(s, *o_);
+  })->add_option("--pack", o.pack, "Only this pack's workflows");
   leaf(workflow, "show", "Show a workflow and its tasks",
        [this](Session& s) { return cmd_workflow_show(s, *o_); })
-      ->add_option("ref", o.ref, "Workflow ref or id")->required();
+      ->add_option("ref", o.ref, "Workflow ref or id")
+      ->required();
   add_run_options(leaf(workflow, "run",
                        "Run a workflow (its action); with --wait also print the child executions",
                        [this](Session& s) { return run_action(s, *o_, true); }),

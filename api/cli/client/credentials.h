@@ -41,6 +41,7 @@ struct PasswordFile {
 // (the server's attune-data/admin-password format) is recognised when the part before the first
 // ':' is a plausible login (1–255 chars, no whitespace) and `user` is absent or equal to it;
 // otherwise the whole text is the password.
-PasswordFile parse_password_file(const std::string& contents, const std::optional<std::string>& user);
+PasswordFile parse_password_file(const std::string& contents,
+                                 const std::optional<std::string>& user);
 
 }  // namespace attune::cli::client

@@ -1,10 +1,9 @@
 #include "api/cli/client/follow.h"
 
-#include <csignal>
-
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <map>
 #include <thread>
@@ -82,7 +81,8 @@ bool subscribe_synced(NotifierConnection& conn, const std::string& filter,
   }
   const auto deadline = Clock::now() + timeout;
   while (Clock::now() < deadline) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
     const auto ev = conn.next(std::max(left, std::chrono::milliseconds(1)));
     if (ev.kind == WsEvent::Kind::kClosed) return false;
     if (ev.kind != WsEvent::Kind::kMessage) continue;
@@ -131,7 +131,8 @@ nlohmann::json wait_for_execution(Session& s, int64_t id, const WaitOptions& opt
     if (options.timeout_seconds > 0 && seconds_since(start) >= options.timeout_seconds) {
       progress.clear();
       throw CliError(ExitCode::kWaitGaveUp,
-                     "gave up waiting after " + std::to_string(static_cast<int64_t>(options.timeout_seconds)) +
+                     "gave up waiting after " +
+                         std::to_string(static_cast<int64_t>(options.timeout_seconds)) +
                          "s; execution " + std::to_string(id) + " is still " + status +
                          " (attune execution show " + std::to_string(id) + ")");
     }
@@ -223,7 +224,8 @@ int follow_all_executions(Session& s) {
       if (channel != "execution_created" && channel != "execution_status_changed") continue;
       const auto& p = jget(frame, "payload");
       if (s.json()) {  // one compact notification per line
-        std::fprintf(stdout, "%s\n", frame.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+        std::fprintf(stdout, "%s\n",
+                     frame.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
         std::fflush(stdout);
         continue;
       }

@@ -2,11 +2,10 @@
 // print its outcome, and `execution tail --follow` (one line per execution change until Ctrl-C).
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "api/cli/client/errors.h"

@@ -66,7 +66,8 @@ HttpResponse http_send(const HttpRequest& request) {
     curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &out.status);
   } else {
     out.connection_refused = rc == CURLE_COULDNT_CONNECT;
-    out.transport_error = rc == CURLE_COULDNT_CONNECT ? "connection refused" : curl_easy_strerror(rc);
+    out.transport_error =
+        rc == CURLE_COULDNT_CONNECT ? "connection refused" : curl_easy_strerror(rc);
   }
   if (mime != nullptr) curl_mime_free(mime);
   curl_slist_free_all(headers);

@@ -17,8 +17,8 @@ struct MultipartPart {
 struct HttpRequest {
   std::string method = "GET";
   std::string url;
-  std::vector<std::string> headers;  // "Name: value"
-  std::string body;                  // sent when non-empty (or for POST/PUT)
+  std::vector<std::string> headers;      // "Name: value"
+  std::string body;                      // sent when non-empty (or for POST/PUT)
   std::vector<MultipartPart> multipart;  // non-empty ⇒ multipart/form-data, `body` ignored
   long timeout_seconds = 60;
 };

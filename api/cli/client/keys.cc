@@ -13,13 +13,17 @@ nlohmann::json key_create_body(const std::string& ref) {
   const std::string owner = last > dot ? ref.substr(dot + 1, last - dot - 1) : "";
   if (type == "system" && owner.empty()) return {{"local_ref", local}, {"owner_type", "system"}};
   if (owner.empty() || local.empty()) usage_error("cannot derive a key owner from '" + ref + "'");
-  if (type == "pack") return {{"local_ref", local}, {"owner_type", "pack"}, {"owner_pack_ref", owner}};
-  if (type == "action") return {{"local_ref", local}, {"owner_type", "action"}, {"owner_action_ref", owner}};
-  if (type == "sensor") return {{"local_ref", local}, {"owner_type", "sensor"}, {"owner_sensor_ref", owner}};
+  if (type == "pack")
+    return {{"local_ref", local}, {"owner_type", "pack"}, {"owner_pack_ref", owner}};
+  if (type == "action")
+    return {{"local_ref", local}, {"owner_type", "action"}, {"owner_action_ref", owner}};
+  if (type == "sensor")
+    return {{"local_ref", local}, {"owner_type", "sensor"}, {"owner_sensor_ref", owner}};
   if (type == "identity") {
     return {{"local_ref", local}, {"owner_type", "identity"}, {"owner_identity_login", owner}};
   }
-  usage_error("key ref '" + ref + "' must start with system., pack., action., sensor. or identity.");
+  usage_error("key ref '" + ref +
+              "' must start with system., pack., action., sensor. or identity.");
 }
 
 }  // namespace attune::cli::client

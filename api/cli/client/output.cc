@@ -109,8 +109,11 @@ std::string render_fields(const std::vector<std::pair<std::string, Cell>>& field
   for (const auto& [k, v] : fields) w = std::max(w, display_width(k));
   std::string out;
   for (const auto& [k, v] : fields) {
-    out += styled(k + ":", Style::kBold, color) + std::string(w - display_width(k) + 1, ' ') +
-           styled(v.text, v.style, color) + "\n";
+    std::string line = styled(k + ":", Style::kBold, color);
+    if (!v.text.empty()) {
+      line += std::string(w - display_width(k) + 1, ' ') + styled(v.text, v.style, color);
+    }
+    out += line + "\n";
   }
   return out;
 }

@@ -4,7 +4,6 @@
 #pragma once
 
 #include <nlohmann/json.hpp>
-
 #include <string>
 #include <string_view>
 #include <utility>
@@ -59,7 +58,7 @@ std::string render_error(std::string_view message, int http_status, std::string_
 nlohmann::json error_json(std::string_view message, int http_status, std::string_view code);
 
 // Safe accessors for server data (never throw on a missing member or a wrong type).
-std::string jstr(const nlohmann::json& obj, std::string_view key);  // "" when absent/null
+std::string jstr(const nlohmann::json& obj, std::string_view key);            // "" when absent/null
 const nlohmann::json& jget(const nlohmann::json& obj, std::string_view key);  // null when absent
 
 }  // namespace attune::cli::client

@@ -24,7 +24,8 @@ bool archive_directory(const std::string& dir, std::string* tar_gz, std::string*
   namespace fs = std::filesystem;
   std::error_code ec;
   std::vector<fs::path> paths;
-  for (auto it = fs::recursive_directory_iterator(dir, fs::directory_options::follow_directory_symlink, ec);
+  for (auto it = fs::recursive_directory_iterator(
+           dir, fs::directory_options::follow_directory_symlink, ec);
        !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
     paths.push_back(it->path());
   }

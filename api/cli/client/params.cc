@@ -52,7 +52,8 @@ std::optional<nlohmann::json> parse_value(const std::string& raw) {
 bool fits(const nlohmann::json& v, const std::string& type) {
   if (type == "integer") {
     return v.is_number_integer() ||
-           (v.is_number_float() && v.get<double>() == static_cast<double>(static_cast<int64_t>(v.get<double>())));
+           (v.is_number_float() &&
+            v.get<double>() == static_cast<double>(static_cast<int64_t>(v.get<double>())));
   }
   if (type == "number") return v.is_number();
   if (type == "boolean") return v.is_boolean();
@@ -90,8 +91,10 @@ std::vector<ParamSpec> schema_params(const nlohmann::json& schema) {
     ParamSpec p;
     p.name = name;
     if (def.is_object()) {
-      if (auto t = def.find("type"); t != def.end() && t->is_string()) p.type = t->get<std::string>();
-      if (auto r = def.find("required"); r != def.end() && r->is_boolean()) p.required = r->get<bool>();
+      if (auto t = def.find("type"); t != def.end() && t->is_string())
+        p.type = t->get<std::string>();
+      if (auto r = def.find("required"); r != def.end() && r->is_boolean())
+        p.required = r->get<bool>();
       if (auto s = def.find("secret"); s != def.end() && s->is_boolean()) p.secret = s->get<bool>();
       if (auto d = def.find("default"); d != def.end()) p.default_value = *d;
       if (auto d = def.find("description"); d != def.end() && d->is_string()) {
@@ -114,11 +117,12 @@ std::optional<nlohmann::json> coerce_value(const std::string& name, const std::s
       type == "array") {
     auto v = parse_value(raw);
     if (v && fits(*v, type)) {
-      if (type == "integer" && v->is_number_float()) return nlohmann::json(static_cast<int64_t>(v->get<double>()));
+      if (type == "integer" && v->is_number_float())
+        return nlohmann::json(static_cast<int64_t>(v->get<double>()));
       return v;
     }
-    *error = "parameter '" + name + "' must be " + (type == "integer" || type == "array" ? "an " : "a ") +
-             type + ", got '" + raw + "'";
+    *error = "parameter '" + name + "' must be " +
+             (type == "integer" || type == "array" ? "an " : "a ") + type + ", got '" + raw + "'";
     return std::nullopt;
   }
   auto j = nlohmann::json::parse(raw, nullptr, false);
@@ -126,7 +130,8 @@ std::optional<nlohmann::json> coerce_value(const std::string& name, const std::s
   return nlohmann::json(raw);
 }
 
-nlohmann::json parse_key_values(const std::vector<std::string>& args, const nlohmann::json& schema) {
+nlohmann::json parse_key_values(const std::vector<std::string>& args,
+                                const nlohmann::json& schema) {
   const auto specs = schema_params(schema);
   auto out = nlohmann::json::object();
   for (const auto& arg : args) {

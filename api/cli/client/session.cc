@@ -158,7 +158,7 @@ nlohmann::json Session::checked(const HttpResponse& r) {
   }
   std::string message = jstr(body, "error");
   if (body.is_discarded() || message.empty()) {
-    message = "the server answered HTTP " + std::to_string(r.status);
+    message = "unexpected answer from " + url_;
   }
   std::string code = jstr(body, "code");
   if (r.status == 401) {

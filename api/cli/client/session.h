@@ -2,10 +2,9 @@
 // transparent refresh), output mode — and the checked REST calls every command uses.
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>

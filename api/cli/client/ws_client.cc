@@ -1,13 +1,12 @@
 // websocketpp + standalone asio client behind ws_client.h. C++17 target (see CMakeLists.txt).
 #include "api/cli/client/ws_client.h"
 
-#include <websocketpp/client.hpp>
-#include <websocketpp/config/asio_no_tls_client.hpp>
-
 #include <condition_variable>
 #include <deque>
 #include <mutex>
 #include <thread>
+#include <websocketpp/client.hpp>
+#include <websocketpp/config/asio_no_tls_client.hpp>
 
 namespace attune::cli::client {
 namespace {
@@ -101,7 +100,8 @@ class NotifierConnectionImpl final : public NotifierConnection {
       cv_.notify_all();
     });
     std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait_for(lock, timeout + std::chrono::milliseconds(500), [this] { return open_ || closed_; });
+    cv_.wait_for(lock, timeout + std::chrono::milliseconds(500),
+                 [this] { return open_ || closed_; });
     if (open_ && !closed_) return true;
     *error = closed_ ? reason_ : "timed out connecting";
     return false;

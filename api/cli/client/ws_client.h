@@ -1,5 +1,6 @@
 // A blocking client for the notifier WebSocket (API.md §17). This narrow header is all the rest of
-// the CLI sees: websocketpp/asio stay in ws_client.cc, which builds as C++17 (ENVIRONMENT.md pitfall 1).
+// the CLI sees: websocketpp/asio stay in ws_client.cc, which builds as C++17 (ENVIRONMENT.md
+// pitfall 1).
 #pragma once
 
 #include <chrono>

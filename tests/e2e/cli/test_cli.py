@@ -55,7 +55,9 @@ class Cli:
         self.server = server
         self.config_dir = config_dir
         self.env = clean_env({"ATTUNE_CONFIG_DIR": str(config_dir), "ATTUNE_API_URL": server.api_url})
-        if ws:
+        # The CLI finds the notifier through GET /health/detailed's websocket_url; servers without
+        # it (ephemeral ports, no fixed 8081) get the URL from the environment instead.
+        if ws and "websocket_url" not in requests.get(server.api_url + "/health/detailed", timeout=10).json():
             self.env["ATTUNE_NOTIFIER_WS_URL"] = server.ws_url + "/ws"
 
     def run(self, *args, input: str | None = None, timeout: float = 40, env: dict | None = None):
@@ -380,11 +382,13 @@ def test_tail_follow_prints_status_changes_until_sigint(cli, api, notifier):
                 assert parts[2] == "core.echo", line
                 break
         else:
-            pytest.fail(f"no completed line for {ex['id']}: {seen}\n{proc.stderr}")
+            pytest.fail(f"no completed line for {ex['id']}: {seen}")
     finally:
         proc.send_signal(signal.SIGINT)
         rc = proc.wait(10)
     assert rc == 130
+    err = proc.stderr.read()
+    assert ("polling" in err) == (not notifier), err  # the WebSocket was used when reachable
 
 
 # ------------------------------------------------------------------------------------ rules / triggers

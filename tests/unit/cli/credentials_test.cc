@@ -81,7 +81,8 @@ TEST(CliPasswordFile, BareAndLoginPasswordForms) {
       {"s3cret", "bob", std::nullopt, "s3cret"},
       {"admin:pa:ss\n", std::nullopt, "admin", "pa:ss"},  // split at the first ':'
       {"admin:pass", "admin", "admin", "pass"},
-      {"admin:pass", "bob", std::nullopt, "admin:pass"},  // another login: whole text is the password
+      {"admin:pass", "bob", std::nullopt,
+       "admin:pass"},  // another login: whole text is the password
       {":pass", std::nullopt, std::nullopt, ":pass"},
       {"has space:pw", std::nullopt, std::nullopt, "has space:pw"},
       {"", std::nullopt, std::nullopt, ""},

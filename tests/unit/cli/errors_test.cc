@@ -24,8 +24,8 @@ TEST(CliExitCodes, ExecutionStatuses) {
     bool terminal;
     int code;
   };
-  const Case cases[] = {{"completed", true, 0}, {"failed", true, 1},     {"abandoned", true, 1},
-                        {"timeout", true, 6},   {"cancelled", true, 7},  {"running", false, 0},
+  const Case cases[] = {{"completed", true, 0},  {"failed", true, 1},     {"abandoned", true, 1},
+                        {"timeout", true, 6},    {"cancelled", true, 7},  {"running", false, 0},
                         {"requested", false, 0}, {"canceling", false, 0}, {"bogus", false, 0}};
   for (const auto& c : cases) {
     const auto o = outcome_for_execution_status(c.status);

@@ -12,15 +12,19 @@ using nlohmann::json;
 
 TEST(CliKeys, RefsMapToOwnerFields) {
   EXPECT_EQ(key_create_body("token"), (json{{"local_ref", "token"}, {"owner_type", "system"}}));
-  EXPECT_EQ(key_create_body("system.token"), (json{{"local_ref", "token"}, {"owner_type", "system"}}));
+  EXPECT_EQ(key_create_body("system.token"),
+            (json{{"local_ref", "token"}, {"owner_type", "system"}}));
   EXPECT_EQ(key_create_body("pack.web.api_key"),
             (json{{"local_ref", "api_key"}, {"owner_type", "pack"}, {"owner_pack_ref", "web"}}));
-  EXPECT_EQ(key_create_body("action.web.fetch.k"),
-            (json{{"local_ref", "k"}, {"owner_type", "action"}, {"owner_action_ref", "web.fetch"}}));
+  EXPECT_EQ(
+      key_create_body("action.web.fetch.k"),
+      (json{{"local_ref", "k"}, {"owner_type", "action"}, {"owner_action_ref", "web.fetch"}}));
   EXPECT_EQ(key_create_body("sensor.web.poll.k"),
             (json{{"local_ref", "k"}, {"owner_type", "sensor"}, {"owner_sensor_ref", "web.poll"}}));
   EXPECT_EQ(key_create_body("identity.test@attune.local.x"),
-            (json{{"local_ref", "x"}, {"owner_type", "identity"}, {"owner_identity_login", "test@attune.local"}}));
+            (json{{"local_ref", "x"},
+                  {"owner_type", "identity"},
+                  {"owner_identity_login", "test@attune.local"}}));
 }
 
 TEST(CliKeys, UnknownOwnerTypesAreUsageErrors) {

@@ -35,6 +35,14 @@ TEST(CliOutput, UnicodeWidthAndNoTrailingSpaces) {
   EXPECT_EQ(t.render(false), "K    V  LAST\né→\nabc  v  z\n");
 }
 
+TEST(CliOutput, FieldsAlignValuesWithoutTrailingSpaces) {
+  EXPECT_EQ(
+      render_fields({{"ID", {"7"}}, {"Status", {"failed", Style::kRed}}, {"Empty", {""}}}, false),
+      "ID:     7\nStatus: failed\nEmpty:\n");
+  EXPECT_EQ(render_fields({{"S", {"failed", Style::kRed}}}, true),
+            "\033[1mS:\033[0m \033[31mfailed\033[0m\n");
+}
+
 TEST(CliOutput, StatusStyles) {
   EXPECT_EQ(status_style("completed"), Style::kGreen);
   for (const char* s : {"failed", "timeout", "abandoned"}) EXPECT_EQ(status_style(s), Style::kRed);

@@ -52,8 +52,8 @@ TEST(CliParams, CoercesEachTypeBySchema) {
 }
 
 TEST(CliParams, BadValuesAreUsageErrorsNamingTheParameter) {
-  for (const std::string arg : {"count=abc", "count=1.5", "ratio=x", "loud=maybe", "opts=[1]",
-                                "tags={a: 1}", "count="}) {
+  for (const std::string arg :
+       {"count=abc", "count=1.5", "ratio=x", "loud=maybe", "opts=[1]", "tags={a: 1}", "count="}) {
     try {
       (void)parse_key_values({arg}, kSchema);
       ADD_FAILURE() << arg << " was accepted";
@@ -79,7 +79,8 @@ TEST(CliParams, ArgumentsWithoutKeyAreUsageErrors) {
 
 TEST(CliParams, LaterKeysWinAndNoSchemaMeansJsonOrText) {
   EXPECT_EQ(parse_key_values({"a=1", "a=2"}, nullptr), (json{{"a", 2}}));
-  EXPECT_EQ(parse_key_values({"a=true", "b=x y"}, json::object()), (json{{"a", true}, {"b", "x y"}}));
+  EXPECT_EQ(parse_key_values({"a=true", "b=x y"}, json::object()),
+            (json{{"a", true}, {"b", "x y"}}));
 }
 
 TEST(CliParams, JsonSchemaStyleIsReadLikeTheFlatStyle) {
@@ -114,8 +115,9 @@ TEST(CliParams, SchemaParamsKeepsSecretDefaultAndDescription) {
 }
 
 TEST(CliParams, ParamsFilesJsonAndYaml) {
-  const auto dir = std::filesystem::temp_directory_path() /
-                   ("cli-params-" + std::to_string(::testing::UnitTest::GetInstance()->random_seed()));
+  const auto dir =
+      std::filesystem::temp_directory_path() /
+      ("cli-params-" + std::to_string(::testing::UnitTest::GetInstance()->random_seed()));
   std::filesystem::create_directories(dir);
   std::ofstream(dir / "p.json") << R"({"a": 1, "b": "x"})";
   std::ofstream(dir / "p.yaml") << "a: 1\nb: x\nc: [1, 2]\nd: 'true'\n";
