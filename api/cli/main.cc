@@ -1,9 +1,11 @@
-// The `attune` binary: `attune serve` runs the platform (api/cli/serve.cc).
+// The `attune` binary: `attune serve` runs the platform (api/cli/serve.cc); the other
+// subcommands are the API client (api/cli/client/).
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
 #include <cstdlib>
 
+#include "api/cli/client/commands.h"
 #include "api/cli/config.h"
 #include "api/cli/serve.h"
 #include "api/projections/retention.h"
@@ -186,7 +188,9 @@ int main(int argc, char** argv) {
                     "Extra argument for every container run (repeatable)")
       ->envname("ATTUNE_CONTAINER_EXTRA_ARGS");
 
-  CLI11_PARSE(app, argc, argv);
+  attune::cli::client::ClientCommands client(app);  // login, pack, action, execution, ...
+  if (auto rc = attune::cli::client::parse_command_line(app, argc, argv)) return *rc;
+  if (auto rc = client.run()) return *rc;
 
   if (serve->parsed()) {
     if (!config_file.empty()) {
