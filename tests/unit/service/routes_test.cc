@@ -147,6 +147,8 @@ TEST_F(RoutesTest, EveryRouteDeclaresItsAccess) {
   const std::set<std::string> expected = {
       "GET /health open", "GET /health/live open", "GET /health/ready open",
       "GET /health/detailed open", "GET /metrics open",
+      // The web console's static files (console_routes.cc).
+      "GET / open", "GET /index.html open", "GET /assets/{file} open",
       "POST /auth/register open", "POST /auth/login open", "POST /auth/refresh open",
       "GET /auth/me signed-in",
       "GET /api/v1/packs packs:read", "POST /api/v1/packs packs:create",
