@@ -393,10 +393,73 @@ const mo = new MutationObserver((muts) => {
   for (const m of muts) for (const n of m.addedNodes) record(n, t);
 });
 mo.observe(document.getElementById('main'), {childList: true, subtree: true});
-const t = performance.timeOrigin + performance.now();
+// Every batch the page applies: (epoch ms, running notification count).
+b.applied = [];
+const st = window.__attuneStats;
+let nval = st.notifications;
+Object.defineProperty(st, 'notifications', {configurable: true, enumerable: true, get: () => nval,
+  set: (x) => { nval = x; b.applied.push([performance.timeOrigin + performance.now(), x]); }});
 for (const r of document.querySelectorAll('tr[data-execution-id]')) b.seen[r.dataset.executionId] = -1;
 return b.longtask_supported;
 """
+
+
+def _proc_cpu(pid: int) -> float:
+    try:
+        f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def chrome_renderer_pids(drv) -> list[int]:
+    """The renderer processes of the browser chromedriver started (cmdline has --type=renderer)."""
+    root = drv.service.process.pid
+    kids: dict = {}
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        kids.setdefault(ppid, []).append(int(d.name))
+    out, todo = [], [root]
+    while todo:
+        p = todo.pop()
+        for c in kids.get(p, []):
+            todo.append(c)
+            try:
+                if b"--type=renderer" in Path(f"/proc/{c}/cmdline").read_bytes():
+                    out.append(c)
+            except OSError:
+                pass
+    return out
+
+
+class CpuMeter:
+    """CPU seconds used by a set of processes between start() and stop()."""
+
+    def __init__(self, pids: list[int]):
+        self.pids = pids
+
+    def start(self) -> "CpuMeter":
+        self.c0 = {p: _proc_cpu(p) for p in self.pids}
+        self.t0 = time.monotonic()
+        return self
+
+    def stop(self) -> tuple[float, float]:
+        cpu = sum(_proc_cpu(p) - c for p, c in self.c0.items())
+        return cpu, time.monotonic() - self.t0
+
+
+def cdp_metrics(drv) -> dict:
+    """Chrome's main-thread counters for the page (CDP Performance.getMetrics); {} when unavailable."""
+    try:
+        drv.execute_cdp_cmd("Performance.enable", {})
+        return {m["name"]: m["value"] for m in drv.execute_cdp_cmd("Performance.getMetrics", {})["metrics"]}
+    except Exception:
+        return {}
 
 
 class NotifierCounter:
@@ -534,12 +597,22 @@ def live_phase(drv, rig: Rig, rate: float, seconds: float, changes_per_execution
     """The sustained stream with the executions page open (already loaded, socket open)."""
     ws_open(drv)
     lt_supported = drv.execute_script(JS_INSTRUMENT)
+    # Baseline: the same page, instrumented, for 3 s without notifications.
+    i0, rc0 = cdp_metrics(drv), CpuMeter(chrome_renderer_pids(drv)).start()
+    time.sleep(3)
+    i_cpu, i_wall = rc0.stop()
+    i1 = cdp_metrics(drv)
+    idle = {"renderer_cpu_s": i_cpu, "wall_s": i_wall,
+            "TaskDuration": i1.get("TaskDuration", 0) - i0.get("TaskDuration", 0)}
     counter = NotifierCounter(rig.srv.ws_url, rig.api.token)
     time.sleep(0.3)
     base_browser = drv.execute_script("return window.__attuneStats.notifications")
     base_ws = counter.count()
     exec_rate = rate / changes_per_execution
     drv.execute_script("window.__bench.on = true; window.__bench.t_on = performance.now();")
+    m0 = cdp_metrics(drv)
+    renderer = CpuMeter(chrome_renderer_pids(drv)).start()
+    server_cpu = CpuMeter([rig.srv.proc.pid]).start()
     pacer = PacedExecutor(rig, rig.ok, exec_rate).start()
     t_start = time.time()
     samples = []  # (t, browser notifications, ws frames)
@@ -560,11 +633,20 @@ def live_phase(drv, rig: Rig, rate: float, seconds: float, changes_per_execution
             else:
                 r = nav_roundtrip(drv)
                 interactions.append({"kind": "nav packs -> executions", "t0": tb, "r": r})
-            interactions[-1]["t1"] = time.time() * 1000
+            t1 = time.time() * 1000
+            for i in interactions:
+                i.setdefault("t1", t1)
             k += 1
             next_interact = time.monotonic() + interact_every
     elapsed = pacer.finish()
     t_stop = time.time()
+    r_cpu, r_wall = renderer.stop()
+    m1 = cdp_metrics(drv)
+    cdp = {k: m1[k] - m0.get(k, 0) for k in ("TaskDuration", "ScriptDuration", "LayoutDuration",
+                                             "RecalcStyleDuration", "LayoutCount", "RecalcStyleCount") if k in m1}
+    cdp["Nodes"] = m1.get("Nodes")
+    cdp["JSHeapUsedSize"] = m1.get("JSHeapUsedSize")
+    s_cpu, _ = server_cpu.stop()
     drv.execute_script("window.__bench.on = false;")
     # Settle: every execution terminal (API), then every frame applied in the browser.
     ids = [p[0] for p in pacer.posted]
@@ -598,10 +680,21 @@ def live_phase(drv, rig: Rig, rate: float, seconds: float, changes_per_execution
             break
         time.sleep(0.1)
     b = drv.execute_script("""const b = window.__bench;
-        return {gaps: b.gaps, longtasks: b.longtasks, seen: b.seen, stats: window.__attuneStats,
+        return {gaps: b.gaps, longtasks: b.longtasks, seen: b.seen, stats: window.__attuneStats, applied: b.applied,
                 t_on: b.t_on, origin: performance.timeOrigin};""")
     counter.close()
     frames = [f for f in counter.frames[base_ws:]]
+    last_frame = frames[-1][0] if frames else t_terminal
+    # Apply lag of frame k: when the page's count first reached k (its batch) minus when our client got frame k.
+    applied = [(t, c - base_browser) for t, c in b["applied"]]
+    lag, j = [], 0
+    for k, f in enumerate(frames, start=1):
+        while j < len(applied) and applied[j][1] < k:
+            j += 1
+        if j == len(applied):
+            break
+        lag.append(applied[j][0] - f[0] * 1000)
+    caught = (applied[-1][0] / 1000) if applied and applied[-1][1] >= target else None
     by_type: dict = {}
     for f in frames:
         by_type[f[1]] = by_type.get(f[1], 0) + 1
@@ -637,14 +730,15 @@ def live_phase(drv, rig: Rig, rate: float, seconds: float, changes_per_execution
         "status_changed_rate": by_type.get("execution_status_changed", 0) / max(1e-9, (t_stop - t_start)),
         "browser_notifications": browser_final, "browser_rate_mid": rate_of(0), "ws_rate_mid": rate_of(1),
         "max_lag_frames": max((s[2] - s[1] for s in samples), default=0),
-        "catch_up_after_terminal_s": (caught - t_terminal) if caught else None,
+        "catch_up_after_terminal_s": (caught - last_frame) if caught else None,
         "terminal_after_stop_s": t_terminal - t_stop,
-        "dom_matches_api_s": (match_t - t_terminal) if match_t else None, "dom_wrong": dict(list(wrong.items())[:5]),
+        "dom_matches_api_s": (match_t - last_frame) if match_t else None, "dom_wrong": dict(list(wrong.items())[:5]),
         "frames_applied": b["stats"]["frames"], "longtask_supported": lt_supported,
         "longtasks": len(lt_on), "longtask_max": max(lt_on, default=0.0), "longtask_sum": sum(lt_on),
         "raf_frames": len(gaps), "raf_p50": pct(gaps, 50), "raf_p99": pct(gaps, 99), "raf_max": max(gaps, default=0),
         "raf_over_50": sum(1 for g in gaps if g > 50), "raf_over_100": sum(1 for g in gaps if g > 100),
-        "row_lat_all": lat_all, "row_lat_clean": lat_clean, "rows_missing": len(missing),
+        "idle": idle, "cdp": cdp, "renderer_cpu_s": r_cpu, "server_cpu_s": s_cpu, "cpu_wall_s": r_wall, "renderers": len(renderer.pids),
+        "apply_lag": lag, "row_lat_all": lat_all, "row_lat_clean": lat_clean, "rows_missing": len(missing),
         "interactions": interactions, "samples": samples,
     }
     return res
@@ -766,12 +860,23 @@ def main() -> int:
             ("frames sent (own WS client)", f"{lv['ws_frames']} = {lv['ws_rate']:.0f}/s; by type {lv['ws_by_type']}"),
             ("status changes sent/s", f"{lv['status_changed_rate']:.0f}/s"),
             ("notifications applied by the page", f"{lv['browser_notifications']} in {lv['frames_applied']} frames (batches)"),
-            ("rate applied vs sent (sampled, 1 s)", f"{lv['browser_rate_mid']:.0f}/s vs {lv['ws_rate_mid']:.0f}/s"),
-            ("max lag during stream (frames)", f"{lv['max_lag_frames']}"),
+            ("frames/s applied by page vs sent", f"{lv['browser_rate_mid']:.0f}/s vs {lv['ws_rate_mid']:.0f}/s"),
+            ("max lag during stream (frames, 1 s samples)", f"{lv['max_lag_frames']}"),
+            ("frame at our client -> applied by page p50 / p99 / max",
+             f"{fmt(pct(lv['apply_lag'], 50))} / {fmt(pct(lv['apply_lag'], 99))} / {fmt(max(lv['apply_lag'], default=None))} (n={len(lv['apply_lag'])})"),
             ("stream executions terminal after stop", fmt(lv['terminal_after_stop_s'] * 1000)),
-            ("page caught up after that", fmt(lv['catch_up_after_terminal_s'] * 1000 if lv['catch_up_after_terminal_s'] is not None else None)),
-            ("DOM statuses == API after that", fmt(lv['dom_matches_api_s'] * 1000 if lv['dom_matches_api_s'] is not None else None)
+            ("page applied all frames, after the last frame", fmt(lv['catch_up_after_terminal_s'] * 1000 if lv['catch_up_after_terminal_s'] is not None else None)),
+            ("DOM statuses == API, after the last frame", fmt(lv['dom_matches_api_s'] * 1000 if lv['dom_matches_api_s'] is not None else None)
              + ("" if lv['dom_matches_api_s'] is not None else f" MISMATCH {lv['dom_wrong']}")),
+            ("renderer CPU during the stream (incl. sampling, interactions)",
+             f"{lv['renderer_cpu_s']:.2f} s in {lv['cpu_wall_s']:.1f} s = {100 * lv['renderer_cpu_s'] / lv['cpu_wall_s']:.0f} % of a core "
+             f"({lv['renderers']} renderer processes); attune serve {100 * lv['server_cpu_s'] / lv['cpu_wall_s']:.0f} %"),
+            ("idle baseline (3 s, no stream): renderer CPU, main-thread TaskDuration",
+             f"{100 * lv['idle']['renderer_cpu_s'] / lv['idle']['wall_s']:.0f} % of a core, "
+             f"{lv['idle']['TaskDuration']:.2f} s in {lv['idle']['wall_s']:.1f} s"),
+            ("page main thread during the stream (CDP)",
+             ", ".join(f"{k} {v:.2f} s" if k.endswith("Duration") else f"{k} {v:,.0f}" for k, v in lv["cdp"].items()
+                       if v is not None)),
             ("long tasks (count, max, sum)", f"{lv['longtasks']}, {fmt(lv['longtask_max'])}, {fmt(lv['longtask_sum'])}"
              + ("" if lv['longtask_supported'] else " (PerformanceObserver longtask unsupported)")),
             ("rAF gaps p50 / p99 / max", f"{fmt(lv['raf_p50'])} / {fmt(lv['raf_p99'])} / {fmt(lv['raf_max'])} "
