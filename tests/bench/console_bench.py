@@ -701,11 +701,13 @@ def live_phase(drv, rig: Rig, rate: float, seconds: float, changes_per_execution
     # Live-row latency: POST answer -> row first in the DOM. Executions posted within an interaction window
     # (a filter hid them or the table was unmounted) are reported separately.
     windows = [(i["t0"] - 1000, i["t1"]) for i in interactions]
-    lat_all, lat_clean, missing = [], [], []
+    lat_all, lat_clean, missing, missing_clean = [], [], [], []
     for eid, answered, _ in pacer.posted:
         t = b["seen"].get(str(eid))
         if t is None:
             missing.append(eid)
+            if not any(w0 <= answered <= w1 for w0, w1 in windows):
+                missing_clean.append(eid)
             continue
         if t == -1:
             continue
@@ -738,7 +740,7 @@ def live_phase(drv, rig: Rig, rate: float, seconds: float, changes_per_execution
         "raf_frames": len(gaps), "raf_p50": pct(gaps, 50), "raf_p99": pct(gaps, 99), "raf_max": max(gaps, default=0),
         "raf_over_50": sum(1 for g in gaps if g > 50), "raf_over_100": sum(1 for g in gaps if g > 100),
         "idle": idle, "cdp": cdp, "renderer_cpu_s": r_cpu, "server_cpu_s": s_cpu, "cpu_wall_s": r_wall, "renderers": len(renderer.pids),
-        "apply_lag": lag, "row_lat_all": lat_all, "row_lat_clean": lat_clean, "rows_missing": len(missing),
+        "apply_lag": lag, "row_lat_all": lat_all, "row_lat_clean": lat_clean, "rows_missing": len(missing), "rows_missing_clean": len(missing_clean), "longtask_list": lt_on,
         "interactions": interactions, "samples": samples,
     }
     return res
