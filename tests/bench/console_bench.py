@@ -591,9 +591,25 @@ def statuses_match_api(drv, rig: Rig) -> tuple[bool, dict]:
     return not wrong, wrong
 
 
+def profile_top(profile: dict, n: int = 20) -> list:
+    """[(self ms, function, url:line)] from a CDP Profiler profile (self time = samples x interval)."""
+    nodes = {nd["id"]: nd for nd in profile["nodes"]}
+    counts: dict = {}
+    for sid in profile.get("samples", []):
+        counts[sid] = counts.get(sid, 0) + 1
+    total = len(profile.get("samples", [])) or 1
+    dur_ms = (profile["endTime"] - profile["startTime"]) / 1000.0
+    agg: dict = {}
+    for sid, c in counts.items():
+        cf = nodes[sid]["callFrame"]
+        key = (cf["functionName"] or "(anonymous)", f"{cf['url'].rsplit('/', 1)[-1]}:{cf['lineNumber'] + 1}")
+        agg[key] = agg.get(key, 0) + c
+    return [(c * dur_ms / total, k[0], k[1]) for k, c in sorted(agg.items(), key=lambda kv: -kv[1])[:n]]
+
+
 def live_phase(drv, rig: Rig, rate: float, seconds: float, changes_per_execution: float = 4.0,
                interact_every: float = 5.0, settle_timeout: float = 30.0,
-               progress: Optional[Callable[[str], None]] = log) -> dict:
+               progress: Optional[Callable[[str], None]] = log, profile: bool = False) -> dict:
     """The sustained stream with the executions page open (already loaded, socket open)."""
     ws_open(drv)
     lt_supported = drv.execute_script(JS_INSTRUMENT)
@@ -610,9 +626,14 @@ def live_phase(drv, rig: Rig, rate: float, seconds: float, changes_per_execution
     base_ws = counter.count()
     exec_rate = rate / changes_per_execution
     drv.execute_script("window.__bench.on = true; window.__bench.t_on = performance.now();")
+    if profile:
+        drv.execute_cdp_cmd("Profiler.enable", {})
+        drv.execute_cdp_cmd("Profiler.setSamplingInterval", {"interval": 500})
+        drv.execute_cdp_cmd("Profiler.start", {})
     m0 = cdp_metrics(drv)
     renderer = CpuMeter(chrome_renderer_pids(drv)).start()
     server_cpu = CpuMeter([rig.srv.proc.pid]).start()
+    base_terminal = terminal_count(requests.Session(), rig.srv.api_url)
     pacer = PacedExecutor(rig, rig.ok, exec_rate).start()
     t_start = time.time()
     samples = []  # (t, browser notifications, ws frames)
@@ -642,22 +663,25 @@ def live_phase(drv, rig: Rig, rate: float, seconds: float, changes_per_execution
     t_stop = time.time()
     r_cpu, r_wall = renderer.stop()
     m1 = cdp_metrics(drv)
+    prof = profile_top(drv.execute_cdp_cmd("Profiler.stop", {})["profile"]) if profile else None
     cdp = {k: m1[k] - m0.get(k, 0) for k in ("TaskDuration", "ScriptDuration", "LayoutDuration",
                                              "RecalcStyleDuration", "LayoutCount", "RecalcStyleCount") if k in m1}
     cdp["Nodes"] = m1.get("Nodes")
     cdp["JSHeapUsedSize"] = m1.get("JSHeapUsedSize")
     s_cpu, _ = server_cpu.stop()
     drv.execute_script("window.__bench.on = false;")
-    # Settle: every execution terminal (API), then every frame applied in the browser.
-    ids = [p[0] for p in pacer.posted]
+    # Settle: every execution terminal (/metrics: cheap; /executions/stats?action_ref= would read the whole
+    # action's index, seconds at 100k), then every frame applied in the browser.
     deadline = time.monotonic() + settle_timeout
+    msess = requests.Session()
     while True:
-        st = rig.api.get_data("/api/v1/executions/stats", action_ref=rig.ok)
-        if st["active"] == 0:
+        done = terminal_count(msess, rig.srv.api_url) - base_terminal
+        if done >= len(pacer.posted):
             break
         if time.monotonic() > deadline:
-            raise BenchError(f"stream executions still active {settle_timeout}s after the stream: {st}")
-        time.sleep(0.1)
+            raise BenchError(f"only {done} of {len(pacer.posted)} stream executions terminal {settle_timeout}s "
+                             f"after the stream")
+        time.sleep(0.05)
     t_terminal = time.time()
     time.sleep(0.3)  # last frames reach our counter
     target = counter.count() - base_ws
@@ -739,7 +763,7 @@ def live_phase(drv, rig: Rig, rate: float, seconds: float, changes_per_execution
         "longtasks": len(lt_on), "longtask_max": max(lt_on, default=0.0), "longtask_sum": sum(lt_on),
         "raf_frames": len(gaps), "raf_p50": pct(gaps, 50), "raf_p99": pct(gaps, 99), "raf_max": max(gaps, default=0),
         "raf_over_50": sum(1 for g in gaps if g > 50), "raf_over_100": sum(1 for g in gaps if g > 100),
-        "idle": idle, "cdp": cdp, "renderer_cpu_s": r_cpu, "server_cpu_s": s_cpu, "cpu_wall_s": r_wall, "renderers": len(renderer.pids),
+        "profile": prof, "idle": idle, "cdp": cdp, "renderer_cpu_s": r_cpu, "server_cpu_s": s_cpu, "cpu_wall_s": r_wall, "renderers": len(renderer.pids),
         "apply_lag": lag, "row_lat_all": lat_all, "row_lat_clean": lat_clean, "rows_missing": len(missing), "rows_missing_clean": len(missing_clean), "longtask_list": lt_on,
         "interactions": interactions, "samples": samples,
     }
@@ -799,6 +823,9 @@ def main() -> int:
     ap.add_argument("--loads", type=int, default=10, help="browser repetitions per first-page measurement")
     ap.add_argument("--api-reps", type=int, default=200)
     ap.add_argument("--interact-every", type=float, default=5.0)
+    ap.add_argument("--profile", action="store_true",
+                    help="CPU-profile the page during the stream (CDP Profiler) and print the top functions by self "
+                         "time (use an unminified console build for readable names)")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (data + server log)")
     args = ap.parse_args()
 
@@ -835,7 +862,8 @@ def main() -> int:
         drv.get(srv.api_url + "/#/executions")
         wait_js(drv, f"return performance.getEntriesByName('{MARK}').length", 30, "mark")
         load_live0 = loadavg()
-        lv = live_phase(drv, rig, args.rate, args.seconds, args.changes_per_execution, args.interact_every)
+        lv = live_phase(drv, rig, args.rate, args.seconds, args.changes_per_execution, args.interact_every,
+                        profile=args.profile)
         load_live1 = loadavg()
         errors = [m["message"] for m in drv.get_log("browser") if m.get("level") == "SEVERE"]
 
@@ -893,6 +921,10 @@ def main() -> int:
             rows.append((f"under load: {i['kind']}", f"{fmt(r['click_to_mark'])} (fetch {fmt(r['fetch_dur'])})"))
         rows.append(("browser SEVERE console messages", str(len(errors))))
         print_table(rows)
+        if lv["profile"]:
+            print()
+            print_table([("profile: self time during the stream", "ms", "where")] +
+                        [(f, f"{ms:,.0f}", where) for ms, f, where in lv["profile"]])
         if lv["post_errors"]:
             print("post errors:", lv["post_errors"])
     except BenchError as e:
