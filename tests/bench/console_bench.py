@@ -349,16 +349,25 @@ sel.dispatchEvent(new Event('change', {bubbles: true}));
 """
 
 
-def filter_roundtrip(drv, status: str) -> tuple[dict, dict]:
-    """Status filter -> Apply (timed), then Clear (timed)."""
+SET_ACTION = """
+const inp = document.getElementById('filter-action');
+inp.value = arguments[0];
+inp.dispatchEvent(new Event('input', {bubbles: true}));
+"""
+
+
+def filter_roundtrip(drv, status: str, action_ref: str = "") -> tuple[dict, dict]:
+    """Status (and action ref) filter -> Apply (timed), then Clear (timed)."""
     drv.execute_script(SET_STATUS.replace("arguments[1]", json.dumps(status)))
+    if action_ref:
+        drv.execute_script(SET_ACTION, action_ref)
     a = timed_click(drv, "#filter-apply")
     c = timed_click(drv, "#filter-clear")
     return a, c
 
 
-def browser_first_page(drv, base: str, loads: int) -> dict:
-    out = {"reload": [], "nav": [], "filter_apply": [], "filter_clear": []}
+def browser_first_page(drv, base: str, loads: int, action_ref: str = "") -> dict:
+    out = {"reload": [], "nav": [], "filter_apply": [], "filter_clear": [], "filter_combo": []}
     for i in range(loads):
         out["reload"].append(measure_reload(drv, base))
     ws_open(drv)
@@ -368,6 +377,10 @@ def browser_first_page(drv, base: str, loads: int) -> dict:
         a, c = filter_roundtrip(drv, "completed" if i % 2 == 0 else "failed")
         out["filter_apply"].append(a)
         out["filter_clear"].append(c)
+    if action_ref:
+        for i in range(min(loads, 5)):
+            a, c = filter_roundtrip(drv, "completed", action_ref)
+            out["filter_combo"].append(a)
     return out
 
 
@@ -800,8 +813,11 @@ def first_page_rows(fp: dict) -> list:
                  fmt(pct([r["mark"] - r["fetch_end"] for r in rl], 50)),
                  fmt(max(r["mark"] - r["fetch_end"] for r in rl))))
     for key, label in (("nav", "click #nav-executions -> mark"), ("filter_apply", "click #filter-apply -> mark"),
-                       ("filter_clear", "click #filter-clear -> mark")):
+                       ("filter_clear", "click #filter-clear -> mark"),
+                       ("filter_combo", "click #filter-apply (status=completed + action ref) -> mark")):
         xs = fp[key]
+        if not xs:
+            continue
         c = [r["click_to_mark"] for r in xs]
         f = [r["fetch_dur"] for r in xs if r["fetch_dur"] is not None]
         rows.append((label, len(xs), fmt(pct(c, 50)), fmt(max(c))))
@@ -856,7 +872,7 @@ def main() -> int:
         drv = make_driver()
         login_ui(drv, srv.api_url, srv.admin_login, srv.admin_password)
         load_fp = loadavg()
-        fp = browser_first_page(drv, srv.api_url, args.loads)
+        fp = browser_first_page(drv, srv.api_url, args.loads, rig.ok)
         log(f"live: {args.rate}/s status changes for {args.seconds} s; load {loadavg()}")
         drv.get("about:blank")
         drv.get(srv.api_url + "/#/executions")
