@@ -6,6 +6,9 @@ let refreshing = null;
 let me = null;
 const authListeners = new Set();
 
+// A session restored from sessionStorage (page reload) gets its refresh timer too.
+queueMicrotask(() => scheduleRefresh());
+
 export class ApiError extends Error {
   constructor(status, body) {
     super((body && body.error) || `HTTP ${status}`);

@@ -137,10 +137,12 @@ async function open() {
     setState('closed');
     if (!wanted) return;
     if (ev.code === 4401) {
-      // Token expired: refresh, then reconnect at once.
-      refresh()
-        .then(() => open())
-        .catch(() => {});
+      // Token expired: reconnect at once with the newer token (refreshing first if there is none yet).
+      if (accessToken() && accessToken() !== token) open();
+      else
+        refresh()
+          .then(() => open())
+          .catch(() => {});
       return;
     }
     scheduleReconnect();

@@ -25,7 +25,8 @@ const LIVE_TEXT = { open: 'Live', connecting: 'Connecting…', closed: 'Offline'
 function LiveIndicator() {
   const [state, setState] = useState(liveState());
   useEffect(() => onLiveState(setState), []);
-  return html`<span id="ws-status" data-state=${state} class=${`ws ws-${state}`} title="Live updates (notifier WebSocket)">
+  return html`<span id="ws-status" data-state=${state} class=${`ws ws-${state}`} role="status"
+    title="Live updates (notifier WebSocket)" aria-label=${`Live updates: ${LIVE_TEXT[state] || state}`}>
     <span class="dot" aria-hidden="true"></span>${LIVE_TEXT[state] || state}
   </span>`;
 }

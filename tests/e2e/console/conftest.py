@@ -1,8 +1,9 @@
 """Web console UI tests: headless Chromium (Debian's chromium + chromium-driver + python3-selenium) against the
 real `attune serve` serving the console build output.
 
-Console build: $ATTUNE_CONSOLE_DIR, default <repo>/build/console — build it with
-    cd api/console && npm ci && node build.mjs ../../build/console
+Console build: $ATTUNE_CONSOLE_DIR, default `console/` next to the attune binary (where `bash cmake/dev.sh build`
+puts it, and where `attune serve` looks by default) — or build it by hand with
+    cd api/console && npm ci && node build.mjs OUT_DIR        (then ATTUNE_CONSOLE_DIR=OUT_DIR)
 A missing build fails every test (never skips). Screenshots go to $ATTUNE_SCREENSHOT_DIR
 (default <repo>/build/console-screenshots/).
 """
@@ -16,7 +17,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from attune_e2e import REPO_ROOT, Server, uid, random_password, expect
+from attune_e2e import REPO_ROOT, Server, attune_bin, uid, random_password, expect
 
 CHROMIUM = "/usr/bin/chromium"
 _SERVERS: list = []
@@ -25,7 +26,7 @@ CHROMEDRIVER = "/usr/bin/chromedriver"
 
 
 def console_dir() -> Path:
-    return Path(os.environ.get("ATTUNE_CONSOLE_DIR") or REPO_ROOT / "build" / "console").resolve()
+    return Path(os.environ.get("ATTUNE_CONSOLE_DIR") or attune_bin().parent / "console").resolve()
 
 
 @pytest.fixture(scope="session")
@@ -107,7 +108,7 @@ class Console:
         self.shots = shots
 
     # -- waiting
-    def wait(self, cond, timeout: float = 10.0, desc: str = "condition"):
+    def wait(self, cond, timeout: float = 15.0, desc: str = "condition"):
         from selenium.webdriver.support.ui import WebDriverWait
         try:
             return WebDriverWait(self.d, timeout, poll_frequency=0.05).until(lambda d: cond(d))
@@ -118,7 +119,7 @@ class Console:
     def css(self, selector: str):
         return self.d.find_elements("css selector", selector)
 
-    def el(self, selector: str, timeout: float = 10.0):
+    def el(self, selector: str, timeout: float = 15.0):
         """The first visible element matching `selector` (waits)."""
         def find(d):
             for e in d.find_elements("css selector", selector):
@@ -127,7 +128,7 @@ class Console:
             return None
         return self.wait(find, timeout, f"visible {selector}")
 
-    def gone(self, selector: str, timeout: float = 10.0):
+    def gone(self, selector: str, timeout: float = 15.0):
         self.wait(lambda d: not d.find_elements("css selector", selector), timeout, f"no {selector}")
 
     def text(self) -> str:
@@ -171,7 +172,7 @@ class Console:
         self.el("#login-password").send_keys(password)
         self.el("#login-submit").click()
 
-    def ws_open(self, timeout: float = 10.0) -> None:
+    def ws_open(self, timeout: float = 15.0) -> None:
         self.wait(lambda d: d.execute_script(
             "var e = document.getElementById('ws-status'); return e && e.dataset.state === 'open'"),
             timeout, "#ws-status data-state=open")
@@ -188,7 +189,7 @@ class Console:
         except Exception:
             return []
         return [l["message"] for l in logs if l.get("level") == "SEVERE"
-                and "Failed to load resource" not in l["message"]]
+                and "Failed to load resource" not in l["message"] and "/blocked" not in l["message"]]
 
 
 @pytest.fixture

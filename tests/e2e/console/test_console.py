@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select
 
 from attune_e2e import expect, uid
@@ -35,7 +36,11 @@ def test_login_bad_then_good_password(ui, server):
     ui.wait(lambda d: err.text.strip() == expected, desc=f"the API's error {expected!r}")
     assert ui.js("return sessionStorage.getItem('attune.session')") is None
 
-    ui.login_ui(server.admin_login, server.admin_password)
+    # Keyboard only: the password field has focus after typing; Enter submits.
+    ui.el("#login-user").clear()
+    ui.el("#login-user").send_keys(server.admin_login)
+    ui.el("#login-password").clear()
+    ui.el("#login-password").send_keys(server.admin_password + Keys.ENTER)
     ui.el("#executions-table")
     assert ui.js("return location.hash") == "#/executions"
     ui.ws_open()
@@ -69,10 +74,10 @@ def test_webhook_execution_appears_live_then_detail_with_lineage(admin_ui, api):
     ex = api.execution_for_enforcement(api.wait_enforcements(flow.rule_ref, 1)[0]["id"])
     exec_id = ex["id"]
     # The row arrives by the WebSocket (no reload), at the top, and its status follows to completed.
-    ui.wait(lambda d: row_status(ui, exec_id) is not None, 10, f"row of execution {exec_id}")
+    ui.wait(lambda d: row_status(ui, exec_id) is not None, 15, f"row of execution {exec_id}")
     first_id = ui.js("return document.querySelector('#executions-table tbody tr').dataset.executionId")
     assert int(first_id) == exec_id
-    ui.wait(lambda d: row_status(ui, exec_id) == "completed", 15, f"execution {exec_id} completed in the table")
+    ui.wait(lambda d: row_status(ui, exec_id) == "completed", 30, f"execution {exec_id} completed in the table")
     assert ui.js("return window.__noReload") == "still-here", "the page was reloaded"
     stats = ui.js("return window.__attuneStats")
     assert stats["notifications"] > stats_before and stats["frames"] >= 1, stats
@@ -138,7 +143,7 @@ def test_run_action_from_generated_form(admin_ui, api):
 
     ui.wait(lambda d: d.execute_script("return location.hash").startswith("#/executions/"), desc="the new execution")
     exec_id = int(ui.js("return location.hash").rsplit("/", 1)[1])
-    ui.wait(lambda d: ui.el("#exec-status").get_attribute("data-status") == "completed", 15, "completed")
+    ui.wait(lambda d: ui.el("#exec-status").get_attribute("data-status") == "completed", 30, "completed")
     assert "msg=hello count=3" in ui.el("#exec-stdout").text
     assert "color=green" in ui.el("#exec-stdout").text
     config = api.get_data(f"/api/v1/executions/{exec_id}")["config"]
@@ -215,9 +220,9 @@ def test_answer_pending_inquiry_then_cancel_execution(admin_ui, api):
 
     # The still-running execution offers Cancel; it works.
     ui.goto(f"#/executions/{ex['id']}")
-    ui.wait(lambda d: ui.el("#exec-status").get_attribute("data-status") == "running", 15, "running")
+    ui.wait(lambda d: ui.el("#exec-status").get_attribute("data-status") == "running", 30, "running")
     ui.el("#exec-cancel").click()
-    ui.wait(lambda d: ui.el("#exec-status").get_attribute("data-status") == "cancelled", 20, "cancelled (live)")
+    ui.wait(lambda d: ui.el("#exec-status").get_attribute("data-status") == "cancelled", 30, "cancelled (live)")
     assert not ui.css("#exec-cancel")
 
 
@@ -252,6 +257,7 @@ def test_enable_and_disable_rule(admin_ui, api):
     ui.goto("#/triggers")
     url = ui.el(f"#triggers-table tr[data-trigger-ref='{flow.trigger_ref}'] .webhook-url").text
     assert url == f"{ui.base}/api/v1/webhooks/{flow.key}"
+    ui.shot("triggers")
 
 
 # ------------------------------------------------------------------------------------------- keys
@@ -323,9 +329,11 @@ def test_viewer_sees_no_mutating_buttons(ui, api, viewer):
 
 def test_narrow_screen(admin_ui, api):
     ui = admin_ui
+    ex = api.execute("core.echo", {"message": "narrow"})
     ui.d.set_window_size(375, 800)
     ui.goto("#/executions")
-    ui.el("#executions-table")
+    ui.el(f"#executions-table tr[data-execution-id='{ex['id']}']")
+    ui.wait(lambda d: row_status(ui, ex["id"]) == "completed", 30, "completed")
     width = ui.js("return document.documentElement.clientWidth")
     assert ui.js("return document.documentElement.scrollWidth") <= width + 1, "the page scrolls sideways"
     for name in ("executions", "packs", "actions", "triggers", "rules", "keys", "inquiries"):
@@ -355,16 +363,16 @@ def test_workflow_detail_shows_child_tree(admin_ui, api):
                                                "version": "1.0.0", "definition": definition}), 201)
     wf = api.execute(f"{pack}.flow", {})
     ui.goto(f"#/executions/{wf['id']}")
-    ui.wait(lambda d: ui.el("#exec-status").get_attribute("data-status") == "completed", 20, "workflow completed")
+    ui.wait(lambda d: ui.el("#exec-status").get_attribute("data-status") == "completed", 30, "workflow completed")
     ui.wait(lambda d: len(ui.css("#exec-children li[data-execution-id]")) == 2, 10, "two child tasks")
     text = ui.el("#exec-children").text
     assert "first" in text and "second" in text, text
     assert len(ui.css("#exec-children .status[data-status='completed']")) == 2
+    ui.shot("workflow-detail")
     # A child links back to its workflow.
     ui.el("#exec-children li a").click()
     ui.el("#lineage-parent")
     assert f"#{wf['id']}" in ui.el("#lineage-parent").text
-    ui.shot("workflow-detail")
 
 
 # ----------------------------------------------------------------------------------- token refresh
@@ -392,7 +400,7 @@ def test_burst_of_executions_applied_in_batches(admin_ui, api):
     import concurrent.futures
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         list(pool.map(lambda i: api.fire(flow.key, {"i": i}), range(80)))
-    execs = api.wait_rule_executions(flow.rule_ref, 80, timeout=40)
+    execs = api.wait_rule_executions(flow.rule_ref, 80, timeout=60)
     newest = sorted(execs, key=lambda e: (e["created"], e["id"]), reverse=True)[:50]
 
     def settled(d):
@@ -401,10 +409,120 @@ def test_burst_of_executions_applied_in_batches(admin_ui, api):
                                "r.querySelector('td.status').dataset.status]; })")
         shown = {i: s for i, s in ids}
         return len(ids) <= 50 and all(shown.get(e["id"]) == "completed" for e in newest)
-    ui.wait(settled, 20, "the 50 newest executions completed in the table")
+    ui.wait(settled, 30, "the 50 newest executions completed in the table")
     assert ui.js("return window.__noReload") == 1
     after = ui.js("return window.__attuneStats")
     applied = after["notifications"] - before["notifications"]
     frames = after["frames"] - before["frames"]
     assert applied >= 80 * 2, after  # created + several status changes each
     assert frames < applied, f"{frames} batches for {applied} notifications: not batched"
+
+
+# ------------------------------------------------------------------------------ filters and schemas
+
+def test_filters_and_live_rows_respect_them(admin_ui, api):
+    ui = admin_ui
+    a = api.webhook_flow("true", prefix="console")
+    b = api.webhook_flow("true", prefix="console", pack_ref=a.pack_ref)
+    api.fire(a.key, {"n": 0})
+    first = api.wait_rule_executions(a.rule_ref, 1)[0]
+    ui.el("#filter-action").send_keys(a.action_ref)
+    Select(ui.el("#filter-status")).select_by_visible_text("completed")
+    ui.js("performance.clearMarks('attune:executions-first-page')")
+    ui.el("#filter-apply").click()
+    ui.wait(lambda d: d.execute_script(
+        "return performance.getEntriesByName('attune:executions-first-page').length") == 1, desc="refetch mark")
+    ui.wait(lambda d: [int(r.get_attribute("data-execution-id")) for r in ui.css("#executions-table tbody tr")]
+            == [first["id"]], desc="only the matching execution")
+    # Live: B's execution does not match the filter, A's next one does (once completed).
+    api.fire(b.key, {"n": 1})
+    api.fire(a.key, {"n": 2})
+    execs_a = api.wait_rule_executions(a.rule_ref, 2)
+    execs_b = api.wait_rule_executions(b.rule_ref, 1)
+    new_a = max(e["id"] for e in execs_a)
+    ui.wait(lambda d: row_status(ui, new_a) == "completed", 30, "A's new execution, live")
+    assert row_status(ui, execs_b[0]["id"]) is None, "a row not matching the filters was added"
+    assert all(td.get_attribute("data-status") == "completed" for td in ui.css("#executions-table td.status"))
+    ui.el("#filter-clear").click()
+    ui.wait(lambda d: row_status(ui, execs_b[0]["id"]) == "completed", desc="all rows after Clear")
+
+
+def test_json_schema_style_form(admin_ui, api):
+    ui = admin_ui
+    pack = api.create_pack(f"console_{uid(8)}")["ref"]
+    schema = {"type": "object", "required": ["target"],
+              "properties": {"target": {"type": "string"},
+                             "ratio": {"type": "number"},
+                             "labels": {"type": "object"},
+                             "hosts": {"type": "array"}}}
+    ref = api.create_action(f"{pack}.js", "cat", param_schema=schema)["ref"]
+    ui.goto(f"#/actions/{ref}")
+    ui.el("#run-form")
+    assert ui.el("#run-labels").tag_name == "textarea" and ui.el("#run-hosts").tag_name == "textarea"
+    assert ui.el("#run-ratio").get_attribute("type") == "number"
+    assert ui.el("#run-target").get_attribute("aria-required") == "true"
+    ui.el("#run-target").send_keys("db")
+    ui.el("#run-ratio").send_keys("0.5")
+    ui.el("#run-labels").send_keys('{"env": "prod"')  # broken JSON: said at once, nothing sent
+    ui.el("#run-submit").click()
+    assert "JSON" in ui.el("[data-field-error='labels']").text
+    ui.el("#run-labels").send_keys("}")
+    ui.el("#run-hosts").send_keys('["a", "b"]')
+    ui.el("#run-submit").click()
+    ui.wait(lambda d: d.execute_script("return location.hash").startswith("#/executions/"), desc="the new execution")
+    exec_id = int(ui.js("return location.hash").rsplit("/", 1)[1])
+    config = api.get_data(f"/api/v1/executions/{exec_id}")["config"]
+    assert config == {"target": "db", "ratio": 0.5, "labels": {"env": "prod"}, "hosts": ["a", "b"]}, config
+
+
+# ------------------------------------------------------------------------------------- reconnect
+
+def test_socket_reconnects_and_page_refetches(ui, api, admin_session):
+    """The notifier connection drops and cannot come back for a while: #ws-status says so, the console retries
+    with backoff, and once connected again re-fetches the page (showing what it missed), without a reload."""
+    flow = api.webhook_flow("true", prefix="console")
+    # A page-level hook on WebSocket: the test can drop the socket and refuse new ones.
+    hook = ui.d.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": """
+        (function () {
+          var W = window.WebSocket;
+          window.__sockets = [];
+          window.__blockWs = false;
+          function Hooked(url, protocols) {
+            var w = new W(window.__blockWs ? 'ws://127.0.0.1:9/blocked' : url, protocols);
+            window.__sockets.push(w);
+            return w;
+          }
+          Hooked.prototype = W.prototype;
+          ['CONNECTING', 'OPEN', 'CLOSING', 'CLOSED'].forEach(function (k) { Hooked[k] = W[k]; });
+          window.WebSocket = Hooked;
+        })();"""})
+    try:
+        ui.use_session(admin_session)
+        ui.ws_open()
+        ui.js("window.__noReload = 1; window.__blockWs = true; window.__sockets.forEach(function (s) { s.close(); })")
+        ui.wait(lambda d: ui.el("#ws-status").get_attribute("data-state") in ("closed", "connecting"),
+                desc="socket shown down")
+        api.fire(flow.key, {"missed": True})
+        ex = api.wait_rule_executions(flow.rule_ref, 1)[0]
+        ui.wait(lambda d: len(ui.js("return window.__sockets")) >= 2, desc="a reconnect attempt (refused)")
+        assert row_status(ui, ex["id"]) is None
+        ui.js("window.__blockWs = false")
+        ui.ws_open(30)
+        ui.wait(lambda d: row_status(ui, ex["id"]) == "completed", desc="the missed execution after the re-fetch")
+        assert ui.js("return window.__noReload") == 1
+    finally:
+        ui.d.execute_cdp_cmd("Page.removeScriptToEvaluateOnNewDocument", {"identifier": hook["identifier"]})
+
+
+def test_access_token_refreshed_before_expiry(ui, server, admin_session):
+    # The stored expiry is near: the console refreshes ahead of it, without waiting for a 401.
+    ui.use_session(admin_session)
+    ui.js("var s = JSON.parse(sessionStorage.getItem('attune.session')); s.expires_at = Date.now() + 20000;"
+          "sessionStorage.setItem('attune.session', JSON.stringify(s)); location.reload();")
+    ui.el("#executions-table")
+    ui.wait(lambda d: d.execute_script(
+        "return JSON.parse(sessionStorage.getItem('attune.session')).access_token") != admin_session["token"],
+        desc="a refreshed access token")
+    stored = ui.js("return JSON.parse(sessionStorage.getItem('attune.session'))")
+    assert stored["expires_at"] > ui.js("return Date.now()") + 600_000
+    assert server.client(stored["access_token"]).get("/auth/me").status_code == 200

@@ -9,7 +9,7 @@ const list = (path, params) => get(`${path}${qs({ page_size: 50, ...params })}`)
 
 function Table({ id, label, head, children }) {
   return html`<div class="table-wrap" role="region" aria-label=${label} tabindex="0">
-    <table id=${id}>
+    <table id=${id} class="stack">
       <thead><tr>${head.map((h) => html`<th scope="col">${h}</th>`)}</tr></thead>
       <tbody>${children}</tbody>
     </table>
@@ -30,9 +30,11 @@ export function PacksPage() {
     <${Table} id="packs-table" label="Packs" head=${['Ref', 'Label', 'Version', 'Description', 'Installed by', 'Installed']}>
       ${rows.map(
         (p) => html`<tr key=${p.id} data-pack-ref=${p.ref}>
-          <td><a href=${`#/actions?pack_ref=${encodeURIComponent(p.ref)}`}>${p.ref}</a></td>
-          <td>${p.label}</td><td>${p.version}</td><td>${p.description || ''}</td>
-          <td>${p.installation_method || ''}</td><td class="time">${fmtTime(p.installed_at || p.created)}</td>
+          <td data-label="Ref"><a href=${`#/actions?pack_ref=${encodeURIComponent(p.ref)}`}>${p.ref}</a></td>
+          <td data-label="Label">${p.label}</td><td data-label="Version">${p.version}</td>
+          <td data-label="Description" class="wrap">${p.description || ''}</td>
+          <td data-label="Installed by">${p.installation_method || ''}</td>
+          <td data-label="Installed" class="time">${fmtTime(p.installed_at || p.created)}</td>
         </tr>`,
       )}
     <//>
@@ -68,10 +70,11 @@ export function ActionsPage({ query }) {
     <${Table} id="actions-table" label="Actions" head=${['Ref', 'Label', 'Runtime', 'Enabled', 'Kind', '']}>
       ${rows.map(
         (a) => html`<tr key=${a.id} data-action-ref=${a.ref}>
-          <td><a href=${`#/actions/${encodeURIComponent(a.ref)}`}>${a.ref}</a></td>
-          <td>${a.label}</td><td>${a.runtime_ref || '—'}</td><td>${yesNo(a.enabled)}</td>
-          <td>${a.workflow_def ? 'workflow' : 'action'}</td>
-          <td>${mayRun && a.enabled && html`<a class="button run-link" href=${`#/actions/${encodeURIComponent(a.ref)}`}
+          <td data-label="Ref"><a href=${`#/actions/${encodeURIComponent(a.ref)}`}>${a.ref}</a></td>
+          <td data-label="Label">${a.label}</td><td data-label="Runtime">${a.runtime_ref || '—'}</td>
+          <td data-label="Enabled">${yesNo(a.enabled)}</td>
+          <td data-label="Kind">${a.workflow_def ? 'workflow' : 'action'}</td>
+          <td data-label="">${mayRun && a.enabled && html`<a class="button run-link" href=${`#/actions/${encodeURIComponent(a.ref)}`}
             aria-label=${`Run ${a.ref}`}>Run…</a>`}</td>
         </tr>`,
       )}
@@ -127,11 +130,12 @@ export function TriggersPage() {
     <${Table} id="triggers-table" label="Triggers" head=${['Ref', 'Label', 'Enabled', 'Webhook', 'Sensor']}>
       ${rows.map(
         (t) => html`<tr key=${t.id} data-trigger-ref=${t.ref}>
-          <td>${t.ref}</td><td>${t.label}</td><td>${yesNo(t.enabled)}</td>
-          <td class="webhook">${t.webhook_enabled && t.webhook_key
-            ? html`<span class="badge st-completed">enabled</span> <code class="webhook-url">${`${location.origin}/api/v1/webhooks/${t.webhook_key}`}</code>`
+          <td data-label="Ref">${t.ref}</td><td data-label="Label">${t.label}</td>
+          <td data-label="Enabled">${yesNo(t.enabled)}</td>
+          <td class="webhook" data-label="Webhook">${t.webhook_enabled && t.webhook_key
+            ? html`<span><span class="badge st-completed">enabled</span> <code class="webhook-url">${`${location.origin}/api/v1/webhooks/${t.webhook_key}`}</code></span>`
             : 'off'}</td>
-          <td>${t.sensor_ref || '—'}</td>
+          <td data-label="Sensor">${t.sensor_ref || '—'}</td>
         </tr>`,
       )}
     <//>
@@ -216,13 +220,13 @@ export function RulesPage() {
     <${Table} id="rules-table" label="Rules" head=${['Ref', 'Trigger', 'Action', 'Enabled', '']}>
       ${rows.map(
         (r) => html`<tr key=${r.id} data-rule-ref=${r.ref}>
-          <td>${r.ref}${r.label && r.label !== r.ref ? html`<br /><span class="muted">${r.label}</span>` : ''}</td>
-          <td>${r.trigger_ref}</td>
-          <td><a href=${`#/actions/${encodeURIComponent(r.action_ref)}`}>${r.action_ref}</a></td>
-          <td class="rule-enabled" data-enabled=${String(!!r.enabled)}>
+          <td data-label="Ref"><span>${r.ref}${r.label && r.label !== r.ref ? html`<br /><span class="muted">${r.label}</span>` : ''}</span></td>
+          <td data-label="Trigger">${r.trigger_ref}</td>
+          <td data-label="Action"><a href=${`#/actions/${encodeURIComponent(r.action_ref)}`}>${r.action_ref}</a></td>
+          <td class="rule-enabled" data-label="Enabled" data-enabled=${String(!!r.enabled)}>
             <span class=${`badge ${r.enabled ? 'st-completed' : 'st-cancelled'}`}>${r.enabled ? 'enabled' : 'disabled'}</span>
           </td>
-          <td>
+          <td data-label="">
             ${mayToggle && html`<button type="button" class="rule-toggle" disabled=${!!busy[r.ref]}
               aria-label=${`${r.enabled ? 'Disable' : 'Enable'} rule ${r.ref}`} onClick=${() => toggle(r)}>
               ${r.enabled ? 'Disable' : 'Enable'}</button>`}

@@ -4,8 +4,9 @@ import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
 import { get, qs } from '../api.js';
 import { onNotifications, onReconnect } from '../live.js';
 import { html, ErrorBox, Pager, STATUSES, fmtTime, announce } from '../util.js';
+import { applyBatch, toRfc3339 } from '../rows.js';
 
-const PAGE_SIZE = 50;
+import { PAGE_SIZE } from '../rows.js';
 const STATUS_CHOICES = [
   ['', 'any status'],
   ['requested,scheduling,scheduled,running,canceling', 'active (not finished)'],
@@ -16,83 +17,8 @@ const STATUS_CHOICES = [
 const EMPTY = { status: '', action_ref: '', rule_ref: '', created_after: '', created_before: '' };
 // Filters and page survive navigation to a detail page and back.
 let remembered = { filters: EMPTY, page: 1 };
-
-const toRfc3339 = (local) => {
-  if (!local) return '';
-  const d = new Date(local);
-  return isNaN(d) ? '' : d.toISOString();
-};
-
-function matches(p, f) {
-  if (f.status && !f.status.split(',').includes(p.status)) return false;
-  if (f.action_ref && p.action_ref !== f.action_ref) return false;
-  if (f.rule_ref && p.rule_ref !== f.rule_ref) return false;
-  const after = toRfc3339(f.created_after);
-  const before = toRfc3339(f.created_before);
-  if (after && !(p.created && p.created >= after)) return false;
-  if (before && !(p.created && p.created <= before)) return false;
-  return true;
-}
-
-const newestFirst = (a, b) => (a.created === b.created ? b.id - a.id : a.created < b.created ? 1 : -1);
-
-// Applies one frame's notifications to the rows: updates in place, inserts what belongs on page 1.
-function applyBatch(rows, batch, filters, page) {
-  const merged = new Map();
-  for (const n of batch) {
-    if (n.entity_type !== 'execution') continue;
-    const created = n.notification_type === 'execution_created';
-    if (!created && n.notification_type !== 'execution_status_changed') continue;
-    const p = n.payload || {};
-    const id = p.id ?? n.entity_id;
-    const m = merged.get(id);
-    if (m) {
-      m.p = { ...m.p, ...p };
-      m.created = m.created || created;
-    } else merged.set(id, { created, p: { ...p, id } });
-  }
-  if (!merged.size) return null;
-  const index = new Map(rows.map((r, i) => [r.id, i]));
-  let next = null;
-  let inserted = 0;
-  let createdCount = 0;
-  for (const [id, { created, p }] of merged) {
-    const i = index.get(id);
-    if (i !== undefined) {
-      next = next || rows.slice();
-      const r = next[i];
-      next[i] = {
-        ...r,
-        status: p.status ?? r.status,
-        started_at: p.started_at ?? r.started_at,
-        updated: p.updated ?? r.updated,
-      };
-    } else if (page === 1 && matches(p, filters)) {
-      next = next || rows.slice();
-      next.push({
-        id,
-        action_ref: p.action_ref,
-        status: p.status,
-        enforcement: p.enforcement,
-        rule_ref: p.rule_ref,
-        trigger_ref: p.trigger_ref,
-        parent: p.parent,
-        started_at: p.started_at,
-        created: p.created,
-        updated: p.updated,
-        workflow_task: p.workflow_task,
-      });
-      inserted += 1;
-      if (created) createdCount += 1;
-    }
-  }
-  if (!next) return null;
-  if (inserted) {
-    next.sort(newestFirst);
-    if (next.length > PAGE_SIZE) next.length = PAGE_SIZE;
-  }
-  return { rows: next, createdCount };
-}
+let lastAnnounce = 0;
+let pendingAnnounce = 0;
 
 function source(r) {
   if (r.rule_ref) return `rule ${r.rule_ref}`;
@@ -109,13 +35,13 @@ class Row extends Component {
   render({ row: r }) {
     const task = r.workflow_task && r.workflow_task.task_name;
     return html`<tr data-execution-id=${r.id}>
-      <td class="id"><a href=${`#/executions/${r.id}`}>#${r.id}</a></td>
-      <td class="action">${r.action_ref}${task && html` <span class="muted">(${task})</span>`}</td>
-      <td class="status" data-status=${r.status}><span class=${`badge st-${r.status}`}>${r.status}</span></td>
-      <td class="source">${source(r)}</td>
-      <td class="time">${fmtTime(r.created)}</td>
-      <td class="time">${fmtTime(r.started_at)}</td>
-      <td class="time">${fmtTime(r.updated)}</td>
+      <td class="id" data-label="ID"><a href=${`#/executions/${r.id}`}>#${r.id}</a></td>
+      <td class="action" data-label="Action"><span>${r.action_ref}${task && html` <span class="muted">(${task})</span>`}</span></td>
+      <td class="status" data-label="Status" data-status=${r.status}><span class=${`badge st-${r.status}`}>${r.status}</span></td>
+      <td class="source" data-label="Source">${source(r)}</td>
+      <td class="time" data-label="Created">${fmtTime(r.created)}</td>
+      <td class="time" data-label="Started">${fmtTime(r.started_at)}</td>
+      <td class="time" data-label="Updated">${fmtTime(r.updated)}</td>
     </tr>`;
   }
 }
@@ -222,7 +148,13 @@ export function ExecutionsPage() {
       const created = r.createdCount;
       if (created) {
         setPagination((pg) => pg && { ...pg, total_items: pg.total_items + created });
-        announce(`${created} new execution${created > 1 ? 's' : ''}`);
+        // Screen readers hear a summary at most every 5 s, not every frame.
+        pendingAnnounce += created;
+        if (Date.now() - lastAnnounce > 5000) {
+          announce(`${pendingAnnounce} new execution${pendingAnnounce > 1 ? 's' : ''}`);
+          pendingAnnounce = 0;
+          lastAnnounce = Date.now();
+        }
       }
     });
     const offR = onReconnect(() => setReloadTick((n) => n + 1));
@@ -240,7 +172,7 @@ export function ExecutionsPage() {
     }} />
     <${ErrorBox} error=${error} id="executions-error" />
     <div class="table-wrap" role="region" aria-label="Executions table" tabindex="0">
-      <table id="executions-table" aria-busy=${loading ? 'true' : 'false'}>
+      <table id="executions-table" class="stack" aria-busy=${loading ? 'true' : 'false'}>
         <thead>
           <tr>
             <th scope="col">ID</th><th scope="col">Action</th><th scope="col">Status</th><th scope="col">Source</th>

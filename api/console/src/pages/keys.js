@@ -21,7 +21,7 @@ function KeyValue({ k }) {
       setBusy(false);
     }
   }
-  return html`<td class="key-value" data-shown=${shown ? 'true' : 'false'}>
+  return html`<td class="key-value" data-label="Value" data-shown=${shown ? 'true' : 'false'}>
     ${shown
       ? html`<code class=${shown.denied ? 'muted denied' : 'revealed'}>${shown.text}</code>`
       : html`<span class="muted hidden-value" aria-label="value hidden">••••••</span>`}
@@ -40,7 +40,7 @@ export function KeysPage() {
     <h1 id="page-title">Keys</h1>
     <${ErrorBox} error=${error} />
     <div class="table-wrap" role="region" aria-label="Keys" tabindex="0">
-      <table id="keys-table">
+      <table id="keys-table" class="stack">
         <thead><tr>
           <th scope="col">Ref</th><th scope="col">Name</th><th scope="col">Owner</th>
           <th scope="col">Encrypted</th><th scope="col">Expires</th><th scope="col">Value</th>
@@ -48,10 +48,10 @@ export function KeysPage() {
         <tbody>
           ${rows.map(
             (k) => html`<tr key=${k.id} data-key-ref=${k.ref}>
-              <td>${k.ref}</td><td>${k.name || ''}</td>
-              <td>${k.owner_type}${k.owner ? `: ${k.owner}` : ''}</td>
-              <td>${k.encrypted ? 'yes' : 'no'}</td>
-              <td class="time">${k.expires_at ? fmtTime(k.expires_at) : '—'}</td>
+              <td data-label="Ref">${k.ref}</td><td data-label="Name">${k.name || ''}</td>
+              <td data-label="Owner">${k.owner_type}${k.owner ? `: ${k.owner}` : ''}</td>
+              <td data-label="Encrypted">${k.encrypted ? 'yes' : 'no'}</td>
+              <td class="time" data-label="Expires">${k.expires_at ? fmtTime(k.expires_at) : '—'}</td>
               <${KeyValue} k=${k} />
             </tr>`,
           )}
