@@ -42,6 +42,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import statistics
 import sys
 import tempfile
@@ -848,6 +849,11 @@ def main() -> int:
                          "time (use an unminified console build for readable names)")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (data + server log)")
     args = ap.parse_args()
+
+    def on_term(signum, frame):  # clean up (server, browser, temp dir) on SIGTERM / SIGINT too
+        raise KeyboardInterrupt(f"signal {signum}")
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, on_term)
 
     binary = args.bin or attune_bin()
     if not Path(binary).exists():
