@@ -74,20 +74,21 @@ function enqueue(n) {
   setTimeout(run, 250);
 }
 
+// The notifier URL from GET /health/detailed (kept once known); else ws://<host>:8081/ws for this attempt.
 async function resolveUrl() {
   if (wsUrl) return wsUrl;
   try {
     const h = await get('/health/detailed');
     const d = (h && (h.data || h)) || {};
-    if (d.websocket_url) wsUrl = d.websocket_url;
+    if (typeof d.websocket_url === 'string' && d.websocket_url) {
+      wsUrl = d.websocket_url;
+      return wsUrl;
+    }
   } catch {
     /* fall back below */
   }
-  if (!wsUrl) {
-    const proto = location.protocol === 'https:' ? 'wss' : 'ws';
-    wsUrl = `${proto}://${location.hostname}:8081/ws`;
-  }
-  return wsUrl;
+  const proto = location.protocol === 'https:' ? 'wss' : 'ws';
+  return `${proto}://${location.hostname}:8081/ws`;
 }
 
 function scheduleReconnect() {
@@ -98,13 +99,29 @@ function scheduleReconnect() {
   retryTimer = setTimeout(open, delay);
 }
 
+let generation = 0;
+let opening = false;
+
 async function open() {
-  if (!wanted || (ws && ws.readyState <= 1)) return;
-  const token = accessToken();
-  if (!token) return;
+  if (!wanted || opening || (ws && ws.readyState <= 1)) return;
+  const gen = generation;
+  opening = true;
   setState('connecting');
-  const url = await resolveUrl();
-  if (!wanted) return;
+  let url;
+  try {
+    url = await resolveUrl();
+  } finally {
+    opening = false;
+  }
+  const token = accessToken();
+  if (gen !== generation) {
+    if (wanted) open(); // stopped and started again meanwhile: open for the new session
+    return;
+  }
+  if (!wanted || !token) {
+    setState('closed');
+    return;
+  }
   let sock;
   try {
     sock = new WebSocket(url, ['attune.v1', `attune.jwt.${token}`]);
@@ -160,6 +177,7 @@ export function startLive() {
 }
 
 export function stopLive() {
+  generation += 1;
   wanted = false;
   everOpened = false;
   clearTimeout(retryTimer);

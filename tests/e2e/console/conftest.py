@@ -153,17 +153,18 @@ class Console:
 
     def use_session(self, session: dict) -> None:
         """Logs in by putting tokens where the console keeps them (sessionStorage), then loads the page."""
-        self.d.get(self.base + "/#/login")
+        self.d.get(self.base + "/assets/app.css")  # same origin, without starting the app
         doc = {"access_token": session["token"], "refresh_token": session["refresh_token"],
                "expires_at": int(time.time() * 1000) + 3_000_000, "lifetime": 3_600_000, "user": session["user"]}
         self.js("sessionStorage.setItem('attune.session', arguments[0])", json.dumps(doc))
         self.open("#/executions")
         self.el("#executions-table")
 
-    def logout_storage(self) -> None:
-        self.d.get(self.base + "/#/login")
-        self.js("sessionStorage.clear()")
-        self.open("#/login")
+    def reset(self) -> None:
+        """No session and no running app: the next test starts from a fresh page load."""
+        if self.d.current_url.startswith(self.base):
+            self.js("sessionStorage.clear()")
+        self.d.get("about:blank")
 
     def login_ui(self, login: str, password: str) -> None:
         self.el("#login-user").clear()
@@ -194,10 +195,10 @@ class Console:
 
 @pytest.fixture
 def ui(_driver, console_url, screenshot_dir):
-    """The shared browser, logged out, at the desktop size; fails the test on uncaught JS errors."""
+    """The shared browser (blank page, no session, desktop size); fails the test on uncaught JS errors."""
     _driver.set_window_size(1280, 900)
     c = Console(_driver, console_url, screenshot_dir)
-    c.logout_storage()
+    c.reset()
     c.js_errors()  # drain
     yield c
     errors = c.js_errors()

@@ -218,8 +218,24 @@ def test_answer_pending_inquiry_then_cancel_execution(admin_ui, api):
     assert got["status"] == "responded" and got["response"] == {"approved": True, "reason": "looks good",
                                                                  "replicas": 2}, got
 
-    # The still-running execution offers Cancel; it works.
+    # Quick answers from response_options send their stored response.
+    ex2 = api.execute(act["ref"], {})
+    options = [{"ref": "yes", "label": "Approve", "style": "primary", "response": {"approved": True}},
+               {"ref": "no", "label": "Reject", "style": "danger", "response": {"approved": False}}]
+    q2 = expect(api.post("/api/v1/inquiries", json={
+        "execution": ex2["id"], "purpose": "approval", "prompt": "Second?", "response_schema": ASK_SCHEMA,
+        "response_options": options}), 201)["data"]["inquiry"]
+    card2 = f"article[data-inquiry-id='{q2['id']}']"
+    ui.el(f"{card2} button[data-option='no']").click()
+    ui.gone(card2)
+    got2 = api.get_data(f"/api/v1/inquiries/{q2['id']}")
+    assert got2["status"] == "responded" and got2["response"] == {"approved": False}, got2
+    expect(api.post(f"/api/v1/executions/{ex2['id']}/cancel"), 200)
+
+    # The still-running execution lists its (answered) inquiry and offers Cancel; it works.
     ui.goto(f"#/executions/{ex['id']}")
+    ui.wait(lambda d: "responded" in ui.el(f"#exec-inquiries li[data-inquiry-id='{q['id']}']").text,
+            desc="the execution's inquiry")
     ui.wait(lambda d: ui.el("#exec-status").get_attribute("data-status") == "running", 30, "running")
     ui.el("#exec-cancel").click()
     ui.wait(lambda d: ui.el("#exec-status").get_attribute("data-status") == "cancelled", 30, "cancelled (live)")

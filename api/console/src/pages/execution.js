@@ -121,6 +121,7 @@ export function ExecutionPage({ id }) {
   const [error, setError] = useState(null);
   const [lineage, setLineage] = useState({});
   const [tree, setTree] = useState([]);
+  const [inquiries, setInquiries] = useState([]);
   const [actionError, setActionError] = useState(null);
   const [busy, setBusy] = useState(false);
   const treeIds = useRef(new Set());
@@ -134,6 +135,11 @@ export function ExecutionPage({ id }) {
         return b.data;
       },
       (e) => setError(e),
+    );
+  const reloadInquiries = () =>
+    get(`/api/v1/executions/${seg(id)}/inquiries`).then(
+      (b) => setInquiries(b.items || b.data || []),
+      () => {},
     );
   const reloadTree = () =>
     loadTree(id).then(
@@ -167,10 +173,17 @@ export function ExecutionPage({ id }) {
       }
     });
     reloadTree();
+    reloadInquiries();
     const offN = onNotifications((batch) => {
       let mine = false;
       let treeChanged = false;
+      let asked = false;
       for (const n of batch) {
+        if (n.entity_type === 'inquiry') {
+          const p = n.payload || {};
+          if (p.execution === id || p.created_by_execution === id || p.workflow_execution === id) asked = true;
+          continue;
+        }
         if (n.entity_type !== 'execution') continue;
         const p = n.payload || {};
         if (n.entity_id === id || p.id === id) mine = true;
@@ -178,10 +191,12 @@ export function ExecutionPage({ id }) {
       }
       if (mine) soon('ex', loadEx);
       if (treeChanged) soon('tree', reloadTree);
+      if (asked) soon('inquiries', reloadInquiries);
     });
     const offR = onReconnect(() => {
       loadEx();
       reloadTree();
+      reloadInquiries();
     });
     return () => {
       offN();
@@ -237,6 +252,15 @@ export function ExecutionPage({ id }) {
     <${Params} config=${ex.config} />
     <h2>Result</h2>
     <${Result} result=${ex.result} />
+    ${inquiries.length > 0 &&
+    html`<h2>Inquiries</h2>
+      <ul id="exec-inquiries">
+        ${inquiries.map(
+          (q) => html`<li key=${q.id} data-inquiry-id=${q.id}>#${q.id}: ${q.prompt || q.purpose} —
+            <${StatusBadge} status=${q.status} />
+            ${q.status === 'pending' && html` <a href="#/inquiries">answer…</a>`}</li>`,
+        )}
+      </ul>`}
     <h2>Lineage</h2>
     <${Lineage} ex=${ex} lineage=${lineage} />
     ${tree.length > 0 &&

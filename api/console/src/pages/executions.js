@@ -4,9 +4,8 @@ import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
 import { get, qs } from '../api.js';
 import { onNotifications, onReconnect } from '../live.js';
 import { html, ErrorBox, Pager, STATUSES, fmtTime, announce } from '../util.js';
-import { applyBatch, toRfc3339 } from '../rows.js';
+import { PAGE_SIZE, applyBatch, toRfc3339 } from '../rows.js';
 
-import { PAGE_SIZE } from '../rows.js';
 const STATUS_CHOICES = [
   ['', 'any status'],
   ['requested,scheduling,scheduled,running,canceling', 'active (not finished)'],
@@ -52,7 +51,7 @@ function Filters({ initial, onApply }) {
   return html`<form class="filters" role="search" aria-label="Filter executions"
       onSubmit=${(e) => {
         e.preventDefault();
-        onApply(f);
+        onApply({ ...f, action_ref: f.action_ref.trim(), rule_ref: f.rule_ref.trim() });
       }}>
     <div class="field">
       <label for="filter-status">Status</label>
