@@ -85,8 +85,8 @@ def pct(values: list, p: float) -> float:
     return v[lo] + (v[hi] - v[lo]) * (k - lo)
 
 
-def default_console_dir() -> Path:
-    return Path(os.environ.get("ATTUNE_CONSOLE_DIR") or REPO_ROOT / "build" / "api" / "cli" / "console")
+def default_console_dir(binary: Optional[Path] = None) -> Path:
+    return Path(os.environ.get("ATTUNE_CONSOLE_DIR") or Path(binary or attune_bin()).parent / "console")
 
 
 def check_console_dir(d: Path) -> Path:
@@ -838,7 +838,7 @@ def main() -> int:
     ap.add_argument("--changes-per-execution", type=float, default=4.0)
     ap.add_argument("--bin", type=Path, default=None, help="attune binary (default ATTUNE_BIN or build/api/cli/attune)")
     ap.add_argument("--console-dir", type=Path, default=None,
-                    help="built console (default ATTUNE_CONSOLE_DIR or build/api/cli/console)")
+                    help="built console (default ATTUNE_CONSOLE_DIR, else `console` next to the binary: build/api/cli/console)")
     ap.add_argument("--threads", type=int, default=24, help="seeding threads")
     ap.add_argument("--max-backlog", type=int, default=3000)
     ap.add_argument("--loads", type=int, default=10, help="browser repetitions per first-page measurement")
@@ -860,7 +860,7 @@ def main() -> int:
         print(f"error: attune binary not found at {binary} (--bin or ATTUNE_BIN)", file=sys.stderr)
         return 2
     try:
-        cdir = check_console_dir(args.console_dir or default_console_dir())
+        cdir = check_console_dir(args.console_dir or default_console_dir(binary))
     except BenchError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

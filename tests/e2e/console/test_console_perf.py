@@ -6,7 +6,8 @@ Self-contained: this module starts its own `attune serve` (serving the console b
 Chromium; it uses none of the fixtures of tests/e2e/console/conftest.py. The measuring code is shared with
 tests/bench/console_bench.py (imported from there), which prints the full table.
 
-Console build: $ATTUNE_CONSOLE_DIR, else <repo>/build/api/cli/console (where `bash cmake/dev.sh` builds it);
+Console build: $ATTUNE_CONSOLE_DIR, else `console` next to the attune binary, i.e. <repo>/build/api/cli/console
+(where `bash cmake/dev.sh` builds it);
 a missing index.html fails the tests. Binary: $ATTUNE_BIN, else <repo>/build/api/cli/attune.
 
 * test_executions_view_5k (CI, ~40 s): 5,000 executions seeded (POST /executions/execute, 16 threads),
@@ -58,7 +59,9 @@ LONGTASKS_OVER_200 = 3
 
 
 def perf_console_dir() -> Path:
-    return Path(os.environ.get("ATTUNE_CONSOLE_DIR") or REPO_ROOT / "build" / "api" / "cli" / "console").resolve()
+    """$ATTUNE_CONSOLE_DIR, else `console` next to the attune binary (<repo>/build/api/cli/console by default,
+    where `bash cmake/dev.sh` builds it)."""
+    return Path(os.environ.get("ATTUNE_CONSOLE_DIR") or attune_bin().parent / "console").resolve()
 
 
 @pytest.fixture(scope="module")
