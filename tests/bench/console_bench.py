@@ -17,7 +17,8 @@ What it does (one `attune serve` on a temp data dir, ephemeral ports, serving --
     * full reload of #/executions: navigationStart -> performance mark 'attune:executions-first-page',
       plus the /api/v1/executions fetch (resource timing) and its end -> mark (render);
     * in-app navigation: click #nav-executions (from #/packs) -> mark;
-    * filter: choose a status, click #filter-apply -> mark; click #filter-clear -> mark.
+    * filter: choose a status, click #filter-apply -> mark; click #filter-clear -> mark;
+    * 5 x status=completed + action ref (#filter-action), click #filter-apply -> mark.
  4. Live: a paced client posts --rate / --changes-per-execution executions of `ok` per second for
     --seconds (each makes ~4 execution_status_changed frames + 1 execution_created). Our own notifier
     client (Bearer header, entity_type:execution) counts the frames actually sent. In the browser:
