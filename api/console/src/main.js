@@ -168,9 +168,10 @@ function App() {
     <main id="main" tabindex="-1">
       ${meError
         ? html`<p class="error" role="alert">Could not load your permissions: ${meError.message}</p>`
-        : me
-          ? html`<${Page} parts=${route.parts} query=${route.query} />`
-          : html`<p class="muted">Loading…</p>`}
+        : null}
+      ${/* The page loads alongside /auth/me (a cold load pays one round trip, not two); until
+           the rights are known can() offers nothing, and this render runs again once they are. */
+        html`<${Page} parts=${route.parts} query=${route.query} me=${me} />`}
     </main>
   </div>`;
 }
