@@ -412,7 +412,7 @@ bool ProjectionProcessor::prune_referenced(
                        // would find the same ones).
                        if (++scanned > 4 * retention_.budget) return false;
                        const int64_t id = index_key_id(key);
-                       if (prunable(id, status, created)) victims.push_back(id);
+                       if (prunable(id, entry_status(status), created)) victims.push_back(id);
                        if (victims.size() == want) {
                          more = cutoff.has_value() || excess > static_cast<int64_t>(want);
                          return false;

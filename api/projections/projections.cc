@@ -230,9 +230,20 @@ std::vector<std::string> prefixes_of(const Condition& c) {
   return out;
 }
 
+// Whether a condition is checked on index entries (status and scope are in every entry's value,
+// index_entry_value()) rather than on the row.
+bool checked_on_entry(Entity entity, const Condition& c) {
+  return (entity != Entity::kEvent && c.index->name == "by_status") ||
+         c.index->name == kByScope || c.index->name == kByStatusScope;
+}
+
+// Scanning an index entry costs about this many times less than reading and parsing its row.
+constexpr int64_t kRowReadCost = 8;
+
 Result<Plan> make_plan(const state::Store& store, const Query& q) {
   Plan plan;
   const Condition* chosen = nullptr;
+  int64_t chosen_cost = 0;
   std::vector<std::string> nonempty;  // the chosen condition's prefixes with entries
   for (const auto& c : q.conditions) {
     int64_t n = 0;
@@ -243,8 +254,17 @@ Result<Plan> make_plan(const state::Store& store, const Query& q) {
       n += *r;
       if (*r != 0) with_entries.push_back(std::move(p));
     }
-    if (!chosen || n < plan.count) {
+    // The cost of scanning this index: its entries, times the row read when another condition
+    // must be checked on the row (status=completed&action_ref=x scans the action's entries and
+    // checks status and scope on them, rather than reading a row per completed execution).
+    bool rows = false;
+    for (const auto& other : q.conditions) {
+      rows = rows || (&other != &c && !checked_on_entry(q.entity, other));
+    }
+    const int64_t cost = n * (rows ? kRowReadCost : 1);
+    if (!chosen || cost < chosen_cost) {
       chosen = &c;
+      chosen_cost = cost;
       plan.count = n;
       nonempty = std::move(with_entries);
     }
@@ -290,19 +310,31 @@ Result<std::optional<Json>> read_row(const state::Store& store, int64_t id) {
 using MatchFn = std::function<bool(int64_t id, std::string_view value, const Json* row)>;
 Status scan_matches(const state::Store& store, Entity entity, const Query& q, const Plan& plan,
                     bool descending, const MatchFn& fn) {
-  // Status is in every index entry (executions, enforcements): check it without the row.
-  std::vector<const Condition*> on_entry, on_row;
+  // Status and scope are in every index entry (index_entry_value): check them without the row.
+  // Entries of the older form (bare status) have no scope: the row answers for those.
+  std::vector<const Condition*> on_entry, on_scope, on_row;
   for (const Condition* c : plan.rest) {
-    const bool status_in_entry = entity != Entity::kEvent && c->index->name == "by_status";
-    (status_in_entry ? on_entry : on_row).push_back(c);
+    if (!checked_on_entry(entity, *c)) {
+      on_row.push_back(c);
+    } else if (c->index->name == "by_status") {
+      on_entry.push_back(c);
+    } else {
+      on_scope.push_back(c);
+    }
   }
-  const bool needs_row = !on_row.empty() || static_cast<bool>(q.row_filter);
+  const bool always_row = !on_row.empty() || static_cast<bool>(q.row_filter);
   Status error;
   auto st = scan_merged(store, plan, q, descending, [&](int64_t id, std::string_view v) {
     for (const Condition* c : on_entry) {
-      if (!matches_value(*c, v)) return true;
+      if (!matches_value(*c, entry_status(v))) return true;
     }
-    if (!needs_row) return fn(id, v, nullptr);
+    const std::optional<std::string_view> scope = entry_scope(v);
+    if (scope) {
+      for (const Condition* c : on_scope) {
+        if (!matches_value(*c, c->index->name == kByScope ? *scope : v)) return true;
+      }
+    }
+    if (!always_row && (scope || on_scope.empty())) return fn(id, v, nullptr);
     auto row = read_row(store, id);
     if (!row.ok()) {
       error = row.error();
@@ -312,6 +344,11 @@ Status scan_matches(const state::Store& store, Entity entity, const Query& q, co
     const Json& r = **row;
     for (const Condition* c : on_row) {
       if (!row_matches(*c, r)) return true;
+    }
+    if (!scope) {
+      for (const Condition* c : on_scope) {
+        if (!row_matches(*c, r)) return true;
+      }
     }
     if (q.row_filter && !q.row_filter(r)) return true;
     return fn(id, v, &r);
@@ -587,9 +624,9 @@ Result<ExecutionStats> Projections::execution_stats(const ExecutionFilter& filte
     stats.total = plan->count;  // includes rows with a status outside the ten, if any
   } else {
     auto st = scan_matches(executions_, Entity::kExecution, q, *plan, true,
-                           [&](int64_t, std::string_view status, const Json*) {
+                           [&](int64_t, std::string_view value, const Json*) {
                              ++stats.total;
-                             auto it = stats.by_status.find(std::string(status));
+                             auto it = stats.by_status.find(std::string(entry_status(value)));
                              if (it != stats.by_status.end()) ++it->second;
                              return true;
                            });

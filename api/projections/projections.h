@@ -104,10 +104,12 @@ struct ExecutionStats {
 
 // Thread-safe; shared by REST handlers on many threads. Reads go straight to the stores (no
 // snapshot across one list: a row changing during a list may show its new state or be counted
-// by its old one). Cost: a list scans the most selective index among the filters given (by its
-// counter), bounded by created_after/before; other filters are checked on the index entry
-// (status) or on the row. A page with only that filter (or none) reads offset + limit index
-// entries and takes `total` from counters; otherwise `total` counts the scanned range.
+// by its old one). Cost: a list scans the cheapest index among the filters given — its entries
+// (by its counter), times a row read when another filter must be checked on rows — bounded by
+// created_after/before; other filters are checked on the index entry (status and visibility
+// scope are in every entry's value) or on the row. A page with only that filter (or none) reads
+// offset + limit index entries and takes `total` from counters; otherwise `total` counts the
+// scanned range.
 //
 // Scopes (filters' `scopes`, up to kMaxScopePrefixes values) are one more index condition: with
 // a status filter they select the by_status_scope prefixes of every (status, scope) pair (when

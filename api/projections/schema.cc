@@ -287,8 +287,18 @@ int64_t created_ms(const Json& row) {
 }
 
 std::string index_entry_value(Entity e, const Json& row) {
-  if (e == Entity::kEvent) return {};
-  return status_of(row).value_or("");
+  const std::string status = e == Entity::kEvent ? std::string() : status_of(row).value_or("");
+  return status_scope_value(status, record_scope(e, row));
+}
+
+std::string_view entry_status(std::string_view value) {
+  return value.substr(0, value.find(':'));
+}
+
+std::optional<std::string_view> entry_scope(std::string_view value) {
+  const auto colon = value.find(':');
+  if (colon == std::string_view::npos) return std::nullopt;
+  return value.substr(colon + 1);
 }
 
 std::vector<std::string> row_prefixes(Entity e, const Json& row) {

@@ -77,8 +77,14 @@ int64_t index_key_created(std::string_view key);
 
 // Epoch ms of the row's `created` (RFC 3339 string or number); 0 when absent or invalid.
 int64_t created_ms(const Json& row);
-// The value stored in every index entry of this row (its status, or empty for events).
+// The value stored in every index entry of this row: status_scope_value(status, scope) (status
+// empty for events), so a list checks status and visibility scope on the entry without reading
+// the row. Entries written before scopes were added hold the bare status (no ':'): readers then
+// take the status from the whole value and read the row for the scope (entry_status/entry_scope).
 std::string index_entry_value(Entity e, const Json& row);
+// The status and the scope in an index entry's value; no scope in an entry of the older form.
+std::string_view entry_status(std::string_view value);
+std::optional<std::string_view> entry_scope(std::string_view value);
 // Visibility scope of a derived record (API.md §16.3), from the row alone: derived records share
 // their pack's visibility ("p:<pack>"), except that a user's own run of a shared `core` action is
 // private to that identity ("i:<identity id>"). pack_of(ref) is the text before the first '.'
