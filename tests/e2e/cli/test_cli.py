@@ -203,6 +203,29 @@ def test_unreachable_server_exits_5(fresh):
     assert r.returncode == 5 and time.monotonic() - t0 >= 1.0, r
 
 
+def test_login_wait_ready_while_the_server_starts(attune_binary, server_factory, tmp_path):
+    """`attune serve ... & attune login --wait-ready 60`: login retries until the API listens."""
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    srv = server_factory.new("late")
+    srv.command = lambda: [str(attune_binary), "serve", "--data-dir", str(srv.data_dir),
+                           "--listen", f"127.0.0.1:{port}", "--ws-listen", "127.0.0.1:0"]
+    env = clean_env({"ATTUNE_CONFIG_DIR": str(tmp_path / "cfg")})
+    login = subprocess.Popen([str(attune_binary), "login", "--url", f"http://127.0.0.1:{port}",
+                              "--user", srv.admin_login, "--password-stdin", "--wait-ready", "60"],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, env=env)
+    login.stdin.write(srv.admin_password + "\n")
+    login.stdin.close()
+    time.sleep(1.0)
+    assert login.poll() is None, login.stderr.read()  # still waiting for the server
+    srv.start()
+    assert login.wait(60) == 0, login.stderr.read()
+    assert f"127.0.0.1:{port}" in json.loads((tmp_path / "cfg" / "credentials.json").read_text())["url"]
+
+
 def test_expired_access_token_is_refreshed(cli, server):
     before = cli.creds()
     doc = dict(before, expires_at=int(time.time()) - 10)
