@@ -3,6 +3,7 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -105,20 +106,35 @@ std::string read_file_or_usage(const std::string& path) {
   return ss.str();
 }
 
+termios g_saved_termios{};
+
+// Ctrl-C at a password prompt: give the terminal its echo back before leaving.
+void restore_echo_and_exit(int) {
+  ::tcsetattr(STDIN_FILENO, TCSAFLUSH, &g_saved_termios);
+  const char nl = '\n';
+  (void)!::write(STDERR_FILENO, &nl, 1);
+  ::_exit(static_cast<int>(ExitCode::kInterrupted));
+}
+
 std::string prompt_line(const char* prompt, bool echo) {
   std::fprintf(stderr, "%s", prompt);
   std::fflush(stderr);
-  termios old{};
-  const bool tty = ::tcgetattr(STDIN_FILENO, &old) == 0;
+  const bool tty = ::tcgetattr(STDIN_FILENO, &g_saved_termios) == 0;
+  struct sigaction old_int {};
   if (tty && !echo) {
-    termios quiet = old;
+    struct sigaction sa {};
+    sa.sa_handler = restore_echo_and_exit;
+    sigemptyset(&sa.sa_mask);
+    ::sigaction(SIGINT, &sa, &old_int);
+    termios quiet = g_saved_termios;
     quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
     ::tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
   }
   std::string line;
   std::getline(std::cin, line);
   if (tty && !echo) {
-    ::tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+    ::tcsetattr(STDIN_FILENO, TCSAFLUSH, &g_saved_termios);
+    ::sigaction(SIGINT, &old_int, nullptr);
     std::fprintf(stderr, "\n");
   }
   if (!line.empty() && line.back() == '\r') line.pop_back();

@@ -34,7 +34,8 @@ class Progress {
   explicit Progress(bool on) : on_(on) {}
   ~Progress() { clear(); }
   void show(const std::string& text) {
-    if (!on_) return;
+    if (!on_ || (shown_ && Clock::now() - last_ < std::chrono::milliseconds(100))) return;
+    last_ = Clock::now();
     static const char* kFrames[] = {"⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"};
     std::fprintf(stderr, "\r\033[K%s %s", kFrames[frame_++ % 10], text.c_str());
     std::fflush(stderr);
@@ -51,6 +52,7 @@ class Progress {
   bool on_;
   bool shown_ = false;
   unsigned frame_ = 0;
+  Clock::time_point last_{};
 };
 
 void write_out(FILE* f, const std::string& text) {

@@ -266,7 +266,8 @@ nlohmann::json Session::login(const std::string& login, const std::string& passw
              nullptr);
     const double waited =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    if (r.ok || !r.connection_refused || waited >= wait_ready_s) break;
+    const bool starting = !r.ok ? r.connection_refused : r.status == 503;  // not serving yet
+    if (!starting || waited >= wait_ready_s) break;
     if (progress_) {
       std::fprintf(stderr, "\r%s waiting for %s (%.0fs/%.0fs)", frames[attempt % 4], url_.c_str(),
                    waited, wait_ready_s);

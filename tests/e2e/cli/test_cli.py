@@ -35,6 +35,7 @@ def pack_files(ref: str) -> dict:
         "actions/fail.sh": "#!/bin/sh\necho oops-on-stderr >&2\nexit 3\n",
         "actions/nap.yaml": "name: nap\nrunner_type: shell\nentry_point: nap.sh\n",
         "actions/nap.sh": "#!/bin/sh\nsleep 30\n",
+        "actions/slow.yaml": "name: slow\nrunner_type: shell\nentry_point: nap.sh\ntimeout_seconds: 1\n",
         "triggers/hook.yaml": "name: hook\ndescription: CLI webhook trigger\n",
         "rules/on_hook.yaml": "name: on_hook\ntrigger: hook\n"
                               "action: {ref: hello, parameters: {name: '{{ event.payload.who }}'}}\n",
@@ -128,7 +129,7 @@ def pack(attune_binary, server, saved_login, tmp_path_factory, pack_src) -> str:
     ref = pack_src.name
     r = Cli(attune_binary, server, cfg).ok("pack", "install", pack_src)
     assert f"Installed pack {ref} 1.2.3" in r.stdout, r.stdout
-    assert "3 actions" in r.stdout and "1 rules" in r.stdout and "1 triggers" in r.stdout, r.stdout
+    assert "4 actions" in r.stdout and "1 rules" in r.stdout and "1 triggers" in r.stdout, r.stdout
     return ref
 
 
@@ -203,6 +204,29 @@ def test_unreachable_server_exits_5(fresh):
     assert r.returncode == 5 and time.monotonic() - t0 >= 1.0, r
 
 
+def test_login_wait_ready_while_the_server_starts(attune_binary, server_factory, tmp_path):
+    """`attune serve ... & attune login --wait-ready 60`: login retries until the API listens."""
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    srv = server_factory.new("late")
+    srv.command = lambda: [str(attune_binary), "serve", "--data-dir", str(srv.data_dir),
+                           "--listen", f"127.0.0.1:{port}", "--ws-listen", "127.0.0.1:0"]
+    env = clean_env({"ATTUNE_CONFIG_DIR": str(tmp_path / "cfg")})
+    login = subprocess.Popen([str(attune_binary), "login", "--url", f"http://127.0.0.1:{port}",
+                              "--user", srv.admin_login, "--password-stdin", "--wait-ready", "60"],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, env=env)
+    login.stdin.write(srv.admin_password + "\n")
+    login.stdin.close()
+    time.sleep(1.0)
+    assert login.poll() is None, login.stderr.read()  # still waiting for the server
+    srv.start()
+    assert login.wait(60) == 0, login.stderr.read()
+    assert f"127.0.0.1:{port}" in json.loads((tmp_path / "cfg" / "credentials.json").read_text())["url"]
+
+
 def test_expired_access_token_is_refreshed(cli, server):
     before = cli.creds()
     doc = dict(before, expires_at=int(time.time()) - 10)
@@ -245,7 +269,7 @@ def test_pack_list_show_and_actions(cli, pack, pack_src, api):
     col = lines[0].index("RUNTIME")
     assert all(line[col - 2:col] == "  " and line[col] != " " for line in lines[1:]), out
     refs = [a["ref"] for a in cli.json("action", "list", "--pack", pack)]
-    assert sorted(refs) == sorted(f"{pack}.{n}" for n in ("hello", "fail", "nap"))
+    assert sorted(refs) == sorted(f"{pack}.{n}" for n in ("hello", "fail", "nap", "slow"))
     show = cli.ok("action", "show", f"{pack}.hello").stdout
     assert "Parameters:" in show
     row = next(line for line in show.splitlines() if line.startswith("name "))
@@ -256,7 +280,7 @@ def test_pack_list_show_and_actions(cli, pack, pack_src, api):
     r = cli.run("pack", "install", pack_src)
     assert r.returncode == 3 and "HTTP 409 CONFLICT" in r.stderr, r
     installed = cli.json("pack", "install", pack_src, "--force")
-    assert installed["pack"]["ref"] == pack and installed["components"]["actions"] == 3
+    assert installed["pack"]["ref"] == pack and installed["components"]["actions"] == 4
     r = cli.run("pack", "install", "/nonexistent/dir.tar.gz")
     assert r.returncode == 2 and "cannot read" in r.stderr, r
 
@@ -287,6 +311,12 @@ def test_failing_action_exits_1_with_stderr_by_polling(cli, pack):
     r = cli.run("action", "run", f"{pack}.fail", "--wait", env=env)
     assert r.returncode == 1, r
     assert "oops-on-stderr" in r.stderr and "failed" in r.stderr, r.stderr
+
+
+def test_timed_out_execution_exits_6(cli, pack):
+    r = cli.run("action", "run", f"{pack}.slow", "--wait", "--timeout", "30")
+    assert r.returncode == 6, r
+    assert "timeout" in r.stderr and "timed out" in r.stderr, r.stderr
 
 
 def test_bad_parameters(cli, pack):
@@ -416,6 +446,10 @@ def test_trigger_webhook_url_fires_the_rule(cli, pack, api):
     rows = api.wait_rule_executions(f"{pack}.on_hook", 1)
     assert rows[0]["status"] == "completed", rows
     assert "webhook-user" in api.get_data(f"/api/v1/executions/{rows[0]['id']}")["result"]["stdout"]
+    show = cli.ok("execution", "show", rows[0]["id"]).stdout  # lineage: enforcement, rule, trigger
+    fields = dict(line.split(":", 1) for line in show.splitlines() if ":" in line and not line.startswith(" "))
+    assert fields["Rule"].strip() == f"{pack}.on_hook" and fields["Trigger"].strip() == trig, show
+    assert fields["Enforcement"].strip().isdigit() and fields["Event"].strip().isdigit(), show
 
 
 # ------------------------------------------------------------------------------------ keys / inquiries
