@@ -526,21 +526,25 @@ int cmd_execution_tail(Session& s, CommandOptions& o) {
     }
     return 0;
   }
-  const auto rows =
-      s.list("/api/v1/executions", {}, static_cast<size_t>(std::min<int64_t>(o.limit, 1000)));
-  if (s.json() && !o.follow) {
-    Session::print_json(rows);
-    return 0;
-  }
-  if (!s.json()) {
+  const auto latest = [&s, &o] {
+    const auto rows =
+        s.list("/api/v1/executions", {}, static_cast<size_t>(std::min<int64_t>(o.limit, 1000)));
+    if (s.json() && !o.follow) {
+      Session::print_json(rows);
+      return;
+    }
+    if (s.json()) return;  // --follow --json: notifications only, one per line
     for (auto it = rows.rbegin(); it != rows.rend(); ++it) {
       out(change_line(jstr(*it, "updated"), jint(*it, "id"), jstr(*it, "action_ref"), "",
                       jstr(*it, "status"), s.color()) +
           "\n");
     }
+  };
+  if (!o.follow) {
+    latest();
+    return 0;
   }
-  if (!o.follow) return 0;
-  return follow_all_executions(s);
+  return follow_all_executions(s, o.timeout, latest);
 }
 
 // ------------------------------------------------------------------------------------ rules
@@ -907,7 +911,9 @@ ClientCommands::ClientCommands(CLI::App& app) : o_(std::make_unique<CommandOptio
   et->add_option("--limit", o.limit, "Latest executions shown first (default 50)")
       ->type_name("N")
       ->check(CLI::Range(int64_t{1}, int64_t{1000}).description(""));
-  et->add_option("--timeout", o.timeout, "With ID --follow: give up after SECONDS (exit 8)")
+  et->add_option("--timeout", o.timeout,
+                 "--follow for at most SECONDS: with ID give up then (exit 8), without ID stop "
+                 "following (exit 0)")
       ->type_name("SECONDS")
       ->check(CLI::Range(0.0, 1e9).description(""));
 

@@ -197,7 +197,8 @@ std::string change_line(const std::string& time, int64_t id, const std::string& 
   return line;
 }
 
-int follow_all_executions(Session& s) {
+int follow_all_executions(Session& s, double timeout_seconds,
+                          const std::function<void()>& subscribed) {
   install_interrupt_handler();
   std::string why;
   auto conn = s.connect_notifier(&why);
@@ -208,10 +209,13 @@ int follow_all_executions(Session& s) {
   if (!conn) {
     std::fprintf(stderr, "attune: notifier unavailable (%s); polling every second\n", why.c_str());
   }
+  if (subscribed) subscribed();
   std::map<int64_t, std::string> known;  // polling fallback: id → status
   bool primed = false;
   Clock::time_point last_poll{};
+  const auto start = Clock::now();
   while (!interrupted()) {
+    if (timeout_seconds > 0 && seconds_since(start) >= timeout_seconds) return 0;
     if (conn) {
       const auto ev = conn->next(std::chrono::milliseconds(200));
       if (ev.kind == WsEvent::Kind::kClosed) {

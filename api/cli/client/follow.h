@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -39,8 +40,12 @@ nlohmann::json wait_for_execution(Session& s, int64_t id, const WaitOptions& opt
 // execution) and returns the exit code for its status.
 int report_execution(Session& s, const nlohmann::json& execution);
 
-// One line per change of any execution the caller may read, until Ctrl-C (returns 130).
-int follow_all_executions(Session& s);
+// One line per change of any execution the caller may read, until Ctrl-C (returns 130) or, with
+// timeout_seconds > 0, until that many seconds have passed (returns 0). `subscribed` runs once
+// the subscription is in place (or polling is chosen), so what it prints (the latest
+// executions) and the changes that follow leave no gap between them.
+int follow_all_executions(Session& s, double timeout_seconds,
+                          const std::function<void()>& subscribed);
 
 // A line of `execution tail`: time, id, action_ref, old → new status.
 std::string change_line(const std::string& time, int64_t id, const std::string& action_ref,

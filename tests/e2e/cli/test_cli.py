@@ -421,6 +421,21 @@ def test_tail_follow_prints_status_changes_until_sigint(cli, api, notifier):
     assert ("polling" in err) == (not notifier), err  # the WebSocket was used when reachable
 
 
+def test_tail_follow_with_timeout_lists_then_follows_and_exits_0(cli, pack, api):
+    """What the README's first automation does: the latest executions, then their changes, and
+    an end. The subscription is in place before the listing, so a change between them is not
+    lost: the execution's last line says timeout whether it ended before or during the tail."""
+    ex = api.execute(f"{pack}.slow")  # times out after 1 s
+    started = time.monotonic()
+    r = cli.run("execution", "tail", "--follow", "--timeout", "4", "--limit", "5", timeout=30)
+    elapsed = time.monotonic() - started
+    assert r.returncode == 0, r
+    assert 3.5 <= elapsed < 20, elapsed
+    mine = [line for line in r.stdout.splitlines() if line.split()[1:2] == [str(ex["id"])]]
+    assert mine, r.stdout
+    assert mine[-1].split()[-1] == "timeout", mine
+
+
 # ------------------------------------------------------------------------------------ rules / triggers
 
 def test_rule_enable_disable(cli, pack, api):
