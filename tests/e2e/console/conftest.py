@@ -55,6 +55,15 @@ def server(attune_binary, tmp_path_factory, console_build):
 
 
 @pytest.fixture(scope="session")
+def admin_session(server) -> dict:
+    """Overrides the e2e fixture as `server` does: pytest caches a session fixture once, so the
+    root `admin_session` would still hold the tokens of the root server when other suites ran
+    first in the same session (signed with another server's secret: every call 401)."""
+    c = server.admin_client()
+    return {"token": c.token, "refresh_token": c.refresh_token, "user": c.user}
+
+
+@pytest.fixture(scope="session")
 def console_url(server) -> str:
     """The console's URL (same origin as the API); checks that the server really serves it."""
     base = server.api_url
