@@ -35,8 +35,9 @@ void MonitorProcessor::process(const Record& record, ProcessorContext& ctx) {
     } catch (const std::exception&) {
       return;
     }
+    // `ts`: when the worker reported it (WorkersView::dead() weighs its stop records against it).
     ctx.put(*running_, running_key(w, id, attempt),
-            Json{{"id", id}, {"attempt", attempt}, {"root", root}}.dump());
+            Json{{"id", id}, {"attempt", attempt}, {"root", root}, {"ts", e.ts}}.dump());
   } else {
     ctx.del(*running_, running_key(w, id, attempt));
   }
@@ -48,9 +49,11 @@ std::optional<SystemTime> MonitorProcessor::punctuate(SystemTime now, ProcessorC
     const auto nul = key.find('\0');
     if (nul == std::string_view::npos) return true;
     const std::string w(key.substr(0, nul));
-    if (options_.workers->dead(w)) {
-      Json v = Json::parse(value, nullptr, false);
-      if (v.is_object()) lost.emplace_back(std::string(key), std::move(v));
+    Json v = Json::parse(value, nullptr, false);
+    if (!v.is_object()) return true;
+    const Json& ts = v.contains("ts") ? v["ts"] : Json(0);
+    if (options_.workers->dead(w, ts.is_number_integer() ? ts.get<int64_t>() : 0)) {
+      lost.emplace_back(std::string(key), std::move(v));
     }
     return true;
   });

@@ -179,12 +179,13 @@ std::vector<std::string> WorkersView::forgettable(std::chrono::milliseconds afte
   return out;
 }
 
-bool WorkersView::dead(const std::string& name) const {
+bool WorkersView::dead(const std::string& name, int64_t reported_ms) const {
   const int64_t now = clock_.now_ms();
   std::lock_guard lock(mu_);
   auto it = workers_.find(name);
-  if (it == workers_.end()) return now - started_ms_ > timeout_.count();
-  return it->second.stopped || now - it->second.seen_ms > timeout_.count();
+  if (it == workers_.end()) return now - std::max(started_ms_, reported_ms) > timeout_.count();
+  if (it->second.stopped && it->second.seen_ms >= reported_ms) return true;
+  return now - std::max(it->second.seen_ms, reported_ms) > timeout_.count();
 }
 
 }  // namespace attune::monitor

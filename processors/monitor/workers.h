@@ -70,9 +70,13 @@ class WorkersView {
   // Every worker with its derived status, newest heartbeat first.
   std::vector<Json> list() const;
   std::optional<Json> get(int64_t id) const;
-  // True when `name` is known and inactive, or unknown while the view has been up longer than
-  // the timeout (its heartbeats would have arrived).
-  bool dead(const std::string& name) const;
+  // Whether the worker `name` that reported an attempt running at `reported_ms` (its record's
+  // time) is gone: it stopped after that report, or nothing was heard from it (heartbeat or that
+  // report) for longer than the timeout — also when unknown while the view has been up that
+  // long. A worker restarted under the same name reports running before its first heartbeat
+  // reaches the view: the stop record of its previous run is older than the report, so the
+  // attempt is not abandoned for it.
+  bool dead(const std::string& name, int64_t reported_ms = 0) const;
   std::chrono::milliseconds timeout() const { return timeout_; }
   // Workers inactive (stopped or silent) for longer than `after`: to be forgotten.
   std::vector<std::string> forgettable(std::chrono::milliseconds after) const;

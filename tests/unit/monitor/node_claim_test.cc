@@ -158,6 +158,33 @@ TEST_F(NodeClaimTest, WorkersInactiveForLongAreForgottenAndClaimsAreNotWorkers) 
   view.stop();
 }
 
+// A worker restarted under the same name (SIGTERM, start again) reports a retry due at start as
+// running before its first heartbeat reaches the view: the stop record of its previous run must
+// not make the monitor abandon that attempt (a CI run saw exactly this).
+TEST_F(NodeClaimTest, AWorkerRestartedUnderItsNameIsNotDeadForItsNewerReports) {
+  ManualClock clock(1'000'000);
+  WorkersView view(*log_, 1000ms, clock);
+  ASSERT_TRUE(view.start().ok());
+  Envelope stopped{std::string(kStopped), worker_id("w9"), "w9", 1'000'000, "worker",
+                   Json{{"name", "w9"}}};
+  ASSERT_TRUE(log_->produce({OutRecord{std::string(topics::kWorkers), "w9", stopped.dump()}}).ok());
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (view.list().empty() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(10ms);
+  }
+  ASSERT_EQ(view.list().size(), 1u);
+  clock.set_ms(1'000'500);
+  EXPECT_TRUE(view.dead("w9"));              // no report time: the stop decides
+  EXPECT_TRUE(view.dead("w9", 999'000));     // reported running before it stopped
+  EXPECT_FALSE(view.dead("w9", 1'000'200));  // reported after: a new run of the worker
+  clock.set_ms(1'001'300);
+  EXPECT_TRUE(view.dead("w9", 1'000'200));   // and silent since for longer than the timeout
+  // Unknown workers: gone once nothing was heard for the timeout, the report included.
+  EXPECT_FALSE(view.dead("nobody", 1'001'000));
+  EXPECT_TRUE(view.dead("nobody", 1'000'000));
+  view.stop();
+}
+
 TEST(InstanceSuffixTest, EightBase36CharactersThatDiffer) {
   const std::string a = new_instance_suffix(), b = new_instance_suffix();
   EXPECT_EQ(a.size(), 8u);
