@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -19,10 +20,11 @@ import requests
 
 from attune_e2e import REPO_ROOT, Server, attune_bin, uid, random_password, expect
 
-CHROMIUM = "/usr/bin/chromium"
+sys.path.insert(0, str(REPO_ROOT / "tests" / "bench"))
+import console_bench as cb  # noqa: E402
+
 _SERVERS: list = []
 _BROWSER: list = []
-CHROMEDRIVER = "/usr/bin/chromedriver"
 
 
 def console_dir() -> Path:
@@ -88,19 +90,10 @@ def screenshot_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def _driver():
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    for path in (CHROMIUM, CHROMEDRIVER):
-        if not Path(path).exists():
-            pytest.fail(f"{path} missing: apt-get install chromium chromium-driver python3-selenium", pytrace=False)
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--window-size=1280,900", "--disable-dev-shm-usage",
-                "--disable-gpu", "--no-first-run", "--password-store=basic"):
-        opts.add_argument(arg)
-    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    drv = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
+    try:
+        drv = cb.make_driver()  # headless Chromium, the same set-up as the benchmark
+    except cb.BenchError as e:
+        pytest.fail(str(e), pytrace=False)
     drv.set_page_load_timeout(30)
     _BROWSER.append(drv)
     yield drv
