@@ -245,12 +245,17 @@ async def closed_loop(one_run, clients: int, warmup: float, seconds: float, pid:
     return res
 
 
-async def sequential(one_run, n: int, warm: int) -> LoopResult:
-    """`warm` + `n` runs one after another on one connection; only the last `n` are kept."""
+async def sequential(one_run, n: int, warm: int, pid: int) -> LoopResult:
+    """`warm` + `n` runs one after another on one connection; only the last `n` are kept (and the CPU
+    of `pid` read around them)."""
     res = LoopResult()
     conn = one_run.new_conn()
     try:
         for i in range(warm + n):
+            if i == warm:
+                res.cpu = (proc_cpu_s(pid), 0.0)
+                res.cpu_children = (proc_cpu_s(pid, children=True) - res.cpu[0], 0.0)
+                res.window = (time.monotonic(), 0.0)
             try:
                 r = await one_run(conn)
             except (BenchError, OSError, asyncio.TimeoutError, asyncio.IncompleteReadError) as e:
@@ -263,6 +268,9 @@ async def sequential(one_run, n: int, warm: int) -> LoopResult:
                 res.runs.append(r)
     finally:
         conn.close()
+    c1 = proc_cpu_s(pid)
+    res.cpu, res.cpu_children = (res.cpu[0], c1), (res.cpu_children[0], proc_cpu_s(pid, children=True) - c1)
+    res.window = (res.window[0], time.monotonic() + 1e-9)
     res.load = loadavg()
     return res
 
@@ -408,7 +416,7 @@ async def bench_attune(args, srv: Server) -> dict:
     flow = client.webhook_flow("true", prefix="speed", pack_ref=pack)
     run = AttuneRun(srv.api_url, flow.key, comp)
     log(f"attune: {args.latency_n} sequential runs (load {loadavg()})")
-    res = await sequential(run, args.latency_n, args.latency_warm)
+    res = await sequential(run, args.latency_n, args.latency_warm, pid)
     if res.errors:
         raise BenchError(f"attune, sequential: {len(res.errors)} errors, e.g. {res.errors[:3]}")
     check("sequential", run, flow)
@@ -448,15 +456,18 @@ return msg;
 """
 
 
-def nodered_flows() -> list:
-    """POST /hook -> exec `/bin/sh -c true` (spawn mode; rc output) -> count -> response; GET /count."""
+def nodered_flows(mode: str) -> list:
+    """POST /hook -> exec -> count -> response, and GET /count. The exec node's third output (return
+    code) feeds the counter. mode "spawn": child_process.spawn of `/bin/sh -c true` (what attune's shell
+    runner runs); mode "exec": child_process.exec of `true` (Node-RED runs it with /bin/bash -c)."""
     z = "speedbench"
+    command = "/bin/sh -c true" if mode == "spawn" else "true"
     return [
         {"id": z, "type": "tab", "label": "speed bench"},
         {"id": "hook_in", "type": "http in", "z": z, "url": "/hook", "method": "post", "upload": False,
          "swaggerDoc": "", "wires": [["run_true"]]},
-        {"id": "run_true", "type": "exec", "z": z, "command": "/bin/sh -c true", "addpay": "", "append": "",
-         "useSpawn": "true", "timer": "", "winHide": False, "oldrc": False, "name": "true",
+        {"id": "run_true", "type": "exec", "z": z, "command": command, "addpay": "", "append": "",
+         "useSpawn": "true" if mode == "spawn" else "false", "timer": "", "winHide": False, "oldrc": False, "name": "true",
          "wires": [[], [], ["count"]]},
         {"id": "count", "type": "function", "z": z, "name": "record completion", "func": NODERED_FUNC,
          "outputs": 1, "wires": [["hook_out"]]},
@@ -512,8 +523,8 @@ class NodeRed:
 
     READY_RE = re.compile(r"Server now running at (http://[\d.]+:\d+)/")
 
-    def __init__(self, red_js: Path, user_dir: Path):
-        self.red_js, self.user_dir = red_js, user_dir
+    def __init__(self, red_js: Path, user_dir: Path, mode: str):
+        self.red_js, self.user_dir, self.mode = red_js, user_dir, mode
         self.proc: subprocess.Popen | None = None
         self.url = ""
         self.log_path = user_dir / "node-red.log"
@@ -522,7 +533,7 @@ class NodeRed:
     def start(self, timeout: float = 60.0) -> None:
         self.user_dir.mkdir(parents=True, exist_ok=True)
         flow_file = self.user_dir / "flows.json"
-        flow_file.write_text(json.dumps(nodered_flows(), indent=2))
+        flow_file.write_text(json.dumps(nodered_flows(self.mode), indent=2))
         settings = self.user_dir / "settings.js"
         settings.write_text(NODERED_SETTINGS % {"flow_file": json.dumps(str(flow_file)),
                                                  "user_dir": json.dumps(str(self.user_dir))})
@@ -611,7 +622,7 @@ async def bench_nodered(args, nr: NodeRed) -> dict:
     out: dict = {"loops": {}}
     run = NodeRedRun(nr.url)
     # Warm up the JIT and the connection pool before anything is measured.
-    await sequential(run, 0, 50)
+    await sequential(run, 0, 50, pid)
     for clients in args.clients:
         log(f"Node-RED: {clients} closed-loop clients, {args.warmup}s warm-up + {args.seconds}s "
             f"(load {loadavg()})")
@@ -622,7 +633,7 @@ async def bench_nodered(args, nr: NodeRed) -> dict:
             raise BenchError(f"Node-RED, {clients} clients: {len(res.errors)} errors, e.g. {res.errors[:3]}")
         out["loops"][clients] = res
     log(f"Node-RED: {args.latency_n} sequential runs (load {loadavg()})")
-    res = await sequential(run, args.latency_n, args.latency_warm)
+    res = await sequential(run, args.latency_n, args.latency_warm, pid)
     if res.errors:
         raise BenchError(f"Node-RED, sequential: {len(res.errors)} errors, e.g. {res.errors[:3]}")
     out["seq"] = res
@@ -654,6 +665,8 @@ def report(args, env: dict, spawn: dict, at: dict, nr: dict | None, nr_skip: str
     print(f"Node-RED: {env.get('nodered', nr_skip)}")
     print(f"windows: {args.warmup}s warm-up + {args.seconds}s per client count; sequential n={args.latency_n}")
     print("=" * 100)
+    print("attune / Node-RED: above 1 is attune faster for throughput; below 1 is attune faster for latency"
+          " and CPU")
     print("| measurement | raw spawn | attune | Node-RED | attune / Node-RED | target (attune) |")
     print("|---|---:|---:|---:|---:|---|")
     print(f"| posix_spawn+wait /bin/true, 1 / 2 threads | {spawn[('true', 1)]:.0f} / {sp2:.0f}/s | | | | |")
@@ -694,6 +707,9 @@ def report(args, env: dict, spawn: dict, at: dict, nr: dict | None, nr_skip: str
               f"{f'{b:.2f} ms' if b is not None else '—'} | {fmt_ratio(a, b) if b else '—'} | "
               f"{f'≤ {tgt} ms: {ok(a <= tgt)}' if tgt else ''} |")
     print(f"| sequential latency, max | — | {max(s):.2f} ms | {f'{max(ns):.2f} ms' if ns else '—'} | | |")
+    a, b = at["seq"].cpu_ms_per_run(), (nr["seq"].cpu_ms_per_run() if nr else None)
+    print(f"| server CPU per run without children, sequential | — | {a:.3f} ms | "
+          f"{f'{b:.3f} ms' if b is not None else '—'} | {fmt_ratio(a, b) if b else '—'} | |")
     print()
     print("Driver (this Python process) CPU over each window, and load average at the window's end:")
     for name, loops in (("attune", at["loops"]), ("Node-RED", nr_loops)):
@@ -722,6 +738,8 @@ def main() -> int:
     ap.add_argument("--skip-nodered", action="store_true")
     ap.add_argument("--nodered-dir", type=Path, default=NODERED_DIR, help="scratch dir for npm + userDir")
     ap.add_argument("--nodered-version", default=NODERED_VERSION)
+    ap.add_argument("--nodered-mode", choices=("spawn", "exec"), default="spawn",
+                    help="exec node mode: spawn `/bin/sh -c true` (default) or exec `true` via bash")
     ap.add_argument("--quick", action="store_true", help="short smoke run (~1 minute)")
     ap.add_argument("--keep", action="store_true", help="keep the attune temp dir and logs")
     args = ap.parse_args()
@@ -778,12 +796,13 @@ def main() -> int:
         except (BenchError, OSError, ValueError) as e:
             red, nr_skip = None, f"skipped ({e})"
         if red is not None:
-            nr = NodeRed(red, args.nodered_dir / "userdir")
+            nr = NodeRed(red, args.nodered_dir / "userdir", args.nodered_mode)
             try:
                 nr.start()
                 node_v = subprocess.run(["node", "--version"], capture_output=True, text=True,
                                         timeout=10).stdout.strip()
-                env["nodered"] = f"node-red {nr.version} on node {node_v}, {red}, pid {nr.proc.pid} {nr.url}"
+                env["nodered"] = (f"node-red {nr.version} on node {node_v}, exec node in {nr.mode} mode, {red}, "
+                                  f"pid {nr.proc.pid} {nr.url}")
                 log(f"Node-RED {nr.version} pid {nr.proc.pid}: {nr.url}")
                 nr_res = asyncio.run(bench_nodered(args, nr))
                 if not nr.running():
