@@ -378,53 +378,65 @@ def recorded(client, rule_ref: str) -> tuple[int, int]:
     return total, done
 
 
-async def bench_attune(args, srv: Server) -> dict:
-    client = srv.admin_client()
-    pid = srv.proc.pid
-    comp = Completions()
-    ready = asyncio.Event()
-    ws_task = asyncio.create_task(ws_reader(srv.ws_url, client.token, comp, ready))
-    await asyncio.wait_for(ready.wait(), 10)
-    out: dict = {"loops": {}, "checks": []}
-    pack = None
+class AttuneSide:
+    """The attune phases: a fresh webhook flow (pack action `true`, trigger, rule) per phase, completion
+    seen on the notifier WebSocket, and afterwards GET /executions must hold every accepted webhook's
+    execution as `completed`."""
 
-    def check(label: str, run: AttuneRun, flow) -> None:
-        if ws_task.done():
-            raise BenchError(f"notifier WebSocket closed: {ws_task.exception()!r}")
-        total, done = recorded(client, flow.rule_ref)
-        out["checks"].append((label, run.accepted, total, done))
+    name = "attune"
+
+    def __init__(self, args, srv: Server):
+        self.args, self.srv, self.pid = args, srv, srv.proc.pid
+        self.out: dict = {"loops": {}, "checks": []}
+        self.comp = Completions()
+        self.client = None
+        self.ws_task = None
+        self.pack = None
+
+    async def setup(self) -> None:
+        self.client = self.srv.admin_client()
+        ready = asyncio.Event()
+        self.ws_task = asyncio.create_task(ws_reader(self.srv.ws_url, self.client.token, self.comp, ready))
+        await asyncio.wait_for(ready.wait(), 10)
+
+    def _flow(self):
+        flow = self.client.webhook_flow("true", prefix="speed", pack_ref=self.pack)
+        self.pack = flow.pack_ref
+        return flow, AttuneRun(self.srv.api_url, flow.key, self.comp)
+
+    def _check(self, label: str, run: AttuneRun, flow) -> None:
+        if self.ws_task.done():
+            raise BenchError(f"notifier WebSocket closed: {self.ws_task.exception()!r}")
+        if not self.srv.running():
+            raise BenchError("attune serve died")
+        total, done = recorded(self.client, flow.rule_ref)
+        self.out["checks"].append((label, run.accepted, total, done))
         log(f"  {label}: {run.accepted} webhooks accepted, GET /executions: {total} executions, "
             f"{done} completed")
         if not (run.accepted == total == done):
             raise BenchError(f"{label}: {run.accepted} webhooks accepted but GET /executions shows {total} "
                              f"executions ({done} completed)")
 
-    for clients in args.clients:
-        flow = client.webhook_flow("true", prefix="speed", pack_ref=pack)
-        pack = flow.pack_ref
-        run = AttuneRun(srv.api_url, flow.key, comp)
-        log(f"attune: {clients} closed-loop clients, {args.warmup}s warm-up + {args.seconds}s "
-            f"(load {loadavg()})")
-        res = await closed_loop(run, clients, args.warmup, args.seconds, pid)
-        log(f"  {res.rate():.0f} completed/s, attune CPU {res.cpu_ms_per_run():.3f} ms/exec, children "
-            f"{res.children_ms_per_run():.3f} ms/exec, driver CPU {100 * res.driver_cpu / args.seconds:.0f}%")
+    async def loop(self, clients: int) -> None:
+        flow, run = self._flow()
+        res = await closed_loop(run, clients, self.args.warmup, self.args.seconds, self.pid)
         if res.errors:
-            raise BenchError(f"attune, {clients} clients: {len(res.errors)} errors, e.g. {res.errors[:3]}")
-        check(f"{clients} clients", run, flow)
-        out["loops"][clients] = res
+            raise BenchError(f"{clients} clients: {len(res.errors)} errors, e.g. {res.errors[:3]}")
+        self._check(f"{clients} clients", run, flow)
+        self.out["loops"][clients] = res
 
-    flow = client.webhook_flow("true", prefix="speed", pack_ref=pack)
-    run = AttuneRun(srv.api_url, flow.key, comp)
-    log(f"attune: {args.latency_n} sequential runs (load {loadavg()})")
-    res = await sequential(run, args.latency_n, args.latency_warm, pid)
-    if res.errors:
-        raise BenchError(f"attune, sequential: {len(res.errors)} errors, e.g. {res.errors[:3]}")
-    check("sequential", run, flow)
-    out["seq"] = res
-    out["frames"] = comp.frames
-    ws_task.cancel()
-    await asyncio.gather(ws_task, return_exceptions=True)
-    return out
+    async def seq(self) -> None:
+        flow, run = self._flow()
+        res = await sequential(run, self.args.latency_n, self.args.latency_warm, self.pid)
+        if res.errors:
+            raise BenchError(f"sequential: {len(res.errors)} errors, e.g. {res.errors[:3]}")
+        self._check("sequential", run, flow)
+        self.out["seq"] = res
+
+    async def close(self) -> None:
+        if self.ws_task is not None:
+            self.ws_task.cancel()
+            await asyncio.gather(self.ws_task, return_exceptions=True)
 
 
 def attune_version(binary: Path) -> str:
@@ -617,32 +629,82 @@ async def nodered_count(url: str) -> dict:
     return json.loads(body)
 
 
-async def bench_nodered(args, nr: NodeRed) -> dict:
-    pid = nr.proc.pid
-    out: dict = {"loops": {}}
-    run = NodeRedRun(nr.url)
-    # Warm up the JIT and the connection pool before anything is measured.
-    await sequential(run, 0, 50, pid)
-    for clients in args.clients:
-        log(f"Node-RED: {clients} closed-loop clients, {args.warmup}s warm-up + {args.seconds}s "
-            f"(load {loadavg()})")
-        res = await closed_loop(run, clients, args.warmup, args.seconds, pid)
-        log(f"  {res.rate():.0f} completed/s, node CPU {res.cpu_ms_per_run():.3f} ms/run, children "
-            f"{res.children_ms_per_run():.3f} ms/run, driver CPU {100 * res.driver_cpu / args.seconds:.0f}%")
+class NodeRedSide:
+    """The Node-RED phases: POST /hook answered after `true` exited; the flow's counter must match."""
+
+    name = "Node-RED"
+
+    def __init__(self, args, nr: NodeRed):
+        self.args, self.nr, self.pid = args, nr, nr.proc.pid
+        self.out: dict = {"loops": {}}
+        self.run = NodeRedRun(nr.url)
+
+    async def setup(self) -> None:
+        await sequential(self.run, 0, 50, self.pid)  # JIT and connection warm-up, not measured
+
+    def _check(self) -> None:
+        if not self.nr.running():
+            raise BenchError("Node-RED died")
+
+    async def loop(self, clients: int) -> None:
+        res = await closed_loop(self.run, clients, self.args.warmup, self.args.seconds, self.pid)
         if res.errors:
-            raise BenchError(f"Node-RED, {clients} clients: {len(res.errors)} errors, e.g. {res.errors[:3]}")
-        out["loops"][clients] = res
-    log(f"Node-RED: {args.latency_n} sequential runs (load {loadavg()})")
-    res = await sequential(run, args.latency_n, args.latency_warm, pid)
-    if res.errors:
-        raise BenchError(f"Node-RED, sequential: {len(res.errors)} errors, e.g. {res.errors[:3]}")
-    out["seq"] = res
-    counts = await nodered_count(nr.url)
-    out["count"] = (run.completed, counts)
-    log(f"  Node-RED flow context: {counts} after {run.completed} completed answers")
-    if counts.get("completed") != run.completed or counts.get("failed"):
-        raise BenchError(f"Node-RED counted {counts} but {run.completed} runs were answered completed")
-    return out
+            raise BenchError(f"{clients} clients: {len(res.errors)} errors, e.g. {res.errors[:3]}")
+        self._check()
+        self.out["loops"][clients] = res
+
+    async def seq(self) -> None:
+        res = await sequential(self.run, self.args.latency_n, self.args.latency_warm, self.pid)
+        if res.errors:
+            raise BenchError(f"sequential: {len(res.errors)} errors, e.g. {res.errors[:3]}")
+        self._check()
+        self.out["seq"] = res
+
+    async def close(self) -> None:
+        counts = await nodered_count(self.nr.url)
+        self.out["count"] = (self.run.completed, counts)
+        log(f"  Node-RED flow context: {counts} after {self.run.completed} completed answers")
+        if counts.get("completed") != self.run.completed or counts.get("failed"):
+            raise BenchError(f"counted {counts} but {self.run.completed} runs were answered completed")
+
+
+async def bench_all(args, sides: list) -> dict:
+    """Runs the phases interleaved (attune, then Node-RED, for each client count, then the sequential
+    runs), so that both see the same machine load as nearly as possible. An attune failure aborts
+    (BenchError); a Node-RED failure drops Node-RED and is returned as {"Node-RED": reason}."""
+    failed: dict = {}
+    live = list(sides)
+
+    async def step(side, what: str, coro_fn) -> None:
+        if side not in live:
+            return
+        try:
+            await coro_fn()
+        except (BenchError, OSError, asyncio.TimeoutError) as e:
+            if side.name == "attune":
+                raise BenchError(f"attune, {what}: {e}") from None
+            failed[side.name] = f"{what}: {e}"
+            live.remove(side)
+            print(f"error: {side.name}, {what}: {e}", file=sys.stderr)
+
+    for side in sides:
+        await step(side, "setup", side.setup)
+    for clients in args.clients:
+        for side in sides:
+            log(f"{side.name}: {clients} closed-loop clients, {args.warmup}s warm-up + {args.seconds}s "
+                f"(load {loadavg()})")
+            await step(side, f"{clients} clients", lambda: side.loop(clients))
+            r = side.out["loops"].get(clients)
+            if r is not None:
+                log(f"  {r.rate():.0f} completed/s, server CPU {r.cpu_ms_per_run():.3f} ms/run, children "
+                    f"{r.children_ms_per_run():.3f} ms/run, driver CPU "
+                    f"{100 * r.driver_cpu / args.seconds:.0f}%")
+    for side in sides:
+        log(f"{side.name}: {args.latency_n} sequential runs (load {loadavg()})")
+        await step(side, "sequential", side.seq)
+    for side in sides:
+        await step(side, "final check", side.close)
+    return failed
 
 
 # ------------------------------------------------------------------------------------- report
@@ -760,22 +822,55 @@ def main() -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
 
+    # Node-RED first (an npm install must not overlap the measurements), then attune; both stay up
+    # and the phases alternate between them.
+    nr, nr_skip = None, ""
+    if args.skip_nodered:
+        nr_skip = "skipped (--skip-nodered)"
+    else:
+        try:
+            red = install_nodered(args.nodered_dir, args.nodered_version)
+            nr = NodeRed(red, args.nodered_dir / "userdir", args.nodered_mode)
+            nr.start()
+            node_v = subprocess.run(["node", "--version"], capture_output=True, text=True,
+                                    timeout=10).stdout.strip()
+            env["nodered"] = (f"node-red {nr.version} on node {node_v}, exec node in {nr.mode} mode, "
+                              f"{red}, pid {nr.proc.pid} {nr.url}")
+            log(f"Node-RED {nr.version} pid {nr.proc.pid}: {nr.url}")
+        except (BenchError, OSError, ValueError, subprocess.TimeoutExpired) as e:
+            if nr is not None:
+                nr.stop()
+            nr, nr_skip = None, f"skipped ({e})"
+            print(f"Node-RED: {nr_skip}")
+
     rc = 0
     tmp = Path(tempfile.mkdtemp(prefix="attune-speed-"))
     srv = Server(args.attune_bin, tmp / "data", tmp / "attune.log")
-    at = None
+    at = nr_side = None
     try:
         srv.start(timeout=60)
         _children.append(srv.proc)
         log(f"attune serve pid {srv.proc.pid}: {srv.api_url} {srv.ws_url}")
-        at = asyncio.run(bench_attune(args, srv))
+        at = AttuneSide(args, srv)
+        sides = [at]
+        if nr is not None:
+            nr_side = NodeRedSide(args, nr)
+            sides.append(nr_side)
+        failed = asyncio.run(bench_all(args, sides))
         if not srv.running():
             raise BenchError("attune serve died during the run")
+        if failed:
+            nr_skip = f"error ({failed['Node-RED']}; log {nr.log_path})"
+            nr_side = None
+            rc = 1
     except (BenchError, AssertionError, OSError, asyncio.TimeoutError) as e:
         state = "running" if srv.running() else "exited"
-        print(f"error: attune: {e} (attune serve {state})\n{srv.log_tail(40)}", file=sys.stderr)
+        print(f"error: {e} (attune serve {state})\n{srv.log_tail(40)}", file=sys.stderr)
+        at = None
         rc = 1
     finally:
+        if nr is not None:
+            nr.stop()
         code = srv.stop(grace=20)
         if code != 0 and rc == 0:
             print(f"error: attune serve exited with code {code}\n{srv.log_tail(40)}", file=sys.stderr)
@@ -786,39 +881,11 @@ def main() -> int:
             shutil.rmtree(tmp, ignore_errors=True)
     if at is None:
         return rc
-
-    nr_res, nr_skip = None, ""
-    if args.skip_nodered:
-        nr_skip = "skipped (--skip-nodered)"
-    else:
-        try:
-            red = install_nodered(args.nodered_dir, args.nodered_version)
-        except (BenchError, OSError, ValueError) as e:
-            red, nr_skip = None, f"skipped ({e})"
-        if red is not None:
-            nr = NodeRed(red, args.nodered_dir / "userdir", args.nodered_mode)
-            try:
-                nr.start()
-                node_v = subprocess.run(["node", "--version"], capture_output=True, text=True,
-                                        timeout=10).stdout.strip()
-                env["nodered"] = (f"node-red {nr.version} on node {node_v}, exec node in {nr.mode} mode, {red}, "
-                                  f"pid {nr.proc.pid} {nr.url}")
-                log(f"Node-RED {nr.version} pid {nr.proc.pid}: {nr.url}")
-                nr_res = asyncio.run(bench_nodered(args, nr))
-                if not nr.running():
-                    raise BenchError("Node-RED died during the run")
-            except (BenchError, OSError, asyncio.TimeoutError) as e:
-                print(f"error: Node-RED: {e} (log {nr.log_path})", file=sys.stderr)
-                nr_skip = f"error ({e})"
-                rc = 1
-            finally:
-                nr.stop()
-    if nr_res is None:
+    if nr_side is None:
         print(f"Node-RED: {nr_skip}")
     env["load1"] = loadavg()
-    report(args, env, spawn, at, nr_res, nr_skip)
+    report(args, env, spawn, at.out, nr_side.out if nr_side else None, nr_skip)
     return rc
-
 
 if __name__ == "__main__":
     sys.exit(main())
