@@ -795,22 +795,24 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--attune-bin", type=Path, default=attune_bin())
     ap.add_argument("--spawn-bin", type=Path, default=REPO / "build" / "tests" / "bench" / "bench_spawn")
-    ap.add_argument("--spawn-seconds", type=float, default=3.0)
+    ap.add_argument("--spawn-seconds", type=float, help="per bench_spawn case (3; --quick 1)")
     ap.add_argument("--clients", type=lambda s: [int(x) for x in s.split(",")], default=[16, 64])
-    ap.add_argument("--seconds", type=float, default=15.0, help="measured window per client count")
-    ap.add_argument("--warmup", type=float, default=3.0, help="unmeasured seconds before each window")
-    ap.add_argument("--latency-n", type=int, default=500)
+    ap.add_argument("--seconds", type=float, help="measured window per client count (15; --quick 4)")
+    ap.add_argument("--warmup", type=float, help="unmeasured seconds before each window (3; --quick 1)")
+    ap.add_argument("--latency-n", type=int, help="sequential runs measured (500; --quick 100)")
     ap.add_argument("--latency-warm", type=int, default=20, help="unmeasured sequential runs first")
     ap.add_argument("--skip-nodered", action="store_true")
     ap.add_argument("--nodered-dir", type=Path, default=NODERED_DIR, help="scratch dir for npm + userDir")
     ap.add_argument("--nodered-version", default=NODERED_VERSION)
     ap.add_argument("--nodered-mode", choices=("spawn", "exec"), default="spawn",
                     help="exec node mode: spawn `/bin/sh -c true` (default) or exec `true` via bash")
-    ap.add_argument("--quick", action="store_true", help="short smoke run (~1 minute)")
+    ap.add_argument("--quick", action="store_true", help="short smoke run (~1 minute); explicit options win")
     ap.add_argument("--keep", action="store_true", help="keep the attune temp dir and logs")
     args = ap.parse_args()
-    if args.quick:
-        args.seconds, args.warmup, args.latency_n, args.spawn_seconds = 4.0, 1.0, 100, 1.0
+    for name, full, quick in (("seconds", 15.0, 4.0), ("warmup", 3.0, 1.0), ("latency_n", 500, 100),
+                              ("spawn_seconds", 3.0, 1.0)):
+        if getattr(args, name) is None:
+            setattr(args, name, quick if args.quick else full)
     if not args.attune_bin.exists():
         print(f"attune binary not found: {args.attune_bin}", file=sys.stderr)
         return 2
@@ -885,8 +887,6 @@ def main() -> int:
             shutil.rmtree(tmp, ignore_errors=True)
     if at is None:
         return rc
-    if nr_side is None:
-        print(f"Node-RED: {nr_skip}")
     env["load1"] = loadavg()
     report(args, env, spawn, at.out, nr_side.out if nr_side else None, nr_skip)
     return rc
