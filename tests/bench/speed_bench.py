@@ -294,6 +294,13 @@ class Completions:
         self.failed: dict[int, str] = {}        # enforcement -> other terminal status
         self.waiters: dict[int, asyncio.Future] = {}
         self.frames = 0
+        self.closed = ""  # why the notifier connection ended; then every wait fails at once
+
+    def close(self, reason: str) -> None:
+        self.closed = reason
+        for fut in self.waiters.values():
+            if not fut.done():
+                fut.set_exception(BenchError(f"notifier WebSocket closed: {reason}"))
 
     def _settle(self, ev: int) -> None:
         fut = self.waiters.get(ev)
@@ -320,6 +327,8 @@ class Completions:
             self._settle(ev)
 
     async def wait(self, ev: int) -> float:
+        if self.closed:
+            raise BenchError(f"notifier WebSocket closed: {self.closed}")
         fut = asyncio.get_running_loop().create_future()
         self.waiters[ev] = fut
         self._settle(ev)
@@ -330,6 +339,19 @@ class Completions:
 
 
 async def ws_reader(ws_url: str, token: str, comp: Completions, ready: asyncio.Event):
+    """Feeds `comp` until cancelled; if the connection ends otherwise, every waiter fails at once."""
+    try:
+        await _ws_read(ws_url, token, comp, ready)
+    except asyncio.CancelledError:
+        comp.close("cancelled")
+        raise
+    except (OSError, asyncio.TimeoutError, websockets.exceptions.WebSocketException, ValueError,
+            KeyError) as e:
+        comp.close(f"{type(e).__name__}: {e}")
+        ready.set()  # wake a setup still waiting for the subscription
+
+
+async def _ws_read(ws_url: str, token: str, comp: Completions, ready: asyncio.Event):
     async with websockets.connect(ws_url + "/ws", extra_headers={"Authorization": f"Bearer {token}"},
                                   max_size=None, max_queue=None, ping_interval=None,
                                   compression=None) as ws:
@@ -402,6 +424,8 @@ class AttuneSide:
         ready = asyncio.Event()
         self.ws_task = asyncio.create_task(ws_reader(self.srv.ws_url, self.client.token, self.comp, ready))
         await asyncio.wait_for(ready.wait(), 10)
+        if self.comp.closed:
+            raise BenchError(f"notifier WebSocket: {self.comp.closed}")
 
     def _flow(self):
         flow = self.client.webhook_flow("true", prefix="speed", pack_ref=self.pack)
@@ -409,8 +433,8 @@ class AttuneSide:
         return flow, AttuneRun(self.srv.api_url, flow.key, self.comp)
 
     def _check(self, label: str, run: AttuneRun, flow) -> None:
-        if self.ws_task.done():
-            raise BenchError(f"notifier WebSocket closed: {self.ws_task.exception()!r}")
+        if self.comp.closed:
+            raise BenchError(f"notifier WebSocket closed: {self.comp.closed}")
         if not self.srv.running():
             raise BenchError("attune serve died")
         total, done = recorded(self.client, flow.rule_ref)
@@ -425,7 +449,7 @@ class AttuneSide:
         flow, run = self._flow()
         res = await closed_loop(run, clients, self.args.warmup, self.args.seconds, self.pid)
         if res.errors:
-            raise BenchError(f"{clients} clients: {len(res.errors)} errors, e.g. {res.errors[:3]}")
+            raise BenchError(f"{len(res.errors)} errors, e.g. {res.errors[:3]}")
         self._check(f"{clients} clients", run, flow)
         self.out["loops"][clients] = res
 
@@ -433,7 +457,7 @@ class AttuneSide:
         flow, run = self._flow()
         res = await sequential(run, self.args.latency_n, self.args.latency_warm, self.pid)
         if res.errors:
-            raise BenchError(f"sequential: {len(res.errors)} errors, e.g. {res.errors[:3]}")
+            raise BenchError(f"{len(res.errors)} errors, e.g. {res.errors[:3]}")
         self._check("sequential", run, flow)
         self.out["seq"] = res
 
@@ -653,14 +677,14 @@ class NodeRedSide:
     async def loop(self, clients: int) -> None:
         res = await closed_loop(self.run, clients, self.args.warmup, self.args.seconds, self.pid)
         if res.errors:
-            raise BenchError(f"{clients} clients: {len(res.errors)} errors, e.g. {res.errors[:3]}")
+            raise BenchError(f"{len(res.errors)} errors, e.g. {res.errors[:3]}")
         self._check()
         self.out["loops"][clients] = res
 
     async def seq(self) -> None:
         res = await sequential(self.run, self.args.latency_n, self.args.latency_warm, self.pid)
         if res.errors:
-            raise BenchError(f"sequential: {len(res.errors)} errors, e.g. {res.errors[:3]}")
+            raise BenchError(f"{len(res.errors)} errors, e.g. {res.errors[:3]}")
         self._check()
         self.out["seq"] = res
 
