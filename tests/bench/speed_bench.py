@@ -741,11 +741,16 @@ def fmt_ratio(a: float, b: float) -> str:
     return f"{a / b:.2f}×" if b else "—"
 
 
-def report(args, env: dict, spawn: dict, at: dict, nr: dict | None, nr_skip: str) -> None:
+def report(args, env: dict, spawns: list[dict], at: dict, nr: dict | None, nr_skip: str) -> None:
+    """`spawns`: bench_spawn before the servers and (if it ran) after them; the ratio to raw spawning
+    uses the higher 2-thread /bin/true rate of the two (a busy moment lowers a short spawn run)."""
     def ok(b: bool) -> str:
         return "met" if b else "NOT met"
 
-    sp2 = spawn[("true", 2)]
+    def both(key, f="{:.0f}"):
+        return " ; ".join(f.format(sp[key]) for sp in spawns)
+
+    sp2 = max(sp[("true", 2)] for sp in spawns)
     print()
     print("=" * 100)
     print(f"Speed benchmark — {env['date']}, {os.cpu_count()} CPUs, load average before {env['load0']}, "
@@ -759,16 +764,18 @@ def report(args, env: dict, spawn: dict, at: dict, nr: dict | None, nr_skip: str
           " and CPU")
     print("| measurement | raw spawn | attune | Node-RED | attune / Node-RED | target (attune) |")
     print("|---|---:|---:|---:|---:|---|")
-    print(f"| posix_spawn+wait /bin/true, 1 / 2 threads | {spawn[('true', 1)]:.0f} / {sp2:.0f}/s | | | | |")
-    print(f"| posix_spawn+wait /bin/sh -c true, 1 / 2 threads | {spawn[('sh', 1)]:.0f} / "
-          f"{spawn[('sh', 2)]:.0f}/s | | | | |")
-    print(f"| CPU per spawn (parent + child): /bin/true, /bin/sh -c true | {spawn[('true', 'cpu_ms')]:.3f}, "
-          f"{spawn[('sh', 'cpu_ms')]:.3f} ms | | | | |")
+    when = "before ; after the servers" if len(spawns) > 1 else "before the servers"
+    print(f"| posix_spawn+wait /bin/true, 1 thread ({when}) | {both(('true', 1))}/s | | | | |")
+    print(f"| posix_spawn+wait /bin/true, 2 threads ({when}) | {both(('true', 2))}/s | | | | |")
+    print(f"| posix_spawn+wait /bin/sh -c true, 1 / 2 threads ({when}) | {both(('sh', 1))} / "
+          f"{both(('sh', 2))}/s | | | | |")
+    print(f"| CPU per spawn, parent + child, /bin/true / /bin/sh -c true ({when}) | "
+          f"{both(('true', 'cpu_ms'), '{:.3f}')} / {both(('sh', 'cpu_ms'), '{:.3f}')} ms | | | | |")
     nr_loops = nr["loops"] if nr else {}
     for c, r in at["loops"].items():
         n = nr_loops.get(c)
         rate = r.rate()
-        print(f"| throughput, {c} closed-loop clients (completed/s) | {sp2:.0f}/s (2 thr) | {rate:.0f}/s = "
+        print(f"| throughput, {c} closed-loop clients (completed/s) | {sp2:.0f}/s (2 thr, higher) | {rate:.0f}/s = "
               f"{rate / sp2:.2f}× raw | {f'{n.rate():.0f}/s' if n else '—'} | "
               f"{fmt_ratio(rate, n.rate()) if n else '—'} | ≥ {TARGETS['ratio_raw']}× raw: "
               f"{ok(rate / sp2 >= TARGETS['ratio_raw'])} |")
@@ -911,8 +918,15 @@ def main() -> int:
             shutil.rmtree(tmp, ignore_errors=True)
     if at is None:
         return rc
+    spawns = [spawn]
+    try:
+        log("bench_spawn again, after the servers")
+        spawns.append(run_bench_spawn(args.spawn_bin, args.spawn_seconds))
+    except (BenchError, subprocess.TimeoutExpired) as e:
+        print(f"error: second bench_spawn: {e}", file=sys.stderr)
+        rc = 1
     env["load1"] = loadavg()
-    report(args, env, spawn, at.out, nr_side.out if nr_side else None, nr_skip)
+    report(args, env, spawns, at.out, nr_side.out if nr_side else None, nr_skip)
     return rc
 
 if __name__ == "__main__":
