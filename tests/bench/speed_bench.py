@@ -117,7 +117,8 @@ def run_bench_spawn(spawn_bin: Path, seconds: float) -> dict:
             raise BenchError(f"unexpected bench_spawn output: {out.stdout!r}")
         cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
         res[(label, "cpu_ms")] = 1000.0 * cpu / spawns
-        log(out.stdout.strip() + f"\n           CPU per spawn (parent + child): {res[(label, 'cpu_ms')]:.3f} ms")
+        log(out.stdout.strip() + f"\n           CPU per spawn (parent + child): "
+                                  f"{res[(label, 'cpu_ms')]:.3f} ms")
     return res
 
 
@@ -507,7 +508,8 @@ def nodered_flows(mode: str) -> list:
         {"id": "hook_in", "type": "http in", "z": z, "url": "/hook", "method": "post", "upload": False,
          "swaggerDoc": "", "wires": [["run_true"]]},
         {"id": "run_true", "type": "exec", "z": z, "command": command, "addpay": "", "append": "",
-         "useSpawn": "true" if mode == "spawn" else "false", "timer": "", "winHide": False, "oldrc": False, "name": "true",
+         "useSpawn": "true" if mode == "spawn" else "false", "timer": "", "winHide": False, "oldrc": False,
+         "name": "true",
          "wires": [[], [], ["count"]]},
         {"id": "count", "type": "function", "z": z, "name": "record completion", "func": NODERED_FUNC,
          "outputs": 1, "wires": [["hook_out"]]},
@@ -775,7 +777,8 @@ def report(args, env: dict, spawns: list[dict], at: dict, nr: dict | None, nr_sk
     for c, r in at["loops"].items():
         n = nr_loops.get(c)
         rate = r.rate()
-        print(f"| throughput, {c} closed-loop clients (completed/s) | {sp2:.0f}/s (2 thr, higher) | {rate:.0f}/s = "
+        print(f"| throughput, {c} closed-loop clients (completed/s) | {sp2:.0f}/s (2 thr, higher) | "
+              f"{rate:.0f}/s = "
               f"{rate / sp2:.2f}× raw | {f'{n.rate():.0f}/s' if n else '—'} | "
               f"{fmt_ratio(rate, n.rate()) if n else '—'} | ≥ {TARGETS['ratio_raw']}× raw: "
               f"{ok(rate / sp2 >= TARGETS['ratio_raw'])} |")
@@ -787,13 +790,15 @@ def report(args, env: dict, spawns: list[dict], at: dict, nr: dict | None, nr_sk
               f"≤ {TARGETS['cpu_ms']} ms: {ok(r.cpu_ms_per_run() <= TARGETS['cpu_ms'])} |")
     for c, r in at["loops"].items():
         n = nr_loops.get(c)
-        print(f"| children CPU per run (the spawned shell + `true`), {c} clients | — | {r.children_ms_per_run():.3f} ms | "
+        print(f"| children CPU per run (the spawned shell + `true`), {c} clients | — | "
+              f"{r.children_ms_per_run():.3f} ms | "
               f"{f'{n.children_ms_per_run():.3f} ms' if n else '—'} | | |")
     for c, r in at["loops"].items():
         n = nr_loops.get(c)
         lat = r.lat_ms()
         nlat = n.lat_ms() if n else []
-        print(f"| latency under load, {c} clients, p50 / p99 | — | {pct(lat, 50):.1f} / {pct(lat, 99):.1f} ms | "
+        print(f"| latency under load, {c} clients, p50 / p99 | — | "
+              f"{pct(lat, 50):.1f} / {pct(lat, 99):.1f} ms | "
               f"{f'{pct(nlat, 50):.1f} / {pct(nlat, 99):.1f} ms' if n else '—'} | | |")
     s = at["seq"].lat_ms()
     ns = nr["seq"].lat_ms() if nr else []
@@ -852,7 +857,8 @@ def main() -> int:
 
     env = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "load0": loadavg(),
            "attune_version": attune_version(args.attune_bin)}
-    log(f"load average {env['load0']}, {os.cpu_count()} CPUs; attune {args.attune_bin} ({env['attune_version']})")
+    log(f"load average {env['load0']}, {os.cpu_count()} CPUs; attune {args.attune_bin} "
+        f"({env['attune_version']})")
     try:
         spawn = run_bench_spawn(args.spawn_bin, args.spawn_seconds)
     except (BenchError, subprocess.TimeoutExpired) as e:
