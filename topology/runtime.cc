@@ -86,6 +86,7 @@ class Runtime::Instance final : public ProcessorContext, public Mailbox {
       for (const auto& o : consumer_->positions()) {
         rt_.applied_.committed(spec_.name, o.tp, o.next_offset);
         rt_.applied_.advance(spec_.name, o.tp, o.next_offset);
+        stored_offsets_[o.tp] = o.next_offset;
       }
     }
     processor_ = spec_.factory(index_);
@@ -210,6 +211,12 @@ class Runtime::Instance final : public ProcessorContext, public Mailbox {
     }
     std::optional<SystemTime> next_punctuate = clock().now();
     while (!stopping_.load()) {
+      if (requested_punctuate_) {  // asked for by a commit hook or task: counts for this wait
+        if (!next_punctuate || *requested_punctuate_ < *next_punctuate) {
+          next_punctuate = requested_punctuate_;
+        }
+        requested_punctuate_.reset();
+      }
       auto timeout = std::chrono::milliseconds(1000);
       if (next_punctuate) {
         const auto until = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -307,7 +314,16 @@ class Runtime::Instance final : public ProcessorContext, public Mailbox {
     Transaction t;
     t.state = txn_.take_batch();
     t.records = std::move(out_);
-    if (consumer_) t.offsets = consumer_->positions();
+    // Only the positions that moved since the last commit: every other one is stored already
+    // (a consumer reads several topics and partitions; most commits move one or two of them).
+    if (consumer_) {
+      for (auto& o : consumer_->positions()) {
+        auto it = stored_offsets_.find(o.tp);
+        if (it == stored_offsets_.end() || it->second != o.next_offset) {
+          t.offsets.push_back(std::move(o));
+        }
+      }
+    }
     auto offsets = t.offsets;
     auto res = rt_.log_.commit(std::move(t));
     txn_.clear();
@@ -321,7 +337,10 @@ class Runtime::Instance final : public ProcessorContext, public Mailbox {
     }
     // Hooks first (e.g. change notifications), then the applied offsets that release
     // read-your-writes waiters: a notification is never later than a REST read (DESIGN.md §5).
-    for (const auto& o : offsets) rt_.applied_.committed(spec_.name, o.tp, o.next_offset);
+    for (const auto& o : offsets) {
+      rt_.applied_.committed(spec_.name, o.tp, o.next_offset);
+      stored_offsets_[o.tp] = o.next_offset;
+    }
     run_hooks();
     for (const auto& o : offsets) rt_.applied_.advance(spec_.name, o.tp, o.next_offset);
     for (const auto& [tp, ts] : last_ts_) rt_.note_applied_ts(spec_.name, tp, ts);
@@ -378,6 +397,9 @@ class Runtime::Instance final : public ProcessorContext, public Mailbox {
   std::chrono::steady_clock::time_point last_commit_{};
   std::vector<std::function<void()>> hooks_;
   std::map<TopicPartition, int64_t> last_ts_;  // of the records processed since the last commit
+  // The position committed last per partition (from the consumer's start positions on): commit()
+  // writes only those that moved.
+  std::map<TopicPartition, int64_t> stored_offsets_;
 
   std::mutex mailbox_mu_;
   std::condition_variable idle_cv_;

@@ -30,7 +30,7 @@ OutRecord execution_updated(const ExecutionState& st, std::optional<ExecutionSta
   Envelope e{
       "execution.updated", id, "execution:" + std::to_string(id), now_ms, std::string(kSource),
       std::move(payload)};
-  return OutRecord{std::string(topics::kExecutions), std::to_string(st.root), e.dump()};
+  return make_record(topics::kExecutions, std::to_string(st.root), std::move(e));
 }
 
 OutRecord enforcement_updated(const Json& execution, std::string_view status, int64_t now_ms) {
@@ -42,7 +42,7 @@ OutRecord enforcement_updated(const Json& execution, std::string_view status, in
              now_ms,
              std::string(kSource),
              Json{{"id", id}, {"status", status}, {"resolved_at", now}, {"updated", now}}};
-  return OutRecord{std::string(topics::kEnforcements), str(execution, "rule_ref"), e.dump()};
+  return make_record(topics::kEnforcements, str(execution, "rule_ref"), std::move(e));
 }
 
 // Applies `input` to the state: sets the status, bumps `updated` and emits the record. Returns
@@ -100,7 +100,7 @@ OutRecord dispatch_record(const ExecutionState& st, const Json& action, int64_t 
                   {"attempt", attempt},
                   {"action", action},
                   {"root", st.root}}};
-  return OutRecord{std::string(topics::kDispatch), std::to_string(id), d.dump()};
+  return make_record(topics::kDispatch, std::to_string(id), std::move(d));
 }
 
 }  // namespace
@@ -414,7 +414,7 @@ Result<Outcome> on_cancel(const std::optional<ExecutionState>& state, int64_t id
                now_ms,
                std::string(kSource),
                Json{{"id", id}, {"attempt", st.attempt()}}};
-    out.records.push_back(OutRecord{std::string(topics::kDispatch), std::to_string(id), c.dump()});
+    out.records.push_back(make_record(topics::kDispatch, std::to_string(id), std::move(c)));
   }
   out.state = std::move(st);
   return out;

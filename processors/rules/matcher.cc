@@ -301,8 +301,8 @@ std::vector<OutRecord> match_records(const Match& match, int64_t now_ms, int64_t
                    "rules",
                    Json{{"execution", match.execution}}};
   if (defs_offset > 0) request.payload["defs_offset"] = defs_offset;
-  return {OutRecord{std::string(topics::kEnforcements), match.rule_ref, enforcement.dump()},
-          OutRecord{std::string(topics::kCommands), std::to_string(execution_id), request.dump()}};
+  return {make_record(topics::kEnforcements, match.rule_ref, std::move(enforcement)),
+          make_record(topics::kCommands, std::to_string(execution_id), std::move(request))};
 }
 
 std::string dedupe_key(int64_t event_id, std::string_view rule_ref) {

@@ -118,7 +118,7 @@ OutRecord running_record(const InFlight& f, const std::string& worker, int64_t n
                   {"worker", worker},
                   {"started_at", format_rfc3339_ms(f.started_at_ms)},
                   {"pid", f.pid > 0 ? Json(f.pid) : Json(nullptr)}}};
-  return OutRecord{std::string(topics::kResults), std::to_string(f.root), e.dump()};
+  return make_record(topics::kResults, std::to_string(f.root), std::move(e));
 }
 
 OutRecord finished_record(int64_t id, int64_t attempt, int64_t root, const std::string& worker,
@@ -134,7 +134,7 @@ OutRecord finished_record(int64_t id, int64_t attempt, int64_t root, const std::
                   {"status", status},
                   {"result", std::move(result)},
                   {"finished_at", format_rfc3339_ms(now_ms)}}};
-  return OutRecord{std::string(topics::kResults), std::to_string(root), e.dump()};
+  return make_record(topics::kResults, std::to_string(root), std::move(e));
 }
 
 }  // namespace attune::worker

@@ -106,7 +106,25 @@ WorkerProcessor::WorkerProcessor(WorkerOptions options)
       }) {}
 
 std::optional<SystemTime> WorkerProcessor::punctuate(SystemTime now, ProcessorContext& ctx) {
-  return pruner_.run(ctx, *seen_, now);
+  save_pids(ctx, now);
+  std::optional<SystemTime> next = pruner_.run(ctx, *seen_, now);
+  if (!unsaved_pids_.empty() && (!next || unsaved_pids_.front().first < *next)) {
+    next = unsaved_pids_.front().first;
+  }
+  return next;
+}
+
+void WorkerProcessor::save_pids(ProcessorContext& ctx, SystemTime now) {
+  while (!unsaved_pids_.empty() && unsaved_pids_.front().first <= now) {
+    const std::string key = std::move(unsaved_pids_.front().second);
+    unsaved_pids_.pop_front();
+    auto pid = pids_.find(key);
+    if (pid == pids_.end()) continue;  // finished meanwhile: its in-flight record is gone
+    auto f = load(ctx, key);
+    if (!f) continue;
+    f->pid = pid->second;
+    ctx.put(*inflight_, key, f->dump());
+  }
 }
 
 WorkerProcessor::~WorkerProcessor() { close(); }
@@ -345,13 +363,12 @@ void WorkerProcessor::launch(const std::string& key, const runners::ActionInvoca
     return;
   }
   pids_[key] = *pid;
-  // Record the pid so a restart can kill the process group; skipped if it already finished.
-  mailbox->post([this, key, pid = *pid](ProcessorContext& ctx) {
-    auto f = load(ctx, key);
-    if (!f) return;
-    f->pid = pid;
-    ctx.put(*inflight_, key, f->dump());
-  });
+  // The pid goes into the in-flight record (a restart kills the process group) once the process
+  // has run for kPidSaveDelay: most actions end before, and their end is then the only write
+  // after the start (a process that ended before a restart needs no kill).
+  const SystemTime due = ctx_->clock().now() + kPidSaveDelay;
+  unsaved_pids_.emplace_back(due, key);
+  ctx_->request_punctuate(due);
 }
 
 void WorkerProcessor::finish(ProcessorContext& ctx, const std::string& key, std::string status,

@@ -121,6 +121,11 @@ class WorkerProcessor final : public Processor {
   std::deque<std::pair<std::string, runners::ActionInvocation>> waiting_;
   ProcessorContext* ctx_ = nullptr;
   expiry::Pruner pruner_;
+  // Stage-thread only: started attempts whose pid is not in their in-flight record yet, with the
+  // time it is written if the process still runs then (punctuate), in start order.
+  static constexpr std::chrono::milliseconds kPidSaveDelay{20};
+  std::deque<std::pair<SystemTime, std::string>> unsaved_pids_;
+  void save_pids(ProcessorContext& ctx, SystemTime now);
 };
 
 }  // namespace attune::worker

@@ -58,6 +58,12 @@ bool Envelope::parse(std::string_view value, Envelope& out, std::string& error) 
   return true;
 }
 
+OutRecord make_record(std::string_view topic, std::string key, Envelope e) {
+  OutRecord r{std::string(topic), std::move(key), e.dump()};
+  r.parsed = std::make_shared<const Envelope>(std::move(e));
+  return r;
+}
+
 int32_t partition_for(std::string_view key, int32_t partitions) {
   if (partitions <= 1) return 0;
   uint32_t h = 2166136261u;

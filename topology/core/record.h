@@ -59,6 +59,11 @@ struct OutRecord {
 };
 
 
+// A record of `e` on `topic`: its value is e.dump(), and `e` itself goes along as
+// OutRecord::parsed, so consumers in this process (the embedded log's recent window) use it
+// without parsing the value again.
+OutRecord make_record(std::string_view topic, std::string key, Envelope e);
+
 // Stable key → partition mapping shared by every Log implementation (FNV-1a).
 int32_t partition_for(std::string_view key, int32_t partitions);
 
