@@ -568,6 +568,11 @@ Status MockKafkaCluster::start_long_poll() {
     sockaddr_in sin{};
     sin.sin_family = AF_INET;
     sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    // The mock never disables Nagle on the connections it accepts: a response written while an
+    // earlier one is not yet acknowledged would wait for the reader's delayed ACK (~40 ms).
+    // Accepted sockets inherit TCP_NODELAY from their listener.
+    const int on = 1;
+    if (priv >= 0) setsockopt(priv, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
     if (priv < 0 || bind(priv, reinterpret_cast<sockaddr*>(&sin), sizeof(sin)) != 0 ||
         listen(priv, 128) != 0) {
       if (priv >= 0) close(priv);
