@@ -50,16 +50,22 @@ Result<rd_kafka_conf_t*> make_conf(const KafkaOptions& o, ClientKind kind,
       {"socket.nagle.disable", "true"},
       {"log.connection.close", "false"},
   };
+  // Latency over batching on both sides: a stage commit waits for its acknowledgements, so
+  // linger is paid at every hop (linger.ms=1 cost ~1-2 ms per hop, ~7 ms per execution on the
+  // mock); records a stage writes while requests are in flight still travel together. A
+  // broker answers a fetch as soon as data arrives (fetch.min.bytes=1), so fetch.wait.max.ms
+  // only bounds how often an idle consumer asks (10/s) and how long a newly assigned or resumed
+  // partition may wait for the fetch in flight.
   if (kind == ClientKind::kProducer) {
     props.insert(props.end(), {{"enable.idempotence", "true"},
                                {"acks", "all"},
-                               {"linger.ms", "1"},
+                               {"linger.ms", "0"},
                                {"message.timeout.ms", "60000"}});
   } else {
     props.insert(props.end(), {{"enable.auto.commit", "false"},
                                {"enable.auto.offset.store", "false"},
                                {"partition.assignment.strategy", "cooperative-sticky"},
-                               {"fetch.wait.max.ms", "5"},
+                               {"fetch.wait.max.ms", "100"},
                                {"fetch.error.backoff.ms", "20"},
                                {"session.timeout.ms", "10000"},
                                {"heartbeat.interval.ms", "1000"},
@@ -1034,9 +1040,20 @@ Result<std::vector<RecordPosition>> KafkaLog::commit(Transaction txn) {
     }
   }
 
-  // 3. Offsets of shared groups, through the member that owns each partition.
+  // 3. Offsets of shared groups, through the member that owns each partition. A member that
+  // owns the partition commits asynchronously: the records and state above are durable
+  // already, so the offsets cannot run ahead of them; a commit that is lost (crash, failure,
+  // revocation) only replays records whose effects are deduped (at-least-once). The member's
+  // commits reach the coordinator in order, librdkafka logs a failed one (COMMITFAIL, no
+  // offset_commit_cb: its results would queue up on handles nobody polls), and closing the
+  // member waits for what is in flight. A group without a member here commits through a
+  // handle nobody polls: synchronously, so that the result is seen here.
   for (const auto& [group, commits] : remote) {
-    std::map<rd_kafka_t*, rd_kafka_topic_partition_list_t*> lists;
+    struct Target {
+      rd_kafka_topic_partition_list_t* list = nullptr;
+      bool member = false;
+    };
+    std::map<rd_kafka_t*, Target> targets;
     for (const OffsetCommit* o : commits) {
       rd_kafka_t* rk = nullptr;
       {
@@ -1050,16 +1067,18 @@ Result<std::vector<RecordPosition>> KafkaLog::commit(Transaction txn) {
         }
         if (!rk && range.first != range.second) continue;  // revoked meanwhile: not ours
       }
+      const bool member = rk != nullptr;
       if (!rk) rk = impl.committer(group);
       if (!rk) return make_error(Errc::kUnavailable, "no Kafka client for group " + group);
-      auto*& list = lists[rk];
-      if (!list) list = rd_kafka_topic_partition_list_new(4);
-      rd_kafka_topic_partition_list_add(list, o->tp.topic.c_str(), o->tp.partition)->offset =
+      auto& t = targets[rk];
+      if (!t.list) t.list = rd_kafka_topic_partition_list_new(4);
+      t.member = member;
+      rd_kafka_topic_partition_list_add(t.list, o->tp.topic.c_str(), o->tp.partition)->offset =
           o->next_offset;
     }
-    for (auto& [rk, list] : lists) {
-      const auto err = rd_kafka_commit(rk, list, 0);
-      rd_kafka_topic_partition_list_destroy(list);
+    for (auto& [rk, t] : targets) {
+      const auto err = rd_kafka_commit(rk, t.list, t.member ? 1 : 0);  // copies the list
+      rd_kafka_topic_partition_list_destroy(t.list);
       if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
         // Not fatal: the state is durable; a later commit (or a replay, deduped) catches up.
         spdlog::warn("kafka group {}: offset commit: {}", group, rd_kafka_err2str(err));
