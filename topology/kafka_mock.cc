@@ -535,6 +535,7 @@ Result<std::unique_ptr<MockKafkaCluster>> MockKafkaCluster::start(int brokers, b
   if (!mc) return make_error(Errc::kInternal, "cannot start the Kafka mock cluster");
   self->cluster_ = mc;
   self->bootstraps_ = rd_kafka_mock_cluster_bootstraps(mc);
+  self->disable_nagle();
   if (long_poll) {
     if (auto st = self->start_long_poll(); !st.ok()) {
       spdlog::warn("Kafka mock: no long-poll fetches ({}); empty fetches wait fetch.wait.max.ms",
@@ -542,6 +543,27 @@ Result<std::unique_ptr<MockKafkaCluster>> MockKafkaCluster::start(int brokers, b
     }
   }
   return self;
+}
+
+// The mock never disables Nagle on the connections it accepts (a broker does): a response
+// written while an earlier one is not yet acknowledged waits for the reader's delayed ACK,
+// ~40 ms — most hops of a record through the mock paid it now and then. Accepted sockets
+// inherit TCP_NODELAY from their listener.
+void MockKafkaCluster::disable_nagle() {
+  const int on = 1;
+  size_t from = 0;
+  while (from < bootstraps_.size()) {
+    size_t to = bootstraps_.find(',', from);
+    if (to == std::string::npos) to = bootstraps_.size();
+    const std::string addr = bootstraps_.substr(from, to - from);
+    from = to + 1;
+    const auto colon = addr.rfind(':');
+    const int port = colon == std::string::npos ? 0 : std::atoi(addr.c_str() + colon + 1);
+    const int fd = port > 0 ? find_listener(static_cast<uint16_t>(port)) : -1;
+    if (fd < 0 || setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on)) != 0) {
+      spdlog::warn("Kafka mock: cannot disable Nagle on the listener of {}", addr);
+    }
+  }
 }
 
 Status MockKafkaCluster::start_long_poll() {
@@ -568,10 +590,7 @@ Status MockKafkaCluster::start_long_poll() {
     sockaddr_in sin{};
     sin.sin_family = AF_INET;
     sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    // The mock never disables Nagle on the connections it accepts: a response written while an
-    // earlier one is not yet acknowledged would wait for the reader's delayed ACK (~40 ms).
-    // Accepted sockets inherit TCP_NODELAY from their listener.
-    const int on = 1;
+    const int on = 1;  // disable_nagle(): for the connections the mock accepts from us
     if (priv >= 0) setsockopt(priv, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
     if (priv < 0 || bind(priv, reinterpret_cast<sockaddr*>(&sin), sizeof(sin)) != 0 ||
         listen(priv, 128) != 0) {

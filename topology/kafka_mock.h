@@ -3,7 +3,8 @@
 // tests/tools/mock_kafka broker process. Not for production.
 //
 // Limits of the mock (ENVIRONMENT.md): ~5 MiB per partition, no Admin API (create topics here),
-// joining a consumer group takes ~3 s. With `long_poll` (the default) a proxy in front of each
+// joining a consumer group takes ~3 s. Unlike the bare mock, its connections disable Nagle
+// (as brokers do). With `long_poll` (the default) a proxy in front of each
 // broker makes an empty Fetch return as soon as a Produce to one of its partitions is answered,
 // as a real broker does (the mock alone waits out the client's fetch.wait.max.ms); brokers
 // cannot then be taken down and up (rd_kafka_mock_broker_set_down).
@@ -30,6 +31,7 @@ class MockKafkaCluster {
  private:
   class LongPoll;
   MockKafkaCluster();
+  void disable_nagle();
   Status start_long_poll();
   void* rk_ = nullptr;       // rd_kafka_t* owning the cluster
   void* cluster_ = nullptr;  // rd_kafka_mock_cluster_t*

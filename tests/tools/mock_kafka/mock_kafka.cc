@@ -4,8 +4,8 @@
 //
 //   mock_kafka [--partitions N] [--brokers N] [--topic name:partitions]... [--no-long-poll]
 //
-// --no-long-poll: the bare mock, which answers an empty fetch only after the client's
-// fetch.wait.max.ms (MockKafkaCluster: by default a fetch returns as soon as data arrives).
+// --no-long-poll: the mock answers an empty fetch only after the client's fetch.wait.max.ms
+// (MockKafkaCluster: by default a fetch returns as soon as data arrives, as on a broker).
 #include <signal.h>
 
 #include <cstdio>
