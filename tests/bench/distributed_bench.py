@@ -10,13 +10,14 @@ polling the API.
 
   1. sequential latency: one webhook at a time, POST -> `completed` notification (client-side), and
      event `created` -> execution `updated` from the stored rows (server-side, ms resolution);
+     With --hops, the sequential executions' time per hop on Kafka, from the records' create times;
   2. closed loop: C clients (--clients, default 16,64), each posting a webhook (keep-alive) and
      waiting for its execution to complete before posting the next; completed executions/s over
      the whole phase, and the per-execution latency under that load.
 
     /usr/bin/python3 tests/bench/distributed_bench.py [--latency-n 200] [--closed-n 1600] [--clients 16,64]
         [--binary PATH] [--mock-bin PATH] [--mock-arg=--no-long-poll] [--kafka-config key=value ...]
-        [--skip-embedded]
+        [--skip-embedded] [--hops]
 
 Keep the volumes small: the mock keeps ~5 MiB per partition.
 """
@@ -121,18 +122,18 @@ class Tracker:
             pass
 
 
-def run(srv, latency_n, closed_n, clients_list):
+def run(srv, latency_n, closed_n, clients_list, after_sequential=None):
     api = srv.admin_client()
     tr = Tracker(srv.ws_url, api.token)
     try:
-        return measure(api, tr, latency_n, closed_n, clients_list)
+        return measure(api, tr, latency_n, closed_n, clients_list, after_sequential)
     finally:
         tr.close()
         if tr.failed:
             print(f"  ! {len(tr.failed)} executions ended other than completed: {tr.failed[:3]}")
 
 
-def measure(api, tr, latency_n, closed_n, clients_list):
+def measure(api, tr, latency_n, closed_n, clients_list, after_sequential):
     flow = api.webhook_flow("true")
     url = api.url(f"/api/v1/webhooks/{flow.key}")
     session = requests.Session()
@@ -158,6 +159,8 @@ def measure(api, tr, latency_n, closed_n, clients_list):
         e = api.get_data(f"/api/v1/events/{ev}")
         x = api.items("/api/v1/executions", enforcement=enf)[0]
         server_ms.append((parse_ts(x["updated"]) - parse_ts(e["created"])).total_seconds() * 1000)
+    if after_sequential:
+        after_sequential({ev for ev, _ in pairs})
     out.update(client_p50=pct(client_ms, 50), client_p99=pct(client_ms, 99),
                server_p50=pct(server_ms, 50), server_p99=pct(server_ms, 99))
 
@@ -195,6 +198,65 @@ def measure(api, tr, latency_n, closed_n, clients_list):
     return out
 
 
+HOPS = ["event", "requested", "dispatch", "result.running", "running", "result.finished", "completed"]
+
+
+def hops(bootstrap: str, events: set) -> None:
+    """Per-hop times of the sequential executions, from the create time of each record on the
+    broker (read back with a plain consumer): which stage a record waits for."""
+    from confluent_kafka import Consumer, TopicPartition  # python3-confluent-kafka
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "distributed-bench-hops",
+                  "enable.auto.commit": False, "log_level": 3})
+    want = {}
+    for t in ("attune.events", "attune.enforcements", "attune.commands", "attune.dispatch",
+              "attune.results", "attune.executions"):
+        for p in c.list_topics(t, timeout=10).topics[t].partitions:
+            lo, hi = c.get_watermark_offsets(TopicPartition(t, p), timeout=10)
+            if hi > lo:
+                want[(t, p)] = hi
+    c.assign([TopicPartition(t, p, 0) for t, p in want])
+    at: dict = {}  # execution id -> {hop: ms}
+    event_ts, enf_event = {}, {}
+    deadline = time.monotonic() + 60
+    while want and time.monotonic() < deadline:
+        m = c.poll(0.2)
+        if m is None or m.error():
+            continue
+        if m.offset() + 1 >= want.get((m.topic(), m.partition()), 1 << 62):
+            del want[(m.topic(), m.partition())]
+        try:
+            rec = json.loads(m.value())
+        except ValueError:
+            continue
+        ts, typ, pl = m.timestamp()[1], rec.get("type"), rec.get("payload") or {}
+        if typ == "event.created":
+            event_ts[pl["id"]] = ts
+        elif typ == "enforcement.created":
+            enf_event[pl["id"]] = pl["event"]
+        elif typ == "execution.requested":
+            x = pl["execution"]
+            at.setdefault(x["id"], {}).update(requested=ts, enforcement=x.get("enforcement"))
+        elif typ == "execution.dispatch":
+            at.setdefault(pl["execution"]["id"], {})["dispatch"] = ts
+        elif typ in ("result.running", "result.finished"):
+            at.setdefault(pl["id"], {})[typ] = ts
+        elif typ == "execution.updated" and pl.get("status") in ("running", "completed"):
+            at.setdefault(pl["id"], {})[pl["status"]] = ts
+    c.close()
+    rows = []
+    for h in at.values():
+        ev = enf_event.get(h.get("enforcement"))
+        if ev in events and ev in event_ts and all(k in h for k in HOPS[1:]):
+            h["event"] = event_ts[ev]
+            rows.append(h)
+    print(f"hops of {len(rows)} sequential executions (record create times, ms):")
+    for a, b in zip(HOPS, HOPS[1:]):
+        d = [h[b] - h[a] for h in rows]
+        print(f"  {a:>15} -> {b:<15} p50 {pct(d, 50):5.0f}  p90 {pct(d, 90):5.0f}  max {max(d):5.0f}")
+    d = [h["completed"] - h["event"] for h in rows]
+    print(f"  {'event':>15} -> {'completed':<15} p50 {pct(d, 50):5.0f}  p90 {pct(d, 90):5.0f}  max {max(d):5.0f}")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--latency-n", type=int, default=200)
@@ -205,6 +267,8 @@ def main():
     ap.add_argument("--mock-arg", action="append", default=[], help="extra mock_kafka argument")
     ap.add_argument("--kafka-config", action="append", default=[], help="extra --kafka-config for every role")
     ap.add_argument("--skip-embedded", action="store_true")
+    ap.add_argument("--hops", action="store_true",
+                    help="after the Kafka run: per-hop times of the sequential executions")
     a = ap.parse_args()
     if a.binary:
         a.binary = str(Path(a.binary).resolve())
@@ -231,7 +295,8 @@ def main():
     cluster = Cluster(base / "kafka", mock_args=tuple(a.mock_arg))
     cluster.start()
     try:
-        kaf = run(cluster.procs["api"], a.latency_n, a.closed_n, clients_list)
+        kaf = run(cluster.procs["api"], a.latency_n, a.closed_n, clients_list,
+                  (lambda evs: hops(cluster.broker.bootstrap, evs)) if a.hops else None)
     finally:
         cluster.stop()
     print(f"kafka done, load average {loadavg()}  (logs in {base})", flush=True)
