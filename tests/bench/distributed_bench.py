@@ -122,18 +122,31 @@ class Tracker:
             pass
 
 
-def run(srv, latency_n, closed_n, clients_list, after_sequential=None):
+def cpu_ms(pids: dict) -> dict:
+    """utime + stime of each process (ms)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for name, pid in pids.items():
+        try:
+            f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            out[name] = (int(f[11]) + int(f[12])) * 1000 / tick
+        except (OSError, IndexError, ValueError):
+            out[name] = float("nan")
+    return out
+
+
+def run(srv, latency_n, closed_n, clients_list, after_sequential=None, pids=None):
     api = srv.admin_client()
     tr = Tracker(srv.ws_url, api.token)
     try:
-        return measure(api, tr, latency_n, closed_n, clients_list, after_sequential)
+        return measure(api, tr, latency_n, closed_n, clients_list, after_sequential, pids or {})
     finally:
         tr.close()
         if tr.failed:
             print(f"  ! {len(tr.failed)} executions ended other than completed: {tr.failed[:3]}")
 
 
-def measure(api, tr, latency_n, closed_n, clients_list, after_sequential):
+def measure(api, tr, latency_n, closed_n, clients_list, after_sequential, pids):
     flow = api.webhook_flow("true")
     url = api.url(f"/api/v1/webhooks/{flow.key}")
     session = requests.Session()
@@ -184,12 +197,15 @@ def measure(api, tr, latency_n, closed_n, clients_list, after_sequential):
             with lock:
                 lat.extend(mine)
         threads = [threading.Thread(target=client, args=(k,)) for k in range(clients)]
+        cpu0 = cpu_ms(pids)
         t0 = time.perf_counter()
         for t in threads:
             t.start()
         for t in threads:
             t.join()
         took = time.perf_counter() - t0
+        cpu1 = cpu_ms(pids)
+        out[f"cpu{clients}"] = {n: (cpu1[n] - cpu0[n]) / (clients * per) for n in pids}
         if errors:
             raise RuntimeError(f"{clients} clients: {errors[0]!r}")
         out[f"rate{clients}"] = clients * per / took
@@ -287,7 +303,7 @@ def main():
         srv = Server(attune_bin(), base / "embedded" / "data", base / "embedded.log")
         srv.start()
         try:
-            emb = run(srv, a.latency_n, a.closed_n, clients_list)
+            emb = run(srv, a.latency_n, a.closed_n, clients_list, pids={"attune": srv.proc.pid})
         finally:
             srv.stop()
         print(f"embedded done, load average {loadavg()}", flush=True)
@@ -295,8 +311,10 @@ def main():
     cluster = Cluster(base / "kafka", mock_args=tuple(a.mock_arg))
     cluster.start()
     try:
+        pids = {"mock_kafka": cluster.broker.proc.pid}
+        pids.update({n: p.proc.pid for n, p in cluster.procs.items()})
         kaf = run(cluster.procs["api"], a.latency_n, a.closed_n, clients_list,
-                  (lambda evs: hops(cluster.broker.bootstrap, evs)) if a.hops else None)
+                  (lambda evs: hops(cluster.broker.bootstrap, evs)) if a.hops else None, pids)
     finally:
         cluster.stop()
     print(f"kafka done, load average {loadavg()}  (logs in {base})", flush=True)
@@ -309,6 +327,11 @@ def main():
     for k, label in rows:
         e = emb[k] if emb else float("nan")
         print(f"{label:42} {e:10.1f} {kaf[k]:12.1f} {kaf[k] / e if emb else float('nan'):10.2f}")
+    for c in clients_list:
+        parts = [f"embedded {sum(emb[f'cpu{c}'].values()):.2f}"] if emb else []
+        parts.append(f"kafka {sum(kaf[f'cpu{c}'].values()):.2f} = " +
+                     " + ".join(f"{n} {v:.2f}" for n, v in kaf[f"cpu{c}"].items()))
+        print(f"{c} clients: server CPU ms per execution: " + "; ".join(parts))
 
 
 if __name__ == "__main__":
