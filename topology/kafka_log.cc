@@ -416,6 +416,11 @@ class KafkaConsumer final : public Consumer {
     return assigned_.count(tp) > 0;
   }
   rd_kafka_t* handle() const { return rk_; }
+  // KafkaLog::commit sent `next` for `tp` without waiting (flushed on revocation).
+  void note_sent(const TopicPartition& tp, int64_t next) {
+    std::lock_guard lock(mu_);
+    sent_[tp] = next;
+  }
   void set_position(const TopicPartition& tp, int64_t next) {
     std::lock_guard lock(mu_);
     positions_[tp] = next;
@@ -476,14 +481,31 @@ class KafkaConsumer final : public Consumer {
         rd_kafka_assign(rk, parts);
       }
     } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
+      // KafkaLog::commit sends offsets without waiting; before the partitions go to another
+      // member, make sure they have landed: a synchronous commit of the last offsets sent is
+      // answered after every earlier commit of this member. Closing waits for them anyway.
+      rd_kafka_topic_partition_list_t* flush = rd_kafka_topic_partition_list_new(parts->cnt);
       {
         std::lock_guard lock(mu_);
         for (int i = 0; i < parts->cnt; ++i) {
           TopicPartition tp{parts->elems[i].topic, parts->elems[i].partition};
+          if (auto p = sent_.find(tp); p != sent_.end() && !closing_.load()) {
+            rd_kafka_topic_partition_list_add(flush, tp.topic.c_str(), tp.partition)->offset =
+                p->second;
+          }
           assigned_.erase(tp);
           positions_.erase(tp);
+          sent_.erase(tp);
         }
       }
+      if (flush->cnt > 0) {
+        const auto cerr = rd_kafka_commit(rk, flush, 0);
+        if (cerr && cerr != RD_KAFKA_RESP_ERR__NO_OFFSET) {
+          spdlog::warn("kafka group {}: offset commit on revocation: {}", group_,
+                       rd_kafka_err2str(cerr));
+        }
+      }
+      rd_kafka_topic_partition_list_destroy(flush);
       spdlog::info("kafka group {}: revoked {} partition(s)", group_, parts->cnt);
       if (cooperative) {
         if (auto* e = rd_kafka_incremental_unassign(rk, parts)) rd_kafka_error_destroy(e);
@@ -524,6 +546,7 @@ class KafkaConsumer final : public Consumer {
   mutable std::mutex mu_;
   std::set<TopicPartition> assigned_;
   std::map<TopicPartition, int64_t> positions_;  // next offset to process, per partition
+  std::map<TopicPartition, int64_t> sent_;       // last offset committed without waiting
 };
 
 rd_kafka_t* KafkaLog::Impl::committer(const std::string& group) const {
@@ -1044,7 +1067,8 @@ Result<std::vector<RecordPosition>> KafkaLog::commit(Transaction txn) {
   // owns the partition commits asynchronously: the records and state above are durable
   // already, so the offsets cannot run ahead of them; a commit that is lost (crash, failure,
   // revocation) only replays records whose effects are deduped (at-least-once). The member's
-  // commits reach the coordinator in order, librdkafka logs a failed one (COMMITFAIL, no
+  // commits reach the coordinator in order, a revocation waits for them (on_rebalance: the next
+  // owner starts where this one stopped), librdkafka logs a failed one (COMMITFAIL, no
   // offset_commit_cb: its results would queue up on handles nobody polls), and closing the
   // member waits for what is in flight. A group without a member here commits through a
   // handle nobody polls: synchronously, so that the result is seen here.
@@ -1062,6 +1086,7 @@ Result<std::vector<RecordPosition>> KafkaLog::commit(Transaction txn) {
         for (auto it = range.first; it != range.second; ++it) {
           if (it->second->owns(o->tp)) {
             rk = it->second->handle();
+            it->second->note_sent(o->tp, o->next_offset);
             break;
           }
         }
