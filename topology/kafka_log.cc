@@ -50,16 +50,22 @@ Result<rd_kafka_conf_t*> make_conf(const KafkaOptions& o, ClientKind kind,
       {"socket.nagle.disable", "true"},
       {"log.connection.close", "false"},
   };
+  // Latency over batching on both sides: a stage commit waits for its acknowledgements, so
+  // linger is paid at every hop (linger.ms=1 cost ~1-2 ms per hop, ~7 ms per execution on the
+  // mock); records a stage writes while requests are in flight still travel together. A
+  // broker answers a fetch as soon as data arrives (fetch.min.bytes=1), so fetch.wait.max.ms
+  // only bounds how often an idle consumer asks (10/s) and how long a newly assigned or resumed
+  // partition may wait for the fetch in flight.
   if (kind == ClientKind::kProducer) {
     props.insert(props.end(), {{"enable.idempotence", "true"},
                                {"acks", "all"},
-                               {"linger.ms", "1"},
+                               {"linger.ms", "0"},
                                {"message.timeout.ms", "60000"}});
   } else {
     props.insert(props.end(), {{"enable.auto.commit", "false"},
                                {"enable.auto.offset.store", "false"},
                                {"partition.assignment.strategy", "cooperative-sticky"},
-                               {"fetch.wait.max.ms", "5"},
+                               {"fetch.wait.max.ms", "100"},
                                {"fetch.error.backoff.ms", "20"},
                                {"session.timeout.ms", "10000"},
                                {"heartbeat.interval.ms", "1000"},
@@ -410,6 +416,11 @@ class KafkaConsumer final : public Consumer {
     return assigned_.count(tp) > 0;
   }
   rd_kafka_t* handle() const { return rk_; }
+  // KafkaLog::commit sent `next` for `tp` without waiting (flushed on revocation).
+  void note_sent(const TopicPartition& tp, int64_t next) {
+    std::lock_guard lock(mu_);
+    sent_[tp] = next;
+  }
   void set_position(const TopicPartition& tp, int64_t next) {
     std::lock_guard lock(mu_);
     positions_[tp] = next;
@@ -470,14 +481,31 @@ class KafkaConsumer final : public Consumer {
         rd_kafka_assign(rk, parts);
       }
     } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
+      // KafkaLog::commit sends offsets without waiting; before the partitions go to another
+      // member, make sure they have landed: a synchronous commit of the last offsets sent is
+      // answered after every earlier commit of this member. Closing waits for them anyway.
+      rd_kafka_topic_partition_list_t* flush = rd_kafka_topic_partition_list_new(parts->cnt);
       {
         std::lock_guard lock(mu_);
         for (int i = 0; i < parts->cnt; ++i) {
           TopicPartition tp{parts->elems[i].topic, parts->elems[i].partition};
+          if (auto p = sent_.find(tp); p != sent_.end() && !closing_.load()) {
+            rd_kafka_topic_partition_list_add(flush, tp.topic.c_str(), tp.partition)->offset =
+                p->second;
+          }
           assigned_.erase(tp);
           positions_.erase(tp);
+          sent_.erase(tp);
         }
       }
+      if (flush->cnt > 0) {
+        const auto cerr = rd_kafka_commit(rk, flush, 0);
+        if (cerr && cerr != RD_KAFKA_RESP_ERR__NO_OFFSET) {
+          spdlog::warn("kafka group {}: offset commit on revocation: {}", group_,
+                       rd_kafka_err2str(cerr));
+        }
+      }
+      rd_kafka_topic_partition_list_destroy(flush);
       spdlog::info("kafka group {}: revoked {} partition(s)", group_, parts->cnt);
       if (cooperative) {
         if (auto* e = rd_kafka_incremental_unassign(rk, parts)) rd_kafka_error_destroy(e);
@@ -518,6 +546,7 @@ class KafkaConsumer final : public Consumer {
   mutable std::mutex mu_;
   std::set<TopicPartition> assigned_;
   std::map<TopicPartition, int64_t> positions_;  // next offset to process, per partition
+  std::map<TopicPartition, int64_t> sent_;       // last offset committed without waiting
 };
 
 rd_kafka_t* KafkaLog::Impl::committer(const std::string& group) const {
@@ -1034,9 +1063,21 @@ Result<std::vector<RecordPosition>> KafkaLog::commit(Transaction txn) {
     }
   }
 
-  // 3. Offsets of shared groups, through the member that owns each partition.
+  // 3. Offsets of shared groups, through the member that owns each partition. A member that
+  // owns the partition commits asynchronously: the records and state above are durable
+  // already, so the offsets cannot run ahead of them; a commit that is lost (crash, failure,
+  // revocation) only replays records whose effects are deduped (at-least-once). The member's
+  // commits reach the coordinator in order, a revocation waits for them (on_rebalance: the next
+  // owner starts where this one stopped), librdkafka logs a failed one (COMMITFAIL, no
+  // offset_commit_cb: its results would queue up on handles nobody polls), and closing the
+  // member waits for what is in flight. A group without a member here commits through a
+  // handle nobody polls: synchronously, so that the result is seen here.
   for (const auto& [group, commits] : remote) {
-    std::map<rd_kafka_t*, rd_kafka_topic_partition_list_t*> lists;
+    struct Target {
+      rd_kafka_topic_partition_list_t* list = nullptr;
+      bool member = false;
+    };
+    std::map<rd_kafka_t*, Target> targets;
     for (const OffsetCommit* o : commits) {
       rd_kafka_t* rk = nullptr;
       {
@@ -1045,21 +1086,24 @@ Result<std::vector<RecordPosition>> KafkaLog::commit(Transaction txn) {
         for (auto it = range.first; it != range.second; ++it) {
           if (it->second->owns(o->tp)) {
             rk = it->second->handle();
+            it->second->note_sent(o->tp, o->next_offset);
             break;
           }
         }
         if (!rk && range.first != range.second) continue;  // revoked meanwhile: not ours
       }
+      const bool member = rk != nullptr;
       if (!rk) rk = impl.committer(group);
       if (!rk) return make_error(Errc::kUnavailable, "no Kafka client for group " + group);
-      auto*& list = lists[rk];
-      if (!list) list = rd_kafka_topic_partition_list_new(4);
-      rd_kafka_topic_partition_list_add(list, o->tp.topic.c_str(), o->tp.partition)->offset =
+      auto& t = targets[rk];
+      if (!t.list) t.list = rd_kafka_topic_partition_list_new(4);
+      t.member = member;
+      rd_kafka_topic_partition_list_add(t.list, o->tp.topic.c_str(), o->tp.partition)->offset =
           o->next_offset;
     }
-    for (auto& [rk, list] : lists) {
-      const auto err = rd_kafka_commit(rk, list, 0);
-      rd_kafka_topic_partition_list_destroy(list);
+    for (auto& [rk, t] : targets) {
+      const auto err = rd_kafka_commit(rk, t.list, t.member ? 1 : 0);  // copies the list
+      rd_kafka_topic_partition_list_destroy(t.list);
       if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
         // Not fatal: the state is durable; a later commit (or a replay, deduped) catches up.
         spdlog::warn("kafka group {}: offset commit: {}", group, rd_kafka_err2str(err));

@@ -3,9 +3,11 @@
 //
 // Guarantees: at-least-once delivery, exactly-once effect. commit() (1) produces the records
 // and one changelog record per state write with the idempotent producer and waits for every
-// acknowledgement, (2) applies the state batch to the local RocksDB, (3) commits the consumed
-// offsets — so offsets never run ahead of durable state and outputs. A crash between the steps
-// replays records whose effects are deduped by natural keys in the consumers' stores.
+// acknowledgement, (2) applies the state batch to the local RocksDB, (3) then sends the
+// consumed offsets to the group coordinator without waiting for the answer (a group member
+// here owns the partitions; otherwise it waits; a member waits for them before giving up
+// revoked partitions) — so offsets never run ahead of durable state and outputs. A crash between the steps, or an offset commit that never lands, replays records
+// whose effects are deduped by natural keys in the consumers' stores.
 //
 // Consumer groups. A stage's group is a Kafka consumer group with cooperative-sticky
 // rebalancing: processes running the same stage share its partitions. Before a consumer starts

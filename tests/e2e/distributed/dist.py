@@ -20,16 +20,17 @@ KAFKA_TEST_CONFIG = ["session.timeout.ms=3000", "heartbeat.interval.ms=500"]
 
 
 class MockBroker:
-    def __init__(self, log_path: Path, partitions: int = 4):
+    def __init__(self, log_path: Path, partitions: int = 4, args: tuple = ()):
         self.log_path = log_path
         self.partitions = partitions
+        self.args = list(args)  # more mock_kafka arguments (e.g. --no-long-poll)
         self.proc: Optional[subprocess.Popen] = None
         self.bootstrap = ""
 
     def start(self) -> "MockBroker":
         assert MOCK_BIN.exists(), f"mock_kafka not built at {MOCK_BIN}"
         log = open(self.log_path, "w")
-        self.proc = subprocess.Popen([str(MOCK_BIN), "--partitions", str(self.partitions)],
+        self.proc = subprocess.Popen([str(MOCK_BIN), "--partitions", str(self.partitions)] + self.args,
                                      stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL)
         line = self.proc.stdout.readline().decode().strip()
         m = re.fullmatch(r"bootstrap=(\S+)", line)
@@ -103,9 +104,9 @@ class RoleServer(Server):
 class Cluster:
     """A mock broker and one process per role: api, rules, executor, worker-a, worker-b."""
 
-    def __init__(self, base: Path):
+    def __init__(self, base: Path, mock_args: tuple = ()):
         self.base = base
-        self.broker = MockBroker(base / "mock_kafka.log")
+        self.broker = MockBroker(base / "mock_kafka.log", args=mock_args)
         self.jwt = random_password(48)
         self.password = random_password()
         self.procs: dict[str, RoleServer] = {}

@@ -2,7 +2,10 @@
 // SIGTERM/SIGINT, with Attune's topics and stage changelogs created (the mock has no Admin API).
 // Prints "bootstrap=<host:port,...>" on stdout once it accepts connections.
 //
-//   mock_kafka [--partitions N] [--brokers N] [--topic name:partitions]...
+//   mock_kafka [--partitions N] [--brokers N] [--topic name:partitions]... [--no-long-poll]
+//
+// --no-long-poll: the mock answers an empty fetch only after the client's fetch.wait.max.ms
+// (MockKafkaCluster: by default a fetch returns as soon as data arrives, as on a broker).
 #include <signal.h>
 
 #include <cstdio>
@@ -16,6 +19,7 @@
 int main(int argc, char** argv) {
   int partitions = 4;
   int brokers = 1;
+  bool long_poll = true;
   std::vector<attune::TopicConfig> extra;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -23,13 +27,16 @@ int main(int argc, char** argv) {
       partitions = std::atoi(argv[++i]);
     } else if (a == "--brokers" && i + 1 < argc) {
       brokers = std::atoi(argv[++i]);
+    } else if (a == "--no-long-poll") {
+      long_poll = false;
     } else if (a == "--topic" && i + 1 < argc) {
       const std::string t = argv[++i];
       const auto colon = t.rfind(':');
       extra.push_back({t.substr(0, colon), colon == std::string::npos ? 1 : std::atoi(t.c_str() + colon + 1), false});
     } else {
       std::fprintf(stderr,
-                   "usage: mock_kafka [--partitions N] [--brokers N] [--topic name:partitions]...\n");
+                   "usage: mock_kafka [--partitions N] [--brokers N] [--topic name:partitions]... "
+                   "[--no-long-poll]\n");
       return 2;
     }
   }
@@ -39,7 +46,7 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  auto cluster = attune::MockKafkaCluster::start(brokers);
+  auto cluster = attune::MockKafkaCluster::start(brokers, long_poll);
   if (!cluster.ok()) {
     std::fprintf(stderr, "mock_kafka: %s\n", cluster.error().message.c_str());
     return 1;
