@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
+#include <limits>
 
 #include "api/projections/projection_processor.h"
 #include "state/db.h"
@@ -195,7 +197,7 @@ struct Plan {
 // Visits index entries of all the plan's prefixes merged in (created, id) order; `fn` returns
 // false to stop. Entries of one row under several prefixes of one index cannot occur (one value
 // each).
-using EntryFn = std::function<bool(int64_t id, std::string_view value)>;
+using EntryFn = std::function<bool(int64_t id, int64_t created, std::string_view value)>;
 Status scan_merged(const state::Store& store, const Plan& plan, const Query& q, bool descending,
                    const EntryFn& fn) {
   std::vector<Cursor> cursors;
@@ -218,7 +220,7 @@ Status scan_merged(const state::Store& store, const Plan& plan, const Query& q, 
     }
     if (!best) return {};
     const auto& [key, value] = best->head();
-    const bool go_on = fn(index_key_id(key), value);
+    const bool go_on = fn(index_key_id(key), index_key_created(key), value);
     best->next();
     if (!go_on) return {};
   }
@@ -240,7 +242,11 @@ bool checked_on_entry(Entity entity, const Condition& c) {
 // Scanning an index entry costs about this many times less than reading and parsing its row.
 constexpr int64_t kRowReadCost = 8;
 
-Result<Plan> make_plan(const state::Store& store, const Query& q) {
+// `matches`: the query's total when counters already know it (facet_counts()); the scan then
+// only has to fill the page (`end` matches), so each index is costed by the entries it must read
+// to find them, not by all its entries.
+Result<Plan> make_plan(const state::Store& store, const Query& q,
+                       std::optional<int64_t> matches = std::nullopt, int64_t end = 0) {
   Plan plan;
   const Condition* chosen = nullptr;
   int64_t chosen_cost = 0;
@@ -261,7 +267,10 @@ Result<Plan> make_plan(const state::Store& store, const Query& q) {
     for (const auto& other : q.conditions) {
       rows = rows || (&other != &c && !checked_on_entry(q.entity, other));
     }
-    const int64_t cost = n * (rows ? kRowReadCost : 1);
+    const int64_t read = matches && *matches > 0
+                             ? std::min<int64_t>(n, (end + 1) * n / *matches + 1)
+                             : n;
+    const int64_t cost = read * (rows ? kRowReadCost : 1);
     if (!chosen || cost < chosen_cost) {
       chosen = &c;
       chosen_cost = cost;
@@ -305,11 +314,62 @@ Result<std::optional<Json>> read_row(const state::Store& store, int64_t id) {
   return std::optional<Json>(std::move(row));
 }
 
+// Exact counts from facet counters (schema.h) of a query with one faceted condition (one value)
+// and otherwise only status and scope conditions, no time range and no row predicate: one short
+// scan of that value's counters, one per (status, scope, instance). nullopt for other queries.
+struct FacetCounts {
+  int64_t total = 0;
+  std::map<std::string, int64_t> by_status;
+};
+Result<std::optional<FacetCounts>> facet_counts(const state::Store& store, const Query& q) {
+  if (q.row_filter || q.after || q.before) return std::optional<FacetCounts>();
+  const Condition* facet = nullptr;
+  for (const auto& c : q.conditions) {
+    if (checked_on_entry(q.entity, c)) continue;
+    if (facet || c.values.size() != 1 || !faceted_index(c.index->name)) {
+      return std::optional<FacetCounts>();
+    }
+    facet = &c;
+  }
+  if (!facet) return std::optional<FacetCounts>();
+  const std::string prefix = index_prefix(facet->index->name, facet->values.front());
+  FacetCounts out;
+  auto st = store.scan(facet_prefix(prefix), [&](std::string_view k, std::string_view v) {
+    const std::string value = facet_entry_value(prefix, k);
+    const std::string_view status = entry_status(value);
+    const std::string_view scope = entry_scope(value).value_or(std::string_view());
+    for (const auto& c : q.conditions) {
+      if (&c == facet) continue;
+      const std::string_view probe = c.index->name == "by_status" ? status
+                                     : c.index->name == kByScope  ? scope
+                                                                  : std::string_view(value);
+      if (!matches_value(c, probe)) return true;
+    }
+    const auto n = static_cast<int64_t>(state::decode_be64(v));
+    out.total += n;
+    out.by_status[std::string(status)] += n;
+    return true;
+  });
+  if (!st.ok()) return st.error();
+  return std::optional<FacetCounts>(std::move(out));
+}
+
+// Work done by a scan (index entries visited + kRowReadCost per row read) and where it stopped:
+// lets a count that no counter answers stop after a bounded amount of work (run_list).
+struct ScanBudget {
+  int64_t limit = std::numeric_limits<int64_t>::max();
+  int64_t work = 0;
+  int64_t visited = 0;        // index entries
+  int64_t first_created = -1;  // of the first and the last entry visited
+  int64_t last_created = -1;
+  bool stopped = false;       // the limit ended the scan
+};
+
 // Visits every entry matching `q` in order until `fn` returns false. `fn` gets the row when it
 // was read for a predicate (else null; the caller reads it if it needs it).
 using MatchFn = std::function<bool(int64_t id, std::string_view value, const Json* row)>;
 Status scan_matches(const state::Store& store, Entity entity, const Query& q, const Plan& plan,
-                    bool descending, const MatchFn& fn) {
+                    bool descending, const MatchFn& fn, ScanBudget* budget = nullptr) {
   // Status and scope are in every index entry (index_entry_value): check them without the row.
   // Entries of the older form (bare status) have no scope: the row answers for those.
   std::vector<const Condition*> on_entry, on_scope, on_row;
@@ -324,7 +384,18 @@ Status scan_matches(const state::Store& store, Entity entity, const Query& q, co
   }
   const bool always_row = !on_row.empty() || static_cast<bool>(q.row_filter);
   Status error;
-  auto st = scan_merged(store, plan, q, descending, [&](int64_t id, std::string_view v) {
+  auto st = scan_merged(store, plan, q, descending, [&](int64_t id, int64_t created,
+                                                        std::string_view v) {
+    if (budget) {
+      if (budget->work >= budget->limit) {
+        budget->stopped = true;
+        return false;
+      }
+      ++budget->work;
+      ++budget->visited;
+      if (budget->first_created < 0) budget->first_created = created;
+      budget->last_created = created;
+    }
     for (const Condition* c : on_entry) {
       if (!matches_value(*c, entry_status(v))) return true;
     }
@@ -335,6 +406,7 @@ Status scan_matches(const state::Store& store, Entity entity, const Query& q, co
       }
     }
     if (!always_row && (scope || on_scope.empty())) return fn(id, v, nullptr);
+    if (budget) budget->work += kRowReadCost;
     auto row = read_row(store, id);
     if (!row.ok()) {
       error = row.error();
@@ -357,46 +429,128 @@ Status scan_matches(const state::Store& store, Entity entity, const Query& q, co
   return error;
 }
 
+// Work (index entries, and kRowReadCost per row read) a list may spend past its page counting a
+// total that no counter answers; past it the total is estimated (ListResult::total_exact).
+constexpr int64_t kCountBudget = 8192;
+
+// The created time of the entry at the far end of [after, before) of one index prefix: the oldest
+// (descending scans) or the newest (ascending); nullopt when the range holds none.
+Result<std::optional<int64_t>> far_end(const state::Store& store, const std::string& prefix,
+                                       const Query& q, bool descending) {
+  const std::string p = "i/" + prefix;
+  std::optional<int64_t> created;
+  std::string start;
+  if (descending && q.after) {
+    start = p + state::encode_be64(static_cast<uint64_t>(std::max<int64_t>(*q.after, 0)));
+  } else if (!descending && q.before) {
+    if (*q.before <= 0) return created;
+    start = p + state::encode_be64(static_cast<uint64_t>(*q.before - 1)) + std::string(8, '\xff');
+  }
+  auto st = store.scan(
+      p,
+      [&](std::string_view k, std::string_view) {
+        created = index_key_created(k);
+        return false;
+      },
+      !descending, start);
+  if (!st.ok()) return st.error();
+  if (created && ((q.after && *created < *q.after) || (q.before && *created >= *q.before))) {
+    return std::optional<int64_t>();
+  }
+  return created;
+}
+
+// The total of a count the budget stopped after `matched` matches: the matches scale with the
+// part of the scanned range covered — by entries when the range is the whole prefixes, else by
+// time (rows assumed evenly spread over the range's created times). Never below matched + 1 (the
+// scan stopped with entries left) nor above the entries under the prefixes.
+Result<int64_t> estimate_total(const state::Store& store, const Query& q, const Plan& plan,
+                               bool descending, int64_t matched, const ScanBudget& b) {
+  double done = 1;
+  if (!q.after && !q.before) {
+    if (plan.count > 0) done = static_cast<double>(b.visited) / static_cast<double>(plan.count);
+  } else {
+    std::optional<int64_t> far;
+    for (const auto& p : plan.prefixes) {
+      auto f = far_end(store, p, q, descending);
+      if (!f.ok()) return f.error();
+      if (*f && (!far || (descending ? **f < *far : **f > *far))) far = *f;
+    }
+    if (far) {
+      const double span = std::abs(static_cast<double>(b.first_created - *far)) + 1;
+      const double covered = std::abs(static_cast<double>(b.first_created - b.last_created)) + 1;
+      done = covered / span;
+    }
+  }
+  done = std::clamp(done, 1e-9, 1.0);
+  const auto estimate = static_cast<int64_t>(std::llround(static_cast<double>(matched) / done));
+  return std::max(std::min(estimate, plan.count), matched + 1);
+}
+
 Result<ListResult> run_list(const state::Store& store, const Query& q, const Page& page) {
-  auto plan = make_plan(store, q);
-  if (!plan.ok()) return plan.error();
   const int64_t offset = std::max<int64_t>(page.offset, 0);
   const int64_t end = offset + std::max<int64_t>(page.limit, 0);
+  // The total from counters when they know it: the plan's own (one index, nothing else to
+  // check), or the facet counters (one faceted filter with statuses and scopes).
+  auto facets = facet_counts(store, q);
+  if (!facets.ok()) return facets.error();
+  std::optional<int64_t> known;
+  if (*facets) known = (*facets)->total;
+  auto plan = make_plan(store, q, known, end);
+  if (!plan.ok()) return plan.error();
+  if (plan->exact) known = plan->count;
   ListResult out;
   int64_t matched = 0;
+  ScanBudget budget;
+  if (end == 0) budget.limit = kCountBudget;
   Status error;
-  if (end > 0 || !plan->exact) {
-    // Only an exact page with no checks stops at `end` entries; anything else reads on.
-    const bool stops_at_end = plan->exact;
-    if (stops_at_end) {
-      // Merged prefixes share the page: each starts with a fair share (4× the mean, at least 16)
-      // and refills, growing, only if it holds more of the page.
+  if (!known || (end > 0 && offset < *known)) {
+    if (known) {
+      // Merged prefixes share the page: each starts with a fair share of the entries the page
+      // needs (4× the mean, at least 16) and refills, growing, only if it holds more of it.
       const int64_t k = std::max<int64_t>(std::ssize(plan->prefixes), 1);
-      const int64_t share = std::max<int64_t>(16, 4 * (end + 1) / k);
-      plan->first_batch =
-          static_cast<size_t>(std::min<int64_t>({end + 1, share, int64_t{Cursor::kMaxFirstBatch}}));
+      int64_t need = end + 1;
+      if (!plan->exact && *known > 0) {
+        need = std::min(plan->count, (end + 1) * plan->count / *known + 1);
+      }
+      const int64_t share = std::max<int64_t>(16, 4 * need / k);
+      plan->first_batch = static_cast<size_t>(
+          std::min<int64_t>({need, share, int64_t{Cursor::kMaxFirstBatch}}));
     }
-    auto st = scan_matches(store, q.entity, q, *plan, page.descending,
-                           [&](int64_t id, std::string_view, const Json* row) {
-                             if (matched >= offset && matched < end) {
-                               if (row) {
-                                 out.items.push_back(*row);
-                               } else {
-                                 auto r = read_row(store, id);
-                                 if (!r.ok()) {
-                                   error = r.error();
-                                   return false;
-                                 }
-                                 if (r->has_value()) out.items.push_back(std::move(**r));
-                               }
-                             }
-                             ++matched;
-                             return matched < end || !plan->exact;
-                           });
+    auto st = scan_matches(
+        store, q.entity, q, *plan, page.descending,
+        [&](int64_t id, std::string_view, const Json* row) {
+          if (matched >= offset && matched < end) {
+            if (row) {
+              out.items.push_back(*row);
+            } else {
+              auto r = read_row(store, id);
+              if (!r.ok()) {
+                error = r.error();
+                return false;
+              }
+              if (r->has_value()) out.items.push_back(std::move(**r));
+            }
+          }
+          ++matched;
+          if (known) return matched < end;  // the counters have the total: stop at the page end
+          if (matched == end) budget.limit = budget.work + kCountBudget;
+          return true;
+        },
+        known ? nullptr : &budget);
     if (!st.ok()) return st.error();
     if (!error.ok()) return error.error();
   }
-  out.total = plan->exact ? plan->count : matched;
+  if (known) {
+    out.total = *known;
+  } else if (!budget.stopped) {
+    out.total = matched;
+  } else {
+    auto estimate = estimate_total(store, q, *plan, page.descending, matched, budget);
+    if (!estimate.ok()) return estimate.error();
+    out.total = *estimate;
+    out.total_exact = false;
+  }
   if (q.entity == Entity::kEvent) {
     for (auto& row : out.items) row = event_list_row(row);
   }
@@ -465,6 +619,9 @@ Result<std::shared_ptr<Projections>> Projections::open(Log& log, AppliedOffsets&
   for (const auto& [store, entity] : stores) {
     auto added = backfill_scope_index(log.db(), *store, entity);
     if (!added.ok()) return added.error();
+    // Facet counters of rows written before they existed (projection_processor.h), once.
+    auto counted = backfill_facets(log.db(), *store, entity);
+    if (!counted.ok()) return counted.error();
   }
   return std::make_shared<Projections>(**events, **enforcements, **executions, **inquiries,
                                        applied);
@@ -587,6 +744,19 @@ Result<ExecutionStats> Projections::execution_stats(const ExecutionFilter& filte
   ExecutionStats stats;
   for (auto s : kExecutionStatuses) stats.by_status[std::string(s)] = 0;
   const Query q = execution_query(f);
+  auto facets = facet_counts(executions_, q);
+  if (!facets.ok()) return facets.error();
+  if (*facets) {
+    // Facet counters answer it: one per (status, scope) under the filter's value.
+    for (const auto& [status, n] : (*facets)->by_status) {
+      if (auto it = stats.by_status.find(status); it != stats.by_status.end()) it->second += n;
+    }
+    stats.total = (*facets)->total;
+    for (const auto& [status, n] : stats.by_status) {
+      if (!is_terminal_execution_status(status)) stats.active += n;
+    }
+    return stats;
+  }
   auto plan = make_plan(executions_, q);
   if (!plan.ok()) return plan.error();
   const bool only_statuses = plan->exact && (q.conditions.empty() ||
