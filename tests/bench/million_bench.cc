@@ -130,11 +130,12 @@ int seed(int argc, char** argv) {
     const std::string created_s = format_rfc3339_ms(created);
     const int64_t kind = (i * 31) % 100;
     const std::string& pack = packs[static_cast<size_t>(i) % packs.size()];
+    const int pi = static_cast<int>(static_cast<size_t>(i) % packs.size());
     const int k = static_cast<int>((i / static_cast<int64_t>(packs.size())) % 4);
     const int64_t exec_id = id_at(created, 2);
     const char* status = status_of(i);
     Json ex = {{"id", exec_id},
-               {"action", 1000 + k},
+               {"action", 1000 + 4 * pi + k},
                {"action_ref", pack + ".a" + std::to_string(k)},
                {"pack_ref", pack},
                {"config", {{"n", i}, {"target", "host-" + std::to_string(i % 997)}}},
@@ -165,7 +166,7 @@ int seed(int argc, char** argv) {
       const std::string trigger = pack + ".t" + std::to_string(k % 2);
       const std::string rule = pack + ".r" + std::to_string(k);
       const Json payload = {{"host", "host-" + std::to_string(i % 997)}, {"seq", i}};
-      Json event = {{"id", event_id},          {"trigger", 2000 + k % 2},
+      Json event = {{"id", event_id},          {"trigger", 2000 + 2 * pi + k % 2},
                     {"trigger_ref", trigger},  {"config", {{"source", "webhook"}}},
                     {"payload", payload},      {"source", nullptr},
                     {"source_ref", "webhook"}, {"rule", nullptr},
@@ -176,7 +177,7 @@ int seed(int argc, char** argv) {
                                 created, "api", event)});
       const std::string resolved = format_rfc3339_ms(created + 2);
       Json enf = {{"id", enf_id},
-                  {"rule", 3000 + k},
+                  {"rule", 3000 + 4 * pi + k},
                   {"rule_ref", rule},
                   {"trigger_ref", trigger},
                   {"event", event_id},
@@ -192,7 +193,7 @@ int seed(int argc, char** argv) {
                        envelope("enforcement.created", enf_id,
                                 std::to_string(event_id) + "/" + rule, created + 1, "rules", enf)});
       ex["enforcement"] = enf_id;
-      ex["rule"] = 3000 + k;
+      ex["rule"] = 3000 + 4 * pi + k;
       ex["rule_ref"] = rule;
       ex["trigger_ref"] = trigger;
       last_rule_run = exec_id;
