@@ -304,8 +304,7 @@ int lists(int argc, char** argv) {
   for (const auto& pk : packs) scopes.push_back("p:" + pk);
   // Ids to filter by, from the newest rows.
   auto first = p.list_executions({.rule_ref = packs[0] + ".r0", .scopes = scopes}, {0, 1, true});
-  auto child =
-      p.list_executions({.action_ref = packs[0] + ".a0", .scopes = scopes}, {0, 100, true});
+  auto child = p.list_executions({.scopes = scopes}, {0, 100, true});
   int64_t enforcement = 0, parent = 0, event = 0, newest = 0;
   if (first.ok() && !first->items.empty()) {
     enforcement = first->items[0].value("enforcement", int64_t{0});
