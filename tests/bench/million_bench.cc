@@ -1,7 +1,7 @@
 // A million executions (tests/bench/README.md, "A million executions"; driven by million_bench.py).
 //
 //   bench_million seed <data dir> <executions> <admin id> <pack,...> [partitions=4] [days=30]
-//   bench_million lists <data dir> <admin id> <pack,...> [reps=30]
+//   bench_million lists <data dir> <admin id> <pack,...> [reps=30] [only cases containing]
 //
 // `seed` writes into a stopped `attune serve` data directory the records the running system writes
 // for N executions — event.created, enforcement.created and execution.updated (requested, then the
@@ -281,6 +281,7 @@ int lists(int argc, char** argv) {
   const int64_t admin = std::atoll(argv[1]);
   const std::vector<std::string> packs = split(argv[2]);
   const int reps = argc > 3 ? std::atoi(argv[3]) : 30;
+  const std::string only = argc > 4 ? argv[4] : "";  // only the cases whose name contains this
   state::DbOptions db_options;
   db_options.append_stores = {std::string(EmbeddedLog::kLogStore)};
   const auto t_open = Steady::now();
@@ -388,6 +389,7 @@ int lists(int argc, char** argv) {
   std::printf("%-44s %10s %10s %10s\n", "query (page of 50, admin scopes)", "p50 ms", "p99 ms",
               "total");
   for (const auto& c : cases) {
+    if (!only.empty() && c.name.find(only) == std::string::npos) continue;
     const Timing t = time_it(reps, c.fn);
     std::printf("%-44s %10.2f %10.2f %10lld%s\n", c.name.c_str(), t.p50_us / 1000, t.p99_us / 1000,
                 static_cast<long long>(t.total), t.exact ? "" : " (estimate)");
