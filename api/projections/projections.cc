@@ -555,30 +555,67 @@ Result<std::optional<int64_t>> far_end(const state::Store& store, const std::str
   return created;
 }
 
-// The total of a count the budget stopped after `matched` matches: the matches scale with the
-// part of the scanned range covered — by entries when the range is the whole prefixes, else by
-// time (rows assumed evenly spread over the range's created times). Never below matched + 1 (the
-// scan stopped with entries left) nor above the entries under the prefixes.
+// Entries of one index prefix created in [lo, hi] (ms), estimated from kSlices probes: the first
+// kProbe entries of each slice give its density (a slice with fewer is counted exactly). About
+// kSlices seeks and kSlices × kProbe entries, whatever the range holds.
+Result<double> sampled_entries(const state::Store& store, const std::string& prefix, int64_t lo,
+                               int64_t hi) {
+  constexpr int kSlices = 8;
+  constexpr int kProbe = 16;
+  const std::string p = "i/" + prefix;
+  double total = 0;
+  const double width = static_cast<double>(hi - lo + 1) / kSlices;
+  for (int i = 0; i < kSlices; ++i) {
+    const int64_t a = lo + static_cast<int64_t>(i * width);
+    const int64_t z = i == kSlices - 1 ? hi : lo + static_cast<int64_t>((i + 1) * width) - 1;
+    if (z < a) continue;
+    int n = 0;
+    int64_t first = a, last = a;
+    auto st = store.scan(
+        p,
+        [&](std::string_view k, std::string_view) {
+          const int64_t c = index_key_created(k);
+          if (c > z) return false;
+          if (n++ == 0) first = c;
+          last = c;
+          return n < kProbe;
+        },
+        false, p + state::encode_be64(static_cast<uint64_t>(std::max<int64_t>(a, 0))));
+    if (!st.ok()) return st.error();
+    // n entries over [first, last]: n - 1 gaps of the slice's density.
+    total += n < kProbe ? n
+                        : (n - 1) * static_cast<double>(z - first + 1) /
+                              static_cast<double>(std::max<int64_t>(last - first, 1));
+  }
+  return total;
+}
+
+// The total of a count the budget stopped after `matched` matches among b.visited entries: the
+// matches so far plus the entries left in the scanned range times the share that matched. Left
+// entries: the prefixes' entries not visited, without a created range; with one, the entries of
+// the rest of the range, sampled (sampled_entries(): bursts and gaps in time are seen). Never
+// below matched + 1 (the scan stopped with entries left) nor above the prefixes' entries.
 Result<int64_t> estimate_total(const state::Store& store, const Query& q, const Plan& plan,
                                bool descending, int64_t matched, const ScanBudget& b) {
-  double done = 1;
+  double left = 0;
   if (!q.after && !q.before) {
-    if (plan.count > 0) done = static_cast<double>(b.visited) / static_cast<double>(plan.count);
+    left = static_cast<double>(std::max<int64_t>(plan.count - b.visited, 0));
   } else {
-    std::optional<int64_t> far;
     for (const auto& p : plan.prefixes) {
-      auto f = far_end(store, p, q, descending);
-      if (!f.ok()) return f.error();
-      if (*f && (!far || (descending ? **f < *far : **f > *far))) far = *f;
-    }
-    if (far) {
-      const double span = std::abs(static_cast<double>(b.first_created - *far)) + 1;
-      const double covered = std::abs(static_cast<double>(b.first_created - b.last_created)) + 1;
-      done = covered / span;
+      auto far = far_end(store, p, q, descending);
+      if (!far.ok()) return far.error();
+      if (!*far) continue;
+      const int64_t lo = descending ? **far : b.last_created + 1;
+      const int64_t hi = descending ? b.last_created - 1 : **far;
+      if (hi < lo) continue;
+      auto n = sampled_entries(store, p, lo, hi);
+      if (!n.ok()) return n.error();
+      left += *n;
     }
   }
-  done = std::clamp(done, 1e-9, 1.0);
-  const auto estimate = static_cast<int64_t>(std::llround(static_cast<double>(matched) / done));
+  const double share =
+      b.visited > 0 ? static_cast<double>(matched) / static_cast<double>(b.visited) : 1.0;
+  const auto estimate = matched + static_cast<int64_t>(std::llround(left * share));
   return std::max(std::min(estimate, plan.count), matched + 1);
 }
 

@@ -135,9 +135,11 @@ struct ExecutionStats {
 // counted exactly while that takes at most kCountBudget units of work past the page (an index
 // entry is 1, a row read 8) — always for small results and for the per-record filters
 // (enforcement, parent, event, execution), whose prefixes are small — and estimated beyond it:
-// the matches counted so far, scaled by the part of the scanned range visited (by entries, or by
-// created time when a range is given), never below what was seen + 1; `total_exact` is then
-// false. Pages are always exact.
+// the matches counted so far plus the entries left in the scanned range times the share of the
+// visited entries that matched; without a created range the entries left come from the counters,
+// with one they are sampled (8 slices of the rest of the range, the first 16 entries of each give
+// its density: a burst inside a slice is under- or over-counted). Never below what was seen + 1;
+// `total_exact` is then false. Pages are always exact.
 inline constexpr size_t kMaxScopePrefixes = 256;
 inline constexpr size_t kMaxScopeLookups = 4096;
 

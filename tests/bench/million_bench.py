@@ -32,6 +32,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -270,6 +271,7 @@ def main() -> int:
     ap.add_argument("--reps", type=int, default=30)
     ap.add_argument("--max-seconds", type=float, default=10.0, help="per query")
     ap.add_argument("--server-side", action="store_true", help="also run `bench_million lists`")
+    ap.add_argument("--kill-load-seconds", type=float, default=5.0, help="writes before the kill -9")
     args = ap.parse_args()
     args.data_dir.mkdir(parents=True, exist_ok=True)
     meta_path = args.data_dir / "million.json"
@@ -299,12 +301,34 @@ def main() -> int:
         log(f"restart {i + 1}: ready in {ready * 1000:.0f} ms (login + first list answered at "
             f"{first_list * 1000:.0f} ms, {n} listed); RSS {rss0[0]:.0f} MiB (HWM {rss0[1]:.0f}); "
             f"after lists {rss1[0]:.0f} MiB (HWM {rss1[1]:.0f}); clean stop {stop * 1000:.0f} ms; load {loadavg()}")
-    # kill -9 while serving, then a cold start.
+    # kill -9 while serving under writes (execute POSTs of an action without a runtime: each
+    # execution is created, then fails at once), then a cold start.
     srv = Serve(args.bin, args.data_dir, meta["password"], meta["jwt"], [])
     srv.start()
     s = srv.session()
-    total(s, srv.url)
+    action = f"{meta['packs'][0]}.norun"
+    if s.get(srv.url + f"/api/v1/actions/{action}").status_code == 404:
+        s.post(srv.url + "/api/v1/actions", json={"ref": action, "pack_ref": meta["packs"][0],
+                                                  "label": "norun", "entrypoint": "true"}).raise_for_status()
+    posted = [0]
+    stop_at = time.monotonic() + args.kill_load_seconds
+
+    def load():
+        ls = srv.session()
+        while time.monotonic() < stop_at:
+            try:
+                if ls.post(srv.url + "/api/v1/executions/execute", json={"action_ref": action}).status_code == 201:
+                    posted[0] += 1
+            except requests.RequestException:
+                return
+
+    threads = [threading.Thread(target=load) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
     srv.stop(signal.SIGKILL)
+    log(f"kill -9 after {posted[0]} executes in {args.kill_load_seconds:.0f} s")
     srv = Serve(args.bin, args.data_dir, meta["password"], meta["jwt"], [])
     ready = srv.start()
     t0 = time.monotonic()

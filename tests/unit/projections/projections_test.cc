@@ -1087,6 +1087,27 @@ TEST_F(ProjectionsTest, TotalsPastTheCountBudgetAreEstimated) {
       EXPECT_GT(got->total, page.offset + std::ssize(ids)) << c.what;
     }
   }
+  // A burst (2,000 rows in 2 s) after the evenly spread ones: the budget runs out inside it, and
+  // the rest of the range is sampled, not extrapolated from the burst's density (which would be
+  // off by orders of magnitude). The sample sees each slice's start, so the part of the burst
+  // left in the last slice is missed: within 15 %, not 5 %.
+  for (int i = 0; i < 2000; ++i) {
+    const int64_t created = kT0 + int64_t{n} * 1000 + i;
+    put_execution(execution_row(200000 + i, "core.echo", "completed", created, nullptr, nullptr,
+                                nullptr, nullptr, nullptr, nullptr, created));
+  }
+  sync();
+  for (const ExecutionFilter& f : {ExecutionFilter{.created_after = kT0 + 12000 * 1000},
+                                   ExecutionFilter{.statuses = {"completed"},
+                                                   .created_after = kT0 + 2000 * 1000}}) {
+    auto got = proj_->list_executions(f, {0, 50, true});
+    ASSERT_TRUE(got.ok());
+    auto [ids, total] = model_list(
+        executions_, [&](const Json& r) { return model_match(r, f); }, {0, 50, true});
+    EXPECT_EQ(ids_of(got->items), ids);
+    EXPECT_FALSE(got->total_exact);
+    EXPECT_NEAR(static_cast<double>(got->total), static_cast<double>(total), 0.15 * total);
+  }
   // Counters answer these exactly whatever their size.
   for (const ExecutionFilter& f :
        {ExecutionFilter{.action_ref = "core.echo", .statuses = {"failed"}},
