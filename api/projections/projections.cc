@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <cstring>
 #include <limits>
 
 #include "api/projections/projection_processor.h"
@@ -142,6 +143,7 @@ class Cursor {
   Status fill() {
     if (pos_ < buf_.size() || exhausted_) return {};
     buf_.clear();
+    values_.clear();
     pos_ = 0;
     const std::string start = resume_;
     bool stopped_early = false;
@@ -151,7 +153,12 @@ class Cursor {
           if (skip_resume_ && k == start) return true;
           if (!descending_ && hi_ && k >= *hi_) return false;
           if (descending_ && lo_ && k < *lo_) return false;
-          buf_.emplace_back(std::string(k), std::string(v));
+          Entry e;
+          std::memcpy(e.suffix, k.data() + k.size() - 16, 16);
+          e.value_at = static_cast<uint32_t>(values_.size());
+          e.value_size = static_cast<uint32_t>(v.size());
+          values_.append(v);
+          buf_.push_back(e);
           if (buf_.size() >= batch_) {
             stopped_early = true;
             return false;
@@ -162,14 +169,19 @@ class Cursor {
     if (!st.ok()) return st;
     if (!stopped_early) exhausted_ = true;
     if (!buf_.empty()) {
-      resume_ = buf_.back().first;
+      resume_ = prefix_ + std::string(buf_.back().suffix, 16);
       skip_resume_ = true;
     }
     batch_ = std::min<size_t>(batch_ * 4, max_batch_);
     return {};
   }
   bool valid() const { return pos_ < buf_.size(); }
-  const std::pair<std::string, std::string>& head() const { return buf_[pos_]; }
+  // The entry's key suffix (BE64 created ‖ BE64 id: index_key_id/created read it) and value.
+  std::pair<std::string_view, std::string_view> head() const {
+    const Entry& e = buf_[pos_];
+    return {std::string_view(e.suffix, 16),
+            std::string_view(values_).substr(e.value_at, e.value_size)};
+  }
   void next() { ++pos_; }
 
  private:
@@ -180,7 +192,14 @@ class Cursor {
   std::string resume_;
   bool skip_resume_ = false;
   bool exhausted_ = false;
-  std::vector<std::pair<std::string, std::string>> buf_;
+  // A batch without an allocation per entry: key suffixes inline, values in one buffer.
+  struct Entry {
+    char suffix[16];
+    uint32_t value_at;
+    uint32_t value_size;
+  };
+  std::vector<Entry> buf_;
+  std::string values_;
   size_t pos_ = 0;
   size_t batch_;
   size_t max_batch_;
@@ -225,7 +244,7 @@ Status scan_merged(const state::Store& store, const Plan& plan, const Query& q, 
       }
     }
     if (!best) return {};
-    const auto& [key, value] = best->head();
+    const auto [key, value] = best->head();
     const bool go_on = fn(index_key_id(key), index_key_created(key), value);
     best->next();
     if (!go_on) return {};
