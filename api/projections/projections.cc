@@ -382,9 +382,10 @@ Result<std::optional<FacetCounts>> facet_counts(const state::Store& store, const
 // Work a list may spend past its page counting a total that no counter answers, in index entries
 // (a row read for a predicate counts kBudgetRowCost: only the members predicates read are parsed,
 // predicate_fields()); past it the total is estimated (ListResult::total_exact). 1024 entries or
-// 256 row reads take ~1-3 ms here.
+// 128 row reads take ~1-3 ms here. Scans of at most kExactScan entries are always counted whole.
 constexpr int64_t kCountBudget = 1024;
-constexpr int64_t kBudgetRowCost = 4;
+constexpr int64_t kBudgetRowCost = 8;
+constexpr int64_t kExactScan = 512;
 
 // Work done by a scan (index entries visited + kBudgetRowCost per row read) and where it stopped:
 // lets a count that no counter answers stop after a bounded amount of work (run_list).
@@ -653,8 +654,9 @@ Result<ListResult> run_list(const state::Store& store, const Query& q, const Pag
   ListResult out;
   int64_t matched = 0;
   ScanBudget budget;
-  if (end == 0) budget.limit = kCountBudget;
-  if (!known) plan->max_batch = 512;
+  const bool budgeted = !known && plan->count > kExactScan;
+  if (end == 0 && budgeted) budget.limit = kCountBudget;
+  if (budgeted) plan->max_batch = 512;
   Status error;
   if (!known || (end > 0 && offset < *known)) {
     if (known) {
@@ -691,7 +693,7 @@ Result<ListResult> run_list(const state::Store& store, const Query& q, const Pag
           }
           ++matched;
           if (known) return matched < end;  // the counters have the total: stop at the page end
-          if (matched == end) budget.limit = budget.work + kCountBudget;
+          if (matched == end && budgeted) budget.limit = budget.work + kCountBudget;
           return true;
         },
         known ? nullptr : &budget);
