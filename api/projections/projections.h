@@ -132,9 +132,10 @@ struct ExecutionStats {
 // events trigger, trigger_ref, source; for enforcements rule, rule_ref, trigger_ref), with any
 // statuses and scopes (facet counters, schema.h) — the page then reads only the entries it needs.
 // Any other total (two such filters, a created range, result_contains, too many scopes) is
-// counted exactly while that takes at most kCountBudget units of work past the page (an index
-// entry is 1, a row read 8) — always for small results and for the per-record filters
-// (enforcement, parent, event, execution), whose prefixes are small — and estimated beyond it:
+// counted exactly while that takes at most 1024 units of work past the page (an index entry is 1,
+// a row read for a predicate 8; projections.cc kCountBudget) — always when the scanned prefixes
+// hold at most 512 entries, as for the per-record filters (enforcement, parent, event,
+// execution) — and estimated beyond it:
 // the matches counted so far plus the entries left in the scanned range times the share of the
 // visited entries that matched; without a created range the entries left come from the counters,
 // with one they are sampled (8 slices of the rest of the range, the first 16 entries of each give
