@@ -295,12 +295,26 @@ Result<Plan> make_plan(const state::Store& store, const Query& q,
     const int64_t read = matches && *matches > 0
                              ? std::min<int64_t>(n, (end + 1) * n / *matches + 1)
                              : n;
-    const int64_t cost = read * (rows ? kRowReadCost : 1);
+    // Merging k prefixes costs more per entry than walking one (k heads compared per step).
+    const auto k = static_cast<int64_t>(std::max<size_t>(with_entries.size(), 1));
+    const int64_t cost = read * (rows ? kRowReadCost : 1) * (3 + k) / 4;
     if (!chosen || cost < chosen_cost) {
       chosen = &c;
       chosen_cost = cost;
       plan.count = n;
       nonempty = std::move(with_entries);
+    }
+  }
+  // A created range is never exact: when every condition is checked on index entries (status,
+  // scope), walking by_created within the range and checking them on each entry beats merging
+  // many status:scope prefixes when those hold most rows (an admin's scopes).
+  if (chosen && (q.after || q.before)) {
+    bool on_entries = true;
+    for (const auto& c : q.conditions) on_entries = on_entries && checked_on_entry(q.entity, c);
+    if (on_entries) {
+      auto r = read_counter(store, kByCreated);
+      if (!r.ok()) return r.error();
+      if (*r < chosen_cost) chosen = nullptr;
     }
   }
   if (chosen) {
