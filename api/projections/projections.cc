@@ -452,7 +452,8 @@ bool skip_value(std::string_view s, size_t& i) {
 // every top-level member but the large ones no index or predicate looks at (parameters,
 // payloads, results unless `with_result`), each parsed alone — about a tenth of the cost of
 // parsing the whole row. nullopt when the text is not in that form (the caller parses it all).
-std::optional<Json> predicate_fields(std::string_view raw, bool with_result) {
+std::optional<Json> predicate_fields(std::string_view raw, bool with_result,
+                                     const std::vector<std::string_view>* wanted = nullptr) {
   static constexpr std::string_view kSkipped[] = {
       "config",      "env_vars",        "payload",         "workflow_task", "permission_set_refs",
       "conditions",  "response_schema", "response_options", "response",     "secret_config"};
@@ -474,8 +475,9 @@ std::optional<Json> predicate_fields(std::string_view raw, bool with_result) {
     const size_t value_start = i;
     if (!skip_value(raw, i)) return std::nullopt;
     const bool skipped =
-        std::find(std::begin(kSkipped), std::end(kSkipped), key) != std::end(kSkipped) ||
-        (key == "result" && !with_result);
+        wanted ? std::find(wanted->begin(), wanted->end(), key) == wanted->end()
+               : std::find(std::begin(kSkipped), std::end(kSkipped), key) != std::end(kSkipped) ||
+                     (key == "result" && !with_result);
     if (!skipped) {
       Json v = Json::parse(raw.substr(value_start, i - value_start), nullptr, false);
       if (v.is_discarded()) return std::nullopt;
@@ -487,6 +489,32 @@ std::optional<Json> predicate_fields(std::string_view raw, bool with_result) {
     ++i;
   }
   return std::nullopt;
+}
+
+// The row members an index's value is made of (IndexDef::extract); empty when not known.
+std::vector<std::string_view> index_fields(std::string_view index) {
+  static const std::map<std::string_view, std::vector<std::string_view>> kFields = {
+      {"by_status", {"status"}},
+      {"by_action", {"action_ref"}},
+      {"by_pack", {"pack_ref", "action_ref"}},
+      {"by_enforcement", {"enforcement"}},
+      {"by_parent", {"parent"}},
+      {"by_rule", {"rule_ref"}},
+      {"by_rule_id", {"rule"}},
+      {"by_trigger", {"trigger_ref"}},
+      {"by_trigger_id", {"trigger"}},
+      {"by_source", {"source_ref"}},
+      {"by_source_id", {"source"}},
+      {"by_event", {"event"}},
+      {"by_execution", {"execution"}},
+      {"by_created_by_execution", {"created_by_execution"}},
+      {"by_assigned_to", {"assigned_to"}},
+      // record_scope() and status
+      {kByScope, {"status", "rule_ref", "action_ref", "executor", "trigger_ref", "scope"}},
+      {kByStatusScope, {"status", "rule_ref", "action_ref", "executor", "trigger_ref", "scope"}},
+  };
+  auto it = kFields.find(index);
+  return it == kFields.end() ? std::vector<std::string_view>() : it->second;
 }
 
 // Visits every entry matching `q` in order until `fn` returns false. `fn` gets the row's stored
@@ -507,6 +535,22 @@ Status scan_matches(const state::Store& store, Entity entity, const Query& q, co
     }
   }
   const bool always_row = !on_row.empty() || static_cast<bool>(q.row_filter);
+  // The members the row checks read, when all are known (no row_filter): only those are parsed.
+  std::optional<std::vector<std::string_view>> wanted;
+  if (!q.row_filter) {
+    wanted.emplace();
+    for (const auto* list : {&on_row, &on_scope}) {
+      for (const Condition* c : *list) {
+        const auto fields = index_fields(c->index->name);
+        if (fields.empty()) {
+          wanted.reset();
+          break;
+        }
+        wanted->insert(wanted->end(), fields.begin(), fields.end());
+      }
+      if (!wanted) break;
+    }
+  }
   Status error;
   auto st = scan_merged(store, plan, q, descending, [&](int64_t id, int64_t created,
                                                         std::string_view v) {
@@ -537,7 +581,7 @@ Status scan_matches(const state::Store& store, Entity entity, const Query& q, co
       return false;
     }
     if (!raw->has_value()) return true;
-    std::optional<Json> fields = predicate_fields(**raw, q.needs_result);
+    std::optional<Json> fields = predicate_fields(**raw, q.needs_result, wanted ? &*wanted : nullptr);
     if (!fields) {
       fields = Json::parse(**raw, nullptr, false);
       if (fields->is_discarded()) {
@@ -592,34 +636,47 @@ Result<std::optional<int64_t>> far_end(const state::Store& store, const std::str
 // Entries of one index prefix created in [lo, hi] (ms), estimated from kSlices probes: the first
 // kProbe entries of each slice give its density (a slice with fewer is counted exactly). About
 // kSlices seeks and kSlices × kProbe entries, whatever the range holds.
-Result<double> sampled_entries(const state::Store& store, const std::string& prefix, int64_t lo,
-                               int64_t hi) {
+// With `match` (whether an entry's value satisfies the query; nullopt: the row must say), also
+// the matching entries, from the probed ones' share in each slice (-1 when some needed the row).
+struct Sampled {
+  double entries = 0;
+  double matches = 0;
+};
+Result<Sampled> sampled_entries(
+    const state::Store& store, const std::string& prefix, int64_t lo, int64_t hi,
+    const std::function<std::optional<bool>(std::string_view)>& match) {
   constexpr int kSlices = 8;
   constexpr int kProbe = 16;
   const std::string p = "i/" + prefix;
-  double total = 0;
+  Sampled total;
   const double width = static_cast<double>(hi - lo + 1) / kSlices;
   for (int i = 0; i < kSlices; ++i) {
     const int64_t a = lo + static_cast<int64_t>(i * width);
     const int64_t z = i == kSlices - 1 ? hi : lo + static_cast<int64_t>((i + 1) * width) - 1;
     if (z < a) continue;
-    int n = 0;
+    int n = 0, m = 0;
+    bool known = true;
     int64_t first = a, last = a;
     auto st = store.scan(
         p,
-        [&](std::string_view k, std::string_view) {
+        [&](std::string_view k, std::string_view v) {
           const int64_t c = index_key_created(k);
           if (c > z) return false;
           if (n++ == 0) first = c;
           last = c;
+          const std::optional<bool> ok = match(v);
+          if (!ok) known = false;
+          if (ok && *ok) ++m;
           return n < kProbe;
         },
         false, p + state::encode_be64(static_cast<uint64_t>(std::max<int64_t>(a, 0))));
     if (!st.ok()) return st.error();
     // n entries over [first, last]: n - 1 gaps of the slice's density.
-    total += n < kProbe ? n
-                        : (n - 1) * static_cast<double>(z - first + 1) /
-                              static_cast<double>(std::max<int64_t>(last - first, 1));
+    const double entries = n < kProbe ? n
+                                      : (n - 1) * static_cast<double>(z - first + 1) /
+                                            static_cast<double>(std::max<int64_t>(last - first, 1));
+    total.entries += entries;
+    if (total.matches >= 0) total.matches = known && n > 0 ? total.matches + entries * m / n : -1;
   }
   return total;
 }
@@ -631,7 +688,23 @@ Result<double> sampled_entries(const state::Store& store, const std::string& pre
 // below matched + 1 (the scan stopped with entries left) nor above the prefixes' entries.
 Result<int64_t> estimate_total(const state::Store& store, const Query& q, const Plan& plan,
                                bool descending, int64_t matched, const ScanBudget& b) {
+  // Whether an entry satisfies the query's other conditions, when they are all on the entry.
+  const auto match = [&](std::string_view v) -> std::optional<bool> {
+    if (q.row_filter) return std::nullopt;
+    for (const Condition* c : plan.rest) {
+      if (!checked_on_entry(q.entity, *c)) return std::nullopt;
+      if (c->index->name == "by_status") {
+        if (!matches_value(*c, entry_status(v))) return false;
+        continue;
+      }
+      const std::optional<std::string_view> scope = entry_scope(v);
+      if (!scope) return std::nullopt;
+      if (!matches_value(*c, c->index->name == kByScope ? *scope : v)) return false;
+    }
+    return true;
+  };
   double left = 0;
+  double left_matches = 0;  // < 0: not known from the samples
   if (!q.after && !q.before) {
     left = static_cast<double>(std::max<int64_t>(plan.count - b.visited, 0));
   } else {
@@ -642,14 +715,19 @@ Result<int64_t> estimate_total(const state::Store& store, const Query& q, const 
       const int64_t lo = descending ? **far : b.last_created + 1;
       const int64_t hi = descending ? b.last_created - 1 : **far;
       if (hi < lo) continue;
-      auto n = sampled_entries(store, p, lo, hi);
+      auto n = sampled_entries(store, p, lo, hi, match);
       if (!n.ok()) return n.error();
-      left += *n;
+      left += n->entries;
+      left_matches = left_matches < 0 || n->matches < 0 ? -1 : left_matches + n->matches;
     }
   }
   const double share =
       b.visited > 0 ? static_cast<double>(matched) / static_cast<double>(b.visited) : 1.0;
-  const auto estimate = matched + static_cast<int64_t>(std::llround(left * share));
+  // The samples' own matches when the conditions are on the entries (the share that matched
+  // may differ across the range), else the visited entries' share.
+  const bool sampled = (q.after || q.before) && left_matches >= 0;
+  const auto estimate =
+      matched + static_cast<int64_t>(std::llround(sampled ? left_matches : left * share));
   return std::max(std::min(estimate, plan.count), matched + 1);
 }
 

@@ -1074,7 +1074,11 @@ TEST_F(ProjectionsTest, TotalsPastTheCountBudgetAreEstimated) {
                         Case{{.statuses = {"completed"},
                               .created_after = kT0 + 1000 * 1000,
                               .created_before = kT0 + 19000 * 1000},
-                             "status + range"}}) {
+                             "status + range"},
+                        Case{{.statuses = {"completed"},
+                              .created_after = kT0 + 1000 * 1000,
+                              .scopes = std::vector<std::string>{"p:core", "p:ops", "i:7"}},
+                             "status + range + scopes"}}) {
     for (const Page page : {Page{0, 50, true}, Page{0, 50, false}, Page{100, 20, true}}) {
       auto got = proj_->list_executions(c.f, page);
       ASSERT_TRUE(got.ok()) << got.error().message;
