@@ -12,7 +12,8 @@ Phases (one `attune serve` at a time on --data-dir, fixed free ports):
     it runs a log-retention pass and stops cleanly.
  2. restarts: --restarts times: start → GET /health answers 200 (polled every 2 ms from the
     process start) → RSS; the list suite (client side, one keep-alive session, --reps each) → RSS;
-    clean stop (SIGTERM). Then start, one list, kill -9, start again → ready time and RSS.
+    clean stop (SIGTERM). Then start, --kill-load-seconds of execute POSTs, kill -9, start again →
+    ready time and RSS.
  3. server side (--server-side): `bench_million lists` on the stopped directory times the same
     queries inside Projections (no HTTP).
 
@@ -304,8 +305,8 @@ def main() -> int:
         log(f"restart {i + 1}: ready in {ready * 1000:.0f} ms (login + first list answered at "
             f"{first_list * 1000:.0f} ms, {n} listed); RSS {rss0[0]:.0f} MiB (HWM {rss0[1]:.0f}); "
             f"after lists {rss1[0]:.0f} MiB (HWM {rss1[1]:.0f}); clean stop {stop * 1000:.0f} ms; load {loadavg()}")
-    # kill -9 while serving under writes (execute POSTs of an action without a runtime: each
-    # execution is created, then fails at once), then a cold start.
+    # kill -9 while serving under writes (execute POSTs of an action running `true` with the
+    # default core.shell runtime), then a cold start.
     srv = Serve(args.bin, args.data_dir, meta["password"], meta["jwt"], [])
     srv.start()
     s = srv.session()
