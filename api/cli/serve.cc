@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -289,6 +290,17 @@ int run_serve(const ServeConfig& cfg) {
   spdlog::set_default_logger(spdlog::stderr_color_mt("attune"));
   spdlog::set_level(spdlog::level::from_str(cfg.log_level));
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ [%t] %v");
+  // Start-up phases, logged once ready (issue 19: what a restart spends its time on).
+  std::string startup;
+  auto phase_start = std::chrono::steady_clock::now();
+  auto phase = [&startup, &phase_start](const char* name) {
+    const auto now = std::chrono::steady_clock::now();
+    startup += (startup.empty() ? "" : ", ") + std::string(name) + " " +
+               std::to_string(
+                   std::chrono::duration_cast<std::chrono::milliseconds>(now - phase_start).count()) +
+               " ms";
+    phase_start = now;
+  };
   auto listen = parse_host_port(cfg.listen);
   if (!listen.ok()) return fail("--listen: " + listen.error().message);
   auto ws_listen = parse_host_port(cfg.ws_listen);
@@ -333,6 +345,7 @@ int run_serve(const ServeConfig& cfg) {
   if (!db.ok()) {
     return fail(db.error().message + " (is another attune serve using " + data_dir + "?)");
   }
+  phase("database");
   service::Metrics metrics;
   std::unique_ptr<Log> log;
   if (distributed) {
@@ -373,8 +386,10 @@ int run_serve(const ServeConfig& cfg) {
     log = std::move(*e);
   }
 
+  phase("log");
   DefinitionsTable definitions(*log);
   if (auto st = definitions.start(); !st.ok()) return fail("definitions: " + st.error().message);
+  phase("definitions");
 
   std::string jwt_secret = env_or("ATTUNE__SECURITY__JWT_SECRET", "JWT_SECRET");
   if (jwt_secret.empty()) {
@@ -623,7 +638,9 @@ int run_serve(const ServeConfig& cfg) {
   if (projection_options.retention.keep.enabled()) {
     spdlog::info("history: keeping {} terminal executions", projection_options.retention.keep.describe());
   }
+  phase("runners and views");
   auto stage = projections::make_projection_stage(*log, runtime.applied(), projection_options);
+  phase("projections");
   if (!stage.ok()) return fail("projections: " + stage.error().message);
   topology.add(std::move(stage->spec));
   std::shared_ptr<projections::Projections> views = stage->projections;
@@ -655,6 +672,7 @@ int run_serve(const ServeConfig& cfg) {
   if (auto admin = env_or("ATTUNE_BOOTSTRAP_ADMIN"); !admin.empty()) bootstrap.admin = admin;
   bootstrap.data_dir = data_dir;
   if (auto st = api.bootstrap(bootstrap); !st.ok()) return fail("bootstrap: " + st.error().message);
+  phase("bootstrap");
 
   rest::Router router;
   api.register_routes(router, [&workers](service::RouteTable& table) {
@@ -704,6 +722,7 @@ int run_serve(const ServeConfig& cfg) {
   };
   rest::HttpServer http(router, http_options);
   if (auto st = http.start(); !st.ok()) return fail("REST API: " + st.error().message);
+  phase("http");
   const std::string api_url =
       "http://" + url_host(listen->host) + ":" + std::to_string(http.port());
 
@@ -801,7 +820,9 @@ int run_serve(const ServeConfig& cfg) {
     api.set_sensor_status(sensors.get());
   }
 
+  phase("notifier and sensors");
   if (auto st = runtime.start(); !st.ok()) return fail("stages: " + st.error().message);
+  phase("stages");
   api.start_background();
   auto heartbeat_or = start_heartbeat();
   if (!heartbeat_or.ok()) return fail("heartbeat: " + heartbeat_or.error().message);
@@ -816,6 +837,7 @@ int run_serve(const ServeConfig& cfg) {
     ::close(cfg.ready_fd);
   }
   spdlog::info("serving: api={} ws port={} data={}", api_url, notifier.port(), data_dir);
+  spdlog::info("start-up: {}", startup);
 
   // Log retention: every --log-retention-interval (a minute by default), drop records every stage
   // has consumed (keeping a tail).

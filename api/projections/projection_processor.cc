@@ -128,6 +128,41 @@ Result<int64_t> backfill_scope_index(state::Db& db, state::Store& store, Entity 
   return added;
 }
 
+Result<int64_t> backfill_facets(state::Db& db, state::Store& store, Entity entity,
+                                size_t batch_keys) {
+  auto marker = store.get(kFacetMarker);
+  if (!marker.ok()) return marker.error();
+  if (marker->has_value() && **marker == kFacetVersion) return int64_t{0};
+  // The whole count first (absolute values, so a rerun after an interruption writes the same).
+  std::map<std::string, int64_t> counts;  // facet key of kBackfillInstance → rows
+  int64_t rows = 0;
+  auto st = store.scan("r/", [&](std::string_view, std::string_view v) {
+    const Json row = Json::parse(v, nullptr, false);
+    if (row.is_discarded()) return true;  // a list reading it reports the corruption
+    ++rows;
+    const std::string value = index_entry_value(entity, row);
+    for (const auto& d : index_defs(entity)) {
+      if (!faceted_index(d.name)) continue;
+      if (auto iv = d.extract(row)) {
+        ++counts[facet_key(index_prefix(d.name, *iv), value, kBackfillInstance)];
+      }
+    }
+    return true;
+  });
+  if (!st.ok()) return st.error();
+  state::WriteBatch batch;
+  for (const auto& [key, n] : counts) {
+    batch.put(store, key, state::encode_be64(static_cast<uint64_t>(n)));
+    if (batch.size() >= batch_keys) {
+      if (auto w = db.write(batch); !w.ok()) return w.error();
+      batch = state::WriteBatch();
+    }
+  }
+  batch.put(store, std::string(kFacetMarker), std::string(kFacetVersion));
+  if (auto w = db.write(batch); !w.ok()) return w.error();
+  return rows;
+}
+
 ProjectionProcessor::ProjectionProcessor(std::shared_ptr<ChangeFeed> feed,
                                          RetentionOptions retention)
     : feed_(std::move(feed)), retention_(retention) {}
@@ -248,14 +283,7 @@ void ProjectionProcessor::process_inquiry(const Envelope& env, ProcessorContext&
     put_outcome(ctx, request, id, p.value("code", 200), "");
   } else if (env.type == "inquiry.deleted") {
     const int64_t id = entity_id(env);
-    if (auto old_row = load(ctx, *inquiries_, id)) {
-      const int64_t created = created_ms(*old_row);
-      for (const auto& prefix : row_prefixes(Entity::kInquiry, *old_row)) {
-        ctx.del(*inquiries_, index_key(prefix, created, id));
-        bump(ctx, *inquiries_, prefix, -1);
-      }
-      ctx.del(*inquiries_, row_key(id));
-    }
+    if (auto old_row = load(ctx, *inquiries_, id)) unindex(ctx, Entity::kInquiry, id, *old_row);
     put_outcome(ctx, request, id, 200, "");
   } else if (env.type == "inquiry.outcome") {
     put_outcome(ctx, request, p.value("id", int64_t{0}), p.value("code", 500),
@@ -289,6 +317,9 @@ void ProjectionProcessor::apply(ProcessorContext& ctx, Entity entity, int64_t id
     const bool kept = contains(new_prefixes, p);
     if (!kept || !same_created) ctx.del(store, index_key(p, old_created, id));
     if (!kept) bump(ctx, store, p, -1);
+    if (faceted_prefix(p) && (!kept || old_value != new_value)) {
+      bump_key(ctx, store, facet_key(p, old_value, ctx.instance()), -1);
+    }
   }
   for (const auto& p : new_prefixes) {
     const bool had = contains(old_prefixes, p);
@@ -296,6 +327,9 @@ void ProjectionProcessor::apply(ProcessorContext& ctx, Entity entity, int64_t id
       ctx.put(store, index_key(p, new_created, id), new_value);
     }
     if (!had) bump(ctx, store, p, +1);
+    if (faceted_prefix(p) && (!had || old_value != new_value)) {
+      bump_key(ctx, store, facet_key(p, new_value, ctx.instance()), +1);
+    }
   }
   ctx.put(store, row_key(id), row.dump());
 
@@ -307,7 +341,24 @@ void ProjectionProcessor::apply(ProcessorContext& ctx, Entity entity, int64_t id
 
 void ProjectionProcessor::bump(ProcessorContext& ctx, state::Store& store,
                                const std::string& prefix, int64_t delta) {
-  const std::string key = counter_key(prefix, ctx.instance());
+  bump_key(ctx, store, counter_key(prefix, ctx.instance()), delta);
+}
+
+void ProjectionProcessor::unindex(ProcessorContext& ctx, Entity entity, int64_t id,
+                                  const Json& row) {
+  state::Store& store = store_of(entity);
+  const int64_t created = created_ms(row);
+  const std::string value = index_entry_value(entity, row);
+  for (const auto& p : row_prefixes(entity, row)) {
+    ctx.del(store, index_key(p, created, id));
+    bump(ctx, store, p, -1);
+    if (faceted_prefix(p)) bump_key(ctx, store, facet_key(p, value, ctx.instance()), -1);
+  }
+  ctx.del(store, row_key(id));
+}
+
+void ProjectionProcessor::bump_key(ProcessorContext& ctx, state::Store& store,
+                                   const std::string& key, int64_t delta) {
   auto v = ctx.get(store, key);
   if (!v.ok()) throw std::runtime_error("projections: " + v.error().message);
   const int64_t n = v->has_value() ? static_cast<int64_t>(state::decode_be64(**v)) : 0;
@@ -450,12 +501,7 @@ void ProjectionProcessor::remove(ProcessorContext& ctx, Entity entity, int64_t i
   state::Store& store = store_of(entity);
   const auto row = load(ctx, store, id);
   if (!row) return;
-  const int64_t created = created_ms(*row);
-  for (const auto& p : row_prefixes(entity, *row)) {
-    ctx.del(store, index_key(p, created, id));
-    bump(ctx, store, p, -1);
-  }
-  ctx.del(store, row_key(id));
+  unindex(ctx, entity, id, *row);
   std::string tombstone = tombstone_key(id);
   expiry::schedule(ctx, store, tombstone, now_ms + retention_.tombstone_retention.count());
   ctx.put(store, std::move(tombstone), std::string());

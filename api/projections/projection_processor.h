@@ -16,8 +16,9 @@
 namespace attune::projections {
 
 // Applies records (processors/RECORDS.md) to the stores "events", "enforcements" and
-// "executions" of its stage. Every row write moves its index entries and counters in the same
-// stage transaction, so rows, indexes, counters and consumed offsets commit atomically.
+// "executions" of its stage. Every row write moves its index entries, counters and facet counters
+// (schema.h) in the same stage transaction, so rows, indexes, counters and consumed offsets
+// commit atomically.
 //
 //   event.created        insert; a repeat of an existing id is ignored
 //   enforcement.created  insert; a repeat is ignored
@@ -64,6 +65,16 @@ Result<int64_t> backfill_scope_index(state::Db& db, state::Store& store, Entity 
                                      size_t batch_rows = 1024,
                                      size_t max_batches = static_cast<size_t>(-1));
 
+// Facet counter backfill (schema.h, "Facet counters"). Stores written before the facet counters
+// existed get them from one scan of their rows, counted in memory and written as absolute values
+// of kBackfillInstance (in batches of `batch_keys` keys), then the marker kFacetMarker: an
+// interrupted run writes the same values again at the next open. Stores with the marker return at
+// once; a new store gets the marker at its first open (no rows), and from then on the stage keeps
+// the counters with every row write. Same contract as backfill_scope_index(): it must run before
+// the stage processes records (Projections::open() runs it). Returns the rows it counted.
+Result<int64_t> backfill_facets(state::Db& db, state::Store& store, Entity entity,
+                                size_t batch_keys = 65536);
+
 inline constexpr std::chrono::milliseconds kInquiryOutcomeRetention{std::chrono::minutes(10)};
 
 class ProjectionProcessor final : public Processor {
@@ -81,6 +92,9 @@ class ProjectionProcessor final : public Processor {
   void apply(ProcessorContext& ctx, Entity entity, int64_t id, std::optional<Json> old_row,
              Json row);
   void bump(ProcessorContext& ctx, state::Store& store, const std::string& prefix, int64_t delta);
+  void bump_key(ProcessorContext& ctx, state::Store& store, const std::string& key, int64_t delta);
+  // Deletes a row, its index entries, and moves its counters and facet counters.
+  void unindex(ProcessorContext& ctx, Entity entity, int64_t id, const Json& row);
   state::Store& store_of(Entity entity);
   // History retention (see the class comment). Each returns true when its budget stopped it.
   bool prune_executions(ProcessorContext& ctx, int64_t now_ms);

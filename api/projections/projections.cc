@@ -4,6 +4,9 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
+#include <cstring>
+#include <limits>
 
 #include "api/projections/projection_processor.h"
 #include "state/db.h"
@@ -23,6 +26,7 @@ struct Query {
   std::optional<int64_t> after;   // inclusive
   std::optional<int64_t> before;  // exclusive
   std::function<bool(const Json&)> row_filter;  // not backed by an index
+  bool needs_result = false;  // row_filter reads `result` (see predicate_fields())
 };
 
 void add_condition(Query& q, std::string_view index, std::vector<std::string> values) {
@@ -112,11 +116,12 @@ class Cursor {
   static constexpr size_t kMaxFirstBatch = 256;
 
   Cursor(const state::Store& store, const std::string& prefix, const Query& q, bool descending,
-         size_t first_batch)
+         size_t first_batch, size_t max_batch)
       : store_(store),
         prefix_("i/" + prefix),
         descending_(descending),
-        batch_(std::clamp<size_t>(first_batch, 1, kMaxFirstBatch)) {
+        batch_(std::clamp<size_t>(first_batch, 1, kMaxFirstBatch)),
+        max_batch_(std::max(max_batch, batch_)) {
     if (q.after) lo_ = prefix_ + state::encode_be64(static_cast<uint64_t>(std::max<int64_t>(*q.after, 0)));
     if (q.before) {
       if (*q.before <= 0) {
@@ -138,6 +143,7 @@ class Cursor {
   Status fill() {
     if (pos_ < buf_.size() || exhausted_) return {};
     buf_.clear();
+    values_.clear();
     pos_ = 0;
     const std::string start = resume_;
     bool stopped_early = false;
@@ -147,7 +153,12 @@ class Cursor {
           if (skip_resume_ && k == start) return true;
           if (!descending_ && hi_ && k >= *hi_) return false;
           if (descending_ && lo_ && k < *lo_) return false;
-          buf_.emplace_back(std::string(k), std::string(v));
+          Entry e;
+          std::memcpy(e.suffix, k.data() + k.size() - 16, 16);
+          e.value_at = static_cast<uint32_t>(values_.size());
+          e.value_size = static_cast<uint32_t>(v.size());
+          values_.append(v);
+          buf_.push_back(e);
           if (buf_.size() >= batch_) {
             stopped_early = true;
             return false;
@@ -158,14 +169,19 @@ class Cursor {
     if (!st.ok()) return st;
     if (!stopped_early) exhausted_ = true;
     if (!buf_.empty()) {
-      resume_ = buf_.back().first;
+      resume_ = prefix_ + std::string(buf_.back().suffix, 16);
       skip_resume_ = true;
     }
-    batch_ = std::min<size_t>(batch_ * 4, 16384);
+    batch_ = std::min<size_t>(batch_ * 4, max_batch_);
     return {};
   }
   bool valid() const { return pos_ < buf_.size(); }
-  const std::pair<std::string, std::string>& head() const { return buf_[pos_]; }
+  // The entry's key suffix (BE64 created ‖ BE64 id: index_key_id/created read it) and value.
+  std::pair<std::string_view, std::string_view> head() const {
+    const Entry& e = buf_[pos_];
+    return {std::string_view(e.suffix, 16),
+            std::string_view(values_).substr(e.value_at, e.value_size)};
+  }
   void next() { ++pos_; }
 
  private:
@@ -176,9 +192,17 @@ class Cursor {
   std::string resume_;
   bool skip_resume_ = false;
   bool exhausted_ = false;
-  std::vector<std::pair<std::string, std::string>> buf_;
+  // A batch without an allocation per entry: key suffixes inline, values in one buffer.
+  struct Entry {
+    char suffix[16];
+    uint32_t value_at;
+    uint32_t value_size;
+  };
+  std::vector<Entry> buf_;
+  std::string values_;
   size_t pos_ = 0;
   size_t batch_;
+  size_t max_batch_;
 };
 
 // The plan for a query: which prefixes to scan, what to check on each entry, and whether the
@@ -190,18 +214,21 @@ struct Plan {
   bool exact = false;                  // count == matches
   // Entries each index cursor reads first: the page end when that is all the scan needs.
   size_t first_batch = Cursor::kMaxFirstBatch;
+  // The largest batch a cursor grows to: smaller when a budget bounds the scan (no read-ahead
+  // far past where it stops).
+  size_t max_batch = 16384;
 };
 
 // Visits index entries of all the plan's prefixes merged in (created, id) order; `fn` returns
 // false to stop. Entries of one row under several prefixes of one index cannot occur (one value
 // each).
-using EntryFn = std::function<bool(int64_t id, std::string_view value)>;
+using EntryFn = std::function<bool(int64_t id, int64_t created, std::string_view value)>;
 Status scan_merged(const state::Store& store, const Plan& plan, const Query& q, bool descending,
                    const EntryFn& fn) {
   std::vector<Cursor> cursors;
   cursors.reserve(plan.prefixes.size());
   for (const auto& p : plan.prefixes) {
-    cursors.emplace_back(store, p, q, descending, plan.first_batch);
+    cursors.emplace_back(store, p, q, descending, plan.first_batch, plan.max_batch);
   }
   for (;;) {
     Cursor* best = nullptr;
@@ -217,8 +244,8 @@ Status scan_merged(const state::Store& store, const Plan& plan, const Query& q, 
       }
     }
     if (!best) return {};
-    const auto& [key, value] = best->head();
-    const bool go_on = fn(index_key_id(key), value);
+    const auto [key, value] = best->head();
+    const bool go_on = fn(index_key_id(key), index_key_created(key), value);
     best->next();
     if (!go_on) return {};
   }
@@ -240,7 +267,11 @@ bool checked_on_entry(Entity entity, const Condition& c) {
 // Scanning an index entry costs about this many times less than reading and parsing its row.
 constexpr int64_t kRowReadCost = 8;
 
-Result<Plan> make_plan(const state::Store& store, const Query& q) {
+// `matches`: the query's total when counters already know it (facet_counts()); the scan then
+// only has to fill the page (`end` matches), so each index is costed by the entries it must read
+// to find them, not by all its entries.
+Result<Plan> make_plan(const state::Store& store, const Query& q,
+                       std::optional<int64_t> matches = std::nullopt, int64_t end = 0) {
   Plan plan;
   const Condition* chosen = nullptr;
   int64_t chosen_cost = 0;
@@ -261,12 +292,29 @@ Result<Plan> make_plan(const state::Store& store, const Query& q) {
     for (const auto& other : q.conditions) {
       rows = rows || (&other != &c && !checked_on_entry(q.entity, other));
     }
-    const int64_t cost = n * (rows ? kRowReadCost : 1);
+    const int64_t read = matches && *matches > 0
+                             ? std::min<int64_t>(n, (end + 1) * n / *matches + 1)
+                             : n;
+    // Merging k prefixes costs more per entry than walking one (k heads compared per step).
+    const auto k = static_cast<int64_t>(std::max<size_t>(with_entries.size(), 1));
+    const int64_t cost = read * (rows ? kRowReadCost : 1) * (3 + k) / 4;
     if (!chosen || cost < chosen_cost) {
       chosen = &c;
       chosen_cost = cost;
       plan.count = n;
       nonempty = std::move(with_entries);
+    }
+  }
+  // A created range is never exact: when every condition is checked on index entries (status,
+  // scope), walking by_created within the range and checking them on each entry beats merging
+  // many status:scope prefixes when those hold most rows (an admin's scopes).
+  if (chosen && (q.after || q.before)) {
+    bool on_entries = true;
+    for (const auto& c : q.conditions) on_entries = on_entries && checked_on_entry(q.entity, c);
+    if (on_entries) {
+      auto r = read_counter(store, kByCreated);
+      if (!r.ok()) return r.error();
+      if (*r < chosen_cost) chosen = nullptr;
     }
   }
   if (chosen) {
@@ -305,11 +353,175 @@ Result<std::optional<Json>> read_row(const state::Store& store, int64_t id) {
   return std::optional<Json>(std::move(row));
 }
 
-// Visits every entry matching `q` in order until `fn` returns false. `fn` gets the row when it
-// was read for a predicate (else null; the caller reads it if it needs it).
-using MatchFn = std::function<bool(int64_t id, std::string_view value, const Json* row)>;
+// Exact counts from facet counters (schema.h) of a query with one faceted condition (one value)
+// and otherwise only status and scope conditions, no time range and no row predicate: one short
+// scan of that value's counters, one per (status, scope, instance). nullopt for other queries.
+struct FacetCounts {
+  int64_t total = 0;
+  std::map<std::string, int64_t> by_status;
+};
+Result<std::optional<FacetCounts>> facet_counts(const state::Store& store, const Query& q) {
+  if (q.row_filter || q.after || q.before) return std::optional<FacetCounts>();
+  const Condition* facet = nullptr;
+  for (const auto& c : q.conditions) {
+    if (checked_on_entry(q.entity, c)) continue;
+    if (facet || c.values.size() != 1 || !faceted_index(c.index->name)) {
+      return std::optional<FacetCounts>();
+    }
+    facet = &c;
+  }
+  if (!facet) return std::optional<FacetCounts>();
+  const std::string prefix = index_prefix(facet->index->name, facet->values.front());
+  FacetCounts out;
+  auto st = store.scan(facet_prefix(prefix), [&](std::string_view k, std::string_view v) {
+    const std::string value = facet_entry_value(prefix, k);
+    const std::string_view status = entry_status(value);
+    const std::string_view scope = entry_scope(value).value_or(std::string_view());
+    for (const auto& c : q.conditions) {
+      if (&c == facet) continue;
+      const std::string_view probe = c.index->name == "by_status" ? status
+                                     : c.index->name == kByScope  ? scope
+                                                                  : std::string_view(value);
+      if (!matches_value(c, probe)) return true;
+    }
+    const auto n = static_cast<int64_t>(state::decode_be64(v));
+    out.total += n;
+    out.by_status[std::string(status)] += n;
+    return true;
+  });
+  if (!st.ok()) return st.error();
+  return std::optional<FacetCounts>(std::move(out));
+}
+
+// Work a list may spend past its page counting a total that no counter answers, in index entries
+// (a row read for a predicate counts kBudgetRowCost: only the members predicates read are parsed,
+// predicate_fields()); past it the total is estimated (ListResult::total_exact). 1024 entries or
+// 128 row reads take ~1-3 ms here. Scans of at most kExactScan entries are always counted whole.
+constexpr int64_t kCountBudget = 1024;
+constexpr int64_t kBudgetRowCost = 8;
+constexpr int64_t kExactScan = 512;
+
+// Work done by a scan (index entries visited + kBudgetRowCost per row read) and where it stopped:
+// lets a count that no counter answers stop after a bounded amount of work (run_list).
+struct ScanBudget {
+  int64_t limit = std::numeric_limits<int64_t>::max();
+  int64_t work = 0;
+  int64_t visited = 0;        // index entries
+  int64_t first_created = -1;  // of the first and the last entry visited
+  int64_t last_created = -1;
+  bool stopped = false;       // the limit ended the scan
+};
+
+// Skips one JSON value of `s` from `i` (compact JSON as Json::dump writes it); false when `s`
+// is not what dump writes.
+bool skip_value(std::string_view s, size_t& i) {
+  if (i >= s.size()) return false;
+  const char c = s[i];
+  if (c == '"') {
+    for (++i; i < s.size(); ++i) {
+      if (s[i] == '\\') {
+        ++i;
+      } else if (s[i] == '"') {
+        ++i;
+        return true;
+      }
+    }
+    return false;
+  }
+  if (c == '{' || c == '[') {
+    int depth = 0;
+    for (; i < s.size(); ++i) {
+      const char d = s[i];
+      if (d == '"') {
+        if (!skip_value(s, i)) return false;
+        --i;
+      } else if (d == '{' || d == '[') {
+        ++depth;
+      } else if ((d == '}' || d == ']') && --depth == 0) {
+        ++i;
+        return true;
+      }
+    }
+    return false;
+  }
+  while (i < s.size() && s[i] != ',' && s[i] != '}' && s[i] != ']') ++i;
+  return true;
+}
+
+// The members of a stored row (one JSON object, as Json::dump writes it) that predicates read:
+// every top-level member but the large ones no index or predicate looks at (parameters,
+// payloads, results unless `with_result`), each parsed alone — about a tenth of the cost of
+// parsing the whole row. nullopt when the text is not in that form (the caller parses it all).
+std::optional<Json> predicate_fields(std::string_view raw, bool with_result,
+                                     const std::vector<std::string_view>* wanted = nullptr) {
+  static constexpr std::string_view kSkipped[] = {
+      "config",      "env_vars",        "payload",         "workflow_task", "permission_set_refs",
+      "conditions",  "response_schema", "response_options", "response",     "secret_config"};
+  Json out = Json::object();
+  size_t i = 0;
+  if (raw.empty() || raw[0] != '{') return std::nullopt;
+  ++i;
+  if (i < raw.size() && raw[i] == '}') return out;
+  while (i < raw.size()) {
+    if (raw[i] != '"') return std::nullopt;
+    const size_t key_start = ++i;
+    while (i < raw.size() && raw[i] != '"') {
+      if (raw[i] == '\\') return std::nullopt;  // escaped keys: not one of ours
+      ++i;
+    }
+    if (i + 1 >= raw.size() || raw[i + 1] != ':') return std::nullopt;
+    const std::string_view key = raw.substr(key_start, i - key_start);
+    i += 2;
+    const size_t value_start = i;
+    if (!skip_value(raw, i)) return std::nullopt;
+    const bool skipped =
+        wanted ? std::find(wanted->begin(), wanted->end(), key) == wanted->end()
+               : std::find(std::begin(kSkipped), std::end(kSkipped), key) != std::end(kSkipped) ||
+                     (key == "result" && !with_result);
+    if (!skipped) {
+      Json v = Json::parse(raw.substr(value_start, i - value_start), nullptr, false);
+      if (v.is_discarded()) return std::nullopt;
+      out[std::string(key)] = std::move(v);
+    }
+    if (i >= raw.size()) return std::nullopt;
+    if (raw[i] == '}') return out;
+    if (raw[i] != ',') return std::nullopt;
+    ++i;
+  }
+  return std::nullopt;
+}
+
+// The row members an index's value is made of (IndexDef::extract); empty when not known.
+std::vector<std::string_view> index_fields(std::string_view index) {
+  static const std::map<std::string_view, std::vector<std::string_view>> kFields = {
+      {"by_status", {"status"}},
+      {"by_action", {"action_ref"}},
+      {"by_pack", {"pack_ref", "action_ref"}},
+      {"by_enforcement", {"enforcement"}},
+      {"by_parent", {"parent"}},
+      {"by_rule", {"rule_ref"}},
+      {"by_rule_id", {"rule"}},
+      {"by_trigger", {"trigger_ref"}},
+      {"by_trigger_id", {"trigger"}},
+      {"by_source", {"source_ref"}},
+      {"by_source_id", {"source"}},
+      {"by_event", {"event"}},
+      {"by_execution", {"execution"}},
+      {"by_created_by_execution", {"created_by_execution"}},
+      {"by_assigned_to", {"assigned_to"}},
+      // record_scope() and status
+      {kByScope, {"status", "rule_ref", "action_ref", "executor", "trigger_ref", "scope"}},
+      {kByStatusScope, {"status", "rule_ref", "action_ref", "executor", "trigger_ref", "scope"}},
+  };
+  auto it = kFields.find(index);
+  return it == kFields.end() ? std::vector<std::string_view>() : it->second;
+}
+
+// Visits every entry matching `q` in order until `fn` returns false. `fn` gets the row's stored
+// text when it was read for a predicate (else null; the caller reads it if it needs it).
+using MatchFn = std::function<bool(int64_t id, std::string_view value, const std::string* raw)>;
 Status scan_matches(const state::Store& store, Entity entity, const Query& q, const Plan& plan,
-                    bool descending, const MatchFn& fn) {
+                    bool descending, const MatchFn& fn, ScanBudget* budget = nullptr) {
   // Status and scope are in every index entry (index_entry_value): check them without the row.
   // Entries of the older form (bare status) have no scope: the row answers for those.
   std::vector<const Condition*> on_entry, on_scope, on_row;
@@ -323,8 +535,35 @@ Status scan_matches(const state::Store& store, Entity entity, const Query& q, co
     }
   }
   const bool always_row = !on_row.empty() || static_cast<bool>(q.row_filter);
+  // The members the row checks read, when all are known (no row_filter): only those are parsed.
+  std::optional<std::vector<std::string_view>> wanted;
+  if (!q.row_filter) {
+    wanted.emplace();
+    for (const auto* list : {&on_row, &on_scope}) {
+      for (const Condition* c : *list) {
+        const auto fields = index_fields(c->index->name);
+        if (fields.empty()) {
+          wanted.reset();
+          break;
+        }
+        wanted->insert(wanted->end(), fields.begin(), fields.end());
+      }
+      if (!wanted) break;
+    }
+  }
   Status error;
-  auto st = scan_merged(store, plan, q, descending, [&](int64_t id, std::string_view v) {
+  auto st = scan_merged(store, plan, q, descending, [&](int64_t id, int64_t created,
+                                                        std::string_view v) {
+    if (budget) {
+      if (budget->work >= budget->limit) {
+        budget->stopped = true;
+        return false;
+      }
+      ++budget->work;
+      ++budget->visited;
+      if (budget->first_created < 0) budget->first_created = created;
+      budget->last_created = created;
+    }
     for (const Condition* c : on_entry) {
       if (!matches_value(*c, entry_status(v))) return true;
     }
@@ -335,13 +574,22 @@ Status scan_matches(const state::Store& store, Entity entity, const Query& q, co
       }
     }
     if (!always_row && (scope || on_scope.empty())) return fn(id, v, nullptr);
-    auto row = read_row(store, id);
-    if (!row.ok()) {
-      error = row.error();
+    if (budget) budget->work += kBudgetRowCost;
+    auto raw = store.get(row_key(id));
+    if (!raw.ok()) {
+      error = raw.error();
       return false;
     }
-    if (!row->has_value()) return true;
-    const Json& r = **row;
+    if (!raw->has_value()) return true;
+    std::optional<Json> fields = predicate_fields(**raw, q.needs_result, wanted ? &*wanted : nullptr);
+    if (!fields) {
+      fields = Json::parse(**raw, nullptr, false);
+      if (fields->is_discarded()) {
+        error = make_error(Errc::kInternal, "corrupt row in " + store.name());
+        return false;
+      }
+    }
+    const Json& r = *fields;
     for (const Condition* c : on_row) {
       if (!row_matches(*c, r)) return true;
     }
@@ -351,52 +599,209 @@ Status scan_matches(const state::Store& store, Entity entity, const Query& q, co
       }
     }
     if (q.row_filter && !q.row_filter(r)) return true;
-    return fn(id, v, &r);
+    return fn(id, v, &**raw);
   });
   if (!st.ok()) return st;
   return error;
 }
 
+
+// The created time of the entry at the far end of [after, before) of one index prefix: the oldest
+// (descending scans) or the newest (ascending); nullopt when the range holds none.
+Result<std::optional<int64_t>> far_end(const state::Store& store, const std::string& prefix,
+                                       const Query& q, bool descending) {
+  const std::string p = "i/" + prefix;
+  std::optional<int64_t> created;
+  std::string start;
+  if (descending && q.after) {
+    start = p + state::encode_be64(static_cast<uint64_t>(std::max<int64_t>(*q.after, 0)));
+  } else if (!descending && q.before) {
+    if (*q.before <= 0) return created;
+    start = p + state::encode_be64(static_cast<uint64_t>(*q.before - 1)) + std::string(8, '\xff');
+  }
+  auto st = store.scan(
+      p,
+      [&](std::string_view k, std::string_view) {
+        created = index_key_created(k);
+        return false;
+      },
+      !descending, start);
+  if (!st.ok()) return st.error();
+  if (created && ((q.after && *created < *q.after) || (q.before && *created >= *q.before))) {
+    return std::optional<int64_t>();
+  }
+  return created;
+}
+
+// Entries of one index prefix created in [lo, hi] (ms), estimated from kSlices probes: the first
+// kProbe entries of each slice give its density (a slice with fewer is counted exactly). About
+// kSlices seeks and kSlices × kProbe entries, whatever the range holds.
+// With `match` (whether an entry's value satisfies the query; nullopt: the row must say), also
+// the matching entries, from the probed ones' share in each slice (-1 when some needed the row).
+struct Sampled {
+  double entries = 0;
+  double matches = 0;
+};
+Result<Sampled> sampled_entries(
+    const state::Store& store, const std::string& prefix, int64_t lo, int64_t hi,
+    const std::function<std::optional<bool>(std::string_view)>& match) {
+  constexpr int kSlices = 8;
+  constexpr int kProbe = 16;
+  const std::string p = "i/" + prefix;
+  Sampled total;
+  const double width = static_cast<double>(hi - lo + 1) / kSlices;
+  for (int i = 0; i < kSlices; ++i) {
+    const int64_t a = lo + static_cast<int64_t>(i * width);
+    const int64_t z = i == kSlices - 1 ? hi : lo + static_cast<int64_t>((i + 1) * width) - 1;
+    if (z < a) continue;
+    int n = 0, m = 0;
+    bool known = true;
+    int64_t first = a, last = a;
+    auto st = store.scan(
+        p,
+        [&](std::string_view k, std::string_view v) {
+          const int64_t c = index_key_created(k);
+          if (c > z) return false;
+          if (n++ == 0) first = c;
+          last = c;
+          const std::optional<bool> ok = match(v);
+          if (!ok) known = false;
+          if (ok && *ok) ++m;
+          return n < kProbe;
+        },
+        false, p + state::encode_be64(static_cast<uint64_t>(std::max<int64_t>(a, 0))));
+    if (!st.ok()) return st.error();
+    // n entries over [first, last]: n - 1 gaps of the slice's density.
+    const double entries = n < kProbe ? n
+                                      : (n - 1) * static_cast<double>(z - first + 1) /
+                                            static_cast<double>(std::max<int64_t>(last - first, 1));
+    total.entries += entries;
+    if (total.matches >= 0) total.matches = known && n > 0 ? total.matches + entries * m / n : -1;
+  }
+  return total;
+}
+
+// The total of a count the budget stopped after `matched` matches among b.visited entries: the
+// matches so far plus the entries left in the scanned range times the share that matched. Left
+// entries: the prefixes' entries not visited, without a created range; with one, the entries of
+// the rest of the range, sampled (sampled_entries(): bursts and gaps in time are seen). Never
+// below matched + 1 (the scan stopped with entries left) nor above the prefixes' entries.
+Result<int64_t> estimate_total(const state::Store& store, const Query& q, const Plan& plan,
+                               bool descending, int64_t matched, const ScanBudget& b) {
+  // Whether an entry satisfies the query's other conditions, when they are all on the entry.
+  const auto match = [&](std::string_view v) -> std::optional<bool> {
+    if (q.row_filter) return std::nullopt;
+    for (const Condition* c : plan.rest) {
+      if (!checked_on_entry(q.entity, *c)) return std::nullopt;
+      if (c->index->name == "by_status") {
+        if (!matches_value(*c, entry_status(v))) return false;
+        continue;
+      }
+      const std::optional<std::string_view> scope = entry_scope(v);
+      if (!scope) return std::nullopt;
+      if (!matches_value(*c, c->index->name == kByScope ? *scope : v)) return false;
+    }
+    return true;
+  };
+  double left = 0;
+  double left_matches = 0;  // < 0: not known from the samples
+  if (!q.after && !q.before) {
+    left = static_cast<double>(std::max<int64_t>(plan.count - b.visited, 0));
+  } else {
+    for (const auto& p : plan.prefixes) {
+      auto far = far_end(store, p, q, descending);
+      if (!far.ok()) return far.error();
+      if (!*far) continue;
+      const int64_t lo = descending ? **far : b.last_created + 1;
+      const int64_t hi = descending ? b.last_created - 1 : **far;
+      if (hi < lo) continue;
+      auto n = sampled_entries(store, p, lo, hi, match);
+      if (!n.ok()) return n.error();
+      left += n->entries;
+      left_matches = left_matches < 0 || n->matches < 0 ? -1 : left_matches + n->matches;
+    }
+  }
+  const double share =
+      b.visited > 0 ? static_cast<double>(matched) / static_cast<double>(b.visited) : 1.0;
+  // The samples' own matches when the conditions are on the entries (the share that matched
+  // may differ across the range), else the visited entries' share.
+  const bool sampled = (q.after || q.before) && left_matches >= 0;
+  const auto estimate =
+      matched + static_cast<int64_t>(std::llround(sampled ? left_matches : left * share));
+  return std::max(std::min(estimate, plan.count), matched + 1);
+}
+
 Result<ListResult> run_list(const state::Store& store, const Query& q, const Page& page) {
-  auto plan = make_plan(store, q);
-  if (!plan.ok()) return plan.error();
   const int64_t offset = std::max<int64_t>(page.offset, 0);
   const int64_t end = offset + std::max<int64_t>(page.limit, 0);
+  // The total from counters when they know it: the plan's own (one index, nothing else to
+  // check), or the facet counters (one faceted filter with statuses and scopes).
+  auto facets = facet_counts(store, q);
+  if (!facets.ok()) return facets.error();
+  std::optional<int64_t> known;
+  if (*facets) known = (*facets)->total;
+  auto plan = make_plan(store, q, known, end);
+  if (!plan.ok()) return plan.error();
+  if (plan->exact) known = plan->count;
   ListResult out;
   int64_t matched = 0;
+  ScanBudget budget;
+  const bool budgeted = !known && plan->count > kExactScan;
+  if (end == 0 && budgeted) budget.limit = kCountBudget;
+  if (budgeted) plan->max_batch = 512;
   Status error;
-  if (end > 0 || !plan->exact) {
-    // Only an exact page with no checks stops at `end` entries; anything else reads on.
-    const bool stops_at_end = plan->exact;
-    if (stops_at_end) {
-      // Merged prefixes share the page: each starts with a fair share (4× the mean, at least 16)
-      // and refills, growing, only if it holds more of the page.
+  if (!known || (end > 0 && offset < *known)) {
+    if (known) {
+      // Merged prefixes share the page: each starts with a fair share of the entries the page
+      // needs (4× the mean, at least 16) and refills, growing, only if it holds more of it.
       const int64_t k = std::max<int64_t>(std::ssize(plan->prefixes), 1);
-      const int64_t share = std::max<int64_t>(16, 4 * (end + 1) / k);
-      plan->first_batch =
-          static_cast<size_t>(std::min<int64_t>({end + 1, share, int64_t{Cursor::kMaxFirstBatch}}));
+      int64_t need = end + 1;
+      if (!plan->exact && *known > 0) {
+        need = std::min(plan->count, (end + 1) * plan->count / *known + 1);
+      }
+      const int64_t share = std::max<int64_t>(16, 4 * need / k);
+      plan->first_batch = static_cast<size_t>(
+          std::min<int64_t>({need, share, int64_t{Cursor::kMaxFirstBatch}}));
     }
-    auto st = scan_matches(store, q.entity, q, *plan, page.descending,
-                           [&](int64_t id, std::string_view, const Json* row) {
-                             if (matched >= offset && matched < end) {
-                               if (row) {
-                                 out.items.push_back(*row);
-                               } else {
-                                 auto r = read_row(store, id);
-                                 if (!r.ok()) {
-                                   error = r.error();
-                                   return false;
-                                 }
-                                 if (r->has_value()) out.items.push_back(std::move(**r));
-                               }
-                             }
-                             ++matched;
-                             return matched < end || !plan->exact;
-                           });
+    auto st = scan_matches(
+        store, q.entity, q, *plan, page.descending,
+        [&](int64_t id, std::string_view, const std::string* raw) {
+          if (matched >= offset && matched < end) {
+            if (raw) {
+              Json row = Json::parse(*raw, nullptr, false);
+              if (row.is_discarded()) {
+                error = make_error(Errc::kInternal, "corrupt row in " + store.name());
+                return false;
+              }
+              out.items.push_back(std::move(row));
+            } else {
+              auto r = read_row(store, id);
+              if (!r.ok()) {
+                error = r.error();
+                return false;
+              }
+              if (r->has_value()) out.items.push_back(std::move(**r));
+            }
+          }
+          ++matched;
+          if (known) return matched < end;  // the counters have the total: stop at the page end
+          if (matched == end && budgeted) budget.limit = budget.work + kCountBudget;
+          return true;
+        },
+        known ? nullptr : &budget);
     if (!st.ok()) return st.error();
     if (!error.ok()) return error.error();
   }
-  out.total = plan->exact ? plan->count : matched;
+  if (known) {
+    out.total = *known;
+  } else if (!budget.stopped) {
+    out.total = matched;
+  } else {
+    auto estimate = estimate_total(store, q, *plan, page.descending, matched, budget);
+    if (!estimate.ok()) return estimate.error();
+    out.total = *estimate;
+    out.total_exact = false;
+  }
   if (q.entity == Entity::kEvent) {
     for (auto& row : out.items) row = event_list_row(row);
   }
@@ -419,6 +824,7 @@ Query execution_query(const ExecutionFilter& f) {
   if (f.rule_ref) add_condition(q, "by_rule", {*f.rule_ref});
   if (f.trigger_ref) add_condition(q, "by_trigger", {*f.trigger_ref});
   if (f.result_contains) {
+    q.needs_result = true;
     add_row_filter(q, [needle = *f.result_contains](const Json& row) {
       auto it = row.find("result");
       if (it == row.end() || it->is_null()) return false;
@@ -465,6 +871,9 @@ Result<std::shared_ptr<Projections>> Projections::open(Log& log, AppliedOffsets&
   for (const auto& [store, entity] : stores) {
     auto added = backfill_scope_index(log.db(), *store, entity);
     if (!added.ok()) return added.error();
+    // Facet counters of rows written before they existed (projection_processor.h), once.
+    auto counted = backfill_facets(log.db(), *store, entity);
+    if (!counted.ok()) return counted.error();
   }
   return std::make_shared<Projections>(**events, **enforcements, **executions, **inquiries,
                                        applied);
@@ -587,6 +996,19 @@ Result<ExecutionStats> Projections::execution_stats(const ExecutionFilter& filte
   ExecutionStats stats;
   for (auto s : kExecutionStatuses) stats.by_status[std::string(s)] = 0;
   const Query q = execution_query(f);
+  auto facets = facet_counts(executions_, q);
+  if (!facets.ok()) return facets.error();
+  if (*facets) {
+    // Facet counters answer it: one per (status, scope) under the filter's value.
+    for (const auto& [status, n] : (*facets)->by_status) {
+      if (auto it = stats.by_status.find(status); it != stats.by_status.end()) it->second += n;
+    }
+    stats.total = (*facets)->total;
+    for (const auto& [status, n] : stats.by_status) {
+      if (!is_terminal_execution_status(status)) stats.active += n;
+    }
+    return stats;
+  }
   auto plan = make_plan(executions_, q);
   if (!plan.ok()) return plan.error();
   const bool only_statuses = plan->exact && (q.conditions.empty() ||
@@ -624,7 +1046,7 @@ Result<ExecutionStats> Projections::execution_stats(const ExecutionFilter& filte
     stats.total = plan->count;  // includes rows with a status outside the ten, if any
   } else {
     auto st = scan_matches(executions_, Entity::kExecution, q, *plan, true,
-                           [&](int64_t, std::string_view value, const Json*) {
+                           [&](int64_t, std::string_view value, const std::string*) {
                              ++stats.total;
                              auto it = stats.by_status.find(std::string(entry_status(value)));
                              if (it != stats.by_status.end()) ++it->second;

@@ -93,6 +93,7 @@ struct Page {
 struct ListResult {
   Json items = Json::array();  // API objects; event rows are list rows (has_payload)
   int64_t total = 0;           // matches of the filter, regardless of the page
+  bool total_exact = true;     // false: `total` is an estimate (see Projections)
 };
 
 struct ExecutionStats {
@@ -107,9 +108,8 @@ struct ExecutionStats {
 // by its old one). Cost: a list scans the cheapest index among the filters given — its entries
 // (by its counter), times a row read when another filter must be checked on rows — bounded by
 // created_after/before; other filters are checked on the index entry (status and visibility
-// scope are in every entry's value) or on the row. A page with only that filter (or none) reads
-// offset + limit index entries and takes `total` from counters; otherwise `total` counts the
-// scanned range.
+// scope are in every entry's value) or on the row. A page whose total counters know (see Totals
+// below) reads only the index entries it needs; otherwise the count reads on, within a budget.
 //
 // Scopes (filters' `scopes`, up to kMaxScopePrefixes values) are one more index condition: with
 // a status filter they select the by_status_scope prefixes of every (status, scope) pair (when
@@ -125,14 +125,30 @@ struct ExecutionStats {
 // kMaxScopePrefixes remain (or too many were given to look up), no index is used: the scope is
 // checked on every row of the scanned range (by_created unless another filter applies) and the
 // total counted over it — a full scan of the rows.
+//
+// Totals (issue 19). `total` is exact and read from counters, whatever the number of rows, when
+// the filter is: nothing, statuses, scopes, or statuses + scopes (index counters); or one other
+// filter with an index of shared values (action_ref, pack_ref, rule_ref, rule, trigger_ref; for
+// events trigger, trigger_ref, source; for enforcements rule, rule_ref, trigger_ref), with any
+// statuses and scopes (facet counters, schema.h) — the page then reads only the entries it needs.
+// Any other total (two such filters, a created range, result_contains, too many scopes) is
+// counted exactly while that takes at most 1024 units of work past the page (an index entry is 1,
+// a row read for a predicate 8; projections.cc kCountBudget) — always when the scanned prefixes
+// hold at most 512 entries, as for the per-record filters (enforcement, parent, event,
+// execution) — and estimated beyond it:
+// the matches counted so far plus the entries left in the scanned range times the share of the
+// visited entries that matched; without a created range the entries left come from the counters,
+// with one they are sampled (8 slices of the rest of the range, the first 16 entries of each give
+// its density: a burst inside a slice is under- or over-counted). Never below what was seen + 1;
+// `total_exact` is then false. Pages are always exact.
 inline constexpr size_t kMaxScopePrefixes = 256;
 inline constexpr size_t kMaxScopeLookups = 4096;
 
 class Projections {
  public:
   // Opens the stores of the "api" stage on `log.db()`. `applied` is the Runtime's. Builds the
-  // scope indexes of rows written before they existed, once (backfill_scope_index()), so call it
-  // before the Runtime starts the stage.
+  // scope indexes and facet counters of rows written before they existed, once
+  // (backfill_scope_index(), backfill_facets()), so call it before the Runtime starts the stage.
   static Result<std::shared_ptr<Projections>> open(Log& log, AppliedOffsets& applied);
 
   Result<std::optional<Json>> get_event(int64_t id) const;

@@ -270,6 +270,46 @@ std::string counter_key(std::string_view prefix, int instance) {
   return counter_prefix(prefix) + state::encode_be32(static_cast<uint32_t>(instance));
 }
 
+bool faceted_index(std::string_view index) {
+  return index != "by_status" && index != kByScope && index != kByStatusScope &&
+         index != "by_enforcement" && index != "by_parent" && index != "by_event" &&
+         index != "by_execution" && index != "by_created_by_execution" &&
+         index != kByCreated.substr(0, kByCreated.size() - 1);
+}
+
+bool faceted_prefix(std::string_view prefix) {
+  const auto slash = prefix.find('/');
+  return slash != std::string_view::npos && faceted_index(prefix.substr(0, slash));
+}
+
+std::string facet_key(std::string_view prefix, std::string_view entry_value, int instance) {
+  std::string k = facet_prefix(prefix);
+  k += escape_value(entry_value);
+  k += '/';
+  k += state::encode_be32(static_cast<uint32_t>(instance));
+  return k;
+}
+
+std::string facet_entry_value(std::string_view prefix, std::string_view key) {
+  const size_t begin = 2 + prefix.size();
+  if (key.size() < begin + 5) return {};
+  const std::string_view escaped = key.substr(begin, key.size() - begin - 5);
+  std::string out;
+  out.reserve(escaped.size());
+  for (size_t i = 0; i < escaped.size(); ++i) {
+    if (escaped[i] == '%' && escaped.substr(i, 3) == "%2F") {
+      out += '/';
+      i += 2;
+    } else if (escaped[i] == '%' && escaped.substr(i, 3) == "%25") {
+      out += '%';
+      i += 2;
+    } else {
+      out += escaped[i];
+    }
+  }
+  return out;
+}
+
 int64_t index_key_id(std::string_view key) {
   return static_cast<int64_t>(state::decode_be64(key.substr(key.size() - 8)));
 }

@@ -49,6 +49,12 @@ int execution_status_rank(std::string_view status);
 //   c/by_created/<BE32 instance>                      by one stage instance (signed BE64)
 //   m/scope_index                                     scope indexes built ("1"; see
 //                                                     backfill_scope_index())
+//   f/<index>/<value>/<entry value>/<BE32 instance>   facet counter: entries under that index
+//                                                     prefix whose entry value (status:scope,
+//                                                     index_entry_value) is <entry value>
+//                                                     (escaped), for faceted indexes only
+//   m/facets                                          facet counters built ("1"; see
+//                                                     backfill_facets())
 //
 // "Index prefix" below means "<index>/<value>/" (or "by_created/"): the unit of both a prefix
 // scan and a counter. Values are escaped so that '/' cannot occur inside them. Every index sorts
@@ -115,6 +121,22 @@ std::string inquiry_outcome_key(int64_t request);
 // The admission stage's latest queue statistics of an action (executions store only):
 // "q/<action ref>" → the payload of its last `queue.stats` record (API.md §15).
 std::string queue_stats_key(std::string_view action_ref);
+
+// Facet counters. An index is faceted when its values are shared by many rows and it is not
+// itself status or scope (by_action, by_pack, by_rule, by_trigger, ...): ids of other records
+// (by_enforcement, by_parent, by_event, by_execution, by_created_by_execution) are left out, their
+// prefixes hold a handful of entries that a scan counts as fast. With them, a filter on one such
+// index plus any statuses and scopes has an exact total from one short counter scan
+// (facet_prefix(index prefix)): one counter per (status, scope) present under that value.
+bool faceted_index(std::string_view index);
+// Whether an index prefix ("<index>/<value>/") belongs to a faceted index.
+bool faceted_prefix(std::string_view prefix);
+inline std::string facet_prefix(std::string_view prefix) { return "f/" + std::string(prefix); }
+std::string facet_key(std::string_view prefix, std::string_view entry_value, int instance);
+// The entry value of a facet counter key under facet_prefix(prefix) (unescaped).
+std::string facet_entry_value(std::string_view prefix, std::string_view key);
+inline constexpr std::string_view kFacetMarker = "m/facets";
+inline constexpr std::string_view kFacetVersion = "1";
 
 // Every index prefix the row belongs to, by_created first.
 std::vector<std::string> row_prefixes(Entity e, const Json& row);
