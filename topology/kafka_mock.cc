@@ -211,6 +211,24 @@ int find_listener(uint16_t port) {
   return found;
 }
 
+// The brokers' addresses of a bootstrap list ("host:port,...") with the mock's listening socket
+// of each (-1 when not found).
+std::vector<std::pair<std::string, int>> broker_listeners(const std::string& bootstraps) {
+  std::vector<std::pair<std::string, int>> out;
+  size_t from = 0;
+  while (from < bootstraps.size()) {
+    size_t to = bootstraps.find(',', from);
+    if (to == std::string::npos) to = bootstraps.size();
+    std::string addr = bootstraps.substr(from, to - from);
+    from = to + 1;
+    const auto colon = addr.rfind(':');
+    const int port = colon == std::string::npos ? 0 : std::atoi(addr.c_str() + colon + 1);
+    const int fd = port > 0 ? find_listener(static_cast<uint16_t>(port)) : -1;
+    out.emplace_back(std::move(addr), fd);
+  }
+  return out;
+}
+
 }  // namespace
 
 // The long-poll front of the mock brokers. librdkafka's mock answers a Fetch that finds no data
@@ -551,15 +569,7 @@ Result<std::unique_ptr<MockKafkaCluster>> MockKafkaCluster::start(int brokers, b
 // inherit TCP_NODELAY from their listener.
 void MockKafkaCluster::disable_nagle() {
   const int on = 1;
-  size_t from = 0;
-  while (from < bootstraps_.size()) {
-    size_t to = bootstraps_.find(',', from);
-    if (to == std::string::npos) to = bootstraps_.size();
-    const std::string addr = bootstraps_.substr(from, to - from);
-    from = to + 1;
-    const auto colon = addr.rfind(':');
-    const int port = colon == std::string::npos ? 0 : std::atoi(addr.c_str() + colon + 1);
-    const int fd = port > 0 ? find_listener(static_cast<uint16_t>(port)) : -1;
+  for (const auto& [addr, fd] : broker_listeners(bootstraps_)) {
     if (fd < 0 || setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on)) != 0) {
       spdlog::warn("Kafka mock: cannot disable Nagle on the listener of {}", addr);
     }
@@ -573,15 +583,7 @@ Status MockKafkaCluster::start_long_poll() {
   auto undo = [&listeners] {
     for (auto& l : listeners) close(l.advertised);
   };
-  size_t from = 0;
-  while (from < bootstraps_.size()) {
-    size_t to = bootstraps_.find(',', from);
-    if (to == std::string::npos) to = bootstraps_.size();
-    const std::string addr = bootstraps_.substr(from, to - from);
-    from = to + 1;
-    const auto colon = addr.rfind(':');
-    const int port = colon == std::string::npos ? 0 : std::atoi(addr.c_str() + colon + 1);
-    const int mock_fd = port > 0 ? find_listener(static_cast<uint16_t>(port)) : -1;
+  for (const auto& [addr, mock_fd] : broker_listeners(bootstraps_)) {
     if (mock_fd < 0) {
       undo();
       return make_error(Errc::kInternal, "listener of " + addr + " not found");
