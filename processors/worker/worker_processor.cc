@@ -107,7 +107,9 @@ WorkerProcessor::WorkerProcessor(WorkerOptions options)
 
 std::optional<SystemTime> WorkerProcessor::punctuate(SystemTime now, ProcessorContext& ctx) {
   save_pids(ctx, now);
-  std::optional<SystemTime> next = pruner_.run(ctx, *seen_, now);
+  // The pruner on its own schedule only: pid saves punctuate after every start.
+  if (!prune_at_ || now >= *prune_at_) prune_at_ = pruner_.run(ctx, *seen_, now);
+  std::optional<SystemTime> next = prune_at_;
   if (!unsaved_pids_.empty() && (!next || unsaved_pids_.front().first < *next)) {
     next = unsaved_pids_.front().first;
   }

@@ -126,6 +126,7 @@ class WorkerProcessor final : public Processor {
   static constexpr std::chrono::milliseconds kPidSaveDelay{20};
   std::deque<std::pair<SystemTime, std::string>> unsaved_pids_;
   void save_pids(ProcessorContext& ctx, SystemTime now);
+  std::optional<SystemTime> prune_at_;  // when the pruner asked to run next
 };
 
 }  // namespace attune::worker
