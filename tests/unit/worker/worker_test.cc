@@ -3,9 +3,12 @@
 // abandoned after a restart with a leftover in-flight record; and the invocation builder.
 #include <gtest/gtest.h>
 
+#include <signal.h>
+
 #include <filesystem>
 #include <random>
 #include <set>
+#include <thread>
 
 #include "processors/keystore/keys.h"
 #include "processors/keystore/sealed.h"
@@ -260,6 +263,35 @@ TEST_F(WorkerTest, CancelEndsTheProcess) {
   r = results(1);
   ASSERT_EQ(r.size(), 1u);
   EXPECT_EQ(r[0].type, "result.finished");
+  EXPECT_EQ(r[0].payload["status"], "cancelled");
+}
+
+// The pid goes into the in-flight record once the process has run for a while (a restart kills
+// its process group); a short action's attempt never gets that extra write.
+TEST_F(WorkerTest, ThePidOfAProcessThatKeepsRunningIsStored) {
+  start();
+  dispatch(17, shell("sleep 30"));
+  auto r = results(1);
+  ASSERT_EQ(r.size(), 1u);
+  ASSERT_EQ(r[0].type, "result.running");
+  auto store = db_->store("worker.inflight");
+  ASSERT_TRUE(store.ok());
+  std::optional<InFlight> f;
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto v = (*store)->get(attempt_key(17, 1));
+    ASSERT_TRUE(v.ok());
+    if (v->has_value()) f = InFlight::parse(**v);
+    if (f && f->pid > 0) break;
+    std::this_thread::sleep_for(10ms);
+  }
+  ASSERT_TRUE(f.has_value());
+  ASSERT_GT(f->pid, 0);
+  EXPECT_EQ(::kill(f->pid, 0), 0);  // the running sleep's
+  Envelope c{"execution.cancel", 17, "", 0, "executor", {{"id", 17}, {"attempt", 1}}};
+  ASSERT_TRUE(log_->produce({{std::string(topics::kDispatch), "17", c.dump()}}).ok());
+  r = results(1);
+  ASSERT_EQ(r.size(), 1u);
   EXPECT_EQ(r[0].payload["status"], "cancelled");
 }
 
