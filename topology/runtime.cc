@@ -202,6 +202,13 @@ class Runtime::Instance final : public ProcessorContext, public Mailbox {
     if (rt_.options_.on_dead_letter) rt_.options_.on_dead_letter(spec_.name, r, reason);
   }
 
+  // A punctuation asked for (request_punctuate) moves `next` earlier, and is consumed.
+  void take_requested_punctuate(std::optional<SystemTime>& next) {
+    if (!requested_punctuate_) return;
+    if (!next || *requested_punctuate_ < *next) next = requested_punctuate_;
+    requested_punctuate_.reset();
+  }
+
   void run() {
     std::string reason;
     if (!guarded([&] { processor_->init(*this); }, reason)) {
@@ -211,12 +218,7 @@ class Runtime::Instance final : public ProcessorContext, public Mailbox {
     }
     std::optional<SystemTime> next_punctuate = clock().now();
     while (!stopping_.load()) {
-      if (requested_punctuate_) {  // asked for by a commit hook or task: counts for this wait
-        if (!next_punctuate || *requested_punctuate_ < *next_punctuate) {
-          next_punctuate = requested_punctuate_;
-        }
-        requested_punctuate_.reset();
-      }
+      take_requested_punctuate(next_punctuate);  // by a commit hook or task: counts for this wait
       auto timeout = std::chrono::milliseconds(1000);
       if (next_punctuate) {
         const auto until = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -265,12 +267,7 @@ class Runtime::Instance final : public ProcessorContext, public Mailbox {
       if (!records.empty()) {
         adapt_batch(records.size(), std::chrono::steady_clock::now() - batch_start);
       }
-      if (requested_punctuate_) {
-        if (!next_punctuate || *requested_punctuate_ < *next_punctuate) {
-          next_punctuate = requested_punctuate_;
-        }
-        requested_punctuate_.reset();
-      }
+      take_requested_punctuate(next_punctuate);
       const auto now = clock().now();
       if (next_punctuate && now >= *next_punctuate) {
         std::optional<SystemTime> next;
@@ -278,12 +275,7 @@ class Runtime::Instance final : public ProcessorContext, public Mailbox {
           spdlog::error("{}[{}]: punctuate failed: {}", spec_.name, index_, reason);
         }
         next_punctuate = next;
-        if (requested_punctuate_) {  // asked for during punctuate() itself
-          if (!next_punctuate || *requested_punctuate_ < *next_punctuate) {
-            next_punctuate = requested_punctuate_;
-          }
-          requested_punctuate_.reset();
-        }
+        take_requested_punctuate(next_punctuate);  // asked for during punctuate() itself
       }
       if (!commit(!records.empty() || skipped_records())) return;
       // Nothing in flight: the positions are applied. This makes a partition that was just

@@ -73,6 +73,11 @@ class WorkerTest : public ::testing::Test {
     ASSERT_TRUE(
         log_->produce({{std::string(topics::kDispatch), std::to_string(id), e.dump()}}).ok());
   }
+  void cancel(int64_t id, int64_t attempt = 1) {
+    Envelope e{"execution.cancel", id, "", 0, "executor", {{"id", id}, {"attempt", attempt}}};
+    ASSERT_TRUE(
+        log_->produce({{std::string(topics::kDispatch), std::to_string(id), e.dump()}}).ok());
+  }
   // Next result records until `n` arrived (or `wait` passed).
   std::vector<Envelope> results(size_t n, std::chrono::milliseconds wait = 10s) {
     std::vector<Envelope> out;
@@ -236,15 +241,13 @@ TEST_F(WorkerTest, ACancelledWaitingAttemptEndsAtOnceWithoutRunning) {
   r = results(1);  // 32 recorded in flight, waiting for 31's slot
   ASSERT_EQ(r.size(), 1u);
   EXPECT_EQ(r[0].payload["id"], 32);
-  Envelope c{"execution.cancel", 32, "", 0, "executor", {{"id", 32}, {"attempt", 1}}};
-  ASSERT_TRUE(log_->produce({{std::string(topics::kDispatch), "32", c.dump()}}).ok());
+  cancel(32);
   r = results(1, 5s);  // long before 31's 30 s are up
   ASSERT_EQ(r.size(), 1u);
   EXPECT_EQ(r[0].type, "result.finished");
   EXPECT_EQ(r[0].payload["id"], 32);
   EXPECT_EQ(r[0].payload["status"], "cancelled") << r[0].payload.dump();
-  Envelope c31{"execution.cancel", 31, "", 0, "executor", {{"id", 31}, {"attempt", 1}}};
-  ASSERT_TRUE(log_->produce({{std::string(topics::kDispatch), "31", c31.dump()}}).ok());
+  cancel(31);
   r = results(1);
   ASSERT_EQ(r.size(), 1u);
   EXPECT_EQ(r[0].payload["id"], 31);
@@ -258,8 +261,7 @@ TEST_F(WorkerTest, CancelEndsTheProcess) {
   auto r = results(1);
   ASSERT_EQ(r.size(), 1u);
   EXPECT_EQ(r[0].type, "result.running");
-  Envelope c{"execution.cancel", 14, "", 0, "executor", {{"id", 14}, {"attempt", 1}}};
-  ASSERT_TRUE(log_->produce({{std::string(topics::kDispatch), "14", c.dump()}}).ok());
+  cancel(14);
   r = results(1);
   ASSERT_EQ(r.size(), 1u);
   EXPECT_EQ(r[0].type, "result.finished");
@@ -267,7 +269,7 @@ TEST_F(WorkerTest, CancelEndsTheProcess) {
 }
 
 // The pid goes into the in-flight record once the process has run for a while (a restart kills
-// its process group); a short action's attempt never gets that extra write.
+// its process group).
 TEST_F(WorkerTest, ThePidOfAProcessThatKeepsRunningIsStored) {
   start();
   dispatch(17, shell("sleep 30"));
@@ -288,8 +290,7 @@ TEST_F(WorkerTest, ThePidOfAProcessThatKeepsRunningIsStored) {
   ASSERT_TRUE(f.has_value());
   ASSERT_GT(f->pid, 0);
   EXPECT_EQ(::kill(f->pid, 0), 0);  // the running sleep's
-  Envelope c{"execution.cancel", 17, "", 0, "executor", {{"id", 17}, {"attempt", 1}}};
-  ASSERT_TRUE(log_->produce({{std::string(topics::kDispatch), "17", c.dump()}}).ok());
+  cancel(17);
   r = results(1);
   ASSERT_EQ(r.size(), 1u);
   EXPECT_EQ(r[0].payload["status"], "cancelled");
