@@ -955,6 +955,7 @@ int run_serve_detached(ServeConfig cfg, int ready_timeout_s) {
   ::close(ready[1]);
   ::close(log_fd);
   std::string got;
+  bool closed = false;  // the child closed its end of the pipe: it is exiting
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(ready_timeout_s);
   for (;;) {
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -967,7 +968,10 @@ int run_serve_detached(ServeConfig cfg, int ready_timeout_s) {
     char buf[256];
     const ssize_t n = ::read(ready[0], buf, sizeof buf);
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
+    if (n <= 0) {
+      closed = true;
+      break;
+    }
     got.append(buf, static_cast<size_t>(n));
   }
   ::close(ready[0]);
@@ -982,9 +986,15 @@ int run_serve_detached(ServeConfig cfg, int ready_timeout_s) {
     return 0;
   }
   int status = 0;
-  const bool exited = ::waitpid(pid, &status, WNOHANG) == pid;
+  bool exited = ::waitpid(pid, &status, WNOHANG) == pid;
+  // The pipe closes while the child's exit is still under way: give it up to 5 s before telling the
+  // user it is "still starting".
+  for (int i = 0; !exited && closed && i < 500; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    exited = ::waitpid(pid, &status, WNOHANG) == pid;
+  }
   std::fprintf(stderr, "attune: %s; last lines of %s:\n",
-               exited ? "serve exited before it was ready"
+               exited || closed ? "serve exited before it was ready"
                       : ("serve is not ready after " + std::to_string(ready_timeout_s) +
                          " s (still starting, pid " + std::to_string(pid) + ")")
                             .c_str(),
