@@ -53,7 +53,6 @@ class EmbeddedConsumer final : public Consumer {
       if (waiter_.topics.empty() || waiter_.topics.back() != it->first.topic) {
         waiter_.topics.push_back(it->first.topic);
       }
-      waiter_.partitions.push_back(it->first);
       turns_.push_back(it);
     }
     log_.add_waiter(&waiter_);
@@ -622,11 +621,6 @@ void EmbeddedLog::lead(std::unique_lock<std::mutex>& lock, bool hand_off) {
     if (st.ok() && !written.empty()) {
       std::lock_guard waiters_lock(waiters_mu_);
       for (Waiter* w : waiters_) {
-        const bool appended = std::any_of(touched.begin(), touched.end(), [&](const auto& t) {
-          return std::find(w->partitions.begin(), w->partitions.end(), t.first) !=
-                 w->partitions.end();
-        });
-        if (!appended) continue;
         const bool wanted = std::any_of(w->topics.begin(), w->topics.end(), [&](const auto& t) {
           if (std::find(written.begin(), written.end(), t) == written.end()) return false;
           const bool keyed =

@@ -56,10 +56,6 @@ class EmbeddedLog final : public Log {
     std::mutex mu;
     std::condition_variable cv;
     std::vector<std::string> topics;
-    // The partitions it reads: a commit wakes it only when it appended to one of them (issue 19:
-    // a record woke every instance of a stage, one per partition, and all but one went back to
-    // sleep; ~77 context switches per execution when executions come one at a time).
-    std::vector<TopicPartition> partitions;
     KeyFilter filter;  // Consumer::set_key_filter; guarded by the log's waiter list lock
   };
   void add_waiter(Waiter* w);
